@@ -1,0 +1,1 @@
+"""Autotuning: search spaces from the passes' knobs, cost model, measurement, database."""

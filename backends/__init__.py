@@ -1,0 +1,1 @@
+"""Backends: scheduled IR -> source text for a target (C today)."""

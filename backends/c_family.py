@@ -1,0 +1,250 @@
+"""The C-family renderer: expressions and loop nests of `ir.loops` as C text.
+
+Shared by every C-like backend (portable C today; SIMD C and CUDA extend it). What differs
+between dialects is data: `FLOAT_FUNCS` (function name per dtype), `PRELUDE` (helper functions)
+and a few methods a subclass may override (`render_for`, `index_type`).
+"""
+
+from __future__ import annotations
+
+import math
+
+from loopweave.ir import expr as ir
+from loopweave.ir.loops import Block, For, If, Node, Store
+from loopweave.ir.types import BOOL, INDEX, DType
+
+C_KEYWORDS = frozenset("""
+auto break case char const continue default do double else enum extern float for goto if inline
+int long register restrict return short signed sizeof static struct switch typedef union unsigned
+void volatile while _Bool _Complex _Imaginary bool true false NULL main INFINITY NAN
+""".split())
+
+
+def c_name(name: str) -> str:
+    """A DSL name as a C identifier that cannot clash with C or with our own helpers."""
+    if name in C_KEYWORDS or name.startswith("lw_"):
+        return f"lw_u_{name}"
+    return name
+
+
+#: Math functions by element type; `{x}` is the argument text.
+FLOAT_FUNCS: dict[str, dict[str, str]] = {
+    "f32": {"exp": "expf({0})", "log": "logf({0})", "sqrt": "sqrtf({0})", "tanh": "tanhf({0})",
+            "erf": "erff({0})", "pow": "powf({0}, {1})", "abs": "fabsf({0})",
+            "sigmoid": "(1.0f / (1.0f + expf(-({0}))))", "min": "lw_min_f32({0}, {1})",
+            "max": "lw_max_f32({0}, {1})", "%": "lw_mod_f32({0}, {1})"},
+    "f64": {"exp": "exp({0})", "log": "log({0})", "sqrt": "sqrt({0})", "tanh": "tanh({0})",
+            "erf": "erf({0})", "pow": "pow({0}, {1})", "abs": "fabs({0})",
+            "sigmoid": "(1.0 / (1.0 + exp(-({0}))))", "min": "lw_min_f64({0}, {1})",
+            "max": "lw_max_f64({0}, {1})", "%": "lw_mod_f64({0}, {1})"},
+}
+
+PRELUDE = r"""#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+/* Floor division and modulo, as numpy and isl define them (0 for a zero divisor, as numpy). */
+#define LW_INT_HELPERS(T, S) \
+  static inline T lw_div_##S(T a, T b) { \
+    if (b == 0) return 0; T q = a / b; return (T)(((a % b != 0) && ((a < 0) != (b < 0))) ? q - 1 : q); } \
+  static inline T lw_mod_##S(T a, T b) { \
+    if (b == 0) return 0; T r = a % b; return (T)((r != 0 && ((r < 0) != (b < 0))) ? r + b : r); } \
+  static inline T lw_min_##S(T a, T b) { return a < b ? a : b; } \
+  static inline T lw_max_##S(T a, T b) { return a > b ? a : b; } \
+  static inline T lw_abs_##S(T a) { return a < 0 ? (T)-a : a; }
+LW_INT_HELPERS(int8_t, i8)
+LW_INT_HELPERS(uint8_t, u8)
+LW_INT_HELPERS(int16_t, i16)
+LW_INT_HELPERS(int32_t, i32)
+LW_INT_HELPERS(int64_t, i64)
+
+/* min/max that propagate NaN, as numpy's maximum/minimum do. */
+static inline float lw_max_f32(float a, float b) { return (a > b || a != a) ? a : b; }
+static inline float lw_min_f32(float a, float b) { return (a < b || a != a) ? a : b; }
+static inline double lw_max_f64(double a, double b) { return (a > b || a != a) ? a : b; }
+static inline double lw_min_f64(double a, double b) { return (a < b || a != a) ? a : b; }
+static inline float lw_mod_f32(float a, float b) {
+  float r = fmodf(a, b); return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
+static inline double lw_mod_f64(double a, double b) {
+  double r = fmod(a, b); return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
+
+/* f16 and bf16 are stored as bits and computed in f32 (round to nearest even on store). */
+static inline float lw_bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint32_t lw_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float lw_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1Fu, m = h & 0x3FFu;
+  if (e == 0x1F) return lw_bits_f32(sign | 0x7F800000u | (m << 13));
+  if (e != 0) return lw_bits_f32(sign | ((e + 112u) << 23) | (m << 13));
+  return lw_bits_f32(sign | lw_f32_bits((float)m * 5.9604644775390625e-8f));
+}
+static inline uint16_t lw_f32_to_f16(float f) {
+  uint32_t x = lw_f32_bits(f), sign = (x >> 16) & 0x8000u, a = x & 0x7FFFFFFFu;
+  if (a >= 0x7F800000u) return (uint16_t)(sign | 0x7C00u | (a > 0x7F800000u ? 0x200u : 0u));
+  if (a >= 0x477FF000u) return (uint16_t)(sign | 0x7C00u);
+  if (a < 0x38800000u) /* subnormal: let an f32 addition do the rounding */
+    return (uint16_t)(sign | (lw_f32_bits(lw_bits_f32(a) + 0.5f) - 0x3F000000u));
+  return (uint16_t)(sign | ((a + 0xC8000FFFu + ((a >> 13) & 1u)) >> 13));
+}
+static inline float lw_bf16_to_f32(uint16_t h) { return lw_bits_f32((uint32_t)h << 16); }
+static inline uint16_t lw_f32_to_bf16(float f) {
+  uint32_t x = lw_f32_bits(f);
+  if ((x & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((x >> 16) | 0x40u);
+  return (uint16_t)((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
+}
+"""
+
+_C_BINARY = {"+", "-", "*", "<<", ">>", "&", "|", "^", "<", "<=", ">", ">=", "==", "!="}
+# C operator precedence (higher binds tighter); operands print parentheses only where needed.
+_C_PREC = {"*": 13, "/": 13, "%": 13, "cdiv": 13, "crem": 13, "+": 12, "-": 12, "<<": 11,
+           ">>": 11, "<": 10, "<=": 10, ">": 10, ">=": 10, "==": 9, "!=": 9, "&": 8, "^": 7,
+           "|": 6, "and": 5, "or": 4}
+_NARROW_INTS = ("i8", "u8", "i16")
+_C_OP_TEXT = {"and": "&&", "or": "||", "cdiv": "/", "crem": "%"}
+
+
+class CFamilyRenderer:
+    """Renders `ir.expr` and `ir.loops` as C. `shapes` maps a tensor to its dimension exprs."""
+
+    index_type = "int64_t"
+
+    def __init__(self, shapes: dict[str, tuple[ir.Expr, ...]]):
+        self.shapes = shapes
+
+    # -- types and literals -----------------------------------------------------------------------
+
+    def ctype(self, dtype: DType) -> str:
+        return dtype.c_type
+
+    def const(self, value: int | float, dtype: DType) -> str:
+        if dtype.is_float:
+            if math.isinf(value):
+                text = "INFINITY" if value > 0 else "(-INFINITY)"
+                return text if dtype.name != "f64" else f"((double){text})"
+            text = repr(float(value))
+            return f"{text}f" if dtype.name == "f32" else text
+        if dtype == BOOL:
+            return "1" if value else "0"
+        v = int(value)
+        if dtype.bits == 64 and not -(2**31) < v < 2**31:
+            return "INT64_MIN" if v == -(2**63) else f"INT64_C({v})"
+        if dtype.name == "i32" and v == -(2**31):
+            return "INT32_MIN"
+        return str(v)
+
+    # -- expressions -----------------------------------------------------------------------------
+
+    def linear_index(self, tensor: str, indices: tuple[ir.Expr, ...]) -> str:
+        """Row-major offset: ((i0 * d1 + i1) * d2 + i2)."""
+        if not indices:
+            return "0"
+        shape = self.shapes[tensor]
+        offset: ir.Expr = indices[0]
+        for dim, index in zip(shape[1:], indices[1:], strict=True):
+            offset = ir.add(ir.mul(offset, dim), index)
+        return self.expr(offset)
+
+    def expr(self, e: ir.Expr, parent_prec: int = 0) -> str:
+        """C text of `e`; parenthesized if its operator binds looser than `parent_prec`."""
+        match e:
+            case ir.Const(value=v, dtype=t):
+                return self.const(v, t)
+            case ir.Var(name=n) | ir.Param(name=n) | ir.Scalar(name=n):
+                return c_name(n)
+            case ir.Load(tensor=t, indices=ix):
+                return f"{c_name(t)}[{self.linear_index(t, ix)}]"
+            case ir.Cast(dtype=t, operand=x):
+                return self.cast(t, x)
+            case ir.Unary(op=op, operand=x, dtype=t):
+                text = {"neg": "-", "not": "!", "invert": "~"}[op] + self.expr(x, 15)
+                return self.narrow(text, t)
+            case ir.Binary(op=op, left=a, right=b, dtype=t):
+                return self.binary(op, a, b, t, parent_prec)
+            case ir.Call(func=f, args=args, dtype=t):
+                return self.call(f, args, t)
+        raise AssertionError(type(e).__name__)
+
+    def narrow(self, text: str, dtype: DType) -> str:
+        """C computes narrow integers in int; wrap back to the element type as numpy does."""
+        return f"(({dtype.c_type})({text}))" if dtype.name in _NARROW_INTS else text
+
+    def cast(self, dtype: DType, x: ir.Expr) -> str:
+        inner = self.expr(x)
+        source = x.dtype
+        if source.name in ("f16", "bf16"):
+            inner = f"lw_{source.name}_to_f32({inner})"
+            source = dtype  # now an f32 value
+        if dtype.name in ("f16", "bf16"):
+            return f"lw_f32_to_{dtype.name}((float)({inner}))"
+        if source == dtype:
+            return inner
+        return f"(({dtype.c_type})({inner}))"
+
+    def binary(self, op: str, a: ir.Expr, b: ir.Expr, dtype: DType, parent_prec: int) -> str:
+        operand_type = a.dtype
+        if op in ("/", "%") and operand_type.is_int:
+            return f"lw_{'div' if op == '/' else 'mod'}_{operand_type.name}({self.expr(a)}, " \
+                   f"{self.expr(b)})"
+        if op == "%":
+            return FLOAT_FUNCS[operand_type.name]["%"].format(self.expr(a), self.expr(b))
+        prec = _C_PREC[op]
+        narrow = dtype.name in _NARROW_INTS
+        x, y = self.expr(a, prec), self.expr(b, prec + 1)
+        text = f"{x} {_C_OP_TEXT.get(op, op)} {y}"
+        if narrow:
+            return self.narrow(text, dtype)
+        return f"({text})" if prec < parent_prec else text
+
+    def call(self, f: str, args: tuple[ir.Expr, ...], dtype: DType) -> str:
+        texts = [self.expr(a) for a in args]
+        if f == "select":
+            return f"({texts[0]} ? {texts[1]} : {texts[2]})"
+        if dtype.is_float:
+            return FLOAT_FUNCS[dtype.name][f].format(*texts)
+        name = dtype.name if dtype.name != "bool" else "i32"
+        return f"lw_{f}_{name}({', '.join(texts)})"
+
+    def reduce(self, op: str, current: str, value: str, dtype: DType) -> str:
+        """The new value of a reduction `current <op>= value`."""
+        if op == "+=":
+            return self.narrow(f"{current} + {value}", dtype)
+        if op == "*=":
+            return self.narrow(f"{current} * {value}", dtype)
+        func = "max" if op == "max=" else "min"
+        name = dtype.name if dtype.name not in ("f16", "bf16") else "f32"
+        return f"lw_{func}_{name}({current}, {value})"
+
+    # -- loop nests ------------------------------------------------------------------------------
+
+    def stmt(self, node: Node, indent: str) -> list[str]:
+        match node:
+            case Block(body=body):
+                return [line for b in body for line in self.stmt(b, indent)]
+            case For():
+                return self.render_for(node, indent)
+            case If(cond=c, then=t, orelse=e):
+                lines = [f"{indent}if ({self.expr(c)}) {{", *self.stmt(t, indent + "  ")]
+                if e is not None:
+                    lines += [f"{indent}}} else {{", *self.stmt(e, indent + "  ")]
+                return [*lines, f"{indent}}}"]
+            case Store():
+                return [f"{indent}{self.store(node)}"]
+        raise AssertionError(type(node).__name__)
+
+    def render_for(self, node: For, indent: str) -> list[str]:
+        v = c_name(node.var)
+        head = (f"{indent}for ({self.index_type} {v} = {self.expr(node.init)}; "
+                f"{self.expr(node.cond)}; {v} += {node.step}) {{")
+        return [head, *self.stmt(node.body, indent + "  "), f"{indent}}}"]
+
+    def store(self, node: Store) -> str:
+        target = f"{c_name(node.tensor)}[{self.linear_index(node.tensor, node.indices)}]"
+        # The value of a reduction is an operand of + or *: parenthesize it accordingly.
+        value = self.expr(node.value, 13 if node.reduce == "*=" else 12 if node.reduce else 0)
+        if node.reduce is None:
+            return f"{target} = {value};"
+        dtype = node.value.dtype
+        if dtype.name in ("f16", "bf16"):  # the value is Cast(f16, ...): combine in f32
+            current = f"lw_{dtype.name}_to_f32({target})"
+            combined = self.reduce(node.reduce, current, self.expr(node.value.operand, 13), dtype)
+            return f"{target} = lw_f32_to_{dtype.name}({combined});"
+        return f"{target} = {self.reduce(node.reduce, target, value, dtype)};"

@@ -1,0 +1,105 @@
+"""`compile()`: DSL text -> callable `Kernel`, as a flat list of named stages.
+
+    parse -> check (builds the polyhedral IR) -> schedule -> lower (isl AST) -> render -> build
+    -> load
+
+`compile(..., dump=True)` prints the result of each stage; `stages()` returns them for tests.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from loopweave.backends import c as c_backend
+from loopweave.errors import DSLError, DSLSyntaxError, LoopweaveError, TargetError
+from loopweave.frontend import ast
+from loopweave.frontend.checker import check
+from loopweave.frontend.parser import parse
+from loopweave.ir.codegen import loop_ast
+from loopweave.ir.kernel import KernelIR
+from loopweave.ir.loops import Node, to_text
+from loopweave.runtime import Kernel
+from loopweave.targets import Target, get_target
+from loopweave.toolchain import build_shared_library
+
+
+@dataclass
+class Stages:
+    """What each stage produced (kept for `dump` and for tests)."""
+
+    target: Target
+    syntax: ast.KernelDef | None = None
+    ir: KernelIR | None = None
+    loops: Node | None = None
+    source: str = ""
+    dumps: list[tuple[str, str]] = field(default_factory=list)
+
+
+def select_kernel(kernels: tuple[ast.KernelDef, ...], name: str | None,
+                  source: str) -> ast.KernelDef:
+    """The kernel called `name`, or the only one in the text."""
+    names = [k.name for k in kernels]
+    if name is None:
+        if len(kernels) == 1:
+            return kernels[0]
+        raise DSLError(f"the source defines {len(kernels)} kernels ({', '.join(names)}); "
+                       "choose one with compile(..., kernel='name')")
+    for k in kernels:
+        if k.name == name:
+            return k
+    raise DSLError(f"no kernel named {name!r} in the source; it defines {', '.join(names)}")
+
+
+def front_end(source: str, kernel: str | None = None) -> KernelIR:
+    """Parse and check DSL text: the kernel's polyhedral IR."""
+    if not isinstance(source, str):
+        raise TypeError(f"compile() takes DSL source text, not {type(source).__name__}")
+    try:
+        kdef = select_kernel(parse(source), kernel, source)
+        return check(kdef, source)
+    except RecursionError:
+        raise DSLSyntaxError("the kernel is nested too deeply") from None
+
+
+def stages(source: str, target: str = "cpu", *, kernel: str | None = None,
+           schedule=None, cc: str | None = None, cflags=None) -> Stages:
+    """Run every stage up to the generated source (no build)."""
+    result = Stages(get_target(target, cc, tuple(cflags) if cflags is not None else None))
+    result.ir = front_end(source, kernel)
+    result.dumps.append(("ir", str(result.ir)))
+    if schedule is not None:
+        result.ir = schedule.apply(result.ir) if hasattr(schedule, "apply") else schedule(result.ir)
+        result.dumps.append(("schedule", str(result.ir.schedule)))
+    result.loops = loop_ast(result.ir)
+    result.dumps.append(("loops", to_text(result.loops)))
+    if result.target.backend != "c":
+        raise TargetError(f"target {target!r} has no backend yet")
+    result.source = c_backend.render(result.ir, result.loops)
+    result.dumps.append(("source", result.source))
+    return result
+
+
+def compile(source: str, target: str = "cpu", *, kernel: str | None = None, schedule=None,
+            cc: str | None = None, cflags=None, dump: bool = False) -> Kernel:  # noqa: A001
+    """Compile DSL text into a callable `Kernel` for `target`.
+
+    source:   DSL text with one or more `kernel` definitions.
+    target:   "cpu" (the host, C99 built by the system compiler).
+    kernel:   which kernel of the text, when it defines several.
+    schedule: a function KernelIR -> KernelIR (or an object with `.apply`) run on the IR.
+    cc, cflags: the C compiler and its optimisation flags (default: $CC or cc, -O3 -march=native;
+              $LOOPWEAVE_CFLAGS overrides the flags).
+    dump:     print the output of each stage to stderr.
+
+    Every error about the kernel derives from `loopweave.LoopweaveError`.
+    """
+    result = stages(source, target, kernel=kernel, schedule=schedule, cc=cc, cflags=cflags)
+    if dump:
+        for name, text in result.dumps:
+            print(f"==== {name} ====\n{text}", file=sys.stderr)
+    library = build_shared_library(result.source, result.target.cc, result.target.cflags)
+    try:
+        return Kernel(result.ir, result.source, library, result.target.name)
+    except OSError as e:  # a cached library that cannot be loaded
+        raise LoopweaveError(f"cannot load the built kernel {library}: {e}") from None

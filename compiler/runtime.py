@@ -1,0 +1,153 @@
+"""The callable `Kernel`: argument checking, size binding, output allocation, the C call."""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+
+from loopweave.backends.c import CParam, c_params, function_name
+from loopweave.errors import ArgumentTypeError, ArgumentValueError
+from loopweave.ir.expr import Param, evaluate, to_str
+from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor
+from loopweave.ir.types import DType
+
+_CTYPES = {"f32": ctypes.c_float, "f64": ctypes.c_double, "i8": ctypes.c_int8,
+           "u8": ctypes.c_uint8, "i16": ctypes.c_int16, "i32": ctypes.c_int32,
+           "i64": ctypes.c_int64, "f16": ctypes.c_uint16, "bf16": ctypes.c_uint16}
+
+
+def _scalar_value(arg, dtype: DType, name: str):
+    """A Python or numpy scalar converted for a C parameter of `dtype`."""
+    if isinstance(arg, np.ndarray) and arg.ndim == 0:
+        arg = arg[()]
+    if isinstance(arg, bool | np.bool_) or not isinstance(arg, int | float | np.number):
+        raise ArgumentTypeError(f"argument '{name}' must be a {dtype} scalar, "
+                                f"not {type(arg).__name__}")
+    if dtype.is_int:
+        if isinstance(arg, float | np.floating) and not float(arg).is_integer():
+            raise ArgumentTypeError(f"argument '{name}' must be an integer ({dtype}), got {arg}")
+        value = int(arg)
+        info = np.iinfo(dtype.numpy)
+        if not int(info.min) <= value <= int(info.max):
+            raise ArgumentValueError(f"argument '{name}' = {value} does not fit in {dtype}")
+        return value
+    if dtype.is_storage_only:
+        return int(np.array(arg, dtype=dtype.numpy).view(np.uint16))
+    return float(arg)
+
+
+class Kernel:
+    """A compiled kernel. Call it with numpy arrays and scalars in parameter order.
+
+    Returns the output array (a tuple if several, None if none); `inout` arrays are updated in
+    place. `source` is the generated code, `ir` the kernel IR.
+    """
+
+    def __init__(self, kernel_ir: KernelIR, source: str, library: Path, target: str):
+        self.ir = kernel_ir
+        self.source = source
+        self.target = target
+        self.library_path = library
+        self.name = kernel_ir.name
+        self._params: tuple[CParam, ...] = c_params(kernel_ir)
+        self._lib = ctypes.CDLL(str(library))
+        self._fn = getattr(self._lib, function_name(kernel_ir))
+        self._fn.restype = None
+        self._fn.argtypes = [ctypes.c_void_p if p.kind == "tensor" else
+                             ctypes.c_int64 if p.kind == "size" else _CTYPES[p.dtype.name]
+                             for p in self._params]
+
+    def __repr__(self) -> str:
+        args = ", ".join(str(a) for a in self.ir.args)
+        outs = ", ".join(str(t) for t in self.ir.outputs)
+        return f"<loopweave.Kernel {self.name}({args}) -> ({outs}) target={self.target}>"
+
+    @property
+    def signature(self) -> str:
+        return repr(self)
+
+    def _bind(self, args: tuple) -> tuple[dict[str, np.ndarray], dict[str, object], dict[str, int]]:
+        if len(args) != len(self.ir.args):
+            names = ", ".join(a.name for a in self.ir.args)
+            raise ArgumentTypeError(f"{self.name}() takes {len(self.ir.args)} argument(s) "
+                                    f"({names}), got {len(args)}")
+        arrays: dict[str, np.ndarray] = {}
+        scalars: dict[str, object] = {}
+        env: dict[str, int] = {}
+        for spec, arg in zip(self.ir.args, args, strict=True):
+            if isinstance(spec, ScalarArg):
+                scalars[spec.name] = _scalar_value(arg, spec.dtype, spec.name)
+                if spec.dtype.is_int:
+                    env[spec.name] = scalars[spec.name]
+                continue
+            arrays[spec.name] = self._check_array(spec, arg, env)
+        for spec in self.ir.args:  # dims that are expressions of sizes, now all bound
+            if isinstance(spec, Tensor):
+                for d, dim in enumerate(spec.shape):
+                    want = evaluate(dim, env)
+                    if arrays[spec.name].shape[d] != want:
+                        raise ArgumentValueError(
+                            f"argument '{spec.name}' has shape {arrays[spec.name].shape}; "
+                            f"dimension {d} must be {to_str(dim)} = {want}")
+        for cond in self.ir.assumptions:
+            if not evaluate(cond, env):
+                sizes = ", ".join(f"{k}={v}" for k, v in env.items())
+                raise ArgumentValueError(f"{self.name}: the sizes break `assume {to_str(cond)}` "
+                                         f"({sizes})")
+        written = [arrays[t.name] for t in self.ir.args
+                   if isinstance(t, Tensor) and t.role == "inout"]
+        for w in written:
+            for name, a in arrays.items():
+                if a is not w and np.may_share_memory(a, w):
+                    raise ArgumentValueError(f"argument '{name}' overlaps an inout argument in "
+                                             "memory; pass a copy")
+        return arrays, scalars, env
+
+    def _check_array(self, spec: Tensor, arg, env: dict[str, int]) -> np.ndarray:
+        if not isinstance(arg, np.ndarray):
+            raise ArgumentTypeError(f"argument '{spec.name}' must be a numpy array "
+                                    f"({spec.dtype}[{', '.join(map(to_str, spec.shape))}]), "
+                                    f"not {type(arg).__name__}")
+        if arg.dtype != spec.dtype.numpy:
+            raise ArgumentTypeError(f"argument '{spec.name}' must have dtype {spec.dtype.numpy} "
+                                    f"({spec.dtype}), not {arg.dtype}")
+        if arg.ndim != len(spec.shape):
+            raise ArgumentValueError(f"argument '{spec.name}' must have {len(spec.shape)} "
+                                     f"dimension(s), not {arg.ndim} (shape {arg.shape})")
+        if not arg.flags.c_contiguous:
+            raise ArgumentValueError(f"argument '{spec.name}' is not C-contiguous; pass "
+                                     f"numpy.ascontiguousarray({spec.name})")
+        if spec.role == "inout" and not arg.flags.writeable:
+            raise ArgumentValueError(f"argument '{spec.name}' is inout but read-only")
+        for d, dim in enumerate(spec.shape):
+            if isinstance(dim, Param) and dim.name not in env:
+                env[dim.name] = arg.shape[d]
+        return arg
+
+    def _allocate(self, tensor: Tensor, env: dict[str, int]) -> np.ndarray:
+        shape = tuple(evaluate(d, env) for d in tensor.shape)
+        if any(n < 0 for n in shape):
+            raise ArgumentValueError(f"{tensor.name} would have a negative shape {shape} for "
+                                     f"sizes {env}")
+        return np.zeros(shape, dtype=tensor.dtype.numpy)
+
+    def __call__(self, *args):
+        arrays, scalars, env = self._bind(args)
+        outputs = [self._allocate(t, env) for t in self.ir.outputs]
+        temps = [self._allocate(t, env) for t in self.ir.temporaries]
+        for t, a in zip((*self.ir.outputs, *self.ir.temporaries), (*outputs, *temps), strict=True):
+            arrays[t.name] = a
+        values = []
+        for p in self._params:
+            if p.kind == "tensor":
+                values.append(arrays[p.name].ctypes.data)
+            elif p.kind == "scalar":
+                values.append(scalars[p.name])
+            else:
+                values.append(env[p.name])
+        self._fn(*values)
+        if not outputs:
+            return None
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)

@@ -1,0 +1,1 @@
+"""DSL front end: text -> syntax tree (`parser`) -> checked kernel (`checker`)."""

@@ -1,0 +1,60 @@
+"""Scheduled `KernelIR` -> loop AST (`ir.loops`), by isl's AST builder.
+
+isl decides the loops, bounds and guards from the schedule tree; this module only translates
+isl's AST into ours and substitutes each statement's iterators into its body.
+"""
+
+from __future__ import annotations
+
+import islpy as isl
+
+from loopweave.ir import isl_helpers
+from loopweave.ir.expr import Expr, Load, substitute
+from loopweave.ir.kernel import KernelIR, Statement
+from loopweave.ir.loops import Block, For, If, Node, Store
+
+
+def _store(stmt: Statement, values: list[Expr]) -> Store:
+    mapping = dict(zip(stmt.iterators, values, strict=True))
+    lhs: Load = substitute(stmt.lhs, mapping)
+    value = substitute(stmt.rhs, mapping)
+    reduce = None if stmt.op == "=" else stmt.op
+    return Store(lhs.tensor, lhs.indices, value, reduce, stmt.name)
+
+
+class _Translator:
+    def __init__(self, kernel: KernelIR):
+        self.kernel = kernel
+        self.params = frozenset(kernel.params)
+
+    def expr(self, e: isl.AstExpr) -> Expr:
+        return isl_helpers.from_ast_expr(e, self.params)
+
+    def node(self, n: isl.AstNode) -> Node:
+        kind = n.get_type()
+        if kind == isl.ast_node_type.for_:
+            var = self.expr(n.for_get_iterator()).name
+            step = n.for_get_inc().int_get_val().to_python()
+            return For(var, self.expr(n.for_get_init()), self.expr(n.for_get_cond()), step,
+                       self.node(n.for_get_body()))
+        if kind == isl.ast_node_type.if_:
+            orelse = self.node(n.if_get_else_node()) if n.if_has_else_node() else None
+            return If(self.expr(n.if_get_cond()), self.node(n.if_get_then_node()), orelse)
+        if kind == isl.ast_node_type.block:
+            children = n.block_get_children()
+            return Block(tuple(self.node(children.get_at(i)) for i in range(children.n_ast_node())))
+        if kind == isl.ast_node_type.mark:
+            return self.node(n.mark_get_node())
+        if kind == isl.ast_node_type.user:
+            call = n.user_get_expr()
+            name = call.op_get_arg(0).id_get_id().get_name()
+            args = [self.expr(call.op_get_arg(i)) for i in range(1, call.op_get_n_arg())]
+            return _store(self.kernel.statement[name], args)
+        raise NotImplementedError(f"isl AST node {kind}")
+
+
+def loop_ast(kernel: KernelIR) -> Node:
+    """The loop nest that executes `kernel` in the order of its schedule."""
+    build = isl.AstBuild.from_context(kernel.context)
+    root = build.node_from_schedule(kernel.schedule)
+    return _Translator(kernel).node(root)

@@ -1,0 +1,131 @@
+"""The polyhedral kernel IR: tensors, statements with isl domains and accesses, a schedule tree.
+
+    KernelIR := name, args (call order), tensors, params, statements, schedule, context
+    Tensor   := name, dtype, shape (index expressions in the parameters), role
+    Statement:= name, iterators, domain (isl set), lhs (a Load used as a store target), op, rhs
+
+A statement `S` with iterators (t, i, k) and domain `[N] -> { S[t, i, k] : ... }` assigns
+`lhs := rhs` (op "=") or `lhs := lhs <op> rhs` (a reduction op: "+=", "*=", "max=", "min=") once
+per point of its domain. Parameters are the size symbols and integer scalar arguments.
+The schedule (an isl schedule tree) orders all statement instances; it starts in program order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import islpy as isl
+
+from loopweave.errors import SourcePos
+from loopweave.ir import isl_helpers
+from loopweave.ir.expr import Expr, Load, loads, to_str
+from loopweave.ir.types import DType
+
+ROLES = ("in", "inout", "out", "temp")
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    name: str
+    dtype: DType
+    shape: tuple[Expr, ...]
+    role: str  # one of ROLES
+
+    def __str__(self) -> str:
+        dims = ", ".join(to_str(d) for d in self.shape)
+        return f"{self.name}: {self.role} {self.dtype}[{dims}]"
+
+
+@dataclass(frozen=True, slots=True)
+class ScalarArg:
+    name: str
+    dtype: DType
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.dtype}"
+
+
+@dataclass(frozen=True, eq=False)
+class Statement:
+    name: str
+    iterators: tuple[str, ...]
+    domain: isl.Set
+    lhs: Load
+    op: str  # "=" or a reduction "+=", "*=", "max=", "min="
+    rhs: Expr
+    pos: SourcePos
+    is_init: bool = False  # the identity initialisation in front of a reduction
+
+    def __str__(self) -> str:
+        its = ", ".join(self.iterators)
+        note = "  (init)" if self.is_init else f"  (line {self.pos.line})"
+        return f"{self.name}[{its}]: {to_str(self.lhs)} {self.op} {to_str(self.rhs)}{note}"
+
+    @property
+    def reads(self) -> list[Load]:
+        """Every load of the right side, plus the left side itself for a reduction."""
+        found = loads(self.rhs)
+        return found + [self.lhs] if self.op != "=" else found
+
+    def access_map(self, params: tuple[str, ...], access: Load) -> isl.Map:
+        """`{ S[iterators] -> tensor[indices] }` restricted to the statement's domain."""
+        m = isl_helpers.make_map(params, self.name, self.iterators, access.tensor, access.indices)
+        return m.intersect_domain(self.domain)
+
+
+@dataclass(frozen=True, eq=False)
+class KernelIR:
+    name: str
+    args: tuple[Tensor | ScalarArg, ...]  # in call order: inputs, inouts and scalars
+    outputs: tuple[Tensor, ...]
+    temporaries: tuple[Tensor, ...]
+    params: tuple[str, ...]  # isl parameters: sizes, then integer scalars
+    sizes: tuple[str, ...]  # size symbols bound from argument shapes
+    assumptions: tuple[Expr, ...]  # conditions on parameters (`assume` lines)
+    context: isl.Set  # what the parameters satisfy: sizes >= 0 and the assumptions
+    statements: tuple[Statement, ...]
+    schedule: isl.Schedule
+    source: str = ""
+
+    @cached_property
+    def tensors(self) -> dict[str, Tensor]:
+        ts = [a for a in self.args if isinstance(a, Tensor)]
+        return {t.name: t for t in (*ts, *self.outputs, *self.temporaries)}
+
+    @cached_property
+    def statement(self) -> dict[str, Statement]:
+        return {s.name: s for s in self.statements}
+
+    def with_schedule(self, schedule: isl.Schedule) -> KernelIR:
+        """The same kernel under another schedule (what every pass returns)."""
+        return replace(self, schedule=schedule)
+
+    def domains(self) -> isl.UnionSet:
+        result = isl.UnionSet.empty(self.context.get_space())
+        for s in self.statements:
+            result = result.union(isl.UnionSet.from_set(s.domain))
+        return result
+
+    def access_relations(self) -> tuple[isl.UnionMap, isl.UnionMap]:
+        """(reads, writes) of all statements, as union maps statement instance -> element."""
+        empty = isl.UnionMap.empty(self.context.get_space())
+        reads, writes = empty, empty
+        for s in self.statements:
+            for access in s.reads:
+                reads = reads.union(isl.UnionMap.from_map(s.access_map(self.params, access)))
+            writes = writes.union(isl.UnionMap.from_map(s.access_map(self.params, s.lhs)))
+        return reads, writes
+
+    def __str__(self) -> str:
+        lines = [f"kernel {self.name}"]
+        lines += [f"  arg {a}" for a in self.args]
+        lines += [f"  out {t}" for t in self.outputs]
+        lines += [f"  tmp {t}" for t in self.temporaries]
+        if self.assumptions:
+            lines.append("  assume " + " and ".join(to_str(a) for a in self.assumptions))
+        for s in self.statements:
+            lines.append(f"  {s}")
+            lines.append(f"      domain {s.domain}")
+        lines.append(f"  schedule {self.schedule}")
+        return "\n".join(lines)

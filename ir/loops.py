@@ -1,0 +1,84 @@
+"""The loop AST that backends render: what isl's AST builder produced, with statement bodies in.
+
+    node := For(var, init, cond, step, body, kind) | If(cond, then, orelse) | Block(body)
+          | Store(tensor, indices, value, reduce, stmt)
+
+`kind` is "serial" today; passes annotate "parallel", "vector" or "unroll". A `Store` with a
+reduce op ("+=", "*=", "max=", "min=") means `tensor[indices] = tensor[indices] <op> value`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from loopweave.ir.expr import Expr, to_str
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    tensor: str
+    indices: tuple[Expr, ...]
+    value: Expr
+    reduce: str | None
+    stmt: str
+
+
+@dataclass(frozen=True, slots=True)
+class For:
+    var: str
+    init: Expr
+    cond: Expr
+    step: int
+    body: Node
+    kind: str = "serial"
+
+
+@dataclass(frozen=True, slots=True)
+class If:
+    cond: Expr
+    then: Node
+    orelse: Node | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    body: tuple[Node, ...]
+
+
+Node = For | If | Block | Store
+
+
+def walk(node: Node) -> Iterator[Node]:
+    """All nodes, parents before children."""
+    yield node
+    match node:
+        case For(body=b):
+            yield from walk(b)
+        case If(then=t, orelse=e):
+            yield from walk(t)
+            if e is not None:
+                yield from walk(e)
+        case Block(body=body):
+            for b in body:
+                yield from walk(b)
+
+
+def to_text(node: Node, indent: str = "") -> str:
+    """Readable pseudo-code of a loop nest (for dumps and error messages)."""
+    match node:
+        case For(var=v, init=i, cond=c, step=s, body=b, kind=k):
+            tag = "" if k == "serial" else f"  # {k}"
+            step = "" if s == 1 else f" step {s}"
+            head = f"{indent}for {v} = {to_str(i)} while {to_str(c)}{step}:{tag}\n"
+            return head + to_text(b, indent + "  ")
+        case If(cond=c, then=t, orelse=e):
+            text = f"{indent}if {to_str(c)}:\n" + to_text(t, indent + "  ")
+            if e is not None:
+                text += f"{indent}else:\n" + to_text(e, indent + "  ")
+            return text
+        case Block(body=body):
+            return "".join(to_text(b, indent) for b in body)
+        case Store(tensor=t, indices=ix, value=v, reduce=r):
+            return f"{indent}{t}[{', '.join(to_str(x) for x in ix)}] {r or '='} {to_str(v)}\n"
+    raise AssertionError(type(node).__name__)

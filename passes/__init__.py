@@ -1,0 +1,1 @@
+"""Schedule transformations (IR -> IR), each checked against the isl dependences."""

@@ -1,0 +1,491 @@
+"""Check the numpy references of examples/references.py against literal loop transcriptions.
+
+Every `naive_<kernel>` below restates its kernel's DSL statements as plain Python loops in float64:
+statements in program order, each statement's iterations in lexicographic order of its variables
+(left side first), reductions into a fresh output or temporary starting from the identity. The
+vectorised references must agree with them on the default test sizes. These tests need numpy
+only, not the compiler.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_references():
+    name = "loopweave_example_references"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / "references.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+refs = _load_references()
+F64 = np.float64
+
+
+def _a(x):
+    return np.array(x, dtype=F64)
+
+
+def naive_matmul(A, B):
+    m, k_ = A.shape
+    n = B.shape[1]
+    C = np.zeros((m, n))
+    for i in range(m):
+        for j in range(n):
+            for k in range(k_):
+                C[i, j] += F64(A[i, k]) * F64(B[k, j])
+    return {"C": C}
+
+
+def naive_bmm(A, B):
+    nb, m, k_ = A.shape
+    n = B.shape[2]
+    C = np.zeros((nb, m, n))
+    for b in range(nb):
+        for i in range(m):
+            for j in range(n):
+                for k in range(k_):
+                    C[b, i, j] += F64(A[b, i, k]) * F64(B[b, k, j])
+    return {"C": C}
+
+
+def naive_gemm(alpha, beta, C, A, B):
+    C, A, B = _a(C), _a(A), _a(B)
+    m, n = C.shape
+    for i in range(m):
+        for j in range(n):
+            C[i, j] = beta * C[i, j]
+    for i in range(m):
+        for j in range(n):
+            for k in range(A.shape[1]):
+                C[i, j] += alpha * A[i, k] * B[k, j]
+    return {"C": C}
+
+
+def naive_two_mm(alpha, beta, A, B, C, D):
+    A, B, C, D = _a(A), _a(B), _a(C), _a(D)
+    ni, nk = A.shape
+    nj, nl = C.shape
+    tmp = np.zeros((ni, nj))
+    for i in range(ni):
+        for j in range(nj):
+            for k in range(nk):
+                tmp[i, j] += alpha * A[i, k] * B[k, j]
+    for i in range(ni):
+        for l in range(nl):  # noqa: E741 - the kernel's own index name
+            D[i, l] = beta * D[i, l]
+    for i in range(ni):
+        for l in range(nl):  # noqa: E741
+            for j in range(nj):
+                D[i, l] += tmp[i, j] * C[j, l]
+    return {"D": D}
+
+
+def naive_atax(A, x):
+    A, x = _a(A), _a(x)
+    m, n = A.shape
+    tmp, y = np.zeros(m), np.zeros(n)
+    for i in range(m):
+        for j in range(n):
+            tmp[i] += A[i, j] * x[j]
+    for j in range(n):
+        for i in range(m):
+            y[j] += A[i, j] * tmp[i]
+    return {"y": y}
+
+
+def naive_bicg(A, r, p):
+    A, r, p = _a(A), _a(r), _a(p)
+    n, m = A.shape
+    s, q = np.zeros(m), np.zeros(n)
+    for j in range(m):
+        for i in range(n):
+            s[j] += r[i] * A[i, j]
+    for i in range(n):
+        for j in range(m):
+            q[i] += A[i, j] * p[j]
+    return {"s": s, "q": q}
+
+
+def naive_mvt(x1, x2, y1, y2, A):
+    x1, x2, y1, y2, A = map(_a, (x1, x2, y1, y2, A))
+    n = A.shape[0]
+    for i in range(n):
+        for j in range(n):
+            x1[i] += A[i, j] * y1[j]
+    for i in range(n):
+        for j in range(n):
+            x2[i] += A[j, i] * y2[j]
+    return {"x1": x1, "x2": x2}
+
+
+def naive_syrk(alpha, beta, C, A):
+    C, A = _a(C), _a(A)
+    n, m = A.shape
+    for i in range(n):
+        for j in range(i + 1):
+            C[i, j] = beta * C[i, j]
+    for i in range(n):
+        for j in range(i + 1):
+            for k in range(m):
+                C[i, j] += alpha * A[i, k] * A[j, k]
+    return {"C": C}
+
+
+def naive_trmm(alpha, A, B):
+    A, B = _a(A), _a(B)
+    m, n = B.shape
+    for i in range(m):
+        for j in range(n):
+            for k in range(i + 1, m):
+                B[i, j] += A[k, i] * B[k, j]
+    for i in range(m):
+        for j in range(n):
+            B[i, j] = alpha * B[i, j]
+    return {"B": B}
+
+
+def naive_lu(A):
+    A = _a(A)
+    n = A.shape[0]
+    for k in range(n):
+        for i in range(k + 1, n):
+            A[i, k] = A[i, k] / A[k, k]
+        for i in range(k + 1, n):
+            for j in range(k + 1, n):
+                A[i, j] = A[i, j] - A[i, k] * A[k, j]
+    return {"A": A}
+
+
+def polybench_lu(A):
+    """PolyBench's own loop order (Doolittle); equal to the kernel's up to rounding."""
+    A = _a(A)
+    n = A.shape[0]
+    for i in range(n):
+        for j in range(i):
+            for k in range(j):
+                A[i, j] -= A[i, k] * A[k, j]
+            A[i, j] /= A[j, j]
+        for j in range(i, n):
+            for k in range(i):
+                A[i, j] -= A[i, k] * A[k, j]
+    return {"A": A}
+
+
+def naive_jacobi_1d(A, B, T):
+    A, B = _a(A), _a(B)
+    n = A.shape[0]
+    for _t in range(int(T)):
+        for i in range(1, n - 1):
+            B[i] = (A[i - 1] + A[i] + A[i + 1]) / 3.0
+        for i in range(1, n - 1):
+            A[i] = (B[i - 1] + B[i] + B[i + 1]) / 3.0
+    return {"A": A, "B": B}
+
+
+def naive_jacobi_2d(A, B, T):
+    A, B = _a(A), _a(B)
+    n = A.shape[0]
+    for _t in range(int(T)):
+        for i in range(1, n - 1):
+            for j in range(1, n - 1):
+                B[i, j] = 0.2 * (A[i, j] + A[i, j - 1] + A[i, j + 1] + A[i + 1, j] + A[i - 1, j])
+        for i in range(1, n - 1):
+            for j in range(1, n - 1):
+                A[i, j] = 0.2 * (B[i, j] + B[i, j - 1] + B[i, j + 1] + B[i + 1, j] + B[i - 1, j])
+    return {"A": A, "B": B}
+
+
+def naive_seidel_2d(A, T):
+    A = _a(A)
+    n = A.shape[0]
+    for _t in range(int(T)):
+        for i in range(1, n - 1):
+            for j in range(1, n - 1):
+                A[i, j] = (A[i - 1, j - 1] + A[i - 1, j] + A[i - 1, j + 1]
+                           + A[i, j - 1] + A[i, j] + A[i, j + 1]
+                           + A[i + 1, j - 1] + A[i + 1, j] + A[i + 1, j + 1]) / 9.0
+    return {"A": A}
+
+
+def naive_softmax(X):
+    X = _a(X)
+    n, d = X.shape
+    m, s = np.full(n, -np.inf), np.zeros(n)
+    e, Y = np.zeros((n, d)), np.zeros((n, d))
+    for i in range(n):
+        for j in range(d):
+            m[i] = max(m[i], X[i, j])
+    for i in range(n):
+        for j in range(d):
+            e[i, j] = math.exp(X[i, j] - m[i])
+    for i in range(n):
+        for j in range(d):
+            s[i] += e[i, j]
+    for i in range(n):
+        for j in range(d):
+            Y[i, j] = e[i, j] / s[i]
+    return {"Y": Y}
+
+
+def naive_layernorm(X, gamma, beta, eps):
+    X, gamma, beta = _a(X), _a(gamma), _a(beta)
+    n, d = X.shape
+    mean, var = np.zeros(n), np.zeros(n)
+    xc, Y = np.zeros((n, d)), np.zeros((n, d))
+    for i in range(n):
+        for j in range(d):
+            mean[i] += X[i, j] / d
+    for i in range(n):
+        for j in range(d):
+            xc[i, j] = X[i, j] - mean[i]
+    for i in range(n):
+        for j in range(d):
+            var[i] += xc[i, j] * xc[i, j] / d
+    for i in range(n):
+        for j in range(d):
+            Y[i, j] = xc[i, j] / math.sqrt(var[i] + float(eps)) * gamma[j] + beta[j]
+    return {"Y": Y}
+
+
+def naive_conv2d(X, F):
+    X, F = _a(X), _a(F)
+    n_, c_, h, w = X.shape
+    k_, _, r_, s_ = F.shape
+    Y = np.zeros((n_, k_, h - r_ + 1, w - s_ + 1))
+    for n in range(n_):
+        for k in range(k_):
+            for y in range(h - r_ + 1):
+                for x in range(w - s_ + 1):
+                    for c in range(c_):
+                        for r in range(r_):
+                            for s in range(s_):
+                                Y[n, k, y, x] += X[n, c, y + r, x + s] * F[k, c, r, s]
+    return {"Y": Y}
+
+
+def naive_maxpool2d(X):
+    X = _a(X)
+    c_, h, w = X.shape
+    O = np.full((c_, h // 2, w // 2), -np.inf)  # noqa: E741 - the kernel's own name
+    for c in range(c_):
+        for y in range(h // 2):
+            for x in range(w // 2):
+                for dy in range(2):
+                    for dx in range(2):
+                        O[c, y, x] = max(O[c, y, x], X[c, 2 * y + dy, 2 * x + dx])
+    return {"O": O}
+
+
+def naive_attention(Q, K, V, scale):
+    Q, K, V = _a(Q), _a(K), _a(V)
+    lq, d_ = Q.shape
+    lk, dv = V.shape
+    s = np.zeros((lq, lk))
+    for i in range(lq):
+        for j in range(lk):
+            for d in range(d_):
+                s[i, j] += Q[i, d] * K[j, d]
+    m = np.full(lq, -np.inf)
+    for i in range(lq):
+        for j in range(lk):
+            m[i] = max(m[i], s[i, j])
+    e = np.zeros((lq, lk))
+    for i in range(lq):
+        for j in range(lk):
+            e[i, j] = math.exp(float(scale) * (s[i, j] - m[i]))
+    z = np.zeros(lq)
+    for i in range(lq):
+        for j in range(lk):
+            z[i] += e[i, j]
+    p = np.zeros((lq, lk))
+    for i in range(lq):
+        for j in range(lk):
+            p[i, j] = e[i, j] / z[i]
+    O = np.zeros((lq, dv))  # noqa: E741
+    for i in range(lq):
+        for v in range(dv):
+            for j in range(lk):
+                O[i, v] += p[i, j] * V[j, v]
+    return {"O": O}
+
+
+def naive_gelu(X):
+    return {"Y": _a([0.5 * x * (1.0 + math.erf(x * 0.7071067811865476)) for x in _a(X)])}
+
+
+def naive_qmm(A, B):
+    m, k_ = A.shape
+    n = B.shape[1]
+    C = np.zeros((m, n), dtype=np.int32)
+    with np.errstate(over="ignore"):
+        for i in range(m):
+            for j in range(n):
+                for k in range(k_):
+                    C[i, j] += np.int32(A[i, k]) * np.int32(B[k, j])
+    return {"C": C}
+
+
+def naive_matmul_int4(X, W, scale):
+    X, scale = _a(X), _a(scale)
+    m, k_ = X.shape
+    n = W.shape[1]
+    Wd = np.zeros((k_, n))
+    for k in range(k_):
+        for j in range(n):
+            q = (int(W[k // 2, j]) >> (4 * (k % 2))) & 15
+            Wd[k, j] = (q - 8) * scale[j]
+    Y = np.zeros((m, n))
+    for i in range(m):
+        for j in range(n):
+            for k in range(k_):
+                Y[i, j] += X[i, k] * Wd[k, j]
+    return {"Y": Y}
+
+
+def naive_covariance(float_n, data):
+    data = _a(data)
+    n, m = data.shape
+    mean = np.zeros(m)
+    for j in range(m):
+        for i in range(n):
+            mean[j] += data[i, j] / float_n
+    d = np.zeros((n, m))
+    for i in range(n):
+        for j in range(m):
+            d[i, j] = data[i, j] - mean[j]
+    cov = np.zeros((m, m))
+    for i in range(m):
+        for j in range(m):
+            for k in range(n):
+                cov[i, j] += d[k, i] * d[k, j]
+    for i in range(m):
+        for j in range(m):
+            cov[i, j] = cov[i, j] / (float_n - 1.0)
+    return {"cov": cov}
+
+
+def naive_linear_f16(X, W, b):
+    X, W, b = _a(X), _a(W), _a(b)
+    m, k_ = X.shape
+    n = W.shape[1]
+    acc = np.zeros((m, n))
+    for i in range(m):
+        for j in range(n):
+            for k in range(k_):
+                acc[i, j] += X[i, k] * W[k, j]
+    return {"Y": acc + b}
+
+
+NAIVE = {name[len("naive_"):]: fn for name, fn in globals().items() if name.startswith("naive_")}
+
+CASES = [(name, i) for name, case in refs.KERNELS.items() for i in range(len(case.sizes))]
+
+
+def test_every_kernel_file_has_a_case_and_a_naive_version():
+    files = {p.stem for p in refs.kernel_files()}
+    assert files == set(refs.KERNELS), "examples/kernels/*.lw and references.KERNELS differ"
+    assert set(NAIVE) == set(refs.KERNELS)
+    for case in refs.KERNELS.values():
+        assert case.sizes and case.demo_sizes, case.name
+        assert case.outputs or case.inouts, case.name
+
+
+@pytest.mark.parametrize(("name", "size_index"), CASES)
+def test_reference_matches_naive_loops(name, size_index):
+    case = refs.KERNELS[name]
+    sizes = case.sizes[size_index]
+    args = case.make_inputs(sizes, 1234 + size_index)
+    before = {k: v.copy() for k, v in args.items() if isinstance(v, np.ndarray)}
+    expected = case.expected(args)
+    for k, v in before.items():  # references never modify their arguments
+        np.testing.assert_array_equal(args[k], v)
+    assert list(expected) == list(case.outputs) + list(case.inouts)
+    naive = NAIVE[name](**{k: (v.copy() if isinstance(v, np.ndarray) else v)
+                           for k, v in args.items()})
+    for out, want in expected.items():
+        assert want.flags.c_contiguous
+        if out in case.inouts:
+            assert want.dtype == args[out].dtype and want.shape == args[out].shape
+        loop = np.asarray(naive[out]).astype(want.dtype)
+        err, ok = refs.compare(loop, want, tol_scale=0.01)
+        assert ok, f"{name}[{out}] {sizes}: reference and loops differ by {err:g}"
+
+
+def test_input_dtypes_and_layout():
+    for case in refs.KERNELS.values():
+        args = case.make_inputs(case.sizes[0], 0)
+        for k, v in args.items():
+            assert isinstance(v, np.ndarray | np.generic), (case.name, k)
+            if isinstance(v, np.ndarray):
+                assert v.flags.c_contiguous, (case.name, k)
+
+
+def test_inputs_are_deterministic():
+    for case in refs.KERNELS.values():
+        a, b = case.make_inputs(case.sizes[0], 7), case.make_inputs(case.sizes[0], 7)
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_lu_matches_polybench_order():
+    args = refs.KERNELS["lu"].make_inputs({"N": 13}, 3)
+    err, ok = refs.compare(polybench_lu(args["A"])["A"].astype(np.float32),
+                           refs.lu_ref(**args)["A"], tol_scale=0.01)
+    assert ok, err
+
+
+def test_lu_factors_reconstruct_the_matrix():
+    a = refs.KERNELS["lu"].make_inputs({"N": 16}, 5)["A"]
+    lu = refs.lu_ref(a.copy())["A"].astype(np.float64)
+    low = np.tril(lu, -1) + np.eye(16)
+    np.testing.assert_allclose(low @ np.triu(lu), a, rtol=1e-5, atol=1e-5)
+
+
+def test_seidel_order_matters():
+    """A Jacobi-style (all old values) sweep gives a different answer: the order is observable."""
+    a = refs.KERNELS["seidel_2d"].make_inputs({"N": 7, "T": 1}, 2)["A"].astype(np.float64)
+    jac = a.copy()
+    jac[1:-1, 1:-1] = sum(a[1 + di:a.shape[0] - 1 + di, 1 + dj:a.shape[1] - 1 + dj]
+                          for di in (-1, 0, 1) for dj in (-1, 0, 1)) / 9.0
+    gs = refs.seidel_2d_ref(a.astype(np.float32), np.int32(1))["A"]
+    assert not np.allclose(gs, jac, atol=1e-4)
+
+
+def test_trmm_order_matters():
+    """Updating rows bottom-up (reading updated rows) would give a different answer."""
+    args = refs.KERNELS["trmm"].make_inputs({"M": 7, "N": 3}, 2)
+    A, B = _a(args["A"]), _a(args["B"])
+    for i in reversed(range(7)):
+        for k in range(i + 1, 7):
+            B[i] += A[k, i] * B[k]
+    B *= float(args["alpha"])
+    assert not np.allclose(refs.trmm_ref(**args)["B"], B, atol=1e-4)
+
+
+def test_unpack_int4():
+    w = np.array([[0x21, 0xF0]], dtype=np.uint8)
+    np.testing.assert_array_equal(refs.unpack_int4(w), [[1, 0], [2, 15]])
+
+
+def test_compare():
+    exp = np.array([1.0, 2.0], dtype=np.float32)
+    assert refs.compare(exp.copy(), exp) == (0.0, True)
+    assert not refs.compare(exp + 1e-2, exp)[1]
+    assert not refs.compare(np.array([np.nan, 2.0], dtype=np.float32), exp)[1]
+    assert not refs.compare(exp[:1], exp)[1]
+    ints = np.array([1, 2], dtype=np.int32)
+    assert refs.compare(ints + np.array([0, 1], dtype=np.int32), ints) == (1.0, False)
