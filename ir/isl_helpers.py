@@ -125,6 +125,12 @@ def extent_of(written: isl.Set, dim: int) -> isl.PwAff:
     return top.union_max(zero).coalesce()
 
 
+def maps_of(umap: isl.UnionMap) -> list[isl.Map]:
+    """The maps of a union map, as a Python list."""
+    maps = umap.get_map_list()
+    return [maps.get_at(i) for i in range(maps.n_map())]
+
+
 def point_values(point: isl.Point, space_set: isl.Set) -> tuple[dict[str, int], list[int]]:
     """(parameter values, coordinates) of an isl point."""
     space = point.get_space()

@@ -1,0 +1,130 @@
+"""Data dependences between statement instances, computed with isl's dataflow analysis.
+
+    flow   (read after write):  a write, and a later read of the same element
+    anti   (write after read):  a read, and a later write of the same element
+    output (write after write): a write, and a later write of the same element
+
+Each `Dependence` relates instances of a source statement to instances of a sink statement
+for one tensor. A schedule is legal when it runs every source instance before its sinks;
+`violations()` finds the dependences a new schedule would reverse, with a concrete pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import islpy as isl
+
+from loopweave.ir import isl_helpers
+from loopweave.ir.kernel import KernelIR
+
+KINDS = ("flow", "anti", "output")
+
+
+@dataclass(frozen=True, eq=False)
+class Dependence:
+    kind: str  # one of KINDS
+    source: str  # statement name
+    sink: str
+    tensor: str
+    relation: isl.Map  # source instance -> sink instance
+
+    def __str__(self) -> str:
+        return f"{self.kind} dependence on {self.tensor}: {self.relation}"
+
+    def distances(self, schedule: isl.Schedule) -> isl.UnionSet:
+        """The distance vectors (sink time - source time) in `schedule`'s space."""
+        smap = schedule.get_map()
+        rel = isl.UnionMap.from_map(self.relation).apply_domain(smap).apply_range(smap)
+        return rel.deltas()
+
+
+def _restrict_to(umap: isl.UnionMap, tensor: str) -> isl.UnionMap:
+    maps = [m for m in isl_helpers.maps_of(umap) if m.get_tuple_name(isl.dim_type.out) == tensor]
+    result = isl.UnionMap.empty(umap.get_space())
+    for m in maps:
+        result = result.union(isl.UnionMap.from_map(m))
+    return result
+
+
+def _flow(sink: isl.UnionMap, source: isl.UnionMap, schedule: isl.Schedule,
+          must: bool) -> isl.UnionMap:
+    info = isl.UnionAccessInfo.from_sink(sink)
+    info = info.set_must_source(source) if must else info.set_may_source(source)
+    flow = info.set_schedule(schedule).compute_flow()
+    return flow.get_must_dependence() if must else flow.get_may_dependence()
+
+
+def _split(kind: str, tensor: str, umap: isl.UnionMap) -> list[Dependence]:
+    out = []
+    for m in isl_helpers.maps_of(umap.coalesce()):
+        if m.is_empty():
+            continue
+        out.append(Dependence(kind, m.get_tuple_name(isl.dim_type.in_),
+                              m.get_tuple_name(isl.dim_type.out), tensor, m))
+    return out
+
+
+class Dependences:
+    """All dependences of a kernel in its current (program-order) schedule."""
+
+    def __init__(self, kernel: KernelIR):
+        self.kernel = kernel
+
+    @cached_property
+    def all(self) -> list[Dependence]:
+        reads, writes = self.kernel.access_relations()
+        schedule = self.kernel.schedule
+        result: list[Dependence] = []
+        for tensor in self.kernel.tensors:
+            r, w = _restrict_to(reads, tensor), _restrict_to(writes, tensor)
+            if w.is_empty():
+                continue
+            result += _split("flow", tensor, _flow(r, w, schedule, must=True))
+            # Anti: every earlier read (not only the last) must stay before the write.
+            result += _split("anti", tensor, _flow(w, r, schedule, must=False))
+            result += _split("output", tensor, _flow(w, w, schedule, must=True))
+        return result
+
+    def union(self) -> isl.UnionMap:
+        """Every dependence as one union map source instance -> sink instance."""
+        result = isl.UnionMap.empty(self.kernel.context.get_space())
+        for d in self.all:
+            result = result.union(isl.UnionMap.from_map(d.relation))
+        return result
+
+    def of_kind(self, kind: str) -> list[Dependence]:
+        return [d for d in self.all if d.kind == kind]
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A dependence that a schedule reverses, with one concrete pair of instances."""
+
+    dependence: Dependence
+    source_instance: dict[str, int]
+    sink_instance: dict[str, int]
+    sizes: dict[str, int]
+
+
+def violations(kernel: KernelIR, schedule: isl.Schedule,
+               deps: Dependences | None = None) -> list[Violation]:
+    """The dependences of `kernel` that `schedule` fails to respect (empty when legal)."""
+    deps = deps or Dependences(kernel)
+    smap = schedule.get_map().intersect_params(kernel.context)
+    before = smap.lex_lt_union_map(smap)
+    found = []
+    for d in deps.all:
+        dep = isl.UnionMap.from_map(d.relation.intersect_params(kernel.context))
+        bad = dep.subtract(before)
+        if bad.is_empty():
+            continue
+        m = isl_helpers.maps_of(bad)[0]
+        point = m.wrap().sample_point()
+        sizes, coords = isl_helpers.point_values(point, m.wrap())
+        src = kernel.statement[d.source].iterators
+        snk = kernel.statement[d.sink].iterators
+        found.append(Violation(d, dict(zip(src, coords[:len(src)], strict=True)),
+                               dict(zip(snk, coords[len(src):], strict=True)), sizes))
+    return found
