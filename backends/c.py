@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from loopweave.backends.c_family import PRELUDE, CFamilyRenderer, c_name
-from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor
+from loopweave.ir.kernel import KernelIR, Tensor
 from loopweave.ir.loops import Node
 from loopweave.ir.types import INDEX, DType
 

@@ -11,7 +11,7 @@ import math
 
 from loopweave.ir import expr as ir
 from loopweave.ir.loops import Block, For, If, Node, Store
-from loopweave.ir.types import BOOL, INDEX, DType
+from loopweave.ir.types import BOOL, DType
 
 C_KEYWORDS = frozenset("""
 auto break case char const continue default do double else enum extern float for goto if inline
@@ -230,11 +230,17 @@ class CFamilyRenderer:
                 return [f"{indent}{self.store(node)}"]
         raise AssertionError(type(node).__name__)
 
+    #: The line in front of a loop of each kind (OpenMP for parallel and vector loops).
+    LOOP_PRAGMAS = {"parallel": "#pragma omp parallel for", "vector": "#pragma omp simd",
+                    "unroll": "#pragma GCC unroll 8"}
+
     def render_for(self, node: For, indent: str) -> list[str]:
         v = c_name(node.var)
         head = (f"{indent}for ({self.index_type} {v} = {self.expr(node.init)}; "
                 f"{self.expr(node.cond)}; {v} += {node.step}) {{")
-        return [head, *self.stmt(node.body, indent + "  "), f"{indent}}}"]
+        pragma = [f"{indent}{self.LOOP_PRAGMAS[node.kind]}"] if node.kind in self.LOOP_PRAGMAS \
+            else []
+        return [*pragma, head, *self.stmt(node.body, indent + "  "), f"{indent}}}"]
 
     def store(self, node: Store) -> str:
         target = f"{c_name(node.tensor)}[{self.linear_index(node.tensor, node.indices)}]"

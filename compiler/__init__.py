@@ -7,6 +7,8 @@
     C = kernel(A, B)
 """
 
+from loopweave.driver import compile
+from loopweave.passes.schedule import Schedule
 from loopweave.errors import (
     ArgumentTypeError,
     ArgumentValueError,
@@ -20,7 +22,6 @@ from loopweave.errors import (
     SourcePos,
     TargetError,
 )
-from loopweave.driver import compile
 from loopweave.runtime import Kernel
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "DSLTypeError",
     "Kernel",
     "LoopweaveError",
+    "Schedule",
     "ScheduleError",
     "SourcePos",
     "TargetError",

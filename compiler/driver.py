@@ -8,11 +8,18 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from dataclasses import dataclass, field
 
 from loopweave.backends import c as c_backend
-from loopweave.errors import DSLError, DSLSyntaxError, LoopweaveError, TargetError
+from loopweave.errors import (
+    ArgumentTypeError,
+    DSLError,
+    DSLSyntaxError,
+    LoopweaveError,
+    TargetError,
+)
 from loopweave.frontend import ast
 from loopweave.frontend.checker import check
 from loopweave.frontend.parser import parse
@@ -62,10 +69,22 @@ def front_end(source: str, kernel: str | None = None) -> KernelIR:
         raise DSLSyntaxError("the kernel is nested too deeply") from None
 
 
+def compiler_flags(cflags) -> tuple[str, ...] | None:
+    """`cflags` as a tuple of strings; one string is split as a shell would."""
+    if cflags is None:
+        return None
+    if isinstance(cflags, str):  # tuple("-O2") would be ('-', 'O', '2')
+        return tuple(shlex.split(cflags))
+    flags = tuple(cflags) if isinstance(cflags, list | tuple) else None
+    if flags is None or not all(isinstance(f, str) for f in flags):
+        raise ArgumentTypeError(f"cflags must be a list of strings, not {cflags!r}")
+    return flags
+
+
 def stages(source: str, target: str = "cpu", *, kernel: str | None = None,
            schedule=None, cc: str | None = None, cflags=None) -> Stages:
     """Run every stage up to the generated source (no build)."""
-    result = Stages(get_target(target, cc, tuple(cflags) if cflags is not None else None))
+    result = Stages(get_target(target, cc, compiler_flags(cflags)))
     result.ir = front_end(source, kernel)
     result.dumps.append(("ir", str(result.ir)))
     if schedule is not None:
@@ -98,7 +117,10 @@ def compile(source: str, target: str = "cpu", *, kernel: str | None = None, sche
     if dump:
         for name, text in result.dumps:
             print(f"==== {name} ====\n{text}", file=sys.stderr)
-    library = build_shared_library(result.source, result.target.cc, result.target.cflags)
+    flags = result.target.cflags
+    if "#pragma omp" in result.source:  # parallel and simd loops from the schedule
+        flags = (*flags, "-fopenmp")
+    library = build_shared_library(result.source, result.target.cc, flags)
     try:
         return Kernel(result.ir, result.source, library, result.target.name)
     except OSError as e:  # a cached library that cannot be loaded

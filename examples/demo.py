@@ -15,9 +15,10 @@ import sys
 import time
 import traceback
 
-import loopweave
 import numpy as np
 import references as refs
+
+import loopweave
 
 
 def _best_time(fn, make_args, repeat: int) -> float:

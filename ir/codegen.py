@@ -6,6 +6,8 @@ isl's AST into ours and substitutes each statement's iterators into its body.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import islpy as isl
 
 from loopweave.ir import isl_helpers
@@ -44,7 +46,10 @@ class _Translator:
             children = n.block_get_children()
             return Block(tuple(self.node(children.get_at(i)) for i in range(children.n_ast_node())))
         if kind == isl.ast_node_type.mark:
-            return self.node(n.mark_get_node())
+            # Passes mark a loop "kind:statement:loop"; the for node below takes the kind.
+            child = self.node(n.mark_get_node())
+            loop_kind = n.mark_get_id().get_name().split(":")[0]
+            return replace(child, kind=loop_kind) if isinstance(child, For) else child
         if kind == isl.ast_node_type.user:
             call = n.user_get_expr()
             name = call.op_get_arg(0).id_get_id().get_name()
