@@ -46,7 +46,8 @@ PRELUDE = r"""#include <stdint.h>
 /* Floor division and modulo, as numpy and isl define them (0 for a zero divisor, as numpy). */
 #define LW_INT_HELPERS(T, S) \
   static inline T lw_div_##S(T a, T b) { \
-    if (b == 0) return 0; T q = a / b; return (T)(((a % b != 0) && ((a < 0) != (b < 0))) ? q - 1 : q); } \
+    if (b == 0) return 0; \
+    T q = a / b; return (T)(((a % b != 0) && ((a < 0) != (b < 0))) ? q - 1 : q); } \
   static inline T lw_mod_##S(T a, T b) { \
     if (b == 0) return 0; T r = a % b; return (T)((r != 0 && ((r < 0) != (b < 0))) ? r + b : r); } \
   static inline T lw_min_##S(T a, T b) { return a < b ? a : b; } \

@@ -8,7 +8,6 @@
 """
 
 from loopweave.driver import compile
-from loopweave.passes.schedule import Schedule
 from loopweave.errors import (
     ArgumentTypeError,
     ArgumentValueError,
@@ -22,6 +21,7 @@ from loopweave.errors import (
     SourcePos,
     TargetError,
 )
+from loopweave.passes.schedule import Schedule
 from loopweave.runtime import Kernel
 
 __all__ = [

@@ -221,7 +221,7 @@ def _build(kernel: KernelIR, plans: dict[str, list[Loop]]) -> isl.Schedule:
     return schedule
 
 
-# -- legality ---------------------------------------------------------------------------------------
+# -- legality -------------------------------------------------------------------------------------
 
 def _instance(kernel: KernelIR, stmt: str, values: dict[str, int]) -> str:
     s = kernel.statement[stmt]
