@@ -61,7 +61,7 @@ def select_kernel(kernels: tuple[ast.KernelDef, ...], name: str | None,
 def front_end(source: str, kernel: str | None = None) -> KernelIR:
     """Parse and check DSL text: the kernel's polyhedral IR."""
     if not isinstance(source, str):
-        raise TypeError(f"compile() takes DSL source text, not {type(source).__name__}")
+        raise ArgumentTypeError(f"compile() takes DSL source text, not {type(source).__name__}")
     try:
         kdef = select_kernel(parse(source), kernel, source)
         return check(kdef, source)

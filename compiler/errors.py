@@ -77,6 +77,13 @@ class DSLTypeError(DSLError):
         self.errors = errors or []
         super().__init__(message, pos, source)
 
+    def _render(self) -> str:
+        if len(self.errors) < 2:
+            return super()._render()
+        # Each error with its own source line and caret, in source order of discovery.
+        first, *rest = self.errors
+        return "\n".join([str(first), f"({len(rest)} more error(s) below)", *map(str, rest)])
+
 
 class BoundsError(DSLTypeError):
     """An access may fall outside its tensor for some sizes allowed by the kernel's assumptions."""

@@ -23,7 +23,7 @@ def _scalar_value(arg, dtype: DType, name: str):
     if isinstance(arg, np.ndarray) and arg.ndim == 0:
         arg = arg[()]
     if isinstance(arg, bool | np.bool_) or not isinstance(arg, int | float | np.number):
-        raise ArgumentTypeError(f"argument '{name}' must be a {dtype} scalar, "
+        raise ArgumentTypeError(f"argument '{name}' must be a scalar of type {dtype}, "
                                 f"not {type(arg).__name__}")
     if dtype.is_int:
         if isinstance(arg, float | np.floating) and not float(arg).is_integer():
@@ -33,9 +33,12 @@ def _scalar_value(arg, dtype: DType, name: str):
         if not int(info.min) <= value <= int(info.max):
             raise ArgumentValueError(f"argument '{name}' = {value} does not fit in {dtype}")
         return value
-    if dtype.is_storage_only:
-        return int(np.array(arg, dtype=dtype.numpy).view(np.uint16))
-    return float(arg)
+    try:
+        if dtype.is_storage_only:
+            return int(np.array(arg, dtype=dtype.numpy).view(np.uint16))
+        return float(arg)
+    except OverflowError:  # a Python int beyond any float
+        raise ArgumentValueError(f"argument '{name}' = {arg} does not fit in {dtype}") from None
 
 
 class Kernel:
@@ -96,13 +99,13 @@ class Kernel:
                 sizes = ", ".join(f"{k}={v}" for k, v in env.items())
                 raise ArgumentValueError(f"{self.name}: the sizes break `assume {to_str(cond)}` "
                                          f"({sizes})")
-        written = [arrays[t.name] for t in self.ir.args
-                   if isinstance(t, Tensor) and t.role == "inout"]
+        written = [t.name for t in self.ir.args if isinstance(t, Tensor) and t.role == "inout"]
         for w in written:
             for name, a in arrays.items():
-                if a is not w and np.may_share_memory(a, w):
-                    raise ArgumentValueError(f"argument '{name}' overlaps an inout argument in "
-                                             "memory; pass a copy")
+                # By name, not identity: the same array passed twice aliases too (C `restrict`).
+                if name != w and np.may_share_memory(a, arrays[w]):
+                    raise ArgumentValueError(f"argument '{name}' overlaps inout argument "
+                                             f"'{w}' in memory; pass a copy")
         return arrays, scalars, env
 
     def _check_array(self, spec: Tensor, arg, env: dict[str, int]) -> np.ndarray:
@@ -131,7 +134,11 @@ class Kernel:
         if any(n < 0 for n in shape):
             raise ArgumentValueError(f"{tensor.name} would have a negative shape {shape} for "
                                      f"sizes {env}")
-        return np.zeros(shape, dtype=tensor.dtype.numpy)
+        try:
+            return np.zeros(shape, dtype=tensor.dtype.numpy)
+        except (ValueError, MemoryError) as e:
+            raise ArgumentValueError(f"cannot allocate {tensor.name} of shape {shape} for sizes "
+                                     f"{env}: {e}") from None
 
     def __call__(self, *args):
         arrays, scalars, env = self._bind(args)

@@ -2,7 +2,8 @@
 
     kernel     := KernelDef(name, params, outputs, body)
     param      := Param(name, dtype, shape | None, inout)        shape None: a scalar
-    body item  := Statement(lhs: Access, op, rhs, where) | ForLoop(var, lo, hi, body) | Assume(conds)
+    body item  := Statement(lhs: Access, op, rhs, where) | ForLoop(var, lo, hi, body)
+                | Assume(conds)
     where item := WhereRange(var, lo, hi) | WhereCond(cond)
     expr       := Num | Name | Access | Call | Unary | Binary | Compare
 

@@ -19,7 +19,15 @@ import islpy as isl
 
 from loopweave.errors import BoundsError, DSLTypeError, SourcePos
 from loopweave.frontend import ast
-from loopweave.frontend.values import NotAffine, Typed, ValueTyper, affine, coerce, default_type
+from loopweave.frontend.values import (
+    NotAffine,
+    Typed,
+    ValueTyper,
+    affine,
+    affine_condition,
+    coerce,
+    default_type,
+)
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.kernel import KernelIR, ScalarArg, Statement, Tensor
@@ -77,10 +85,8 @@ class Checker:
         if len(self.errors) == 1:
             raise self.errors[0]
         first = self.errors[0]
-        rest = "\n".join(str(e) for e in self.errors[1:])
         err = type(first) if all(type(e) is type(first) for e in self.errors) else DSLTypeError
-        message = f"{first.message}\n({len(self.errors) - 1} more error(s) below)\n{rest}"
-        raise err(message, first.pos, self.source, errors=self.errors)
+        raise err(first.message, first.pos, self.source, errors=self.errors)
 
     # -- 1. signature ------------------------------------------------------------------------------
 
@@ -168,7 +174,7 @@ class Checker:
                              f"not '{name}'", pos)
         for cond in item.conds:
             try:
-                c = affine(cond, param_only)
+                c = affine_condition(cond, param_only)
             except NotAffine as e:
                 raise self.error(f"'assume' needs an affine condition on sizes: {e}",
                                  cond.pos) from None
@@ -229,9 +235,9 @@ class Checker:
             raise self.error(f"'{name}' cannot appear in an index: it is not an index variable, "
                              "a size or an integer scalar", pos)
 
-        def to_affine(e: ast.Expr, what: str) -> ir.Expr:
+        def to_affine(e: ast.Expr, what: str, convert=affine) -> ir.Expr:
             try:
-                return affine(e, index_name)
+                return convert(e, index_name)
             except NotAffine as ex:
                 raise self.error(f"{what} is not affine: {ex}", e.pos) from None
 
@@ -249,7 +255,7 @@ class Checker:
                 conds += [ir.Binary("<=", lo, ir.Var(w.var), INDEX),
                           ir.Binary("<", ir.Var(w.var), hi, INDEX)]
             else:
-                conds.append(to_affine(w.cond, "the `where` condition"))
+                conds.append(to_affine(w.cond, "the `where` condition", affine_condition))
         implicit = {v: self.implicit_range(v, st) for v in index_vars if v not in explicit}
         # Extents a temporary declared here takes along a dimension indexed by a bare variable.
         extents = dict(implicit)
@@ -509,7 +515,8 @@ class Checker:
             sizes = ", ".join(f"{k}={v}" for k, v in params.items())
             elem = ", ".join(str(c) for c in coords[n:])
             verb = "writes" if access is s.lhs else "reads"
-            self.error(f"access {ir.to_str(access)} may be out of bounds: with {sizes or 'any sizes'}"
+            self.error(f"access {ir.to_str(access)} may be out of bounds: with "
+                       f"{sizes or 'any sizes'}"
                        f", iteration ({its}) {verb} {access.tensor}[{elem}] outside {tensor}",
                        s.pos, BoundsError)
             return
@@ -561,7 +568,8 @@ def _statements_in(node: _Node) -> list[Statement]:
     return out
 
 
-def _band(params: tuple[str, ...], stmts: list[Statement], positions: list[int]) -> isl.MultiUnionPwAff:
+def _band(params: tuple[str, ...], stmts: list[Statement],
+          positions: list[int]) -> isl.MultiUnionPwAff:
     """A band scheduling each statement by its iterators at `positions`."""
     members = []
     for p in positions:
@@ -579,5 +587,7 @@ def _statement_schedule(params: tuple[str, ...], s: Statement, depth: int) -> is
 
 
 def check(kdef: ast.KernelDef, source: str) -> KernelIR:
-    """Check a parsed kernel and build its polyhedral IR; raise `DSLTypeError` listing all errors."""
+    """Check a parsed kernel and build its polyhedral IR.
+
+    Raises one `DSLTypeError` listing all errors found."""
     return Checker(kdef, source).run()

@@ -163,7 +163,9 @@ def _describe_expected(expected: set[str]) -> str:
 
 
 def parse(source: str) -> tuple[ast.KernelDef, ...]:
-    """Parse DSL text into kernel definitions; raise `DSLSyntaxError` with a position if malformed."""
+    """Parse DSL text into kernel definitions.
+
+    Raises `DSLSyntaxError` with a position if the text is malformed."""
     try:
         tree = _parser().parse(source)
         return _ToAst().transform(tree)

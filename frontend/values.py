@@ -217,13 +217,31 @@ def _const_value(e: ir.Expr) -> int | None:
 
 
 def affine(e: ast.Expr, name_kind: Callable[[str, SourcePos], ir.Expr]) -> ir.Expr:
-    """A quasi-affine integer expression (index, range bound, shape, condition) as `ir.expr`.
+    """A quasi-affine integer expression (index, range bound, shape) as `ir.expr`.
 
     `name_kind(name, pos)` maps a name to `ir.Var` or `ir.Param` (or raises DSLTypeError).
     Products need a constant factor; `/` and `%` need a positive constant divisor.
     """
+    result = _affine(e, name_kind)
+    if result.dtype == BOOL:
+        raise NotAffine("a condition is not an integer value")
+    return result
+
+
+def affine_condition(e: ast.Expr, name_kind: Callable[[str, SourcePos], ir.Expr]) -> ir.Expr:
+    """An affine condition (comparisons joined by and/or/not), as for `where` and `assume`."""
+    result = _affine(e, name_kind)
+    if result.dtype != BOOL:
+        raise NotAffine("a condition must be a comparison, e.g. N > 0")
+    return result
+
+
+def _affine(e: ast.Expr, name_kind: Callable[[str, SourcePos], ir.Expr]) -> ir.Expr:
+    """`affine` or `affine_condition` without the check of the result's kind."""
     match e:
         case ast.Num(value=v, is_float=False):
+            if not _fits(v, INDEX):
+                raise NotAffine(f"integer literal {v} does not fit in 64 bits")
             return ir.Const(v, INDEX)
         case ast.Num():
             raise NotAffine("a float literal is not an index")
@@ -237,7 +255,10 @@ def affine(e: ast.Expr, name_kind: Callable[[str, SourcePos], ir.Expr]) -> ir.Ex
             ea, eb = affine(a, name_kind), affine(b, name_kind)
             ca, cb = _const_value(ea), _const_value(eb)
             if ca is not None and cb is not None and op in ("+", "-", "*"):
-                return ir.Const({"+": ca + cb, "-": ca - cb, "*": ca * cb}[op], INDEX)
+                value = {"+": ca + cb, "-": ca - cb, "*": ca * cb}[op]
+                if not _fits(value, INDEX):  # the generated C computes indices in 64 bits
+                    raise NotAffine(f"the constant {value} does not fit in 64 bits")
+                return ir.Const(value, INDEX)
             if op == "*" and ca is None and cb is None:
                 raise NotAffine("a product of two variables is not affine")
             if op in ("/", "%") and (cb is None or cb <= 0):
@@ -246,9 +267,10 @@ def affine(e: ast.Expr, name_kind: Callable[[str, SourcePos], ir.Expr]) -> ir.Ex
         case ast.Compare(op=op, left=a, right=b):
             return ir.Binary(op, affine(a, name_kind), affine(b, name_kind), BOOL)
         case ast.Binary(op=op, left=a, right=b) if op in ("and", "or"):
-            return ir.Binary(op, affine(a, name_kind), affine(b, name_kind), BOOL)
+            return ir.Binary(op, affine_condition(a, name_kind), affine_condition(b, name_kind),
+                             BOOL)
         case ast.Unary(op="not", operand=x):
-            return negate(affine(x, name_kind))
+            return negate(affine_condition(x, name_kind))
         case ast.Access(tensor=t):
             raise NotAffine(f"an index cannot depend on tensor values ({t}[...])")
         case ast.Call(func=f):
