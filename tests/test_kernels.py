@@ -14,9 +14,10 @@ import re
 import sys
 from pathlib import Path
 
-import loopweave
 import numpy as np
 import pytest
+
+import loopweave
 
 ROOT = Path(__file__).resolve().parent.parent
 
