@@ -571,13 +571,8 @@ def _statements_in(node: _Node) -> list[Statement]:
 def _band(params: tuple[str, ...], stmts: list[Statement],
           positions: list[int]) -> isl.MultiUnionPwAff:
     """A band scheduling each statement by its iterators at `positions`."""
-    members = []
-    for p in positions:
-        pieces = "; ".join(
-            f"{s.name}[{', '.join(isl_helpers.isl_name(v) for v in s.iterators)}] -> "
-            f"[({isl_helpers.isl_name(s.iterators[p])})]" for s in stmts)
-        members.append(f"{{ {pieces} }}")
-    return isl.MultiUnionPwAff(f"{isl_helpers.param_prefix(params)}[{', '.join(members)}]")
+    return isl_helpers.band(params, [[(s.name, s.iterators, ir.Var(s.iterators[p])) for s in stmts]
+                                     for p in positions])
 
 
 def _statement_schedule(params: tuple[str, ...], s: Statement, depth: int) -> isl.Schedule:

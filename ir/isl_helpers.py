@@ -76,6 +76,17 @@ def make_map(params: tuple[str, ...], src: str, src_dims: tuple[str, ...], dst: 
     return isl.Map(f"{param_prefix(params)}{{ {src}[{src_text}] -> {dst}[{dst_text}] }}")
 
 
+def band(params: tuple[str, ...],
+         members: list[list[tuple[str, tuple[str, ...], Expr]]]) -> isl.MultiUnionPwAff:
+    """A schedule band; each member maps every (statement, iterators) to an affine expression."""
+    texts = []
+    for member in members:
+        pieces = "; ".join(f"{name}[{', '.join(isl_name(v) for v in its)}] -> [({to_isl(e)})]"
+                           for name, its, e in member)
+        texts.append(f"{{ {pieces} }}")
+    return isl.MultiUnionPwAff(f"{param_prefix(params)}[{', '.join(texts)}]")
+
+
 def params_set(params: tuple[str, ...], conds: list[Expr]) -> isl.Set:
     """A parameter-only set `[params] -> { : conds }`."""
     body = " and ".join(f"({to_isl(c)})" for c in conds) or "true"

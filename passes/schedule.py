@@ -184,12 +184,6 @@ def _check_names_exist(step: Step, plans: list[list[Loop]]) -> None:
 
 # -- the isl schedule tree -------------------------------------------------------------------------
 
-def _band(params: tuple[str, ...], s: Statement, loop: Loop) -> isl.MultiUnionPwAff:
-    its = ", ".join(isl_helpers.isl_name(v) for v in s.iterators)
-    text = f"{s.name}[{its}] -> [({isl_helpers.to_isl(loop.expr)})]"
-    return isl.MultiUnionPwAff(f"{isl_helpers.param_prefix(params)}[{{ {text} }}]")
-
-
 def _find_leaf_band(schedule: isl.Schedule, s: Statement) -> isl.ScheduleNode | None:
     """The innermost band over the statement alone (its own loops in the initial tree)."""
     node, found = schedule.get_root(), None
@@ -214,7 +208,8 @@ def _build(kernel: KernelIR, plans: dict[str, list[Loop]]) -> isl.Schedule:
             continue
         node = node.delete()
         for loop in reversed(plan):  # insert innermost first: each insert goes above
-            node = node.insert_partial_schedule(_band(kernel.params, s, loop))
+            node = node.insert_partial_schedule(
+                isl_helpers.band(kernel.params, [[(s.name, s.iterators, loop.expr)]]))
             if loop.kind != "serial":
                 node = node.insert_mark(isl.Id(f"{loop.kind}:{s.name}:{loop.name}"))
         schedule = node.get_schedule()
