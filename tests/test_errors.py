@@ -408,3 +408,10 @@ def test_output_too_large_to_allocate():
         k(ones(), 2**62)
     with pytest.raises(ArgumentValueError, match="negative shape"):
         k(ones(), -3)
+
+
+def test_keywords_are_reserved_so_the_error_points_at_the_keyword():
+    source = "kernel k(A: f32[N]) -> B: f32[N] { B[i] = A[i] where not i }"
+    with pytest.raises(loopweave.DSLSyntaxError) as e:
+        loopweave.compile(source)
+    assert (e.value.line, e.value.column) == (1, source.index("not") + 1)
