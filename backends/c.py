@@ -74,6 +74,11 @@ class CBackend(CFamilyRenderer):
         return header + PRELUDE + "\n" + self.render_body(loops)
 
 
+def build_flags(source: str) -> tuple[str, ...]:
+    """Compiler flags the rendered source needs (OpenMP for parallel and simd loops)."""
+    return ("-fopenmp",) if "#pragma omp" in source else ()
+
+
 def render(kernel: KernelIR, loops: Node) -> str:
     """C source of a scheduled kernel."""
     return CBackend(kernel).render(loops)

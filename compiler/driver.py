@@ -117,9 +117,7 @@ def compile(source: str, target: str = "cpu", *, kernel: str | None = None, sche
     if dump:
         for name, text in result.dumps:
             print(f"==== {name} ====\n{text}", file=sys.stderr)
-    flags = result.target.cflags
-    if "#pragma omp" in result.source:  # parallel and simd loops from the schedule
-        flags = (*flags, "-fopenmp")
+    flags = (*result.target.cflags, *c_backend.build_flags(result.source))
     library = build_shared_library(result.source, result.target.cc, flags)
     try:
         return Kernel(result.ir, result.source, library, result.target.name)
