@@ -9,12 +9,17 @@ Inputs are `const T *restrict`; outputs, inout tensors and temporaries are `T *r
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
+from pathlib import Path
 
 from loopweave.backends.c_family import PRELUDE, CFamilyRenderer, c_name
+from loopweave.errors import LoopweaveError, TargetError
 from loopweave.ir.kernel import KernelIR, Tensor
 from loopweave.ir.loops import Node
 from loopweave.ir.types import INDEX, DType
+from loopweave.targets import Target, host_cc, host_cflags
+from loopweave.toolchain import build_shared_library
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,55 @@ def build_flags(source: str) -> tuple[str, ...]:
     return ("-fopenmp",) if "#pragma omp" in source else ()
 
 
-def render(kernel: KernelIR, loops: Node) -> str:
+def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
+                options: dict) -> Target:
+    """The host: portable C built by the system compiler into a shared library."""
+    if options:
+        raise TargetError(f"target {name!r} takes no options, got {sorted(options)}")
+    # -fwrapv: integer overflow wraps, as numpy's does.
+    return Target(name, "c", cc or host_cc(), (*host_cflags(cflags), "-std=c99", "-fwrapv"),
+                  "host CPU, C99 built with the system C compiler")
+
+
+def render(kernel: KernelIR, loops: Node, target: Target | None = None) -> str:
     """C source of a scheduled kernel."""
     return CBackend(kernel).render(loops)
+
+
+_CTYPES = {"f32": ctypes.c_float, "f64": ctypes.c_double, "i8": ctypes.c_int8,
+           "u8": ctypes.c_uint8, "i16": ctypes.c_int16, "i32": ctypes.c_int32,
+           "i64": ctypes.c_int64, "f16": ctypes.c_uint16, "bf16": ctypes.c_uint16}
+
+
+class SharedLibraryInvoker:
+    """Calls the kernel's function in a shared library through ctypes."""
+
+    def __init__(self, kernel: KernelIR, library: Path):
+        self.library_path = library
+        self.params = c_params(kernel)
+        try:
+            self._lib = ctypes.CDLL(str(library))
+        except OSError as e:  # a cached library that cannot be loaded
+            raise LoopweaveError(f"cannot load the built kernel {library}: {e}") from None
+        self._fn = getattr(self._lib, function_name(kernel))
+        self._fn.restype = None
+        self._fn.argtypes = [ctypes.c_void_p if p.kind == "tensor" else
+                             ctypes.c_int64 if p.kind == "size" else _CTYPES[p.dtype.name]
+                             for p in self.params]
+
+    def __call__(self, arrays: dict, scalars: dict, sizes: dict) -> None:
+        values = []
+        for p in self.params:
+            if p.kind == "tensor":
+                values.append(arrays[p.name].ctypes.data)
+            elif p.kind == "scalar":
+                values.append(scalars[p.name])
+            else:
+                values.append(sizes[p.name])
+        self._fn(*values)
+
+
+def load(kernel: KernelIR, source: str, target: Target) -> SharedLibraryInvoker:
+    """Build `source` (cached on disk) and load it."""
+    library = build_shared_library(source, target.cc, (*target.cflags, *build_flags(source)))
+    return SharedLibraryInvoker(kernel, library)

@@ -12,13 +12,10 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 
-from loopweave.backends import c as c_backend
 from loopweave.errors import (
     ArgumentTypeError,
     DSLError,
     DSLSyntaxError,
-    LoopweaveError,
-    TargetError,
 )
 from loopweave.frontend import ast
 from loopweave.frontend.checker import check
@@ -27,8 +24,7 @@ from loopweave.ir.codegen import loop_ast
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import Node, to_text
 from loopweave.runtime import Kernel
-from loopweave.targets import Target, get_target
-from loopweave.toolchain import build_shared_library
+from loopweave.targets import Target, backend_module, get_target
 
 
 @dataclass
@@ -82,9 +78,10 @@ def compiler_flags(cflags) -> tuple[str, ...] | None:
 
 
 def stages(source: str, target: str = "cpu", *, kernel: str | None = None,
-           schedule=None, cc: str | None = None, cflags=None) -> Stages:
+           schedule=None, cc: str | None = None, cflags=None,
+           options: dict | None = None) -> Stages:
     """Run every stage up to the generated source (no build)."""
-    result = Stages(get_target(target, cc, compiler_flags(cflags)))
+    result = Stages(get_target(target, cc, compiler_flags(cflags), options))
     result.ir = front_end(source, kernel)
     result.dumps.append(("ir", str(result.ir)))
     if schedule is not None:
@@ -92,15 +89,14 @@ def stages(source: str, target: str = "cpu", *, kernel: str | None = None,
         result.dumps.append(("schedule", str(result.ir.schedule)))
     result.loops = loop_ast(result.ir)
     result.dumps.append(("loops", to_text(result.loops)))
-    if result.target.backend != "c":
-        raise TargetError(f"target {target!r} has no backend yet")
-    result.source = c_backend.render(result.ir, result.loops)
+    result.source = backend_module(result.target).render(result.ir, result.loops, result.target)
     result.dumps.append(("source", result.source))
     return result
 
 
 def compile(source: str, target: str = "cpu", *, kernel: str | None = None, schedule=None,
-            cc: str | None = None, cflags=None, dump: bool = False) -> Kernel:  # noqa: A001
+            cc: str | None = None, cflags=None, dump: bool = False,
+            **options) -> Kernel:  # noqa: A001
     """Compile DSL text into a callable `Kernel` for `target`.
 
     source:   DSL text with one or more `kernel` definitions.
@@ -110,16 +106,14 @@ def compile(source: str, target: str = "cpu", *, kernel: str | None = None, sche
     cc, cflags: the C compiler and its optimisation flags (default: $CC or cc, -O3 -march=native;
               $LOOPWEAVE_CFLAGS overrides the flags).
     dump:     print the output of each stage to stderr.
+    options:  target-specific keywords (e.g. `arch="sm_90"` for cuda), checked by the target.
 
     Every error about the kernel derives from `loopweave.LoopweaveError`.
     """
-    result = stages(source, target, kernel=kernel, schedule=schedule, cc=cc, cflags=cflags)
+    result = stages(source, target, kernel=kernel, schedule=schedule, cc=cc, cflags=cflags,
+                    options=options)
     if dump:
         for name, text in result.dumps:
             print(f"==== {name} ====\n{text}", file=sys.stderr)
-    flags = (*result.target.cflags, *c_backend.build_flags(result.source))
-    library = build_shared_library(result.source, result.target.cc, flags)
-    try:
-        return Kernel(result.ir, result.source, library, result.target.name)
-    except OSError as e:  # a cached library that cannot be loaded
-        raise LoopweaveError(f"cannot load the built kernel {library}: {e}") from None
+    invoke = backend_module(result.target).load(result.ir, result.source, result.target)
+    return Kernel(result.ir, result.source, result.target.name, invoke)

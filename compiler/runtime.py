@@ -1,21 +1,16 @@
-"""The callable `Kernel`: argument checking, size binding, output allocation, the C call."""
+"""The callable `Kernel`: argument checking, size binding, output allocation; the backend's
+invoker (see `loopweave.targets`) runs the generated code."""
 
 from __future__ import annotations
 
-import ctypes
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 
-from loopweave.backends.c import CParam, c_params, function_name
 from loopweave.errors import ArgumentTypeError, ArgumentValueError
 from loopweave.ir.expr import Param, evaluate, to_str
 from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor
 from loopweave.ir.types import DType
-
-_CTYPES = {"f32": ctypes.c_float, "f64": ctypes.c_double, "i8": ctypes.c_int8,
-           "u8": ctypes.c_uint8, "i16": ctypes.c_int16, "i32": ctypes.c_int32,
-           "i64": ctypes.c_int64, "f16": ctypes.c_uint16, "bf16": ctypes.c_uint16}
 
 
 def _scalar_value(arg, dtype: DType, name: str):
@@ -48,19 +43,13 @@ class Kernel:
     place. `source` is the generated code, `ir` the kernel IR.
     """
 
-    def __init__(self, kernel_ir: KernelIR, source: str, library: Path, target: str):
+    def __init__(self, kernel_ir: KernelIR, source: str, target: str,
+                 invoke: Callable[[dict, dict, dict], None]):
         self.ir = kernel_ir
         self.source = source
         self.target = target
-        self.library_path = library
         self.name = kernel_ir.name
-        self._params: tuple[CParam, ...] = c_params(kernel_ir)
-        self._lib = ctypes.CDLL(str(library))
-        self._fn = getattr(self._lib, function_name(kernel_ir))
-        self._fn.restype = None
-        self._fn.argtypes = [ctypes.c_void_p if p.kind == "tensor" else
-                             ctypes.c_int64 if p.kind == "size" else _CTYPES[p.dtype.name]
-                             for p in self._params]
+        self.invoke = invoke
 
     def __repr__(self) -> str:
         args = ", ".join(str(a) for a in self.ir.args)
@@ -146,15 +135,7 @@ class Kernel:
         temps = [self._allocate(t, env) for t in self.ir.temporaries]
         for t, a in zip((*self.ir.outputs, *self.ir.temporaries), (*outputs, *temps), strict=True):
             arrays[t.name] = a
-        values = []
-        for p in self._params:
-            if p.kind == "tensor":
-                values.append(arrays[p.name].ctypes.data)
-            elif p.kind == "scalar":
-                values.append(scalars[p.name])
-            else:
-                values.append(env[p.name])
-        self._fn(*values)
+        self.invoke(arrays, scalars, {s: env[s] for s in self.ir.sizes})
         if not outputs:
             return None
         return outputs[0] if len(outputs) == 1 else tuple(outputs)

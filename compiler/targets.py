@@ -1,42 +1,82 @@
-"""Targets as data: which backend renders the kernel, and how its source is built and run."""
+"""Targets as data: which backend renders the kernel, and how its source is built and run.
+
+Each backend is one module under `loopweave.backends` with the same shape:
+
+    make_target(name, cc, cflags, options) -> Target   # validate options, pick the toolchain
+    render(kernel_ir, loops, target) -> str            # the generated source
+    load(kernel_ir, source, target) -> Invoker         # build it; a callable that runs it
+
+An `Invoker` is called as `invoke(arrays, scalars, sizes)` with every tensor (inputs, outputs and
+temporaries, already allocated by the runtime) by name; it runs the kernel and leaves the results
+in the output arrays. `loopweave.runtime.Kernel` does the argument checking for every target.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from loopweave.errors import TargetError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Target:
     name: str
     backend: str  # module under loopweave.backends
     cc: str
     cflags: tuple[str, ...]
     description: str
+    options: dict = field(default_factory=dict, compare=False)
 
 
-def _host_cc() -> str:
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    backend: str
+    description: str
+
+
+TARGETS: dict[str, TargetSpec] = {
+    "cpu": TargetSpec("c", "host CPU: C99 with SIMD, built by the system compiler"),
+    "aarch64": TargetSpec("neon", "64-bit Arm with NEON, run under qemu-aarch64"),
+    "cortex-m4": TargetSpec("cortex_m", "Arm Cortex-M4 (DSP, FPv4), run under qemu-system-arm"),
+    "cortex-m55": TargetSpec("cortex_m", "Arm Cortex-M55 (Helium/MVE), run under qemu-system-arm"),
+    "triton": TargetSpec("triton", "Triton (GPU, or the CPU with TRITON_INTERPRET=1)"),
+    "cuda": TargetSpec("cuda", "CUDA C (a GPU, or CPU emulation with LOOPWEAVE_CUDA_EMULATE=1)"),
+}
+ALIASES = {"host": "cpu", "c": "cpu"}
+
+
+def host_cc() -> str:
     return os.environ.get("CC", "cc")
 
 
-def host_target(cc: str | None = None, cflags: tuple[str, ...] | None = None) -> Target:
-    """The machine Python runs on: portable C built by the system compiler."""
-    flags = cflags if cflags is not None else tuple(shlex.split(
-        os.environ.get("LOOPWEAVE_CFLAGS", "-O3 -march=native")))
-    # -fwrapv: integer overflow wraps, as numpy's does; -fPIC -shared: loaded through ctypes.
-    return Target("cpu", "c", cc or _host_cc(), (*flags, "-std=c99", "-fwrapv"),
-                  "host CPU, C99 built with the system C compiler")
+def host_cflags(cflags: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The optimisation flags for host builds: given ones, else $LOOPWEAVE_CFLAGS, else -O3."""
+    if cflags is not None:
+        return cflags
+    return tuple(shlex.split(os.environ.get("LOOPWEAVE_CFLAGS", "-O3 -march=native")))
 
 
-TARGETS = {"cpu": "host CPU (C99, system compiler)"}
+def backend_module(target: Target):
+    """The backend module that renders and loads kernels for `target`."""
+    return importlib.import_module(f"loopweave.backends.{target.backend}")
 
 
-def get_target(name: str, cc: str | None = None, cflags: tuple[str, ...] | None = None) -> Target:
+def get_target(name: str, cc: str | None = None, cflags: tuple[str, ...] | None = None,
+               options: dict | None = None) -> Target:
     """The target called `name`; raises `TargetError` listing the known ones otherwise."""
-    if name in ("cpu", "host", "c"):
-        return host_target(cc, cflags)
-    known = ", ".join(f"'{k}' ({v})" for k, v in TARGETS.items())
-    raise TargetError(f"unknown target {name!r}; known targets: {known}")
+    if not isinstance(name, str) or ALIASES.get(name, name) not in TARGETS:
+        known = ", ".join(f"'{k}' ({v.description})" for k, v in TARGETS.items())
+        raise TargetError(f"unknown target {name!r}; known targets: {known}")
+    name = ALIASES.get(name, name)
+    spec = TARGETS[name]
+    try:
+        module = importlib.import_module(f"loopweave.backends.{spec.backend}")
+    except ModuleNotFoundError as e:
+        if e.name != f"loopweave.backends.{spec.backend}":
+            raise TargetError(f"target {name!r} needs the Python package {e.name!r}, which is "
+                              "not installed") from None
+        raise TargetError(f"target {name!r} is not implemented yet") from None
+    return module.make_target(name, cc, cflags, dict(options or {}))
