@@ -469,6 +469,119 @@ def linear_f16_ref(X, W, b):
 
 
 # --------------------------------------------------------------------------------------------
+# Benchmark-suite kernels (benchmarks/suite.py): depthwise conv, fused RMSNorm + GELU, int8
+# requantization, grouped 4-bit weights, selective scan
+
+def depthwise_conv2d_inputs(s: Sizes, seed: int) -> Args:
+    """X: f32[N, C, H, W], F: f32[C, R, S]."""
+    r = _rng(seed)
+    return {"X": _uniform(r, (s["N"], s["C"], s["H"], s["W"])),
+            "F": _uniform(r, (s["C"], s["R"], s["S"]))}
+
+
+def depthwise_conv2d_ref(X, F):
+    """Y[n, c] = valid cross-correlation of X[n, c] with F[c]."""
+    x, f = _f64(X), _f64(F)
+    _, _, h, w = x.shape
+    c, rr, ss = f.shape
+    oh, ow = h - rr + 1, w - ss + 1
+    y = np.zeros((x.shape[0], c, oh, ow))
+    for r in range(rr):
+        for s in range(ss):
+            y += x[:, :, r:r + oh, s:s + ow] * f[None, :, r, s, None, None]
+    return {"Y": _f32(y)}
+
+
+def _gelu64(x: np.ndarray) -> np.ndarray:
+    from math import erf, sqrt
+
+    return 0.5 * x * (1.0 + np.vectorize(erf, otypes=[np.float64])(x / sqrt(2.0)))
+
+
+def rmsnorm_gelu_inputs(s: Sizes, seed: int) -> Args:
+    """X: f32[N, D], gamma: f32[D], eps: f32."""
+    r = _rng(seed)
+    return {"X": _uniform(r, (s["N"], s["D"]), lo=-3.0, hi=3.0),
+            "gamma": _uniform(r, (s["D"],), lo=0.5, hi=1.5), "eps": np.float32(1e-5)}
+
+
+def rmsnorm_gelu_ref(X, gamma, eps):
+    """GELU(X / sqrt(mean(X^2 over the row) + eps) * gamma), exact (erf) GELU."""
+    x = _f64(X)
+    xn = x / np.sqrt((x * x).mean(axis=1, keepdims=True) + float(eps)) * _f64(gamma)
+    return {"Y": _f32(_gelu64(xn))}
+
+
+def qmm_requant_inputs(s: Sizes, seed: int) -> Args:
+    """A: i8[M, K], B: i8[K, N], bias: i32[N]; multiplier / 2^shift maps the typical
+    accumulator (about sqrt(K) * 128^2 / 3) to about 64, so the outputs use the int8 range.
+    shift stays at most 31: the kernel's rounding term 1 << (shift - 1) is then exact even where
+    the literal 1 is rendered as a 32-bit int."""
+    r = _rng(seed)
+    k = s["K"]
+    scale = 64.0 / (np.sqrt(k) * 128.0 * 128.0 / 3.0)
+    shift = min(31, 30 - int(np.floor(np.log2(scale))))
+    return {"A": r.integers(-128, 128, size=(s["M"], k), dtype=np.int8),
+            "B": r.integers(-128, 128, size=(k, s["N"]), dtype=np.int8),
+            "bias": r.integers(-2000, 2000, size=(s["N"],), dtype=np.int32),
+            "multiplier": np.int32(round(scale * 2.0**shift)), "shift": np.int32(shift),
+            "zero_point": np.int32(3)}
+
+
+def qmm_requant_ref(A, B, bias, multiplier, shift, zero_point):
+    """clamp(((A @ B + bias) * multiplier + 2^(shift-1)) >> shift + zero_point) as int8;
+    the accumulator and bias add wrap in int32, the product is exact in int64."""
+    with np.errstate(over="ignore"):
+        acc = (A.astype(np.int64) @ B.astype(np.int64)).astype(np.int32) + bias
+    v = (acc.astype(np.int64) * int(multiplier) + (1 << (int(shift) - 1))) >> int(shift)
+    out = v.astype(np.int32) + np.int32(zero_point)
+    return {"C": np.ascontiguousarray(np.clip(out, -128, 127).astype(np.int8))}
+
+
+INT4_GROUP = 128  # rows of K sharing one scale in matmul_int4_grouped.lw
+
+
+def matmul_int4_grouped_inputs(s: Sizes, seed: int) -> Args:
+    """X: f32[M, K], W: u8[K / 2, N], scales: f32[K / 128, N]; K a multiple of 128."""
+    r = _rng(seed)
+    m, k, n = s["M"], s["K"], s["N"]
+    return {"X": _uniform(r, (m, k)),
+            "W": r.integers(0, 256, size=(k // 2, n), dtype=np.uint8),
+            "scales": _uniform(r, (k // INT4_GROUP, n), lo=0.01, hi=0.1)}
+
+
+def dequantize_int4_grouped(W: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """float64[K, N]: (nibble - 8) * the scale of its group of 128 rows."""
+    return (unpack_int4(W) - 8).astype(np.float64) * np.repeat(_f64(scales), INT4_GROUP, axis=0)
+
+
+def matmul_int4_grouped_ref(X, W, scales):
+    """Y = X @ dequantize(W, scales)."""
+    return {"Y": _f32(_f64(X) @ dequantize_int4_grouped(W, scales))}
+
+
+def selective_scan_inputs(s: Sizes, seed: int) -> Args:
+    """x, delta: f32[T, D] (delta > 0, a step size); A: f32[D, NS] < 0 (a decay); B, C: f32[T, NS];
+    h: f32[D, NS], the initial state."""
+    r = _rng(seed)
+    t, d, ns = s["T"], s["D"], s["NS"]
+    return {"x": _uniform(r, (t, d)), "delta": _uniform(r, (t, d), lo=0.01, hi=0.2),
+            "A": _uniform(r, (d, ns), lo=-2.0, hi=-0.1), "B": _uniform(r, (t, ns)),
+            "C": _uniform(r, (t, ns)), "h": _uniform(r, (d, ns))}
+
+
+def selective_scan_ref(x, delta, A, B, C, h):
+    """Step by step over t: h = exp(delta[t] * A) * h + delta[t] * x[t] * B[t]; y[t] = h @ C[t]."""
+    x, delta, a, b, c, state = map(_f64, (x, delta, A, B, C, h))
+    state = state.copy()
+    y = np.zeros(x.shape)
+    for t in range(x.shape[0]):
+        state = np.exp(delta[t][:, None] * a) * state + (delta[t] * x[t])[:, None] * b[t][None, :]
+        y[t] = state @ c[t]
+    return {"y": _f32(y), "h": _f32(state)}
+
+
+# --------------------------------------------------------------------------------------------
 # The table
 
 def _case(name: str, outputs=(), inouts=(), sizes=(), demo=None, tol_scale=1.0) -> Case:
@@ -532,6 +645,20 @@ KERNELS: dict[str, Case] = {c.name: c for c in [
           demo={"N": 300, "M": 240}),
     _case("linear_f16", ["Y"], sizes=[{"M": 7, "K": 13, "N": 9}, {"M": 16, "K": 32, "N": 16}],
           demo={"M": 128, "K": 256, "N": 128}),
+    _case("depthwise_conv2d", ["Y"], sizes=[
+        {"N": 1, "C": 3, "H": 9, "W": 11, "R": 3, "S": 3},
+        {"N": 2, "C": 8, "H": 16, "W": 13, "R": 3, "S": 2}],
+        demo={"N": 1, "C": 128, "H": 58, "W": 58, "R": 3, "S": 3}),
+    _case("rmsnorm_gelu", ["Y"], sizes=[{"N": 7, "D": 13}, {"N": 16, "D": 64}, {"N": 1, "D": 1}],
+          demo={"N": 512, "D": 768}),
+    _case("qmm_requant", ["C"], sizes=[{"M": 7, "K": 13, "N": 33}, {"M": 16, "K": 64, "N": 32}],
+          demo={"M": 256, "K": 256, "N": 256}),
+    _case("matmul_int4_grouped", ["Y"], sizes=[
+        {"M": 3, "K": 128, "N": 5}, {"M": 16, "K": 256, "N": 33}],
+        demo={"M": 16, "K": 1024, "N": 1024}),
+    _case("selective_scan", ["y"], inouts=["h"], sizes=[
+        {"T": 5, "D": 3, "NS": 4}, {"T": 33, "D": 16, "NS": 8}],
+        demo={"T": 1024, "D": 128, "NS": 16}),
 ]}
 
 

@@ -390,6 +390,77 @@ def naive_linear_f16(X, W, b):
     return {"Y": acc + b}
 
 
+
+def naive_depthwise_conv2d(X, F):
+    X, F = _a(X), _a(F)
+    n_, c_, h, w = X.shape
+    _, r_, s_ = F.shape
+    Y = np.zeros((n_, c_, h - r_ + 1, w - s_ + 1))
+    for n in range(n_):
+        for c in range(c_):
+            for y in range(h - r_ + 1):
+                for x in range(w - s_ + 1):
+                    for r in range(r_):
+                        for s in range(s_):
+                            Y[n, c, y, x] += X[n, c, y + r, x + s] * F[c, r, s]
+    return {"Y": Y}
+
+
+def naive_rmsnorm_gelu(X, gamma, eps):
+    X, gamma = _a(X), _a(gamma)
+    n, d = X.shape
+    ms = np.zeros(n)
+    for i in range(n):
+        for j in range(d):
+            ms[i] += X[i, j] * X[i, j] / d
+    Y = np.zeros((n, d))
+    for i in range(n):
+        for j in range(d):
+            xn = X[i, j] / math.sqrt(ms[i] + float(eps)) * gamma[j]
+            Y[i, j] = 0.5 * xn * (1.0 + math.erf(xn * 0.7071067811865476))
+    return {"Y": Y}
+
+
+def naive_qmm_requant(A, B, bias, multiplier, shift, zero_point):
+    m, k_ = A.shape
+    n = B.shape[1]
+    C = np.zeros((m, n), dtype=np.int8)
+    for i in range(m):
+        for j in range(n):
+            acc = sum(int(A[i, k]) * int(B[k, j]) for k in range(k_)) + int(bias[j])
+            v = (acc * int(multiplier) + (1 << (int(shift) - 1))) >> int(shift)
+            C[i, j] = min(127, max(-128, v + int(zero_point)))
+    return {"C": C}
+
+
+def naive_matmul_int4_grouped(X, W, scales):
+    X, scales = _a(X), _a(scales)
+    m, k_ = X.shape
+    n = W.shape[1]
+    Y = np.zeros((m, n))
+    for i in range(m):
+        for j in range(n):
+            for k in range(k_):
+                q = (int(W[k // 2, j]) >> (4 * (k % 2))) & 15
+                Y[i, j] += X[i, k] * ((q - 8) * scales[k // 128, j])
+    return {"Y": Y}
+
+
+def naive_selective_scan(x, delta, A, B, C, h):
+    x, delta, A, B, C, h = map(_a, (x, delta, A, B, C, h))
+    t_, d_ = x.shape
+    ns = A.shape[1]
+    y = np.zeros((t_, d_))
+    for t in range(t_):
+        for d in range(d_):
+            for n in range(ns):
+                decay = math.exp(delta[t, d] * A[d, n])
+                h[d, n] = decay * h[d, n] + delta[t, d] * B[t, n] * x[t, d]
+        for d in range(d_):
+            for n in range(ns):
+                y[t, d] += C[t, n] * h[d, n]
+    return {"y": y, "h": h}
+
 NAIVE = {name[len("naive_"):]: fn for name, fn in globals().items() if name.startswith("naive_")}
 
 CASES = [(name, i) for name, case in refs.KERNELS.items() for i in range(len(case.sizes))]
