@@ -8,23 +8,44 @@ and a few methods a subclass may override (`render_for`, `index_type`).
 from __future__ import annotations
 
 import math
+import re
 
 from loopweave.ir import expr as ir
-from loopweave.ir.loops import Block, For, If, Node, Store
+from loopweave.ir.loops import Block, For, If, Node, Scope, Store
 from loopweave.ir.types import BOOL, DType
 
 C_KEYWORDS = frozenset("""
 auto break case char const continue default do double else enum extern float for goto if inline
 int long register restrict return short signed sizeof static struct switch typedef union unsigned
 void volatile while _Bool _Complex _Imaginary bool true false NULL main INFINITY NAN
+alignas alignof constexpr nullptr static_assert thread_local typeof typeof_unqual asm
+EOF errno HUGE HUGE_VAL MAXFLOAT memcpy memset memmove fmodf fmod
 """.split())
+# Names that generated code or its headers use: libm (f32 and f64 forms), object-like macros
+# (INT8_MAX, M_PI), typedefs (int64_t, float32x4_t), isl's loop iterators (c0, c1, ...), and
+# NEON/MVE intrinsics (vld1q_f32, vctp32q). A DSL name that could be one of them is mangled.
+_LIBM = ("exp log sqrt tanh erf pow fabs fmin fmax floor ceil round trunc sin cos tan "
+         "expm1 log1p log2 exp2 cbrt hypot isnan isinf").split()
+_RESERVED = C_KEYWORDS | frozenset(_LIBM) | frozenset(f + "f" for f in _LIBM)
+_MANGLE_PATTERN = re.compile(
+    r"_.*|[lL][wW]_.*|.*_t|[A-Z][A-Z0-9]*_[A-Z0-9_]*|c[0-9]+|v[a-z]+[0-9]*q(_\w*)?|vctp[0-9]+q")
+_LOOP_ITERATOR = re.compile(r"c[0-9]+")
 
 
 def c_name(name: str) -> str:
-    """A DSL name as a C identifier that cannot clash with C or with our own helpers."""
-    if name in C_KEYWORDS or name.startswith("lw_"):
+    """A DSL name as a C identifier that cannot clash with C, its headers or our own names.
+
+    Mangled names start with `lw_u_`, which no unmangled name does (names starting with `lw_`
+    are mangled too), so distinct DSL names stay distinct.
+    """
+    if name in _RESERVED or _MANGLE_PATTERN.fullmatch(name):
         return f"lw_u_{name}"
     return name
+
+
+def c_var(name: str) -> str:
+    """A loop variable: isl's iterators `c0, c1, ...` as they are, any other name as `c_name`."""
+    return name if _LOOP_ITERATOR.fullmatch(name) else c_name(name)
 
 
 #: Math functions by element type; `{x}` is the argument text.
@@ -134,22 +155,27 @@ class CFamilyRenderer:
 
     # -- expressions -----------------------------------------------------------------------------
 
-    def linear_index(self, tensor: str, indices: tuple[ir.Expr, ...]) -> str:
+    def linear_offset(self, tensor: str, indices: tuple[ir.Expr, ...]) -> ir.Expr:
         """Row-major offset: ((i0 * d1 + i1) * d2 + i2)."""
         if not indices:
-            return "0"
+            return ir.Const(0)
         shape = self.shapes[tensor]
         offset: ir.Expr = indices[0]
         for dim, index in zip(shape[1:], indices[1:], strict=True):
             offset = ir.add(ir.mul(offset, dim), index)
-        return self.expr(offset)
+        return offset
+
+    def linear_index(self, tensor: str, indices: tuple[ir.Expr, ...]) -> str:
+        return self.expr(self.linear_offset(tensor, indices))
 
     def expr(self, e: ir.Expr, parent_prec: int = 0) -> str:
         """C text of `e`; parenthesized if its operator binds looser than `parent_prec`."""
         match e:
             case ir.Const(value=v, dtype=t):
                 return self.const(v, t)
-            case ir.Var(name=n) | ir.Param(name=n) | ir.Scalar(name=n):
+            case ir.Var(name=n):
+                return c_var(n)
+            case ir.Param(name=n) | ir.Scalar(name=n):
                 return c_name(n)
             case ir.Load(tensor=t, indices=ix):
                 return f"{c_name(t)}[{self.linear_index(t, ix)}]"
@@ -229,14 +255,43 @@ class CFamilyRenderer:
                 return [*lines, f"{indent}}}"]
             case Store():
                 return [f"{indent}{self.store(node)}"]
+            case Scope():
+                return self.render_scope(node, indent)
         raise AssertionError(type(node).__name__)
+
+    def render_scope(self, node: Scope, indent: str) -> list[str]:
+        """A block declaring the local buffers (scalars as one-element arrays)."""
+        decls = []
+        for b in node.buffers:
+            self.shapes[b.name] = b.shape
+            size = ir.Const(1)
+            for d in b.shape:
+                size = ir.mul(size, d)
+            text = self.expr(size)
+            if not isinstance(size, ir.Const):  # a variable-length array may not be empty
+                text = f"lw_max_i64({text}, 1)"
+            decls.append(f"{indent}  {self.ctype(b.dtype)} {c_name(b.name)}[{text}];")
+        return [f"{indent}{{", *decls, *self.stmt(node.body, indent + "  "), f"{indent}}}"]
 
     #: The line in front of a loop of each kind (OpenMP for parallel and vector loops).
     LOOP_PRAGMAS = {"parallel": "#pragma omp parallel for", "vector": "#pragma omp simd",
                     "unroll": "#pragma GCC unroll 8"}
 
+    #: An optional `backends.simd.VectorISA`: it renders vector loops with intrinsics where it
+    #: can (returning None where it cannot, and the loop keeps its pragma).
+    vector_isa = None
+    vector_isa_used = False
+
     def render_for(self, node: For, indent: str) -> list[str]:
-        v = c_name(node.var)
+        if node.kind == "vector" and self.vector_isa is not None:
+            lines = self.vector_isa.render_loop(self, node, indent)
+            if lines is not None:
+                self.vector_isa_used = True
+                return lines
+        return self.render_plain_for(node, indent)
+
+    def render_plain_for(self, node: For, indent: str) -> list[str]:
+        v = c_var(node.var)
         head = (f"{indent}for ({self.index_type} {v} = {self.expr(node.init)}; "
                 f"{self.expr(node.cond)}; {v} += {node.step}) {{")
         pragma = [f"{indent}{self.LOOP_PRAGMAS[node.kind]}"] if node.kind in self.LOOP_PRAGMAS \

@@ -13,7 +13,7 @@ import islpy as isl
 from loopweave.ir import isl_helpers
 from loopweave.ir.expr import Expr, Load, substitute
 from loopweave.ir.kernel import KernelIR, Statement
-from loopweave.ir.loops import Block, For, If, Node, Store
+from loopweave.ir.loops import Block, Buffer, For, If, Node, Scope, Store
 
 
 def _store(stmt: Statement, values: list[Expr]) -> Store:
@@ -46,10 +46,14 @@ class _Translator:
             children = n.block_get_children()
             return Block(tuple(self.node(children.get_at(i)) for i in range(children.n_ast_node())))
         if kind == isl.ast_node_type.mark:
-            # Passes mark a loop "kind:statement:loop"; the for node below takes the kind.
+            # Passes mark a loop "kind:statement:loop" (the for node below takes the kind) and
+            # the body of a loop that declares local buffers "local:name,name".
             child = self.node(n.mark_get_node())
-            loop_kind = n.mark_get_id().get_name().split(":")[0]
-            return replace(child, kind=loop_kind) if isinstance(child, For) else child
+            label, _, rest = n.mark_get_id().get_name().partition(":")
+            if label == "local":
+                tensors = [self.kernel.tensors[name] for name in rest.split(",")]
+                return Scope(tuple(Buffer(t.name, t.dtype, t.shape) for t in tensors), child)
+            return replace(child, kind=label) if isinstance(child, For) else child
         if kind == isl.ast_node_type.user:
             call = n.user_get_expr()
             name = call.op_get_arg(0).id_get_id().get_name()

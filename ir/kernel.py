@@ -22,7 +22,7 @@ from loopweave.ir import isl_helpers
 from loopweave.ir.expr import Expr, Load, loads, to_str
 from loopweave.ir.types import DType
 
-ROLES = ("in", "inout", "out", "temp")
+ROLES = ("in", "inout", "out", "temp", "local")  # local: declared inside a loop body
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +87,12 @@ class KernelIR:
     statements: tuple[Statement, ...]
     schedule: isl.Schedule
     source: str = ""
+    locals: tuple[Tensor, ...] = ()  # temporaries shrunk to a loop body by storage reduction
 
     @cached_property
     def tensors(self) -> dict[str, Tensor]:
         ts = [a for a in self.args if isinstance(a, Tensor)]
-        return {t.name: t for t in (*ts, *self.outputs, *self.temporaries)}
+        return {t.name: t for t in (*ts, *self.outputs, *self.temporaries, *self.locals)}
 
     @cached_property
     def statement(self) -> dict[str, Statement]:
@@ -122,6 +123,7 @@ class KernelIR:
         lines += [f"  arg {a}" for a in self.args]
         lines += [f"  out {t}" for t in self.outputs]
         lines += [f"  tmp {t}" for t in self.temporaries]
+        lines += [f"  local {t}" for t in self.locals]
         if self.assumptions:
             lines.append("  assume " + " and ".join(to_str(a) for a in self.assumptions))
         for s in self.statements:

@@ -1,7 +1,7 @@
 """The loop AST that backends render: what isl's AST builder produced, with statement bodies in.
 
     node := For(var, init, cond, step, body, kind) | If(cond, then, orelse) | Block(body)
-          | Store(tensor, indices, value, reduce, stmt)
+          | Store(tensor, indices, value, reduce, stmt) | Scope(buffers, body)
 
 `kind` is "serial" today; passes annotate "parallel", "vector" or "unroll". A `Store` with a
 reduce op ("+=", "*=", "max=", "min=") means `tensor[indices] = tensor[indices] <op> value`.
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from loopweave.ir.expr import Expr, to_str
+from loopweave.ir.types import DType
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,24 @@ class Block:
     body: tuple[Node, ...]
 
 
-Node = For | If | Block | Store
+@dataclass(frozen=True, slots=True)
+class Buffer:
+    """A local array (shape: constants or size expressions; () for a scalar)."""
+
+    name: str
+    dtype: DType
+    shape: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """`body` with local buffers, uninitialised, private to each execution of the scope."""
+
+    buffers: tuple[Buffer, ...]
+    body: Node
+
+
+Node = For | If | Block | Store | Scope
 
 
 def walk(node: Node) -> Iterator[Node]:
@@ -62,6 +80,8 @@ def walk(node: Node) -> Iterator[Node]:
         case Block(body=body):
             for b in body:
                 yield from walk(b)
+        case Scope(body=b):
+            yield from walk(b)
 
 
 def to_text(node: Node, indent: str = "") -> str:
@@ -79,6 +99,10 @@ def to_text(node: Node, indent: str = "") -> str:
             return text
         case Block(body=body):
             return "".join(to_text(b, indent) for b in body)
+        case Scope(buffers=bufs, body=b):
+            decls = ", ".join(f"{x.name}: {x.dtype}[{', '.join(to_str(d) for d in x.shape)}]"
+                              for x in bufs)
+            return f"{indent}local {decls}\n" + to_text(b, indent)
         case Store(tensor=t, indices=ix, value=v, reduce=r):
             return f"{indent}{t}[{', '.join(to_str(x) for x in ix)}] {r or '='} {to_str(v)}\n"
     raise AssertionError(type(node).__name__)

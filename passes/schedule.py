@@ -1,4 +1,4 @@
-"""A user-facing schedule: a replayable list of steps applied to a kernel's isl schedule tree.
+"""A user-facing schedule: a replayable list of steps applied to a kernel's loop placements.
 
     s = loopweave.Schedule()
     s.tile("C", i=32, j=32)           # every statement writing C: loops i, j in 32x32 tiles
@@ -6,11 +6,12 @@
     s.parallel("C", "i_o")
     kernel = loopweave.compile(src, schedule=s)
 
-Each statement carries a loop plan: its loops from outer to inner, each an affine function of its
-iterators (`i_o` = floor(i / 32), `i` itself). `apply()` replaces the statement's band in the
-initial (program-order) schedule tree by one band per planned loop, checks the new schedule
-against every dependence, and checks that loops marked parallel or vector carry none.
-Steps are frozen records; `to_json()`/`from_json()` round-trip them.
+Each statement has a placement (passes/placement.py): its loops from outer to inner, each an
+affine function of its iterators (`i_o` = floor(i / 32), `i` itself), and its position among
+its siblings. Steps edit placements; `apply()` builds the isl schedule tree from them, checks it
+against every dependence, checks that loops marked parallel or vector carry none, and shrinks
+temporaries that fusion made local (passes/storage.py). Steps are frozen records;
+`to_json()`/`from_json()` round-trip them.
 
 Before `s.tile("C", i=32)` on `C[i, j] += ...`:        after:
     for i: for j: for k: S1                           for i_o: for j: for k: for i: S1
@@ -22,31 +23,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import islpy as isl
-
 from loopweave.errors import ScheduleError
-from loopweave.ir import expr as ir
-from loopweave.ir import isl_helpers
-from loopweave.ir.dependences import Dependences, violations
 from loopweave.ir.kernel import KernelIR, Statement
-
-LOOP_KINDS = ("parallel", "vector", "unroll")
+from loopweave.passes import placement as pl
+from loopweave.passes.legality import check_dependences, check_loop_kinds
+from loopweave.passes.placement import LOOP_KINDS, Loop, Placement  # noqa: F401 (re-export)
+from loopweave.passes.storage import reduce_storage
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
     """One scheduling decision: `op` on the statements that `target` names."""
 
-    op: str  # "tile", "reorder" or a loop kind from LOOP_KINDS
-    target: str  # a tensor (every statement writing it) or a statement name "S3"
-    args: tuple  # tile: ((var, size), ...); reorder: loop names; kinds: (loop name,)
-
-
-@dataclass(frozen=True, slots=True)
-class Loop:
-    name: str
-    expr: ir.Expr  # affine in the statement's iterators
-    kind: str = "serial"
+    op: str  # "tile", "reorder", "skew", "fuse" or a loop kind from LOOP_KINDS
+    target: str  # a tensor (every statement writing it), a statement "S3", or several, "a,b"
+    args: tuple  # tile: ((var, size), ...); reorder: loop names; kinds: (loop name,); ...
 
 
 class Schedule:
@@ -59,14 +50,38 @@ class Schedule:
         """Split each named loop v into v_o = floor(v / size) (placed before the first tiled
         loop) and v (the point loop, which keeps its place)."""
         for var, size in sizes.items():
-            if not isinstance(size, int) or size < 1:
-                raise ScheduleError(f"tile size for {var} must be a positive integer, not {size!r}")
+            _check_positive(f"tile size for {var}", size)
         self.steps.append(Step("tile", target, tuple(sizes.items())))
         return self
+
+    def split(self, target: str, loop: str, factor: int) -> Schedule:
+        """`tile` of one loop: `loop` becomes `loop_o` (outer) and `loop` (inner, < factor)."""
+        return self.tile(target, **{loop: factor})
 
     def reorder(self, target: str, *loops: str) -> Schedule:
         """Put the named loops in this order, in the positions they occupy now."""
         self.steps.append(Step("reorder", target, loops))
+        return self
+
+    def skew(self, target: str, loop: str, by: str, factor: int = 1) -> Schedule:
+        """Replace `loop` by `loop + factor * by` (a wavefront; then the loops can be tiled)."""
+        if not isinstance(factor, int) or isinstance(factor, bool):
+            raise ScheduleError(f"skew factor must be an integer, not {factor!r}")
+        self.steps.append(Step("skew", target, (loop, by, factor)))
+        return self
+
+    def fuse(self, *targets: str, depth: int = 1) -> Schedule:
+        """Run the statements of `targets` inside shared outer loops (their outermost `depth`
+        loops, paired by position), in program order inside them."""
+        _check_positive("fuse depth", depth)
+        if len(targets) < 2:
+            raise ScheduleError("fuse needs at least two targets")
+        self.steps.append(Step("fuse", ",".join(targets), (depth,)))
+        return self
+
+    def compute_at(self, producer: str, consumer: str, loop: str) -> Schedule:
+        """Compute `producer` inside `consumer`'s loop `loop` (and every loop outside it)."""
+        self.steps.append(Step("compute_at", f"{producer},{consumer}", (loop,)))
         return self
 
     def parallel(self, target: str, loop: str) -> Schedule:
@@ -96,174 +111,85 @@ class Schedule:
             steps.append(Step(d["op"], d["target"], args))
         return cls(steps)
 
+    def __repr__(self) -> str:
+        return f"Schedule({self.to_json()})"
+
+    def placements(self, kernel: KernelIR) -> dict[str, Placement]:
+        """Each statement's loops and position after the steps (no legality check)."""
+        placements = pl.initial_placements(kernel)
+        for step in self.steps:
+            _apply_step(kernel, step, placements)
+        return placements
+
     def apply(self, kernel: KernelIR) -> KernelIR:
         """`kernel` with this schedule; raises ScheduleError for a malformed or illegal step."""
-        plans = {s.name: [Loop(v, ir.Var(v)) for v in
-                          s.iterators[len(s.iterators) - _own_loops(kernel, s):]]
-                 for s in kernel.statements}
-        for step in self.steps:
-            stmts = _targets(kernel, step.target)
-            for s in stmts:
-                plans[s.name] = _apply_step(step, plans[s.name], s)
-            _check_names_exist(step, [plans[s.name] for s in stmts])
-        schedule = _build(kernel, plans)
-        _check_dependences(kernel, schedule)
-        _check_loop_kinds(kernel, schedule)
-        return kernel.with_schedule(schedule)
+        placements = self.placements(kernel)
+        schedule = pl.build_tree(kernel, placements)
+        check_dependences(kernel, schedule)
+        check_loop_kinds(kernel, schedule)
+        reduced, locals_at = reduce_storage(kernel, placements)
+        if locals_at:
+            schedule = pl.build_tree(reduced, placements, locals_at)
+        return reduced.with_schedule(schedule)
 
 
-# -- plans ----------------------------------------------------------------------------------------
+def _check_positive(what: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ScheduleError(f"{what} must be a positive integer, not {value!r}")
+
 
 def _own_loops(kernel: KernelIR, s: Statement) -> int:
-    """How many of the statement's iterators are its own (not enclosing `for` loops)."""
-    band = _find_leaf_band(kernel.schedule, s)
-    return 0 if band is None else band.band_n_member()
-
-
-def _child_towards(node: isl.ScheduleNode, s: Statement) -> isl.ScheduleNode | None:
-    target = isl.UnionSet.from_set(s.domain)
-    for i in range(node.n_children()):
-        child = node.child(i)
-        # A filter's get_domain() is what reaches it, before filtering: test the filter itself.
-        reach = child.filter_get_filter() if child.get_type() == isl.schedule_node_type.filter \
-            else child.get_domain()
-        if target.is_subset(reach):
-            return child
-    return None
+    """How many of the statement's loops are its own (not enclosing `for` loops)."""
+    return pl.own_loop_count(kernel, s)
 
 
 def _targets(kernel: KernelIR, target: str) -> list[Statement]:
-    if target in kernel.statement:
-        return [kernel.statement[target]]
-    stmts = [s for s in kernel.statements if s.lhs.tensor == target]
-    if not stmts:
-        raise ScheduleError(f"no statement writes {target!r}; name a tensor written by the kernel "
-                            f"or a statement ({', '.join(kernel.statement)})")
+    stmts = []
+    for name in target.split(","):
+        if name in kernel.statement:
+            stmts.append(kernel.statement[name])
+            continue
+        found = [s for s in kernel.statements if s.lhs.tensor == name]
+        if not found:
+            raise ScheduleError(f"no statement writes {name!r}; name a tensor written by the "
+                                f"kernel or a statement ({', '.join(kernel.statement)})")
+        stmts += found
     return stmts
 
 
-def _apply_step(step: Step, plan: list[Loop], s: Statement) -> list[Loop]:
-    names = [lp.name for lp in plan]
-    if step.op == "tile":
-        sizes = {v: n for v, n in step.args if v in names}
-        if not sizes:
-            return plan
-        outer = [Loop(_fresh(f"{lp.name}_o", names), ir.Binary(
-                     "/", lp.expr, ir.Const(sizes[lp.name]), lp.expr.dtype))
-                 for lp in plan if lp.name in sizes]
-        first = min(names.index(v) for v in sizes)
-        return [*plan[:first], *outer, *plan[first:]]
-    if step.op == "reorder":
-        wanted = [n for n in step.args if n in names]
-        slots = sorted(names.index(n) for n in wanted)
-        new = list(plan)
-        for slot, name in zip(slots, wanted, strict=True):
-            new[slot] = plan[names.index(name)]
-        return new
-    if step.op in LOOP_KINDS:
+def _apply_step(kernel: KernelIR, step: Step, placements: dict[str, Placement]) -> None:
+    stmts = _targets(kernel, step.target)
+    if step.op == "fuse":
+        pl.fuse(placements, [s.name for s in stmts], step.args[0])
+        return
+    if step.op == "compute_at":
         (loop,) = step.args
-        return [Loop(lp.name, lp.expr, step.op) if lp.name == loop else lp for lp in plan]
-    raise ScheduleError(f"unknown schedule step {step.op!r}")
+        consumers = _targets(kernel, step.target.split(",")[1])
+        _check_names_exist(step, [placements[s.name] for s in consumers], [loop])
+        depth = 1 + min(placements[s.name].names().index(loop) for s in consumers
+                        if loop in placements[s.name].names())
+        pl.fuse(placements, [s.name for s in stmts], depth)
+        return
+    wanted = {"tile": lambda: [a[0] for a in step.args], "skew": lambda: list(step.args[:2])}
+    _check_names_exist(step, [placements[s.name] for s in stmts],
+                       wanted.get(step.op, lambda: list(step.args))())
+    for s in stmts:
+        p = placements[s.name]
+        if step.op == "tile":
+            placements[s.name] = pl.tile(p, dict(step.args))
+        elif step.op == "reorder":
+            placements[s.name] = pl.reorder(p, step.args)
+        elif step.op == "skew":
+            placements[s.name] = pl.skew(p, *step.args)
+        elif step.op in LOOP_KINDS:
+            placements[s.name] = pl.set_kind(p, step.args[0], step.op)
+        else:
+            raise ScheduleError(f"unknown schedule step {step.op!r}")
 
 
-def _fresh(name: str, taken: list[str]) -> str:
-    """`name`, or `name` with more `o`s if a loop already has it (tiling a tile loop)."""
-    while name in taken:
-        name += "o"
-    return name
-
-
-def _check_names_exist(step: Step, plans: list[list[Loop]]) -> None:
-    names = {lp.name for plan in plans for lp in plan}
-    wanted = [a[0] if isinstance(a, tuple) else a for a in step.args]
+def _check_names_exist(step: Step, plans: list[Placement], wanted: list[str]) -> None:
+    names = {n for p in plans for n in p.names()}
     missing = [n for n in wanted if n not in names]
     if missing:
         raise ScheduleError(f"{step.op} on {step.target!r}: no loop named {missing[0]!r}; "
                             f"its loops are {', '.join(sorted(names))}")
-
-
-# -- the isl schedule tree -------------------------------------------------------------------------
-
-def _find_leaf_band(schedule: isl.Schedule, s: Statement) -> isl.ScheduleNode | None:
-    """The innermost band over the statement alone (its own loops in the initial tree)."""
-    node, found = schedule.get_root(), None
-    while node is not None:
-        if node.get_type() == isl.schedule_node_type.band and \
-                node.get_domain().is_equal(isl.UnionSet.from_set(s.domain)):
-            found = node
-            break
-        node = _child_towards(node, s) if node.n_children() else None
-    return found
-
-
-def _build(kernel: KernelIR, plans: dict[str, list[Loop]]) -> isl.Schedule:
-    schedule = kernel.schedule
-    for s in kernel.statements:
-        plan = plans[s.name]
-        initial = [Loop(v, ir.Var(v)) for v in s.iterators[len(s.iterators) - len(plan):]]
-        if plan == initial:
-            continue
-        node = _find_leaf_band(schedule, s)
-        if node is None:
-            continue
-        node = node.delete()
-        for loop in reversed(plan):  # insert innermost first: each insert goes above
-            node = node.insert_partial_schedule(
-                isl_helpers.band(kernel.params, [[(s.name, s.iterators, loop.expr)]]))
-            if loop.kind != "serial":
-                node = node.insert_mark(isl.Id(f"{loop.kind}:{s.name}:{loop.name}"))
-        schedule = node.get_schedule()
-    return schedule
-
-
-# -- legality -------------------------------------------------------------------------------------
-
-def _instance(kernel: KernelIR, stmt: str, values: dict[str, int]) -> str:
-    s = kernel.statement[stmt]
-    its = ", ".join(f"{k}={v}" for k, v in values.items())
-    return f"{stmt}({its}) (line {s.pos.line})"
-
-
-def _check_dependences(kernel: KernelIR, schedule: isl.Schedule) -> None:
-    for v in violations(kernel, schedule):
-        d = v.dependence
-        sizes = ", ".join(f"{k}={n}" for k, n in v.sizes.items())
-        raise ScheduleError(
-            f"the schedule breaks the {d.kind} dependence on {d.tensor} from "
-            f"{d.source} to {d.sink}: {_instance(kernel, d.source, v.source_instance)} must run "
-            f"before {_instance(kernel, d.sink, v.sink_instance)} (sizes {sizes})")
-
-
-def _check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule) -> None:
-    """A parallel or vector loop may carry no dependence."""
-    deps = None
-    for mark in _marks(schedule.get_root()):
-        kind, stmt, loop = mark.mark_get_id().get_name().split(":")
-        if kind == "unroll":
-            continue
-        deps = deps or Dependences(kernel).union()
-        band = mark.child(0)
-        outer = band.get_prefix_schedule_union_map()
-        inner = outer.flat_range_product(band.band_get_partial_schedule_union_map())
-        same_outer = outer.apply_range(outer.reverse())
-        same_inner = inner.apply_range(inner.reverse())
-        carried = deps.intersect(same_outer).subtract(same_inner)
-        carried = carried.intersect_params(kernel.context)
-        if not carried.is_empty():
-            m = isl_helpers.maps_of(carried)[0]
-            point = m.wrap().sample_point()
-            _, coords = isl_helpers.point_values(point, m.wrap())
-            src = m.get_tuple_name(isl.dim_type.in_)
-            snk = m.get_tuple_name(isl.dim_type.out)
-            n = len(kernel.statement[src].iterators)
-            a = dict(zip(kernel.statement[src].iterators, coords[:n], strict=True))
-            b = dict(zip(kernel.statement[snk].iterators, coords[n:], strict=True))
-            raise ScheduleError(f"loop {loop} of {stmt} cannot be {kind}: it carries a dependence"
-                                f" from {_instance(kernel, src, a)} to {_instance(kernel, snk, b)}")
-
-
-def _marks(node: isl.ScheduleNode):
-    if node.get_type() == isl.schedule_node_type.mark:
-        yield node
-    for i in range(node.n_children()):
-        yield from _marks(node.child(i))

@@ -1,0 +1,69 @@
+"""Legality of a schedule: no dependence reversed, no dependence carried by a parallel or
+vector loop. Errors name the dependence, the tensor and two instances with their DSL lines."""
+
+from __future__ import annotations
+
+import islpy as isl
+
+from loopweave.errors import ScheduleError
+from loopweave.ir import isl_helpers
+from loopweave.ir.dependences import Dependences, violations
+from loopweave.ir.kernel import KernelIR
+
+
+def instance_text(kernel: KernelIR, stmt: str, values: dict[str, int]) -> str:
+    s = kernel.statement[stmt]
+    its = ", ".join(f"{k}={v}" for k, v in values.items())
+    return f"{stmt}({its}) (line {s.pos.line})"
+
+
+def check_dependences(kernel: KernelIR, schedule: isl.Schedule, what: str = "the schedule") -> None:
+    """Raise ScheduleError if `schedule` runs some dependence's sink before its source."""
+    for v in violations(kernel, schedule):
+        d = v.dependence
+        sizes = ", ".join(f"{k}={n}" for k, n in v.sizes.items())
+        raise ScheduleError(
+            f"{what} breaks the {d.kind} dependence on {d.tensor} from "
+            f"{d.source} to {d.sink}: {instance_text(kernel, d.source, v.source_instance)} must "
+            f"run before {instance_text(kernel, d.sink, v.sink_instance)} (sizes {sizes})")
+
+
+def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule) -> None:
+    """A parallel or vector loop may carry no dependence."""
+    deps = None
+    for mark in marks(schedule.get_root()):
+        name = mark.mark_get_id().get_name()
+        kind, stmt, loop = (name.split(":") + ["", ""])[:3]
+        if kind not in ("parallel", "vector"):
+            continue
+        deps = deps or Dependences(kernel).union()
+        carried = carried_by(mark.child(0), deps).intersect_params(kernel.context)
+        if not carried.is_empty():
+            m = isl_helpers.maps_of(carried)[0]
+            point = m.wrap().sample_point()
+            _, coords = isl_helpers.point_values(point, m.wrap())
+            src = m.get_tuple_name(isl.dim_type.in_)
+            snk = m.get_tuple_name(isl.dim_type.out)
+            n = len(kernel.statement[src].iterators)
+            a = dict(zip(kernel.statement[src].iterators, coords[:n], strict=True))
+            b = dict(zip(kernel.statement[snk].iterators, coords[n:], strict=True))
+            raise ScheduleError(
+                f"loop {loop} of {stmt} cannot be {kind}: it carries a dependence from "
+                f"{instance_text(kernel, src, a)} to {instance_text(kernel, snk, b)}")
+
+
+def carried_by(band: isl.ScheduleNode, deps: isl.UnionMap) -> isl.UnionMap:
+    """The dependences between different iterations of `band` within one outer iteration."""
+    outer = band.get_prefix_schedule_union_map()
+    inner = outer.flat_range_product(band.band_get_partial_schedule_union_map())
+    same_outer = outer.apply_range(outer.reverse())
+    same_inner = inner.apply_range(inner.reverse())
+    return deps.intersect(same_outer).subtract(same_inner)
+
+
+def marks(node: isl.ScheduleNode):
+    """Every mark node of a schedule tree, outer first."""
+    if node.get_type() == isl.schedule_node_type.mark:
+        yield node
+    for i in range(node.n_children()):
+        yield from marks(node.child(i))

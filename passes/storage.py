@@ -1,0 +1,97 @@
+"""Storage reduction: a temporary whose every use sits inside shared (fused) loops, one
+iteration at a time, shrinks to what one iteration needs and becomes a local buffer.
+
+softmax fused over rows: `m[i] max= X[i, j]` ... `Y[i, j] = e[i, j] / s[i]` all inside loop i;
+`m` and `s` become scalars declared in the body of loop i, `e` one row. The dimension indexed by
+a shared loop is dropped when no dependence on the temporary crosses iterations of that loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import islpy as isl
+
+from loopweave.ir import expr as ir
+from loopweave.ir import isl_helpers
+from loopweave.ir.dependences import Dependence, Dependences
+from loopweave.ir.kernel import KernelIR, Statement, Tensor
+from loopweave.passes.placement import Placement
+
+
+def reduce_storage(kernel: KernelIR, placements: dict[str, Placement]
+                   ) -> tuple[KernelIR, dict[tuple[int, ...], list[str]]]:
+    """`kernel` with fused temporaries turned into locals, and where each local lives (the
+    sibling-position prefix of the loop whose body declares it)."""
+    deps: list[Dependence] | None = None
+    locals_at: dict[tuple[int, ...], list[str]] = {}
+    shrunk: dict[str, tuple[int, ...]] = {}  # tensor -> dimensions dropped
+    for t in kernel.temporaries:
+        users = [s for s in kernel.statements if _accesses(s, t.name)]
+        if len(users) < 2:
+            continue
+        dropped = _droppable_dims(t, users, placements)
+        if not dropped:
+            continue
+        deps = deps if deps is not None else Dependences(kernel).all
+        depths = sorted(set(dropped.values()))
+        if not all(_within_one_iteration(kernel, d, placements, depths)
+                   for d in deps if d.tensor == t.name):
+            continue
+        shrunk[t.name] = tuple(sorted(dropped))
+        locals_at.setdefault(placements[users[0].name].order[:max(depths) + 1], []).append(t.name)
+    if not shrunk:
+        return kernel, {}
+    return _rewrite(kernel, shrunk), locals_at
+
+
+def _accesses(s: Statement, tensor: str) -> list[ir.Load]:
+    return [a for a in (s.lhs, *ir.loads(s.rhs)) if a.tensor == tensor]
+
+
+def _droppable_dims(t: Tensor, users: list[Statement],
+                    placements: dict[str, Placement]) -> dict[int, int]:
+    """dimension -> depth of the shared loop that indexes it in every access."""
+    ps = [placements[s.name] for s in users]
+    shared = min(len(p.loops) for p in ps)
+    for d in range(shared):
+        if len({p.order[:d + 1] for p in ps}) > 1:
+            shared = d
+            break
+    dropped = {}
+    for k in range(len(t.shape)):
+        for d in range(shared):
+            if all(a.indices[k] == placements[s.name].loops[d].expr
+                   for s in users for a in _accesses(s, t.name)):
+                dropped[k] = d
+                break
+    return dropped
+
+
+def _within_one_iteration(kernel: KernelIR, dep: Dependence, placements: dict[str, Placement],
+                          depths: list[int]) -> bool:
+    """Do source and sink of `dep` always run in the same iteration of the loops at `depths`?"""
+    def loop_values(stmt: str) -> isl.Map:
+        s = kernel.statement[stmt]
+        exprs = tuple(placements[stmt].loops[d].expr for d in depths)
+        return isl_helpers.make_map(kernel.params, stmt, s.iterators, "L", exprs)
+
+    pairs = dep.relation.apply_domain(loop_values(dep.source)).apply_range(loop_values(dep.sink))
+    return pairs.is_subset(isl.Map.identity(pairs.get_space()))
+
+
+def _rewrite(kernel: KernelIR, shrunk: dict[str, tuple[int, ...]]) -> KernelIR:
+    def shrink(e: ir.Expr) -> ir.Expr | None:
+        if isinstance(e, ir.Load) and e.tensor in shrunk:
+            keep = tuple(x for k, x in enumerate(e.indices) if k not in shrunk[e.tensor])
+            return replace(e, indices=keep)
+        return None
+
+    statements = tuple(replace(s, lhs=ir.rewrite(s.lhs, shrink), rhs=ir.rewrite(s.rhs, shrink))
+                       for s in kernel.statements)
+    local = tuple(replace(t, shape=tuple(d for k, d in enumerate(t.shape)
+                                         if k not in shrunk[t.name]), role="local")
+                  for t in kernel.temporaries if t.name in shrunk)
+    temporaries = tuple(t for t in kernel.temporaries if t.name not in shrunk)
+    return replace(kernel, statements=statements, temporaries=temporaries,
+                   locals=kernel.locals + local)
