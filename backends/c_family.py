@@ -67,18 +67,24 @@ PRELUDE = r"""#include <stdint.h>
 /* Floor division and modulo, as numpy and isl define them (0 for a zero divisor, as numpy). */
 #define LW_INT_HELPERS(T, S) \
   static inline T lw_div_##S(T a, T b) { \
-    if (b == 0) return 0; \
+    if (b == 0) { return 0; } \
     T q = a / b; return (T)(((a % b != 0) && ((a < 0) != (b < 0))) ? q - 1 : q); } \
   static inline T lw_mod_##S(T a, T b) { \
-    if (b == 0) return 0; T r = a % b; return (T)((r != 0 && ((r < 0) != (b < 0))) ? r + b : r); } \
+    if (b == 0) { return 0; } \
+    T r = a % b; return (T)((r != 0 && ((r < 0) != (b < 0))) ? r + b : r); } \
   static inline T lw_min_##S(T a, T b) { return a < b ? a : b; } \
   static inline T lw_max_##S(T a, T b) { return a > b ? a : b; } \
   static inline T lw_abs_##S(T a) { return a < 0 ? (T)-a : a; }
 LW_INT_HELPERS(int8_t, i8)
-LW_INT_HELPERS(uint8_t, u8)
 LW_INT_HELPERS(int16_t, i16)
 LW_INT_HELPERS(int32_t, i32)
 LW_INT_HELPERS(int64_t, i64)
+/* Unsigned: no sign cases (and no always-false comparisons for -Wextra to report). */
+static inline uint8_t lw_div_u8(uint8_t a, uint8_t b) { return b == 0 ? 0 : (uint8_t)(a / b); }
+static inline uint8_t lw_mod_u8(uint8_t a, uint8_t b) { return b == 0 ? 0 : (uint8_t)(a % b); }
+static inline uint8_t lw_min_u8(uint8_t a, uint8_t b) { return a < b ? a : b; }
+static inline uint8_t lw_max_u8(uint8_t a, uint8_t b) { return a > b ? a : b; }
+static inline uint8_t lw_abs_u8(uint8_t a) { return a; }
 
 /* min/max that propagate NaN, as numpy's maximum/minimum do. */
 static inline float lw_max_f32(float a, float b) { return (a > b || a != a) ? a : b; }

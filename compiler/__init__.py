@@ -8,6 +8,7 @@
 """
 
 from loopweave.driver import compile
+from loopweave.emit import emit_c
 from loopweave.errors import (
     ArgumentTypeError,
     ArgumentValueError,
@@ -39,4 +40,5 @@ __all__ = [
     "SourcePos",
     "TargetError",
     "compile",
+    "emit_c",
 ]

@@ -14,7 +14,7 @@ import sys
 
 from loopweave.errors import LoopweaveError
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("loopweave.cli",)
+SUBCOMMAND_MODULES: tuple[str, ...] = ("loopweave.cli", "loopweave.emit")
 
 
 def register(subparsers) -> None:

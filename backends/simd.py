@@ -1,0 +1,531 @@
+"""Explicit SIMD: a loop marked "vector" becomes intrinsics of one instruction set.
+
+A `VectorISA` is data: per element type the vector and mask C types, the lane count and a format
+string per operation (`load`, `splat`, `add`, `fma`, `lt`, `select`, ...). `render_loop` lowers a
+vector loop lane-wise:
+
+    {                                       /* for (c2 = init; c2 <= hi; c2++) body */
+      int64_t c2 = init;
+      const int64_t lw_end = hi + 1;
+      <accumulators of horizontal reductions>
+      for (; lw_end - c2 >= W; c2 += W) { <body on W lanes> }
+      <accumulators folded into their targets>
+      for (; c2 < lw_end; c2 += 1) { <the scalar body> }        /* the remainder */
+    }
+
+Lowering the body lane-wise is legal because the loop carries no dependence (the scheduler
+checks that): statements run for W iterations at a time, inner loops and guards that do not
+depend on the vector variable stay scalar around them. Accesses must be contiguous (stride 1) or
+invariant in the vector loop (a broadcast). A reduction into a location invariant in the loop
+(`s[i] += e[i, j]` vectorized over j) accumulates in a register and is folded after the loop; a
+reduction over an inner loop into a contiguous target (`C[i, j] += A[i, k] * B[k, j]`, j vector,
+k inner) is kept in a register across the inner loop. Anything else the lowering does not
+support (gathers, integer division, math functions of vectors, narrow or f16 types, ...) leaves
+the loop to the scalar renderer and its `#pragma omp simd`: never wrong code, at worst slower.
+
+The intrinsics are wrapped in `#if <guard> ... #else <the plain loop> #endif`, so the source stays
+correct when built for a machine without the instruction set (as emitted C may be).
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from dataclasses import dataclass, field
+
+from loopweave.ir import expr as ir
+from loopweave.ir.loops import Block, For, If, Node, Store
+from loopweave.ir.loops import walk as walk_loops
+from loopweave.ir.types import identity
+
+
+class _Cannot(Exception):  # noqa: N818 - internal control flow, never escapes this module
+    """The loop uses something the lowering does not support."""
+
+
+@dataclass(frozen=True)
+class VectorType:
+    """Vectors of one element type: C types, lane count and operations as format strings."""
+
+    ctype: str
+    mask: str
+    lanes: int
+    ops: dict[str, str]
+
+    def op(self, name: str, *args: str) -> str:
+        fmt = self.ops.get(name)
+        if fmt is None:
+            raise _Cannot(name)
+        return fmt.format(*args)
+
+
+@dataclass(frozen=True)
+class VectorISA:
+    """An instruction set: its header, the preprocessor test for it, and its vector types."""
+
+    name: str
+    include: str
+    guard: str
+    types: dict[str, VectorType] = field(compare=False)
+
+    def lanes(self, dtype: str) -> int:
+        """Lanes per vector of `dtype` (0: not supported)."""
+        t = self.types.get(dtype)
+        return t.lanes if t else 0
+
+    def include_lines(self) -> str:
+        """The guarded `#include` that a source using this ISA needs at file scope."""
+        return f"#if {self.guard}\n{self.include}\n#endif\n"
+
+    def render_loop(self, renderer, node: For, indent: str) -> list[str] | None:
+        """`node` (a vector loop) as guarded intrinsics, or None if the lowering cannot."""
+        try:
+            lines = _Lowering(self, renderer, node).loop(indent)
+        except _Cannot:
+            return None
+        plain = renderer.render_plain_for(node, indent)
+        return [f"#if {self.guard}", *lines, "#else", *plain, "#endif"]
+
+
+# -- instruction sets ------------------------------------------------------------------------------
+
+def _x86_float(p: str, suffix: str, lanes: int, width: int, avx512: bool) -> VectorType:
+    """AVX2 (`p` = "_mm256") or AVX-512 (`p` = "_mm512") floats, `suffix` "ps" or "pd"."""
+    ctype = f"__m{width}{'' if suffix == 'ps' else 'd'}"
+    ops = {"load": f"{p}_loadu_{suffix}({{0}})", "store": f"{p}_storeu_{suffix}({{0}}, {{1}})",
+           "splat": f"{p}_set1_{suffix}({{0}})", "fma": f"{p}_fmadd_{suffix}({{0}}, {{1}}, {{2}})",
+           "sqrt": f"{p}_sqrt_{suffix}({{0}})"}
+    for op in ("add", "sub", "mul", "div"):
+        ops[op] = f"{p}_{op}_{suffix}({{0}}, {{1}})"
+    predicates = {"lt": "LT_OQ", "le": "LE_OQ", "gt": "GT_OQ", "ge": "GE_OQ", "eq": "EQ_OQ",
+                  "ne": "NEQ_UQ"}  # C's != is true for NaN: unordered
+    if avx512:
+        mask = "__mmask16" if lanes == 16 else "__mmask8"
+        for op, pred in predicates.items():
+            ops[op] = f"{p}_cmp_{suffix}_mask({{0}}, {{1}}, _CMP_{pred})"
+        ops["select"] = f"{p}_mask_blend_{suffix}({{0}}, {{2}}, {{1}})"
+        ops["mask_or"] = f"(({mask})({{0}} | {{1}}))"
+        ops["mask_and"] = f"(({mask})({{0}} & {{1}}))"
+        # -x flips the sign bit (so -0.0 stays distinct from 0.0); AVX-512F has no xor_ps.
+        bits = "epi32(INT32_MIN)" if suffix == "ps" else "epi64(INT64_MIN)"
+        kind = "ps" if suffix == "ps" else "pd"
+        ops["neg"] = (f"{p}_castsi512_{kind}({p}_xor_si512({p}_cast{kind}_si512({{0}}), "
+                      f"{p}_set1_{bits}))")
+    else:
+        mask = ctype
+        for op, pred in predicates.items():
+            ops[op] = f"{p}_cmp_{suffix}({{0}}, {{1}}, _CMP_{pred})"
+        ops["select"] = f"{p}_blendv_{suffix}({{2}}, {{1}}, {{0}})"
+        ops["mask_or"] = f"{p}_or_{suffix}({{0}}, {{1}})"
+        ops["mask_and"] = f"{p}_and_{suffix}({{0}}, {{1}})"
+        zero = "-0.0f" if suffix == "ps" else "-0.0"
+        ops["neg"] = f"{p}_xor_{suffix}({{0}}, {p}_set1_{suffix}({zero}))"
+    if suffix == "ps":
+        ops["from_i32"] = f"{p}_cvtepi32_ps({{0}})"
+    return VectorType(ctype, mask, lanes, ops)
+
+
+def _avx2_i32() -> VectorType:
+    ops = {"load": "_mm256_loadu_si256((const __m256i *)(const void *)({0}))",
+           "store": "_mm256_storeu_si256((__m256i *)(void *)({0}), {1})",
+           "splat": "_mm256_set1_epi32({0})", "add": "_mm256_add_epi32({0}, {1})",
+           "sub": "_mm256_sub_epi32({0}, {1})", "mul": "_mm256_mullo_epi32({0}, {1})",
+           "min": "_mm256_min_epi32({0}, {1})", "max": "_mm256_max_epi32({0}, {1})",
+           "neg": "_mm256_sub_epi32(_mm256_setzero_si256(), {0})",
+           "gt": "_mm256_cmpgt_epi32({0}, {1})", "lt": "_mm256_cmpgt_epi32({1}, {0})",
+           "eq": "_mm256_cmpeq_epi32({0}, {1})", "select": "_mm256_blendv_epi8({2}, {1}, {0})",
+           "mask_or": "_mm256_or_si256({0}, {1})", "mask_and": "_mm256_and_si256({0}, {1})",
+           "from_f32": "_mm256_cvttps_epi32({0})"}
+    return VectorType("__m256i", "__m256i", 8, ops)
+
+
+def _avx512_i32() -> VectorType:
+    ops = {"load": "_mm512_loadu_si512((const void *)({0}))",
+           "store": "_mm512_storeu_si512((void *)({0}), {1})",
+           "splat": "_mm512_set1_epi32({0})", "add": "_mm512_add_epi32({0}, {1})",
+           "sub": "_mm512_sub_epi32({0}, {1})", "mul": "_mm512_mullo_epi32({0}, {1})",
+           "min": "_mm512_min_epi32({0}, {1})", "max": "_mm512_max_epi32({0}, {1})",
+           "neg": "_mm512_sub_epi32(_mm512_setzero_si512(), {0})",
+           "select": "_mm512_mask_blend_epi32({0}, {2}, {1})",
+           "mask_or": "((__mmask16)({0} | {1}))", "mask_and": "((__mmask16)({0} & {1}))",
+           "from_f32": "_mm512_cvttps_epi32({0})"}
+    for op in ("lt", "le", "gt", "ge", "eq"):
+        ops[op] = f"_mm512_cmp{op}_epi32_mask({{0}}, {{1}})"
+    ops["ne"] = "_mm512_cmpneq_epi32_mask({0}, {1})"
+    return VectorType("__m512i", "__mmask16", 16, ops)
+
+
+def _arm(suffix: str, ctype: str, mask: str, lanes: int, *, mve: bool) -> VectorType:
+    """NEON (aarch64) or Helium/MVE vectors of `suffix` (f32, f64, s32): the same names where
+    the two agree; comparisons, selects and masks differ (MVE predicates are `mve_pred16_t`)."""
+    is_float = suffix[0] == "f"
+    ops = {"load": f"vld1q_{suffix}({{0}})", "store": f"vst1q_{suffix}({{0}}, {{1}})",
+           "splat": f"vdupq_n_{suffix}({{0}})", "add": f"vaddq_{suffix}({{0}}, {{1}})",
+           "sub": f"vsubq_{suffix}({{0}}, {{1}})", "mul": f"vmulq_{suffix}({{0}}, {{1}})",
+           "neg": f"vnegq_{suffix}({{0}})"}
+    if is_float:
+        ops["fma"] = f"vfmaq_{suffix}({{2}}, {{0}}, {{1}})"
+    else:
+        ops["min"] = f"vminq_{suffix}({{0}}, {{1}})"
+        ops["max"] = f"vmaxq_{suffix}({{0}}, {{1}})"
+    if mve:
+        for op in ("lt", "le", "gt", "ge", "eq", "ne"):
+            ops[op] = f"vcmp{op}q_{suffix}({{0}}, {{1}})"
+        ops["select"] = f"vpselq_{suffix}({{1}}, {{2}}, {{0}})"
+        ops["mask_or"] = "((mve_pred16_t)({0} | {1}))"
+        ops["mask_and"] = "((mve_pred16_t)({0} & {1}))"
+    else:
+        bits = mask[4:6]  # uint32x4_t -> "32"
+        for op in ("lt", "le", "gt", "ge", "eq"):
+            ops[op] = f"vc{op}q_{suffix}({{0}}, {{1}})"
+        ops["ne"] = (f"vreinterpretq_u{bits}_u32(vmvnq_u32(vreinterpretq_u32_u{bits}("
+                     f"vceqq_{suffix}({{0}}, {{1}}))))") if bits != "32" else \
+            f"vmvnq_u32(vceqq_{suffix}({{0}}, {{1}}))"
+        ops["select"] = f"vbslq_{suffix}({{0}}, {{1}}, {{2}})"
+        ops["mask_or"] = f"vorrq_u{bits}({{0}}, {{1}})"
+        ops["mask_and"] = f"vandq_u{bits}({{0}}, {{1}})"
+        if is_float:
+            ops["div"] = f"vdivq_{suffix}({{0}}, {{1}})"
+            ops["sqrt"] = f"vsqrtq_{suffix}({{0}})"
+        else:
+            ops["fma"] = f"vmlaq_{suffix}({{2}}, {{0}}, {{1}})"
+    if suffix == "f32":
+        ops["from_i32"] = "vcvtq_f32_s32({0})"
+    if suffix == "s32":
+        ops["from_f32"] = "vcvtq_s32_f32({0})"
+    return VectorType(ctype, mask, lanes, ops)
+
+
+AVX2 = VectorISA("avx2", "#include <immintrin.h>", "defined(__AVX2__) && defined(__FMA__)", {
+    "f32": _x86_float("_mm256", "ps", 8, 256, avx512=False),
+    "f64": _x86_float("_mm256", "pd", 4, 256, avx512=False),
+    "i32": _avx2_i32()})
+AVX512 = VectorISA("avx512", "#include <immintrin.h>", "defined(__AVX512F__)", {
+    "f32": _x86_float("_mm512", "ps", 16, 512, avx512=True),
+    "f64": _x86_float("_mm512", "pd", 8, 512, avx512=True),
+    "i32": _avx512_i32()})
+NEON = VectorISA("neon", "#include <arm_neon.h>", "defined(__ARM_NEON) && defined(__aarch64__)", {
+    "f32": _arm("f32", "float32x4_t", "uint32x4_t", 4, mve=False),
+    "f64": _arm("f64", "float64x2_t", "uint64x2_t", 2, mve=False),
+    "i32": _arm("s32", "int32x4_t", "uint32x4_t", 4, mve=False)})
+MVE = VectorISA("mve", "#include <arm_mve.h>",
+                "defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 2)", {
+                    "f32": _arm("f32", "float32x4_t", "mve_pred16_t", 4, mve=True),
+                    "i32": _arm("s32", "int32x4_t", "mve_pred16_t", 4, mve=True)})
+
+#: Every instruction set, preferred first when a compiler supports several.
+ISAS: dict[str, VectorISA] = {isa.name: isa for isa in (AVX512, AVX2, NEON, MVE)}
+
+_GUARD_MACROS = {"avx512": ("__AVX512F__",), "avx2": ("__AVX2__", "__FMA__"),
+                 "neon": ("__ARM_NEON", "__aarch64__"), "mve": ("__ARM_FEATURE_MVE",)}
+
+
+@functools.cache
+def predefined_macros(cc: str, cflags: tuple[str, ...]) -> dict[str, str]:
+    """What `cc` with `cflags` predefines (empty if the compiler cannot be run)."""
+    try:
+        out = subprocess.run([cc, *cflags, "-dM", "-E", "-x", "c", "/dev/null"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    macros = {}
+    for line in out.stdout.splitlines():
+        parts = line.split(maxsplit=2)
+        if len(parts) >= 2 and parts[0] == "#define":
+            macros[parts[1]] = parts[2] if len(parts) == 3 else ""
+    return macros
+
+
+def isa_for(cc: str, cflags: tuple[str, ...]) -> VectorISA | None:
+    """The instruction set `cc` generates for with `cflags` (the widest it has), or None."""
+    macros = predefined_macros(cc, tuple(cflags))
+    for name, isa in ISAS.items():
+        if all(m in macros for m in _GUARD_MACROS[name]):
+            if name == "mve" and not int(macros["__ARM_FEATURE_MVE"] or 0) & 2:
+                continue  # integer-only MVE: our lowering needs the float half too
+            return isa
+    return None
+
+
+def isa_for_target(target, loops: Node) -> VectorISA | None:
+    """The ISA for the vector loops of `loops` built for `target` (None if there are none,
+    so the compiler is only asked when it matters, or if the target's option simd=False)."""
+    if not target.options.get("simd", True):
+        return None
+    if not any(isinstance(n, For) and n.kind == "vector" for n in walk_loops(loops)):
+        return None
+    return isa_for(target.cc, target.cflags)
+
+
+# -- lowering --------------------------------------------------------------------------------------
+
+def _mentions(e: ir.Expr, var: str) -> bool:
+    return any(isinstance(x, ir.Var) and x.name == var for x in ir.walk(e))
+
+
+def stride(e: ir.Expr, var: str) -> int | None:
+    """The coefficient of `var` in the index expression `e` (None: not affine in `var`)."""
+    if not _mentions(e, var):
+        return 0
+    match e:
+        case ir.Var():
+            return 1
+        case ir.Unary(op="neg", operand=x):
+            s = stride(x, var)
+            return None if s is None else -s
+        case ir.Binary(op="+" | "-", left=a, right=b):
+            sa, sb = stride(a, var), stride(b, var)
+            if sa is None or sb is None:
+                return None
+            return sa + sb if e.op == "+" else sa - sb
+        case ir.Binary(op="*", left=ir.Const(value=c), right=x) | \
+                ir.Binary(op="*", left=x, right=ir.Const(value=c)):
+            s = stride(x, var)
+            return None if s is None else s * int(c)
+    return None
+
+
+_BINARY_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
+_COMPARE_OPS = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne"}
+
+
+class _Lowering:
+    """One vector loop lowered lane-wise; raises _Cannot for anything unsupported."""
+
+    def __init__(self, isa: VectorISA, renderer, loop: For):
+        self.isa, self.r, self.node = isa, renderer, loop
+        self.var = loop.var
+        self.count = 0
+        self.lanes = 0  # every vector type in one loop must have the same lane count
+
+    def fresh(self, stem: str) -> str:
+        self.count += 1
+        return f"lw_{stem}{self.count}"
+
+    def vtype(self, dtype) -> VectorType:
+        t = self.isa.types.get(dtype.name)
+        if t is None:
+            raise _Cannot(dtype.name)
+        if self.lanes and t.lanes != self.lanes:
+            raise _Cannot("mixed lane counts")
+        self.lanes = t.lanes
+        return t
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def loop(self, indent: str) -> list[str]:
+        node, r = self.node, self.r
+        if node.step != 1 or _mentions(node.init, self.var):
+            raise _Cannot("loop shape")
+        match node.cond:
+            case ir.Binary(op="<" | "<=", left=ir.Var(name=v), right=hi) if v == self.var and \
+                    not _mentions(hi, self.var):
+                end = r.expr(hi) if node.cond.op == "<" else r.expr(ir.add(hi, ir.Const(1)))
+            case _:
+                raise _Cannot("loop bound")
+        inner = indent + "  "
+        horizontal = self.horizontal_stores(node.body)
+        body = self.block(node.body, inner + "  ", horizontal)
+        if not self.lanes:
+            raise _Cannot("nothing to vectorize")
+        v, end_name = r.expr(ir.Var(self.var)), self.fresh("end")
+        lines = [f"{indent}{{", f"{inner}{r.index_type} {v} = {r.expr(node.init)};",
+                 f"{inner}const {r.index_type} {end_name} = {end};"]
+        for store, (acc, t) in horizontal.items():
+            ident = r.const(identity(store.reduce, store.value.dtype), store.value.dtype)
+            lines.append(f"{inner}{t.ctype} {acc} = {t.op('splat', ident)};")
+        lines += [f"{inner}for (; {end_name} - {v} >= {self.lanes}; {v} += {self.lanes}) {{",
+                  *body, f"{inner}}}"]
+        for store, (acc, t) in horizontal.items():
+            lines += self.fold(store, acc, t, inner)
+        lines += [f"{inner}for (; {v} < {end_name}; {v} += 1) {{",
+                  *r.stmt(node.body, inner + "  "), f"{inner}}}", f"{indent}}}"]
+        return lines
+
+    def horizontal_stores(self, body: Node) -> dict[Store, tuple[str, VectorType]]:
+        """Reductions directly in the loop body into a location invariant in the loop, each
+        with the name of its vector accumulator."""
+        stores = body.body if isinstance(body, Block) else (body,)
+        found = {}
+        for s in stores:
+            if isinstance(s, Store) and s.reduce and \
+                    not any(_mentions(i, self.var) for i in s.indices):
+                if s.reduce not in ("+=", "max=", "min=") or self.touches(body, s.tensor, s):
+                    raise _Cannot("reduction")
+                found[s] = (self.fresh("acc"), self.vtype(s.value.dtype))
+        return found
+
+    def touches(self, node: Node, tensor: str, skip: Store) -> bool:
+        """Whether anything in `node` but `skip` reads or writes `tensor`."""
+        for n in walk_loops(node):
+            exprs: list[ir.Expr] = []
+            if isinstance(n, Store) and n is not skip:
+                if n.tensor == tensor:
+                    return True
+                exprs = [n.value, *n.indices]
+            elif isinstance(n, Store):
+                exprs = [n.value, *n.indices]
+            elif isinstance(n, For):
+                exprs = [n.init, n.cond]
+            elif isinstance(n, If):
+                exprs = [n.cond]
+            if any(x.tensor == tensor for e in exprs for x in ir.loads(e)):
+                return True
+        return False
+
+    def fold(self, store: Store, acc: str, t: VectorType, indent: str) -> list[str]:
+        """After the vector loop: the accumulator's lanes reduced into the target, in order."""
+        r, lanes = self.r, self.fresh("lanes")
+        target = f"{r.expr(ir.Load(store.tensor, store.indices, store.value.dtype))}"
+        combined = r.reduce(store.reduce, target, f"{lanes}[lw_l]", store.value.dtype)
+        return [f"{indent}{{", f"{indent}  {r.ctype(store.value.dtype)} {lanes}[{t.lanes}];",
+                f"{indent}  {t.op('store', lanes, acc)};",
+                f"{indent}  for (int lw_l = 0; lw_l < {t.lanes}; lw_l++) {target} = {combined};",
+                f"{indent}}}"]
+
+    # -- statements ----------------------------------------------------------------------------
+
+    def block(self, node: Node, indent: str, horizontal: dict | None = None) -> list[str]:
+        horizontal = horizontal or {}
+        match node:
+            case Block(body=body):
+                return [line for b in body for line in self.block(b, indent, horizontal)]
+            case Store() if node in horizontal:
+                acc, t = horizontal[node]
+                lines: list[str] = []
+                update = self.combine(node, acc, t, lines, indent)
+                return [*lines, f"{indent}{acc} = {update};"]
+            case Store():
+                return self.store(node, indent)
+            case For():
+                return self.inner_loop(node, indent)
+            case If(cond=c, then=t, orelse=e) if not _mentions(c, self.var):
+                lines = [f"{indent}if ({self.r.expr(c)}) {{", *self.block(t, indent + "  ")]
+                if e is not None:
+                    lines += [f"{indent}}} else {{", *self.block(e, indent + "  ")]
+                return [*lines, f"{indent}}}"]
+        raise _Cannot(type(node).__name__)
+
+    def combine(self, store: Store, current: str, t: VectorType, lines: list[str],
+                indent: str) -> str:
+        """The vector `current <op> value` of a reduction store (FMA for `+= a * b`)."""
+        value = store.value
+        if store.reduce == "+=" and isinstance(value, ir.Binary) and value.op == "*" and \
+                "fma" in t.ops:
+            a, b = self.value(value.left, t, lines, indent), self.value(value.right, t, lines,
+                                                                        indent)
+            return t.op("fma", a, b, current)
+        x = self.value(value, t, lines, indent)
+        if store.reduce == "+=":
+            return t.op("add", current, x)
+        if store.reduce == "*=":
+            return t.op("mul", current, x)
+        if store.reduce in ("max=", "min="):
+            return self.minmax("max" if store.reduce == "max=" else "min", current, x, t, lines,
+                               indent)
+        raise _Cannot(store.reduce)
+
+    def store(self, node: Store, indent: str) -> list[str]:
+        t = self.vtype(node.value.dtype)
+        ptr = self.pointer(node.tensor, node.indices, stride_wanted=1)
+        lines: list[str] = []
+        if node.reduce is None:
+            result = self.value(node.value, t, lines, indent)
+        else:
+            result = self.combine(node, t.op("load", ptr), t, lines, indent)
+        return [*lines, f"{indent}{t.op('store', ptr, result)};"]
+
+    def inner_loop(self, node: For, indent: str) -> list[str]:
+        if _mentions(node.init, self.var) or _mentions(node.cond, self.var):
+            raise _Cannot("inner loop bounds depend on the vector variable")
+        body = node.body
+        # `target += f(k)` over the inner loop k into a contiguous target that k does not move:
+        # keep the target in a register across the loop.
+        if isinstance(body, Store) and body.reduce and \
+                not any(_mentions(i, node.var) for i in body.indices) and \
+                not self.touches(body, body.tensor, body):
+            inner = indent + "  "
+            t = self.vtype(body.value.dtype)
+            ptr = self.pointer(body.tensor, body.indices, stride_wanted=1)
+            acc, lines = self.fresh("acc"), []
+            update = self.combine(body, acc, t, lines, inner + "  ")
+            return [f"{indent}{{", f"{inner}{t.ctype} {acc} = {t.op('load', ptr)};",
+                    *self.loop_head(node, inner), *lines, f"{inner}  {acc} = {update};",
+                    f"{inner}}}", f"{inner}{t.op('store', ptr, acc)};", f"{indent}}}"]
+        return [*self.loop_head(node, indent), *self.block(body, indent + "  "), f"{indent}}}"]
+
+    def loop_head(self, node: For, indent: str) -> list[str]:
+        r, v = self.r, self.r.expr(ir.Var(node.var))
+        pragma = [f"{indent}{r.LOOP_PRAGMAS['unroll']}"] if node.kind == "unroll" else []
+        return [*pragma, f"{indent}for ({r.index_type} {v} = {r.expr(node.init)}; "
+                         f"{r.expr(node.cond)}; {v} += {node.step}) {{"]
+
+    def pointer(self, tensor: str, indices: tuple[ir.Expr, ...], stride_wanted: int) -> str:
+        offset = self.r.linear_offset(tensor, indices)
+        if stride(offset, self.var) != stride_wanted:
+            raise _Cannot("not contiguous")
+        return f"&{self.r.expr(ir.Load(tensor, indices, ir.INDEX))}"
+
+    # -- expressions: each vector value is a named temporary ---------------------------------
+
+    def let(self, ctype: str, text: str, lines: list[str], indent: str) -> str:
+        name = self.fresh("v")
+        lines.append(f"{indent}const {ctype} {name} = {text};")
+        return name
+
+    def value(self, e: ir.Expr, t: VectorType, lines: list[str], indent: str) -> str:
+        """The name of a vector of type `t` holding `e` on each lane."""
+        if self.isa.types.get(e.dtype.name) is not t:
+            raise _Cannot(f"type {e.dtype}")
+        if not _mentions(e, self.var):
+            return self.let(t.ctype, t.op("splat", self.r.expr(e)), lines, indent)
+        match e:
+            case ir.Load(tensor=name, indices=ix):
+                return self.let(t.ctype, t.op("load", self.pointer(name, ix, 1)), lines, indent)
+            case ir.Cast(operand=x) if x.dtype == e.dtype:
+                return self.value(x, t, lines, indent)
+            case ir.Cast(operand=x) if f"from_{x.dtype.name}" in t.ops:
+                inner = self.value(x, self.vtype(x.dtype), lines, indent)
+                return self.let(t.ctype, t.op(f"from_{x.dtype.name}", inner), lines, indent)
+            case ir.Unary(op="neg", operand=x):
+                return self.let(t.ctype, t.op("neg", self.value(x, t, lines, indent)), lines,
+                                indent)
+            case ir.Binary(op=op, left=a, right=b) if op in _BINARY_OPS and \
+                    (op != "/" or e.dtype.is_float):
+                x, y = self.value(a, t, lines, indent), self.value(b, t, lines, indent)
+                return self.let(t.ctype, t.op(_BINARY_OPS[op], x, y), lines, indent)
+            case ir.Call(func="select", args=(c, a, b)):
+                m = self.mask(c, t, lines, indent)
+                x, y = self.value(a, t, lines, indent), self.value(b, t, lines, indent)
+                return self.let(t.ctype, t.op("select", m, x, y), lines, indent)
+            case ir.Call(func="min" | "max" as f, args=(a, b)):
+                x, y = self.value(a, t, lines, indent), self.value(b, t, lines, indent)
+                return self.let(t.ctype, self.minmax(f, x, y, t, lines, indent), lines, indent)
+            case ir.Call(func="sqrt", args=(a,)):
+                return self.let(t.ctype, t.op("sqrt", self.value(a, t, lines, indent)), lines,
+                                indent)
+        raise _Cannot(type(e).__name__)
+
+    def minmax(self, f: str, x: str, y: str, t: VectorType, lines: list[str],
+               indent: str) -> str:
+        """max(x, y) as the scalar code defines it: x if x > y or x is NaN, else y (NaN
+        propagates as numpy's maximum does); integers use the instruction."""
+        if f in t.ops:
+            return t.op(f, x, y)
+        better = t.op("gt" if f == "max" else "lt", x, y)
+        pick = self.let(t.mask, t.op("mask_or", better, t.op("ne", x, x)), lines, indent)
+        return t.op("select", pick, x, y)
+
+    def mask(self, c: ir.Expr, t: VectorType, lines: list[str], indent: str) -> str:
+        """The name of a mask (as `t`'s selects take it) holding the condition `c`."""
+        match c:
+            case ir.Binary(op=op, left=a, right=b) if op in _COMPARE_OPS:
+                ct = self.vtype(a.dtype)
+                if ct.mask != t.mask:
+                    raise _Cannot("mask types differ")
+                x, y = self.value(a, ct, lines, indent), self.value(b, ct, lines, indent)
+                return self.let(t.mask, ct.op(_COMPARE_OPS[op], x, y), lines, indent)
+            case ir.Binary(op="and" | "or" as op, left=a, right=b) if _mentions(c, self.var):
+                x, y = self.mask(a, t, lines, indent), self.mask(b, t, lines, indent)
+                return self.let(t.mask, t.op(f"mask_{op}", x, y), lines, indent)
+        raise _Cannot("condition")
