@@ -137,6 +137,7 @@ class CFamilyRenderer:
 
     def __init__(self, shapes: dict[str, tuple[ir.Expr, ...]]):
         self.shapes = shapes
+        self.preamble: set[str] = set()  # file-scope definitions the rendered code needs
 
     # -- types and literals -----------------------------------------------------------------------
 
@@ -289,6 +290,11 @@ class CFamilyRenderer:
     vector_isa_used = False
 
     def render_for(self, node: For, indent: str) -> list[str]:
+        from loopweave.backends.register_tile import render_register_tile
+
+        tile = render_register_tile(self, node, indent)
+        if tile is not None:
+            return tile
         if node.kind == "vector" and self.vector_isa is not None:
             lines = self.vector_isa.render_loop(self, node, indent)
             if lines is not None:

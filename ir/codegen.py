@@ -13,6 +13,7 @@ import islpy as isl
 from loopweave.ir import isl_helpers
 from loopweave.ir.expr import Expr, Load, substitute
 from loopweave.ir.kernel import KernelIR, Statement
+from loopweave.ir.localize import lower_cache
 from loopweave.ir.loops import Block, Buffer, For, If, Node, Scope, Store
 
 
@@ -50,6 +51,9 @@ class _Translator:
             # the body of a loop that declares local buffers "local:name,name".
             child = self.node(n.mark_get_node())
             label, _, rest = n.mark_get_id().get_name().partition(":")
+            if label == "cache":
+                spec = next(c for c in self.kernel.caches if c.tag == rest)
+                return lower_cache(spec, child, self.kernel.tensors[spec.tensor])
             if label == "local":
                 tensors = [self.kernel.tensors[name] for name in rest.split(",")]
                 return Scope(tuple(Buffer(t.name, t.dtype, t.shape) for t in tensors), child)

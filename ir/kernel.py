@@ -74,6 +74,26 @@ class Statement:
         return m.intersect_domain(self.domain)
 
 
+@dataclass(frozen=True, slots=True)
+class CacheSpec:
+    """A tensor's footprint in one loop, kept in a local buffer (cache_read / cache_write).
+
+    The loop at schedule depth `depth` (marked "cache:<tag>") gets the buffer; element e of the
+    tensor lives at buffer[e - offsets], the offsets being affine in the enclosing loop
+    iterators c0 .. c<depth-1> (isl's names). `copy_in` fills the buffer before the loop,
+    `copy_out` writes it back after.
+    """
+
+    tag: str
+    tensor: str
+    buffer: Tensor  # role "local"; shape: the box sizes (the last one maybe padded)
+    offsets: tuple[Expr, ...]
+    sizes: tuple[int, ...]
+    depth: int
+    copy_in: bool
+    copy_out: bool
+
+
 @dataclass(frozen=True, eq=False)
 class KernelIR:
     name: str
@@ -88,6 +108,7 @@ class KernelIR:
     schedule: isl.Schedule
     source: str = ""
     locals: tuple[Tensor, ...] = ()  # temporaries shrunk to a loop body by storage reduction
+    caches: tuple[CacheSpec, ...] = ()
 
     @cached_property
     def tensors(self) -> dict[str, Tensor]:

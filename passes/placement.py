@@ -169,18 +169,21 @@ def _fresh(name: str, taken: list[str]) -> str:
 # -- placements -> isl schedule tree ------------------------------------------------------------
 
 def build_tree(kernel: KernelIR, placements: dict[str, Placement],
-               locals_at: dict[tuple[int, ...], list[str]] | None = None) -> isl.Schedule:
+               locals_at: dict[tuple[int, ...], list[str]] | None = None,
+               caches_at: dict[tuple[int, ...], list[str]] | None = None) -> isl.Schedule:
     """The schedule tree of `placements`: one band per loop, a sequence per set of siblings.
 
     `locals_at` maps a sibling-position prefix (the loops it names) to local buffers declared
-    inside the innermost of those loops (a "local:" mark under its band).
+    inside the innermost of those loops (a "local:" mark under its band); `caches_at` to the
+    tags of cache_read/cache_write buffers around that loop ("cache:" marks above it).
     """
     _check_unique(kernel, placements)
-    return _group(kernel, placements, list(kernel.statements), 0, locals_at or {})
+    marks = {"local": locals_at or {}, "cache": caches_at or {}}
+    return _group(kernel, placements, list(kernel.statements), 0, marks)
 
 
 def _group(kernel: KernelIR, placements: dict[str, Placement], stmts: list[Statement],
-           depth: int, locals_at: dict) -> isl.Schedule:
+           depth: int, marks: dict) -> isl.Schedule:
     parts = []
     stmts = sorted(stmts, key=lambda s: placements[s.name].order[depth])
     for _, members in itertools.groupby(stmts, key=lambda s: placements[s.name].order[depth]):
@@ -188,24 +191,29 @@ def _group(kernel: KernelIR, placements: dict[str, Placement], stmts: list[State
         if len(placements[members[0].name].loops) == depth:
             parts.append(isl.Schedule.from_domain(isl.UnionSet.from_set(members[0].domain)))
             continue
-        child = _group(kernel, placements, members, depth + 1, locals_at)
+        child = _group(kernel, placements, members, depth + 1, marks)
         prefix = placements[members[0].name].order[:depth + 1]
-        if prefix in locals_at:
-            child = child.get_root().child(0).insert_mark(
-                isl.Id("local:" + ",".join(locals_at[prefix]))).get_schedule()
+        if prefix in marks["local"]:
+            child = _mark(child, "local:" + ",".join(marks["local"][prefix]))
         loops = [(s, placements[s.name].loops[depth]) for s in members]
         member = [(s.name, s.iterators, lp.expr) for s, lp in loops]
         child = child.insert_partial_schedule(isl_helpers.band(kernel.params, [member]))
         marked = [(s, lp) for s, lp in loops if lp.kind != "serial"]
         if marked:
             s, lp = marked[0]
-            child = child.get_root().child(0).insert_mark(
-                isl.Id(f"{lp.kind}:{s.name}:{lp.name}")).get_schedule()
+            child = _mark(child, f"{lp.kind}:{s.name}:{lp.name}")
+        for tag in marks["cache"].get(prefix, ()):
+            child = _mark(child, f"cache:{tag}")
         parts.append(child)
     result = parts[0]
     for part in parts[1:]:
         result = result.sequence(part)
     return result
+
+
+def _mark(schedule: isl.Schedule, name: str) -> isl.Schedule:
+    """`schedule` with a mark node on top (under the domain)."""
+    return schedule.get_root().child(0).insert_mark(isl.Id(name)).get_schedule()
 
 
 def _check_unique(kernel: KernelIR, placements: dict[str, Placement]) -> None:

@@ -21,10 +21,11 @@ Before `s.tile("C", i=32)` on `C[i, j] += ...`:        after:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from loopweave.errors import ScheduleError
 from loopweave.ir.kernel import KernelIR, Statement
+from loopweave.passes import cache
 from loopweave.passes import placement as pl
 from loopweave.passes.legality import check_dependences, check_loop_kinds
 from loopweave.passes.placement import LOOP_KINDS, Loop, Placement  # noqa: F401 (re-export)
@@ -84,6 +85,18 @@ class Schedule:
         self.steps.append(Step("compute_at", f"{producer},{consumer}", (loop,)))
         return self
 
+    def cache_write(self, target: str, at: str) -> Schedule:
+        """Keep the part of `target`'s tensor written inside loop `at` in a local buffer (an
+        accumulator tile: registers, once the tile loops inside have constant extents)."""
+        self.steps.append(Step("cache_write", target, (at,)))
+        return self
+
+    def cache_read(self, target: str, tensor: str, at: str) -> Schedule:
+        """Copy the part of `tensor` that `target` reads inside loop `at` into a local buffer
+        before the loop (packing), and read it from there."""
+        self.steps.append(Step("cache_read", target, (tensor, at)))
+        return self
+
     def parallel(self, target: str, loop: str) -> Schedule:
         """Run the iterations of `loop` in parallel (legal only if it carries no dependence)."""
         self.steps.append(Step("parallel", target, (loop,)))
@@ -128,9 +141,35 @@ class Schedule:
         check_dependences(kernel, schedule)
         check_loop_kinds(kernel, schedule)
         reduced, locals_at = reduce_storage(kernel, placements)
-        if locals_at:
-            schedule = pl.build_tree(reduced, placements, locals_at)
-        return reduced.with_schedule(schedule)
+        caches_at, wanted = self._caches(kernel, placements)
+        if locals_at or caches_at:
+            schedule = pl.build_tree(reduced, placements, locals_at, caches_at)
+        taken = set(reduced.tensors) | set(reduced.params)
+        specs = tuple(cache.analyze(reduced, schedule, tag, tensor, copy_out, taken)
+                      for tag, tensor, copy_out in wanted)
+        return replace(reduced, schedule=schedule, caches=specs)
+
+    def _caches(self, kernel: KernelIR, placements: dict[str, Placement]):
+        """Where each cache step's buffer goes: {loop prefix: [tag]}, [(tag, tensor, write)]."""
+        caches_at: dict[tuple[int, ...], list[str]] = {}
+        wanted = []
+        for step in self.steps:
+            if step.op not in ("cache_read", "cache_write"):
+                continue
+            stmts = _targets(kernel, step.target)
+            at = step.args[-1]
+            _check_names_exist(step, [placements[s.name] for s in stmts], [at])
+            tag = str(len(wanted))
+            tensor = step.args[0] if step.op == "cache_read" else stmts[0].lhs.tensor
+            prefixes = {placements[s.name].order[:placements[s.name].names().index(at) + 1]
+                        for s in stmts if at in placements[s.name].names()}
+            for prefix in prefixes:
+                caches_at.setdefault(prefix, []).append(tag)
+            if len(prefixes) != 1:
+                raise ScheduleError(f"{step.op} at {at}: the statements of {step.target!r} are "
+                                    f"in {len(prefixes)} different loops {at}; fuse them first")
+            wanted.append((tag, tensor, step.op == "cache_write"))
+        return caches_at, wanted
 
 
 def _check_positive(what: str, value) -> None:
@@ -162,6 +201,8 @@ def _apply_step(kernel: KernelIR, step: Step, placements: dict[str, Placement]) 
     if step.op == "fuse":
         pl.fuse(placements, [s.name for s in stmts], step.args[0])
         return
+    if step.op in ("cache_read", "cache_write"):
+        return  # applied after the loops are placed (see Schedule._caches)
     if step.op == "compute_at":
         (loop,) = step.args
         consumers = _targets(kernel, step.target.split(",")[1])

@@ -1,0 +1,129 @@
+"""Register tiles: an accumulator tile updated in a loop, kept in vector registers.
+
+The full-tile version of a cache_write (see ir/localize.py) looks like
+
+    for k = ...:                         # the reduction loop
+      for x = 0 while x < R:             # rows of the tile (constant extent)
+        for y = 0 while y < W:           # a row, stride 1 in the buffer (constant extent)
+          acc[x, y] += <expression of loads>
+
+and becomes R vector accumulators (GCC/Clang vector extensions, so it is portable C for every
+GCC target: SSE/AVX/AVX-512, NEON, MVE): each row is loaded before the k loop, updated with
+vector arithmetic (loads stride-1 in y become vector loads, loads invariant in y broadcast), and
+stored after it. Anything else in that shape returns None and is rendered as plain loops.
+"""
+
+from __future__ import annotations
+
+from loopweave.backends.c_family import c_name, c_var
+from loopweave.ir import expr as ir
+from loopweave.ir.affine import coefficient, constant_value
+from loopweave.ir.loops import For, Store
+from loopweave.ir.types import DType
+
+MAX_ROWS = 16
+VECTOR_OPS = ("+", "-", "*")
+
+
+def render_register_tile(r, node: For, indent: str) -> list[str] | None:
+    """Lines for `node` as a register tile, or None when it does not have that shape."""
+    shape = _tile_shape(node)
+    if shape is None:
+        return None
+    rows_loop, cols_loop, store = shape
+    rows, width = _extent(rows_loop), _extent(cols_loop)
+    dtype = store.value.dtype
+    if dtype.name not in ("f32", "f64", "i32") or store.reduce != "+=" or rows > MAX_ROWS:
+        return None
+    nbytes = width * dtype.bits // 8
+    if nbytes & (nbytes - 1) or not 16 <= nbytes <= 128:
+        return None
+    x, y = rows_loop.var, cols_loop.var
+    starts = []
+    for row in range(rows):
+        offset = ir.substitute(_linear(r, store.tensor, store.indices), {x: ir.Const(row)})
+        if coefficient(offset, y) != 1:
+            return None
+        start = constant_value(ir.substitute(offset, {y: ir.Const(0)}))
+        if start is None:
+            return None
+        starts.append(start)
+    updates = []
+    for row in range(rows):
+        value = ir.substitute(store.value, {x: ir.Const(row)})
+        text = _vector_expr(r, value, y, width)
+        if text is None:
+            return None
+        updates.append(text)
+    vec = f"lw_vec_{dtype.name}_{width}"
+    r.preamble.add(_vector_type(vec, dtype, nbytes))
+    acc = c_name(store.tensor)
+    regs = [f"lw_r{row}" for row in range(rows)]
+    inner = indent + "  "
+    lines = [f"{indent}{{", f"{inner}{vec} {', '.join(regs)};"]
+    lines += [f"{inner}__builtin_memcpy(&{reg}, &{acc}[{s}], sizeof {reg});"
+              for reg, s in zip(regs, starts, strict=True)]
+    v = c_var(node.var)
+    lines.append(f"{inner}for ({r.index_type} {v} = {r.expr(node.init)}; {r.expr(node.cond)}; "
+                 f"{v} += {node.step}) {{")
+    lines += [f"{inner}  {reg} += {text};" for reg, text in zip(regs, updates, strict=True)]
+    lines.append(f"{inner}}}")
+    lines += [f"{inner}__builtin_memcpy(&{acc}[{s}], &{reg}, sizeof {reg});"
+              for reg, s in zip(regs, starts, strict=True)]
+    return [*lines, f"{indent}}}"]
+
+
+def _tile_shape(node: For):
+    rows = node.body
+    if not (isinstance(rows, For) and _extent(rows) and isinstance(rows.body, For)):
+        return None
+    cols = rows.body
+    if not (_extent(cols) and isinstance(cols.body, Store)):
+        return None
+    return rows, cols, cols.body
+
+
+def _extent(loop: For) -> int | None:
+    """The constant trip count of a loop `for v = 0 while v < E`."""
+    if loop.step != 1 or constant_value(loop.init) != 0:
+        return None
+    match loop.cond:
+        case ir.Binary(op="<", left=ir.Var(name=v), right=ir.Const(value=e)) if v == loop.var:
+            return e
+    return None
+
+
+def _linear(r, tensor: str, indices: tuple[ir.Expr, ...]) -> ir.Expr:
+    """The row-major offset of an element as an expression."""
+    shape = r.shapes[tensor]
+    offset = indices[0] if indices else ir.Const(0)
+    for dim, index in zip(shape[1:], indices[1:], strict=True):
+        offset = ir.add(ir.mul(offset, dim), index)
+    return offset
+
+
+def _vector_expr(r, e: ir.Expr, y: str, width: int) -> str | None:
+    """C text of `e` as a vector over y (a scalar where it does not depend on y)."""
+    if all(not (isinstance(x, ir.Var) and x.name == y) for x in ir.walk(e)):
+        return r.expr(e, 14)
+    match e:
+        case ir.Load(tensor=t, indices=ix):
+            offset = _linear(r, t, ix)
+            if coefficient(offset, y) != 1:
+                return None
+            start = r.expr(ir.substitute(offset, {y: ir.Const(0)}))
+            return f"lw_vload_{e.dtype.name}_{width}(&{c_name(t)}[{start}])"
+        case ir.Binary(op=op, left=a, right=b) if op in VECTOR_OPS:
+            left, right = _vector_expr(r, a, y, width), _vector_expr(r, b, y, width)
+            if left is None or right is None:
+                return None
+            return f"({left} {op} {right})"
+    return None
+
+
+def _vector_type(name: str, dtype: DType, nbytes: int) -> str:
+    c = dtype.c_type
+    width = nbytes * 8 // dtype.bits
+    return (f"typedef {c} {name} __attribute__((vector_size({nbytes})));\n"
+            f"static inline {name} lw_vload_{dtype.name}_{width}(const {c} *p) {{\n"
+            f"  {name} v; __builtin_memcpy(&v, p, sizeof v); return v;\n}}\n")

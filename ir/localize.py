@@ -1,0 +1,180 @@
+"""Loop-AST side of cache_read / cache_write (see passes/cache.py): declare the buffer, copy the
+footprint in before the loop and back after it, and redirect the loop's accesses.
+
+For a written buffer (an accumulator tile) the loop is also versioned for full tiles: when
+every inner loop whose bounds depend only on enclosing loops runs its full extent, a copy with
+constant trip counts from 0 runs instead (what lets the C compiler keep the tile in registers);
+the general loop nest handles the partial tiles at the edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from loopweave.ir import expr as ir
+from loopweave.ir.affine import constant_value, simplify
+from loopweave.ir.kernel import CacheSpec, Tensor
+from loopweave.ir.loops import Block, Buffer, For, If, Node, Scope, Store
+from loopweave.ir.types import BOOL, INDEX
+
+
+def lower_cache(spec: CacheSpec, loop: Node, tensor: Tensor) -> Node:
+    """`loop` (the loop marked for `spec`) with its footprint of `tensor` in a local buffer."""
+    body = _redirect(loop, spec)
+    if spec.copy_out:
+        outer = {f"c{k}" for k in range(spec.depth)}
+        body = _version_full_tiles(body, outer)
+    parts = []
+    if spec.copy_in:
+        parts.append(_copy(spec, tensor, into_buffer=True))
+    parts.append(body)
+    if spec.copy_out:
+        parts.append(_copy(spec, tensor, into_buffer=False))
+    b = spec.buffer
+    return Scope((Buffer(b.name, b.dtype, b.shape),), Block(tuple(parts)))
+
+
+def _shift(spec: CacheSpec, indices: tuple[ir.Expr, ...]) -> tuple[ir.Expr, ...]:
+    return tuple(simplify(ir.Binary("-", x, off, INDEX))
+                 for x, off in zip(indices, spec.offsets, strict=True))
+
+
+def _redirect(node: Node, spec: CacheSpec) -> Node:
+    """Every access to the tensor inside `node` goes to the buffer instead."""
+    def load(e: ir.Expr) -> ir.Expr | None:
+        if isinstance(e, ir.Load) and e.tensor == spec.tensor:
+            return ir.Load(spec.buffer.name, _shift(spec, e.indices), e.dtype)
+        return None
+
+    def visit(n: Node) -> Node:
+        match n:
+            case Store():
+                value = ir.rewrite(n.value, load)
+                if n.tensor == spec.tensor:
+                    return replace(n, tensor=spec.buffer.name, indices=_shift(spec, n.indices),
+                                   value=value)
+                return replace(n, value=value)
+        return _map_children(n, visit)
+
+    return visit(node)
+
+
+def _map_children(n: Node, fn) -> Node:
+    match n:
+        case For():
+            return replace(n, body=fn(n.body))
+        case If():
+            return replace(n, then=fn(n.then), orelse=None if n.orelse is None else fn(n.orelse))
+        case Block():
+            return Block(tuple(fn(b) for b in n.body))
+        case Scope():
+            return replace(n, body=fn(n.body))
+    return n
+
+
+def _copy(spec: CacheSpec, tensor: Tensor, into_buffer: bool) -> Node:
+    """Loops over the box, clipped to the tensor: buffer <- tensor, or tensor <- buffer."""
+    names = [f"c{spec.depth}_{d}" for d in range(len(spec.sizes))]
+    xs = [ir.Var(v) for v in names]
+    elements = tuple(simplify(ir.Binary("+", off, x, INDEX))
+                     for off, x in zip(spec.offsets, xs, strict=True))
+    local = ir.Load(spec.buffer.name, tuple(xs), tensor.dtype)
+    outside = ir.Load(tensor.name, elements, tensor.dtype)
+    node: Node = (Store(spec.buffer.name, tuple(xs), outside, None, f"copy_{spec.tag}")
+                  if into_buffer else
+                  Store(tensor.name, elements, local, None, f"copy_{spec.tag}"))
+    for d in reversed(range(len(names))):
+        off, size, dim = spec.offsets[d], spec.sizes[d], tensor.shape[d]
+        start = simplify(ir.Unary("neg", off, INDEX))
+        init = ir.Call("max", (ir.Const(0), start), INDEX) if constant_value(start) is None \
+            else ir.Const(max(0, constant_value(start)))
+        stop = ir.Call("min", (ir.Const(size), simplify(ir.Binary("-", dim, off, INDEX))), INDEX)
+        node = For(names[d], init, ir.Binary("<", xs[d], stop, BOOL), 1, node)
+    return node
+
+
+# -- full-tile versioning ------------------------------------------------------------------------
+
+def _version_full_tiles(node: Node, outer: set[str]) -> Node:
+    conds: list[ir.Expr] = []
+    full = _constant_trip_counts(node, outer, conds)
+    if not conds:
+        return node
+    cond = conds[0]
+    for c in conds[1:]:
+        cond = ir.Binary("and", cond, c, BOOL)
+    return If(cond, full, node)
+
+
+def _constant_trip_counts(n: Node, outer: set[str], conds: list[ir.Expr]) -> Node:
+    """`n` with each loop of constant extent in full tiles counting from 0; appends the
+    condition under which each such loop runs its full extent."""
+    if isinstance(n, For) and n.step == 1 and _uses_only(n.init, outer) and \
+            _uses_only(n.cond, outer | {n.var}):
+        extent = _full_extent(n)
+        if extent is not None:
+            var = ir.Var(n.var)
+            last = ir.substitute(n.cond, {n.var: simplify(ir.Binary(
+                "+", n.init, ir.Const(extent - 1), INDEX))})
+            conds.append(last)
+            shifted = simplify(ir.Binary("+", n.init, var, INDEX))
+            body = _substitute(n.body, {n.var: shifted})
+            body = _constant_trip_counts(body, outer, conds)
+            return replace(n, init=ir.Const(0),
+                           cond=ir.Binary("<", var, ir.Const(extent), BOOL), body=body)
+    return _map_children(n, lambda c: _constant_trip_counts(c, outer, conds))
+
+
+def _full_extent(n: For) -> int | None:
+    """The trip count of `n` when no other bound cuts it: `v <= min(..., init + E - 1)`."""
+    bounds = _upper_bounds(n.cond, n.var)
+    extents = [constant_value(ir.Binary("-", b, n.init, INDEX)) for b in bounds]
+    extents = [e for e in extents if e is not None and e > 0]
+    return min(extents) if extents else None
+
+
+def _upper_bounds(cond: ir.Expr, var: str) -> list[ir.Expr]:
+    """Exclusive upper bounds on `var` that `cond` states."""
+    match cond:
+        case ir.Binary(op="and", left=a, right=b):
+            return _upper_bounds(a, var) + _upper_bounds(b, var)
+        case ir.Binary(op="<" | "<=", left=ir.Var(name=v), right=rhs) if v == var:
+            terms = _min_terms(rhs)
+            if cond.op == "<=":
+                terms = [ir.Binary("+", t, ir.Const(1), INDEX) for t in terms]
+            return terms
+    return []
+
+
+def _min_terms(e: ir.Expr) -> list[ir.Expr]:
+    if isinstance(e, ir.Call) and e.func == "min":
+        return [t for a in e.args for t in _min_terms(a)]
+    return [e]
+
+
+def _uses_only(e: ir.Expr, names: set[str]) -> bool:
+    return all(x.name in names for x in ir.walk(e) if isinstance(x, ir.Var))
+
+
+def _substitute(n: Node, mapping: dict[str, ir.Expr]) -> Node:
+    """Substitute index variables everywhere in a loop nest (indices simplified)."""
+    def expr(e: ir.Expr) -> ir.Expr:
+        return ir.rewrite(ir.substitute(e, mapping), _simplify_indices)
+
+    match n:
+        case Store():
+            return replace(n, indices=tuple(simplify(ir.substitute(x, mapping))
+                                            for x in n.indices), value=expr(n.value))
+        case For():
+            return replace(n, init=expr(n.init), cond=expr(n.cond),
+                           body=_substitute(n.body, mapping))
+        case If():
+            return replace(n, cond=expr(n.cond), then=_substitute(n.then, mapping),
+                           orelse=None if n.orelse is None else _substitute(n.orelse, mapping))
+    return _map_children(n, lambda c: _substitute(c, mapping))
+
+
+def _simplify_indices(e: ir.Expr) -> ir.Expr | None:
+    if isinstance(e, ir.Load):
+        return replace(e, indices=tuple(simplify(x) for x in e.indices))
+    return None

@@ -1,0 +1,124 @@
+"""cache_read / cache_write: keep the part of a tensor that one loop touches in a local buffer.
+
+    s.cache_write("C", at="k")          # C's tile accumulates in registers across the k loop
+    s.cache_read("C", "B", at="i_o")    # B's panel is packed once per (j, k) block
+
+The footprint of the tensor in the loop, as a function of the enclosing loops, is computed with
+isl (every access of every statement under the loop) and must lie in a box of fixed size
+(`get_range_simple_fixed_box_hull`); that box is the buffer. A written footprint must be the
+whole box (inside the tensor), so that copying the buffer back writes nothing else. The loop
+AST pass `ir/localize.py` inserts the copies and redirects the accesses.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import islpy as isl
+
+from loopweave.errors import ScheduleError
+from loopweave.ir import isl_helpers
+from loopweave.ir.affine import aff_to_expr
+from loopweave.ir.expr import Const
+from loopweave.ir.kernel import CacheSpec, KernelIR, Tensor
+from loopweave.passes.legality import marks
+
+#: A buffer row whose byte size is a multiple of this gets padded: rows at a large power-of-two
+#: stride would all map to the same L1 cache sets.
+PAD_ALIGNMENT = 256
+PAD_BYTES = 64
+
+
+def analyze(kernel: KernelIR, schedule: isl.Schedule, tag: str, tensor: str,
+            copy_out: bool, taken: set[str]) -> CacheSpec:
+    """The buffer for `tensor` in the loop marked "cache:<tag>" of `schedule`."""
+    band = _band_under(_find_mark(schedule, f"cache:{tag}"))
+    prefix = band.get_prefix_schedule_union_map().intersect_params(kernel.context)
+    depth = band.get_schedule_depth()
+    reads, writes = kernel.access_relations()
+    read_fp = _footprint(prefix, reads, tensor)
+    write_fp = _footprint(prefix, writes, tensor)
+    if not copy_out and write_fp:
+        raise ScheduleError(f"cache_read of {tensor}: the loop also writes {tensor}; use "
+                            "cache_write")
+    if not read_fp + write_fp:
+        raise ScheduleError(f"the loop does not access {tensor}")
+    footprint = functools.reduce(isl.Map.union, read_fp + write_fp).coalesce()
+    names = [f"c{k}" for k in range(depth)]
+    offsets, sizes = _box(footprint, names, tensor)
+    t = kernel.tensors[tensor]
+    if copy_out:
+        _check_exact(kernel, t, functools.reduce(isl.Map.union, write_fp), offsets, sizes, names)
+    shape = list(sizes)
+    if len(shape) > 1 and (shape[-1] * t.dtype.bits // 8) % PAD_ALIGNMENT == 0:
+        shape[-1] += PAD_BYTES * 8 // t.dtype.bits
+    buffer = Tensor(_fresh_name(taken, f"{tensor}_{'acc' if copy_out else 'pack'}"), t.dtype,
+                    tuple(Const(s) for s in shape), "local")
+    return CacheSpec(tag, tensor, buffer, offsets, sizes, depth, copy_in=True, copy_out=copy_out)
+
+
+def _box(footprint: isl.Map, names: list[str], tensor: str) -> tuple[tuple, tuple[int, ...]]:
+    """Per dimension: the smallest element as an affine function of the outer loops, and the
+    largest spread for any values of the outer loops and sizes (the buffer extent)."""
+    n = footprint.dim(isl.dim_type.out)
+    offsets, sizes = [], []
+    for d in range(n):
+        m = footprint.project_out(isl.dim_type.out, d + 1, n - d - 1).project_out(
+            isl.dim_type.out, 0, d)
+        pieces = m.lexmin_pw_multi_aff().get_at(0).get_pieces()
+        spread = m.reverse().apply_range(m).deltas()
+        spread = spread.project_out(isl.dim_type.param, 0, spread.dim(isl.dim_type.param))
+        largest = spread.dim_max_val(0)
+        if len(pieces) != 1 or not largest.is_int():
+            raise ScheduleError(f"the footprint of {tensor} in the loop is not a box of fixed "
+                                f"size along dimension {d} ({m}); tile the loops that index it")
+        try:
+            offsets.append(aff_to_expr(pieces[0][1], names))
+        except ValueError:
+            raise ScheduleError(f"the footprint of {tensor} has no affine offset") from None
+        sizes.append(largest.to_python() + 1)
+    return tuple(offsets), tuple(sizes)
+
+
+def _find_mark(schedule: isl.Schedule, name: str) -> isl.ScheduleNode:
+    for mark in marks(schedule.get_root()):
+        if mark.mark_get_id().get_name() == name:
+            return mark
+    raise AssertionError(f"no mark {name}")
+
+
+def _band_under(node: isl.ScheduleNode) -> isl.ScheduleNode:
+    while node.get_type() != isl.schedule_node_type.band:
+        node = node.child(0)
+    return node
+
+
+def _footprint(prefix: isl.UnionMap, access: isl.UnionMap, tensor: str) -> list[isl.Map]:
+    """{ [outer loop values] -> tensor[element] } for the accesses under the loop."""
+    return [m for m in isl_helpers.maps_of(prefix.reverse().apply_range(access))
+            if m.get_tuple_name(isl.dim_type.out) == tensor and not m.is_empty()]
+
+
+def _check_exact(kernel: KernelIR, t: Tensor, written: isl.Map, offsets, sizes, names) -> None:
+    """Copying the buffer back must write only elements the loop writes."""
+    idx = [f"e{d}" for d in range(len(sizes))]
+    conds = []
+    for d, (off, size, dim) in enumerate(zip(offsets, sizes, t.shape, strict=True)):
+        o = isl_helpers.to_isl(off)
+        conds += [f"{o} <= {idx[d]} < {o} + {size}", f"0 <= {idx[d]} < {isl_helpers.to_isl(dim)}"]
+    text = (f"{isl_helpers.param_prefix(kernel.params)}{{ [{', '.join(names)}] -> "
+            f"{t.name}[{', '.join(idx)}] : {' and '.join(conds)} }}")
+    box = isl.Map(text).intersect_domain(written.domain()).intersect_params(kernel.context)
+    if not box.is_subset(written):
+        raise ScheduleError(f"cache_write of {t.name}: the loop writes only part of the box "
+                            f"around its footprint ({written}); copying it back would write "
+                            "other elements")
+
+
+def _fresh_name(taken: set[str], base: str) -> str:
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}{n}"
+    taken.add(name)
+    return name
