@@ -12,14 +12,10 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 
-from loopweave.errors import (
-    ArgumentTypeError,
-    DSLError,
-    DSLSyntaxError,
-)
+from loopweave.errors import ArgumentTypeError, DSLError
 from loopweave.frontend import ast
 from loopweave.frontend.checker import check
-from loopweave.frontend.parser import parse
+from loopweave.frontend.parser import parse, too_deep
 from loopweave.ir.codegen import loop_ast
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import Node, to_text
@@ -46,12 +42,14 @@ def select_kernel(kernels: tuple[ast.KernelDef, ...], name: str | None,
     if name is None:
         if len(kernels) == 1:
             return kernels[0]
+        # Shown at the second definition: where the text stops being one kernel.
         raise DSLError(f"the source defines {len(kernels)} kernels ({', '.join(names)}); "
-                       "choose one with compile(..., kernel='name')")
+                       "choose one with compile(..., kernel='name')", kernels[1].pos, source)
     for k in kernels:
         if k.name == name:
             return k
-    raise DSLError(f"no kernel named {name!r} in the source; it defines {', '.join(names)}")
+    raise DSLError(f"no kernel named {name!r} in the source; it defines {', '.join(names)}",
+                   kernels[0].pos, source)
 
 
 def front_end(source: str, kernel: str | None = None) -> KernelIR:
@@ -62,7 +60,7 @@ def front_end(source: str, kernel: str | None = None) -> KernelIR:
         kdef = select_kernel(parse(source), kernel, source)
         return check(kdef, source)
     except RecursionError:
-        raise DSLSyntaxError("the kernel is nested too deeply") from None
+        raise too_deep(source, "the kernel is") from None
 
 
 def compiler_flags(cflags) -> tuple[str, ...] | None:
@@ -84,6 +82,9 @@ def stages(source: str, target: str = "cpu", *, kernel: str | None = None,
     result = Stages(get_target(target, cc, compiler_flags(cflags), options))
     result.ir = front_end(source, kernel)
     result.dumps.append(("ir", str(result.ir)))
+    if schedule is None:  # the target's default (Schedule() keeps program order)
+        schedule = getattr(backend_module(result.target), "default_schedule", lambda ir: None)(
+            result.ir)
     if schedule is not None:
         result.ir = schedule.apply(result.ir) if hasattr(schedule, "apply") else schedule(result.ir)
         result.dumps.append(("schedule", str(result.ir.schedule)))
@@ -95,7 +96,7 @@ def stages(source: str, target: str = "cpu", *, kernel: str | None = None,
 
 
 def compile(source: str, target: str = "cpu", *, kernel: str | None = None, schedule=None,
-            cc: str | None = None, cflags=None, dump: bool = False,
+            cc: str | None = None, cflags=None, dump: bool = False, tuning_db=None,
             **options) -> Kernel:  # noqa: A001
     """Compile DSL text into a callable `Kernel` for `target`.
 
@@ -106,6 +107,9 @@ def compile(source: str, target: str = "cpu", *, kernel: str | None = None, sche
     cc, cflags: the C compiler and its optimisation flags (default: $CC or cc, -O3 -march=native;
               $LOOPWEAVE_CFLAGS overrides the flags).
     dump:     print the output of each stage to stderr.
+    tuning_db: without a schedule, calls use the best record of this tuning database for their
+              exact kernel, sizes, target and compiler (see docs/tuning.md); None: the default
+              database, False: never.
     options:  target-specific keywords (e.g. `arch="sm_90"` for cuda), checked by the target.
 
     Every error about the kernel derives from `loopweave.LoopweaveError`.
@@ -116,4 +120,9 @@ def compile(source: str, target: str = "cpu", *, kernel: str | None = None, sche
         for name, text in result.dumps:
             print(f"==== {name} ====\n{text}", file=sys.stderr)
     invoke = backend_module(result.target).load(result.ir, result.source, result.target)
+    if schedule is None and tuning_db is not False:
+        from loopweave.autotune.dispatch import with_tuned_schedules
+
+        invoke = with_tuned_schedules(invoke, result, source, kernel, cc, cflags, options,
+                                      tuning_db)
     return Kernel(result.ir, result.source, result.target.name, invoke)

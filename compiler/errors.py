@@ -42,7 +42,7 @@ class DSLError(LoopweaveError):
             return self.message
         text = f"{self.pos}: {self.message}"
         if self.source is not None:
-            lines = self.source.splitlines()
+            lines = self.source.split("\n")  # as the parser counts lines, not splitlines()
             if 1 <= self.pos.line <= len(lines):
                 src_line = lines[self.pos.line - 1].expandtabs(1)
                 caret = self.pos.column - 1

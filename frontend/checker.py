@@ -33,6 +33,10 @@ from loopweave.ir import isl_helpers
 from loopweave.ir.kernel import KernelIR, ScalarArg, Statement, Tensor
 from loopweave.ir.types import DTYPES, INDEX, identity
 
+# The most loops around one statement: more is surely a mistake, and isl's time grows
+# steeply with the dimension (80 nested loops take a minute).
+MAX_LOOPS = 32
+
 
 @dataclass
 class _Loop:
@@ -265,10 +269,24 @@ class Checker:
                 extents[w.var] = hi.union_max(hi.sub(hi)).coalesce()  # max(hi, 0)
 
         iterators = (*outer, *index_vars)
+        if len(iterators) > MAX_LOOPS:  # isl's cost grows steeply with the dimension
+            raise self.error(f"this statement runs in {len(iterators)} nested loops "
+                             f"({len(outer)} `for` loops, {len(index_vars)} index variables); at "
+                             f"most {MAX_LOOPS} are supported", st.pos)
         name = f"S{len(self.statements)}"
         domain = isl_helpers.make_set(self.params, name, iterators, conds)
         for v, extent in implicit.items():
             domain = isl_helpers.below(domain, iterators.index(v), extent)
+        # Ranges that refer to their own variable (`where j in j:N`) or to each other may leave
+        # a variable unbounded; isl could not generate its loop.
+        for k, v in enumerate(iterators):
+            alone = domain.project_out(isl.dim_type.set, k + 1, len(iterators) - k - 1)
+            if not alone.project_out(isl.dim_type.set, 0, k).is_bounded():
+                where = next((w.pos for w in st.where
+                              if isinstance(w, ast.WhereRange) and w.var == v), st.pos)
+                raise self.error(f"the range of '{v}' has no finite bounds; give it with "
+                                 f"`where {v} in lo:hi` in terms of sizes and other variables",
+                                 where)
         lhs_indices = tuple(to_affine(i, f"index {k} of '{lhs_name}'")
                             for k, i in enumerate(st.lhs.indices))
 

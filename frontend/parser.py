@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 import lark
@@ -162,6 +163,47 @@ def _describe_expected(expected: set[str]) -> str:
     return ", ".join(sorted(words))
 
 
+def position_at(source: str, offset: int) -> SourcePos:
+    """The line and column of character `offset`, counting lines as lark does (by "\\n" only)."""
+    line_start = source.rfind("\n", 0, offset) + 1
+    return SourcePos(source.count("\n", 0, offset) + 1, offset - line_start + 1)
+
+
+def end_position(source: str) -> SourcePos:
+    """Just after the last character that is not a line break: where "end of input" is shown."""
+    return position_at(source, len(source.rstrip("\n")))
+
+
+# Brackets, comments (skipped) and runs of two or more prefix operators.
+_NESTING = re.compile(r"#[^\n]*|[(\[{]|[)\]}]|(?:(?:[-+~]|\bnot\b)\s*){2,}")
+
+
+def nesting_position(source: str) -> SourcePos:
+    """Where the text nests deepest (brackets, or a long run of prefix operators such as
+    `- - - x`): the place to show when parsing or checking runs out of recursion depth."""
+    depth = deepest = at = 0
+    for m in _NESTING.finditer(source):
+        text = m.group()
+        if text[0] == "#":
+            continue
+        if text in ")]}":
+            depth -= 1
+            continue
+        if text in "([{":
+            depth += 1
+            score = depth
+        else:
+            score = depth + len(re.findall(r"[-+~]|not", text))
+        if score > deepest:
+            deepest, at = score, m.start()
+    return position_at(source, at)
+
+
+def too_deep(source: str, what: str = "expression") -> DSLSyntaxError:
+    """The error for text nested beyond Python's recursion limit, shown where it nests deepest."""
+    return DSLSyntaxError(f"{what} nested too deeply", nesting_position(source), source)
+
+
 def parse(source: str) -> tuple[ast.KernelDef, ...]:
     """Parse DSL text into kernel definitions.
 
@@ -176,14 +218,12 @@ def parse(source: str) -> tuple[ast.KernelDef, ...]:
             msg += f"; expected {_describe_expected(e.allowed)}"
         raise DSLSyntaxError(msg, SourcePos(e.line, e.column), source) from None
     except lark.exceptions.UnexpectedEOF as e:
-        lines = source.splitlines() or [""]
-        pos = SourcePos(len(lines), len(lines[-1]) + 1)
+        pos = end_position(source)
         msg = f"unexpected end of input; expected {_describe_expected(set(e.expected))}"
         raise DSLSyntaxError(msg, pos, source) from None
     except lark.exceptions.UnexpectedToken as e:
         if e.token.type == "$END":
-            lines = source.splitlines() or [""]
-            pos = SourcePos(len(lines), len(lines[-1]) + 1)
+            pos = end_position(source)
             found = "end of input"
         else:
             pos = SourcePos(e.line, e.column)
@@ -192,7 +232,7 @@ def parse(source: str) -> tuple[ast.KernelDef, ...]:
         raise DSLSyntaxError(msg, pos, source) from None
     except lark.exceptions.VisitError as e:
         if isinstance(e.orig_exc, RecursionError):
-            raise DSLSyntaxError("expression nested too deeply", None, source) from None
+            raise too_deep(source) from None
         raise
     except RecursionError:
-        raise DSLSyntaxError("expression nested too deeply", None, source) from None
+        raise too_deep(source) from None

@@ -1,91 +1,29 @@
 """Fuzzing the front end: any text gives a KernelIR or raises a LoopweaveError, nothing else.
 
-The inputs are the example kernels of examples/kernels/*.lw, mutated: tokens inserted, deleted,
-swapped or duplicated, random characters (Unicode included) spliced in, huge integer literals,
-deeply nested parentheses. Most examples go through `front_end()` only (parse + check, no C
-build, so hundreds run in seconds); a few go through the whole `compile()`.
-A `DSLError` that carries a position must point inside the text.
+The inputs are the example kernels of examples/kernels/*.lw, mutated by tests/fuzz/mutations.py
+(tokens inserted, deleted, swapped or duplicated, random Unicode, huge literals, deep nesting),
+kernels generated from the grammar, and arbitrary text. Most examples go through `front_end()`
+only (parse + check, no C build, so hundreds run in seconds); a few go through `compile()`.
+A `DSLError` must carry a position inside the text (`mutations.check_error`).
+tests/test_fuzz_mutations.py tries each kind of edit on its own and the later stages.
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
+from fuzz.mutations import EDITS, SOURCES, check_outcome, mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import loopweave
 from loopweave.driver import front_end
-from loopweave.errors import DSLError, LoopweaveError
-from loopweave.ir.kernel import KernelIR
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((ROOT / "examples" / "kernels").glob("*.lw"))
-SOURCES = [p.read_text() for p in EXAMPLES]
-
-# Tokens of the DSL (and a few that are not), to insert or to split a text into.
-_TOKEN_RE = re.compile(r"max=|min=|[A-Za-z_]\w*|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\+=|\*=|<=|>=|==|"
-                       r"!=|<<|>>|->|\S")
-_NAME_RE = re.compile(r"[A-Za-z_]\w*")
-OPERATORS = ["+", "-", "*", "/", "%", "<<", ">>", "&", "|", "^", "<", "<=", "==", "!=", "and",
-             "or", "=", "+=", "*=", "max=", "min=", ",", ":"]
-VOCABULARY = ["kernel", "for", "in", "where", "assume", "inout", "and", "or", "not", "->", "{",
-              "}", "(", ")", "[", "]", ",", ":", ";", "=", "+=", "*=", "max=", "min=", "+", "-",
-              "*", "/", "%", "<<", ">>", "&", "|", "^", "~", "<", "<=", "==", "!=", ">", ">=",
-              "i", "j", "k", "N", "M", "A", "B", "C", "x", "f32", "f64", "i8", "i32", "u8", "f16",
-              "bf16", "exp", "select", "max", "pow", "0", "1", "-1", "2.5", "1e400", "0x10",
-              str(10**40), str(-(10**40)), str(2**63), "#", "\n", "\t", "é", "∑", "\x00"]
+SEMANTIC_EDITS = ("rename", "operator", "literal", "nest")  # mostly still parse
 
 
-def tokens(text: str) -> list[str]:
-    """The DSL tokens of `text`, comments dropped (a `#` would hide the rest of a joined line)."""
-    return _TOKEN_RE.findall(re.sub(r"#[^\n]*", "", text))
-
-
-SYNTAX_EDITS = ("insert", "delete", "swap", "replace", "duplicate", "char", "bigint", "nest")
-SEMANTIC_EDITS = ("rename", "operator", "bigint", "nest")  # mostly still parse
-
-
-@st.composite
-def mutated_source(draw, edits=SYNTAX_EDITS + SEMANTIC_EDITS) -> str:
-    """An example kernel with a few random `edits`, joined back into text."""
-    toks = tokens(draw(st.sampled_from(SOURCES)))
-    for _ in range(draw(st.integers(1, 4))):
-        if not toks:
-            break
-        at = draw(st.integers(0, len(toks) - 1))
-        edit = draw(st.sampled_from(edits))
-        names = [t for t in toks if _NAME_RE.fullmatch(t)]
-        if edit == "rename":  # another name of the kernel: mostly well-formed, often ill-typed
-            toks[at] = draw(st.sampled_from(names)) if _NAME_RE.fullmatch(toks[at]) else toks[at]
-        elif edit == "operator":
-            if toks[at] in OPERATORS:
-                toks[at] = draw(st.sampled_from(OPERATORS))
-        elif edit == "insert":
-            toks.insert(at, draw(st.sampled_from(VOCABULARY)))
-        elif edit == "delete":
-            del toks[at]
-        elif edit == "swap":
-            other = draw(st.integers(0, len(toks) - 1))
-            toks[at], toks[other] = toks[other], toks[at]
-        elif edit == "replace":
-            toks[at] = draw(st.sampled_from(VOCABULARY))
-        elif edit == "duplicate":
-            toks.insert(at, toks[at])
-        elif edit == "char":
-            toks.insert(at, draw(st.text(min_size=1, max_size=3)))
-        elif edit == "bigint":
-            big = str(draw(st.sampled_from([10**40, 2**63, 2**64, 2**31, -(2**63)])))
-            if toks[at].isdigit():
-                toks[at] = big
-            else:
-                toks.insert(at, big)
-        else:  # wrap one token in deep parentheses
-            depth = draw(st.sampled_from([1, 50, 2000]))
-            toks[at] = "(" * depth + toks[at] + ")" * depth
-    sep = draw(st.sampled_from([" ", "\n", " \n "]))
-    return sep.join(toks)
+def mutated_source(edits: tuple[str, ...] = EDITS) -> st.SearchStrategy[str]:
+    """An example kernel with a few random `edits` (hypothesis drives the random choices)."""
+    return st.builds(lambda text, rng: mutate(text, rng, edits), st.sampled_from(SOURCES),
+                     st.randoms(use_true_random=False))
 
 
 # -- kernels built from the grammar: they parse, so they exercise the checker ----------------------
@@ -129,20 +67,6 @@ def generated_kernel(draw) -> str:
         lines.append(f"    {lhs} {op} {draw(expressions())}{where}")
     lines.append("    C[i] = A[i]")
     return "\n".join(lines) + "\n}"
-
-
-def check_outcome(text: str, run) -> None:
-    """`run(text)` returns normally or raises a LoopweaveError whose position lies in `text`."""
-    try:
-        result = run(text)
-    except LoopweaveError as e:
-        if isinstance(e, DSLError) and e.pos is not None:
-            n_lines = len(text.splitlines())
-            assert 1 <= e.line <= n_lines + 1, (e.line, n_lines, str(e))
-            assert e.column >= 1, (e.column, str(e))
-        str(e)  # rendering the message must not fail either
-        return
-    assert isinstance(result, KernelIR | loopweave.Kernel)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
