@@ -7,6 +7,7 @@
     C = kernel(A, B)
 """
 
+from loopweave.autotune.search import tune
 from loopweave.driver import compile
 from loopweave.emit import emit_c
 from loopweave.errors import (
@@ -40,5 +41,6 @@ __all__ = [
     "SourcePos",
     "TargetError",
     "compile",
+    "tune",
     "emit_c",
 ]

@@ -14,7 +14,7 @@ import sys
 
 from loopweave.errors import LoopweaveError
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("loopweave.cli", "loopweave.emit")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("loopweave.cli", "loopweave.emit", "loopweave.autotune.cli")
 
 
 def register(subparsers) -> None:

@@ -1,0 +1,344 @@
+"""Building and measuring candidates: builds in parallel, each run in an isolated worker process.
+
+    problem = make_problem(src, sizes, "cpu", workdir)     # inputs and the reference, on disk
+    built = build(problem, candidate)                      # schedule -> source -> library
+    runner = IsolatedRunner(); outcome = runner.measure(problem, candidate, built)
+
+A worker process loads the built kernel, checks it once against the reference (the numpy
+reference of `examples/references.py` for a kernel of the example set, otherwise the result of
+the same kernel under the default schedule), then times warm-up and repeated calls and reports
+the median and spread. A worker that crashes (a signal) or overruns the timeout is killed and
+replaced; the candidate is reported as "crash" or "timeout", a mismatch as "wrong", a build
+failure as "compile_error".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import multiprocessing
+import signal
+import statistics
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from loopweave.autotune import faults
+from loopweave.autotune.features import features
+from loopweave.autotune.keys import kernel_hash, machine_fingerprint
+from loopweave.errors import LoopweaveError
+from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor
+
+_EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What every candidate of one sweep computes, and how it is measured."""
+
+    source: str
+    kernel: str | None
+    target: str
+    sizes: dict
+    data_path: str  # .npz: "in:<arg>" inputs in call order, "out:<name>" expected results
+    data_digest: str
+    outputs: tuple[str, ...]  # names returned by the kernel, in order
+    inouts: tuple[str, ...]
+    tol_scale: float = 1.0
+    reference: str = "default schedule"  # or "numpy (examples/references.py)"
+    cc: str | None = None
+    cflags: tuple[str, ...] | None = None
+    timeout_s: float = 10.0
+    warmup: int = 1
+    repeats: int = 5
+    min_time_s: float = 0.05  # repeat until the timed calls add up to this much (up to 50)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One point of the search space: a schedule and target options."""
+
+    schedule: str  # Schedule.to_json()
+    options: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    strategy: str = ""  # how the search chose it: "model", "random", "seed", ...
+    fault: str | None = None  # test-only: see loopweave.autotune.faults
+
+
+@dataclass(frozen=True)
+class Built:
+    status: str  # "ok" or "compile_error"
+    source: str = ""
+    features: tuple[float, ...] = ()
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    median_s: float | None = None
+    spread: float | None = None
+    times: tuple[float, ...] = ()
+    error: str = ""
+    machine: str = ""
+    features: tuple[float, ...] = ()
+
+
+# -- the problem: inputs and reference ------------------------------------------------------------
+
+def example_references():
+    """examples/references.py as a module, or None where the source tree is not present."""
+    name = "loopweave_example_references"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = _EXAMPLES / "references.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _example_case(kernel: KernelIR):
+    """The example-set case of this kernel, if its computation is exactly the example's."""
+    from loopweave.driver import front_end
+
+    refs = example_references()
+    case = refs.KERNELS.get(kernel.name) if refs else None
+    if case is None or kernel_hash(front_end(case.source())) != kernel_hash(kernel):
+        return None
+    return case
+
+
+def _random_inputs(kernel: KernelIR, sizes: dict, seed: int) -> dict:
+    from loopweave.ir.expr import evaluate
+
+    rng = np.random.default_rng(seed)
+    args = {}
+    for a in kernel.args:
+        dt = a.dtype.numpy
+        if isinstance(a, ScalarArg):
+            args[a.name] = np.array(sizes.get(a.name, 1) if a.dtype.is_int else 0.5, dtype=dt)
+            continue
+        shape = tuple(evaluate(d, sizes) for d in a.shape)
+        if a.dtype.is_int:
+            args[a.name] = rng.integers(-8, 8, size=shape).astype(dt)
+        else:
+            args[a.name] = rng.uniform(-1, 1, size=shape).astype(dt)
+    return args
+
+
+def _results(kernel: KernelIR, args: dict, ret) -> dict:
+    outs = [t.name for t in kernel.outputs]
+    got = dict(zip(outs, ret if len(outs) > 1 else (ret,), strict=False)) if outs else {}
+    got.update({a.name: args[a.name] for a in kernel.args
+                if isinstance(a, Tensor) and a.role == "inout"})
+    return got
+
+
+def make_problem(source: str, sizes: dict, target: str, workdir: str | Path, *,
+                 kernel: str | None = None, cc=None, cflags=None, seed: int = 0,
+                 **measure_options) -> Problem:
+    """Inputs for `sizes` and the reference results, written under `workdir`."""
+    from loopweave.driver import compile, front_end
+
+    ir = front_end(source, kernel)
+    case = _example_case(ir)
+    if case is not None:
+        args = case.make_inputs(sizes, seed)
+        expected, tol, how = case.expected(args), case.tol_scale, "numpy (examples/references.py)"
+    else:
+        args = _random_inputs(ir, sizes, seed)
+        reference = compile(source, kernel=kernel, cc=cc, cflags=cflags, tuning_db=False)
+        copies = {k: np.array(v, copy=True) for k, v in args.items()}
+        expected = _results(ir, copies, reference(*copies.values()))
+        tol, how = 1.0, "default schedule"
+    arrays = {f"in:{k}": np.asarray(v) for k, v in args.items()}
+    arrays.update({f"out:{k}": np.asarray(v) for k, v in expected.items()})
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(arrays[k]).tobytes())
+    digest = h.hexdigest()[:24]
+    path = workdir / f"problem-{digest}.npz"
+    if not path.exists():
+        tmp = workdir / f".{digest}.{time.time_ns()}.npz"
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+    inouts = tuple(a.name for a in ir.args if isinstance(a, Tensor) and a.role == "inout")
+    return Problem(source, kernel, target, dict(sizes), str(path), digest,
+                   tuple(t.name for t in ir.outputs), inouts, tol, how, cc,
+                   tuple(cflags) if cflags else None, **measure_options)
+
+
+# -- building -------------------------------------------------------------------------------------
+
+def _stages(problem: Problem, candidate: Candidate):
+    from loopweave.driver import stages
+    from loopweave.passes.schedule import Schedule
+
+    return stages(problem.source, problem.target, kernel=problem.kernel,
+                  schedule=Schedule.from_json(candidate.schedule), cc=problem.cc,
+                  cflags=problem.cflags, options=candidate.options)
+
+
+def build(problem: Problem, candidate: Candidate) -> Built:
+    """Schedule, render and build one candidate (into the kernel cache); never raises."""
+    from loopweave.targets import backend_module
+
+    try:
+        result = _stages(problem, candidate)
+        source = faults.inject(result.source, result.ir, candidate.fault)
+        backend_module(result.target).load(result.ir, source, result.target)
+        feats = tuple(features(result.ir, result.loops, problem.sizes))
+        return Built("ok", source, feats)
+    except LoopweaveError as e:
+        return Built("compile_error", error=str(e))
+    except Exception as e:  # a bug must not stop the sweep: record it with the candidate
+        return Built("compile_error", error=f"{type(e).__name__}: {e}")
+
+
+# -- measuring, inside the worker -----------------------------------------------------------------
+
+_DATA: dict[str, dict] = {}
+
+
+def _load_data(problem: Problem) -> dict:
+    if problem.data_digest not in _DATA:
+        with np.load(problem.data_path) as f:
+            _DATA.clear()  # one problem at a time: do not keep large arrays around
+            _DATA[problem.data_digest] = {k: f[k] for k in f.files}
+    return _DATA[problem.data_digest]
+
+
+def run_measurement(problem: Problem, candidate: Candidate, built: Built) -> Outcome:
+    """Load the built candidate in this process, check it, time it (what a worker does)."""
+    from loopweave.runtime import Kernel
+    from loopweave.targets import backend_module
+
+    machine = machine_fingerprint()
+    result = _stages(problem, candidate)
+    invoke = backend_module(result.target).load(result.ir, built.source, result.target)
+    kernel = Kernel(result.ir, built.source, result.target.name, invoke)
+    data = _load_data(problem)
+    inputs = {k[3:]: v for k, v in data.items() if k.startswith("in:")}
+
+    def fresh():  # inout arrays are updated in place: every call starts from the inputs
+        return {k: np.array(v, copy=True) for k, v in inputs.items()}
+
+    args = fresh()
+    got = _results(result.ir, args, kernel(*args.values()))
+    refs = example_references()
+    for name in (*problem.outputs, *problem.inouts):
+        err, ok = refs.compare(got[name], data[f"out:{name}"], problem.tol_scale) if refs \
+            else _compare(got[name], data[f"out:{name}"])
+        if not ok:
+            return Outcome("wrong", error=f"{name} differs from the {problem.reference} "
+                           f"reference by {err:g}", machine=machine)
+    for _ in range(problem.warmup):
+        kernel(*fresh().values())
+    times: list[float] = []
+    while len(times) < problem.repeats or (sum(times) < problem.min_time_s and len(times) < 50):
+        args = fresh()
+        start = time.perf_counter()
+        kernel(*args.values())
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    spread = (statistics.quantiles(times, n=4)[2] - statistics.quantiles(times, n=4)[0]) / median \
+        if len(times) >= 4 and median > 0 else 0.0
+    return Outcome("ok", median, spread, tuple(times), machine=machine)
+
+
+def _compare(got, expected) -> tuple[float, bool]:
+    """Without the example references: numpy's allclose at float32 tolerance."""
+    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    if got.shape != expected.shape:
+        return float("inf"), False
+    err = float(np.max(np.abs(got - expected))) if got.size else 0.0
+    return err, bool(np.allclose(got, expected, rtol=1e-4, atol=1e-5, equal_nan=False))
+
+
+def _worker_main(conn) -> None:
+    """A measurement worker: measure what the parent sends until it closes the pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    while True:
+        try:
+            problem, candidate, built = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            outcome = run_measurement(problem, candidate, built)
+        except Exception as e:
+            outcome = Outcome("crash", error=f"{type(e).__name__}: {e}\n"
+                              f"{traceback.format_exc(limit=3)}", machine=machine_fingerprint())
+        conn.send(outcome)
+
+
+# -- the isolated runner, in the parent -----------------------------------------------------------
+
+class IsolatedRunner:
+    """Runs measurements in a worker process it replaces whenever one dies or hangs."""
+
+    def __init__(self):
+        self._ctx = multiprocessing.get_context("spawn")
+        self._process = None
+        self._conn = None
+        self.workers_started = 0
+
+    def _start(self) -> None:
+        parent, child = self._ctx.Pipe()
+        self._process = self._ctx.Process(target=_worker_main, args=(child,), daemon=True,
+                                          name="loopweave-measure")
+        self._process.start()
+        child.close()
+        self._conn = parent
+        self.workers_started += 1
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def _kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.join(5)
+            self._conn.close()
+        self._process = self._conn = None
+
+    def measure(self, problem: Problem, candidate: Candidate, built: Built) -> Outcome:
+        """Measure one built candidate; the outcome's status says what happened."""
+        if built.status != "ok":
+            return Outcome(built.status, error=built.error, machine=machine_fingerprint())
+        if self._process is None or not self._process.is_alive():
+            self._start()
+        try:
+            self._conn.send((problem, candidate, built))
+            if self._conn.poll(problem.timeout_s):
+                outcome = self._conn.recv()
+                return Outcome(**{**outcome.__dict__, "features": built.features})
+            self._kill()
+            return Outcome("timeout", error=f"no result within {problem.timeout_s:g} s",
+                           machine=machine_fingerprint(), features=built.features)
+        except (EOFError, OSError, BrokenPipeError):
+            self._process.join(5)
+            code = self._process.exitcode
+            self._kill()
+            why = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit {code}"
+            return Outcome("crash", error=f"the measurement worker died ({why})",
+                           machine=machine_fingerprint(), features=built.features)
+
+    def close(self) -> None:
+        if self._process is not None:
+            try:
+                self._conn.close()
+                self._process.join(2)
+            finally:
+                self._kill()

@@ -1,0 +1,266 @@
+"""`tune()`: an evolutionary search in which the cost model ranks many candidates and only the
+best few of each round are measured, plus some random exploration.
+
+Each round: children of the fastest measured configurations (mutations and crossovers) and
+fresh random legal ones form a pool; the pool's features are computed in a process pool; the
+model ranks them; the `batch - explore` best and `explore` random others are built and
+measured; every outcome goes to the database at once; the model is refitted. `trials` is the
+number of measurements of this kernel key on this machine in the database: a second call with
+more trials continues where the first stopped, seeded with its best configurations.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from loopweave.autotune.database import Database, Record, default_path
+from loopweave.autotune.executors import make_executor
+from loopweave.autotune.features import FEATURE_VERSION, features, flop_count
+from loopweave.autotune.keys import kernel_key, machine_fingerprint
+from loopweave.autotune.measure import Candidate, Problem, make_problem
+from loopweave.autotune.model import CostModel
+from loopweave.autotune.space import SearchSpace
+
+log = logging.getLogger("loopweave.autotune")
+
+
+@dataclass
+class TuneResult:
+    """What a `tune()` call found and did."""
+
+    key: str
+    kernel: str
+    best: Record | None
+    flops: float
+    measured: list[Record] = field(default_factory=list)  # this call's records, in order
+    history: list[tuple[int, float | None, str]] = field(default_factory=list)  # trial, s, how
+
+    @property
+    def best_time(self) -> float | None:
+        return self.best.median_s if self.best else None
+
+    @property
+    def gflops(self) -> float | None:
+        return self.flops / self.best.median_s / 1e9 if self.best and self.best.median_s else None
+
+    @property
+    def schedule(self):
+        """The best record's schedule as a `loopweave.Schedule` (None without a record)."""
+        from loopweave.passes.schedule import Schedule
+
+        return Schedule.from_json(self.best.schedule) if self.best else None
+
+
+def _features_of(problem: Problem, schedule_json: str) -> list[float] | None:
+    """Features of one candidate (runs in a process pool); None if it does not apply."""
+    from loopweave.driver import front_end
+    from loopweave.errors import LoopweaveError
+    from loopweave.ir.codegen import loop_ast
+    from loopweave.passes.schedule import Schedule
+
+    try:
+        ir = Schedule.from_json(schedule_json).apply(front_end(problem.source, problem.kernel))
+        return features(ir, loop_ast(ir), problem.sizes)
+    except LoopweaveError:
+        return None
+
+
+class _Search:
+    def __init__(self, space: SearchSpace, problem: Problem, db: Database, key, rng,
+                 strategy: str, batch: int, explore: int, pool_size: int):
+        self.space, self.problem, self.db, self.key = space, problem, db, key
+        self.rng, self.strategy = rng, strategy
+        self.batch, self.explore, self.pool_size = batch, explore, pool_size
+        self.seen: set[str] = set()
+        self.elite: list[tuple[float, dict]] = []  # (time, config) of correct records
+        self.model = CostModel()
+        self._pool = None
+
+    def identity(self, config: dict) -> str:
+        return SearchSpace.identity(*self.space.decode(config))
+
+    def remember(self, record: Record) -> None:
+        self.seen.add(record.schedule + record.options)
+        if record.status == "ok" and record.config != "{}":
+            self.elite.append((record.median_s, json.loads(record.config)))
+            self.elite.sort(key=lambda e: e[0])
+            del self.elite[16:]
+
+    def fresh(self, configs) -> list[dict]:
+        """Legal configurations not measured yet, each once."""
+        out, ids = [], set()
+        for c in configs:
+            schedule, options = self.space.decode(c)
+            ident = schedule.to_json() + json.dumps(options, sort_keys=True, default=str)
+            if ident in self.seen or ident in ids or not self.space.is_legal(c):
+                continue
+            ids.add(ident)
+            out.append(c)
+        return out
+
+    def refit(self) -> None:
+        if self.strategy != "model":
+            return
+        model = CostModel.fit(self.db.records(status="ok"))
+        if model.trained:
+            self.model = model
+        elif not self.model.trained:
+            self.model = CostModel.pretrained() or CostModel()
+
+    def featurize(self, configs: list[dict]) -> list[list[float] | None]:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(2, mp_context=get_context("spawn"))
+        jsons = [self.space.decode(c)[0].to_json() for c in configs]
+        return list(self._pool.map(_features_of, [self.problem] * len(jsons), jsons,
+                                   chunksize=8))
+
+    def next_round(self, n: int) -> list[tuple[dict, str]]:
+        """Up to `n` (config, how chosen) to measure next."""
+        if not self.seen:
+            first = self.fresh([self.space.default()])
+            if first:
+                return [(first[0], "default")]
+        if self.strategy == "random" or not self.elite or not self.model.trained:
+            return [(c, "random") for c in self.fresh(self.space.sample_legal(self.rng, n * 2))[:n]]
+        parents = [c for _, c in self.elite]
+        children = []
+        for _ in range(self.pool_size):
+            a = self.rng.choice(parents[:8])
+            if self.rng.random() < 0.3 and len(parents) > 1:
+                a = self.space.crossover(a, self.rng.choice(parents), self.rng)
+            children.append(self.space.mutate(a, self.rng, n=self.rng.choice((1, 1, 2, 3))))
+        explore = min(self.explore, n - 1)
+        pool = self.fresh(children + self.space.sample_legal(self.rng, self.pool_size // 4))
+        feats = self.featurize(pool)
+        scored = [(p, c) for c, f in zip(pool, feats, strict=True) if f is not None
+                  for p in self.model.predict([f])]
+        scored.sort(key=lambda pc: pc[0])
+        chosen = [(c, "model") for _, c in scored[:n - explore]]
+        rest = [c for _, c in scored[n - explore:]]
+        self.rng.shuffle(rest)
+        chosen += [(c, "random") for c in rest[:explore]]
+        return chosen
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+
+def _progress(result: TuneResult, total: int, done: int, start: float, out) -> None:
+    best = result.best
+    text = f"[tune {result.kernel}] trials {done}/{total}"
+    if best is not None:
+        text += f"  best {best.median_s * 1e3:.4g} ms  {result.gflops:.3g} GFLOP/s"
+    text += f"  ({time.time() - start:.0f} s)"
+    if out.isatty():
+        print("\r" + text, end="", file=out, flush=True)
+    else:
+        print(text, file=out, flush=True)
+
+
+def tune(source: str, sizes: dict[str, int], target: str = "cpu", trials: int = 64, *,
+         kernel: str | None = None, executor=None, db: str | Path | None = None,
+         cc: str | None = None, cflags=None, options: dict | None = None,
+         strategy: str = "model", batch: int = 8, explore: int = 2, pool_size: int = 96,
+         seed: int = 0, timeout_s: float = 10.0, repeats: int = 5, progress: bool = True,
+         workdir: str | Path | None = None) -> TuneResult:
+    """Search schedules of a kernel at `sizes` for `target`; every measurement goes to `db`.
+
+    trials:   measurements of this kernel key on this machine to reach (the database's count
+              included: calling again with more trials continues the search)
+    executor: "local" (default: parallel builds, isolated measurements), "ray" (a local Ray
+              cluster), a Ray address, or an executor object (loopweave.autotune.executors)
+    db:       the SQLite file (default: $LOOPWEAVE_TUNE_DB or tuning.sqlite in the kernel cache,
+              which is where `compile()` looks for tuned schedules)
+    strategy: "model" (evolutionary, ranked by the cost model) or "random"
+    batch, explore: measurements per round, and how many of them are random picks
+    """
+    from loopweave.driver import compiler_flags, front_end
+    from loopweave.targets import get_target
+
+    if strategy not in ("model", "random"):
+        raise ValueError(f"strategy must be 'model' or 'random', not {strategy!r}")
+    ir = front_end(source, kernel)
+    tgt = get_target(target, cc, compiler_flags(cflags), options)
+    key = kernel_key(ir, sizes, tgt)
+    database = Database(db or default_path())
+    workdir = Path(workdir) if workdir else database.path.parent / "tune-data"
+    problem = make_problem(source, sizes, target, workdir, kernel=kernel, cc=cc,
+                           cflags=compiler_flags(cflags), timeout_s=timeout_s, repeats=repeats)
+    space = SearchSpace(ir, sizes, tgt, base_options=options)
+    search = _Search(space, problem, database, key, random.Random(seed), strategy, batch,
+                     explore, pool_size)
+    result = TuneResult(key.digest, ir.name, None, flop_count(ir, sizes))
+    machine = machine_fingerprint()
+    mine = 0
+    for r in database.records(key.digest):
+        search.remember(r)
+        mine += r.machine == machine
+    result.best = database.best(key.digest)
+    search.refit()
+    runner = make_executor(executor)
+    start, out = time.time(), sys.stderr
+    try:
+        stale = 0
+        while mine < trials and stale < 3:
+            chosen = search.next_round(min(batch, trials - mine))
+            stale = 0 if chosen else stale + 1
+            candidates = []
+            for config, how in chosen:
+                schedule, opts = space.decode(config)
+                candidates.append(Candidate(schedule.to_json(), opts, config, how))
+            for cand, outcome in runner.run(problem, candidates):
+                record = Record.for_key(
+                    key, ir.name, machine=outcome.machine or machine, schedule=cand.schedule,
+                    options=json.dumps(cand.options, sort_keys=True, default=str),
+                    config=json.dumps(cand.config, default=str), status=outcome.status,
+                    features=json.dumps(list(outcome.features)),
+                    feature_version=FEATURE_VERSION, median_s=outcome.median_s,
+                    spread=outcome.spread, times=json.dumps(list(outcome.times)),
+                    error=outcome.error[:4000], strategy=cand.strategy)
+                database.add(record)
+                search.remember(record)
+                result.measured.append(record)
+                result.history.append((len(result.measured), outcome.median_s, cand.strategy))
+                mine += record.machine == machine or executor not in (None, "local")
+                if outcome.status == "ok" and (result.best is None
+                                               or outcome.median_s < result.best.median_s):
+                    result.best = record
+                if outcome.status != "ok":
+                    log.info("candidate %s: %s %s", cand.schedule, outcome.status,
+                             outcome.error.splitlines()[0] if outcome.error else "")
+            if progress:
+                _progress(result, trials, mine, start, out)
+            search.refit()
+        if search.model.trained and search.model.records:
+            search.model.save(database, f"{tgt.name}")
+    finally:
+        if progress and out.isatty():
+            print(file=out)
+        search.close()
+        if executor is None or isinstance(executor, str):
+            runner.close()
+        database.close()
+    return result
+
+
+def trials_to_reach(history: list[tuple[int, float | None, str]], fraction: float = 0.95,
+                    best: float | None = None) -> int | None:
+    """The first trial whose best-so-far is within `fraction` of `best` (speed ratio)."""
+    times = [t for _, t, _ in history if t]
+    best = best or (min(times) if times else None)
+    so_far = math.inf
+    for trial, t, _ in history:
+        so_far = min(so_far, t or math.inf)
+        if best and best / so_far >= fraction:
+            return trial
+    return None

@@ -1,0 +1,377 @@
+"""The search space: knobs generated from a kernel and its target, decoded into a schedule.
+
+A configuration is a dict knob name -> value. Knob generators (one per kind of decision) each
+contribute knobs for a kernel and turn their part of a configuration into `Schedule` steps or
+target options; a new scheduling pass plugs in as one more generator in `GENERATORS`:
+
+    FusionKnobs       per pair of consecutive written tensors: how many outer loops they share
+    LoopNestKnobs     per written tensor: two tiling levels per loop, a loop order per level,
+                      a parallel outer loop, a vector inner loop, an unrolled loop
+    TargetOptionKnobs the backend's `tuning_space(kernel_ir)` (block sizes, num_warps, ...)
+
+Only legal configurations are proposed: `is_legal` applies the schedule, which raises
+`ScheduleError` for an illegal one, and `make_target` validates options. The verdict is cached on
+the configuration's structure (which loops exist, their order and kinds, the options), which
+tile sizes do not change, so most checks cost a dict lookup.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+
+import islpy as isl
+
+from loopweave.errors import LoopweaveError
+from loopweave.ir.kernel import KernelIR, Statement
+from loopweave.passes.placement import own_loop_count
+from loopweave.passes.schedule import Schedule
+from loopweave.targets import Target, backend_module, get_target
+
+Config = dict[str, object]
+
+OUTER_TILES = (0, 4, 8, 16, 32, 64, 128, 256, 512)  # 0: not tiled
+INNER_TILES = (0, 2, 4, 8, 16, 32)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A knob with a list of values; values[0] is the default (changes nothing)."""
+
+    name: str
+    values: tuple
+
+    @property
+    def default(self):
+        return self.values[0]
+
+    def sample(self, rng: random.Random):
+        return rng.choice(self.values)
+
+    def mutate(self, value, rng: random.Random):
+        """A neighbouring value most of the time, any value sometimes."""
+        if value in self.values and rng.random() < 0.7:
+            i = self.values.index(value) + rng.choice((-1, 1))
+            return self.values[min(max(i, 0), len(self.values) - 1)]
+        return self.sample(rng)
+
+
+
+@dataclass(frozen=True)
+class Permutation:
+    """A knob whose value is an order of `items` (a tuple); the default is their given order."""
+
+    name: str
+    items: tuple
+
+    @property
+    def default(self):
+        return self.items
+
+    def sample(self, rng: random.Random):
+        order = list(self.items)
+        if rng.random() < 0.5:  # most orders break a reduction's dependences: favour the given one
+            rng.shuffle(order)
+        return tuple(order)
+
+    def mutate(self, value, rng: random.Random):
+        order = list(value)
+        if len(order) > 1:
+            i, j = rng.sample(range(len(order)), 2)
+            order[i], order[j] = order[j], order[i]
+        return tuple(order)
+
+
+
+Knob = Choice | Permutation
+
+
+@dataclass
+class SpaceContext:
+    """What knob generators look at: the kernel, the sizes it is tuned for, the target."""
+
+    kernel: KernelIR
+    sizes: dict[str, int]
+    target: Target
+    extents: dict[str, dict[str, int]] = field(default_factory=dict)  # stmt -> var -> extent
+
+
+def loop_extents(kernel: KernelIR, sizes: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Per statement, the extent of each iterator's range over its domain at `sizes`."""
+    result = {}
+    for s in kernel.statements:
+        dom = s.domain
+        for name, value in sizes.items():
+            pos = dom.find_dim_by_name(isl.dim_type.param, name)
+            if pos >= 0:
+                dom = dom.fix_val(isl.dim_type.param, pos, isl.Val(int(value)))
+        extents = {}
+        for d, var in enumerate(s.iterators):
+            if dom.is_empty():
+                extents[var] = 0
+                continue
+            try:
+                lo = dom.dim_min_val(d).to_python()
+                hi = dom.dim_max_val(d).to_python()
+                extents[var] = max(0, int(hi) - int(lo) + 1)
+            except (TypeError, ValueError):  # unbounded (a size not given): assume large
+                extents[var] = 1024
+        result[s.name] = extents
+    return result
+
+
+def own_iterators(kernel: KernelIR, s: Statement) -> tuple[str, ...]:
+    """The statement's own loops (not the enclosing `for` loops), outer to inner."""
+    n = own_loop_count(kernel, s)
+    return s.iterators[len(s.iterators) - n:] if n else ()
+
+
+class LoopNestKnobs:
+    """Tiling (two levels), loop order, parallel/vector/unroll marks, per written tensor."""
+
+    def applies(self, ctx: SpaceContext) -> bool:
+        module = backend_module(ctx.target)
+        return getattr(module, "tunes_loop_schedule", not hasattr(module, "tuning_space"))
+
+    def groups(self, ctx: SpaceContext) -> dict[str, tuple[str, ...]]:
+        """tensor -> the loops of its main statement (the writer with the most own loops)."""
+        groups: dict[str, tuple[str, ...]] = {}
+        for s in ctx.kernel.statements:
+            loops = own_iterators(ctx.kernel, s)
+            if len(loops) > len(groups.get(s.lhs.tensor, ())):
+                groups[s.lhs.tensor] = loops
+        return groups
+
+    def _extent(self, ctx: SpaceContext, tensor: str, var: str) -> int:
+        return max((ext.get(var, 0) for s, ext in ctx.extents.items()
+                    if ctx.kernel.statement[s].lhs.tensor == tensor), default=0)
+
+    def knobs(self, ctx: SpaceContext) -> list[Knob]:
+        knobs: list[Knob] = []
+        for tensor, loops in self.groups(ctx).items():
+            for v in loops:
+                extent = self._extent(ctx, tensor, v)
+                outer = tuple(t for t in OUTER_TILES if t == 0 or t < extent)
+                inner = tuple(t for t in INNER_TILES if t == 0 or t < extent)
+                if len(outer) > 1:
+                    knobs.append(Choice(f"{tensor}.tile1.{v}", outer))
+                if len(inner) > 1:
+                    knobs.append(Choice(f"{tensor}.tile2.{v}", inner))
+            for level in range(3):
+                if len(loops) > 1:
+                    knobs.append(Permutation(f"{tensor}.order{level}", loops))
+            knobs.append(Choice(f"{tensor}.parallel", (False, True)))
+            knobs.append(Choice(f"{tensor}.vector", (False, True)))
+            knobs.append(Choice(f"{tensor}.unroll", (None, "inner", "second")))
+        return knobs
+
+    def apply(self, ctx: SpaceContext, config: Config, schedule: Schedule, options: dict) -> None:
+        for tensor, loops in self.groups(ctx).items():
+            if not loops:
+                continue
+            t1 = {v: int(config.get(f"{tensor}.tile1.{v}", 0) or 0) for v in loops}
+            t2 = {v: int(config.get(f"{tensor}.tile2.{v}", 0) or 0) for v in loops}
+            t2 = {v: n for v, n in t2.items() if n and (not t1[v] or n < t1[v])}
+            levels: list[dict[str, str]] = [{}, {}, {v: v for v in loops}]
+            if any(t1.values()):
+                schedule.tile(tensor, **{v: n for v, n in t1.items() if n})
+                levels[0] = {v: f"{v}_o" for v, n in t1.items() if n}
+            if t2:
+                schedule.tile(tensor, **t2)
+                levels[1] = {v: f"{v}_oo" if t1[v] else f"{v}_o" for v in t2}
+            order = []
+            for level, names in enumerate(levels):
+                perm = config.get(f"{tensor}.order{level}", loops) or loops
+                order += [names[v] for v in perm if v in names]
+            if len(order) > 1 and order != [*levels[0].values(), *levels[1].values(), *loops]:
+                schedule.reorder(tensor, *order)
+            if config.get(f"{tensor}.parallel"):
+                schedule.parallel(tensor, order[0])
+            if config.get(f"{tensor}.vector"):
+                schedule.vectorize(tensor, order[-1])
+            unroll = config.get(f"{tensor}.unroll")
+            if unroll == "inner" or (unroll == "second" and len(order) < 2):
+                schedule.unroll(tensor, order[-1])
+            elif unroll == "second":
+                schedule.unroll(tensor, order[-2])
+
+
+class FusionKnobs:
+    """Fusion of consecutive written tensors: per neighbouring pair, how many outer loops they
+    share (0: not fused). A chain of fused pairs becomes one `fuse` step at its smallest depth."""
+
+    def applies(self, ctx: SpaceContext) -> bool:
+        return LoopNestKnobs().applies(ctx) and len(self._pairs(ctx)) > 0
+
+    def _pairs(self, ctx: SpaceContext) -> list[tuple[str, str, tuple[int, ...]]]:
+        """(tensor, next tensor, fusion depths beyond the loops they already share)."""
+        mains = {}
+        for s in ctx.kernel.statements:
+            if len(own_iterators(ctx.kernel, s)) >= len(own_iterators(
+                    ctx.kernel, mains.get(s.lhs.tensor, s))):
+                mains[s.lhs.tensor] = s
+        order = list(mains.items())
+        pairs = []
+        for (a, sa), (b, sb) in zip(order, order[1:], strict=False):
+            shared = len(sa.iterators) - len(own_iterators(ctx.kernel, sa))
+            deepest = min(len(sa.iterators), len(sb.iterators))
+            if deepest > shared:
+                pairs.append((a, b, tuple(range(shared + 1, deepest + 1))))
+        return pairs
+
+    def knobs(self, ctx: SpaceContext) -> list[Knob]:
+        return [Choice(f"fuse.{a}+{b}", (0, *depths)) for a, b, depths in self._pairs(ctx)]
+
+    def apply(self, ctx: SpaceContext, config: Config, schedule: Schedule, options: dict) -> None:
+        chain: list[str] = []
+        depth = 0
+        for a, b, _ in self._pairs(ctx):
+            d = int(config.get(f"fuse.{a}+{b}", 0) or 0)
+            if d and chain and chain[-1] == a:
+                chain.append(b)
+                depth = min(depth, d)
+                continue
+            if len(chain) > 1:
+                schedule.fuse(*chain, depth=depth)
+            chain, depth = ([a, b], d) if d else ([], 0)
+        if len(chain) > 1:
+            schedule.fuse(*chain, depth=depth)
+
+
+class TargetOptionKnobs:
+    """The backend's own tuning dimensions: `tuning_space(kernel_ir) -> {option: [values]}`."""
+
+    def applies(self, ctx: SpaceContext) -> bool:
+        return hasattr(backend_module(ctx.target), "tuning_space")
+
+    def knobs(self, ctx: SpaceContext) -> list[Knob]:
+        space = backend_module(ctx.target).tuning_space(ctx.kernel)
+        return [Choice(f"option.{name}", tuple(values)) for name, values in space.items()
+                if len(values) > 0]
+
+    def apply(self, ctx: SpaceContext, config: Config, schedule: Schedule, options: dict) -> None:
+        for name, value in config.items():
+            if name.startswith("option."):
+                options[name[len("option."):]] = value
+
+
+#: Knob generators, in the order their steps are applied. New passes add theirs here.
+GENERATORS: list = [FusionKnobs(), LoopNestKnobs(), TargetOptionKnobs()]
+
+
+class SearchSpace:
+    """Every configuration of the knobs of `kernel` at `sizes` for `target` (a Target)."""
+
+    def __init__(self, kernel: KernelIR, sizes: dict[str, int], target: Target,
+                 generators: list | None = None, base_options: dict | None = None):
+        self.ctx = SpaceContext(kernel, dict(sizes), target, loop_extents(kernel, sizes))
+        self.generators = [g for g in (generators or GENERATORS) if g.applies(self.ctx)]
+        self.knobs: list[Knob] = [k for g in self.generators for k in g.knobs(self.ctx)]
+        self.base_options = dict(base_options or {})
+        self._legal: dict[str, bool] = {}
+        self._groups: dict[str, list[str]] = {}
+        self._knob = {k.name: k for k in self.knobs}
+        for k in self.knobs:  # knob names are "<group>.<what>"
+            self._groups.setdefault(k.name.split(".", 1)[0], []).append(k.name)
+
+    def default(self) -> Config:
+        """The configuration that changes nothing (program order, default options)."""
+        return {k.name: k.default for k in self.knobs}
+
+    def random(self, rng: random.Random) -> Config:
+        return {k.name: k.sample(rng) for k in self.knobs}
+
+    def mutate(self, config: Config, rng: random.Random, n: int = 1) -> Config:
+        """`config` with `n` knobs changed."""
+        new = dict(config)
+        for knob in rng.sample(self.knobs, min(n, len(self.knobs))):
+            new[knob.name] = knob.mutate(new.get(knob.name, knob.default), rng)
+        return new
+
+    def crossover(self, a: Config, b: Config, rng: random.Random) -> Config:
+        """Each knob from one parent or the other."""
+        return {k.name: (a if rng.random() < 0.5 else b).get(k.name, k.default)
+                for k in self.knobs}
+
+    def decode(self, config: Config) -> tuple[Schedule, dict]:
+        """The schedule and target options a configuration stands for."""
+        schedule, options = Schedule(), dict(self.base_options)
+        for g in self.generators:
+            g.apply(self.ctx, config, schedule, options)
+        return schedule, options
+
+    @staticmethod
+    def identity(schedule: Schedule, options: dict) -> str:
+        """What a candidate is, for de-duplication: its schedule JSON and options."""
+        return schedule.to_json() + json.dumps(options, sort_keys=True, default=str)
+
+    def is_legal(self, config: Config) -> bool:
+        """Whether the schedule applies (dependences, loop kinds) and the options are valid.
+
+        Checked one knob group (a tensor's loops, the options) at a time, each with the others
+        at their defaults: a group's steps only reorder its own statements, which stay in
+        program order relative to the others; with fusion on, the whole configuration is
+        checked too. Verdicts are cached on the decoded steps without tile sizes (a size does
+        not change which orders are legal). The build applies the whole schedule again, so a
+        wrong guess is recorded as a compile error, never run.
+        """
+        defaults = self.default()
+        for group, names in self._groups.items():
+            part = {**defaults, **{n: config[n] for n in names if n in config}}
+            if group != "fuse" and not self._verdict(part):
+                return False
+        if any(config.get(n) for n in self._groups.get("fuse", ())):
+            return self._verdict(config)
+        return True
+
+    def _verdict(self, config: Config) -> bool:
+        schedule, options = self.decode(config)
+        shape = _structure(schedule, options)
+        if shape not in self._legal:
+            try:
+                schedule.apply(self.ctx.kernel)
+                if options:
+                    t = self.ctx.target
+                    get_target(t.name, t.cc, t.cflags, options)
+                self._legal[shape] = True
+            except LoopweaveError:
+                self._legal[shape] = False
+        return self._legal[shape]
+
+    def random_legal(self, rng: random.Random, tries: int = 30) -> Config:
+        """A random legal configuration, drawn one knob group at a time (a group that finds
+        no legal draw keeps its defaults, which are always legal)."""
+        defaults = self.default()
+        config = dict(defaults)
+        for group, names in self._groups.items():
+            if group == "fuse":
+                continue
+            for _ in range(tries):
+                part = {n: self._knob[n].sample(rng) for n in names}
+                if self._verdict({**defaults, **part}):
+                    config.update(part)
+                    break
+        for _ in range(3 if "fuse" in self._groups else 0):
+            trial = {**config, **{n: self._knob[n].sample(rng) for n in self._groups["fuse"]}}
+            if self.is_legal(trial):
+                return trial
+            # Fused tensors must agree on their shared loops: try them at their defaults.
+            fused = {t for n in self._groups["fuse"] if trial[n]
+                     for t in n.split(".", 1)[1].split("+")}
+            for n in (n for t in fused for n in self._groups.get(t, ())):
+                trial[n] = defaults[n]
+            if self.is_legal(trial):
+                return trial
+        return config
+
+    def sample_legal(self, rng: random.Random, n: int) -> list[Config]:
+        """`n` random legal configurations."""
+        return [self.random_legal(rng) for _ in range(n)]
+
+
+def _structure(schedule: Schedule, options: dict) -> str:
+    """The decoded steps without tile sizes, and the options."""
+    steps = [(st.op, st.target, tuple(a[0] for a in st.args) if st.op == "tile" else st.args)
+             for st in schedule.steps]
+    return json.dumps([steps, options], sort_keys=True, default=str)

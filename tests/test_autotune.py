@@ -1,0 +1,213 @@
+"""The autotuner: keys, the search space, sweeps into the database, compile() using records,
+export/import, the cost model. Small sizes and a few trials: real gcc builds and real timing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sqlite3
+
+import numpy as np
+import pytest
+
+import loopweave
+from loopweave.autotune import Database, tune
+from loopweave.autotune.features import FEATURE_NAMES, features, flop_count
+from loopweave.autotune.keys import kernel_hash, kernel_key
+from loopweave.autotune.model import CostModel
+from loopweave.autotune.space import SearchSpace
+from loopweave.cli import main
+from loopweave.driver import front_end
+from loopweave.errors import ScheduleError
+from loopweave.ir.codegen import loop_ast
+from loopweave.targets import get_target
+
+MATMUL = """
+kernel matmul(A: f32[M, K], B: f32[K, N]) -> C: f32[M, N] {
+    C[i, j] += A[i, k] * B[k, j]
+}"""
+SIZES = {"M": 9, "K": 12, "N": 17}
+FAST = dict(batch=3, explore=1, pool_size=12, repeats=3, progress=False)
+
+
+def test_kernel_hash_ignores_formatting_but_not_the_computation():
+    spaced = "# a comment\n\nkernel matmul(A: f32[M, K],B: f32[K, N]) -> C: f32[M, N] {\n" \
+             "  C[i, j] += A[i, k] * B[k, j]   # the only statement\n}\n"
+    assert kernel_hash(front_end(MATMUL)) == kernel_hash(front_end(spaced))
+    changed = MATMUL.replace("A[i, k] * B[k, j]", "A[i, k] + B[k, j]")
+    assert kernel_hash(front_end(MATMUL)) != kernel_hash(front_end(changed))
+    cpu = get_target("cpu")
+    a, b = kernel_key(front_end(MATMUL), SIZES, cpu), kernel_key(front_end(spaced), SIZES, cpu)
+    assert a.digest == b.digest
+    assert "loopweave" in a.compiler and a.compiler.endswith("-fwrapv")  # cc --version, flags
+    assert kernel_key(front_end(MATMUL), {**SIZES, "M": 10}, cpu).digest != a.digest
+
+
+@pytest.mark.parametrize("name", ["matmul", "softmax", "jacobi_1d"])
+def test_space_proposes_only_legal_schedules(name):
+    from loopweave.autotune.measure import example_references
+
+    case = example_references().KERNELS[name]
+    ir = front_end(case.source())
+    space = SearchSpace(ir, case.sizes[-1], get_target("cpu"))
+    rng = random.Random(1)
+    configs = space.sample_legal(rng, 12)
+    configs += [space.mutate(c, rng, 2) for c in configs]
+    distinct = set()
+    for c in configs:
+        if not space.is_legal(c):
+            continue
+        schedule, _ = space.decode(c)
+        schedule.apply(ir)  # raises ScheduleError if the space proposed an illegal one
+        distinct.add(schedule.to_json())
+    assert len(distinct) >= 5
+
+
+def test_space_rejects_an_illegal_configuration():
+    ir = front_end(MATMUL)
+    space = SearchSpace(ir, SIZES, get_target("cpu"))
+    config = {**space.default(), "C.vector": True}  # the innermost loop k carries the sum
+    with pytest.raises(ScheduleError):
+        space.decode(config)[0].apply(ir)
+    assert not space.is_legal(config)
+    assert space.is_legal(space.default())
+
+
+def test_sweep_finds_a_valid_schedule_and_records_it(tmp_path):
+    db = tmp_path / "tune.sqlite"
+    result = tune(MATMUL, SIZES, trials=5, db=db, strategy="random", workdir=tmp_path, **FAST)
+    assert result.best is not None and result.best.status == "ok"
+    assert len(result.measured) == 5
+    with Database(db) as d:
+        records = d.records(result.key)
+        assert len(records) == 5
+        assert all(r.status in ("ok", "wrong", "crash", "timeout", "compile_error")
+                   for r in records)
+        ok = [r for r in records if r.status == "ok"]
+        assert all(r.median_s > 0 and len(json.loads(r.times)) >= 3 for r in ok)
+        assert all(len(json.loads(r.features)) == len(FEATURE_NAMES) for r in ok)
+        assert d.best(result.key).uid == result.best.uid
+    kernel = loopweave.compile(MATMUL, schedule=result.schedule, tuning_db=False)
+    a = np.random.default_rng(0).random((9, 12), dtype=np.float32)
+    b = np.random.default_rng(1).random((12, 17), dtype=np.float32)
+    np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-5)
+
+
+def test_second_tune_continues_from_the_database(tmp_path):
+    db = tmp_path / "tune.sqlite"
+    first = tune(MATMUL, SIZES, trials=4, db=db, strategy="random", workdir=tmp_path, **FAST)
+    second = tune(MATMUL, SIZES, trials=7, db=db, strategy="random", seed=1, workdir=tmp_path,
+                  **FAST)
+    assert len(first.measured) == 4 and len(second.measured) == 3
+    with Database(db) as d:
+        records = d.records(first.key)
+    assert len(records) == 7
+    assert len({(r.schedule, r.options) for r in records}) == 7  # nothing measured twice
+    assert second.best.median_s <= first.best.median_s
+
+
+def test_compile_uses_the_best_record_for_the_exact_key(tmp_path, caplog):
+    db = tmp_path / "tune.sqlite"
+    result = tune(MATMUL, SIZES, trials=3, db=db, strategy="random", workdir=tmp_path, **FAST)
+    kernel = loopweave.compile(MATMUL, tuning_db=db)
+    a = np.ones((9, 12), np.float32)
+    b = np.ones((12, 17), np.float32)
+    with caplog.at_level(logging.DEBUG, logger="loopweave.autotune"):
+        np.testing.assert_allclose(kernel(a, b), a @ b)
+        other = np.ones((10, 12), np.float32)
+        np.testing.assert_allclose(kernel(other, b), other @ b)
+    used = kernel.invoke.records
+    assert used[(("K", 12), ("M", 9), ("N", 17))].uid == result.best.uid
+    assert used[(("K", 12), ("M", 10), ("N", 17))] is None  # no record for M=10: default
+    assert f"using tuning record {result.best.uid}" in caplog.text
+    assert "no tuning record" in caplog.text
+    # Another kernel text with the same name never picks the record up.
+    plus = loopweave.compile(MATMUL.replace("*", "+"), tuning_db=db)
+    plus(a, b)
+    assert list(plus.invoke.records.values()) == [None]
+
+
+def test_export_import_round_trip_and_cli(tmp_path, capsys):
+    db = tmp_path / "a.sqlite"
+    tune(MATMUL, SIZES, trials=3, db=db, strategy="random", workdir=tmp_path, **FAST)
+    out = tmp_path / "records.jsonl"
+    assert main(["db", "export", str(out), "--db", str(db)]) == 0
+    assert main(["db", "import", str(out), "--db", str(tmp_path / "b.sqlite")]) == 0
+    assert main(["db", "import", str(out), "--db", str(tmp_path / "b.sqlite")]) == 0
+    text = capsys.readouterr().out
+    assert "exported 3 records" in text and "imported 3 new" in text and "imported 0 new" in text
+    with Database(db) as a, Database(tmp_path / "b.sqlite") as b:
+        assert [r.__dict__ for r in a.records()] == [r.__dict__ for r in b.records()]
+    assert main(["db", "best", "--db", str(tmp_path / "b.sqlite")]) == 0
+    assert "matmul" in capsys.readouterr().out
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n")
+    assert main(["db", "import", str(bad), "--db", str(db)]) == 1
+
+
+def test_cli_tune_writes_a_report(tmp_path, capsys):
+    src = tmp_path / "matmul.lw"
+    src.write_text(MATMUL)
+    rc = main(["tune", str(src), "--size", "M=9", "--size", "K=12", "--size", "N=17",
+               "--trials", "3", "--db", str(tmp_path / "t.sqlite"),
+               "--report", str(tmp_path / "out")])
+    assert rc == 0
+    assert (tmp_path / "out" / "tuning.png").stat().st_size > 1000
+    assert "best:" in capsys.readouterr().out
+    assert main(["tune", str(src), "--size", "M"]) == 1
+
+
+def test_features_describe_the_schedule():
+    ir = front_end(MATMUL)
+    sizes = {"M": 64, "K": 64, "N": 64}
+    plain = features(ir, loop_ast(ir), sizes)
+    s = loopweave.Schedule().tile("C", j=16).reorder("C", "j_o", "i", "k", "j") \
+        .vectorize("C", "j")
+    scheduled = s.apply(ir)
+    tiled = features(scheduled, loop_ast(scheduled), sizes)
+    names = {n: i for i, n in enumerate(FEATURE_NAMES)}
+    assert len(plain) == len(tiled) == len(FEATURE_NAMES)
+    assert plain[names["top_vector_extent"]] == 0 < tiled[names["top_vector_extent"]]
+    # k innermost: A[i, k] stride 1, B[k, j] stride N, C[i, j] stride 0; j innermost: C and B
+    # stride 1, A stride 0.
+    assert plain[names["top_inner_stride1"]] == pytest.approx(1 / 3)
+    assert tiled[names["top_inner_stride1"]] == pytest.approx(2 / 3)
+    assert flop_count(ir, sizes) == 2 * 64 ** 3
+
+
+@pytest.mark.slow
+def test_cost_model_trains_saves_and_loads(tmp_path):
+    db = tmp_path / "tune.sqlite"
+    tune(MATMUL, SIZES, trials=18, db=db, strategy="random", workdir=tmp_path,
+         **{**FAST, "batch": 6})
+    with Database(db) as d:
+        records = d.records(status="ok")
+        model = CostModel.fit(records)
+        if len(records) < 16:
+            pytest.skip(f"only {len(records)} correct candidates")
+        assert model.trained
+        model.save(d, "cpu")
+        again = CostModel.load(d, "cpu")
+    rows = [json.loads(r.features) for r in records]
+    np.testing.assert_allclose(model.predict(rows), again.predict(rows))
+
+
+def test_pretrained_model_ships_and_predicts():
+    model = CostModel.pretrained()
+    assert model is not None and model.trained, "autotune/pretrained_cpu.txt is missing or stale"
+    ir = front_end(MATMUL)
+    pred = model.predict([features(ir, loop_ast(ir), SIZES)])
+    assert np.isfinite(pred).all()
+
+
+def test_database_is_wal_and_rejects_unknown_status(tmp_path):
+    with Database(tmp_path / "x.sqlite") as d:
+        mode = d._conn.execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"
+        from loopweave.autotune.database import Record
+
+        with pytest.raises(ValueError):
+            d.add(Record("k", "h", "n", "{}", "", "cpu", "cc", "m", "[]", "{}", "fine"))
+    with sqlite3.connect(tmp_path / "x.sqlite") as c:
+        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
