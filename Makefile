@@ -30,8 +30,9 @@ lint: venv
 toolchains:
 	@bash .ci/install-toolchains
 
+# Benchmarks (benchmarks/README.md): `make bench`, or e.g. `make bench BENCH_ARGS="--quick"`.
 bench: venv
-	$(VPY) -m benchmarks
+	$(VPY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache .hypothesis benchmarks/out

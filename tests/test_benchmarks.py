@@ -1,0 +1,96 @@
+"""Smoke tests of the benchmark harness (benchmarks/), on tiny sizes so it cannot rot.
+
+No timing is asserted: only that measurements are taken in the promised order, that results are
+checked, and that the report files are written.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # benchmarks/ is a top-level folder, not an installed package
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import cli, harness, machine, polybench, run, suite  # noqa: E402
+
+
+def test_measure_interleaves_round_robin():
+    calls = []
+    fns = {name: (lambda n=name: calls.append(n)) for name in "abc"}
+    timings = harness.measure(fns, repeats=3, warmup=1, min_sample_s=0.0)
+    assert set(timings) == set("abc")
+    assert all(len(t.samples) == 3 and t.calls_per_sample == 1 for t in timings.values())
+    timed = calls[6:]  # warm-up and sizing call of each first
+    assert timed == list("abc" + "bca" + "cab")
+    assert all(t.median >= 0 and t.spread >= 0 for t in timings.values())
+
+
+def test_measure_batches_fast_calls():
+    t = harness.measure({"noop": lambda: None}, repeats=2, min_sample_s=0.001)["noop"]
+    assert t.calls_per_sample > 1
+
+
+def test_table_has_ratios_against_every_peer():
+    timings = {"x": harness.Timing("x", (2.0, 2.0), 1), "y": harness.Timing("y", (1.0, 1.0), 1)}
+    cmp = harness.Comparison("k", "N=1", harness.Work(flops=4e9, bytes=2e9), timings, ("a note",))
+    text = harness.format_table(cmp, harness.Limits(peak_flops=4e9, bandwidth=1e9))
+    assert "| x | 2000.000 | 0.0% | 2.00 | 1.00 | 1.00 |  | 0.50x |" in text
+    assert "| y | 1000.000 | 0.0% | 4.00 | 2.00 | 2.00 | 2.00x |  |" in text
+    assert "- a note" in text
+    assert math.isclose(harness.geometric_mean([1.0, 4.0]), 2.0)
+
+
+def test_machine_limits_are_measured():
+    flops, width = machine.measure_peak_flops(iters=200_000)
+    assert flops > 1e8 and width in (4, 8, 16)
+    assert machine.measure_bandwidth(floats=1 << 18) > 1e8
+    assert "thread" in machine.blas_info()
+
+
+def test_suite_kernel_runs_checked_against_every_peer():
+    result = run.run_kernel(suite.SUITE["softmax"], quick=True, threads=1, repeats=1)
+    assert {"loopweave", "naive C", "numpy"} <= set(result.timings)
+    assert not [n for n in result.notes if "differs" in n or "skipped (" in n], result.notes
+    assert result.work.bytes > 0
+
+
+def test_suite_check_catches_a_wrong_peer():
+    bad = suite.SUITE["softmax"].__class__(**{**suite.SUITE["softmax"].__dict__,
+                                              "numpy": lambda a: lambda: a["X"] * 2.0})
+    result = run.run_kernel(bad, quick=True, threads=1, repeats=1)
+    assert any(n.startswith("numpy: result differs") for n in result.notes), result.notes
+
+
+def test_every_suite_kernel_exists():
+    refs = suite.load_references()
+    for bench in suite.SUITE.values():
+        assert bench.case in refs.KERNELS, bench.name
+        assert bench.work(bench.quick_sizes).bytes > 0
+
+
+def test_polybench_speedup_row():
+    (row,) = polybench.run_polybench(["jacobi-1d"], "MINI", repeats=1, progress=lambda s: None)
+    assert row.notes == () and row.speedup > 0
+    text = polybench.polybench_markdown([row])
+    assert "| jacobi-1d | MINI |" in text and "Geometric mean" in text and "published" in text
+
+
+def test_cli_selects_and_writes_report(tmp_path):
+    try:
+        assert cli.main(["--quick", "--repeats", "1", "--out", str(tmp_path), "depthwise_conv2d",
+                         "polybench:trisolv"]) == 0
+    finally:
+        controller = getattr(cli.limit_threads, "controller", None)
+        if controller is not None:
+            controller.restore_original_limits()
+    text = (tmp_path / "results.md").read_text()
+    assert "**depthwise_conv2d**" in text and "| trisolv | MINI |" in text
+    assert "cold compile()" in text and "measured peak" in text
+    assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit):
+        cli.select(["no-such-kernel"])
