@@ -104,6 +104,13 @@ def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
                   "host CPU, C99 built with the system C compiler", options)
 
 
+def default_schedule(kernel: KernelIR):
+    """The schedule `compile()` uses without one: passes/default.py's CPU heuristics."""
+    from loopweave.passes.default import default_schedule as cpu_default
+
+    return cpu_default(kernel)
+
+
 def render(kernel: KernelIR, loops: Node, target: Target | None = None) -> str:
     """C source of a scheduled kernel."""
     isa = simd.isa_for_target(target, loops) if target is not None else None

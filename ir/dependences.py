@@ -11,6 +11,7 @@ for one tensor. A schedule is legal when it runs every source instance before it
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -72,6 +73,13 @@ class Dependences:
     def __init__(self, kernel: KernelIR):
         self.kernel = kernel
 
+    @classmethod
+    def of(cls, kernel: KernelIR) -> Dependences:
+        """The (memoized) dependences of `kernel`: schedules tried on one kernel share them."""
+        if kernel not in _MEMO:
+            _MEMO[kernel] = cls(kernel)
+        return _MEMO[kernel]
+
     @cached_property
     def all(self) -> list[Dependence]:
         reads, writes = self.kernel.access_relations()
@@ -98,6 +106,9 @@ class Dependences:
         return [d for d in self.all if d.kind == kind]
 
 
+_MEMO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 @dataclass(frozen=True)
 class Violation:
     """A dependence that a schedule reverses, with one concrete pair of instances."""
@@ -111,7 +122,7 @@ class Violation:
 def violations(kernel: KernelIR, schedule: isl.Schedule,
                deps: Dependences | None = None) -> list[Violation]:
     """The dependences of `kernel` that `schedule` fails to respect (empty when legal)."""
-    deps = deps or Dependences(kernel)
+    deps = deps or Dependences.of(kernel)
     smap = schedule.get_map().intersect_params(kernel.context)
     before = smap.lex_lt_union_map(smap)
     found = []

@@ -36,7 +36,7 @@ def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule) -> None:
         kind, stmt, loop = (name.split(":") + ["", ""])[:3]
         if kind not in ("parallel", "vector"):
             continue
-        deps = deps or Dependences(kernel).union()
+        deps = deps or Dependences.of(kernel).union()
         carried = carried_by(mark.child(0), deps).intersect_params(kernel.context)
         if not carried.is_empty():
             m = isl_helpers.maps_of(carried)[0]

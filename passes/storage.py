@@ -33,7 +33,7 @@ def reduce_storage(kernel: KernelIR, placements: dict[str, Placement]
         dropped = _droppable_dims(t, users, placements)
         if not dropped:
             continue
-        deps = deps if deps is not None else Dependences(kernel).all
+        deps = deps if deps is not None else Dependences.of(kernel).all
         depths = sorted(set(dropped.values()))
         if not all(_within_one_iteration(kernel, d, placements, depths)
                    for d in deps if d.tensor == t.name):

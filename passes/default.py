@@ -1,0 +1,138 @@
+"""The default CPU schedule: what `compile()` uses when no schedule is given.
+
+Each decision is tried on the kernel and kept only if `Schedule.apply` accepts it (so the
+result is legal by construction), in this order:
+
+1. fusion: consecutive top-level statements are fused over their outer loop when that makes a
+   temporary local (softmax, layernorm, attention: no full-size intermediate);
+2. contractions `C[.., i, j] += A[.., i, k] * B[.., k, j]`: a BLIS-like nest — B packed per
+   (256-column, 256-deep) panel, a 6x16 accumulator tile in vector registers over k;
+3. the outermost loop of each nest is parallel (OpenMP) if it carries no dependence;
+4. the innermost loop of each remaining statement is vectorized if it carries none.
+"""
+
+from __future__ import annotations
+
+from loopweave.errors import ScheduleError
+from loopweave.ir import expr as ir
+from loopweave.ir.kernel import KernelIR, Statement
+from loopweave.passes.schedule import Schedule
+
+#: The micro-kernel: MR rows x NR columns of C in registers; KC deep, NC wide packed B panels.
+MR, NR, KC, NC = 6, 16, 256, 256
+
+
+def default_schedule(kernel: KernelIR) -> Schedule:
+    """A legal schedule for `kernel` chosen by the heuristics above."""
+    schedule = Schedule()
+    _fuse_for_locality(kernel, schedule)
+    placements = schedule.placements(kernel)
+    tiled = set()
+    for s in kernel.statements:
+        if _group_size(placements, s) == 1:
+            steps = contraction_steps(s, placements[s.name].names())
+            if steps and _try(kernel, schedule, steps):
+                tiled.add(s.name)
+    placements = schedule.placements(kernel)
+    seen_groups = set()
+    for s in kernel.statements:
+        names = placements[s.name].names()
+        group = placements[s.name].order[:1]
+        if names and group not in seen_groups:
+            seen_groups.add(group)
+            _try(kernel, schedule, [("parallel", s.name, names[0])])
+        if names and s.name not in tiled and len(names) > 1:
+            _try(kernel, schedule, [("vectorize", s.name, names[-1])])
+    return schedule
+
+
+def _try(kernel: KernelIR, schedule: Schedule, steps: list[tuple]) -> bool:
+    """Append `steps` if the schedule stays legal; otherwise leave it unchanged."""
+    saved = list(schedule.steps)
+    try:
+        for op, *args in steps:
+            kwargs = args.pop() if args and isinstance(args[-1], dict) else {}
+            getattr(schedule, op)(*args, **kwargs)
+        schedule.apply(kernel)
+        return True
+    except ScheduleError:
+        schedule.steps = saved
+        return False
+
+
+def _group_size(placements, s: Statement) -> int:
+    return sum(1 for p in placements.values() if p.order[:1] == placements[s.name].order[:1])
+
+
+def _fuse_for_locality(kernel: KernelIR, schedule: Schedule) -> None:
+    """Greedily grow runs of consecutive statements fused at depth 1 while each step makes
+    more temporaries local. A reduction's initialisation moves with it."""
+    placements = schedule.placements(kernel)
+    units: list[list[str]] = []
+    pending: list[str] = []
+    for s in kernel.statements:
+        pending.append(s.name)
+        if not s.is_init:
+            units.append(pending)
+            pending = []
+    run: list[str] = []
+    best_locals = 0
+    for unit in units:
+        if any(not placements[n].loops for n in unit):
+            run, best_locals = [], 0
+            continue
+        if not run:
+            run = list(unit)
+            continue
+        trial = Schedule(list(schedule.steps))
+        trial.fuse(*run, *unit, depth=1)
+        try:
+            locals_after = len(trial.apply(kernel).locals)
+        except ScheduleError:
+            locals_after = -1
+        if locals_after > best_locals or (locals_after >= best_locals > -1 and
+                                          _consumes(kernel, run, unit)):
+            schedule.steps = trial.steps
+            best_locals = locals_after
+            run += unit
+        else:
+            run, best_locals = list(unit), 0
+
+
+def _consumes(kernel: KernelIR, run: list[str], unit: list[str]) -> bool:
+    """Does `unit` read a temporary that `run` writes (a producer-consumer pair)?"""
+    temps = {t.name for t in kernel.temporaries}
+    written = {kernel.statement[n].lhs.tensor for n in run} & temps
+    return any(load.tensor in written for n in unit for load in kernel.statement[n].reads)
+
+
+def contraction_steps(s: Statement, loops: list[str]) -> list[tuple] | None:
+    """The micro-kernel steps for `s` if it is `C[.., i, j] += A[.., i, k] * B[.., k, j]`
+    with its loops ending in i, j, k (any order), else None."""
+    if s.op != "+=" or not isinstance(s.rhs, ir.Binary) or s.rhs.op != "*":
+        return None
+    ij = _last_two(s.lhs)
+    for a, b in ((s.rhs.left, s.rhs.right), (s.rhs.right, s.rhs.left)):
+        ik, kj = _last_two(a), _last_two(b)
+        if None in (ij, ik, kj):
+            continue
+        (i, j), k = ij, kj[0]
+        if ik == (i, k) and kj == (k, j) and len({i, j, k}) == 3 \
+                and sorted(loops[-3:]) == sorted([i, j, k]):
+            order = [*loops[:-3], f"{j}_o_o", f"{k}_o", f"{i}_o", f"{j}_o", k, i, j]
+            return [("tile", s.name, {i: MR, j: NR, k: KC}),
+                    ("tile", s.name, {f"{j}_o": NC // NR}),
+                    ("reorder", s.name, *order),
+                    ("cache_read", s.name, b.tensor, f"{i}_o"),
+                    ("cache_write", s.name, k)]
+    return None
+
+
+def _last_two(e: ir.Expr) -> tuple[str, str] | None:
+    """The variables indexing the last two dimensions of a load, if both are plain variables."""
+    if not isinstance(e, ir.Load) or len(e.indices) < 2:
+        return None
+    x, y = e.indices[-2:]
+    if isinstance(x, ir.Var) and isinstance(y, ir.Var):
+        return x.name, y.name
+    return None
