@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmarks import peers
 from benchmarks.harness import format_table
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, load_average
 from benchmarks.report import compile_table, write_markdown, write_plot
 from benchmarks.run import compile_times, run_kernel
 from benchmarks.suite import SUITE
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None, env_notes: tuple[str, ...] = ()) -> int:
     limit_threads(args.threads)
     machine = describe_machine(args.threads, quick=args.quick)
     print(machine.describe(), flush=True)
+    load_start = load_average()
     notes = [*env_notes, peers.tvm_status()]
     suite = []
     for name in suite_names:
@@ -82,6 +83,12 @@ def main(argv: list[str] | None = None, env_notes: tuple[str, ...] = ()) -> int:
     poly_rows = run_polybench(poly_names, "MINI" if args.quick else args.dataset,
                               repeats=repeats, check=not args.no_check) if poly_names else []
     poly_md = polybench_markdown(poly_rows) if poly_rows else ""
+    load_end = load_average()
+    busy = any(v != "unknown" and float(v) > machine.cores - 0.5 for v in (load_start, load_end))
+    notes.append(f"load average (1 min): {load_start} at start, {load_end} at end, on "
+                 f"{machine.cores} logical cores" + ("; other work shared the machine during "
+                                                     "this run, so figures are noisy" if busy
+                                                     else ""))
     command = "python -m benchmarks " + shlex.join(argv if argv is not None else sys.argv[1:])
     write_markdown(out / "results.md", command=command.strip(), machine=machine, suite=suite,
                    compile_times=times, polybench=poly_md, notes=notes)

@@ -185,6 +185,14 @@ def compiler_version(cc: str = "gcc") -> str:
     return out.stdout.splitlines()[0]
 
 
+def load_average() -> str:
+    """The 1-minute load average ("unknown" where the OS does not report one)."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
+
+
 def describe_machine(threads: int, quick: bool = False) -> Machine:
     """Gather the header facts and measure the limits (shorter loops with `quick`)."""
     import numpy as np
