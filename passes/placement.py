@@ -120,14 +120,16 @@ def reorder(p: Placement, wanted: tuple[str, ...]) -> Placement:
     return p.with_loops(loops)
 
 
-def skew(p: Placement, loop: str, by: str, factor: int) -> Placement:
-    """loop := loop + factor * by (a wavefront: lets a stencil's time loop be tiled)."""
+def skew(p: Placement, loop: str, by: str, factor: int, offset: int = 0) -> Placement:
+    """loop := loop + factor * by + offset (a wavefront: lets a stencil's time loop be tiled)."""
     names = p.names()
     if loop not in names or by not in names:
         return p
     lp, other = p.loops[names.index(loop)], p.loops[names.index(by)]
     skewed = ir.Binary("+", lp.expr, ir.Binary("*", ir.Const(factor), other.expr, lp.expr.dtype),
                        lp.expr.dtype)
+    if offset:
+        skewed = ir.Binary("+", skewed, ir.Const(offset), lp.expr.dtype)
     return p.with_loops([replace(x, expr=skewed) if x.name == loop else x for x in p.loops])
 
 

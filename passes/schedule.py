@@ -64,11 +64,13 @@ class Schedule:
         self.steps.append(Step("reorder", target, loops))
         return self
 
-    def skew(self, target: str, loop: str, by: str, factor: int = 1) -> Schedule:
-        """Replace `loop` by `loop + factor * by` (a wavefront; then the loops can be tiled)."""
-        if not isinstance(factor, int) or isinstance(factor, bool):
-            raise ScheduleError(f"skew factor must be an integer, not {factor!r}")
-        self.steps.append(Step("skew", target, (loop, by, factor)))
+    def skew(self, target: str, loop: str, by: str, factor: int = 1, offset: int = 0) -> Schedule:
+        """Replace `loop` by `loop + factor * by + offset` (a wavefront; then the loops can be
+        tiled: time tiling of stencils). `offset` aligns statements inside one time step."""
+        for what, v in (("factor", factor), ("offset", offset)):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ScheduleError(f"skew {what} must be an integer, not {v!r}")
+        self.steps.append(Step("skew", target, (loop, by, factor, offset)))
         return self
 
     def fuse(self, *targets: str, depth: int = 1) -> Schedule:

@@ -111,3 +111,80 @@ def test_random_tilings_and_orders_of_matmul_are_legal_and_correct(ti, tj, tk, o
     kernel = loopweave.compile(MATMUL, schedule=s)
     a, b = _matmul_args(13, 11, 7)
     np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4)
+
+
+# -- fusion, storage reduction, caches, skewing, the default schedule -----------------------------
+
+SOFTMAX = (KERNELS / "softmax.lw").read_text()
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_fused_softmax_keeps_row_temporaries_local_and_matches_numpy():
+    s = Schedule().fuse("m", "e", "s", "Y", depth=1).parallel("Y", "i")
+    kernel = loopweave.compile(SOFTMAX, schedule=s)
+    assert {t.name for t in kernel.ir.locals} == {"m", "e", "s"}
+    assert not kernel.ir.temporaries  # no full-size intermediate is allocated
+    x = rng.standard_normal((7, 13), dtype=np.float32)
+    np.testing.assert_allclose(kernel(x), _softmax(x), rtol=1e-5, atol=1e-6)
+
+
+def test_fusion_that_reads_a_later_row_is_rejected():
+    src = """
+    kernel shift(X: f32[N]) -> Y: f32[N] {
+        t[i] = X[i] * 2.0
+        Y[i] = t[i + 1] where i in 0:N-1
+    }"""
+    with pytest.raises(ScheduleError, match="flow dependence on t"):
+        loopweave.compile(src, schedule=Schedule().fuse("t", "Y", depth=1))
+
+
+@pytest.mark.parametrize("shape", [(37, 53, 29), (12, 64, 64), (1, 1, 1), (7, 300, 70)])
+def test_packed_and_register_tiled_matmul_matches_numpy(shape):
+    s = (Schedule().tile("S1", i=6, j=16, k=64).tile("S1", j_o=4)
+         .reorder("S1", "j_o_o", "k_o", "i_o", "j_o", "k", "i", "j")
+         .cache_read("S1", "B", at="i_o").cache_write("S1", at="k"))
+    kernel = loopweave.compile(MATMUL, schedule=s)
+    assert "B_pack" in kernel.source and "vector_size" in kernel.source
+    a, b = _matmul_args(*shape)
+    np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_cache_of_a_footprint_without_fixed_size_is_a_schedule_error():
+    with pytest.raises(ScheduleError, match="not a box of fixed size"):
+        loopweave.compile(MATMUL, schedule=Schedule().cache_read("S1", "B", at="i"))
+
+
+def test_time_tiling_needs_the_skew_and_the_shift():
+    # B[i] reads A[i-1..i+1] of the previous step, A[i] reads B[i-1..i+1] of this one: with
+    # i' = i + 2t (B) and i + 2t + 1 (A) every dependence points forward in (t, i').
+    unskewed = Schedule().tile("A", t=4, i=8).tile("B", t=4, i=8)
+    with pytest.raises(ScheduleError, match="dependence"):
+        loopweave.compile(JACOBI, schedule=unskewed)
+    s = Schedule().skew("B", "i", by="t", factor=2).skew("A", "i", by="t", factor=2, offset=1)
+    s.tile("A", t=4, i=8).tile("B", t=4, i=8)
+    kernel = loopweave.compile(JACOBI, schedule=s)
+    reference = loopweave.compile(JACOBI, schedule=Schedule())
+    a, b = rng.standard_normal(23, dtype=np.float32), rng.standard_normal(23, dtype=np.float32)
+    a2, b2 = a.copy(), b.copy()
+    kernel(a, b, 6)
+    reference(a2, b2, 6)
+    np.testing.assert_array_equal(a, a2)
+    np.testing.assert_array_equal(b, b2)
+
+
+def test_default_schedule_tiles_matmul_and_fuses_softmax():
+    matmul = loopweave.compile(MATMUL)
+    assert "B_pack" in matmul.source and "#pragma omp parallel for" in matmul.source
+    softmax = loopweave.compile(SOFTMAX)
+    assert {t.name for t in softmax.ir.locals} == {"m", "e", "s"}
+    a, b = _matmul_args(50, 70, 33)
+    np.testing.assert_allclose(matmul(a, b), a @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_empty_schedule_keeps_program_order():
+    kernel = loopweave.compile(MATMUL, schedule=Schedule())
+    assert "B_pack" not in kernel.source and "pragma" not in kernel.source
