@@ -1,0 +1,158 @@
+"""isl queries the CUDA lowering needs: fixing dimensions as parameters, bounding boxes,
+conditions, per-thread loop nests, and whether dependences keep dimensions equal.
+
+A dimension mapped to the grid (a block or thread coordinate) or to a host loop is *fixed*: it
+becomes an isl parameter of the same name, so that isl generates the remaining loops, and the
+guards a grid point needs, as functions of it.
+"""
+
+from __future__ import annotations
+
+import islpy as isl
+
+from loopweave.ir import isl_helpers
+from loopweave.ir.expr import Expr, Load, substitute
+from loopweave.ir.kernel import KernelIR, Statement
+from loopweave.ir.loops import Block, For, If, Node, Store
+
+
+def fix(s: isl.Set, names) -> isl.Set:
+    """`s` with its dimensions called `names` moved to parameters (of the same names)."""
+    tuple_name = s.get_tuple_name()
+    for name in names:
+        pos = s.find_dim_by_name(isl.dim_type.set, isl_helpers.isl_name(name))
+        if pos >= 0:
+            s = s.move_dims(isl.dim_type.param, s.dim(isl.dim_type.param), isl.dim_type.set,
+                            pos, 1)
+    return s.set_tuple_name(tuple_name) if tuple_name else s
+
+
+def keep_only(s: isl.Set, names) -> isl.Set:
+    """The projection of `s` onto its dimensions called `names` (in the set's order)."""
+    wanted = {isl_helpers.isl_name(n) for n in names}
+    tuple_name = s.get_tuple_name()
+    for pos in reversed(range(s.dim(isl.dim_type.set))):
+        if s.get_dim_name(isl.dim_type.set, pos) not in wanted:
+            s = s.project_out(isl.dim_type.set, pos, 1)
+    return s.set_tuple_name(tuple_name) if tuple_name else s
+
+
+def _aligned_context(kernel: KernelIR, space: isl.Space) -> isl.Set:
+    return kernel.context.align_params(space)
+
+
+def is_empty(kernel: KernelIR, s: isl.Set) -> bool:
+    return s.intersect_params(_aligned_context(kernel, s.get_space())).is_empty()
+
+
+def bounds(kernel: KernelIR, s: isl.Set, dim: int) -> tuple[Expr, Expr]:
+    """(lowest, highest) value of dimension `dim` of `s`, as expressions in the parameters."""
+    ctx = _aligned_context(kernel, s.get_space())
+    params = frozenset(kernel.params)
+    lo = isl_helpers.pw_aff_to_expr(s.dim_min(dim), ctx, params)
+    hi = isl_helpers.pw_aff_to_expr(s.dim_max(dim), ctx, params)
+    return lo, hi
+
+
+def has_constant_extent(kernel: KernelIR, s: isl.Set, dim: int, limit: int) -> bool:
+    """True if dimension `dim` of `s` spans at most `limit` values for every parameter value."""
+    ext = s.dim_max(dim).sub(s.dim_min(dim))
+    ctx = _aligned_context(kernel, ext.get_domain_space())
+    ext = ext.intersect_params(ctx)
+    if not ext.is_cst():
+        return False
+    bound = isl.PwAff.zero_on_domain(isl.LocalSpace.from_space(ext.get_domain_space()))
+    bound = bound.add_constant_val(isl.Val(limit - 1))
+    return ext.le_set(bound).is_equal(ext.domain())
+
+
+def condition(kernel: KernelIR, s: isl.Set) -> Expr:
+    """The condition, on the parameters, under which the parameter-only set `s` holds."""
+    s = s.params()
+    ctx = _aligned_context(kernel, s.get_space())
+    build = isl.AstBuild.from_context(ctx)
+    return isl_helpers.from_ast_expr(build.expr_from_set(s.gist_params(ctx)),
+                                     frozenset(kernel.params))
+
+
+def keeps_equal(dep: isl.Map, pairs: list[tuple[int, int]], outer: int) -> bool:
+    """True if every instance pair of `dep` whose first `outer` coordinates agree also agrees on
+    each (source dimension, sink dimension) of `pairs`."""
+    return in_same_outer(dep, outer).is_subset(
+        _relation(dep, [f"lwa{a} = lwb{b}" for a, b in pairs]))
+
+
+def point_code(kernel: KernelIR, stmts: list[Statement], fixed: set[str]) -> Node:
+    """The loops that run `stmts` (in this order) for one value of the `fixed` dimensions.
+
+    isl's loop iterators are named c<k> by schedule position: with one statement, c<k> is the
+    k-th of its dimensions that are not fixed (see `free_dims`)."""
+    names = tuple(kernel.params) + tuple(sorted(fixed))
+    prefix = isl_helpers.param_prefix(names)
+    width = max(len(free_dims(s, fixed)) for s in stmts)
+    umap = None
+    for m, s in enumerate(stmts):
+        free = free_dims(s, fixed)
+        dims = ", ".join(isl_helpers.isl_name(v) for v in free)
+        pos = [*([str(m)] if len(stmts) > 1 else []),
+               *(isl_helpers.isl_name(v) for v in free), *(["0"] * (width - len(free)))]
+        piece = isl.Map(f"{prefix}{{ {s.name}[{dims}] -> [{', '.join(pos) or '0'}] }}")
+        piece = piece.intersect_domain(fix(s.domain, fixed))
+        piece = isl.UnionMap.from_map(piece)
+        umap = piece if umap is None else umap.union(piece)
+    ctx = _aligned_context(kernel, umap.get_space())
+    build = isl.AstBuild.from_context(ctx)
+    root = build.node_from_schedule_map(umap)
+    return _translate(kernel, root, fixed)
+
+
+def free_dims(s: Statement, fixed: set[str]) -> list[str]:
+    return [v for v in s.iterators if v not in fixed]
+
+
+def _translate(kernel: KernelIR, n: isl.AstNode, fixed: set[str]) -> Node:
+    params = frozenset(kernel.params)
+    kind = n.get_type()
+    if kind == isl.ast_node_type.for_:
+        var = isl_helpers.from_ast_expr(n.for_get_iterator(), params).name
+        return For(var, isl_helpers.from_ast_expr(n.for_get_init(), params),
+                   isl_helpers.from_ast_expr(n.for_get_cond(), params),
+                   n.for_get_inc().int_get_val().to_python(),
+                   _translate(kernel, n.for_get_body(), fixed))
+    if kind == isl.ast_node_type.if_:
+        orelse = _translate(kernel, n.if_get_else_node(), fixed) if n.if_has_else_node() \
+            else None
+        return If(isl_helpers.from_ast_expr(n.if_get_cond(), params),
+                  _translate(kernel, n.if_get_then_node(), fixed), orelse)
+    if kind == isl.ast_node_type.block:
+        kids = n.block_get_children()
+        return Block(tuple(_translate(kernel, kids.get_at(i), fixed)
+                           for i in range(kids.n_ast_node())))
+    if kind == isl.ast_node_type.user:
+        call = n.user_get_expr()
+        stmt = kernel.statement[call.op_get_arg(0).id_get_id().get_name()]
+        args = [isl_helpers.from_ast_expr(call.op_get_arg(i), params)
+                for i in range(1, call.op_get_n_arg())]
+        mapping = dict(zip(free_dims(stmt, fixed), args, strict=True))
+        lhs: Load = substitute(stmt.lhs, mapping)
+        value = substitute(stmt.rhs, mapping)
+        return Store(lhs.tensor, lhs.indices, value, None if stmt.op == "=" else stmt.op,
+                     stmt.name)
+    raise NotImplementedError(f"isl AST node {kind}")
+
+
+def _relation(dep: isl.Map, conds: list[str]) -> isl.Map:
+    n_in, n_out = dep.dim(isl.dim_type.in_), dep.dim(isl.dim_type.out)
+    space = dep.get_space()
+    params = [space.get_dim_name(isl.dim_type.param, i)
+              for i in range(space.dim(isl.dim_type.param))]
+    src = ", ".join(f"lwa{i}" for i in range(n_in))
+    dst = ", ".join(f"lwb{i}" for i in range(n_out))
+    body = " and ".join(conds) or "true"
+    return isl.Map(f"[{', '.join(params)}] -> {{ {dep.get_tuple_name(isl.dim_type.in_)}[{src}] -> "
+                   f"{dep.get_tuple_name(isl.dim_type.out)}[{dst}] : {body} }}")
+
+
+def in_same_outer(dep: isl.Map, outer: int) -> isl.Map:
+    """The pairs of `dep` in the same iteration of the `outer` host loops around both."""
+    return dep.intersect(_relation(dep, [f"lwa{i} = lwb{i}" for i in range(outer)]))
