@@ -60,6 +60,15 @@ class Kernel:
     def signature(self) -> str:
         return repr(self)
 
+    @property
+    def resource_usage(self) -> dict:
+        """Per generated GPU kernel: registers, spills, shared memory (what `ptxas -v` reports;
+        the cuda target). Raises AttributeError for targets that report none."""
+        usage = getattr(self.invoke, "resource_usage", None)
+        if usage is None:
+            raise AttributeError(f"target {self.target!r} reports no resource usage")
+        return usage()
+
     def _bind(self, args: tuple) -> tuple[dict[str, np.ndarray], dict[str, object], dict[str, int]]:
         if len(args) != len(self.ir.args):
             names = ", ".join(a.name for a in self.ir.args)
