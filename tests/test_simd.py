@@ -1,0 +1,263 @@
+"""Explicit SIMD (backends/simd.py): vector loops lowered to AVX2 / AVX-512 / NEON / MVE
+intrinsics compute what numpy computes, at odd sizes (scalar remainders), with horizontal
+reductions, NaN-propagating min/max, and a fallback to the pragma where the lowering cannot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_emit import refs
+
+import loopweave
+from loopweave.backends import c as c_backend
+from loopweave.backends import simd
+from loopweave.driver import stages
+from loopweave.ir.loops import Block, For, If, Scope, Store
+from loopweave.runtime import Kernel
+
+S = loopweave.Schedule
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def _host_has(flag: str) -> bool:
+    try:
+        return flag in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+# (kernel, schedule, how many of its vector loops become intrinsics on x86)
+CASES = [
+    ("matmul", S().vectorize("C", "j"), 2),  # k inner: C kept in a register across k
+    ("matmul", S().tile("C", j=16).reorder("C", "j_o", "k", "j").vectorize("C", "j"), 2),
+    ("gemm", S().vectorize("C", "j"), 2),
+    ("softmax", S().vectorize("e", "j").vectorize("Y", "j"), 1),  # exp(vector): e falls back
+    ("layernorm", S().vectorize("xc", "j").vectorize("Y", "j"), 2),
+    ("jacobi_2d", S().vectorize("A", "j").vectorize("B", "j"), 2),
+    ("covariance", S().vectorize("d", "j").vectorize("cov", "j"), 4),  # f64
+    ("conv2d", S().vectorize("Y", "x"), 2),
+    ("mvt", S().vectorize("x2", "i"), 1),
+    ("bicg", S().vectorize("s", "j"), 2),
+    ("two_mm", S().vectorize("D", "l"), 2),
+    ("qmm", S().vectorize("C", "j"), 1),  # i8 -> i32 widening: only the zeroing loop
+    ("maxpool2d", S().vectorize("O", "x"), 1),  # stride 2: only the -inf initialisation
+    ("gelu", S().vectorize("Y", "i"), 0),  # erf of a vector
+]
+CASE_IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(CASES)]
+
+X86 = {"avx512": ("-O2", "-mavx512f", "-mfma"), "avx2": ("-O2", "-mavx2", "-mfma")}
+
+
+def lowered_loops(source: str, isa: simd.VectorISA) -> int:
+    """How many loops of `source` use `isa` (each is guarded by `#if`, as is the include)."""
+    return source.count(f"#if {isa.guard}\n") - source.count(isa.include_lines())
+
+
+def check_case(kernel: loopweave.Kernel, name: str) -> None:
+    case = refs.KERNELS[name]
+    for i, sizes in enumerate(case.sizes):
+        args = case.make_inputs(sizes, 100 + i)
+        expected = case.expected(args)
+        ret = kernel(*[v.copy() if isinstance(v, np.ndarray) else v for v in args.values()]) \
+            if not case.inouts else kernel(*args.values())
+        got = refs.results_of(case, args, ret)
+        for out, want in expected.items():
+            err, ok = refs.compare(got[out], want, tol_scale=case.tol_scale)
+            assert ok, f"{name}[{out}] at {sizes}: differs from numpy by {err:g}"
+
+
+@pytest.mark.parametrize("isa", list(X86))
+@pytest.mark.parametrize(("name", "schedule", "lowered"), CASES, ids=CASE_IDS)
+def test_x86_intrinsics_match_numpy(name, schedule, lowered, isa):
+    if not _host_has("avx512f" if isa == "avx512" else "avx2"):
+        pytest.skip(f"this CPU has no {isa}")
+    k = loopweave.compile(refs.KERNELS[name].source(), schedule=schedule, cflags=X86[isa])
+    assert lowered_loops(k.source, simd.ISAS[isa]) == lowered, k.source
+    # Every lowered loop keeps the plain loop in its #else branch.
+    assert k.source.count("#pragma omp simd") >= lowered
+    check_case(k, name)
+
+
+def test_pragma_only_when_simd_is_off():
+    src = refs.KERNELS["matmul"].source()
+    k = loopweave.compile(src, schedule=S().vectorize("C", "j"), simd=False)
+    assert "_mm" not in k.source and "#pragma omp simd" in k.source
+    check_case(k, "matmul")
+    with pytest.raises(loopweave.TargetError, match="simd"):
+        loopweave.compile(src, simd="yes")
+
+
+# -- horizontal reductions: the scheduler does not mark reduction loops vector yet, so these
+#    tests mark them in the loop AST -----------------------------------------------------------
+
+def _mentions(e, var: str) -> bool:
+    return simd._mentions(e, var)
+
+
+def mark_reduction_loops(node):
+    """Each loop whose body is one reduction into a location the loop does not move, marked
+    vector (what a scheduler allowing vector reductions would produce)."""
+    match node:
+        case For(body=Store(reduce=op, indices=ix)) if op and \
+                not any(_mentions(i, node.var) for i in ix):
+            return dataclasses.replace(node, kind="vector")
+        case Block(body=body):
+            return Block(tuple(mark_reduction_loops(b) for b in body))
+        case If():
+            return dataclasses.replace(node, then=mark_reduction_loops(node.then))
+        case For() | Scope():
+            return dataclasses.replace(node, body=mark_reduction_loops(node.body))
+    return node
+
+
+def compile_marked(src: str, cflags: tuple[str, ...], isa: simd.VectorISA,
+                   schedule=None) -> Kernel:
+    st = stages(src, cflags=cflags, schedule=schedule)
+    loops = mark_reduction_loops(st.loops)
+    source = c_backend.CBackend(st.ir, isa).render(loops)
+    return Kernel(st.ir, source, "cpu", c_backend.load(st.ir, source, st.target))
+
+
+INT_KERNEL = """
+kernel rows(X: i32[N, D], F: f32[N, D]) -> (s: i32[N], m: i32[N], fmin: f32[N]) {
+    s[i] += X[i, j] * 3 - 1
+    m[i] max= X[i, j]
+    fmin[i] min= F[i, j]
+}
+"""
+
+
+@pytest.mark.parametrize("isa", list(X86))
+@pytest.mark.parametrize("name", ["softmax", "atax", "layernorm", "mvt", "bicg", "maxpool2d"])
+def test_horizontal_reductions_match_numpy(name, isa):
+    if not _host_has("avx512f" if isa == "avx512" else "avx2"):
+        pytest.skip(f"this CPU has no {isa}")
+    k = compile_marked(refs.KERNELS[name].source(), X86[isa], simd.ISAS[isa])
+    if name != "maxpool2d":  # its dx loop has 2 iterations: all remainder, still lowered
+        assert "lw_lanes" in k.source
+    check_case(k, name)
+
+
+@pytest.mark.parametrize("isa", list(X86))
+def test_integer_and_min_reductions(isa):
+    if not _host_has("avx512f" if isa == "avx512" else "avx2"):
+        pytest.skip(f"this CPU has no {isa}")
+    k = compile_marked(INT_KERNEL, X86[isa], simd.ISAS[isa])
+    assert "_mm" in k.source and k.source.count("lw_lanes") >= 3
+    r = np.random.default_rng(0)
+    for n, d in [(3, 37), (5, 16), (2, 1), (1, 0)]:
+        x = r.integers(-2**31, 2**31, (n, d), dtype=np.int32)
+        f = r.uniform(-5, 5, (n, d)).astype(np.float32)
+        s, m, fmin = k(x, f)
+        with np.errstate(over="ignore"):
+            np.testing.assert_array_equal(s, (x * np.int32(3) - np.int32(1)).sum(
+                axis=1, dtype=np.int32))
+        np.testing.assert_array_equal(m, x.max(axis=1, initial=np.iinfo(np.int32).min))
+        np.testing.assert_array_equal(fmin, f.min(axis=1, initial=np.inf))
+
+
+NAN_KERNEL = """
+kernel nanmax(X: f32[N, D], Z: f32[N, D]) -> (Y: f32[N, D], m: f32[N]) {
+    Y[i, j] = max(X[i, j], Z[i, j]) + min(Z[i, j], X[i, j])
+    m[i] max= X[i, j]
+}
+"""
+
+
+@pytest.mark.parametrize("isa", list(X86))
+def test_min_max_propagate_nan_like_numpy(isa):
+    if not _host_has("avx512f" if isa == "avx512" else "avx2"):
+        pytest.skip(f"this CPU has no {isa}")
+    k = compile_marked(NAN_KERNEL, X86[isa], simd.ISAS[isa], S().vectorize("Y", "j"))
+    assert lowered_loops(k.source, simd.ISAS[isa]) == 2  # Y and the reduction into m
+    r = np.random.default_rng(1)
+    x = r.uniform(-1, 1, (3, 41)).astype(np.float32)
+    z = r.uniform(-1, 1, (3, 41)).astype(np.float32)
+    x[0, 5] = np.nan
+    z[1, 33] = np.nan
+    x[2, 40] = np.nan  # in the scalar remainder
+    want_y = np.maximum(x, z) + np.minimum(z, x)
+    y, m = k(x, z)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want_y))
+    np.testing.assert_allclose(y[~np.isnan(y)], want_y[~np.isnan(want_y)], rtol=1e-6)
+    np.testing.assert_array_equal(np.isnan(m), [True, False, True])
+    assert m[1] == np.max(x[1])
+
+
+# -- one loop's intrinsics, as text ---------------------------------------------------------------
+
+AXPY = """
+kernel axpy(a: f32, X: f32[N], Y: inout f32[N]) {
+    Y[i] += a * X[i]
+}
+"""
+
+
+def test_axpy_intrinsics_golden(update_golden):
+    st = stages(AXPY, schedule=S().vectorize("Y", "i"))
+    body = c_backend.CBackend(st.ir, simd.AVX2).render_body(st.loops)
+    golden = GOLDEN / "simd_axpy_avx2.c"
+    if update_golden or not golden.exists():
+        golden.write_text(body)
+        if not update_golden:
+            pytest.fail(f"created {golden}; review it and rerun")
+    assert body == golden.read_text()
+    assert "_mm256_fmadd_ps" in body and "_mm256_set1_ps(a)" in body
+
+
+def test_unsupported_loops_fall_back_to_the_pragma():
+    transposed = """
+    kernel t(A: f32[N, M]) -> B: f32[M, N] {
+        B[j, i] = A[i, j] * 2.0
+    }"""
+    st = stages(transposed, schedule=S().vectorize("B", "i"), cflags=X86["avx2"])
+    assert "_mm" not in st.source and "#pragma omp simd" in st.source
+    k = loopweave.compile(transposed, schedule=S().vectorize("B", "i"))
+    a = np.arange(35, dtype=np.float32).reshape(5, 7)
+    np.testing.assert_array_equal(k(a), a.T * 2)
+
+
+# -- instruction-set choice ------------------------------------------------------------------------
+
+def test_isa_follows_the_compiler_flags():
+    assert simd.isa_for("gcc", ("-O2", "-mavx2", "-mfma")) is simd.AVX2
+    assert simd.isa_for("gcc", ("-O2", "-mavx512f")) is simd.AVX512
+    assert simd.isa_for("gcc", ("-O2", "-march=x86-64")) is None
+    assert simd.isa_for("no-such-compiler-here", ()) is None
+    if shutil.which("aarch64-linux-gnu-gcc"):
+        assert simd.isa_for("aarch64-linux-gnu-gcc", ("-O2",)) is simd.NEON
+    if shutil.which("arm-none-eabi-gcc"):
+        m55 = ("-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard")
+        assert simd.isa_for("arm-none-eabi-gcc", m55) is simd.MVE
+        assert simd.isa_for("arm-none-eabi-gcc", ("-mcpu=cortex-m4", "-mthumb")) is None
+
+
+# -- Arm: NEON under qemu-aarch64, Helium/MVE under qemu-system-arm --------------------------------
+
+ARM_CASES = [
+    ("matmul", S().vectorize("C", "j")),
+    ("softmax", S().vectorize("Y", "j")),
+    ("layernorm", S().vectorize("xc", "j").vectorize("Y", "j")),
+    ("jacobi_2d", S().vectorize("A", "j").vectorize("B", "j")),
+    ("covariance", S().vectorize("d", "j").vectorize("cov", "j")),
+]
+
+
+@pytest.mark.parametrize("target", ["aarch64", "cortex-m55"])
+@pytest.mark.parametrize(("name", "schedule"), ARM_CASES, ids=[c[0] for c in ARM_CASES])
+def test_arm_intrinsics_match_numpy(target, name, schedule):
+    src = refs.KERNELS[name].source()
+    try:
+        k = loopweave.compile(src, target=target, schedule=schedule)
+    except loopweave.TargetError as e:
+        pytest.skip(f"target {target} cannot run here: {e}")
+    isa = simd.NEON if target == "aarch64" else simd.MVE
+    # MVE has no f64 and no division: covariance and softmax's Y keep the scalar loop there.
+    lowered = target == "aarch64" or name not in ("covariance", "softmax")
+    assert (lowered_loops(k.source, isa) > 0) == lowered
+    check_case(k, name)
