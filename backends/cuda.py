@@ -184,11 +184,17 @@ def resource_usage(source: str, target: Target) -> dict[str, dict[str, int]]:
     if path.exists():
         return json.loads(path.read_text())
     usage = parse_ptxas(nvcc_check(source, arch, target.cc, target.cflags))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(usage, indent=1))
-    os.replace(tmp, path)
+    _write_atomically(path, json.dumps(usage, indent=1).encode())
     return usage
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write under a unique temporary name, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def build_gpu_library(source: str, target: Target) -> Path:
@@ -201,10 +207,7 @@ def build_gpu_library(source: str, target: Target) -> Path:
     result = _run_nvcc(target.cc, [f"-arch={arch}", "-O3", "-shared", "-Xcompiler", "-fPIC",
                                    *target.cflags, "-o", "{dir}/kernel.so"], source,
                        "build the kernel library")
-    lib.parent.mkdir(parents=True, exist_ok=True)
-    tmp = lib.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(result.files["kernel.so"])
-    os.replace(tmp, lib)
+    _write_atomically(lib, result.files["kernel.so"])
     return lib
 
 
@@ -238,10 +241,7 @@ def emulation_include_dir() -> Path:
     directory = cache_dir() / f"cuda-emulation-{digest}"
     header = directory / "lw_cuda_emulation.h"
     if not header.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".header.{os.getpid()}.tmp"
-        tmp.write_text(HEADER)
-        os.replace(tmp, header)
+        _write_atomically(header, HEADER.encode())
     return directory
 
 

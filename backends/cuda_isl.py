@@ -66,10 +66,14 @@ def has_constant_extent(kernel: KernelIR, s: isl.Set, dim: int, limit: int) -> b
     return ext.le_set(bound).is_equal(ext.domain())
 
 
-def condition(kernel: KernelIR, s: isl.Set) -> Expr:
-    """The condition, on the parameters, under which the parameter-only set `s` holds."""
+def condition(kernel: KernelIR, s: isl.Set, within: isl.Set | None = None) -> Expr:
+    """The condition, on the parameters, under which the parameter-only set `s` holds, where
+    the parameters are known to lie `within` a parameter set."""
     s = s.params()
     ctx = _aligned_context(kernel, s.get_space())
+    if within is not None:
+        ctx = ctx.intersect(within.align_params(ctx.get_space()))
+        s = s.align_params(ctx.get_space())
     build = isl.AstBuild.from_context(ctx)
     return isl_helpers.from_ast_expr(build.expr_from_set(s.gist_params(ctx)),
                                      frozenset(kernel.params))
@@ -82,8 +86,10 @@ def keeps_equal(dep: isl.Map, pairs: list[tuple[int, int]], outer: int) -> bool:
         _relation(dep, [f"lwa{a} = lwb{b}" for a, b in pairs]))
 
 
-def point_code(kernel: KernelIR, stmts: list[Statement], fixed: set[str]) -> Node:
-    """The loops that run `stmts` (in this order) for one value of the `fixed` dimensions.
+def point_code(kernel: KernelIR, stmts: list[Statement], fixed: set[str],
+               within: isl.Set | None = None) -> Node:
+    """The loops that run `stmts` (in this order) for one value of the `fixed` dimensions,
+    known to lie `within` a parameter set (the grid's range: isl leaves out guards it implies).
 
     isl's loop iterators are named c<k> by schedule position: with one statement, c<k> is the
     k-th of its dimensions that are not fixed (see `free_dims`)."""
@@ -101,6 +107,8 @@ def point_code(kernel: KernelIR, stmts: list[Statement], fixed: set[str]) -> Nod
         piece = isl.UnionMap.from_map(piece)
         umap = piece if umap is None else umap.union(piece)
     ctx = _aligned_context(kernel, umap.get_space())
+    if within is not None:
+        ctx = ctx.intersect(within.align_params(ctx.get_space()))
     build = isl.AstBuild.from_context(ctx)
     root = build.node_from_schedule_map(umap)
     return _translate(kernel, root, fixed)

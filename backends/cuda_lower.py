@@ -311,23 +311,33 @@ class Lowering:
     def kernel_name(self, index: int) -> str:
         return f"lw_{self.kernel.name}_k{index}"
 
+    def hull(self, group: list[Info], q: str) -> isl.Set:
+        """The range of dimension `q` over the group's instances (one interval)."""
+        hull = None
+        for g in group:
+            one = cuda_isl.keep_only(cuda_isl.fix(g.stmt.domain, g.outer), [q])
+            one = one.set_tuple_name("lwq")
+            hull = one if hull is None else hull.union(one)
+        hull = isl.Set.from_basic_set(hull.coalesce().convex_hull())
+        return hull.set_dim_name(isl.dim_type.set, 0, isl_helpers.isl_name(q))
+
     def grid_dims(self, group: list[Info], dims: list[str]) -> tuple[GridDim, ...]:
         """The bounding box of the group's instances along each mapped dimension."""
-        out = []
-        for q in dims:
-            hull = None
-            for g in group:
-                one = cuda_isl.keep_only(cuda_isl.fix(g.stmt.domain, g.outer), [q])
-                one = one.set_tuple_name("lwq")
-                hull = one if hull is None else hull.union(one)
-            lo, hi = cuda_isl.bounds(self.kernel, hull.coalesce(), 0)
-            out.append(GridDim(q, lo, hi))
-        return tuple(out)
+        return tuple(GridDim(q, *cuda_isl.bounds(self.kernel, self.hull(group, q), 0))
+                     for q in dims)
 
-    def domain_guard(self, info: Info, dims: list[str]) -> ir.Expr:
+    def grid_box(self, group: list[Info], dims: list[str]) -> isl.Set | None:
+        """The grid's range as a parameter set: what every thread may assume of `dims`."""
+        box = None
+        for q in dims:
+            one = cuda_isl.fix(self.hull(group, q), [q]).params()
+            box = one if box is None else box.intersect(one.align_params(box.get_space()))
+        return box
+
+    def domain_guard(self, info: Info, dims: list[str], box: isl.Set | None) -> ir.Expr:
         """The condition that the grid point `dims` has instances of the statement."""
         proj = cuda_isl.keep_only(cuda_isl.fix(info.stmt.domain, info.outer), dims)
-        return cuda_isl.condition(self.kernel, cuda_isl.fix(proj, dims))
+        return cuda_isl.condition(self.kernel, cuda_isl.fix(proj, dims), box)
 
     def warn_sequential(self, group: list[Info], dims: list[str], where: str) -> None:
         for g in group:
@@ -343,13 +353,15 @@ class Lowering:
 
     def pointwise_plan(self, index: int, group: list[Info], dims: list[str]) -> KernelPlan:
         fixed = set(group[0].outer) | set(dims)
-        code = cuda_isl.point_code(self.kernel, [g.stmt for g in group], fixed)
+        code = cuda_isl.point_code(self.kernel, [g.stmt for g in group], fixed,
+                                   self.grid_box(group, dims))
         self.warn_sequential(group, dims, "within each CUDA thread")
         return KernelPlan(self.kernel_name(index), "pointwise", group[0].outer,
                           self.grid_dims(group, dims), (Work(group[0].stmt, "all", code),))
 
     def rows_plan(self, index: int, group: list[Info], dims: list[str]) -> KernelPlan:
         fixed = set(group[0].outer) | set(dims)
+        box = self.grid_box(group, dims)
         works, since = [], []
         outer = len(group[0].outer)
         for g in group:
@@ -357,14 +369,14 @@ class Lowering:
             if barrier:
                 since = []
             since.append(g.stmt)
-            code = cuda_isl.point_code(self.kernel, [g.stmt], fixed)
+            code = cuda_isl.point_code(self.kernel, [g.stmt], fixed, box)
             free = cuda_isl.free_dims(g.stmt, fixed)
             extra = [d for d in g.lhs_dims if d not in dims]
             loops = {n.var for n in walk(code) if isinstance(n, For)}
             if self.is_row_reduction(g, dims):
                 loop = _innermost_loop(code)
-                works.append(Work(g.stmt, "reduce", code, loop, self.domain_guard(g, dims),
-                                  barrier))
+                works.append(Work(g.stmt, "reduce", code, loop,
+                                  self.domain_guard(g, dims, box), barrier))
                 continue
             split = [f"c{free.index(d)}" for d in extra if d in g.par]
             split = [c for c in split if c in loops]
@@ -409,11 +421,12 @@ class Lowering:
         staged = _staged_loads(s, info, tile_i, tile_j)
         red_dims = [GridDim(r, *cuda_isl.bounds(self.kernel, red, k))
                     for k, r in enumerate(info.red)]
-        lhs = info.lhs_dims
-        guard_init = self.domain_guard(init, list(lhs)) if init is not None else None
+        lhs = list(info.lhs_dims)
+        box = self.grid_box([info] + ([init] if init else []), lhs)
+        guard_init = self.domain_guard(init, lhs, box) if init is not None else None
         spec = Contraction(init.stmt if init else None, s, tile_i, tile_j,
                            tuple(red_dims[:-1]), red_dims[-1], staged, guard_init,
-                           self.domain_guard(info, list(lhs)),
+                           self.domain_guard(info, lhs, box),
                            _is_dp4a(s, staged, info.red[-1]))
         return spec if shared_bytes(spec, self.tiles) <= SHARED_LIMIT else None
 
