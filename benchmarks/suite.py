@@ -222,8 +222,8 @@ def _torch_rmsnorm_gelu(torch, a):
 def _torch_attention(torch, a):
     t = _t(torch, a)
     q, k, v = t["Q"][None], t["K"][None], t["V"][None]
-    return lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v,
-                                                                    scale=float(t["scale"]))
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    return lambda: sdpa(q, k, v, scale=float(t["scale"]))[0]
 
 
 def _torch_qmm_requant(torch, a):

@@ -94,3 +94,11 @@ def test_cli_selects_and_writes_report(tmp_path):
     assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(SystemExit):
         cli.select(["no-such-kernel"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(suite.SUITE))
+def test_every_suite_kernel_agrees_with_every_peer(name):
+    """At the quick sizes, no implementation's result differs from the reference."""
+    result = run.run_kernel(suite.SUITE[name], quick=True, threads=1, repeats=1)
+    assert not [n for n in result.notes if "differs" in n or "skipped (" in n], result.notes
