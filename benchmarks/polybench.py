@@ -10,15 +10,13 @@ kernel's results are checked against the naive loop nest's on the same inputs.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from benchmarks import peers
 from benchmarks.harness import geometric_mean, measure
-from benchmarks.suite import ROOT
+from benchmarks.suite import ROOT, load_by_path
 
 # Published for context, not measured here.
 PUBLISHED = ("LOOPer (published): 1.42x geometric mean speedup over Pluto on PolyBench "
@@ -26,14 +24,8 @@ PUBLISHED = ("LOOPer (published): 1.42x geometric mean speedup over Pluto on Pol
 
 
 def _load():
-    name = "loopweave_polybench_references"
-    if name not in sys.modules:
-        path = ROOT / "examples" / "polybench" / "references.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_by_path("loopweave_polybench_references",
+                        ROOT / "examples" / "polybench" / "references.py")
 
 
 POLYBENCH = _load().POLYBENCH

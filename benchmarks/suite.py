@@ -21,15 +21,19 @@ from benchmarks.harness import Work
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_references():
-    """examples/references.py (examples/ is not a package), loaded once by path."""
-    name = "loopweave_example_references"
+def load_by_path(name: str, path: Path):
+    """The module in `path` as `name`, loaded once (examples/ is not a package)."""
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / "references.py")
+        spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+def load_references():
+    """examples/references.py: inputs and numpy references of examples/kernels/*.lw."""
+    return load_by_path("loopweave_example_references", ROOT / "examples" / "references.py")
 
 
 Args = dict
@@ -182,17 +186,17 @@ def _np_int4_grouped(a):
     return run
 
 
+def _scan(exp, x, delta, A, B, C, h, y):
+    """The selective scan step by step in t, vectorised over (D, NS); numpy or torch arrays."""
+    for t in range(x.shape[0]):
+        h = exp(delta[t][:, None] * A) * h + (delta[t] * x[t])[:, None] * B[t][None, :]
+        y[t] = h @ C[t]
+    return y
+
+
 def _np_selective_scan(a):
     x, delta, A, B, C, h0 = (a[k] for k in ("x", "delta", "A", "B", "C", "h"))
-
-    def run():
-        h = h0.copy()
-        y = np.empty_like(x)
-        for t in range(x.shape[0]):
-            h = np.exp(delta[t][:, None] * A) * h + (delta[t] * x[t])[:, None] * B[t][None, :]
-            y[t] = h @ C[t]
-        return y
-    return run
+    return lambda: _scan(np.exp, x, delta, A, B, C, h0.copy(), np.empty_like(x))
 
 
 # ---- torch peers (eager, CPU) ----------------------------------------------------------------
@@ -249,16 +253,8 @@ def _torch_int4_grouped(torch, a):
 
 def _torch_selective_scan(torch, a):
     t = _t(torch, a)
-    x, delta, A, B, C = (t[k] for k in ("x", "delta", "A", "B", "C"))
-
-    def run():
-        h = t["h"].clone()
-        y = torch.empty_like(x)
-        for s in range(x.shape[0]):
-            h = torch.exp(delta[s][:, None] * A) * h + (delta[s] * x[s])[:, None] * B[s][None, :]
-            y[s] = h @ C[s]
-        return y
-    return run
+    x, delta, A, B, C, h0 = (t[k] for k in ("x", "delta", "A", "B", "C", "h"))
+    return lambda: _scan(torch.exp, x, delta, A, B, C, h0.clone(), torch.empty_like(x))
 
 
 SUITE: dict[str, SuiteKernel] = {k.name: k for k in [
