@@ -139,6 +139,11 @@ class Kernel:
                                      f"{env}: {e}") from None
 
     def __call__(self, *args):
+        # A backend that takes other array kinds (torch tensors for Triton) converts around it.
+        convert = getattr(self.invoke, "convert_call", None)
+        return self._call(args) if convert is None else convert(self._call, args)
+
+    def _call(self, args: tuple):
         arrays, scalars, env = self._bind(args)
         outputs = [self._allocate(t, env) for t in self.ir.outputs]
         temps = [self._allocate(t, env) for t in self.ir.temporaries]

@@ -1,0 +1,353 @@
+"""Triton backend: each kernel becomes @triton.jit functions plus a Python launcher.
+
+    make_target("triton", None, None, options)   # block=, num_warps=, num_stages=, ...
+    render(kernel_ir, loops, target) -> str        # the module: kernels and `run(...)`
+    load(kernel_ir, source, target) -> TritonInvoker
+
+The lowering works from the polyhedral IR (see triton_plan.py for what runs where, and
+triton_emit.py for the code). The module is written to the kernel cache (Triton needs a real
+source file to jit) and imported from there. Without a GPU, or with TRITON_INTERPRET=1, the
+kernels run in Triton's interpreter on the CPU. Calls accept numpy arrays or torch tensors and
+return the same kind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from loopweave.backends.triton_module import ModuleWriter
+from loopweave.backends.triton_plan import plan
+from loopweave.errors import ArgumentValueError, TargetError
+from loopweave.ir.kernel import KernelIR, ScalarArg
+from loopweave.ir.loops import Node
+from loopweave.targets import Target
+from loopweave.toolchain import cache_dir
+
+OPTIONS = ("block", "num_warps", "num_stages", "input_precision", "interpret")
+PRECISIONS = ("ieee", "tf32", "tf32x3")
+MAX_BLOCK = 4096
+
+
+class SequentialLoopWarning(UserWarning):
+    """A loop of the kernel stays sequential in the Triton code (a carried dependence)."""
+
+
+def _power_of_two(n) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and n >= 1 and n & (n - 1) == 0
+
+
+def check_options(options: dict) -> dict:
+    """Validated Triton options; raises TargetError naming the bad one."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise TargetError(f"target 'triton' has no option {', '.join(map(repr, unknown))}; "
+                          f"its options are {', '.join(OPTIONS)}")
+    out = dict(options)
+    block = out.get("block", {})
+    if not isinstance(block, dict) or not all(isinstance(k, str) for k in block):
+        raise TargetError(f"block must be a dict of loop name -> size, e.g. "
+                          f"{{'i': 64, 'j': 64, 'k': 32}}, not {block!r}")
+    for name, size in block.items():
+        if not _power_of_two(size) or size > MAX_BLOCK:
+            raise TargetError(f"block size for {name!r} must be a power of two from 1 to "
+                              f"{MAX_BLOCK} (tl.arange needs one), not {size!r}")
+    out["block"] = dict(block)
+    warps = out.get("num_warps", 4)
+    if not _power_of_two(warps) or warps > 32:
+        raise TargetError(f"num_warps must be 1, 2, 4, 8, 16 or 32, not {warps!r}")
+    stages = out.get("num_stages", 2)
+    if not isinstance(stages, int) or isinstance(stages, bool) or not 1 <= stages <= 8:
+        raise TargetError(f"num_stages must be an integer from 1 to 8, not {stages!r}")
+    precision = out.get("input_precision", "ieee")
+    if precision not in PRECISIONS:
+        raise TargetError(f"input_precision must be one of {', '.join(PRECISIONS)}, "
+                          f"not {precision!r}")
+    interpret = out.get("interpret")
+    if interpret not in (None, True, False):
+        raise TargetError(f"interpret must be True, False or None, not {interpret!r}")
+    out.update(num_warps=warps, num_stages=stages, input_precision=precision)
+    return out
+
+
+def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
+                options: dict) -> Target:
+    """Triton: kernels jitted by Triton (interpreted on the CPU when there is no GPU)."""
+    if cc is not None or cflags is not None:
+        raise TargetError("target 'triton' does not use a C compiler (cc/cflags)")
+    checked = check_options(options)
+    for package in ("triton", "torch"):
+        if importlib.util.find_spec(package) is None:
+            raise TargetError(f"target 'triton' needs the Python package {package!r}, which "
+                              "is not installed")
+    return Target(name, "triton", "", (), "Triton kernels (GPU, or Triton's interpreter)",
+                  checked)
+
+
+def render(kernel: KernelIR, loops: Node, target: Target) -> str:
+    """The Triton module for `kernel`; warns about loops that stay sequential."""
+    the_plan = plan(kernel)
+    for message in the_plan.warnings:
+        warnings.warn(message, SequentialLoopWarning, stacklevel=4)
+    return ModuleWriter(the_plan, target.options).write()
+
+
+def tuning_space(kernel: KernelIR) -> dict:
+    """The options an autotuner may sweep: block sizes by loop name, warps, stages."""
+    axes = ModuleWriter(plan(kernel), check_options({})).tunable_axes()
+    sizes = [16, 32, 64, 128]
+    return {"block": {name: [s for s in sizes if s >= low] for name, low in axes.items()},
+            "num_warps": [1, 2, 4, 8], "num_stages": [1, 2, 3, 4]}
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+def interpreting(target: Target) -> bool:
+    """True when kernels run in Triton's interpreter (asked for, or no GPU)."""
+    choice = target.options.get("interpret")
+    if choice is not None:
+        return choice
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return True
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def _triton_mode() -> bool | None:
+    """Whether the imported Triton interprets (None: not imported yet). Triton decides when
+    `triton.language` is first imported, from TRITON_INTERPRET."""
+    if "triton.language" not in sys.modules:
+        return None
+    from triton.runtime.interpreter import InterpretedFunction
+
+    return isinstance(sys.modules["triton.language"].sum, InterpretedFunction)
+
+
+def import_module(source: str, interpret: bool):
+    """Write `source` into the kernel cache and import it (Triton jits from real files)."""
+    mode = _triton_mode()
+    if mode is None and interpret:
+        os.environ["TRITON_INTERPRET"] = "1"  # must hold when triton.language is imported
+    elif mode is not None and mode != interpret:
+        raise TargetError("Triton was imported " + ("with" if mode else "without") +
+                          " TRITON_INTERPRET=1, so this process cannot run Triton kernels " +
+                          ("on a GPU" if mode else "in the interpreter") + "; set "
+                          "TRITON_INTERPRET before importing triton")
+    key = hashlib.sha256(source.encode()).hexdigest()[:32]
+    name = f"loopweave_triton_{key}"
+    if name in sys.modules:
+        return sys.modules[name]
+    directory = cache_dir() / "triton"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"lw_{key}.py"
+    if not path.exists():  # written under a temporary name: concurrent builds are safe
+        tmp = directory / f".lw_{key}.{os.getpid()}.tmp"
+        tmp.write_text(source)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module
+
+
+def load(kernel: KernelIR, source: str, target: Target) -> TritonInvoker:
+    """Import the generated module; the invoker runs its `run(...)`."""
+    interpret = interpreting(target)
+    return TritonInvoker(kernel, import_module(source, interpret), interpret)
+
+
+def torch_dtype(dtype):
+    import torch
+
+    return {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32,
+            "f64": torch.float64, "i8": torch.int8, "u8": torch.uint8, "i16": torch.int16,
+            "i32": torch.int32, "i64": torch.int64}[dtype.name]
+
+
+def to_torch(array: np.ndarray, dtype):
+    """A torch view of a numpy array (no copy)."""
+    import torch
+
+    if dtype.name == "bf16":
+        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(array)
+
+
+def to_numpy(tensor, dtype_name: str | None = None) -> np.ndarray:
+    """A numpy view of a CPU tensor (no copy)."""
+    import torch
+
+    if tensor.dtype == torch.bfloat16:
+        from loopweave.ir.types import BF16
+
+        return tensor.view(torch.int16).numpy().view(BF16.numpy)
+    return tensor.numpy()
+
+
+class TritonInvoker:
+    """Runs the generated launcher on torch views of the runtime's arrays."""
+
+    def __init__(self, kernel: KernelIR, module, interpret: bool):
+        self.kernel = kernel
+        self.module = module
+        self.interpret = interpret
+        self.device_arrays: dict[int, object] = {}  # stand-in id -> CUDA tensor, in a call
+
+    def __call__(self, arrays: dict, scalars: dict, sizes: dict) -> None:
+        import torch
+
+        tensors, copies = {}, []
+        device = None if self.interpret else "cuda"
+        for name, array in arrays.items():
+            dtype = self.kernel.tensors[name].dtype
+            if id(array) in self.device_arrays:
+                tensors[name] = self.device_arrays[id(array)]
+            elif device is not None and self.device_arrays:  # an output of a CUDA call
+                tensors[name] = torch.zeros(array.shape, dtype=torch_dtype(dtype), device=device)
+                self.device_arrays[id(array)] = tensors[name]
+            elif device is not None:  # numpy arrays on a GPU machine: copy there and back
+                tensors[name] = to_torch(array, dtype).to(device)
+                copies.append((array, tensors[name]))
+            else:
+                tensors[name] = to_torch(array, dtype)
+        values = {}
+        for arg in self.kernel.args:
+            if isinstance(arg, ScalarArg):
+                values[arg.name] = self.scalar(scalars[arg.name], arg.dtype, device)
+        if self.interpret:  # numpy semantics of masked-off lanes (0/0, overflow) are not errors
+            with np.errstate(all="ignore"):
+                self.module.run(tensors, values, sizes)
+        else:
+            self.module.run(tensors, values, sizes)
+        for array, tensor in copies:
+            array[...] = to_numpy(tensor.cpu())
+
+    def scalar(self, value, dtype, device):
+        import torch
+
+        if dtype.is_storage_only:  # the runtime passes f16/bf16 as bits
+            return float(np.array(value, dtype=np.uint16).view(dtype.numpy).astype(np.float32))
+        if dtype.name == "f64":  # a Python float would reach the kernel as fp32
+            return torch.tensor([value], dtype=torch.float64, device=device or "cpu")
+        return value
+
+    def convert_call(self, call, args: tuple):
+        """Torch tensors in, torch tensors out (CPU: views; CUDA: run on the device)."""
+        import torch
+
+        if not any(isinstance(a, torch.Tensor) for a in args):
+            return call(args)
+        devices = {a.device for a in args if isinstance(a, torch.Tensor)}
+        if len(devices) > 1:
+            raise ArgumentValueError(f"{self.kernel.name}: tensors on several devices "
+                                     f"({', '.join(sorted(map(str, devices)))})")
+        device = devices.pop()
+        if device.type == "cpu":
+            result = call(tuple(to_numpy(a.detach()) if isinstance(a, torch.Tensor) else a
+                                for a in args))
+            return _map_result(result, lambda a: _from_numpy(a))
+        self._check_device_overlap(args)
+        stand_ins = []
+        self.device_arrays = {}
+        for a in args:
+            if isinstance(a, torch.Tensor):
+                if not a.is_contiguous():
+                    raise ArgumentValueError("a CUDA tensor argument is not contiguous; pass "
+                                             ".contiguous()")
+                host = np.empty(tuple(a.shape), dtype=to_numpy(torch.empty(0, dtype=a.dtype))
+                                .dtype)  # never touched: only checked
+                self.device_arrays[id(host)] = a.detach()
+                stand_ins.append(host)
+            else:
+                stand_ins.append(a)
+        try:
+            result = call(tuple(stand_ins))
+            return _map_result(result, lambda a: self.device_arrays[id(a)])
+        finally:
+            self.device_arrays = {}
+
+    def _check_device_overlap(self, args) -> None:
+        import torch
+
+        spans = {spec.name: (a.data_ptr(), a.data_ptr() + a.numel() * a.element_size())
+                 for spec, a in zip(self.kernel.args, args, strict=False)
+                 if isinstance(a, torch.Tensor)}
+        for spec in self.kernel.args:
+            if getattr(spec, "role", None) != "inout" or spec.name not in spans:
+                continue
+            w0, w1 = spans[spec.name]
+            for name, (a0, a1) in spans.items():
+                if name != spec.name and a0 < w1 and w0 < a1:
+                    raise ArgumentValueError(f"argument '{name}' overlaps inout argument "
+                                             f"'{spec.name}' in memory; pass a copy")
+
+
+def _from_numpy(array: np.ndarray):
+    import torch
+
+    from loopweave.ir.types import BF16
+
+    if array.dtype == BF16.numpy and array.dtype != np.uint16:
+        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(array)
+
+
+def _map_result(result, fn):
+    if result is None:
+        return None
+    if isinstance(result, tuple):
+        return tuple(fn(r) for r in result)
+    return fn(result)
+
+
+def aot_compile(kernel: KernelIR, source: str, arch: int = 90,
+                block: int = 32) -> dict[str, str]:
+    """PTX of each @triton.jit function of `source` (rendered from `kernel`), built ahead of
+    time for sm_<arch> without a GPU, every block size `block`: checks the code is valid for
+    one. Needs a process whose Triton does not interpret (see `_triton_mode`)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from loopweave.backends.triton_expr import py_name
+
+    module = import_module(source, interpret=False)
+    pointers = {f"{py_name(t.name)}_ptr": t.dtype for t in kernel.tensors.values()}
+    scalars = {py_name(a.name): a.dtype for a in kernel.args if isinstance(a, ScalarArg)}
+    pointers |= {f"{n}_ptr": d for n, d in scalars.items()}
+    out = {}
+    for name, fn in vars(module).items():
+        if not isinstance(fn, triton.JITFunction) or name.startswith("_lw"):
+            continue
+        signature, constexprs = {}, {}
+        for arg in fn.arg_names:
+            if arg.startswith("BLOCK_"):
+                signature[arg], constexprs[arg] = "constexpr", block
+            elif arg in pointers:
+                signature[arg] = "*" + _TRITON_TYPES[pointers[arg].name]
+            elif arg in scalars and scalars[arg].is_float:
+                signature[arg] = "fp32"
+            else:
+                signature[arg] = "i32"
+        compiled = triton.compile(ASTSource(fn, signature, constexprs),
+                                  target=GPUTarget("cuda", arch, 32))
+        out[name] = compiled.asm["ptx"]
+    return out
+
+
+_TRITON_TYPES = {"f16": "fp16", "bf16": "bf16", "f32": "fp32", "f64": "fp64", "i8": "i8",
+                 "u8": "u8", "i16": "i16", "i32": "i32", "i64": "i64"}
+
+
+def source_path(source: str) -> Path:
+    """Where the module of `source` lives in the kernel cache."""
+    key = hashlib.sha256(source.encode()).hexdigest()[:32]
+    return cache_dir() / "triton" / f"lw_{key}.py"

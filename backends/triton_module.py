@@ -1,0 +1,235 @@
+"""Triton lowering, step 3: the Python module: helpers, @triton.jit kernels and `run(...)`.
+
+`run(tensors, scalars, sizes)` is the launcher: host loops (DSL `for` loops that carry a
+dependence) in Python, one launch per group with its grid and its block sizes as constexprs.
+"""
+
+from __future__ import annotations
+
+from loopweave.backends.triton_emit import KernelWriter, extent
+from loopweave.backends.triton_expr import HELPERS, py_name, python_expr, var_names
+from loopweave.backends.triton_plan import HostLoop, Launch, Plan
+from loopweave.ir import expr as ir
+from loopweave.ir.kernel import ScalarArg
+
+#: Default block sizes by the role of an axis (a GPU-sized tile; `block=` overrides by name).
+DEFAULTS = {"dot": 64, "dot_reduce": 32, "tile2": 32, "reduce2": 8, "tile1": 64,
+            "reduce1": 64, "elementwise1": 1024, "elementwise2": 64, "rows": 16, "inner": 128}
+
+
+class ModuleWriter:
+    def __init__(self, plan: Plan, options: dict):
+        self.plan = plan
+        self.kernel = plan.kernel
+        self.options = options
+        self.helpers: set[str] = set()
+        self.writers: dict[str, KernelWriter] = {}
+
+    # -- kernels -------------------------------------------------------------------------------
+
+    def function_name(self, launch: Launch, taken: set[str]) -> str:
+        written = [s.tensor for s in launch.sections if not s.register]
+        base = f"{self.kernel.name}_{'_'.join(dict.fromkeys(written)) or 'state'}"
+        name, n = py_name(base), 1
+        while name in taken:
+            n += 1
+            name = f"{py_name(base)}_{n}"
+        taken.add(name)
+        return name
+
+    def tensors_of(self, launch: Launch) -> list[str]:
+        used = set()
+        for sec in launch.sections:
+            for s in filter(None, (sec.init, sec.stmt)):
+                used.add(s.lhs.tensor)
+                used |= {x.tensor for x in _loads(s.rhs)}
+        order = list(self.kernel.tensors)
+        return [t for t in order if t in used and t not in launch.registers]
+
+    def scalars_of(self, launch: Launch) -> list[ScalarArg]:
+        used = set()
+        for sec in launch.sections:
+            used |= {x.name for x in _walk(sec.stmt.rhs) if isinstance(x, ir.Scalar)}
+        return [a for a in self.kernel.args if isinstance(a, ScalarArg) and a.name in used
+                and a.name not in self.kernel.params]
+
+    def role_defaults(self, w: KernelWriter, launch: Launch) -> dict[str, int]:
+        defaults = {}
+        fused = len(launch.sections) > 1 or launch.registers
+        reductions = any(s.reduce for s in launch.sections)
+        ntiled = len(w.tiled)
+        for axis in w.blocks:
+            if axis in w.dot_axes:
+                is_reduce = any(axis in s.reduce for s in launch.sections)
+                role = "dot_reduce" if is_reduce else "dot"
+            elif fused:
+                role = "rows" if axis in w.tiled else "inner"
+            elif axis in w.tiled:
+                role = (f"tile{ntiled}" if reductions else f"elementwise{ntiled}")
+            else:
+                role = f"reduce{max(1, ntiled)}"
+            defaults[axis] = DEFAULTS[role]
+        return defaults
+
+    def kernel_text(self, launch: Launch, name: str) -> tuple[str, KernelWriter]:
+        w = KernelWriter(self.plan, launch, self.options, self)
+        body = w.write()
+        params = [f"{py_name(t)}_ptr" for t in self.tensors_of(launch)]
+        params += [py_name(p) for p in self.kernel.params]
+        prologue = []
+        for a in self.scalars_of(launch):
+            if a.dtype.name == "f64":
+                params.append(f"{py_name(a.name)}_ptr")
+                prologue.append(f"    {py_name(a.name)} = tl.load({py_name(a.name)}_ptr)")
+            else:
+                params.append(py_name(a.name))
+        params += [py_name(h) for h in launch.host if py_name(h) not in params]
+        params += [f"{b}: tl.constexpr" for b in dict.fromkeys(w.blocks.values())]
+        lines = ["@triton.jit", f"def {name}({', '.join(params)}):"]
+        summary = "; ".join(f"{ir.to_str(s.stmt.lhs)} {s.stmt.op} ..." for s in launch.sections)
+        lines.append(f'    """{_describe(launch)}: {summary}"""'[:99])
+        return "\n".join(lines + prologue + body) + "\n", w
+
+    def tunable_axes(self) -> dict[str, int]:
+        """Tunable block names -> smallest allowed size (16 for tl.dot axes)."""
+        out: dict[str, int] = {}
+        for launch in self.plan.launches():
+            w = KernelWriter(self.plan, launch, self.options, self)
+            w.write()
+            for axis, block in w.blocks.items():
+                if block in w.full_blocks:
+                    continue
+                low = 16 if axis in w.dot_axes else 1
+                out[axis] = max(out.get(axis, 1), low)
+        return out
+
+    # -- the launcher --------------------------------------------------------------------------
+
+    def write(self) -> str:
+        taken: set[str] = set()
+        kernels = []
+        for launch in self.plan.launches():
+            name = self.function_name(launch, taken)
+            text, w = self.kernel_text(launch, name)
+            self.writers[id(launch)] = (name, w)
+            kernels.append(text)
+        self.check_block_names()
+        launcher = self.launcher()
+        head = [f'"""Generated by loopweave from kernel \'{self.kernel.name}\' for Triton."""',
+                "import triton", "import triton.language as tl"]
+        if any("libdevice." in k for k in kernels):
+            head.append("from triton.language.extra import libdevice")
+        helpers = [HELPERS[h] for h in sorted(self.helpers)]
+        return "\n".join(head) + "\n\n\n" + "\n\n".join(helpers + kernels + [launcher])
+
+    def check_block_names(self) -> None:
+        from loopweave.errors import TargetError
+
+        known = set()
+        for _, w in self.writers.values():
+            known |= {a for a, b in w.blocks.items() if b not in w.full_blocks}
+        unknown = sorted(set(self.options.get("block", {})) - known)
+        if unknown:
+            raise TargetError(f"block names {', '.join(map(repr, unknown))} are not loops of "
+                              f"kernel '{self.kernel.name}'; its tiled loops are "
+                              f"{', '.join(sorted(known)) or 'none'}")
+
+    def launcher(self) -> str:
+        k = self.kernel
+        lines = ["def run(tensors, scalars, sizes):",
+                 f'    """Launch the kernels of \'{k.name}\' on torch tensors."""']
+        used = [t for t in k.tensors if any(t in self.tensors_of(x) for x in self.plan.launches())]
+        if used:
+            lines.append(f"    {', '.join(py_name(t) for t in used)}, = "
+                         f"{', '.join(f'tensors[{t!r}]' for t in used)},")
+        for p in k.params:
+            source = "sizes" if p in k.sizes else "scalars"
+            lines.append(f"    {py_name(p)} = {source}[{p!r}]")
+        for a in k.args:
+            if isinstance(a, ScalarArg) and a.name not in k.params:
+                lines.append(f"    {py_name(a.name)} = scalars[{a.name!r}]")
+        lines += self.host_body(self.plan.body, 1)
+        return "\n".join(lines) + "\n"
+
+    def host_body(self, items, depth: int) -> list[str]:
+        pad = "    " * depth
+        out = []
+        for item in items:
+            if isinstance(item, HostLoop):
+                note = f"  # sequential: {item.carried}" if item.carried else ""
+                out.append(f"{pad}for {py_name(item.var)} in range({python_expr(item.lower)}, "
+                           f"{python_expr(item.upper)} + 1):{note}")
+                out += self.host_body(item.body, depth + 1)
+            else:
+                out += self.launch_lines(item, pad)
+        return out
+
+    def launch_lines(self, launch: Launch, pad: str) -> list[str]:
+        name, w = self.writers[id(launch)]
+        blocks = self.role_defaults(w, launch)
+        blocks.update({a: s for a, s in self.options.get("block", {}).items() if a in blocks})
+        lines = []
+        values = {}
+        for axis, const in w.blocks.items():
+            if const in w.full_blocks:
+                lo, hi, low = w.full_blocks[const]
+                size = python_expr(extent(lo, hi))
+                lines.append(f"{pad}{const} = max({low}, triton.next_power_of_2({size}))")
+                values[const] = const
+            else:
+                size = blocks[axis]
+                if axis in w.dot_axes:
+                    size = max(size, 16)  # tl.dot's smallest tile; masks pad the edges
+                values[const] = str(size)
+        counts = []
+        for g in launch.grid:
+            lo, hi = w.grid_bounds[g]
+            size = python_expr(extent(lo, hi))
+            if g in w.tiled:
+                counts.append(f"triton.cdiv({size}, {values[w.blocks[g]]})")
+            else:
+                counts.append(size)
+        if len(counts) > 3:
+            flat = len(counts) - 2
+            counts = [" * ".join(counts[:flat])] + counts[flat:]
+        grid = f"({', '.join(counts)},)" if counts else "(1,)"
+        args = [py_name(t) for t in self.tensors_of(launch)]
+        args += [py_name(p) for p in self.kernel.params]
+        args += [py_name(a.name) for a in self.scalars_of(launch)]
+        args += [py_name(h) for h in launch.host if py_name(h) not in args]
+        args += [f"{c}={values[c]}" for c in dict.fromkeys(w.blocks.values())]
+        args += [f"num_warps={self.options['num_warps']}",
+                 f"num_stages={self.options['num_stages']}"]
+        lines.append(f"{pad}grid = {grid}")
+        call = f"{name}[grid]({', '.join(args)})"
+        if counts:
+            lines.append(f"{pad}if min(grid) > 0:")
+            lines.append(f"{pad}    {call}")
+        else:
+            lines.append(f"{pad}{call}")
+        return lines
+
+
+def _describe(launch: Launch) -> str:
+    if launch.sequential:
+        return "one program runs the loops in order"
+    grid = ", ".join(launch.grid) or "one program"
+    return f"grid over {grid}"
+
+
+def _walk(e):
+    from loopweave.backends.triton_plan import Reduce
+
+    if isinstance(e, Reduce):
+        yield from _walk(e.body)
+        return
+    yield e
+    for c in ir.children(e):
+        yield from _walk(c)
+
+
+def _loads(e) -> list[ir.Load]:
+    return [x for x in _walk(e) if isinstance(x, ir.Load)]
+
+
+__all__ = ["ModuleWriter", "var_names"]
