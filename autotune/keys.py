@@ -61,8 +61,8 @@ def loopweave_version() -> str:
 def compiler_version(target) -> str:
     """What builds the kernel for `target`: the backend's own tool versions, loopweave's version.
 
-    A backend module may define `compiler_version(target) -> str`; C-family targets are
-    identified by their compiler's `--version` line and flags.
+    A backend module may define `compiler_version(target) -> str`; targets with a compiler are
+    identified by its `--version` line and flags, others by their backend package's version.
     """
     from loopweave.targets import backend_module
     from loopweave.toolchain import compiler_identity
@@ -70,8 +70,13 @@ def compiler_version(target) -> str:
     module = backend_module(target)
     if hasattr(module, "compiler_version"):
         tool = module.compiler_version(target)
-    else:
+    elif target.cc:
         tool = f"{compiler_identity(target.cc)} {' '.join(target.cflags)}"
+    else:  # a backend without a C compiler (Triton): the package it generates code for
+        try:
+            tool = f"{target.backend} {metadata.version(target.backend)}"
+        except metadata.PackageNotFoundError:
+            tool = target.backend
     return f"loopweave {loopweave_version()}; {target.backend}: {tool}"
 
 

@@ -22,7 +22,7 @@ import statistics
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -266,14 +266,42 @@ def _compare(got, expected) -> tuple[float, bool]:
     return err, bool(np.allclose(got, expected, rtol=1e-4, atol=1e-5, equal_nan=False))
 
 
+def _prepare(problem: Problem) -> str:
+    from loopweave.driver import compiler_flags
+    from loopweave.targets import backend_module, get_target
+
+    try:
+        backend_module(get_target(problem.target, problem.cc, compiler_flags(problem.cflags)))
+        _load_data(problem)
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+    # One untimed call of the default schedule loads the backend's runtime (torch and Triton
+    # for the Triton target), so a candidate's timeout measures the candidate alone.
+    default = Candidate("[]")
+    built = build(problem, default)
+    if built.status == "ok":
+        try:
+            run_measurement(replace(problem, warmup=0, repeats=1, min_time_s=0), default, built)
+        except Exception:  # the default's own problems show when it is measured
+            pass
+    return "ready"
+
+
 def _worker_main(conn) -> None:
     """A measurement worker: measure what the parent sends until it closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    import loopweave.driver  # noqa: F401 - imported before "ready": not part of any timeout
+
+    conn.send("ready")
     while True:
         try:
-            problem, candidate, built = conn.recv()
+            message = conn.recv()
         except (EOFError, OSError):
             return
+        if message[0] == "prepare":  # import the backend, load the data: outside any timeout
+            conn.send(_prepare(message[1]))
+            continue
+        _, problem, candidate, built = message
         try:
             outcome = run_measurement(problem, candidate, built)
         except Exception as e:
@@ -292,6 +320,8 @@ class IsolatedRunner:
         self._process = None
         self._conn = None
         self.workers_started = 0
+        self.startup_timeout_s = 120.0
+        self._prepared: str | None = None  # the problem the current worker is ready for
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
@@ -301,6 +331,10 @@ class IsolatedRunner:
         child.close()
         self._conn = parent
         self.workers_started += 1
+        # The timeout of a measurement must not include the interpreter's start-up.
+        if not parent.poll(self.startup_timeout_s) or parent.recv() != "ready":
+            self._kill()
+            raise LoopweaveError("the measurement worker did not start")
 
     @property
     def pid(self) -> int | None:
@@ -311,7 +345,7 @@ class IsolatedRunner:
             self._process.kill()
             self._process.join(5)
             self._conn.close()
-        self._process = self._conn = None
+        self._process = self._conn = self._prepared = None
 
     def measure(self, problem: Problem, candidate: Candidate, built: Built) -> Outcome:
         """Measure one built candidate; the outcome's status says what happened."""
@@ -319,8 +353,16 @@ class IsolatedRunner:
             return Outcome(built.status, error=built.error, machine=machine_fingerprint())
         if self._process is None or not self._process.is_alive():
             self._start()
+        if self._prepared != problem.data_digest:
+            self._conn.send(("prepare", problem))
+            answer = self._conn.recv() if self._conn.poll(self.startup_timeout_s) else "timeout"
+            if answer != "ready":
+                self._kill()
+                return Outcome("crash", error=f"preparing the worker failed: {answer}",
+                               machine=machine_fingerprint(), features=built.features)
+            self._prepared = problem.data_digest
         try:
-            self._conn.send((problem, candidate, built))
+            self._conn.send(("measure", problem, candidate, built))
             if self._conn.poll(problem.timeout_s):
                 outcome = self._conn.recv()
                 return Outcome(**{**outcome.__dict__, "features": built.features})

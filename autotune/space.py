@@ -184,7 +184,9 @@ class LoopNestKnobs:
             for level, names in enumerate(levels):
                 perm = config.get(f"{tensor}.order{level}", loops) or loops
                 order += [names[v] for v in perm if v in names]
-            if len(order) > 1 and order != [*levels[0].values(), *levels[1].values(), *loops]:
+            # Always spelled out once tiled: `tile` alone leaves a second-level tile loop
+            # outside the first-level one (a degenerate nest).
+            if len(order) > 1 and (levels[0] or levels[1] or order != list(loops)):
                 schedule.reorder(tensor, *order)
             if config.get(f"{tensor}.parallel"):
                 schedule.parallel(tensor, order[0])
@@ -240,20 +242,30 @@ class FusionKnobs:
 
 
 class TargetOptionKnobs:
-    """The backend's own tuning dimensions: `tuning_space(kernel_ir) -> {option: [values]}`."""
+    """The backend's own tuning dimensions: `tuning_space(kernel_ir) -> {option: [values]}`;
+    a dict in place of a list nests (Triton's `block: {loop: [sizes]}`)."""
 
     def applies(self, ctx: SpaceContext) -> bool:
         return hasattr(backend_module(ctx.target), "tuning_space")
 
     def knobs(self, ctx: SpaceContext) -> list[Knob]:
-        space = backend_module(ctx.target).tuning_space(ctx.kernel)
-        return [Choice(f"option.{name}", tuple(values)) for name, values in space.items()
-                if len(values) > 0]
+        def flatten(space: dict, prefix: str):
+            for name, values in space.items():
+                if isinstance(values, dict):
+                    yield from flatten(values, f"{prefix}{name}.")
+                elif len(values) > 0:
+                    yield Choice(f"{prefix}{name}", tuple(values))
+
+        return list(flatten(backend_module(ctx.target).tuning_space(ctx.kernel), "option."))
 
     def apply(self, ctx: SpaceContext, config: Config, schedule: Schedule, options: dict) -> None:
         for name, value in config.items():
             if name.startswith("option."):
-                options[name[len("option."):]] = value
+                *outer, last = name.split(".")[1:]
+                place = options
+                for part in outer:
+                    place = place.setdefault(part, {})
+                place[last] = value
 
 
 #: Knob generators, in the order their steps are applied. New passes add theirs here.
@@ -333,7 +345,7 @@ class SearchSpace:
                 schedule.apply(self.ctx.kernel)
                 if options:
                     t = self.ctx.target
-                    get_target(t.name, t.cc, t.cflags, options)
+                    get_target(t.name, t.cc or None, t.cflags or None, options)
                 self._legal[shape] = True
             except LoopweaveError:
                 self._legal[shape] = False

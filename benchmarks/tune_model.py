@@ -1,0 +1,126 @@
+"""How good is the cost model? Measured on kernels it was not trained on (matmul, conv2d,
+softmax: benchmarks/tune_pretrain.py leaves them out of the shipped model's training).
+
+    .venv/bin/python benchmarks/tune_model.py [--sample 48] [--trials 40] [--out benchmarks/out]
+
+1. Ranking: a random sample of legal schedules of each held-out kernel is measured; the shipped
+   model ranks the same schedules. Reported: Kendall tau between predicted and measured times,
+   top-1 recall (the model's first pick is the fastest measured) and top-5 recall (the fastest
+   measured is among the model's five first picks).
+2. Tuning efficiency: `tune()` model-guided and pure random, the same number of trials each,
+   each into its own database; reported: trials until the best-so-far is within 95% of the best
+   time either search found. Writes <out>/tune_model_<kernel>.png (best-so-far curves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = {
+    "matmul": {"M": 128, "K": 128, "N": 128},
+    "conv2d": {"N": 1, "C": 16, "H": 34, "W": 34, "K": 16, "R": 3, "S": 3},
+    "softmax": {"N": 256, "D": 256},
+}
+
+
+def ranking(name: str, sizes: dict, sample: int, workdir: Path) -> dict:
+    """Kendall tau and top-k recall of the shipped model on `sample` random schedules."""
+    from loopweave.autotune.executors import LocalExecutor
+    from loopweave.autotune.measure import Candidate, example_references, make_problem
+    from loopweave.autotune.model import CostModel, kendall_tau
+    from loopweave.autotune.space import SearchSpace
+    from loopweave.driver import front_end
+    from loopweave.targets import get_target
+
+    source = example_references().KERNELS[name].source()
+    ir = front_end(source)
+    space = SearchSpace(ir, sizes, get_target("cpu"))
+    seen, candidates = set(), []
+    for config in space.sample_legal(random.Random(7), sample * 2):
+        schedule, options = space.decode(config)
+        if schedule.to_json() not in seen and len(candidates) < sample:
+            seen.add(schedule.to_json())
+            candidates.append(Candidate(schedule.to_json(), options, config, "random"))
+    problem = make_problem(source, sizes, "cpu", workdir, timeout_s=10.0, repeats=3)
+    executor = LocalExecutor()
+    try:
+        measured = [(c, o) for c, o in executor.run(problem, candidates) if o.status == "ok"]
+    finally:
+        executor.close()
+    model = CostModel.pretrained()
+    predicted = model.predict([list(o.features) for _, o in measured])
+    times = [o.median_s for _, o in measured]
+    fastest = min(range(len(times)), key=times.__getitem__)
+    order = sorted(range(len(times)), key=lambda i: predicted[i])
+    return {"kernel": name, "measured": len(times), "kendall_tau": kendall_tau(predicted, times),
+            "top1": int(order[0] == fastest), "top5": int(fastest in order[:5]),
+            "model_pick_vs_best": times[order[0]] / times[fastest]}
+
+
+def efficiency(name: str, sizes: dict, trials: int, out: Path) -> dict:
+    """Trials to 95% of the best, model-guided against random, and a plot of both."""
+    from loopweave.autotune import tune
+    from loopweave.autotune.cli import plot_best_so_far
+    from loopweave.autotune.measure import example_references
+    from loopweave.autotune.search import trials_to_reach
+
+    source = example_references().KERNELS[name].source()
+    runs, curves = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for strategy in ("model", "random"):
+            start = time.time()
+            r = tune(source, sizes, trials=trials, db=Path(tmp) / f"{strategy}.sqlite",
+                     strategy=strategy, seed=3, progress=False, repeats=3, workdir=tmp)
+            runs[strategy] = (r, time.time() - start)
+            curves["model-guided" if strategy == "model" else "random"] = \
+                [t for _, t, _ in r.history]
+    best = min(r.best_time for r, _ in runs.values() if r.best_time)
+    plot_best_so_far(curves, out / f"tune_model_{name}.png", f"{name} {sizes}",
+                     runs["model"][0].flops)
+    row = {"kernel": name, "trials": trials}
+    for strategy, (r, seconds) in runs.items():
+        row[f"{strategy}_to95"] = trials_to_reach(r.history, 0.95, best)
+        row[f"{strategy}_best_gflops"] = r.gflops
+        row[f"{strategy}_seconds"] = seconds
+    return row
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sample", type=int, default=48)
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--kernels", nargs="*", default=list(SIZES))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.kernels:
+            rank = ranking(name, SIZES[name], args.sample, Path(tmp))
+            eff = efficiency(name, SIZES[name], args.trials, out)
+            rows.append({**rank, **eff})
+            print(json.dumps(rows[-1]), flush=True)
+    print("\n| kernel | sizes | measured | Kendall tau | top-1 | top-5 | model pick / best | "
+          "trials to 95%: model | random | best GFLOP/s: model | random |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['kernel']} | {SIZES[r['kernel']]} | {r['measured']} | "
+              f"{r['kendall_tau']:.2f} | {r['top1']} | {r['top5']} | "
+              f"{r['model_pick_vs_best']:.2f} | {r['model_to95']} | {r['random_to95']} | "
+              f"{r['model_best_gflops']:.2f} | {r['random_best_gflops']:.2f} |")
+    (out / "tune_model.json").write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
