@@ -53,8 +53,9 @@ def write_markdown(path: Path, *, command: str, machine, suite: list[Comparison]
             parts += [format_table(r, limits), ""]
     if compile_times:
         parts += ["## Compile time (default schedule)", "",
-                  "Cold: empty kernel cache (parse, check, schedule, codegen, gcc). Cached: the "
-                  "same again, the built library found on disk (gcc skipped).", "",
+                  "Cold: the first compile() in a fresh process with an empty kernel cache "
+                  "(parse, check, schedule, codegen, gcc). Cached: the same again, the built "
+                  "library found on disk (gcc skipped).", "",
                   compile_table(compile_times)]
     if polybench:
         parts += [polybench]
