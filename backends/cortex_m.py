@@ -32,8 +32,7 @@ from loopweave.backends.arm_harness import (
 )
 from loopweave.backends.arm_mac import ArmCBackend
 from loopweave.backends.c_family import c_name
-from loopweave.backends.runners import QemuSemihostingRunner, Runner
-from loopweave.errors import TargetError
+from loopweave.backends.runners import QemuSemihostingRunner, check_options
 from loopweave.ir.expr import Expr, evaluate, to_str
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import Node
@@ -94,14 +93,7 @@ def scratch_bytes(kernel: KernelIR, sizes: dict[str, int]) -> int:
 def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
                 options: dict) -> Target:
     """A Cortex-M core: arm-none-eabi-gcc for it, QEMU's board for it (or `runner=`)."""
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise TargetError(f"target {name!r} takes the options {', '.join(OPTIONS)}; "
-                          f"got {', '.join(unknown)}")
-    runner = options.get("runner")
-    if runner is not None and not isinstance(runner, Runner):
-        raise TargetError(f"runner= must be a loopweave.backends.runners.Runner, not "
-                          f"{type(runner).__name__}")
+    check_options(name, options, OPTIONS)
     board = BOARDS[name]
     flags = (*(cflags if cflags is not None else DEFAULT_CFLAGS), *board.cpu_flags,
              "-std=c99", "-fwrapv", "-fopenmp-simd")

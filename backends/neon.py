@@ -24,8 +24,7 @@ from loopweave.backends.arm_harness import (
     harness_source,
 )
 from loopweave.backends.arm_mac import ArmCBackend
-from loopweave.backends.runners import QemuUserRunner, Runner
-from loopweave.errors import TargetError
+from loopweave.backends.runners import QemuUserRunner, check_options
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import Node
 from loopweave.targets import Target
@@ -38,14 +37,7 @@ OPTIONS = ("runner", "idioms", "cpu")
 def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
                 options: dict) -> Target:
     """AArch64 Linux: aarch64-linux-gnu-gcc, a static binary run by qemu-aarch64 (or `runner=`)."""
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise TargetError(f"target {name!r} takes the options {', '.join(OPTIONS)}; "
-                          f"got {', '.join(unknown)}")
-    runner = options.get("runner")
-    if runner is not None and not isinstance(runner, Runner):
-        raise TargetError(f"runner= must be a loopweave.backends.runners.Runner, not "
-                          f"{type(runner).__name__}")
+    check_options(name, options, OPTIONS)
     flags = (*(cflags if cflags is not None else DEFAULT_CFLAGS), "-std=c99", "-fwrapv",
              "-fopenmp-simd")
     return Target(name, "neon", cc or CC, flags,

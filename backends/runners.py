@@ -77,6 +77,18 @@ class LocalFileRunner(Runner):
             return out.read_bytes()
 
 
+def check_options(target: str, options: dict, allowed: tuple[str, ...]) -> None:
+    """Raise TargetError for an option `target` does not take, or a `runner=` not a Runner."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise TargetError(f"target {target!r} takes the options {', '.join(allowed)}; "
+                          f"got {', '.join(unknown)}")
+    runner = options.get("runner")
+    if runner is not None and not isinstance(runner, Runner):
+        raise TargetError(f"runner= must be a loopweave.backends.runners.Runner, not "
+                          f"{type(runner).__name__}")
+
+
 def _which_missing(tool: str, package: str) -> str | None:
     return None if shutil.which(tool) else f"{tool} is not installed (Debian: {package})"
 

@@ -276,6 +276,7 @@ def test_firmware_example_builds_and_runs(tmp_path):
     assert "lw_smlad(" in (build / "qmm_requant.c").read_text()
 
 
+@pytest.mark.slow
 def test_instruction_count_benchmark_quick(capsys):
     needs("cortex-m4")
     needs("cortex-m55")
