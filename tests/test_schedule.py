@@ -188,3 +188,31 @@ def test_default_schedule_tiles_matmul_and_fuses_softmax():
 def test_empty_schedule_keeps_program_order():
     kernel = loopweave.compile(MATMUL, schedule=Schedule())
     assert "B_pack" not in kernel.source and "pragma" not in kernel.source
+
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def _time_tiled_jacobi():
+    s = Schedule().skew("B", "i", by="t", factor=2).skew("A", "i", by="t", factor=2, offset=1)
+    return s.tile("A", t=4, i=8).tile("B", t=4, i=8)
+
+
+@pytest.mark.parametrize("name, source, schedule", [
+    ("scheduled_matmul_default", MATMUL, None),
+    ("scheduled_softmax_default", SOFTMAX, None),
+    ("scheduled_jacobi_1d_time_tiled", JACOBI, _time_tiled_jacobi()),
+])
+def test_scheduled_c_matches_golden(name, source, schedule, update_golden):
+    from loopweave.backends.c import CBackend
+    from loopweave.driver import stages
+
+    result = stages(source, schedule=schedule)
+    body = CBackend(result.ir).render_body(result.loops)
+    golden = GOLDEN / f"{name}.c"
+    if update_golden or not golden.exists():
+        golden.write_text(body)
+        if not update_golden:
+            pytest.fail(f"created {golden}; review it and rerun")
+    assert body == golden.read_text(), f"generated C for {name} changed; review the diff and " \
+                                       "rerun with --update-golden if it is intended"

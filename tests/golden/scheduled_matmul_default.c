@@ -1,0 +1,72 @@
+void lw_matmul(const float *restrict A, const float *restrict B, float *restrict C, int64_t M, int64_t K, int64_t N) {
+  #pragma omp parallel for
+  for (int64_t c0 = 0; c0 < M; c0 += 1) {
+    #pragma omp simd
+    for (int64_t c1 = 0; c1 < N; c1 += 1) {
+      C[c0 * N + c1] = 0.0f;
+    }
+  }
+  #pragma omp parallel for
+  for (int64_t c0 = 0; c0 <= lw_div_i64(N - 1, 256); c0 += 1) {
+    for (int64_t c1 = 0; c1 <= lw_div_i64(K - 1, 256); c1 += 1) {
+      {
+        float B_pack[69632];
+        for (int64_t c2_0 = lw_max_i64(0, -256 * c1); c2_0 < lw_min_i64(256, K + -256 * c1); c2_0 += 1) {
+          for (int64_t c2_1 = lw_max_i64(0, -256 * c0); c2_1 < lw_min_i64(256, N + -256 * c0); c2_1 += 1) {
+            B_pack[c2_0 * 272 + c2_1] = B[(256 * c1 + c2_0) * N + (256 * c0 + c2_1)];
+          }
+        }
+        for (int64_t c2 = 0; c2 <= lw_div_i64(M - 1, 6); c2 += 1) {
+          for (int64_t c3 = 16 * c0; c3 <= lw_min_i64(16 * c0 + 15, (N - 1) / 16); c3 += 1) {
+            {
+              float C_acc[96];
+              for (int64_t c4_0 = lw_max_i64(0, -6 * c2); c4_0 < lw_min_i64(6, M + -6 * c2); c4_0 += 1) {
+                for (int64_t c4_1 = lw_max_i64(0, -16 * c3); c4_1 < lw_min_i64(16, N + -16 * c3); c4_1 += 1) {
+                  C_acc[c4_0 * 16 + c4_1] = C[(6 * c2 + c4_0) * N + (16 * c3 + c4_1)];
+                }
+              }
+              if (256 * c1 + 255 <= lw_min_i64(K - 1, 256 * c1 + 255) && 6 * c2 + 5 <= lw_min_i64(M - 1, 6 * c2 + 5) && 16 * c3 + 15 <= lw_min_i64(N - 1, 16 * c3 + 15)) {
+                {
+                  lw_vec_f32_16 lw_r0, lw_r1, lw_r2, lw_r3, lw_r4, lw_r5;
+                  __builtin_memcpy(&lw_r0, &C_acc[0], sizeof lw_r0);
+                  __builtin_memcpy(&lw_r1, &C_acc[16], sizeof lw_r1);
+                  __builtin_memcpy(&lw_r2, &C_acc[32], sizeof lw_r2);
+                  __builtin_memcpy(&lw_r3, &C_acc[48], sizeof lw_r3);
+                  __builtin_memcpy(&lw_r4, &C_acc[64], sizeof lw_r4);
+                  __builtin_memcpy(&lw_r5, &C_acc[80], sizeof lw_r5);
+                  for (int64_t c4 = 0; c4 < 256; c4 += 1) {
+                    lw_r0 += (A[(6 * c2 + 0) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + 0)]));
+                    lw_r1 += (A[(6 * c2 + 1) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + 0)]));
+                    lw_r2 += (A[(6 * c2 + 2) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + 0)]));
+                    lw_r3 += (A[(6 * c2 + 3) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + 0)]));
+                    lw_r4 += (A[(6 * c2 + 4) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + 0)]));
+                    lw_r5 += (A[(6 * c2 + 5) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + 0)]));
+                  }
+                  __builtin_memcpy(&C_acc[0], &lw_r0, sizeof lw_r0);
+                  __builtin_memcpy(&C_acc[16], &lw_r1, sizeof lw_r1);
+                  __builtin_memcpy(&C_acc[32], &lw_r2, sizeof lw_r2);
+                  __builtin_memcpy(&C_acc[48], &lw_r3, sizeof lw_r3);
+                  __builtin_memcpy(&C_acc[64], &lw_r4, sizeof lw_r4);
+                  __builtin_memcpy(&C_acc[80], &lw_r5, sizeof lw_r5);
+                }
+              } else {
+                for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
+                  for (int64_t c5 = 6 * c2; c5 <= lw_min_i64(M - 1, 6 * c2 + 5); c5 += 1) {
+                    for (int64_t c6 = 16 * c3; c6 <= lw_min_i64(N - 1, 16 * c3 + 15); c6 += 1) {
+                      C_acc[(-6 * c2 + c5) * 16 + (-16 * c3 + c6)] = C_acc[(-6 * c2 + c5) * 16 + (-16 * c3 + c6)] + A[c5 * K + c4] * B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + c6)];
+                    }
+                  }
+                }
+              }
+              for (int64_t c4_0 = lw_max_i64(0, -6 * c2); c4_0 < lw_min_i64(6, M + -6 * c2); c4_0 += 1) {
+                for (int64_t c4_1 = lw_max_i64(0, -16 * c3); c4_1 < lw_min_i64(16, N + -16 * c3); c4_1 += 1) {
+                  C[(6 * c2 + c4_0) * N + (16 * c3 + c4_1)] = C_acc[c4_0 * 16 + c4_1];
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
