@@ -37,7 +37,8 @@ def _scalar_value(arg, dtype: DType, name: str):
 
 
 class Kernel:
-    """A compiled kernel. Call it with numpy arrays and scalars in parameter order.
+    """A compiled kernel. Call it with numpy arrays and scalars in parameter order (or by
+    parameter name, as keyword arguments).
 
     Returns the output array (a tuple if several, None if none); `inout` arrays are updated in
     place. `source` is the generated code, `ir` the kernel IR.
@@ -138,7 +139,25 @@ class Kernel:
             raise ArgumentValueError(f"cannot allocate {tensor.name} of shape {shape} for sizes "
                                      f"{env}: {e}") from None
 
-    def __call__(self, *args):
+    def _positional(self, args: tuple, kwargs: dict) -> tuple:
+        """`args` then the keyword arguments, by parameter name, as one positional tuple."""
+        names = [a.name for a in self.ir.args]
+        if not kwargs or len(args) > len(names):  # too many: _bind says so
+            return (*args, *kwargs.values())
+        for key in kwargs:
+            if key not in names:
+                raise ArgumentTypeError(f"{self.name}() got an unexpected keyword argument "
+                                        f"{key!r}; its parameters are {', '.join(names)}")
+            if names.index(key) < len(args):
+                raise ArgumentTypeError(f"{self.name}() got argument {key!r} twice, by position "
+                                        "and by keyword")
+        missing = [n for n in names[len(args):] if n not in kwargs]
+        if missing:
+            raise ArgumentTypeError(f"{self.name}() is missing argument(s) {', '.join(missing)}")
+        return (*args, *(kwargs[n] for n in names[len(args):]))
+
+    def __call__(self, *args, **kwargs):
+        args = self._positional(args, kwargs)
         # A backend that takes other array kinds (torch tensors for Triton) converts around it.
         convert = getattr(self.invoke, "convert_call", None)
         return self._call(args) if convert is None else convert(self._call, args)
