@@ -46,6 +46,12 @@ def write_markdown(path: Path, *, command: str, machine, suite: list[Comparison]
              "stream bandwidth below) divided by the median time.", "",
              "## Machine", "", machine.describe(), ""]
     parts += [f"- {n}" for n in notes]
+    over = [r.kernel for r in suite for t in r.timings.values()
+            if limits.min_time(r.work) > t.median]
+    if over:
+        parts.append(f"- roofline above 1.00 ({', '.join(sorted(set(over)))}): the peak or "
+                     "bandwidth measurement itself was slowed (other load on the machine), so "
+                     "the limits above understate this machine")
     if suite:
         parts += ["", "## Kernel suite: summary (loopweave default schedule)", "",
                   summary_table(suite, limits), "## Kernel suite: all implementations", ""]
