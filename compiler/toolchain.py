@@ -3,7 +3,8 @@
 The cache key is a hash of the generated source, the compiler's identity and the flags, so a
 second `compile()` of the same kernel (in any process) loads the library without running the C
 compiler. Libraries are written to a temporary name and renamed into place, so concurrent
-builds of one kernel never see a half-written file.
+builds of one kernel never see a half-written file; each carries a checksum, so a damaged entry
+is built again rather than loaded.
 """
 
 from __future__ import annotations
@@ -62,12 +63,36 @@ def _error_with_source(stderr: str, source: str, src_name: str) -> str:
     return "\n".join(report)
 
 
+# A built library ends with this marker and the SHA-256 of the bytes before it (the dynamic
+# loader ignores trailing bytes). A truncated or damaged cache entry fails the check and is built
+# again: dlopen of a truncated library can kill the process with SIGBUS.
+_SEAL = b"loopweave-sha256:"
+_SEAL_SIZE = len(_SEAL) + 32
+
+
+def _seal(path: Path) -> None:
+    digest = hashlib.sha256(path.read_bytes()).digest()
+    with path.open("ab") as f:
+        f.write(_SEAL + digest)
+
+
+def is_intact(path: Path) -> bool:
+    """Whether the cached library `path` is whole: its seal matches its content."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    body, seal = data[:-_SEAL_SIZE], data[-_SEAL_SIZE:]
+    return len(data) > _SEAL_SIZE and seal == _SEAL + hashlib.sha256(body).digest()
+
+
 def build_shared_library(source: str, cc: str, flags: tuple[str, ...]) -> Path:
-    """The path of a shared library built from `source` (from the cache when present)."""
+    """The path of a shared library built from `source` (from the cache when present and
+    intact; a damaged entry is replaced)."""
     key = cache_key(source, cc, flags)
     directory = cache_dir()
     lib = directory / f"{key}{_LIB_SUFFIX}"
-    if lib.exists():
+    if is_intact(lib):
         return lib
     with tempfile.TemporaryDirectory(dir=directory, prefix="build-") as tmp:
         src = Path(tmp) / f"{key}.c"
@@ -81,6 +106,7 @@ def build_shared_library(source: str, cc: str, flags: tuple[str, ...]) -> Path:
         if result.returncode != 0:
             raise CompileError(f"{' '.join(cmd[:1] + list(flags))} failed:\n"
                                + _error_with_source(result.stderr, source, src.name))
+        _seal(out)
         os.replace(src, directory / f"{key}.c")  # kept next to the library, for inspection
-        os.replace(out, lib)
+        os.replace(out, lib)  # atomic: a process that loaded the old file keeps its copy
     return lib
