@@ -119,8 +119,9 @@ def odd_sizes(name: str) -> dict[str, int]:
 
 
 def random_schedule(name: str, rng: random.Random) -> loopweave.Schedule | None:
-    """A random schedule of the kernel: tiles, a reorder, a parallel and a vector loop on random
-    statements; None if the one drawn is illegal (ScheduleError)."""
+    """A random schedule of the kernel: tiles, a reorder, a parallel and a vector loop, local
+    copies of read tensors and accumulator tiles, on random statements; None if the one drawn
+    is illegal (ScheduleError)."""
     ir = front_end(refs.KERNELS[name].source())
     statements = [s for s in ir.statements if s.iterators]
     s = loopweave.Schedule()
@@ -137,6 +138,11 @@ def random_schedule(name: str, rng: random.Random) -> loopweave.Schedule | None:
                 s.parallel(stmt.name, names[0])
             if rng.random() < 0.5:
                 s.vectorize(stmt.name, names[-1])
+            reads = sorted({load.tensor for load in stmt.reads})
+            if reads and rng.random() < 0.4:  # packing: a local copy of what a loop reads
+                s.cache_read(stmt.name, rng.choice(reads), at=rng.choice(names))
+            if rng.random() < 0.3:  # an accumulator tile
+                s.cache_write(stmt.name, at=rng.choice(names))
         s.apply(ir)
     except ScheduleError:
         return None

@@ -192,7 +192,7 @@ def check_error(e: LoopweaveError, text: str) -> None:
         assert not isinstance(e, ArgumentTypeError), rendered[:300]
 
 
-def check_outcome(text: str, run: Callable[[str], object], seconds: float = 20.0) -> object:
+def check_outcome(text: str, run: Callable[[str], object], seconds: float = 120.0) -> object:
     """`run(text)` returns a result or raises a LoopweaveError obeying `check_error`.
 
     Returns the result, or the error."""
