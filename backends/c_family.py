@@ -127,6 +127,7 @@ _C_PREC = {"*": 13, "/": 13, "%": 13, "cdiv": 13, "crem": 13, "+": 12, "-": 12, 
            ">>": 11, "<": 10, "<=": 10, ">": 10, ">=": 10, "==": 9, "!=": 9, "&": 8, "^": 7,
            "|": 6, "and": 5, "or": 4}
 _NARROW_INTS = ("i8", "u8", "i16")
+_PAREN_OPERANDS = ("<<", ">>", "&", "^", "|", "or")
 _C_OP_TEXT = {"and": "&&", "or": "||", "cdiv": "/", "crem": "%"}
 
 
@@ -222,7 +223,12 @@ class CFamilyRenderer:
             return FLOAT_FUNCS[operand_type.name]["%"].format(self.expr(a), self.expr(b))
         prec = _C_PREC[op]
         narrow = dtype.name in _NARROW_INTS
-        x, y = self.expr(a, prec), self.expr(b, prec + 1)
+        # Bit operations and || parenthesize every compound operand: C's precedence there is
+        # a classic trap, and gcc -Wall warns about it (-Wparentheses).
+        operand_prec = 15 if op in _PAREN_OPERANDS else prec
+        x, y = self.expr(a, operand_prec), self.expr(b, max(operand_prec, prec + 1))
+        if op in ("<<", ">>") and isinstance(a, ir.Const) and operand_type.bits == 64:
+            x = f"(({self.ctype(operand_type)}){x})"  # `1 << 40` would shift a 32-bit int
         text = f"{x} {_C_OP_TEXT.get(op, op)} {y}"
         if narrow:
             return self.narrow(text, dtype)
