@@ -29,6 +29,7 @@ class _Translator:
     def __init__(self, kernel: KernelIR):
         self.kernel = kernel
         self.params = frozenset(kernel.params)
+        self.mark_depth = _mark_depths(kernel.schedule.get_root(), {})
 
     def expr(self, e: isl.AstExpr) -> Expr:
         return isl_helpers.from_ast_expr(e, self.params)
@@ -57,13 +58,30 @@ class _Translator:
             if label == "local":
                 tensors = [self.kernel.tensors[name] for name in rest.split(",")]
                 return Scope(tuple(Buffer(t.name, t.dtype, t.shape) for t in tensors), child)
-            return replace(child, kind=label) if isinstance(child, For) else child
+            # isl drops a loop with one iteration; then the for below is another loop (isl
+            # names loop iterators c<schedule depth>), which must not take the kind.
+            depth = self.mark_depth.get(n.mark_get_id().get_name())
+            if isinstance(child, For) and child.var == f"c{depth}":
+                return replace(child, kind=label)
+            return child
         if kind == isl.ast_node_type.user:
             call = n.user_get_expr()
             name = call.op_get_arg(0).id_get_id().get_name()
             args = [self.expr(call.op_get_arg(i)) for i in range(1, call.op_get_n_arg())]
             return _store(self.kernel.statement[name], args)
         raise NotImplementedError(f"isl AST node {kind}")
+
+
+def _mark_depths(node: isl.ScheduleNode, found: dict[str, int]) -> dict[str, int]:
+    """mark name -> schedule depth of the band it marks."""
+    if node.get_type() == isl.schedule_node_type.mark:
+        below = node.child(0)
+        while below.get_type() == isl.schedule_node_type.mark:
+            below = below.child(0)
+        found[node.mark_get_id().get_name()] = below.get_schedule_depth()
+    for i in range(node.n_children()):
+        _mark_depths(node.child(i), found)
+    return found
 
 
 def loop_ast(kernel: KernelIR) -> Node:

@@ -124,14 +124,19 @@ def violations(kernel: KernelIR, schedule: isl.Schedule,
     """The dependences of `kernel` that `schedule` fails to respect (empty when legal)."""
     deps = deps or Dependences.of(kernel)
     smap = schedule.get_map().intersect_params(kernel.context)
-    before = smap.lex_lt_union_map(smap)
+    # Per statement pair, not lex_lt_union_map of the whole schedule: that is quadratic in the
+    # number of statements even where no dependence connects them.
+    stmt_maps = {m.get_tuple_name(isl.dim_type.in_): m for m in isl_helpers.maps_of(smap)}
+    before: dict[tuple[str, str], isl.Map] = {}
     found = []
     for d in deps.all:
-        dep = isl.UnionMap.from_map(d.relation.intersect_params(kernel.context))
-        bad = dep.subtract(before)
+        pair = (d.source, d.sink)
+        if pair not in before:
+            before[pair] = stmt_maps[d.source].lex_lt_map(stmt_maps[d.sink])
+        bad = d.relation.intersect_params(kernel.context).subtract(before[pair])
         if bad.is_empty():
             continue
-        m = isl_helpers.maps_of(bad)[0]
+        m = bad
         point = m.wrap().sample_point()
         sizes, coords = isl_helpers.point_values(point, m.wrap())
         src = kernel.statement[d.source].iterators

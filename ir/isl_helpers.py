@@ -142,6 +142,12 @@ def maps_of(umap: isl.UnionMap) -> list[isl.Map]:
     return [maps.get_at(i) for i in range(maps.n_map())]
 
 
+def sets_of(uset: isl.UnionSet) -> list[isl.Set]:
+    """The sets of a union set, as a Python list."""
+    sets = uset.get_set_list()
+    return [sets.get_at(i) for i in range(sets.n_set())]
+
+
 def point_values(point: isl.Point, space_set: isl.Set) -> tuple[dict[str, int], list[int]]:
     """(parameter values, coordinates) of an isl point."""
     space = point.get_space()

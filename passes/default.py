@@ -13,19 +13,28 @@ result is legal by construction), in this order:
 
 from __future__ import annotations
 
+import islpy as isl
+
 from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
+from loopweave.ir import isl_helpers
+from loopweave.ir.dependences import Dependences
 from loopweave.ir.kernel import KernelIR, Statement
+from loopweave.passes import placement as pl
+from loopweave.passes.legality import carried_by
 from loopweave.passes.schedule import Schedule
 
 #: The micro-kernel: MR rows x NR columns of C in registers; KC deep, NC wide packed B panels.
 MR, NR, KC, NC = 6, 16, 256, 256
+#: Fusion tries one `apply` per statement; beyond this many statements it is not attempted.
+MAX_FUSION_STATEMENTS = 48
 
 
 def default_schedule(kernel: KernelIR) -> Schedule:
     """A legal schedule for `kernel` chosen by the heuristics above."""
     schedule = Schedule()
-    _fuse_for_locality(kernel, schedule)
+    if len(kernel.statements) <= MAX_FUSION_STATEMENTS:
+        _fuse_for_locality(kernel, schedule)
     placements = schedule.placements(kernel)
     tiled = set()
     for s in kernel.statements:
@@ -34,16 +43,45 @@ def default_schedule(kernel: KernelIR) -> Schedule:
             if steps and _try(kernel, schedule, steps):
                 tiled.add(s.name)
     placements = schedule.placements(kernel)
+    candidates = []
     seen_groups = set()
     for s in kernel.statements:
         names = placements[s.name].names()
         group = placements[s.name].order[:1]
         if names and group not in seen_groups:
             seen_groups.add(group)
-            _try(kernel, schedule, [("parallel", s.name, names[0])])
+            candidates.append(("parallel", s.name, 0))
         if names and s.name not in tiled and len(names) > 1:
-            _try(kernel, schedule, [("vectorize", s.name, names[-1])])
+            candidates.append(("vectorize", s.name, len(names) - 1))
+    free = _loops_carrying_nothing(kernel, placements, {(n, d) for _, n, d in candidates})
+    for op, name, depth in candidates:
+        if (name, depth) in free:
+            getattr(schedule, op)(name, placements[name].names()[depth])
+    schedule.apply(kernel)  # legal by construction; a ScheduleError here is a bug
     return schedule
+
+
+def _loops_carrying_nothing(kernel: KernelIR, placements, wanted: set[tuple[str, int]]
+                            ) -> set[tuple[str, int]]:
+    """Which (statement, loop depth) of `wanted` carry no dependence: one tree, one check per
+    band (trying each mark with a full `apply` is quadratic in the number of statements)."""
+    tree = pl.build_tree(kernel, placements)
+    deps = Dependences.of(kernel).union()
+    free = set()
+
+    def visit(node):
+        if node.get_type() == isl.schedule_node_type.band:
+            depth = node.get_schedule_depth()
+            names = [m.get_tuple_name()
+                     for m in isl_helpers.sets_of(node.get_domain())]
+            hits = [n for n in names if (n, depth) in wanted]
+            if hits and carried_by(node, deps).intersect_params(kernel.context).is_empty():
+                free.update((n, depth) for n in hits)
+        for i in range(node.n_children()):
+            visit(node.child(i))
+
+    visit(tree.get_root())
+    return free
 
 
 def _try(kernel: KernelIR, schedule: Schedule, steps: list[tuple]) -> bool:

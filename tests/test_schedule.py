@@ -216,3 +216,13 @@ def test_scheduled_c_matches_golden(name, source, schedule, update_golden):
             pytest.fail(f"created {golden}; review it and rerun")
     assert body == golden.read_text(), f"generated C for {name} changed; review the diff and " \
                                        "rerun with --update-golden if it is intended"
+
+
+def test_parallel_mark_on_a_loop_isl_drops_does_not_move_to_another_loop():
+    # j_oo = floor(j/4) outside j_o = floor(j/16): j_o has one iteration and isl drops it; the
+    # parallel mark must not land on the k_o reduction loop below (found by the autotuner).
+    s = Schedule().tile("C", j=16, k=8).tile("C", i=4, j=4).parallel("C", "j_o")
+    kernel = loopweave.compile(MATMUL, schedule=s)
+    assert "omp parallel" not in kernel.source
+    a, b = _matmul_args(64, 64, 64)
+    np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4)
