@@ -13,6 +13,8 @@ result is legal by construction), in this order:
 
 from __future__ import annotations
 
+import itertools
+
 import islpy as isl
 
 from loopweave.errors import ScheduleError
@@ -146,17 +148,21 @@ def _consumes(kernel: KernelIR, run: list[str], unit: list[str]) -> bool:
 
 def contraction_steps(s: Statement, loops: list[str]) -> list[tuple] | None:
     """The micro-kernel steps for `s` if it is `C[.., i, j] += A[.., i, k] * B[.., k, j]`
-    with its loops ending in i, j, k (any order), else None."""
-    if s.op != "+=" or not isinstance(s.rhs, ir.Binary) or s.rhs.op != "*":
-        return None
+    (times factors that use none of i, j, k, like gemm's alpha) with its loops ending in
+    i, j, k (any order), else None."""
     ij = _last_two(s.lhs)
-    for a, b in ((s.rhs.left, s.rhs.right), (s.rhs.right, s.rhs.left)):
+    if s.op != "+=" or ij is None:
+        return None
+    factors = _factors(s.rhs)
+    for a, b in itertools.permutations(factors, 2):
         ik, kj = _last_two(a), _last_two(b)
-        if None in (ij, ik, kj):
+        if None in (ik, kj):
             continue
         (i, j), k = ij, kj[0]
+        others = [f for f in factors if f is not a and f is not b]
         if ik == (i, k) and kj == (k, j) and len({i, j, k}) == 3 \
-                and sorted(loops[-3:]) == sorted([i, j, k]):
+                and sorted(loops[-3:]) == sorted([i, j, k]) \
+                and not any(_uses(f, {i, j, k}) for f in others):
             order = [*loops[:-3], f"{j}_o_o", f"{k}_o", f"{i}_o", f"{j}_o", k, i, j]
             return [("tile", s.name, {i: MR, j: NR, k: KC}),
                     ("tile", s.name, {f"{j}_o": NC // NR}),
@@ -164,6 +170,16 @@ def contraction_steps(s: Statement, loops: list[str]) -> list[tuple] | None:
                     ("cache_read", s.name, b.tensor, f"{i}_o"),
                     ("cache_write", s.name, k)]
     return None
+
+
+def _factors(e: ir.Expr) -> list[ir.Expr]:
+    if isinstance(e, ir.Binary) and e.op == "*":
+        return _factors(e.left) + _factors(e.right)
+    return [e]
+
+
+def _uses(e: ir.Expr, names: set[str]) -> bool:
+    return any(isinstance(x, ir.Var) and x.name in names for x in ir.walk(e))
 
 
 def _last_two(e: ir.Expr) -> tuple[str, str] | None:
