@@ -23,6 +23,7 @@ from loopweave.ir import isl_helpers
 from loopweave.ir.dependences import Dependences
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import placement as pl
+from loopweave.passes.graph import consumed_temporaries, dataflow_graph
 from loopweave.passes.legality import carried_by
 from loopweave.passes.schedule import Schedule
 
@@ -115,6 +116,7 @@ def _fuse_for_locality(kernel: KernelIR, schedule: Schedule) -> None:
         if not s.is_init:
             units.append(pending)
             pending = []
+    graph = dataflow_graph(kernel)
     run: list[str] = []
     best_locals = 0
     for unit in units:
@@ -131,19 +133,12 @@ def _fuse_for_locality(kernel: KernelIR, schedule: Schedule) -> None:
         except ScheduleError:
             locals_after = -1
         if locals_after > best_locals or (locals_after >= best_locals > -1 and
-                                          _consumes(kernel, run, unit)):
+                                          consumed_temporaries(graph, run, unit)):
             schedule.steps = trial.steps
             best_locals = locals_after
             run += unit
         else:
             run, best_locals = list(unit), 0
-
-
-def _consumes(kernel: KernelIR, run: list[str], unit: list[str]) -> bool:
-    """Does `unit` read a temporary that `run` writes (a producer-consumer pair)?"""
-    temps = {t.name for t in kernel.temporaries}
-    written = {kernel.statement[n].lhs.tensor for n in run} & temps
-    return any(load.tensor in written for n in unit for load in kernel.statement[n].reads)
 
 
 def contraction_steps(s: Statement, loops: list[str]) -> list[tuple] | None:

@@ -226,3 +226,15 @@ def test_parallel_mark_on_a_loop_isl_drops_does_not_move_to_another_loop():
     assert "omp parallel" not in kernel.source
     a, b = _matmul_args(64, 64, 64)
     np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_dataflow_graph_links_softmax_statements_through_their_temporaries():
+    from loopweave.driver import front_end
+    from loopweave.passes.graph import consumed_temporaries, dataflow_graph
+
+    kernel = front_end(SOFTMAX)
+    g = dataflow_graph(kernel)
+    writer = {s.lhs.tensor: s.name for s in kernel.statements if not s.is_init}
+    assert consumed_temporaries(g, [writer["m"]], [writer["e"]]) == {"m"}
+    assert consumed_temporaries(g, [writer["e"]], [writer["s"], writer["Y"]]) == {"e"}
+    assert consumed_temporaries(g, [writer["Y"]], [writer["m"]]) == set()
