@@ -176,6 +176,7 @@ class Checker:
                 return ir.Param(name)
             raise self.error(f"'assume' may only mention sizes and integer scalars, "
                              f"not '{name}'", pos)
+        previous = self.context
         for cond in item.conds:
             try:
                 c = affine_condition(cond, param_only)
@@ -185,6 +186,7 @@ class Checker:
             self.assumptions.append(c)
             self.context = self.context & isl_helpers.params_set(self.params, [c])
         if self.context.is_empty():
+            self.context = previous  # the statements after it are checked without it
             raise self.error("the assumptions contradict each other", item.pos)
 
     def name_is_free(self, name: str, loops: list[_Loop]) -> bool:
