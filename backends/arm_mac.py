@@ -302,4 +302,4 @@ class ArmCBackend(CBackend):
         includes = INCLUDES[self.core] if self.mac_used else ""
         if self.vector_isa_used:
             includes += self.vector_isa.include_lines()
-        return self.header() + PRELUDE + includes + "\n" + body
+        return self.header() + PRELUDE + includes + "".join(sorted(self.preamble)) + "\n" + body

@@ -50,6 +50,32 @@ def function_name(kernel: KernelIR) -> str:
     return f"lw_{kernel.name}"
 
 
+#: exp for f32 in straight-line arithmetic, so that vector loops stay vector loops (with
+#: -fno-trapping-math, which lets gcc if-convert the clamps): Cody-Waite
+#: reduction by ln 2, Cephes' degree-6 polynomial (about 1 ulp), 2^n built in two halves so
+#: that gradual underflow and overflow to infinity come out as expf's; NaN passes through.
+VECTORIZABLE_EXPF = r"""static inline float lw_expf(float x) {
+  float xc = x > -104.0f ? x : -104.0f; /* NaN becomes -104 here and passes through below */
+  xc = xc < 89.0f ? xc : 89.0f;
+  float t = xc * 1.44269504088896341f + 0.5f;
+  int32_t k = (int32_t)(t + 256.0f) - 256; /* t > -256, so truncation is floor */
+  float n = (float)k;
+  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t k1 = k / 2, k2 = k - k / 2;
+  uint32_t b1 = (uint32_t)(k1 + 127) << 23, b2 = (uint32_t)(k2 + 127) << 23;
+  union { uint32_t u; float f; } s1 = {b1}, s2 = {b2};
+  return x != x ? x : p * s1.f * s2.f;
+}
+"""
+
+
 class CBackend(CFamilyRenderer):
     """Portable C for any host compiler."""
 
@@ -60,6 +86,12 @@ class CBackend(CFamilyRenderer):
         super().__init__({t.name: t.shape for t in kernel.tensors.values()})
         self.kernel = kernel
         self.vector_isa = vector_isa  # a backends.simd.VectorISA for vector loops, or None
+
+    def call(self, f: str, args, dtype: DType) -> str:
+        if f == "exp" and dtype.name == "f32":  # libm's expf is a call gcc cannot vectorize
+            self.preamble.add(VECTORIZABLE_EXPF)
+            return f"lw_expf({self.expr(args[0])})"
+        return super().call(f, args, dtype)
 
     def signature(self) -> str:
         parts = []
@@ -99,8 +131,10 @@ def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
     if unknown or not isinstance(options.get("simd", True), bool):
         raise TargetError(f"target {name!r} takes only the option simd=True/False, "
                           f"got {options}")
-    # -fwrapv: integer overflow wraps, as numpy's does.
-    return Target(name, "c", cc or host_cc(), (*host_cflags(cflags), "-std=c99", "-fwrapv"),
+    # -fwrapv: integer overflow wraps, as numpy's does. -fno-trapping-math: we never enable
+    # floating-point traps, and it lets gcc vectorize loops with comparisons and selects.
+    return Target(name, "c", cc or host_cc(), (*host_cflags(cflags), "-std=c99", "-fwrapv",
+                                                "-fno-trapping-math"),
                   "host CPU, C99 built with the system C compiler", options)
 
 

@@ -11,7 +11,7 @@ import math
 import re
 
 from loopweave.ir import expr as ir
-from loopweave.ir.loops import Block, For, If, Node, Scope, Store
+from loopweave.ir.loops import Block, For, If, Node, Scope, Store, walk
 from loopweave.ir.types import BOOL, DType
 
 C_KEYWORDS = frozenset("""
@@ -129,6 +129,16 @@ _C_PREC = {"*": 13, "/": 13, "%": 13, "cdiv": 13, "crem": 13, "+": 12, "-": 12, 
 _NARROW_INTS = ("i8", "u8", "i16")
 _PAREN_OPERANDS = ("<<", ">>", "&", "^", "|", "or")
 _C_OP_TEXT = {"and": "&&", "or": "||", "cdiv": "/", "crem": "%"}
+
+
+def _reduces_across(loop: For) -> bool:
+    """Does a reduction in `loop` update a location that does not move with the loop?"""
+    for n in walk(loop.body):
+        if isinstance(n, Store) and n.reduce and not any(
+                isinstance(x, ir.Var) and x.name == loop.var
+                for index in n.indices for x in ir.walk(index)):
+            return True
+    return False
 
 
 class CFamilyRenderer:
@@ -314,6 +324,8 @@ class CFamilyRenderer:
                 f"{self.expr(node.cond)}; {v} += {node.step}) {{")
         pragma = [f"{indent}{self.LOOP_PRAGMAS[node.kind]}"] if node.kind in self.LOOP_PRAGMAS \
             else []
+        if node.kind == "vector" and _reduces_across(node):
+            pragma = []  # `omp simd` without a reduction clause would race on the accumulator
         return [*pragma, head, *self.stmt(node.body, indent + "  "), f"{indent}}}"]
 
     def store(self, node: Store) -> str:

@@ -24,7 +24,7 @@ from loopweave.ir.dependences import Dependences
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import placement as pl
 from loopweave.passes.graph import consumed_temporaries, dataflow_graph
-from loopweave.passes.legality import carried_by
+from loopweave.passes.legality import carried_by, reduction_chains
 from loopweave.passes.schedule import Schedule
 
 #: The micro-kernel: MR rows x NR columns of C in registers; KC deep, NC wide packed B panels.
@@ -56,21 +56,22 @@ def default_schedule(kernel: KernelIR) -> Schedule:
             candidates.append(("parallel", s.name, 0))
         if names and s.name not in tiled and len(names) > 1:
             candidates.append(("vectorize", s.name, len(names) - 1))
-    free = _loops_carrying_nothing(kernel, placements, {(n, d) for _, n, d in candidates})
+    free, vectors = _loops_carrying_nothing(kernel, placements,
+                                            {(n, d) for _, n, d in candidates})
     for op, name, depth in candidates:
-        if (name, depth) in free:
+        if (name, depth) in free or (op == "vectorize" and (name, depth) in vectors):
             getattr(schedule, op)(name, placements[name].names()[depth])
     schedule.apply(kernel)  # legal by construction; a ScheduleError here is a bug
     return schedule
 
 
-def _loops_carrying_nothing(kernel: KernelIR, placements, wanted: set[tuple[str, int]]
-                            ) -> set[tuple[str, int]]:
-    """Which (statement, loop depth) of `wanted` carry no dependence: one tree, one check per
-    band (trying each mark with a full `apply` is quadratic in the number of statements)."""
+def _loops_carrying_nothing(kernel: KernelIR, placements, wanted: set[tuple[str, int]]):
+    """Which (statement, loop depth) of `wanted` carry no dependence, and which carry only
+    reduction chains (may be vector loops): one tree, one check per band (trying each mark
+    with a full `apply` is quadratic in the number of statements)."""
     tree = pl.build_tree(kernel, placements)
     deps = Dependences.of(kernel).union()
-    free = set()
+    free, vectors = set(), set()
 
     def visit(node):
         if node.get_type() == isl.schedule_node_type.band:
@@ -78,13 +79,17 @@ def _loops_carrying_nothing(kernel: KernelIR, placements, wanted: set[tuple[str,
             names = [m.get_tuple_name()
                      for m in isl_helpers.sets_of(node.get_domain())]
             hits = [n for n in names if (n, depth) in wanted]
-            if hits and carried_by(node, deps).intersect_params(kernel.context).is_empty():
+            carried = carried_by(node, deps).intersect_params(kernel.context) if hits else None
+            if hits and carried.is_empty():
                 free.update((n, depth) for n in hits)
+            elif hits:  # a vector loop may still carry a reduction chain
+                rest = carried.subtract(reduction_chains(kernel, placements, depth))
+                vectors.update((n, depth) for n in hits if rest.is_empty())
         for i in range(node.n_children()):
             visit(node.child(i))
 
     visit(tree.get_root())
-    return free
+    return free, vectors
 
 
 def _try(kernel: KernelIR, schedule: Schedule, steps: list[tuple]) -> bool:

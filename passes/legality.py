@@ -6,6 +6,7 @@ from __future__ import annotations
 import islpy as isl
 
 from loopweave.errors import ScheduleError
+from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.dependences import Dependences, violations
 from loopweave.ir.kernel import KernelIR
@@ -28,8 +29,12 @@ def check_dependences(kernel: KernelIR, schedule: isl.Schedule, what: str = "the
             f"run before {instance_text(kernel, d.sink, v.sink_instance)} (sizes {sizes})")
 
 
-def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule) -> None:
-    """A parallel or vector loop may carry no dependence."""
+REDUCTIONS = ("+=", "max=", "min=", "*=")
+
+
+def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule, placements=None) -> None:
+    """A parallel loop may carry no dependence; a vector loop none but the chain of a
+    reduction over it (`s += x[j]` over j: the SIMD code keeps partial results per lane)."""
     deps = None
     for mark in marks(schedule.get_root()):
         name = mark.mark_get_id().get_name()
@@ -37,7 +42,11 @@ def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule) -> None:
         if kind not in ("parallel", "vector"):
             continue
         deps = deps or Dependences.of(kernel).union()
-        carried = carried_by(mark.child(0), deps).intersect_params(kernel.context)
+        band = mark.child(0)
+        carried = carried_by(band, deps).intersect_params(kernel.context)
+        if kind == "vector" and placements is not None:
+            carried = carried.subtract(
+                reduction_chains(kernel, placements, band.get_schedule_depth()))
         if not carried.is_empty():
             m = isl_helpers.maps_of(carried)[0]
             point = m.wrap().sample_point()
@@ -50,6 +59,28 @@ def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule) -> None:
             raise ScheduleError(
                 f"loop {loop} of {stmt} cannot be {kind}: it carries a dependence from "
                 f"{instance_text(kernel, src, a)} to {instance_text(kernel, snk, b)}")
+
+
+def reduction_chains(kernel: KernelIR, placements, depth: int) -> isl.UnionMap:
+    """The dependences that only chain a reduction along the loop at `depth`: a statement
+    `T[..] op= e` on itself, where the loop's variables index neither T nor any load of T."""
+    result = isl.UnionMap.empty(kernel.context.get_space())
+    for d in Dependences.of(kernel).all:
+        s = kernel.statement[d.source]
+        p = placements.get(s.name)
+        if d.sink != d.source or s.op not in REDUCTIONS or d.tensor != s.lhs.tensor \
+                or p is None or len(p.loops) <= depth:
+            continue
+        loop_vars = _vars(p.loops[depth].expr)
+        if loop_vars & set().union(*(_vars(x) for x in s.lhs.indices)) or any(
+                load.tensor == d.tensor for load in ir.loads(s.rhs)):
+            continue
+        result = result.union(isl.UnionMap.from_map(d.relation))
+    return result
+
+
+def _vars(e: ir.Expr) -> set[str]:
+    return {x.name for x in ir.walk(e) if isinstance(x, ir.Var)}
 
 
 def carried_by(band: isl.ScheduleNode, deps: isl.UnionMap) -> isl.UnionMap:

@@ -141,7 +141,7 @@ class Schedule:
         placements = self.placements(kernel)
         schedule = pl.build_tree(kernel, placements)
         check_dependences(kernel, schedule)
-        check_loop_kinds(kernel, schedule)
+        check_loop_kinds(kernel, schedule, placements)
         reduced, locals_at = reduce_storage(kernel, placements)
         caches_at, wanted = self._caches(kernel, placements)
         if locals_at or caches_at:

@@ -11,7 +11,7 @@ void lw_softmax(const float *restrict X, float *restrict Y, int64_t N, int64_t D
       }
       #pragma omp simd
       for (int64_t c1 = 0; c1 < D; c1 += 1) {
-        e[c1] = expf(X[c0 * D + c1] - m[0]);
+        e[c1] = lw_expf(X[c0 * D + c1] - m[0]);
       }
       s[0] = 0.0f;
       for (int64_t c1 = 0; c1 < D; c1 += 1) {

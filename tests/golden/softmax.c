@@ -9,7 +9,7 @@ void lw_softmax(const float *restrict X, float *restrict Y, float *restrict m, f
   }
   for (int64_t c0 = 0; c0 < N; c0 += 1) {
     for (int64_t c1 = 0; c1 < D; c1 += 1) {
-      e[c0 * D + c1] = expf(X[c0 * D + c1] - m[c0]);
+      e[c0 * D + c1] = lw_expf(X[c0 * D + c1] - m[c0]);
     }
   }
   for (int64_t c0 = 0; c0 < N; c0 += 1) {
