@@ -238,3 +238,27 @@ def test_dataflow_graph_links_softmax_statements_through_their_temporaries():
     assert consumed_temporaries(g, [writer["m"]], [writer["e"]]) == {"m"}
     assert consumed_temporaries(g, [writer["e"]], [writer["s"], writer["Y"]]) == {"e"}
     assert consumed_temporaries(g, [writer["Y"]], [writer["m"]]) == set()
+
+
+def test_a_reduction_loop_may_be_vector_but_not_parallel_and_a_recurrence_neither():
+    dot = "kernel dot(X: f32[N], W: f32[N]) -> s: f32[] { s[] += X[i] * W[i] }"
+    scan = "kernel scan(A: inout f32[N]) { A[i] += A[i - 1] where i in 1:N }"
+    kernel = loopweave.compile(dot, schedule=Schedule().vectorize("s", "i"))
+    x = rng.standard_normal(1001, dtype=np.float32)
+    w = rng.standard_normal(1001, dtype=np.float32)
+    np.testing.assert_allclose(kernel(x, w), np.dot(x.astype(np.float64), w), rtol=1e-4)
+    with pytest.raises(ScheduleError, match="cannot be parallel"):
+        loopweave.compile(dot, schedule=Schedule().parallel("s", "i"))
+    with pytest.raises(ScheduleError, match="cannot be vector"):
+        loopweave.compile(scan, schedule=Schedule().vectorize("A", "i"))
+
+
+def test_f32_exp_is_within_one_ulp_and_keeps_nan_and_infinities():
+    kernel = loopweave.compile("kernel e(X: f32[N]) -> Y: f32[N] { Y[i] = exp(X[i]) }")
+    x = np.concatenate([np.linspace(-87, 88, 100_003, dtype=np.float32),
+                        np.array([np.nan, np.inf, -np.inf, -200.0, 200.0], np.float32)])
+    y = kernel(x)
+    want = np.exp(x[:-5].astype(np.float64))
+    ulps = np.abs(y[:-5] - want) / np.spacing(want.astype(np.float32))
+    assert ulps.max() <= 1.0
+    assert np.isnan(y[-5]) and y[-4] == np.inf and y[-3] == 0 and y[-2] == 0 and y[-1] == np.inf
