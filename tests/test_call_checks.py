@@ -8,18 +8,15 @@ kernel, each size set to 0 in turn), and NaN/inf inputs, which must propagate as
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from test_kernels import refs  # examples/references.py, loaded by path
 
 import loopweave
 from loopweave import ArgumentTypeError, ArgumentValueError
 
-ROOT = Path(__file__).resolve().parent.parent
 GEMM = """kernel gemm(alpha: f32, C: inout f32[M, N], A: f32[M, K], B: f32[K, N]) {
     C[i, j] += alpha * A[i, k] * B[k, j]
 }"""
@@ -29,19 +26,6 @@ REDUCE = """kernel reduce(X: f32[N, D]) -> (hi: f32[N], lo: f32[N], e: f32[N, D]
     e[i, j] = exp(X[i, j])
     m[i, j] = max(X[i, j], 0.0)
 }"""
-
-
-def _load_references():
-    name = "loopweave_example_references"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / "references.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-refs = _load_references()
 _compiled: dict[str, loopweave.Kernel] = {}
 
 

@@ -11,7 +11,6 @@ Also: sizes whose products pass 2^31 give 64-bit index arithmetic in the generat
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -22,27 +21,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_kernels import refs  # examples/references.py, loaded by path
 
 import loopweave
 from loopweave.driver import front_end, stages
 from loopweave.errors import ScheduleError
 
-ROOT = Path(__file__).resolve().parent.parent
 SANITIZE = ["-O0", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
             "-fno-sanitize-recover=all"]
 
 
-def _load_references():
-    name = "loopweave_example_references"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / "references.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-refs = _load_references()
 
 
 # -- the subprocess --------------------------------------------------------------------------------
