@@ -126,9 +126,9 @@ class _Search:
     def next_round(self, n: int) -> list[tuple[dict, str]]:
         """Up to `n` (config, how chosen) to measure next."""
         if not self.seen:
-            first = self.fresh([self.space.default()])
+            first = self.fresh([self.space.default(), *self.space.seeds()])
             if first:
-                return [(first[0], "default")]
+                return [(c, "default" if i == 0 else "seed") for i, c in enumerate(first[:n])]
         if self.strategy == "random" or not self.elite or not self.model.trained:
             return [(c, "random") for c in self.fresh(self.space.sample_legal(self.rng, n * 2))[:n]]
         parents = [c for _, c in self.elite]

@@ -7,6 +7,8 @@ target options; a new scheduling pass plugs in as one more generator in `GENERAT
     FusionKnobs       per pair of consecutive written tensors: how many outer loops they share
     LoopNestKnobs     per written tensor: two tiling levels per loop, a loop order per level,
                       a parallel outer loop, a vector inner loop, an unrolled loop
+    MicroKernelKnobs  per contraction C[i,j] += A[i,k]*B[k,j]: the packed, register-tiled nest
+                      of passes/default.py, with its tile sizes (replaces LoopNestKnobs there)
     TargetOptionKnobs the backend's `tuning_space(kernel_ir)` (block sizes, num_warps, ...)
 
 Only legal configurations are proposed: `is_legal` applies the schedule, which raises
@@ -168,7 +170,7 @@ class LoopNestKnobs:
 
     def apply(self, ctx: SpaceContext, config: Config, schedule: Schedule, options: dict) -> None:
         for tensor, loops in self.groups(ctx).items():
-            if not loops:
+            if not loops or config.get(f"{tensor}.micro"):
                 continue
             t1 = {v: int(config.get(f"{tensor}.tile1.{v}", 0) or 0) for v in loops}
             t2 = {v: int(config.get(f"{tensor}.tile2.{v}", 0) or 0) for v in loops}
@@ -241,6 +243,48 @@ class FusionKnobs:
             schedule.fuse(*chain, depth=depth)
 
 
+class MicroKernelKnobs:
+    """For each contraction: the BLIS-like nest of the default schedule (packed B panels, an
+    MR x NR accumulator tile in vector registers) and its sizes MR, NR, KC, NC."""
+
+    SIZES = {"mr": (6, 4, 8, 12), "nr": (16, 8, 32), "kc": (256, 128, 512), "nc": (256, 128, 512)}
+
+    def applies(self, ctx: SpaceContext) -> bool:
+        return LoopNestKnobs().applies(ctx) and bool(self._contractions(ctx))
+
+    def _contractions(self, ctx: SpaceContext) -> dict[str, Statement]:
+        from loopweave.passes.default import contraction_steps
+
+        found = {}
+        for s in ctx.kernel.statements:
+            if contraction_steps(s, list(s.iterators)) is not None:
+                found[s.lhs.tensor] = s
+        return found
+
+    def knobs(self, ctx: SpaceContext) -> list[Knob]:
+        knobs: list[Knob] = []
+        for tensor in self._contractions(ctx):
+            knobs.append(Choice(f"{tensor}.micro", (False, True)))
+            knobs += [Choice(f"{tensor}.micro_{k}", v) for k, v in self.SIZES.items()]
+        return knobs
+
+    def seeds(self, ctx: SpaceContext) -> list[Config]:
+        """The default schedule's choice: every contraction as a micro-kernel."""
+        return [{f"{t}.micro": True for t in self._contractions(ctx)}]
+
+    def apply(self, ctx: SpaceContext, config: Config, schedule: Schedule, options: dict) -> None:
+        from loopweave.passes.default import contraction_steps
+
+        for tensor, s in self._contractions(ctx).items():
+            if not config.get(f"{tensor}.micro"):
+                continue
+            sizes = {k: int(config.get(f"{tensor}.micro_{k}", v[0]))
+                     for k, v in self.SIZES.items()}
+            for op, *args in contraction_steps(s, list(s.iterators), **sizes):
+                kwargs = args.pop() if isinstance(args[-1], dict) else {}
+                getattr(schedule, op)(*args, **kwargs)
+
+
 class TargetOptionKnobs:
     """The backend's own tuning dimensions: `tuning_space(kernel_ir) -> {option: [values]}`;
     a dict in place of a list nests (Triton's `block: {loop: [sizes]}`)."""
@@ -269,7 +313,7 @@ class TargetOptionKnobs:
 
 
 #: Knob generators, in the order their steps are applied. New passes add theirs here.
-GENERATORS: list = [FusionKnobs(), LoopNestKnobs(), TargetOptionKnobs()]
+GENERATORS: list = [FusionKnobs(), LoopNestKnobs(), MicroKernelKnobs(), TargetOptionKnobs()]
 
 
 class SearchSpace:
@@ -290,6 +334,12 @@ class SearchSpace:
     def default(self) -> Config:
         """The configuration that changes nothing (program order, default options)."""
         return {k.name: k.default for k in self.knobs}
+
+    def seeds(self) -> list[Config]:
+        """Configurations worth measuring first (the default schedule's own choices)."""
+        defaults = self.default()
+        return [{**defaults, **seed} for g in self.generators if hasattr(g, "seeds")
+                for seed in g.seeds(self.ctx)]
 
     def random(self, rng: random.Random) -> Config:
         return {k.name: k.sample(rng) for k in self.knobs}

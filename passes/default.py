@@ -146,7 +146,8 @@ def _fuse_for_locality(kernel: KernelIR, schedule: Schedule) -> None:
             run, best_locals = list(unit), 0
 
 
-def contraction_steps(s: Statement, loops: list[str]) -> list[tuple] | None:
+def contraction_steps(s: Statement, loops: list[str], mr: int = MR, nr: int = NR,
+                      kc: int = KC, nc: int = NC) -> list[tuple] | None:
     """The micro-kernel steps for `s` if it is `C[.., i, j] += A[.., i, k] * B[.., k, j]`
     (times factors that use none of i, j, k, like gemm's alpha) with its loops ending in
     i, j, k (any order), else None."""
@@ -164,8 +165,8 @@ def contraction_steps(s: Statement, loops: list[str]) -> list[tuple] | None:
                 and sorted(loops[-3:]) == sorted([i, j, k]) \
                 and not any(_uses(f, {i, j, k}) for f in others):
             order = [*loops[:-3], f"{j}_o_o", f"{k}_o", f"{i}_o", f"{j}_o", k, i, j]
-            return [("tile", s.name, {i: MR, j: NR, k: KC}),
-                    ("tile", s.name, {f"{j}_o": NC // NR}),
+            return [("tile", s.name, {i: mr, j: nr, k: kc}),
+                    ("tile", s.name, {f"{j}_o": max(1, nc // nr)}),
                     ("reorder", s.name, *order),
                     ("cache_read", s.name, b.tensor, f"{i}_o"),
                     ("cache_write", s.name, k)]
