@@ -504,14 +504,27 @@ class Checker:
         positions = [stmt.iterators.index(v) for v in keep]
         # Keep the constraints on the kept variables only: an (i, j) whose reduction range is
         # empty still starts from the identity (a sum over nothing is 0).
-        domain = stmt.domain
+        domain, projected = stmt.domain, stmt.domain
         for p in reversed(range(len(stmt.iterators))):
             if p not in positions:
                 domain = domain.drop_constraints_involving_dims(isl.dim_type.set, p, 1)
                 domain = domain.project_out(isl.dim_type.set, p, 1)
-        domain = domain.set_tuple_name(stmt.name + "_init")
-        return Statement(stmt.name + "_init", tuple(keep), domain, stmt.lhs, "=", stmt.rhs,
-                         stmt.pos, is_init=True)
+                projected = projected.project_out(isl.dim_type.set, p, 1)
+        name = stmt.name + "_init"
+        domain, projected = domain.set_tuple_name(name), projected.set_tuple_name(name)
+        if not domain.is_bounded():
+            # A kept variable was bounded through a reduction variable (`i in 0:k`): an output
+            # starts from the identity on its whole box, a temporary where it is written.
+            target = self.tensors.get(stmt.lhs.tensor)
+            if target is None:
+                domain = projected
+            else:
+                inside = isl_helpers.box(self.params, target.name, self.extents[target.name])
+                access = isl_helpers.make_map(self.params, name, tuple(keep), target.name,
+                                              stmt.lhs.indices)
+                domain = domain & access.intersect_range(inside).domain()
+        return Statement(name, tuple(keep), domain, stmt.lhs, "=", stmt.rhs, stmt.pos,
+                         is_init=True)
 
     def init_value(self, op: str, target: Tensor) -> ir.Expr:
         compute = target.dtype.compute

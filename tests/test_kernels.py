@@ -148,3 +148,27 @@ def test_example_and_doc_kernels_compile(source, kname):
 
 def test_examples_were_found():
     assert len([s for s in _SOURCES if s[0].startswith("examples")]) >= len(refs.KERNELS)
+
+
+def test_reduction_whose_left_range_depends_on_the_reduction_variable():
+    # `i in 0:k`: the initialisation of s covers all of s (s[N-1] sums nothing: 0; the max of
+    # nothing is -inf), not an unbounded range.
+    total = loopweave.compile("kernel t(A: f32[N, N]) -> s: f32[N] "
+                              "{ s[i] += A[k, i] where k in 0:N, i in 0:k }")
+    top = loopweave.compile("kernel t(A: f32[N, N]) -> s: f32[N] "
+                            "{ s[i] max= A[k, i] where k in 0:N, i in 0:k }")
+    a = np.random.default_rng(0).standard_normal((5, 5), dtype=np.float32)
+    np.testing.assert_allclose(total(a), np.tril(a, -1).sum(axis=0), rtol=1e-6, atol=1e-6)
+    want = [a[i + 1:, i].max() for i in range(4)] + [-np.inf]
+    np.testing.assert_array_equal(top(a), np.array(want, dtype=np.float32))
+
+
+def test_reduction_inside_a_for_loop_restarts_each_iteration():
+    src = """
+    kernel last_row(A: f32[R, N]) -> y: f32[N] {
+        for r in 0:R {
+            y[j] += A[r, j] * 2.0
+        }
+    }"""
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    np.testing.assert_array_equal(loopweave.compile(src)(a), 2 * a[-1])
