@@ -22,6 +22,8 @@ from loopweave.ir.loops import For, Store
 from loopweave.ir.types import DType
 
 MAX_ROWS = 16
+MAX_ROW_BYTES = 256
+CHUNK_BYTES = 64
 VECTOR_OPS = ("+", "-", "*")
 
 
@@ -36,8 +38,11 @@ def render_register_tile(r, node: For, indent: str) -> list[str] | None:
     if dtype.name not in ("f32", "f64", "i32") or store.reduce != "+=" or rows > MAX_ROWS:
         return None
     nbytes = width * dtype.bits // 8
-    if nbytes & (nbytes - 1) or not 16 <= nbytes <= 128:
+    if nbytes & (nbytes - 1) or not 16 <= nbytes <= MAX_ROW_BYTES:
         return None
+    # A row wider than one 64-byte vector is several: gcc splits wide vector types badly.
+    chunks = max(1, nbytes // CHUNK_BYTES)
+    chunk_width, chunk_bytes = width // chunks, nbytes // chunks
     x, y = rows_loop.var, cols_loop.var
     starts = []
     for row in range(rows):
@@ -47,18 +52,20 @@ def render_register_tile(r, node: For, indent: str) -> list[str] | None:
         start = constant_value(ir.substitute(offset, {y: ir.Const(0)}))
         if start is None:
             return None
-        starts.append(start)
+        starts += [start + c * chunk_width for c in range(chunks)]
     updates = []
     for row in range(rows):
-        value = ir.substitute(store.value, {x: ir.Const(row)})
-        text = _vector_expr(r, value, y, width)
-        if text is None:
-            return None
-        updates.append(text)
-    vec = f"lw_vec_{dtype.name}_{width}"
-    r.preamble.add(_vector_type(vec, dtype, nbytes))
+        for c in range(chunks):
+            shifted = ir.Binary("+", ir.Var(y), ir.Const(c * chunk_width), ir.Var(y).dtype)
+            value = ir.substitute(store.value, {x: ir.Const(row), y: shifted})
+            text = _vector_expr(r, value, y, chunk_width)
+            if text is None:
+                return None
+            updates.append(text)
+    vec = f"lw_vec_{dtype.name}_{chunk_width}"
+    r.preamble.add(_vector_type(vec, dtype, chunk_bytes))
     acc = c_name(store.tensor)
-    regs = [f"lw_r{row}" for row in range(rows)]
+    regs = [f"lw_r{row}_{c}" for row in range(rows) for c in range(chunks)]
     inner = indent + "  "
     lines = [f"{indent}{{", f"{inner}{vec} {', '.join(regs)};"]
     lines += [f"{inner}__builtin_memcpy(&{reg}, &{acc}[{s}], sizeof {reg});"

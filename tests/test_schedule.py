@@ -262,3 +262,19 @@ def test_f32_exp_is_within_one_ulp_and_keeps_nan_and_infinities():
     ulps = np.abs(y[:-5] - want) / np.spacing(want.astype(np.float32))
     assert ulps.max() <= 1.0
     assert np.isnan(y[-5]) and y[-4] == np.inf and y[-3] == 0 and y[-2] == 0 and y[-1] == np.inf
+
+
+@pytest.mark.parametrize("mr, nr", [(4, 32), (3, 64), (8, 8)])
+def test_register_tiles_wider_than_a_vector_are_split_into_vectors(mr, nr):
+    from loopweave.driver import front_end
+    from loopweave.passes.default import contraction_steps
+
+    s1 = front_end(MATMUL).statement["S1"]
+    s = Schedule()
+    for op, *args in contraction_steps(s1, list(s1.iterators), mr, nr, 32, 2 * nr):
+        kwargs = args.pop() if isinstance(args[-1], dict) else {}
+        getattr(s, op)(*args, **kwargs)
+    kernel = loopweave.compile(MATMUL, schedule=s)
+    assert "lw_vload_f32" in kernel.source
+    a, b = _matmul_args(2 * mr + 1, 75, 3 * nr - 5)
+    np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4)

@@ -27,27 +27,27 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
               }
               if (256 * c1 + 255 <= lw_min_i64(K - 1, 256 * c1 + 255) && 6 * c2 + 5 <= lw_min_i64(M - 1, 6 * c2 + 5) && 16 * c3 + 15 <= lw_min_i64(N - 1, 16 * c3 + 15)) {
                 {
-                  lw_vec_f32_16 lw_r0, lw_r1, lw_r2, lw_r3, lw_r4, lw_r5;
-                  __builtin_memcpy(&lw_r0, &C_acc[0], sizeof lw_r0);
-                  __builtin_memcpy(&lw_r1, &C_acc[16], sizeof lw_r1);
-                  __builtin_memcpy(&lw_r2, &C_acc[32], sizeof lw_r2);
-                  __builtin_memcpy(&lw_r3, &C_acc[48], sizeof lw_r3);
-                  __builtin_memcpy(&lw_r4, &C_acc[64], sizeof lw_r4);
-                  __builtin_memcpy(&lw_r5, &C_acc[80], sizeof lw_r5);
+                  lw_vec_f32_16 lw_r0_0, lw_r1_0, lw_r2_0, lw_r3_0, lw_r4_0, lw_r5_0;
+                  __builtin_memcpy(&lw_r0_0, &C_acc[0], sizeof lw_r0_0);
+                  __builtin_memcpy(&lw_r1_0, &C_acc[16], sizeof lw_r1_0);
+                  __builtin_memcpy(&lw_r2_0, &C_acc[32], sizeof lw_r2_0);
+                  __builtin_memcpy(&lw_r3_0, &C_acc[48], sizeof lw_r3_0);
+                  __builtin_memcpy(&lw_r4_0, &C_acc[64], sizeof lw_r4_0);
+                  __builtin_memcpy(&lw_r5_0, &C_acc[80], sizeof lw_r5_0);
                   for (int64_t c4 = 0; c4 < 256; c4 += 1) {
-                    lw_r0 += (A[(6 * c2 + 0) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + 0)]));
-                    lw_r1 += (A[(6 * c2 + 1) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + 0)]));
-                    lw_r2 += (A[(6 * c2 + 2) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + 0)]));
-                    lw_r3 += (A[(6 * c2 + 3) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + 0)]));
-                    lw_r4 += (A[(6 * c2 + 4) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + 0)]));
-                    lw_r5 += (A[(6 * c2 + 5) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + 0)]));
+                    lw_r0_0 += (A[(6 * c2 + 0) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
+                    lw_r1_0 += (A[(6 * c2 + 1) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
+                    lw_r2_0 += (A[(6 * c2 + 2) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
+                    lw_r3_0 += (A[(6 * c2 + 3) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
+                    lw_r4_0 += (A[(6 * c2 + 4) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
+                    lw_r5_0 += (A[(6 * c2 + 5) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
                   }
-                  __builtin_memcpy(&C_acc[0], &lw_r0, sizeof lw_r0);
-                  __builtin_memcpy(&C_acc[16], &lw_r1, sizeof lw_r1);
-                  __builtin_memcpy(&C_acc[32], &lw_r2, sizeof lw_r2);
-                  __builtin_memcpy(&C_acc[48], &lw_r3, sizeof lw_r3);
-                  __builtin_memcpy(&C_acc[64], &lw_r4, sizeof lw_r4);
-                  __builtin_memcpy(&C_acc[80], &lw_r5, sizeof lw_r5);
+                  __builtin_memcpy(&C_acc[0], &lw_r0_0, sizeof lw_r0_0);
+                  __builtin_memcpy(&C_acc[16], &lw_r1_0, sizeof lw_r1_0);
+                  __builtin_memcpy(&C_acc[32], &lw_r2_0, sizeof lw_r2_0);
+                  __builtin_memcpy(&C_acc[48], &lw_r3_0, sizeof lw_r3_0);
+                  __builtin_memcpy(&C_acc[64], &lw_r4_0, sizeof lw_r4_0);
+                  __builtin_memcpy(&C_acc[80], &lw_r5_0, sizeof lw_r5_0);
                 }
               } else {
                 for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
