@@ -8,15 +8,14 @@ tested by this file on this machine (it runs the same calls when `gpu_missing()`
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import shutil
-import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_kernels import refs
 
 import loopweave
 from loopweave.backends import cuda
@@ -25,22 +24,9 @@ from loopweave.backends.cuda_render import CUDA_PRELUDE
 from loopweave.driver import stages
 from loopweave.errors import CompileError, TargetError
 
-ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
-def _load_references():
-    name = "loopweave_example_references"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / "references.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-refs = _load_references()
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
 needs_cxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
 SMALL_TILES = {"block_m": 16, "block_n": 16, "block_k": 4, "thread_m": 2, "thread_n": 2,

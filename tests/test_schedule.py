@@ -49,16 +49,19 @@ def test_parallel_loop_becomes_an_openmp_loop():
     assert "#pragma omp parallel for" in kernel.source
 
 
-def test_time_loop_kernel_tiles_inner_loop():
-    s = Schedule().tile("A", i=4).tile("B", i=4)
-    kernel = loopweave.compile(JACOBI, schedule=s)
-    reference = loopweave.compile(JACOBI)
+def _same_as_program_order_on_jacobi(schedule: Schedule, steps: int) -> None:
+    kernel = loopweave.compile(JACOBI, schedule=schedule)
+    reference = loopweave.compile(JACOBI, schedule=Schedule())
     a, b = rng.standard_normal(23, dtype=np.float32), rng.standard_normal(23, dtype=np.float32)
     a2, b2 = a.copy(), b.copy()
-    kernel(a, b, 5)
-    reference(a2, b2, 5)
+    kernel(a, b, steps)
+    reference(a2, b2, steps)
     np.testing.assert_array_equal(a, a2)
     np.testing.assert_array_equal(b, b2)
+
+
+def test_time_loop_kernel_tiles_inner_loop():
+    _same_as_program_order_on_jacobi(Schedule().tile("A", i=4).tile("B", i=4), 5)
 
 
 def test_triangular_kernel_tiles():
@@ -166,14 +169,7 @@ def test_time_tiling_needs_the_skew_and_the_shift():
         loopweave.compile(JACOBI, schedule=unskewed)
     s = Schedule().skew("B", "i", by="t", factor=2).skew("A", "i", by="t", factor=2, offset=1)
     s.tile("A", t=4, i=8).tile("B", t=4, i=8)
-    kernel = loopweave.compile(JACOBI, schedule=s)
-    reference = loopweave.compile(JACOBI, schedule=Schedule())
-    a, b = rng.standard_normal(23, dtype=np.float32), rng.standard_normal(23, dtype=np.float32)
-    a2, b2 = a.copy(), b.copy()
-    kernel(a, b, 6)
-    reference(a2, b2, 6)
-    np.testing.assert_array_equal(a, a2)
-    np.testing.assert_array_equal(b, b2)
+    _same_as_program_order_on_jacobi(s, 6)
 
 
 def test_default_schedule_tiles_matmul_and_fuses_softmax():
@@ -190,8 +186,6 @@ def test_empty_schedule_keeps_program_order():
     assert "B_pack" not in kernel.source and "pragma" not in kernel.source
 
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
-
 
 def _time_tiled_jacobi():
     s = Schedule().skew("B", "i", by="t", factor=2).skew("A", "i", by="t", factor=2, offset=1)
@@ -203,19 +197,12 @@ def _time_tiled_jacobi():
     ("scheduled_softmax_default", SOFTMAX, None),
     ("scheduled_jacobi_1d_time_tiled", JACOBI, _time_tiled_jacobi()),
 ])
-def test_scheduled_c_matches_golden(name, source, schedule, update_golden):
+def test_scheduled_c_matches_golden(name, source, schedule, update_golden, check_golden):
     from loopweave.backends.c import CBackend
     from loopweave.driver import stages
 
     result = stages(source, schedule=schedule)
-    body = CBackend(result.ir).render_body(result.loops)
-    golden = GOLDEN / f"{name}.c"
-    if update_golden or not golden.exists():
-        golden.write_text(body)
-        if not update_golden:
-            pytest.fail(f"created {golden}; review it and rerun")
-    assert body == golden.read_text(), f"generated C for {name} changed; review the diff and " \
-                                       "rerun with --update-golden if it is intended"
+    check_golden(f"{name}.c", CBackend(result.ir).render_body(result.loops), update_golden)
 
 
 def test_parallel_mark_on_a_loop_isl_drops_does_not_move_to_another_loop():
