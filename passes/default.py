@@ -6,7 +6,9 @@ result is legal by construction), in this order:
 1. fusion: consecutive top-level statements are fused over their outer loop when that makes a
    temporary local (softmax, layernorm, attention: no full-size intermediate);
 2. contractions `C[.., i, j] += A[.., i, k] * B[.., k, j]`: a BLIS-like nest — B packed per
-   (256-column, 256-deep) panel, a 6x16 accumulator tile in vector registers over k;
+   (256-column, 256-deep) panel, a 6x16 accumulator tile in vector registers over k; in the
+   other statements, the loop that walks the most accesses with stride 1 goes innermost where
+   that is legal;
 3. the outermost loop of each nest is parallel (OpenMP) if it carries no dependence;
 4. the innermost loop of each remaining statement is vectorized if it carries none.
 """
@@ -20,6 +22,7 @@ import islpy as isl
 from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
+from loopweave.ir.affine import coefficient
 from loopweave.ir.dependences import Dependences
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import placement as pl
@@ -45,6 +48,10 @@ def default_schedule(kernel: KernelIR) -> Schedule:
             steps = contraction_steps(s, placements[s.name].names())
             if steps and _try(kernel, schedule, steps):
                 tiled.add(s.name)
+    if len(kernel.statements) <= MAX_FUSION_STATEMENTS:
+        for s in kernel.statements:
+            if s.name not in tiled:
+                _stride_one_innermost(kernel, schedule, s)
     placements = schedule.placements(kernel)
     candidates = []
     seen_groups = set()
@@ -90,6 +97,39 @@ def _loops_carrying_nothing(kernel: KernelIR, placements, wanted: set[tuple[str,
 
     visit(tree.get_root())
     return free, vectors
+
+
+def _stride_one_innermost(kernel: KernelIR, schedule: Schedule, s: Statement) -> None:
+    """Move the statement's loop that walks the most accesses with stride 1 innermost (the store
+    breaks ties: `O[i, v] += p[j] * V[j, v]` runs j then v), if that is legal."""
+    placements = schedule.placements(kernel)
+    mine = placements[s.name]
+    shared = max((_shared_depth(mine, p) for n, p in placements.items() if n != s.name),
+                 default=0)
+    own = mine.names()[shared:]
+    if len(own) < 2:
+        return
+    exprs = {lp.name: lp.expr for lp in mine.loops}
+    plain = {n for n in own if isinstance(exprs[n], ir.Var)}
+
+    def score(name: str) -> tuple[int, int]:
+        var = exprs[name].name
+        walks = [a for a in (s.lhs, *ir.loads(s.rhs)) if a.indices
+                 and coefficient(a.indices[-1], var) == 1
+                 and all(not _uses(x, {var}) for x in a.indices[:-1])]
+        return (len(walks), s.lhs in walks)
+
+    best = max(sorted(plain), key=score, default=None)
+    if best is None or best == own[-1] or score(best) <= score(own[-1]):
+        return
+    _try(kernel, schedule, [("reorder", s.name, *[n for n in own if n != best], best)])
+
+
+def _shared_depth(a, b) -> int:
+    depth = 0
+    while depth < min(len(a.loops), len(b.loops)) and a.order[depth] == b.order[depth]:
+        depth += 1
+    return depth
 
 
 def _try(kernel: KernelIR, schedule: Schedule, steps: list[tuple]) -> bool:

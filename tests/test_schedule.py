@@ -265,3 +265,13 @@ def test_register_tiles_wider_than_a_vector_are_split_into_vectors(mr, nr):
     assert "lw_vload_f32" in kernel.source
     a, b = _matmul_args(2 * mr + 1, 75, 3 * nr - 5)
     np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_default_schedule_puts_the_stride_one_loop_innermost():
+    from loopweave.driver import front_end
+    from loopweave.passes.default import default_schedule
+
+    conv = (KERNELS / "conv2d.lw").read_text()
+    chosen = default_schedule(front_end(conv))
+    reorder = [s for s in chosen.steps if s.op == "reorder"]
+    assert reorder and reorder[0].args[-1] == "x"  # Y[n, k, y, x] and X[.., x + s] walk x
