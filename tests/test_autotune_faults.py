@@ -42,7 +42,7 @@ def test_crashing_hanging_and_wrong_candidates_are_recorded_and_skipped(tmp_path
                   Candidate(Schedule().tile("C", k=4).to_json(), fault="wrong"),
                   Candidate(Schedule().reorder("C", "i", "k", "j").to_json(), fault="segfault"),
                   Candidate(tiled),
-                  Candidate(Schedule().vectorize("C", "k").to_json())]  # illegal: k carries C
+                  Candidate(Schedule().parallel("C", "k").to_json())]  # illegal: k carries C
     executor = LocalExecutor(build_workers=2)
     key = kernel_key(front_end(MATMUL), SIZES, get_target("cpu"))
     pids = []
