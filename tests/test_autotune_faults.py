@@ -63,7 +63,7 @@ def test_crashing_hanging_and_wrong_candidates_are_recorded_and_skipped(tmp_path
         [(r.status, r.error) for r in records]
     assert "SIGSEGV" in records[1].error and "3 s" in records[2].error
     assert "differs from the numpy" in records[3].error
-    assert "cannot be vector" in records[6].error
+    assert "cannot be parallel" in records[6].error
     # Dead and hung workers were replaced: the sweep went on with new processes.
     assert executor.runner.workers_started == 4
     assert len({p for p in pids if p}) >= 3
