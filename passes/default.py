@@ -100,8 +100,9 @@ def _loops_carrying_nothing(kernel: KernelIR, placements, wanted: set[tuple[str,
 
 
 def _stride_one_innermost(kernel: KernelIR, schedule: Schedule, s: Statement) -> None:
-    """Move the statement's loop that walks the most accesses with stride 1 innermost (the store
-    breaks ties: `O[i, v] += p[j] * V[j, v]` runs j then v), if that is legal."""
+    """Move innermost the statement's loop that walks the most accesses with stride 1 and the
+    fewest with a larger stride (`O[i, v] += p[j] * V[j, v]` runs j then v; a row reduction
+    keeps its row loop inside), if that is legal."""
     placements = schedule.placements(kernel)
     mine = placements[s.name]
     shared = max((_shared_depth(mine, p) for n, p in placements.items() if n != s.name),
@@ -112,17 +113,29 @@ def _stride_one_innermost(kernel: KernelIR, schedule: Schedule, s: Statement) ->
     exprs = {lp.name: lp.expr for lp in mine.loops}
     plain = {n for n in own if isinstance(exprs[n], ir.Var)}
 
-    def score(name: str) -> tuple[int, int]:
+    def score(name: str) -> tuple[int, bool]:
+        """(accesses walked with stride 1 - accesses walked with a larger stride, the store is
+        one of the first): a loop that makes no access strided wins."""
         var = exprs[name].name
-        walks = [a for a in (s.lhs, *ir.loads(s.rhs)) if a.indices
-                 and coefficient(a.indices[-1], var) == 1
-                 and all(not _uses(x, {var}) for x in a.indices[:-1])]
-        return (len(walks), s.lhs in walks)
+        walks = {id(a): _walk(a, var) for a in (s.lhs, *ir.loads(s.rhs))}
+        unit = sum(w == "unit" for w in walks.values())
+        strided = sum(w == "strided" for w in walks.values())
+        return (unit - strided, walks[id(s.lhs)] == "unit")
 
     best = max(sorted(plain), key=score, default=None)
     if best is None or best == own[-1] or score(best) <= score(own[-1]):
         return
     _try(kernel, schedule, [("reorder", s.name, *[n for n in own if n != best], best)])
+
+
+def _walk(access: ir.Load, var: str) -> str:
+    """How a loop over `var` walks `access`: "invariant", "unit" (stride 1) or "strided"."""
+    if not any(_uses(x, {var}) for x in access.indices):
+        return "invariant"
+    last = access.indices[-1]
+    if coefficient(last, var) == 1 and not any(_uses(x, {var}) for x in access.indices[:-1]):
+        return "unit"
+    return "strided"
 
 
 def _shared_depth(a, b) -> int:
