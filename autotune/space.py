@@ -269,8 +269,12 @@ class MicroKernelKnobs:
         return knobs
 
     def seeds(self, ctx: SpaceContext) -> list[Config]:
-        """The default schedule's choice: every contraction as a micro-kernel."""
-        return [{f"{t}.micro": True for t in self._contractions(ctx)}]
+        """The default schedule's choices: every contraction as a micro-kernel with 6x16
+        (AVX2-sized) or 8x32 (AVX-512-sized) register tiles."""
+        tiles = self._contractions(ctx)
+        return [{f"{t}.micro": True for t in tiles},
+                {k: v for t in tiles for k, v in ((f"{t}.micro", True), (f"{t}.micro_mr", 8),
+                                                   (f"{t}.micro_nr", 32))}]
 
     def apply(self, ctx: SpaceContext, config: Config, schedule: Schedule, options: dict) -> None:
         from loopweave.passes.default import contraction_steps

@@ -133,16 +133,23 @@ def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
                           f"got {options}")
     # -fwrapv: integer overflow wraps, as numpy's does. -fno-trapping-math: we never enable
     # floating-point traps, and it lets gcc vectorize loops with comparisons and selects.
+    # -ffp-contract=fast: a * b + c may become one FMA (as in gnu99 mode; ISO C99 mode turns it
+    # off, which halves the register tiles' throughput).
     return Target(name, "c", cc or host_cc(), (*host_cflags(cflags), "-std=c99", "-fwrapv",
-                                                "-fno-trapping-math"),
+                                                "-fno-trapping-math", "-ffp-contract=fast"),
                   "host CPU, C99 built with the system C compiler", options)
 
 
-def default_schedule(kernel: KernelIR):
-    """The schedule `compile()` uses without one: passes/default.py's CPU heuristics."""
+def default_schedule(kernel: KernelIR, target: Target | None = None):
+    """The schedule `compile()` uses without one: passes/default.py's CPU heuristics, with
+    register tiles as wide as the vectors the target's compiler flags give."""
     from loopweave.passes.default import default_schedule as cpu_default
 
-    return cpu_default(kernel)
+    def vector_bytes() -> int:
+        isa = simd.isa_for(target.cc, target.cflags) if target is not None else None
+        return 64 if isa is simd.AVX512 else 32
+
+    return cpu_default(kernel, vector_bytes)
 
 
 def render(kernel: KernelIR, loops: Node, target: Target | None = None) -> str:

@@ -83,8 +83,8 @@ def stages(source: str, target: str = "cpu", *, kernel: str | None = None,
     result.ir = front_end(source, kernel)
     result.dumps.append(("ir", str(result.ir)))
     if schedule is None:  # the target's default (Schedule() keeps program order)
-        schedule = getattr(backend_module(result.target), "default_schedule", lambda ir: None)(
-            result.ir)
+        default = getattr(backend_module(result.target), "default_schedule", None)
+        schedule = default(result.ir, result.target) if default is not None else None
     if schedule is not None:
         result.ir = schedule.apply(result.ir) if hasattr(schedule, "apply") else schedule(result.ir)
         result.dumps.append(("schedule", str(result.ir.schedule)))

@@ -16,6 +16,7 @@ result is legal by construction), in this order:
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import islpy as isl
 
@@ -36,8 +37,11 @@ MR, NR, KC, NC = 6, 16, 256, 256
 MAX_FUSION_STATEMENTS = 48
 
 
-def default_schedule(kernel: KernelIR) -> Schedule:
-    """A legal schedule for `kernel` chosen by the heuristics above."""
+def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None
+                     ) -> Schedule:
+    """A legal schedule for `kernel` chosen by the heuristics above. `vector_bytes()` (asked
+    only for a contraction) is the target's SIMD width: 64 (AVX-512) gets 8x32 register tiles,
+    narrower ones 6x16."""
     schedule = Schedule()
     if len(kernel.statements) <= MAX_FUSION_STATEMENTS:
         _fuse_for_locality(kernel, schedule)
@@ -46,6 +50,9 @@ def default_schedule(kernel: KernelIR) -> Schedule:
     for s in kernel.statements:
         if _group_size(placements, s) == 1:
             steps = contraction_steps(s, placements[s.name].names())
+            if steps:  # the SIMD width is asked only now (it may run the compiler)
+                steps = contraction_steps(s, placements[s.name].names(),
+                                          *_register_tile(vector_bytes))
             if steps and _try(kernel, schedule, steps):
                 tiled.add(s.name)
     if len(kernel.statements) <= MAX_FUSION_STATEMENTS:
@@ -70,6 +77,10 @@ def default_schedule(kernel: KernelIR) -> Schedule:
             getattr(schedule, op)(name, placements[name].names()[depth])
     schedule.apply(kernel)  # legal by construction; a ScheduleError here is a bug
     return schedule
+
+
+def _register_tile(vector_bytes: Callable[[], int] | None) -> tuple[int, int]:
+    return (8, 32) if vector_bytes is not None and vector_bytes() >= 64 else (MR, NR)
 
 
 def _loops_carrying_nothing(kernel: KernelIR, placements, wanted: set[tuple[str, int]]):

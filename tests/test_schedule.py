@@ -201,7 +201,8 @@ def test_scheduled_c_matches_golden(name, source, schedule, update_golden, check
     from loopweave.backends.c import CBackend
     from loopweave.driver import stages
 
-    result = stages(source, schedule=schedule)
+    # Fixed flags: the default register tile follows the SIMD width the flags give.
+    result = stages(source, schedule=schedule, cflags="-O3 -mavx2 -mfma")
     check_golden(f"{name}.c", CBackend(result.ir).render_body(result.loops), update_golden)
 
 
