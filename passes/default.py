@@ -6,9 +6,9 @@ result is legal by construction), in this order:
 1. fusion: consecutive top-level statements are fused over their outer loop when that makes a
    temporary local (softmax, layernorm, attention: no full-size intermediate);
 2. contractions `C[.., i, j] += A[.., i, k] * B[.., k, j]`: a BLIS-like nest — B packed per
-   (256-column, 256-deep) panel, a 6x16 accumulator tile in vector registers over k; in the
-   other statements, the loop that walks the most accesses with stride 1 goes innermost where
-   that is legal;
+   (256-column, 256-deep) panel, an 8x32 (AVX-512) or 6x16 accumulator tile in vector registers
+   over k; in the other statements, the loop that walks the most accesses with stride 1 goes
+   innermost where that is legal;
 3. the outermost loop of each nest is parallel (OpenMP) if it carries no dependence;
 4. the innermost loop of each remaining statement is vectorized if it carries none.
 """
