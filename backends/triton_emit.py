@@ -274,12 +274,7 @@ class KernelWriter:
             self.scalars.add(v)
         layout = [g for g in self.tiled]
         for v in sec.inner:
-            lo, hi = self.bounds(s, v)
-            block = self.block(v)
-            start = self.fresh(f"{py_name(v)}0")
-            self.open_loop(f"for {start} in range({self.text(lo)}, {self.stop(hi)}, {block}):")
-            self.tile(v, start, block)
-            self.ranges[v] = [lt(v, hi)]
+            self.open_block_loop(s, v)
             layout.append(v)
         if self.launch.sequential:
             cond = extra_condition(s.domain, s.iterators, self.scalars, self.kernel.context,
@@ -379,16 +374,20 @@ class KernelWriter:
             return f"tl.zeros({self.shape(layout)}, dtype={TL_TYPES[dtype.name]})"
         return f"tl.full({self.shape(layout)}, {ident}, {TL_TYPES[dtype.name]})"
 
+    def open_block_loop(self, s, v) -> None:
+        """`for v0 in range(lo, hi, BLOCK)`: v becomes the tile of BLOCK indices from v0."""
+        lo, hi = self.bounds(s, v)
+        block = self.block(v)
+        start = self.fresh(f"{py_name(v)}0")
+        self.open_loop(f"for {start} in range({self.text(lo)}, {self.stop(hi)}, {block}):")
+        self.tile(v, start, block)
+        self.ranges[v] = [lt(v, hi)]
+
     def reduction_axis(self, s, rvars) -> tuple[str, list[str]]:
         """Open the loop over reduction blocks; returns its axis."""
         if len(rvars) == 1:
             v = rvars[0]
-            lo, hi = self.bounds(s, v)
-            block = self.block(v)
-            start = self.fresh(f"{py_name(v)}0")
-            self.open_loop(f"for {start} in range({self.text(lo)}, {self.stop(hi)}, {block}):")
-            self.tile(v, start, block)
-            self.ranges[v] = [lt(v, hi)]
+            self.open_block_loop(s, v)
             return v, [v]
         axis = "_".join(rvars)
         extents = []
