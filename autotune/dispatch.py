@@ -26,7 +26,9 @@ class TunedDispatch:
 
     def __init__(self, default, stages, source, kernel, cc, cflags, options, db_path: Path):
         self.default = default
-        self.ir = stages.ir
+        # The key hashes the front end's IR, as tune() does: the default schedule's fusion and
+        # storage reduction change the scheduled IR.
+        self.ir = stages.unscheduled or stages.ir
         self.target = stages.target
         self.db_path = db_path
         self._compile_args = dict(target=stages.target.name, kernel=kernel, cc=cc,

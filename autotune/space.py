@@ -32,6 +32,7 @@ from loopweave.passes.schedule import Schedule
 from loopweave.targets import Target, backend_module, get_target
 
 Config = dict[str, object]
+DEFAULT_SCHEDULE = "default_schedule"  # a configuration key: see SearchSpace.decode
 
 OUTER_TILES = (0, 4, 8, 16, 32, 64, 128, 256, 512)  # 0: not tiled
 INNER_TILES = (0, 2, 4, 8, 16, 32)
@@ -284,9 +285,12 @@ class MicroKernelKnobs:
                 continue
             sizes = {k: int(config.get(f"{tensor}.micro_{k}", v[0]))
                      for k, v in self.SIZES.items()}
-            for op, *args in contraction_steps(s, list(s.iterators), **sizes):
+            steps = contraction_steps(s, list(s.iterators), **sizes)
+            for op, *args in steps:
                 kwargs = args.pop() if isinstance(args[-1], dict) else {}
                 getattr(schedule, op)(*args, **kwargs)
+            outermost = next(args[1] for op, *args in steps if op == "reorder")
+            schedule.parallel(s.name, outermost)  # as the default schedule does
 
 
 class TargetOptionKnobs:
@@ -340,16 +344,20 @@ class SearchSpace:
         return {k.name: k.default for k in self.knobs}
 
     def seeds(self) -> list[Config]:
-        """Configurations worth measuring first (the default schedule's own choices)."""
+        """Configurations worth measuring first: the default schedule itself, and the
+        generators' versions of its choices (which the search can then vary)."""
         defaults = self.default()
-        return [{**defaults, **seed} for g in self.generators if hasattr(g, "seeds")
-                for seed in g.seeds(self.ctx)]
+        return [{DEFAULT_SCHEDULE: True}] + [
+            {**defaults, **seed} for g in self.generators if hasattr(g, "seeds")
+            for seed in g.seeds(self.ctx)]
 
     def random(self, rng: random.Random) -> Config:
         return {k.name: k.sample(rng) for k in self.knobs}
 
     def mutate(self, config: Config, rng: random.Random, n: int = 1) -> Config:
         """`config` with `n` knobs changed."""
+        if config.get(DEFAULT_SCHEDULE):  # its knobs mean nothing: vary program order
+            config = self.default()
         new = dict(config)
         for knob in rng.sample(self.knobs, min(n, len(self.knobs))):
             new[knob.name] = knob.mutate(new.get(knob.name, knob.default), rng)
@@ -361,7 +369,13 @@ class SearchSpace:
                 for k in self.knobs}
 
     def decode(self, config: Config) -> tuple[Schedule, dict]:
-        """The schedule and target options a configuration stands for."""
+        """The schedule and target options a configuration stands for. The configuration
+        {DEFAULT_SCHEDULE: True} is the target's default schedule (what compile() does without
+        a tuning record), so that a sweep never records anything slower as its best."""
+        if config.get(DEFAULT_SCHEDULE):
+            default = getattr(backend_module(self.ctx.target), "default_schedule", None)
+            chosen = default(self.ctx.kernel, self.ctx.target) if default is not None else None
+            return (chosen if chosen is not None else Schedule()), dict(self.base_options)
         schedule, options = Schedule(), dict(self.base_options)
         for g in self.generators:
             g.apply(self.ctx, config, schedule, options)

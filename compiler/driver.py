@@ -29,6 +29,7 @@ class Stages:
 
     target: Target
     syntax: ast.KernelDef | None = None
+    unscheduled: KernelIR | None = None  # the front end's IR (what tuning keys hash)
     ir: KernelIR | None = None
     loops: Node | None = None
     source: str = ""
@@ -80,7 +81,7 @@ def stages(source: str, target: str = "cpu", *, kernel: str | None = None,
            options: dict | None = None) -> Stages:
     """Run every stage up to the generated source (no build)."""
     result = Stages(get_target(target, cc, compiler_flags(cflags), options))
-    result.ir = front_end(source, kernel)
+    result.ir = result.unscheduled = front_end(source, kernel)
     result.dumps.append(("ir", str(result.ir)))
     if schedule is None:  # the target's default (Schedule() keeps program order)
         default = getattr(backend_module(result.target), "default_schedule", None)

@@ -215,3 +215,23 @@ def test_database_is_wal_and_rejects_unknown_status(tmp_path):
             d.add(Record("k", "h", "n", "{}", "", "cpu", "cc", "m", "[]", "{}", "fine"))
     with sqlite3.connect(tmp_path / "x.sqlite") as c:
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_sweep_measures_the_default_schedule_and_fused_kernels_find_their_record(tmp_path):
+    # The default schedule is a candidate (so a sweep's best is never worse than compile()
+    # without tuning), and the record's key is the front end's IR even where the default
+    # schedule fuses temporaries away (softmax).
+    from loopweave.autotune.measure import example_references
+    from loopweave.backends.c import default_schedule
+
+    softmax = example_references().KERNELS["softmax"].source()
+    sizes = {"N": 5, "D": 7}
+    db = tmp_path / "tune.sqlite"
+    result = tune(softmax, sizes, trials=3, db=db, strategy="random", workdir=tmp_path, **FAST)
+    ir = front_end(softmax)
+    wanted = default_schedule(ir, get_target("cpu")).to_json()
+    assert wanted in [r.schedule for r in result.measured]
+    kernel = loopweave.compile(softmax, tuning_db=db)
+    x = np.random.default_rng(0).standard_normal((5, 7)).astype(np.float32)
+    kernel(x)
+    assert kernel.invoke.records[(("D", 7), ("N", 5))].uid == result.best.uid
