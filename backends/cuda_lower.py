@@ -505,7 +505,7 @@ def _innermost_loop(code: Node) -> str | None:
 
 
 def _vars(e: ir.Expr) -> set[str]:
-    return {x.name for x in ir.walk(e) if isinstance(x, ir.Var)}
+    return ir.variables(e)
 
 
 def _staged_loads(s: Statement, info: Info, tile_i: str, tile_j: str) -> tuple[Staged, ...]:

@@ -260,7 +260,7 @@ def isa_for_target(target, loops: Node) -> VectorISA | None:
 # -- lowering --------------------------------------------------------------------------------------
 
 def _mentions(e: ir.Expr, var: str) -> bool:
-    return any(isinstance(x, ir.Var) and x.name == var for x in ir.walk(e))
+    return var in ir.variables(e)
 
 
 def stride(e: ir.Expr, var: str) -> int | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import islpy as isl
 
-from loopweave.ir.expr import Binary, Const, Expr, Param, Unary, Var, add, mul
+from loopweave.ir.expr import Binary, Const, Expr, Param, Unary, Var, add, mul, variables
 from loopweave.ir.isl_helpers import dsl_name
 from loopweave.ir.types import INDEX
 
@@ -71,14 +71,9 @@ def coefficient(e: Expr, var: str) -> int | None:
     for term, c in form.items():
         if term == Var(var):
             coef = c
-        elif term is not None and var in _var_names(term):
+        elif term is not None and var in variables(term):
             return None
     return coef
-
-
-def _var_names(e: Expr) -> set[str]:
-    from loopweave.ir.expr import walk
-    return {x.name for x in walk(e) if isinstance(x, Var)}
 
 
 def aff_to_expr(aff: isl.Aff, dim_names: list[str]) -> Expr:

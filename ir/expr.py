@@ -132,6 +132,11 @@ def walk(e: Expr) -> Iterator[Expr]:
         yield from walk(c)
 
 
+def variables(e: Expr) -> set[str]:
+    """The index variables occurring in `e`."""
+    return {x.name for x in walk(e) if isinstance(x, Var)}
+
+
 def substitute(e: Expr, mapping: dict[str, Expr]) -> Expr:
     """Replace index variables by expressions."""
     return rewrite(e, lambda x: mapping.get(x.name) if isinstance(x, Var) else None)

@@ -109,8 +109,8 @@ def _version_full_tiles(node: Node, outer: set[str]) -> Node:
 def _constant_trip_counts(n: Node, outer: set[str], conds: list[ir.Expr]) -> Node:
     """`n` with each loop of constant extent in full tiles counting from 0; appends the
     condition under which each such loop runs its full extent."""
-    if isinstance(n, For) and n.step == 1 and _uses_only(n.init, outer) and \
-            _uses_only(n.cond, outer | {n.var}):
+    if isinstance(n, For) and n.step == 1 and ir.variables(n.init) <= outer and \
+            ir.variables(n.cond) <= outer | {n.var}:
         extent = _full_extent(n)
         if extent is not None:
             var = ir.Var(n.var)
@@ -150,10 +150,6 @@ def _min_terms(e: ir.Expr) -> list[ir.Expr]:
     if isinstance(e, ir.Call) and e.func == "min":
         return [t for a in e.args for t in _min_terms(a)]
     return [e]
-
-
-def _uses_only(e: ir.Expr, names: set[str]) -> bool:
-    return all(x.name in names for x in ir.walk(e) if isinstance(x, ir.Var))
 
 
 def _substitute(n: Node, mapping: dict[str, ir.Expr]) -> Node:

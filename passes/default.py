@@ -141,10 +141,11 @@ def _stride_one_innermost(kernel: KernelIR, schedule: Schedule, s: Statement) ->
 
 def _walk(access: ir.Load, var: str) -> str:
     """How a loop over `var` walks `access`: "invariant", "unit" (stride 1) or "strided"."""
-    if not any(_uses(x, {var}) for x in access.indices):
+    if not any(var in ir.variables(x) for x in access.indices):
         return "invariant"
     last = access.indices[-1]
-    if coefficient(last, var) == 1 and not any(_uses(x, {var}) for x in access.indices[:-1]):
+    if coefficient(last, var) == 1 and not any(var in ir.variables(x)
+                                               for x in access.indices[:-1]):
         return "unit"
     return "strided"
 
@@ -227,7 +228,7 @@ def contraction_steps(s: Statement, loops: list[str], mr: int = MR, nr: int = NR
         others = [f for f in factors if f is not a and f is not b]
         if ik == (i, k) and kj == (k, j) and len({i, j, k}) == 3 \
                 and sorted(loops[-3:]) == sorted([i, j, k]) \
-                and not any(_uses(f, {i, j, k}) for f in others):
+                and not any(ir.variables(f) & {i, j, k} for f in others):
             order = [*loops[:-3], f"{j}_o_o", f"{k}_o", f"{i}_o", f"{j}_o", k, i, j]
             return [("tile", s.name, {i: mr, j: nr, k: kc}),
                     ("tile", s.name, {f"{j}_o": max(1, nc // nr)}),
@@ -241,10 +242,6 @@ def _factors(e: ir.Expr) -> list[ir.Expr]:
     if isinstance(e, ir.Binary) and e.op == "*":
         return _factors(e.left) + _factors(e.right)
     return [e]
-
-
-def _uses(e: ir.Expr, names: set[str]) -> bool:
-    return any(isinstance(x, ir.Var) and x.name in names for x in ir.walk(e))
 
 
 def _last_two(e: ir.Expr) -> tuple[str, str] | None:

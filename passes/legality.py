@@ -71,16 +71,12 @@ def reduction_chains(kernel: KernelIR, placements, depth: int) -> isl.UnionMap:
         if d.sink != d.source or s.op not in REDUCTIONS or d.tensor != s.lhs.tensor \
                 or p is None or len(p.loops) <= depth:
             continue
-        loop_vars = _vars(p.loops[depth].expr)
-        if loop_vars & set().union(*(_vars(x) for x in s.lhs.indices)) or any(
+        loop_vars = ir.variables(p.loops[depth].expr)
+        if loop_vars & set().union(*(ir.variables(x) for x in s.lhs.indices)) or any(
                 load.tensor == d.tensor for load in ir.loads(s.rhs)):
             continue
         result = result.union(isl.UnionMap.from_map(d.relation))
     return result
-
-
-def _vars(e: ir.Expr) -> set[str]:
-    return {x.name for x in ir.walk(e) if isinstance(x, ir.Var)}
 
 
 def carried_by(band: isl.ScheduleNode, deps: isl.UnionMap) -> isl.UnionMap:
