@@ -8,17 +8,19 @@ What it establishes, in this order, collecting every error before raising one `D
    reduction into a fresh output or temporary.
 3. Every access is in bounds for every size allowed by the `assume` lines (proved with isl; a
    counterexample is reported otherwise).
-4. The initial schedule tree: program order, each statement's iterations in lexicographic order.
+4. The initial schedule tree (frontend/program_order.py): program order, each statement's
+   iterations in lexicographic order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import islpy as isl
 
 from loopweave.errors import BoundsError, DSLTypeError, SourcePos
 from loopweave.frontend import ast
+from loopweave.frontend.program_order import Loop, Node, program_order
 from loopweave.frontend.values import (
     NotAffine,
     Typed,
@@ -36,21 +38,6 @@ from loopweave.ir.types import DTYPES, INDEX, identity
 # The most loops around one statement: more is surely a mistake, and isl's time grows
 # steeply with the dimension (80 nested loops take a minute).
 MAX_LOOPS = 32
-
-
-@dataclass
-class _Loop:
-    var: str
-    lo: ir.Expr
-    hi: ir.Expr
-
-
-@dataclass
-class _Node:
-    """The nesting of statements and `for` loops, from which the schedule tree is built."""
-
-    loop: _Loop | None = None
-    children: list[_Node | Statement] = field(default_factory=list)
 
 
 class _Abort(Exception):
@@ -156,7 +143,7 @@ class Checker:
 
     # -- 2. body -----------------------------------------------------------------------------------
 
-    def check_body(self, items: tuple[ast.BodyItem, ...], loops: list[_Loop], node: _Node) -> None:
+    def check_body(self, items: tuple[ast.BodyItem, ...], loops: list[Loop], node: Node) -> None:
         for item in items:
             try:
                 if isinstance(item, ast.Assume):
@@ -189,11 +176,11 @@ class Checker:
             self.context = previous  # the statements after it are checked without it
             raise self.error("the assumptions contradict each other", item.pos)
 
-    def name_is_free(self, name: str, loops: list[_Loop]) -> bool:
+    def name_is_free(self, name: str, loops: list[Loop]) -> bool:
         return (name not in self.tensors and name not in self.scalars
                 and name not in self.params and all(lp.var != name for lp in loops))
 
-    def check_for(self, item: ast.ForLoop, loops: list[_Loop], node: _Node) -> None:
+    def check_for(self, item: ast.ForLoop, loops: list[Loop], node: Node) -> None:
         if not self.name_is_free(item.var, loops):
             raise self.error(f"loop variable '{item.var}' is already the name of something else",
                              item.pos)
@@ -211,12 +198,12 @@ class Checker:
         except NotAffine as e:
             raise self.error(f"bounds of loop '{item.var}' are not affine: {e}",
                              item.pos) from None
-        child = _Node(_Loop(item.var, lo, hi))
+        child = Node(Loop(item.var, lo, hi))
         self.check_body(item.body, [*loops, child.loop], child)
         if child.children:
             node.children.append(child)
 
-    def check_statement(self, st: ast.Statement, loops: list[_Loop]) -> list[Statement]:
+    def check_statement(self, st: ast.Statement, loops: list[Loop]) -> list[Statement]:
         outer = [lp.var for lp in loops]
         lhs_name = st.lhs.tensor
         if lhs_name in self.scalars or lhs_name in self.params or lhs_name in outer:
@@ -363,7 +350,7 @@ class Checker:
             named.append(s)
         return named
 
-    def find_index_vars(self, st: ast.Statement, loops: list[_Loop]) -> list[str]:
+    def find_index_vars(self, st: ast.Statement, loops: list[Loop]) -> list[str]:
         """Index variables in order of first appearance: left side, right side, `where`."""
         order: list[str] = []
         in_index: set[str] = set()
@@ -554,31 +541,12 @@ class Checker:
                        s.pos, BoundsError)
             return
 
-    # -- 4. schedule -------------------------------------------------------------------------------
-
-    def schedule(self, node: _Node, depth: int) -> isl.Schedule | None:
-        parts = []
-        for child in node.children:
-            if isinstance(child, Statement):
-                parts.append(_statement_schedule(self.params, child, depth))
-            else:
-                inner = self.schedule(child, depth + 1)
-                if inner is not None:
-                    parts.append(inner.insert_partial_schedule(
-                        _band(self.params, _statements_in(child), [depth])))
-        if not parts:
-            return None
-        result = parts[0]
-        for p in parts[1:]:
-            result = result.sequence(p)
-        return result
-
     # -- driver ------------------------------------------------------------------------------------
 
     def run(self) -> KernelIR:
         self.check_signature()
         self.raise_collected()
-        root = _Node()
+        root = Node()
         self.check_body(self.kdef.body, [], root)
         self.raise_collected()
         if not self.statements:
@@ -591,27 +559,7 @@ class Checker:
         return KernelIR(self.kdef.name, tuple(self.args), tuple(self.outputs),
                         tuple(self.temporaries), self.params, tuple(self.sizes),
                         tuple(self.assumptions), self.context, tuple(self.statements),
-                        self.schedule(root, 0), self.source)
-
-
-def _statements_in(node: _Node) -> list[Statement]:
-    out = []
-    for c in node.children:
-        out += [c] if isinstance(c, Statement) else _statements_in(c)
-    return out
-
-
-def _band(params: tuple[str, ...], stmts: list[Statement],
-          positions: list[int]) -> isl.MultiUnionPwAff:
-    """A band scheduling each statement by its iterators at `positions`."""
-    return isl_helpers.band(params, [[(s.name, s.iterators, ir.Var(s.iterators[p])) for s in stmts]
-                                     for p in positions])
-
-
-def _statement_schedule(params: tuple[str, ...], s: Statement, depth: int) -> isl.Schedule:
-    sched = isl.Schedule.from_domain(isl.UnionSet.from_set(s.domain))
-    own = list(range(depth, len(s.iterators)))
-    return sched.insert_partial_schedule(_band(params, [s], own)) if own else sched
+                        program_order(self.params, root), self.source)
 
 
 def check(kdef: ast.KernelDef, source: str) -> KernelIR:

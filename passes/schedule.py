@@ -28,7 +28,7 @@ from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import cache
 from loopweave.passes import placement as pl
 from loopweave.passes.legality import check_dependences, check_loop_kinds
-from loopweave.passes.placement import LOOP_KINDS, Loop, Placement  # noqa: F401 (re-export)
+from loopweave.passes.placement import LOOP_KINDS, Placement
 from loopweave.passes.storage import reduce_storage
 
 
@@ -177,11 +177,6 @@ class Schedule:
 def _check_positive(what: str, value) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ScheduleError(f"{what} must be a positive integer, not {value!r}")
-
-
-def _own_loops(kernel: KernelIR, s: Statement) -> int:
-    """How many of the statement's loops are its own (not enclosing `for` loops)."""
-    return pl.own_loop_count(kernel, s)
 
 
 def _targets(kernel: KernelIR, target: str) -> list[Statement]:
