@@ -14,6 +14,7 @@ makes importing the same file twice harmless.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 import time
@@ -94,12 +95,17 @@ class Database:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None,
-                                         check_same_thread=False)
-            self._conn.execute("PRAGMA busy_timeout = 60000")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.executescript(_SCHEMA)
+            # Switching to WAL and creating the schema can fail with "database is locked"
+            # without waiting for the busy timeout when two processes open a new file at
+            # once, so the set-up is serialized by a lock file next to the database.
+            with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                self._conn = sqlite3.connect(str(self.path), timeout=60,
+                                             isolation_level=None, check_same_thread=False)
+                self._conn.execute("PRAGMA busy_timeout = 60000")
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+                self._conn.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as e:
             raise DatabaseError(f"cannot open the tuning database {self.path}: {e}") from None
 
