@@ -2,7 +2,7 @@
 
     kernel     := KernelDef(name, params, outputs, body)
     param      := Param(name, dtype, shape | None, inout)        shape None: a scalar
-    body item  := Statement(lhs: Access, op, rhs, where) | ForLoop(var, lo, hi, body)
+    body item  := Statement(lhs: Access, op, rhs, where) | ForLoop(var, lo, hi, body, reverse)
                 | Assume(conds)
     where item := WhereRange(var, lo, hi) | WhereCond(cond)
     expr       := Num | Name | Access | Call | Unary | Binary | Compare
@@ -87,7 +87,7 @@ class WhereCond:
 @dataclass(frozen=True, slots=True)
 class Statement:
     lhs: Access
-    op: str  # "=", "+=", "*=", "max=", "min="
+    op: str  # "=", "+=", "-=", "*=", "max=", "min="
     rhs: Expr
     where: tuple[WhereRange | WhereCond, ...]
     pos: SourcePos
@@ -100,6 +100,7 @@ class ForLoop:
     hi: Expr
     body: tuple[BodyItem, ...]
     pos: SourcePos
+    reverse: bool = False  # `for v in reversed(lo:hi)`: v runs from hi-1 down to lo
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,12 @@ What it establishes, in this order, collecting every error before raising one `D
 2. Per statement: which names are index variables, the range of each (from `where v in lo:hi`
    or from the extents of the dimensions it indexes directly, which must agree), its isl domain,
    the typed right side, the reduction variables, and an identity initialisation in front of a
-   reduction into a fresh output or temporary.
-3. Every access is in bounds for every size allowed by the `assume` lines (proved with isl; a
-   counterexample is reported otherwise).
+   reduction into a fresh output or temporary. Temporaries (frontend/temporaries.py) are
+   declared by their first write and grow with later ones. Sugar is removed here: `x -= e` is
+   `x += -(e)`, a bare name `s` is the 0-d tensor `s[]`, and a reversed loop's variable is an
+   expression of an upward iterator (frontend/program_order.py `Loop.value`).
+3. Every access is in bounds for every size allowed by the `assume` lines (frontend/bounds.py:
+   proved with isl once all shapes are known; a counterexample is reported otherwise).
 4. The initial schedule tree (frontend/program_order.py): program order, each statement's
    iterations in lexicographic order.
 """
@@ -20,7 +23,11 @@ import islpy as isl
 
 from loopweave.errors import BoundsError, DSLTypeError, SourcePos
 from loopweave.frontend import ast
+from loopweave.frontend import temporaries as temps
+from loopweave.frontend.ast_walk import first_use, names_in, writes_by_name
+from loopweave.frontend.bounds import out_of_bounds
 from loopweave.frontend.program_order import Loop, Node, program_order
+from loopweave.frontend.reductions import init_statement, init_value
 from loopweave.frontend.values import (
     NotAffine,
     Typed,
@@ -28,12 +35,12 @@ from loopweave.frontend.values import (
     affine,
     affine_condition,
     coerce,
-    default_type,
+    negated,
 )
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.kernel import KernelIR, ScalarArg, Statement, Tensor
-from loopweave.ir.types import DTYPES, INDEX, identity
+from loopweave.ir.types import DTYPES, INDEX
 
 # The most loops around one statement: more is surely a mistake, and isl's time grows
 # steeply with the dimension (80 nested loops take a minute).
@@ -63,6 +70,9 @@ class Checker:
         self.statements: list[Statement] = []
         self.written: set[str] = set()
         self.failed: set[str] = set()  # temporaries whose declaring statement had an error
+        self.writes: dict[str, list[ast.Statement]] = {}  # every write of a name, in order
+        self.untyped: dict[str, SourcePos] = {}  # temporaries whose type is a default
+        self.to_prove: list[tuple[Statement, dict[str, ir.Expr]]] = []  # bounds, at the end
 
     # -- error handling ----------------------------------------------------------------------------
 
@@ -73,6 +83,7 @@ class Checker:
     def raise_collected(self) -> None:
         if not self.errors:
             return
+        self.errors.sort(key=lambda e: e.line or 0)  # bounds are proved last; show in text order
         if len(self.errors) == 1:
             raise self.errors[0]
         first = self.errors[0]
@@ -106,6 +117,8 @@ class Checker:
                     if isinstance(d, ast.Name) and d.id not in self.sizes and d.id not in seen:
                         self.sizes.append(d.id)
         self.params = (*self.sizes, *int_scalars)
+        self.float_type = temps.kernel_float_type(
+            DTYPES[p.dtype] for p in (*self.kdef.params, *self.kdef.outputs))
         self.context = isl_helpers.params_set(
             self.params, [ir.Binary(">=", ir.Param(s), ir.Const(0), INDEX) for s in self.sizes])
         for p in self.kdef.params:
@@ -115,7 +128,8 @@ class Checker:
                      for p in self.kdef.params]
         for p in self.kdef.outputs:
             if p.shape is None:
-                self.error(f"output '{p.name}' needs a shape, e.g. {p.name}: {p.dtype}[N]", p.pos)
+                self.error(f"output '{p.name}' needs a shape, e.g. {p.name}: {p.dtype}[N], or "
+                           f"{p.name}: {p.dtype}[] for a single value", p.pos)
                 continue
             self.declare(p, "out")
 
@@ -184,13 +198,13 @@ class Checker:
         if not self.name_is_free(item.var, loops):
             raise self.error(f"loop variable '{item.var}' is already the name of something else",
                              item.pos)
-        outer = {lp.var for lp in loops}
+        outer = {lp.var: lp.value for lp in loops}
 
         def bound_name(name: str, pos: SourcePos) -> ir.Expr:
             if name in self.params:
                 return ir.Param(name)
             if name in outer:
-                return ir.Var(name)
+                return outer[name]
             raise self.error(f"loop bound uses '{name}', which is not a size, an integer scalar "
                              "or an outer loop variable", pos)
         try:
@@ -198,35 +212,53 @@ class Checker:
         except NotAffine as e:
             raise self.error(f"bounds of loop '{item.var}' are not affine: {e}",
                              item.pos) from None
-        child = Node(Loop(item.var, lo, hi))
+        child = Node(Loop(item.var, lo, hi, item.reverse))
         self.check_body(item.body, [*loops, child.loop], child)
         if child.children:
             node.children.append(child)
 
+    def check_target(self, st: ast.Statement, outer: list[str]) -> Tensor | None:
+        """The tensor a statement writes (None: a new temporary), or an error if it cannot."""
+        name, pos = st.lhs.tensor, st.lhs.pos
+        if name in self.scalars:
+            raise self.error(f"cannot assign to '{name}': it is a scalar parameter, which is "
+                             "read-only; a new name makes a scalar temporary (`s = ...`)", pos)
+        if name in self.sizes:
+            raise self.error(f"cannot assign to '{name}': it is a size, bound from the argument "
+                             "shapes", pos)
+        if name in outer:
+            raise self.error(f"cannot assign to '{name}': it is the variable of an enclosing "
+                             "`for` loop", pos)
+        target = self.tensors.get(name)
+        if target is not None and target.role == "in":
+            raise self.error(f"cannot write input '{name}'; declare it `inout` to update it "
+                             "in place", pos)
+        if target is not None and len(st.lhs.indices) != len(target.shape):
+            written = f"{len(st.lhs.indices)} index(es)" if st.lhs.indices else "no indices"
+            raise self.error(f"'{name}' has rank {len(target.shape)} but is written with "
+                             f"{written}", pos)
+        return target
+
     def check_statement(self, st: ast.Statement, loops: list[Loop]) -> list[Statement]:
         outer = [lp.var for lp in loops]
+        values = {lp.var: lp.value for lp in loops}  # what a loop variable stands for
         lhs_name = st.lhs.tensor
-        if lhs_name in self.scalars or lhs_name in self.params or lhs_name in outer:
-            raise self.error(f"cannot assign to '{lhs_name}': it is not a tensor", st.lhs.pos)
-        target = self.tensors.get(lhs_name)
-        if target is not None and target.role == "in":
-            raise self.error(f"cannot write input '{lhs_name}'; declare it `inout` to update it "
-                             "in place", st.lhs.pos)
-        if target is not None and len(st.lhs.indices) != len(target.shape):
-            raise self.error(f"'{lhs_name}' has rank {len(target.shape)} but is written with "
-                             f"{len(st.lhs.indices)} index(es)", st.lhs.pos)
+        target = self.check_target(st, outer)
 
         index_vars = self.find_index_vars(st, loops)
         var_set = set(index_vars)
-        lhs_vars = [v for v in index_vars if v in self.names_in(st.lhs)]
+        lhs_vars = [v for v in index_vars if v in names_in(st.lhs)]
 
         def index_name(name: str, pos: SourcePos) -> ir.Expr:
-            if name in var_set or name in outer:
+            if name in var_set:
                 return ir.Var(name)
+            if name in outer:
+                return values[name]
             if name in self.params:
                 return ir.Param(name)
-            raise self.error(f"'{name}' cannot appear in an index: it is not an index variable, "
-                             "a size or an integer scalar", pos)
+            what = "a tensor; an index cannot depend on tensor values" \
+                if name in self.tensors else "not an index variable, a size or an integer scalar"
+            raise self.error(f"'{name}' cannot appear in an index: it is {what}", pos)
 
         def to_affine(e: ast.Expr, what: str, convert=affine) -> ir.Expr:
             try:
@@ -253,7 +285,7 @@ class Checker:
         # Extents a temporary declared here takes along a dimension indexed by a bare variable.
         extents = dict(implicit)
         for w in st.where:
-            if isinstance(w, ast.WhereRange) and not (self.names_in(w.hi) - set(self.params)):
+            if isinstance(w, ast.WhereRange) and not (names_in(w.hi) - set(self.params)):
                 hi = isl_helpers.pw_aff(self.params, to_affine(w.hi, "upper bound"))
                 extents[w.var] = hi.union_max(hi.sub(hi)).coalesce()  # max(hi, 0)
 
@@ -286,10 +318,16 @@ class Checker:
                 return Typed(ir.Cast(sc.dtype.compute, sc) if sc.dtype.is_storage_only else sc)
             if n in self.params:
                 return Typed(ir.Param(n), weak=True)
-            if n in var_set or n in outer:
+            if n in var_set:
                 return Typed(ir.Var(n), weak=True)
+            if n in outer:
+                return Typed(values[n], weak=True)
             if n in self.tensors:
+                if not self.tensors[n].shape:  # a 0-d tensor reads as its bare name
+                    return typer(ast.Access(n, (), pos))
                 raise DSLTypeError(f"tensor '{n}' is used without indices", pos)
+            if n == lhs_name:
+                raise DSLTypeError(f"'{n}' is read before it is first written", pos)
             raise DSLTypeError(f"unknown name '{n}'", pos)
 
         def load(a: ast.Access) -> ir.Load:
@@ -303,39 +341,46 @@ class Checker:
                                    f"{len(a.indices)} index(es)", a.pos)
             return ir.Load(a.tensor, tuple(to_affine(i, f"index {k} of '{a.tensor}'")
                                            for k, i in enumerate(a.indices)), t.dtype)
+        typer = ValueTyper(resolve, load)
         try:
-            rhs = ValueTyper(resolve, load)(st.rhs)
+            rhs = typer(st.rhs)
         except DSLTypeError as ex:
             if ex.message.startswith("unknown tensor") and ex.message.split("'")[1] in self.failed:
                 raise _Abort() from None  # already reported where it was declared
-            raise self.error(ex.message, ex.pos) from None
+            raise self.error(ex.message + self.untyped_hints(st), ex.pos) from None
         if rhs.expr.dtype.name == "bool":
             raise self.error("the right side is a condition; use select(c, a, b) to make a value",
                              st.rhs.pos)
+        op = st.op
+        if op == "-=":  # a - b == a + (-b), in IEEE floats and in wrapping integers alike
+            op, rhs = "+=", negated(rhs)
 
-        if st.op == "=":
+        if op == "=":
             free = [v for v in index_vars if v not in lhs_vars]
             if free:
                 raise self.error(
                     f"index '{free[0]}' is free on the right of '=': it does not appear on the "
                     f"left; use a reduction (+=, max=, ...) or index the left side with it",
-                    self.first_use(st, free[0]))
+                    first_use(st, free[0]))
 
         lhs = ir.Load(lhs_name, lhs_indices, rhs.expr.dtype)
-        stmt = Statement(name, iterators, domain, lhs, st.op, rhs.expr, st.pos)
+        stmt = Statement(name, iterators, domain, lhs, op, rhs.expr, st.pos)
         result = [stmt]
-        if st.op != "=" and lhs_name not in self.written:
-            result.insert(0, self.init_statement(stmt, outer, lhs_vars))
+        if op != "=" and lhs_name not in self.written:
+            result.insert(0, init_statement(stmt, [*outer, *lhs_vars], self.params,
+                                            self.extents.get(lhs_name)))
         if target is None:
-            target = self.declare_temporary(st, result, default_type(rhs).dtype, extents)
+            target = self.declare_temporary(st, result, self.temporary_type(st, rhs), extents)
+        elif target.role == "temp":
+            target = self.grow_temporary(st, result, extents)
         value = self.store_value(rhs, target, st)
         lhs = ir.Load(lhs_name, lhs_indices, target.dtype)
-        result = [replace(s, lhs=lhs, rhs=self.init_value(st.op, target) if s.is_init else value)
+        result = [replace(s, lhs=lhs, rhs=init_value(op, target) if s.is_init else value)
                   for s in result]
         self.written.add(lhs_name)
         named = self.append(result)
-        for s in named:
-            self.prove_in_bounds(s)
+        shown = {lp.var: lp.value for lp in loops if lp.reverse}
+        self.to_prove += [(s, shown) for s in named]
         return named
 
     def append(self, stmts: list[Statement]) -> list[Statement]:
@@ -392,32 +437,6 @@ class Checker:
         # A name seen only as a value (never indexing anything) is a misspelling, not a variable.
         return [n for n in order if n in in_index]
 
-    def names_in(self, e: ast.Expr) -> set[str]:
-        match e:
-            case ast.Name(id=n):
-                return {n}
-            case ast.Access(indices=ix) | ast.Call(args=ix):
-                return set().union(*(self.names_in(i) for i in ix))
-            case ast.Unary(operand=x):
-                return self.names_in(x)
-            case ast.Binary(left=a, right=b) | ast.Compare(left=a, right=b):
-                return self.names_in(a) | self.names_in(b)
-        return set()
-
-    def first_use(self, st: ast.Statement, var: str) -> SourcePos:
-        def find(e: ast.Expr) -> SourcePos | None:
-            match e:
-                case ast.Name(id=n, pos=pos) if n == var:
-                    return pos
-                case ast.Access(indices=ix) | ast.Call(args=ix):
-                    return next((p for p in map(find, ix) if p), None)
-                case ast.Unary(operand=x):
-                    return find(x)
-                case ast.Binary(left=a, right=b) | ast.Compare(left=a, right=b):
-                    return find(a) or find(b)
-            return None
-        return find(st.rhs) or st.pos
-
     def implicit_range(self, var: str, st: ast.Statement) -> isl.PwAff:
         """The extent of `var`, from the dimensions it indexes directly; they must agree."""
         uses: list[tuple[str, int, SourcePos]] = []
@@ -443,7 +462,7 @@ class Checker:
         if not uses:
             raise self.error(f"cannot infer the range of index '{var}': it never indexes a tensor "
                              f"dimension directly; give it with `where {var} in lo:hi`",
-                             self.first_use(st, var) if var in self.names_in(st.rhs) else st.pos)
+                             first_use(st, var) if var in names_in(st.rhs) else st.pos)
         t0, d0, _ = uses[0]
         for t, d, pos in uses[1:]:
             a, b = self.extents[t0][d0], self.extents[t][d]
@@ -454,92 +473,81 @@ class Checker:
                                  f"differ; use `where {var} in lo:hi` or an `assume`", pos)
         return self.extents[t0][d0]
 
-    def declare_temporary(self, st: ast.Statement, stmts: list[Statement], dtype,
-                          implicit: dict[str, isl.PwAff]) -> Tensor:
-        """A temporary's shape: along a dimension indexed by a variable whose range came from
-        tensor extents, that extent; otherwise the bounding box (from 0) of what is written."""
-        if not self.name_is_free(st.lhs.tensor, []):
-            raise self.error(f"'{st.lhs.tensor}' is not a tensor", st.lhs.pos)
+    def write_extents(self, st: ast.Statement, stmts: list[Statement],
+                      implicit: dict[str, isl.PwAff]) -> tuple[isl.PwAff, ...]:
+        """The extents a write needs: along a dimension indexed by a variable whose range came
+        from tensor extents, that extent; otherwise the bounding box (from 0) of what is
+        written."""
         written = None
         for s in stmts:
             elements = s.access_map(self.params, s.lhs).range()
             written = elements if written is None else written | elements
-        extents = tuple(
+        return tuple(
             implicit[i.id] if isinstance(i, ast.Name) and i.id in implicit
             else isl_helpers.extent_of(written, d) for d, i in enumerate(st.lhs.indices))
+
+    def set_temporary(self, tensor: Tensor, extents: tuple[isl.PwAff, ...]) -> Tensor:
+        """Declare or reshape a temporary to `extents`."""
         names = frozenset(self.params)
         shape = tuple(isl_helpers.pw_aff_to_expr(e, self.context, names) for e in extents)
-        tensor = Tensor(st.lhs.tensor, dtype, shape, "temp")
+        tensor = replace(tensor, shape=shape)
+        old = self.tensors.get(tensor.name)
+        self.temporaries = [tensor if t is old else t for t in self.temporaries]
+        if old is None:
+            self.temporaries.append(tensor)
         self.tensors[tensor.name] = tensor
-        self.tensor_pos[tensor.name] = st.lhs.pos
         self.extents[tensor.name] = extents
-        self.temporaries.append(tensor)
         return tensor
+
+    def declare_temporary(self, st: ast.Statement, stmts: list[Statement], dtype,
+                          implicit: dict[str, isl.PwAff]) -> Tensor:
+        """A new temporary, shaped by its first write."""
+        if not self.name_is_free(st.lhs.tensor, []):
+            raise self.error(f"'{st.lhs.tensor}' is not a tensor", st.lhs.pos)
+        self.tensor_pos[st.lhs.tensor] = st.lhs.pos
+        extents = self.write_extents(st, stmts, implicit)
+        return self.set_temporary(Tensor(st.lhs.tensor, dtype, (), "temp"), extents)
+
+    def grow_temporary(self, st: ast.Statement, stmts: list[Statement],
+                       implicit: dict[str, isl.PwAff]) -> Tensor:
+        """A temporary's shape is the bounding box of all its writes: a later write that
+        reaches further grows it."""
+        tensor = self.tensors[st.lhs.tensor]
+        grown = temps.grown_extents(self.extents[tensor.name],
+                                    self.write_extents(st, stmts, implicit), self.context)
+        return tensor if grown is None else self.set_temporary(tensor, grown)
+
+    def temporary_type(self, st: ast.Statement, rhs: Typed):
+        """The type of the temporary `st` declares (see frontend/temporaries.py)."""
+        dtype, guessed = temps.temporary_type(st, rhs, self.writes[st.lhs.tensor], self.tensors,
+                                              self.scalars, self.float_type)
+        if guessed:
+            self.untyped[st.lhs.tensor] = st.pos
+        return dtype
+
+    def untyped_hints(self, st: ast.Statement) -> str:
+        """For a type error in `st`: why the temporaries it reads have the type they have."""
+        return temps.untyped_hints(st, self.untyped, self.tensors, self.float_type)
 
     def store_value(self, rhs: Typed, target: Tensor, st: ast.Statement) -> ir.Expr:
         compute = target.dtype.compute
         try:
             value = coerce(rhs, compute, st.rhs.pos, "the right side")
         except DSLTypeError as ex:
-            raise self.error(f"{ex.message} (assigned to '{target.name}': {target.dtype})",
-                             ex.pos) from None
-        return ir.Cast(target.dtype, value) if target.dtype.is_storage_only else value
-
-    def init_statement(self, stmt: Statement, outer: list[str], lhs_vars: list[str]) -> Statement:
-        """`lhs = identity` over the left side's variables: the start of a fresh reduction."""
-        keep = [*outer, *lhs_vars]
-        positions = [stmt.iterators.index(v) for v in keep]
-        # Keep the constraints on the kept variables only: an (i, j) whose reduction range is
-        # empty still starts from the identity (a sum over nothing is 0).
-        domain, projected = stmt.domain, stmt.domain
-        for p in reversed(range(len(stmt.iterators))):
-            if p not in positions:
-                domain = domain.drop_constraints_involving_dims(isl.dim_type.set, p, 1)
-                domain = domain.project_out(isl.dim_type.set, p, 1)
-                projected = projected.project_out(isl.dim_type.set, p, 1)
-        name = stmt.name + "_init"
-        domain, projected = domain.set_tuple_name(name), projected.set_tuple_name(name)
-        if not domain.is_bounded():
-            # A kept variable was bounded through a reduction variable (`i in 0:k`): an output
-            # starts from the identity on its whole box, a temporary where it is written.
-            target = self.tensors.get(stmt.lhs.tensor)
-            if target is None:
-                domain = projected
-            else:
-                inside = isl_helpers.box(self.params, target.name, self.extents[target.name])
-                access = isl_helpers.make_map(self.params, name, tuple(keep), target.name,
-                                              stmt.lhs.indices)
-                domain = domain & access.intersect_range(inside).domain()
-        return Statement(name, tuple(keep), domain, stmt.lhs, "=", stmt.rhs, stmt.pos,
-                         is_init=True)
-
-    def init_value(self, op: str, target: Tensor) -> ir.Expr:
-        compute = target.dtype.compute
-        value = ir.Const(identity(op, compute), compute)
+            raise self.error(f"{ex.message} (assigned to '{target.name}': {target.dtype})"
+                             + self.untyped_hints(st), ex.pos) from None
         return ir.Cast(target.dtype, value) if target.dtype.is_storage_only else value
 
     # -- 3. bounds ---------------------------------------------------------------------------------
 
-    def prove_in_bounds(self, s: Statement) -> None:
-        for access in [s.lhs, *ir.loads(s.rhs)]:
-            tensor = self.tensors[access.tensor]
-            inside = isl_helpers.box(self.params, access.tensor, self.extents[access.tensor])
-            m = s.access_map(self.params, access).intersect_params(self.context)
-            outside = m.intersect_range(inside.complement())
-            if outside.is_empty():
-                continue
-            point = outside.wrap().sample_point()
-            params, coords = isl_helpers.point_values(point, outside.wrap())
-            n = len(s.iterators)
-            its = ", ".join(f"{v}={c}" for v, c in zip(s.iterators, coords[:n], strict=True))
-            sizes = ", ".join(f"{k}={v}" for k, v in params.items())
-            elem = ", ".join(str(c) for c in coords[n:])
-            verb = "writes" if access is s.lhs else "reads"
-            self.error(f"access {ir.to_str(access)} may be out of bounds: with "
-                       f"{sizes or 'any sizes'}"
-                       f", iteration ({its}) {verb} {access.tensor}[{elem}] outside {tensor}",
-                       s.pos, BoundsError)
-            return
+    def prove_in_bounds(self) -> None:
+        """Every access of every statement inside its tensor, now that temporaries have their
+        final shapes."""
+        for stmt, shown in self.to_prove:
+            message = out_of_bounds(stmt, self.tensors, self.extents, self.params, self.context,
+                                    shown)
+            if message:
+                self.error(message, stmt.pos, BoundsError)
 
     # -- driver ------------------------------------------------------------------------------------
 
@@ -547,7 +555,9 @@ class Checker:
         self.check_signature()
         self.raise_collected()
         root = Node()
+        self.writes = writes_by_name(self.kdef.body)
         self.check_body(self.kdef.body, [], root)
+        self.prove_in_bounds()
         self.raise_collected()
         if not self.statements:
             raise DSLTypeError(f"kernel '{self.kdef.name}' has no statements", self.kdef.pos,

@@ -34,6 +34,14 @@ def _number(tok: Token) -> ast.Num:
     return ast.Num(int(text), False, _pos(tok))
 
 
+class _Misuse(Exception):
+    """Text that parses but that the grammar leaves to the transformer to reject."""
+
+    def __init__(self, message: str, pos: SourcePos):
+        super().__init__(message)
+        self.message, self.pos = message, pos
+
+
 @v_args(meta=True)
 class _ToAst(Transformer):
     """Builds frozen AST nodes bottom-up; every node gets the position of its first token."""
@@ -69,14 +77,22 @@ class _ToAst(Transformer):
         return None
 
     def for_loop(self, meta, c):
-        var, lo, hi, body = c
-        return ast.ForLoop(str(var), lo, hi, body, _pos(meta))
+        var, *order, (lo, hi), body = c
+        if order and str(order[0]) != "reversed":
+            raise _Misuse(f"unknown loop order '{order[0]}'; a `for` range is lo:hi (upwards) "
+                          "or reversed(lo:hi) (downwards)", _pos(order[0]))
+        return ast.ForLoop(str(var), lo, hi, body, _pos(meta), reverse=bool(order))
+
+    def range(self, meta, c):
+        return tuple(c)
 
     def assume(self, meta, c):
         return ast.Assume(tuple(c), _pos(meta))
 
     def statement(self, meta, c):
         lhs, op, rhs, where = c
+        if isinstance(lhs, Token):  # `s = ...`: the 0-d tensor s, as `s[] = ...`
+            lhs = ast.Access(str(lhs), (), _pos(lhs))
         return ast.Statement(lhs, op, rhs, where or (), _pos(meta))
 
     def assign_op(self, meta, c):
@@ -231,6 +247,8 @@ def parse(source: str) -> tuple[ast.KernelDef, ...]:
         msg = f"unexpected {found}; expected {_describe_expected(set(e.expected))}"
         raise DSLSyntaxError(msg, pos, source) from None
     except lark.exceptions.VisitError as e:
+        if isinstance(e.orig_exc, _Misuse):
+            raise DSLSyntaxError(e.orig_exc.message, e.orig_exc.pos, source) from None
         if isinstance(e.orig_exc, RecursionError):
             raise too_deep(source) from None
         raise

@@ -10,15 +10,31 @@ import islpy as isl
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.kernel import Statement
+from loopweave.ir.types import INDEX
 
 
 @dataclass
 class Loop:
-    """A DSL `for var in lo:hi` loop."""
+    """A DSL `for var in lo:hi` loop, or `for var in reversed(lo:hi)`.
+
+    The iterator `var` of the domain and schedule always counts up from lo to hi-1; a reversed
+    loop's variable, as the statements see it, is `value` = lo + hi - 1 - var. So a downward
+    loop is an upward loop over a substituted variable, and dependences, legality and every
+    scheduling pass see the true order without knowing about it.
+    """
 
     var: str
     lo: ir.Expr
     hi: ir.Expr
+    reverse: bool = False
+
+    @property
+    def value(self) -> ir.Expr:
+        """The loop variable's value in terms of the iterator."""
+        if not self.reverse:
+            return ir.Var(self.var)
+        last = ir.Binary("-", ir.add(self.lo, self.hi), ir.Const(1), INDEX)
+        return ir.Binary("-", last, ir.Var(self.var), INDEX)
 
 
 @dataclass

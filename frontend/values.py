@@ -132,9 +132,9 @@ class ValueTyper:
             raise DSLTypeError("'~' needs an integer operand", pos)
         if x.expr.dtype == BOOL:
             raise DSLTypeError(f"'{op}' cannot apply to a condition", pos)
-        if isinstance(x.expr, ir.Const) and op == "-":
-            return Typed(ir.Const(-x.expr.value, x.expr.dtype), x.weak)
-        return Typed(ir.Unary("neg" if op == "-" else "invert", x.expr, x.expr.dtype), x.weak)
+        if op == "-":
+            return negated(x)
+        return Typed(ir.Unary("invert", x.expr, x.expr.dtype), x.weak)
 
     def _binary(self, op: str, a: Typed, b: Typed, pos: SourcePos) -> Typed:
         if op in ("and", "or"):
@@ -191,6 +191,13 @@ class ValueTyper:
             ea, eb, dtype, weak = unify(args[0], args[1], pos, f)
             return Typed(ir.Call(f, (ea, eb), dtype), weak)
         return Typed(ir.Call(f, (args[0].expr,), args[0].expr.dtype), args[0].weak)
+
+
+def negated(x: Typed) -> Typed:
+    """`-x` (a number, not a condition), folded when `x` is a constant."""
+    if isinstance(x.expr, ir.Const):
+        return Typed(ir.Const(-x.expr.value, x.expr.dtype), x.weak)
+    return Typed(ir.Unary("neg", x.expr, x.expr.dtype), x.weak)
 
 
 def _floaty(args: list[Typed]) -> list[Typed]:
