@@ -5,7 +5,7 @@
     runner = IsolatedRunner(); outcome = runner.measure(problem, candidate, built)
 
 A worker process loads the built kernel, checks it once against the reference (the numpy
-reference of `examples/references.py` for a kernel of the example set, otherwise the result of
+reference of `examples/references/` for a kernel of the example set, otherwise the result of
 the same kernel under the default schedule), then times warm-up and repeated calls and reports
 the median and spread. A worker that crashes (a signal) or overruns the timeout is killed and
 replaced; the candidate is reported as "crash" or "timeout", a mismatch as "wrong", a build
@@ -15,11 +15,9 @@ failure as "compile_error".
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import multiprocessing
 import signal
 import statistics
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -31,9 +29,8 @@ from loopweave.autotune import faults
 from loopweave.autotune.features import features
 from loopweave.autotune.keys import kernel_hash, machine_fingerprint
 from loopweave.errors import LoopweaveError
+from loopweave.examples import load_references
 from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor
-
-_EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,7 @@ class Problem:
     outputs: tuple[str, ...]  # names returned by the kernel, in order
     inouts: tuple[str, ...]
     tol_scale: float = 1.0
-    reference: str = "default schedule"  # or "numpy (examples/references.py)"
+    reference: str = "default schedule"  # or "numpy (examples/references/)"
     cc: str | None = None
     cflags: tuple[str, ...] | None = None
     timeout_s: float = 10.0
@@ -90,26 +87,11 @@ class Outcome:
 
 # -- the problem: inputs and reference ------------------------------------------------------------
 
-def example_references():
-    """examples/references.py as a module, or None where the source tree is not present."""
-    name = "loopweave_example_references"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = _EXAMPLES / "references.py"
-    if not path.exists():
-        return None
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _example_case(kernel: KernelIR):
     """The example-set case of this kernel, if its computation is exactly the example's."""
     from loopweave.driver import front_end
 
-    refs = example_references()
+    refs = load_references()
     case = refs.KERNELS.get(kernel.name) if refs else None
     if case is None or kernel_hash(front_end(case.source())) != kernel_hash(kernel):
         return None
@@ -152,7 +134,7 @@ def make_problem(source: str, sizes: dict, target: str, workdir: str | Path, *,
     case = _example_case(ir)
     if case is not None:
         args = case.make_inputs(sizes, seed)
-        expected, tol, how = case.expected(args), case.tol_scale, "numpy (examples/references.py)"
+        expected, tol, how = case.expected(args), case.tol_scale, "numpy (examples/references/)"
     else:
         args = _random_inputs(ir, sizes, seed)
         reference = compile(source, kernel=kernel, cc=cc, cflags=cflags, tuning_db=False)
@@ -236,7 +218,7 @@ def run_measurement(problem: Problem, candidate: Candidate, built: Built) -> Out
 
     args = fresh()
     got = _results(result.ir, args, kernel(*args.values()))
-    refs = example_references()
+    refs = load_references()
     for name in (*problem.outputs, *problem.inouts):
         err, ok = refs.compare(got[name], data[f"out:{name}"], problem.tol_scale) if refs \
             else _compare(got[name], data[f"out:{name}"])

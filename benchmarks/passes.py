@@ -23,11 +23,11 @@ import loopweave  # noqa: E402
 from benchmarks.harness import Comparison, Work, format_table, measure  # noqa: E402
 from benchmarks.machine import blas_info, cpu_model  # noqa: E402
 from benchmarks.peers import compile_default, compile_naive, torch_module  # noqa: E402
-from examples.references import KERNEL_DIR  # noqa: E402
+from loopweave.examples import load_references  # noqa: E402
 
 
 def _source(name: str) -> str:
-    return (KERNEL_DIR / f"{name}.lw").read_text()
+    return load_references().KERNELS[name].source()
 
 
 def hand_matmul_schedule() -> loopweave.Schedule:

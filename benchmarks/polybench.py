@@ -16,19 +16,14 @@ import numpy as np
 
 from benchmarks import peers
 from benchmarks.harness import geometric_mean, measure
-from benchmarks.suite import ROOT, load_by_path
+from loopweave.examples import load_polybench_references
 
 # Published for context, not measured here.
 PUBLISHED = ("LOOPer (published): 1.42x geometric mean speedup over Pluto on PolyBench "
              "(their machine, their baseline; not comparable to the figures above)")
 
 
-def _load():
-    return load_by_path("loopweave_polybench_references",
-                        ROOT / "examples" / "polybench" / "references.py")
-
-
-POLYBENCH = _load().POLYBENCH
+POLYBENCH = load_polybench_references().POLYBENCH
 
 
 @dataclass(frozen=True)
@@ -68,7 +63,7 @@ def _copy(args):
 
 def run_one(name: str, dataset: str, repeats: int, check: bool) -> PolyRow:
     """Build the variants of one PolyBench kernel, check them, and time them interleaved."""
-    mod = _load()
+    mod = load_polybench_references()
     case = POLYBENCH[name]
     source = case.source()
     variants = {"naive": peers.compile_naive(source), "default": peers.compile_default(source)}

@@ -18,7 +18,8 @@ import numpy as np
 
 from benchmarks import peers
 from benchmarks.harness import Comparison, measure
-from benchmarks.suite import ROOT, SuiteKernel, load_references
+from benchmarks.suite import ROOT, SuiteKernel
+from loopweave.examples import load_references
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ before timing. One thread.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import inspect
 import os
 import sys
@@ -23,19 +22,10 @@ import numpy as np
 
 import loopweave
 from benchmarks.harness import Comparison, Work, format_table, measure
+from loopweave.examples import load_references
 
-ROOT = Path(__file__).resolve().parent.parent
 S = loopweave.Schedule
 NATIVE = ("-O3", "-march=native")
-
-
-def _references():
-    spec = importlib.util.spec_from_file_location("simd_bench_refs",
-                                                  ROOT / "examples" / "references.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["simd_bench_refs"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _mm(s):
@@ -79,7 +69,7 @@ def _bound(kernel: loopweave.Kernel, args: tuple):
 
 
 def run(quick: bool = False) -> list[Comparison]:
-    refs = _references()
+    refs = load_references()
     results = []
     no512 = (*NATIVE, "-mno-avx512f")
     variants = {"pragma256": (no512, False), "avx2": (no512, True)}

@@ -1,15 +1,13 @@
 """The kernel suite of issue [benchmarks]: each entry names a DSL kernel in examples/kernels/,
 its benchmark sizes, the work one call does, and how numpy and torch compute the same thing.
 
-Inputs come from the kernel's `make_inputs` in examples/references.py, so every implementation
+Inputs come from the kernel's `make_inputs` in examples/references/, so every implementation
 sees the same arrays. A peer factory takes those arguments and returns a zero-argument callable
 (conversions happen outside the timed call).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,21 +17,6 @@ import numpy as np
 from benchmarks.harness import Work
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_by_path(name: str, path: Path):
-    """The module in `path` as `name`, loaded once (examples/ is not a package)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-def load_references():
-    """examples/references.py: inputs and numpy references of examples/kernels/*.lw."""
-    return load_by_path("loopweave_example_references", ROOT / "examples" / "references.py")
 
 
 Args = dict

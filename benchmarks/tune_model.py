@@ -34,13 +34,14 @@ SIZES = {
 def ranking(name: str, sizes: dict, sample: int, workdir: Path) -> dict:
     """Kendall tau and top-k recall of the shipped model on `sample` random schedules."""
     from loopweave.autotune.executors import LocalExecutor
-    from loopweave.autotune.measure import Candidate, example_references, make_problem
+    from loopweave.autotune.measure import Candidate, make_problem
     from loopweave.autotune.model import CostModel, kendall_tau
     from loopweave.autotune.space import SearchSpace
     from loopweave.driver import front_end
+    from loopweave.examples import load_references
     from loopweave.targets import get_target
 
-    source = example_references().KERNELS[name].source()
+    source = load_references().KERNELS[name].source()
     ir = front_end(source)
     space = SearchSpace(ir, sizes, get_target("cpu"))
     seen, candidates = set(), []
@@ -69,10 +70,10 @@ def efficiency(name: str, sizes: dict, trials: int, out: Path) -> dict:
     """Trials to 95% of the best, model-guided against random, and a plot of both."""
     from loopweave.autotune import tune
     from loopweave.autotune.cli import plot_best_so_far
-    from loopweave.autotune.measure import example_references
     from loopweave.autotune.search import trials_to_reach
+    from loopweave.examples import load_references
 
-    source = example_references().KERNELS[name].source()
+    source = load_references().KERNELS[name].source()
     runs, curves = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for strategy in ("model", "random"):

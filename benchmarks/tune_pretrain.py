@@ -38,10 +38,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from loopweave.autotune import Database, tune
-    from loopweave.autotune.measure import example_references
     from loopweave.autotune.model import CostModel
+    from loopweave.examples import load_references
 
-    cases = example_references().KERNELS
+    cases = load_references().KERNELS
     names = args.kernels or [n for n in cases if n not in HELD_OUT]
     start = time.time()
     for name in names:

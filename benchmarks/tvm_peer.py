@@ -8,7 +8,7 @@ ResNet-50 conv2_x 3x3): loopweave's default schedule, loopweave tuned (`loopweav
 `--trials`, continuing from the database; matmul shares benchmarks/tune_matmul.py's one-thread
 database), TVM's default schedule (the TE computation compiled unscheduled), TVM MetaSchedule
 (`tune_tir` with `--trials` as max_trials_global), and numpy. Every result is checked against
-the kernel's reference in examples/references.py, then all are timed side by side
+the kernel's reference in examples/references/, then all are timed side by side
 (`benchmarks.harness.measure`: interleaved rounds, medians).
 
 TVM is an optional peer (`pip install -e '.[tvm]'`, pins in the platform notes); without it this
@@ -140,8 +140,9 @@ def run_kernel(name: str, args, tvm, target, mcpu: str) -> str:
     import loopweave
     from benchmarks.harness import Comparison, format_table, measure
     from benchmarks.peers import compile_default, used_tuning_record
-    from benchmarks.suite import SUITE, load_references
+    from benchmarks.suite import SUITE
     from benchmarks.tune_matmul import trials_in
+    from loopweave.examples import load_references
 
     bench = SUITE[name]
     refs = load_references()

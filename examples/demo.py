@@ -2,7 +2,7 @@
 
 Usage: python examples/demo.py [KERNEL ...] [--small] [--repeat N] [-v]
 
-For each kernel: random inputs at moderate sizes (the `demo_sizes` of examples/references.py, or
+For each kernel: random inputs at moderate sizes (the `demo_sizes` of examples/references/, or
 its first test sizes with --small), one checked call, then the best of N timed calls of the
 compiled kernel and of the numpy reference. Prints one row per kernel and exits with status 1 if
 any kernel fails to compile, crashes or disagrees with the reference.
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         case = refs.KERNELS.get(name)
         if case is None:
-            print(f"{name:<12} (no reference in examples/references.py)")
+            print(f"{name:<12} (no reference in examples/references/)")
             failures += 1
             continue
         sizes = case.sizes[0] if opts.small else case.demo_sizes

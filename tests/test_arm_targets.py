@@ -1,7 +1,7 @@
 """The Arm targets against numpy: aarch64 under qemu-aarch64, cortex-m4 / cortex-m55 bare-metal
 under qemu-system-arm with semihosting.
 
-Every example kernel (examples/references.py) runs on every target at its first size set (odd
+Every example kernel (examples/references/) runs on every target at its first size set (odd
 sizes) and, for the int8 kernels that use the cores' MAC idioms, at more odd and round sizes.
 objdump shows that the idioms' instructions are there (SMLAD/SXTB16 on M4, MVE VMLA/VLDRB on
 M55, SMLAL on aarch64). Also: the firmware example, the instruction-count benchmark's smoke run,

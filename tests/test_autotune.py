@@ -46,9 +46,9 @@ def test_kernel_hash_ignores_formatting_but_not_the_computation():
 
 @pytest.mark.parametrize("name", ["matmul", "softmax", "jacobi_1d"])
 def test_space_proposes_only_legal_schedules(name):
-    from loopweave.autotune.measure import example_references
+    from loopweave.examples import load_references
 
-    case = example_references().KERNELS[name]
+    case = load_references().KERNELS[name]
     ir = front_end(case.source())
     space = SearchSpace(ir, case.sizes[-1], get_target("cpu"))
     rng = random.Random(1)
@@ -221,10 +221,10 @@ def test_a_sweep_measures_the_default_schedule_and_fused_kernels_find_their_reco
     # The default schedule is a candidate (so a sweep's best is never worse than compile()
     # without tuning), and the record's key is the front end's IR even where the default
     # schedule fuses temporaries away (softmax).
-    from loopweave.autotune.measure import example_references
     from loopweave.backends.c import default_schedule
+    from loopweave.examples import load_references
 
-    softmax = example_references().KERNELS["softmax"].source()
+    softmax = load_references().KERNELS["softmax"].source()
     sizes = {"N": 5, "D": 7}
     db = tmp_path / "tune.sqlite"
     result = tune(softmax, sizes, trials=3, db=db, strategy="random", workdir=tmp_path, **FAST)

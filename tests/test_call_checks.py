@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
-from test_kernels import refs  # examples/references.py, loaded by path
+from test_kernels import refs  # examples/references/, loaded by path
 
 import loopweave
 from loopweave import ArgumentTypeError, ArgumentValueError

@@ -9,11 +9,9 @@ qemu-aarch64.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,24 +20,13 @@ import pytest
 import loopweave
 from loopweave.driver import front_end
 from loopweave.emit import MARKER, EmittedC, OutputExistsError
+from loopweave.examples import load_references
 from loopweave.ir.expr import evaluate
 
-ROOT = Path(__file__).resolve().parent.parent
 WARNINGS = ("-Wall", "-Wextra", "-Werror", "-std=c99")
 M4_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")
 
-
-def _load_references():
-    name = "loopweave_example_references"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / "references.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-refs = _load_references()
+refs = load_references()
 
 
 def need(tool: str) -> str:

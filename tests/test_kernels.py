@@ -1,39 +1,27 @@
 """Numeric harness: every example kernel, compiled for the host CPU, against its numpy reference.
 
-The inputs, references and tolerances live in examples/references.py (loaded by path: examples/
-is not a package). Each kernel is compiled once per test session and called at several size sets,
-odd and round. Also checked: outputs' shape and dtype, `inout` arrays updated in place, read-only
-inputs left alone, and that every `.lw` file under examples/ and every ```lw block under docs/
-compiles.
+The inputs, references and tolerances live in examples/references/ (loaded by path with
+loopweave.examples.load_references: examples/ is not an installed package). Each kernel is
+compiled once per test session and called at several size sets, odd and round. Also checked:
+outputs' shape and dtype, `inout` arrays updated in place, read-only inputs left alone, and that
+every `.lw` file under examples/ and every ```lw block under docs/ compiles.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import loopweave
+from loopweave.examples import load_references
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_references():
-    name = "loopweave_example_references"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / "references.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-refs = _load_references()
+refs = load_references()
 
 _KERNEL_RE = re.compile(r"^\s*kernel\s+([A-Za-z_]\w*)", re.MULTILINE)
 _FENCE_RE = re.compile(r"^[ \t]*```lw[ \t]*\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)

@@ -1,34 +1,17 @@
 """PolyBench/C 4.2 in the DSL (examples/polybench/): every kernel compiled for the host CPU and
 checked against its numpy reference on the MINI and SMALL datasets (examples/polybench/
-references.py). Also: each .lw file has a case, and the dataset tables are complete.
+references/). Also: each .lw file has a case, and the dataset tables are complete.
 """
 
 from __future__ import annotations
-
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import loopweave
+from loopweave.examples import load_polybench_references
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load_polybench():
-    name = "loopweave_polybench_references"
-    if name not in sys.modules:
-        path = ROOT / "examples" / "polybench" / "references.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-poly = _load_polybench()
+poly = load_polybench_references()
 _compiled: dict[str, object] = {}
 
 # PolyBench/C 4.2's 30 kernels, by category.

@@ -1,37 +1,22 @@
-"""Check the numpy references of examples/references.py against literal loop transcriptions.
+"""Check the numpy references of examples/references/ against literal loop transcriptions.
 
 Every `naive_<kernel>` below restates its kernel's DSL statements as plain Python loops in float64:
 statements in program order, each statement's iterations in lexicographic order of its variables
 (left side first), reductions into a fresh output or temporary starting from the identity. The
-vectorised references must agree with them on the default test sizes. These tests need numpy
-only, not the compiler.
+vectorised references must agree with them on the default test sizes. These tests compile
+nothing.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from loopweave.examples import load_references
 
-
-def _load_references():
-    name = "loopweave_example_references"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / "references.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-refs = _load_references()
+refs = load_references()
 F64 = np.float64
 
 
@@ -560,3 +545,19 @@ def test_compare():
     assert not refs.compare(exp[:1], exp)[1]
     ints = np.array([1, 2], dtype=np.int32)
     assert refs.compare(ints + np.array([0, 1], dtype=np.int32), ints) == (1.0, False)
+
+
+def test_loaders_share_one_module_and_one_case_class():
+    # Tests, the tuner and the benchmarks all load the references; a second load must not make a
+    # second Case class (isinstance would fail across them), and PolyBench builds on the same one.
+    from loopweave.examples import load_polybench_references
+
+    assert load_references() is refs
+    poly = load_polybench_references()
+    assert poly is load_polybench_references()
+    assert all(isinstance(c, refs.Case) for c in (*refs.KERNELS.values(), *poly.POLYBENCH.values()))
+    assert poly.compare is refs.compare and poly.results_of is refs.results_of
+    # every group's cases are in the table, once, and every name is its own
+    groups = [c.name for g in refs.GROUPS for c in g.CASES]
+    assert len(groups) == len(set(groups)) == len(refs.KERNELS)
+    assert all(name == case.name for name, case in poly.POLYBENCH.items())

@@ -4,7 +4,7 @@ UndefinedBehaviorSanitizer, under the default schedule and random legal schedule
 A sanitized library loaded by ctypes needs the ASan runtime first in the process, so the kernels
 run in a subprocess (this file run as a script) with LD_PRELOAD=libasan.so; any report aborts it
 (ASan halts on the first error; UBSan is built with -fno-sanitize-recover and halt_on_error=1).
-The subprocess also compares each result with the numpy reference of examples/references.py.
+The subprocess also compares each result with the numpy reference of examples/references/.
 
 Also: sizes whose products pass 2^31 give 64-bit index arithmetic in the generated source.
 """
@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_kernels import refs  # examples/references.py, loaded by path
+from test_kernels import refs  # examples/references/, loaded by path
 
 import loopweave
 from loopweave.driver import front_end, stages
