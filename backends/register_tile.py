@@ -2,8 +2,8 @@
 
 The full-tile version of a cache_write (see ir/localize.py) looks like
 
-    for k = ...:                         # the reduction loop
-      for x = 0 while x < R:             # rows of the tile (constant extent)
+    for k = ...:                         # the reduction loop (or a nest of them: conv2d's
+      for x = 0 while x < R:             #   c, r, s), each with a single loop as its body
         for y = 0 while y < W:           # a row, stride 1 in the buffer (constant extent)
           acc[x, y] += <expression of loads>
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from loopweave.backends.c_family import c_name, c_var
 from loopweave.ir import expr as ir
-from loopweave.ir.affine import coefficient, constant_value
+from loopweave.ir.affine import coefficient, constant_value, simplify
 from loopweave.ir.loops import For, Store
 from loopweave.ir.types import DType
 
@@ -32,7 +32,7 @@ def render_register_tile(r, node: For, indent: str) -> list[str] | None:
     shape = _tile_shape(node)
     if shape is None:
         return None
-    rows_loop, cols_loop, store = shape
+    reductions, rows_loop, cols_loop, store = shape
     rows, width = _extent(rows_loop), _extent(cols_loop)
     dtype = store.value.dtype
     if dtype.name not in ("f32", "f64", "i32") or store.reduce != "+=" or rows > MAX_ROWS:
@@ -49,10 +49,11 @@ def render_register_tile(r, node: For, indent: str) -> list[str] | None:
         offset = ir.substitute(_linear(r, store.tensor, store.indices), {x: ir.Const(row)})
         if coefficient(offset, y) != 1:
             return None
-        start = constant_value(ir.substitute(offset, {y: ir.Const(0)}))
-        if start is None:
+        start = ir.substitute(offset, {y: ir.Const(0)})
+        if ir.variables(start) & {loop.var for loop in reductions}:
             return None
-        starts += [start + c * chunk_width for c in range(chunks)]
+        starts += [r.expr(simplify(ir.add(start, ir.Const(c * chunk_width))))
+                   for c in range(chunks)]
     updates = []
     for row in range(rows):
         for c in range(chunks):
@@ -70,24 +71,32 @@ def render_register_tile(r, node: For, indent: str) -> list[str] | None:
     lines = [f"{indent}{{", f"{inner}{vec} {', '.join(regs)};"]
     lines += [f"{inner}__builtin_memcpy(&{reg}, &{acc}[{s}], sizeof {reg});"
               for reg, s in zip(regs, starts, strict=True)]
-    v = c_var(node.var)
-    lines.append(f"{inner}for ({r.index_type} {v} = {r.expr(node.init)}; {r.expr(node.cond)}; "
-                 f"{v} += {node.step}) {{")
-    lines += [f"{inner}  {reg} += {text};" for reg, text in zip(regs, updates, strict=True)]
-    lines.append(f"{inner}}}")
+    for depth, loop in enumerate(reductions):
+        v, pad = c_var(loop.var), inner + "  " * depth
+        lines.append(f"{pad}for ({r.index_type} {v} = {r.expr(loop.init)}; "
+                     f"{r.expr(loop.cond)}; {v} += {loop.step}) {{")
+    body = inner + "  " * len(reductions)
+    lines += [f"{body}{reg} += {text};" for reg, text in zip(regs, updates, strict=True)]
+    lines += [f"{inner}{'  ' * depth}}}" for depth in reversed(range(len(reductions)))]
     lines += [f"{inner}__builtin_memcpy(&{acc}[{s}], &{reg}, sizeof {reg});"
               for reg, s in zip(regs, starts, strict=True)]
     return [*lines, f"{indent}}}"]
 
 
 def _tile_shape(node: For):
-    rows = node.body
-    if not (isinstance(rows, For) and _extent(rows) and isinstance(rows.body, For)):
+    """(reduction loops, rows loop, columns loop, store) of a perfect nest ending in a store
+    that does not read its own tensor (its elements then stay in registers), or None."""
+    loops = [node]
+    while isinstance(loops[-1].body, For):
+        loops.append(loops[-1].body)
+    store = loops[-1].body
+    if len(loops) < 3 or not isinstance(store, Store):
         return None
-    cols = rows.body
-    if not (_extent(cols) and isinstance(cols.body, Store)):
+    *reductions, rows, cols = loops
+    if not (_extent(rows) and _extent(cols)) or any(
+            load.tensor == store.tensor for load in ir.loads(store.value)):
         return None
-    return rows, cols, cols.body
+    return reductions, rows, cols, store
 
 
 def _extent(loop: For) -> int | None:

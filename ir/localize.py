@@ -14,7 +14,8 @@ from dataclasses import replace
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import constant_value, simplify
 from loopweave.ir.kernel import CacheSpec, Tensor
-from loopweave.ir.loops import Block, Buffer, For, If, Node, Scope, Store
+from loopweave.ir.loops import Block, Buffer, For, If, Node, Scope, Store, upper_bounds
+from loopweave.ir.strips import strip_partial_tiles
 from loopweave.ir.types import BOOL, INDEX
 
 
@@ -103,7 +104,7 @@ def _version_full_tiles(node: Node, outer: set[str]) -> Node:
     cond = conds[0]
     for c in conds[1:]:
         cond = ir.Binary("and", cond, c, BOOL)
-    return If(cond, full, node)
+    return If(cond, full, strip_partial_tiles(node, outer))
 
 
 def _constant_trip_counts(n: Node, outer: set[str], conds: list[ir.Expr]) -> Node:
@@ -127,29 +128,10 @@ def _constant_trip_counts(n: Node, outer: set[str], conds: list[ir.Expr]) -> Nod
 
 def _full_extent(n: For) -> int | None:
     """The trip count of `n` when no other bound cuts it: `v <= min(..., init + E - 1)`."""
-    bounds = _upper_bounds(n.cond, n.var)
+    bounds = upper_bounds(n.cond, n.var)
     extents = [constant_value(ir.Binary("-", b, n.init, INDEX)) for b in bounds]
     extents = [e for e in extents if e is not None and e > 0]
     return min(extents) if extents else None
-
-
-def _upper_bounds(cond: ir.Expr, var: str) -> list[ir.Expr]:
-    """Exclusive upper bounds on `var` that `cond` states."""
-    match cond:
-        case ir.Binary(op="and", left=a, right=b):
-            return _upper_bounds(a, var) + _upper_bounds(b, var)
-        case ir.Binary(op="<" | "<=", left=ir.Var(name=v), right=rhs) if v == var:
-            terms = _min_terms(rhs)
-            if cond.op == "<=":
-                terms = [ir.Binary("+", t, ir.Const(1), INDEX) for t in terms]
-            return terms
-    return []
-
-
-def _min_terms(e: ir.Expr) -> list[ir.Expr]:
-    if isinstance(e, ir.Call) and e.func == "min":
-        return [t for a in e.args for t in _min_terms(a)]
-    return [e]
 
 
 def _substitute(n: Node, mapping: dict[str, ir.Expr]) -> Node:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from loopweave.ir.expr import Expr, to_str
-from loopweave.ir.types import DType
+from loopweave.ir.expr import Binary, Call, Const, Expr, Var, to_str
+from loopweave.ir.types import INDEX, DType
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +106,22 @@ def to_text(node: Node, indent: str = "") -> str:
         case Store(tensor=t, indices=ix, value=v, reduce=r):
             return f"{indent}{t}[{', '.join(to_str(x) for x in ix)}] {r or '='} {to_str(v)}\n"
     raise AssertionError(type(node).__name__)
+
+
+def upper_bounds(cond: Expr, var: str) -> list[Expr]:
+    """Exclusive upper bounds on `var` that `cond` states (a conjunction of `var < e`)."""
+    match cond:
+        case Binary(op="and", left=a, right=b):
+            return upper_bounds(a, var) + upper_bounds(b, var)
+        case Binary(op="<" | "<=", left=Var(name=v), right=rhs) if v == var:
+            terms = min_terms(rhs)
+            if cond.op == "<=":
+                terms = [Binary("+", t, Const(1), INDEX) for t in terms]
+            return terms
+    return []
+
+
+def min_terms(e: Expr) -> list[Expr]:
+    if isinstance(e, Call) and e.func == "min":
+        return [t for a in e.args for t in min_terms(a)]
+    return [e]

@@ -33,6 +33,8 @@ from loopweave.passes.schedule import Schedule
 
 #: The micro-kernel: MR rows x NR columns of C in registers; KC deep, NC wide packed B panels.
 MR, NR, KC, NC = 6, 16, 256, 256
+#: The convolution micro-kernel: CONV_ROWS output channels x CONV_COLS output columns.
+CONV_ROWS, CONV_COLS = 8, 8
 #: Fusion tries one `apply` per statement; beyond this many statements it is not attempted.
 MAX_FUSION_STATEMENTS = 48
 
@@ -53,6 +55,8 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
             if steps:  # the SIMD width is asked only now (it may run the compiler)
                 steps = contraction_steps(s, placements[s.name].names(),
                                           *_register_tile(vector_bytes))
+            else:
+                steps = convolution_steps(s, placements[s.name].names())
             if steps and _try(kernel, schedule, steps):
                 tiled.add(s.name)
     if len(kernel.statements) <= MAX_FUSION_STATEMENTS:
@@ -235,6 +239,38 @@ def contraction_steps(s: Statement, loops: list[str], mr: int = MR, nr: int = NR
                     ("reorder", s.name, *order),
                     ("cache_read", s.name, b.tensor, f"{i}_o"),
                     ("cache_write", s.name, k)]
+    return None
+
+
+def convolution_steps(s: Statement, loops: list[str], rows: int = CONV_ROWS,
+                      cols: int = CONV_COLS) -> list[tuple] | None:
+    """The micro-kernel steps for a convolution-like `Y[.., k, .., x] += X[.., x + s] *
+    F[.., k, ..]` (x indexes the last dimension of Y and, with stride 1, of X; k indexes F but
+    not X): a rows x cols tile of Y over (k, x) in vector registers while all of the reduction
+    runs, its loops reassociated so that the plain ones (conv2d's channels c) go innermost
+    (the spatial ones, r and s, stay outside). None if `s` is not of that shape."""
+    if s.op != "+=" or not s.lhs.indices or not isinstance(s.lhs.indices[-1], ir.Var):
+        return None
+    x = s.lhs.indices[-1].name
+    outputs = [ix.name for ix in s.lhs.indices if isinstance(ix, ir.Var)]
+    loads = [f for f in _factors(s.rhs) if isinstance(f, ir.Load)]
+    for data, weights in itertools.permutations(loads, 2):
+        if _walk(data, x) != "unit" or _walk(weights, x) != "invariant":
+            continue
+        kernels = [k for k in outputs if k != x and _walk(data, k) == "invariant"
+                   and _walk(weights, k) != "invariant"]
+        reductions = [v for v in loops if v not in outputs]
+        if not kernels or not reductions or sorted(loops) != sorted({*outputs, *reductions}):
+            continue
+        k = kernels[-1]
+        spatial = [v for v in reductions if any(
+            v in ir.variables(ix) and len(ir.variables(ix)) > 1 for ix in data.indices)]
+        order = [f"{v}_o" if v in (k, x) else v for v in loops if v in outputs]
+        order += spatial + [v for v in reductions if v not in spatial] + [k, x]
+        return [("reassociate", s.name),
+                ("tile", s.name, {k: rows, x: cols}),
+                ("reorder", s.name, *order),
+                ("cache_write", s.name, order[len(outputs)])]
     return None
 
 

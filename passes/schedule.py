@@ -24,10 +24,11 @@ import json
 from dataclasses import dataclass, replace
 
 from loopweave.errors import ScheduleError
+from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import cache
 from loopweave.passes import placement as pl
-from loopweave.passes.legality import check_dependences, check_loop_kinds
+from loopweave.passes.legality import REDUCTIONS, check_dependences, check_loop_kinds
 from loopweave.passes.placement import LOOP_KINDS, Placement
 from loopweave.passes.storage import reduce_storage
 
@@ -99,6 +100,13 @@ class Schedule:
         self.steps.append(Step("cache_read", target, (tensor, at)))
         return self
 
+    def reassociate(self, target: str) -> Schedule:
+        """Let the reductions of `target` combine their terms in any order, as TVM does: its
+        reduction loops may then be interchanged (conv2d's c inside r, s). A float result
+        changes by rounding, as a BLAS or numpy's pairwise sum would."""
+        self.steps.append(Step("reassociate", target, ()))
+        return self
+
     def parallel(self, target: str, loop: str) -> Schedule:
         """Run the iterations of `loop` in parallel (legal only if it carries no dependence)."""
         self.steps.append(Step("parallel", target, (loop,)))
@@ -140,7 +148,7 @@ class Schedule:
         """`kernel` with this schedule; raises ScheduleError for a malformed or illegal step."""
         placements = self.placements(kernel)
         schedule = pl.build_tree(kernel, placements)
-        check_dependences(kernel, schedule)
+        check_dependences(kernel, schedule, reassociable=self._reassociable(kernel))
         check_loop_kinds(kernel, schedule, placements)
         reduced, locals_at = reduce_storage(kernel, placements)
         caches_at, wanted = self._caches(kernel, placements)
@@ -150,6 +158,25 @@ class Schedule:
         specs = tuple(cache.analyze(reduced, schedule, tag, tensor, copy_out, taken)
                       for tag, tensor, copy_out in wanted)
         return replace(reduced, schedule=schedule, caches=specs)
+
+    def _reassociable(self, kernel: KernelIR) -> frozenset[str]:
+        """The statements whose reductions a `reassociate` step frees from their order."""
+        names = set()
+        for step in self.steps:
+            if step.op != "reassociate":
+                continue
+            for s in _targets(kernel, step.target):
+                if s.is_init:
+                    continue
+                if s.op not in REDUCTIONS:
+                    raise ScheduleError(f"reassociate {step.target!r}: {s.name} (line "
+                                        f"{s.pos.line}) is not a reduction")
+                if any(load.tensor == s.lhs.tensor for load in ir.loads(s.rhs)):
+                    raise ScheduleError(f"reassociate {step.target!r}: {s.name} (line "
+                                        f"{s.pos.line}) reads {s.lhs.tensor}, which it "
+                                        f"reduces into, so its order matters")
+                names.add(s.name)
+        return frozenset(names)
 
     def _caches(self, kernel: KernelIR, placements: dict[str, Placement]):
         """Where each cache step's buffer goes: {loop prefix: [tag]}, [(tag, tensor, write)]."""
@@ -198,8 +225,8 @@ def _apply_step(kernel: KernelIR, step: Step, placements: dict[str, Placement]) 
     if step.op == "fuse":
         pl.fuse(placements, [s.name for s in stmts], step.args[0])
         return
-    if step.op in ("cache_read", "cache_write"):
-        return  # applied after the loops are placed (see Schedule._caches)
+    if step.op in ("cache_read", "cache_write", "reassociate"):
+        return  # applied after the loops are placed (see Schedule._caches, _reassociable)
     if step.op == "compute_at":
         (loop,) = step.args
         consumers = _targets(kernel, step.target.split(",")[1])

@@ -50,10 +50,127 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
                   __builtin_memcpy(&C_acc[80], &lw_r5_0, sizeof lw_r5_0);
                 }
               } else {
-                for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
-                  for (int64_t c5 = 6 * c2; c5 <= lw_min_i64(M - 1, 6 * c2 + 5); c5 += 1) {
-                    for (int64_t c6 = 16 * c3; c6 <= lw_min_i64(N - 1, 16 * c3 + 15); c6 += 1) {
-                      C_acc[(-6 * c2 + c5) * 16 + (-16 * c3 + c6)] = C_acc[(-6 * c2 + c5) * 16 + (-16 * c3 + c6)] + A[c5 * K + c4] * B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + c6)];
+                if (lw_min_i64(M, 6 * c2 + 6) + -6 * c2 == 6) {
+                  if (lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) >= 16) {
+                    {
+                      lw_vec_f32_16 lw_r0_0, lw_r1_0, lw_r2_0, lw_r3_0, lw_r4_0, lw_r5_0;
+                      __builtin_memcpy(&lw_r0_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3], sizeof lw_r0_0);
+                      __builtin_memcpy(&lw_r1_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 16], sizeof lw_r1_0);
+                      __builtin_memcpy(&lw_r2_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 32], sizeof lw_r2_0);
+                      __builtin_memcpy(&lw_r3_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 48], sizeof lw_r3_0);
+                      __builtin_memcpy(&lw_r4_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 64], sizeof lw_r4_0);
+                      __builtin_memcpy(&lw_r5_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 80], sizeof lw_r5_0);
+                      for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
+                        lw_r0_0 += (A[(6 * c2 + 0) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r1_0 += (A[(6 * c2 + 1) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r2_0 += (A[(6 * c2 + 2) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r3_0 += (A[(6 * c2 + 3) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r4_0 += (A[(6 * c2 + 4) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r5_0 += (A[(6 * c2 + 5) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                      }
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3], &lw_r0_0, sizeof lw_r0_0);
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 16], &lw_r1_0, sizeof lw_r1_0);
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 32], &lw_r2_0, sizeof lw_r2_0);
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 48], &lw_r3_0, sizeof lw_r3_0);
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 64], &lw_r4_0, sizeof lw_r4_0);
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 80], &lw_r5_0, sizeof lw_r5_0);
+                    }
+                  }
+                  if (lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) >= 8) {
+                    {
+                      lw_vec_f32_8 lw_r0_0, lw_r1_0, lw_r2_0, lw_r3_0, lw_r4_0, lw_r5_0;
+                      __builtin_memcpy(&lw_r0_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3], sizeof lw_r0_0);
+                      __builtin_memcpy(&lw_r1_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 16], sizeof lw_r1_0);
+                      __builtin_memcpy(&lw_r2_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 32], sizeof lw_r2_0);
+                      __builtin_memcpy(&lw_r3_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 48], sizeof lw_r3_0);
+                      __builtin_memcpy(&lw_r4_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 64], sizeof lw_r4_0);
+                      __builtin_memcpy(&lw_r5_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 80], sizeof lw_r5_0);
+                      for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
+                        lw_r0_0 += (A[(6 * c2 + 0) * K + c4] * lw_vload_f32_8(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r1_0 += (A[(6 * c2 + 1) * K + c4] * lw_vload_f32_8(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r2_0 += (A[(6 * c2 + 2) * K + c4] * lw_vload_f32_8(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r3_0 += (A[(6 * c2 + 3) * K + c4] * lw_vload_f32_8(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r4_0 += (A[(6 * c2 + 4) * K + c4] * lw_vload_f32_8(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r5_0 += (A[(6 * c2 + 5) * K + c4] * lw_vload_f32_8(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                      }
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3], &lw_r0_0, sizeof lw_r0_0);
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 16], &lw_r1_0, sizeof lw_r1_0);
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 32], &lw_r2_0, sizeof lw_r2_0);
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 48], &lw_r3_0, sizeof lw_r3_0);
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 64], &lw_r4_0, sizeof lw_r4_0);
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 80], &lw_r5_0, sizeof lw_r5_0);
+                    }
+                  }
+                  if (lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) >= 4) {
+                    {
+                      lw_vec_f32_4 lw_r0_0, lw_r1_0, lw_r2_0, lw_r3_0, lw_r4_0, lw_r5_0;
+                      __builtin_memcpy(&lw_r0_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3], sizeof lw_r0_0);
+                      __builtin_memcpy(&lw_r1_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 16], sizeof lw_r1_0);
+                      __builtin_memcpy(&lw_r2_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 32], sizeof lw_r2_0);
+                      __builtin_memcpy(&lw_r3_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 48], sizeof lw_r3_0);
+                      __builtin_memcpy(&lw_r4_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 64], sizeof lw_r4_0);
+                      __builtin_memcpy(&lw_r5_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 80], sizeof lw_r5_0);
+                      for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
+                        lw_r0_0 += (A[(6 * c2 + 0) * K + c4] * lw_vload_f32_4(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r1_0 += (A[(6 * c2 + 1) * K + c4] * lw_vload_f32_4(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r2_0 += (A[(6 * c2 + 2) * K + c4] * lw_vload_f32_4(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r3_0 += (A[(6 * c2 + 3) * K + c4] * lw_vload_f32_4(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r4_0 += (A[(6 * c2 + 4) * K + c4] * lw_vload_f32_4(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r5_0 += (A[(6 * c2 + 5) * K + c4] * lw_vload_f32_4(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                      }
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3], &lw_r0_0, sizeof lw_r0_0);
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 16], &lw_r1_0, sizeof lw_r1_0);
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 32], &lw_r2_0, sizeof lw_r2_0);
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 48], &lw_r3_0, sizeof lw_r3_0);
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 64], &lw_r4_0, sizeof lw_r4_0);
+                      __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 80], &lw_r5_0, sizeof lw_r5_0);
+                    }
+                  }
+                  for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
+                    for (int64_t c5 = 0; c5 < 6; c5 += 1) {
+                      for (int64_t c6 = -1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 4) + lw_min_i64(N, 16 * c3 + 16); c6 <= lw_min_i64(N - 1, 16 * c3 + 15); c6 += 1) {
+                        C_acc[c5 * 16 + (-16 * c3 + c6)] = C_acc[c5 * 16 + (-16 * c3 + c6)] + A[(6 * c2 + c5) * K + c4] * B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + c6)];
+                      }
+                    }
+                  }
+                } else {
+                  for (int64_t c5_edge = 6 * c2; c5_edge < lw_min_i64(M, 6 * c2 + 6); c5_edge += 1) {
+                    if (lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) >= 16) {
+                      {
+                        lw_vec_f32_16 lw_r0_0;
+                        __builtin_memcpy(&lw_r0_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -96 * c2 + -16 * c3 + 16 * c5_edge], sizeof lw_r0_0);
+                        for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
+                          lw_r0_0 += (A[(0 + c5_edge) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        }
+                        __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -96 * c2 + -16 * c3 + 16 * c5_edge], &lw_r0_0, sizeof lw_r0_0);
+                      }
+                    }
+                    if (lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) >= 8) {
+                      {
+                        lw_vec_f32_8 lw_r0_0;
+                        __builtin_memcpy(&lw_r0_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -96 * c2 + -16 * c3 + 16 * c5_edge], sizeof lw_r0_0);
+                        for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
+                          lw_r0_0 += (A[(0 + c5_edge) * K + c4] * lw_vload_f32_8(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        }
+                        __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -96 * c2 + -16 * c3 + 16 * c5_edge], &lw_r0_0, sizeof lw_r0_0);
+                      }
+                    }
+                    if (lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) >= 4) {
+                      {
+                        lw_vec_f32_4 lw_r0_0;
+                        __builtin_memcpy(&lw_r0_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -96 * c2 + -16 * c3 + 16 * c5_edge], sizeof lw_r0_0);
+                        for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
+                          lw_r0_0 += (A[(0 + c5_edge) * K + c4] * lw_vload_f32_4(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        }
+                        __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -96 * c2 + -16 * c3 + 16 * c5_edge], &lw_r0_0, sizeof lw_r0_0);
+                      }
+                    }
+                    for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
+                      for (int64_t c5 = 0; c5 < 1; c5 += 1) {
+                        for (int64_t c6 = -1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 4) + lw_min_i64(N, 16 * c3 + 16); c6 <= lw_min_i64(N - 1, 16 * c3 + 15); c6 += 1) {
+                          C_acc[(-6 * c2 + c5 + c5_edge) * 16 + (-16 * c3 + c6)] = C_acc[(-6 * c2 + c5 + c5_edge) * 16 + (-16 * c3 + c6)] + A[(c5 + c5_edge) * K + c4] * B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + c6)];
+                        }
+                      }
                     }
                   }
                 }

@@ -1,0 +1,135 @@
+"""Edge tiles of an accumulator nest, cut into strips of constant width.
+
+The partial-tile version of a cache_write (ir/localize.py) is the general nest
+
+    for k ...:                            # reduction loops
+      for x = x0 while x < min(.., x0 + R):     # rows: at most R
+        for y = y0 while y < min(.., y0 + W):   # columns: at most W
+          acc[x, y] += <loads>
+
+where some edge makes fewer than R rows or W columns. Run as it is, it is scalar code; at an
+output width that no tile size divides (conv2d's 56 columns in tiles of 32) that is a large
+share of the work. Here the columns are cut into power-of-two strips (16, 8, 4 of the remaining
+n < 32 columns, by the bits of n) plus a scalar rest, and each strip is a nest with constant
+trip counts that backends/register_tile.py keeps in vector registers. Partial rows run one row
+at a time (the rows loop moves outside the reduction loops: legal, since each accumulator
+element is its own reduction and the loads do not read the accumulator).
+"""
+
+from __future__ import annotations
+
+from loopweave.ir import expr as ir
+from loopweave.ir.affine import constant_value, simplify
+from loopweave.ir.loops import Block, For, If, Node, Store, upper_bounds
+from loopweave.ir.types import BOOL, INDEX
+
+#: The narrowest strip, in bytes (one 128-bit vector: SSE, NEON, MVE).
+MIN_STRIP_BYTES = 16
+STRIP_DTYPES = ("f32", "f64", "i32")
+
+
+def strip_partial_tiles(node: Node, outer: set[str]) -> Node:
+    """`node` (the partial-tile nest) with its edge rows and columns in constant-width strips,
+    or unchanged when it is not an accumulator nest of that shape. `outer` are the variables
+    of the enclosing loops, the only ones the row and column bounds may use."""
+    shape = _accumulator_nest(node, outer)
+    if shape is None:
+        return node
+    reductions, rows, cols, store = shape
+    row_lo, row_hi, max_rows = _range(rows)
+    col_lo, col_hi, max_cols = _range(cols)
+    min_width = max(1, MIN_STRIP_BYTES * 8 // store.value.dtype.bits)
+    if max_cols < min_width:
+        return node
+
+    def nest(row: ir.Expr, nrows: int, col: ir.Expr, ncols: int | None) -> Node:
+        """The reductions around rows [row, row + nrows) and columns [col, col + ncols)
+        (to col_hi when ncols is None), counting from 0 where the extent is constant."""
+        x, y = ir.Var(rows.var), ir.Var(cols.var)
+        body: Node = _substitute_store(store, {rows.var: _plus(row, x),
+                                               cols.var: y if ncols is None else _plus(col, y)})
+        body = (For(cols.var, col, cols.cond, 1, body) if ncols is None else
+                For(cols.var, ir.Const(0), _less(y, ir.Const(ncols)), 1, body))
+        body = For(rows.var, ir.Const(0), _less(x, ir.Const(nrows)), 1, body)
+        for loop in reversed(reductions):
+            body = For(loop.var, loop.init, loop.cond, loop.step, body, loop.kind)
+        return body
+
+    def column_strips(row: ir.Expr, nrows: int) -> Node:
+        n = simplify(ir.Binary("-", col_hi, col_lo, INDEX))
+        parts: list[Node] = []
+        width = 1 << (max_cols.bit_length() - 1)
+        while width >= min_width:
+            # The strip of this width exists when bit `width` of n is set; the wider strips
+            # (the bits above) come before it.
+            below = ir.Binary("%", n, ir.Const(2 * width), INDEX)
+            start = simplify(ir.Binary("-", ir.add(col_lo, n), below, INDEX))
+            parts.append(If(ir.Binary(">=", below, ir.Const(width), BOOL),
+                            nest(row, nrows, start, width)))
+            width //= 2
+        rest = ir.Binary("%", n, ir.Const(min_width), INDEX)
+        parts.append(nest(row, nrows, simplify(ir.Binary("-", col_hi, rest, INDEX)), None))
+        return Block(tuple(parts))
+
+    full_rows = ir.Binary("==", simplify(ir.Binary("-", row_hi, row_lo, INDEX)),
+                          ir.Const(max_rows), BOOL)
+    one_row = f"{rows.var}_edge"
+    return If(full_rows, column_strips(row_lo, max_rows),
+              For(one_row, row_lo, _less(ir.Var(one_row), row_hi), 1,
+                  column_strips(ir.Var(one_row), 1)))
+
+
+def _accumulator_nest(node: Node, outer: set[str]):
+    """(reduction loops, rows loop, columns loop, store) of a perfect nest `for k.. for x for y:
+    acc[x, y] += e` whose store reads no element of acc, or None."""
+    loops = []
+    while isinstance(node, For):
+        loops.append(node)
+        node = node.body
+    if len(loops) < 3 or not isinstance(node, Store) or node.reduce != "+=" \
+            or node.value.dtype.name not in STRIP_DTYPES:
+        return None
+    *reductions, rows, cols = loops
+    if any(load.tensor == node.tensor for load in ir.loads(node.value)):
+        return None
+    if any(loop.step != 1 for loop in loops) or None in (_range(rows), _range(cols)):
+        return None
+    bounds = [rows.init, rows.cond, cols.init, cols.cond]
+    if any(ir.variables(b) - {rows.var, cols.var} - outer for b in bounds) \
+            or rows.var in ir.variables(cols.init) | ir.variables(cols.cond) \
+            or any((ir.variables(loop.init) | ir.variables(loop.cond)) & {rows.var, cols.var}
+                   for loop in reductions):
+        return None
+    return reductions, rows, cols, node
+
+
+def _range(loop: For) -> tuple[ir.Expr, ir.Expr, int] | None:
+    """(first, end (exclusive), largest trip count) of `for v = a while v < min(.., a + E)`."""
+    bounds = [simplify(b) for b in upper_bounds(loop.cond, loop.var)]
+    extents = [constant_value(ir.Binary("-", b, loop.init, INDEX)) for b in bounds]
+    extents = [e for e in extents if e is not None and e > 0]
+    if not bounds or not extents:
+        return None
+    end = bounds[0]
+    for b in bounds[1:]:
+        end = ir.Call("min", (end, b), INDEX)
+    return loop.init, end, min(extents)
+
+
+def _plus(a: ir.Expr, b: ir.Expr) -> ir.Expr:
+    return simplify(ir.Binary("+", a, b, INDEX))
+
+
+def _less(a: ir.Expr, b: ir.Expr) -> ir.Expr:
+    return ir.Binary("<", a, b, BOOL)
+
+
+def _substitute_store(store: Store, mapping: dict[str, ir.Expr]) -> Store:
+    def indices(e: ir.Expr) -> ir.Expr | None:
+        if isinstance(e, ir.Load):
+            return ir.Load(e.tensor, tuple(simplify(i) for i in e.indices), e.dtype)
+        return None
+
+    return Store(store.tensor, tuple(simplify(ir.substitute(i, mapping)) for i in store.indices),
+                 ir.rewrite(ir.substitute(store.value, mapping), indices), store.reduce,
+                 store.stmt)

@@ -1,0 +1,107 @@
+"""Reassociated reductions (`Schedule.reassociate`), the convolution micro-kernel of the default
+schedule, and edge tiles cut into vector strips (ir/strips.py): legality errors, and numeric
+checks against numpy at sizes that leave every strip width (and a scalar rest) at the edges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import loopweave
+from loopweave import Schedule, ScheduleError
+from loopweave.driver import front_end
+from loopweave.passes.default import convolution_steps, default_schedule
+
+KERNELS = Path(__file__).resolve().parent.parent / "examples" / "kernels"
+CONV = (KERNELS / "conv2d.lw").read_text()
+MATMUL = (KERNELS / "matmul.lw").read_text()
+rng = np.random.default_rng(7)
+
+
+def _conv_reference(x, f):
+    n, c, h, w = x.shape
+    k, _, r, s = f.shape
+    y = np.zeros((n, k, h - r + 1, w - s + 1))
+    for dr in range(r):
+        for ds in range(s):
+            window = x[:, :, dr:dr + h - r + 1, ds:ds + w - s + 1].astype(np.float64)
+            y += np.einsum("nchw,kc->nkhw", window, f[:, :, dr, ds].astype(np.float64))
+    return y
+
+
+def _conv_args(n=1, c=3, h=7, w=13, k=5, r=3, s=2):
+    return (rng.standard_normal((n, c, h, w), dtype=np.float32),
+            rng.standard_normal((k, c, r, s), dtype=np.float32))
+
+
+def test_reduction_loops_reorder_only_after_reassociate():
+    spatial_outside = ("n", "k", "y", "x", "r", "s", "c")
+    with pytest.raises(ScheduleError, match="flow dependence on Y from S1 to S1"):
+        loopweave.compile(CONV, schedule=Schedule().reorder("Y", *spatial_outside))
+    kernel = loopweave.compile(CONV, schedule=Schedule().reassociate("Y")
+                               .reorder("Y", *spatial_outside))
+    x, f = _conv_args()
+    np.testing.assert_allclose(kernel(x, f), _conv_reference(x, f), rtol=1e-4, atol=1e-4)
+
+
+def test_reassociate_keeps_the_other_dependences():
+    # A reassociated reduction still runs after its initialisation, and no loop of it may be
+    # parallel where two iterations update one element.
+    with pytest.raises(ScheduleError, match="cannot be parallel"):
+        loopweave.compile(CONV, schedule=Schedule().reassociate("Y").parallel("Y", "c"))
+    src = """
+    kernel scan(X: f32[N]) -> Y: f32[N] {
+        Y[i] = X[i]
+        Y[i] += Y[i - 1] where i in 1:N
+    }"""
+    with pytest.raises(ScheduleError, match="reads Y, which it reduces into"):
+        loopweave.compile(src, schedule=Schedule().reassociate("S1"))
+    with pytest.raises(ScheduleError, match="S0 .line 3. is not a reduction"):
+        loopweave.compile(src, schedule=Schedule().reassociate("S0"))
+
+
+def test_default_schedule_gives_conv2d_a_register_tile_over_channels_and_columns():
+    steps = convolution_steps(front_end(CONV).statement["S1"],
+                              ["n", "k", "y", "x", "c", "r", "s"])
+    assert steps[0] == ("reassociate", "S1")
+    assert steps[2] == ("reorder", "S1", "n", "k_o", "y", "x_o", "r", "s", "c", "k", "x")
+    kernel = loopweave.compile(CONV)
+    assert "lw_r7_0" in kernel.source  # 8 output channels in vector registers
+    for shape in [dict(c=3, h=7, w=13, k=5), dict(c=2, h=4, w=30, k=17, r=1, s=1),
+                  dict(n=2, c=1, h=3, w=3, k=1, r=3, s=3)]:
+        x, f = _conv_args(**shape)
+        np.testing.assert_allclose(kernel(x, f), _conv_reference(x, f), rtol=1e-4, atol=1e-4)
+
+
+def test_matmul_keeps_its_packed_micro_kernel():
+    # A matmul is also a 1x1 convolution, but the packed BLIS-like nest comes first and
+    # keeps the order of k.
+    ops = [s.op for s in default_schedule(front_end(MATMUL)).steps]
+    assert "cache_read" in ops and "reassociate" not in ops
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 8, 13, 16, 19, 28, 31, 32, 33])
+def test_edge_columns_run_in_strips_of_every_width(n):
+    # A 3 x 32 register tile: n % 32 remaining columns are 16-, 8- and 4-wide strips and a
+    # scalar rest; 7 rows leave one edge row.
+    s = (Schedule().tile("S1", i=3, j=32).reorder("S1", "i_o", "j_o", "k", "i", "j")
+         .cache_write("S1", at="k"))
+    kernel = loopweave.compile(MATMUL, schedule=s)
+    assert "_edge" in kernel.source and kernel.source.count("lw_r0_0 +=") >= 8
+    a = rng.standard_normal((7, 9), dtype=np.float32)
+    b = rng.standard_normal((9, n), dtype=np.float32)
+    np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_strips_keep_f64_and_i32_exact():
+    for dtype in ("f64", "i32"):
+        src = MATMUL.replace("f32", dtype)
+        s = (Schedule().tile("S1", i=2, j=8).reorder("S1", "i_o", "j_o", "k", "i", "j")
+             .cache_write("S1", at="k"))
+        kernel = loopweave.compile(src, schedule=s)
+        np_type = np.float64 if dtype == "f64" else np.int32
+        a = rng.integers(-50, 50, (5, 6)).astype(np_type)
+        b = rng.integers(-50, 50, (6, 15)).astype(np_type)
+        np.testing.assert_array_equal(kernel(a, b), a @ b)
