@@ -253,12 +253,16 @@ def convolution_steps(s: Statement, loops: list[str], rows: int = CONV_ROWS,
         return None
     x = s.lhs.indices[-1].name
     outputs = [ix.name for ix in s.lhs.indices if isinstance(ix, ir.Var)]
-    loads = [f for f in _factors(s.rhs) if isinstance(f, ir.Load)]
+    factors = _factors(s.rhs)
+    loads = [f for f in factors if isinstance(f, ir.Load)]
     for data, weights in itertools.permutations(loads, 2):
         if _walk(data, x) != "unit" or _walk(weights, x) != "invariant":
             continue
         kernels = [k for k in outputs if k != x and _walk(data, k) == "invariant"
                    and _walk(weights, k) != "invariant"]
+        others = [f for f in factors if f is not data and f is not weights]
+        if any(ir.variables(f) & set(outputs) for f in others):
+            continue  # a factor computed per output element (int4 dequantization) stays
         reductions = [v for v in loops if v not in outputs]
         if not kernels or not reductions or sorted(loops) != sorted({*outputs, *reductions}):
             continue

@@ -105,3 +105,9 @@ def test_strips_keep_f64_and_i32_exact():
         a = rng.integers(-50, 50, (5, 6)).astype(np_type)
         b = rng.integers(-50, 50, (6, 15)).astype(np_type)
         np.testing.assert_array_equal(kernel(a, b), a @ b)
+
+
+def test_no_convolution_tile_where_a_factor_is_computed_per_output_element():
+    # The int4 dequantization depends on the column: as a register tile it would be scalar.
+    int4 = front_end((KERNELS / "matmul_int4_grouped.lw").read_text()).statement["S1"]
+    assert convolution_steps(int4, ["i", "j", "k"]) is None
