@@ -1,8 +1,9 @@
 """Identities of what a measurement is about: the kernel, the compiler and the machine.
 
 The lookup key of a tuning record is (normalized kernel hash, sizes, dtypes, target, compiler
-version). The kernel hash is taken over the checked IR printed without source positions, so
-whitespace, comments and blank lines do not change it, while any change to the computation does.
+version, OpenMP thread count). The kernel hash is taken over the checked IR printed without
+source positions, so whitespace, comments and blank lines do not change it, while any change to
+the computation does.
 The candidate list never enters the key: widening the search space keeps old records usable.
 """
 
@@ -89,17 +90,32 @@ class KernelKey:
     dtypes: str
     target: str
     compiler: str
+    threads: int
 
     @property
     def digest(self) -> str:
-        text = "\0".join((self.kernel_hash, self.sizes, self.dtypes, self.target, self.compiler))
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+        parts = (self.kernel_hash, self.sizes, self.dtypes, self.target, self.compiler,
+                 f"threads={self.threads}")
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
 def kernel_key(kernel: KernelIR, sizes: dict[str, int], target) -> KernelKey:
-    """The record key of `kernel` at `sizes` for a `loopweave.targets.Target`."""
+    """The record key of `kernel` at `sizes` for a `loopweave.targets.Target`, with the
+    number of threads its parallel loops get here (the best schedule depends on it)."""
     return KernelKey(kernel_hash(kernel), json.dumps(key_sizes(kernel, sizes), sort_keys=True),
-                     dtypes_of(kernel), target.name, compiler_version(target))
+                     dtypes_of(kernel), target.name, compiler_version(target), openmp_threads())
+
+
+def openmp_threads() -> int:
+    """The threads an OpenMP parallel loop gets in this process: OMP_NUM_THREADS (its first
+    level), else the CPUs this process may run on."""
+    setting = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 @functools.cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import sqlite3
 
@@ -42,6 +43,18 @@ def test_kernel_hash_ignores_formatting_but_not_the_computation():
     assert a.digest == b.digest
     assert "loopweave" in a.compiler and "-fwrapv" in a.compiler  # cc --version, flags
     assert kernel_key(front_end(MATMUL), {**SIZES, "M": 10}, cpu).digest != a.digest
+
+
+def test_thread_count_is_part_of_the_key(monkeypatch):
+    cpu = get_target("cpu")
+    keys = {}
+    for setting in ("1", "2", "2,1"):
+        monkeypatch.setenv("OMP_NUM_THREADS", setting)
+        keys[setting] = kernel_key(front_end(MATMUL), SIZES, cpu)
+    assert keys["1"].threads == 1 and keys["2"].threads == keys["2,1"].threads == 2
+    assert keys["1"].digest != keys["2"].digest == keys["2,1"].digest
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert kernel_key(front_end(MATMUL), SIZES, cpu).threads == len(os.sched_getaffinity(0))
 
 
 @pytest.mark.parametrize("name", ["matmul", "softmax", "jacobi_1d"])
