@@ -36,6 +36,7 @@ from loopweave.frontend.values import (
     affine_condition,
     coerce,
     negated,
+    tidy,
 )
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
@@ -208,7 +209,7 @@ class Checker:
             raise self.error(f"loop bound uses '{name}', which is not a size, an integer scalar "
                              "or an outer loop variable", pos)
         try:
-            lo, hi = affine(item.lo, bound_name), affine(item.hi, bound_name)
+            lo, hi = (tidy(affine(b, bound_name)) for b in (item.lo, item.hi))
         except NotAffine as e:
             raise self.error(f"bounds of loop '{item.var}' are not affine: {e}",
                              item.pos) from None
@@ -242,6 +243,7 @@ class Checker:
     def check_statement(self, st: ast.Statement, loops: list[Loop]) -> list[Statement]:
         outer = [lp.var for lp in loops]
         values = {lp.var: lp.value for lp in loops}  # what a loop variable stands for
+        reversed_vars = {lp.var for lp in loops if lp.reverse}
         lhs_name = st.lhs.tensor
         target = self.check_target(st, outer)
 
@@ -262,9 +264,11 @@ class Checker:
 
         def to_affine(e: ast.Expr, what: str, convert=affine) -> ir.Expr:
             try:
-                return convert(e, index_name)
+                result = convert(e, index_name)
             except NotAffine as ex:
                 raise self.error(f"{what} is not affine: {ex}", e.pos) from None
+            # `i + 1` of a reversed loop's i reads `N - 1 - i + 1` unless collected: `N - i`.
+            return tidy(result) if convert is affine and names_in(e) & reversed_vars else result
 
         # Ranges: explicit `where v in lo:hi`, else the extents of the dims v indexes directly.
         conds: list[ir.Expr] = []
@@ -457,8 +461,14 @@ class Checker:
                 case ast.Call(args=args):
                     for a in args:
                         visit(a)
-        visit(st.lhs)
         visit(st.rhs)
+        rhs_uses, uses[:] = list(uses), []
+        # A temporary's own extent counts only when nothing else gives one: a later write that
+        # reaches further grows it.
+        target = self.tensors.get(st.lhs.tensor)
+        if not (rhs_uses and target is not None and target.role == "temp"):
+            visit(st.lhs)
+        uses += rhs_uses
         if not uses:
             raise self.error(f"cannot infer the range of index '{var}': it never indexes a tensor "
                              f"dimension directly; give it with `where {var} in lo:hi`",

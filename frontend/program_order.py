@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import islpy as isl
 
+from loopweave.frontend.values import tidy
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.kernel import Statement
@@ -34,7 +35,7 @@ class Loop:
         if not self.reverse:
             return ir.Var(self.var)
         last = ir.Binary("-", ir.add(self.lo, self.hi), ir.Const(1), INDEX)
-        return ir.Binary("-", last, ir.Var(self.var), INDEX)
+        return tidy(ir.Binary("-", last, ir.Var(self.var), INDEX))
 
 
 @dataclass

@@ -21,6 +21,7 @@ import numpy as np
 from loopweave.errors import DSLTypeError, SourcePos
 from loopweave.frontend import ast
 from loopweave.ir import expr as ir
+from loopweave.ir.affine import linear
 from loopweave.ir.types import BOOL, DTYPES, F32, INDEX, DType
 
 MATH_FUNCS = ("exp", "log", "sqrt", "tanh", "sigmoid", "erf")
@@ -283,6 +284,25 @@ def _affine(e: ast.Expr, name_kind: Callable[[str, SourcePos], ir.Expr]) -> ir.E
         case ast.Call(func=f):
             raise NotAffine(f"an index cannot call {f}()")
     raise NotAffine("only +, -, * by a constant, / and % by a constant are allowed")
+
+
+def tidy(e: ir.Expr) -> ir.Expr:
+    """A sum of variables and parameters times constants, with like terms collected and the
+    constant last (`N - 1 - i + 1` -> `N - i`); anything else as it is."""
+    form = linear(e)
+    if any(k is not None and not isinstance(k, ir.Var | ir.Param) for k in form):
+        return e
+    const = form.pop(None, 0)
+    result = None
+    for term, c in sorted(((k, c) for k, c in form.items() if c), key=lambda kc: kc[1] < 0):
+        part = term if abs(c) == 1 else ir.Binary("*", ir.Const(abs(c)), term, INDEX)
+        if result is None:
+            result = part if c > 0 else ir.Unary("neg", part, INDEX)
+        else:
+            result = ir.Binary("+" if c > 0 else "-", result, part, INDEX)
+    if result is None or not const:
+        return result if result is not None else ir.Const(const, INDEX)
+    return ir.Binary("+" if const > 0 else "-", result, ir.Const(abs(const), INDEX), INDEX)
 
 
 _NEGATED = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}

@@ -292,6 +292,20 @@ def test_shape_covers_every_write():
     close(loopweave.compile(src)(x, z), np.concatenate([x, z]), np.float32)
 
 
+def test_a_later_write_over_a_longer_range_grows_the_temporary():
+    # j ranges over Z's extent M in the second write (not over t's extent N so far).
+    src = """
+    kernel k(X: f64[N, N], Z: f64[N, M]) -> y: f64[N] {
+        t[i, j] = X[i, j]
+        t[i, j] = Z[i, j]
+        y[i] += t[i, j]         where j in 0:M
+    }"""
+    x, z = rng.standard_normal((3, 3)), rng.standard_normal((3, 5))
+    close(loopweave.compile(src)(x, z), z.sum(1))
+    x, z = rng.standard_normal((4, 4)), rng.standard_normal((4, 2))
+    close(loopweave.compile(src)(x, z), z.sum(1))
+
+
 def test_shape_grows_with_writes_inside_a_loop():
     src = """
     kernel prefix(X: f64[N]) -> y: f64[N] {
