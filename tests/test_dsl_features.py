@@ -7,14 +7,25 @@ on odd sizes; misuse gives a loopweave error pointing at the source.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import warnings
 
-import numpy as np
+os.environ.setdefault("TRITON_INTERPRET", "1")  # as tests/test_triton.py: no GPU here
+
+import numpy as np  # noqa: E402
 import pytest
 
-import loopweave
-from loopweave import BoundsError, DSLSyntaxError, DSLTypeError, Schedule, ScheduleError
-from loopweave.driver import front_end
+import loopweave  # noqa: E402
+from loopweave import (  # noqa: E402
+    BoundsError,
+    DSLSyntaxError,
+    DSLTypeError,
+    Schedule,
+    ScheduleError,
+)
+from loopweave.driver import front_end  # noqa: E402
 
 rng = np.random.default_rng(7)
 
@@ -356,3 +367,40 @@ def test_a_default_type_is_explained_in_the_type_error(first, words):
     with pytest.raises(DSLTypeError) as info:
         front_end(src)
     assert info.value.line == 3 and all(w in info.value.message for w in words), info.value
+
+
+# -- the other backends see the same desugared IR ------------------------------------------------
+
+NORM = """
+kernel k(X: f32[N]) -> Y: f32[N] {
+    s += X[i] * X[i]
+    Y[i] = X[i] / sqrt(s)
+}
+"""
+
+
+def _available(target: str) -> None:
+    if target == "triton":
+        pytest.importorskip("triton", reason="triton not installed")
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            pytest.skip("TRITON_INTERPRET was set to something else before the tests")
+    elif shutil.which("g++") is None:
+        pytest.skip("g++ not installed (CUDA emulation)")
+
+
+@pytest.mark.parametrize("target, options", [("triton", {}), ("cuda", {"emulate": True})],
+                         ids=["triton", "cuda-emulated"])
+def test_features_on_the_gpu_backends(target, options):
+    _available(target)
+    a = rng.standard_normal((7, 5)).astype(np.float32)
+    b = rng.standard_normal((5, 9)).astype(np.float32)
+    u = np.triu(rng.standard_normal((7, 7))) + 3 * np.eye(7)
+    rhs = rng.standard_normal(7)
+    x = rng.standard_normal(11).astype(np.float32)
+    cases = [(MATMUL_MINUS, (a, b), -(a @ b), np.float32),
+             (BACKSUB, (u, rhs), np.linalg.solve(u, rhs), np.float64),
+             (NORM, (x,), x / np.sqrt((x * x).sum()), np.float32)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # CUDA: "runs in a single thread" for sequential parts
+        for src, args, want, dtype in cases:
+            close(loopweave.compile(src, target=target, **options)(*args), want, dtype)
