@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import warnings
+from pathlib import Path
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # as tests/test_triton.py: no GPU here
 
@@ -26,6 +27,7 @@ from loopweave import (  # noqa: E402
     ScheduleError,
 )
 from loopweave.driver import front_end  # noqa: E402
+from loopweave.frontend.parser import parse  # noqa: E402
 
 rng = np.random.default_rng(7)
 
@@ -33,6 +35,18 @@ rng = np.random.default_rng(7)
 def close(got, want, dtype=np.float64) -> None:
     tol = 1e-4 if np.dtype(dtype) == np.float32 else 1e-10
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+DSL_DOC = Path(__file__).resolve().parent.parent / "docs" / "dsl.md"
+
+
+def test_every_example_in_the_dsl_guide_checks():
+    blocks = re.findall(r"```lw\n(.*?)```", DSL_DOC.read_text(), re.S)
+    names = [k.name for block in blocks for k in parse(block)]
+    assert {"normalize", "backsub"} <= set(names)
+    for block in blocks:
+        for k in parse(block):
+            front_end(block, k.name)
 
 
 # -- `-=` ------------------------------------------------------------------------------------------
