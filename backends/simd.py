@@ -374,13 +374,21 @@ class _Lowering:
         return False
 
     def fold(self, store: Store, acc: str, t: VectorType, indent: str) -> list[str]:
-        """After the vector loop: the accumulator's lanes reduced into the target, in order."""
+        """After the vector loop: the accumulator's lanes reduced pairwise (halves, quarters,
+        ...: a chain of log2(W) operations, not W), then into the target."""
         r, lanes = self.r, self.fresh("lanes")
-        target = f"{r.expr(ir.Load(store.tensor, store.indices, store.value.dtype))}"
-        combined = r.reduce(store.reduce, target, f"{lanes}[lw_l]", store.value.dtype)
-        return [f"{indent}{{", f"{indent}  {r.ctype(store.value.dtype)} {lanes}[{t.lanes}];",
-                f"{indent}  {t.op('store', lanes, acc)};",
-                f"{indent}  for (int lw_l = 0; lw_l < {t.lanes}; lw_l++) {target} = {combined};",
+        dtype = store.value.dtype
+        target = f"{r.expr(ir.Load(store.tensor, store.indices, dtype))}"
+        lines = [f"{indent}{{", f"{indent}  {r.ctype(dtype)} {lanes}[{t.lanes}];",
+                 f"{indent}  {t.op('store', lanes, acc)};"]
+        half = t.lanes // 2
+        while half:
+            pair = r.reduce(store.reduce, f"{lanes}[lw_l]", f"{lanes}[lw_l + {half}]", dtype)
+            lines.append(f"{indent}  for (int lw_l = 0; lw_l < {half}; lw_l++) "
+                         f"{lanes}[lw_l] = {pair};")
+            half //= 2
+        return [*lines,
+                f"{indent}  {target} = {r.reduce(store.reduce, target, f'{lanes}[0]', dtype)};",
                 f"{indent}}}"]
 
     # -- statements ----------------------------------------------------------------------------

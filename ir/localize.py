@@ -14,17 +14,33 @@ from dataclasses import replace
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import constant_value, simplify
 from loopweave.ir.kernel import CacheSpec, Tensor
-from loopweave.ir.loops import Block, Buffer, For, If, Node, Scope, Store, upper_bounds
-from loopweave.ir.strips import strip_partial_tiles
+from loopweave.ir.loops import Block, Buffer, For, If, Node, Scope, Store, upper_bounds, walk
+from loopweave.ir.strips import is_accumulator_nest, strip_partial_tiles
 from loopweave.ir.types import BOOL, INDEX
 
 
 def lower_cache(spec: CacheSpec, loop: Node, tensor: Tensor) -> Node:
-    """`loop` (the loop marked for `spec`) with its footprint of `tensor` in a local buffer."""
+    """`loop` (the loop marked for `spec`) with its footprint of `tensor` in a local buffer.
+
+    A full tile of an accumulator nest skips the buffer: its registers (see
+    backends/register_tile.py) load from and store to the tensor itself, so only the edge
+    tiles pay for the copies in and out."""
     body = _redirect(loop, spec)
+    outer = {f"c{k}" for k in range(spec.depth)}
     if spec.copy_out:
-        outer = {f"c{k}" for k in range(spec.depth)}
-        body = _version_full_tiles(body, outer)
+        tile_vars = {v for n in walk(loop) if isinstance(n, Store) and n.tensor == spec.tensor
+                     for x in n.indices for v in ir.variables(x)}
+        conds: list[ir.Expr] = []
+        direct = _constant_trip_counts(loop, outer, conds, tile_vars)
+        if conds and is_accumulator_nest(direct, outer):
+            return If(_all(conds), direct,
+                      _buffered(spec, tensor, strip_partial_tiles(body, outer)))
+        body = _version_full_tiles(body, outer, tile_vars)
+    return _buffered(spec, tensor, body)
+
+
+def _buffered(spec: CacheSpec, tensor: Tensor, body: Node) -> Scope:
+    """`body` inside the buffer's scope, between the copies in and out."""
     parts = []
     if spec.copy_in:
         parts.append(_copy(spec, tensor, into_buffer=True))
@@ -33,6 +49,13 @@ def lower_cache(spec: CacheSpec, loop: Node, tensor: Tensor) -> Node:
         parts.append(_copy(spec, tensor, into_buffer=False))
     b = spec.buffer
     return Scope((Buffer(b.name, b.dtype, b.shape),), Block(tuple(parts)))
+
+
+def _all(conds: list[ir.Expr]) -> ir.Expr:
+    cond = conds[0]
+    for c in conds[1:]:
+        cond = ir.Binary("and", cond, c, BOOL)
+    return cond
 
 
 def _shift(spec: CacheSpec, indices: tuple[ir.Expr, ...]) -> tuple[ir.Expr, ...]:
@@ -96,22 +119,21 @@ def _copy(spec: CacheSpec, tensor: Tensor, into_buffer: bool) -> Node:
 
 # -- full-tile versioning ------------------------------------------------------------------------
 
-def _version_full_tiles(node: Node, outer: set[str]) -> Node:
+def _version_full_tiles(node: Node, outer: set[str], tile_vars: set[str]) -> Node:
     conds: list[ir.Expr] = []
-    full = _constant_trip_counts(node, outer, conds)
+    full = _constant_trip_counts(node, outer, conds, tile_vars)
     if not conds:
         return node
-    cond = conds[0]
-    for c in conds[1:]:
-        cond = ir.Binary("and", cond, c, BOOL)
-    return If(cond, full, strip_partial_tiles(node, outer))
+    return If(_all(conds), full, strip_partial_tiles(node, outer))
 
 
-def _constant_trip_counts(n: Node, outer: set[str], conds: list[ir.Expr]) -> Node:
-    """`n` with each loop of constant extent in full tiles counting from 0; appends the
-    condition under which each such loop runs its full extent."""
-    if isinstance(n, For) and n.step == 1 and ir.variables(n.init) <= outer and \
-            ir.variables(n.cond) <= outer | {n.var}:
+def _constant_trip_counts(n: Node, outer: set[str], conds: list[ir.Expr],
+                          tile_vars: set[str]) -> Node:
+    """`n` with each loop over the tile (a variable of `tile_vars`) of constant extent in full
+    tiles counting from 0; appends the condition under which each such loop runs its full
+    extent. The reduction loops keep their bounds: registers do not need them constant."""
+    if isinstance(n, For) and n.step == 1 and n.var in tile_vars and \
+            ir.variables(n.init) <= outer and ir.variables(n.cond) <= outer | {n.var}:
         extent = _full_extent(n)
         if extent is not None:
             var = ir.Var(n.var)
@@ -120,10 +142,10 @@ def _constant_trip_counts(n: Node, outer: set[str], conds: list[ir.Expr]) -> Nod
             conds.append(last)
             shifted = simplify(ir.Binary("+", n.init, var, INDEX))
             body = _substitute(n.body, {n.var: shifted})
-            body = _constant_trip_counts(body, outer, conds)
+            body = _constant_trip_counts(body, outer, conds, tile_vars)
             return replace(n, init=ir.Const(0),
                            cond=ir.Binary("<", var, ir.Const(extent), BOOL), body=body)
-    return _map_children(n, lambda c: _constant_trip_counts(c, outer, conds))
+    return _map_children(n, lambda c: _constant_trip_counts(c, outer, conds, tile_vars))
 
 
 def _full_extent(n: For) -> int | None:

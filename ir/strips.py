@@ -79,6 +79,12 @@ def strip_partial_tiles(node: Node, outer: set[str]) -> Node:
                   column_strips(ir.Var(one_row), 1)))
 
 
+def is_accumulator_nest(node: Node, outer: set[str]) -> bool:
+    """Whether `node` is `for k.. for x for y: acc[x, y] += e` with e not reading acc and the
+    x and y bounds given by `outer` variables (the shape register tiles take)."""
+    return _accumulator_nest(node, outer) is not None
+
+
 def _accumulator_nest(node: Node, outer: set[str]):
     """(reduction loops, rows loop, columns loop, store) of a perfect nest `for k.. for x for y:
     acc[x, y] += e` whose store reads no element of acc, or None."""

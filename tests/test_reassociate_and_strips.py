@@ -111,3 +111,16 @@ def test_no_convolution_tile_where_a_factor_is_computed_per_output_element():
     # The int4 dequantization depends on the column: as a register tile it would be scalar.
     int4 = front_end((KERNELS / "matmul_int4_grouped.lw").read_text()).statement["S1"]
     assert convolution_steps(int4, ["i", "j", "k"]) is None
+
+
+@pytest.mark.parametrize("shape", [(17, 3, 70), (16, 300, 64), (9, 1, 33)])
+def test_full_tiles_keep_c_in_registers_without_a_buffer_whatever_the_depth(shape):
+    # Only the tile loops need full extents: a reduction shorter than the k block (K=3) still
+    # runs in registers loaded from and stored to C; the copies in and out serve edge tiles.
+    kernel = loopweave.compile(MATMUL)
+    full = kernel.source.split("} else {")[0]
+    assert "__builtin_memcpy(&lw_r0_0, &C[" in full and "C_acc" not in full.split("B_pack")[-1]
+    m, k, n = shape
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    b = rng.standard_normal((k, n), dtype=np.float32)
+    np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-5, atol=1e-5)

@@ -18,38 +18,38 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
         }
         for (int64_t c2 = 0; c2 <= lw_div_i64(M - 1, 6); c2 += 1) {
           for (int64_t c3 = 16 * c0; c3 <= lw_min_i64(16 * c0 + 15, (N - 1) / 16); c3 += 1) {
-            {
-              float C_acc[96];
-              for (int64_t c4_0 = lw_max_i64(0, -6 * c2); c4_0 < lw_min_i64(6, M + -6 * c2); c4_0 += 1) {
-                for (int64_t c4_1 = lw_max_i64(0, -16 * c3); c4_1 < lw_min_i64(16, N + -16 * c3); c4_1 += 1) {
-                  C_acc[c4_0 * 16 + c4_1] = C[(6 * c2 + c4_0) * N + (16 * c3 + c4_1)];
+            if (6 * c2 + 5 <= lw_min_i64(M - 1, 6 * c2 + 5) && 16 * c3 + 15 <= lw_min_i64(N - 1, 16 * c3 + 15)) {
+              {
+                lw_vec_f32_16 lw_r0_0, lw_r1_0, lw_r2_0, lw_r3_0, lw_r4_0, lw_r5_0;
+                __builtin_memcpy(&lw_r0_0, &C[(6 * c2 + 0) * N + 16 * c3], sizeof lw_r0_0);
+                __builtin_memcpy(&lw_r1_0, &C[(6 * c2 + 1) * N + 16 * c3], sizeof lw_r1_0);
+                __builtin_memcpy(&lw_r2_0, &C[(6 * c2 + 2) * N + 16 * c3], sizeof lw_r2_0);
+                __builtin_memcpy(&lw_r3_0, &C[(6 * c2 + 3) * N + 16 * c3], sizeof lw_r3_0);
+                __builtin_memcpy(&lw_r4_0, &C[(6 * c2 + 4) * N + 16 * c3], sizeof lw_r4_0);
+                __builtin_memcpy(&lw_r5_0, &C[(6 * c2 + 5) * N + 16 * c3], sizeof lw_r5_0);
+                for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
+                  lw_r0_0 += (A[(6 * c2 + 0) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
+                  lw_r1_0 += (A[(6 * c2 + 1) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
+                  lw_r2_0 += (A[(6 * c2 + 2) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
+                  lw_r3_0 += (A[(6 * c2 + 3) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
+                  lw_r4_0 += (A[(6 * c2 + 4) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
+                  lw_r5_0 += (A[(6 * c2 + 5) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
                 }
+                __builtin_memcpy(&C[(6 * c2 + 0) * N + 16 * c3], &lw_r0_0, sizeof lw_r0_0);
+                __builtin_memcpy(&C[(6 * c2 + 1) * N + 16 * c3], &lw_r1_0, sizeof lw_r1_0);
+                __builtin_memcpy(&C[(6 * c2 + 2) * N + 16 * c3], &lw_r2_0, sizeof lw_r2_0);
+                __builtin_memcpy(&C[(6 * c2 + 3) * N + 16 * c3], &lw_r3_0, sizeof lw_r3_0);
+                __builtin_memcpy(&C[(6 * c2 + 4) * N + 16 * c3], &lw_r4_0, sizeof lw_r4_0);
+                __builtin_memcpy(&C[(6 * c2 + 5) * N + 16 * c3], &lw_r5_0, sizeof lw_r5_0);
               }
-              if (256 * c1 + 255 <= lw_min_i64(K - 1, 256 * c1 + 255) && 6 * c2 + 5 <= lw_min_i64(M - 1, 6 * c2 + 5) && 16 * c3 + 15 <= lw_min_i64(N - 1, 16 * c3 + 15)) {
-                {
-                  lw_vec_f32_16 lw_r0_0, lw_r1_0, lw_r2_0, lw_r3_0, lw_r4_0, lw_r5_0;
-                  __builtin_memcpy(&lw_r0_0, &C_acc[0], sizeof lw_r0_0);
-                  __builtin_memcpy(&lw_r1_0, &C_acc[16], sizeof lw_r1_0);
-                  __builtin_memcpy(&lw_r2_0, &C_acc[32], sizeof lw_r2_0);
-                  __builtin_memcpy(&lw_r3_0, &C_acc[48], sizeof lw_r3_0);
-                  __builtin_memcpy(&lw_r4_0, &C_acc[64], sizeof lw_r4_0);
-                  __builtin_memcpy(&lw_r5_0, &C_acc[80], sizeof lw_r5_0);
-                  for (int64_t c4 = 0; c4 < 256; c4 += 1) {
-                    lw_r0_0 += (A[(6 * c2 + 0) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
-                    lw_r1_0 += (A[(6 * c2 + 1) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
-                    lw_r2_0 += (A[(6 * c2 + 2) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
-                    lw_r3_0 += (A[(6 * c2 + 3) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
-                    lw_r4_0 += (A[(6 * c2 + 4) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
-                    lw_r5_0 += (A[(6 * c2 + 5) * K + (256 * c1 + c4)] * lw_vload_f32_16(&B_pack[c4 * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
+            } else {
+              {
+                float C_acc[96];
+                for (int64_t c4_0 = lw_max_i64(0, -6 * c2); c4_0 < lw_min_i64(6, M + -6 * c2); c4_0 += 1) {
+                  for (int64_t c4_1 = lw_max_i64(0, -16 * c3); c4_1 < lw_min_i64(16, N + -16 * c3); c4_1 += 1) {
+                    C_acc[c4_0 * 16 + c4_1] = C[(6 * c2 + c4_0) * N + (16 * c3 + c4_1)];
                   }
-                  __builtin_memcpy(&C_acc[0], &lw_r0_0, sizeof lw_r0_0);
-                  __builtin_memcpy(&C_acc[16], &lw_r1_0, sizeof lw_r1_0);
-                  __builtin_memcpy(&C_acc[32], &lw_r2_0, sizeof lw_r2_0);
-                  __builtin_memcpy(&C_acc[48], &lw_r3_0, sizeof lw_r3_0);
-                  __builtin_memcpy(&C_acc[64], &lw_r4_0, sizeof lw_r4_0);
-                  __builtin_memcpy(&C_acc[80], &lw_r5_0, sizeof lw_r5_0);
                 }
-              } else {
                 if (lw_min_i64(M, 6 * c2 + 6) + -6 * c2 == 6) {
                   if (lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) >= 16) {
                     {
@@ -174,10 +174,10 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
                     }
                   }
                 }
-              }
-              for (int64_t c4_0 = lw_max_i64(0, -6 * c2); c4_0 < lw_min_i64(6, M + -6 * c2); c4_0 += 1) {
-                for (int64_t c4_1 = lw_max_i64(0, -16 * c3); c4_1 < lw_min_i64(16, N + -16 * c3); c4_1 += 1) {
-                  C[(6 * c2 + c4_0) * N + (16 * c3 + c4_1)] = C_acc[c4_0 * 16 + c4_1];
+                for (int64_t c4_0 = lw_max_i64(0, -6 * c2); c4_0 < lw_min_i64(6, M + -6 * c2); c4_0 += 1) {
+                  for (int64_t c4_1 = lw_max_i64(0, -16 * c3); c4_1 < lw_min_i64(16, N + -16 * c3); c4_1 += 1) {
+                    C[(6 * c2 + c4_0) * N + (16 * c3 + c4_1)] = C_acc[c4_0 * 16 + c4_1];
+                  }
                 }
               }
             }
