@@ -80,7 +80,8 @@ class CacheSpec:
 
     The loop at schedule depth `depth` (marked "cache:<tag>") gets the buffer; element e of the
     tensor lives at buffer[e - offsets], the offsets being affine in the enclosing loop
-    iterators c0 .. c<depth-1> (isl's names). `copy_in` fills the buffer before the loop,
+    iterators c0 .. c<depth-1> (isl's names), and the buffer's dimensions in the order `layout`
+    gives (a transposed pack). `copy_in` fills the buffer before the loop,
     `copy_out` writes it back after.
     """
 
@@ -92,6 +93,7 @@ class CacheSpec:
     depth: int
     copy_in: bool
     copy_out: bool
+    layout: tuple[int, ...] = ()  # buffer dimension k holds tensor dimension layout[k]
 
 
 @dataclass(frozen=True, eq=False)

@@ -59,8 +59,15 @@ def _all(conds: list[ir.Expr]) -> ir.Expr:
 
 
 def _shift(spec: CacheSpec, indices: tuple[ir.Expr, ...]) -> tuple[ir.Expr, ...]:
-    return tuple(simplify(ir.Binary("-", x, off, INDEX))
-                 for x, off in zip(indices, spec.offsets, strict=True))
+    """The buffer indices of a tensor element."""
+    shifted = [simplify(ir.Binary("-", x, off, INDEX))
+               for x, off in zip(indices, spec.offsets, strict=True)]
+    return _in_layout(spec, shifted)
+
+
+def _in_layout(spec: CacheSpec, per_tensor_dim: list) -> tuple:
+    return tuple(per_tensor_dim[d] for d in spec.layout) if spec.layout else \
+        tuple(per_tensor_dim)
 
 
 def _redirect(node: Node, spec: CacheSpec) -> Node:
@@ -102,9 +109,10 @@ def _copy(spec: CacheSpec, tensor: Tensor, into_buffer: bool) -> Node:
     xs = [ir.Var(v) for v in names]
     elements = tuple(simplify(ir.Binary("+", off, x, INDEX))
                      for off, x in zip(spec.offsets, xs, strict=True))
-    local = ir.Load(spec.buffer.name, tuple(xs), tensor.dtype)
+    local = ir.Load(spec.buffer.name, _in_layout(spec, xs), tensor.dtype)
     outside = ir.Load(tensor.name, elements, tensor.dtype)
-    node: Node = (Store(spec.buffer.name, tuple(xs), outside, None, f"copy_{spec.tag}")
+    node: Node = (Store(spec.buffer.name, _in_layout(spec, xs), outside, None,
+                        f"copy_{spec.tag}")
                   if into_buffer else
                   Store(tensor.name, elements, local, None, f"copy_{spec.tag}"))
     for d in reversed(range(len(names))):

@@ -4,7 +4,8 @@ Each decision is tried on the kernel and kept only if `Schedule.apply` accepts i
 result is legal by construction), in this order:
 
 1. fusion: consecutive top-level statements are fused over their outer loop when that makes a
-   temporary local (softmax, layernorm, attention: no full-size intermediate);
+   temporary local (softmax, layernorm: no full-size intermediate), except contractions
+   (attention's Q @ K^T and P @ V run as matmuls; its softmax rows are fused between them);
 2. contractions `C[.., i, j] += A[.., i, k] * B[.., k, j]`: a BLIS-like nest — B packed per
    (256-column, 256-deep) panel, an 8x32 (AVX-512) or 6x16 accumulator tile in vector registers
    over k; in the other statements, the loop that walks the most accesses with stride 1 goes
@@ -194,7 +195,11 @@ def _fuse_for_locality(kernel: KernelIR, schedule: Schedule) -> None:
     run: list[str] = []
     best_locals = 0
     for unit in units:
-        if any(not placements[n].loops for n in unit):
+        # A contraction stays on its own: its micro-kernel (compute-bound, near peak) is worth
+        # more than the temporaries fusion would keep local (attention's Q @ K^T and P @ V).
+        main = kernel.statement[unit[-1]]
+        if any(not placements[n].loops for n in unit) or contraction_steps(
+                main, placements[main.name].names()) is not None:
             run, best_locals = [], 0
             continue
         if not run:
@@ -218,8 +223,8 @@ def _fuse_for_locality(kernel: KernelIR, schedule: Schedule) -> None:
 def contraction_steps(s: Statement, loops: list[str], mr: int = MR, nr: int = NR,
                       kc: int = KC, nc: int = NC) -> list[tuple] | None:
     """The micro-kernel steps for `s` if it is `C[.., i, j] += A[.., i, k] * B[.., k, j]`
-    (times factors that use none of i, j, k, like gemm's alpha) with its loops ending in
-    i, j, k (any order), else None."""
+    (A and B may be transposed: A[.., k, i], B[.., j, k]; times factors that use none of i, j,
+    k, like gemm's alpha) with its loops ending in i, j, k (any order), else None."""
     ij = _last_two(s.lhs)
     if s.op != "+=" or ij is None:
         return None
@@ -228,16 +233,19 @@ def contraction_steps(s: Statement, loops: list[str], mr: int = MR, nr: int = NR
         ik, kj = _last_two(a), _last_two(b)
         if None in (ik, kj):
             continue
-        (i, j), k = ij, kj[0]
+        (i, j), k = ij, (set(kj) - {ij[1]} or {""}).pop()
         others = [f for f in factors if f is not a and f is not b]
-        if ik == (i, k) and kj == (k, j) and len({i, j, k}) == 3 \
+        if set(ik) == {i, k} and kj in ((k, j), (j, k)) and len({i, j, k}) == 3 \
                 and sorted(loops[-3:]) == sorted([i, j, k]) \
                 and not any(ir.variables(f) & {i, j, k} for f in others):
             order = [*loops[:-3], f"{j}_o_o", f"{k}_o", f"{i}_o", f"{j}_o", k, i, j]
+            # B[.., j, k] (A @ B^T, attention's Q @ K^T) is packed transposed: rows along k.
+            n = len(b.indices)
+            layout = () if kj == (k, j) else ({"layout": (*range(n - 2), n - 1, n - 2)},)
             return [("tile", s.name, {i: mr, j: nr, k: kc}),
                     ("tile", s.name, {f"{j}_o": max(1, nc // nr)}),
                     ("reorder", s.name, *order),
-                    ("cache_read", s.name, b.tensor, f"{i}_o"),
+                    ("cache_read", s.name, b.tensor, f"{i}_o", *layout),
                     ("cache_write", s.name, k)]
     return None
 

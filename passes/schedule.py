@@ -94,10 +94,20 @@ class Schedule:
         self.steps.append(Step("cache_write", target, (at,)))
         return self
 
-    def cache_read(self, target: str, tensor: str, at: str) -> Schedule:
+    def cache_read(self, target: str, tensor: str, at: str,
+                   layout: tuple[int, ...] | None = None) -> Schedule:
         """Copy the part of `tensor` that `target` reads inside loop `at` into a local buffer
-        before the loop (packing), and read it from there."""
-        self.steps.append(Step("cache_read", target, (tensor, at)))
+        before the loop (packing), and read it from there. `layout` orders the buffer's
+        dimensions by the tensor's (`(1, 0)`: the buffer is the transposed tile)."""
+        if layout is None:
+            self.steps.append(Step("cache_read", target, (tensor, at)))
+            return self
+        layout = tuple(layout)
+        if sorted(layout) != list(range(len(layout))) or not all(
+                isinstance(d, int) and not isinstance(d, bool) for d in layout):
+            raise ScheduleError(f"cache_read layout must be a permutation of 0..n-1, not "
+                                f"{layout!r}")
+        self.steps.append(Step("cache_read", target, (tensor, at, layout)))
         return self
 
     def reassociate(self, target: str) -> Schedule:
@@ -155,8 +165,8 @@ class Schedule:
         if locals_at or caches_at:
             schedule = pl.build_tree(reduced, placements, locals_at, caches_at)
         taken = set(reduced.tensors) | set(reduced.params)
-        specs = tuple(cache.analyze(reduced, schedule, tag, tensor, copy_out, taken)
-                      for tag, tensor, copy_out in wanted)
+        specs = tuple(cache.analyze(reduced, schedule, tag, tensor, copy_out, taken, layout)
+                      for tag, tensor, copy_out, layout in wanted)
         return replace(reduced, schedule=schedule, caches=specs)
 
     def _reassociable(self, kernel: KernelIR) -> frozenset[str]:
@@ -179,17 +189,20 @@ class Schedule:
         return frozenset(names)
 
     def _caches(self, kernel: KernelIR, placements: dict[str, Placement]):
-        """Where each cache step's buffer goes: {loop prefix: [tag]}, [(tag, tensor, write)]."""
+        """Where each cache step's buffer goes: {loop prefix: [tag]}, and per step (tag,
+        tensor, written, layout)."""
         caches_at: dict[tuple[int, ...], list[str]] = {}
         wanted = []
         for step in self.steps:
             if step.op not in ("cache_read", "cache_write"):
                 continue
             stmts = _targets(kernel, step.target)
-            at = step.args[-1]
+            if step.op == "cache_read":
+                tensor, at, *layout = step.args
+            else:
+                tensor, (at,), layout = stmts[0].lhs.tensor, step.args, []
             _check_names_exist(step, [placements[s.name] for s in stmts], [at])
             tag = str(len(wanted))
-            tensor = step.args[0] if step.op == "cache_read" else stmts[0].lhs.tensor
             prefixes = {placements[s.name].order[:placements[s.name].names().index(at) + 1]
                         for s in stmts if at in placements[s.name].names()}
             for prefix in prefixes:
@@ -197,7 +210,8 @@ class Schedule:
             if len(prefixes) != 1:
                 raise ScheduleError(f"{step.op} at {at}: the statements of {step.target!r} are "
                                     f"in {len(prefixes)} different loops {at}; fuse them first")
-            wanted.append((tag, tensor, step.op == "cache_write"))
+            wanted.append((tag, tensor, step.op == "cache_write",
+                           tuple(layout[0]) if layout else None))
         return caches_at, wanted
 
 

@@ -124,3 +124,50 @@ def test_full_tiles_keep_c_in_registers_without_a_buffer_whatever_the_depth(shap
     a = rng.standard_normal((m, k), dtype=np.float32)
     b = rng.standard_normal((k, n), dtype=np.float32)
     np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-5, atol=1e-5)
+
+
+TRANSPOSED = """
+kernel abt(A: f32[M, K], B: f32[N, K]) -> C: f32[M, N] {
+    C[i, j] += A[i, k] * B[j, k]
+}
+kernel atb(A: f32[K, M], B: f32[K, N]) -> C: f32[M, N] {
+    C[i, j] += A[k, i] * B[k, j]
+}"""
+
+
+@pytest.mark.parametrize("shape", [(37, 53, 29), (8, 300, 33), (1, 1, 1)])
+def test_transposed_operands_get_the_packed_micro_kernel(shape):
+    m, k, n = shape
+    a, b = (rng.standard_normal(s, dtype=np.float32) for s in ((m, k), (n, k)))
+    abt = loopweave.compile(TRANSPOSED, kernel="abt")
+    # B[j, k] is packed transposed: the copy reads B along k and the tile reads it along j.
+    assert "B_pack" in abt.source and "lw_r0_0" in abt.source
+    np.testing.assert_allclose(abt(a, b), a @ b.T, rtol=1e-4, atol=1e-4)
+    atb = loopweave.compile(TRANSPOSED, kernel="atb")
+    a2, b2 = a.T.copy(), rng.standard_normal((k, n), dtype=np.float32)
+    np.testing.assert_allclose(atb(a2, b2), a2.T @ b2, rtol=1e-4, atol=1e-4)
+
+
+def test_cache_read_layout_round_trips_and_is_checked():
+    tiled = ("j_o", "k_o", "i_o", "i", "j", "k")
+    s = (Schedule().tile("S1", i=4, j=8, k=16).reorder("S1", *tiled)
+         .cache_read("S1", "B", at="i_o", layout=(1, 0)))
+    assert Schedule.from_json(s.to_json()).to_json() == s.to_json()
+    kernel = loopweave.compile(TRANSPOSED, kernel="abt", schedule=Schedule.from_json(s.to_json()))
+    a, b = (rng.standard_normal(sh, dtype=np.float32) for sh in ((9, 20), (11, 20)))
+    np.testing.assert_allclose(kernel(a, b), a @ b.T, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ScheduleError, match="permutation"):
+        Schedule().cache_read("S1", "B", at="i", layout=(0, 0))
+    with pytest.raises(ScheduleError, match="has 2 dimensions"):
+        loopweave.compile(TRANSPOSED, kernel="abt", schedule=Schedule()
+                          .tile("S1", i=4, j=8, k=16).reorder("S1", *tiled)
+                          .cache_read("S1", "B", at="i_o", layout=(2, 1, 0)))
+
+
+def test_attention_runs_its_two_products_as_matmuls_around_fused_softmax_rows():
+    src = (KERNELS / "attention.lw").read_text()
+    ops = [(s.op, s.target) for s in default_schedule(front_end(src)).steps]
+    cache_reads = [t for op, t in ops if op == "cache_read"]
+    assert len(cache_reads) == 2 and ("fuse", "S1") not in ops  # Q @ K^T and P @ V packed
+    assert any(op == "fuse" for op, _ in ops)  # the softmax rows between them
+
