@@ -29,14 +29,14 @@ EXAMPLES = sorted((ROOT / "examples" / "kernels").glob("*.lw"))
 SOURCES = [p.read_text() for p in EXAMPLES]
 
 # Tokens of the DSL (and a few that are not), to insert or to split a text into.
-_TOKEN_RE = re.compile(r"max=|min=|[A-Za-z_]\w*|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\+=|\*=|<=|>=|==|"
+_TOKEN_RE = re.compile(r"max=|min=|[A-Za-z_]\w*|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\+=|-=|\*=|<=|>=|==|"
                        r"!=|<<|>>|->|\S")
 NAME_RE = re.compile(r"[A-Za-z_]\w*")
 OPERATORS = ["+", "-", "*", "/", "%", "<<", ">>", "&", "|", "^", "<", "<=", "==", "!=", "and",
-             "or", "=", "+=", "*=", "max=", "min=", ",", ":"]
-VOCABULARY = ["kernel", "for", "in", "where", "assume", "inout", "and", "or", "not", "->", "{",
-              "}", "(", ")", "[", "]", ",", ":", ";", "=", "+=", "*=", "max=", "min=", "+", "-",
-              "*", "/", "%", "<<", ">>", "&", "|", "^", "~", "<", "<=", "==", "!=", ">", ">=",
+             "or", "=", "+=", "-=", "*=", "max=", "min=", ",", ":"]
+VOCABULARY = ["kernel", "for", "in", "reversed", "where", "assume", "inout", "and", "or", "not",
+              "->", "{", "}", "(", ")", "[", "]", ",", ":", ";", "=", "+=", "-=", "*=", "max=",
+              "min=", "+", "-", "*", "/", "%", "<<", ">>", "&", "|", "^", "~", "<", "<=", "==", "!=", ">", ">=",
               "i", "j", "k", "N", "M", "A", "B", "C", "x", "f32", "f64", "i8", "i32", "u8", "f16",
               "bf16", "exp", "select", "max", "pow", "0", "1", "-1", "2.5", "1e400", "0x10",
               str(10**40), str(-(10**40)), str(2**63), "#", "\n", "\t", "é", "∑", "\x00"]
