@@ -8,7 +8,8 @@ target options; a new scheduling pass plugs in as one more generator in `GENERAT
     LoopNestKnobs     per written tensor: two tiling levels per loop, a loop order per level,
                       a parallel outer loop, a vector inner loop, an unrolled loop
     MicroKernelKnobs  per contraction C[i,j] += A[i,k]*B[k,j]: the packed, register-tiled nest
-                      of passes/default.py, with its tile sizes (replaces LoopNestKnobs there)
+                      of passes/default.py, with its tile sizes (replaces LoopNestKnobs there);
+                      per convolution, its reassociated register tile and the tile's shape
     TargetOptionKnobs the backend's `tuning_space(kernel_ir)` (block sizes, num_warps, ...)
 
 Only legal configurations are proposed: `is_legal` applies the schedule, which raises
@@ -246,46 +247,53 @@ class FusionKnobs:
 
 class MicroKernelKnobs:
     """For each contraction: the BLIS-like nest of the default schedule (packed B panels, an
-    MR x NR accumulator tile in vector registers) and its sizes MR, NR, KC, NC."""
+    MR x NR accumulator tile in vector registers) and its sizes MR, NR, KC, NC; for each
+    convolution-shaped reduction: its reassociated register tile and the tile's rows (output
+    channels) and columns."""
 
     SIZES = {"mr": (6, 4, 8, 12), "nr": (16, 8, 32), "kc": (256, 128, 512), "nc": (256, 128, 512)}
+    CONV_SIZES = {"rows": (8, 4, 6, 12, 16), "cols": (8, 16, 32, 4)}
 
     def applies(self, ctx: SpaceContext) -> bool:
         return LoopNestKnobs().applies(ctx) and bool(self._contractions(ctx))
 
-    def _contractions(self, ctx: SpaceContext) -> dict[str, Statement]:
-        from loopweave.passes.default import contraction_steps
+    def _contractions(self, ctx: SpaceContext) -> dict[str, tuple[Statement, dict]]:
+        """tensor -> (its statement, the sizes its nest takes)."""
+        from loopweave.passes.default import contraction_steps, convolution_steps
 
         found = {}
         for s in ctx.kernel.statements:
             if contraction_steps(s, list(s.iterators)) is not None:
-                found[s.lhs.tensor] = s
+                found[s.lhs.tensor] = (s, self.SIZES)
+            elif convolution_steps(s, list(s.iterators)) is not None:
+                found[s.lhs.tensor] = (s, self.CONV_SIZES)
         return found
 
     def knobs(self, ctx: SpaceContext) -> list[Knob]:
         knobs: list[Knob] = []
-        for tensor in self._contractions(ctx):
+        for tensor, (_, sizes) in self._contractions(ctx).items():
             knobs.append(Choice(f"{tensor}.micro", (False, True)))
-            knobs += [Choice(f"{tensor}.micro_{k}", v) for k, v in self.SIZES.items()]
+            knobs += [Choice(f"{tensor}.micro_{k}", v) for k, v in sizes.items()]
         return knobs
 
     def seeds(self, ctx: SpaceContext) -> list[Config]:
         """The default schedule's choices: every contraction as a micro-kernel with 6x16
-        (AVX2-sized) or 8x32 (AVX-512-sized) register tiles."""
+        (AVX2-sized) or 8x32 (AVX-512-sized) register tiles, every convolution 8x8."""
         tiles = self._contractions(ctx)
-        return [{f"{t}.micro": True for t in tiles},
-                {k: v for t in tiles for k, v in ((f"{t}.micro", True), (f"{t}.micro_mr", 8),
-                                                   (f"{t}.micro_nr", 32))}]
+        micro = {f"{t}.micro": True for t in tiles}
+        wide = {f"{t}.micro_{k}": v for t, (_, sizes) in tiles.items() if sizes is self.SIZES
+                for k, v in (("mr", 8), ("nr", 32))}
+        return [micro, {**micro, **wide}]
 
     def apply(self, ctx: SpaceContext, config: Config, schedule: Schedule, options: dict) -> None:
-        from loopweave.passes.default import contraction_steps
+        from loopweave.passes.default import contraction_steps, convolution_steps
 
-        for tensor, s in self._contractions(ctx).items():
+        for tensor, (s, choices) in self._contractions(ctx).items():
             if not config.get(f"{tensor}.micro"):
                 continue
-            sizes = {k: int(config.get(f"{tensor}.micro_{k}", v[0]))
-                     for k, v in self.SIZES.items()}
-            steps = contraction_steps(s, list(s.iterators), **sizes)
+            sizes = {k: int(config.get(f"{tensor}.micro_{k}", v[0])) for k, v in choices.items()}
+            steps = (contraction_steps if choices is self.SIZES else convolution_steps)(
+                s, list(s.iterators), **sizes)
             for op, *args in steps:
                 kwargs = args.pop() if isinstance(args[-1], dict) else {}
                 getattr(schedule, op)(*args, **kwargs)

@@ -77,6 +77,25 @@ def test_space_proposes_only_legal_schedules(name):
     assert len(distinct) >= 5
 
 
+def test_convolution_tiles_are_tuning_knobs_and_run_correctly():
+    from loopweave.examples import load_references
+
+    case = load_references().KERNELS["conv2d"]
+    ir = front_end(case.source())
+    space = SearchSpace(ir, case.sizes[0], get_target("cpu"))
+    config = {**space.default(), "Y.micro": True, "Y.micro_rows": 4, "Y.micro_cols": 16}
+    schedule, _ = space.decode(config)
+    ops = [step.op for step in schedule.steps]
+    assert "reassociate" in ops and ("tile", "Y") not in [(s.op, s.target) for s in
+                                                          schedule.steps]
+    assert ("S1", (("k", 4), ("x", 16))) in [(s.target, s.args) for s in schedule.steps]
+    kernel = loopweave.compile(case.source(), schedule=schedule)
+    args = case.make_inputs(case.sizes[0], 3)
+    for out, want in case.expected(args).items():
+        got = load_references().results_of(case, args, kernel(*args.values()))[out]
+        assert load_references().compare(got, want, case.tol_scale)[1]
+
+
 def test_space_rejects_an_illegal_configuration():
     ir = front_end(MATMUL)
     space = SearchSpace(ir, SIZES, get_target("cpu"))
