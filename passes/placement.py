@@ -5,8 +5,9 @@ loop 1, ..., `order[d]`. Statements whose `order` agree up to depth d share thei
 (they are fused there); `order[d]` sorts the siblings inside loop d-1. Each loop is an affine
 function of the statement's iterators (`i_o` = floor(i / 32), a skewed `j + t`, ...).
 
-Steps edit placements (tile, reorder, skew, fuse, loop kinds); `build_tree` turns them into an
-isl schedule tree with one band per loop and marks for loop kinds and local buffers.
+Steps edit placements (tile, reorder, skew, fuse, distribute, loop kinds); `build_tree` turns
+them into an isl schedule tree with one band per loop and marks for loop kinds and local
+buffers.
 """
 
 from __future__ import annotations
@@ -159,6 +160,26 @@ def fuse(placements: dict[str, Placement], group: list[str], depth: int) -> None
         p = placements[n]
         order = (*target, rank[p.order[:depth + 1]], *p.order[depth + 1:])
         placements[n] = Placement(p.loops, order)
+
+
+def distribute(placements: dict[str, Placement], name: str, depth: int) -> None:
+    """Split the loop at `depth` of statement `name` before it (loop fission, in place): the
+    statement and its later siblings in that loop run in a second copy of the loop, right
+    after the first."""
+    p = placements[name]
+    prefix, here, cut = p.order[:depth], p.order[depth], p.order[depth + 1]
+    if cut == 0:
+        return  # nothing runs before it in that loop
+    for n, q in list(placements.items()):
+        if q.order[:depth] != prefix:
+            continue
+        order = list(q.order)
+        if order[depth] > here:
+            order[depth] += 1
+        elif order[depth] == here and order[depth + 1] >= cut:
+            order[depth] += 1
+            order[depth + 1] -= cut
+        placements[n] = Placement(q.loops, tuple(order))
 
 
 def _fresh(name: str, taken: list[str]) -> str:

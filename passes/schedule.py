@@ -83,6 +83,13 @@ class Schedule:
         self.steps.append(Step("fuse", ",".join(targets), (depth,)))
         return self
 
+    def distribute(self, target: str, loop: str) -> Schedule:
+        """Split `loop` before the statements of `target` (loop fission): they and the
+        statements after them in that loop run in a second copy of it (gemm's `C *= beta` and
+        `C += alpha * A @ B`, written in one `for i`, become two nests)."""
+        self.steps.append(Step("distribute", target, (loop,)))
+        return self
+
     def compute_at(self, producer: str, consumer: str, loop: str) -> Schedule:
         """Compute `producer` inside `consumer`'s loop `loop` (and every loop outside it)."""
         self.steps.append(Step("compute_at", f"{producer},{consumer}", (loop,)))
@@ -241,6 +248,13 @@ def _apply_step(kernel: KernelIR, step: Step, placements: dict[str, Placement]) 
         return
     if step.op in ("cache_read", "cache_write", "reassociate"):
         return  # applied after the loops are placed (see Schedule._caches, _reassociable)
+    if step.op == "distribute":
+        (loop,) = step.args
+        _check_names_exist(step, [placements[s.name] for s in stmts], [loop])
+        for s in stmts:
+            if loop in placements[s.name].names():
+                pl.distribute(placements, s.name, placements[s.name].names().index(loop))
+        return
     if step.op == "compute_at":
         (loop,) = step.args
         consumers = _targets(kernel, step.target.split(",")[1])

@@ -171,3 +171,34 @@ def test_attention_runs_its_two_products_as_matmuls_around_fused_softmax_rows():
     assert len(cache_reads) == 2 and ("fuse", "S1") not in ops  # Q @ K^T and P @ V packed
     assert any(op == "fuse" for op, _ in ops)  # the softmax rows between them
 
+
+
+GEMM = (Path(__file__).resolve().parent.parent / "examples" / "polybench" / "gemm.lw").read_text()
+
+
+def test_distribute_splits_a_loop_and_keeps_the_dependences():
+    kernel = loopweave.compile(GEMM, schedule=Schedule().distribute("S1", "i"))
+    assert kernel.source.count("for (int64_t c0 = 0; c0 < NI; c0 += 1)") == 2
+    c, a, b = (rng.standard_normal(s) for s in ((7, 9), (7, 5), (5, 9)))
+    want = 1.5 * a @ b + 0.5 * c
+    kernel(1.5, 0.5, c, a, b)
+    np.testing.assert_allclose(c, want, rtol=1e-12, atol=1e-12)
+    chain = """
+    kernel chain(A: inout f32[N]) -> B: f32[N] {
+        for i in 0:N-1 {
+            B[i] = A[i] * 2.0
+            A[i + 1] = B[i] + 1.0
+        }
+    }"""
+    with pytest.raises(ScheduleError, match="flow dependence on A from S1 to S0"):
+        loopweave.compile(chain, schedule=Schedule().distribute("S1", "i"))
+
+
+def test_default_schedule_gives_a_contraction_inside_a_loop_its_own_nest():
+    ops = [(s.op, s.target) for s in default_schedule(front_end(GEMM)).steps]
+    assert ("distribute", "S1") in ops and ("cache_read", "S1") in ops
+    kernel = loopweave.compile(GEMM)
+    c, a, b = (rng.standard_normal(s) for s in ((13, 37), (13, 11), (11, 37)))
+    want = 0.7 * a @ b - 2.0 * c
+    kernel(0.7, -2.0, c, a, b)
+    np.testing.assert_allclose(c, want, rtol=1e-12, atol=1e-12)
