@@ -54,6 +54,9 @@ def coerce(t: Typed, dtype: DType, pos: SourcePos, what: str) -> ir.Expr:
     if t.expr.dtype.is_float and not dtype.is_float:
         raise DSLTypeError(f"{what} is a float where {dtype} is needed; "
                            f"convert it with {dtype}(...)", pos)
+    if dtype.kind == "bool":  # `1 < (a < b)`: a number is not a truth value
+        raise DSLTypeError(f"{what} is a number where a bool is needed (a comparison's "
+                           f"result); compare it instead, e.g. (... != 0)", pos)
     if isinstance(t.expr, ir.Const):
         if dtype.is_float:
             return ir.Const(float(t.expr.value), dtype)

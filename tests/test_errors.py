@@ -141,6 +141,8 @@ def test_inout_may_be_written():
     pytest.param("select(A[i] > 0, 1.0)", 12, ["select() takes 3"], id="select-arity"),
     pytest.param("f32()", 12, ["cast f32(x) takes one argument, not 0"], id="cast-arity"),
     pytest.param("A[i] < 2.0", 12, ["the right side is a condition", "select"], id="bool-value"),
+    pytest.param("select(1 < (A[i] < 2.0), 1.0, 0.0)", 19,
+                 ["a number where a bool is needed"], id="number-compared-with-bool"),
     pytest.param("A[i] + 100000000000000000000", 19, ["integer literal", "64 bits"],
                  id="huge-literal"),
     pytest.param("A[i] * 1e400", 19, ["float literal out of range"], id="huge-float"),

@@ -252,6 +252,21 @@ def test_f32_exp_is_within_one_ulp_and_keeps_nan_and_infinities():
     assert np.isnan(y[-5]) and y[-4] == np.inf and y[-3] == 0 and y[-2] == 0 and y[-1] == np.inf
 
 
+def test_f32_erf_is_within_three_ulp_and_keeps_sign_nan_and_infinities():
+    import math
+
+    kernel = loopweave.compile("kernel e(X: f32[N]) -> Y: f32[N] { Y[i] = erf(X[i]) }")
+    assert "lw_erff" in kernel.source  # inline, so that its loops vectorize
+    x = np.concatenate([np.linspace(-5, 5, 200_003, dtype=np.float32),
+                        np.geomspace(1e-30, 1e-2, 1000).astype(np.float32),
+                        np.array([0.0, -0.0, np.nan, np.inf, -np.inf], np.float32)])
+    y = kernel(x)
+    want = np.array([math.erf(v) for v in x[:-3].astype(np.float64)])
+    ulps = np.abs(y[:-3] - want) / np.spacing(np.abs(want).astype(np.float32))
+    assert ulps.max() <= 3.0
+    assert np.signbit(y[-4]) and np.isnan(y[-3]) and y[-2] == 1 and y[-1] == -1
+
+
 @pytest.mark.parametrize("mr, nr", [(4, 32), (3, 64), (8, 8)])
 def test_register_tiles_wider_than_a_vector_are_split_into_vectors(mr, nr):
     from loopweave.driver import front_end
