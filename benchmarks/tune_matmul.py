@@ -13,8 +13,8 @@ Each thread count runs in its own child process with OMP_NUM_THREADS, OPENBLAS_N
 MKL_NUM_THREADS set before numpy loads (and OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset, see
 benchmarks/README.md); OPENBLAS_THREAD_TIMEOUT=4 and OMP_WAIT_POLICY=passive make idle worker
 threads sleep instead of spinning into the next implementation's time (interleaved timing).
-The tuning key has no thread count, so each thread count gets its own database
-(<db-dir>/tune_matmul_t<N>.sqlite): records timed on 1 thread never stand for 2.
+All cases share one database (<db-dir>/tune_matmul.sqlite): the thread count is part of the
+tuning key, so records timed on 1 thread never stand for 2.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ def thread_env(threads: int) -> dict[str, str]:
     return env
 
 
-def db_path(db_dir: str, threads: int) -> str:
-    return str(Path(db_dir) / f"tune_matmul_t{threads}.sqlite")
+def db_path(db_dir: str) -> str:
+    return str(Path(db_dir) / "tune_matmul.sqlite")
 
 
 def trials_in(db: str, key: str) -> int:
@@ -88,7 +88,7 @@ def run_case(m: int, k: int, n: int, threads: int, args) -> dict:
     from benchmarks.peers import compile_default, used_tuning_record
 
     sizes = {"M": m, "K": k, "N": n}
-    db = db_path(args.db_dir, threads)
+    db = db_path(args.db_dir)
     load_start = os.getloadavg()[0]
     start = time.time()
     result = loopweave.tune(MATMUL, sizes, trials=args.trials, db=db, timeout_s=args.timeout,

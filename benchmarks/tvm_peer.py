@@ -153,7 +153,7 @@ def run_kernel(name: str, args, tvm, target, mcpu: str) -> str:
     notes, calls, times = [], {}, {}
 
     start = time.time()
-    db = (Path(args.out) / ("tune_matmul_t1.sqlite" if name == "matmul"
+    db = (Path(args.out) / ("tune_matmul.sqlite" if name == "matmul"
                             else "tvm_peer_loopweave.sqlite"))
     result = loopweave.tune(source, sizes, trials=args.trials, db=str(db), timeout_s=60.0,
                             repeats=3)
