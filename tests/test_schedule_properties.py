@@ -50,7 +50,8 @@ def random_schedules(draw):
     for _ in range(draw(st.integers(1, 4))):
         stmt = draw(st.sampled_from(stmts))
         loops = s.placements(kernel)[stmt].names()
-        op = draw(st.sampled_from(["tile", "reorder", "fuse", "parallel", "skew"]))
+        op = draw(st.sampled_from(["tile", "reorder", "fuse", "parallel", "skew", "distribute",
+                                   "reassociate"]))
         if op == "tile":
             loop = draw(st.sampled_from(loops))
             s.tile(stmt, **{loop: draw(st.integers(1, 3))})
@@ -61,10 +62,19 @@ def random_schedules(draw):
             s.fuse(stmt, other, depth=1)
         elif op == "parallel":
             s.parallel(stmt, draw(st.sampled_from(loops)))
+        elif op == "distribute":
+            s.distribute(stmt, draw(st.sampled_from(loops)))
+        elif op == "reassociate" and _reassociable(kernel.statement[stmt]):
+            s.reassociate(stmt)  # then reorders of its reduction loops are accepted
         elif op == "skew" and len(loops) > 1:
             a, b = draw(st.permutations(loops))[:2]
             s.skew(stmt, a, by=b, factor=draw(st.integers(-1, 2)))
     return name, s
+
+
+def _reassociable(statement) -> bool:
+    return statement.op in ("+=", "max=", "min=", "*=") and not any(
+        load.tensor == statement.lhs.tensor for load in ir.loads(statement.rhs))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
