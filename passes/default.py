@@ -34,8 +34,10 @@ from loopweave.passes.schedule import Schedule
 
 #: The micro-kernel: MR rows x NR columns of C in registers; KC deep, NC wide packed B panels.
 MR, NR, KC, NC = 6, 16, 256, 256
-#: The convolution micro-kernel: CONV_ROWS output channels x CONV_COLS output columns.
+#: The convolution micro-kernel: CONV_ROWS output channels x CONV_COLS output columns; for a
+#: depthwise convolution DEPTHWISE_ROWS output rows x DEPTHWISE_COLS columns.
 CONV_ROWS, CONV_COLS = 8, 8
+DEPTHWISE_ROWS, DEPTHWISE_COLS = 4, 32
 #: Fusion tries one `apply` per statement; beyond this many statements it is not attempted.
 MAX_FUSION_STATEMENTS = 48
 
@@ -271,13 +273,15 @@ def contraction_steps(s: Statement, loops: list[str], mr: int = MR, nr: int = NR
     return None
 
 
-def convolution_steps(s: Statement, loops: list[str], rows: int = CONV_ROWS,
-                      cols: int = CONV_COLS) -> list[tuple] | None:
+def convolution_steps(s: Statement, loops: list[str], rows: int | None = None,
+                      cols: int | None = None) -> list[tuple] | None:
     """The micro-kernel steps for a convolution-like `Y[.., k, .., x] += X[.., x + s] *
     F[.., k, ..]` (x indexes the last dimension of Y and, with stride 1, of X; k indexes F but
     not X): a rows x cols tile of Y over (k, x) in vector registers while all of the reduction
     runs, its loops reassociated so that the plain ones (conv2d's channels c) go innermost
-    (the spatial ones, r and s, stay outside). None if `s` is not of that shape."""
+    (the spatial ones, r and s, stay outside). Without such a k (depthwise: `Y[c, y, x] +=
+    X[c, y + r, x + s] * F[c, r, s]`) the tile's rows are output rows y. None if `s` is not
+    of that shape."""
     if s.op != "+=" or not s.lhs.indices or not isinstance(s.lhs.indices[-1], ir.Var):
         return None
     x = s.lhs.indices[-1].name
@@ -287,21 +291,27 @@ def convolution_steps(s: Statement, loops: list[str], rows: int = CONV_ROWS,
     for data, weights in itertools.permutations(loads, 2):
         if _walk(data, x) != "unit" or _walk(weights, x) != "invariant":
             continue
+        reductions = [v for v in loops if v not in outputs]
+        spatial = [v for v in reductions if any(
+            v in ir.variables(ix) and len(ir.variables(ix)) > 1 for ix in data.indices)]
         kernels = [k for k in outputs if k != x and _walk(data, k) == "invariant"
                    and _walk(weights, k) != "invariant"]
+        shape = (rows or CONV_ROWS, cols or CONV_COLS)
+        if not kernels:  # depthwise: rows of the output that slide over rows of the input
+            kernels = [y for y in outputs if y != x and _walk(weights, y) == "invariant"
+                       and any(y in ir.variables(ix) and ir.variables(ix) & set(spatial)
+                               for ix in data.indices)]
+            shape = (rows or DEPTHWISE_ROWS, cols or DEPTHWISE_COLS)
         others = [f for f in factors if f is not data and f is not weights]
         if any(ir.variables(f) & set(outputs) for f in others):
             continue  # a factor computed per output element (int4 dequantization) stays
-        reductions = [v for v in loops if v not in outputs]
         if not kernels or not reductions or sorted(loops) != sorted({*outputs, *reductions}):
             continue
         k = kernels[-1]
-        spatial = [v for v in reductions if any(
-            v in ir.variables(ix) and len(ir.variables(ix)) > 1 for ix in data.indices)]
         order = [f"{v}_o" if v in (k, x) else v for v in loops if v in outputs]
         order += spatial + [v for v in reductions if v not in spatial] + [k, x]
         return [("reassociate", s.name),
-                ("tile", s.name, {k: rows, x: cols}),
+                ("tile", s.name, {k: shape[0], x: shape[1]}),
                 ("reorder", s.name, *order),
                 ("cache_write", s.name, order[len(outputs)])]
     return None

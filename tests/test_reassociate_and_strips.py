@@ -202,3 +202,20 @@ def test_default_schedule_gives_a_contraction_inside_a_loop_its_own_nest():
     want = 0.7 * a @ b - 2.0 * c
     kernel(0.7, -2.0, c, a, b)
     np.testing.assert_allclose(c, want, rtol=1e-12, atol=1e-12)
+
+
+def test_depthwise_convolution_tiles_output_rows_and_columns():
+    src = (KERNELS / "depthwise_conv2d.lw").read_text()
+    steps = convolution_steps(front_end(src).statement["S1"], ["n", "c", "y", "x", "r", "s"])
+    assert steps[1] == ("tile", "S1", {"y": 4, "x": 32})
+    kernel = loopweave.compile(src)
+    assert "lw_r3_0" in kernel.source  # 4 output rows in vector registers
+    for n, c, h, w, r, s in [(1, 3, 9, 45, 3, 3), (2, 2, 4, 5, 2, 1), (1, 1, 7, 70, 1, 5)]:
+        x = rng.standard_normal((n, c, h, w), dtype=np.float32)
+        f = rng.standard_normal((c, r, s), dtype=np.float32)
+        want = np.zeros((n, c, h - r + 1, w - s + 1))
+        for dr in range(r):
+            for ds in range(s):
+                window = x[:, :, dr:dr + h - r + 1, ds:ds + w - s + 1]
+                want += window * f[None, :, dr, ds, None, None]
+        np.testing.assert_allclose(kernel(x, f), want, rtol=1e-4, atol=1e-4)
