@@ -219,3 +219,15 @@ def test_depthwise_convolution_tiles_output_rows_and_columns():
                 window = x[:, :, dr:dr + h - r + 1, ds:ds + w - s + 1]
                 want += window * f[None, :, dr, ds, None, None]
         np.testing.assert_allclose(kernel(x, f), want, rtol=1e-4, atol=1e-4)
+
+
+def test_attention_fused_by_hand_keeps_no_full_size_temporary():
+    src = (KERNELS / "attention.lw").read_text()
+    default = loopweave.compile(src)
+    assert {t.name for t in default.ir.temporaries} == {"s", "p"}
+    fused = loopweave.compile(src, schedule=Schedule().fuse("s", "m", "e", "z", "p", "O",
+                                                            depth=1))
+    assert not fused.ir.temporaries  # every intermediate is a row-sized local
+    q, k, v = (rng.standard_normal(sh, dtype=np.float32) for sh in ((37, 16), (29, 16), (29, 8)))
+    np.testing.assert_allclose(fused(q, k, v, 0.25), default(q, k, v, 0.25), rtol=1e-5,
+                               atol=1e-6)
