@@ -50,59 +50,55 @@ def function_name(kernel: KernelIR) -> str:
     return f"lw_{kernel.name}"
 
 
+def _horner(p: str, x: str, coefficients: tuple[str, ...]) -> str:
+    """C lines evaluating a polynomial in `x` into float `p`, highest coefficient first."""
+    lines = [f"  float {p} = {coefficients[0]};"]
+    for c in coefficients[1:]:
+        sign, magnitude = ("-", c[1:]) if c.startswith("-") else ("+", c)
+        lines.append(f"  {p} = {p} * {x} {sign} {magnitude};")
+    return "\n".join(lines) + "\n"
+
+
 #: exp for f32 in straight-line arithmetic, so that vector loops stay vector loops (with
 #: -fno-trapping-math, which lets gcc if-convert the clamps): Cody-Waite
 #: reduction by ln 2, Cephes' degree-6 polynomial (about 1 ulp), 2^n built in two halves so
 #: that gradual underflow and overflow to infinity come out as expf's; NaN passes through.
-VECTORIZABLE_EXPF = r"""static inline float lw_expf(float x) {
-  float xc = x > -104.0f ? x : -104.0f; /* NaN becomes -104 here and passes through below */
-  xc = xc < 89.0f ? xc : 89.0f;
-  float t = xc * 1.44269504088896341f + 0.5f;
-  int32_t k = (int32_t)(t + 256.0f) - 256; /* t > -256, so truncation is floor */
-  float n = (float)k;
-  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t k1 = k / 2, k2 = k - k / 2;
-  uint32_t b1 = (uint32_t)(k1 + 127) << 23, b2 = (uint32_t)(k2 + 127) << 23;
-  union { uint32_t u; float f; } s1 = {b1}, s2 = {b2};
-  return x != x ? x : p * s1.f * s2.f;
-}
-"""
-
+EXPF_POLYNOMIAL = ("1.9875691500e-4f", "1.3981999507e-3f", "8.3334519073e-3f",
+                   "4.1665795894e-2f", "1.6666665459e-1f", "5.0000001201e-1f")
+VECTORIZABLE_EXPF = "".join((
+    "static inline float lw_expf(float x) {\n"
+    "  float xc = x > -104.0f ? x : -104.0f; /* NaN becomes -104 here and passes through below */\n"
+    "  xc = xc < 89.0f ? xc : 89.0f;\n"
+    "  float t = xc * 1.44269504088896341f + 0.5f;\n"
+    "  int32_t k = (int32_t)(t + 256.0f) - 256; /* t > -256, so truncation is floor */\n"
+    "  float n = (float)k;\n"
+    "  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;\n",
+    _horner("p", "r", EXPF_POLYNOMIAL),
+    "  p = p * r * r + r + 1.0f;\n"
+    "  int32_t k1 = k / 2, k2 = k - k / 2;\n"
+    "  uint32_t b1 = (uint32_t)(k1 + 127) << 23, b2 = (uint32_t)(k2 + 127) << 23;\n"
+    "  union { uint32_t u; float f; } s1 = {b1}, s2 = {b2};\n"
+    "  return x != x ? x : p * s1.f * s2.f;\n"
+    "}\n"))
 
 #: erf for f32, also straight-line (vectorizable): erf(x) = x P(x^2) below |x| = 1 and
 #: 1 - exp(Q(|x|)) up to 4 (1 above), P and Q least-squares fits made for this function
 #: (degree 6 and 8; within 3 ulp of erf over all f32, tested); sign and NaN pass through.
-VECTORIZABLE_ERFF = r"""static inline float lw_expf(float x);
-static inline float lw_erff(float x) {
-  float a = fabsf(x), t = a * a;
-  float p = 7.9333506e-05f;
-  p = p * t - 8.034805e-04f;
-  p = p * t + 5.191214e-03f;
-  p = p * t - 2.6855398e-02f;
-  p = p * t + 1.1283626e-01f;
-  p = p * t - 3.761263e-01f;
-  p = p * t + 1.1283792f;
-  float b = a < 4.0f ? (a > 1.0f ? a : 1.0f) : 4.0f;
-  float q = 1.6140493e-06f;
-  q = q * b - 4.5590394e-05f;
-  q = q * b + 5.927677e-04f;
-  q = q * b - 4.7402144e-03f;
-  q = q * b + 2.6364695e-02f;
-  q = q * b - 1.09978214e-01f;
-  q = q * b - 6.3193715e-01f;
-  q = q * b - 1.1301666f;
-  q = q * b + 3.03209e-04f;
-  float r = a < 1.0f ? a * p : (a < 4.0f ? 1.0f - lw_expf(q) : 1.0f);
-  return x != x ? x : copysignf(r, x);
-}
-"""
+ERFF_SMALL = ("7.9333506e-05f", "-8.034805e-04f", "5.191214e-03f", "-2.6855398e-02f",
+              "1.1283626e-01f", "-3.761263e-01f", "1.1283792f")
+ERFF_LARGE = ("1.6140493e-06f", "-4.5590394e-05f", "5.927677e-04f", "-4.7402144e-03f",
+              "2.6364695e-02f", "-1.09978214e-01f", "-6.3193715e-01f", "-1.1301666f",
+              "3.03209e-04f")
+VECTORIZABLE_ERFF = "".join((
+    "static inline float lw_expf(float x);\n"
+    "static inline float lw_erff(float x) {\n"
+    "  float a = fabsf(x), t = a * a;\n",
+    _horner("p", "t", ERFF_SMALL),
+    "  float b = a < 4.0f ? (a > 1.0f ? a : 1.0f) : 4.0f;\n",
+    _horner("q", "b", ERFF_LARGE),
+    "  float r = a < 1.0f ? a * p : (a < 4.0f ? 1.0f - lw_expf(q) : 1.0f);\n"
+    "  return x != x ? x : copysignf(r, x);\n"
+    "}\n"))
 
 
 class CBackend(CFamilyRenderer):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from loopweave.backends.c_family import c_name, c_var
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import coefficient, constant_value, simplify
-from loopweave.ir.loops import For, Store
+from loopweave.ir.loops import For, accumulator_nest
 from loopweave.ir.types import DType
 
 MAX_ROWS = 16
@@ -84,19 +84,12 @@ def render_register_tile(r, node: For, indent: str) -> list[str] | None:
 
 
 def _tile_shape(node: For):
-    """(reduction loops, rows loop, columns loop, store) of a perfect nest ending in a store
-    that does not read its own tensor (its elements then stay in registers), or None."""
-    loops = [node]
-    while isinstance(loops[-1].body, For):
-        loops.append(loops[-1].body)
-    store = loops[-1].body
-    if len(loops) < 3 or not isinstance(store, Store):
+    """(reduction loops, rows loop, columns loop, store) of an accumulator nest whose rows and
+    columns loops count from 0 to a constant, or None."""
+    shape = accumulator_nest(node)
+    if shape is None or not (_extent(shape[1]) and _extent(shape[2])):
         return None
-    *reductions, rows, cols = loops
-    if not (_extent(rows) and _extent(cols)) or any(
-            load.tensor == store.tensor for load in ir.loads(store.value)):
-        return None
-    return reductions, rows, cols, store
+    return shape
 
 
 def _extent(loop: For) -> int | None:

@@ -133,14 +133,19 @@ class Violation:
     sizes: dict[str, int]
 
 
-def violations(kernel: KernelIR, schedule: isl.Schedule,
-               deps: Dependences | None = None) -> list[Violation]:
-    """The dependences of `kernel` that `schedule` fails to respect (empty when legal)."""
+def violations(kernel: KernelIR, schedule: isl.Schedule, deps: Dependences | None = None,
+               reassociable: frozenset[str] = frozenset()) -> list[Violation]:
+    """The dependences of `kernel` that `schedule` fails to respect (empty when legal). The
+    reductions of the `reassociable` statements may run in any order: their dependences on
+    themselves through the reduced tensor are not checked."""
     deps = deps or Dependences.of(kernel)
     smap = schedule.get_map().intersect_params(kernel.context)
     stmt_maps = {m.get_tuple_name(isl.dim_type.in_): m for m in isl_helpers.maps_of(smap)}
     found = []
     for d in deps.all:
+        if d.source == d.sink in reassociable and \
+                d.tensor == kernel.statement[d.source].lhs.tensor:
+            continue
         relation = d.relation.intersect_params(kernel.context)
         src_time, snk_time = stmt_maps[d.source], stmt_maps[d.sink]
         if not _may_reverse(relation, src_time, snk_time):

@@ -14,7 +14,7 @@ from dataclasses import replace
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import constant_value, simplify
 from loopweave.ir.kernel import CacheSpec, Tensor
-from loopweave.ir.loops import Block, Buffer, For, If, Node, Scope, Store, upper_bounds, walk
+from loopweave.ir.loops import Block, Buffer, For, If, Node, Scope, Store, full_extent, walk
 from loopweave.ir.strips import is_accumulator_nest, strip_partial_tiles
 from loopweave.ir.types import BOOL, INDEX
 
@@ -142,7 +142,7 @@ def _constant_trip_counts(n: Node, outer: set[str], conds: list[ir.Expr],
     extent. The reduction loops keep their bounds: registers do not need them constant."""
     if isinstance(n, For) and n.step == 1 and n.var in tile_vars and \
             ir.variables(n.init) <= outer and ir.variables(n.cond) <= outer | {n.var}:
-        extent = _full_extent(n)
+        extent = full_extent(n)
         if extent is not None:
             var = ir.Var(n.var)
             last = ir.substitute(n.cond, {n.var: simplify(ir.Binary(
@@ -154,14 +154,6 @@ def _constant_trip_counts(n: Node, outer: set[str], conds: list[ir.Expr],
             return replace(n, init=ir.Const(0),
                            cond=ir.Binary("<", var, ir.Const(extent), BOOL), body=body)
     return _map_children(n, lambda c: _constant_trip_counts(c, outer, conds, tile_vars))
-
-
-def _full_extent(n: For) -> int | None:
-    """The trip count of `n` when no other bound cuts it: `v <= min(..., init + E - 1)`."""
-    bounds = upper_bounds(n.cond, n.var)
-    extents = [constant_value(ir.Binary("-", b, n.init, INDEX)) for b in bounds]
-    extents = [e for e in extents if e is not None and e > 0]
-    return min(extents) if extents else None
 
 
 def _substitute(n: Node, mapping: dict[str, ir.Expr]) -> Node:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from loopweave.ir.expr import Binary, Call, Const, Expr, Var, to_str
+from loopweave.ir.affine import constant_value
+from loopweave.ir.expr import Binary, Call, Const, Expr, Var, loads, to_str
 from loopweave.ir.types import INDEX, DType
 
 
@@ -125,3 +126,26 @@ def min_terms(e: Expr) -> list[Expr]:
     if isinstance(e, Call) and e.func == "min":
         return [t for a in e.args for t in min_terms(a)]
     return [e]
+
+
+def full_extent(loop: For) -> int | None:
+    """The trip count of `loop` when no other bound cuts it: `v < min(..., init + E)`."""
+    extents = [constant_value(Binary("-", b, loop.init, INDEX))
+               for b in upper_bounds(loop.cond, loop.var)]
+    extents = [e for e in extents if e is not None and e > 0]
+    return min(extents) if extents else None
+
+
+def accumulator_nest(node: Node) -> tuple[list[For], For, For, Store] | None:
+    """(outer loops, rows loop, columns loop, store) of a perfect nest of at least three loops
+    ending in a store that reads nothing of the tensor it writes (each element is then its own
+    accumulator: a register tile's shape), or None."""
+    nest = []
+    while isinstance(node, For):
+        nest.append(node)
+        node = node.body
+    if len(nest) < 3 or not isinstance(node, Store) or any(
+            load.tensor == node.tensor for load in loads(node.value)):
+        return None
+    *outer, rows, cols = nest
+    return outer, rows, cols, node

@@ -19,8 +19,17 @@ element is its own reduction and the loads do not read the accumulator).
 from __future__ import annotations
 
 from loopweave.ir import expr as ir
-from loopweave.ir.affine import constant_value, simplify
-from loopweave.ir.loops import Block, For, If, Node, Store, upper_bounds
+from loopweave.ir.affine import simplify
+from loopweave.ir.loops import (
+    Block,
+    For,
+    If,
+    Node,
+    Store,
+    accumulator_nest,
+    full_extent,
+    upper_bounds,
+)
 from loopweave.ir.types import BOOL, INDEX
 
 #: The narrowest strip, in bytes (one 128-bit vector: SSE, NEON, MVE).
@@ -86,19 +95,16 @@ def is_accumulator_nest(node: Node, outer: set[str]) -> bool:
 
 
 def _accumulator_nest(node: Node, outer: set[str]):
-    """(reduction loops, rows loop, columns loop, store) of a perfect nest `for k.. for x for y:
-    acc[x, y] += e` whose store reads no element of acc, or None."""
-    loops = []
-    while isinstance(node, For):
-        loops.append(node)
-        node = node.body
-    if len(loops) < 3 or not isinstance(node, Store) or node.reduce != "+=" \
-            or node.value.dtype.name not in STRIP_DTYPES:
+    """(reduction loops, rows loop, columns loop, store) of an accumulator nest `for k.. for x
+    for y: acc[x, y] += e` whose rows and columns are bounded by `outer` variables, or None."""
+    shape = accumulator_nest(node)
+    if shape is None:
         return None
-    *reductions, rows, cols = loops
-    if any(load.tensor == node.tensor for load in ir.loads(node.value)):
+    reductions, rows, cols, store = shape
+    if store.reduce != "+=" or store.value.dtype.name not in STRIP_DTYPES:
         return None
-    if any(loop.step != 1 for loop in loops) or None in (_range(rows), _range(cols)):
+    loops = [*reductions, rows, cols]
+    if any(loop.step != 1 for loop in loops) or None in (full_extent(rows), full_extent(cols)):
         return None
     bounds = [rows.init, rows.cond, cols.init, cols.cond]
     if any(ir.variables(b) - {rows.var, cols.var} - outer for b in bounds) \
@@ -106,20 +112,16 @@ def _accumulator_nest(node: Node, outer: set[str]):
             or any((ir.variables(loop.init) | ir.variables(loop.cond)) & {rows.var, cols.var}
                    for loop in reductions):
         return None
-    return reductions, rows, cols, node
+    return shape
 
 
-def _range(loop: For) -> tuple[ir.Expr, ir.Expr, int] | None:
+def _range(loop: For) -> tuple[ir.Expr, ir.Expr, int]:
     """(first, end (exclusive), largest trip count) of `for v = a while v < min(.., a + E)`."""
     bounds = [simplify(b) for b in upper_bounds(loop.cond, loop.var)]
-    extents = [constant_value(ir.Binary("-", b, loop.init, INDEX)) for b in bounds]
-    extents = [e for e in extents if e is not None and e > 0]
-    if not bounds or not extents:
-        return None
     end = bounds[0]
     for b in bounds[1:]:
         end = ir.Call("min", (end, b), INDEX)
-    return loop.init, end, min(extents)
+    return loop.init, end, full_extent(loop)
 
 
 def _plus(a: ir.Expr, b: ir.Expr) -> ir.Expr:

@@ -50,9 +50,10 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     schedule = Schedule()
     if len(kernel.statements) <= MAX_FUSION_STATEMENTS:
         _fuse_for_locality(kernel, schedule)
-    for s in kernel.statements:
-        _isolate_contraction(kernel, schedule, s)
     placements = schedule.placements(kernel)
+    for s in kernel.statements:
+        if _isolate_contraction(kernel, schedule, s, placements):
+            placements = schedule.placements(kernel)
     tiled = set()
     for s in kernel.statements:
         if _group_size(placements, s) == 1:
@@ -88,22 +89,24 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     return schedule
 
 
-def _isolate_contraction(kernel: KernelIR, schedule: Schedule, s: Statement) -> None:
+def _isolate_contraction(kernel: KernelIR, schedule: Schedule, s: Statement,
+                         placements) -> bool:
     """A contraction written inside a loop with other statements (PolyBench's gemm: `C *= beta`
     and `C += alpha * A @ B` in one `for i`) gets a loop nest of its own by fission, where
-    legal, so that the micro-kernel can take it."""
-    placements = schedule.placements(kernel)
+    legal, so that the micro-kernel can take it. Returns whether the schedule changed."""
     names = placements[s.name].names()
     if _group_size(placements, s) == 1 or contraction_steps(s, names) is None:
-        return
+        return False
     if not _try(kernel, schedule, [("distribute", s.name, names[0])]):
-        return
+        return False
     placements = schedule.placements(kernel)
     later = sorted((p.order, n) for n, p in placements.items() if n != s.name
                    and p.order[:1] == placements[s.name].order[:1])
     if later and not _try(kernel, schedule, [("distribute", later[0][1],
                                               placements[later[0][1]].names()[0])]):
         schedule.steps.pop()  # the contraction would still share its loop
+        return False
+    return True
 
 
 def _register_tile(vector_bytes: Callable[[], int] | None) -> tuple[int, int]:

@@ -20,13 +20,10 @@ def instance_text(kernel: KernelIR, stmt: str, values: dict[str, int]) -> str:
 
 def check_dependences(kernel: KernelIR, schedule: isl.Schedule, what: str = "the schedule",
                       reassociable: frozenset[str] = frozenset()) -> None:
-    """Raise ScheduleError if `schedule` runs some dependence's sink before its source. The
-    reductions of the `reassociable` statements may run in any order: their dependences on
-    themselves through the reduced tensor are not checked."""
-    for v in violations(kernel, schedule):
+    """Raise ScheduleError if `schedule` runs some dependence's sink before its source (the
+    reductions of `reassociable` statements excepted, see `violations`)."""
+    for v in violations(kernel, schedule, reassociable=reassociable):
         d = v.dependence
-        if d.source == d.sink in reassociable and d.tensor == kernel.statement[d.source].lhs.tensor:
-            continue
         sizes = ", ".join(f"{k}={n}" for k, n in v.sizes.items())
         raise ScheduleError(
             f"{what} breaks the {d.kind} dependence on {d.tensor} from "
