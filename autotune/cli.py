@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from loopweave.autotune.database import Database, default_path
+from loopweave.autotune.search import tune
 from loopweave.errors import LoopweaveError
 
 
@@ -59,8 +61,6 @@ def _sizes(items: list[str]) -> dict[str, int]:
 
 
 def _tune(args) -> int:
-    from loopweave.autotune.search import tune
-
     source = Path(args.file).read_text(encoding="utf-8")
     sizes = _sizes(args.size)
     common = dict(kernel=args.kernel, target=args.target, timeout_s=args.timeout,
@@ -90,8 +90,6 @@ def _tune(args) -> int:
 
 
 def _history(db_path, key: str) -> list[float | None]:
-    from loopweave.autotune.database import Database, default_path
-
     with Database(db_path or default_path()) as db:
         return [r.median_s for r in db.records(key)]
 
@@ -125,8 +123,6 @@ def plot_best_so_far(curves: dict[str, list[float | None]], path: Path, title: s
 
 
 def _db(args) -> int:
-    from loopweave.autotune.database import Database, default_path
-
     with Database(args.db or default_path()) as db:
         if args.action == "export":
             print(f"exported {db.export(args.file)} records to {args.file}")

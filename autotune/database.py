@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import sqlite3
 import time
 import uuid
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from loopweave.autotune.keys import KernelKey
 from loopweave.errors import LoopweaveError
+from loopweave.toolchain import cache_dir
 
 STATUSES = ("ok", "crash", "timeout", "wrong", "compile_error")
 
@@ -41,10 +43,6 @@ CREATE TABLE IF NOT EXISTS models (
 
 def default_path() -> Path:
     """$LOOPWEAVE_TUNE_DB, else tuning.sqlite in the kernel cache directory."""
-    import os
-
-    from loopweave.toolchain import cache_dir
-
     return Path(os.environ.get("LOOPWEAVE_TUNE_DB") or cache_dir() / "tuning.sqlite")
 
 

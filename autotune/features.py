@@ -20,6 +20,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import islpy as isl
+
+from loopweave.autotune.space import loop_extents
 from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import Block, For, If, Node, Store
@@ -206,10 +209,6 @@ def features(kernel: KernelIR, loops: Node, sizes: dict[str, int]) -> list[float
 def flop_count(kernel: KernelIR, sizes: dict[str, int]) -> float:
     """Arithmetic operations of one call at `sizes`: per statement, its instances (counted by
     isl for small domains, the bounding box for large ones) times the operations per instance."""
-    import islpy as isl
-
-    from loopweave.autotune.space import loop_extents
-
     extents = loop_extents(kernel, sizes)
     total = 0.0
     for s in kernel.statements:

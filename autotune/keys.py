@@ -19,6 +19,8 @@ from importlib import metadata
 
 from loopweave.ir.expr import to_str
 from loopweave.ir.kernel import KernelIR
+from loopweave.pipeline import backend_module
+from loopweave.toolchain import compiler_identity
 
 
 def normalized_text(kernel: KernelIR) -> str:
@@ -65,9 +67,6 @@ def compiler_version(target) -> str:
     A backend module may define `compiler_version(target) -> str`; targets with a compiler are
     identified by its `--version` line and flags, others by their backend package's version.
     """
-    from loopweave.targets import backend_module
-    from loopweave.toolchain import compiler_identity
-
     module = backend_module(target)
     if hasattr(module, "compiler_version"):
         tool = module.compiler_version(target)

@@ -30,7 +30,10 @@ from loopweave.autotune.features import features
 from loopweave.autotune.keys import kernel_hash, machine_fingerprint
 from loopweave.errors import LoopweaveError
 from loopweave.examples import load_references
+from loopweave.ir.expr import evaluate
 from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor
+from loopweave.passes.schedule import Schedule
+from loopweave.pipeline import Pipeline, Stages, backend_module, front_end, get_target
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,6 @@ class Outcome:
 
 def _example_case(kernel: KernelIR):
     """The example-set case of this kernel, if its computation is exactly the example's."""
-    from loopweave.driver import front_end
-
     refs = load_references()
     case = refs.KERNELS.get(kernel.name) if refs else None
     if case is None or kernel_hash(front_end(case.source())) != kernel_hash(kernel):
@@ -99,8 +100,6 @@ def _example_case(kernel: KernelIR):
 
 
 def _random_inputs(kernel: KernelIR, sizes: dict, seed: int) -> dict:
-    from loopweave.ir.expr import evaluate
-
     rng = np.random.default_rng(seed)
     args = {}
     for a in kernel.args:
@@ -128,8 +127,6 @@ def make_problem(source: str, sizes: dict, target: str, workdir: str | Path, *,
                  kernel: str | None = None, cc=None, cflags=None, seed: int = 0,
                  **measure_options) -> Problem:
     """Inputs for `sizes` and the reference results, written under `workdir`."""
-    from loopweave.driver import compile, front_end
-
     ir = front_end(source, kernel)
     case = _example_case(ir)
     if case is not None:
@@ -137,7 +134,9 @@ def make_problem(source: str, sizes: dict, target: str, workdir: str | Path, *,
         expected, tol, how = case.expected(args), case.tol_scale, "numpy (examples/references/)"
     else:
         args = _random_inputs(ir, sizes, seed)
-        reference = compile(source, kernel=kernel, cc=cc, cflags=cflags, tuning_db=False)
+        # The default schedule on the default target, never a tuning record: the reference
+        # must not depend on what earlier sweeps recorded.
+        reference = Pipeline(source, kernel=kernel, cc=cc, cflags=cflags).kernel()
         copies = {k: np.array(v, copy=True) for k, v in args.items()}
         expected = _results(ir, copies, reference(*copies.values()))
         tol, how = 1.0, "default schedule"
@@ -163,23 +162,20 @@ def make_problem(source: str, sizes: dict, target: str, workdir: str | Path, *,
 
 # -- building -------------------------------------------------------------------------------------
 
-def _stages(problem: Problem, candidate: Candidate):
-    from loopweave.driver import stages
-    from loopweave.passes.schedule import Schedule
-
-    return stages(problem.source, problem.target, kernel=problem.kernel,
-                  schedule=Schedule.from_json(candidate.schedule), cc=problem.cc,
-                  cflags=problem.cflags, options=candidate.options)
+def _pipeline(problem: Problem, candidate: Candidate) -> Pipeline:
+    """The pipeline `compile()` runs, with the candidate's schedule and options."""
+    return Pipeline(problem.source, problem.target, kernel=problem.kernel,
+                    schedule=Schedule.from_json(candidate.schedule), cc=problem.cc,
+                    cflags=problem.cflags, options=candidate.options)
 
 
 def build(problem: Problem, candidate: Candidate) -> Built:
     """Schedule, render and build one candidate (into the kernel cache); never raises."""
-    from loopweave.targets import backend_module
-
     try:
-        result = _stages(problem, candidate)
+        pipeline = _pipeline(problem, candidate)
+        result = pipeline.stages()
         source = faults.inject(result.source, result.ir, candidate.fault)
-        backend_module(result.target).load(result.ir, source, result.target)
+        pipeline.load(replace(result, source=source))
         feats = tuple(features(result.ir, result.loops, problem.sizes))
         return Built("ok", source, feats)
     except LoopweaveError as e:
@@ -203,13 +199,10 @@ def _load_data(problem: Problem) -> dict:
 
 def run_measurement(problem: Problem, candidate: Candidate, built: Built) -> Outcome:
     """Load the built candidate in this process, check it, time it (what a worker does)."""
-    from loopweave.runtime import Kernel
-    from loopweave.targets import backend_module
-
     machine = machine_fingerprint()
-    result = _stages(problem, candidate)
-    invoke = backend_module(result.target).load(result.ir, built.source, result.target)
-    kernel = Kernel(result.ir, built.source, result.target.name, invoke)
+    pipeline = _pipeline(problem, candidate)
+    result: Stages = pipeline.stages()
+    kernel = pipeline.kernel(replace(result, source=built.source))  # the source built (faults)
     data = _load_data(problem)
     inputs = {k[3:]: v for k, v in data.items() if k.startswith("in:")}
 
@@ -249,11 +242,8 @@ def _compare(got, expected) -> tuple[float, bool]:
 
 
 def _prepare(problem: Problem) -> str:
-    from loopweave.driver import compiler_flags
-    from loopweave.targets import backend_module, get_target
-
     try:
-        backend_module(get_target(problem.target, problem.cc, compiler_flags(problem.cflags)))
+        backend_module(get_target(problem.target, problem.cc, problem.cflags))
         _load_data(problem)
     except Exception as e:
         return f"{type(e).__name__}: {e}"
@@ -271,9 +261,9 @@ def _prepare(problem: Problem) -> str:
 
 def _worker_main(conn) -> None:
     """A measurement worker: measure what the parent sends until it closes the pipe."""
+    # This module's imports (the pipeline, hence the front end and passes) are done before
+    # "ready", so they are not part of any measurement's timeout.
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    import loopweave.driver  # noqa: F401 - imported before "ready": not part of any timeout
-
     conn.send("ready")
     while True:
         try:

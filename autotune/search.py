@@ -29,6 +29,10 @@ from loopweave.autotune.keys import kernel_key, machine_fingerprint
 from loopweave.autotune.measure import Candidate, Problem, make_problem
 from loopweave.autotune.model import CostModel
 from loopweave.autotune.space import SearchSpace
+from loopweave.errors import LoopweaveError
+from loopweave.ir.codegen import loop_ast
+from loopweave.passes.schedule import Schedule
+from loopweave.pipeline import compiler_flags, front_end, get_target
 
 log = logging.getLogger("loopweave.autotune")
 
@@ -55,18 +59,11 @@ class TuneResult:
     @property
     def schedule(self):
         """The best record's schedule as a `loopweave.Schedule` (None without a record)."""
-        from loopweave.passes.schedule import Schedule
-
         return Schedule.from_json(self.best.schedule) if self.best else None
 
 
 def _features_of(problem: Problem, schedule_json: str) -> list[float] | None:
     """Features of one candidate (runs in a process pool); None if it does not apply."""
-    from loopweave.driver import front_end
-    from loopweave.errors import LoopweaveError
-    from loopweave.ir.codegen import loop_ast
-    from loopweave.passes.schedule import Schedule
-
     try:
         ir = Schedule.from_json(schedule_json).apply(front_end(problem.source, problem.kernel))
         return features(ir, loop_ast(ir), problem.sizes)
@@ -184,9 +181,6 @@ def tune(source: str, sizes: dict[str, int], target: str = "cpu", trials: int = 
     strategy: "model" (evolutionary, ranked by the cost model) or "random"
     batch, explore: measurements per round, and how many of them are random picks
     """
-    from loopweave.driver import compiler_flags, front_end
-    from loopweave.targets import get_target
-
     if strategy not in ("model", "random"):
         raise ValueError(f"strategy must be 'model' or 'random', not {strategy!r}")
     ir = front_end(source, kernel)

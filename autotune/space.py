@@ -28,9 +28,11 @@ import islpy as isl
 
 from loopweave.errors import LoopweaveError
 from loopweave.ir.kernel import KernelIR, Statement
+from loopweave.passes.default import contraction_steps, convolution_steps
 from loopweave.passes.placement import own_loop_count
 from loopweave.passes.schedule import Schedule
-from loopweave.targets import Target, backend_module, get_target
+from loopweave.pipeline import backend_module, default_schedule, get_target
+from loopweave.targets import Target
 
 Config = dict[str, object]
 DEFAULT_SCHEDULE = "default_schedule"  # a configuration key: see SearchSpace.decode
@@ -259,8 +261,6 @@ class MicroKernelKnobs:
 
     def _contractions(self, ctx: SpaceContext) -> dict[str, tuple[Statement, dict]]:
         """tensor -> (its statement, the sizes its nest takes)."""
-        from loopweave.passes.default import contraction_steps, convolution_steps
-
         found = {}
         for s in ctx.kernel.statements:
             if contraction_steps(s, list(s.iterators)) is not None:
@@ -286,8 +286,6 @@ class MicroKernelKnobs:
         return [micro, {**micro, **wide}]
 
     def apply(self, ctx: SpaceContext, config: Config, schedule: Schedule, options: dict) -> None:
-        from loopweave.passes.default import contraction_steps, convolution_steps
-
         for tensor, (s, choices) in self._contractions(ctx).items():
             if not config.get(f"{tensor}.micro"):
                 continue
@@ -381,8 +379,7 @@ class SearchSpace:
         {DEFAULT_SCHEDULE: True} is the target's default schedule (what compile() does without
         a tuning record), so that a sweep never records anything slower as its best."""
         if config.get(DEFAULT_SCHEDULE):
-            default = getattr(backend_module(self.ctx.target), "default_schedule", None)
-            chosen = default(self.ctx.kernel, self.ctx.target) if default is not None else None
+            chosen = default_schedule(self.ctx.kernel, self.ctx.target)
             return (chosen if chosen is not None else Schedule()), dict(self.base_options)
         schedule, options = Schedule(), dict(self.base_options)
         for g in self.generators:

@@ -19,6 +19,7 @@ from loopweave.errors import LoopweaveError, TargetError
 from loopweave.ir.kernel import KernelIR, Tensor
 from loopweave.ir.loops import Node
 from loopweave.ir.types import INDEX, DType
+from loopweave.passes.default import default_schedule as cpu_default
 from loopweave.targets import Target, host_cc, host_cflags
 from loopweave.toolchain import build_shared_library
 
@@ -170,8 +171,6 @@ def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
 def default_schedule(kernel: KernelIR, target: Target | None = None):
     """The schedule `compile()` uses without one: passes/default.py's CPU heuristics, with
     register tiles as wide as the vectors the target's compiler flags give."""
-    from loopweave.passes.default import default_schedule as cpu_default
-
     def vector_bytes() -> int:
         isa = simd.isa_for(target.cc, target.cflags) if target is not None else None
         return 64 if isa is simd.AVX512 else 32

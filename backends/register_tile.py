@@ -15,7 +15,7 @@ stored after it. Anything else in that shape returns None and is rendered as pla
 
 from __future__ import annotations
 
-from loopweave.backends.c_family import c_name, c_var
+from loopweave.backends.c_names import c_name, c_var
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import coefficient, constant_value, simplify
 from loopweave.ir.loops import For, accumulator_nest

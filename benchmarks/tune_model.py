@@ -39,7 +39,7 @@ def ranking(name: str, sizes: dict, sample: int, workdir: Path) -> dict:
     from loopweave.autotune.space import SearchSpace
     from loopweave.driver import front_end
     from loopweave.examples import load_references
-    from loopweave.targets import get_target
+    from loopweave.pipeline import get_target
 
     source = load_references().KERNELS[name].source()
     ir = front_end(source)

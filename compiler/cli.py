@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 
+from loopweave.driver import stages
 from loopweave.errors import LoopweaveError
 
 SUBCOMMAND_MODULES: tuple[str, ...] = ("loopweave.cli", "loopweave.emit", "loopweave.autotune.cli")
@@ -27,8 +28,6 @@ def register(subparsers) -> None:
 
 
 def _show(args) -> int:
-    from loopweave.driver import stages
-
     with open(args.file, encoding="utf-8") as f:
         result = stages(f.read(), args.target, kernel=args.kernel)
     print(dict(result.dumps).get(args.stage, ""))

@@ -5,7 +5,9 @@
 
 The `.c` holds the target backend's rendering of the kernel (its `render()`, unchanged but for
 a `static` in front of it) under the name `lw_<kernel>_impl`, and the public function
-`lw_<kernel>` around it, which needs nothing but the C library headers:
+`lw_<kernel>` around it, which needs nothing but the C library headers. The rendering comes from
+the pipeline `compile()` runs, with the same schedule: the given one, else the tuning record for
+the sizes, else the target's default.
 
 * sizes given: every size is a constant (`LW_<kernel>_<size>` in the header), temporaries are
   static arrays (their total is `LW_<kernel>_STATIC_BYTES`), the prototype takes tensors and
@@ -21,7 +23,6 @@ A backend may define `emit_notes(target) -> list[str]` (build instructions for t
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import re
@@ -30,16 +31,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import islpy as isl
-
+from loopweave.autotune.dispatch import tuned_lookup
 from loopweave.backends.c import c_params, function_name
 from loopweave.backends.c_family import CFamilyRenderer, c_name
-from loopweave.driver import compiler_flags, front_end
 from loopweave.errors import ArgumentTypeError, ArgumentValueError, LoopweaveError
 from loopweave.ir import expr as ir
-from loopweave.ir.codegen import loop_ast
 from loopweave.ir.kernel import KernelIR, Tensor
-from loopweave.targets import Target, backend_module, get_target
+from loopweave.ir.specialize import fixed_context
+from loopweave.passes.schedule import Schedule
+from loopweave.pipeline import Pipeline, backend_module
+from loopweave.targets import Target
 
 MARKER = "/* loopweave-generated file: `loopweave emit` may overwrite it. */"
 _SCRATCH_ALIGN = 64
@@ -65,7 +66,7 @@ class EmittedC:
 
 def emit_c(source: str, sizes: Mapping[str, int] | None = None, target: str = "cpu",
            out_dir: str | os.PathLike = ".", *, kernel: str | None = None, schedule=None,
-           overwrite: bool = False, cc: str | None = None, cflags=None,
+           overwrite: bool = False, cc: str | None = None, cflags=None, tuning_db=None,
            **options) -> EmittedC:
     """Write `<kernel>.h` and `<kernel>.c` for `target` into `out_dir`.
 
@@ -73,30 +74,30 @@ def emit_c(source: str, sizes: Mapping[str, int] | None = None, target: str = "c
               code, sizes as parameters, temporaries in caller-provided scratch).
     target:   a target name as for `compile()` ("cpu" is portable C99).
     kernel, schedule, cc, cflags, options: as for `compile()`.
+    tuning_db: as for `compile()`: without a schedule, sizes given choose the best record of
+              the tuning database for them, else the target's default schedule (which is all
+              generic code gets). The kernel function is the one `compile()` runs for them.
     overwrite: replace existing files that loopweave did not write.
     """
-    tgt = get_target(target, cc, compiler_flags(cflags), options)
-    kir = front_end(source, kernel)
-    if schedule is not None:
-        kir = schedule.apply(kir) if hasattr(schedule, "apply") else schedule(kir)
+    pipeline = Pipeline(source, target, kernel=kernel, schedule=schedule, cc=cc, cflags=cflags,
+                        options=options)
+    kir = pipeline.unscheduled
     out = Path(out_dir)
     paths = (out / f"{kir.name}.h", out / f"{kir.name}.c")
     for p in paths:
         _check_writable(p, overwrite)
     values = None if sizes is None else _checked_sizes(kir, sizes)
-    spec = _specialize(kir, values) if values is not None else kir
-    loops = loop_ast(spec)
-    if values is not None:
-        loops = _map_exprs(loops, _param_values(values))
-    impl = dataclasses.replace(spec, name=f"{kir.name}_impl")
+    if schedule is None and values is not None:  # generic code has no sizes to look up
+        pipeline.lookup = tuned_lookup(tuning_db)
+    result = pipeline.stages(values, specialize=values is not None, name=f"{kir.name}_impl")
+    scheduled, impl, tgt = result.ir, result.rendered, result.target
+    api = _Api(scheduled, impl, impl, values, result.source)
     module = backend_module(tgt)
-    body = module.render(impl, loops, tgt)
-    api = _Api(kir, spec, impl, values, body)
     notes = module.emit_notes(tgt) if hasattr(module, "emit_notes") else _default_notes(tgt)
     out.mkdir(parents=True, exist_ok=True)
     _write_atomically(paths[0], api.header(tgt, notes))
     _write_atomically(paths[1], api.source(paths[0].name))
-    return EmittedC(paths[0], paths[1], function_name(kir), api.prototype(),
+    return EmittedC(paths[0], paths[1], function_name(scheduled), api.prototype(),
                     api.static_bytes if values is not None else None,
                     api.scratch_name if api.temps and values is None else None,
                     api.argument_names())
@@ -130,7 +131,7 @@ def _checked_sizes(kir: KernelIR, sizes) -> dict[str, int]:
         if not ir.evaluate(cond, values):
             raise ArgumentValueError(f"{kir.name}: the sizes break `assume {ir.to_str(cond)}` "
                                      f"({_show(values)})")
-    if _fixed_context(kir, values).is_empty():
+    if fixed_context(kir, values).is_empty():
         raise ArgumentValueError(f"{kir.name}: sizes {_show(values)} are outside what the kernel "
                                  f"allows: {kir.context}")
     for t in kir.tensors.values():
@@ -146,52 +147,6 @@ def _checked_sizes(kir: KernelIR, sizes) -> dict[str, int]:
 
 def _show(values: dict[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in values.items())
-
-
-def _fixed_context(kir: KernelIR, values: dict[str, int]) -> isl.Set:
-    ctx = kir.context
-    for name, v in values.items():
-        pos = ctx.find_dim_by_name(isl.dim_type.param, name)
-        if pos >= 0:
-            ctx = ctx.fix_val(isl.dim_type.param, pos, isl.Val.int_from_si(ctx.get_ctx(), v))
-    return ctx
-
-
-def _param_values(values: dict[str, int]):
-    def replace_param(e: ir.Expr) -> ir.Expr | None:
-        if isinstance(e, ir.Param) and e.name in values:
-            return ir.Const(values[e.name], e.dtype)
-        return None
-    return replace_param
-
-
-def _specialize(kir: KernelIR, values: dict[str, int]) -> KernelIR:
-    """The kernel with its sizes fixed: constant shapes, no size parameters."""
-    fn = _param_values(values)
-
-    def const_shape(t):
-        if not isinstance(t, Tensor):
-            return t
-        return dataclasses.replace(t, shape=tuple(ir.rewrite(d, fn) for d in t.shape))
-
-    return dataclasses.replace(
-        kir, args=tuple(const_shape(a) for a in kir.args),
-        outputs=tuple(const_shape(t) for t in kir.outputs),
-        temporaries=tuple(const_shape(t) for t in kir.temporaries), sizes=(),
-        context=_fixed_context(kir, values))
-
-
-def _map_exprs(node, fn):
-    """`node` (a loop AST, any dataclass of it) with every expression rewritten by `fn`."""
-    if isinstance(node, ir.Expr):
-        return ir.rewrite(node, fn)
-    if isinstance(node, tuple):
-        return tuple(_map_exprs(x, fn) for x in node)
-    if dataclasses.is_dataclass(node) and not isinstance(node, type):
-        changes = {f.name: _map_exprs(getattr(node, f.name), fn)
-                   for f in dataclasses.fields(node)}
-        return dataclasses.replace(node, **changes)
-    return node
 
 
 # -- the public function ---------------------------------------------------------------------------
@@ -307,8 +262,8 @@ class _Api:
         body = re.sub(rf"^void {re.escape(self.impl_name)}\(", f"static void {self.impl_name}(",
                       body, count=1, flags=re.MULTILINE)
         lines = [MARKER, f"/* Kernel '{self.kir.name}', generated by loopweave: see "
-                         f"{header_name}. */", f'#include "{header_name}"', "", body.rstrip(),
-                 "", "#include <string.h>", ""]
+                         f"{header_name}. */", f'#include "{header_name}"', "",
+                 *_vector_abi_note(body), body.rstrip(), "", "#include <string.h>", ""]
         lines += self.temporaries()
         lines += [f"{self.prototype(header=False)} {{"]
         if self.temps and self.values is None:
@@ -360,6 +315,16 @@ def _guard_pragmas(text: str) -> str:
         else:
             out.append(line)
     return "\n".join(out) + "\n"
+
+
+def _vector_abi_note(body: str) -> list[str]:
+    """Register tiles use GCC vector types wider than a plain build's registers; their helper
+    functions are static, so gcc's note that such a function's ABI changes with -mavx (-Wpsabi)
+    concerns no caller: silenced, so the file builds with -Werror for any instruction set."""
+    if "__attribute__((vector_size(" not in body:
+        return []
+    return ["#if defined(__GNUC__) && !defined(__clang__)",
+            '#pragma GCC diagnostic ignored "-Wpsabi"', "#endif", ""]
 
 
 def _default_notes(target: Target) -> list[str]:
@@ -418,8 +383,6 @@ def register(subparsers) -> None:
 
 
 def _emit_command(args) -> int:
-    from loopweave.passes.schedule import Schedule
-
     sizes = None
     if args.size:
         sizes = {}

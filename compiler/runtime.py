@@ -41,16 +41,26 @@ class Kernel:
     parameter name, as keyword arguments).
 
     Returns the output array (a tuple if several, None if none); `inout` arrays are updated in
-    place. `source` is the generated code, `ir` the kernel IR.
+    place. `source` is the generated code that ran for the last call's sizes, `ir` the kernel
+    IR.
     """
 
     def __init__(self, kernel_ir: KernelIR, source: str, target: str,
                  invoke: Callable[[dict, dict, dict], None]):
         self.ir = kernel_ir
-        self.source = source
+        self._source = source
         self.target = target
         self.name = kernel_ir.name
         self.invoke = invoke
+
+    @property
+    def source(self) -> str:
+        """The generated code that ran for the last call's sizes: a tuned schedule's source
+        when one was used for them; before any call, the code a call runs without one."""
+        # An invoker that picks code per call's sizes (loopweave.pipeline.TunedInvoker) says
+        # which ran last; the others always run the one source.
+        current = getattr(self.invoke, "current_source", None)
+        return current if isinstance(current, str) else self._source
 
     def __repr__(self) -> str:
         args = ", ".join(str(a) for a in self.ir.args)

@@ -1,5 +1,7 @@
-"""Targets as data: which backend renders the kernel, and how its source is built and run.
+"""Targets as data: the target records and the table of target names (the bottom layer).
 
+This module imports nothing of loopweave but `errors`: it names each target's backend module as
+a string, and `loopweave.pipeline` (a layer above the backends) turns that name into the module.
 Each backend is one module under `loopweave.backends` with the same shape:
 
     make_target(name, cc, cflags, options) -> Target   # validate options, pick the toolchain
@@ -13,7 +15,6 @@ in the output arrays. `loopweave.runtime.Kernel` does the argument checking for 
 
 from __future__ import annotations
 
-import importlib
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ ALIASES = {"host": "cpu", "c": "cpu"}
 
 
 def host_cc() -> str:
+    """The host C compiler: $CC, else `cc`."""
     return os.environ.get("CC", "cc")
 
 
@@ -59,24 +61,11 @@ def host_cflags(cflags: tuple[str, ...] | None) -> tuple[str, ...]:
     return tuple(shlex.split(os.environ.get("LOOPWEAVE_CFLAGS", "-O3 -march=native")))
 
 
-def backend_module(target: Target):
-    """The backend module that renders and loads kernels for `target`."""
-    return importlib.import_module(f"loopweave.backends.{target.backend}")
-
-
-def get_target(name: str, cc: str | None = None, cflags: tuple[str, ...] | None = None,
-               options: dict | None = None) -> Target:
-    """The target called `name`; raises `TargetError` listing the known ones otherwise."""
+def target_spec(name: str) -> tuple[str, TargetSpec]:
+    """The canonical name of target `name` (aliases resolved) and its record; raises
+    `TargetError` listing the known targets otherwise."""
     if not isinstance(name, str) or ALIASES.get(name, name) not in TARGETS:
         known = ", ".join(f"'{k}' ({v.description})" for k, v in TARGETS.items())
         raise TargetError(f"unknown target {name!r}; known targets: {known}")
     name = ALIASES.get(name, name)
-    spec = TARGETS[name]
-    try:
-        module = importlib.import_module(f"loopweave.backends.{spec.backend}")
-    except ModuleNotFoundError as e:
-        if e.name != f"loopweave.backends.{spec.backend}":
-            raise TargetError(f"target {name!r} needs the Python package {e.name!r}, which is "
-                              "not installed") from None
-        raise TargetError(f"target {name!r} is not implemented yet") from None
-    return module.make_target(name, cc, cflags, dict(options or {}))
+    return name, TARGETS[name]

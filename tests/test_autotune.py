@@ -22,7 +22,7 @@ from loopweave.cli import main
 from loopweave.driver import front_end
 from loopweave.errors import ScheduleError
 from loopweave.ir.codegen import loop_ast
-from loopweave.targets import get_target
+from loopweave.pipeline import get_target
 
 MATMUL = """
 kernel matmul(A: f32[M, K], B: f32[K, N]) -> C: f32[M, N] {

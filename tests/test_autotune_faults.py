@@ -22,7 +22,7 @@ from loopweave.autotune.keys import kernel_key, machine_fingerprint
 from loopweave.autotune.measure import Candidate, make_problem
 from loopweave.driver import front_end
 from loopweave.passes.schedule import Schedule
-from loopweave.targets import get_target
+from loopweave.pipeline import get_target
 
 MATMUL = """
 kernel matmul(A: f32[M, K], B: f32[K, N]) -> C: f32[M, N] {

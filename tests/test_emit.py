@@ -22,11 +22,13 @@ from loopweave.driver import front_end
 from loopweave.emit import MARKER, EmittedC, OutputExistsError
 from loopweave.examples import load_references
 from loopweave.ir.expr import evaluate
+from loopweave.pipeline import get_target
 
 WARNINGS = ("-Wall", "-Wextra", "-Werror", "-std=c99")
 M4_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")
 
 refs = load_references()
+PROGRAM_ORDER = loopweave.Schedule()  # no steps: the kernel as written
 
 
 def need(tool: str) -> str:
@@ -154,7 +156,8 @@ def test_emitted_c_matches_numpy(name, fixed, tmp_path):
 
 def test_fixed_sizes_are_constants_and_temporaries_static(tmp_path):
     src = refs.KERNELS["softmax"].source()
-    result = loopweave.emit_c(src, {"N": 5, "D": 7}, out_dir=tmp_path)
+    # Program order keeps the temporaries (the default schedule fuses them away).
+    result = loopweave.emit_c(src, {"N": 5, "D": 7}, out_dir=tmp_path, schedule=PROGRAM_ORDER)
     header, source = result.header.read_text(), result.source.read_text()
     assert result.prototype == "void lw_softmax(const float *X, float *Y)"
     assert "#define LW_softmax_N 5" in header and "#define LW_softmax_D 7" in header
@@ -163,12 +166,12 @@ def test_fixed_sizes_are_constants_and_temporaries_static(tmp_path):
     assert f"#define LW_softmax_STATIC_BYTES {result.static_bytes}" in header
     assert "static float lw_t_e[35];" in source
     assert "int64_t N" not in source and "malloc" not in source
-    assert "c1 <= 6" in source  # loop bounds are constants
+    assert "c1 < 7;" in source  # loop bounds are constants
 
 
 def test_generic_header_documents_the_prototype_and_scratch(tmp_path):
     src = refs.KERNELS["softmax"].source()
-    result = loopweave.emit_c(src, out_dir=tmp_path)
+    result = loopweave.emit_c(src, out_dir=tmp_path, schedule=PROGRAM_ORDER)  # temporaries kept
     header = result.header.read_text()
     proto = "void lw_softmax(const float *X, float *Y, void *lw_scratch, int64_t N, int64_t D);"
     assert proto in header
@@ -221,7 +224,7 @@ def test_portable_c_builds_for_cortex_m4(fixed, tmp_path):
 def test_emit_for_cortex_m_targets(target, tmp_path):
     cc = need("arm-none-eabi-gcc")
     try:
-        loopweave.targets.get_target(target)
+        get_target(target)
     except loopweave.TargetError as e:
         pytest.skip(f"target {target} unavailable here: {e}")
     flags = M4_FLAGS if target == "cortex-m4" else ("-mcpu=cortex-m55", "-mthumb",

@@ -1,0 +1,298 @@
+"""The one pipeline that `compile()`, `emit_c()`, `loopweave emit`/`show` and the tuner's
+measurement all run, so that one schedule gives one source everywhere.
+
+    parse -> check -> choose a schedule -> apply -> [fix sizes] -> lower -> render -> build, load
+
+    pipe = Pipeline(src, "cpu", lookup=tuned_lookup(db))
+    result = pipe.stages({"M": 64, "K": 64, "N": 64})   # every stage up to the source
+    kernel = pipe.kernel()                                # each call's sizes choose a schedule
+
+Choosing the schedule, first match wins:
+1. the schedule handed in (`schedule=`): a `Schedule`, or a function KernelIR -> KernelIR;
+2. for known sizes, what `lookup(kernel_ir, sizes, target)` returns: a `Tuned` (a tuning
+   record's schedule and target options), or None. The API layer composes the lookup
+   (`loopweave.autotune.dispatch.tuned_lookup`) and hands it in: this module sits below the
+   autotuner and never imports it, and the autotuner never calls `compile()` back;
+3. the target's default: its backend's `default_schedule(kernel_ir, target)`, else program
+   order.
+A tuned schedule that no longer compiles falls back to 3, as logged on `loopweave.autotune`.
+
+This module is also where a target record's backend name becomes the backend module
+(`backend_module`, `get_target`): target records are plain data at the bottom layer
+(`loopweave.targets`), the backends sit between them and this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from loopweave.errors import ArgumentTypeError, DSLError, LoopweaveError, TargetError
+from loopweave.frontend import ast
+from loopweave.frontend.checker import check
+from loopweave.frontend.parser import parse, too_deep
+from loopweave.ir.codegen import loop_ast
+from loopweave.ir.kernel import KernelIR
+from loopweave.ir.loops import Node, to_text
+from loopweave.ir.specialize import fix_sizes, substitute_sizes
+from loopweave.runtime import Kernel
+from loopweave.targets import Target, target_spec
+
+# Which tuned schedule a kernel used is logged where docs/tuning.md says: the tuner's logger.
+log = logging.getLogger("loopweave.autotune")
+
+
+# -- targets: name -> backend module ---------------------------------------------------------------
+
+def backend_module(target: Target):
+    """The backend module that renders and loads kernels for `target`."""
+    # By name, not a static import: a program that uses the `cpu` target never loads the
+    # Triton or CUDA backends (nor what they import).
+    return importlib.import_module(f"loopweave.backends.{target.backend}")
+
+
+def get_target(name: str, cc: str | None = None, cflags: tuple[str, ...] | None = None,
+               options: dict | None = None) -> Target:
+    """The target called `name`, its options checked by its backend; raises `TargetError`
+    for an unknown target, or one whose Python packages are missing."""
+    name, spec = target_spec(name)
+    try:
+        module = importlib.import_module(f"loopweave.backends.{spec.backend}")
+    except ModuleNotFoundError as e:
+        if e.name != f"loopweave.backends.{spec.backend}":
+            raise TargetError(f"target {name!r} needs the Python package {e.name!r}, which is "
+                              "not installed") from None
+        raise TargetError(f"target {name!r} is not implemented yet") from None
+    return module.make_target(name, cc, cflags, dict(options or {}))
+
+
+def default_schedule(kernel: KernelIR, target: Target):
+    """The schedule `target` uses for `kernel` when none is given or tuned (None: program
+    order)."""
+    default = getattr(backend_module(target), "default_schedule", None)
+    return default(kernel, target) if default is not None else None
+
+
+def apply_schedule(kernel: KernelIR, schedule) -> KernelIR:
+    """`schedule` (a `Schedule`, or a function KernelIR -> KernelIR) applied to `kernel`."""
+    return schedule.apply(kernel) if hasattr(schedule, "apply") else schedule(kernel)
+
+
+# -- the front end -------------------------------------------------------------------------------
+
+def select_kernel(kernels: tuple[ast.KernelDef, ...], name: str | None,
+                  source: str) -> ast.KernelDef:
+    """The kernel called `name`, or the only one in the text."""
+    names = [k.name for k in kernels]
+    if name is None:
+        if len(kernels) == 1:
+            return kernels[0]
+        # Shown at the second definition: where the text stops being one kernel.
+        raise DSLError(f"the source defines {len(kernels)} kernels ({', '.join(names)}); "
+                       "choose one with compile(..., kernel='name')", kernels[1].pos, source)
+    for k in kernels:
+        if k.name == name:
+            return k
+    raise DSLError(f"no kernel named {name!r} in the source; it defines {', '.join(names)}",
+                   kernels[0].pos, source)
+
+
+def front_end(source: str, kernel: str | None = None) -> KernelIR:
+    """Parse and check DSL text: the kernel's polyhedral IR."""
+    if not isinstance(source, str):
+        raise ArgumentTypeError(f"compile() takes DSL source text, not {type(source).__name__}")
+    try:
+        kdef = select_kernel(parse(source), kernel, source)
+        return check(kdef, source)
+    except RecursionError:
+        raise too_deep(source, "the kernel is") from None
+
+
+def compiler_flags(cflags) -> tuple[str, ...] | None:
+    """`cflags` as a tuple of strings; one string is split as a shell would."""
+    if cflags is None:
+        return None
+    if isinstance(cflags, str):  # tuple("-O2") would be ('-', 'O', '2')
+        return tuple(shlex.split(cflags))
+    flags = tuple(cflags) if isinstance(cflags, list | tuple) else None
+    if flags is None or not all(isinstance(f, str) for f in flags):
+        raise ArgumentTypeError(f"cflags must be a list of strings, not {cflags!r}")
+    return flags
+
+
+# -- what the stages produce ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Tuned:
+    """What a lookup chose for one kernel at some sizes."""
+
+    schedule: object  # a Schedule (or a function KernelIR -> KernelIR)
+    options: dict = field(default_factory=dict)  # target options to build it with
+    what: str = "a tuned schedule"  # for the log: which record, how fast, from where
+    record: object = None  # the lookup's own record (a tuning database Record), for inspection
+
+
+#: lookup(front end's KernelIR, sizes, target) -> Tuned | None
+Lookup = Callable[[KernelIR, dict, Target], "Tuned | None"]
+
+
+@dataclass
+class Stages:
+    """What each stage produced (kept for `dump` and for tests)."""
+
+    target: Target
+    syntax: ast.KernelDef | None = None
+    unscheduled: KernelIR | None = None  # the front end's IR (what tuning keys hash)
+    ir: KernelIR | None = None  # scheduled
+    loops: Node | None = None
+    source: str = ""
+    dumps: list[tuple[str, str]] = field(default_factory=list)
+    schedule: object = None  # the schedule applied (None: program order)
+    tuned: Tuned | None = None  # what the lookup chose, when its schedule was used
+    rendered: KernelIR | None = None  # the IR as rendered (sizes fixed, renamed), else `ir`
+
+
+# -- the pipeline --------------------------------------------------------------------------------
+
+class Pipeline:
+    """One kernel of DSL text on one target, through every stage.
+
+    source, target, kernel, schedule, cc, cflags: as for `loopweave.compile()`.
+    options:  target-specific options, checked by the target's backend.
+    lookup:   a `Lookup` for tuned schedules (used only without `schedule`), or None.
+
+    The target is checked, then the text parsed and checked, when the pipeline is made.
+    """
+
+    def __init__(self, source: str, target: str = "cpu", *, kernel: str | None = None,
+                 schedule=None, cc: str | None = None, cflags=None,
+                 options: Mapping | None = None, lookup: Lookup | None = None):
+        self.cc = cc
+        self.cflags = compiler_flags(cflags)
+        self.options = dict(options or {})
+        self.target = get_target(target, cc, self.cflags, self.options)
+        self.unscheduled = front_end(source, kernel)
+        self.schedule = schedule
+        self.lookup = lookup if schedule is None else None
+
+    def tuned(self, sizes: Mapping[str, int] | None) -> Tuned | None:
+        """What the lookup chose for `sizes` (None without a lookup, sizes or a choice)."""
+        if sizes is None or self.lookup is None:
+            return None
+        return self.lookup(self.unscheduled, dict(sizes), self.target)
+
+    def with_tuned(self, sizes: Mapping[str, int] | None, make: Callable[[Tuned | None], object]):
+        """`make(tuned)` for the lookup's choice at `sizes`; `make(None)` (the explicit or
+        default schedule) when there is none, or when `make` raises a LoopweaveError for it."""
+        tuned = self.tuned(sizes)
+        if tuned is not None:
+            name = self.unscheduled.name
+            try:
+                result = make(tuned)
+            except LoopweaveError as e:
+                log.debug("%s of %s no longer compiles (%s): default schedule", tuned.what,
+                          name, e)
+            else:
+                log.debug("using %s for %s sizes %s", tuned.what, name, dict(sizes))
+                return result
+        return make(None)
+
+    def stages(self, sizes: Mapping[str, int] | None = None, *, specialize: bool = False,
+               name: str | None = None) -> Stages:
+        """Every stage up to the generated source, with the schedule chosen for `sizes`.
+
+        specialize: fix `sizes` in the IR and the loop AST (fully static code, as emit_c).
+        name:       the kernel's function name in the source (default: the kernel's).
+        """
+        if specialize and sizes is None:
+            raise ArgumentTypeError("specialize=True needs the sizes")
+        return self.with_tuned(sizes, lambda tuned: self.run(tuned, sizes, specialize, name))
+
+    def run(self, tuned: Tuned | None, sizes: Mapping[str, int] | None = None,
+            specialize: bool = False, name: str | None = None) -> Stages:
+        """The stages with `tuned`'s schedule and options (None: the explicit or default
+        schedule)."""
+        target = self.target
+        if tuned is not None and tuned.options:
+            target = get_target(target.name, self.cc, self.cflags, {**self.options,
+                                                                      **tuned.options})
+        if tuned is not None:
+            schedule = tuned.schedule
+        elif self.schedule is not None:
+            schedule = self.schedule
+        else:
+            schedule = default_schedule(self.unscheduled, target)
+        result = Stages(target, unscheduled=self.unscheduled, ir=self.unscheduled,
+                        schedule=schedule, tuned=tuned)
+        result.dumps.append(("ir", str(result.ir)))
+        if schedule is not None:
+            result.ir = apply_schedule(result.ir, schedule)
+            result.dumps.append(("schedule", str(result.ir.schedule)))
+        rendered = result.ir if name is None else dataclasses.replace(result.ir, name=name)
+        loops = loop_ast(rendered)
+        if specialize:
+            # Lowered with symbolic sizes, as for compile(), then the values substituted: the
+            # loop nest compile() runs at these sizes. (isl, told the sizes, builds another
+            # nest, which drops loops of one iteration that staged buffers still refer to.)
+            rendered = fix_sizes(rendered, dict(sizes))
+            loops = substitute_sizes(loops, dict(sizes))
+        result.rendered, result.loops = rendered, loops
+        result.dumps.append(("loops", to_text(loops)))
+        result.source = backend_module(target).render(rendered, loops, target)
+        result.dumps.append(("source", result.source))
+        return result
+
+    def load(self, stages: Stages):
+        """Build and load `stages.source`: the backend's invoker (see `loopweave.targets`)."""
+        return backend_module(stages.target).load(stages.ir, stages.source, stages.target)
+
+    def kernel(self, stages: Stages | None = None) -> Kernel:
+        """A callable `Kernel` of `stages` (default: `self.stages()`); with a lookup, each
+        call's sizes run what the lookup chose for them (see `TunedInvoker`)."""
+        stages = stages if stages is not None else self.stages()
+        invoke = self.load(stages)
+        if self.lookup is not None:
+            invoke = TunedInvoker(self, stages, invoke)
+        return Kernel(stages.ir, stages.source, stages.target.name, invoke)
+
+
+class TunedInvoker:
+    """An invoker that runs, for each call's sizes, the pipeline's choice for them: a tuned
+    schedule built once per distinct sizes, else the default build.
+
+    `records` maps sizes (sorted (name, value) pairs) to the lookup's record used (None: the
+    default); `current_source` is the source that ran for the last call's sizes.
+    """
+
+    def __init__(self, pipeline: Pipeline, default: Stages, invoke):
+        self.default = invoke
+        self.pipeline = pipeline
+        self.default_source = default.source
+        self.current_source = default.source
+        self._chosen: dict[tuple, tuple] = {}
+        self.records: dict[tuple, object] = {}
+
+    def __getattr__(self, name):  # behave like the default invoker otherwise
+        if name == "default":  # not yet set (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.default, name)
+
+    def _choose(self, sizes: dict) -> tuple:
+        def make(tuned: Tuned | None) -> tuple:
+            if tuned is None:
+                return self.default, self.default_source, None
+            stages = self.pipeline.run(tuned, sizes)
+            return self.pipeline.load(stages), stages.source, tuned.record
+        return self.pipeline.with_tuned(sizes, make)
+
+    def __call__(self, arrays: dict, scalars: dict, sizes: dict) -> None:
+        which = tuple(sorted(sizes.items()))
+        if which not in self._chosen:
+            invoke, source, self.records[which] = self._choose(sizes)
+            self._chosen[which] = (invoke, source)
+        invoke, self.current_source = self._chosen[which]
+        invoke(arrays, scalars, sizes)

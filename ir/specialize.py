@@ -1,0 +1,80 @@
+"""Fixing a kernel's sizes: the IR and the loop AST with every size replaced by its value.
+
+    spec = fix_sizes(kernel, {"M": 64, "N": 64})      # constant shapes, no size parameters
+    loops = substitute_sizes(loop_ast(kernel), values)  # the generic nest, sizes as constants
+
+Used by the standalone C emitter (`loopweave.emit_c` with sizes), where every size is a compile
+time constant and temporaries become static arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import islpy as isl
+
+from loopweave.ir import expr as ir
+from loopweave.ir.kernel import KernelIR, Tensor
+from loopweave.ir.types import INDEX
+
+
+def fixed_context(kernel: KernelIR, values: dict[str, int]) -> isl.Set:
+    """The kernel's context (what its sizes may be) with `values` fixed."""
+    ctx = kernel.context
+    for name, v in values.items():
+        pos = ctx.find_dim_by_name(isl.dim_type.param, name)
+        if pos >= 0:
+            ctx = ctx.fix_val(isl.dim_type.param, pos, isl.Val.int_from_si(ctx.get_ctx(), v))
+    return ctx
+
+
+_FOLDED = frozenset({"+", "-", "*", "/", "%"})
+
+
+def _param_values(values: dict[str, int]):
+    def replace_param(e: ir.Expr) -> ir.Expr | None:
+        if isinstance(e, ir.Param) and e.name in values:
+            return ir.Const(values[e.name], e.dtype)
+        # Index arithmetic of constants folded (bottom-up, so `M - 1` becomes `63`): the
+        # bounds read as the numbers they are. Arithmetic on data (narrow
+        # integers wrap in C) is left to the C compiler.
+        if (isinstance(e, ir.Binary) and e.op in _FOLDED and e.dtype == INDEX
+                and isinstance(e.left, ir.Const) and isinstance(e.right, ir.Const)
+                and not (e.op in "/%" and e.right.value == 0)):
+            return ir.Const(ir.evaluate(e, {}), e.dtype)
+        return None
+    return replace_param
+
+
+def fix_sizes(kernel: KernelIR, values: dict[str, int]) -> KernelIR:
+    """The kernel with its sizes fixed: constant shapes, no size parameters."""
+    fn = _param_values(values)
+
+    def const_shape(t):
+        if not isinstance(t, Tensor):
+            return t
+        return dataclasses.replace(t, shape=tuple(ir.rewrite(d, fn) for d in t.shape))
+
+    return dataclasses.replace(
+        kernel, args=tuple(const_shape(a) for a in kernel.args),
+        outputs=tuple(const_shape(t) for t in kernel.outputs),
+        temporaries=tuple(const_shape(t) for t in kernel.temporaries), sizes=(),
+        context=fixed_context(kernel, values))
+
+
+def substitute_sizes(node, values: dict[str, int]):
+    """`node` (a loop AST, any dataclass of it) with every size parameter replaced by its
+    value."""
+    return _map_exprs(node, _param_values(values))
+
+
+def _map_exprs(node, fn):
+    if isinstance(node, ir.Expr):
+        return ir.rewrite(node, fn)
+    if isinstance(node, tuple):
+        return tuple(_map_exprs(x, fn) for x in node)
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        changes = {f.name: _map_exprs(getattr(node, f.name), fn)
+                   for f in dataclasses.fields(node)}
+        return dataclasses.replace(node, **changes)
+    return node
