@@ -34,8 +34,10 @@ from loopweave.backends.c import SharedLibraryInvoker
 from loopweave.backends.cuda_emulation import HEADER
 from loopweave.backends.cuda_lower import Tiles, lower
 from loopweave.backends.cuda_render import CudaRenderer
+from loopweave.backends.cuda_scheduled import ScheduledCudaRenderer
 from loopweave.errors import CompileError, TargetError
 from loopweave.ir.kernel import KernelIR
+from loopweave.ir.launches import has_gpu_binding, lower_launches
 from loopweave.ir.loops import Node
 from loopweave.targets import Target
 from loopweave.toolchain import build_shared_library, cache_dir
@@ -52,6 +54,8 @@ TILE_VALUES: dict[str, tuple[int, ...]] = {
     "block_threads": (128, 32, 64, 256, 512, 1024),
 }
 OPTIONS = ("arch", "emulate", *TILE_VALUES)
+#: Statically declared `__shared__` memory a block may use on every architecture of ARCHS.
+SHARED_BYTES_PER_BLOCK = 48 * 1024
 
 
 class SequentialLoopWarning(UserWarning):
@@ -104,7 +108,14 @@ def tiles_of(target: Target) -> Tiles:
 
 
 def render(kernel: KernelIR, loops: Node, target: Target) -> str:
-    """The `.cu` source of `kernel`; warns about loops that stay sequential."""
+    """The `.cu` source of `kernel`; warns about loops that stay sequential. A schedule that
+    binds loops to GPU axes is rendered as written (`cuda_scheduled`); otherwise the planner
+    (`cuda_lower`) chooses the kernels."""
+    if has_gpu_binding(loops):
+        scheduled = lower_launches(loops, kernel.name, SHARED_BYTES_PER_BLOCK)
+        for message in scheduled.warnings:
+            warnings.warn(message, SequentialLoopWarning, stacklevel=4)
+        return ScheduledCudaRenderer(kernel, scheduled, target.options["arch"]).render()
     program = lower(kernel, tiles_of(target))
     for message in program.warnings:
         warnings.warn(message, SequentialLoopWarning, stacklevel=4)

@@ -22,7 +22,7 @@ from loopweave.backends.cuda_lower import (
 )
 from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, Tensor
-from loopweave.ir.loops import Block, For, If, Node, Store, walk
+from loopweave.ir.loops import Block, For, If, Node, Store, invariant_target, rename_element
 from loopweave.ir.types import DType, identity
 
 _CUDA_TYPES = {"f16": "__half", "bf16": "__nv_bfloat16"}
@@ -173,14 +173,13 @@ class CudaRenderer(CFamilyRenderer):
             case If(cond=c, then=t, orelse=e):
                 return If(c, self.promote(t), None if e is None else self.promote(e))
             case For():
-                target = _invariant_target(node)
+                target = invariant_target(node)
                 if target is None:
                     return replace(node, body=self.promote(node.body))
                 tensor, indices = target
                 reg = f"lw_r{self.counter}"
                 self.counter += 1
-                loop = _rename_element(node, tensor, indices, reg,
-                                       self.kernel.tensors[tensor].dtype)
+                loop = rename_element(node, tensor, indices, reg)
                 return Hoist(tensor, indices, reg, loop)
         return node
 
@@ -448,60 +447,6 @@ def _map_stores(node: Node, fn) -> Node:
         case If(cond=c, then=t, orelse=e):
             return If(c, _map_stores(t, fn), None if e is None else _map_stores(e, fn))
     return node
-
-
-def _bound_inside(loop: For) -> set[str]:
-    return {n.var for n in walk(loop) if isinstance(n, For)}
-
-
-def _invariant_target(loop: For) -> tuple[str, tuple[ir.Expr, ...]] | None:
-    """A (tensor, indices) that `loop` stores to at indices fixed during the loop, and accesses
-    nowhere else."""
-    inner = _bound_inside(loop)
-    nodes = list(walk(loop))
-    for st in (n for n in nodes if isinstance(n, Store)):
-        used = {x.name for ix in st.indices for x in ir.walk(ix) if isinstance(x, ir.Var)}
-        if used & inner:
-            continue
-        accesses = [ld for n in nodes for ld in _node_loads(n) if ld.tensor == st.tensor]
-        stores = [n for n in nodes if isinstance(n, Store) and n.tensor == st.tensor]
-        if all(a.indices == st.indices for a in accesses) \
-                and all(s.indices == st.indices for s in stores):
-            return st.tensor, st.indices
-    return None
-
-
-def _node_loads(node: Node) -> list[ir.Load]:
-    match node:
-        case Store(indices=ix, value=v):
-            return [ld for e in (*ix, v) for ld in ir.loads(e)]
-        case For(init=a, cond=b):
-            return ir.loads(a) + ir.loads(b)
-        case If(cond=c):
-            return ir.loads(c)
-    return []
-
-
-def _rename_element(loop: For, tensor: str, indices, reg: str, dtype: DType) -> For:
-    def expr(e: ir.Expr) -> ir.Expr:
-        return ir.rewrite(e, lambda x: ir.Load(reg, (), x.dtype)
-                          if isinstance(x, ir.Load) and x.tensor == tensor
-                          and x.indices == indices else None)
-
-    def node(n: Node) -> Node:
-        match n:
-            case Store():
-                target = (reg, ()) if n.tensor == tensor else (n.tensor, n.indices)
-                return replace(n, tensor=target[0], indices=target[1], value=expr(n.value))
-            case Block(body=body):
-                return Block(tuple(node(b) for b in body))
-            case For():
-                return replace(n, body=node(n.body))
-            case If(cond=c, then=t, orelse=e):
-                return If(expr(c), node(t), None if e is None else node(e))
-        return n
-
-    return node(loop)
 
 
 __all__ = ["CUDA_PRELUDE", "Contraction", "CudaRenderer", "Raw", "Tiles"]

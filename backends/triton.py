@@ -24,8 +24,10 @@ import numpy as np
 
 from loopweave.backends.triton_module import ModuleWriter
 from loopweave.backends.triton_plan import plan
+from loopweave.backends.triton_scheduled import render_module
 from loopweave.errors import ArgumentValueError, TargetError
 from loopweave.ir.kernel import KernelIR, ScalarArg
+from loopweave.ir.launches import has_gpu_binding, lower_launches
 from loopweave.ir.loops import Node
 from loopweave.targets import Target
 from loopweave.toolchain import cache_dir
@@ -91,7 +93,14 @@ def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
 
 
 def render(kernel: KernelIR, loops: Node, target: Target) -> str:
-    """The Triton module for `kernel`; warns about loops that stay sequential."""
+    """The Triton module for `kernel`; warns about loops that stay sequential. A schedule that
+    binds loops to GPU axes is rendered as written (`triton_scheduled`); otherwise the planner
+    (`triton_plan`) chooses the launches."""
+    if has_gpu_binding(loops):
+        scheduled = lower_launches(loops, kernel.name, shared_limit=None)
+        for message in scheduled.warnings:
+            warnings.warn(message, SequentialLoopWarning, stacklevel=4)
+        return render_module(kernel, scheduled, target.options)
     the_plan = plan(kernel)
     for message in the_plan.warnings:
         warnings.warn(message, SequentialLoopWarning, stacklevel=4)

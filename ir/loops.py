@@ -3,7 +3,8 @@
     node := For(var, init, cond, step, body, kind) | If(cond, then, orelse) | Block(body)
           | Store(tensor, indices, value, reduce, stmt) | Scope(buffers, body)
 
-`kind` is "serial" today; passes annotate "parallel", "vector" or "unroll". A `Store` with a
+`kind` is "serial", or what a schedule step asked for: "parallel", "vector", "unroll", or a GPU
+axis from `GPU_AXES` (`Schedule.bind`; see ir/launches.py). A `Store` with a
 reduce op ("+=", "*=", "max=", "min=") means `tensor[indices] = tensor[indices] <op> value`.
 """
 
@@ -13,8 +14,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from loopweave.ir.affine import constant_value
-from loopweave.ir.expr import Binary, Call, Const, Expr, Var, loads, to_str
+from loopweave.ir.expr import Binary, Call, Const, Expr, Load, Var, loads, rewrite, to_str
+from loopweave.ir.expr import walk as walk_expr
 from loopweave.ir.types import INDEX, DType
+
+#: The GPU axes a loop can be bound to (`Schedule.bind`), named as in CUDA and TVM. A loop on
+#: `blockIdx.*` spreads its iterations over the blocks of a launch (Triton: its programs), a
+#: loop on `threadIdx.*` over the threads of a block (Triton: the lanes of a block's tensors).
+BLOCK_AXES = ("blockIdx.x", "blockIdx.y", "blockIdx.z")
+THREAD_AXES = ("threadIdx.x", "threadIdx.y", "threadIdx.z")
+GPU_AXES = BLOCK_AXES + THREAD_AXES
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,3 +158,66 @@ def accumulator_nest(node: Node) -> tuple[list[For], For, For, Store] | None:
         return None
     *outer, rows, cols = nest
     return outer, rows, cols, node
+
+
+def bound_loops(node: Node) -> list[For]:
+    """The loops of `node` bound to a GPU axis, outer first."""
+    return [n for n in walk(node) if isinstance(n, For) and n.kind in GPU_AXES]
+
+
+def loop_vars_inside(loop: For) -> set[str]:
+    """The variables of `loop` and of every loop inside it."""
+    return {n.var for n in walk(loop) if isinstance(n, For)}
+
+
+def node_loads(node: Node) -> list[Load]:
+    """The loads of one node's own expressions (not of its children)."""
+    match node:
+        case Store(indices=ix, value=v):
+            return [ld for e in (*ix, v) for ld in loads(e)]
+        case For(init=a, cond=b):
+            return loads(a) + loads(b)
+        case If(cond=c):
+            return loads(c)
+    return []
+
+
+def invariant_target(loop: For) -> tuple[str, tuple[Expr, ...]] | None:
+    """A (tensor, indices) that `loop` stores to at indices fixed during the loop and accesses
+    nowhere else: an accumulator a renderer may keep in a register while the loop runs."""
+    inner = loop_vars_inside(loop)
+    nodes = list(walk(loop))
+    for st in (n for n in nodes if isinstance(n, Store)):
+        used = {x.name for ix in st.indices for x in walk_expr(ix) if isinstance(x, Var)}
+        if used & inner:
+            continue
+        accesses = [ld for n in nodes for ld in node_loads(n) if ld.tensor == st.tensor]
+        stores = [n for n in nodes if isinstance(n, Store) and n.tensor == st.tensor]
+        if all(a.indices == st.indices for a in accesses) \
+                and all(s.indices == st.indices for s in stores):
+            return st.tensor, st.indices
+    return None
+
+
+def rename_element(node: Node, tensor: str, indices: tuple[Expr, ...], reg: str) -> Node:
+    """`node` with every access to `tensor[indices]` turned into one to the scalar `reg`."""
+    def expr(e: Expr) -> Expr:
+        return rewrite(e, lambda x: Load(reg, (), x.dtype)
+                       if isinstance(x, Load) and x.tensor == tensor
+                       and x.indices == indices else None)
+
+    match node:
+        case Store():
+            target = (reg, ()) if node.tensor == tensor else (node.tensor, node.indices)
+            return Store(target[0], target[1], expr(node.value), node.reduce, node.stmt)
+        case Block(body=body):
+            return Block(tuple(rename_element(b, tensor, indices, reg) for b in body))
+        case For():
+            return For(node.var, node.init, node.cond, node.step,
+                       rename_element(node.body, tensor, indices, reg), node.kind)
+        case If(cond=c, then=t, orelse=e):
+            return If(expr(c), rename_element(t, tensor, indices, reg),
+                      None if e is None else rename_element(e, tensor, indices, reg))
+        case Scope(buffers=b, body=body):
+            return Scope(b, rename_element(body, tensor, indices, reg))
+    return node

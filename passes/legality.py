@@ -10,6 +10,7 @@ from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.dependences import Dependences, violations
 from loopweave.ir.kernel import KernelIR
+from loopweave.ir.loops import GPU_AXES
 
 
 def instance_text(kernel: KernelIR, stmt: str, values: dict[str, int]) -> str:
@@ -35,13 +36,14 @@ REDUCTIONS = ("+=", "max=", "min=", "*=")
 
 
 def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule, placements=None) -> None:
-    """A parallel loop may carry no dependence; a vector loop none but the chain of a
-    reduction over it (`s += x[j]` over j: the SIMD code keeps partial results per lane)."""
+    """A parallel loop, or one bound to a GPU axis, may carry no dependence; a vector loop none
+    but the chain of a reduction over it (`s += x[j]` over j: the SIMD code keeps partial
+    results per lane)."""
     deps = None
     for mark in marks(schedule.get_root()):
         name = mark.mark_get_id().get_name()
         kind, stmt, loop = (name.split(":") + ["", ""])[:3]
-        if kind not in ("parallel", "vector"):
+        if kind not in ("parallel", "vector", *GPU_AXES):
             continue
         deps = deps or Dependences.of(kernel).union()
         band = mark.child(0)
@@ -58,8 +60,9 @@ def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule, placements=None) 
             n = len(kernel.statement[src].iterators)
             a = dict(zip(kernel.statement[src].iterators, coords[:n], strict=True))
             b = dict(zip(kernel.statement[snk].iterators, coords[n:], strict=True))
+            what = f"bound to {kind}" if kind in GPU_AXES else kind
             raise ScheduleError(
-                f"loop {loop} of {stmt} cannot be {kind}: it carries a dependence from "
+                f"loop {loop} of {stmt} cannot be {what}: it carries a dependence from "
                 f"{instance_text(kernel, src, a)} to {instance_text(kernel, snk, b)}")
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, Statement
+from loopweave.ir.loops import GPU_AXES
 from loopweave.passes import cache
 from loopweave.passes import placement as pl
 from loopweave.passes.legality import REDUCTIONS, check_dependences, check_loop_kinds
@@ -37,7 +38,7 @@ from loopweave.passes.storage import reduce_storage
 class Step:
     """One scheduling decision: `op` on the statements that `target` names."""
 
-    op: str  # "tile", "reorder", "skew", "fuse" or a loop kind from LOOP_KINDS
+    op: str  # "tile", "reorder", "skew", "fuse", "bind" or a loop kind from LOOP_KINDS
     target: str  # a tensor (every statement writing it), a statement "S3", or several, "a,b"
     args: tuple  # tile: ((var, size), ...); reorder: loop names; kinds: (loop name,); ...
 
@@ -137,6 +138,21 @@ class Schedule:
     def unroll(self, target: str, loop: str) -> Schedule:
         """Ask the backend to unroll `loop`."""
         self.steps.append(Step("unroll", target, (loop,)))
+        return self
+
+    def bind(self, target: str, loop: str, axis: str) -> Schedule:
+        """Run the iterations of `loop` on a GPU axis (cuda and triton targets): `blockIdx.x|y|z`
+        spreads them over the blocks of a launch (Triton: its programs), `threadIdx.x|y|z` over
+        the threads of a block (Triton: the lanes of the block's tensors; the loop needs a
+        constant trip count, so tile it first). Legal only if `loop` carries no dependence.
+
+        Before `s.tile("C", i=32).bind("C", "i_o", "blockIdx.x").bind("C", "i", "threadIdx.x")`
+        on `C[i] = A[i] * 2`:   for i: S          after:   C[32*blockIdx.x + threadIdx.x] = ...
+        """
+        if axis not in GPU_AXES:
+            raise ScheduleError(f"bind {target!r} loop {loop!r}: unknown GPU axis {axis!r}; the "
+                                f"axes are {', '.join(GPU_AXES)}")
+        self.steps.append(Step("bind", target, (loop, axis)))
         return self
 
     def to_json(self) -> str:
@@ -263,7 +279,8 @@ def _apply_step(kernel: KernelIR, step: Step, placements: dict[str, Placement]) 
                         if loop in placements[s.name].names())
         pl.fuse(placements, [s.name for s in stmts], depth)
         return
-    wanted = {"tile": lambda: [a[0] for a in step.args], "skew": lambda: list(step.args[:2])}
+    wanted = {"tile": lambda: [a[0] for a in step.args], "skew": lambda: list(step.args[:2]),
+              "bind": lambda: [step.args[0]]}
     _check_names_exist(step, [placements[s.name] for s in stmts],
                        wanted.get(step.op, lambda: list(step.args))())
     for s in stmts:
@@ -276,6 +293,8 @@ def _apply_step(kernel: KernelIR, step: Step, placements: dict[str, Placement]) 
             placements[s.name] = pl.skew(p, *step.args)
         elif step.op in LOOP_KINDS:
             placements[s.name] = pl.set_kind(p, step.args[0], step.op)
+        elif step.op == "bind":
+            placements[s.name] = pl.set_kind(p, *step.args)
         else:
             raise ScheduleError(f"unknown schedule step {step.op!r}")
 

@@ -1,0 +1,420 @@
+"""Triton module of a schedule that binds loops to GPU axes (`Schedule.bind`), as `ir/launches`
+lowered it. Like `cuda_scheduled`, it only translates:
+
+    a blockIdx.x loop   -> for c0 in range(init + tl.program_id(0) * step, end, num_programs * step)
+    threadIdx loops     -> lanes: c2 = init + tl.arange(0, P)[:, None] (P: the trip count rounded
+                           up to a power of two), the loop's condition a mask on every access
+    serial loops inside -> scalar `for` loops over the lanes (bounds that differ per lane: the
+                           range of all lanes, masked); an element a loop accumulates into stays
+                           in a register tensor while it runs
+    Barrier             -> tl.debug_barrier()
+    block-level code    -> scalar code of the program
+
+`run(tensors, scalars, sizes)` is the launcher: host loops in Python, one launch per `Launch`.
+"""
+
+from __future__ import annotations
+
+from loopweave.backends.triton_emit import combine
+from loopweave.backends.triton_expr import (
+    HELPERS,
+    TL_TYPES,
+    ExprWriter,
+    Layout,
+    offset,
+    py_name,
+    python_expr,
+)
+from loopweave.errors import ScheduleError
+from loopweave.ir import expr as ir
+from loopweave.ir.kernel import KernelIR, ScalarArg
+from loopweave.ir.launches import Barrier, GpuProgram, Launch, OneThread
+from loopweave.ir.loops import (
+    THREAD_AXES,
+    Block,
+    For,
+    If,
+    Node,
+    Scope,
+    Store,
+    full_extent,
+    invariant_target,
+    rename_element,
+    upper_bounds,
+)
+from loopweave.ir.types import INDEX
+
+_NO_LAYOUT = Layout(())
+_GRID_LIMITS = {"blockIdx.x": 2**31 - 1, "blockIdx.y": 65535, "blockIdx.z": 65535}
+
+
+class _Lanes:
+    """The lanes of a thread region: its shape and the tensor variables that vary over them."""
+
+    def __init__(self, shape: tuple[int, ...], mask: str):
+        self.shape = shape
+        self.mask = mask
+
+
+class _LaunchWriter:
+    """Writes one @triton.jit function; also the `owner` that `ExprWriter` asks about loads."""
+
+    axis_of: dict = {}  # ExprWriter's tile axes: none, lane variables are tensors already
+    tile_name: dict = {}
+    register_axes: dict = {}
+
+    def __init__(self, module: ModuleWriter, launch: Launch):
+        self.module = module
+        self.kernel = module.kernel
+        self.launch = launch
+        self.lines: list[str] = []
+        self.expr = ExprWriter(self)
+        self.lanes: _Lanes | None = None
+        self.lane_vars: set[str] = set()  # variables that are tensors over the lanes
+        self.registers: dict[str, str] = {}  # register or local scalar -> Python name
+        self.counter = 0
+
+    # -- what ExprWriter asks --------------------------------------------------------------------
+
+    def use(self, helper: str) -> None:
+        self.module.helpers.add(helper)
+
+    def load(self, load: ir.Load, layout: Layout, raw: bool = False) -> str:
+        if load.tensor in self.registers:
+            return self.registers[load.tensor]
+        tensor = self.kernel.tensors[load.tensor]
+        pointer = self.pointer(load.tensor, load.indices)
+        value = f"tl.load({pointer})" if self.lanes is None else \
+            f"tl.load({pointer}, mask={self.lanes.mask}, other=0)"
+        if tensor.dtype.is_storage_only:
+            value += ".to(tl.float32)"
+        return value
+
+    # -- pieces ----------------------------------------------------------------------------------
+
+    def fresh(self, base: str) -> str:
+        self.counter += 1
+        return f"{base}_{self.counter}"
+
+    def emit(self, line: str, depth: int) -> None:
+        self.lines.append("    " * depth + line)
+
+    def text(self, e: ir.Expr) -> str:
+        return self.expr.render(e, _NO_LAYOUT)
+
+    def pointer(self, tensor: str, indices: tuple[ir.Expr, ...]) -> str:
+        off = offset(self.kernel.tensors[tensor].shape, indices)
+        text = f"{py_name(tensor)}_ptr"
+        if off != ir.Const(0):
+            text += f" + {self.expr.render(off, _NO_LAYOUT, 11)}"
+        if self.lanes is not None:  # every lane its own pointer, even where the offset is not
+            text += " + lw_lanes"
+        return text
+
+    def cast(self, value: str, dtype) -> str:
+        if dtype.name in ("f32", "bool"):
+            return value
+        return f"({value}).to({TL_TYPES[dtype.name]})"
+
+    def varies(self, e: ir.Expr) -> bool:
+        return bool(ir.variables(e) & self.lane_vars)
+
+    # -- the function ----------------------------------------------------------------------------
+
+    def write(self) -> list[str]:
+        depth = 1
+        for loop in self.launch.blocks:
+            pid = "xyz".index(loop.kind[-1])
+            start = f"({self.text(loop.init)}) + tl.program_id({pid}).to(tl.int64) * {loop.step}"
+            stride = f"tl.num_programs({pid}).to(tl.int64) * {loop.step}"
+            depth = self.loop_head(loop, start, stride, depth)
+        self.node(self.launch.body, depth)
+        return self.lines
+
+    def loop_head(self, loop: For, start: str, stride: str, depth: int) -> int:
+        """`for var in range(start, end, stride)` up to the loop's upper bounds, with the rest of
+        its condition tested inside (returns the depth of the body)."""
+        ends = upper_bounds(loop.cond, loop.var)
+        if not ends:
+            raise ScheduleError(f"loop {loop.var}: no upper bound in {ir.to_str(loop.cond)}")
+        end = ends[0]
+        for other in ends[1:]:
+            end = ir.Call("min", (end, other), INDEX)
+        self.emit(f"for {py_name(loop.var)} in range({start}, {self.text(end)}, {stride}):",
+                  depth)
+        if _only_upper_bounds(loop.cond, loop.var):
+            return depth + 1
+        self.emit(f"if {self.text(loop.cond)}:", depth + 1)
+        return depth + 2
+
+    def node(self, node, depth: int) -> None:
+        match node:
+            case Barrier():
+                self.emit("tl.debug_barrier()", depth)
+            case OneThread(body=b):
+                self.node(b, depth)
+            case Block(body=body):
+                for b in body:
+                    self.node(b, depth)
+            case For(kind=kind) if kind in THREAD_AXES:
+                self.thread_region(node, depth)
+            case For():
+                self.serial_loop(node, depth)
+            case If(cond=c, then=t, orelse=e):
+                self.branch(c, t, e, depth)
+            case Scope(buffers=bufs, body=b):
+                self.scope(bufs, b, depth)
+            case Store():
+                self.store(node, depth)
+            case _:
+                raise AssertionError(type(node).__name__)
+
+    def thread_region(self, loop: For, depth: int) -> None:
+        chain, body = _thread_chain(loop)
+        shape = tuple(_next_power_of_two(full_extent(x)) for x in chain)
+        conds = []
+        for n, x in enumerate(chain):
+            index = "" if len(chain) == 1 else \
+                "[" + ", ".join(":" if m == n else "None" for m in range(len(chain))) + "]"
+            lanes = f"tl.arange(0, {shape[n]}).to(tl.int64){index}"
+            self.emit(f"{py_name(x.var)} = {self.text(x.init)} + {lanes} * {x.step}", depth)
+            self.lane_vars.add(x.var)
+            conds.append(x.cond)
+        shape_text = ", ".join(map(str, shape))
+        self.emit(f"lw_lanes = tl.zeros([{shape_text}], dtype=tl.int64)", depth)
+        mask = self.fresh("lw_mask")
+        self.emit(f"{mask} = ({') & ('.join(self.text(c) for c in conds)}) & (lw_lanes == 0)",
+                  depth)
+        self.lanes = _Lanes(shape, mask)
+        self.node(body, depth)
+        self.lanes = None
+        self.lane_vars -= {x.var for x in chain}
+
+    def serial_loop(self, loop: For, depth: int) -> None:
+        hoisted = invariant_target(loop) if self.lanes is not None else None
+        if hoisted is not None and hoisted[0] in self.registers:
+            hoisted = None  # already a variable (an outer loop's accumulator, a local scalar)
+        reg = None
+        if hoisted is not None:
+            tensor, indices = hoisted
+            reg = self.fresh("lw_acc")
+            dtype = self.kernel.tensors[tensor].dtype
+            self.emit(f"{reg} = {self.load(ir.Load(tensor, indices, dtype), _NO_LAYOUT)}", depth)
+            loop = rename_element(loop, tensor, indices, reg)
+            self.registers[reg] = reg
+        v = py_name(loop.var)
+        per_lane = self.varies(loop.init) or any(self.varies(b) for b in
+                                                 upper_bounds(loop.cond, loop.var))
+        if not per_lane:
+            body_depth = self.loop_head(loop, self.text(loop.init), str(loop.step), depth)
+            self.node(loop.body, body_depth)
+        else:  # bounds that differ per lane: the loop covers every lane's range, masked
+            ends = upper_bounds(loop.cond, loop.var)
+            end = ends[0]
+            for other in ends[1:]:
+                end = ir.Call("min", (end, other), INDEX)
+            mask = self.lanes.mask
+            lo = f"tl.min(tl.where({mask}, {self.text(loop.init)} + lw_lanes, 2**62))"
+            hi = f"tl.max(tl.where({mask}, {self.text(end)} + lw_lanes, -2**62))"
+            self.emit(f"for {v} in range({lo}, {hi}, {loop.step}):", depth)
+            inner = self.fresh("lw_mask")
+            self.emit(f"{inner} = {mask} & ({self.text(loop.cond)}) & "
+                      f"({v} >= {self.text(loop.init)})", depth + 1)
+            outer, self.lanes = self.lanes, _Lanes(self.lanes.shape, inner)
+            self.node(loop.body, depth + 1)
+            self.lanes = outer
+        if hoisted is not None:
+            tensor, indices = hoisted
+            del self.registers[reg]
+            self.write_store(tensor, indices, reg, depth)
+
+    def branch(self, cond: ir.Expr, then: Node, orelse: Node | None, depth: int) -> None:
+        if self.lanes is None:  # block level: the same for every lane, a plain `if`
+            self.emit(f"if {self.text(cond)}:", depth)
+            self.node(then, depth + 1)
+            if orelse is not None:
+                self.emit("else:", depth)
+                self.node(orelse, depth + 1)
+            return
+        outer = self.lanes
+        for part, c in ((then, self.text(cond)), (orelse, f"~({self.text(cond)})")):
+            if part is None:
+                continue
+            mask = self.fresh("lw_mask")
+            self.emit(f"{mask} = {outer.mask} & ({c})", depth)
+            self.lanes = _Lanes(outer.shape, mask)
+            self.node(part, depth)
+        self.lanes = outer
+
+    def scope(self, buffers, body: Node, depth: int) -> None:
+        for b in buffers:
+            if b.shape:
+                where = "a block" if self.lanes is None else "a lane"
+                raise ScheduleError(
+                    f"buffer {b.name} [{', '.join(map(ir.to_str, b.shape))}] is local to {where}; "
+                    f"the triton target keeps only scalars per lane (no shared or local arrays)")
+            name = self.fresh(py_name(b.name))
+            shape = "" if self.lanes is None else ", ".join(map(str, self.lanes.shape))
+            self.emit(f"{name} = tl.zeros([{shape}], dtype={TL_TYPES[b.dtype.compute.name]})",
+                      depth)
+            self.registers[b.name] = name
+        self.node(body, depth)
+        for b in buffers:
+            del self.registers[b.name]
+
+    def store(self, node: Store, depth: int) -> None:
+        value = self.text(node.value)
+        if node.tensor in self.registers:
+            name = self.registers[node.tensor]
+            if node.reduce is not None:
+                value = combine(node.reduce, name, value, node.value.dtype.compute)
+            if self.lanes is not None:  # lanes outside the loop's range keep their value
+                value = f"tl.where({self.lanes.mask}, {value}, {name})"
+            self.emit(f"{name} = {value}", depth)
+            return
+        if node.reduce is not None:
+            current = self.load(ir.Load(node.tensor, node.indices,
+                                        self.kernel.tensors[node.tensor].dtype), _NO_LAYOUT)
+            value = combine(node.reduce, current, value, node.value.dtype.compute)
+        self.write_store(node.tensor, node.indices, value, depth)
+
+    def write_store(self, tensor: str, indices, value: str, depth: int) -> None:
+        dtype = self.kernel.tensors[tensor].dtype
+        pointer = self.pointer(tensor, indices)
+        mask = "" if self.lanes is None else f", mask={self.lanes.mask}"
+        self.emit(f"tl.store({pointer}, {self.cast(value, dtype)}{mask})", depth)
+
+
+class ModuleWriter:
+    """The whole module: helpers, one @triton.jit function per launch, and `run`."""
+
+    def __init__(self, kernel: KernelIR, program: GpuProgram, options: dict):
+        self.kernel = kernel
+        self.program = program
+        self.options = options
+        self.helpers: set[str] = set()
+        self.tensors = [t.name for t in (*kernel.args, *kernel.outputs, *kernel.temporaries)
+                        if t.name in kernel.tensors]
+
+    def scalars(self) -> list[ScalarArg]:
+        return [a for a in self.kernel.args if isinstance(a, ScalarArg)
+                and a.name not in self.kernel.params]
+
+    def write(self) -> str:
+        kernels = [self.function(launch) for launch in self.program.launches]
+        head = [f'"""Generated by loopweave from kernel \'{self.kernel.name}\' for Triton, '
+                'lowered from its schedule."""', "import triton", "import triton.language as tl"]
+        helpers = [HELPERS[h] for h in sorted(self.helpers)]
+        return "\n".join(head) + "\n\n\n" + "\n\n".join([*helpers, *kernels, self.launcher()])
+
+    def parameters(self, launch: Launch) -> tuple[list[str], list[str]]:
+        """The function's parameters and the lines that read f64 scalars (passed by pointer)."""
+        params = [f"{py_name(t)}_ptr" for t in self.tensors]
+        params += [py_name(p) for p in self.kernel.params]
+        prologue = []
+        for a in self.scalars():
+            if a.dtype.name == "f64":
+                params.append(f"{py_name(a.name)}_ptr")
+                prologue.append(f"    {py_name(a.name)} = tl.load({py_name(a.name)}_ptr)")
+            else:
+                params.append(py_name(a.name))
+        params += [py_name(v) for v in launch.host_vars]
+        return params, prologue
+
+    def function(self, launch: Launch) -> str:
+        params, prologue = self.parameters(launch)
+        body = _LaunchWriter(self, launch).write()
+        return "\n".join(["@triton.jit", f"def {launch.name}({', '.join(params)}):",
+                          *prologue, *body]) + "\n"
+
+    def launcher(self) -> str:
+        k = self.kernel
+        lines = ["def run(tensors, scalars, sizes):",
+                 f'    """Launch the kernels of \'{k.name}\' on torch tensors."""']
+        for t in self.tensors:
+            lines.append(f"    {py_name(t)} = tensors[{t!r}]")
+        for p in k.params:
+            source = "sizes" if p in k.sizes else "scalars"
+            lines.append(f"    {py_name(p)} = {source}[{p!r}]")
+        for a in self.scalars():
+            lines.append(f"    {py_name(a.name)} = scalars[{a.name!r}]")
+        lines += self.host(self.program.host, 1)
+        return "\n".join(lines) + "\n"
+
+    def host(self, node: Node, depth: int) -> list[str]:
+        pad = "    " * depth
+        match node:
+            case Launch():
+                return self.launch_lines(node, pad)
+            case Block(body=body):
+                return [line for b in body for line in self.host(b, depth)]
+            case For(var=v, init=init, cond=cond, step=step):
+                v = py_name(v)
+                return [f"{pad}{v} = {python_expr(init)}", f"{pad}while {python_expr(cond)}:",
+                        *self.host(node.body, depth + 1), f"{pad}    {v} += {step}"]
+            case If(cond=c, then=t, orelse=e):
+                lines = [f"{pad}if {python_expr(c)}:", *self.host(t, depth + 1)]
+                if e is not None:
+                    lines += [f"{pad}else:", *self.host(e, depth + 1)]
+                return lines
+        raise AssertionError(type(node).__name__)
+
+    def launch_lines(self, launch: Launch, pad: str) -> list[str]:
+        grid = {"blockIdx.x": "1", "blockIdx.y": "1", "blockIdx.z": "1"}
+        for loop, extent in zip(launch.blocks, launch.grid_extents, strict=True):
+            grid[loop.kind] = f"min({python_expr(extent)}, {_GRID_LIMITS[loop.kind]})"
+        threads = 1
+        for _, n in launch.threads:
+            threads *= n
+        warps = max(1, min(32, threads // 32))
+        warps = 1 << (warps.bit_length() - 1)  # a power of two
+        args, _ = self.parameters(launch)
+        args = [a.removesuffix("_ptr") for a in args]
+        return [f"{pad}grid = ({', '.join(grid.values())},)",
+                f"{pad}if min(grid) > 0:",
+                f"{pad}    {launch.name}[grid]({', '.join(args)}, num_warps={warps})"]
+
+
+def render_module(kernel: KernelIR, program: GpuProgram, options: dict) -> str:
+    """The Triton module (kernels and `run`) of a kernel lowered by `ir.launches`."""
+    return ModuleWriter(kernel, program, options).write()
+
+
+def _thread_chain(loop: For) -> tuple[list[For], Node]:
+    """The directly nested thread loops from `loop` (guards between them folded into the
+    innermost condition) and the body inside the innermost."""
+    chain = [loop]
+    body = loop.body
+    guards = []
+    while True:
+        inner = body
+        local_guards = []
+        while isinstance(inner, If | Block) and not isinstance(inner, For):
+            if isinstance(inner, If) and inner.orelse is None:
+                local_guards.append(inner.cond)
+                inner = inner.then
+            elif isinstance(inner, Block) and len(inner.body) == 1:
+                inner = inner.body[0]
+            else:
+                break
+        if isinstance(inner, For) and inner.kind in THREAD_AXES:
+            guards += local_guards
+            chain.append(inner)
+            body = inner.body
+            continue
+        break
+    for g in guards:  # a guard between two thread loops masks the lanes inside
+        body = If(g, body)
+    return chain, body
+
+
+def _only_upper_bounds(cond: ir.Expr, var: str) -> bool:
+    """Is `cond` a conjunction of `var < e` and `var <= e` (all that `upper_bounds` reads)?"""
+    if isinstance(cond, ir.Binary) and cond.op == "and":
+        return _only_upper_bounds(cond.left, var) and _only_upper_bounds(cond.right, var)
+    return isinstance(cond, ir.Binary) and cond.op in ("<", "<=") and \
+        isinstance(cond.left, ir.Var) and cond.left.name == var
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << (n - 1).bit_length()

@@ -1,0 +1,354 @@
+"""GPU lowering of a scheduled loop AST: which code runs on the host, which in kernel launches.
+
+Every GPU renderer (CUDA C, Triton) reads the result; none decides anything of its own:
+
+    host := For | If | Block | Launch                  (loops that carry dependences stay here)
+    Launch(name, blocks, threads, body)                 one kernel launch
+      blocks: the loops bound to blockIdx.*, outermost first, perfectly nested
+      body  := For | If | Block | Scope | Barrier | OneThread     (block level: every thread)
+               For(kind=threadIdx.*) ... its body per thread (thread level)
+
+Rules, each checked here with an error that names the loop:
+- `blockIdx.*` loops come first in their nest, one axis at most once; their iterations are
+  independent (the legality check of `Schedule.bind`), so a renderer may spread them over any
+  number of blocks (a grid-stride loop): `grid_extent` is only the trip count it aims for.
+- A `threadIdx.*` loop needs a constant trip count (tile it first); inside it, every thread runs
+  its own iteration. Another thread loop inside it must be the whole of its body (so no thread
+  runs code meant for a single (x, y) pair twice).
+- Between thread loops, at block level, threads of a block wait at a `Barrier`: after each
+  block-level sibling that has thread work, and at the end of each iteration of a block-level
+  loop around thread work. Block-level stores outside every thread loop run in `OneThread`.
+- A nest without any bound loop becomes a launch of one block of one thread (and a warning).
+- `Scope` buffers at block level are shared by the block's threads (CUDA `__shared__`), so
+  their shapes must be constant and their total within `shared_limit` bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from loopweave.errors import ScheduleError
+from loopweave.ir import expr as ir
+from loopweave.ir.affine import constant_value
+from loopweave.ir.loops import (
+    BLOCK_AXES,
+    GPU_AXES,
+    THREAD_AXES,
+    Block,
+    Buffer,
+    For,
+    If,
+    Node,
+    Scope,
+    Store,
+    bound_loops,
+    full_extent,
+    upper_bounds,
+    walk,
+)
+from loopweave.ir.types import INDEX
+
+#: Per-block limits of CUDA (and of Triton's block shapes): threads per axis and in all.
+MAX_THREADS = {"threadIdx.x": 1024, "threadIdx.y": 1024, "threadIdx.z": 64}
+MAX_BLOCK_THREADS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Barrier:
+    """Every thread of the block waits here (CUDA `__syncthreads`, Triton `debug_barrier`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OneThread:
+    """Block-level work outside every thread loop: one thread of the block runs it."""
+
+    body: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """One kernel launch: `blocks` spread over the grid, `body` run by every block."""
+
+    name: str
+    blocks: tuple[For, ...]  # loops bound to blockIdx.*, outer first (their bodies: see body)
+    grid_extents: tuple[ir.Expr, ...]  # host expressions: the trip count of each block loop
+    threads: tuple[tuple[str, int], ...]  # (threadIdx axis, threads) of the block shape
+    body: Node
+    shared: tuple[Buffer, ...]  # block-level buffers (shared by the block's threads)
+    host_vars: tuple[str, ...]  # variables of host loops the launch reads
+
+
+@dataclass(frozen=True, slots=True)
+class GpuProgram:
+    """The host code with its launches, and why some code runs on one thread."""
+
+    host: Node
+    launches: tuple[Launch, ...]
+    warnings: tuple[str, ...]
+
+
+KernelNode = Node | Barrier | OneThread
+
+
+def has_gpu_binding(loops: Node) -> bool:
+    """Does the schedule bind any loop to a GPU axis (so the GPU lowering applies)?"""
+    return bool(bound_loops(loops))
+
+
+def lower_launches(loops: Node, kernel_name: str, shared_limit: int | None) -> GpuProgram:
+    """Split the scheduled loop AST into host code and launches (see the module docstring).
+    `shared_limit`: the bytes of shared memory a block may use (None: the target has none to
+    budget, its renderer decides what block-level buffers it can keep)."""
+    return _Lowering(kernel_name, shared_limit).program(loops)
+
+
+class _Lowering:
+    def __init__(self, kernel_name: str, shared_limit: int | None):
+        self.kernel_name = kernel_name
+        self.shared_limit = shared_limit
+        self.launches: list[Launch] = []
+        self.warnings: list[str] = []
+
+    def program(self, loops: Node) -> GpuProgram:
+        host = self.host(loops, [])
+        return GpuProgram(host, tuple(self.launches), tuple(self.warnings))
+
+    # -- host level ----------------------------------------------------------------------------
+
+    def host(self, node: Node, host_vars: list[str]) -> Node:
+        if not bound_loops(node):
+            return self.sequential_launch(node, host_vars)
+        match node:
+            case Block(body=body):
+                out: list[Node] = []
+                pending: list[Node] = []  # unbound siblings, launched together
+                for child in body:
+                    if bound_loops(child):
+                        if pending:
+                            out.append(self.sequential_launch(Block(tuple(pending)), host_vars))
+                            pending = []
+                        out.append(self.host(child, host_vars))
+                    else:
+                        pending.append(child)
+                if pending:
+                    out.append(self.sequential_launch(Block(tuple(pending)), host_vars))
+                return Block(tuple(out))
+            case For(kind=kind) if kind in BLOCK_AXES:
+                return self.launch(node, host_vars)
+            case For(kind=kind) if kind in THREAD_AXES:
+                return self.launch(node, host_vars)
+            case For():
+                # A host loop: its iterations run one after the other, each with its launches.
+                return replace(node, body=self.host(node.body, [*host_vars, node.var]),
+                               kind="serial")
+            case If(cond=c, then=t, orelse=e):
+                return If(c, self.host(t, host_vars),
+                          None if e is None else self.host(e, host_vars))
+            case Scope(buffers=b):
+                raise ScheduleError(
+                    f"local buffer(s) {', '.join(x.name for x in b)} would live across kernel "
+                    f"launches (they are declared outside every loop bound to blockIdx); bind "
+                    f"a loop outside them, or fuse their producer and consumers first")
+        raise AssertionError(type(node).__name__)
+
+    def sequential_launch(self, node: Node, host_vars: list[str]) -> Node:
+        stores = sorted({n.stmt for n in walk(node) if isinstance(n, Store)})
+        self.warnings.append(f"{', '.join(stores)} of kernel '{self.kernel_name}' run(s) on one "
+                             f"GPU thread: no loop of it is bound to a GPU axis (Schedule.bind)")
+        return self.launch_of((), node, host_vars)
+
+    def launch(self, loop: For, host_vars: list[str]) -> Node:
+        blocks: list[For] = []
+        node: Node = loop
+        while isinstance(node, For) and node.kind in BLOCK_AXES:
+            if any(b.kind == node.kind for b in blocks):
+                raise ScheduleError(f"loop {node.var} is bound to {node.kind}, which an outer "
+                                    f"loop ({blocks[0].var}) already uses")
+            blocks.append(node)
+            node = node.body
+        return self.launch_of(tuple(blocks), node, host_vars)
+
+    def launch_of(self, blocks: tuple[For, ...], body: Node, host_vars: list[str]) -> Node:
+        inner = self.block_level(body)
+        for n in walk_kernel(inner):
+            if isinstance(n, For) and n.kind in BLOCK_AXES:
+                raise ScheduleError(f"loop {n.var} is bound to {n.kind} but is not among the "
+                                    f"outermost loops of its nest; only loops outside every "
+                                    f"other loop of a launch can be bound to blockIdx")
+        threads = self.block_shape(inner)
+        shared = self.shared_buffers(inner)
+        name = f"{self.kernel_name}_k{len(self.launches)}"
+        extents = tuple(self.grid_extent(b, host_vars) for b in blocks)
+        launch = Launch(name, blocks, extents, threads, inner, shared, tuple(host_vars))
+        self.launches.append(launch)
+        return launch
+
+    def grid_extent(self, loop: For, host_vars: list[str]) -> ir.Expr:
+        """The trip count of a block loop, computed on the host (1 when its bounds depend on
+        another block loop: the blocks then stride over it)."""
+        known = set(host_vars)
+        bounds = [b for b in upper_bounds(loop.cond, loop.var)
+                  if ir.variables(b) <= known and ir.variables(loop.init) <= known]
+        if not bounds:
+            self.warnings.append(f"loop {loop.var} on {loop.kind}: its bounds depend on another "
+                                 f"bound loop, so one block strides over all of it")
+            return ir.Const(1)
+        upper = bounds[0]
+        for b in bounds[1:]:
+            upper = ir.Call("min", (upper, b), INDEX)
+        count = ir.Binary("-", upper, loop.init, INDEX)
+        if loop.step != 1:
+            count = ir.Binary("cdiv", count, ir.Const(loop.step), INDEX)
+        return count
+
+    # -- block level ---------------------------------------------------------------------------
+
+    def block_level(self, node: Node) -> KernelNode:
+        """`node` run by every thread of a block, with barriers between parallel parts."""
+        if not _has_threads(node):
+            return OneThread(node)
+        match node:
+            case For(kind=kind) if kind in THREAD_AXES:
+                self.check_thread_loop(node, ())
+                return node
+            case For():
+                body = self.block_level(node.body)
+                return replace(node, body=Block((body, Barrier())), kind="serial")
+            case Block(body=body):
+                parts: list[KernelNode] = []
+                for i, child in enumerate(body):
+                    parts.append(self.block_level(child))
+                    if i + 1 < len(body):
+                        parts.append(Barrier())
+                return Block(tuple(parts))
+            case If(cond=c, then=t, orelse=e):
+                return If(c, self.block_level(t), None if e is None else self.block_level(e))
+            case Scope(buffers=b, body=body):
+                return Scope(b, self.block_level(body))
+        raise AssertionError(type(node).__name__)
+
+    def check_thread_loop(self, loop: For, outer: tuple[For, ...]) -> None:
+        if any(o.kind == loop.kind for o in outer):
+            raise ScheduleError(f"loop {loop.var} is bound to {loop.kind} inside loop "
+                                f"{outer[-1].var}, which is bound to the same axis")
+        if full_extent(loop) is None:
+            raise ScheduleError(f"loop {loop.var} is bound to {loop.kind} but has no constant "
+                                f"trip count; tile it (Schedule.tile) and bind the point loop")
+        inner = _thread_loops_below(loop.body)
+        if not inner:
+            return
+        path = _single_path(loop.body)
+        if path is None or len(inner) != 1:
+            raise ScheduleError(
+                f"loop {inner[0].var} is bound to {inner[0].kind} inside loop {loop.var} "
+                f"({loop.kind}), which has other code around it; bind loops that are directly "
+                f"nested, or leave the inner one serial")
+        self.check_thread_loop(path, (*outer, loop))
+
+    def block_shape(self, body: KernelNode) -> tuple[tuple[str, int], ...]:
+        shape: dict[str, int] = {}
+        for n in walk_kernel(body):
+            if isinstance(n, For) and n.kind in THREAD_AXES:
+                shape[n.kind] = max(shape.get(n.kind, 1), full_extent(n))
+        for axis, count in shape.items():
+            if count > MAX_THREADS[axis]:
+                raise ScheduleError(f"{count} threads on {axis}; at most {MAX_THREADS[axis]}: "
+                                    f"tile the loop bound to it smaller")
+        total = 1
+        for count in shape.values():
+            total *= count
+        if total > MAX_BLOCK_THREADS:
+            raise ScheduleError(f"{total} threads per block ({_shape_text(shape)}); at most "
+                                f"{MAX_BLOCK_THREADS}: tile the loops bound to threadIdx smaller")
+        return tuple((a, shape[a]) for a in THREAD_AXES if a in shape)
+
+    def shared_buffers(self, body: KernelNode) -> tuple[Buffer, ...]:
+        found: dict[str, Buffer] = {}  # isl may repeat a scope (full and partial tiles)
+        for n in _block_level_nodes(body):
+            if isinstance(n, Scope):
+                found.update((b.name, b) for b in n.buffers)
+        buffers = list(found.values())
+        total = 0
+        for b in buffers:
+            size = b.dtype.bits // 8
+            for d in b.shape:
+                value = constant_value(d)
+                if value is None:
+                    raise ScheduleError(f"buffer {b.name} is shared by the threads of a block, "
+                                        f"so its shape must be constant, not "
+                                        f"[{', '.join(ir.to_str(x) for x in b.shape)}]")
+                size *= value
+            total += size
+        if self.shared_limit is not None and total > self.shared_limit:
+            raise ScheduleError(
+                f"shared memory over budget: {', '.join(b.name for b in buffers)} take {total} "
+                f"bytes per block, the target allows {self.shared_limit}; cache smaller tiles")
+        return tuple(buffers)
+
+
+def walk_kernel(node: KernelNode):
+    """All nodes of a launch body, parents first (Barrier and OneThread included)."""
+    yield node
+    match node:
+        case OneThread(body=b):
+            yield from walk_kernel(b)
+        case For(body=b) | Scope(body=b):
+            yield from walk_kernel(b)
+        case If(then=t, orelse=e):
+            yield from walk_kernel(t)
+            if e is not None:
+                yield from walk_kernel(e)
+        case Block(body=body):
+            for b in body:
+                yield from walk_kernel(b)
+
+
+def _has_threads(node: Node) -> bool:
+    return any(isinstance(n, For) and n.kind in THREAD_AXES for n in walk(node))
+
+
+def _thread_loops_below(node: Node) -> list[For]:
+    """The outermost thread-bound loops inside `node`."""
+    match node:
+        case For(kind=kind) if kind in THREAD_AXES:
+            return [node]
+        case For(body=b) | Scope(body=b):
+            return _thread_loops_below(b)
+        case If(then=t, orelse=e):
+            return _thread_loops_below(t) + ([] if e is None else _thread_loops_below(e))
+        case Block(body=body):
+            return [x for b in body for x in _thread_loops_below(b)]
+    return []
+
+
+def _single_path(node: Node) -> For | None:
+    """The thread loop that `node` consists of, through guards and one-child blocks."""
+    match node:
+        case For(kind=kind) if kind in THREAD_AXES:
+            return node
+        case If(then=t, orelse=None):
+            return _single_path(t)
+        case Block(body=(only,)):
+            return _single_path(only)
+    return None
+
+
+def _block_level_nodes(node: KernelNode):
+    """The nodes of a launch body outside every thread loop and one-thread part."""
+    yield node
+    match node:
+        case For(kind=kind) if kind in GPU_AXES:
+            return
+        case For(body=b) | Scope(body=b):
+            yield from _block_level_nodes(b)
+        case If(then=t, orelse=e):
+            yield from _block_level_nodes(t)
+            if e is not None:
+                yield from _block_level_nodes(e)
+        case Block(body=body):
+            for b in body:
+                yield from _block_level_nodes(b)
+
+
+def _shape_text(shape: dict[str, int]) -> str:
+    return " x ".join(f"{n} on {a}" for a, n in shape.items())
