@@ -5,7 +5,7 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: all venv demo test lint toolchains bench clean distclean
+.PHONY: all venv demo test lint imports toolchains bench clean distclean
 
 all: test
 
@@ -20,11 +20,22 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(VPY) examples/demo.py
 
-test: venv toolchains
+test: venv toolchains imports
 	$(VPY) -m pytest -q
 
-lint: venv
+lint: venv imports
 	$(VENV)/bin/ruff check .
+
+# The layering contracts of pyproject.toml ([tool.importlinter]). import-linter reads the
+# package from disk, and loopweave's subpackages live in top-level folders (package-dir), so
+# the package is first laid out as installed, with symbolic links, under build/.
+IMPORT_TREE := build/import-graph
+imports: venv
+	@rm -rf $(IMPORT_TREE) && mkdir -p $(IMPORT_TREE)/loopweave
+	@ln -s $(CURDIR)/compiler/*.py $(IMPORT_TREE)/loopweave/
+	@for p in frontend ir passes backends autotune; do \
+		ln -s $(CURDIR)/$$p $(IMPORT_TREE)/loopweave/$$p; done
+	PYTHONPATH=$(IMPORT_TREE) $(VENV)/bin/lint-imports --no-cache
 
 # Cross toolchains and emulators for the Arm backends; never fails the build (see the script).
 toolchains:

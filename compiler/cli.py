@@ -2,20 +2,19 @@
 
     loopweave show kernel.lw [--stage ir|schedule|loops|source] [--target cpu]
 
-A module listed in SUBCOMMAND_MODULES defines `register(subparsers)`, which adds its parser(s)
-and sets `handler=` (a function args -> exit status) as a default.
+Each module of SUBCOMMANDS defines `register(subparsers)`, which adds its parser(s) and sets
+`handler=` (a function args -> exit status) as a default.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
+from loopweave import emit
+from loopweave.autotune import cli as tune_cli
 from loopweave.driver import stages
 from loopweave.errors import LoopweaveError
-
-SUBCOMMAND_MODULES: tuple[str, ...] = ("loopweave.cli", "loopweave.emit", "loopweave.autotune.cli")
 
 
 def register(subparsers) -> None:
@@ -34,12 +33,15 @@ def _show(args) -> int:
     return 0
 
 
+SUBCOMMANDS = (sys.modules[__name__], emit, tune_cli)  # show; emit; tune and db
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `loopweave` command."""
     parser = argparse.ArgumentParser(prog="loopweave", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name in SUBCOMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for module in SUBCOMMANDS:
+        module.register(subparsers)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -1,0 +1,180 @@
+"""One pipeline: `compile()`, `emit_c()`, `loopweave emit` and the tuner's measurement give the
+same kernel function for the same schedule: the given one, a tuning record for the sizes, or the
+target's default. `Kernel.source` is the source that ran for the last call's sizes. And the
+layering: `import loopweave.errors` loads a handful of modules, not the compiler."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import loopweave
+from loopweave.autotune import Database
+from loopweave.autotune.database import Record
+from loopweave.autotune.dispatch import tuned_lookup
+from loopweave.autotune.keys import kernel_key
+from loopweave.autotune.measure import Candidate, build, make_problem
+from loopweave.cli import main
+from loopweave.passes.schedule import Schedule
+from loopweave.pipeline import Pipeline, default_schedule, front_end, get_target
+
+MATMUL = """
+kernel matmul(A: f32[M, K], B: f32[K, N]) -> C: f32[M, N] {
+    C[i, j] += A[i, k] * B[k, j]
+}"""
+SIZES = {"M": 9, "K": 12, "N": 17}
+OTHER_SIZES = {"M": 10, "K": 12, "N": 17}
+# A legal schedule unlike cpu's default (which register-tiles the contraction).
+TUNED = Schedule().tile("C", i=4, j=8).parallel("C", "i")
+
+
+def kernel_function(text: str, name: str = "lw_matmul") -> str:
+    """The C function `name` of a generated source (compile()'s or an emitted .c), as
+    compile() renders it: emit_c's `static`, `_impl` suffix and pragma guards removed."""
+    text = text.replace(f"{name}_impl(", f"{name}(")
+    match = re.search(rf"^(static )?void {name}\(.*?^}}$", text, re.MULTILINE | re.DOTALL)
+    assert match is not None, f"no function {name} in\n{text}"
+    guards = {"#ifdef _OPENMP", "#if defined(__GNUC__)", "#endif"}
+    lines = [ln for ln in match.group(0).removeprefix("static ").splitlines()
+             if ln.strip() not in guards]
+    return "\n".join(lines)
+
+
+def emitted(tmp_path, sizes, **kw) -> str:
+    """The kernel function of emit_c's .c for MATMUL on cpu."""
+    out = tmp_path / f"emit{len(list(tmp_path.iterdir()))}"
+    return kernel_function(loopweave.emit_c(MATMUL, sizes, out_dir=out, **kw).source.read_text())
+
+
+@pytest.fixture
+def tuned_db(tmp_path):
+    """A tuning database with one record: TUNED for MATMUL at SIZES on cpu."""
+    path = tmp_path / "tune.sqlite"
+    key = kernel_key(front_end(MATMUL), SIZES, get_target("cpu"))
+    with Database(path) as db:
+        db.add(Record.for_key(key, "matmul", machine="test", schedule=TUNED.to_json(),
+                              options="{}", status="ok", median_s=1e-6))
+    return path
+
+
+# -- the default schedule -----------------------------------------------------------------------
+
+def test_emit_c_is_compile_source_with_the_default_schedule(tmp_path):
+    compiled = loopweave.compile(MATMUL, tuning_db=False).source
+    assert "lw_vec_f32" in compiled  # the default schedule's register tile, not program order
+    assert emitted(tmp_path, None) == kernel_function(compiled)
+
+
+def test_emit_c_with_sizes_applies_the_default_schedule(tmp_path):
+    default = default_schedule(front_end(MATMUL), get_target("cpu"))
+    with_sizes = emitted(tmp_path, SIZES)
+    assert with_sizes == emitted(tmp_path, SIZES, schedule=default)
+    assert with_sizes != emitted(tmp_path, SIZES, schedule=Schedule())  # not program order
+    assert "lw_vec_f32" in with_sizes
+
+
+def test_cli_emit_is_compile_source(tmp_path, capsys):
+    src = tmp_path / "matmul.lw"
+    src.write_text(MATMUL)
+    assert main(["emit", str(src), "-o", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "matmul.c").read_text()
+    assert kernel_function(text) == kernel_function(loopweave.compile(MATMUL).source)
+
+
+def test_tuner_measurement_builds_what_compile_builds(tmp_path):
+    problem = make_problem(MATMUL, SIZES, "cpu", tmp_path / "data")
+    built = build(problem, Candidate(TUNED.to_json()))
+    assert built.status == "ok", built.error
+    assert built.source == loopweave.compile(MATMUL, schedule=TUNED).source
+
+
+# -- a tuning record ----------------------------------------------------------------------------
+
+def test_emit_c_and_compile_use_the_tuning_record_for_the_sizes(tmp_path, tuned_db):
+    kernel = loopweave.compile(MATMUL, tuning_db=tuned_db)
+    default = loopweave.compile(MATMUL, tuning_db=False).source
+    tuned = loopweave.compile(MATMUL, schedule=TUNED).source
+    assert tuned != default
+    a = np.ones((SIZES["M"], SIZES["K"]), np.float32)
+    b = np.ones((SIZES["K"], SIZES["N"]), np.float32)
+    np.testing.assert_allclose(kernel(a, b), a @ b)
+    assert kernel.source == tuned  # compiled for SIZES: the record's schedule
+    # emit_c at SIZES: the record's schedule, as compile() ran it at SIZES.
+    emitted_tuned = emitted(tmp_path, SIZES, tuning_db=tuned_db)
+    assert emitted_tuned == emitted(tmp_path, SIZES, schedule=TUNED)
+    assert emitted_tuned != emitted(tmp_path, SIZES, tuning_db=False)
+    # The same schedule without sizes: exactly the function compile() ran at SIZES.
+    assert emitted(tmp_path, None, schedule=TUNED) == kernel_function(kernel.source)
+    # No record for other sizes: the default, in both.
+    assert emitted(tmp_path, OTHER_SIZES, tuning_db=tuned_db) == \
+        emitted(tmp_path, OTHER_SIZES, tuning_db=False)
+
+
+def test_kernel_source_is_what_ran_for_the_last_call(tuned_db):
+    kernel = loopweave.compile(MATMUL, tuning_db=tuned_db)
+    default = loopweave.compile(MATMUL, tuning_db=False).source
+    tuned = loopweave.compile(MATMUL, schedule=TUNED).source
+    assert kernel.source == default  # before any call
+    b = np.ones((12, 17), np.float32)
+    kernel(np.ones((9, 12), np.float32), b)
+    assert kernel.source == tuned
+    kernel(np.ones((10, 12), np.float32), b)  # no record for M=10
+    assert kernel.source == default
+    kernel(np.ones((9, 12), np.float32), b)  # built once per sizes, chosen again
+    assert kernel.source == tuned
+    assert [r.schedule if r else None for r in kernel.invoke.records.values()] == \
+        [TUNED.to_json(), None]
+
+
+def test_a_record_that_no_longer_applies_falls_back_to_the_default(tmp_path):
+    path = tmp_path / "tune.sqlite"
+    key = kernel_key(front_end(MATMUL), SIZES, get_target("cpu"))
+    illegal = Schedule().parallel("C", "k")  # k carries the sum: refused when applied
+    with Database(path) as db:
+        db.add(Record.for_key(key, "matmul", machine="test", schedule=illegal.to_json(),
+                              options="{}", status="ok", median_s=1e-6))
+    kernel = loopweave.compile(MATMUL, tuning_db=path)
+    a, b = np.ones((9, 12), np.float32), np.ones((12, 17), np.float32)
+    np.testing.assert_allclose(kernel(a, b), a @ b)
+    assert kernel.source == loopweave.compile(MATMUL, tuning_db=False).source
+    assert emitted(tmp_path, SIZES, tuning_db=path) == emitted(tmp_path, SIZES, tuning_db=False)
+
+
+def test_pipeline_stages_choose_explicit_then_tuned_then_default(tuned_db):
+    lookup = tuned_lookup(tuned_db)
+    assert Pipeline(MATMUL, lookup=lookup).stages(SIZES).tuned.record.schedule == TUNED.to_json()
+    assert Pipeline(MATMUL, lookup=lookup).stages(OTHER_SIZES).tuned is None
+    assert Pipeline(MATMUL, lookup=lookup).stages().tuned is None  # no sizes: nothing to look up
+    explicit = Pipeline(MATMUL, schedule=Schedule(), lookup=lookup).stages(SIZES)
+    assert explicit.tuned is None and explicit.schedule.to_json() == "[]"
+    assert tuned_lookup(False) is None
+    assert tuned_lookup(tuned_db.parent / "absent.sqlite") is None
+
+
+# -- layering -----------------------------------------------------------------------------------
+
+def _modules_after(statement: str) -> list[str]:
+    code = (f"import sys\n{statement}\n"
+            "print('\\n'.join(m for m in sys.modules if m.split('.')[0] == 'loopweave'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    return done.stdout.split()
+
+
+def test_importing_the_errors_loads_a_handful_of_modules():
+    loaded = _modules_after("import loopweave.errors")
+    assert sorted(loaded) == ["loopweave", "loopweave.errors"]
+
+
+def test_the_package_imports_its_api_on_first_use():
+    loaded = _modules_after("import loopweave")
+    assert "loopweave.driver" not in loaded and "loopweave.autotune" not in loaded
+    loaded = _modules_after("import loopweave; loopweave.compile")
+    assert "loopweave.driver" in loaded and "loopweave.autotune.search" not in loaded
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        loopweave.nonexistent  # noqa: B018
+    assert {"compile", "emit_c", "tune", "Schedule", "Kernel"} <= set(dir(loopweave))
