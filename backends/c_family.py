@@ -12,8 +12,9 @@ import math
 # c_name and c_var live in c_names (shared with register_tile); the backends import them here.
 from loopweave.backends.c_names import c_name, c_var
 from loopweave.backends.register_tile import render_register_tile
+from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
-from loopweave.ir.loops import Block, For, If, Node, Scope, Store, walk
+from loopweave.ir.loops import GPU_AXES, Block, For, If, Node, Scope, Store, walk
 from loopweave.ir.types import BOOL, DType
 
 #: Math functions by element type; `{x}` is the argument text.
@@ -285,6 +286,9 @@ class CFamilyRenderer:
         return self.render_plain_for(node, indent)
 
     def render_plain_for(self, node: For, indent: str) -> list[str]:
+        if node.kind in GPU_AXES:
+            raise ScheduleError(f"loop {node.var} is bound to {node.kind} (Schedule.bind); only "
+                                f"the cuda and triton targets run loops on GPU axes")
         v = c_var(node.var)
         head = (f"{indent}for ({self.index_type} {v} = {self.expr(node.init)}; "
                 f"{self.expr(node.cond)}; {v} += {node.step}) {{")

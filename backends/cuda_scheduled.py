@@ -19,7 +19,7 @@ from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import constant_value
 from loopweave.ir.kernel import KernelIR
-from loopweave.ir.launches import Barrier, GpuProgram, Launch, OneThread
+from loopweave.ir.launches import Barrier, GpuProgram, Launch, OneThread, Spread
 from loopweave.ir.loops import THREAD_AXES, For, Node, Scope
 
 _GRID_LIMITS = {"blockIdx.x": "2147483647", "blockIdx.y": "65535", "blockIdx.z": "65535"}
@@ -73,6 +73,8 @@ class ScheduledCudaRenderer(CudaRenderer):
         match node:
             case Barrier():
                 return [f"{indent}__syncthreads();"]
+            case Spread():
+                return self.render_spread(node, indent)
             case OneThread(body=b):
                 return [f"{indent}if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) "
                         "{", *super().stmt(self.promote(b), indent + "  "), f"{indent}}}"]
@@ -84,6 +86,33 @@ class ScheduledCudaRenderer(CudaRenderer):
                         raise ScheduleError(f"buffer {x.name} of a GPU thread needs a constant "
                                             f"shape, not [{', '.join(map(ir.to_str, x.shape))}]")
         return super().stmt(node, indent)
+
+    def render_spread(self, node: Spread, indent: str) -> list[str]:
+        """The copy nest as one loop over its flattened iterations, strided by the block's
+        thread count (the last loop varies fastest: neighbouring threads, neighbouring
+        elements)."""
+        loops, body = [], node.nest
+        while isinstance(body, For):
+            loops.append(body)
+            body = body.body
+        lines = [f"{indent}{{"]
+        inner = indent + "  "
+        for d, extent in enumerate(node.extents):
+            lines.append(f"{inner}const int64_t lw_e{d} = {self.expr(extent)};")
+        total = " * ".join(f"lw_e{d}" for d in range(len(loops)))
+        nonempty = " && ".join(f"lw_e{d} > 0" for d in range(len(loops)))
+        lines.append(f"{inner}if ({nonempty})")  # two negative extents would multiply to > 0
+        lines.append(f"{inner}for (int64_t lw_f = threadIdx.x + (int64_t)blockDim.x * "
+                     f"(threadIdx.y + (int64_t)blockDim.y * threadIdx.z); lw_f < {total}; "
+                     f"lw_f += (int64_t)blockDim.x * blockDim.y * blockDim.z) {{")
+        rest = "lw_f"
+        for d in reversed(range(len(loops))):
+            index = rest if d == 0 else f"{rest} % lw_e{d}"
+            lines.append(f"{inner}  const int64_t {c_var(loops[d].var)} = "
+                         f"{self.expr(loops[d].init)} + {index};")
+            rest = f"{rest} / lw_e{d}" if d else rest
+        lines += [f"{inner}  {self.store(body)}", f"{inner}}}", f"{indent}}}"]
+        return lines
 
     def render_for(self, node: For, indent: str) -> list[str]:
         if node.kind not in THREAD_AXES:

@@ -28,7 +28,7 @@ from loopweave.backends.triton_expr import (
 from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, ScalarArg
-from loopweave.ir.launches import Barrier, GpuProgram, Launch, OneThread
+from loopweave.ir.launches import Barrier, GpuProgram, Launch, OneThread, Spread
 from loopweave.ir.loops import (
     THREAD_AXES,
     Block,
@@ -39,6 +39,7 @@ from loopweave.ir.loops import (
     Store,
     full_extent,
     invariant_target,
+    only_upper_bounds,
     rename_element,
     upper_bounds,
 )
@@ -142,7 +143,7 @@ class _LaunchWriter:
             end = ir.Call("min", (end, other), INDEX)
         self.emit(f"for {py_name(loop.var)} in range({start}, {self.text(end)}, {stride}):",
                   depth)
-        if _only_upper_bounds(loop.cond, loop.var):
+        if only_upper_bounds(loop.cond, loop.var):
             return depth + 1
         self.emit(f"if {self.text(loop.cond)}:", depth + 1)
         return depth + 2
@@ -151,7 +152,7 @@ class _LaunchWriter:
         match node:
             case Barrier():
                 self.emit("tl.debug_barrier()", depth)
-            case OneThread(body=b):
+            case OneThread(body=b) | Spread(nest=b):
                 self.node(b, depth)
             case Block(body=body):
                 for b in body:
@@ -406,14 +407,6 @@ def _thread_chain(loop: For) -> tuple[list[For], Node]:
     for g in guards:  # a guard between two thread loops masks the lanes inside
         body = If(g, body)
     return chain, body
-
-
-def _only_upper_bounds(cond: ir.Expr, var: str) -> bool:
-    """Is `cond` a conjunction of `var < e` and `var <= e` (all that `upper_bounds` reads)?"""
-    if isinstance(cond, ir.Binary) and cond.op == "and":
-        return _only_upper_bounds(cond.left, var) and _only_upper_bounds(cond.right, var)
-    return isinstance(cond, ir.Binary) and cond.op in ("<", "<=") and \
-        isinstance(cond.left, ir.Var) and cond.left.name == var
 
 
 def _next_power_of_two(n: int) -> int:

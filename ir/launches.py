@@ -20,7 +20,8 @@ Rules, each checked here with an error that names the loop:
   loop around thread work. Block-level stores outside every thread loop run in `OneThread`.
 - A nest without any bound loop becomes a launch of one block of one thread (and a warning).
 - `Scope` buffers at block level are shared by the block's threads (CUDA `__shared__`), so
-  their shapes must be constant and their total within `shared_limit` bytes.
+  their shapes must be constant and their total within `shared_limit` bytes. A copy into them
+  (`cache_read` at a block-level loop) is a `Spread`: all threads of the block share its work.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from loopweave.ir.loops import (
     Store,
     bound_loops,
     full_extent,
+    loop_end,
     upper_bounds,
     walk,
 )
@@ -63,6 +65,17 @@ class OneThread:
     """Block-level work outside every thread loop: one thread of the block runs it."""
 
     body: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """A copy into a block's shared buffer, its iterations spread over all threads of the
+    block: `nest` (perfectly nested loops around one store) has independent iterations (each
+    writes its own element and reads only other tensors), `extents` are the trip counts of its
+    loops, none depending on another loop of the nest."""
+
+    nest: For
+    extents: tuple[ir.Expr, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +100,7 @@ class GpuProgram:
     warnings: tuple[str, ...]
 
 
-KernelNode = Node | Barrier | OneThread
+KernelNode = Node | Barrier | OneThread | Spread
 
 
 def has_gpu_binding(loops: Node) -> bool:
@@ -203,28 +216,30 @@ class _Lowering:
 
     # -- block level ---------------------------------------------------------------------------
 
-    def block_level(self, node: Node) -> KernelNode:
-        """`node` run by every thread of a block, with barriers between parallel parts."""
+    def block_level(self, node: Node, shared: frozenset[str] = frozenset()) -> KernelNode:
+        """`node` run by every thread of a block, with barriers between parallel parts;
+        `shared`: the block-level buffers declared around it."""
         if not _has_threads(node):
-            return OneThread(node)
+            return _copy_into_shared(node, shared) or OneThread(node)
         match node:
             case For(kind=kind) if kind in THREAD_AXES:
                 self.check_thread_loop(node, ())
                 return node
             case For():
-                body = self.block_level(node.body)
+                body = self.block_level(node.body, shared)
                 return replace(node, body=Block((body, Barrier())), kind="serial")
             case Block(body=body):
                 parts: list[KernelNode] = []
                 for i, child in enumerate(body):
-                    parts.append(self.block_level(child))
+                    parts.append(self.block_level(child, shared))
                     if i + 1 < len(body):
                         parts.append(Barrier())
                 return Block(tuple(parts))
             case If(cond=c, then=t, orelse=e):
-                return If(c, self.block_level(t), None if e is None else self.block_level(e))
+                return If(c, self.block_level(t, shared),
+                          None if e is None else self.block_level(e, shared))
             case Scope(buffers=b, body=body):
-                return Scope(b, self.block_level(body))
+                return Scope(b, self.block_level(body, shared | {x.name for x in b}))
         raise AssertionError(type(node).__name__)
 
     def check_thread_loop(self, loop: For, outer: tuple[For, ...]) -> None:
@@ -286,11 +301,35 @@ class _Lowering:
         return tuple(buffers)
 
 
+def _copy_into_shared(node: Node, shared: frozenset[str]) -> Spread | None:
+    """`node` as a `Spread` if it copies other tensors into a shared buffer, element by element,
+    over a rectangular nest (what `cache_read` at a block-level loop produces); else None."""
+    nest, loops = node, []
+    while isinstance(nest, For):
+        loops.append(nest)
+        nest = nest.body
+    if not loops or not isinstance(nest, Store) or nest.tensor not in shared \
+            or nest.reduce is not None:
+        return None
+    loop_vars = [lp.var for lp in loops]
+    if sorted(ir.to_str(x) for x in nest.indices) != sorted(loop_vars) or any(
+            ld.tensor in shared for ld in ir.loads(nest.value)):
+        return None  # not one element per iteration, or reads what the copy writes
+    extents = []
+    for lp in loops:
+        end = loop_end(lp)
+        others = set(loop_vars) - {lp.var}
+        if end is None or lp.step != 1 or (ir.variables(end) | ir.variables(lp.init)) & others:
+            return None
+        extents.append(ir.Binary("-", end, lp.init, INDEX))
+    return Spread(loops[0], tuple(extents))
+
+
 def walk_kernel(node: KernelNode):
     """All nodes of a launch body, parents first (Barrier and OneThread included)."""
     yield node
     match node:
-        case OneThread(body=b):
+        case OneThread(body=b) | Spread(nest=b):
             yield from walk_kernel(b)
         case For(body=b) | Scope(body=b):
             yield from walk_kernel(b)

@@ -131,6 +131,25 @@ def upper_bounds(cond: Expr, var: str) -> list[Expr]:
     return []
 
 
+def only_upper_bounds(cond: Expr, var: str) -> bool:
+    """Is `cond` a conjunction of `var < e` and `var <= e` (all that `upper_bounds` reads)?"""
+    if isinstance(cond, Binary) and cond.op == "and":
+        return only_upper_bounds(cond.left, var) and only_upper_bounds(cond.right, var)
+    return isinstance(cond, Binary) and cond.op in ("<", "<=") and \
+        isinstance(cond.left, Var) and cond.left.name == var
+
+
+def loop_end(loop: For) -> Expr | None:
+    """The exclusive end of `loop` when its condition is only upper bounds (their min)."""
+    if not only_upper_bounds(loop.cond, loop.var):
+        return None
+    bounds = upper_bounds(loop.cond, loop.var)
+    end = bounds[0]
+    for b in bounds[1:]:
+        end = Call("min", (end, b), INDEX)
+    return end
+
+
 def min_terms(e: Expr) -> list[Expr]:
     if isinstance(e, Call) and e.func == "min":
         return [t for a in e.args for t in min_terms(a)]

@@ -187,11 +187,14 @@ def staged_matmul(rows: int = 8, cols: int = 8, depth: int = 4) -> loopweave.Sch
 
 
 def test_tiles_staged_in_shared_memory_match_numpy():
-    """cache_read at a block-level loop: the tiles of A and B are __shared__, copied by one
-    thread between barriers, read by all."""
+    """cache_read at a block-level loop: the tiles of A and B are __shared__, copied by all
+    threads of the block together (one flattened loop each), between barriers."""
     kernel = loopweave.compile(MATMUL, "cuda", schedule=staged_matmul(), emulate=True,
                                tuning_db=False)
     assert kernel.source.count("__shared__ float") == 2
+    update = kernel.source[kernel.source.index("matmul_k1("):]
+    assert update.count("lw_f += (int64_t)blockDim.x * blockDim.y * blockDim.z") == 2
+    assert "threadIdx.x == 0" not in update
     check_numerics("matmul", kernel)
 
 
@@ -292,3 +295,10 @@ def test_without_binds_the_planner_still_decides():
         warnings.simplefilter("ignore")
         source = stages(MATMUL, "cuda").source
     assert "lowered from its schedule" not in source
+
+
+@pytest.mark.parametrize("target", ["cpu", "aarch64"])
+def test_c_targets_refuse_loops_bound_to_gpu_axes(target):
+    s = schedule_of(rows_on_threads("C", "i"))
+    with pytest.raises(ScheduleError, match="is bound to blockIdx.x .* only the cuda and triton"):
+        stages(MATMUL, target, schedule=s)
