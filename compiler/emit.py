@@ -2,6 +2,7 @@
 
     loopweave.emit_c(src, sizes={"M": 64, "N": 64, "K": 32}, target="cortex-m4", out_dir="build")
     loopweave emit matmul.lw --target cortex-m4 --size M=64 --size N=64 --size K=32 -o build/
+                   [--schedule JSON | --db tuning.sqlite]
 
 The `.c` holds the target backend's rendering of the kernel (its `render()`, unchanged but for
 a `static` in front of it) under the name `lw_<kernel>_impl`, and the public function
@@ -376,6 +377,8 @@ def register(subparsers) -> None:
     p.add_argument("--size", action="append", default=[], metavar="NAME=VALUE",
                    help="fix a size (give every size, or none for generic code)")
     p.add_argument("--schedule", help="a schedule as JSON (Schedule.to_json()), or a file of it")
+    p.add_argument("--db", help="tuning database whose record for the sizes to use (default: "
+                   "$LOOPWEAVE_TUNE_DB or the cache's, as compile())")
     p.add_argument("-o", "--out-dir", default=".")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing files that loopweave did not write")
@@ -402,7 +405,7 @@ def _emit_command(args) -> int:
             raise ArgumentValueError(f"--schedule is not a schedule in JSON: {e}") from None
     src = Path(args.file).read_text(encoding="utf-8")
     result = emit_c(src, sizes, args.target, args.out_dir, kernel=args.kernel,
-                    schedule=schedule, overwrite=args.overwrite)
+                    schedule=schedule, overwrite=args.overwrite, tuning_db=args.db)
     print(f"wrote {result.header} and {result.source}: {result.prototype}")
     if result.static_bytes is not None:
         print(f"static temporaries: {result.static_bytes} bytes")

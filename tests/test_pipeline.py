@@ -109,6 +109,12 @@ def test_emit_c_and_compile_use_the_tuning_record_for_the_sizes(tmp_path, tuned_
     assert emitted_tuned != emitted(tmp_path, SIZES, tuning_db=False)
     # The same schedule without sizes: exactly the function compile() ran at SIZES.
     assert emitted(tmp_path, None, schedule=TUNED) == kernel_function(kernel.source)
+    # `loopweave emit --size ... --db ...` too.
+    lw = tmp_path / "matmul.lw"
+    lw.write_text(MATMUL)
+    sizes = [f"--size={k}={v}" for k, v in SIZES.items()]
+    assert main(["emit", str(lw), *sizes, "--db", str(tuned_db), "-o", str(tmp_path / "cli")]) == 0
+    assert kernel_function((tmp_path / "cli" / "matmul.c").read_text()) == emitted_tuned
     # No record for other sizes: the default, in both.
     assert emitted(tmp_path, OTHER_SIZES, tuning_db=tuned_db) == \
         emitted(tmp_path, OTHER_SIZES, tuning_db=False)
