@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import json
 import os
 import re
@@ -40,7 +39,7 @@ from loopweave.ir.kernel import KernelIR
 from loopweave.ir.launches import has_gpu_binding, lower_launches
 from loopweave.ir.loops import Node
 from loopweave.targets import Target
-from loopweave.toolchain import build_shared_library, cache_dir
+from loopweave.toolchain import build_once, build_shared_library, cache_dir, content_key, write_once
 
 ARCHS = ("sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90", "sm_90a", "sm_100", "sm_120")
 
@@ -190,36 +189,25 @@ def parse_ptxas(text: str) -> dict[str, dict[str, int]]:
 def resource_usage(source: str, target: Target) -> dict[str, dict[str, int]]:
     """`parse_ptxas` of the source built for the target's arch, cached next to the builds."""
     arch = target.options["arch"]
-    key = hashlib.sha256("\0".join([source, arch, target.cc, *target.cflags]).encode())
-    path = cache_dir() / "cuda" / f"{key.hexdigest()[:32]}.resources.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    usage = parse_ptxas(nvcc_check(source, arch, target.cc, target.cflags))
-    _write_atomically(path, json.dumps(usage, indent=1).encode())
-    return usage
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write under a unique temporary name, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    key = content_key(source, arch, target.cc, *target.cflags)
+    path = write_once(cache_dir("cuda") / f"{key}.resources.json", lambda: json.dumps(
+        parse_ptxas(nvcc_check(source, arch, target.cc, target.cflags)), indent=1))
+    return json.loads(path.read_text())
 
 
 def build_gpu_library(source: str, target: Target) -> Path:
     """nvcc -shared: the launcher and kernels in one library (cached)."""
     arch = target.options["arch"]
-    key = hashlib.sha256("\0".join([source, arch, target.cc, *target.cflags]).encode())
-    lib = cache_dir() / "cuda" / f"{key.hexdigest()[:32]}.so"
-    if lib.exists():
-        return lib
-    result = _run_nvcc(target.cc, [f"-arch={arch}", "-O3", "-shared", "-Xcompiler", "-fPIC",
-                                   *target.cflags, "-o", "{dir}/kernel.so"], source,
-                       "build the kernel library")
-    _write_atomically(lib, result.files["kernel.so"])
-    return lib
+
+    def build(tmp: Path) -> Path:
+        result = _run_nvcc(target.cc, [f"-arch={arch}", "-O3", "-shared", "-Xcompiler",
+                                       "-fPIC", *target.cflags, "-o", "{dir}/kernel.so"],
+                           source, "build the kernel library")
+        (tmp / "kernel.so").write_bytes(result.files["kernel.so"])
+        return tmp / "kernel.so"
+
+    key = content_key(source, arch, target.cc, *target.cflags)
+    return build_once(cache_dir("cuda") / f"{key}.so", build)
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -248,11 +236,8 @@ def emulating(target: Target) -> bool:
 
 def emulation_include_dir() -> Path:
     """A folder holding lw_cuda_emulation.h (named by its hash, so builds see header changes)."""
-    digest = hashlib.sha256(HEADER.encode()).hexdigest()[:16]
-    directory = cache_dir() / f"cuda-emulation-{digest}"
-    header = directory / "lw_cuda_emulation.h"
-    if not header.exists():
-        _write_atomically(header, HEADER.encode())
+    directory = cache_dir(f"cuda-emulation-{content_key(HEADER, length=16)}")
+    write_once(directory / "lw_cuda_emulation.h", lambda: HEADER)
     return directory
 
 

@@ -13,7 +13,6 @@ return the same kind.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import sys
@@ -30,7 +29,7 @@ from loopweave.ir.kernel import KernelIR, ScalarArg
 from loopweave.ir.launches import has_gpu_binding, lower_launches
 from loopweave.ir.loops import Node
 from loopweave.targets import Target
-from loopweave.toolchain import cache_dir
+from loopweave.toolchain import cache_dir, content_key, write_once
 
 OPTIONS = ("block", "num_warps", "num_stages", "input_precision", "interpret")
 PRECISIONS = ("ieee", "tf32", "tf32x3")
@@ -149,17 +148,11 @@ def import_module(source: str, interpret: bool):
                           " TRITON_INTERPRET=1, so this process cannot run Triton kernels " +
                           ("on a GPU" if mode else "in the interpreter") + "; set "
                           "TRITON_INTERPRET before importing triton")
-    key = hashlib.sha256(source.encode()).hexdigest()[:32]
+    key = content_key(source)
     name = f"loopweave_triton_{key}"
     if name in sys.modules:
         return sys.modules[name]
-    directory = cache_dir() / "triton"
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"lw_{key}.py"
-    if not path.exists():  # written under a temporary name: concurrent builds are safe
-        tmp = directory / f".lw_{key}.{os.getpid()}.tmp"
-        tmp.write_text(source)
-        os.replace(tmp, path)
+    path = write_once(source_path(source), lambda: source)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -358,5 +351,4 @@ _TRITON_TYPES = {"f16": "fp16", "bf16": "bf16", "f32": "fp32", "f64": "fp64", "i
 
 def source_path(source: str) -> Path:
     """Where the module of `source` lives in the kernel cache."""
-    key = hashlib.sha256(source.encode()).hexdigest()[:32]
-    return cache_dir() / "triton" / f"lw_{key}.py"
+    return cache_dir("triton") / f"lw_{content_key(source)}.py"

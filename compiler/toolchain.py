@@ -1,10 +1,18 @@
-"""Building generated C into a shared library, with an on-disk cache of built kernels.
+"""The one build cache, and building generated C into a shared library through it.
 
-The cache key is a hash of the generated source, the compiler's identity and the flags, so a
-second `compile()` of the same kernel (in any process) loads the library without running the C
-compiler. Libraries are written to a temporary name and renamed into place, so concurrent
-builds of one kernel never see a half-written file; each carries a checksum, so a damaged entry
-is built again rather than loaded.
+Every backend keeps what it builds here (`cache_dir()`): host libraries, CUDA libraries and
+ptxas reports, the CUDA emulation header, Triton modules, Arm programs. The pieces:
+
+    content_key(*parts) -> str           a hash of everything the product depends on
+    write_atomically(path, data)         temporary name + rename: no reader sees half a file
+    write_once(path, make) -> Path       the file, written from make() when absent
+    build_once(target, build) -> Path    target, built by build(tmp) in a fresh temporary
+                                         directory next to it and renamed into place
+
+Concurrent processes need no lock: each builds in its own temporary directory and renames its
+result into place, so a reader sees either no entry or a whole one (the last rename wins; the
+entries are the same content). A process that loaded the old file keeps its copy. A host
+library carries a checksum, so a damaged entry is built again rather than loaded.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import platformdirs
@@ -24,11 +33,66 @@ from loopweave.errors import CompileError, TargetError
 _LIB_SUFFIX = ".so"
 
 
-def cache_dir() -> Path:
-    """`$LOOPWEAVE_CACHE_DIR`, or the platform's user cache directory."""
+def cache_dir(*sub: str) -> Path:
+    """`$LOOPWEAVE_CACHE_DIR`, or the platform's user cache directory (created), or the folder
+    `sub` inside it (e.g. `cache_dir("cuda")`)."""
     path = Path(os.environ.get("LOOPWEAVE_CACHE_DIR") or platformdirs.user_cache_dir("loopweave"))
+    path = path.joinpath(*sub)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def content_key(*parts: str | bytes, length: int = 32) -> str:
+    """A hex digest of `parts` (each one delimited, so ("ab", "c") and ("a", "bc") differ)."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+        h.update(b"\0")
+    return h.hexdigest()[:length]
+
+
+def write_atomically(path: Path, data: str | bytes, *, durable: bool = False) -> None:
+    """Write `data` to `path` under a unique temporary name in the same folder, then rename:
+    readers never see half a file, and a failed write leaves nothing behind. `durable`: fsync
+    before the rename (for files a user keeps, not for cache entries that can be rebuilt)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_once(path: Path, make: Callable[[], str | bytes]) -> Path:
+    """`path`, written atomically from `make()` unless it exists (a cache entry whose name is
+    the key of its content, so an existing file is the right one)."""
+    if not path.exists():
+        write_atomically(path, make())
+    return path
+
+
+def build_once(target: Path, build: Callable[[Path], Path], *,
+               intact: Callable[[Path], bool] = Path.exists,
+               keep: Mapping[str, Path] | None = None) -> Path:
+    """`target` when it is `intact`; otherwise `build(tmp)` makes it in a fresh temporary
+    directory next to it and returns the built file, which is renamed to `target`. `keep`: files
+    of the temporary directory (by name) to keep too, renamed to the given paths first (the
+    generated source next to a library, for inspection). Safe for concurrent processes."""
+    if intact(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix="build-") as tmp:
+        built = build(Path(tmp))
+        for name, dest in (keep or {}).items():
+            os.replace(Path(tmp) / name, dest)
+        os.replace(built, target)  # atomic: a process that loaded the old file keeps its copy
+    return target
 
 
 @functools.cache
@@ -44,11 +108,8 @@ def compiler_identity(cc: str) -> str:
 
 
 def cache_key(source: str, cc: str, flags: tuple[str, ...]) -> str:
-    h = hashlib.sha256()
-    for part in (source, cc, compiler_identity(cc), "\0".join(flags)):
-        h.update(part.encode())
-        h.update(b"\0")
-    return h.hexdigest()[:32]
+    """The key of a build of `source` by compiler `cc` (its identity included) with `flags`."""
+    return content_key(source, cc, compiler_identity(cc), "\0".join(flags))
 
 
 def _error_with_source(stderr: str, source: str, src_name: str) -> str:
@@ -88,25 +149,32 @@ def is_intact(path: Path) -> bool:
 
 def build_shared_library(source: str, cc: str, flags: tuple[str, ...]) -> Path:
     """The path of a shared library built from `source` (from the cache when present and
-    intact; a damaged entry is replaced)."""
+    intact; a damaged entry is replaced). The source is kept next to it as `<key>.c`."""
     key = cache_key(source, cc, flags)
     directory = cache_dir()
-    lib = directory / f"{key}{_LIB_SUFFIX}"
-    if is_intact(lib):
-        return lib
-    with tempfile.TemporaryDirectory(dir=directory, prefix="build-") as tmp:
-        src = Path(tmp) / f"{key}.c"
+
+    def build(tmp: Path) -> Path:
+        src = tmp / f"{key}.c"
         src.write_text(source)
-        out = Path(tmp) / f"{key}{_LIB_SUFFIX}"
+        out = tmp / f"{key}{_LIB_SUFFIX}"
         cmd = [cc, *flags, "-shared", "-fPIC", "-o", str(out), str(src), "-lm"]
-        try:
-            result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise TargetError(f"running {cc!r} failed: {e}") from None
-        if result.returncode != 0:
-            raise CompileError(f"{' '.join(cmd[:1] + list(flags))} failed:\n"
-                               + _error_with_source(result.stderr, source, src.name))
+        run_compiler(cmd, source, src.name, " ".join([cc, *flags]))
         _seal(out)
-        os.replace(src, directory / f"{key}.c")  # kept next to the library, for inspection
-        os.replace(out, lib)  # atomic: a process that loaded the old file keeps its copy
-    return lib
+        return out
+
+    return build_once(directory / f"{key}{_LIB_SUFFIX}", build, intact=is_intact,
+                      keep={f"{key}.c": directory / f"{key}.c"})
+
+
+def run_compiler(cmd: list[str], source: str, src_name: str, what: str,
+                 cwd: Path | None = None) -> None:
+    """Run the compiler command `cmd` on the generated `source` (its file is `src_name`).
+    Raises TargetError when the compiler cannot run, and CompileError "<what> failed:" with the
+    compiler's message and the generated line it points at when it rejects the source."""
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=cwd)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise TargetError(f"running {cmd[0]!r} failed: {e}") from None
+    if result.returncode != 0:
+        raise CompileError(f"{what} failed:\n"
+                           + _error_with_source(result.stderr, source, src_name))
