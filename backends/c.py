@@ -15,12 +15,12 @@ from pathlib import Path
 
 from loopweave.backends import simd
 from loopweave.backends.c_family import PRELUDE, CFamilyRenderer, c_name
-from loopweave.errors import LoopweaveError, TargetError
+from loopweave.errors import LoopweaveError
 from loopweave.ir.kernel import KernelIR, Tensor
 from loopweave.ir.loops import Node
 from loopweave.ir.types import INDEX, DType
 from loopweave.passes.default import default_schedule as cpu_default
-from loopweave.targets import Target, host_cc, host_cflags
+from loopweave.targets import Target, check_choice, check_option_names, host_cc, host_cflags
 from loopweave.toolchain import build_shared_library
 
 
@@ -155,10 +155,8 @@ def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
     Option `simd` (default True): vector loops as intrinsics of the widest instruction set the
     compiler targets with these flags (backends/simd.py); False keeps `#pragma omp simd`.
     """
-    unknown = sorted(set(options) - {"simd"})
-    if unknown or not isinstance(options.get("simd", True), bool):
-        raise TargetError(f"target {name!r} takes only the option simd=True/False, "
-                          f"got {options}")
+    check_option_names(name, options, ("simd",))
+    check_choice(name, "simd", options.get("simd", True), (True, False))
     # -fwrapv: integer overflow wraps, as numpy's does. -fno-trapping-math: we never enable
     # floating-point traps, and it lets gcc vectorize loops with comparisons and selects.
     # -ffp-contract=fast: a * b + c may become one FMA (as in gnu99 mode; ISO C99 mode turns it

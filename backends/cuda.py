@@ -38,7 +38,7 @@ from loopweave.errors import CompileError, TargetError
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.launches import has_gpu_binding, lower_launches
 from loopweave.ir.loops import Node
-from loopweave.targets import Target
+from loopweave.targets import Target, check_choice, check_option_names
 from loopweave.toolchain import build_once, build_shared_library, cache_dir, content_key, write_once
 
 ARCHS = ("sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90", "sm_90a", "sm_100", "sm_120")
@@ -83,20 +83,15 @@ def tuning_space(kernel: KernelIR) -> dict[str, list[int]]:
 def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
                 options: dict) -> Target:
     """CUDA for `arch`; `cc` names nvcc (default $NVCC or nvcc), `cflags` extra nvcc flags."""
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise TargetError(f"target 'cuda' has no option(s) {', '.join(unknown)}; its options are "
-                          f"{', '.join(OPTIONS)}")
+    check_option_names(name, options, OPTIONS)
     arch = options.get("arch", "sm_90")
-    if arch not in ARCHS:
-        raise TargetError(f"arch must be one of {', '.join(ARCHS)}, not {arch!r}")
+    check_choice(name, "arch", arch, ARCHS)
     emulate = options.get("emulate")
-    if emulate is not None and not isinstance(emulate, bool):
-        raise TargetError(f"emulate must be True, False or None, not {emulate!r}")
+    check_choice(name, "emulate", emulate, (True, False, None))
     tiles = {k: options.get(k, values[0]) for k, values in TILE_VALUES.items()}
     problem = tile_problem(tiles)
     if problem:
-        raise TargetError(f"target 'cuda': {problem}")
+        raise TargetError(f"target {name!r}: {problem}")
     nvcc = cc or os.environ.get("NVCC", "nvcc")
     return Target(name, "cuda", nvcc, tuple(cflags or ()), f"CUDA C for {arch}",
                   {"arch": arch, "emulate": emulate, **tiles})

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from loopweave.errors import LoopweaveError, TargetError
+from loopweave.targets import check_option_names
 
 INPUT_FILE = "lw_in.bin"
 OUTPUT_FILE = "lw_out.bin"
@@ -79,10 +80,7 @@ class LocalFileRunner(Runner):
 
 def check_options(target: str, options: dict, allowed: tuple[str, ...]) -> None:
     """Raise TargetError for an option `target` does not take, or a `runner=` not a Runner."""
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise TargetError(f"target {target!r} takes the options {', '.join(allowed)}; "
-                          f"got {', '.join(unknown)}")
+    check_option_names(target, options, allowed)
     runner = options.get("runner")
     if runner is not None and not isinstance(runner, Runner):
         raise TargetError(f"runner= must be a loopweave.backends.runners.Runner, not "

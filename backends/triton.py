@@ -28,7 +28,7 @@ from loopweave.errors import ArgumentValueError, TargetError
 from loopweave.ir.kernel import KernelIR, ScalarArg
 from loopweave.ir.launches import has_gpu_binding, lower_launches
 from loopweave.ir.loops import Node
-from loopweave.targets import Target
+from loopweave.targets import Target, check_choice, check_option_names
 from loopweave.toolchain import cache_dir, content_key, write_once
 
 OPTIONS = ("block", "num_warps", "num_stages", "input_precision", "interpret")
@@ -46,10 +46,7 @@ def _power_of_two(n) -> bool:
 
 def check_options(options: dict) -> dict:
     """Validated Triton options; raises TargetError naming the bad one."""
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise TargetError(f"target 'triton' has no option {', '.join(map(repr, unknown))}; "
-                          f"its options are {', '.join(OPTIONS)}")
+    check_option_names("triton", options, OPTIONS)
     out = dict(options)
     block = out.get("block", {})
     if not isinstance(block, dict) or not all(isinstance(k, str) for k in block):
@@ -67,12 +64,8 @@ def check_options(options: dict) -> dict:
     if not isinstance(stages, int) or isinstance(stages, bool) or not 1 <= stages <= 8:
         raise TargetError(f"num_stages must be an integer from 1 to 8, not {stages!r}")
     precision = out.get("input_precision", "ieee")
-    if precision not in PRECISIONS:
-        raise TargetError(f"input_precision must be one of {', '.join(PRECISIONS)}, "
-                          f"not {precision!r}")
-    interpret = out.get("interpret")
-    if interpret not in (None, True, False):
-        raise TargetError(f"interpret must be True, False or None, not {interpret!r}")
+    check_choice("triton", "input_precision", precision, PRECISIONS)
+    check_choice("triton", "interpret", out.get("interpret"), (True, False, None))
     out.update(num_warps=warps, num_stages=stages, input_precision=precision)
     return out
 

@@ -15,8 +15,10 @@ in the output arrays. `loopweave.runtime.Kernel` does the argument checking for 
 
 from __future__ import annotations
 
+import difflib
 import os
 import shlex
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from loopweave.errors import TargetError
@@ -69,3 +71,30 @@ def target_spec(name: str) -> tuple[str, TargetSpec]:
         raise TargetError(f"unknown target {name!r}; known targets: {known}")
     name = ALIASES.get(name, name)
     return name, TARGETS[name]
+
+
+def check_option_names(target: str, options: Mapping, allowed: Iterable[str]) -> None:
+    """Raise `TargetError` when `options` holds a name target `target` does not take: every
+    backend's `make_target` says it in these words, with the options it does take and the
+    closest one to each misspelling."""
+    allowed = tuple(allowed)
+    unknown = sorted(set(options) - set(allowed), key=str)
+    if not unknown:
+        return
+    noun = "option" if len(unknown) == 1 else "options"
+    hints = [f"{name!r} -> {close[0]!r}" for name in unknown
+             if (close := difflib.get_close_matches(str(name), allowed, n=1))]
+    raise TargetError(f"target {target!r} has no {noun} {', '.join(map(repr, unknown))}; its "
+                      f"options are {', '.join(allowed) or 'none'}"
+                      + (f" (did you mean {', '.join(hints)}?)" if hints else ""))
+
+
+def check_choice(target: str, option: str, value, choices: Iterable) -> None:
+    """Raise `TargetError` unless `value` of option `option` is one of `choices` (compared by
+    identity for True, False and None, so 1 is not True)."""
+    choices = tuple(choices)
+    found = any(value is c if c is None or isinstance(c, bool) else
+                (value == c and not isinstance(value, bool)) for c in choices)
+    if not found:
+        raise TargetError(f"target {target!r}: option {option} must be one of "
+                          f"{', '.join(map(str, choices))}, not {value!r}")
