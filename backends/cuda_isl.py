@@ -11,9 +11,10 @@ from __future__ import annotations
 import islpy as isl
 
 from loopweave.ir import isl_helpers
-from loopweave.ir.expr import Expr, Load, substitute
+from loopweave.ir.codegen import AstTranslator, statement_store
+from loopweave.ir.expr import Expr
 from loopweave.ir.kernel import KernelIR, Statement
-from loopweave.ir.loops import Block, For, If, Node, Store
+from loopweave.ir.loops import Node
 
 
 def fix(s: isl.Set, names) -> isl.Set:
@@ -111,42 +112,13 @@ def point_code(kernel: KernelIR, stmts: list[Statement], fixed: set[str],
         ctx = ctx.intersect(within.align_params(ctx.get_space()))
     build = isl.AstBuild.from_context(ctx)
     root = build.node_from_schedule_map(umap)
-    return _translate(kernel, root, fixed)
+    # A call's arguments are the statement's free dimensions; the fixed ones stay variables.
+    return AstTranslator(frozenset(kernel.params), lambda name, args: statement_store(
+        kernel.statement[name], args, free_dims(kernel.statement[name], fixed))).node(root)
 
 
 def free_dims(s: Statement, fixed: set[str]) -> list[str]:
     return [v for v in s.iterators if v not in fixed]
-
-
-def _translate(kernel: KernelIR, n: isl.AstNode, fixed: set[str]) -> Node:
-    params = frozenset(kernel.params)
-    kind = n.get_type()
-    if kind == isl.ast_node_type.for_:
-        var = isl_helpers.from_ast_expr(n.for_get_iterator(), params).name
-        return For(var, isl_helpers.from_ast_expr(n.for_get_init(), params),
-                   isl_helpers.from_ast_expr(n.for_get_cond(), params),
-                   n.for_get_inc().int_get_val().to_python(),
-                   _translate(kernel, n.for_get_body(), fixed))
-    if kind == isl.ast_node_type.if_:
-        orelse = _translate(kernel, n.if_get_else_node(), fixed) if n.if_has_else_node() \
-            else None
-        return If(isl_helpers.from_ast_expr(n.if_get_cond(), params),
-                  _translate(kernel, n.if_get_then_node(), fixed), orelse)
-    if kind == isl.ast_node_type.block:
-        kids = n.block_get_children()
-        return Block(tuple(_translate(kernel, kids.get_at(i), fixed)
-                           for i in range(kids.n_ast_node())))
-    if kind == isl.ast_node_type.user:
-        call = n.user_get_expr()
-        stmt = kernel.statement[call.op_get_arg(0).id_get_id().get_name()]
-        args = [isl_helpers.from_ast_expr(call.op_get_arg(i), params)
-                for i in range(1, call.op_get_n_arg())]
-        mapping = dict(zip(free_dims(stmt, fixed), args, strict=True))
-        lhs: Load = substitute(stmt.lhs, mapping)
-        value = substitute(stmt.rhs, mapping)
-        return Store(lhs.tensor, lhs.indices, value, None if stmt.op == "=" else stmt.op,
-                     stmt.name)
-    raise NotImplementedError(f"isl AST node {kind}")
 
 
 def _relation(dep: isl.Map, conds: list[str]) -> isl.Map:

@@ -29,9 +29,10 @@ import islpy as isl
 from loopweave.backends import cuda_isl
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
+from loopweave.ir.codegen import AstTranslator
 from loopweave.ir.dependences import Dependence, Dependences
 from loopweave.ir.kernel import KernelIR, Statement
-from loopweave.ir.loops import Block, For, If, Node, walk
+from loopweave.ir.loops import For, Node, walk
 from loopweave.ir.types import I8, I32
 
 #: A reduction over a range of at most this many values (a pooling window) is not worth a block.
@@ -476,27 +477,9 @@ class Lowering:
             umap = piece if umap is None else umap.union(piece)
         build = isl.AstBuild.from_context(self.kernel.context)
         root = build.node_from_schedule_map(umap)
-        return _host_node(root, frozenset(self.kernel.params))
-
-
-def _host_node(n: isl.AstNode, params: frozenset[str]) -> Node:
-    kind = n.get_type()
-    conv = isl_helpers.from_ast_expr
-    if kind == isl.ast_node_type.for_:
-        return For(conv(n.for_get_iterator(), params).name, conv(n.for_get_init(), params),
-                   conv(n.for_get_cond(), params), n.for_get_inc().int_get_val().to_python(),
-                   _host_node(n.for_get_body(), params))
-    if kind == isl.ast_node_type.if_:
-        orelse = _host_node(n.if_get_else_node(), params) if n.if_has_else_node() else None
-        return If(conv(n.if_get_cond(), params), _host_node(n.if_get_then_node(), params),
-                  orelse)
-    if kind == isl.ast_node_type.block:
-        kids = n.block_get_children()
-        return Block(tuple(_host_node(kids.get_at(i), params) for i in range(kids.n_ast_node())))
-    call = n.user_get_expr()
-    index = int(call.op_get_arg(0).id_get_id().get_name()[1:])
-    args = tuple(conv(call.op_get_arg(i), params) for i in range(1, call.op_get_n_arg()))
-    return Launch(index, args)
+        # Group k is the pseudo-statement G<k>: a call of it is launch k.
+        return AstTranslator(frozenset(self.kernel.params), lambda name, args: Launch(
+            int(name[1:]), tuple(args))).node(root)
 
 
 def _innermost_loop(code: Node) -> str | None:

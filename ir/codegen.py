@@ -1,11 +1,13 @@
 """Scheduled `KernelIR` -> loop AST (`ir.loops`), by isl's AST builder.
 
 isl decides the loops, bounds and guards from the schedule tree; this module only translates
-isl's AST into ours and substitutes each statement's iterators into its body.
+isl's AST into ours and substitutes each statement's iterators into its body. Its translator
+(`AstTranslator`) is the only one: the CUDA planner's isl ASTs go through it too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import islpy as isl
@@ -17,24 +19,36 @@ from loopweave.ir.localize import lower_cache
 from loopweave.ir.loops import Block, Buffer, For, If, Node, Scope, Store
 
 
-def _store(stmt: Statement, values: list[Expr]) -> Store:
-    mapping = dict(zip(stmt.iterators, values, strict=True))
+def statement_store(stmt: Statement, values: list[Expr],
+                    iterators: tuple[str, ...] | list[str] | None = None) -> Store:
+    """The store of one instance of `stmt`: its `iterators` (default: all of them, in order)
+    replaced by `values`, the others left as variables."""
+    names = stmt.iterators if iterators is None else iterators
+    mapping = dict(zip(names, values, strict=True))
     lhs: Load = substitute(stmt.lhs, mapping)
     value = substitute(stmt.rhs, mapping)
     reduce = None if stmt.op == "=" else stmt.op
     return Store(lhs.tensor, lhs.indices, value, reduce, stmt.name)
 
 
-class _Translator:
-    def __init__(self, kernel: KernelIR):
-        self.kernel = kernel
-        self.params = frozenset(kernel.params)
-        self.mark_depth = _mark_depths(kernel.schedule.get_root(), {})
+class AstTranslator:
+    """isl's AST -> our loop AST: `for`, `if` and blocks as `For`, `If` and `Block`, isl's
+    expressions as ours (the names in `params` as parameters). What a statement call becomes is
+    `call(name, args)`; what a mark becomes, `mark(name, child)` with the child translated
+    (None: a mark is an error). One translator serves every lowering: the scheduled kernel
+    (`loop_ast`) and the CUDA planner's per-thread nests and host programs."""
+
+    def __init__(self, params: frozenset[str], call: Callable[[str, list[Expr]], Node],
+                 mark: Callable[[str, Node], Node] | None = None):
+        self.params = params
+        self.call = call
+        self.mark = mark
 
     def expr(self, e: isl.AstExpr) -> Expr:
         return isl_helpers.from_ast_expr(e, self.params)
 
     def node(self, n: isl.AstNode) -> Node:
+        """The loop AST of isl AST node `n`."""
         kind = n.get_type()
         if kind == isl.ast_node_type.for_:
             var = self.expr(n.for_get_iterator()).name
@@ -47,29 +61,39 @@ class _Translator:
         if kind == isl.ast_node_type.block:
             children = n.block_get_children()
             return Block(tuple(self.node(children.get_at(i)) for i in range(children.n_ast_node())))
-        if kind == isl.ast_node_type.mark:
-            # Passes mark a loop "kind:statement:loop" (the for node below takes the kind) and
-            # the body of a loop that declares local buffers "local:name,name".
-            child = self.node(n.mark_get_node())
-            label, _, rest = n.mark_get_id().get_name().partition(":")
-            if label == "cache":
-                spec = next(c for c in self.kernel.caches if c.tag == rest)
-                return lower_cache(spec, child, self.kernel.tensors[spec.tensor])
-            if label == "local":
-                tensors = [self.kernel.tensors[name] for name in rest.split(",")]
-                return Scope(tuple(Buffer(t.name, t.dtype, t.shape) for t in tensors), child)
-            # isl drops a loop with one iteration; then the for below is another loop (isl
-            # names loop iterators c<schedule depth>), which must not take the kind.
-            depth = self.mark_depth.get(n.mark_get_id().get_name())
-            if isinstance(child, For) and child.var == f"c{depth}":
-                return replace(child, kind=label)
-            return child
+        if kind == isl.ast_node_type.mark and self.mark is not None:
+            return self.mark(n.mark_get_id().get_name(), self.node(n.mark_get_node()))
         if kind == isl.ast_node_type.user:
             call = n.user_get_expr()
             name = call.op_get_arg(0).id_get_id().get_name()
-            args = [self.expr(call.op_get_arg(i)) for i in range(1, call.op_get_n_arg())]
-            return _store(self.kernel.statement[name], args)
+            return self.call(name, [self.expr(call.op_get_arg(i))
+                                    for i in range(1, call.op_get_n_arg())])
         raise NotImplementedError(f"isl AST node {kind}")
+
+
+class _Marks:
+    """What the marks of a scheduled kernel become in its loop AST."""
+
+    def __init__(self, kernel: KernelIR):
+        self.kernel = kernel
+        self.mark_depth = _mark_depths(kernel.schedule.get_root(), {})
+
+    def __call__(self, name: str, child: Node) -> Node:
+        # Passes mark a loop "kind:statement:loop" (the for node below takes the kind) and
+        # the body of a loop that declares local buffers "local:name,name".
+        label, _, rest = name.partition(":")
+        if label == "cache":
+            spec = next(c for c in self.kernel.caches if c.tag == rest)
+            return lower_cache(spec, child, self.kernel.tensors[spec.tensor])
+        if label == "local":
+            tensors = [self.kernel.tensors[t] for t in rest.split(",")]
+            return Scope(tuple(Buffer(t.name, t.dtype, t.shape) for t in tensors), child)
+        # isl drops a loop with one iteration; then the for below is another loop (isl
+        # names loop iterators c<schedule depth>), which must not take the kind.
+        depth = self.mark_depth.get(name)
+        if isinstance(child, For) and child.var == f"c{depth}":
+            return replace(child, kind=label)
+        return child
 
 
 def _mark_depths(node: isl.ScheduleNode, found: dict[str, int]) -> dict[str, int]:
@@ -88,4 +112,7 @@ def loop_ast(kernel: KernelIR) -> Node:
     """The loop nest that executes `kernel` in the order of its schedule."""
     build = isl.AstBuild.from_context(kernel.context)
     root = build.node_from_schedule(kernel.schedule)
-    return _Translator(kernel).node(root)
+    translator = AstTranslator(frozenset(kernel.params),
+                               lambda name, args: statement_store(kernel.statement[name], args),
+                               _Marks(kernel))
+    return translator.node(root)
