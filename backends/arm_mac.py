@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from loopweave.backends.arm_mac_tile import exclusive_end, render_mac_tile
 from loopweave.backends.c import CBackend
 from loopweave.backends.c_family import PRELUDE, c_name, c_var
 from loopweave.ir import expr as ir
@@ -73,16 +74,6 @@ def _unit_last(indices: tuple[ir.Expr, ...], var: str) -> bool:
                                                                  for i in indices[:-1])
 
 
-def _exclusive_end(loop: For) -> ir.Expr | None:
-    """The exclusive upper bound of a unit-step loop `for v ...; v < e` or `v <= e`."""
-    match loop.cond:
-        case ir.Binary(op="<", left=ir.Var(name=n), right=e) if n == loop.var:
-            return e
-        case ir.Binary(op="<=", left=ir.Var(name=n), right=e) if n == loop.var:
-            return ir.add(e, ir.Const(1, e.dtype))
-    return None
-
-
 def _int8_product(value: ir.Expr) -> tuple[ir.Load, ir.Load] | None:
     match value:
         case ir.Binary(op="*", left=ir.Cast(dtype=t1, operand=ir.Load() as a),
@@ -95,7 +86,7 @@ def _int8_product(value: ir.Expr) -> tuple[ir.Load, ir.Load] | None:
 def match(node: For, kernel: KernelIR) -> MacNest | None:
     """The int8 MAC nest rooted at `node` (the lane loop), or None if it does not have the form."""
     v = node.var
-    end = _exclusive_end(node)
+    end = exclusive_end(node)
     if node.step != 1 or end is None or _has(end, v):
         return None
     inner, ends, body = [], [], node.body
@@ -104,7 +95,7 @@ def match(node: For, kernel: KernelIR) -> MacNest | None:
             body = body.body[0]
         if not isinstance(body, For):
             break
-        e = _exclusive_end(body)
+        e = exclusive_end(body)
         if body.step != 1 or e is None or _has(body.init, v) or _has(e, v):
             return None
         inner.append(body)
@@ -114,7 +105,9 @@ def match(node: For, kernel: KernelIR) -> MacNest | None:
         return None
     store = body
     operands = _int8_product(store.value)
-    if operands is None or kernel.tensors[store.tensor].dtype != I32:
+    # The accumulator may be a local buffer (a cache_write's edge tile), not a kernel tensor.
+    tensor = kernel.tensors.get(store.tensor)
+    if operands is None or (tensor.dtype if tensor else store.value.dtype) != I32:
         return None
     if not _unit_last(store.indices, v) or any(_has(i, f.var) for f in inner
                                                for i in store.indices):
@@ -280,6 +273,12 @@ class ArmCBackend(CBackend):
     """The C backend plus a core's MAC idiom (`idioms=False`: plain C) and its vector ISA
     (`backends.simd`) for loops scheduled as vector loops."""
 
+    #: Register tiles in 16-byte vectors (NEON, Helium): wider GCC vector types spill there.
+    register_tile_chunk_bytes = 16
+    #: Accumulators loaded by value (`r = lw_vload(p)`): gcc 12 for aarch64 keeps variables
+    #: whose address a memcpy takes on the stack, a load and a store per multiply-add.
+    register_tile_by_value = True
+
     def __init__(self, kernel: KernelIR, core: str, idioms: bool = True, vector_isa=None):
         super().__init__(kernel)
         self.core = core
@@ -288,6 +287,10 @@ class ArmCBackend(CBackend):
         self.mac_used = False
 
     def render_for(self, node: For, indent: str) -> list[str]:
+        tile = render_mac_tile(self, node, indent) if self.mac else None
+        if tile is not None:  # an int8 register tile (the default schedule's)
+            self.mac_used = True
+            return tile
         nest = match(node, self.kernel) if self.mac else None
         if nest is None:
             return super().render_for(node, indent)

@@ -36,6 +36,8 @@ from loopweave.backends.runners import QemuSemihostingRunner, check_options
 from loopweave.ir.expr import Expr, evaluate, to_str
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import Node
+from loopweave.passes.default_arm import arm_default_schedule
+from loopweave.passes.schedule import Schedule
 from loopweave.targets import Target
 
 CC = "arm-none-eabi-gcc"
@@ -47,6 +49,11 @@ class CortexMBackend(ArmCBackend):
     """C for a Cortex-M core: 32-bit sizes and indices, the buffers reported in the header."""
 
     index_type = "int32_t"
+
+    @property
+    def scalar_register_tiles(self) -> bool:
+        """The M4 has no SIMD registers: register tiles are scalar accumulators there."""
+        return self.core == "cortex-m4"
 
     def signature(self) -> str:
         # Sizes are the last parameters: give them the 32-bit index type.
@@ -95,11 +102,17 @@ def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
     """A Cortex-M core: arm-none-eabi-gcc for it, QEMU's board for it (or `runner=`)."""
     check_options(name, options, OPTIONS)
     board = BOARDS[name]
+    # -ffp-contract=fast: a * b + c may be one VFMA (FPU) or VFMA.F32 (MVE), as on the host.
     flags = (*(cflags if cflags is not None else DEFAULT_CFLAGS), *board.cpu_flags,
-             "-std=c99", "-fwrapv", "-fopenmp-simd")
+             "-std=c99", "-fwrapv", "-ffp-contract=fast", "-fopenmp-simd")
     return Target(name, "cortex_m", cc or CC, flags,
                   f"{name} ({board.features}), run under qemu-system-arm -M {board.machine}",
                   dict(options))
+
+
+def default_schedule(kernel: KernelIR, target: Target) -> Schedule:
+    """The schedule `compile()` uses without one: `passes/default_arm.py`'s for this core."""
+    return arm_default_schedule(kernel, target.name)
 
 
 def render(kernel: KernelIR, loops: Node, target: Target) -> str:

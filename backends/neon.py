@@ -27,6 +27,8 @@ from loopweave.backends.arm_mac import ArmCBackend
 from loopweave.backends.runners import QemuUserRunner, check_options
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import Node
+from loopweave.passes.default_arm import arm_default_schedule
+from loopweave.passes.schedule import Schedule
 from loopweave.targets import Target
 
 CC = "aarch64-linux-gnu-gcc"
@@ -38,10 +40,17 @@ def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
                 options: dict) -> Target:
     """AArch64 Linux: aarch64-linux-gnu-gcc, a static binary run by qemu-aarch64 (or `runner=`)."""
     check_options(name, options, OPTIONS)
+    # -ffp-contract=fast: a * b + c may be one FMLA (ISO C99 mode turns contraction off, which
+    # doubles a register tile's instructions), as on the host.
     flags = (*(cflags if cflags is not None else DEFAULT_CFLAGS), "-std=c99", "-fwrapv",
-             "-fopenmp-simd")
+             "-ffp-contract=fast", "-fopenmp-simd")
     return Target(name, "neon", cc or CC, flags,
                   "aarch64 with NEON, a static binary run under qemu-aarch64", dict(options))
+
+
+def default_schedule(kernel: KernelIR, target: Target) -> Schedule:
+    """The schedule `compile()` uses without one: `passes/default_arm.py`'s for this core."""
+    return arm_default_schedule(kernel, "aarch64")
 
 
 def render(kernel: KernelIR, loops: Node, target: Target) -> str:

@@ -22,6 +22,7 @@ from loopweave.ir.loops import For, accumulator_nest
 from loopweave.ir.types import DType
 
 MAX_ROWS = 16
+MAX_SCALARS = 16
 MAX_ROW_BYTES = 256
 CHUNK_BYTES = 64
 VECTOR_OPS = ("+", "-", "*")
@@ -29,24 +30,27 @@ VECTOR_OPS = ("+", "-", "*")
 
 def render_register_tile(r, node: For, indent: str) -> list[str] | None:
     """Lines for `node` as a register tile, or None when it does not have that shape."""
-    shape = _tile_shape(node)
+    shape = tile_shape(node)
     if shape is None:
         return None
     reductions, rows_loop, cols_loop, store = shape
-    rows, width = _extent(rows_loop), _extent(cols_loop)
+    rows, width = extent(rows_loop), extent(cols_loop)
     dtype = store.value.dtype
     if dtype.name not in ("f32", "f64", "i32") or store.reduce != "+=" or rows > MAX_ROWS:
         return None
+    if getattr(r, "scalar_register_tiles", False):
+        return _scalar_tile(r, indent, reductions, rows_loop, cols_loop, store)
     nbytes = width * dtype.bits // 8
     if nbytes & (nbytes - 1) or not 16 <= nbytes <= MAX_ROW_BYTES:
         return None
-    # A row wider than one 64-byte vector is several: gcc splits wide vector types badly.
-    chunks = max(1, nbytes // CHUNK_BYTES)
+    # A row wider than one vector is several: gcc splits wide vector types badly. A renderer
+    # gives its vector width as `register_tile_chunk_bytes` (16 on NEON and Helium).
+    chunks = max(1, nbytes // getattr(r, "register_tile_chunk_bytes", CHUNK_BYTES))
     chunk_width, chunk_bytes = width // chunks, nbytes // chunks
     x, y = rows_loop.var, cols_loop.var
     starts = []
     for row in range(rows):
-        offset = ir.substitute(_linear(r, store.tensor, store.indices), {x: ir.Const(row)})
+        offset = ir.substitute(linear(r, store.tensor, store.indices), {x: ir.Const(row)})
         if coefficient(offset, y) != 1:
             return None
         start = ir.substitute(offset, {y: ir.Const(0)})
@@ -54,23 +58,27 @@ def render_register_tile(r, node: For, indent: str) -> list[str] | None:
             return None
         starts += [r.expr(simplify(ir.add(start, ir.Const(c * chunk_width))))
                    for c in range(chunks)]
+    vec = f"lw_vec_{dtype.name}_{chunk_width}"
     updates = []
     for row in range(rows):
         for c in range(chunks):
             shifted = ir.Binary("+", ir.Var(y), ir.Const(c * chunk_width), ir.Var(y).dtype)
             value = ir.substitute(store.value, {x: ir.Const(row), y: shifted})
-            text = _vector_expr(r, value, y, chunk_width)
+            text = _vector_expr(r, value, y, chunk_width, vec)
             if text is None:
                 return None
             updates.append(text)
-    vec = f"lw_vec_{dtype.name}_{chunk_width}"
     r.preamble.add(_vector_type(vec, dtype, chunk_bytes))
     acc = c_name(store.tensor)
     regs = [f"lw_r{row}_{c}" for row in range(rows) for c in range(chunks)]
     inner = indent + "  "
     lines = [f"{indent}{{", f"{inner}{vec} {', '.join(regs)};"]
-    lines += [f"{inner}__builtin_memcpy(&{reg}, &{acc}[{s}], sizeof {reg});"
-              for reg, s in zip(regs, starts, strict=True)]
+    if getattr(r, "register_tile_by_value", False):  # see ArmCBackend
+        lines += [f"{inner}{reg} = lw_vload_{dtype.name}_{chunk_width}(&{acc}[{s}]);"
+                  for reg, s in zip(regs, starts, strict=True)]
+    else:
+        lines += [f"{inner}__builtin_memcpy(&{reg}, &{acc}[{s}], sizeof {reg});"
+                  for reg, s in zip(regs, starts, strict=True)]
     for depth, loop in enumerate(reductions):
         v, pad = c_var(loop.var), inner + "  " * depth
         lines.append(f"{pad}for ({r.index_type} {v} = {r.expr(loop.init)}; "
@@ -83,16 +91,16 @@ def render_register_tile(r, node: For, indent: str) -> list[str] | None:
     return [*lines, f"{indent}}}"]
 
 
-def _tile_shape(node: For):
+def tile_shape(node: For):
     """(reduction loops, rows loop, columns loop, store) of an accumulator nest whose rows and
     columns loops count from 0 to a constant, or None."""
     shape = accumulator_nest(node)
-    if shape is None or not (_extent(shape[1]) and _extent(shape[2])):
+    if shape is None or not (extent(shape[1]) and extent(shape[2])):
         return None
     return shape
 
 
-def _extent(loop: For) -> int | None:
+def extent(loop: For) -> int | None:
     """The constant trip count of a loop `for v = 0 while v < E`."""
     if loop.step != 1 or constant_value(loop.init) != 0:
         return None
@@ -102,7 +110,7 @@ def _extent(loop: For) -> int | None:
     return None
 
 
-def _linear(r, tensor: str, indices: tuple[ir.Expr, ...]) -> ir.Expr:
+def linear(r, tensor: str, indices: tuple[ir.Expr, ...]) -> ir.Expr:
     """The row-major offset of an element as an expression."""
     shape = r.shapes[tensor]
     offset = indices[0] if indices else ir.Const(0)
@@ -111,19 +119,60 @@ def _linear(r, tensor: str, indices: tuple[ir.Expr, ...]) -> ir.Expr:
     return offset
 
 
-def _vector_expr(r, e: ir.Expr, y: str, width: int) -> str | None:
-    """C text of `e` as a vector over y (a scalar where it does not depend on y)."""
+def _scalar_tile(r, indent: str, reductions, rows_loop, cols_loop, store) -> list[str] | None:
+    """The tile as rows x columns scalar accumulators (a core without SIMD registers)."""
+    rows, width = extent(rows_loop), extent(cols_loop)
+    if rows * width > MAX_SCALARS:
+        return None
+    x, y = rows_loop.var, cols_loop.var
+    acc, ctype = c_name(store.tensor), store.value.dtype.c_type
+    cells = [(row, col) for row in range(rows) for col in range(width)]
+    at = {}
+    for row, col in cells:
+        fixed = {x: ir.Const(row), y: ir.Const(col)}
+        offset = simplify(ir.substitute(linear(r, store.tensor, store.indices), fixed))
+        if ir.variables(offset) & {loop.var for loop in reductions}:
+            return None
+        at[row, col] = r.expr(offset)
+    regs = {cell: f"lw_s{cell[0]}_{cell[1]}" for cell in cells}
+    inner = indent + "  "
+    lines = [f"{indent}{{"]
+    lines += [f"{inner}{ctype} {regs[c]} = {acc}[{at[c]}];" for c in cells]
+    for depth, loop in enumerate(reductions):
+        v, pad = c_var(loop.var), inner + "  " * depth
+        lines.append(f"{pad}for ({r.index_type} {v} = {r.expr(loop.init)}; "
+                     f"{r.expr(loop.cond)}; {v} += {loop.step}) {{")
+    body = inner + "  " * len(reductions)
+    for row, col in cells:
+        value = ir.substitute(store.value, {x: ir.Const(row), y: ir.Const(col)})
+        lines.append(f"{body}{regs[row, col]} += {r.expr(value)};")
+    lines += [f"{inner}{'  ' * depth}}}" for depth in reversed(range(len(reductions)))]
+    lines += [f"{inner}{acc}[{at[c]}] = {regs[c]};" for c in cells]
+    return [*lines, f"{indent}}}"]
+
+
+def _vector_expr(r, e: ir.Expr, y: str, width: int, vec: str) -> str | None:
+    """C text of `e` as a vector over y (a scalar where it does not depend on y); `vec` is the
+    accumulator's vector type (what a widening cast converts to)."""
     if all(not (isinstance(x, ir.Var) and x.name == y) for x in ir.walk(e)):
         return r.expr(e, 14)
     match e:
+        case ir.Cast(dtype=t, operand=ir.Load(dtype=narrow) as load) \
+                if narrow.name in ("i8", "i16") and t.name == "i32":
+            text = _vector_expr(r, load, y, width, vec)
+            if text is None:
+                return None
+            r.preamble.add(_vector_type(f"lw_vec_{narrow.name}_{width}", narrow,
+                                        width * narrow.bits // 8))
+            return f"__builtin_convertvector({text}, {vec})"
         case ir.Load(tensor=t, indices=ix):
-            offset = _linear(r, t, ix)
+            offset = linear(r, t, ix)
             if coefficient(offset, y) != 1:
                 return None
             start = r.expr(ir.substitute(offset, {y: ir.Const(0)}))
             return f"lw_vload_{e.dtype.name}_{width}(&{c_name(t)}[{start}])"
         case ir.Binary(op=op, left=a, right=b) if op in VECTOR_OPS:
-            left, right = _vector_expr(r, a, y, width), _vector_expr(r, b, y, width)
+            left, right = _vector_expr(r, a, y, width, vec), _vector_expr(r, b, y, width, vec)
             if left is None or right is None:
                 return None
             return f"({left} {op} {right})"

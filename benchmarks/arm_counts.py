@@ -7,8 +7,10 @@ the same harness, counts the instructions executed inside the kernel function (a
 counts instructions whose address lies in the function's symbol range; the count is the same on
 every run and does not depend on the host's load):
 
-- loopweave: the generated code with the core's MAC idiom (SMLAD on M4, Helium on M55);
-- loopweave plain: the same schedule as plain C (`idioms=False`);
+- loopweave: the generated code with the core's MAC idiom (SMLAD on M4, Helium on M55), in
+  program order (`schedule=Schedule()`: the idiom alone; `benchmarks.arm_schedules` measures
+  the default schedules' register tiles against program order);
+- loopweave plain: the same as plain C (`idioms=False`);
 - naive: the textbook C loop nest (scalar accumulator), as one would write it by hand.
 
 Every run's result is checked against numpy. Prints a table with the ratios naive / loopweave.
@@ -29,7 +31,7 @@ import numpy as np
 import loopweave
 from loopweave.backends import cortex_m
 from loopweave.backends.arm_baremetal import BOARDS
-from loopweave.backends.runners import QemuSemihostingRunner
+from loopweave.backends.runners import QemuSemihostingRunner, QemuUserRunner
 from loopweave.driver import stages
 from loopweave.runtime import Kernel
 from loopweave.toolchain import cache_dir
@@ -93,9 +95,9 @@ def build_plugin() -> Path:
     return lib
 
 
-def symbol_range(program: Path, symbol: str) -> tuple[int, int]:
+def symbol_range(program: Path, symbol: str, nm: str = "arm-none-eabi-nm") -> tuple[int, int]:
     """[start, end) of a function in an ELF (the Thumb bit cleared)."""
-    out = subprocess.run(["arm-none-eabi-nm", "-S", str(program)], capture_output=True,
+    out = subprocess.run([nm, "-S", str(program)], capture_output=True,
                          text=True, check=True).stdout
     for line in out.splitlines():
         parts = line.split()
@@ -120,6 +122,35 @@ class CountingRunner(QemuSemihostingRunner):
             result = super().run(program, inputs, timeout)
             self.count = int(out.read_text())
         return result
+
+
+class CountingUserRunner(QemuUserRunner):
+    """Runs a static aarch64 binary under qemu-aarch64 (user mode also takes `-plugin`) and
+    records the instructions executed in `symbol`."""
+
+    def __init__(self, symbol: str, cpu: str | None = None):
+        super().__init__(cpu=cpu)
+        self.symbol, self.plugin, self.count, self.extra = symbol, build_plugin(), None, ()
+
+    def command(self, program: Path) -> list[str]:
+        return [self.qemu, *self.extra, *(["-cpu", self.cpu] if self.cpu else []), str(program)]
+
+    def run(self, program: Path, inputs: bytes, timeout: float = 600.0) -> bytes:
+        lo, hi = symbol_range(program, self.symbol, "aarch64-linux-gnu-nm")
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "count.txt"
+            self.extra = ("-plugin", f"{self.plugin},lo={lo:#x},hi={hi:#x},out={out}")
+            result = super().run(program, inputs, timeout)
+            self.count = int(out.read_text())
+        return result
+
+
+def counting_runner(target: str, symbol: str):
+    """A runner for `target` ("aarch64", "cortex-m4", "cortex-m55") that counts the
+    instructions executed in the function `symbol` (`.count` after each run)."""
+    if target == "aarch64":
+        return CountingUserRunner(symbol)
+    return CountingRunner(BOARDS[target].machine, symbol)
 
 
 # -- the kernels: DSL, numpy reference, naive C body -----------------------------------------
@@ -200,6 +231,7 @@ def count(spec: dict, core: str, variant: str, args: list[np.ndarray]) -> int:
         kernel = Kernel(first.ir, source, core, cortex_m.load(first.ir, source, target))
     else:
         kernel = loopweave.compile(spec["dsl"], target=core, runner=runner,
+                                   schedule=loopweave.Schedule(), tuning_db=False,
                                    idioms=variant == "loopweave")
     got = kernel(*args)
     want = spec["reference"](*args)

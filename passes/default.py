@@ -1,35 +1,41 @@
-"""The default CPU schedule: what `compile()` uses when no schedule is given.
+"""Default schedules: what `compile()` uses when no schedule is given, for every CPU-like
+target (the host `cpu`, `aarch64`, `cortex-m4`, `cortex-m55`), from one set of heuristics
+whose numbers come from a small per-target record (`TargetFacts`, the table `FACTS`).
 
-Each decision is tried on the kernel and kept only if `Schedule.apply` accepts it (so the
-result is legal by construction), in this order:
+The patterns (contraction, convolution) are `passes/patterns.py`'s. Each decision is tried on
+the kernel and kept only if `Schedule.apply` accepts it (so the result is legal by
+construction), in this order:
 
 1. fusion: consecutive top-level statements are fused over their outer loop when that makes a
    temporary local (softmax, layernorm: no full-size intermediate), except contractions
    (attention's Q @ K^T and P @ V run as matmuls; its softmax rows are fused between them);
 2. contractions `C[.., i, j] += A[.., i, k] * B[.., k, j]`: a BLIS-like nest — B packed per
-   (256-column, 256-deep) panel, an 8x32 (AVX-512) or 6x16 accumulator tile in vector registers
-   over k; in the other statements, the loop that walks the most accesses with stride 1 goes
-   innermost where that is legal;
-3. the outermost loop of each nest is parallel (OpenMP) if it carries no dependence;
+   (KC-deep, NC-wide) panel where the target packs, an MR x NR accumulator tile in vector
+   registers over k (8x32 for AVX-512, 6x16 for AVX2, per target in `FACTS`); convolutions a
+   rows x cols tile of (output channel, column); int8 contractions (operands cast to i32) only
+   where the target has a tile for them; in the other statements, the loop that walks the most
+   accesses with stride 1 goes innermost where that is legal;
+3. the outermost loop of each nest is parallel (OpenMP) if it carries no dependence and the
+   target has threads;
 4. the innermost loop of each remaining statement is vectorized if it carries none.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import islpy as isl
 
 from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
-from loopweave.ir.affine import coefficient
 from loopweave.ir.dependences import Dependences
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import placement as pl
 from loopweave.passes.graph import consumed_temporaries, dataflow_graph
 from loopweave.passes.legality import carried_by, reduction_chains
+from loopweave.passes.patterns import match_contraction, match_convolution, walk
 from loopweave.passes.schedule import Schedule
 
 #: The micro-kernel: MR rows x NR columns of C in registers; KC deep, NC wide packed B panels.
@@ -42,27 +48,66 @@ DEPTHWISE_ROWS, DEPTHWISE_COLS = 4, 32
 MAX_FUSION_STATEMENTS = 48
 
 
+@dataclass(frozen=True, slots=True)
+class TargetFacts:
+    """What the default schedule needs to know of a target: data, not code.
+
+    matmul_tile: f32 (rows, columns) of C kept in registers; panel: (KC, NC) of the packed B
+    panel, None for no packing (a microcontroller's flat SRAM has no cache to block for, and the
+    copy costs instructions); conv_tile / depthwise_tile: (rows, columns) of a convolution's
+    output in registers; int8_tile: the same for contractions and convolutions whose operands
+    are cast up (int8 -> int32), None to leave those to the renderer's MAC idiom in program
+    order; parallel: whether an OpenMP loop means threads.
+    """
+
+    name: str
+    vector_bytes: int
+    vector_registers: int
+    parallel: bool
+    matmul_tile: tuple[int, int]
+    panel: tuple[int, int] | None
+    conv_tile: tuple[int, int]
+    depthwise_tile: tuple[int, int]
+    int8_tile: tuple[int, int] | None = None
+
+
+#: The host with AVX2-wide (32-byte) vectors; `CPU_AVX512` where the compiler targets AVX-512.
+CPU = TargetFacts("cpu", 32, 16, True, (MR, NR), (KC, NC), (CONV_ROWS, CONV_COLS),
+                  (DEPTHWISE_ROWS, DEPTHWISE_COLS))
+# f64 too: 8 x 32 f64 (32 zmm accumulators) measured faster than 8 x 16 (49 vs 46 GFLOP/s)
+CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(8, 32))
+#: Per-target facts, by target name (see docs/scheduling.md for the measurements behind them).
+FACTS: dict[str, TargetFacts] = {"cpu": CPU, "cpu-avx512": CPU_AVX512}
+
+
 def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None
                      ) -> Schedule:
-    """A legal schedule for `kernel` chosen by the heuristics above. `vector_bytes()` (asked
-    only for a contraction) is the target's SIMD width: 64 (AVX-512) gets 8x32 register tiles,
-    narrower ones 6x16."""
+    """The host's default schedule for `kernel`. `vector_bytes()` (asked only for a
+    contraction: it may run the compiler) is the target's SIMD width: 64 (AVX-512) gets 8x32
+    register tiles, narrower ones 6x16."""
+    return schedule_for(kernel, CPU, lambda: CPU_AVX512 if vector_bytes is not None
+                        and vector_bytes() >= 64 else CPU)
+
+
+def schedule_for(kernel: KernelIR, facts: TargetFacts,
+                 refine: Callable[[], TargetFacts] | None = None) -> Schedule:
+    """A legal schedule for `kernel` chosen by the heuristics above with `facts`' numbers.
+    `refine()`, called at most once and only when a contraction is found, may replace `facts`
+    by a more precise record (the host asks its compiler for the vector width then)."""
     schedule = Schedule()
     if len(kernel.statements) <= MAX_FUSION_STATEMENTS:
-        _fuse_for_locality(kernel, schedule)
+        _fuse_for_locality(kernel, schedule, facts)
     placements = schedule.placements(kernel)
     for s in kernel.statements:
-        if _isolate_contraction(kernel, schedule, s, placements):
+        if _isolate_contraction(kernel, schedule, s, placements, facts):
             placements = schedule.placements(kernel)
     tiled = set()
     for s in kernel.statements:
         if _group_size(placements, s) == 1:
-            steps = contraction_steps(s, placements[s.name].names())
-            if steps:  # the SIMD width is asked only now (it may run the compiler)
-                steps = contraction_steps(s, placements[s.name].names(),
-                                          *_register_tile(vector_bytes))
-            else:
-                steps = convolution_steps(s, placements[s.name].names())
+            names = placements[s.name].names()
+            if _contraction_tile(s, names, facts) is not None and refine is not None:
+                facts, refine = refine(), None
+            steps = tile_steps(s, names, facts)
             if steps and _try(kernel, schedule, steps):
                 tiled.add(s.name)
     if len(kernel.statements) <= MAX_FUSION_STATEMENTS:
@@ -75,7 +120,7 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     for s in kernel.statements:
         names = placements[s.name].names()
         group = placements[s.name].order[:1]
-        if names and group not in seen_groups:
+        if names and group not in seen_groups and facts.parallel:
             seen_groups.add(group)
             candidates.append(("parallel", s.name, 0))
         if names and s.name not in tiled and len(names) > 1:
@@ -89,13 +134,37 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     return schedule
 
 
+def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple] | None:
+    """The register-tile steps `facts` gives statement `s` (loops: its loop names, outermost
+    first): a contraction's micro-kernel, a convolution's tile, or None."""
+    tile = _contraction_tile(s, loops, facts)
+    if tile is not None:
+        kc, nc = facts.panel or (None, None)
+        return contraction_steps(s, loops, *tile, kc, nc, widening=True)
+    conv = match_convolution(s, loops)
+    if conv is None or (conv.widening and facts.int8_tile is None):
+        return None
+    rows, cols = facts.depthwise_tile if conv.depthwise else facts.conv_tile
+    if conv.widening:
+        rows, cols = facts.int8_tile
+    return convolution_steps(s, loops, rows, cols, widening=True)
+
+
+def _contraction_tile(s: Statement, loops: list[str], facts: TargetFacts):
+    """(MR, NR) for `s` if it is a contraction that `facts` tiles, else None."""
+    c = match_contraction(s, loops)
+    if c is None or (c.widening and facts.int8_tile is None):
+        return None
+    return facts.int8_tile if c.widening else facts.matmul_tile
+
+
 def _isolate_contraction(kernel: KernelIR, schedule: Schedule, s: Statement,
-                         placements) -> bool:
+                         placements, facts: TargetFacts) -> bool:
     """A contraction written inside a loop with other statements (PolyBench's gemm: `C *= beta`
     and `C += alpha * A @ B` in one `for i`) gets a loop nest of its own by fission, where
     legal, so that the micro-kernel can take it. Returns whether the schedule changed."""
     names = placements[s.name].names()
-    if _group_size(placements, s) == 1 or contraction_steps(s, names) is None:
+    if _group_size(placements, s) == 1 or _contraction_tile(s, names, facts) is None:
         return False
     if not _try(kernel, schedule, [("distribute", s.name, names[0])]):
         return False
@@ -107,11 +176,6 @@ def _isolate_contraction(kernel: KernelIR, schedule: Schedule, s: Statement,
         schedule.steps.pop()  # the contraction would still share its loop
         return False
     return True
-
-
-def _register_tile(vector_bytes: Callable[[], int] | None) -> tuple[int, int]:
-    # f64 too: 8 x 32 f64 (32 zmm accumulators) measured faster than 8 x 16 (49 vs 46 GFLOP/s)
-    return (8, 32) if vector_bytes is not None and vector_bytes() >= 64 else (MR, NR)
 
 
 def _loops_carrying_nothing(kernel: KernelIR, placements, wanted: set[tuple[str, int]]):
@@ -159,7 +223,7 @@ def _stride_one_innermost(kernel: KernelIR, schedule: Schedule, s: Statement) ->
         """(accesses walked with stride 1 - accesses walked with a larger stride, the store is
         one of the first): a loop that makes no access strided wins."""
         var = exprs[name].name
-        walks = {id(a): _walk(a, var) for a in (s.lhs, *ir.loads(s.rhs))}
+        walks = {id(a): walk(a, var) for a in (s.lhs, *ir.loads(s.rhs))}
         unit = sum(w == "unit" for w in walks.values())
         strided = sum(w == "strided" for w in walks.values())
         return (unit - strided, walks[id(s.lhs)] == "unit")
@@ -168,17 +232,6 @@ def _stride_one_innermost(kernel: KernelIR, schedule: Schedule, s: Statement) ->
     if best is None or best == own[-1] or score(best) <= score(own[-1]):
         return
     _try(kernel, schedule, [("reorder", s.name, *[n for n in own if n != best], best)])
-
-
-def _walk(access: ir.Load, var: str) -> str:
-    """How a loop over `var` walks `access`: "invariant", "unit" (stride 1) or "strided"."""
-    if not any(var in ir.variables(x) for x in access.indices):
-        return "invariant"
-    last = access.indices[-1]
-    if coefficient(last, var) == 1 and not any(var in ir.variables(x)
-                                               for x in access.indices[:-1]):
-        return "unit"
-    return "strided"
 
 
 def _shared_depth(a, b) -> int:
@@ -206,7 +259,7 @@ def _group_size(placements, s: Statement) -> int:
     return sum(1 for p in placements.values() if p.order[:1] == placements[s.name].order[:1])
 
 
-def _fuse_for_locality(kernel: KernelIR, schedule: Schedule) -> None:
+def _fuse_for_locality(kernel: KernelIR, schedule: Schedule, facts: TargetFacts) -> None:
     """Greedily grow runs of consecutive statements fused at depth 1 while each step makes
     more temporaries local. A reduction's initialisation moves with it."""
     placements = schedule.placements(kernel)
@@ -224,8 +277,8 @@ def _fuse_for_locality(kernel: KernelIR, schedule: Schedule) -> None:
         # A contraction stays on its own: its micro-kernel (compute-bound, near peak) is worth
         # more than the temporaries fusion would keep local (attention's Q @ K^T and P @ V).
         main = kernel.statement[unit[-1]]
-        if any(not placements[n].loops for n in unit) or contraction_steps(
-                main, placements[main.name].names()) is not None:
+        if any(not placements[n].loops for n in unit) or _contraction_tile(
+                main, placements[main.name].names(), facts) is not None:
             run, best_locals = [], 0
             continue
         if not run:
@@ -247,90 +300,50 @@ def _fuse_for_locality(kernel: KernelIR, schedule: Schedule) -> None:
 
 
 def contraction_steps(s: Statement, loops: list[str], mr: int = MR, nr: int = NR,
-                      kc: int = KC, nc: int = NC) -> list[tuple] | None:
+                      kc: int | None = KC, nc: int | None = NC, *, widening: bool = False
+                      ) -> list[tuple] | None:
     """The micro-kernel steps for `s` if it is `C[.., i, j] += A[.., i, k] * B[.., k, j]`
-    (A and B may be transposed: A[.., k, i], B[.., j, k]; times factors that use none of i, j,
-    k, like gemm's alpha) with its loops ending in i, j, k (any order), else None."""
-    ij = _last_two(s.lhs)
-    if s.op != "+=" or ij is None:
+    (`patterns.match_contraction`; with cast operands only if `widening`) with its loops ending
+    in i, j, k (any order), else None. `kc=None` (and `nc=None`): no packed B panel, k is not
+    tiled."""
+    c = match_contraction(s, loops)
+    if c is None or (c.widening and not widening):
         return None
-    factors = _factors(s.rhs)
-    for a, b in itertools.permutations(factors, 2):
-        ik, kj = _last_two(a), _last_two(b)
-        if None in (ik, kj):
-            continue
-        (i, j), k = ij, (set(kj) - {ij[1]} or {""}).pop()
-        others = [f for f in factors if f is not a and f is not b]
-        if set(ik) == {i, k} and kj in ((k, j), (j, k)) and len({i, j, k}) == 3 \
-                and sorted(loops[-3:]) == sorted([i, j, k]) \
-                and not any(ir.variables(f) & {i, j, k} for f in others):
-            order = [*loops[:-3], f"{j}_o_o", f"{k}_o", f"{i}_o", f"{j}_o", k, i, j]
-            # B[.., j, k] (A @ B^T, attention's Q @ K^T) is packed transposed: rows along k.
-            n = len(b.indices)
-            layout = () if kj == (k, j) else ({"layout": (*range(n - 2), n - 1, n - 2)},)
-            return [("tile", s.name, {i: mr, j: nr, k: kc}),
-                    ("tile", s.name, {f"{j}_o": max(1, nc // nr)}),
-                    ("reorder", s.name, *order),
-                    ("cache_read", s.name, b.tensor, f"{i}_o", *layout),
-                    ("cache_write", s.name, k)]
-    return None
+    i, j, k = c.i, c.j, c.k
+    if kc is None:
+        order = [*loops[:-3], f"{i}_o", f"{j}_o", k, i, j]
+        return [("tile", s.name, {i: mr, j: nr}),
+                ("reorder", s.name, *order),
+                ("cache_write", s.name, k)]
+    order = [*loops[:-3], f"{j}_o_o", f"{k}_o", f"{i}_o", f"{j}_o", k, i, j]
+    # B[.., j, k] (A @ B^T, attention's Q @ K^T) is packed transposed: rows along k.
+    n = len(c.b.indices)
+    layout = () if not c.b_transposed else ({"layout": (*range(n - 2), n - 1, n - 2)},)
+    return [("tile", s.name, {i: mr, j: nr, k: kc}),
+            ("tile", s.name, {f"{j}_o": max(1, nc // nr)}),
+            ("reorder", s.name, *order),
+            ("cache_read", s.name, c.b.tensor, f"{i}_o", *layout),
+            ("cache_write", s.name, k)]
 
 
 def convolution_steps(s: Statement, loops: list[str], rows: int | None = None,
-                      cols: int | None = None) -> list[tuple] | None:
+                      cols: int | None = None, *, widening: bool = False
+                      ) -> list[tuple] | None:
     """The micro-kernel steps for a convolution-like `Y[.., k, .., x] += X[.., x + s] *
-    F[.., k, ..]` (x indexes the last dimension of Y and, with stride 1, of X; k indexes F but
-    not X): a rows x cols tile of Y over (k, x) in vector registers while all of the reduction
-    runs, its loops reassociated so that the plain ones (conv2d's channels c) go innermost
-    (the spatial ones, r and s, stay outside). Without such a k (depthwise: `Y[c, y, x] +=
-    X[c, y + r, x + s] * F[c, r, s]`) the tile's rows are output rows y. None if `s` is not
-    of that shape."""
-    if s.op != "+=" or not s.lhs.indices or not isinstance(s.lhs.indices[-1], ir.Var):
+    F[.., k, ..]` (`patterns.match_convolution`; with cast operands only if `widening`): a
+    rows x cols tile of Y over (k, x) in vector registers while all of the reduction runs, its
+    loops reassociated so that the plain ones (conv2d's channels c) go innermost (the spatial
+    ones, r and s, stay outside). A depthwise convolution's tile rows are output rows y. None
+    if `s` is not of that shape."""
+    conv = match_convolution(s, loops)
+    if conv is None or (conv.widening and not widening):
         return None
-    x = s.lhs.indices[-1].name
-    outputs = [ix.name for ix in s.lhs.indices if isinstance(ix, ir.Var)]
-    factors = _factors(s.rhs)
-    loads = [f for f in factors if isinstance(f, ir.Load)]
-    for data, weights in itertools.permutations(loads, 2):
-        if _walk(data, x) != "unit" or _walk(weights, x) != "invariant":
-            continue
-        reductions = [v for v in loops if v not in outputs]
-        spatial = [v for v in reductions if any(
-            v in ir.variables(ix) and len(ir.variables(ix)) > 1 for ix in data.indices)]
-        kernels = [k for k in outputs if k != x and _walk(data, k) == "invariant"
-                   and _walk(weights, k) != "invariant"]
-        shape = (rows or CONV_ROWS, cols or CONV_COLS)
-        if not kernels:  # depthwise: rows of the output that slide over rows of the input
-            kernels = [y for y in outputs if y != x and _walk(weights, y) == "invariant"
-                       and any(y in ir.variables(ix) and ir.variables(ix) & set(spatial)
-                               for ix in data.indices)]
-            shape = (rows or DEPTHWISE_ROWS, cols or DEPTHWISE_COLS)
-        others = [f for f in factors if f is not data and f is not weights]
-        if any(ir.variables(f) & set(outputs) for f in others):
-            continue  # a factor computed per output element (int4 dequantization) stays
-        if not kernels or not reductions or sorted(loops) != sorted({*outputs, *reductions}):
-            continue
-        k = kernels[-1]
-        order = [f"{v}_o" if v in (k, x) else v for v in loops if v in outputs]
-        order += spatial + [v for v in reductions if v not in spatial] + [k, x]
-        return [("reassociate", s.name),
-                ("tile", s.name, {k: shape[0], x: shape[1]}),
-                ("reorder", s.name, *order),
-                ("cache_write", s.name, order[len(outputs)])]
-    return None
-
-
-def _factors(e: ir.Expr) -> list[ir.Expr]:
-    if isinstance(e, ir.Binary) and e.op == "*":
-        return _factors(e.left) + _factors(e.right)
-    return [e]
-
-
-def _last_two(e: ir.Expr) -> tuple[str, str] | None:
-    """The variables indexing the last two dimensions of a load, if both are plain variables."""
-    if not isinstance(e, ir.Load) or len(e.indices) < 2:
-        return None
-    x, y = e.indices[-2:]
-    if isinstance(x, ir.Var) and isinstance(y, ir.Var):
-        return x.name, y.name
-    return None
+    default = (DEPTHWISE_ROWS, DEPTHWISE_COLS) if conv.depthwise else (CONV_ROWS, CONV_COLS)
+    shape = (rows or default[0], cols or default[1])
+    k, x, outputs, spatial = conv.k, conv.x, conv.outputs, conv.spatial
+    order = [f"{v}_o" if v in (k, x) else v for v in loops if v in outputs]
+    order += [*spatial, *[v for v in conv.reductions if v not in spatial], k, x]
+    return [("reassociate", s.name),
+            ("tile", s.name, {k: shape[0], x: shape[1]}),
+            ("reorder", s.name, *order),
+            ("cache_write", s.name, order[len(outputs)])]

@@ -21,8 +21,10 @@ import pytest
 from test_kernels import ROOT, refs  # the example kernels' references (tests/ is on sys.path)
 
 import loopweave
+from loopweave.backends import c as c_backend
 from loopweave.backends import cortex_m
 from loopweave.backends.runners import QemuSemihostingRunner, QemuUserRunner, RunError, Runner
+from loopweave.driver import front_end, stages
 
 TOOLS = {"aarch64": ("aarch64-linux-gnu-gcc", "qemu-aarch64"),
          "cortex-m4": ("arm-none-eabi-gcc", "qemu-system-arm"),
@@ -48,7 +50,7 @@ _compiled: dict[tuple, object] = {}
 
 def compiled(source: str, target: str, kernel: str | None = None, **options):
     """Compile once per session (a failure is cached and re-raised)."""
-    key = (source, target, kernel, tuple(sorted(options.items())))
+    key = (source, target, kernel, tuple(sorted((k, repr(v)) for k, v in options.items())))
     if key not in _compiled:
         try:
             _compiled[key] = loopweave.compile(source, target=target, kernel=kernel, **options)
@@ -151,6 +153,7 @@ def test_idiom_instructions_in_the_binary(target):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed")
     source = refs.KERNELS["qmm"].source()
+    program_order = loopweave.Schedule()  # the lane idiom; the default's tiles: test_arm_defaults
 
     def kernel_disassembly(**options) -> str:
         program = compiled(source, target, **options).invoke.program
@@ -160,7 +163,8 @@ def test_idiom_instructions_in_the_binary(target):
         assert match, "lw_qmm not found in the disassembly"
         return match.group(1)
 
-    with_idioms, plain = kernel_disassembly(), kernel_disassembly(idioms=False)
+    with_idioms = kernel_disassembly(schedule=program_order)
+    plain = kernel_disassembly(schedule=program_order, idioms=False)
     for insn in IDIOM_INSTRUCTIONS[target]:
         assert re.search(rf"\s{re.escape(insn)}", with_idioms), f"no {insn} in lw_qmm"
     assert not re.search(rf"\s{re.escape(IDIOM_INSTRUCTIONS[target][0])}", plain)
@@ -170,7 +174,8 @@ def test_idiom_instructions_in_the_binary(target):
 
 def test_cortex_m_source_reports_buffers_and_uses_32_bit_sizes():
     case = refs.KERNELS["softmax"]
-    result = loopweave.driver.stages(case.source(), "cortex-m4")
+    # Program order: the default fuses softmax's rows, and its temporaries become locals.
+    result = stages(case.source(), "cortex-m4", schedule=loopweave.Schedule())
     assert "void lw_softmax(const float *restrict X, float *restrict Y, float *restrict m, " \
            "float *restrict e, float *restrict s, int32_t N, int32_t D)" in result.source
     assert "scratch   e: f32[N, D] = 4 * (N) * (D)" in result.source
@@ -179,25 +184,32 @@ def test_cortex_m_source_reports_buffers_and_uses_32_bit_sizes():
 
 
 def test_render_needs_no_cross_tools():
-    """Rendering (what `emit` uses) works without the toolchain; the idioms are in the source."""
+    """Rendering (what `emit` uses) works without the toolchain; the idioms are in the source:
+    the lane idiom in program order, the default schedule's register tiles otherwise."""
     source = refs.KERNELS["qmm_requant"].source()
-    m4 = loopweave.driver.stages(source, "cortex-m4").source
-    m55 = loopweave.driver.stages(source, "cortex-m55").source
-    a64 = loopweave.driver.stages(source, "aarch64").source
-    assert "lw_smlad(" in m4 and "vmlaq_n_s32(" in m55 and "vmlal_n_s16(" in a64
-    plain = loopweave.driver.stages(source, "cortex-m4", options={"idioms": False}).source
+
+    def render(target: str, **options) -> str:
+        return stages(source, target, **options).source
+
+    order = loopweave.Schedule()
+    assert "lw_smlad(" in render("cortex-m4", schedule=order)
+    assert "vmlaq_n_s32(" in render("cortex-m55", schedule=order)
+    assert "vmlal_n_s16(" in render("aarch64", schedule=order)
+    assert "lw_s0_0 +=" in render("cortex-m4")  # scalar accumulators (no SIMD registers)
+    assert "vmlaq_n_s32(lw_t0_0" in render("cortex-m55")
+    assert "vmlal_laneq_s16(lw_t0_0" in render("aarch64")
+    plain = render("cortex-m4", schedule=order, options={"idioms": False})
     assert "lw_smlad(" not in plain
 
 
 def test_m4_idiom_source_is_portable_c():
     """Without the DSP extension the M4 helpers are plain C: the host builds and runs the same
     source (sizes are int32_t there; ctypes passes them in 64-bit registers on x86-64)."""
-    from loopweave.backends import c
-
     case = refs.KERNELS["qmm"]
-    source = loopweave.driver.stages(case.source(), "cortex-m4").source
-    ir = loopweave.driver.front_end(case.source())
-    invoker = c.load(ir, source, c.make_target("cpu", None, None, {}))
+    source = stages(case.source(), "cortex-m4", schedule=loopweave.Schedule()).source
+    assert "lw_smlad(" in source
+    ir = front_end(case.source())
+    invoker = c_backend.load(ir, source, c_backend.make_target("cpu", None, None, {}))
     args = case.make_inputs({"M": 5, "K": 17, "N": 19}, 0)
     got = loopweave.Kernel(ir, source, "cpu", invoker)(*args.values())
     np.testing.assert_array_equal(got, case.expected(args)["C"])
@@ -288,7 +300,9 @@ def test_firmware_example_builds_and_runs(tmp_path):
                                 16 * bias.astype(np.int32), np.int32(2796203), np.int32(31),
                                 np.int32(-3))["C"]
     np.testing.assert_array_equal(printed, want)
-    assert "lw_smlad(" in (build / "qmm_requant.c").read_text()
+    # `emit` applies the default schedule: the int8 matmul as a register tile of scalar
+    # accumulators (fewer instructions on the M4 than the SMLAD lane idiom of program order).
+    assert "lw_s0_0 +=" in (build / "qmm_requant.c").read_text()
 
 
 @pytest.mark.slow

@@ -1,0 +1,203 @@
+"""Register tiles in each Arm core's vector MAC idiom: `arm_mac`'s int8 idiom (and on the M55
+f32's) over a tile of rows x lanes, so that one load of Q's lanes serves every row.
+
+The shape is a register tile's full-tile nest (see `backends/register_tile.py`; the default
+schedule's `cache_write` of an int8 contraction or convolution makes it):
+
+    for r1: ... for rn:                  # reduction loops
+      for x = 0 while x < R:             # rows (constant extent)
+        for y = 0 while y < W:           # lanes, stride 1 in T and Q (constant extent)
+          T[...] += i32(P[...]) * i32(Q[...])     # P independent of y, Q independent of x
+
+T is int32, P and Q int8 (as `arm_mac.match`). Each row's lanes are int32 vectors kept in
+registers through the reduction loops; per reduction step Q's W bytes are loaded and widened
+once, and each row adds P(x) times them:
+- aarch64 (NEON): W = 8 or 16; `vmovl_s8` widens Q to int16, `vmlal_n_s16` /
+  `vmlal_high_n_s16` multiply-accumulate by P broadcast (4 lanes each);
+  where P is stride 1 along the innermost reduction loop (a row-major A[i, k]) and the tile has
+  at most 4 rows, that loop runs 8 steps at a time: each row's 8 bytes of P are loaded and
+  widened once and `vmlal_laneq_s16` takes them lane by lane (no broadcast per step);
+- cortex-m55 (Helium): W = 4, 8 or 16; `vldrbq_s32` loads 4 bytes widened to int32 lanes,
+  `vmlaq_n_s32` multiplies by P in a core register. f32 tiles (`T += P * Q`, all f32) take
+  the same form with `vldrwq_f32` and `vfmaq_n_f32` (GCC's vector extensions give a VDUP, a
+  VMUL and a VADD per step there).
+Every int8 lane sums its terms in the loop nest's order with wrapping int32 arithmetic, so the
+result is exactly the nest's. Anything else returns None (the caller renders it otherwise).
+"""
+
+from __future__ import annotations
+
+from loopweave.backends.c_names import c_name, c_var
+from loopweave.backends.register_tile import extent, linear, tile_shape
+from loopweave.ir import expr as ir
+from loopweave.ir.affine import coefficient, simplify
+from loopweave.ir.loops import For
+from loopweave.ir.types import F32, I32
+
+#: core -> (allowed lane counts W, most int32x4 accumulators)
+SHAPES = {"aarch64": ((8, 16), 24), "cortex-m55": ((4, 8, 16), 7)}
+#: NEON: P's bytes along the innermost reduction loop are loaded LANES at a time (one load and
+#: widening per row), each step then multiplies by a lane of them (`vmlal_laneq_s16`).
+LANES = 8
+
+
+def _operands(value: ir.Expr, core: str) -> tuple[ir.Load, ir.Load, str] | None:
+    """(P or Q, Q or P, "i8" or "f32") of `i32(P) * i32(Q)` (int8 loads) or, on the M55,
+    `P * Q` (f32 loads: GCC 12 does not contract MVE vector multiply-adds into VFMA)."""
+    match value:
+        case ir.Binary(op="*", left=ir.Cast(dtype=t1, operand=ir.Load() as a),
+                       right=ir.Cast(dtype=t2, operand=ir.Load() as b)) \
+                if t1 == I32 and t2 == I32 and a.dtype.name == "i8" and b.dtype.name == "i8":
+            return a, b, "i8"
+        case ir.Binary(op="*", left=ir.Load() as a, right=ir.Load() as b) \
+                if core == "cortex-m55" and a.dtype == F32 and b.dtype == F32:
+            return a, b, "f32"
+    return None
+
+
+def _start(r, tensor: str, indices, fixed: dict[str, ir.Expr], y: str) -> ir.Expr | None:
+    """The offset of an access at y = 0 with `fixed` substituted, if it is stride 1 in y."""
+    offset = ir.substitute(linear(r, tensor, indices), fixed)
+    if coefficient(offset, y) != 1:
+        return None
+    return simplify(ir.substitute(offset, {y: ir.Const(0)}))
+
+
+def render_mac_tile(r, node: For, indent: str) -> list[str] | None:
+    """Lines for `node` as an int8 MAC tile for `r.core`, or None if it is not one."""
+    shape = tile_shape(node)
+    if shape is None or r.core not in SHAPES:
+        return None
+    reductions, rows_loop, cols_loop, store = shape
+    rows, width = extent(rows_loop), extent(cols_loop)
+    lanes, most = SHAPES[r.core]
+    operands = _operands(store.value, r.core)
+    if store.reduce != "+=" or operands is None or width not in lanes \
+            or rows * width // 4 > most:
+        return None
+    x, y = rows_loop.var, cols_loop.var
+    a, b, kind = operands
+    wide, bcast = (a, b) if any(y in ir.variables(i) for i in a.indices) else (b, a)
+    if any(y in ir.variables(i) for i in bcast.indices) or \
+            any(x in ir.variables(i) for i in wide.indices):
+        return None
+    q = _start(r, wide.tensor, wide.indices, {}, y)
+    starts = [_start(r, store.tensor, store.indices, {x: ir.Const(row)}, y)
+              for row in range(rows)]
+    reduced = {loop.var for loop in reductions}
+    if q is None or any(s is None or ir.variables(s) & reduced for s in starts):
+        return None
+    accs = [[f"lw_t{row}_{c}" for c in range(width // 4)] for row in range(rows)]
+    t = c_name(store.tensor)
+    inner = indent + "  "
+    load = "vld1q_s32" if r.core == "aarch64" else f"vldrwq_{'s32' if kind == 'i8' else 'f32'}"
+    vec = "int32x4_t" if kind == "i8" else "float32x4_t"
+    lines = [f"{indent}{{"]
+    for row in range(rows):
+        lines += [f"{inner}{vec} {acc} = {load}(&{t}[{r.expr(starts[row])} + {4 * c}]);"
+                  for c, acc in enumerate(accs[row])]
+    last = reductions[-1] if reductions else None
+    end = exclusive_end(last) if last is not None else None
+    by_lanes = (r.core == "aarch64" and rows <= 4 and end is not None and last.step == 1
+                and coefficient(linear(r, bcast.tensor, bcast.indices), last.var) == 1)
+    loops = reductions[:-1] if by_lanes else reductions
+    for depth, loop in enumerate(loops):
+        v, pad = c_var(loop.var), inner + "  " * depth
+        lines.append(f"{pad}for ({r.index_type} {v} = {r.expr(loop.init)}; "
+                     f"{r.expr(loop.cond)}; {v} += {loop.step}) {{")
+    body = inner + "  " * len(loops)
+
+    def step(pad: str, shift: int = 0) -> list[str]:
+        moved = {last.var: ir.add(ir.Var(last.var), ir.Const(shift))} if shift else {}
+        q_at = f"&{c_name(wide.tensor)}[{r.expr(simplify(ir.substitute(q, moved)))}]"
+        p = [r.expr(ir.substitute(bcast, {x: ir.Const(row), **moved})) for row in range(rows)]
+        if r.core == "aarch64":
+            return _neon_step(pad, q_at, p, accs, width)
+        return _mve_step(pad, q_at, p, accs, width, kind)
+
+    if by_lanes:
+        v, it = c_var(last.var), r.index_type
+        lines += [f"{body}{{", f"{body}  const {it} lw_kend = {r.expr(end)};",
+                  f"{body}  {it} {v} = {r.expr(last.init)};",
+                  f"{body}  for (; {v} + {LANES} <= lw_kend; {v} += {LANES}) {{"]
+        lines += [f"{body}    const int16x8_t lw_a{row} = vmovl_s8(vld1_s8(&"
+                  f"{r.expr(ir.substitute(bcast, {x: ir.Const(row)}))}));"
+                  for row in range(rows)]
+        for u in range(LANES):
+            lines += _neon_step(body + "    ", _q_at(r, wide, q, last.var, u), None, accs,
+                                width, u)
+        lines += [f"{body}  }}", f"{body}  for (; {v} < lw_kend; {v} += 1) {{",
+                  *step(body + "    "), f"{body}  }}", f"{body}}}"]
+    else:
+        lines += step(body)
+    lines += [f"{inner}{'  ' * depth}}}" for depth in reversed(range(len(loops)))]
+    store_fn = "vst1q_s32" if r.core == "aarch64" else f"vstrwq_{'s32' if kind == 'i8' else 'f32'}"
+    for row in range(rows):
+        lines += [f"{inner}{store_fn}(&{t}[{r.expr(starts[row])} + {4 * c}], {acc});"
+                  for c, acc in enumerate(accs[row])]
+    return [*lines, f"{indent}}}"]
+
+
+def _q_at(r, wide: ir.Load, q: ir.Expr, var: str, shift: int) -> str:
+    moved = ir.substitute(q, {var: ir.add(ir.Var(var), ir.Const(shift))})
+    return f"&{c_name(wide.tensor)}[{r.expr(simplify(moved))}]"
+
+
+def exclusive_end(loop: For) -> ir.Expr | None:
+    """The exclusive upper bound of a loop `for v ...; v < e` or `v <= e`, else None."""
+    match loop.cond:
+        case ir.Binary(op="<", left=ir.Var(name=n), right=e) if n == loop.var:
+            return e
+        case ir.Binary(op="<=", left=ir.Var(name=n), right=e) if n == loop.var:
+            return ir.add(e, ir.Const(1, e.dtype))
+    return None
+
+
+def _neon_step(body: str, q_at: str, p: list[str] | None, accs: list[list[str]],
+               width: int, lane: int = 0) -> list[str]:
+    """One reduction step on NEON: Q widened to int16 once, 4 lanes per `vmlal`; P broadcast
+    per row, or (p None) lane `lane` of the row's vector `lw_a<row>`."""
+    if width == 16:
+        lines = [f"{body}const int8x16_t lw_q = vld1q_s8({q_at});",
+                 f"{body}const int16x8_t lw_h0 = vmovl_s8(vget_low_s8(lw_q)), "
+                 "lw_h1 = vmovl_high_s8(lw_q);"]
+    else:
+        lines = [f"{body}const int16x8_t lw_h0 = vmovl_s8(vld1_s8({q_at}));"]
+    lines = [f"{body}{{", *(f"  {line}" for line in lines)]
+    for row in range(len(accs)):
+        if p is not None:
+            lines.append(f"{body}  {{ const int16_t lw_p = (int16_t){p[row]};")
+        for c, acc in enumerate(accs[row]):
+            half = f"lw_h{c // 2}"
+            if p is None:
+                fn = "vmlal_laneq_s16" if c % 2 == 0 else "vmlal_high_laneq_s16"
+                arg = f"vget_low_s16({half})" if c % 2 == 0 else half
+                lines.append(f"{body}  {acc} = {fn}({acc}, {arg}, lw_a{row}, {lane});")
+            else:
+                lines.append(f"{body}    {acc} = vmlal_n_s16({acc}, vget_low_s16({half}), lw_p);"
+                             if c % 2 == 0 else
+                             f"{body}    {acc} = vmlal_high_n_s16({acc}, {half}, lw_p);")
+        if p is not None:
+            lines.append(f"{body}  }}")
+    return [*lines, f"{body}}}"]
+
+
+def _mve_step(body: str, q_at: str, p: list[str], accs: list[list[str]],
+              width: int, kind: str) -> list[str]:
+    """One reduction step on Helium: each 4 bytes of Q widened to int32 by the load (or 4
+    floats loaded), multiplied by P in a core register and added (`vmlaq_n_s32`,
+    `vfmaq_n_f32`)."""
+    ctype, vec, load, mac = (("int8_t", "int32x4_t", "vldrbq_s32", "vmlaq_n_s32")
+                             if kind == "i8" else
+                             ("float", "float32x4_t", "vldrwq_f32", "vfmaq_n_f32"))
+    scalar = "int32_t" if kind == "i8" else "float"
+    lines = [f"{body}const {ctype} *lw_q = {q_at};"]
+    lines += [f"{body}const {vec} lw_w{c} = {load}(lw_q + {4 * c});"
+              for c in range(width // 4)]
+    for row, value in enumerate(p):
+        lines.append(f"{body}{{ const {scalar} lw_p = ({scalar}){value};")
+        lines += [f"{body}  {acc} = {mac}({acc}, lw_w{c}, lw_p);"
+                  for c, acc in enumerate(accs[row])]
+        lines.append(f"{body}}}")
+    return lines
+
