@@ -9,7 +9,8 @@ reference of `examples/references/` for a kernel of the example set, otherwise t
 the same kernel under the default schedule), then times warm-up and repeated calls and reports
 the median and spread. A worker that crashes (a signal) or overruns the timeout is killed and
 replaced; the candidate is reported as "crash" or "timeout", a mismatch as "wrong", a build
-failure as "compile_error".
+failure as "compile_error". A GPU candidate checked under CUDA emulation or Triton's interpreter
+(no GPU here) is "unmeasured": right, with its compile statistics as features, but no time.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ import numpy as np
 
 from loopweave.autotune import faults
 from loopweave.autotune.features import features
+from loopweave.autotune.gpu_features import gpu_features
 from loopweave.autotune.keys import kernel_hash, machine_fingerprint
+from loopweave.backends import cuda, triton
 from loopweave.errors import LoopweaveError
 from loopweave.examples import load_references
 from loopweave.ir.expr import evaluate
@@ -176,8 +179,10 @@ def build(problem: Problem, candidate: Candidate) -> Built:
         result = pipeline.stages()
         source = faults.inject(result.source, result.ir, candidate.fault)
         pipeline.load(replace(result, source=source))
-        feats = tuple(features(result.ir, result.loops, problem.sizes))
-        return Built("ok", source, feats)
+        feats = features(result.ir, result.loops, problem.sizes)
+        if pipeline.target.backend in GPU_BACKENDS:
+            feats += gpu_features(pipeline.target, source, problem.source, problem.kernel)
+        return Built("ok", source, tuple(feats))
     except LoopweaveError as e:
         return Built("compile_error", error=str(e))
     except Exception as e:  # a bug must not stop the sweep: record it with the candidate
@@ -218,6 +223,10 @@ def run_measurement(problem: Problem, candidate: Candidate, built: Built) -> Out
         if not ok:
             return Outcome("wrong", error=f"{name} differs from the {problem.reference} "
                            f"reference by {err:g}", machine=machine)
+    stand_in = simulated(pipeline.target)
+    if stand_in:  # right, but its time on this CPU says nothing about a GPU
+        return Outcome("unmeasured", error=f"checked under {stand_in}; not timed",
+                       machine=machine)
     for _ in range(problem.warmup):
         kernel(*fresh().values())
     times: list[float] = []
@@ -230,6 +239,20 @@ def run_measurement(problem: Problem, candidate: Candidate, built: Built) -> Out
     spread = (statistics.quantiles(times, n=4)[2] - statistics.quantiles(times, n=4)[0]) / median \
         if len(times) >= 4 and median > 0 else 0.0
     return Outcome("ok", median, spread, tuple(times), machine=machine)
+
+
+#: GPU backends: their candidates get compile statistics as features (autotune/gpu_features).
+GPU_BACKENDS = ("cuda", "triton")
+
+
+def simulated(target) -> str | None:
+    """What stands in for the GPU a candidate is meant for (CUDA emulation, Triton's
+    interpreter), or None when it runs on the real thing and its time means something."""
+    if target.backend == "cuda" and cuda.emulating(target):
+        return "CUDA emulation on the CPU"
+    if target.backend == "triton" and triton.interpreting(target):
+        return "Triton's interpreter"
+    return None
 
 
 def _compare(got, expected) -> tuple[float, bool]:

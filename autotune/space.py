@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 
 import islpy as isl
 
+from loopweave.backends import cuda
 from loopweave.errors import LoopweaveError
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes.default import contraction_steps, convolution_steps
+from loopweave.passes.gpu_default import GpuTiles, gpu_schedule
 from loopweave.passes.placement import own_loop_count
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import backend_module, default_schedule, get_target
@@ -101,6 +103,7 @@ class SpaceContext:
     sizes: dict[str, int]
     target: Target
     extents: dict[str, dict[str, int]] = field(default_factory=dict)  # stmt -> var -> extent
+    memo: dict = field(default_factory=dict)  # what generators compute once per space
 
 
 def loop_extents(kernel: KernelIR, sizes: dict[str, int]) -> dict[str, dict[str, int]]:
@@ -326,8 +329,48 @@ class TargetOptionKnobs:
                 place[last] = value
 
 
+class GpuScheduleKnobs:
+    """cuda and triton: the backend's planner (with its options), or the schedule written as
+    steps by passes/gpu_default.py (loops bound to blocks and threads) with its block shape and,
+    for cuda, shared-memory staging of contractions. The steps schedule ignores the planner's
+    options, so they are dropped with it (no two candidates with the same code)."""
+
+    THREADS_X = (32, 16, 64, 128, 256)
+    THREADS_Y = (8, 1, 2, 4, 16)
+    DEPTHS = (16, 8, 32)
+
+    def applies(self, ctx: SpaceContext) -> bool:
+        return ctx.target.backend in GPU_SHARED_BYTES
+
+    def knobs(self, ctx: SpaceContext) -> list[Knob]:
+        knobs: list[Knob] = [Choice("gpu.schedule", ("planner", "steps")),
+                             Choice("gpu.threads_x", self.THREADS_X),
+                             Choice("gpu.threads_y", self.THREADS_Y)]
+        if GPU_SHARED_BYTES[ctx.target.backend] is not None:
+            knobs += [Choice("gpu.stage", (False, True)), Choice("gpu.depth", self.DEPTHS)]
+        return knobs
+
+    def seeds(self, ctx: SpaceContext) -> list[Config]:
+        return [{"gpu.schedule": "steps"}]
+
+    def apply(self, ctx: SpaceContext, config: Config, schedule: Schedule, options: dict) -> None:
+        if config.get("gpu.schedule") != "steps":
+            return
+        tiles = GpuTiles(int(config.get("gpu.threads_x", 32)), int(config.get("gpu.threads_y", 8)),
+                         bool(config.get("gpu.stage", False)), int(config.get("gpu.depth", 16)))
+        if tiles not in ctx.memo:  # decoding runs for every legality check: compute once
+            ctx.memo[tiles] = gpu_schedule(ctx.kernel, tiles, GPU_SHARED_BYTES[ctx.target.backend])
+        schedule.steps += ctx.memo[tiles].steps
+        for name in [n for n in options if n not in ("arch", "emulate", "interpret")]:
+            del options[name]  # the planner's tile options mean nothing to a bound schedule
+
+
+#: The GPU backends, with the shared memory a block may use (None: none the schedule manages).
+GPU_SHARED_BYTES = {"cuda": cuda.SHARED_BYTES_PER_BLOCK, "triton": None}
+
 #: Knob generators, in the order their steps are applied. New passes add theirs here.
-GENERATORS: list = [FusionKnobs(), LoopNestKnobs(), MicroKernelKnobs(), TargetOptionKnobs()]
+GENERATORS: list = [FusionKnobs(), LoopNestKnobs(), MicroKernelKnobs(), TargetOptionKnobs(),
+                    GpuScheduleKnobs()]
 
 
 class SearchSpace:

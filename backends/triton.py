@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from loopweave.backends.triton_expr import py_name
 from loopweave.backends.triton_module import ModuleWriter
 from loopweave.backends.triton_plan import plan
 from loopweave.backends.triton_scheduled import render_module
@@ -308,11 +309,16 @@ def aot_compile(kernel: KernelIR, source: str, arch: int = 90,
     """PTX of each @triton.jit function of `source` (rendered from `kernel`), built ahead of
     time for sm_<arch> without a GPU, every block size `block`: checks the code is valid for
     one. Needs a process whose Triton does not interpret (see `_triton_mode`)."""
+    return {name: compiled.asm["ptx"]
+            for name, compiled in aot_kernels(kernel, source, arch, block).items()}
+
+
+def aot_kernels(kernel: KernelIR, source: str, arch: int = 90, block: int = 32) -> dict:
+    """Triton's compiled kernel (PTX, cubin, metadata) of each @triton.jit function of
+    `source`, as `aot_compile` builds them."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-
-    from loopweave.backends.triton_expr import py_name
 
     module = import_module(source, interpret=False)
     pointers = {f"{py_name(t.name)}_ptr": t.dtype for t in kernel.tensors.values()}
@@ -332,9 +338,8 @@ def aot_compile(kernel: KernelIR, source: str, arch: int = 90,
                 signature[arg] = "fp32"
             else:
                 signature[arg] = "i32"
-        compiled = triton.compile(ASTSource(fn, signature, constexprs),
-                                  target=GPUTarget("cuda", arch, 32))
-        out[name] = compiled.asm["ptx"]
+        out[name] = triton.compile(ASTSource(fn, signature, constexprs),
+                                   target=GPUTarget("cuda", arch, 32))
     return out
 
 

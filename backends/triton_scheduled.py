@@ -115,7 +115,7 @@ class _LaunchWriter:
     def cast(self, value: str, dtype) -> str:
         if dtype.name in ("f32", "bool"):
             return value
-        return f"({value}).to({TL_TYPES[dtype.name]})"
+        return f"tl.cast({value}, {TL_TYPES[dtype.name]})"  # also for a literal: `(0).to` fails
 
     def varies(self, e: ir.Expr) -> bool:
         return bool(ir.variables(e) & self.lane_vars)

@@ -48,7 +48,7 @@ from loopweave.ir.loops import (
     upper_bounds,
     walk,
 )
-from loopweave.ir.types import INDEX
+from loopweave.ir.types import BOOL, INDEX
 
 #: Per-block limits of CUDA (and of Triton's block shapes): threads per axis and in all.
 MAX_THREADS = {"threadIdx.x": 1024, "threadIdx.y": 1024, "threadIdx.z": 64}
@@ -182,7 +182,7 @@ class _Lowering:
         return self.launch_of(tuple(blocks), node, host_vars)
 
     def launch_of(self, blocks: tuple[For, ...], body: Node, host_vars: list[str]) -> Node:
-        inner = self.block_level(body)
+        inner = self.block_level(_with_tile_origins(body))
         for n in walk_kernel(inner):
             if isinstance(n, For) and n.kind in BLOCK_AXES:
                 raise ScheduleError(f"loop {n.var} is bound to {n.kind} but is not among the "
@@ -299,6 +299,36 @@ class _Lowering:
                 f"shared memory over budget: {', '.join(b.name for b in buffers)} take {total} "
                 f"bytes per block, the target allows {self.shared_limit}; cache smaller tiles")
         return tuple(buffers)
+
+
+def _with_tile_origins(node: Node) -> Node:
+    """Thread loops that start at the origin of their tile: isl writes the first point of a
+    tile cut by the domain as `max(1, 32 * c1)`; the thread's index counts from `32 * c1` (the
+    lower bound that is a constant distance from an upper one) and the other lower bounds
+    become part of the condition, so the loop has a constant trip count."""
+    match node:
+        case For(kind=kind) if kind in THREAD_AXES and full_extent(node) is None:
+            body = _with_tile_origins(node.body)
+            for origin in _max_terms(node.init):
+                moved = replace(node, init=origin, body=body, cond=ir.Binary(
+                    "and", node.cond, ir.Binary(">=", ir.Var(node.var, INDEX), node.init,
+                                                BOOL), BOOL))
+                if full_extent(moved) is not None:
+                    return moved
+            return replace(node, body=body)
+        case For(body=b) | Scope(body=b):
+            return replace(node, body=_with_tile_origins(b))
+        case If(cond=c, then=t, orelse=e):
+            return If(c, _with_tile_origins(t), None if e is None else _with_tile_origins(e))
+        case Block(body=body):
+            return Block(tuple(_with_tile_origins(b) for b in body))
+    return node
+
+
+def _max_terms(e: ir.Expr) -> list[ir.Expr]:
+    if isinstance(e, ir.Call) and e.func == "max":
+        return [t for a in e.args for t in _max_terms(a)]
+    return [e]
 
 
 def _copy_into_shared(node: Node, shared: frozenset[str]) -> Spread | None:

@@ -1,0 +1,126 @@
+"""A GPU schedule written as steps: every statement's parallel loops bound to blocks and threads.
+
+For each statement, in program order (its loops outermost first):
+
+1. its parallel loops: those `Schedule.parallel` accepts (they carry no dependence);
+2. the innermost parallel loop `x` is tiled by `threads_x` and the next parallel loop out `y` by
+   `threads_y` (when > 1): the point loops go to `threadIdx.x` / `threadIdx.y`, the tile loops
+   to `blockIdx.x` / `blockIdx.y`, and the innermost remaining parallel loop outside them to
+   `blockIdx.z`. Loops that carry a dependence stay where they are: outside the launch (a host
+   loop: the time loop of a stencil) or inside each thread (a reduction's loop);
+3. for a contraction `C[.., i, j] += A[.., i, k] * B[.., k, j]` with a 2-D thread tile and
+   `stage` set (cuda only: Triton has no addressable shared memory), k walks in steps of
+   `depth`, and before each step the tiles of A and B it reads are copied to shared memory
+   (`cache_read` at the first point loop), by all threads of the block.
+
+Each statement's steps are kept only if `Schedule.apply` accepts them, so the result is legal by
+construction; a statement with no parallel loop runs on one thread (and `render` warns).
+
+    C[i, j] += A[i, k] * B[k, j], threads 16 x 8:
+        for i_o (blockIdx.y): for j_o (blockIdx.x): for i (threadIdx.y): for j (threadIdx.x):
+            for k: C[i, j] += A[i, k] * B[k, j]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from loopweave.errors import ScheduleError
+from loopweave.ir.codegen import loop_ast
+from loopweave.ir.kernel import KernelIR, Statement
+from loopweave.ir.launches import lower_launches
+from loopweave.passes import placement as pl
+from loopweave.passes.patterns import match_contraction
+from loopweave.passes.schedule import Schedule
+
+
+@dataclass(frozen=True)
+class GpuTiles:
+    """The knobs of the GPU schedule (the tuner's space sweeps them)."""
+
+    threads_x: int = 32  # points of the innermost parallel loop per block
+    threads_y: int = 8  # of the next parallel loop out (1: a 1-D block)
+    stage: bool = False  # contractions: operand tiles staged in shared memory
+    depth: int = 16  # contractions: the k step when staging
+
+
+def gpu_schedule(kernel: KernelIR, tiles: GpuTiles = GpuTiles(),
+                 shared_limit: int | None = None) -> Schedule:
+    """A legal schedule of `kernel` that binds each statement's parallel loops (see above);
+    `shared_limit`: the shared memory a block may use (None: the target has none, no staging)."""
+    schedule = Schedule()
+    if shared_limit is None:
+        tiles = replace(tiles, stage=False)
+    names = {s.name: pl.initial_placements(kernel)[s.name].names() for s in kernel.statements}
+    for s in kernel.statements:
+        loops = names[s.name]
+        parallel = [v for v in loops if _applies(kernel, schedule, Schedule().parallel(
+            s.name, v))]
+        hoisted = parallel + [v for v in loops if v not in parallel]
+        # Parallel loops first where the dependences allow it, then a 2-D block before 1-D.
+        for order in dict.fromkeys((tuple(hoisted), tuple(loops))):
+            for two_d in (True, False):
+                steps = statement_steps(s, list(order), parallel, tiles, two_d)
+                if order != tuple(loops) and steps is not None:
+                    steps = Schedule([*Schedule().reorder(s.name, *order).steps, *steps.steps])
+                if steps is not None and _accepts(kernel, schedule, steps, shared_limit):
+                    schedule.steps += steps.steps
+                    break
+            else:
+                continue
+            break
+    return schedule
+
+
+def statement_steps(s: Statement, loops: list[str], parallel: list[str], tiles: GpuTiles,
+                    two_d: bool = True) -> Schedule | None:
+    """The binding steps of one statement whose loops (outer first) are `loops`, of which
+    `parallel` carry no dependence; None if it has no parallel loop. A 2-D block (`two_d`)
+    needs the loop just outside the innermost parallel one to be parallel too."""
+    if not parallel:
+        return None
+    steps = Schedule()
+    x = parallel[-1]
+    outside = loops[loops.index(x) - 1] if loops.index(x) > 0 else None
+    y = outside if two_d and tiles.threads_y > 1 and outside in parallel else None
+    if two_d and y is None:
+        return None
+    sizes = {x: tiles.threads_x} | ({y: tiles.threads_y} if y else {})
+    contraction = match_contraction(s, loops) if y else None
+    staged = tiles.stage and contraction is not None and {contraction.i, contraction.j} == {x, y}
+    first = min(loops.index(v) for v in sizes)
+    outer = loops[:first]
+    if staged:
+        sizes[contraction.k] = tiles.depth
+    steps.tile(s.name, **sizes)
+    if staged:
+        steps.reorder(s.name, *outer, f"{y}_o", f"{x}_o", f"{contraction.k}_o", y, x,
+                      contraction.k)
+    steps.bind(s.name, f"{x}_o", "blockIdx.x").bind(s.name, x, "threadIdx.x")
+    if y:
+        steps.bind(s.name, f"{y}_o", "blockIdx.y").bind(s.name, y, "threadIdx.y")
+    if outer and outer[-1] in parallel:  # directly outside the tiles: the third grid axis
+        steps.bind(s.name, outer[-1], "blockIdx.z")
+    if staged:
+        steps.cache_read(s.name, contraction.a.tensor, y)
+        steps.cache_read(s.name, contraction.b.tensor, y)
+    return steps
+
+
+def _applies(kernel: KernelIR, schedule: Schedule, more: Schedule) -> bool:
+    try:
+        Schedule(schedule.steps + more.steps).apply(kernel)
+    except ScheduleError:
+        return False
+    return True
+
+
+def _accepts(kernel: KernelIR, schedule: Schedule, more: Schedule,
+             shared_limit: int | None) -> bool:
+    """Do the steps apply, and can the result run as launches (ir/launches)?"""
+    try:
+        scheduled = Schedule(schedule.steps + more.steps).apply(kernel)
+        lower_launches(loop_ast(scheduled), kernel.name, shared_limit)
+    except ScheduleError:
+        return False
+    return True
