@@ -16,7 +16,10 @@ once, and each row adds P(x) times them:
   `vmlal_high_n_s16` multiply-accumulate by P broadcast (4 lanes each);
   where P is stride 1 along the innermost reduction loop (a row-major A[i, k]) and the tile has
   at most 4 rows, that loop runs 8 steps at a time: each row's 8 bytes of P are loaded and
-  widened once and `vmlal_laneq_s16` takes them lane by lane (no broadcast per step);
+  widened once and `vmlal_laneq_s16` takes them lane by lane (no broadcast per step); with
+  the dot-product extension (`cflags` with `-march=armv8.2-a+dotprod`, checked by the
+  preprocessor: `__ARM_FEATURE_DOTPROD`) a 16-lane tile first runs 4 steps at a time by
+  `vdotq_lane_s32` (SDOT: 16 MACs an instruction);
 - cortex-m55 (Helium): W = 4, 8 or 16; `vldrbq_s32` loads 4 bytes widened to int32 lanes,
   `vmlaq_n_s32` multiplies by P in a core register. f32 tiles (`T += P * Q`, all f32) take
   the same form with `vldrwq_f32` and `vfmaq_n_f32` (GCC's vector extensions give a VDUP, a
@@ -118,8 +121,10 @@ def render_mac_tile(r, node: For, indent: str) -> list[str] | None:
     if by_lanes:
         v, it = c_var(last.var), r.index_type
         lines += [f"{body}{{", f"{body}  const {it} lw_kend = {r.expr(end)};",
-                  f"{body}  {it} {v} = {r.expr(last.init)};",
-                  f"{body}  for (; {v} + {LANES} <= lw_kend; {v} += {LANES}) {{"]
+                  f"{body}  {it} {v} = {r.expr(last.init)};"]
+        if width == 16:
+            lines += _dot_steps(r, body + "  ", wide, q, bcast, x, last.var, accs)
+        lines += [f"{body}  for (; {v} + {LANES} <= lw_kend; {v} += {LANES}) {{"]
         lines += [f"{body}    const int16x8_t lw_a{row} = vmovl_s8(vld1_s8(&"
                   f"{r.expr(ir.substitute(bcast, {x: ir.Const(row)}))}));"
                   for row in range(rows)]
@@ -136,6 +141,37 @@ def render_mac_tile(r, node: For, indent: str) -> list[str] | None:
         lines += [f"{inner}{store_fn}(&{t}[{r.expr(starts[row])} + {4 * c}], {acc});"
                   for c, acc in enumerate(accs[row])]
     return [*lines, f"{indent}}}"]
+
+
+def _dot_steps(r, pad: str, wide: ir.Load, q: ir.Expr, bcast: ir.Load, x: str, k: str,
+               accs: list[list[str]]) -> list[str]:
+    """Where the compiler targets the dot-product extension (`+dotprod`), four reduction steps
+    at a time by SDOT: Q's four rows of 16 bytes interleaved by two rounds of zips into four
+    vectors of 4 lanes x 4 steps, and each row's 4 bytes of P as the lane operand. Without it
+    the lines are compiled out and the loops after them run every step."""
+    v = c_var(k)
+    rows = [f"lw_r{u}" for u in range(4)]
+    out = ["#if defined(__ARM_FEATURE_DOTPROD) && defined(__aarch64__)",
+           f"{pad}for (; {v} + 4 <= lw_kend; {v} += 4) {{",
+           f"{pad}  const int8x16_t " + ", ".join(
+               f"{name} = vld1q_s8({_q_at(r, wide, q, k, u)})" for u, name in enumerate(rows))
+           + ";"]
+    for z, (fn, a, b) in enumerate((("vzip1q_s8", 0, 1), ("vzip2q_s8", 0, 1),
+                                    ("vzip1q_s8", 2, 3), ("vzip2q_s8", 2, 3))):
+        out.append(f"{pad}  const int16x8_t lw_z{z} = vreinterpretq_s16_s8({fn}(lw_r{a}, "
+                   f"lw_r{b}));")
+    for d, (fn, a, b) in enumerate((("vzip1q_s16", 0, 2), ("vzip2q_s16", 0, 2),
+                                    ("vzip1q_s16", 1, 3), ("vzip2q_s16", 1, 3))):
+        out.append(f"{pad}  const int8x16_t lw_d{d} = vreinterpretq_s8_s16({fn}(lw_z{a}, "
+                   f"lw_z{b}));")  # lanes 4d..4d+3, each its 4 steps' bytes
+    for row, regs in enumerate(accs):
+        at = r.expr(ir.substitute(bcast, {x: ir.Const(row)}))
+        out += [f"{pad}  {{ int32_t lw_w; memcpy(&lw_w, &{at}, 4);",
+                f"{pad}    const int8x8_t lw_p = vreinterpret_s8_s32(vdup_n_s32(lw_w));",
+                *(f"{pad}    {acc} = vdotq_lane_s32({acc}, lw_d{c}, lw_p, 0);"
+                  for c, acc in enumerate(regs)),
+                f"{pad}  }}"]
+    return [*out, f"{pad}}}", "#endif"]
 
 
 def _q_at(r, wide: ir.Load, q: ir.Expr, var: str, shift: int) -> str:
