@@ -1,6 +1,7 @@
 """Default schedules: what `compile()` uses when no schedule is given, for every CPU-like
-target (the host `cpu`, `aarch64`, `cortex-m4`, `cortex-m55`), from one set of heuristics
-whose numbers come from a small per-target record (`TargetFacts`, the table `FACTS`).
+target (the host `cpu` here; `aarch64`, `cortex-m4`, `cortex-m55` through
+`passes/default_arm.py`), from one set of heuristics whose numbers come from a small
+per-target record (`TargetFacts`).
 
 The patterns (contraction, convolution) are `passes/patterns.py`'s. Each decision is tried on
 the kernel and kept only if `Schedule.apply` accepts it (so the result is legal by
@@ -11,10 +12,11 @@ construction), in this order:
    (attention's Q @ K^T and P @ V run as matmuls; its softmax rows are fused between them);
 2. contractions `C[.., i, j] += A[.., i, k] * B[.., k, j]`: a BLIS-like nest — B packed per
    (KC-deep, NC-wide) panel where the target packs, an MR x NR accumulator tile in vector
-   registers over k (8x32 for AVX-512, 6x16 for AVX2, per target in `FACTS`); convolutions a
-   rows x cols tile of (output channel, column); int8 contractions (operands cast to i32) only
-   where the target has a tile for them; in the other statements, the loop that walks the most
-   accesses with stride 1 goes innermost where that is legal;
+   registers over k (8x32 for AVX-512, 6x16 for AVX2; per target in `FACTS` and
+   `passes.default_arm.ARM_FACTS`); convolutions a rows x cols tile of (output channel,
+   column); int8 contractions (operands cast to i32) only where the target has a tile for
+   them; in the other statements, the loop that walks the most accesses with stride 1 goes
+   innermost where that is legal;
 3. the outermost loop of each nest is parallel (OpenMP) if it carries no dependence and the
    target has threads;
 4. the innermost loop of each remaining statement is vectorized if it carries none.
