@@ -20,10 +20,12 @@ from loopweave.backends.cuda_lower import (
     Tiles,
     Work,
 )
+from loopweave.backends.cuda_raw import Raw
+from loopweave.backends.cuda_tiles import contraction_body
 from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, Tensor
 from loopweave.ir.loops import Block, For, If, Node, Store, invariant_target, rename_element
-from loopweave.ir.types import DType, identity
+from loopweave.ir.types import DTYPES, DType, identity
 
 _CUDA_TYPES = {"f16": "__half", "bf16": "__nv_bfloat16"}
 _REDUCE_CODE = {"+=": 0, "*=": 1, "max=": 2, "min=": 3}
@@ -85,14 +87,6 @@ static cudaError_t lw_fail(cudaError_t err, const char *what) {
   if (lw_e != cudaSuccess) return lw_fail(lw_e, #call); } while (0)
 #endif
 """
-
-
-@dataclass(frozen=True)
-class Raw:
-    """C text standing for a value inside an expression (a register, a shared-memory cell)."""
-
-    text: str
-    dtype: DType
 
 
 @dataclass(frozen=True)
@@ -232,8 +226,6 @@ class CudaRenderer(CFamilyRenderer):
         bx, by, bz = self.block_shape(plan)
         lines = self.kernel_head(plan, bx * by * bz)
         if plan.kind == "contraction":
-            from loopweave.backends.cuda_tiles import contraction_body  # it builds on Raw
-
             lines += contraction_body(self, plan)
         elif plan.kind == "rows":
             lines += self.rows_body(plan)
@@ -287,7 +279,7 @@ class CudaRenderer(CFamilyRenderer):
 
     def rows_body(self, plan: KernelPlan) -> list[str]:
         scratch = sorted({self.acc_type(w.stmt).name for w in plan.works if w.mode == "reduce"})
-        lines = [f"  __shared__ {self.ctype(_dtype(s))} lw_red_{s}[32];" for s in scratch]
+        lines = [f"  __shared__ {self.ctype(DTYPES[s])} lw_red_{s}[32];" for s in scratch]
         n = len(plan.dims)
         lines.append(f"  for (int64_t lw_q = blockIdx.x; lw_q < {self.flat_extent(n)}; "
                      "lw_q += gridDim.x) {")
@@ -428,12 +420,6 @@ class CudaRenderer(CFamilyRenderer):
         lines += ["    return cudaSuccess;", "  };", "  lw_run();"]
         lines += [f"  cudaFree({c_name(t.name)});" for t in tensors]
         return "\n".join([*lines, "}"]) + "\n"
-
-
-def _dtype(name: str) -> DType:
-    from loopweave.ir.types import DTYPES
-
-    return DTYPES[name]
 
 
 def _map_stores(node: Node, fn) -> Node:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from loopweave.backends.c_family import c_name
 from loopweave.backends.cuda_lower import KernelPlan
-from loopweave.backends.cuda_render import Raw
+from loopweave.backends.cuda_raw import Raw
 from loopweave.ir import expr as ir
 from loopweave.ir.types import F32, INDEX, identity
 

@@ -17,12 +17,15 @@ from loopweave.backends.triton_expr import (
     Layout,
     conjoin,
     conjuncts,
+    loads,
+    lt,
     offset,
     py_name,
     show,
     simplify,
     var_names,
 )
+from loopweave.backends.triton_online import online_pass, passes, split_factors
 from loopweave.backends.triton_plan import Launch, Plan, Reduce, Section, bounds, extra_condition
 from loopweave.backends.triton_plan import project_onto as _project
 from loopweave.ir import expr as ir
@@ -35,12 +38,6 @@ _REDUCE = {"+=": "tl.sum({v}, axis={a})", "*=": "tl.reduce({v}, {a}, _lw_mul)",
            "max=": "tl.max({v}, axis={a})", "min=": "tl.min({v}, axis={a})"}
 
 
-def _loads(e):
-    from loopweave.backends.triton_module import _loads as loads
-
-    return loads(e)
-
-
 def combine(op: str, a: str, b: str, dtype) -> str:
     text = _COMBINE[op].format(a=a, b=b)
     if dtype.is_int:
@@ -51,11 +48,6 @@ def combine(op: str, a: str, b: str, dtype) -> str:
 def extent(lo: ir.Expr, hi: ir.Expr) -> ir.Expr:
     """The number of integers in [lo, hi]."""
     return simplify(ir.add(ir.Binary("-", hi, lo, INDEX), ir.Const(1)))
-
-
-def lt(var: str, hi: ir.Expr) -> ir.Expr:
-    """`var <= hi` as `var < hi + 1` (reads like `i < M`)."""
-    return ir.Binary("<", ir.Var(var), simplify(ir.add(hi, ir.Const(1))), BOOL)
 
 
 class KernelWriter:
@@ -182,11 +174,9 @@ class KernelWriter:
             py_name(a.name) for a in k.args} | {
             py_name(v) for s in k.statements for v in s.iterators}
         self.setup_grid()
-        from loopweave.backends.triton_online import online_pass, passes
-
         stored: set[str] = set()
         for group in passes(self, launch.sections):
-            reads = {ld.tensor for sec in group for ld in _loads(sec.stmt.rhs)}
+            reads = {ld.tensor for sec in group for ld in loads(sec.stmt.rhs)}
             if reads & stored:  # written by other threads of this program: wait for them
                 self.emit("tl.debug_barrier()")
             stored |= {sec.tensor for sec in group if not sec.register}
@@ -466,14 +456,12 @@ class KernelWriter:
 
     def dot_operands(self, s, layout: Layout, raxis: str, rvars):
         """(A, B, pulled factors) when the reduction is a contraction tl.dot can do."""
-        from loopweave.backends.triton_online import split_factors
-
         if s.op != "+=" or len(layout) != 2 or len(rvars) != 1 or \
                 s.lhs.dtype.compute != F32:
             return None
-        return self.dot_of(s.rhs, layout, raxis, split_factors)
+        return self.dot_of(s.rhs, layout, raxis)
 
-    def dot_of(self, body, layout, raxis, split_factors):
+    def dot_of(self, body, layout, raxis):
         a0, a1 = layout
         factors = split_factors(body)
         ta, tb, pulled = [], [], []
@@ -532,8 +520,6 @@ class KernelWriter:
     # -- inline reductions (score matrices) ----------------------------------------------------
 
     def reduce_value(self, e: Reduce, layout: Layout) -> str:
-        from loopweave.backends.triton_online import split_factors
-
         key = ("reduce", e, layout)
         if key in self.scope:
             return self.scope[key]
@@ -546,7 +532,7 @@ class KernelWriter:
         if len(e.names) == 1 and len(layout) == 2 and e.op == "+=" and e.dtype.compute == F32:
             for name, lo, hi in zip(e.names, e.lower, e.upper, strict=True):
                 self.block(name, full=(lo, hi), dot=True)
-            dot = self.dot_of(e.body, layout, e.names[0], split_factors)
+            dot = self.dot_of(e.body, layout, e.names[0])
         result = self.fresh(py_name(e.tensor))
         if dot is not None:
             a, b, pulled = dot

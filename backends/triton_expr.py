@@ -12,6 +12,7 @@ from __future__ import annotations
 import keyword
 import math
 
+from loopweave.backends.triton_plan import Reduce
 from loopweave.ir import expr as ir
 from loopweave.ir.types import BOOL, INDEX, DType
 
@@ -85,8 +86,6 @@ class ExprWriter:
 
     def axes(self, e) -> set[str]:
         """The tile axes a value depends on."""
-        from loopweave.backends.triton_plan import Reduce
-
         k = self.k
         if isinstance(e, Reduce):
             return self.axes(e.body) - set(e.names)
@@ -114,8 +113,6 @@ class ExprWriter:
 
     def render(self, e, layout: Layout, prec: int = 0) -> str:
         """Triton text of `e` as a tile in `layout` (broadcast where it lacks axes)."""
-        from loopweave.backends.triton_plan import Reduce
-
         k = self.k
         if isinstance(e, Reduce):
             return k.reduce_value(e, layout)
@@ -211,15 +208,35 @@ def conjuncts(e: ir.Expr | None) -> list[ir.Expr]:
 
 
 def var_names(e) -> set[str]:
-    from loopweave.backends.triton_plan import Reduce
-
+    """The variables `e` reads (those bound by its inline reductions left out)."""
     if isinstance(e, Reduce):
         return var_names(e.body) - set(e.names)
     return {x.name for x in ir.walk(e) if isinstance(x, ir.Var)} | set().union(
         *(var_names(c) for c in ir.children(e) if isinstance(c, Reduce)))
 
 
+def walk(e):
+    """`e` and its subexpressions, an inline reduction standing for the terms of its body."""
+    if isinstance(e, Reduce):
+        yield from walk(e.body)
+        return
+    yield e
+    for c in ir.children(e):
+        yield from walk(c)
+
+
+def loads(e) -> list[ir.Load]:
+    """The loads in `e`, those inside inline reductions included."""
+    return [x for x in walk(e) if isinstance(x, ir.Load)]
+
+
+def lt(var: str, hi: ir.Expr) -> ir.Expr:
+    """`var <= hi` as `var < hi + 1` (reads like `i < M`)."""
+    return ir.Binary("<", ir.Var(var), simplify(ir.add(hi, ir.Const(1))), BOOL)
+
+
 def conjoin(parts: list[ir.Expr]) -> ir.Expr | None:
+    """`parts` joined with `and` (None for none)."""
     result = None
     for p in parts:
         result = p if result is None else ir.Binary("and", result, p, BOOL)
@@ -321,8 +338,6 @@ def simplify(e: ir.Expr) -> ir.Expr:
 
 def show(e) -> str:
     """DSL-like text of an expression that may hold inline reductions (for comments)."""
-    from loopweave.backends.triton_plan import Reduce
-
     def fold(x):
         if isinstance(x, Reduce):
             func = {"+=": "sum", "*=": "prod", "max=": "max", "min=": "min"}[x.op]

@@ -7,8 +7,9 @@ dependence) in Python, one launch per group with its grid and its block sizes as
 from __future__ import annotations
 
 from loopweave.backends.triton_emit import KernelWriter, extent
-from loopweave.backends.triton_expr import HELPERS, py_name, python_expr, var_names
+from loopweave.backends.triton_expr import HELPERS, loads, py_name, python_expr, var_names, walk
 from loopweave.backends.triton_plan import HostLoop, Launch, Plan
+from loopweave.errors import TargetError
 from loopweave.ir import expr as ir
 from loopweave.ir.kernel import ScalarArg
 
@@ -42,14 +43,14 @@ class ModuleWriter:
         for sec in launch.sections:
             for s in filter(None, (sec.init, sec.stmt)):
                 used.add(s.lhs.tensor)
-                used |= {x.tensor for x in _loads(s.rhs)}
+                used |= {x.tensor for x in loads(s.rhs)}
         order = list(self.kernel.tensors)
         return [t for t in order if t in used and t not in launch.registers]
 
     def scalars_of(self, launch: Launch) -> list[ScalarArg]:
         used = set()
         for sec in launch.sections:
-            used |= {x.name for x in _walk(sec.stmt.rhs) if isinstance(x, ir.Scalar)}
+            used |= {x.name for x in walk(sec.stmt.rhs) if isinstance(x, ir.Scalar)}
         return [a for a in self.kernel.args if isinstance(a, ScalarArg) and a.name in used
                 and a.name not in self.kernel.params]
 
@@ -123,8 +124,6 @@ class ModuleWriter:
         return "\n".join(head) + "\n\n\n" + "\n\n".join(helpers + kernels + [launcher])
 
     def check_block_names(self) -> None:
-        from loopweave.errors import TargetError
-
         known = set()
         for _, w in self.writers.values():
             known |= {a for a, b in w.blocks.items() if b not in w.full_blocks}
@@ -215,21 +214,6 @@ def _describe(launch: Launch) -> str:
         return "one program runs the loops in order"
     grid = ", ".join(launch.grid) or "one program"
     return f"grid over {grid}"
-
-
-def _walk(e):
-    from loopweave.backends.triton_plan import Reduce
-
-    if isinstance(e, Reduce):
-        yield from _walk(e.body)
-        return
-    yield e
-    for c in ir.children(e):
-        yield from _walk(c)
-
-
-def _loads(e) -> list[ir.Load]:
-    return [x for x in _walk(e) if isinstance(x, ir.Load)]
 
 
 __all__ = ["ModuleWriter", "var_names"]

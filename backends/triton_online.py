@@ -7,6 +7,8 @@ the rest can feed tl.dot.
 
 from __future__ import annotations
 
+from loopweave.backends.triton_expr import Layout, conjoin, conjuncts, loads, lt, var_names
+from loopweave.backends.triton_plan import extra_condition
 from loopweave.ir import expr as ir
 
 
@@ -48,9 +50,7 @@ def _is_minus_m(e, m: str) -> bool:
 
 
 def _tensors(e) -> set[str]:
-    from loopweave.backends.triton_module import _loads
-
-    return {ld.tensor for ld in _loads(e)}
+    return {ld.tensor for ld in loads(e)}
 
 
 def _follower(w, sec, first, raxis: str, in_pass: set[str]):
@@ -71,17 +71,11 @@ def _follower(w, sec, first, raxis: str, in_pass: set[str]):
             coeff, found = c, True
             if _tensors(f) & (in_pass - {m}):
                 return None
-        elif raxis in {v for v in _vars(f)}:
+        elif raxis in var_names(f):
             return None
         else:
             pulled.append((f, divide))
     return (coeff, pulled) if found else None
-
-
-def _vars(e) -> set[str]:
-    from loopweave.backends.triton_expr import var_names
-
-    return var_names(e)
 
 
 def passes(w, sections) -> list[list]:
@@ -111,9 +105,6 @@ def passes(w, sections) -> list[list]:
 
 def online_pass(w, group) -> None:
     """One loop over j for a max-reduction and the sums it stabilises (see above)."""
-    from loopweave.backends.triton_expr import Layout, conjoin, conjuncts
-    from loopweave.backends.triton_plan import extra_condition
-
     first = group[0]
     m = first.tensor
     in_pass = {s.tensor for s in group}
@@ -130,7 +121,7 @@ def online_pass(w, group) -> None:
             lo, hi = w.bounds(sec.stmt, v)
             block = w.block(v, full=(lo, hi))
             w.tile(v, w.text(lo), block)
-            w.ranges[v] = [_lt(v, hi)]
+            w.ranges[v] = [lt(v, hi)]
             layout.append(v)
         layouts[sec.tensor] = Layout(layout)
         accs[sec.tensor] = w.accumulator(sec, Layout(layout))[0]
@@ -168,7 +159,7 @@ def online_pass(w, group) -> None:
         scaled = f"{acc} * {alpha}{Layout(layout).index({tiled[0]}) if tiled else ''}" \
             if len(layout) > 1 else f"{acc} * {alpha}"
         saved_conj = w.conj
-        dot = w.dot_of(body, layout, raxis, split_factors) if len(layout) == 2 else None
+        dot = w.dot_of(body, layout, raxis) if len(layout) == 2 else None
         if dot is not None and not dot[2]:
             w.emit(f"{acc} = tl.dot({dot[0]}, {dot[1]}, {scaled}{w.precision(dot[0])})")
         else:
@@ -193,9 +184,3 @@ def online_pass(w, group) -> None:
             w.finish(sec, result, layout, folded=True, op=sec.stmt.op)
     w.scalars, w.axis_of, w.depth = saved
     w.scope = {}
-
-
-def _lt(var, hi):
-    from loopweave.backends.triton_emit import lt
-
-    return lt(var, hi)
