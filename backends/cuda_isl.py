@@ -1,5 +1,6 @@
 """isl queries the CUDA lowering needs: fixing dimensions as parameters, bounding boxes,
-conditions, per-thread loop nests, and whether dependences keep dimensions equal.
+conditions and per-thread loop nests. (Whether a loop carries a dependence is asked of
+`ir.dependences`, like every other target does.)
 
 A dimension mapped to the grid (a block or thread coordinate) or to a host loop is *fixed*: it
 becomes an isl parameter of the same name, so that isl generates the remaining loops, and the
@@ -80,13 +81,6 @@ def condition(kernel: KernelIR, s: isl.Set, within: isl.Set | None = None) -> Ex
                                      frozenset(kernel.params))
 
 
-def keeps_equal(dep: isl.Map, pairs: list[tuple[int, int]], outer: int) -> bool:
-    """True if every instance pair of `dep` whose first `outer` coordinates agree also agrees on
-    each (source dimension, sink dimension) of `pairs`."""
-    return in_same_outer(dep, outer).is_subset(
-        _relation(dep, [f"lwa{a} = lwb{b}" for a, b in pairs]))
-
-
 def point_code(kernel: KernelIR, stmts: list[Statement], fixed: set[str],
                within: isl.Set | None = None) -> Node:
     """The loops that run `stmts` (in this order) for one value of the `fixed` dimensions,
@@ -119,20 +113,3 @@ def point_code(kernel: KernelIR, stmts: list[Statement], fixed: set[str],
 
 def free_dims(s: Statement, fixed: set[str]) -> list[str]:
     return [v for v in s.iterators if v not in fixed]
-
-
-def _relation(dep: isl.Map, conds: list[str]) -> isl.Map:
-    n_in, n_out = dep.dim(isl.dim_type.in_), dep.dim(isl.dim_type.out)
-    space = dep.get_space()
-    params = [space.get_dim_name(isl.dim_type.param, i)
-              for i in range(space.dim(isl.dim_type.param))]
-    src = ", ".join(f"lwa{i}" for i in range(n_in))
-    dst = ", ".join(f"lwb{i}" for i in range(n_out))
-    body = " and ".join(conds) or "true"
-    return isl.Map(f"[{', '.join(params)}] -> {{ {dep.get_tuple_name(isl.dim_type.in_)}[{src}] -> "
-                   f"{dep.get_tuple_name(isl.dim_type.out)}[{dst}] : {body} }}")
-
-
-def in_same_outer(dep: isl.Map, outer: int) -> isl.Map:
-    """The pairs of `dep` in the same iteration of the `outer` host loops around both."""
-    return dep.intersect(_relation(dep, [f"lwa{i} = lwb{i}" for i in range(outer)]))

@@ -30,7 +30,14 @@ from loopweave.backends import cuda_isl
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.codegen import AstTranslator
-from loopweave.ir.dependences import Dependence, Dependences
+from loopweave.ir.dependences import (
+    Dependence,
+    Dependences,
+    carried,
+    carries,
+    iteration_map,
+    within_one_iteration,
+)
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.ir.loops import For, Node, walk
 from loopweave.ir.types import I8, I32
@@ -201,16 +208,14 @@ def program_items(kernel: KernelIR) -> list[Item]:
     return items
 
 
-def statement_info(item: Item, deps: list[Dependence]) -> Info:
+def statement_info(kernel: KernelIR, item: Item, deps: list[Dependence]) -> Info:
     s, outer = item.stmt, item.outer
     own = s.iterators[len(outer):]
     used = {v.name for ix in s.lhs.indices for v in ir.walk(ix) if isinstance(v, ir.Var)}
     lhs_dims = tuple(v for v in own if v in used)
     red = tuple(v for v in own if v not in used)
-    self_deps = [d.relation for d in deps if d.source == s.name and d.sink == s.name]
-    pos = {v: i for i, v in enumerate(s.iterators)}
-    par = tuple(v for v in lhs_dims
-                if all(cuda_isl.keeps_equal(d, [(pos[v], pos[v])], len(outer)) for d in self_deps))
+    self_deps = [d for d in deps if d.source == s.name and d.sink == s.name]
+    par = tuple(v for v in lhs_dims if not any(carries(kernel, d, [v], outer) for d in self_deps))
     return Info(s, outer, item.path, lhs_dims, red, par)
 
 
@@ -223,7 +228,7 @@ class Lowering:
         self.kernel = kernel
         self.tiles = tiles
         self.deps = Dependences(kernel).all
-        self.items = [statement_info(it, self.deps) for it in program_items(kernel)]
+        self.items = [statement_info(kernel, it, self.deps) for it in program_items(kernel)]
         self.warnings: list[str] = []
 
     def aligned(self, group: list[Info], dims: list[str]) -> bool:
@@ -232,16 +237,16 @@ class Lowering:
         for d in self.deps:
             if d.source == d.sink or d.source not in names or d.sink not in names:
                 continue
-            a, b = names[d.source].stmt, names[d.sink].stmt
-            pairs = [(a.iterators.index(q), b.iterators.index(q)) for q in dims]
-            if not cuda_isl.keeps_equal(d.relation, pairs, len(group[0].outer)):
+            if carries(self.kernel, d, dims, group[0].outer):
                 return False
         return True
 
-    def depends(self, sources: list[Statement], sink: Statement, outer: int) -> bool:
+    def depends(self, sources: list[Statement], sink: Statement, outer: tuple[str, ...]) -> bool:
+        """Whether `sink` depends on one of `sources` inside one iteration of the host loops
+        `outer` around them all."""
         names = {s.name for s in sources}
         return any(d.source in names and d.sink == sink.name
-                   and not cuda_isl.in_same_outer(d.relation, outer).is_empty()
+                   and not within_one_iteration(self.kernel, d, outer).is_empty()
                    for d in self.deps)
 
     def is_row_reduction(self, info: Info, dims: list[str]) -> bool:
@@ -364,7 +369,7 @@ class Lowering:
         fixed = set(group[0].outer) | set(dims)
         box = self.grid_box(group, dims)
         works, since = [], []
-        outer = len(group[0].outer)
+        outer = group[0].outer
         for g in group:
             barrier = bool(since) and self.depends(since, g.stmt, outer)
             if barrier:
@@ -448,13 +453,20 @@ class Lowering:
                     continue
                 seen.add((info.path[:info.path.index(var)], var))
                 inside = {i.stmt.name: i.stmt for i in self.items if var in i.outer}
-                carried = any(
-                    d.source in inside and d.sink in inside and not cuda_isl.keeps_equal(
-                        d.relation, [(depth, depth)], depth) for d in self.deps)
+                carried = any(d.source in inside and d.sink in inside
+                              and self.carries_at(d, inside, depth) for d in self.deps)
                 if carried:
                     self.warnings.append(
                         f"{self.kernel.name}: loop {var} carries a dependence; it runs on the "
                         "host, one sequence of kernel launches per iteration")
+
+    def carries_at(self, d: Dependence, stmts: dict[str, Statement], depth: int) -> bool:
+        """Whether the host loop at `depth` carries `d` inside the host loops around it (each
+        statement's own dimensions by position: the loops of one nest)."""
+        its = {name: stmts[name].iterators for name in (d.source, d.sink)}
+        outer = iteration_map(self.kernel, {n: v[:depth] for n, v in its.items()})
+        loop = iteration_map(self.kernel, {n: v[depth:depth + 1] for n, v in its.items()})
+        return not carried(isl.UnionMap.from_map(d.relation), outer, loop).is_empty()
 
     def host_program(self, groups: list[list[Info]]) -> Node:
         """isl generates the host loops around the launches (each group a pseudo-statement)."""

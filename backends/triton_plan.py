@@ -26,7 +26,13 @@ import islpy as isl
 
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
-from loopweave.ir.dependences import Dependences
+from loopweave.ir.dependences import (
+    Dependences,
+    carries,
+    iteration_map,
+    same_time,
+    within_one_iteration,
+)
 from loopweave.ir.kernel import KernelIR, Statement
 
 
@@ -179,23 +185,6 @@ def project_onto(domain: isl.Set, iterators: tuple[str, ...],
     return _named(d, kept), kept
 
 
-def _pair_map(kernel: KernelIR, a: Statement, b: Statement, cond: str) -> isl.Map:
-    src = ", ".join(f"x_{isl_helpers.isl_name(v)}" for v in a.iterators)
-    dst = ", ".join(f"y_{isl_helpers.isl_name(v)}" for v in b.iterators)
-    prefix = isl_helpers.param_prefix(kernel.params)
-    return isl.Map(f"{prefix}{{ {a.name}[{src}] -> {b.name}[{dst}] : {cond} }}")
-
-
-def _same(names_a, names_b) -> str:
-    pairs = [f"x_{isl_helpers.isl_name(x)} = y_{isl_helpers.isl_name(y)}"
-             for x, y in zip(names_a, names_b, strict=True)]
-    return " and ".join(pairs) or "true"
-
-
-def _differ(x: str, y: str) -> str:
-    return f"x_{isl_helpers.isl_name(x)} != y_{isl_helpers.isl_name(y)}"
-
-
 # -- the plan ------------------------------------------------------------------------------------
 
 @dataclass
@@ -226,16 +215,14 @@ class Planner:
         """The variables in `candidates` a dependence of `s` on itself is carried by (with the
         tensor), for fixed host-loop variables."""
         found: dict[str, str] = {}
-        same_host = _same(host, host)
         for d in self.deps.all:
             if d.source != s.name or d.sink != s.name:
                 continue
-            rel = d.relation.intersect(_pair_map(self.kernel, s, s, same_host))
+            rel = within_one_iteration(self.kernel, d, host)
             if rel.is_empty():
                 continue
             for v in candidates:
-                if v not in found and not rel.intersect(
-                        _pair_map(self.kernel, s, s, _differ(v, v))).is_empty():
+                if v not in found and carries(self.kernel, rel, [v], host):
                     found[v] = d.tensor
         return found
 
@@ -250,8 +237,9 @@ class Planner:
                 continue
             read = s.access_map(self.kernel.params, load)
             pairs = write.apply_range(read.reverse())  # x writes what y reads
-            keep = _pair_map(self.kernel, s, s, _same((*host, *lhs_vars), (*host, *lhs_vars)))
-            if not pairs.intersect(keep).subtract(isl.Map.identity(pairs.get_space())).is_empty():
+            keep = same_time(iteration_map(self.kernel, {s.name: (*host, *lhs_vars)}))
+            others = isl.UnionMap.from_map(pairs.subtract(isl.Map.identity(pairs.get_space())))
+            if not others.intersect(keep).is_empty():
                 return False
         return True
 
@@ -457,11 +445,8 @@ class Planner:
         for d in self.deps.all:
             if d.source not in names or d.sink not in names:
                 continue
-            a, b = self.kernel.statement[d.source], self.kernel.statement[d.sink]
-            rel = d.relation.intersect(_pair_map(self.kernel, a, b, _same(host, host)))
-            for g in grid:
-                if not rel.intersect(_pair_map(self.kernel, a, b, _differ(g, g))).is_empty():
-                    return None
+            if any(carries(self.kernel, d, [g], host) for g in grid):
+                return None
         return grid
 
     def launch_for(self, group: list[_Unit], host, grid) -> Launch:
@@ -553,11 +538,8 @@ class Planner:
     def host_carried(self, stmts, host, var) -> str | None:
         names = {s.name for s in stmts}
         for d in self.deps.all:
-            if d.source in names and d.sink in names:
-                a, b = self.kernel.statement[d.source], self.kernel.statement[d.sink]
-                cond = f"{_same(host, host)} and {_differ(var, var)}"
-                if not d.relation.intersect(_pair_map(self.kernel, a, b, cond)).is_empty():
-                    return f"a dependence on {d.tensor} is carried by {var}"
+            if d.source in names and d.sink in names and carries(self.kernel, d, [var], host):
+                return f"a dependence on {d.tensor} is carried by {var}"
         return None
 
     def run(self) -> Plan:

@@ -12,6 +12,7 @@ for one tensor. A schedule is legal when it runs every source instance before it
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -162,3 +163,79 @@ def violations(kernel: KernelIR, schedule: isl.Schedule, deps: Dependences | Non
         found.append(Violation(d, dict(zip(src, coords[:len(src)], strict=True)),
                                dict(zip(snk, coords[len(src):], strict=True)), sizes))
     return found
+
+
+# -- the one carried-dependence query ------------------------------------------------------------
+#
+# "Does this loop carry a dependence?" is asked of a schedule tree's band (is a loop parallel or
+# vector legal?) and, by the GPU planners, of loops named by iterator before any schedule tree
+# exists (may this variable become a grid or thread index? does this host loop carry?). Both are
+# one question on instance -> time maps: the pairs of a dependence that run in one iteration of
+# the outer loops and in different iterations of the loop.
+
+
+def carried(deps: isl.UnionMap, outer: isl.UnionMap, loop: isl.UnionMap) -> isl.UnionMap:
+    """The pairs of `deps` (source instance -> sink instance) in the same iteration of `outer`
+    and in different iterations of `loop`, both maps from instances to their times: a band's
+    prefix and partial schedule, or `iteration_map`s of loop variables. Empty: `loop` carries no
+    dependence of `deps` inside `outer`."""
+    inner = outer.flat_range_product(loop)
+    return deps.intersect(same_time(outer)).subtract(same_time(inner))
+
+
+def carried_by(band: isl.ScheduleNode, deps: isl.UnionMap) -> isl.UnionMap:
+    """The dependences between different iterations of `band` within one outer iteration."""
+    return carried(deps, band.get_prefix_schedule_union_map(),
+                   band.band_get_partial_schedule_union_map())
+
+
+def same_time(times: isl.UnionMap) -> isl.UnionMap:
+    """Pairs of instances that `times` (instance -> time) puts at the same time."""
+    return times.apply_range(times.reverse())
+
+
+def iteration_map(kernel: KernelIR, loops: Mapping[str, Sequence[str]]) -> isl.UnionMap:
+    """Each instance of the statements named in `loops` -> the values of the iterators `loops`
+    gives it (by name, in order): the schedule of those loops."""
+    prefix = isl_helpers.param_prefix(kernel.params)
+    result = isl.UnionMap.empty(kernel.context.get_space())
+    for name, names in loops.items():
+        dims = ", ".join(isl_helpers.isl_name(v) for v in kernel.statement[name].iterators)
+        time = ", ".join(isl_helpers.isl_name(v) for v in names)
+        result = result.union(isl.UnionMap(f"{prefix}{{ {name}[{dims}] -> [{time}] }}"))
+    return result
+
+
+def _statements(relation: isl.UnionMap) -> list[str]:
+    names = []
+    for m in isl_helpers.maps_of(relation):
+        for kind in (isl.dim_type.in_, isl.dim_type.out):
+            if m.get_tuple_name(kind) not in names:
+                names.append(m.get_tuple_name(kind))
+    return names
+
+
+def _union(relation: isl.Map | isl.UnionMap | Dependence) -> isl.UnionMap:
+    if isinstance(relation, Dependence):
+        relation = relation.relation
+    return isl.UnionMap.from_map(relation) if isinstance(relation, isl.Map) else relation
+
+
+def carries(kernel: KernelIR, relation: isl.Map | isl.UnionMap | Dependence,
+            loop: Sequence[str], within: Sequence[str] = ()) -> bool:
+    """Whether `relation` relates two instances in one iteration of the loops over the
+    iterators `within` and in different iterations of the loops over `loop` (iterators named
+    alike in the source and sink statements): the loops `loop` carry it inside `within`."""
+    rel = _union(relation)
+    stmts = _statements(rel)
+    outer = iteration_map(kernel, dict.fromkeys(stmts, within))
+    inner = iteration_map(kernel, dict.fromkeys(stmts, loop))
+    return not carried(rel, outer, inner).is_empty()
+
+
+def within_one_iteration(kernel: KernelIR, relation: isl.Map | isl.UnionMap | Dependence,
+                         within: Sequence[str]) -> isl.UnionMap:
+    """The pairs of `relation` in one iteration of the loops over the iterators `within`."""
+    rel = _union(relation)
+    return rel.intersect(same_time(iteration_map(kernel, dict.fromkeys(_statements(rel),
+                                                                         within))))

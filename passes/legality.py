@@ -1,5 +1,8 @@
 """Legality of a schedule: no dependence reversed, no dependence carried by a parallel or
-vector loop. Errors name the dependence, the tensor and two instances with their DSL lines."""
+vector loop. Errors name the dependence, the tensor and two instances with their DSL lines.
+
+Whether a loop carries a dependence is `ir.dependences.carried_by` (the one query the GPU
+planners ask too); it is re-exported here for the passes that import it from this module."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import islpy as isl
 from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
-from loopweave.ir.dependences import Dependences, violations
+from loopweave.ir.dependences import Dependences, carried_by, violations
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import GPU_AXES
 
@@ -36,19 +39,19 @@ REDUCTIONS = ("+=", "max=", "min=", "*=")
 
 
 def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule, placements=None) -> None:
-    """A parallel loop, or one bound to a GPU axis, may carry no dependence; a vector loop none
-    but the chain of a reduction over it (`s += x[j]` over j: the SIMD code keeps partial
-    results per lane)."""
+    """A parallel loop, or one bound to a GPU axis, may carry no dependence; a vector or dot loop
+    none but the chain of a reduction over it (`s += x[j]` over j: the SIMD code keeps partial
+    results per lane; a dot sums a tile's products in one matrix product)."""
     deps = None
     for mark in marks(schedule.get_root()):
         name = mark.mark_get_id().get_name()
         kind, stmt, loop = (name.split(":") + ["", ""])[:3]
-        if kind not in ("parallel", "vector", *GPU_AXES):
+        if kind not in ("parallel", "vector", "dot", *GPU_AXES):
             continue
         deps = deps or Dependences.of(kernel).union()
         band = mark.child(0)
         carried = carried_by(band, deps).intersect_params(kernel.context)
-        if kind == "vector" and placements is not None:
+        if kind in ("vector", "dot") and placements is not None:
             carried = carried.subtract(
                 reduction_chains(kernel, placements, band.get_schedule_depth()))
         if not carried.is_empty():
@@ -82,15 +85,6 @@ def reduction_chains(kernel: KernelIR, placements, depth: int) -> isl.UnionMap:
             continue
         result = result.union(isl.UnionMap.from_map(d.relation))
     return result
-
-
-def carried_by(band: isl.ScheduleNode, deps: isl.UnionMap) -> isl.UnionMap:
-    """The dependences between different iterations of `band` within one outer iteration."""
-    outer = band.get_prefix_schedule_union_map()
-    inner = outer.flat_range_product(band.band_get_partial_schedule_union_map())
-    same_outer = outer.apply_range(outer.reverse())
-    same_inner = inner.apply_range(inner.reverse())
-    return deps.intersect(same_outer).subtract(same_inner)
 
 
 def marks(node: isl.ScheduleNode):
