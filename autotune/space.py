@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 
 import islpy as isl
 
-from loopweave.backends import cuda
 from loopweave.errors import LoopweaveError
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes.default import contraction_steps, convolution_steps
@@ -34,7 +33,7 @@ from loopweave.passes.gpu_default import GpuTiles, gpu_schedule
 from loopweave.passes.placement import own_loop_count
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import backend_module, default_schedule, get_target
-from loopweave.targets import Target
+from loopweave.targets import GPU_FACTS, Target
 
 Config = dict[str, object]
 DEFAULT_SCHEDULE = "default_schedule"  # a configuration key: see SearchSpace.decode
@@ -340,33 +339,38 @@ class GpuScheduleKnobs:
     DEPTHS = (16, 8, 32)
 
     def applies(self, ctx: SpaceContext) -> bool:
-        return ctx.target.backend in GPU_SHARED_BYTES
+        return ctx.target.backend in GPU_FACTS
 
     def knobs(self, ctx: SpaceContext) -> list[Knob]:
+        facts = GPU_FACTS[ctx.target.backend]
         knobs: list[Knob] = [Choice("gpu.schedule", ("planner", "steps")),
                              Choice("gpu.threads_x", self.THREADS_X),
-                             Choice("gpu.threads_y", self.THREADS_Y)]
-        if GPU_SHARED_BYTES[ctx.target.backend] is not None:
-            knobs += [Choice("gpu.stage", (False, True)), Choice("gpu.depth", self.DEPTHS)]
+                             Choice("gpu.threads_y", self.THREADS_Y),
+                             Choice("gpu.depth", self.DEPTHS)]
+        if facts.shared_bytes is not None:
+            knobs.append(Choice("gpu.stage", (False, True)))
+        if facts.dot_types:
+            knobs.append(Choice("gpu.dot", (True, False)))
         return knobs
 
     def seeds(self, ctx: SpaceContext) -> list[Config]:
-        return [{"gpu.schedule": "steps"}]
+        seeds: list[Config] = [{"gpu.schedule": "steps"}]
+        if GPU_FACTS[ctx.target.backend].dot_types:  # 16 x 32 thread tiles: large enough
+            seeds.append({"gpu.schedule": "steps", "gpu.threads_y": 16, "gpu.dot": True})
+        return seeds
 
     def apply(self, ctx: SpaceContext, config: Config, schedule: Schedule, options: dict) -> None:
         if config.get("gpu.schedule") != "steps":
             return
         tiles = GpuTiles(int(config.get("gpu.threads_x", 32)), int(config.get("gpu.threads_y", 8)),
-                         bool(config.get("gpu.stage", False)), int(config.get("gpu.depth", 16)))
+                         bool(config.get("gpu.stage", False)), int(config.get("gpu.depth", 16)),
+                         bool(config.get("gpu.dot", False)))
         if tiles not in ctx.memo:  # decoding runs for every legality check: compute once
-            ctx.memo[tiles] = gpu_schedule(ctx.kernel, tiles, GPU_SHARED_BYTES[ctx.target.backend])
+            ctx.memo[tiles] = gpu_schedule(ctx.kernel, tiles, GPU_FACTS[ctx.target.backend])
         schedule.steps += ctx.memo[tiles].steps
         for name in [n for n in options if n not in ("arch", "emulate", "interpret")]:
             del options[name]  # the planner's tile options mean nothing to a bound schedule
 
-
-#: The GPU backends, with the shared memory a block may use (None: none the schedule manages).
-GPU_SHARED_BYTES = {"cuda": cuda.SHARED_BYTES_PER_BLOCK, "triton": None}
 
 #: Knob generators, in the order their steps are applied. New passes add theirs here.
 GENERATORS: list = [FusionKnobs(), LoopNestKnobs(), MicroKernelKnobs(), TargetOptionKnobs(),

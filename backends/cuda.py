@@ -38,7 +38,7 @@ from loopweave.errors import CompileError, TargetError
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.launches import has_gpu_binding, lower_launches
 from loopweave.ir.loops import Node
-from loopweave.targets import Target, check_choice, check_option_names
+from loopweave.targets import GPU_FACTS, Target, check_choice, check_option_names
 from loopweave.toolchain import build_once, build_shared_library, cache_dir, content_key, write_once
 
 ARCHS = ("sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90", "sm_90a", "sm_100", "sm_120")
@@ -53,8 +53,6 @@ TILE_VALUES: dict[str, tuple[int, ...]] = {
     "block_threads": (128, 32, 64, 256, 512, 1024),
 }
 OPTIONS = ("arch", "emulate", *TILE_VALUES)
-#: Statically declared `__shared__` memory a block may use on every architecture of ARCHS.
-SHARED_BYTES_PER_BLOCK = 48 * 1024
 
 
 class SequentialLoopWarning(UserWarning):
@@ -106,7 +104,7 @@ def render(kernel: KernelIR, loops: Node, target: Target) -> str:
     binds loops to GPU axes is rendered as written (`cuda_scheduled`); otherwise the planner
     (`cuda_lower`) chooses the kernels."""
     if has_gpu_binding(loops):
-        scheduled = lower_launches(loops, kernel.name, SHARED_BYTES_PER_BLOCK)
+        scheduled = lower_launches(loops, kernel.name, GPU_FACTS["cuda"].shared_bytes)
         for message in scheduled.warnings:
             warnings.warn(message, SequentialLoopWarning, stacklevel=4)
         return ScheduledCudaRenderer(kernel, scheduled, target.options["arch"]).render()

@@ -15,6 +15,9 @@ lowered it. Like `cuda_scheduled`, it only translates:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
+from loopweave.backends.triton_dot import dot_update
 from loopweave.backends.triton_emit import combine
 from loopweave.backends.triton_expr import (
     HELPERS,
@@ -49,12 +52,14 @@ _NO_LAYOUT = Layout(())
 _GRID_LIMITS = {"blockIdx.x": 2**31 - 1, "blockIdx.y": 65535, "blockIdx.z": 65535}
 
 
-class _Lanes:
-    """The lanes of a thread region: its shape and the tensor variables that vary over them."""
+@dataclass(frozen=True)
+class Lanes:
+    """The lanes of a thread region: its shape, the mask of the lanes that run, and the loop
+    variable of each dimension (outer first)."""
 
-    def __init__(self, shape: tuple[int, ...], mask: str):
-        self.shape = shape
-        self.mask = mask
+    shape: tuple[int, ...]
+    mask: str
+    vars: tuple[str, ...]
 
 
 class _LaunchWriter:
@@ -70,7 +75,7 @@ class _LaunchWriter:
         self.launch = launch
         self.lines: list[str] = []
         self.expr = ExprWriter(self)
-        self.lanes: _Lanes | None = None
+        self.lanes: Lanes | None = None
         self.lane_vars: set[str] = set()  # variables that are tensors over the lanes
         self.registers: dict[str, str] = {}  # register or local scalar -> Python name
         self.counter = 0
@@ -159,6 +164,8 @@ class _LaunchWriter:
                     self.node(b, depth)
             case For(kind=kind) if kind in THREAD_AXES:
                 self.thread_region(node, depth)
+            case For(kind="dot"):
+                dot_update(self, node, depth)
             case For():
                 self.serial_loop(node, depth)
             case If(cond=c, then=t, orelse=e):
@@ -186,7 +193,7 @@ class _LaunchWriter:
         mask = self.fresh("lw_mask")
         self.emit(f"{mask} = ({') & ('.join(self.text(c) for c in conds)}) & (lw_lanes == 0)",
                   depth)
-        self.lanes = _Lanes(shape, mask)
+        self.lanes = Lanes(shape, mask, tuple(x.var for x in chain))
         self.node(body, depth)
         self.lanes = None
         self.lane_vars -= {x.var for x in chain}
@@ -221,7 +228,7 @@ class _LaunchWriter:
             inner = self.fresh("lw_mask")
             self.emit(f"{inner} = {mask} & ({self.text(loop.cond)}) & "
                       f"({v} >= {self.text(loop.init)})", depth + 1)
-            outer, self.lanes = self.lanes, _Lanes(self.lanes.shape, inner)
+            outer, self.lanes = self.lanes, replace(self.lanes, mask=inner)
             self.node(loop.body, depth + 1)
             self.lanes = outer
         if hoisted is not None:
@@ -243,7 +250,7 @@ class _LaunchWriter:
                 continue
             mask = self.fresh("lw_mask")
             self.emit(f"{mask} = {outer.mask} & ({c})", depth)
-            self.lanes = _Lanes(outer.shape, mask)
+            self.lanes = replace(outer, mask=mask)
             self.node(part, depth)
         self.lanes = outer
 
@@ -263,8 +270,9 @@ class _LaunchWriter:
         for b in buffers:
             del self.registers[b.name]
 
-    def store(self, node: Store, depth: int) -> None:
-        value = self.text(node.value)
+    def store(self, node: Store, depth: int, value: str | None = None) -> None:
+        """`node`, its value rendered here unless given as text (a dot's result)."""
+        value = self.text(node.value) if value is None else value
         if node.tensor in self.registers:
             name = self.registers[node.tensor]
             if node.reduce is not None:

@@ -35,6 +35,23 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class GpuFacts:
+    """What a GPU target's renderer does with a schedule (passes/gpu_default reads it)."""
+
+    shared_bytes: int | None  # shared memory a block may stage into (None: none to manage)
+    dot_types: tuple[str, ...]  # tile types a `dot` loop multiplies as a matrix product
+    #                              (empty: dot loops run as plain loops there)
+
+
+#: The GPU targets: CUDA C stages tiles in statically declared `__shared__` memory (48 KiB on
+#: every architecture), Triton keeps no addressable shared memory but has `tl.dot`.
+GPU_FACTS = {
+    "cuda": GpuFacts(shared_bytes=48 * 1024, dot_types=()),
+    "triton": GpuFacts(shared_bytes=None, dot_types=("f16", "bf16", "f32", "i8", "u8")),
+}
+
+
+@dataclass(frozen=True, slots=True)
 class TargetSpec:
     backend: str
     description: str

@@ -8,10 +8,13 @@ For each statement, in program order (its loops outermost first):
    to `blockIdx.x` / `blockIdx.y`, and the innermost remaining parallel loop outside them to
    `blockIdx.z`. Loops that carry a dependence stay where they are: outside the launch (a host
    loop: the time loop of a stencil) or inside each thread (a reduction's loop);
-3. for a contraction `C[.., i, j] += A[.., i, k] * B[.., k, j]` with a 2-D thread tile and
-   `stage` set (cuda only: Triton has no addressable shared memory), k walks in steps of
-   `depth`, and before each step the tiles of A and B it reads are copied to shared memory
-   (`cache_read` at the first point loop), by all threads of the block.
+3. a contraction `C[.., i, j] += A[.., i, k] * B[.., k, j]` with a 2-D thread tile walks k in
+   steps of `depth`:
+   - where the target multiplies tiles (`dot_types`: Triton's `tl.dot`) and `dot` is set,
+     inside each thread, one `dot` per step (C's element stays in a register across the steps);
+   - else, with `stage` set and shared memory to stage into (cuda), before each step the tiles
+     of A and B it reads are copied to shared memory (`cache_read` at the first point loop) by
+     all threads of the block.
 
 Each statement's steps are kept only if `Schedule.apply` accepts them, so the result is legal by
 construction; a statement with no parallel loop runs on one thread (and `render` warns).
@@ -26,12 +29,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from loopweave.errors import ScheduleError
+from loopweave.ir import expr as ir
 from loopweave.ir.codegen import loop_ast
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.ir.launches import lower_launches
 from loopweave.passes import placement as pl
-from loopweave.passes.patterns import match_contraction
+from loopweave.passes.patterns import Contraction, match_contraction
 from loopweave.passes.schedule import Schedule
+from loopweave.targets import GpuFacts
 
 
 @dataclass(frozen=True)
@@ -41,14 +46,15 @@ class GpuTiles:
     threads_x: int = 32  # points of the innermost parallel loop per block
     threads_y: int = 8  # of the next parallel loop out (1: a 1-D block)
     stage: bool = False  # contractions: operand tiles staged in shared memory
-    depth: int = 16  # contractions: the k step when staging
+    depth: int = 16  # contractions: the k step when staging or multiplying tiles
+    dot: bool = True  # contractions: tiles multiplied as matrices where the target can
 
 
-def gpu_schedule(kernel: KernelIR, tiles: GpuTiles = GpuTiles(),
-                 shared_limit: int | None = None) -> Schedule:
-    """A legal schedule of `kernel` that binds each statement's parallel loops (see above);
-    `shared_limit`: the shared memory a block may use (None: the target has none, no staging)."""
+def gpu_schedule(kernel: KernelIR, tiles: GpuTiles, facts: GpuFacts) -> Schedule:
+    """A legal schedule of `kernel` that binds each statement's parallel loops (see above), for
+    a target that can do what `facts` say (loopweave.targets.GPU_FACTS)."""
     schedule = Schedule()
+    shared_limit = facts.shared_bytes
     if shared_limit is None:
         tiles = replace(tiles, stage=False)
     names = {s.name: pl.initial_placements(kernel)[s.name].names() for s in kernel.statements}
@@ -60,7 +66,8 @@ def gpu_schedule(kernel: KernelIR, tiles: GpuTiles = GpuTiles(),
         # Parallel loops first where the dependences allow it, then a 2-D block before 1-D.
         for order in dict.fromkeys((tuple(hoisted), tuple(loops))):
             for two_d in (True, False):
-                steps = statement_steps(s, list(order), parallel, tiles, two_d)
+                steps = statement_steps(s, list(order), parallel, tiles, two_d,
+                                        facts.dot_types)
                 if order != tuple(loops) and steps is not None:
                     steps = Schedule([*Schedule().reorder(s.name, *order).steps, *steps.steps])
                 if steps is not None and _accepts(kernel, schedule, steps, shared_limit):
@@ -73,10 +80,11 @@ def gpu_schedule(kernel: KernelIR, tiles: GpuTiles = GpuTiles(),
 
 
 def statement_steps(s: Statement, loops: list[str], parallel: list[str], tiles: GpuTiles,
-                    two_d: bool = True) -> Schedule | None:
+                    two_d: bool = True, dot_types: tuple[str, ...] = ()) -> Schedule | None:
     """The binding steps of one statement whose loops (outer first) are `loops`, of which
     `parallel` carry no dependence; None if it has no parallel loop. A 2-D block (`two_d`)
-    needs the loop just outside the innermost parallel one to be parallel too."""
+    needs the loop just outside the innermost parallel one to be parallel too; a `dot` needs
+    the operands' types among `dot_types` and tiles of at least 16 x 16 x 16."""
     if not parallel:
         return None
     steps = Schedule()
@@ -87,15 +95,23 @@ def statement_steps(s: Statement, loops: list[str], parallel: list[str], tiles: 
         return None
     sizes = {x: tiles.threads_x} | ({y: tiles.threads_y} if y else {})
     contraction = match_contraction(s, loops) if y else None
-    staged = tiles.stage and contraction is not None and {contraction.i, contraction.j} == {x, y}
+    if contraction is not None and {contraction.i, contraction.j} != {x, y}:
+        contraction = None
+    dot = contraction is not None and tiles.dot and _dot_types(contraction) <= set(
+        dot_types) and min(tiles.threads_x, tiles.threads_y, tiles.depth) >= 16
+    staged = tiles.stage and contraction is not None and not dot
     first = min(loops.index(v) for v in sizes)
     outer = loops[:first]
-    if staged:
+    if staged or dot:
         sizes[contraction.k] = tiles.depth
     steps.tile(s.name, **sizes)
     if staged:
         steps.reorder(s.name, *outer, f"{y}_o", f"{x}_o", f"{contraction.k}_o", y, x,
                       contraction.k)
+    elif dot:  # the k steps inside the threads: C's element stays in a register
+        steps.reorder(s.name, *outer, f"{y}_o", f"{x}_o", y, x, f"{contraction.k}_o",
+                      contraction.k)
+        steps.dot(s.name, contraction.k)
     steps.bind(s.name, f"{x}_o", "blockIdx.x").bind(s.name, x, "threadIdx.x")
     if y:
         steps.bind(s.name, f"{y}_o", "blockIdx.y").bind(s.name, y, "threadIdx.y")
@@ -105,6 +121,11 @@ def statement_steps(s: Statement, loops: list[str], parallel: list[str], tiles: 
         steps.cache_read(s.name, contraction.a.tensor, y)
         steps.cache_read(s.name, contraction.b.tensor, y)
     return steps
+
+
+def _dot_types(c: Contraction) -> set[str]:
+    """The storage types of a contraction's operands (under their widening casts)."""
+    return {(x.operand if isinstance(x, ir.Cast) else x).dtype.name for x in (c.a, c.b)}
 
 
 def _applies(kernel: KernelIR, schedule: Schedule, more: Schedule) -> bool:

@@ -22,7 +22,7 @@ from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.kernel import KernelIR, Statement
 
-LOOP_KINDS = ("parallel", "vector", "unroll")
+LOOP_KINDS = ("parallel", "vector", "unroll", "dot")
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from loopweave.ir.loops import GPU_AXES
 from loopweave.passes import cache
 from loopweave.passes import placement as pl
 from loopweave.passes.legality import REDUCTIONS, check_dependences, check_loop_kinds
+from loopweave.passes.patterns import match_contraction
 from loopweave.passes.placement import LOOP_KINDS, Placement
 from loopweave.passes.storage import reduce_storage
 
@@ -138,6 +139,19 @@ class Schedule:
     def unroll(self, target: str, loop: str) -> Schedule:
         """Ask the backend to unroll `loop`."""
         self.steps.append(Step("unroll", target, (loop,)))
+        return self
+
+    def dot(self, target: str, loop: str) -> Schedule:
+        """Sum the products of a contraction `C[.., i, j] += A[.., i, k] * B[.., k, j]` over
+        `loop` (its k, tiled to a constant trip count) as one matrix product of the tiles: on
+        triton, `tl.dot` of the A tile (the threads' rows by `loop`) and the B tile (`loop` by
+        their columns), inside loops bound to threadIdx.y (rows) and threadIdx.x (columns);
+        other targets run `loop` as a plain loop. Legal where `vectorize` would be (it carries
+        only the reduction's own chain).
+
+        `s.tile("S1", i=32, j=32, k=16).reorder("S1", "i_o", "j_o", "k_o", "i", "j", "k")`,
+        the binds, then `s.dot("S1", "k")`:   acc += tl.dot(A[i, k], B[k, j]) per k_o"""
+        self.steps.append(Step("dot", target, (loop,)))
         return self
 
     def bind(self, target: str, loop: str, axis: str) -> Schedule:
@@ -292,11 +306,21 @@ def _apply_step(kernel: KernelIR, step: Step, placements: dict[str, Placement]) 
         elif step.op == "skew":
             placements[s.name] = pl.skew(p, *step.args)
         elif step.op in LOOP_KINDS:
+            if step.op == "dot":
+                _check_dot(s, step.args[0])
             placements[s.name] = pl.set_kind(p, step.args[0], step.op)
         elif step.op == "bind":
             placements[s.name] = pl.set_kind(p, *step.args)
         else:
             raise ScheduleError(f"unknown schedule step {step.op!r}")
+
+
+def _check_dot(s: Statement, loop: str) -> None:
+    found = match_contraction(s)
+    if found is None or found.k != loop:
+        what = "is not a contraction C[.., i, j] += A[.., i, k] * B[.., k, j]" if found is None \
+            else f"reduces over {found.k}, not {loop}"
+        raise ScheduleError(f"dot on {s.name} (line {s.pos.line}): the statement {what}")
 
 
 def _check_names_exist(step: Step, plans: list[Placement], wanted: list[str]) -> None:

@@ -29,6 +29,7 @@ from loopweave.driver import stages  # noqa: E402
 from loopweave.errors import ScheduleError  # noqa: E402
 from loopweave.passes.gpu_default import GpuTiles, gpu_schedule  # noqa: E402
 from loopweave.pipeline import front_end  # noqa: E402
+from loopweave.targets import GPU_FACTS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
@@ -307,10 +308,8 @@ def test_c_targets_refuse_loops_bound_to_gpu_axes(target):
 
 
 def gpu_steps(name: str, target: str, tiles: GpuTiles | None = None):
-    tiles = tiles or GpuTiles(stage=True)
-    kernel_ir = front_end(refs.KERNELS[name].source())
-    shared = cuda.SHARED_BYTES_PER_BLOCK if target == "cuda" else None
-    return gpu_schedule(kernel_ir, tiles, shared)
+    tiles = tiles or GpuTiles(threads_y=16, stage=True)
+    return gpu_schedule(front_end(refs.KERNELS[name].source()), tiles, GPU_FACTS[target])
 
 
 @pytest.mark.parametrize("name", sorted(refs.KERNELS))
@@ -348,3 +347,43 @@ def test_gpu_schedule_knobs_change_the_source():
     small = stages(MATMUL, "cuda", schedule=gpu_steps("matmul", "cuda", GpuTiles(16, 4)))
     large = stages(MATMUL, "cuda", schedule=gpu_steps("matmul", "cuda", GpuTiles(64, 4)))
     assert "dim3(16, 4, 1)" in small.source and "dim3(64, 4, 1)" in large.source
+
+
+@needs_triton
+@pytest.mark.parametrize("name", ["matmul", "linear_f16", "qmm", "attention", "bmm"])
+def test_contractions_multiply_tiles_with_tl_dot(name):
+    """The step-written schedule on triton: C's tile in registers, one tl.dot per k step
+    (f16 tiles stay f16, int8 ones accumulate in int32), matching numpy on odd sizes."""
+    case = refs.KERNELS[name]
+    kernel = loopweave.compile(case.source(), "triton", schedule=gpu_steps(name, "triton"),
+                               tuning_db=False)
+    assert "tl.dot(" in kernel.source
+    if name == "qmm":
+        assert "out_dtype=tl.int32" in kernel.source
+    args = case.make_inputs(case.sizes[-1], 5)
+    expected = case.expected(args)
+    got = refs.results_of(case, args, kernel(*args.values()))
+    for out, want in expected.items():
+        err, ok = refs.compare(got[out], want, case.tol_scale)
+        assert ok, f"{name}: {out} differs from the reference by {err:g}"
+
+
+def test_dot_names_a_statement_that_is_no_contraction():
+    with pytest.raises(ScheduleError, match=r"dot on S1 \(line 3\): the statement reduces "
+                       r"over k, not j"):
+        stages(MATMUL, "cuda", schedule=loopweave.Schedule().dot("S1", "j"))
+    with pytest.raises(ScheduleError, match="is not a contraction"):
+        stages(refs.KERNELS["softmax"].source(), "cuda",
+               schedule=loopweave.Schedule().dot("s", "j"))
+
+
+@needs_triton
+def test_triton_refuses_a_dot_on_tiles_smaller_than_16():
+    s = loopweave.Schedule().tile("S1", i=8, j=8, k=16).reorder("S1", "i_o", "j_o", "i", "j",
+                                                              "k_o", "k")
+    s.bind("S1", "i_o", "blockIdx.y").bind("S1", "j_o", "blockIdx.x")
+    s.bind("S1", "i", "threadIdx.y").bind("S1", "j", "threadIdx.x").dot("S1", "k")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ScheduleError, match="tl.dot needs tiles of at least 16 x 16"):
+            stages(MATMUL, "triton", schedule=s)
