@@ -14,6 +14,7 @@ from loopweave.backends.c_names import c_name, c_var
 from loopweave.backends.register_tile import render_register_tile
 from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
+from loopweave.ir.affine import row_major_offset
 from loopweave.ir.loops import GPU_AXES, Block, For, If, Node, Scope, Store, walk
 from loopweave.ir.types import BOOL, DType
 
@@ -144,13 +145,7 @@ class CFamilyRenderer:
 
     def linear_offset(self, tensor: str, indices: tuple[ir.Expr, ...]) -> ir.Expr:
         """Row-major offset: ((i0 * d1 + i1) * d2 + i2)."""
-        if not indices:
-            return ir.Const(0)
-        shape = self.shapes[tensor]
-        offset: ir.Expr = indices[0]
-        for dim, index in zip(shape[1:], indices[1:], strict=True):
-            offset = ir.add(ir.mul(offset, dim), index)
-        return offset
+        return row_major_offset(self.shapes[tensor] if indices else (), indices)
 
     def linear_index(self, tensor: str, indices: tuple[ir.Expr, ...]) -> str:
         return self.expr(self.linear_offset(tensor, indices))

@@ -14,6 +14,7 @@ import math
 
 from loopweave.backends.triton_plan import Reduce
 from loopweave.ir import expr as ir
+from loopweave.ir.affine import row_major_offset
 from loopweave.ir.types import BOOL, INDEX, DType
 
 TL_TYPES = {"f16": "tl.float16", "bf16": "tl.bfloat16", "f32": "tl.float32",
@@ -243,14 +244,8 @@ def conjoin(parts: list[ir.Expr]) -> ir.Expr | None:
     return result
 
 
-def offset(shape: tuple[ir.Expr, ...], indices: tuple[ir.Expr, ...]) -> ir.Expr:
-    """Row-major element offset of `indices` in a tensor of `shape`."""
-    if not indices:
-        return ir.Const(0)
-    result = indices[0]
-    for dim, index in zip(shape[1:], indices[1:], strict=True):
-        result = ir.add(ir.mul(result, dim), index)
-    return result
+#: The row-major offset (`ir.affine.row_major_offset`), under the name the Triton modules use.
+offset = row_major_offset
 
 
 def python_expr(e: ir.Expr) -> str:
@@ -308,7 +303,12 @@ def _linear(e: ir.Expr) -> dict | None:
 
 
 def simplify(e: ir.Expr) -> ir.Expr:
-    """Fold the constants of affine index arithmetic: `(M - 1) + 1` -> `M`."""
+    """Fold the constants of affine index arithmetic: `(M - 1) + 1` -> `M`.
+
+    Not `ir.affine.simplify`: this one keeps the terms in the order they first appear, writes
+    negative coefficients as subtractions, and simplifies inside a non-affine expression
+    instead of keeping it whole; the Triton sources (and their golden files) are written in
+    this form."""
     lin = _linear(e)
     if lin is None:
         kids = tuple(simplify(c) for c in ir.children(e))

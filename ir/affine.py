@@ -54,6 +54,7 @@ def from_linear(form: Form) -> Expr:
 
 
 def simplify(e: Expr) -> Expr:
+    """`e` with its affine parts collected: terms in a stable order, the constant last."""
     return from_linear(linear(e))
 
 
@@ -90,3 +91,14 @@ def aff_to_expr(aff: isl.Aff, dim_names: list[str]) -> Expr:
             raise ValueError(f"not an affine expression without divisions: {aff}")
     e = from_linear(form)
     return e if den == 1 else Binary("/", e, Const(den, INDEX), INDEX)
+
+
+def row_major_offset(shape: tuple[Expr, ...], indices: tuple[Expr, ...]) -> Expr:
+    """The row-major element offset of `indices` in a tensor of `shape`:
+    ((i0 * d1 + i1) * d2 + i2); 0 for a tensor without dimensions."""
+    if not indices:
+        return Const(0)
+    result = indices[0]
+    for dim, index in zip(shape[1:], indices[1:], strict=True):
+        result = add(mul(result, dim), index)
+    return result
