@@ -163,9 +163,28 @@ def make_problem(source: str, sizes: dict, target: str, workdir: str | Path, *,
                    tuple(cflags) if cflags else None, **measure_options)
 
 
+#: GPU backends: their candidates get compile statistics as features (autotune/gpu_features).
+GPU_BACKENDS = ("cuda", "triton")
+
+
+def problem_backend(problem: Problem, candidate: Candidate) -> str:
+    """The backend a candidate of `problem` is built by."""
+    return get_target(problem.target, problem.cc, problem.cflags, candidate.options).backend
+
+
+def simulated(target) -> str | None:
+    """What stands in for the GPU a candidate is meant for (CUDA emulation, Triton's
+    interpreter), or None when it runs on the real thing and its time means something."""
+    if target.backend == "cuda" and cuda.emulating(target):
+        return "CUDA emulation on the CPU"
+    if target.backend == "triton" and triton.interpreting(target):
+        return "Triton's interpreter"
+    return None
+
+
 # -- building -------------------------------------------------------------------------------------
 
-def _pipeline(problem: Problem, candidate: Candidate) -> Pipeline:
+def measure_pipeline(problem: Problem, candidate: Candidate) -> Pipeline:
     """The pipeline `compile()` runs, with the candidate's schedule and options."""
     return Pipeline(problem.source, problem.target, kernel=problem.kernel,
                     schedule=Schedule.from_json(candidate.schedule), cc=problem.cc,
@@ -175,7 +194,7 @@ def _pipeline(problem: Problem, candidate: Candidate) -> Pipeline:
 def build(problem: Problem, candidate: Candidate) -> Built:
     """Schedule, render and build one candidate (into the kernel cache); never raises."""
     try:
-        pipeline = _pipeline(problem, candidate)
+        pipeline = measure_pipeline(problem, candidate)
         result = pipeline.stages()
         source = faults.inject(result.source, result.ir, candidate.fault)
         pipeline.load(replace(result, source=source))
@@ -205,7 +224,7 @@ def _load_data(problem: Problem) -> dict:
 def run_measurement(problem: Problem, candidate: Candidate, built: Built) -> Outcome:
     """Load the built candidate in this process, check it, time it (what a worker does)."""
     machine = machine_fingerprint()
-    pipeline = _pipeline(problem, candidate)
+    pipeline = measure_pipeline(problem, candidate)
     result: Stages = pipeline.stages()
     kernel = pipeline.kernel(replace(result, source=built.source))  # the source built (faults)
     data = _load_data(problem)
@@ -239,20 +258,6 @@ def run_measurement(problem: Problem, candidate: Candidate, built: Built) -> Out
     spread = (statistics.quantiles(times, n=4)[2] - statistics.quantiles(times, n=4)[0]) / median \
         if len(times) >= 4 and median > 0 else 0.0
     return Outcome("ok", median, spread, tuple(times), machine=machine)
-
-
-#: GPU backends: their candidates get compile statistics as features (autotune/gpu_features).
-GPU_BACKENDS = ("cuda", "triton")
-
-
-def simulated(target) -> str | None:
-    """What stands in for the GPU a candidate is meant for (CUDA emulation, Triton's
-    interpreter), or None when it runs on the real thing and its time means something."""
-    if target.backend == "cuda" and cuda.emulating(target):
-        return "CUDA emulation on the CPU"
-    if target.backend == "triton" and triton.interpreting(target):
-        return "Triton's interpreter"
-    return None
 
 
 def _compare(got, expected) -> tuple[float, bool]:

@@ -30,8 +30,9 @@ _PARAMS = dict(objective="regression", learning_rate=0.08, num_leaves=15, min_da
 _ROUNDS = 120
 
 
-def training_set(records) -> tuple[np.ndarray, np.ndarray]:
-    """(features, log time relative to the key's best) of correct records of this version."""
+def training_set(records, width: int = len(FEATURE_NAMES)) -> tuple[np.ndarray, np.ndarray]:
+    """(features, log time relative to the key's best) of correct records of this version
+    whose feature rows have `width` values (GPU rows end with compile statistics)."""
     by_key = defaultdict(list)
     for r in records:
         if r.status == "ok" and r.median_s and r.feature_version == FEATURE_VERSION:
@@ -41,10 +42,10 @@ def training_set(records) -> tuple[np.ndarray, np.ndarray]:
         best = min(r.median_s for r in rows)
         for r in rows:
             feats = json.loads(r.features)
-            if len(feats) == len(FEATURE_NAMES):
+            if len(feats) == width:
                 xs.append(feats)
                 ys.append(math.log(r.median_s / best))
-    return np.array(xs, dtype=np.float64).reshape(-1, len(FEATURE_NAMES)), np.array(ys)
+    return np.array(xs, dtype=np.float64).reshape(-1, width), np.array(ys)
 
 
 class CostModel:
@@ -59,9 +60,10 @@ class CostModel:
         return self.booster is not None
 
     @classmethod
-    def fit(cls, records) -> CostModel:
-        """A model trained on the correct records (untrained if there are too few)."""
-        x, y = training_set(records)
+    def fit(cls, records, width: int = len(FEATURE_NAMES)) -> CostModel:
+        """A model trained on the correct records with rows of `width` features (untrained if
+        there are too few)."""
+        x, y = training_set(records, width)
         if len(y) < MIN_RECORDS:
             return cls(None, len(y))
         import lightgbm
@@ -73,7 +75,8 @@ class CostModel:
 
     def predict(self, feature_rows) -> np.ndarray:
         """Predicted log slowdown per row; zeros (no preference) when untrained."""
-        x = np.array(feature_rows, dtype=np.float64).reshape(-1, len(FEATURE_NAMES))
+        rows = np.array(feature_rows, dtype=np.float64)
+        x = rows.reshape(len(rows), -1) if rows.size else rows.reshape(0, len(FEATURE_NAMES))
         if not self.trained:
             return np.zeros(len(x))
         return self.booster.predict(x)

@@ -24,9 +24,17 @@ from pathlib import Path
 
 from loopweave.autotune.database import Database, Record, default_path
 from loopweave.autotune.executors import make_executor
-from loopweave.autotune.features import FEATURE_VERSION, features, flop_count
+from loopweave.autotune.features import FEATURE_NAMES, FEATURE_VERSION, features, flop_count
+from loopweave.autotune.gpu_features import GPU_FEATURES, gpu_features
 from loopweave.autotune.keys import kernel_key, machine_fingerprint
-from loopweave.autotune.measure import Candidate, Problem, make_problem
+from loopweave.autotune.measure import (
+    GPU_BACKENDS,
+    Candidate,
+    Problem,
+    make_problem,
+    measure_pipeline,
+    problem_backend,
+)
 from loopweave.autotune.model import CostModel
 from loopweave.autotune.space import SearchSpace
 from loopweave.errors import LoopweaveError
@@ -62,11 +70,18 @@ class TuneResult:
         return Schedule.from_json(self.best.schedule) if self.best else None
 
 
-def _features_of(problem: Problem, schedule_json: str) -> list[float] | None:
-    """Features of one candidate (runs in a process pool); None if it does not apply."""
+def _features_of(problem: Problem, candidate: Candidate) -> list[float] | None:
+    """Features of one candidate, as `measure.build` computes them (runs in a process pool);
+    None if it does not apply."""
     try:
-        ir = Schedule.from_json(schedule_json).apply(front_end(problem.source, problem.kernel))
-        return features(ir, loop_ast(ir), problem.sizes)
+        if problem_backend(problem, candidate) not in GPU_BACKENDS:
+            ir = Schedule.from_json(candidate.schedule).apply(
+                front_end(problem.source, problem.kernel))
+            return features(ir, loop_ast(ir), problem.sizes)
+        pipeline = measure_pipeline(problem, candidate)
+        result = pipeline.stages()
+        return features(result.ir, result.loops, problem.sizes) + gpu_features(
+            pipeline.target, result.source, problem.source, problem.kernel)
     except LoopweaveError:
         return None
 
@@ -107,17 +122,20 @@ class _Search:
     def refit(self) -> None:
         if self.strategy != "model":
             return
-        model = CostModel.fit(self.db.records(status="ok"))
+        gpu = self.space.ctx.target.backend in GPU_BACKENDS
+        width = len(FEATURE_NAMES) + (len(GPU_FEATURES) if gpu else 0)
+        model = CostModel.fit(self.db.records(status="ok"), width)
         if model.trained:
             self.model = model
-        elif not self.model.trained:
-            self.model = CostModel.pretrained() or CostModel()
+        elif not self.model.trained:  # the shipped model knows the host CPU only
+            self.model = (None if gpu else CostModel.pretrained()) or CostModel()
 
     def featurize(self, configs: list[dict]) -> list[list[float] | None]:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(2, mp_context=get_context("spawn"))
-        jsons = [self.space.decode(c)[0].to_json() for c in configs]
-        return list(self._pool.map(_features_of, [self.problem] * len(jsons), jsons,
+        candidates = [Candidate(schedule.to_json(), options)
+                      for schedule, options in map(self.space.decode, configs)]
+        return list(self._pool.map(_features_of, [self.problem] * len(candidates), candidates,
                                    chunksize=8))
 
     def next_round(self, n: int) -> list[tuple[dict, str]]:

@@ -11,6 +11,7 @@ import os
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported: no GPU here
 
 import json  # noqa: E402
+import random  # noqa: E402
 import shutil  # noqa: E402
 import warnings  # noqa: E402
 
@@ -93,3 +94,41 @@ def test_a_sweep_checks_each_candidate_and_records_it_unmeasured(target, tmp_pat
         assert kernels >= 1
     with Database(db) as database:
         assert database.best(result.key) is None  # compile() never dispatches to it
+
+
+@needs_nvcc
+def test_ranking_sees_the_features_the_records_keep(tmp_path):
+    """The search ranks candidates on the features `build` records for them (compile
+    statistics included), so a model fitted on GPU records can rank new GPU candidates."""
+    from loopweave.autotune.measure import Candidate, build, make_problem
+    from loopweave.autotune.search import _features_of
+
+    space = space_for("cuda", emulate=True)
+    schedule, options = space.decode({**space.default(), "gpu.schedule": "steps"})
+    problem = make_problem(MATMUL, SIZES, "cuda", tmp_path)
+    candidate = Candidate(schedule.to_json(), options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        built = build(problem, candidate)
+        ranked = _features_of(problem, candidate)
+    assert built.status == "ok" and list(built.features) == ranked
+
+
+def test_a_model_fits_rows_of_gpu_width():
+    from loopweave.autotune.database import Record
+    from loopweave.autotune.features import FEATURE_NAMES, FEATURE_VERSION
+    from loopweave.autotune.model import CostModel
+
+    width = len(FEATURE_NAMES) + len(GPU_FEATURES)
+    rng = random.Random(3)
+    records = []
+    for n in range(40):
+        row = [rng.random() for _ in range(width)]
+        records.append(Record("key", "h", "matmul", "{}", "f32", "cuda", "nvcc", "gpu", "[]",
+                              "{}", "ok", features=json.dumps(row),
+                              feature_version=FEATURE_VERSION, median_s=1.0 + row[-2],
+                              uid=str(n)))
+    model = CostModel.fit(records, width)
+    assert model.trained and model.records == 40
+    assert CostModel.fit(records).records == 0  # CPU-width rows only: none of these
+    assert len(model.predict([[0.5] * width] * 3)) == 3
