@@ -45,6 +45,13 @@ toolchains:
 bench: venv
 	$(VPY) -m benchmarks $(BENCH_ARGS)
 
+# The GPU check (benchmarks/README.md): run on a machine with an NVIDIA GPU; it makes its own
+# environment there (not `venv`: no network, and the CUDA torch must stay). Without a GPU it
+# fails at once with "no GPU: ...". E.g. `make gpu-check GPU_CHECK_ARGS="--skip tests"`.
+.PHONY: gpu-check
+gpu-check:
+	@bash .ci/gpu-check $(GPU_CHECK_ARGS)
+
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache .hypothesis benchmarks/out
 	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name '*.egg-info' \) \
