@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from loopweave.backends.arm_mac_tile import exclusive_end, render_mac_tile
+from loopweave.backends.arm_mac_tile import exclusive_end, render_dot_tile, render_mac_tile
 from loopweave.backends.c import CBackend
 from loopweave.backends.c_family import PRELUDE, c_name, c_var
 from loopweave.ir import expr as ir
@@ -254,7 +254,16 @@ static inline uint32_t lw_sxtb16(uint32_t x) {
 }
 #endif
 static inline uint32_t lw_ror8(uint32_t x) { return (x >> 8) | (x << 24); }
+#if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
+/* SXTB16 with its operand rotated in the same instruction (gcc does not fold the rotation). */
+static inline uint32_t lw_sxtb16_ror8(uint32_t x) {
+  uint32_t r; __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x)); return r;
+}
+#else
+static inline uint32_t lw_sxtb16_ror8(uint32_t x) { return lw_sxtb16(lw_ror8(x)); }
+#endif
 static inline uint32_t lw_ld16(const int8_t *p) { uint16_t h; memcpy(&h, p, 2); return h; }
+static inline uint32_t lw_ld32(const int8_t *p) { uint32_t w; memcpy(&w, p, 4); return w; }
 static inline uint32_t lw_pack16(int32_t lo, int32_t hi) {
   return (uint32_t)(uint16_t)lo | ((uint32_t)hi << 16);
 }
@@ -287,8 +296,10 @@ class ArmCBackend(CBackend):
         self.mac_used = False
 
     def render_for(self, node: For, indent: str) -> list[str]:
-        tile = render_mac_tile(self, node, indent) if self.mac else None
-        if tile is not None:  # an int8 register tile (the default schedule's)
+        tile = None
+        if self.mac:  # the default schedule's register tiles, in the core's MAC idioms
+            tile = render_mac_tile(self, node, indent) or render_dot_tile(self, node, indent)
+        if tile is not None:
             self.mac_used = True
             return tile
         nest = match(node, self.kernel) if self.mac else None

@@ -34,7 +34,7 @@ from loopweave.backends.c_names import c_name, c_var
 from loopweave.backends.register_tile import extent, linear, tile_shape
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import coefficient, simplify
-from loopweave.ir.loops import For
+from loopweave.ir.loops import Block, For, Store
 from loopweave.ir.types import F32, I32
 
 #: core -> (allowed lane counts W, most int32x4 accumulators)
@@ -237,3 +237,105 @@ def _mve_step(body: str, q_at: str, p: list[str], accs: list[list[str]],
         lines.append(f"{body}}}")
     return lines
 
+
+
+# -- dot-product tiles: the reduction innermost --------------------------------------------
+
+#: Cores with a dot-product tile renderer, and the most accumulators (core registers) it takes.
+DOT_CORES = {"cortex-m55": 6, "cortex-m4": 4}
+
+
+def _dot_shape(node: For):
+    """(rows loop, columns loop, reduction loop, store) of `for x < R: for y < W: for k: store`
+    (R, W constants), else None."""
+    nest = []
+    while isinstance(node, For) and len(nest) < 3:
+        nest.append(node)
+        node = node.body
+        while isinstance(node, Block) and len(node.body) == 1:
+            node = node.body[0]
+    if len(nest) != 3 or not isinstance(node, Store):
+        return None
+    rows_loop, cols_loop, k_loop = nest
+    if not (extent(rows_loop) and extent(cols_loop)) or k_loop.step != 1:
+        return None
+    return rows_loop, cols_loop, k_loop, node
+
+
+def render_dot_tile(r, node: For, indent: str) -> list[str] | None:
+    """Lines for `node` as a tile of int8 dot products along k (the default schedule's
+    `dot_steps`): each of the R x W int32 results in a core register; on the M55 16 steps of k
+    per `vmladavaq_s8` (Helium), the last partial run predicated (`vctp8q`); on the M4 4 steps
+    per pair of SMLADs (each operand's word of 4 bytes split by SXTB16 into its (k, k+2) and,
+    rotated by 8, its (k+1, k+3) halfword pairs), the last steps in plain C. None if `node` is
+    not that shape with P (rows) and Q (columns) both stride 1 along k."""
+    shape = _dot_shape(node) if r.core in DOT_CORES else None
+    if shape is None:
+        return None
+    rows_loop, cols_loop, k_loop, store = shape
+    rows, width = extent(rows_loop), extent(cols_loop)
+    operands = _operands(store.value, r.core)
+    end = exclusive_end(k_loop)
+    if store.reduce != "+=" or operands is None or operands[2] != "i8" or end is None \
+            or rows * width > DOT_CORES[r.core]:
+        return None
+    x, y, k = rows_loop.var, cols_loop.var, k_loop.var
+    a, b, _ = operands
+    p, q = (a, b) if not any(y in ir.variables(i) for i in a.indices) else (b, a)
+    if any(y in ir.variables(i) for i in p.indices) or \
+            any(x in ir.variables(i) for i in q.indices):
+        return None
+    if any(coefficient(linear(r, ld.tensor, ld.indices), k) != 1 for ld in (p, q)):
+        return None
+    cells = [(row, col) for row in range(rows) for col in range(width)]
+    at = {}
+    for row, col in cells:
+        offset = linear(r, store.tensor, store.indices)
+        offset = simplify(ir.substitute(offset, {x: ir.Const(row), y: ir.Const(col)}))
+        if k in ir.variables(offset):
+            return None
+        at[row, col] = f"{c_name(store.tensor)}[{r.expr(offset)}]"
+    acc = {cell: f"lw_t{cell[0]}_{cell[1]}" for cell in cells}
+    ps = [f"&{r.expr(ir.substitute(p, {x: ir.Const(row)}))}" for row in range(rows)]
+    qs = [f"&{r.expr(ir.substitute(q, {y: ir.Const(col)}))}" for col in range(width)]
+    v, it, pad = c_var(k), r.index_type, indent + "  "
+
+    # Pointers that walk k (post-incremented loads), one per row of P and column of Q.
+    ptrs = [f"lw_pa{row}" for row in range(rows)] + [f"lw_pb{col}" for col in range(width)]
+
+    def step(load: str, mac: str, pred: str) -> list[str]:
+        return [*(f"{pad}  const int8x16_t lw_a{row} = {load}(lw_pa{row}{pred});"
+                  for row in range(rows)),
+                *(f"{pad}  const int8x16_t lw_b{col} = {load}(lw_pb{col}{pred});"
+                  for col in range(width)),
+                *(f"{pad}  {acc[c]} = {mac}({acc[c]}, lw_a{c[0]}, lw_b{c[1]}{pred});"
+                  for c in cells)]
+
+    run = 16 if r.core == "cortex-m55" else 4  # steps of k per instruction group
+    lines = [f"{indent}{{", *(f"{pad}int32_t {acc[c]} = {at[c]};" for c in cells),
+             f"{pad}const {it} lw_kend = {r.expr(end)};",
+             f"{pad}{it} {v} = {r.expr(k_loop.init)};",
+             f"{pad}const int8_t " + ", ".join(
+                 f"*{name} = {addr}" for name, addr in zip(ptrs, ps + qs, strict=True)) + ";",
+             # A down-counter: k and its end stay out of the loop (a low-overhead loop, and
+             # no registers spilled next to the accumulators and pointers).
+             f"{pad}for ({it} lw_n = (lw_kend - {v}) / {run}; lw_n > 0; lw_n--, {v} += {run}, "
+             + ", ".join(f"{name} += {run}" for name in ptrs) + ") {"]
+    if r.core == "cortex-m55":
+        lines += [*step("vldrbq_s8", "vmladavaq_s8", ""), f"{pad}}}",
+                  f"{pad}if ({v} < lw_kend) {{",
+                  f"{pad}  const mve_pred16_t lw_p = vctp8q((uint32_t)(lw_kend - {v}));",
+                  *step("vldrbq_z_s8", "vmladavaq_p_s8", ", lw_p"), f"{pad}}}"]
+    else:  # M4: a word of 4 bytes -> (k, k+2) and (k+1, k+3) halfword pairs, 2 SMLADs
+        for name in ptrs:
+            lines.append(f"{pad}  const uint32_t {name}_w = lw_ld32({name}), "
+                         f"{name}_e = lw_sxtb16({name}_w), "
+                         f"{name}_o = lw_sxtb16_ror8({name}_w);")
+        for row, col in cells:
+            a, b, s = f"lw_pa{row}", f"lw_pb{col}", acc[row, col]
+            lines.append(f"{pad}  {s} = lw_smlad({a}_o, {b}_o, lw_smlad({a}_e, {b}_e, {s}));")
+        lines += [f"{pad}}}", f"{pad}for (; {v} < lw_kend; {v}++, "
+                  + ", ".join(f"{name}++" for name in ptrs) + ") {",
+                  *(f"{pad}  {acc[row, col]} += (int32_t)*lw_pa{row} * *lw_pb{col};"
+                    for row, col in cells), f"{pad}}}"]
+    return [*lines, *(f"{pad}{at[c]} = {acc[c]};" for c in cells), f"{indent}}}"]

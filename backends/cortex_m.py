@@ -33,9 +33,11 @@ from loopweave.backends.arm_harness import (
 from loopweave.backends.arm_mac import ArmCBackend
 from loopweave.backends.c_family import c_name
 from loopweave.backends.runners import QemuSemihostingRunner, check_options
+from loopweave.ir import expr as ir
 from loopweave.ir.expr import Expr, evaluate, to_str
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import Node
+from loopweave.ir.types import INDEX, DType
 from loopweave.passes.default_arm import arm_default_schedule
 from loopweave.passes.schedule import Schedule
 from loopweave.targets import Target
@@ -66,6 +68,24 @@ class CortexMBackend(ArmCBackend):
 
     def header(self) -> str:
         return super().header() + scratch_comment(self.kernel)
+
+    # Index arithmetic (loop bounds: min, max, floor division) is 32-bit on these cores: the
+    # 64-bit helpers would cost a compare-with-carry pair per bound in every loop.
+    def call(self, f: str, args: tuple[Expr, ...], dtype: DType) -> str:
+        if f in ("min", "max") and _index_only(dtype, args):
+            return f"lw_{f}_i32({', '.join(self.expr(a) for a in args)})"
+        return super().call(f, args, dtype)
+
+    def binary(self, op: str, a: Expr, b: Expr, dtype: DType, parent_prec: int) -> str:
+        if op in ("/", "%") and _index_only(a.dtype, (a, b)):
+            return f"lw_{'div' if op == '/' else 'mod'}_i32({self.expr(a)}, {self.expr(b)})"
+        return super().binary(op, a, b, dtype, parent_prec)
+
+
+def _index_only(dtype: DType, args: tuple[Expr, ...]) -> bool:
+    """Whether `args` are index arithmetic (no tensor element or scalar argument in them)."""
+    return dtype == INDEX and not any(isinstance(x, ir.Load | ir.Scalar)
+                                      for a in args for x in ir.walk(a))
 
 
 def _bytes_expr(dims: tuple[Expr, ...], itemsize: int) -> str:

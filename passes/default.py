@@ -59,7 +59,9 @@ class TargetFacts:
     copy costs instructions); conv_tile / depthwise_tile: (rows, columns) of a convolution's
     output in registers; int8_tile: the same for contractions and convolutions whose operands
     are cast up (int8 -> int32), None to leave those to the renderer's MAC idiom in program
-    order; parallel: whether an OpenMP loop means threads.
+    order; int8_dot: (rows, columns, KC, NC) of an int8 contraction's tile as dot products
+    along k (`dot_steps`: a core whose instructions reduce runs of k, like Helium's VMLADAV),
+    used instead of int8_tile; parallel: whether an OpenMP loop means threads.
     """
 
     name: str
@@ -71,6 +73,7 @@ class TargetFacts:
     conv_tile: tuple[int, int]
     depthwise_tile: tuple[int, int]
     int8_tile: tuple[int, int] | None = None
+    int8_dot: tuple[int, int, int, int] | None = None
 
 
 #: The host with AVX2-wide (32-byte) vectors; `CPU_AVX512` where the compiler targets AVX-512.
@@ -141,6 +144,9 @@ def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple
     first): a contraction's micro-kernel, a convolution's tile, or None."""
     tile = _contraction_tile(s, loops, facts)
     if tile is not None:
+        c = match_contraction(s, loops)
+        if c.widening and facts.int8_dot is not None and not c.a_transposed:
+            return dot_steps(s, loops, *facts.int8_dot)
         kc, nc = facts.panel or (None, None)
         return contraction_steps(s, loops, *tile, kc, nc, widening=True)
     conv = match_convolution(s, loops)
@@ -326,6 +332,29 @@ def contraction_steps(s: Statement, loops: list[str], mr: int = MR, nr: int = NR
             ("reorder", s.name, *order),
             ("cache_read", s.name, c.b.tensor, f"{i}_o", *layout),
             ("cache_write", s.name, k)]
+
+
+def dot_steps(s: Statement, loops: list[str], mr: int, nr: int, kc: int, nc: int
+              ) -> list[tuple] | None:
+    """A contraction's tile as mr x nr dot products along k: B packed per (kc, nc) panel with
+    k innermost (transposed: B[k, j] is stored [j][k]), and the reduction innermost in the
+    tile, so that both operands run contiguously along k:
+
+        for j_o_o, k_o: pack B[k_o block, j_o_o block] as [j][k]
+          for i_o, j_o: for i < mr: for j < nr: for k: C[i, j] += A[i, k] * B_pack[j, k]
+
+    None if `s` is not a contraction with its loops ending in i, j, k."""
+    c = match_contraction(s, loops)
+    if c is None:
+        return None
+    i, j, k = c.i, c.j, c.k
+    n = len(c.b.indices)
+    layout = () if c.b_transposed else ({"layout": (*range(n - 2), n - 1, n - 2)},)
+    return [("tile", s.name, {i: mr, j: nr, k: kc}),
+            ("tile", s.name, {f"{j}_o": max(1, nc // nr)}),
+            ("reorder", s.name, *loops[:-3], f"{j}_o_o", f"{k}_o", f"{i}_o", f"{j}_o", i, j, k),
+            ("cache_read", s.name, c.b.tensor, f"{i}_o", *layout),
+            ("cache_write", s.name, i)]
 
 
 def convolution_steps(s: Statement, loops: list[str], rows: int | None = None,

@@ -30,8 +30,8 @@ ODD = [(13, 17, 19), (1, 1, 1), (5, 3, 33), (9, 70, 7)]
 #: What the default's register tile looks like in each target's source, f32 and int8.
 F32_TILE = {"aarch64": "lw_vload_f32_4(", "cortex-m4": "lw_s0_0 +=",
             "cortex-m55": "vfmaq_n_f32(lw_t0_0"}
-INT8_TILE = {"aarch64": "vmlal_laneq_s16(lw_t0_0", "cortex-m4": "lw_s0_0 +=",
-             "cortex-m55": "vmlaq_n_s32(lw_t0_0"}
+INT8_TILE = {"aarch64": "vmlal_laneq_s16(lw_t0_0", "cortex-m4": "lw_smlad(lw_pa0_o",
+             "cortex-m55": "vmladavaq_s8(lw_t0_0"}
 rng = np.random.default_rng(11)
 
 
@@ -62,11 +62,12 @@ def test_f32_matmul_default_matches_numpy_at_odd_sizes(target):
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_int8_matmul_default_matches_numpy_at_odd_sizes(target):
-    """Exact int32 results, wrapping like numpy (K large enough to overflow int16 sums)."""
+    """Exact int32 results, wrapping like numpy (K large enough to overflow int16 sums; K
+    around the dot tiles' 16- and 4-step runs)."""
     needs(target)
     kernel = compiled(QMM, target)
     assert INT8_TILE[target] in kernel.source
-    for m, k, n in [*ODD, (4, 300, 16)]:
+    for m, k, n in [*ODD, (4, 300, 16), (2, 15, 2), (4, 33, 6), (3, 2, 5)]:
         a = rng.integers(-128, 128, size=(m, k), dtype=np.int8)
         b = rng.integers(-128, 128, size=(k, n), dtype=np.int8)
         np.testing.assert_array_equal(kernel(a, b), a.astype(np.int32) @ b.astype(np.int32))
@@ -85,8 +86,10 @@ def test_conv2d_default_matches_numpy(target):
 
 
 def test_int8_idiom_instructions_in_the_default_binaries():
-    """objdump: the default int8 matmul runs SMLAL (aarch64) and VMLA.S32 (M55) in lw_qmm."""
-    for target, insn in (("aarch64", "smlal"), ("cortex-m55", "vmla.s32")):
+    """objdump: the default int8 matmul runs SMLAL (aarch64), VMLADAVA (M55, which objdump
+    spells vmlava) and SMLAD (M4) in lw_qmm."""
+    for target, insn in (("aarch64", "smlal"), ("cortex-m55", "vmlava.s8"),
+                         ("cortex-m4", "smlad")):
         needs(target)
         if shutil.which(OBJDUMP[target][0]) is None:
             pytest.skip(f"{OBJDUMP[target][0]} not installed")

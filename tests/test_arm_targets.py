@@ -195,8 +195,8 @@ def test_render_needs_no_cross_tools():
     assert "lw_smlad(" in render("cortex-m4", schedule=order)
     assert "vmlaq_n_s32(" in render("cortex-m55", schedule=order)
     assert "vmlal_n_s16(" in render("aarch64", schedule=order)
-    assert "lw_s0_0 +=" in render("cortex-m4")  # scalar accumulators (no SIMD registers)
-    assert "vmlaq_n_s32(lw_t0_0" in render("cortex-m55")
+    assert "lw_smlad(lw_pa0_o" in render("cortex-m4")  # dot products along k
+    assert "vmladavaq_s8(lw_t0_0" in render("cortex-m55")
     assert "vmlal_laneq_s16(lw_t0_0" in render("aarch64")
     plain = render("cortex-m4", schedule=order, options={"idioms": False})
     assert "lw_smlad(" not in plain
@@ -300,9 +300,7 @@ def test_firmware_example_builds_and_runs(tmp_path):
                                 16 * bias.astype(np.int32), np.int32(2796203), np.int32(31),
                                 np.int32(-3))["C"]
     np.testing.assert_array_equal(printed, want)
-    # `emit` applies the default schedule: the int8 matmul as a register tile of scalar
-    # accumulators (fewer instructions on the M4 than the SMLAD lane idiom of program order).
-    assert "lw_s0_0 +=" in (build / "qmm_requant.c").read_text()
+    assert "lw_smlad(" in (build / "qmm_requant.c").read_text()
 
 
 @pytest.mark.slow
