@@ -390,9 +390,15 @@ class CudaRenderer(CFamilyRenderer):
                 return [*lines, f"{indent}}}"]
         raise AssertionError(type(node).__name__)
 
+    def device_locals(self) -> list[Tensor]:
+        """Local buffers that live in device memory between launches (allocated and freed by
+        the launcher, never copied): none for the planner's kernels."""
+        return []
+
     def render_launcher(self) -> str:
         k = self.kernel
         tensors = [t for t in (*k.args, *k.outputs, *k.temporaries) if isinstance(t, Tensor)]
+        tensors += self.device_locals()
         lines = [f'extern "C" void lw_{k.name}({", ".join(self.tensor_params(host=True))}) {{',
                  "  lw_error_text[0] = 0;"]
         for t in tensors:

@@ -18,7 +18,7 @@ from loopweave.backends.cuda_render import CUDA_PRELUDE, CudaRenderer
 from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import constant_value
-from loopweave.ir.kernel import KernelIR
+from loopweave.ir.kernel import KernelIR, Tensor
 from loopweave.ir.launches import Barrier, GpuProgram, Launch, OneThread, Spread
 from loopweave.ir.loops import THREAD_AXES, For, Node, Scope
 
@@ -131,6 +131,24 @@ class ScheduledCudaRenderer(CudaRenderer):
                 f"{v} += {node.step}) {{", *self.stmt(node.body, indent + "  "), f"{indent}}}"]
 
     # -- the launcher -----------------------------------------------------------------------------
+
+    def device_locals(self) -> list[Tensor]:
+        return [self.kernel.tensors[b.name] for b in self.program.device_buffers]
+
+    def tensor_params(self, host: bool) -> list[str]:
+        params = super().tensor_params(host)
+        if host:  # the launcher's signature is the kernel's ABI: device buffers are its own
+            return params
+        sizes = len(self.kernel.sizes)
+        locals_ = [f"{self.ctype(t.dtype)} *__restrict__ {c_name(t.name)}"
+                   for t in self.device_locals()]
+        return params[:len(params) - sizes] + locals_ + params[len(params) - sizes:]
+
+    def call_args(self) -> list[str]:
+        args = super().call_args()
+        sizes = len(self.kernel.sizes)
+        locals_ = [c_name(t.name) for t in self.device_locals()]
+        return args[:len(args) - sizes] + locals_ + args[len(args) - sizes:]
 
     def host_stmt(self, node: Node, indent: str) -> list[str]:
         if not isinstance(node, Launch):

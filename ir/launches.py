@@ -19,6 +19,8 @@ Rules, each checked here with an error that names the loop:
   block-level sibling that has thread work, and at the end of each iteration of a block-level
   loop around thread work. Block-level stores outside every thread loop run in `OneThread`.
 - A nest without any bound loop becomes a launch of one block of one thread (and a warning).
+- `Scope` buffers in the host code (a temporary local to a host loop's iteration, used by
+  several launches) live in device memory (`device_buffers`), allocated by the launcher.
 - `Scope` buffers at block level are shared by the block's threads (CUDA `__shared__`), so
   their shapes must be constant and their total within `shared_limit` bytes. A copy into them
   (`cache_read` at a block-level loop) is a `Spread`: all threads of the block share its work.
@@ -98,6 +100,7 @@ class GpuProgram:
     host: Node
     launches: tuple[Launch, ...]
     warnings: tuple[str, ...]
+    device_buffers: tuple[Buffer, ...] = ()  # local buffers of the host code: device memory
 
 
 KernelNode = Node | Barrier | OneThread | Spread
@@ -121,10 +124,12 @@ class _Lowering:
         self.shared_limit = shared_limit
         self.launches: list[Launch] = []
         self.warnings: list[str] = []
+        self.device_buffers: dict[str, Buffer] = {}
 
     def program(self, loops: Node) -> GpuProgram:
         host = self.host(loops, [])
-        return GpuProgram(host, tuple(self.launches), tuple(self.warnings))
+        return GpuProgram(host, tuple(self.launches), tuple(self.warnings),
+                          tuple(self.device_buffers.values()))
 
     # -- host level ----------------------------------------------------------------------------
 
@@ -157,11 +162,11 @@ class _Lowering:
             case If(cond=c, then=t, orelse=e):
                 return If(c, self.host(t, host_vars),
                           None if e is None else self.host(e, host_vars))
-            case Scope(buffers=b):
-                raise ScheduleError(
-                    f"local buffer(s) {', '.join(x.name for x in b)} would live across kernel "
-                    f"launches (they are declared outside every loop bound to blockIdx); bind "
-                    f"a loop outside them, or fuse their producer and consumers first")
+            case Scope(buffers=b, body=body):
+                # Used by several launches: one device array, written before it is read in
+                # each execution of the scope (a scope's buffers start uninitialised).
+                self.device_buffers.update((x.name, x) for x in b)
+                return self.host(body, host_vars)
         raise AssertionError(type(node).__name__)
 
     def sequential_launch(self, node: Node, host_vars: list[str]) -> Node:

@@ -206,9 +206,10 @@ def invariant_target(loop: For) -> tuple[str, tuple[Expr, ...]] | None:
     nowhere else: an accumulator a renderer may keep in a register while the loop runs."""
     inner = loop_vars_inside(loop)
     nodes = list(walk(loop))
+    local = {b.name for n in nodes if isinstance(n, Scope) for b in n.buffers}
     for st in (n for n in nodes if isinstance(n, Store)):
         used = {x.name for ix in st.indices for x in walk_expr(ix) if isinstance(x, Var)}
-        if used & inner:
+        if used & inner or st.tensor in local:  # a buffer declared inside lives only there
             continue
         accesses = [ld for n in nodes for ld in node_loads(n) if ld.tensor == st.tensor]
         stores = [n for n in nodes if isinstance(n, Store) and n.tensor == st.tensor]

@@ -27,6 +27,7 @@ import loopweave  # noqa: E402
 from loopweave.backends import cuda  # noqa: E402
 from loopweave.driver import stages  # noqa: E402
 from loopweave.errors import ScheduleError  # noqa: E402
+from loopweave.examples import load_polybench_references  # noqa: E402
 from loopweave.passes.gpu_default import GpuTiles, gpu_schedule  # noqa: E402
 from loopweave.pipeline import front_end  # noqa: E402
 from loopweave.targets import GPU_FACTS  # noqa: E402
@@ -387,3 +388,24 @@ def test_triton_refuses_a_dot_on_tiles_smaller_than_16():
         warnings.simplefilter("ignore")
         with pytest.raises(ScheduleError, match="tl.dot needs tiles of at least 16 x 16"):
             stages(MATMUL, "triton", schedule=s)
+
+
+@pytest.mark.parametrize("target", ["cuda", pytest.param("triton", marks=needs_triton)])
+def test_a_temporary_local_to_a_host_loop_lives_in_device_memory(target):
+    """atax: `tmp[i]` is local to an iteration of the host loop over i (storage reduction
+    made it a scalar), written by one launch and read by the next: a device buffer."""
+    poly = load_polybench_references()
+    case = poly.POLYBENCH["atax"]
+    schedule = gpu_schedule(front_end(case.source()), GpuTiles(), GPU_FACTS[target])
+    assert sum(s.op == "bind" for s in schedule.steps) >= 4  # both statements in the i loop
+    options = {"emulate": True} if target == "cuda" else {}
+    kernel = loopweave.compile(case.source(), target, schedule=schedule, tuning_db=False,
+                               **options)
+    assert ("cudaMalloc((void **)&tmp" if target == "cuda" else "tmp = torch.empty") \
+        in kernel.source
+    args = case.make_inputs({"M": 13, "N": 17}, 4)
+    expected = case.expected(args)
+    got = poly.results_of(case, args, kernel(*args.values()))
+    for out, want in expected.items():
+        err, ok = poly.compare(got[out], want, case.tol_scale)
+        assert ok, f"atax: {out} differs from the reference by {err:g}"
