@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 from loopweave.backends import cuda, triton_aot
 from loopweave.errors import LoopweaveError
@@ -22,25 +23,49 @@ GPU_FEATURES = ("gpu_registers", "gpu_spill_bytes", "gpu_shared_bytes", "gpu_thr
                 "gpu_occupancy", "gpu_kernels")
 
 
-#: Per-SM limits of the architectures the features are computed for (sm_90: H100/H200).
-SM_LIMITS = {"warps": 64, "registers": 65536, "shared_bytes": 228 * 1024, "blocks": 32}
+@dataclass(frozen=True)
+class SmLimits:
+    """Per-SM limits of one architecture, as the CUDA occupancy calculator uses them."""
+
+    name: str
+    max_warps: int
+    max_blocks: int
+    registers: int
+    register_unit: int  # registers are allocated per warp, in units of this many
+    shared_bytes: int
+    shared_unit: int  # shared memory is allocated per block, in units of this many bytes
+    shared_reserved: int  # bytes the CUDA runtime reserves per block (sm_80 and later)
+    max_threads_per_block: int = 1024
+
+
+SM90 = SmLimits("sm_90", max_warps=64, max_blocks=32, registers=65536, register_unit=256,
+                shared_bytes=228 * 1024, shared_unit=128, shared_reserved=1024)
+
+
+def occupancy(registers: int, threads: int, shared: int,
+              sm: SmLimits = SM90) -> tuple[float, str]:
+    """Resident warps / the SM's maximum, and what limits the resident blocks
+    ("warps", "blocks", "regs", "smem", several joined by "+"); (0, why) if a block cannot run."""
+    if threads < 1 or threads > sm.max_threads_per_block:
+        return 0.0, f"{threads} threads per block"
+    warps = math.ceil(threads / 32)
+    per_warp = math.ceil(max(registers, 1) * 32 / sm.register_unit) * sm.register_unit
+    block_shared = math.ceil((shared + sm.shared_reserved) / sm.shared_unit) * sm.shared_unit
+    limits = {
+        "warps": sm.max_warps // warps,
+        "blocks": sm.max_blocks,
+        "regs": (sm.registers // per_warp) // warps,
+        "smem": sm.shared_bytes // block_shared,
+    }
+    blocks = min(limits.values())
+    if blocks == 0:
+        return 0.0, "+".join(k for k, v in limits.items() if v == 0)
+    return blocks * warps / sm.max_warps, "+".join(k for k, v in limits.items() if v == blocks)
+
 
 #: A launch in the generated CUDA launcher: its kernel and block shape (the last dim3 of
 #: constants on the line; the grid's dim3 before it holds expressions).
 _CUDA_LAUNCH = re.compile(r"LW_LAUNCH\((\w+), .*dim3\((\d+), (\d+), (\d+)\)")
-
-
-def occupancy(registers: int, threads: int, shared_bytes: int,
-              limits: dict[str, int] = SM_LIMITS) -> float:
-    """Resident warps per SM over the maximum, for blocks of `threads` threads using
-    `registers` per thread and `shared_bytes` per block (allocation granularity ignored)."""
-    warps = max(1, math.ceil(threads / 32))
-    blocks = min(limits["blocks"], limits["warps"] // warps)
-    if registers:
-        blocks = min(blocks, limits["registers"] // (registers * warps * 32))
-    if shared_bytes:
-        blocks = min(blocks, limits["shared_bytes"] // shared_bytes)
-    return blocks * warps / limits["warps"]
 
 
 def kernel_stats(target: Target, source: str, dsl_source: str,
@@ -77,5 +102,5 @@ def gpu_features(target: Target, source: str, dsl_source: str,
             float(sum(r["spill_bytes"] for r in rows)),
             float(max(r["shared_bytes"] for r in rows)),
             float(max(r["threads"] for r in rows)),
-            min(occupancy(r["registers"], r["threads"], r["shared_bytes"]) for r in rows),
+            min(occupancy(r["registers"], r["threads"], r["shared_bytes"])[0] for r in rows),
             float(len(rows))]

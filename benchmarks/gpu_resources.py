@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.suite import SUITE
+from loopweave.autotune.gpu_features import occupancy
 from loopweave.backends import cuda
 from loopweave.backends.triton import import_module, torch_dtype
 from loopweave.driver import stages
@@ -58,48 +59,6 @@ from loopweave.ir.kernel import ScalarArg
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = ("matmul", "conv2d", "softmax", "attention")  # the kernels of the [one-schedule] tests
-
-
-# -- theoretical occupancy ---------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SmLimits:
-    """Per-SM limits of one architecture, as the CUDA occupancy calculator uses them."""
-
-    name: str
-    max_warps: int
-    max_blocks: int
-    registers: int
-    register_unit: int  # registers are allocated per warp, in units of this many
-    shared_bytes: int
-    shared_unit: int  # shared memory is allocated per block, in units of this many bytes
-    shared_reserved: int  # bytes the CUDA runtime reserves per block (sm_80 and later)
-    max_threads_per_block: int = 1024
-
-
-SM90 = SmLimits("sm_90", max_warps=64, max_blocks=32, registers=65536, register_unit=256,
-                shared_bytes=228 * 1024, shared_unit=128, shared_reserved=1024)
-
-
-def occupancy(registers: int, threads: int, shared: int,
-              sm: SmLimits = SM90) -> tuple[float, str]:
-    """Resident warps / the SM's maximum, and what limits the resident blocks
-    ("warps", "blocks", "regs", "smem", several joined by "+"); (0, why) if a block cannot run."""
-    if threads < 1 or threads > sm.max_threads_per_block:
-        return 0.0, f"{threads} threads per block"
-    warps = math.ceil(threads / 32)
-    per_warp = math.ceil(max(registers, 1) * 32 / sm.register_unit) * sm.register_unit
-    block_shared = math.ceil((shared + sm.shared_reserved) / sm.shared_unit) * sm.shared_unit
-    limits = {
-        "warps": sm.max_warps // warps,
-        "blocks": sm.max_blocks,
-        "regs": (sm.registers // per_warp) // warps,
-        "smem": sm.shared_bytes // block_shared,
-    }
-    blocks = min(limits.values())
-    if blocks == 0:
-        return 0.0, "+".join(k for k, v in limits.items() if v == 0)
-    return blocks * warps / sm.max_warps, "+".join(k for k, v in limits.items() if v == blocks)
 
 
 # -- rows ----------------------------------------------------------------------------------------
