@@ -14,9 +14,10 @@ bf16 tiles stay in their type (tensor cores), i8 ones accumulate in int32.
 
 from __future__ import annotations
 
-from loopweave.backends.triton_expr import Layout, offset, py_name
+from loopweave.backends.triton_expr import Layout, py_name
 from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
+from loopweave.ir.affine import row_major_offset
 from loopweave.ir.loops import For, Store, full_extent, upper_bounds
 from loopweave.ir.types import BOOL, F32, DType
 from loopweave.targets import GPU_FACTS
@@ -114,7 +115,7 @@ def _tile(w, operand: ir.Expr, loop: For, lane: str, depth: int, to_f32: bool) -
     # (and a scalar `&` a tensor gives the interpreter a mask of the wrong type).
     lanes = w.lane_vars | {lane}
     mask = " & ".join(f"({w.text(c)})" for c in inside if ir.variables(c) & lanes)
-    off = offset(tensor.shape, moved.indices)
+    off = row_major_offset(tensor.shape, moved.indices)
     name = w.fresh(f"{py_name(load.tensor)}_tile")
     w.emit(f"{name} = tl.load({py_name(load.tensor)}_ptr + {w.text(off)}, mask={mask}, "
            f"other=0)", depth)

@@ -50,6 +50,17 @@ def _lw_tanh(x):
     t = (1.0 - e) / (1.0 + e)
     return tl.where(x < 0, -t, t)
 ''',
+    "_lw_pow": '''@triton.jit
+def _lw_pow(a, b):
+    # a ** b as numpy: |a| ** b through exp2 and log2; a negative base keeps its sign for an
+    # odd whole b and gives nan for a fractional one; x ** 0 is 1
+    m = tl.exp2(b * tl.log2(tl.abs(a)))
+    whole = tl.floor(b) == b
+    odd = whole & (tl.floor(b * 0.5) * 2.0 != b)
+    r = tl.where((a < 0) & odd, -m, m)
+    r = tl.where((a < 0) & (tl.floor(b) != b), float("nan"), r)
+    return tl.where(b == 0, 1.0, r)
+''',
     "_lw_mul": '''@triton.jit
 def _lw_mul(a, b):
     return a * b
@@ -192,8 +203,9 @@ class ExprWriter:
         if f == "tanh":
             self.k.use("_lw_tanh")
             return f"_lw_tanh({xs[0]})"
-        if f == "pow":
-            return f"libdevice.pow({xs[0]}, {xs[1]})"
+        if f == "pow":  # libdevice.pow returns None in the interpreter
+            self.k.use("_lw_pow")
+            return f"_lw_pow({xs[0]}, {xs[1]})"
         if f in ("exp", "log", "sqrt", "erf"):
             return f"tl.{f}({xs[0]})"
         raise AssertionError(f)

@@ -24,12 +24,12 @@ from loopweave.backends.triton_expr import (
     TL_TYPES,
     ExprWriter,
     Layout,
-    offset,
     py_name,
     python_expr,
 )
 from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
+from loopweave.ir.affine import row_major_offset
 from loopweave.ir.kernel import KernelIR, ScalarArg
 from loopweave.ir.launches import Barrier, GpuProgram, Launch, OneThread, Spread
 from loopweave.ir.loops import (
@@ -112,7 +112,7 @@ class _LaunchWriter:
         return self.expr.render(e, _NO_LAYOUT)
 
     def pointer(self, tensor: str, indices: tuple[ir.Expr, ...]) -> str:
-        off = offset(self.kernel.tensors[tensor].shape, indices)
+        off = row_major_offset(self.kernel.tensors[tensor].shape, indices)
         text = f"{py_name(tensor)}_ptr"
         if off != ir.Const(0):
             text += f" + {self.expr.render(off, _NO_LAYOUT, 11)}"

@@ -409,3 +409,23 @@ def test_a_temporary_local_to_a_host_loop_lives_in_device_memory(target):
     for out, want in expected.items():
         err, ok = poly.compare(got[out], want, case.tol_scale)
         assert ok, f"atax: {out} differs from the reference by {err:g}"
+
+
+POW = """
+kernel power(x: f32[N], e: f32[N]) -> y: f32[N] {
+    y[i] = pow(x[i], e[i])
+}"""
+
+
+@needs_triton
+@pytest.mark.parametrize("bound", [False, True])
+def test_pow_on_triton_follows_numpy(bound):
+    """libdevice.pow returns None in Triton's interpreter: both Triton paths use a helper with
+    numpy's signs, nan and 0 ** 0."""
+    x = np.array([2.0, -2.0, -2.0, 0.0, 0.0, 3.5, -1.5, 9.0, 0.0], dtype=np.float32)
+    e = np.array([0.5, 3.0, 2.0, 0.0, 2.0, -1.0, 0.5, -0.5, -1.0], dtype=np.float32)
+    schedule = schedule_of(rows_on_threads("y", "i", 4)) if bound else None
+    kernel = loopweave.compile(POW, "triton", schedule=schedule, tuning_db=False)
+    with np.errstate(all="ignore"):
+        want = np.power(x, e)
+    np.testing.assert_allclose(kernel(x, e), want, rtol=1e-5, equal_nan=True)
