@@ -57,34 +57,61 @@ def gpu_schedule(kernel: KernelIR, tiles: GpuTiles, facts: GpuFacts) -> Schedule
     shared_limit = facts.shared_bytes
     if shared_limit is None:
         tiles = replace(tiles, stage=False)
-    names = {s.name: pl.initial_placements(kernel)[s.name].names() for s in kernel.statements}
+    placements = pl.initial_placements(kernel)
+    bound: set[str] = set()
     for s in kernel.statements:
-        loops = names[s.name]
-        parallel = [v for v in loops if _applies(kernel, schedule, Schedule().parallel(
-            s.name, v))]
-        hoisted = parallel + [v for v in loops if v not in parallel]
-        # Parallel loops first where the dependences allow it, then a 2-D block before 1-D.
-        for order in dict.fromkeys((tuple(hoisted), tuple(loops))):
-            for two_d in (True, False):
-                steps = statement_steps(s, list(order), parallel, tiles, two_d,
-                                        facts.dot_types)
-                if order != tuple(loops) and steps is not None:
-                    steps = Schedule([*Schedule().reorder(s.name, *order).steps, *steps.steps])
-                if steps is not None and _accepts(kernel, schedule, steps, shared_limit):
-                    schedule.steps += steps.steps
-                    break
-            else:
-                continue
-            break
+        if s.name in bound:
+            continue
+        for group in _groups(kernel, placements, s, bound):
+            steps = _binding(kernel, schedule, s, group, placements[s.name].names(), tiles,
+                             facts)
+            if steps is not None:
+                schedule.steps += steps.steps
+                bound.update(group)
+                break
     return schedule
 
 
+def _groups(kernel: KernelIR, placements, s: Statement, bound: set[str]):
+    """`[s]`, then s with the statements not yet `bound` that share its outermost loop (trmm's
+    update and scaling in one `for j`: binding one alone would split the loop they share)."""
+    yield [s.name]
+    mine = placements[s.name]
+    sharing = [t.name for t in kernel.statements if t.name != s.name and t.name not in bound
+               and len(placements[t.name].loops) and len(mine.loops)
+               and placements[t.name].order[:2] == mine.order[:2]]
+    if sharing:
+        yield [s.name, *sharing]
+
+
+def _binding(kernel: KernelIR, schedule: Schedule, s: Statement, group: list[str],
+             loops: list[str], tiles: GpuTiles, facts: GpuFacts) -> Schedule | None:
+    """The first accepted binding of the statements `group` (led by `s`, whose loops are
+    `loops`): parallel loops moved first where the dependences allow it, a 2-D block before
+    a 1-D one."""
+    target = ",".join(group)
+    parallel = [v for v in loops if _applies(kernel, schedule, Schedule().parallel(target, v))]
+    hoisted = parallel + [v for v in loops if v not in parallel]
+    for order in dict.fromkeys((tuple(hoisted), tuple(loops))):
+        for two_d in (True, False):
+            steps = statement_steps(s, list(order), parallel, tiles, two_d, facts.dot_types,
+                                    target)
+            if order != tuple(loops) and steps is not None:
+                steps = Schedule([*Schedule().reorder(target, *order).steps, *steps.steps])
+            if steps is not None and _accepts(kernel, schedule, steps, facts.shared_bytes):
+                return steps
+    return None
+
+
 def statement_steps(s: Statement, loops: list[str], parallel: list[str], tiles: GpuTiles,
-                    two_d: bool = True, dot_types: tuple[str, ...] = ()) -> Schedule | None:
+                    two_d: bool = True, dot_types: tuple[str, ...] = (),
+                    target: str | None = None) -> Schedule | None:
     """The binding steps of one statement whose loops (outer first) are `loops`, of which
     `parallel` carry no dependence; None if it has no parallel loop. A 2-D block (`two_d`)
     needs the loop just outside the innermost parallel one to be parallel too; a `dot` needs
-    the operands' types among `dot_types` and tiles of at least 16 x 16 x 16."""
+    the operands' types among `dot_types` and tiles of at least 16 x 16 x 16. `target`: the
+    statements the steps name (default `s` alone; contractions are matched only then)."""
+    target = target or s.name
     if not parallel:
         return None
     steps = Schedule()
@@ -94,7 +121,7 @@ def statement_steps(s: Statement, loops: list[str], parallel: list[str], tiles: 
     if two_d and y is None:
         return None
     sizes = {x: tiles.threads_x} | ({y: tiles.threads_y} if y else {})
-    contraction = match_contraction(s, loops) if y else None
+    contraction = match_contraction(s, loops) if y and target == s.name else None
     if contraction is not None and {contraction.i, contraction.j} != {x, y}:
         contraction = None
     dot = contraction is not None and tiles.dot and _dot_types(contraction) <= set(
@@ -104,22 +131,22 @@ def statement_steps(s: Statement, loops: list[str], parallel: list[str], tiles: 
     outer = loops[:first]
     if staged or dot:
         sizes[contraction.k] = tiles.depth
-    steps.tile(s.name, **sizes)
+    steps.tile(target, **sizes)
     if staged:
-        steps.reorder(s.name, *outer, f"{y}_o", f"{x}_o", f"{contraction.k}_o", y, x,
+        steps.reorder(target, *outer, f"{y}_o", f"{x}_o", f"{contraction.k}_o", y, x,
                       contraction.k)
     elif dot:  # the k steps inside the threads: C's element stays in a register
-        steps.reorder(s.name, *outer, f"{y}_o", f"{x}_o", y, x, f"{contraction.k}_o",
+        steps.reorder(target, *outer, f"{y}_o", f"{x}_o", y, x, f"{contraction.k}_o",
                       contraction.k)
-        steps.dot(s.name, contraction.k)
-    steps.bind(s.name, f"{x}_o", "blockIdx.x").bind(s.name, x, "threadIdx.x")
+        steps.dot(target, contraction.k)
+    steps.bind(target, f"{x}_o", "blockIdx.x").bind(target, x, "threadIdx.x")
     if y:
-        steps.bind(s.name, f"{y}_o", "blockIdx.y").bind(s.name, y, "threadIdx.y")
+        steps.bind(target, f"{y}_o", "blockIdx.y").bind(target, y, "threadIdx.y")
     if outer and outer[-1] in parallel:  # directly outside the tiles: the third grid axis
-        steps.bind(s.name, outer[-1], "blockIdx.z")
+        steps.bind(target, outer[-1], "blockIdx.z")
     if staged:
-        steps.cache_read(s.name, contraction.a.tensor, y)
-        steps.cache_read(s.name, contraction.b.tensor, y)
+        steps.cache_read(target, contraction.a.tensor, y)
+        steps.cache_read(target, contraction.b.tensor, y)
     return steps
 
 
