@@ -173,8 +173,8 @@ def _is_host_loop(kernel: KernelIR, node: isl.ScheduleNode, stmts: list[Statemen
                   depth: int) -> bool:
     if node.band_n_member() != 1 or node.child(0).get_type() == isl.schedule_node_type.leaf:
         return False
-    if any(len(s.iterators) <= depth for s in stmts):
-        return False
+    if any(len(s.iterators) <= depth or s.enclosing <= depth for s in stmts):
+        return False  # a statement's own loop, even as a band of its own (a scheduled tree)
     want = isl_helpers.band(kernel.params, [[(s.name, s.iterators, ir.Var(s.iterators[depth]))
                                              for s in stmts]])
     dom = node.get_domain()

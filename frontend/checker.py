@@ -368,7 +368,8 @@ class Checker:
                     first_use(st, free[0]))
 
         lhs = ir.Load(lhs_name, lhs_indices, rhs.expr.dtype)
-        stmt = Statement(name, iterators, domain, lhs, op, rhs.expr, st.pos)
+        stmt = Statement(name, iterators, domain, lhs, op, rhs.expr, st.pos,
+                         enclosing=len(outer))
         result = [stmt]
         if op != "=" and lhs_name not in self.written:
             result.insert(0, init_statement(stmt, [*outer, *lhs_vars], self.params,
@@ -393,8 +394,7 @@ class Checker:
         for s in stmts:
             new = f"S{len(self.statements)}"
             if s.name != new:
-                s = Statement(new, s.iterators, s.domain.set_tuple_name(new), s.lhs, s.op,
-                              s.rhs, s.pos, s.is_init)
+                s = replace(s, name=new, domain=s.domain.set_tuple_name(new))
             self.statements.append(s)
             named.append(s)
         return named

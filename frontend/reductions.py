@@ -36,7 +36,8 @@ def init_statement(stmt: Statement, keep: list[str], params: tuple[str, ...],
             inside = isl_helpers.box(params, tensor, target_extents)
             access = isl_helpers.make_map(params, name, tuple(keep), tensor, stmt.lhs.indices)
             domain = domain & access.intersect_range(inside).domain()
-    return Statement(name, tuple(keep), domain, stmt.lhs, "=", stmt.rhs, stmt.pos, is_init=True)
+    return Statement(name, tuple(keep), domain, stmt.lhs, "=", stmt.rhs, stmt.pos, is_init=True,
+                     enclosing=stmt.enclosing)
 
 
 def init_value(op: str, target: Tensor) -> ir.Expr:

@@ -56,6 +56,7 @@ class Statement:
     rhs: Expr
     pos: SourcePos
     is_init: bool = False  # the identity initialisation in front of a reduction
+    enclosing: int = 0  # how many of the iterators (the first) are enclosing DSL `for` loops
 
     def __str__(self) -> str:
         its = ", ".join(self.iterators)

@@ -131,3 +131,18 @@ def test_a_model_fits_rows_of_gpu_width():
     assert model.trained and model.records == 40
     assert CostModel.fit(records).records == 0  # CPU-width rows only: none of these
     assert len(model.predict([[0.5] * width] * 3)) == 3
+
+
+@pytest.mark.parametrize("name", ["matmul", "softmax", "attention", "jacobi_1d", "lu", "trmm"])
+def test_the_planner_candidates_are_the_planner_default(name):
+    """The tuner hands the planner an explicit program-order schedule (one band per loop); the
+    CUDA planner must still see the statements' own loops as such and give the source
+    `compile()` gives without a schedule (it took every single-loop band for a host loop)."""
+    from loopweave.driver import stages
+
+    source = refs.KERNELS[name].source()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for target in ("cuda", "triton") if name != "lu" else ("cuda",):
+            default = stages(source, target).source
+            assert stages(source, target, schedule=loopweave.Schedule()).source == default
