@@ -18,7 +18,7 @@ from loopweave.backends.triton_expr import Layout, py_name
 from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import row_major_offset
-from loopweave.ir.loops import For, Store, full_extent, upper_bounds
+from loopweave.ir.loops import For, Store, full_extent, upper_bound
 from loopweave.ir.types import BOOL, F32, DType
 from loopweave.targets import GPU_FACTS
 
@@ -39,7 +39,8 @@ def dot_update(w, loop: For, depth: int) -> None:
     extent = full_extent(loop)
     if extent is None:
         raise ScheduleError(f"{where} has no constant trip count: tile it (Schedule.tile)")
-    if w.varies(loop.init) or any(w.varies(b) for b in upper_bounds(loop.cond, loop.var)):
+    end = upper_bound(loop.cond, loop.var)
+    if w.varies(loop.init) or end is not None and w.varies(end):
         raise ScheduleError(f"{where}: its bounds differ between threads")
     store = loop.body
     if not isinstance(store, Store) or store.reduce != "+=":

@@ -44,9 +44,8 @@ from loopweave.ir.loops import (
     invariant_target,
     only_upper_bounds,
     rename_element,
-    upper_bounds,
+    upper_bound,
 )
-from loopweave.ir.types import INDEX
 
 _NO_LAYOUT = Layout(())
 _TORCH_TYPES = {"f16": "float16", "bf16": "bfloat16", "f32": "float32", "f64": "float64",
@@ -143,12 +142,9 @@ class _LaunchWriter:
     def loop_head(self, loop: For, start: str, stride: str, depth: int) -> int:
         """`for var in range(start, end, stride)` up to the loop's upper bounds, with the rest of
         its condition tested inside (returns the depth of the body)."""
-        ends = upper_bounds(loop.cond, loop.var)
-        if not ends:
+        end = upper_bound(loop.cond, loop.var)
+        if end is None:
             raise ScheduleError(f"loop {loop.var}: no upper bound in {ir.to_str(loop.cond)}")
-        end = ends[0]
-        for other in ends[1:]:
-            end = ir.Call("min", (end, other), INDEX)
         self.emit(f"for {py_name(loop.var)} in range({start}, {self.text(end)}, {stride}):",
                   depth)
         if only_upper_bounds(loop.cond, loop.var):
@@ -214,16 +210,12 @@ class _LaunchWriter:
             loop = rename_element(loop, tensor, indices, reg)
             self.registers[reg] = reg
         v = py_name(loop.var)
-        per_lane = self.varies(loop.init) or any(self.varies(b) for b in
-                                                 upper_bounds(loop.cond, loop.var))
+        end = upper_bound(loop.cond, loop.var)
+        per_lane = self.varies(loop.init) or end is not None and self.varies(end)
         if not per_lane:
             body_depth = self.loop_head(loop, self.text(loop.init), str(loop.step), depth)
             self.node(loop.body, body_depth)
         else:  # bounds that differ per lane: the loop covers every lane's range, masked
-            ends = upper_bounds(loop.cond, loop.var)
-            end = ends[0]
-            for other in ends[1:]:
-                end = ir.Call("min", (end, other), INDEX)
             mask = self.lanes.mask
             lo = f"tl.min(tl.where({mask}, {self.text(loop.init)} + lw_lanes, 2**62))"
             hi = f"tl.max(tl.where({mask}, {self.text(end)} + lw_lanes, -2**62))"

@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from loopweave.ir.specialize import fixed_context
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import Pipeline, backend_module
 from loopweave.targets import Target
+from loopweave.toolchain import write_atomically
 
 MARKER = "/* loopweave-generated file: `loopweave emit` may overwrite it. */"
 _SCRATCH_ALIGN = 64
@@ -96,8 +96,8 @@ def emit_c(source: str, sizes: Mapping[str, int] | None = None, target: str = "c
     module = backend_module(tgt)
     notes = module.emit_notes(tgt) if hasattr(module, "emit_notes") else _default_notes(tgt)
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomically(paths[0], api.header(tgt, notes))
-    _write_atomically(paths[1], api.source(paths[0].name))
+    write_atomically(paths[0], api.header(tgt, notes), durable=True)
+    write_atomically(paths[1], api.source(paths[0].name), durable=True)
     return EmittedC(paths[0], paths[1], function_name(scheduled), api.prototype(),
                     api.static_bytes if values is not None else None,
                     api.scratch_name if api.temps and values is None else None,
@@ -351,19 +351,6 @@ def _check_writable(path: Path, overwrite: bool) -> None:
     if first != MARKER:
         raise OutputExistsError(f"{path} exists and was not written by loopweave; pass "
                                 "overwrite=True (--overwrite) to replace it")
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -- the command line ------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from loopweave.ir.loops import (
     Scope,
     Store,
     bound_loops,
+    children,
     full_extent,
     loop_end,
     upper_bounds,
@@ -360,39 +361,31 @@ def _copy_into_shared(node: Node, shared: frozenset[str]) -> Spread | None:
     return Spread(loops[0], tuple(extents))
 
 
+def _kernel_children(node: KernelNode) -> tuple:
+    if isinstance(node, OneThread):
+        return (node.body,)
+    if isinstance(node, Spread):
+        return (node.nest,)
+    return children(node)
+
+
 def walk_kernel(node: KernelNode):
     """All nodes of a launch body, parents first (Barrier and OneThread included)."""
-    yield node
-    match node:
-        case OneThread(body=b) | Spread(nest=b):
-            yield from walk_kernel(b)
-        case For(body=b) | Scope(body=b):
-            yield from walk_kernel(b)
-        case If(then=t, orelse=e):
-            yield from walk_kernel(t)
-            if e is not None:
-                yield from walk_kernel(e)
-        case Block(body=body):
-            for b in body:
-                yield from walk_kernel(b)
+    return walk(node, _kernel_children)
 
 
 def _has_threads(node: Node) -> bool:
-    return any(isinstance(n, For) and n.kind in THREAD_AXES for n in walk(node))
+    return any(_is_thread_loop(n) for n in walk(node))
+
+
+def _is_thread_loop(node) -> bool:
+    return isinstance(node, For) and node.kind in THREAD_AXES
 
 
 def _thread_loops_below(node: Node) -> list[For]:
-    """The outermost thread-bound loops inside `node`."""
-    match node:
-        case For(kind=kind) if kind in THREAD_AXES:
-            return [node]
-        case For(body=b) | Scope(body=b):
-            return _thread_loops_below(b)
-        case If(then=t, orelse=e):
-            return _thread_loops_below(t) + ([] if e is None else _thread_loops_below(e))
-        case Block(body=body):
-            return [x for b in body for x in _thread_loops_below(b)]
-    return []
+    """The outermost thread-bound loops inside `node` (or `node` itself)."""
+    outside = walk(node, lambda n: () if _is_thread_loop(n) else children(n))
+    return [n for n in outside if _is_thread_loop(n)]
 
 
 def _single_path(node: Node) -> For | None:
@@ -409,19 +402,8 @@ def _single_path(node: Node) -> For | None:
 
 def _block_level_nodes(node: KernelNode):
     """The nodes of a launch body outside every thread loop and one-thread part."""
-    yield node
-    match node:
-        case For(kind=kind) if kind in GPU_AXES:
-            return
-        case For(body=b) | Scope(body=b):
-            yield from _block_level_nodes(b)
-        case If(then=t, orelse=e):
-            yield from _block_level_nodes(t)
-            if e is not None:
-                yield from _block_level_nodes(e)
-        case Block(body=body):
-            for b in body:
-                yield from _block_level_nodes(b)
+    return walk(node, lambda n: () if isinstance(n, For) and n.kind in GPU_AXES
+                else children(n))
 
 
 def _shape_text(shape: dict[str, int]) -> str:

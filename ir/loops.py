@@ -10,7 +10,7 @@ reduce op ("+=", "*=", "max=", "min=") means `tensor[indices] = tensor[indices] 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from loopweave.ir.affine import constant_value
@@ -77,21 +77,25 @@ class Scope:
 Node = For | If | Block | Store | Scope
 
 
-def walk(node: Node) -> Iterator[Node]:
-    """All nodes, parents before children."""
-    yield node
+def children(node) -> tuple:
+    """The nodes directly inside `node` (none for a store, or a node kind this module does
+    not define)."""
     match node:
-        case For(body=b):
-            yield from walk(b)
+        case For(body=b) | Scope(body=b):
+            return (b,)
         case If(then=t, orelse=e):
-            yield from walk(t)
-            if e is not None:
-                yield from walk(e)
+            return (t,) if e is None else (t, e)
         case Block(body=body):
-            for b in body:
-                yield from walk(b)
-        case Scope(body=b):
-            yield from walk(b)
+            return body
+    return ()
+
+
+def walk(node: Node, inside: Callable[[Node], tuple] = children) -> Iterator[Node]:
+    """All nodes, parents before children; `inside(node)` says which nodes to enter (a lowering
+    that adds node kinds, or one that stops at some, passes its own)."""
+    yield node
+    for child in inside(node):
+        yield from walk(child, inside)
 
 
 def to_text(node: Node, indent: str = "") -> str:
@@ -139,15 +143,23 @@ def only_upper_bounds(cond: Expr, var: str) -> bool:
         isinstance(cond.left, Var) and cond.left.name == var
 
 
-def loop_end(loop: For) -> Expr | None:
-    """The exclusive end of `loop` when its condition is only upper bounds (their min)."""
-    if not only_upper_bounds(loop.cond, loop.var):
+def upper_bound(cond: Expr, var: str) -> Expr | None:
+    """The exclusive upper bound on `var` that `cond` states (the min of `upper_bounds`), or
+    None if it states none."""
+    bounds = upper_bounds(cond, var)
+    if not bounds:
         return None
-    bounds = upper_bounds(loop.cond, loop.var)
     end = bounds[0]
     for b in bounds[1:]:
         end = Call("min", (end, b), INDEX)
     return end
+
+
+def loop_end(loop: For) -> Expr | None:
+    """The exclusive end of `loop` when its condition is only upper bounds (their min)."""
+    if not only_upper_bounds(loop.cond, loop.var):
+        return None
+    return upper_bound(loop.cond, loop.var)
 
 
 def min_terms(e: Expr) -> list[Expr]:
