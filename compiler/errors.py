@@ -109,6 +109,16 @@ class ArgumentValueError(LoopweaveError, ValueError):
     """A call argument has a wrong shape or layout, or the sizes break an `assume`."""
 
 
+class LoopweaveWarning(UserWarning):
+    """Base class of every warning loopweave issues on purpose (filter them all with it)."""
+
+
+class StridedCopyWarning(LoopweaveWarning):
+    """A call copied a strided (non-contiguous) input into a contiguous array first: the result
+    is right, but the copy costs time and memory on every call. Issued once per kernel and
+    argument."""
+
+
 __all__ = [
     "ArgumentTypeError",
     "ArgumentValueError",
@@ -118,7 +128,9 @@ __all__ = [
     "DSLSyntaxError",
     "DSLTypeError",
     "LoopweaveError",
+    "LoopweaveWarning",
     "ScheduleError",
     "SourcePos",
+    "StridedCopyWarning",
     "TargetError",
 ]
