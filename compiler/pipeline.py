@@ -15,7 +15,12 @@ Choosing the schedule, first match wins:
    autotuner and never imports it, and the autotuner never calls `compile()` back;
 3. the target's default: its backend's `default_schedule(kernel_ir, target)`, else program
    order.
-A tuned schedule that no longer compiles falls back to 3, as logged on `loopweave.autotune`.
+A tuned schedule that no longer compiles falls back to 3, as logged on `loopweave.autotune`
+(which record a call's sizes use is logged there at info level, that none matched at debug).
+
+`cache=False` builds into a private folder instead of the build cache (`toolchain.
+private_cache`), for the pipeline's first build and for the tuned builds of later calls alike;
+the folder lives as long as the kernel.
 
 This module is also where a target record's backend name becomes the backend module
 (`backend_module`, `get_target`): target records are plain data at the bottom layer
@@ -28,6 +33,8 @@ import dataclasses
 import importlib
 import logging
 import shlex
+import tempfile
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -41,6 +48,7 @@ from loopweave.ir.loops import Node, to_text
 from loopweave.ir.specialize import fix_sizes, substitute_sizes
 from loopweave.runtime import Kernel
 from loopweave.targets import Target, target_spec
+from loopweave.toolchain import private_cache
 
 # Which tuned schedule a kernel used is logged where docs/tuning.md says: the tuner's logger.
 log = logging.getLogger("loopweave.autotune")
@@ -164,13 +172,15 @@ class Pipeline:
     source, target, kernel, schedule, cc, cflags: as for `loopweave.compile()`.
     options:  target-specific options, checked by the target's backend.
     lookup:   a `Lookup` for tuned schedules (used only without `schedule`), or None.
+    cache:    False: build into a private folder, never reading or writing the build cache.
 
     The target is checked, then the text parsed and checked, when the pipeline is made.
     """
 
     def __init__(self, source: str, target: str = "cpu", *, kernel: str | None = None,
                  schedule=None, cc: str | None = None, cflags=None,
-                 options: Mapping | None = None, lookup: Lookup | None = None):
+                 options: Mapping | None = None, lookup: Lookup | None = None,
+                 cache: bool = True):
         self.cc = cc
         self.cflags = compiler_flags(cflags)
         self.options = dict(options or {})
@@ -178,6 +188,8 @@ class Pipeline:
         self.unscheduled = front_end(source, kernel)
         self.schedule = schedule
         self.lookup = lookup if schedule is None else None
+        self.cache = cache
+        self._private: tempfile.TemporaryDirectory | None = None  # made at the first build
 
     def tuned(self, sizes: Mapping[str, int] | None) -> Tuned | None:
         """What the lookup chose for `sizes` (None without a lookup, sizes or a choice)."""
@@ -197,7 +209,7 @@ class Pipeline:
                 log.debug("%s of %s no longer compiles (%s): default schedule", tuned.what,
                           name, e)
             else:
-                log.debug("using %s for %s sizes %s", tuned.what, name, dict(sizes))
+                log.info("using %s for %s sizes %s", tuned.what, name, dict(sizes))
                 return result
         return make(None)
 
@@ -248,7 +260,13 @@ class Pipeline:
 
     def load(self, stages: Stages):
         """Build and load `stages.source`: the backend's invoker (see `loopweave.targets`)."""
-        return backend_module(stages.target).load(stages.ir, stages.source, stages.target)
+        backend = backend_module(stages.target)
+        if self.cache:
+            return backend.load(stages.ir, stages.source, stages.target)
+        if self._private is None:
+            self._private = tempfile.TemporaryDirectory(prefix="loopweave-nocache-")
+        with private_cache(self._private.name):
+            return backend.load(stages.ir, stages.source, stages.target)
 
     def kernel(self, stages: Stages | None = None) -> Kernel:
         """A callable `Kernel` of `stages` (default: `self.stages()`); with a lookup, each
@@ -257,7 +275,10 @@ class Pipeline:
         invoke = self.load(stages)
         if self.lookup is not None:
             invoke = TunedInvoker(self, stages, invoke)
-        return Kernel(stages.ir, stages.source, stages.target.name, invoke)
+        kernel = Kernel(stages.ir, stages.source, stages.target.name, invoke)
+        if self._private is not None:  # what the kernel loaded (or runs under QEMU) lives there
+            weakref.finalize(kernel, self._private.cleanup)
+        return kernel
 
 
 class TunedInvoker:

@@ -8,22 +8,30 @@ ptxas reports, the CUDA emulation header, Triton modules, Arm programs. The piec
     write_once(path, make) -> Path       the file, written from make() when absent
     build_once(target, build) -> Path    target, built by build(tmp) in a fresh temporary
                                          directory next to it and renamed into place
+    private_cache(directory)             a context in which cache_dir() is `directory`: the
+                                         builds of `compile(..., cache=False)`
 
 Concurrent processes need no lock: each builds in its own temporary directory and renames its
 result into place, so a reader sees either no entry or a whole one (the last rename wins; the
 entries are the same content). A process that loaded the old file keeps its copy. A host
 library carries a checksum, so a damaged entry is built again rather than loaded.
+
+Hits and misses are logged at debug level on the `loopweave.cache` logger.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import hashlib
+import logging
 import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import platformdirs
@@ -32,14 +40,35 @@ from loopweave.errors import CompileError, TargetError
 
 _LIB_SUFFIX = ".so"
 
+log = logging.getLogger("loopweave.cache")
+
+# Set inside `private_cache`: the folder that stands in for the cache. A context variable, so
+# that a `cache=False` compile in one thread leaves the builds of other threads alone.
+_private_directory: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "loopweave_private_cache", default=None)
+
 
 def cache_dir(*sub: str) -> Path:
     """`$LOOPWEAVE_CACHE_DIR`, or the platform's user cache directory (created), or the folder
-    `sub` inside it (e.g. `cache_dir("cuda")`)."""
-    path = Path(os.environ.get("LOOPWEAVE_CACHE_DIR") or platformdirs.user_cache_dir("loopweave"))
+    `sub` inside it (e.g. `cache_dir("cuda")`). Inside `private_cache(directory)`: `directory`."""
+    path = _private_directory.get() or Path(os.environ.get("LOOPWEAVE_CACHE_DIR")
+                                            or platformdirs.user_cache_dir("loopweave"))
     path = path.joinpath(*sub)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def private_cache(directory: Path) -> Iterator[Path]:
+    """Within this context (in this thread), every build reads and writes `directory` instead of
+    the build cache: what `compile(..., cache=False)` builds neither comes from the cache nor
+    stays in it. `directory` should be fresh and must outlive what was loaded from it (a program
+    run under QEMU is read at each call)."""
+    token = _private_directory.set(Path(directory))
+    try:
+        yield Path(directory)
+    finally:
+        _private_directory.reset(token)
 
 
 def content_key(*parts: str | bytes, length: int = 32) -> str:
@@ -72,7 +101,10 @@ def write_atomically(path: Path, data: str | bytes, *, durable: bool = False) ->
 def write_once(path: Path, make: Callable[[], str | bytes]) -> Path:
     """`path`, written atomically from `make()` unless it exists (a cache entry whose name is
     the key of its content, so an existing file is the right one)."""
-    if not path.exists():
+    if path.exists():
+        log.debug("build cache hit: %s", path)
+    else:
+        log.debug("build cache miss: writing %s", path)
         write_atomically(path, make())
     return path
 
@@ -85,13 +117,17 @@ def build_once(target: Path, build: Callable[[Path], Path], *,
     of the temporary directory (by name) to keep too, renamed to the given paths first (the
     generated source next to a library, for inspection). Safe for concurrent processes."""
     if intact(target):
+        log.debug("build cache hit: %s", target)
         return target
+    log.debug("build cache miss: building %s", target)
+    start = time.perf_counter()
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix="build-") as tmp:
         built = build(Path(tmp))
         for name, dest in (keep or {}).items():
             os.replace(Path(tmp) / name, dest)
         os.replace(built, target)  # atomic: a process that loaded the old file keeps its copy
+    log.debug("built %s in %.2f s", target.name, time.perf_counter() - start)
     return target
 
 
