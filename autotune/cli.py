@@ -1,24 +1,34 @@
-"""The `loopweave tune` and `loopweave db` commands.
+"""The `loopweave tune` and `loopweave db` commands, and the argument checks every subcommand
+shares (a kernel file, `--size NAME=VALUE`, `--target`).
 
     loopweave tune kernel.lw --size M=1024 --size K=1024 --size N=1024 --target cpu --trials 200
-                   [--db tuning.sqlite] [--ray ADDRESS] [--report out/]
+                   [--db tuning.sqlite] [--ray ADDRESS] [--report out/] [--no-progress]
     loopweave db best   [--db FILE] [--kernel NAME]
     loopweave db export FILE [--db FILE]
     loopweave db import FILE [--db FILE]
 
-`--report DIR` also runs a random search with the same budget (into DIR/random.sqlite) and
-writes DIR/tuning.png: best-so-far time against trials, model-guided against random.
+A bad argument raises `ArgumentValueError`, which the `loopweave` command prints as one line
+with exit status 2. `db best` and `db export` only read: they never create a database file.
+`--report DIR` writes DIR/tuning.csv and DIR/tuning.png from the records of the search itself.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from loopweave.autotune.database import Database, default_path
+from loopweave.autotune.report import plot_best_so_far
 from loopweave.autotune.search import tune
-from loopweave.errors import LoopweaveError
+from loopweave.errors import ArgumentValueError, TargetError
+from loopweave.ir.kernel import KernelIR
+from loopweave.pipeline import front_end
+from loopweave.targets import target_spec
+
+__all__ = ["check_target", "parse_sizes", "plot_best_so_far", "read_source", "register"]
+
+_DB_HELP = "tuning database (default: $LOOPWEAVE_TUNE_DB or the cache's)"
 
 
 def register(subparsers) -> None:
@@ -26,15 +36,18 @@ def register(subparsers) -> None:
     tune.add_argument("file", help="DSL source file")
     tune.add_argument("--kernel", help="which kernel of the file (when it defines several)")
     tune.add_argument("--size", action="append", default=[], metavar="NAME=VALUE",
-                      help="a size (repeat for each size symbol)")
+                      help="a size (repeat for each size symbol of the kernel)")
     tune.add_argument("--target", default="cpu")
-    tune.add_argument("--trials", type=int, default=64)
-    tune.add_argument("--db", help="tuning database (default: $LOOPWEAVE_TUNE_DB or the cache's)")
+    tune.add_argument("--trials", type=_positive_int, default=64)
+    tune.add_argument("--db", help=_DB_HELP)
     tune.add_argument("--ray", metavar="ADDRESS", nargs="?", const="ray",
                       help="measure on a Ray cluster (no address: start a local one)")
     tune.add_argument("--strategy", choices=("model", "random"), default="model")
     tune.add_argument("--timeout", type=float, default=10.0, help="seconds per measurement")
-    tune.add_argument("--report", metavar="DIR", help="write a best-so-far plot (PNG) here")
+    tune.add_argument("--report", metavar="DIR",
+                      help="write DIR/tuning.csv and DIR/tuning.png (best so far against trials)")
+    tune.add_argument("--no-progress", dest="progress", action="store_false",
+                      help="no progress bar (there is none when stderr is not a terminal)")
     tune.set_defaults(handler=_tune)
 
     db = subparsers.add_parser("db", help="the tuning database: best records, export, import")
@@ -46,95 +59,112 @@ def register(subparsers) -> None:
     imp = actions.add_parser("import", help="add the records of an export")
     imp.add_argument("file")
     for p in (best, export, imp):
-        p.add_argument("--db", help="tuning database (default: $LOOPWEAVE_TUNE_DB or the cache's)")
+        p.add_argument("--db", help=_DB_HELP)
     db.set_defaults(handler=_db)
 
 
-def _sizes(items: list[str]) -> dict[str, int]:
-    sizes = {}
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+    return int(text)
+
+
+# -- argument checks shared by the subcommands ----------------------------------------------------
+
+def read_source(path: str) -> str:
+    """The text of a kernel file named on the command line."""
+    file = Path(path)
+    if not file.is_file():
+        raise ArgumentValueError(f"no such kernel file: {path}")
+    try:
+        return file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ArgumentValueError(f"cannot read {path}: {e}") from None
+
+
+def check_target(name: str) -> str:
+    """The canonical name of a `--target`, or an `ArgumentValueError` naming the known ones."""
+    try:
+        return target_spec(name)[0]
+    except TargetError as e:
+        raise ArgumentValueError(str(e)) from None
+
+
+def parse_sizes(items: list[str], kernel: KernelIR) -> dict[str, int]:
+    """`--size NAME=VALUE` items checked against `kernel`: every size symbol given, each name
+    a size symbol or an integer scalar argument (such as a time-step count, default 1), each
+    value a non-negative integer."""
+    sizes: dict[str, int] = {}
+    known = ", ".join(kernel.params) or "none"
     for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not value.strip().lstrip("-").isdigit():
-            raise LoopweaveError(f"--size takes NAME=INTEGER, not {item!r}")
-        sizes[name.strip()] = int(value)
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not value.isdigit():
+            raise ArgumentValueError(f"--size takes NAME=INTEGER (an integer >= 0), "
+                                     f"not {item!r}")
+        if name not in kernel.params:
+            raise ArgumentValueError(f"--size {item}: kernel {kernel.name} has no size {name!r} "
+                                     f"(its sizes: {known})")
+        sizes[name] = int(value)
+    missing = [s for s in kernel.sizes if s not in sizes]
+    if missing:
+        wanted = " ".join(f"--size {s}=..." for s in missing)
+        raise ArgumentValueError(f"kernel {kernel.name} needs every size: {wanted}")
     return sizes
 
 
+# -- the commands ---------------------------------------------------------------------------------
+
 def _tune(args) -> int:
-    source = Path(args.file).read_text(encoding="utf-8")
-    sizes = _sizes(args.size)
-    common = dict(kernel=args.kernel, target=args.target, timeout_s=args.timeout,
-                  executor=args.ray)
-    result = tune(source, sizes, trials=args.trials, db=args.db, strategy=args.strategy,
-                  **common)
+    source = read_source(args.file)
+    target = check_target(args.target)
+    ir = front_end(source, args.kernel)
+    sizes = parse_sizes(args.size, ir)
+    result = tune(source, sizes, target=target, trials=args.trials, kernel=args.kernel,
+                  db=args.db, strategy=args.strategy, timeout_s=args.timeout,
+                  executor=args.ray, progress=args.progress, report=args.report)
     if result.best is None:
-        print(f"no correct schedule found in {args.trials} trials", file=sys.stderr)
+        print(f"no correct schedule found in {args.trials} trials")
         return 1
     print(f"best: {result.best.median_s * 1e3:.4g} ms, {result.gflops:.3g} GFLOP/s "
           f"({len(result.measured)} new measurements)")
     print(f"schedule: {result.best.schedule}")
     if result.best.options not in ("{}", ""):
         print(f"options: {result.best.options}")
-    if args.report:
-        out = Path(args.report)
-        out.mkdir(parents=True, exist_ok=True)
-        baseline = tune(source, sizes, trials=args.trials, db=out / "random.sqlite",
-                        strategy="random", **common)
-        curves = {"model-guided": _history(args.db, result.key),
-                  "random": _history(out / "random.sqlite", result.key)}
-        path = plot_best_so_far(curves, out / "tuning.png", f"{result.kernel} {sizes}",
-                                result.flops)
-        print(f"report: {path} (random search best "
-              f"{baseline.best_time * 1e3 if baseline.best_time else float('nan'):.4g} ms)")
+    if result.report:
+        print(f"report: {', '.join(map(str, result.report))}")
     return 0
-
-
-def _history(db_path, key: str) -> list[float | None]:
-    with Database(db_path or default_path()) as db:
-        return [r.median_s for r in db.records(key)]
-
-
-def plot_best_so_far(curves: dict[str, list[float | None]], path: Path, title: str,
-                     flops: float) -> Path:
-    """A PNG of best-so-far GFLOP/s against trials, one line per search strategy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for label, times in curves.items():
-        best, xs, ys = float("inf"), [], []
-        for n, t in enumerate(times, 1):
-            best = min(best, t or float("inf"))
-            if best < float("inf"):
-                xs.append(n)
-                ys.append(flops / best / 1e9)
-        ax.step(xs, ys, where="post", label=label)
-    ax.set_xlabel("trials")
-    ax.set_ylabel("best so far (GFLOP/s)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def _db(args) -> int:
-    with Database(args.db or default_path()) as db:
+    if args.action == "import":
+        if not Path(args.file).is_file():
+            raise ArgumentValueError(f"no such file to import: {args.file}")
+        with Database(args.db or default_path()) as db:
+            print(f"imported {db.import_records(args.file)} new records from {args.file}")
+        return 0
+    with _existing_database(args.db) as db:
         if args.action == "export":
             print(f"exported {db.export(args.file)} records to {args.file}")
-        elif args.action == "import":
-            print(f"imported {db.import_records(args.file)} new records from {args.file}")
         else:
-            for key, name, sizes, target, n in db.keys():
-                if args.kernel and name != args.kernel:
-                    continue
-                best = db.best(key)
-                line = f"{name} {sizes} {target} ({n} records): "
-                line += (f"{best.median_s * 1e3:.4g} ms {best.schedule} "
-                         f"{json.loads(best.options) or ''}".rstrip()) if best else "none correct"
-                print(line)
+            _print_best(db, args.kernel)
     return 0
+
+
+def _existing_database(path: str | None) -> Database:
+    """The database a reading command names, opened read-only; never created."""
+    file = Path(path) if path else default_path()
+    if not file.is_file():
+        where = "--db" if path else "the default database ($LOOPWEAVE_TUNE_DB or the cache's)"
+        raise ArgumentValueError(f"no tuning database at {file} ({where})")
+    return Database(file, create=False)
+
+
+def _print_best(db: Database, kernel: str | None) -> None:
+    for key, name, sizes, target, n in db.keys():
+        if kernel and name != kernel:
+            continue
+        best = db.best(key)
+        line = f"{name} {sizes} {target} ({n} records): "
+        line += (f"{best.median_s * 1e3:.4g} ms {best.schedule} "
+                 f"{json.loads(best.options) or ''}".rstrip()) if best else "none correct"
+        print(line)

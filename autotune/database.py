@@ -89,10 +89,20 @@ _COLUMNS = tuple(Record.__dataclass_fields__)
 
 
 class Database:
-    """A tuning database file; safe to share between processes."""
+    """A tuning database file; safe to share between processes.
 
-    def __init__(self, path: str | Path):
+    `create=False` opens an existing file read-only (what `loopweave db best` and `db export`
+    do): a missing file is a `DatabaseError`, and nothing is created next to it.
+    """
+
+    def __init__(self, path: str | Path, create: bool = True):
         self.path = Path(path)
+        if create:
+            self._conn = self._open_for_writing()
+        else:
+            self._conn = self._open_read_only()
+
+    def _open_for_writing(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Switching to WAL and creating the schema can fail with "database is locked"
@@ -100,14 +110,29 @@ class Database:
             # once, so the set-up is serialized by a lock file next to the database.
             with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
-                self._conn = sqlite3.connect(str(self.path), timeout=60,
-                                             isolation_level=None, check_same_thread=False)
-                self._conn.execute("PRAGMA busy_timeout = 60000")
-                self._conn.execute("PRAGMA journal_mode = WAL")
-                self._conn.execute("PRAGMA synchronous = NORMAL")
-                self._conn.executescript(_SCHEMA)
+                conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute("PRAGMA busy_timeout = 60000")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.executescript(_SCHEMA)
+                return conn
         except (sqlite3.Error, OSError) as e:
             raise DatabaseError(f"cannot open the tuning database {self.path}: {e}") from None
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise DatabaseError(f"no tuning database at {self.path}")
+        conn = None
+        try:
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                   timeout=60, isolation_level=None, check_same_thread=False)
+            conn.execute("SELECT COUNT(*) FROM measurements").fetchone()  # a tuning database?
+            return conn
+        except sqlite3.Error as e:
+            if conn is not None:
+                conn.close()
+            raise DatabaseError(f"cannot read the tuning database {self.path}: {e}") from None
 
     def close(self) -> None:
         self._conn.close()

@@ -7,6 +7,10 @@ model ranks them; the `batch - explore` best and `explore` random others are bui
 measured; every outcome goes to the database at once; the model is refitted. `trials` is the
 number of measurements of this kernel key on this machine in the database: a second call with
 more trials continues where the first stopped, seeded with its best configurations.
+
+A progress bar (autotune/report.py) shows the trials and the best time so far on a terminal;
+each round is also logged at info level on `loopweave.autotune`. `report=DIR` writes a table
+and a plot of the key's records when the search is done.
 """
 
 from __future__ import annotations
@@ -15,15 +19,21 @@ import json
 import logging
 import math
 import random
-import sys
-import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
 from loopweave.autotune.database import Database, Record, default_path
-from loopweave.autotune.executors import make_executor
+from loopweave.autotune.executors import (
+    LocalExecutor,
+    RayExecutor,
+    check_main_guard,
+    make_executor,
+)
 from loopweave.autotune.features import FEATURE_NAMES, FEATURE_VERSION, features, flop_count
 from loopweave.autotune.gpu_features import GPU_FEATURES, gpu_features
 from loopweave.autotune.keys import kernel_key, machine_fingerprint
@@ -36,6 +46,7 @@ from loopweave.autotune.measure import (
     problem_backend,
 )
 from loopweave.autotune.model import CostModel
+from loopweave.autotune.report import ProgressBar, require_plotting, write_report
 from loopweave.autotune.space import SearchSpace
 from loopweave.errors import LoopweaveError
 from loopweave.ir.codegen import loop_ast
@@ -55,6 +66,7 @@ class TuneResult:
     flops: float
     measured: list[Record] = field(default_factory=list)  # this call's records, in order
     history: list[tuple[int, float | None, str]] = field(default_factory=list)  # trial, s, how
+    report: list[Path] = field(default_factory=list)  # files written for `report=DIR`
 
     @property
     def best_time(self) -> float | None:
@@ -65,7 +77,7 @@ class TuneResult:
         return self.flops / self.best.median_s / 1e9 if self.best and self.best.median_s else None
 
     @property
-    def schedule(self):
+    def schedule(self) -> Schedule | None:
         """The best record's schedule as a `loopweave.Schedule` (None without a record)."""
         return Schedule.from_json(self.best.schedule) if self.best else None
 
@@ -131,12 +143,18 @@ class _Search:
             self.model = (None if gpu else CostModel.pretrained()) or CostModel()
 
     def featurize(self, configs: list[dict]) -> list[list[float] | None]:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(2, mp_context=get_context("spawn"))
         candidates = [Candidate(schedule.to_json(), options)
                       for schedule, options in map(self.space.decode, configs)]
-        return list(self._pool.map(_features_of, [self.problem] * len(candidates), candidates,
-                                   chunksize=8))
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(2, mp_context=get_context("spawn"))
+        try:
+            return list(self._pool.map(_features_of, [self.problem] * len(candidates),
+                                       candidates, chunksize=8))
+        except BrokenProcessPool:  # a worker died: this round's features are computed here
+            log.warning("the feature workers died; computing features in this process")
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            return [_features_of(self.problem, c) for c in candidates]
 
     def next_round(self, n: int) -> list[tuple[dict, str]]:
         """Up to `n` (config, how chosen) to measure next."""
@@ -170,23 +188,20 @@ class _Search:
             self._pool.shutdown(cancel_futures=True)
 
 
-def _progress(result: TuneResult, total: int, done: int, start: float, out) -> None:
-    best = result.best
-    text = f"[tune {result.kernel}] trials {done}/{total}"
-    if best is not None:
-        text += f"  best {best.median_s * 1e3:.4g} ms  {result.gflops:.3g} GFLOP/s"
-    text += f"  ({time.time() - start:.0f} s)"
-    if out.isatty():
-        print("\r" + text, end="", file=out, flush=True)
-    else:
-        print(text, file=out, flush=True)
+def _log_round(result: TuneResult, total: int, done: int) -> None:
+    best = (f"best {result.best.median_s * 1e3:.4g} ms, {result.gflops:.3g} GFLOP/s"
+            if result.best is not None else "no correct schedule yet")
+    log.info("tune %s: %d/%d trials, %s", result.kernel, done, total, best)
 
 
 def tune(source: str, sizes: dict[str, int], target: str = "cpu", trials: int = 64, *,
-         kernel: str | None = None, executor=None, db: str | Path | None = None,
-         cc: str | None = None, cflags=None, options: dict | None = None,
+         kernel: str | None = None,
+         executor: str | LocalExecutor | RayExecutor | None = None,
+         db: str | Path | None = None, cc: str | None = None,
+         cflags: str | Sequence[str] | None = None, options: dict | None = None,
          strategy: str = "model", batch: int = 8, explore: int = 2, pool_size: int = 96,
          seed: int = 0, timeout_s: float = 10.0, repeats: int = 5, progress: bool = True,
+         report: str | Path | None = None,
          workdir: str | Path | None = None) -> TuneResult:
     """Search schedules of a kernel at `sizes` for `target`; every measurement goes to `db`.
 
@@ -198,9 +213,19 @@ def tune(source: str, sizes: dict[str, int], target: str = "cpu", trials: int = 
               which is where `compile()` looks for tuned schedules)
     strategy: "model" (evolutionary, ranked by the cost model) or "random"
     batch, explore: measurements per round, and how many of them are random picks
+    progress: a progress bar on stderr with the best time so far (only on a terminal)
+    report:   a folder for tuning.csv (one row per trial) and tuning.png (best so far against
+              trials) of this key's records, written when the search is done
+
+    Worker processes start with multiprocessing's "spawn" method, which runs the main script
+    again: in a script, call tune() under `if __name__ == "__main__":` (a LoopweaveError says
+    so otherwise).
     """
     if strategy not in ("model", "random"):
         raise ValueError(f"strategy must be 'model' or 'random', not {strategy!r}")
+    check_main_guard()
+    if report is not None:
+        require_plotting()
     ir = front_end(source, kernel)
     tgt = get_target(target, cc, compiler_flags(cflags), options)
     key = kernel_key(ir, sizes, tgt)
@@ -220,49 +245,65 @@ def tune(source: str, sizes: dict[str, int], target: str = "cpu", trials: int = 
     result.best = database.best(key.digest)
     search.refit()
     runner = make_executor(executor)
-    start, out = time.time(), sys.stderr
+    bar = ProgressBar.on_terminal(ir.name, trials, mine) if progress else None
     try:
-        stale = 0
-        while mine < trials and stale < 3:
-            chosen = search.next_round(min(batch, trials - mine))
-            stale = 0 if chosen else stale + 1
-            candidates = []
-            for config, how in chosen:
-                schedule, opts = space.decode(config)
-                candidates.append(Candidate(schedule.to_json(), opts, config, how))
-            for cand, outcome in runner.run(problem, candidates):
-                record = Record.for_key(
-                    key, ir.name, machine=outcome.machine or machine, schedule=cand.schedule,
-                    options=json.dumps(cand.options, sort_keys=True, default=str),
-                    config=json.dumps(cand.config, default=str), status=outcome.status,
-                    features=json.dumps(list(outcome.features)),
-                    feature_version=FEATURE_VERSION, median_s=outcome.median_s,
-                    spread=outcome.spread, times=json.dumps(list(outcome.times)),
-                    error=outcome.error[:4000], strategy=cand.strategy)
-                database.add(record)
-                search.remember(record)
-                result.measured.append(record)
-                result.history.append((len(result.measured), outcome.median_s, cand.strategy))
-                mine += record.machine == machine or executor not in (None, "local")
-                if outcome.status == "ok" and (result.best is None
-                                               or outcome.median_s < result.best.median_s):
-                    result.best = record
-                if outcome.status != "ok":
-                    log.info("candidate %s: %s %s", cand.schedule, outcome.status,
-                             outcome.error.splitlines()[0] if outcome.error else "")
-            if progress:
-                _progress(result, trials, mine, start, out)
-            search.refit()
+        with bar or nullcontext():
+            _search(search, runner, ir, machine, trials, mine, result, bar)
         if search.model.trained and search.model.records:
             search.model.save(database, f"{tgt.name}")
+        if report is not None:
+            result.report = write_report(report, database.records(key.digest), result.flops,
+                                         f"{ir.name} {json.dumps(sizes)} on {tgt.name}")
     finally:
-        if progress and out.isatty():
-            print(file=out)
         search.close()
         if executor is None or isinstance(executor, str):
             runner.close()
         database.close()
     return result
+
+
+def _search(search: _Search, runner, ir, machine: str, trials: int, mine: int,
+            result: TuneResult, bar: ProgressBar | None) -> None:
+    """Measure rounds of candidates until the key has `trials` records of this machine (of
+    any machine with a remote executor), or three rounds find nothing new to measure."""
+    remote = not isinstance(runner, LocalExecutor)  # its records carry the workers' machines
+    stale = 0
+    while mine < trials and stale < 3:
+        chosen = search.next_round(min(search.batch, trials - mine))
+        stale = 0 if chosen else stale + 1
+        candidates = []
+        for config, how in chosen:
+            schedule, opts = search.space.decode(config)
+            candidates.append(Candidate(schedule.to_json(), opts, config, how))
+        for cand, outcome in runner.run(search.problem, candidates, threads=search.key.threads):
+            record = _record(search.key, ir.name, machine, cand, outcome)
+            search.db.add(record)
+            search.remember(record)
+            result.measured.append(record)
+            result.history.append((len(result.measured), outcome.median_s, cand.strategy))
+            mine += remote or record.machine == machine
+            if outcome.status == "ok" and (result.best is None
+                                           or outcome.median_s < result.best.median_s):
+                result.best = record
+            if outcome.status != "ok":
+                log.info("candidate %s: %s %s", cand.schedule, outcome.status,
+                         outcome.error.splitlines()[0] if outcome.error else "")
+            if bar is not None:
+                bar.update(mine, result.best_time, result.gflops)
+        _log_round(result, trials, mine)
+        search.refit()
+
+
+def _record(key, kernel_name: str, machine: str, cand: Candidate, outcome) -> Record:
+    """The database record of one measured candidate."""
+    return Record.for_key(
+        key, kernel_name, machine=outcome.machine or machine, schedule=cand.schedule,
+        options=json.dumps(cand.options, sort_keys=True, default=str),
+        config=json.dumps(cand.config, default=str), status=outcome.status,
+        features=json.dumps(list(outcome.features)), feature_version=FEATURE_VERSION,
+        median_s=outcome.median_s, spread=outcome.spread,
+        times=json.dumps(list(outcome.times)), error=outcome.error[:4000],
+        strategy=cand.strategy)
 
 
 def trials_to_reach(history: list[tuple[int, float | None, str]], fraction: float = 0.95,
