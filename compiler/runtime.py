@@ -1,22 +1,45 @@
-"""The callable `Kernel`: argument checking, size binding, output allocation; the backend's
-invoker (see `loopweave.targets`) runs the generated code."""
+"""The callable `Kernel`: array conversion, argument checking, size binding, output allocation;
+the backend's invoker (see `loopweave.targets`) runs the generated code.
+
+Every target's invoker gets C-contiguous numpy arrays of the kernel's dtypes. This module turns
+what callers pass into them once, for all targets: numpy arrays as they are, CPU torch tensors
+and DLPack objects as numpy views of their memory (no copy), strided inputs as contiguous
+copies (with a one-time `StridedCopyWarning`), bf16 as `ml_dtypes.bfloat16` (uint16 bits are
+still taken). Outputs come back as torch tensors when a torch tensor came in, else as numpy
+arrays; `out=` hands in caller-owned output arrays.
+"""
 
 from __future__ import annotations
 
+import inspect
+import keyword
+import sys
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from loopweave.errors import ArgumentTypeError, ArgumentValueError
+from loopweave import torch_ops
+from loopweave.errors import ArgumentTypeError, ArgumentValueError, StridedCopyWarning
 from loopweave.ir.expr import Param, evaluate, to_str
 from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor
-from loopweave.ir.types import DType
+from loopweave.ir.types import BF16, DType
+
+#: DLPack's device type of host memory (kDLCPU); other devices hold memory numpy cannot read.
+_DLPACK_CPU = 1
 
 
 def _scalar_value(arg, dtype: DType, name: str):
-    """A Python or numpy scalar converted for a C parameter of `dtype`."""
+    """A Python or numpy scalar (or a 0-d array or tensor) converted for a C parameter of
+    `dtype`."""
     if isinstance(arg, np.ndarray) and arg.ndim == 0:
         arg = arg[()]
+    if torch_ops.is_tensor(arg) and arg.dim() == 0:
+        arg = arg.item()
+    if isinstance(arg, np.generic) and not isinstance(arg, np.number) \
+            and arg.dtype == BF16.numpy:
+        arg = float(arg)  # an ml_dtypes.bfloat16 scalar is no np.number
     if isinstance(arg, bool | np.bool_) or not isinstance(arg, int | float | np.number):
         raise ArgumentTypeError(f"argument '{name}' must be a scalar of type {dtype}, "
                                 f"not {type(arg).__name__}")
@@ -36,22 +59,149 @@ def _scalar_value(arg, dtype: DType, name: str):
         raise ArgumentValueError(f"argument '{name}' = {arg} does not fit in {dtype}") from None
 
 
-class Kernel:
-    """A compiled kernel. Call it with numpy arrays and scalars in parameter order (or by
-    parameter name, as keyword arguments).
+# -- array kinds -----------------------------------------------------------------------------------
 
-    Returns the output array (a tuple if several, None if none); `inout` arrays are updated in
-    place. `source` is the generated code that ran for the last call's sizes, `ir` the kernel
-    IR.
+def device_of(value) -> str | None:
+    """Where an array argument's memory is: None for host memory (numpy arrays, CPU tensors,
+    DLPack objects on the CPU, and anything that is no array), else the device's name."""
+    if torch_ops.is_tensor(value):
+        return None if value.device.type == "cpu" else str(value.device)
+    if isinstance(value, np.ndarray) or not hasattr(value, "__dlpack_device__"):
+        return None
+    kind, index = value.__dlpack_device__()
+    return None if int(kind) == _DLPACK_CPU else f"DLPack device {int(kind)}:{index}"
+
+
+def host_array(value, what: str, expected: str) -> np.ndarray:
+    """A numpy view of `value` (a numpy array, a CPU torch tensor or a host DLPack object), its
+    strides kept; `what` names it and `expected` says what it should be in errors."""
+    if isinstance(value, np.ndarray):
+        return value
+    if torch_ops.is_tensor(value):
+        return torch_ops.tensor_to_numpy(value)
+    if hasattr(value, "__dlpack__"):
+        return _from_dlpack(value, what)
+    raise ArgumentTypeError(f"{what} must be a numpy array, a torch tensor or a DLPack object "
+                            f"({expected}), not {type(value).__name__}")
+
+
+def _from_dlpack(value, what: str) -> np.ndarray:
+    try:
+        return np.from_dlpack(value)
+    except (BufferError, RuntimeError, TypeError, ValueError) as e:
+        numpy_error = e
+    # numpy reads no bfloat16 through DLPack; torch does, and its tensor has a numpy view.
+    try:
+        torch = torch_ops.torch_module()
+        return torch_ops.tensor_to_numpy(torch.from_dlpack(value))
+    except (ImportError, BufferError, RuntimeError, TypeError, ValueError):
+        raise ArgumentTypeError(f"{what}: numpy cannot read this DLPack object "
+                                f"({numpy_error})") from None
+
+
+def with_dtype(array: np.ndarray, dtype: DType, what: str) -> np.ndarray:
+    """`array` as DSL type `dtype` (bf16 also from uint16 bits, as a view); raises
+    ArgumentTypeError for any other dtype."""
+    want = dtype.numpy
+    if array.dtype == want:
+        return array
+    if dtype.name == "bf16" and array.dtype == np.uint16:  # the bits, as before ml_dtypes
+        return array.view(want)
+    bits = " or uint16 bits" if dtype.name == "bf16" and want != np.uint16 else ""
+    raise ArgumentTypeError(f"{what} must have dtype {want} ({dtype}{bits}), not {array.dtype}")
+
+
+def returned(array: np.ndarray, dtype: DType, as_torch: bool):
+    """An output array as the caller gets it: a torch view when torch tensors came in."""
+    return torch_ops.numpy_to_tensor(array, dtype) if as_torch else array
+
+
+def _as_result(values: list):
+    """None for no outputs, the one output, or a tuple of them."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _type_text(spec: Tensor | ScalarArg) -> str:
+    """`spec`'s type as the DSL writes it: `f32[M, K]`, `inout f32[N]`, `f32`."""
+    if isinstance(spec, ScalarArg):
+        return str(spec.dtype)
+    role = "" if spec.role in ("in", "out") else f"{spec.role} "
+    return f"{role}{spec.dtype}[{', '.join(map(to_str, spec.shape))}]"
+
+
+def call_signature(kernel_ir: KernelIR) -> inspect.Signature | None:
+    """The kernel's parameters for `inspect.signature`: each argument by its DSL name with its
+    type as annotation, then `out=` (keyword only) when there are outputs; None when a DSL
+    name is no Python parameter name (a keyword such as `lambda`)."""
+    names = [a.name for a in kernel_ir.args]
+    if not all(n.isidentifier() and not keyword.iskeyword(n) for n in names):
+        return None
+    params = [inspect.Parameter(a.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                annotation=_type_text(a)) for a in kernel_ir.args]
+    if kernel_ir.outputs and "out" not in names:
+        params.append(inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None))
+    outputs = ", ".join(f"{t.name}: {_type_text(t)}" for t in kernel_ir.outputs)
+    return inspect.Signature(params, return_annotation=outputs or None)
+
+
+def _user_stacklevel() -> int:
+    """The `stacklevel` for `warnings.warn` that points at the first caller outside loopweave
+    (called from the function that warns)."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("loopweave."):
+        level, frame = level + 1, frame.f_back
+    return level
+
+
+# -- pickling --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to build a kernel again: `build(*args, **kwargs)` (the API layer's `compile` and
+    what it was given: DSL source, target, schedule, options). Pickling a `Kernel` pickles its
+    recipe; unpickling builds it again, which the build cache makes cheap."""
+
+    build: Callable[..., Kernel]
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+
+def rebuild(recipe: Recipe) -> Kernel:
+    """The kernel `recipe` builds (what unpickling a `Kernel` calls)."""
+    kernel = recipe.build(*recipe.args, **recipe.kwargs)
+    kernel.recipe = recipe
+    return kernel
+
+
+# -- the kernel ------------------------------------------------------------------------------------
+
+class Kernel:
+    """A compiled kernel. Call it with arrays and scalars in parameter order (or by parameter
+    name, as keyword arguments); `inspect.signature(kernel)` names the parameters.
+
+    Arrays may be numpy arrays, torch tensors or any DLPack object (read without copies where
+    their layout allows); strided inputs are copied (a `StridedCopyWarning`, once per
+    argument). Returns the output array (a tuple if several, None if none): torch tensors when
+    a torch tensor came in, else numpy arrays. `out=` takes caller-owned arrays for the outputs
+    (one array, or a tuple with one entry per output, None to allocate that one), which are
+    returned. `inout` arrays are updated in place. `source` is the generated code that ran for
+    the last call's sizes, `ir` the kernel IR.
     """
 
     def __init__(self, kernel_ir: KernelIR, source: str, target: str,
-                 invoke: Callable[[dict, dict, dict], None]):
+                 invoke: Callable[[dict, dict, dict], None], recipe: Recipe | None = None):
         self.ir = kernel_ir
         self._source = source
         self.target = target
         self.name = kernel_ir.name
         self.invoke = invoke
+        self.recipe = recipe  # set by the API layer: what pickling needs
+        self._copied: set[str] = set()  # arguments already warned about a strided copy
+        signature = call_signature(kernel_ir)
+        if signature is not None:
+            self.__signature__ = signature
 
     @property
     def source(self) -> str:
@@ -63,13 +213,15 @@ class Kernel:
         return current if isinstance(current, str) else self._source
 
     def __repr__(self) -> str:
-        args = ", ".join(str(a) for a in self.ir.args)
-        outs = ", ".join(str(t) for t in self.ir.outputs)
-        return f"<loopweave.Kernel {self.name}({args}) -> ({outs}) target={self.target}>"
+        return f"<loopweave.Kernel {self.signature} target={self.target}>"
 
     @property
     def signature(self) -> str:
-        return repr(self)
+        """The kernel's parameters and outputs as the DSL writes them:
+        `matmul(A: f32[M, K], B: f32[K, N]) -> (C: f32[M, N])`."""
+        args = ", ".join(str(a) for a in self.ir.args)
+        outs = ", ".join(str(t) for t in self.ir.outputs)
+        return f"{self.name}({args}) -> ({outs})"
 
     @property
     def resource_usage(self) -> dict:
@@ -79,6 +231,67 @@ class Kernel:
         if usage is None:
             raise AttributeError(f"target {self.target!r} reports no resource usage")
         return usage()
+
+    def as_torch_op(self, name: str | None = None):
+        """This kernel as the torch custom op `name` ("namespace::op", default
+        "loopweave::<kernel name>"), usable inside `torch.compile` graphs; see
+        `loopweave.torch_ops.register`."""
+        return torch_ops.register(self, name)
+
+    def __reduce__(self):
+        if self.recipe is None:
+            raise TypeError(f"cannot pickle kernel {self.name!r}: it has no recipe to build it "
+                            "again (kernels from loopweave.compile() have one)")
+        return rebuild, (self.recipe,)
+
+    # -- calls -------------------------------------------------------------------------------------
+
+    def __call__(self, *args, **kwargs):
+        names = [a.name for a in self.ir.args]
+        out = kwargs.pop("out", None) if "out" not in names else None
+        args = self._positional(args, kwargs)
+        devices = [(spec.name, d) for spec, a in zip(self.ir.args, args, strict=False)
+                   if (d := device_of(a)) is not None]
+        if devices:
+            return self._call_on_device(args, out, devices)
+        given = self._out_objects(out)
+        arrays = self._run(args, given)
+        as_torch = any(torch_ops.is_tensor(a) for a in (*args, *given))
+        return _as_result([g if g is not None else returned(a, t.dtype, as_torch)
+                           for t, a, g in zip(self.ir.outputs, arrays, given, strict=True)])
+
+    def _call_on_device(self, args: tuple, out, devices: list[tuple[str, str]]):
+        """A call with tensors in device memory: the invoker's `convert_call` runs it there
+        (the Triton target on a GPU), else the call is an error naming the tensor."""
+        convert = getattr(self.invoke, "convert_call", None)
+        name, device = devices[0]
+        if convert is None:
+            raise ArgumentTypeError(f"argument '{name}' is on {device}, but target "
+                                    f"{self.target!r} runs on the host; pass {name}.cpu()")
+        if out is not None:
+            raise ArgumentValueError(f"{self.name}(): out= is not supported for tensors on "
+                                     f"{device}")
+        on_device = {n for n, _ in devices}
+        hosted = [spec.name for spec in self.ir.args
+                  if isinstance(spec, Tensor) and spec.name not in on_device]
+        if hosted:
+            raise ArgumentValueError(f"argument '{hosted[0]}' is in host memory and "
+                                     f"'{name}' on {device}; pass all arrays on one device")
+        torch = torch_ops.torch_module()
+        tensors = tuple(a if torch_ops.is_tensor(a) or device_of(a) is None
+                        else torch.from_dlpack(a) for a in args)
+        return convert(lambda host_args: _as_result(self._run(host_args)), tensors)
+
+    def _run(self, args: tuple, given: tuple = ()) -> list[np.ndarray]:
+        """Check and bind `args`, run the kernel; the output arrays (the caller's for the
+        `given` out= entries that are not None)."""
+        arrays, scalars, env = self._bind(args)
+        outputs = self._outputs(given or (None,) * len(self.ir.outputs), arrays, env)
+        temps = [self._allocate(t, env) for t in self.ir.temporaries]
+        for t, a in zip((*self.ir.outputs, *self.ir.temporaries), (*outputs, *temps), strict=True):
+            arrays[t.name] = a
+        self.invoke(arrays, scalars, {s: env[s] for s in self.ir.sizes})
+        return outputs
 
     def _bind(self, args: tuple) -> tuple[dict[str, np.ndarray], dict[str, object], dict[str, int]]:
         if len(args) != len(self.ir.args):
@@ -118,25 +331,90 @@ class Kernel:
         return arrays, scalars, env
 
     def _check_array(self, spec: Tensor, arg, env: dict[str, int]) -> np.ndarray:
-        if not isinstance(arg, np.ndarray):
-            raise ArgumentTypeError(f"argument '{spec.name}' must be a numpy array "
-                                    f"({spec.dtype}[{', '.join(map(to_str, spec.shape))}]), "
-                                    f"not {type(arg).__name__}")
-        if arg.dtype != spec.dtype.numpy:
-            raise ArgumentTypeError(f"argument '{spec.name}' must have dtype {spec.dtype.numpy} "
-                                    f"({spec.dtype}), not {arg.dtype}")
+        what = f"argument '{spec.name}'"
+        expected = _type_text(spec)
+        arg = with_dtype(host_array(arg, what, expected), spec.dtype, what)
         if arg.ndim != len(spec.shape):
-            raise ArgumentValueError(f"argument '{spec.name}' must have {len(spec.shape)} "
-                                     f"dimension(s), not {arg.ndim} (shape {arg.shape})")
+            raise ArgumentValueError(f"{what} must have {len(spec.shape)} dimension(s), "
+                                     f"not {arg.ndim} (shape {arg.shape})")
         if not arg.flags.c_contiguous:
-            raise ArgumentValueError(f"argument '{spec.name}' is not C-contiguous; pass "
-                                     f"numpy.ascontiguousarray({spec.name})")
+            arg = self._contiguous(spec, arg)
         if spec.role == "inout" and not arg.flags.writeable:
-            raise ArgumentValueError(f"argument '{spec.name}' is inout but read-only")
+            raise ArgumentValueError(f"{what} is inout but read-only")
         for d, dim in enumerate(spec.shape):
             if isinstance(dim, Param) and dim.name not in env:
                 env[dim.name] = arg.shape[d]
         return arg
+
+    def _contiguous(self, spec: Tensor, array: np.ndarray) -> np.ndarray:
+        """A C-contiguous copy of a strided input; a strided inout argument is an error (the
+        kernel writes it in place)."""
+        if spec.role == "inout":
+            raise ArgumentValueError(f"argument '{spec.name}' is inout but not C-contiguous; "
+                                     f"pass numpy.ascontiguousarray({spec.name}) and use that")
+        if spec.name not in self._copied:
+            self._copied.add(spec.name)
+            warnings.warn(f"{self.name}: argument '{spec.name}' is not C-contiguous (strides "
+                          f"{array.strides}); it is copied on every call. Pass a contiguous "
+                          "array to avoid the copy", StridedCopyWarning,
+                          stacklevel=_user_stacklevel())
+        return np.ascontiguousarray(array)
+
+    # -- outputs -----------------------------------------------------------------------------------
+
+    def _out_objects(self, out) -> tuple:
+        """`out=` as one entry per output (None: allocate it)."""
+        count = len(self.ir.outputs)
+        if out is None:
+            return (None,) * count
+        if count == 0:
+            raise ArgumentTypeError(f"{self.name}() has no outputs to pass out= for (inout "
+                                    "arguments are updated in place)")
+        several = isinstance(out, tuple)  # as numpy's out=: a list is one (bad) array
+        if count == 1 and not several:
+            return (out,)
+        if not several or len(out) != count:
+            names = ", ".join(t.name for t in self.ir.outputs)
+            raise ArgumentTypeError(f"{self.name}() has {count} output(s) ({names}): out= must "
+                                    f"be a tuple of {count} arrays (None for one to allocate), "
+                                    f"not {type(out).__name__}"
+                                    + (f" of {len(out)}" if several else ""))
+        return tuple(out)
+
+    def _outputs(self, given: tuple, arrays: dict[str, np.ndarray],
+                 env: dict[str, int]) -> list[np.ndarray]:
+        """The output arrays: each `given` one checked (and zeroed: it then holds what a fresh
+        output would, where the kernel writes nothing), the others allocated."""
+        outputs = []
+        taken = [(f"argument '{name}'", a) for name, a in arrays.items()]
+        for spec, value in zip(self.ir.outputs, given, strict=True):
+            if value is None:
+                outputs.append(self._allocate(spec, env))
+                continue
+            array = self._out_array(spec, value, env)
+            for other_name, other in taken:
+                if np.may_share_memory(array, other):
+                    raise ArgumentValueError(f"out array for '{spec.name}' overlaps "
+                                             f"{other_name} in memory; pass separate arrays")
+            taken.append((f"the out array for '{spec.name}'", array))
+            array[...] = 0
+            outputs.append(array)
+        return outputs
+
+    def _out_array(self, spec: Tensor, value, env: dict[str, int]) -> np.ndarray:
+        what = f"out array for '{spec.name}'"
+        shape = tuple(evaluate(d, env) for d in spec.shape)
+        dims = ", ".join(map(to_str, spec.shape))
+        array = with_dtype(host_array(value, what, _type_text(spec)), spec.dtype, what)
+        if array.shape != shape:
+            raise ArgumentValueError(f"{what} has shape {array.shape}; it must be ({dims}) = "
+                                     f"{shape}")
+        if not array.flags.c_contiguous:
+            raise ArgumentValueError(f"{what} is not C-contiguous; the kernel writes it in "
+                                     "place, so pass a contiguous array")
+        if not array.flags.writeable:
+            raise ArgumentValueError(f"{what} is read-only")
+        return array
 
     def _allocate(self, tensor: Tensor, env: dict[str, int]) -> np.ndarray:
         shape = tuple(evaluate(d, env) for d in tensor.shape)
@@ -165,20 +443,3 @@ class Kernel:
         if missing:
             raise ArgumentTypeError(f"{self.name}() is missing argument(s) {', '.join(missing)}")
         return (*args, *(kwargs[n] for n in names[len(args):]))
-
-    def __call__(self, *args, **kwargs):
-        args = self._positional(args, kwargs)
-        # A backend that takes other array kinds (torch tensors for Triton) converts around it.
-        convert = getattr(self.invoke, "convert_call", None)
-        return self._call(args) if convert is None else convert(self._call, args)
-
-    def _call(self, args: tuple):
-        arrays, scalars, env = self._bind(args)
-        outputs = [self._allocate(t, env) for t in self.ir.outputs]
-        temps = [self._allocate(t, env) for t in self.ir.temporaries]
-        for t, a in zip((*self.ir.outputs, *self.ir.temporaries), (*outputs, *temps), strict=True):
-            arrays[t.name] = a
-        self.invoke(arrays, scalars, {s: env[s] for s in self.ir.sizes})
-        if not outputs:
-            return None
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
