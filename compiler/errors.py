@@ -28,7 +28,38 @@ class LoopweaveError(Exception):
     """Base class of every error loopweave raises on purpose."""
 
 
-class DSLError(LoopweaveError):
+def located(message: str, pos: SourcePos | None, source: str | None) -> str:
+    """`message` after its position, with the source line and a caret under the column."""
+    if pos is None:
+        return message
+    text = f"{pos}: {message}"
+    if source is not None:
+        lines = source.split("\n")  # as the parser counts lines, not splitlines()
+        if 1 <= pos.line <= len(lines):
+            src_line = lines[pos.line - 1].expandtabs(1)
+            caret = pos.column - 1
+            # Show at most a window of the line, so that a huge line stays readable.
+            start = max(0, min(caret - 60, len(src_line) - 100))
+            shown = src_line[start:start + 100]
+            text += f"\n    {shown}\n    {' ' * (caret - start)}^"
+    return text
+
+
+class _Located:
+    """`line` and `column` of something with a `pos` in DSL source text."""
+
+    pos: SourcePos | None
+
+    @property
+    def line(self) -> int | None:
+        return None if self.pos is None else self.pos.line
+
+    @property
+    def column(self) -> int | None:
+        return None if self.pos is None else self.pos.column
+
+
+class DSLError(_Located, LoopweaveError):
     """An error located in DSL source text; the message shows the line and a caret."""
 
     def __init__(self, message: str, pos: SourcePos | None = None, source: str | None = None):
@@ -38,27 +69,7 @@ class DSLError(LoopweaveError):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        if self.pos is None:
-            return self.message
-        text = f"{self.pos}: {self.message}"
-        if self.source is not None:
-            lines = self.source.split("\n")  # as the parser counts lines, not splitlines()
-            if 1 <= self.pos.line <= len(lines):
-                src_line = lines[self.pos.line - 1].expandtabs(1)
-                caret = self.pos.column - 1
-                # Show at most a window of the line, so that a huge line stays readable.
-                start = max(0, min(caret - 60, len(src_line) - 100))
-                shown = src_line[start:start + 100]
-                text += f"\n    {shown}\n    {' ' * (caret - start)}^"
-        return text
-
-    @property
-    def line(self) -> int | None:
-        return None if self.pos is None else self.pos.line
-
-    @property
-    def column(self) -> int | None:
-        return None if self.pos is None else self.pos.column
+        return located(self.message, self.pos, self.source)
 
 
 class DSLSyntaxError(DSLError):
@@ -113,6 +124,17 @@ class LoopweaveWarning(UserWarning):
     """Base class of every warning loopweave issues on purpose (filter them all with it)."""
 
 
+class DSLWarning(_Located, LoopweaveWarning):
+    """Something in DSL source text that is legal but probably not meant (a likely typo in an
+    index name): `message`, `line`, `column`; the text shows the line and a caret."""
+
+    def __init__(self, message: str, pos: SourcePos | None = None, source: str | None = None):
+        self.message = message
+        self.pos = pos
+        self.source = source
+        super().__init__(located(message, pos, source))
+
+
 class StridedCopyWarning(LoopweaveWarning):
     """A call copied a strided (non-contiguous) input into a contiguous array first: the result
     is right, but the copy costs time and memory on every call. Issued once per kernel and
@@ -127,6 +149,7 @@ __all__ = [
     "DSLError",
     "DSLSyntaxError",
     "DSLTypeError",
+    "DSLWarning",
     "LoopweaveError",
     "LoopweaveWarning",
     "ScheduleError",

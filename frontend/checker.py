@@ -13,19 +13,23 @@ What it establishes, in this order, collecting every error before raising one `D
    proved with isl once all shapes are known; a counterexample is reported otherwise).
 4. The initial schedule tree (frontend/program_order.py): program order, each statement's
    iterations in lexicographic order.
+Warnings (frontend/lint.py: a reduced index one edit away from a free one, a likely typo) are
+issued as `DSLWarning`s once the kernel has checked without errors.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import islpy as isl
 
-from loopweave.errors import BoundsError, DSLTypeError, SourcePos
+from loopweave.errors import BoundsError, DSLTypeError, DSLWarning, SourcePos
 from loopweave.frontend import ast
 from loopweave.frontend import temporaries as temps
 from loopweave.frontend.ast_walk import first_use, names_in, writes_by_name
 from loopweave.frontend.bounds import out_of_bounds
+from loopweave.frontend.lint import near_miss_indices
 from loopweave.frontend.program_order import Loop, Node, program_order
 from loopweave.frontend.reductions import init_statement, init_value
 from loopweave.frontend.values import (
@@ -47,6 +51,10 @@ from loopweave.ir.types import DTYPES, INDEX
 # steeply with the dimension (80 nested loops take a minute).
 MAX_LOOPS = 32
 
+# Which lint warnings were shown already (as `warnings.warn` keeps one per calling module): a
+# kernel compiled again in a loop warns once, under Python's default warning filter.
+_WARNED: dict = {}
+
 
 class _Abort(Exception):
     """Stops checking the current statement after an error was recorded."""
@@ -57,6 +65,7 @@ class Checker:
         self.kdef = kdef
         self.source = source
         self.errors: list[DSLTypeError] = []
+        self.warnings: list[DSLWarning] = []  # issued only if the kernel checks
         self.tensors: dict[str, Tensor] = {}
         self.tensor_pos: dict[str, SourcePos] = {}
         self.extents: dict[str, tuple[isl.PwAff, ...]] = {}
@@ -80,6 +89,15 @@ class Checker:
     def error(self, message: str, pos: SourcePos | None, cls=DSLTypeError) -> _Abort:
         self.errors.append(cls(message, pos, self.source))
         return _Abort()
+
+    def warn(self, message: str, pos: SourcePos) -> None:
+        self.warnings.append(DSLWarning(message, pos, self.source))
+
+    def issue_warnings(self) -> None:
+        """The collected warnings, shown at their DSL line (as `<kernel name>:line`)."""
+        for w in self.warnings:
+            warnings.warn_explicit(w, DSLWarning, f"<kernel {self.kdef.name}>", w.line or 0,
+                                   registry=_WARNED)
 
     def raise_collected(self) -> None:
         if not self.errors:
@@ -367,6 +385,9 @@ class Checker:
                     f"left; use a reduction (+=, max=, ...) or index the left side with it",
                     first_use(st, free[0]))
 
+        for miss in near_miss_indices(st, lhs_vars, [v for v in index_vars if v not in lhs_vars]):
+            self.warn(miss.message(lhs_name), miss.pos)
+
         lhs = ir.Load(lhs_name, lhs_indices, rhs.expr.dtype)
         stmt = Statement(name, iterators, domain, lhs, op, rhs.expr, st.pos,
                          enclosing=len(outer))
@@ -576,6 +597,7 @@ class Checker:
         if missing:
             raise DSLTypeError(f"output '{missing[0]}' is never written",
                                self.tensor_pos[missing[0]], self.source)
+        self.issue_warnings()
         return KernelIR(self.kdef.name, tuple(self.args), tuple(self.outputs),
                         tuple(self.temporaries), self.params, tuple(self.sizes),
                         tuple(self.assumptions), self.context, tuple(self.statements),

@@ -57,7 +57,7 @@ def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule, placements=None) 
         if not carried.is_empty():
             m = isl_helpers.maps_of(carried)[0]
             point = m.wrap().sample_point()
-            _, coords = isl_helpers.point_values(point, m.wrap())
+            sizes, coords = isl_helpers.point_values(point, m.wrap())
             src = m.get_tuple_name(isl.dim_type.in_)
             snk = m.get_tuple_name(isl.dim_type.out)
             n = len(kernel.statement[src].iterators)
@@ -66,7 +66,27 @@ def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule, placements=None) 
             what = f"bound to {kind}" if kind in GPU_AXES else kind
             raise ScheduleError(
                 f"loop {loop} of {stmt} cannot be {what}: it carries a dependence from "
-                f"{instance_text(kernel, src, a)} to {instance_text(kernel, snk, b)}")
+                f"{instance_text(kernel, src, a)} to {instance_text(kernel, snk, b)}"
+                + reduction_hint(kernel, src, snk, {**sizes, **a}, {**sizes, **b}, loop))
+
+
+def reduction_hint(kernel: KernelIR, src: str, snk: str, a: dict[str, int], b: dict[str, int],
+                   loop: str) -> str:
+    """When two instances of one reduction update the same element (the loop runs a
+    reduction), what to do instead: run a loop over the reduced tensor's indices in parallel
+    (`reassociate` lets reduction loops change places to move it outward), or vectorize."""
+    s = kernel.statement[src]
+    if src != snk or s.op not in REDUCTIONS:
+        return ""
+    element = [ir.evaluate(i, a) for i in s.lhs.indices]
+    if element != [ir.evaluate(i, b) for i in s.lhs.indices]:
+        return ""
+    tensor = s.lhs.tensor
+    return (f"; both update {tensor}[{', '.join(map(str, element))}]: {loop} runs a reduction "
+            f"({s.op}), whose updates of one element cannot run at once. Run a loop over "
+            f"{tensor}'s indices in parallel instead (`reorder` moves it outward; "
+            f"`reassociate(\"{tensor}\")` first lets the reduction loops change places), or "
+            f"`vectorize` {loop}: SIMD code keeps one partial result per lane")
 
 
 def reduction_chains(kernel: KernelIR, placements, depth: int) -> isl.UnionMap:
