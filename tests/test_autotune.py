@@ -189,7 +189,7 @@ def test_cli_tune_writes_a_report(tmp_path, capsys):
     assert rc == 0
     assert (tmp_path / "out" / "tuning.png").stat().st_size > 1000
     assert "best:" in capsys.readouterr().out
-    assert main(["tune", str(src), "--size", "M"]) == 1
+    assert main(["tune", str(src), "--size", "M"]) == 2  # a bad argument
 
 
 def test_features_describe_the_schedule():
