@@ -5,7 +5,7 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: all venv demo test lint imports toolchains bench clean distclean
+.PHONY: all venv demo test lint imports toolchains bench fuzz clean distclean
 
 all: test
 
@@ -44,6 +44,12 @@ toolchains:
 # Benchmarks (benchmarks/README.md): `make bench`, or e.g. `make bench BENCH_ARGS="--quick"`.
 bench: venv
 	$(VPY) -m benchmarks $(BENCH_ARGS)
+
+# Differential fuzzing of the backends (docs/fuzzing.md): N random kernels on every target
+# against program order, failures shrunk, e.g. `make fuzz N=2000 FUZZ_ARGS="--seed 5000"`.
+N ?= 1000
+fuzz: venv
+	$(VPY) -m tests.fuzz.differential --n $(N) $(FUZZ_ARGS)
 
 # The GPU check (benchmarks/README.md): run on a machine with an NVIDIA GPU; it makes its own
 # environment there (not `venv`: no network, and the CUDA torch must stay). Without a GPU it
