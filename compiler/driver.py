@@ -40,7 +40,7 @@ from loopweave.pipeline import (
     front_end,
     select_kernel,
 )
-from loopweave.runtime import Kernel
+from loopweave.runtime import Kernel, Recipe
 from loopweave.targets import Target
 
 # Re-exported: tests and benchmarks import them from here.
@@ -296,6 +296,10 @@ def compile(source: str, target: str = "cpu", *, kernel: str | None = None, sche
         for name, text in result.dumps:
             print(f"==== {name} ====\n{text}", file=sys.stderr)
     compiled = pipeline.kernel(result)
+    # What pickling the kernel records: unpickling compiles it again (`dump` is not repeated).
+    compiled.recipe = Recipe(compile, (source,), dict(
+        target=target, kernel=kernel, schedule=schedule, cc=cc, cflags=cflags,
+        tuning_db=tuning_db, autotune=autotune, cache=cache, **options))
     log.info("compiled %s for %s in %.3f s%s", compiled.name, compiled.target,
              time.perf_counter() - start, "" if cache else " (build cache off)")
     return compiled

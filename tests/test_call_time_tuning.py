@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -198,6 +199,10 @@ def test_cache_false_neither_reads_nor_writes_the_build_cache(tmp_path, monkeypa
         np.testing.assert_array_equal(again(2.0, x, x), 3 * x)
     assert cache not in again.invoke.library_path.parents, "cache=False read the build cache"
     assert "build cache hit" not in caplog.text and "build cache miss" in caplog.text
+    assert _entries(cache) == written
+    # A pickled kernel is compiled again as it was: still without the cache.
+    unpickled = pickle.loads(pickle.dumps(again))
+    assert cache not in unpickled.invoke.library_path.parents
     assert _entries(cache) == written
 
 
