@@ -164,7 +164,10 @@ class CFamilyRenderer:
             case ir.Cast(dtype=t, operand=x):
                 return self.cast(t, x)
             case ir.Unary(op=op, operand=x, dtype=t):
-                text = {"neg": "-", "not": "!", "invert": "~"}[op] + self.expr(x, 15)
+                operand = self.expr(x, 15)
+                if op == "neg" and operand.startswith("-"):  # `--x` would be a decrement
+                    operand = f"({operand})"
+                text = {"neg": "-", "not": "!", "invert": "~"}[op] + operand
                 return self.narrow(text, t)
             case ir.Binary(op=op, left=a, right=b, dtype=t):
                 return self.binary(op, a, b, t, parent_prec)

@@ -582,7 +582,7 @@ def fuzz(seeds: range, runner: Runner, log=print, shrink_budget_s: float = 0.0) 
             if not o.failed:
                 continue
             log(f"seed {seed}: {o.target} {o.status}: {o.message}")
-            if shrink_budget_s > 0 and o.target != "reference":
+            if shrink_budget_s > 0:
                 small, small_case, small_o = shrink(spec, case, o, runner, shrink_budget_s)
                 log(f"minimal kernel (seed {seed}, {o.target}):\n{small_case.source}"
                     f"sizes {small_case.sizes} scalars {small_case.scalars}\n"
