@@ -88,7 +88,7 @@ class ModuleWriter:
         params += [f"{b}: tl.constexpr" for b in dict.fromkeys(w.blocks.values())]
         lines = ["@triton.jit", f"def {name}({', '.join(params)}):"]
         summary = "; ".join(f"{ir.to_str(s.stmt.lhs)} {s.stmt.op} ..." for s in launch.sections)
-        lines.append(f'    """{_describe(launch)}: {summary}"""'[:99])
+        lines.append(f'    """{_shorten(f"{_describe(launch)}: {summary}", DOCSTRING_WIDTH)}"""')
         return "\n".join(lines + prologue + body) + "\n", w
 
     def tunable_axes(self) -> dict[str, int]:
@@ -207,6 +207,17 @@ class ModuleWriter:
         else:
             lines.append(f"{pad}{call}")
         return lines
+
+
+#: The longest text between a kernel docstring's quotes (the line stays within 99 columns).
+DOCSTRING_WIDTH = 99 - len('    """"""')
+
+
+def _shorten(text: str, width: int) -> str:
+    """`text` cut to `width` characters, ending in "..." when cut (the quotes are added after
+    the cut, so they always close)."""
+    text = text.replace('"', "'")  # a quote next to the closing ones would end them early
+    return text if len(text) <= width else text[:width - 3].rstrip() + "..."
 
 
 def _describe(launch: Launch) -> str:
