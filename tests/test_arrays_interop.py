@@ -143,7 +143,8 @@ def test_out_is_written_in_place_and_returned(target, options, kind):
 def test_inout_arguments_of_every_kind_are_updated_in_place(target, options, kind):
     X = np.arange(11, dtype=np.float32)
     Y = np.ones(11, np.float32)
-    assert compiled(AXPY, target, **options)(2.0, as_kind(X, kind), as_kind(Y, kind)) is None
+    a = as_kind(np.array(2.0, np.float32), kind) if kind == "torch" else 2.0  # a 0-d tensor
+    assert compiled(AXPY, target, **options)(a, as_kind(X, kind), as_kind(Y, kind)) is None
     np.testing.assert_allclose(Y, 1 + 2 * X)
 
 
