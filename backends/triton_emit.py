@@ -34,7 +34,7 @@ from loopweave.ir.types import BOOL, F32, INDEX, identity
 _COMBINE = {"+=": "{a} + {b}", "*=": "{a} * {b}",
             "max=": "tl.maximum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)",
             "min=": "tl.minimum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)"}
-_REDUCE = {"+=": "tl.sum({v}, axis={a})", "*=": "tl.reduce({v}, {a}, _lw_mul)",
+REDUCE_OVER_AXIS = {"+=": "tl.sum({v}, axis={a})", "*=": "tl.reduce({v}, {a}, _lw_mul)",
            "max=": "tl.max({v}, axis={a})", "min=": "tl.min({v}, axis={a})"}
 
 
@@ -432,7 +432,7 @@ class KernelWriter:
                 value = f"tl.where({self.text(mask, full)}, {value}, {ident})"
             if s.op == "*=":
                 self.use("_lw_mul")
-            part = _REDUCE[s.op].format(v=value, a=len(full) - 1)
+            part = REDUCE_OVER_AXIS[s.op].format(v=value, a=len(full) - 1)
             new = combine(s.op, acc, part, s.lhs.dtype.compute)
             if s.lhs.dtype.compute.is_int and s.lhs.dtype.bits < 32:
                 new = self.cast(new, s.lhs.dtype)
@@ -493,14 +493,17 @@ class KernelWriter:
         self.block(a0, dot=True)
         self.block(a1, dot=True)
         self.block(raxis, dot=True)
-        a = self.operand(ta, Layout((a0, raxis)), mask_a)
-        b = self.operand(tb, Layout((raxis, a1)), mask_b)
+        # tl.dot needs operands of one type: f16/bf16 loads stay narrow only when both are
+        raw_a, raw_b = _narrow_load(ta), _narrow_load(tb)
+        raw = raw_a is not None and raw_a == raw_b
+        self.dot_is_f32 = not raw
+        a = self.operand(ta, Layout((a0, raxis)), mask_a, raw)
+        b = self.operand(tb, Layout((raxis, a1)), mask_b, raw)
         return a, b, pulled
 
-    def operand(self, factors, layout: Layout, extra) -> str:
-        raw = all(isinstance(f, ir.Cast) and isinstance(f.operand, ir.Load)
-                  and f.operand.dtype.is_storage_only for f in factors) and len(factors) == 1
-        self.dot_is_f32 = not raw
+    def operand(self, factors, layout: Layout, extra, raw: bool) -> str:
+        """One tl.dot operand: the product of `factors` over `layout`, masked; `raw`: the one
+        factor is an f16/bf16 load, left in its storage type."""
         saved = self.conj
         self.conj = [c for c in saved if c in extra or not (var_names(c) - self.scalars)]
         if raw:
@@ -547,7 +550,18 @@ class KernelWriter:
             value = f"tl.where({self.text(mask, full)}, {value}, {ident})"
             text = value
             for n in reversed(range(len(layout), len(full))):
-                text = _REDUCE[e.op].format(v=text, a=n)
+                text = REDUCE_OVER_AXIS[e.op].format(v=text, a=n)
         self.emit(f"{result} = {text}")
         self.scope[key] = result
         return result
+
+
+def _narrow_load(factors) -> str | None:
+    """The storage type (f16, bf16) of a dot operand that is one widened load of it, else None."""
+    if len(factors) != 1:
+        return None
+    f = factors[0]
+    if isinstance(f, ir.Cast) and isinstance(f.operand, ir.Load) and \
+            f.operand.dtype.is_storage_only:
+        return f.operand.dtype.name
+    return None
