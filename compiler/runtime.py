@@ -217,8 +217,8 @@ class Kernel:
 
     @property
     def signature(self) -> str:
-        """The kernel's parameters and outputs as the DSL writes them:
-        `matmul(A: f32[M, K], B: f32[K, N]) -> (C: f32[M, N])`."""
+        """The kernel's parameters and outputs with their roles:
+        `matmul(A: in f32[M, K], B: in f32[K, N]) -> (C: out f32[M, N])`."""
         args = ", ".join(str(a) for a in self.ir.args)
         outs = ", ".join(str(t) for t in self.ir.outputs)
         return f"{self.name}({args}) -> ({outs})"
@@ -243,6 +243,13 @@ class Kernel:
             raise TypeError(f"cannot pickle kernel {self.name!r}: it has no recipe to build it "
                             "again (kernels from loopweave.compile() have one)")
         return rebuild, (self.recipe,)
+
+    def __copy__(self) -> Kernel:
+        # A shallow copy shares the loaded code; without this, copy.copy would go through
+        # __reduce__ and compile again.
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
 
     # -- calls -------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported: no GPU here
 
+import copy  # noqa: E402
 import importlib.util  # noqa: E402
 import inspect  # noqa: E402
 import pickle  # noqa: E402
@@ -390,8 +391,10 @@ def test_compiled_kernels_pickle():
     np.testing.assert_allclose(pickle.loads(pickle.dumps(kernel))(A, B), A @ B, rtol=1e-5)
 
 
-def test_a_kernel_without_recipe_says_why_it_does_not_pickle():
+def test_a_kernel_without_recipe_says_why_it_does_not_pickle_but_copies():
     k = compiled(MATMUL)
     bare = Kernel(k.ir, k.source, k.target, k.invoke)
     with pytest.raises(TypeError, match="cannot pickle kernel 'matmul'"):
         pickle.dumps(bare)
+    clone = copy.copy(bare)  # shares the loaded code: no recipe needed
+    assert clone.invoke is bare.invoke and clone is not bare
