@@ -293,9 +293,11 @@ class KernelWriter:
         self.emit(f"tl.store({ptr}, {self.cast(value, tensor.dtype)})")
 
     def cast(self, value: str, dtype) -> str:
+        """`value` converted to the stored type `dtype` (tl.cast: `value` may be a Python
+        literal, which has no `.to`)."""
         if dtype.name == "f32":
             return value
-        return f"{value if value.isidentifier() else f'({value})'}.to({TL_TYPES[dtype.name]})"
+        return f"tl.cast({value}, {TL_TYPES[dtype.name]})"
 
     def store_mask(self, sec: Section, layout) -> ir.Expr | None:
         s = sec.stmt
@@ -410,8 +412,23 @@ class KernelWriter:
         self.tile_name[axis] = flat
         return axis, [axis]
 
+    def elementwise_update(self, sec: Section, layout: Layout) -> None:
+        """`y[i] op= f(i)`: a reduction with no variable of its own (an update in place, or
+        one term inside a host loop) combines each element once, without a loop."""
+        s = sec.stmt
+        self.conj = conjuncts(extra_condition(s.domain, s.iterators, self.scalars,
+                                              self.kernel.context, self.kernel.params))
+        value = self.expr.render(s.rhs, layout)
+        folded = sec.init is not None  # combined with the identity: the value itself
+        if sec.register and not folded:
+            value = combine(s.op, py_name(s.lhs.tensor), value, s.lhs.dtype.compute)
+        self.finish(sec, value, layout, folded=folded or sec.register, op=s.op)
+
     def reduction(self, sec: Section, layout: Layout) -> None:
         s = sec.stmt
+        if not sec.reduce:
+            self.elementwise_update(sec, layout)
+            return
         acc, folded = self.accumulator(sec, layout)
         outer_depth = self.depth
         raxis, _ = self.reduction_axis(s, sec.reduce)
