@@ -24,11 +24,20 @@ from loopweave.backends.cuda_raw import Raw
 from loopweave.backends.cuda_tiles import contraction_body
 from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, Tensor
-from loopweave.ir.loops import Block, For, If, Node, Store, invariant_target, rename_element
+from loopweave.ir.loops import (
+    Block,
+    For,
+    If,
+    Node,
+    Store,
+    invariant_target,
+    map_stores,
+    rename_element,
+)
 from loopweave.ir.types import DTYPES, DType, identity
 
 _CUDA_TYPES = {"f16": "__half", "bf16": "__nv_bfloat16"}
-_REDUCE_CODE = {"+=": 0, "*=": 1, "max=": 2, "min=": 3}
+REDUCE_CODES = {"+=": 0, "*=": 1, "max=": 2, "min=": 3}
 _GRID_LIMITS = ("2147483647", "65535", "65535")
 
 #: Everything up to the f16 section of the C prelude, callable from host and device code.
@@ -168,7 +177,7 @@ class CudaRenderer(CFamilyRenderer):
                 return If(c, self.promote(t), None if e is None else self.promote(e))
             case For():
                 target = invariant_target(node)
-                if target is None:
+                if target is None or target[0] in self.registers:  # a register already
                     return replace(node, body=self.promote(node.body))
                 tensor, indices = target
                 reg = f"lw_r{self.counter}"
@@ -311,7 +320,7 @@ class CudaRenderer(CFamilyRenderer):
         acc = self.acc_type(s)
         value = s.rhs
         init = self.const(identity(s.op, acc), acc)
-        partial = _map_stores(work.code, lambda st: replace(
+        partial = map_stores(work.code, lambda st: replace(
             st, tensor="@acc", indices=(),
             value=st.value.operand if st.value.dtype.is_storage_only else st.value))
         self.registers["@acc"] = "lw_acc"
@@ -326,7 +335,7 @@ class CudaRenderer(CFamilyRenderer):
                       ir.Cast(value.dtype, total) if value.dtype.is_storage_only else total,
                       s.op, s.name)
         return [f"{indent}{{", f"{indent}  {self.ctype(acc)} lw_acc = {init};", *body,
-                f"{indent}  lw_acc = lw_block_reduce<{_REDUCE_CODE[s.op]}>(lw_acc, "
+                f"{indent}  lw_acc = lw_block_reduce<{REDUCE_CODES[s.op]}>(lw_acc, "
                 f"lw_red_{acc.name});",
                 f"{indent}  if (threadIdx.x == 0 && ({self.expr(work.guard)})) {{",
                 f"{indent}    {self.store(final)}", f"{indent}  }}", f"{indent}}}"]
@@ -426,19 +435,6 @@ class CudaRenderer(CFamilyRenderer):
         lines += ["    return cudaSuccess;", "  };", "  lw_run();"]
         lines += [f"  cudaFree({c_name(t.name)});" for t in tensors]
         return "\n".join([*lines, "}"]) + "\n"
-
-
-def _map_stores(node: Node, fn) -> Node:
-    match node:
-        case Store():
-            return fn(node)
-        case Block(body=body):
-            return Block(tuple(_map_stores(b, fn) for b in body))
-        case For():
-            return replace(node, body=_map_stores(node.body, fn))
-        case If(cond=c, then=t, orelse=e):
-            return If(c, _map_stores(t, fn), None if e is None else _map_stores(e, fn))
-    return node
 
 
 __all__ = ["CUDA_PRELUDE", "Contraction", "CudaRenderer", "Raw", "Tiles"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from loopweave.backends.triton_dot import dot_update
-from loopweave.backends.triton_emit import combine
+from loopweave.backends.triton_emit import REDUCE_OVER_AXIS, combine
 from loopweave.backends.triton_expr import (
     HELPERS,
     TL_TYPES,
@@ -31,7 +31,7 @@ from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import row_major_offset
 from loopweave.ir.kernel import KernelIR, ScalarArg
-from loopweave.ir.launches import Barrier, GpuProgram, Launch, OneThread, Spread
+from loopweave.ir.launches import Barrier, GpuProgram, Launch, OneThread, Spread, ThreadReduce
 from loopweave.ir.loops import (
     THREAD_AXES,
     Block,
@@ -46,6 +46,7 @@ from loopweave.ir.loops import (
     rename_element,
     upper_bound,
 )
+from loopweave.ir.types import identity
 
 _NO_LAYOUT = Layout(())
 _TORCH_TYPES = {"f16": "float16", "bf16": "bfloat16", "f32": "float32", "f64": "float64",
@@ -111,7 +112,7 @@ class _LaunchWriter:
         return self.expr.render(e, _NO_LAYOUT)
 
     def pointer(self, tensor: str, indices: tuple[ir.Expr, ...]) -> str:
-        off = row_major_offset(self.kernel.tensors[tensor].shape, indices)
+        off = row_major_offset(self.module.shape_of(tensor), indices)
         text = f"{py_name(tensor)}_ptr"
         if off != ir.Const(0):
             text += f" + {self.expr.render(off, _NO_LAYOUT, 11)}"
@@ -161,6 +162,8 @@ class _LaunchWriter:
             case Block(body=body):
                 for b in body:
                     self.node(b, depth)
+            case ThreadReduce():
+                self.thread_reduce(node, depth)
             case For(kind=kind) if kind in THREAD_AXES:
                 self.thread_region(node, depth)
             case For(kind="dot"):
@@ -196,6 +199,24 @@ class _LaunchWriter:
         self.node(body, depth)
         self.lanes = None
         self.lane_vars -= {x.var for x in chain}
+
+    def thread_reduce(self, node: ThreadReduce, depth: int) -> None:
+        """A register tensor over the lanes holds each lane's partial result; reduced over the
+        lanes (tl.sum, tl.max, ...) it updates the element once."""
+        acc, op = node.partial.dtype, node.update.reduce
+        lanes = _next_power_of_two(full_extent(node.loop))
+        part = self.fresh("lw_part")
+        start = self.expr.const(identity(op, acc), acc)
+        self.emit(f"{part} = tl.full([{lanes}], {start}, dtype={TL_TYPES[acc.name]})", depth)
+        self.registers[node.partial.name] = part
+        self.thread_region(node.loop, depth)
+        if op == "*=":
+            self.use("_lw_mul")
+        total = self.fresh("lw_total")
+        self.emit(f"{total} = {REDUCE_OVER_AXIS[op].format(v=part, a=0)}", depth)
+        self.registers[node.partial.name] = total
+        self.store(node.update, depth)
+        del self.registers[node.partial.name]
 
     def serial_loop(self, loop: For, depth: int) -> None:
         hoisted = invariant_target(loop) if self.lanes is not None else None
@@ -299,8 +320,13 @@ class ModuleWriter:
         self.helpers: set[str] = set()
         self.tensors = [t.name for t in (*kernel.args, *kernel.outputs, *kernel.temporaries)
                         if t.name in kernel.tensors]
-        self.device_locals = [b.name for b in program.device_buffers]
-        self.tensors += self.device_locals
+        self.device_locals = {b.name: b for b in program.device_buffers}
+        self.tensors += list(self.device_locals)
+
+    def shape_of(self, tensor: str) -> tuple[ir.Expr, ...]:
+        """A tensor's shape; a device buffer's own (storage reduction may have cut it)."""
+        local = self.device_locals.get(tensor)
+        return local.shape if local is not None else self.kernel.tensors[tensor].shape
 
     def scalars(self) -> list[ScalarArg]:
         return [a for a in self.kernel.args if isinstance(a, ScalarArg)
@@ -339,21 +365,19 @@ class ModuleWriter:
         k = self.kernel
         lines = ["def run(tensors, scalars, sizes):",
                  f'    """Launch the kernels of \'{k.name}\' on torch tensors."""']
-        if self.device_locals:
-            lines.append("    lw_device = next(iter(tensors.values())).device")
-        for t in self.tensors:
-            if t in self.device_locals:  # used by several launches: the launcher's own
-                tensor = k.tensors[t]
-                size = " * ".join(f"({python_expr(d)})" for d in tensor.shape) or "1"
-                lines.append(f"    {py_name(t)} = torch.empty(max({size}, 1), dtype=torch."
-                             f"{_TORCH_TYPES[tensor.dtype.name]}, device=lw_device)")
-            else:
-                lines.append(f"    {py_name(t)} = tensors[{t!r}]")
+        lines += [f"    {py_name(t)} = tensors[{t!r}]" for t in self.tensors
+                  if t not in self.device_locals]
         for p in k.params:
             source = "sizes" if p in k.sizes else "scalars"
             lines.append(f"    {py_name(p)} = {source}[{p!r}]")
         for a in self.scalars():
             lines.append(f"    {py_name(a.name)} = scalars[{a.name!r}]")
+        if self.device_locals:  # used by several launches or blocks: the launcher's own
+            lines.append("    lw_device = next(iter(tensors.values())).device")
+        for b in self.device_locals.values():
+            size = " * ".join(f"({python_expr(d)})" for d in b.shape) or "1"
+            lines.append(f"    {py_name(b.name)} = torch.empty(max({size}, 1), dtype=torch."
+                         f"{_TORCH_TYPES[b.dtype.name]}, device=lw_device)")
         lines += self.host(self.program.host, 1)
         return "\n".join(lines) + "\n"
 

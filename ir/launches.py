@@ -18,12 +18,19 @@ Rules, each checked here with an error that names the loop:
 - Between thread loops, at block level, threads of a block wait at a `Barrier`: after each
   block-level sibling that has thread work, and at the end of each iteration of a block-level
   loop around thread work. Block-level stores outside every thread loop run in `OneThread`.
+- A `threadIdx.x` loop whose stores all update one element, the same for every thread (a
+  reduction over the loop: `s[i] += x[i, j]` with j on the threads; `Schedule.bind` accepts
+  such a loop where its only carried dependence is the reduction's own chain) becomes a
+  `ThreadReduce`: partial results per thread, combined across the block. It needs a 1-D block.
 - A nest without any bound loop becomes a launch of one block of one thread (and a warning).
 - `Scope` buffers in the host code (a temporary local to a host loop's iteration, used by
   several launches) live in device memory (`device_buffers`), allocated by the launcher.
 - `Scope` buffers at block level are shared by the block's threads (CUDA `__shared__`), so
-  their shapes must be constant and their total within `shared_limit` bytes. A copy into them
-  (`cache_read` at a block-level loop) is a `Spread`: all threads of the block share its work.
+  their total must be within `shared_limit` bytes. One whose shape is not constant (softmax's
+  row `e[j]` of a fused row loop) lives in device memory instead, one copy per iteration of the
+  launch's block loops (`e[c0, j]`: the temporary the statements would have used unfused).
+  A copy into a shared buffer (`cache_read` at a block-level loop) is a `Spread`: all threads
+  of the block share its work.
 """
 
 from __future__ import annotations
@@ -48,6 +55,10 @@ from loopweave.ir.loops import (
     children,
     full_extent,
     loop_end,
+    loop_vars_inside,
+    map_stores,
+    node_loads,
+    prepend_indices,
     upper_bounds,
     walk,
 )
@@ -82,6 +93,19 @@ class Spread:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadReduce:
+    """A threadIdx.x loop that reduces into one element shared by every thread. Each thread
+    combines its iterations into the register `partial` (`loop`'s stores are rewritten to it,
+    so `loop` starts from the reduction's identity); then the threads of the block combine
+    their registers, and one thread applies `update` (`element op= partial`). Every thread of
+    the block reaches it (it is at block level), so a renderer may synchronise inside."""
+
+    loop: For
+    partial: Buffer  # a scalar of the reduction's compute type
+    update: Store
+
+
+@dataclass(frozen=True, slots=True)
 class Launch:
     """One kernel launch: `blocks` spread over the grid, `body` run by every block."""
 
@@ -104,7 +128,7 @@ class GpuProgram:
     device_buffers: tuple[Buffer, ...] = ()  # local buffers of the host code: device memory
 
 
-KernelNode = Node | Barrier | OneThread | Spread
+KernelNode = Node | Barrier | OneThread | Spread | ThreadReduce
 
 
 def has_gpu_binding(loops: Node) -> bool:
@@ -188,13 +212,20 @@ class _Lowering:
         return self.launch_of(tuple(blocks), node, host_vars)
 
     def launch_of(self, blocks: tuple[For, ...], body: Node, host_vars: list[str]) -> Node:
-        inner = self.block_level(_with_tile_origins(body))
+        body = self.spill_unbounded_buffers(_with_tile_origins(body), blocks, host_vars)
+        inner = self.block_level(body)
         for n in walk_kernel(inner):
             if isinstance(n, For) and n.kind in BLOCK_AXES:
                 raise ScheduleError(f"loop {n.var} is bound to {n.kind} but is not among the "
                                     f"outermost loops of its nest; only loops outside every "
                                     f"other loop of a launch can be bound to blockIdx")
         threads = self.block_shape(inner)
+        reductions = [n for n in walk_kernel(inner) if isinstance(n, ThreadReduce)]
+        if reductions and [a for a, _ in threads] != ["threadIdx.x"]:
+            raise ScheduleError(
+                f"loop {reductions[0].loop.var} reduces into {reductions[0].update.tensor} "
+                f"across the threads of a block, which needs a 1-D block (threadIdx.x only), "
+                f"not {_shape_text(dict(threads))}")
         shared = self.shared_buffers(inner)
         name = f"{self.kernel_name}_k{len(self.launches)}"
         extents = tuple(self.grid_extent(b, host_vars) for b in blocks)
@@ -202,22 +233,57 @@ class _Lowering:
         self.launches.append(launch)
         return launch
 
+    def spill_unbounded_buffers(self, body: Node, blocks: tuple[For, ...],
+                                host_vars: list[str]) -> Node:
+        """Block-level buffers without a constant shape become device buffers with one copy
+        per iteration of the block loops (a dimension in front per block loop)."""
+        def visit(node: Node) -> Node:
+            match node:
+                case Scope(buffers=bufs, body=b):
+                    keep = tuple(x for x in bufs if all(constant_value(d) is not None
+                                                        for d in x.shape))
+                    moved = [x for x in bufs if x not in keep]
+                    b = visit(b)
+                    for x in moved:
+                        b = self.per_block_copies(b, x, blocks, host_vars)
+                    return Scope(keep, b) if keep else b
+                case For(kind=kind) if kind in THREAD_AXES:
+                    return node  # a thread's own buffers: the renderer's concern
+                case For() :
+                    return replace(node, body=visit(node.body))
+                case If(cond=c, then=t, orelse=e):
+                    return If(c, visit(t), None if e is None else visit(e))
+                case Block(body=parts):
+                    return Block(tuple(visit(x) for x in parts))
+            return node
+        return visit(body)
+
+    def per_block_copies(self, body: Node, buffer: Buffer, blocks: tuple[For, ...],
+                         host_vars: list[str]) -> Node:
+        extents = [_trip_count(b, host_vars) for b in blocks]
+        sizes = set().union(*(ir.variables(x) for x in (*extents, *buffer.shape)
+                              if x is not None))
+        if not blocks or None in extents or sizes & set(host_vars):
+            shape = ", ".join(map(ir.to_str, buffer.shape))
+            raise ScheduleError(f"buffer {buffer.name} is local to the blocks of a launch but "
+                                f"has no constant shape ([{shape}]); bind an outer loop to "
+                                f"blockIdx so that each block's copy can live in device "
+                                f"memory, or tile it to a constant size")
+        slots = tuple(ir.Binary("/", ir.Binary("-", ir.Var(b.var, INDEX), b.init, INDEX),
+                                ir.Const(b.step), INDEX) if b.step != 1 else
+                      ir.Binary("-", ir.Var(b.var, INDEX), b.init, INDEX) for b in blocks)
+        spilled = Buffer(buffer.name, buffer.dtype, (*extents, *buffer.shape))
+        self.device_buffers[buffer.name] = spilled
+        return prepend_indices(body, buffer.name, slots)
+
     def grid_extent(self, loop: For, host_vars: list[str]) -> ir.Expr:
         """The trip count of a block loop, computed on the host (1 when its bounds depend on
         another block loop: the blocks then stride over it)."""
-        known = set(host_vars)
-        bounds = [b for b in upper_bounds(loop.cond, loop.var)
-                  if ir.variables(b) <= known and ir.variables(loop.init) <= known]
-        if not bounds:
+        count = _trip_count(loop, host_vars)
+        if count is None:
             self.warnings.append(f"loop {loop.var} on {loop.kind}: its bounds depend on another "
                                  f"bound loop, so one block strides over all of it")
             return ir.Const(1)
-        upper = bounds[0]
-        for b in bounds[1:]:
-            upper = ir.Call("min", (upper, b), INDEX)
-        count = ir.Binary("-", upper, loop.init, INDEX)
-        if loop.step != 1:
-            count = ir.Binary("cdiv", count, ir.Const(loop.step), INDEX)
         return count
 
     # -- block level ---------------------------------------------------------------------------
@@ -230,7 +296,7 @@ class _Lowering:
         match node:
             case For(kind=kind) if kind in THREAD_AXES:
                 self.check_thread_loop(node, ())
-                return node
+                return _thread_reduction(node) or node
             case For():
                 body = self.block_level(node.body, shared)
                 return replace(node, body=Block((body, Barrier())), kind="serial")
@@ -307,6 +373,23 @@ class _Lowering:
         return tuple(buffers)
 
 
+def _trip_count(loop: For, host_vars: list[str]) -> ir.Expr | None:
+    """The trip count of a loop as a host expression (sizes and `host_vars`), or None if its
+    bounds depend on other loops."""
+    known = set(host_vars)
+    bounds = [b for b in upper_bounds(loop.cond, loop.var)
+              if ir.variables(b) <= known and ir.variables(loop.init) <= known]
+    if not bounds:
+        return None
+    upper = bounds[0]
+    for b in bounds[1:]:
+        upper = ir.Call("min", (upper, b), INDEX)
+    count = ir.Binary("-", upper, loop.init, INDEX)
+    if loop.step != 1:
+        count = ir.Binary("cdiv", count, ir.Const(loop.step), INDEX)
+    return count
+
+
 def _with_tile_origins(node: Node) -> Node:
     """Thread loops that start at the origin of their tile: isl writes the first point of a
     tile cut by the domain as `max(1, 32 * c1)`; the thread's index counts from `32 * c1` (the
@@ -361,7 +444,56 @@ def _copy_into_shared(node: Node, shared: frozenset[str]) -> Spread | None:
     return Spread(loops[0], tuple(extents))
 
 
+def _thread_reduction(loop: For) -> ThreadReduce | None:
+    """`loop` as a `ThreadReduce` if its stores update one element, the same for every
+    iteration of it and of the loops inside (see ThreadReduce); None if no store does that."""
+    for inner in walk(loop.body):
+        shared = _shared_stores(inner) if _is_thread_loop(inner) else []
+        if shared:
+            raise ScheduleError(
+                f"loop {inner.var} ({inner.kind}) reduces into {_element(shared[0])} "
+                f"across threads inside loop {loop.var} ({loop.kind}); a reduction across "
+                f"threads needs a 1-D block: bind only the reduction's loop, to threadIdx.x")
+    shared = _shared_stores(loop)
+    if not shared:
+        return None
+    first = shared[0]
+    others = [st for st in walk(loop) if isinstance(st, Store) and (st.tensor, st.indices,
+              st.reduce) != (first.tensor, first.indices, first.reduce)]
+    if loop.kind != "threadIdx.x" or _thread_loops_below(loop.body) or others or any(
+            ld.tensor == first.tensor for n in walk(loop) for ld in node_loads(n)):
+        raise ScheduleError(
+            f"loop {loop.var} ({loop.kind}) reduces into {_element(first)} across threads; "
+            f"that needs the reduction alone in a threadIdx.x loop, a 1-D block")
+    value_type = first.value.dtype
+    compute = value_type.compute
+    partial = Buffer(f"lw_part_{first.stmt}", compute, ())
+
+    def to_partial(st: Store) -> Store:
+        value = st.value.operand if value_type.is_storage_only else st.value
+        return replace(st, tensor=partial.name, indices=(), value=value)
+
+    total: ir.Expr = ir.Load(partial.name, (), compute)
+    if value_type.is_storage_only:
+        total = ir.Cast(value_type, total)
+    return ThreadReduce(map_stores(loop, to_partial), partial, replace(first, value=total))
+
+
+def _shared_stores(loop: For) -> list[Store]:
+    """The reducing stores inside `loop` whose element is the same for all its iterations (and
+    those of the loops inside it)."""
+    inside = loop_vars_inside(loop)
+    return [st for st in walk(loop) if isinstance(st, Store) and st.reduce is not None
+            and not set().union(*(ir.variables(x) for x in st.indices)) & inside]
+
+
+def _element(st: Store) -> str:
+    return f"{st.tensor}[{', '.join(ir.to_str(x) for x in st.indices)}]"
+
+
 def _kernel_children(node: KernelNode) -> tuple:
+    if isinstance(node, ThreadReduce):
+        return (node.loop,)
     if isinstance(node, OneThread):
         return (node.body,)
     if isinstance(node, Spread):

@@ -11,7 +11,7 @@ reduce op ("+=", "*=", "max=", "min=") means `tensor[indices] = tensor[indices] 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from loopweave.ir.affine import constant_value
 from loopweave.ir.expr import Binary, Call, Const, Expr, Load, Var, loads, rewrite, to_str
@@ -229,6 +229,43 @@ def invariant_target(loop: For) -> tuple[str, tuple[Expr, ...]] | None:
                 and all(s.indices == st.indices for s in stores):
             return st.tensor, st.indices
     return None
+
+
+def map_stores(node: Node, fn: Callable[[Store], Node]) -> Node:
+    """`node` with each store replaced by `fn(store)`."""
+    match node:
+        case Store():
+            return fn(node)
+        case Block(body=body):
+            return Block(tuple(map_stores(b, fn) for b in body))
+        case For() | Scope():
+            return replace(node, body=map_stores(node.body, fn))
+        case If(cond=c, then=t, orelse=e):
+            return If(c, map_stores(t, fn), None if e is None else map_stores(e, fn))
+    return node
+
+
+def prepend_indices(node: Node, tensor: str, first: tuple[Expr, ...]) -> Node:
+    """`node` with every access to `tensor` indexed by `first` in front of its own indices."""
+    def expr(e: Expr) -> Expr:
+        return rewrite(e, lambda x: Load(x.tensor, (*first, *x.indices), x.dtype)
+                       if isinstance(x, Load) and x.tensor == tensor else None)
+
+    def visit(n: Node) -> Node:
+        match n:
+            case Store(tensor=t, indices=ix, value=v):
+                ix = tuple(expr(i) for i in ix)
+                return replace(n, indices=(*first, *ix) if t == tensor else ix, value=expr(v))
+            case Block(body=body):
+                return Block(tuple(visit(b) for b in body))
+            case For(init=a, cond=c, body=b):
+                return replace(n, init=expr(a), cond=expr(c), body=visit(b))
+            case Scope(body=b):
+                return replace(n, body=visit(b))
+            case If(cond=c, then=t, orelse=e):
+                return If(expr(c), visit(t), None if e is None else visit(e))
+        return n
+    return visit(node)
 
 
 def rename_element(node: Node, tensor: str, indices: tuple[Expr, ...], reg: str) -> Node:

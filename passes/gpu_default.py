@@ -19,6 +19,17 @@ For each statement, in program order (its loops outermost first):
 Each statement's steps are kept only if `Schedule.apply` accepts them, so the result is legal by
 construction; a statement with no parallel loop runs on one thread (and `render` warns).
 
+Row kernels come first: when the statements can be fused in their outermost loop and one of
+them reduces a row into one element (softmax's `m[i] max= X[i, j]`, layernorm's mean), all
+statements are fused into that loop, bound to blockIdx.x (a row per block), each statement's row
+dealt round-robin over `threads_x * threads_y` threads (`interleave`); a row reduction becomes
+partial results per thread combined across the block (ir/launches.ThreadReduce):
+
+    for i (blockIdx.x): m[i] = -inf
+                        for j_lane (threadIdx.x): for j_round: m[i] max= X[i, 256 j_round + j_lane]
+                        for j_lane (threadIdx.x): for j_round: e[i, ..] = exp(X[i, ..] - m[i])
+                        ...
+
     C[i, j] += A[i, k] * B[k, j], threads 16 x 8:
         for i_o (blockIdx.y): for j_o (blockIdx.x): for i (threadIdx.y): for j (threadIdx.x):
             for k: C[i, j] += A[i, k] * B[k, j]
@@ -34,6 +45,7 @@ from loopweave.ir.codegen import loop_ast
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.ir.launches import lower_launches
 from loopweave.passes import placement as pl
+from loopweave.passes.legality import REDUCTIONS
 from loopweave.passes.patterns import Contraction, match_contraction
 from loopweave.passes.schedule import Schedule
 from loopweave.targets import GpuFacts
@@ -53,11 +65,14 @@ class GpuTiles:
 def gpu_schedule(kernel: KernelIR, tiles: GpuTiles, facts: GpuFacts) -> Schedule:
     """A legal schedule of `kernel` that binds each statement's parallel loops (see above), for
     a target that can do what `facts` say (loopweave.targets.GPU_FACTS)."""
-    schedule = Schedule()
     shared_limit = facts.shared_bytes
     if shared_limit is None:
         tiles = replace(tiles, stage=False)
     placements = pl.initial_placements(kernel)
+    rows = row_schedule(kernel, placements, tiles, facts)
+    if rows is not None:
+        return rows
+    schedule = Schedule()
     bound: set[str] = set()
     for s in kernel.statements:
         if s.name in bound:
@@ -70,6 +85,59 @@ def gpu_schedule(kernel: KernelIR, tiles: GpuTiles, facts: GpuFacts) -> Schedule
                 bound.update(group)
                 break
     return schedule
+
+
+def row_schedule(kernel: KernelIR, placements, tiles: GpuTiles,
+                 facts: GpuFacts) -> Schedule | None:
+    """The row kernel of the module docstring, or None where it does not apply or is refused."""
+    stmts = kernel.statements
+    if not stmts or any(not placements[s.name].loops for s in stmts):
+        return None
+    if not any(_reduces_a_row(s, placements[s.name].names()) for s in stmts):
+        return None
+    lanes = max(32, min(1024, tiles.threads_x * tiles.threads_y))
+    steps = Schedule()
+    if len(stmts) > 1:
+        steps.fuse(*(s.name for s in stmts), depth=1)
+    for s in stmts:
+        loops = placements[s.name].names()
+        steps.bind(s.name, loops[0], "blockIdx.x")
+        steps.steps += _row_steps(s, loops, lanes).steps
+    return steps if _accepts(kernel, Schedule(), steps, facts.shared_bytes) else None
+
+
+def _reduces_a_row(s: Statement, loops: list[str]) -> bool:
+    """Does `s` reduce over every loop inside its outermost one (into one element per row)?"""
+    if s.is_init or s.op not in REDUCTIONS or len(loops) < 2:
+        return False
+    indexed = set().union(*(ir.variables(x) for x in s.lhs.indices))
+    return not indexed & set(loops[1:])
+
+
+def _row_steps(s: Statement, loops: list[str], lanes: int) -> Schedule:
+    """The steps of one statement inside its row: its innermost loop that writes distinct
+    elements, or else its one reduction loop, dealt over the block's threads."""
+    steps = Schedule()
+    inner = loops[1:]
+    indexed = set().union(*(ir.variables(x) for x in s.lhs.indices))
+    spread = [v for v in inner if v in indexed]
+    if spread:
+        v = spread[-1]
+    elif len(inner) == 1 and _reduces_a_row(s, loops) and _reassociable(s):
+        v = inner[0]
+        steps.reassociate(s.name)
+    else:
+        return steps  # block-level work: one thread of the block runs it
+    steps.interleave(s.name, v, lanes)
+    rest = [w for w in inner if w != v]
+    if rest and inner[0] != v:
+        steps.reorder(s.name, f"{v}_lane", *rest, f"{v}_round")
+    return steps.bind(s.name, f"{v}_lane", "threadIdx.x")
+
+
+def _reassociable(s: Statement) -> bool:
+    """May `s`'s terms be combined in any order (it reads nothing of what it reduces into)?"""
+    return all(load.tensor != s.lhs.tensor for load in ir.loads(s.rhs))
 
 
 def _groups(kernel: KernelIR, placements, s: Statement, bound: set[str]):

@@ -13,7 +13,7 @@ from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.dependences import Dependences, carried_by, violations
 from loopweave.ir.kernel import KernelIR
-from loopweave.ir.loops import GPU_AXES
+from loopweave.ir.loops import GPU_AXES, THREAD_AXES
 
 
 def instance_text(kernel: KernelIR, stmt: str, values: dict[str, int]) -> str:
@@ -39,9 +39,10 @@ REDUCTIONS = ("+=", "max=", "min=", "*=")
 
 
 def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule, placements=None) -> None:
-    """A parallel loop, or one bound to a GPU axis, may carry no dependence; a vector or dot loop
-    none but the chain of a reduction over it (`s += x[j]` over j: the SIMD code keeps partial
-    results per lane; a dot sums a tile's products in one matrix product)."""
+    """A parallel loop, or one bound to blockIdx, may carry no dependence; a vector, dot or
+    threadIdx loop none but the chain of a reduction over it (`s += x[j]` over j: the SIMD code
+    keeps partial results per lane; a dot sums a tile's products in one matrix product; the
+    threads of a block combine their partial results, see ir/launches.ThreadReduce)."""
     deps = None
     for mark in marks(schedule.get_root()):
         name = mark.mark_get_id().get_name()
@@ -51,7 +52,7 @@ def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule, placements=None) 
         deps = deps or Dependences.of(kernel).union()
         band = mark.child(0)
         carried = carried_by(band, deps).intersect_params(kernel.context)
-        if kind in ("vector", "dot") and placements is not None:
+        if kind in ("vector", "dot", *THREAD_AXES) and placements is not None:
             carried = carried.subtract(
                 reduction_chains(kernel, placements, band.get_schedule_depth()))
         if not carried.is_empty():

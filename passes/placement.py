@@ -110,6 +110,19 @@ def tile(p: Placement, sizes: dict[str, int]) -> Placement:
     return p.with_loops([*p.loops[:first], *outer, *p.loops[first:]], inserted_at=first)
 
 
+def interleave(p: Placement, loop: str, lanes: int) -> Placement:
+    """Loop v (expr e) becomes v_lane = e mod lanes, then v_round = floor(e / lanes) inside it:
+    lane l runs iterations l, l + lanes, l + 2 lanes, ... (a GPU thread's share, coalesced)."""
+    names = p.names()
+    if loop not in names:
+        return p
+    at = names.index(loop)
+    e = p.loops[at].expr
+    lane = Loop(_fresh(f"{loop}_lane", names), ir.Binary("%", e, ir.Const(lanes), e.dtype))
+    round_ = Loop(_fresh(f"{loop}_round", names), ir.Binary("/", e, ir.Const(lanes), e.dtype))
+    return p.with_loops([*p.loops[:at], lane, round_, *p.loops[at + 1:]], inserted_at=at)
+
+
 def reorder(p: Placement, wanted: tuple[str, ...]) -> Placement:
     """The named loops in this order, in the slots they occupy now."""
     names = p.names()

@@ -39,7 +39,7 @@ from loopweave.passes.storage import reduce_storage
 class Step:
     """One scheduling decision: `op` on the statements that `target` names."""
 
-    op: str  # "tile", "reorder", "skew", "fuse", "bind" or a loop kind from LOOP_KINDS
+    op: str  # "tile", "interleave", "reorder", "skew", "fuse", "bind" or one of LOOP_KINDS
     target: str  # a tensor (every statement writing it), a statement "S3", or several, "a,b"
     args: tuple  # tile: ((var, size), ...); reorder: loop names; kinds: (loop name,); ...
 
@@ -61,6 +61,18 @@ class Schedule:
     def split(self, target: str, loop: str, factor: int) -> Schedule:
         """`tile` of one loop: `loop` becomes `loop_o` (outer) and `loop` (inner, < factor)."""
         return self.tile(target, **{loop: factor})
+
+    def interleave(self, target: str, loop: str, lanes: int) -> Schedule:
+        """Deal the iterations of `loop` round-robin over `lanes`: it becomes `loop_lane`
+        (loop mod lanes, constant trip count) with `loop_round` (floor(loop / lanes)) inside.
+        Bound to threadIdx.x, `loop_lane` gives each thread every lanes-th iteration, so
+        neighbouring threads read neighbouring elements (a reduction over a row on a GPU).
+
+        `s.interleave("S1", "j", 32)` on `s[i] += x[i, j]`:
+            for j_lane in 0..31: for j_round: s[i] += x[i, 32 * j_round + j_lane]"""
+        _check_positive(f"interleave lanes for {loop}", lanes)
+        self.steps.append(Step("interleave", target, (loop, lanes)))
+        return self
 
     def reorder(self, target: str, *loops: str) -> Schedule:
         """Put the named loops in this order, in the positions they occupy now."""
@@ -294,7 +306,7 @@ def _apply_step(kernel: KernelIR, step: Step, placements: dict[str, Placement]) 
         pl.fuse(placements, [s.name for s in stmts], depth)
         return
     wanted = {"tile": lambda: [a[0] for a in step.args], "skew": lambda: list(step.args[:2]),
-              "bind": lambda: [step.args[0]]}
+              "bind": lambda: [step.args[0]], "interleave": lambda: [step.args[0]]}
     _check_names_exist(step, [placements[s.name] for s in stmts],
                        wanted.get(step.op, lambda: list(step.args))())
     for s in stmts:
@@ -303,6 +315,8 @@ def _apply_step(kernel: KernelIR, step: Step, placements: dict[str, Placement]) 
             placements[s.name] = pl.tile(p, dict(step.args))
         elif step.op == "reorder":
             placements[s.name] = pl.reorder(p, step.args)
+        elif step.op == "interleave":
+            placements[s.name] = pl.interleave(p, *step.args)
         elif step.op == "skew":
             placements[s.name] = pl.skew(p, *step.args)
         elif step.op in LOOP_KINDS:

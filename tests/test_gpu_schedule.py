@@ -146,10 +146,12 @@ def test_block_level_work_waits_at_barriers():
 
 
 def test_a_bind_that_carries_a_dependence_is_refused_with_its_instances():
-    with pytest.raises(ScheduleError, match=r"loop k of S1 cannot be bound to threadIdx.x: it "
+    """A reduction's loop may go to the threads of a block (they combine partial results), not
+    to blockIdx: blocks do not communicate."""
+    with pytest.raises(ScheduleError, match=r"loop k of S1 cannot be bound to blockIdx.x: it "
                        r"carries a dependence from S1\(i=0, j=0, k=0\) \(line 3\) to "
                        r"S1\(i=0, j=0, k=1\)"):
-        stages(MATMUL, "cuda", schedule=loopweave.Schedule().bind("C", "k", "threadIdx.x"))
+        stages(MATMUL, "cuda", schedule=loopweave.Schedule().bind("C", "k", "blockIdx.x"))
 
 
 def test_an_unknown_axis_is_refused():

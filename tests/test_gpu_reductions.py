@@ -1,0 +1,122 @@
+"""Reductions across the threads of a block, and row kernels written as schedule steps.
+
+`Schedule.interleave` deals a loop's iterations round-robin over threads; a reduction loop bound
+to threadIdx.x keeps a partial result per thread that the block combines (CUDA: warp shuffles
+and shared memory, checked through the emulation's real barriers; Triton: tl.sum / tl.max over
+the lanes, under its interpreter). `gpu_schedule` fuses a row kernel (softmax, layernorm,
+attention) into one launch with a row per block.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported: no GPU here
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from test_gpu_schedule import needs_triton  # noqa: E402
+from test_kernels import refs  # noqa: E402
+
+import loopweave  # noqa: E402
+from loopweave.errors import ScheduleError  # noqa: E402
+from loopweave.ir.codegen import loop_ast  # noqa: E402
+from loopweave.ir.loops import to_text  # noqa: E402
+from loopweave.passes.gpu_default import GpuTiles, gpu_schedule  # noqa: E402
+from loopweave.pipeline import front_end  # noqa: E402
+from loopweave.targets import GPU_FACTS  # noqa: E402
+
+TARGETS = ["cuda", pytest.param("triton", marks=needs_triton)]
+
+
+def build(source: str, target: str, schedule: loopweave.Schedule):
+    options = {"emulate": True} if target == "cuda" else {}
+    return loopweave.compile(source, target, schedule=schedule, tuning_db=False, **options)
+
+
+def row_reduction(op: str, dtype: str) -> str:
+    return f"kernel rowred(x: {dtype}[M, N]) -> s: {dtype}[M] {{\n  s[i] {op} x[i, j]\n}}"
+
+
+def threads_reduce(lanes: int) -> loopweave.Schedule:
+    return (loopweave.Schedule().reassociate("S1").interleave("S1", "j", lanes)
+            .bind("S0,S1", "i", "blockIdx.x").bind("S1", "j_lane", "threadIdx.x"))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("op, dtype", [("+=", "f32"), ("max=", "f32"), ("+=", "f16"),
+                                       ("min=", "i32")])
+def test_a_row_reduced_across_threads_matches_numpy(target, op, dtype):
+    kernel = build(row_reduction(op, dtype), target, threads_reduce(64))
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((5, 131)) * 8).astype(np.dtype({"f32": "f4", "f16": "f2",
+                                                              "i32": "i4"}[dtype]))
+    want = {"+=": np.sum, "max=": np.max, "min=": np.min}[op](x.astype(np.float64), axis=1)
+    got = kernel(x).astype(np.float64)
+    tolerance = {"f32": 1e-4, "f16": 0.5, "i32": 0}[dtype]
+    np.testing.assert_allclose(got, want, atol=tolerance, rtol=1e-3 if dtype == "f16" else 0)
+    if target == "cuda":
+        assert "lw_block_reduce<" in kernel.source
+    else:
+        assert "axis=0)" in kernel.source
+
+
+def test_interleave_deals_iterations_round_robin():
+    scheduled = threads_reduce(32).apply(front_end(row_reduction("+=", "f32")))
+    text = to_text(loop_ast(scheduled))
+    assert "x[c0, c1 + 32 * c2]" in text and "# threadIdx.x" in text
+
+
+def test_reordering_an_interleaved_reduction_needs_reassociate():
+    schedule = (loopweave.Schedule().interleave("S1", "j", 32)
+                .bind("S1", "j_lane", "threadIdx.x"))
+    with pytest.raises(ScheduleError, match="breaks the flow dependence on s"):
+        schedule.apply(front_end(row_reduction("+=", "f32")))
+
+
+def test_a_reduction_across_threads_needs_a_one_dimensional_block():
+    source = ("kernel colsum(x: f32[B, M, N]) -> s: f32[B, M] {\n"
+              "  s[b, i] += x[b, i, j]\n}")
+    schedule = (loopweave.Schedule().reassociate("S1").tile("S1", i=4)
+                .interleave("S1", "j", 32).bind("S0,S1", "b", "blockIdx.x")
+                .bind("S1", "i_o", "blockIdx.y").bind("S1", "i", "threadIdx.y")
+                .bind("S1", "j_lane", "threadIdx.x"))
+    with pytest.raises(ScheduleError, match="needs a 1-D block"):
+        build(source, "cuda", schedule)
+
+
+def test_cuda_combines_whole_warps_only():
+    with pytest.raises(ScheduleError, match="multiple of 32"):
+        build(row_reduction("+=", "f32"), "cuda", threads_reduce(48))
+
+
+ROW_KERNELS = {"softmax": {"N": 7, "D": 150}, "layernorm": {"N": 6, "D": 133},
+               "attention": {"LQ": 5, "LK": 70, "D": 7, "DV": 5}}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("name", ["softmax", "layernorm", "attention"])
+def test_row_kernels_run_as_one_launch_with_a_row_per_block(name, target):
+    case = refs.KERNELS[name]
+    schedule = gpu_schedule(front_end(case.source()), GpuTiles(), GPU_FACTS[target])
+    assert any(s.op == "interleave" for s in schedule.steps)
+    kernel = build(case.source(), target, schedule)
+    launches = kernel.source.count("__global__") if target == "cuda" else \
+        kernel.source.count("@triton.jit")
+    assert launches == 1, kernel.source
+    args = case.make_inputs(ROW_KERNELS[name], 5)
+    expected = case.expected(args)
+    got = refs.results_of(case, args, kernel(*args.values()))
+    for out, want in expected.items():
+        err, ok = refs.compare(got[out], want, case.tol_scale)
+        assert ok, f"{name} on {target}: {out} differs from the reference by {err:g}"
+
+
+def test_a_row_temporary_lives_in_device_memory_one_row_per_block():
+    """softmax's e[i, j], local to a row once fused, has no constant shape: each block row
+    keeps its copy in device memory (allocated by the launcher), not in shared memory."""
+    case = refs.KERNELS["softmax"]
+    schedule = gpu_schedule(front_end(case.source()), GpuTiles(), GPU_FACTS["cuda"])
+    source = build(case.source(), "cuda", schedule).source
+    assert "cudaMalloc((void **)&e" in source
+    assert "__shared__ float e[" not in source
