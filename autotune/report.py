@@ -33,7 +33,7 @@ class ProgressBar:
             TextColumn(f"tune {kernel}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[best]}"), TimeElapsedColumn(), console=console)
         self._task = self._progress.add_task("tune", total=total, completed=min(done, total),
-                                             best="no correct schedule yet")
+                                             best=best_text(None, None))
 
     @classmethod
     def on_terminal(cls, kernel: str, total: int, done: int) -> ProgressBar | None:
@@ -50,11 +50,14 @@ class ProgressBar:
 
     def update(self, done: int, best_s: float | None, gflops: float | None) -> None:
         """`done` trials so far; the best correct time and its GFLOP/s (None: none yet)."""
-        fields = {}
-        if best_s is not None:
-            fields["best"] = f"best {best_s * 1e3:.4g} ms" + (
-                f", {gflops:.3g} GFLOP/s" if gflops is not None else "")
-        self._progress.update(self._task, completed=done, **fields)
+        self._progress.update(self._task, completed=done, best=best_text(best_s, gflops))
+
+
+def best_text(best_s: float | None, gflops: float | None) -> str:
+    """The best time so far and its GFLOP/s, as the progress bar and the log show them."""
+    if best_s is None:
+        return "no correct schedule yet"
+    return f"best {best_s * 1e3:.4g} ms" + (f", {gflops:.3g} GFLOP/s" if gflops else "")
 
 
 # -- the report -----------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from loopweave.autotune.measure import (
     problem_backend,
 )
 from loopweave.autotune.model import CostModel
-from loopweave.autotune.report import ProgressBar, require_plotting, write_report
+from loopweave.autotune.report import ProgressBar, best_text, require_plotting, write_report
 from loopweave.autotune.space import SearchSpace
 from loopweave.errors import LoopweaveError
 from loopweave.ir.codegen import loop_ast
@@ -189,9 +189,8 @@ class _Search:
 
 
 def _log_round(result: TuneResult, total: int, done: int) -> None:
-    best = (f"best {result.best.median_s * 1e3:.4g} ms, {result.gflops:.3g} GFLOP/s"
-            if result.best is not None else "no correct schedule yet")
-    log.info("tune %s: %d/%d trials, %s", result.kernel, done, total, best)
+    log.info("tune %s: %d/%d trials, %s", result.kernel, done, total,
+             best_text(result.best_time, result.gflops))
 
 
 def tune(source: str, sizes: dict[str, int], target: str = "cpu", trials: int = 64, *,
