@@ -26,10 +26,9 @@ from loopweave.ir.expr import Param, evaluate, to_str
 from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor
 from loopweave.ir.types import BF16, DType
 
-#: The DSL type of each torch dtype a kernel parameter can take (torch dtype name -> DSL name).
-_TORCH_NAMES = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64",
-                "int8": "i8", "uint8": "u8", "int16": "i16", "int32": "i32", "int64": "i64",
-                "bool": "bool"}
+#: The torch dtype (its name in the torch module) of each DSL type.
+_TORCH_DTYPES = {"f16": "float16", "bf16": "bfloat16", "f32": "float32", "f64": "float64",
+                 "i8": "int8", "u8": "uint8", "i16": "int16", "i32": "int32", "i64": "int64"}
 
 
 class TorchMissingError(LoopweaveError, ImportError):
@@ -54,9 +53,7 @@ def is_tensor(value) -> bool:
 
 def torch_dtype(dtype: DType):
     """The torch dtype of DSL type `dtype`."""
-    torch = torch_module()
-    names = {dsl: torch_name for torch_name, dsl in _TORCH_NAMES.items()}
-    return getattr(torch, names[dtype.name])
+    return getattr(torch_module(), _TORCH_DTYPES[dtype.name])
 
 
 def tensor_to_numpy(tensor) -> np.ndarray:
