@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,15 @@ def test_version_is_the_package_version(capsys):
     assert status == 0 and out.strip() == f"loopweave {loopweave.__version__}"
     pyproject = (DOCS.parent / "pyproject.toml").read_text()
     assert re.search(rf'^version = "{re.escape(loopweave.__version__)}"', pyproject, re.M)
+
+
+def test_version_of_a_source_tree_that_is_not_installed_comes_from_pyproject(monkeypatch):
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", not_installed)
+    pyproject = (DOCS.parent / "pyproject.toml").read_text()
+    assert f'version = "{loopweave._version()}"' in pyproject
 
 
 def test_python_dash_m_runs_the_command():
