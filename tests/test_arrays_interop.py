@@ -374,8 +374,7 @@ def test_pickle_round_trip_by_source_schedule_and_target(target, options):
     kwargs = {"target": target, "schedule": schedule, **options}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        kernel = loopweave.compile(MATMUL, **kwargs)
-        kernel.recipe = Recipe(loopweave.compile, (MATMUL,), kwargs)  # what compile() records
+        kernel = loopweave.compile(MATMUL, **kwargs)  # records its Recipe
         again = pickle.loads(pickle.dumps(kernel))
     assert again.target == target and again.source == kernel.source
     A, B = matmul_inputs(m=7, k=3, n=5)
@@ -383,17 +382,22 @@ def test_pickle_round_trip_by_source_schedule_and_target(target, options):
     assert pickle.loads(pickle.dumps(again)).source == kernel.source  # keeps its recipe
 
 
-def test_compiled_kernels_pickle():
-    kernel = loopweave.compile(MATMUL, schedule=loopweave.Schedule().tile("C", i=4))
-    if kernel.recipe is None:
-        pytest.skip("loopweave.compile() does not record a Recipe yet (driver.py)")
+def test_any_recipe_pickles():
+    recipe = Recipe(loopweave.compile, (MATMUL,), {"schedule": loopweave.Schedule()})
+    kernel = pickle.loads(pickle.dumps(Kernel(*_parts(compiled(MATMUL)), recipe=recipe)))
+    assert kernel.recipe.build is loopweave.compile and kernel.recipe.args == (MATMUL,)
+    assert kernel.recipe.kwargs["schedule"].steps == []
     A, B = matmul_inputs()
-    np.testing.assert_allclose(pickle.loads(pickle.dumps(kernel))(A, B), A @ B, rtol=1e-5)
+    np.testing.assert_allclose(kernel(A, B), A @ B, rtol=1e-5)
+
+
+def _parts(kernel: Kernel) -> tuple:
+    return kernel.ir, kernel.source, kernel.target, kernel.invoke
 
 
 def test_a_kernel_without_recipe_says_why_it_does_not_pickle_but_copies():
     k = compiled(MATMUL)
-    bare = Kernel(k.ir, k.source, k.target, k.invoke)
+    bare = Kernel(*_parts(k))
     with pytest.raises(TypeError, match="cannot pickle kernel 'matmul'"):
         pickle.dumps(bare)
     clone = copy.copy(bare)  # shares the loaded code: no recipe needed
