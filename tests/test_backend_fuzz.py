@@ -63,7 +63,7 @@ def bounded_run() -> dict[int, list[df.Outcome]]:
     return results
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("target", ["reference", *BOUNDED])
 def test_bounded_run_agrees_with_program_order(bounded_run, target):
     failing, skipped = {}, []

@@ -26,7 +26,33 @@ FIXED = {
         sizes={"N": 5}),
 }
 
-KNOWN: dict[str, tuple[Regression, str]] = {}
+KNOWN: dict[str, tuple[Regression, str]] = {
+    "triton_where_difference_ignored": (Regression(
+        "triton",
+        "kernel fz107(A: f32[M, N]) -> O1: f32[M, M, N] {\n"
+        "    O1[i, j, k] = A[j, k]  where 0 <= i - j < 3\n"
+        "}\n",
+        sizes={"M": 2, "N": 1}, seed=107),
+        "triton writes O1 outside the domain: the condition 0 <= i - j < 3 is not applied "
+        "(O1[0, 1, 0] gets A[1, 0] instead of staying 0); backends/triton_*"),
+    "cuda_rows_of_different_sizes": (Regression(
+        "cuda",
+        "kernel fz102(A: f32[M], B: f32[N], D: f32[M, M]) -> (O: f32[N, M], P: f32[M]) {\n"
+        "    O[i, j] = A[j] + B[i]\n"
+        "    P[i] += D[i, j]\n"
+        "}\n",
+        sizes={"M": 7, "N": 13}, seed=102),
+        "the CUDA planner crashes on two statements whose i ranges differ (N and M): "
+        "isl_set_dim_max 'unbounded optimum' in backends/cuda_isl.py"),
+    "cuda_reduction_reading_its_target": (Regression(
+        "cuda",
+        "kernel fz5003(B: inout f32[], C: f32[N]) {\n"
+        "    B += C[i] - B\n"
+        "}\n",
+        sizes={"N": 5}, seed=5003),
+        "the CUDA planner runs a reduction whose right side reads the reduced tensor as a "
+        "parallel sum of the terms with the initial B (program order gives C[N-1])"),
+}
 
 
 @pytest.mark.parametrize("name", sorted(FIXED))
