@@ -156,8 +156,7 @@ def online_pass(w, group) -> None:
         for f in factors[1:]:
             body = ir.Binary("*", body, f, f.dtype)
         acc = accs[sec.tensor]
-        scaled = f"{acc} * {alpha}{Layout(layout).index({tiled[0]}) if tiled else ''}" \
-            if len(layout) > 1 else f"{acc} * {alpha}"
+        scaled = f"{acc} * {alpha}{Layout(layout).index(set(tiled))}"  # alpha: grid axes
         saved_conj = w.conj
         dot = w.dot_of(body, layout, raxis) if len(layout) == 2 else None
         if dot is not None and not dot[2]:
