@@ -112,7 +112,21 @@ class KernelWriter:
         """The exclusive end of a loop whose last value is `hi`."""
         return self.text(ir.add(hi, ir.Const(1)))
 
+    def note_layout(self, layout) -> None:
+        """Record that a tensor over the tile axes `layout` is made (see `block_groups`)."""
+        self.expr.layouts.add(tuple(layout))
+
+    def block_groups(self) -> list[tuple[str, ...]]:
+        """The block constants of each tensor shape the kernel makes: their products must stay
+        within Triton's limit on the elements of a tensor."""
+        groups = {tuple(dict.fromkeys(self.blocks[a] for a in layout if a in self.blocks))
+                  for layout in self.expr.layouts}
+        # a group inside another never has more elements than it
+        return sorted(g for g in groups if g and not any(
+            set(g) < set(other) for other in groups))
+
     def tile(self, var: str, start: str, block: str) -> None:
+        self.note_layout((var,))
         name = py_name(var)
         start = "" if start == "0" else f"{start} + "
         self.emit(f"{name} = {start}tl.arange(0, {block})")
@@ -346,6 +360,7 @@ class KernelWriter:
     # -- reductions ----------------------------------------------------------------------------
 
     def shape(self, layout) -> str:
+        self.note_layout(layout)
         return "[" + ", ".join(self.blocks[a] for a in layout) + "]"
 
     def accumulator(self, sec: Section, layout: Layout) -> tuple[str, bool]:

@@ -93,6 +93,7 @@ class ExprWriter:
 
     def __init__(self, owner):
         self.k = owner
+        self.layouts: set[tuple[str, ...]] = set()  # every layout a value was rendered in
 
     # -- shapes -------------------------------------------------------------------------------
 
@@ -126,6 +127,7 @@ class ExprWriter:
     def render(self, e, layout: Layout, prec: int = 0) -> str:
         """Triton text of `e` as a tile in `layout` (broadcast where it lacks axes)."""
         k = self.k
+        self.layouts.add(tuple(layout))
         if isinstance(e, Reduce):
             return k.reduce_value(e, layout)
         match e:

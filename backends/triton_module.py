@@ -6,6 +6,8 @@ dependence) in Python, one launch per group with its grid and its block sizes as
 
 from __future__ import annotations
 
+import inspect
+
 from loopweave.backends.triton_emit import KernelWriter, extent
 from loopweave.backends.triton_expr import HELPERS, loads, py_name, python_expr, var_names, walk
 from loopweave.backends.triton_plan import HostLoop, Launch, Plan
@@ -120,7 +122,10 @@ class ModuleWriter:
                 "import triton", "import triton.language as tl"]
         if any("libdevice." in k for k in kernels):
             head.append("from triton.language.extra import libdevice")
-        helpers = [HELPERS[h] for h in sorted(self.helpers)]
+        if "_lw_fit_blocks" in self.helpers:
+            head.append("from loopweave.errors import TargetError")
+        helpers = [HELPERS[h] if h in HELPERS else LAUNCHER_HELPERS[h]
+                   for h in sorted(self.helpers)]
         return "\n".join(head) + "\n\n\n" + "\n\n".join(helpers + kernels + [launcher])
 
     def check_block_names(self) -> None:
@@ -163,6 +168,39 @@ class ModuleWriter:
                 out += self.launch_lines(item, pad)
         return out
 
+    def fit_lines(self, w: KernelWriter, name: str, values: dict[str, str], chosen: set[str],
+                  pad: str) -> list[str]:
+        """Keep every tensor of the launch within Triton's limit on its elements: default
+        block sizes are halved (in `values`, in place) where a tensor's blocks multiply past
+        it. Blocks set by `block=` are refused with a TargetError instead; blocks that cover a
+        whole loop (known at run time) are fitted by the launcher, which raises if they alone
+        exceed the limit."""
+        groups = w.block_groups()
+        full = set(w.full_blocks)
+        shrinkable = {c for c in values if c not in full and c not in chosen}
+        minimum = {c: 16 if c in {w.blocks[a] for a in w.dot_axes} else 1 for c in values}
+        known = {c: int(v) for c, v in values.items() if c not in full}
+        static = {c: minimum[c] for c in full} | known  # full blocks at their least
+        fitted = fit_blocks(static, groups, shrinkable, minimum, TENSOR_LIMIT)
+        if fitted is None:
+            raise TargetError(_too_large(self.kernel.name, name, static, groups, shrinkable))
+        values.update({c: str(fitted[c]) for c in known})
+        worst = fitted | {c: MAX_FULL_BLOCK for c in full}
+        if all(_numel(worst, g) <= TENSOR_LIMIT for g in groups):
+            return []
+        self.helpers.add("_lw_fit_blocks")
+        blocks = "{" + ", ".join(f"{c!r}: {v}" for c, v in values.items()) + "}"
+        sizes = ", ".join(f"{c}={{{c}}}" for c in sorted(full))
+        why = (f"kernel '{self.kernel.name}': launch {name} would make a tensor of more than "
+               f"{TENSOR_LIMIT} elements (Triton's limit) even with the smallest blocks: its "
+               f"blocks that cover a whole loop are too large at these sizes ({sizes})")
+        lines = [f"{pad}blocks = _lw_fit_blocks({blocks}, {tuple(groups)!r}, "
+                 f"{sorted(shrinkable)!r}, {minimum!r}, {TENSOR_LIMIT})",
+                 f"{pad}if blocks is None:",
+                 f"{pad}    raise TargetError(f{why!r})"]
+        values.update({c: f"blocks[{c!r}]" for c in values})
+        return lines
+
     def launch_lines(self, launch: Launch, pad: str) -> list[str]:
         name, w = self.writers[id(launch)]
         blocks = self.role_defaults(w, launch)
@@ -180,6 +218,8 @@ class ModuleWriter:
                 if axis in w.dot_axes:
                     size = max(size, 16)  # tl.dot's smallest tile; masks pad the edges
                 values[const] = str(size)
+        chosen = {w.blocks[a] for a in self.options.get("block", {}) if a in w.blocks}
+        lines += self.fit_lines(w, name, values, chosen, pad)
         counts = []
         for g in launch.grid:
             lo, hi = w.grid_bounds[g]
@@ -207,6 +247,58 @@ class ModuleWriter:
         else:
             lines.append(f"{pad}{call}")
         return lines
+
+
+#: Triton's limit on the elements of one tensor (a product of block sizes).
+TENSOR_LIMIT = 1 << 20
+#: The largest block that covers a whole loop assumed when deciding at compile time that the
+#: launcher need not fit the blocks itself (a larger one still fits, or fails, in the launcher).
+MAX_FULL_BLOCK = 4096
+
+
+def fit_blocks(blocks: dict, groups, shrinkable, minimum: dict, limit: int) -> dict | None:
+    """`blocks` (name -> power of two) with those in `shrinkable` halved, the largest of a
+    group first, until the blocks of every group (the tile axes of one tensor) multiply to
+    at most `limit`; None when the blocks that cannot shrink exceed it alone. Self-contained:
+    the launcher of a module runs a copy of it (`_lw_fit_blocks`)."""
+    blocks = dict(blocks)
+    for group in groups:
+        while True:
+            numel = 1
+            for name in group:
+                numel *= blocks[name]
+            if numel <= limit:
+                break
+            smaller = [b for b in group if b in shrinkable and blocks[b] > minimum[b]]
+            if not smaller:
+                return None
+            largest = max(smaller, key=lambda b: blocks[b])
+            blocks[largest] //= 2
+    return blocks
+
+
+#: Plain Python helpers of the launcher, emitted into the module only when used.
+LAUNCHER_HELPERS = {"_lw_fit_blocks": inspect.getsource(fit_blocks).replace(
+    "def fit_blocks(", "def _lw_fit_blocks(", 1)}
+
+
+def _numel(blocks: dict, group) -> int:
+    numel = 1
+    for name in group:
+        numel *= blocks[name]
+    return numel
+
+
+def _too_large(kernel: str, launch: str, blocks: dict, groups, shrinkable) -> str:
+    """Why the blocks chosen with `block=` cannot fit: the first tensor over the limit."""
+    for group in groups:
+        if _numel(blocks, group) > TENSOR_LIMIT:
+            chosen = ", ".join(f"{b}={blocks[b]}" for b in group if b not in shrinkable)
+            return (f"kernel '{kernel}': launch {launch} would make a tensor of "
+                    f"{_numel(blocks, group)} elements ({' x '.join(group)}), more than "
+                    f"Triton's limit of {TENSOR_LIMIT}, even with the other blocks at their "
+                    f"least; choose smaller block= sizes than {chosen}")
+    raise AssertionError("no group over the limit")
 
 
 #: The longest text between a kernel docstring's quotes (the line stays within 99 columns).

@@ -1,0 +1,255 @@
+"""Regressions of the Triton planner (issue [backend-fuzz]), each checked against numpy.
+
+Every kernel here once failed on target "triton" without a bound loop (the planner path:
+backends/triton_plan.py and friends) with a raw exception from the generated code or from
+Triton's interpreter, or gave a wrong result. Sizes are small and odd so that masks and
+edge tiles matter; the kernels run in Triton's interpreter (TRITON_INTERPRET=1).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported: no GPU here
+
+import ast  # noqa: E402
+import re  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import loopweave  # noqa: E402
+
+pytest.importorskip("triton", reason="triton not installed")
+pytest.importorskip("torch", reason="torch not installed")
+
+from loopweave.examples import load_polybench_references  # noqa: E402
+
+if os.environ.get("TRITON_INTERPRET") != "1":
+    pytest.skip("TRITON_INTERPRET was set to something else before the tests",
+                allow_module_level=True)
+
+TRITON_MAX_NUMEL = 1 << 20  # Triton's limit on the elements of one tensor
+
+
+def compile_triton(source: str, **options):
+    """The kernel of `source` for target "triton" through the planner: program order, so no
+    schedule binds a loop (a GPU default schedule would take the scheduled path)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # loops that stay sequential are expected here
+        return loopweave.compile(source, target="triton", schedule=loopweave.Schedule(),
+                                 tuning_db=False, **options)
+
+
+def rand(rng, shape, dtype=np.float32):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def assert_close(got, want, rtol=1e-4, atol=1e-5):
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+# -- 1. the kernel's docstring ------------------------------------------------------------------
+
+FIVE_STATEMENTS = """
+kernel moments(samples: f32[N, D]) -> normalized: f32[N, D] {
+    row_mean[i] += samples[i, j] / D
+    row_variance[i] += (samples[i, j] - row_mean[i]) * (samples[i, j] - row_mean[i]) / D
+    row_skew[i] += (samples[i, j] - row_mean[i]) / sqrt(row_variance[i])
+    row_peak[i] max= samples[i, j] - row_mean[i] + row_skew[i]
+    normalized[i, j] = (samples[i, j] - row_mean[i]) / row_peak[i]
+}"""
+
+
+def test_long_docstring_of_a_fused_kernel_is_valid_python():
+    kernel = compile_triton(FIVE_STATEMENTS)
+    ast.parse(kernel.source)  # was: the docstring cut inside its closing quotes
+    assert kernel.source.count("@triton.jit") == 1  # five statements, one fused kernel
+    x = rand(np.random.default_rng(1), (5, 7))
+    mean = (x / np.float32(7)).sum(1, keepdims=True)
+    variance = ((x - mean) * (x - mean) / np.float32(7)).sum(1, keepdims=True)
+    skew = ((x - mean) / np.sqrt(variance)).sum(1, keepdims=True)
+    peak = (x - mean + skew).max(1, keepdims=True)
+    assert_close(kernel(x), (x - mean) / peak, rtol=1e-3, atol=1e-4)
+
+
+# -- 2. f16 operands of tl.dot ------------------------------------------------------------------
+
+@pytest.mark.parametrize("types", [("f16", "f32"), ("f32", "f16"), ("f16", "bf16")])
+def test_dot_of_mixed_storage_types_under_f32_casts(types):
+    a_type, b_type = types
+    source = f"""
+kernel mixed(A: {a_type}[M, K], B: {b_type}[K, N]) -> C: f32[M, N] {{
+    C[i, j] += {'f32(A[i, k])' if a_type != 'f32' else 'A[i, k]'} *
+               {'f32(B[k, j])' if b_type != 'f32' else 'B[k, j]'}
+}}"""
+    kernel = compile_triton(source)
+    rng = np.random.default_rng(2)
+    a = rand(rng, (17, 19), np.float16 if a_type == "f16" else np.float32)
+    b = rand(rng, (19, 5), np.float16 if b_type == "f16" else np.float32)
+    if b_type == "bf16":
+        from loopweave.ir.types import BF16  # the runtime's bf16 numpy type
+
+        b = b.astype(BF16.numpy)
+    want = a.astype(np.float32) @ b.astype(np.float32)
+    assert_close(kernel(a, b), want, rtol=2e-3, atol=2e-3)
+
+
+def test_dot_of_two_f16_loads_stays_f16():
+    kernel = compile_triton("""
+kernel half(A: f16[M, K], B: f16[K, N]) -> C: f32[M, N] {
+    C[i, j] += f32(A[i, k]) * f32(B[k, j])
+}""")
+    assert "tl.dot(" in kernel.source
+    rng = np.random.default_rng(3)
+    a, b = rand(rng, (9, 21), np.float16), rand(rng, (21, 7), np.float16)
+    assert_close(kernel(a, b), a.astype(np.float32) @ b.astype(np.float32), 2e-3, 2e-3)
+
+
+# -- 3. block sizes within Triton's tensor limit ------------------------------------------------
+
+def launched_blocks(source: str) -> list[dict[str, int]]:
+    """The constant BLOCK_... values of each launch in a generated module."""
+    return [{name: int(value) for name, value in re.findall(r"(BLOCK_\w+)=(\d+)", line)}
+            for line in source.splitlines() if "[grid](" in line]
+
+
+def test_rank_four_rows_fit_triton_tensor_limit():
+    kernel = compile_triton("""
+kernel scale_rows(X: f32[A, B, C, D]) -> Y: f32[A, B, C, D] {
+    s[a] += X[a, b, c, d]
+    Y[a, b, c, d] = X[a, b, c, d] / s[a]
+}""")
+    (blocks,) = launched_blocks(kernel.source)  # Y's tile: a x b x c x d
+    tile = [blocks[f"BLOCK_{axis}"] for axis in "ABCD"]
+    assert np.prod(tile) <= TRITON_MAX_NUMEL, blocks
+    x = np.random.default_rng(4).random((3, 4, 16, 5)).astype(np.float32)
+    assert_close(kernel(x), x / x.sum((1, 2, 3))[:, None, None, None])
+
+
+def test_explicit_blocks_over_triton_tensor_limit_are_refused():
+    source = """
+kernel plus(X: f32[A, B, C]) -> Y: f32[A, B, C] {
+    s[a] += X[a, b, c]
+    Y[a, b, c] = X[a, b, c] + s[a]
+}"""
+    with pytest.raises(loopweave.TargetError, match="1048576"):
+        compile_triton(source, block={"a": 64, "b": 4096, "c": 4096})
+
+
+# -- 4. integer casts of literals ---------------------------------------------------------------
+
+def test_integer_literal_casts():
+    kernel = compile_triton("""
+kernel ints(X: i32[N]) -> (Z: i32[N], Y: i32[N], W: i16[N]) {
+    Z[i] = i32(0)
+    Y[i] = max(X[i], i32(0)) + i32(3)
+    W[i] = i16(7)
+}""")
+    x = np.random.default_rng(5).integers(-9, 9, 11).astype(np.int32)
+    z, y, w = kernel(x)
+    assert_close(z, np.zeros(11, np.int32))
+    assert_close(y, np.maximum(x, 0) + 3)
+    assert_close(w, np.full(11, 7, np.int16))
+
+
+# -- 5. element-wise updates of inout tensors ---------------------------------------------------
+
+def test_elementwise_accumulation_into_inout():
+    kernel = compile_triton("""
+kernel axpy(x: f32[N], y: inout f32[N]) {
+    y[i] += x[i]
+}""")
+    rng = np.random.default_rng(6)
+    x, y = rand(rng, 13), rand(rng, 13)
+    want = y + x
+    kernel(x, y)
+    assert_close(y, want)
+
+
+def test_elementwise_max_update_into_inout_matrix():
+    kernel = compile_triton("""
+kernel clamp(x: f32[M, N], y: inout f32[M, N]) {
+    y[i, j] max= x[i, j] * 2.0
+}""")
+    rng = np.random.default_rng(7)
+    x, y = rand(rng, (5, 9)), rand(rng, (5, 9))
+    want = np.maximum(y, 2 * x)
+    kernel(x, y)
+    assert_close(y, want)
+
+
+# -- 6. batched softmax and attention over 3-D tensors ------------------------------------------
+
+def test_batched_softmax():
+    kernel = compile_triton("""
+kernel batched_softmax(X: f32[H, N, D]) -> Y: f32[H, N, D] {
+    m[h, i] max= X[h, i, j]
+    e[h, i, j] = exp(X[h, i, j] - m[h, i])
+    s[h, i] += e[h, i, j]
+    Y[h, i, j] = e[h, i, j] / s[h, i]
+}""")
+    x = rand(np.random.default_rng(8), (3, 5, 37))
+    e = np.exp(x - x.max(2, keepdims=True))
+    assert_close(kernel(x), e / e.sum(2, keepdims=True))
+
+
+BATCHED_ATTENTION = """
+kernel batched_attention(Q: f32[H, L, D], K: f32[H, S, D], V: f32[H, S, E], scale: f32)
+        -> O: f32[H, L, E] {
+    P[h, l, s] += Q[h, l, d] * K[h, s, d] * scale
+    m[h, l] max= P[h, l, s]
+    W[h, l, s] = exp(P[h, l, s] - m[h, l])
+    z[h, l] += W[h, l, s]
+    O[h, l, e] += W[h, l, s] * V[h, s, e] / z[h, l]
+}"""
+
+
+def test_batched_attention():
+    kernel = compile_triton(BATCHED_ATTENTION)
+    rng = np.random.default_rng(9)
+    q, k, v = rand(rng, (2, 5, 3)), rand(rng, (2, 7, 3)), rand(rng, (2, 7, 5))
+    assert_close(kernel(q, k, v, 0.5), attention_reference(q, k, v, 0.5))
+
+
+def attention_reference(q, k, v, scale):
+    p = np.einsum("hld,hsd->hls", q, k) * np.float32(scale)
+    w = np.exp(p - p.max(2, keepdims=True))
+    return np.einsum("hls,hse->hle", w / w.sum(2, keepdims=True), v)
+
+
+def test_batched_attention_with_wide_heads_fits_its_blocks_when_launched():
+    # whole-loop blocks of e and d (64 each) beside the h, l, s, d tile: the launcher
+    # halves the other blocks until the 5-axis tensor fits
+    kernel = compile_triton(BATCHED_ATTENTION)
+    assert "_lw_fit_blocks(" in kernel.source
+    rng = np.random.default_rng(10)
+    q, k, v = rand(rng, (1, 3, 40)), rand(rng, (1, 5, 40)), rand(rng, (1, 5, 33))
+    assert_close(kernel(q, k, v, 0.25), attention_reference(q, k, v, 0.25))
+
+
+def test_whole_loop_blocks_over_triton_tensor_limit_are_refused_when_launched():
+    kernel = compile_triton(BATCHED_ATTENTION)
+    rng = np.random.default_rng(11)
+    q, k, v = rand(rng, (1, 1, 1025)), rand(rng, (1, 1, 1025)), rand(rng, (1, 1, 1025))
+    with pytest.raises(loopweave.TargetError, match="BLOCK_D_P=2048, BLOCK_E=2048"):
+        kernel(q, k, v, 1.0)
+
+
+# -- 7. PolyBench on the planner ----------------------------------------------------------------
+
+poly = load_polybench_references()
+
+
+@pytest.mark.parametrize("name", ["atax", "bicg", "cholesky", "correlation", "nussinov", "symm"])
+def test_polybench_on_the_triton_planner(name):
+    case = poly.POLYBENCH[name]
+    kernel = compile_triton(case.source())
+    args = case.make_inputs(case.sizes[0], 100)
+    expected = case.expected(args)  # before the call: it updates inout arrays in place
+    got = poly.results_of(case, args, kernel(*args.values()))
+    for out, want in expected.items():
+        err, ok = poly.compare(got[out], want, case.tol_scale)
+        assert ok, f"{name}: {out} differs from numpy by {err:g}"
