@@ -548,13 +548,15 @@ def _limit_work(spec: KernelSpec) -> KernelSpec:
 
 
 def _iterations(s: Stmt, spec: KernelSpec, sizes: dict) -> int:
-    """An upper bound of the statement's instances: the product of its tensors' extents."""
-    names = _names_in(s.render())
-    total = 1
-    for n, v in sizes.items():
-        if n in names or any(n in spec.tensor(a.tensor).dims for a in (s.lhs, *s.rhs.loads())):
-            total *= max(v, 1)
-    return total
+    """A rough upper bound of the statement's instances: the elements of the tensor it writes
+    times those of the largest tensor it reads (its reduction is at most that)."""
+    def elements(name: str) -> int:
+        n = 1
+        for d in spec.tensor(name).dims:
+            n *= int(d) if d.isdigit() else max(sizes[d], 1)
+        return n
+
+    return elements(s.lhs.tensor) * max((elements(a.tensor) for a in s.rhs.loads()), default=1)
 
 
 def generate(seed: int) -> KernelSpec:
