@@ -34,10 +34,12 @@ from loopweave.backends.cuda_emulation import HEADER
 from loopweave.backends.cuda_lower import Tiles, lower
 from loopweave.backends.cuda_render import CudaRenderer
 from loopweave.backends.cuda_scheduled import ScheduledCudaRenderer
-from loopweave.errors import CompileError, TargetError
+from loopweave.errors import CompileError, SequentialLoopWarning, TargetError
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.launches import has_gpu_binding, lower_launches
 from loopweave.ir.loops import Node
+from loopweave.passes.gpu_default import default_gpu_schedule
+from loopweave.passes.schedule import Schedule
 from loopweave.targets import GPU_FACTS, Target, check_choice, check_option_names
 from loopweave.toolchain import build_once, build_shared_library, cache_dir, content_key, write_once
 
@@ -53,10 +55,6 @@ TILE_VALUES: dict[str, tuple[int, ...]] = {
     "block_threads": (128, 32, 64, 256, 512, 1024),
 }
 OPTIONS = ("arch", "emulate", *TILE_VALUES)
-
-
-class SequentialLoopWarning(UserWarning):
-    """A loop carries a dependence and runs sequentially (in a thread, or as host launches)."""
 
 
 def tile_problem(tiles: dict[str, int]) -> str | None:
@@ -97,6 +95,12 @@ def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
 
 def tiles_of(target: Target) -> Tiles:
     return Tiles(**{k: target.options[k] for k in TILE_VALUES})
+
+
+def default_schedule(kernel: KernelIR, target: Target) -> Schedule | None:
+    """The schedule `compile()` uses without one: `passes/gpu_default`'s steps where they
+    reproduce the planner's plan, else None (the planner, `cuda_lower`, decides)."""
+    return default_gpu_schedule(kernel, GPU_FACTS["cuda"])
 
 
 def render(kernel: KernelIR, loops: Node, target: Target) -> str:

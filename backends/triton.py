@@ -25,20 +25,18 @@ from loopweave.backends.triton_expr import py_name
 from loopweave.backends.triton_module import ModuleWriter
 from loopweave.backends.triton_plan import plan
 from loopweave.backends.triton_scheduled import render_module
-from loopweave.errors import ArgumentValueError, TargetError
+from loopweave.errors import ArgumentValueError, SequentialLoopWarning, TargetError
 from loopweave.ir.kernel import KernelIR, ScalarArg
 from loopweave.ir.launches import has_gpu_binding, lower_launches
 from loopweave.ir.loops import Node
-from loopweave.targets import Target, check_choice, check_option_names
+from loopweave.passes.gpu_default import default_gpu_schedule
+from loopweave.passes.schedule import Schedule
+from loopweave.targets import GPU_FACTS, Target, check_choice, check_option_names
 from loopweave.toolchain import cache_dir, content_key, write_once
 
 OPTIONS = ("block", "num_warps", "num_stages", "input_precision", "interpret")
 PRECISIONS = ("ieee", "tf32", "tf32x3")
 MAX_BLOCK = 4096
-
-
-class SequentialLoopWarning(UserWarning):
-    """A loop of the kernel stays sequential in the Triton code (a carried dependence)."""
 
 
 def _power_of_two(n) -> bool:
@@ -83,6 +81,12 @@ def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
                               "is not installed")
     return Target(name, "triton", "", (), "Triton kernels (GPU, or Triton's interpreter)",
                   checked)
+
+
+def default_schedule(kernel: KernelIR, target: Target) -> Schedule | None:
+    """The schedule `compile()` uses without one: `passes/gpu_default`'s steps where they
+    reproduce the planner's plan, else None (the planner, `triton_plan`, decides)."""
+    return default_gpu_schedule(kernel, GPU_FACTS["triton"])
 
 
 def render(kernel: KernelIR, loops: Node, target: Target) -> str:

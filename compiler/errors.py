@@ -135,6 +135,11 @@ class DSLWarning(_Located, LoopweaveWarning):
         super().__init__(located(message, pos, source))
 
 
+class SequentialLoopWarning(LoopweaveWarning):
+    """A GPU kernel keeps a loop sequential (it carries a dependence, or no loop of a statement
+    is bound to a GPU axis): it runs in one thread, or as one launch per host-loop iteration."""
+
+
 class StridedCopyWarning(LoopweaveWarning):
     """A call copied a strided (non-contiguous) input into a contiguous array first: the result
     is right, but the copy costs time and memory on every call. Issued once per kernel and
@@ -153,6 +158,7 @@ __all__ = [
     "LoopweaveError",
     "LoopweaveWarning",
     "ScheduleError",
+    "SequentialLoopWarning",
     "SourcePos",
     "StridedCopyWarning",
     "TargetError",

@@ -19,8 +19,8 @@ For each statement, in program order (its loops outermost first):
 Each statement's steps are kept only if `Schedule.apply` accepts them, so the result is legal by
 construction; a statement with no parallel loop runs on one thread (and `render` warns).
 
-Row kernels come first: when the statements can be fused in their outermost loop and one of
-them reduces a row into one element (softmax's `m[i] max= X[i, j]`, layernorm's mean), all
+Row kernels come first: when the statements can be fused in their outermost loop, none is a
+contraction and one of them reduces a row into one element (softmax's `m[i] max= X[i, j]`, layernorm's mean), all
 statements are fused into that loop, bound to blockIdx.x (a row per block), each statement's row
 dealt round-robin over `threads_x * threads_y` threads (`interleave`); a row reduction becomes
 partial results per thread combined across the block (ir/launches.ThreadReduce):
@@ -87,14 +87,38 @@ def gpu_schedule(kernel: KernelIR, tiles: GpuTiles, facts: GpuFacts) -> Schedule
     return schedule
 
 
+def default_gpu_schedule(kernel: KernelIR, facts: GpuFacts) -> Schedule | None:
+    """The schedule `compile()` uses on a GPU target without one, where the steps reproduce the
+    planner's plan: a row kernel or element-wise statements, every statement bound to the GPU.
+    None (the planner decides) for contractions, whose planners keep register tiles, tl.dot
+    tiles and online softmax that the steps cannot yet write, and where some statement would
+    run on one thread."""
+    placements = pl.initial_placements(kernel)
+    if any(match_contraction(s, placements[s.name].names()) for s in kernel.statements):
+        return None
+    schedule = gpu_schedule(kernel, GpuTiles(), facts)
+    bound = {s.name for step in schedule.steps if step.op == "bind"
+             for s in _statements(kernel, step.target)}
+    if bound != {s.name for s in kernel.statements}:
+        return None
+    return schedule
+
+
+def _statements(kernel: KernelIR, target: str) -> list[Statement]:
+    """The statements a step's target names (statement names or tensors, comma-separated)."""
+    names = target.split(",")
+    return [s for s in kernel.statements if s.name in names or s.lhs.tensor in names]
+
+
 def row_schedule(kernel: KernelIR, placements, tiles: GpuTiles,
                  facts: GpuFacts) -> Schedule | None:
     """The row kernel of the module docstring, or None where it does not apply or is refused."""
     stmts = kernel.statements
     if not stmts or any(not placements[s.name].loops for s in stmts):
         return None
-    if not any(_reduces_a_row(s, placements[s.name].names()) for s in stmts):
-        return None
+    if not any(_reduces_a_row(s, placements[s.name].names()) for s in stmts) or any(
+            match_contraction(s, placements[s.name].names()) for s in stmts):
+        return None  # a contraction's tiles (dot, staging) are the statement steps' job
     lanes = max(32, min(1024, tiles.threads_x * tiles.threads_y))
     steps = Schedule()
     if len(stmts) > 1:

@@ -54,16 +54,12 @@ def gemm_expected(alpha, C, A, B):
     (2, lambda a: a.ravel(), ArgumentValueError, ["'A'", "2 dimension"]),
     (3, lambda b: b[:-1], ArgumentValueError, ["'B'", "dimension 0", "K"]),
     (1, lambda c: c[:, :-1], ArgumentValueError, ["'C'", "C-contiguous"]),
-    (2, lambda a: np.asfortranarray(np.ones((3, 6), np.float32)), ArgumentValueError,
-     ["'A'", "C-contiguous"]),
-    (2, lambda a: np.ones((6, 10), np.float32)[::2, ::2], ArgumentValueError, ["C-contiguous"]),
     (2, lambda a: a.tolist(), ArgumentTypeError, ["'A'", "numpy array", "list"]),
     (0, lambda s: np.ones(1, np.float32), ArgumentTypeError, ["'alpha'", "scalar"]),
     (0, lambda s: "2", ArgumentTypeError, ["'alpha'", "scalar"]),
     (0, lambda s: True, ArgumentTypeError, ["'alpha'"]),
     (0, lambda s: 10**400, ArgumentValueError, ["'alpha'", "does not fit"]),
-], ids=["f64", "i32", "rank+1", "rank-1", "shape", "strided-out", "fortran", "strided-in",
-        "list", "array-for-scalar", "str-for-scalar", "bool-for-scalar", "huge-scalar"])
+], ids=["f64", "i32", "rank+1", "rank-1", "shape", "strided-out", "list", "array-for-scalar", "str-for-scalar", "bool-for-scalar", "huge-scalar"])
 def test_bad_arguments_are_named_errors(index, bad, error, words):
     args = list(gemm_args())
     args[index] = bad(args[index])

@@ -4,7 +4,7 @@
 to threadIdx.x keeps a partial result per thread that the block combines (CUDA: warp shuffles
 and shared memory, checked through the emulation's real barriers; Triton: tl.sum / tl.max over
 the lanes, under its interpreter). `gpu_schedule` fuses a row kernel (softmax, layernorm,
-attention) into one launch with a row per block.
+matrix-vector products) into one launch with a row per block; it is `compile()`'s default there.
 """
 
 from __future__ import annotations
@@ -91,11 +91,11 @@ def test_cuda_combines_whole_warps_only():
 
 
 ROW_KERNELS = {"softmax": {"N": 7, "D": 150}, "layernorm": {"N": 6, "D": 133},
-               "attention": {"LQ": 5, "LK": 70, "D": 7, "DV": 5}}
+               "mvt": {"N": 37}}
 
 
 @pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("name", ["softmax", "layernorm", "attention"])
+@pytest.mark.parametrize("name", sorted(ROW_KERNELS))
 def test_row_kernels_run_as_one_launch_with_a_row_per_block(name, target):
     case = refs.KERNELS[name]
     schedule = gpu_schedule(front_end(case.source()), GpuTiles(), GPU_FACTS[target])
@@ -120,3 +120,14 @@ def test_a_row_temporary_lives_in_device_memory_one_row_per_block():
     source = build(case.source(), "cuda", schedule).source
     assert "cudaMalloc((void **)&e" in source
     assert "__shared__ float e[" not in source
+
+
+@pytest.mark.parametrize("name, steps", [("softmax", True), ("gelu", True), ("matmul", False),
+                                         ("attention", False)])
+def test_compile_defaults_to_the_steps_where_they_write_the_planners_plan(name, steps):
+    """Row and element-wise kernels get the step-written schedule by default; contractions the
+    planner's kernels (register tiles, tl.dot tiles, online softmax)."""
+    for target in ("cuda", "triton"):
+        source = loopweave.compile(refs.KERNELS[name].source(), target, tuning_db=False,
+                                   **({"emulate": True} if target == "cuda" else {})).source
+        assert ("lowered from its schedule" in source) == steps, (name, target)
