@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,9 +66,11 @@ class EmittedC:
 
 
 def emit_c(source: str, sizes: Mapping[str, int] | None = None, target: str = "cpu",
-           out_dir: str | os.PathLike = ".", *, kernel: str | None = None, schedule=None,
-           overwrite: bool = False, cc: str | None = None, cflags=None, tuning_db=None,
-           **options) -> EmittedC:
+           out_dir: str | os.PathLike = ".", *, kernel: str | None = None,
+           schedule: Schedule | Callable[[KernelIR], KernelIR] | None = None,
+           overwrite: bool = False, cc: str | None = None,
+           cflags: str | Sequence[str] | None = None,
+           tuning_db: str | os.PathLike | bool | None = None, **options) -> EmittedC:
     """Write `<kernel>.h` and `<kernel>.c` for `target` into `out_dir`.
 
     sizes:    {"M": 64, ...} for every size of the kernel (fully static code), or None (generic
