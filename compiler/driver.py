@@ -14,7 +14,6 @@ Compiles are logged at info level on `loopweave.compile` (kernel, target, second
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sys
@@ -29,6 +28,13 @@ from loopweave import autotune as autotuner
 from loopweave.autotune.database import Database, DatabaseError, default_path
 from loopweave.autotune.dispatch import tuned_lookup
 from loopweave.autotune.keys import kernel_key, key_sizes, machine_fingerprint
+from loopweave.autotune.model import (
+    CostModelSettings,
+    can_choose,
+    compile_lookup,
+    cost_model_settings,
+    recorded_keys,
+)
 from loopweave.errors import ArgumentTypeError, ArgumentValueError
 from loopweave.ir.kernel import KernelIR
 from loopweave.pipeline import (
@@ -179,10 +185,8 @@ class CallTimeTuner:
         try:
             with Database(self.db) as database:
                 matches = []
-                for digest, name, recorded_json, target_name, _ in database.keys():
-                    recorded = json.loads(recorded_json)
-                    if name != kernel_ir.name or target_name != target.name or any(
-                            recorded.get(k) != v for k, v in wanted.items()):
+                for digest, recorded in recorded_keys(database, kernel_ir, target):
+                    if any(recorded.get(k) != v for k, v in wanted.items()):
                         continue
                     # The digest also holds the kernel hash, dtypes, compiler and threads.
                     if kernel_key(kernel_ir, recorded, target).digest == digest \
@@ -238,12 +242,12 @@ class CallTimeTuner:
             return len(database.records(digest, machine=machine_fingerprint()))
 
 
-def _tuning_lookup(settings: AutotuneSettings | None, tuning_db,
-                   tune_args: dict) -> Lookup | None:
+def _tuning_lookup(settings: AutotuneSettings | None, tuning_db, tune_args: dict,
+                   model: CostModelSettings | None, cache: bool) -> Lookup | None:
     """The lookup `compile()` hands the pipeline: call-time tuning with `settings`, else the
-    plain database lookup."""
+    database's exact record, else (with `model`) the cost model's choice."""
     if settings is None:
-        return tuned_lookup(tuning_db)
+        return compile_lookup(tuning_db, model, persist=cache)
     if tuning_db is False:
         raise ArgumentTypeError("autotune= stores its records in the tuning database; it "
                                 "cannot be combined with tuning_db=False")
@@ -255,7 +259,8 @@ def _tuning_lookup(settings: AutotuneSettings | None, tuning_db,
 
 def compile(source: str, target: str = "cpu", *, kernel: str | None = None, schedule=None,
             cc: str | None = None, cflags=None, dump: bool = False, tuning_db=None,
-            autotune=None, cache: bool = True, **options) -> Kernel:  # noqa: A001
+            autotune=None, cost_model=None, cache: bool = True,
+            **options) -> Kernel:  # noqa: A001
     """Compile DSL text into a callable `Kernel` for `target`.
 
     source:   DSL text with one or more `kernel` definitions.
@@ -272,6 +277,12 @@ def compile(source: str, target: str = "cpu", *, kernel: str | None = None, sche
               {"key": ["M", "N"], "trials": 32, "seconds": 60}. The first call for each value
               of the key sizes tunes (records go to `tuning_db`) and runs the best; later calls
               and processes with that key value reuse the record (docs/tuning.md).
+    cost_model: for call sizes without a tuning record, rank candidate schedules (the
+              default, neighbours of it, records of the same kernel at other sizes) with the
+              learned cost model and build the one predicted fastest if it beats the default by
+              a margin. None or "auto" (default): on where a model is available; False or
+              "off"; or a dict of `CostModelSettings` fields, e.g. {"budget_s": 2}
+              (docs/tuning.md, "The cost model inside compile()").
     cache:    False: this kernel's builds neither read nor write the build cache (they go to a
               private folder that lives as long as the kernel).
     options:  target-specific keywords (e.g. `arch="sm_90"` for cuda), checked by the target.
@@ -282,6 +293,9 @@ def compile(source: str, target: str = "cpu", *, kernel: str | None = None, sche
     pipeline = Pipeline(source, target, kernel=kernel, schedule=schedule, cc=cc, cflags=cflags,
                         options=options, cache=cache)
     settings = autotune_settings(autotune, pipeline.unscheduled)
+    model = cost_model_settings(cost_model)  # checked on every target, used on some
+    if not can_choose(pipeline.target):
+        model = None
     if settings is not None and schedule is not None:
         raise ArgumentTypeError("autotune= tunes the schedule; it cannot be combined with "
                                 "schedule=")
@@ -290,7 +304,7 @@ def compile(source: str, target: str = "cpu", *, kernel: str | None = None, sche
         # as such, whatever the tuning database holds.
         tune_args = dict(source=source, target=target, kernel=kernel, cc=cc, cflags=cflags,
                          options=options or None)
-        pipeline.lookup = _tuning_lookup(settings, tuning_db, tune_args)
+        pipeline.lookup = _tuning_lookup(settings, tuning_db, tune_args, model, cache)
     result = pipeline.stages()
     if dump:
         for name, text in result.dumps:
@@ -299,7 +313,7 @@ def compile(source: str, target: str = "cpu", *, kernel: str | None = None, sche
     # What pickling the kernel records: unpickling compiles it again (`dump` is not repeated).
     compiled.recipe = Recipe(compile, (source,), dict(
         target=target, kernel=kernel, schedule=schedule, cc=cc, cflags=cflags,
-        tuning_db=tuning_db, autotune=autotune, cache=cache, **options))
+        tuning_db=tuning_db, autotune=autotune, cost_model=cost_model, cache=cache, **options))
     log.info("compiled %s for %s in %.3f s%s", compiled.name, compiled.target,
              time.perf_counter() - start, "" if cache else " (build cache off)")
     return compiled

@@ -142,6 +142,7 @@ class Tuned:
     options: dict = field(default_factory=dict)  # target options to build it with
     what: str = "a tuned schedule"  # for the log: which record, how fast, from where
     record: object = None  # the lookup's own record (a tuning database Record), for inspection
+    level: int = logging.INFO  # of the "using ..." log line (a cost-model guess: debug)
 
 
 #: lookup(front end's KernelIR, sizes, target) -> Tuned | None
@@ -209,7 +210,7 @@ class Pipeline:
                 log.debug("%s of %s no longer compiles (%s): default schedule", tuned.what,
                           name, e)
             else:
-                log.info("using %s for %s sizes %s", tuned.what, name, dict(sizes))
+                log.log(tuned.level, "using %s for %s sizes %s", tuned.what, name, dict(sizes))
                 return result
         return make(None)
 
