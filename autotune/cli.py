@@ -6,6 +6,9 @@ shares (a kernel file, `--size NAME=VALUE`, `--target`).
     loopweave db best   [--db FILE] [--kernel NAME]
     loopweave db export FILE [--db FILE]
     loopweave db import FILE [--db FILE]
+    loopweave model train [--db FILE] [--target cpu] [--all-machines] [--out FILE]
+    loopweave model eval  [--db FILE] [--target cpu] [--all-machines] [--holdout 0.25]
+                          [--seed 0] [--kernel NAME ...] [--model trained|saved|shipped]
 
 A bad argument raises `ArgumentValueError`, which the `loopweave` command prints as one line
 with exit status 2. `db best` and `db export` only read: they never create a database file.
@@ -19,12 +22,23 @@ import json
 from pathlib import Path
 
 from loopweave.autotune.database import Database, default_path
+from loopweave.autotune.features import FEATURE_NAMES
+from loopweave.autotune.gpu_features import GPU_FEATURES
+from loopweave.autotune.keys import machine_fingerprint
+from loopweave.autotune.model import (
+    MIN_RECORDS,
+    CostModel,
+    KeyScore,
+    key_groups,
+    score_key,
+    split_keys,
+)
 from loopweave.autotune.report import plot_best_so_far
 from loopweave.autotune.search import tune
 from loopweave.errors import ArgumentValueError, TargetError
 from loopweave.ir.kernel import KernelIR
 from loopweave.pipeline import front_end
-from loopweave.targets import target_spec
+from loopweave.targets import GPU_FACTS, target_spec
 
 __all__ = ["check_target", "parse_sizes", "plot_best_so_far", "read_source", "register"]
 
@@ -61,6 +75,43 @@ def register(subparsers) -> None:
     for p in (best, export, imp):
         p.add_argument("--db", help=_DB_HELP)
     db.set_defaults(handler=_db)
+    _register_model(subparsers)
+
+
+def _register_model(subparsers) -> None:
+    model = subparsers.add_parser("model", help="the cost model: train it on the database's "
+                                                "records, evaluate it on held-out keys")
+    actions = model.add_subparsers(dest="action", required=True)
+    train = actions.add_parser("train", help="train on the database's correct records and "
+                                             "save the model in the database")
+    train.add_argument("--out", metavar="FILE",
+                       help="also write the model as a shipped-model file (pretrained_cpu.txt)")
+    evaluate = actions.add_parser("eval", help="Kendall tau and top-1 regret on held-out keys")
+    evaluate.add_argument("--holdout", type=_fraction, default=0.25,
+                          help="fraction of the keys held out (drawn with --seed)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--kernel", action="append", default=[], metavar="NAME",
+                          help="hold out every key of this kernel (repeatable; replaces "
+                               "--holdout): a family the model never saw")
+    evaluate.add_argument("--model", choices=("trained", "saved", "shipped"), default="trained",
+                          help="trained: on the other keys; saved: the database's model of the "
+                               "target; shipped: the model in the package")
+    for p in (train, evaluate):
+        p.add_argument("--db", help=_DB_HELP)
+        p.add_argument("--target", default="cpu")
+        p.add_argument("--all-machines", action="store_true",
+                       help="records of every machine (default: this machine's)")
+    model.set_defaults(handler=_model)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, not {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -152,11 +203,16 @@ def _db(args) -> int:
 
 def _existing_database(path: str | None) -> Database:
     """The database a reading command names, opened read-only; never created."""
+    return Database(_existing_path(path), create=False)
+
+
+def _existing_path(path: str | None) -> Path:
+    """The database file `--db` names (or the default one); an error if there is none."""
     file = Path(path) if path else default_path()
     if not file.is_file():
         where = "--db" if path else "the default database ($LOOPWEAVE_TUNE_DB or the cache's)"
         raise ArgumentValueError(f"no tuning database at {file} ({where})")
-    return Database(file, create=False)
+    return file
 
 
 def _print_best(db: Database, kernel: str | None) -> None:
@@ -168,3 +224,69 @@ def _print_best(db: Database, kernel: str | None) -> None:
         line += (f"{best.median_s * 1e3:.4g} ms {best.schedule} "
                  f"{json.loads(best.options) or ''}".rstrip()) if best else "none correct"
         print(line)
+
+
+def _model(args) -> int:
+    target = check_target(args.target)
+    width = len(FEATURE_NAMES) + (len(GPU_FEATURES) if target_spec(target)[1].backend
+                                  in GPU_FACTS else 0)
+    if args.action == "train":
+        with Database(_existing_path(args.db)) as db:  # it saves the model there
+            return _train(db, target, width, args.all_machines, args.out)
+    with _existing_database(args.db) as db:
+        groups = key_groups(_training_records(db, target, args.all_machines), width)
+        train, held = split_keys(groups, args.holdout, args.seed, tuple(args.kernel))
+        model = _model_to_evaluate(args.model, db, target, train, width)
+    return _print_scores([score_key(model, rows) for rows in held])
+
+
+def _training_records(db: Database, target: str, all_machines: bool) -> list:
+    """The correct records of `target` (of this machine unless `all_machines`)."""
+    machine = None if all_machines else machine_fingerprint()
+    return [r for r in db.records(status="ok", machine=machine) if r.target == target]
+
+
+def _train(db: Database, target: str, width: int, all_machines: bool, out: str | None) -> int:
+    records = _training_records(db, target, all_machines)
+    model = CostModel.fit(records, width)
+    if not model.trained:
+        raise ArgumentValueError(f"{model.records} usable records of target {target} in "
+                                 f"{db.path}; training needs at least {MIN_RECORDS}")
+    model.save(db, target)  # where tune() and compile() look for the target's model
+    if out:
+        model.save_pretrained(Path(out))
+    where = f"{db.path} (model {target!r})" + (f" and {out}" if out else "")
+    print(f"trained on {model.records} records of {len(key_groups(records, width))} keys; "
+          f"saved in {where}")
+    return 0
+
+
+def _model_to_evaluate(which: str, db: Database, target: str, train: list,
+                       width: int) -> CostModel:
+    """The model `model eval --model` names."""
+    if which == "trained":
+        model = CostModel.fit(train, width)
+        if not model.trained:
+            raise ArgumentValueError(f"{model.records} training records outside the held-out "
+                                     f"keys; training needs at least {MIN_RECORDS}")
+        return model
+    model = CostModel.load(db, target) if which == "saved" else CostModel.pretrained()
+    if model is None or not model.trained:
+        raise ArgumentValueError(f"no {which} model of the current feature version for target "
+                                 f"{target}")
+    return model
+
+
+def _print_scores(scores: list[KeyScore]) -> int:
+    """A line per held-out key and the means; status 1 when nothing was held out."""
+    if not scores:
+        print("no held-out keys with correct records to evaluate")
+        return 1
+    for s in scores:
+        print(f"{s.kernel} {s.sizes}: {s.records} records, Kendall tau {s.tau:.3f}, "
+              f"top-1 regret {s.regret:.1%}")
+    tau = sum(s.tau for s in scores) / len(scores)
+    regret = sum(s.regret for s in scores) / len(scores)
+    print(f"mean over {len(scores)} held-out keys: Kendall tau {tau:.3f}, "
+          f"top-1 regret {regret:.1%}")
+    return 0
