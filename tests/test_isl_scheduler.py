@@ -1,0 +1,120 @@
+"""Schedules from isl's own scheduler (passes/isl_scheduler.py): every PolyBench kernel under
+`isl_schedule` matches its numpy reference at small odd sizes (tiles of 8, so that the sizes
+make full and partial tiles); loops isl finds parallel become OpenMP loops; a failure of isl or
+an illegal result is a ScheduleError."""
+
+from __future__ import annotations
+
+import functools
+
+import islpy as isl
+import numpy as np
+import pytest
+
+import loopweave
+from loopweave.errors import ScheduleError
+from loopweave.examples import load_polybench_references
+from loopweave.passes import isl_scheduler
+from loopweave.passes.isl_scheduler import isl_schedule, stores_with_stride_one
+from loopweave.pipeline import front_end
+
+poly = load_polybench_references()
+TILED = functools.partial(isl_schedule, tile=8)
+# -O1 builds: the test checks the schedule, not gcc, and 30 builds at -O3 take a minute.
+CFLAGS = "-O1 -march=native"
+_compiled: dict[str, object] = {}
+
+# Kernels where isl's schedule has a parallel loop (the wavefront of the tiled stencils too).
+PARALLEL = ["gemm", "2mm", "atax", "mvt", "syrk", "jacobi-1d", "jacobi-2d", "seidel-2d",
+            "heat-3d", "fdtd-2d", "lu"]
+
+
+def compiled(name: str):
+    """The kernel under isl's schedule, compiled once per session."""
+    if name not in _compiled:
+        _compiled[name] = loopweave.compile(poly.POLYBENCH[name].source(), schedule=TILED,
+                                            cflags=CFLAGS)
+    return _compiled[name]
+
+
+def odd_sizes(name: str) -> dict[str, int]:
+    """The kernel's first test sizes, each made odd (one less where even)."""
+    return {k: v if v % 2 else v - 1 for k, v in poly.POLYBENCH[name].sizes[0].items()}
+
+
+@pytest.mark.parametrize("name", sorted(poly.POLYBENCH))
+def test_polybench_kernel_under_isl_schedule_matches_reference(name):
+    case = poly.POLYBENCH[name]
+    sizes = odd_sizes(name)
+    args = case.make_inputs(sizes, 7)
+    expected = case.expected(args)
+    got = poly.results_of(case, args, compiled(name)(*args.values()))
+    for out, want in expected.items():
+        err, ok = poly.compare(np.asarray(got[out]), want, case.tol_scale)
+        assert ok, f"{name}[{out}] at {sizes}: differs by {err:g}"
+
+
+@pytest.mark.parametrize("name", PARALLEL)
+def test_parallel_loops_become_openmp_loops(name):
+    assert "#pragma omp parallel for" in compiled(name).source
+
+
+def test_gemm_gets_a_stride_one_vector_loop_and_time_tiles_of_jacobi_a_wavefront():
+    gemm = str(isl_schedule(front_end(poly.POLYBENCH["gemm"].source())).schedule)
+    assert "vector:S" in gemm and "parallel:S0:c0" in gemm
+    jacobi = isl_schedule(front_end(poly.POLYBENCH["jacobi-2d"].source()), tile=16).schedule
+    # tile loop 0 is the wavefront t_o + i_o: it runs in sequence, tile loop 1 in parallel
+    assert "parallel:S0:c1" in str(jacobi)
+
+
+def test_untiled_schedule_is_legal_and_correct():
+    case = poly.POLYBENCH["seidel-2d"]
+    kernel = loopweave.compile(case.source(), schedule=functools.partial(isl_schedule, tile=None),
+                               cflags=CFLAGS)
+    args = case.make_inputs(odd_sizes("seidel-2d"), 3)
+    expected = case.expected(args)
+    got = poly.results_of(case, args, kernel(*args.values()))
+    for out, want in expected.items():
+        assert poly.compare(np.asarray(got[out]), want, case.tol_scale)[1], out
+
+
+def test_isl_options_are_restored():
+    ctx = isl.DEFAULT_CONTEXT
+    before = {name: getattr(ctx, f"get_{name}")() for name in isl_scheduler.ISL_OPTIONS}
+    isl_schedule(front_end(poly.POLYBENCH["jacobi-1d"].source()))
+    assert {name: getattr(ctx, f"get_{name}")() for name in before} == before
+
+
+@pytest.mark.parametrize("tile", [0, -4, 2.5, True])
+def test_bad_tile_size_is_a_schedule_error(tile):
+    with pytest.raises(ScheduleError, match="tile size"):
+        isl_schedule(front_end(poly.POLYBENCH["gemm"].source()), tile=tile)
+
+
+def test_isl_failure_is_a_schedule_error_without_isl_traceback(monkeypatch):
+    def failing(kernel, deps):
+        raise isl.Error("isl_scheduler.c:123: some internal failure")
+
+    monkeypatch.setattr(isl_scheduler, "compute", failing)
+    with pytest.raises(ScheduleError, match="isl's scheduler failed on kernel gemm") as info:
+        isl_schedule(front_end(poly.POLYBENCH["gemm"].source()))
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_illegal_result_is_refused(monkeypatch):
+    """A schedule that runs jacobi-1d's time steps backwards breaks its dependences."""
+    def reversed_time(kernel, deps):
+        band = isl.MultiUnionPwAff("[N, T] -> [{ S0[t, i] -> [(-t)]; S1[t, i] -> [(-t)] }]")
+        return isl.Schedule.from_domain(kernel.domains()).insert_partial_schedule(band)
+
+    monkeypatch.setattr(isl_scheduler, "compute", reversed_time)
+    with pytest.raises(ScheduleError, match="isl's schedule of jacobi_1d breaks"):
+        isl_schedule(front_end(poly.POLYBENCH["jacobi-1d"].source()))
+
+
+def test_stride_one_means_the_store_moves_by_one_element():
+    writes = isl.UnionMap("[N] -> { S[i, j] -> C[i, j] : 0 <= i, j < N }")
+    along_j = isl.UnionMap("[N] -> { S[i, j] -> [i, j] : 0 <= i, j < N }")
+    along_i = isl.UnionMap("[N] -> { S[i, j] -> [j, i] : 0 <= i, j < N }")
+    assert stores_with_stride_one(along_j, writes)
+    assert not stores_with_stride_one(along_i, writes)
