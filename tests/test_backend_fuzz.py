@@ -46,7 +46,10 @@ BOUNDED = {
     "aarch64": range(0, 3),
 }
 # (seed, target) -> the bug; each has a strict-xfail regression case with its minimal kernel.
-KNOWN_FAILURES: dict[tuple[int, str], str] = {}
+KNOWN_FAILURES: dict[tuple[int, str], str] = {
+    (4, "triton"): "a `where 0 <= i - k < 3` condition ignored: regression "
+                   "triton_where_difference_in_place",
+}
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +117,7 @@ def test_the_generator_covers_the_grammar():
                     "i64", "exp(", "select(", "2*", " - 1 - ", "[0, ", "t0["):
         assert feature in everything, feature
     ranks = {len(m.group(1).split(",")) for m in re.finditer(r": \w+\[([^\]]+)\]", everything)}
-    assert {1, 2, 3, 4} <= ranks and ": f32[]" in everything or ": f64[]" in everything
+    assert {1, 2, 3, 4} <= ranks and re.search(r": (inout )?\w+\[\]", everything)
     statements = [t.count("\n") - 2 - t.count("assume") - 2 * t.count("for t") for t in texts]
     assert min(statements) == 1 and max(statements) == 4
 
@@ -170,19 +173,11 @@ def test_a_loopweave_error_is_unsupported_and_other_exceptions_crash():
 def test_the_shrinker_finds_the_statement_that_fails():
     """A fake target that is wrong whenever a kernel has a `max=` statement: the shrinker keeps
     only that statement. Both fakes answer without compiling."""
-    def outputs(case):
-        kernel_ir = front_end(case.source)
-        return {t.name: np.zeros(1) for t in (*kernel_ir.outputs, *(
-            a for a in kernel_ir.args if getattr(a, "role", "") == "inout"))}
-
     def fake_reference(case):
-        return "ok", outputs(case), None
+        return "ok", {"marker": np.zeros(1)}, None
 
     def fake_target(case):
-        got = outputs(case)
-        if "max=" in case.source:
-            got = {k: v + 1 for k, v in got.items()}
-        return "ok", got, None
+        return "ok", {"marker": np.ones(1) if " max= " in case.source else np.zeros(1)}, None
 
     runner = df.Runner(("fake",), isolate=False,
                        extra={"reference": fake_reference, "fake": fake_target})
@@ -214,5 +209,5 @@ def test_loopweave_is_what_the_runner_compiles():
     """The reference is program order: Schedule() with no steps."""
     kernel, schedule = df.compile_for("reference", df.Case(
         "kernel k(X: f32[N]) -> Y: f32[N] { Y[i] = X[i] * 2.0 }", {"N": 5}))
-    assert schedule is None and "omp" not in kernel.source
+    assert schedule is None and "#pragma omp" not in kernel.source
     assert isinstance(kernel, loopweave.Kernel)

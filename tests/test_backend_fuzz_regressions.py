@@ -35,6 +35,21 @@ KNOWN: dict[str, tuple[Regression, str]] = {
         sizes={"M": 2, "N": 1}, seed=107),
         "triton writes O1 outside the domain: the condition 0 <= i - j < 3 is not applied "
         "(O1[0, 1, 0] gets A[1, 0] instead of staying 0); backends/triton_*"),
+    "triton_where_difference_in_place": (Regression(
+        "triton",
+        "kernel fz4(A: inout f32[N, N]) {\n"
+        "    A[i, k] = A[k, k]  where 0 <= i - k < 3\n"
+        "}\n",
+        sizes={"N": 2}, seed=4),
+        "triton ignores the condition 0 <= i - k < 3 (the bounded run's seed 4)"),
+    "triton_pow_f64": (Regression(
+        "triton",
+        "kernel fz5009(C: f64[N, K, M]) -> (O0: f64[N, K, M]) {\n"
+        "    O0[i, j, k] = pow(abs(C[i + 1, K - 1 - j, k]) + 0.5, 1.5)  where i in 1:N - 2\n"
+        "}\n",
+        sizes={"K": 1, "M": 1, "N": 4}, seed=5009),
+        "triton's pow helper on f64 fails in the interpreter: TypeError: ufunc 'bitwise_and' "
+        "not supported for the input types"),
     "cuda_rows_of_different_sizes": (Regression(
         "cuda",
         "kernel fz102(A: f32[M], B: f32[N], D: f32[M, M]) -> (O: f32[N, M], P: f32[M]) {\n"
