@@ -33,6 +33,7 @@ import argparse  # noqa: E402
 import multiprocessing  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
@@ -574,6 +575,14 @@ def fuzz(seeds: range, runner: Runner, log=print, shrink_budget_s: float = 0.0) 
     """Run the kernels of `seeds`; failures are shrunk (if given a budget) and printed."""
     tally = Tally()
     start = time.monotonic()
+    try:
+        _fuzz_seeds(seeds, runner, tally, log, shrink_budget_s, start)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop, and keep what was counted
+        log(f"interrupted after {tally.runs.get('reference', 0)} kernels")
+    return tally
+
+
+def _fuzz_seeds(seeds, runner, tally, log, shrink_budget_s, start) -> None:
     for n, seed in enumerate(seeds, 1):
         spec = rk.generate(seed)
         case = case_of(spec, seed)
@@ -590,8 +599,7 @@ def fuzz(seeds: range, runner: Runner, log=print, shrink_budget_s: float = 0.0) 
                     f"{small_o.status}: {small_o.message}\n"
                     f"{regression_snippet(small_case, small_o)}\n")
         if log and n % 50 == 0:
-            log(f"[{n} kernels, {time.monotonic() - start:.0f} s]")
-    return tally
+            log(f"[{n} kernels, {time.monotonic() - start:.0f} s]\n{tally.table()}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -616,6 +624,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["LOOPWEAVE_CACHE_DIR"] = tempfile.mkdtemp(prefix="loopweave-fuzz-cache-")
     if "triton" in targets and _triton_missing() is None:
         import triton  # noqa: F401  imported once here, not in every child
+    signal.signal(signal.SIGTERM, _interrupt)
     runner = Runner(targets, timeout=args.timeout)
     seeds = range(args.seed, args.seed + args.n)
     if args.show:
@@ -624,6 +633,10 @@ def main(argv: list[str] | None = None) -> int:
     tally = fuzz(seeds, runner, shrink_budget_s=args.shrink)
     print(tally.table())
     return 1 if tally.failures else 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
