@@ -38,12 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Which targets run on which seeds of the bounded run (the reference runs once per kernel).
 BOUNDED = {
-    "cpu-portable": range(0, 30),  # the default schedule without -march=native
-    "cpu-random": range(0, 30),  # a random legal schedule
-    "cpu": range(0, 6),  # the default schedule with -march=native (SIMD intrinsics)
-    "triton": range(0, 10),
-    "cuda": range(0, 8),
-    "aarch64": range(0, 3),
+    "cpu-portable": range(0, 12),  # the default schedule without -march=native
+    "cpu-random": range(0, 12),  # a random legal schedule
+    "cpu": range(0, 4),  # the default schedule with -march=native (SIMD intrinsics)
+    "triton": range(0, 12),
+    "cuda": range(0, 5),
+    "aarch64": range(0, 2),
 }
 # (seed, target) -> the bug; each has a strict-xfail regression case with its minimal kernel.
 KNOWN_FAILURES: dict[tuple[int, str], str] = {
@@ -55,8 +55,6 @@ KNOWN_FAILURES: dict[tuple[int, str], str] = {
 @pytest.fixture(scope="module")
 def bounded_run() -> dict[int, list[df.Outcome]]:
     """Each seed's outcomes on the targets BOUNDED gives it."""
-    if "triton" in BOUNDED and df._triton_missing() is None:
-        import triton  # noqa: F401  once here, not in every forked child
     seeds = sorted({s for r in BOUNDED.values() for s in r})
     runner = df.Runner(tuple(BOUNDED))
     results = {}
@@ -90,9 +88,12 @@ def test_bounded_run_agrees_with_program_order(bounded_run, target):
 
 def test_the_bounded_run_mostly_runs(bounded_run):
     """Unsupported outcomes are allowed, but a run where most kernels are refused tests nothing."""
-    outcomes = [o for os_ in bounded_run.values() for o in os_ if o.target != "reference"]
-    ok = sum(o.status == "ok" for o in outcomes)
-    assert ok >= 0.6 * len(outcomes), df.Tally().table()
+    tally = df.Tally()
+    for seed, outcomes in bounded_run.items():
+        tally.add(seed, outcomes)
+    ran = [o for outcomes in bounded_run.values() for o in outcomes
+           if o.target != "reference" and o.status != "skip"]
+    assert sum(o.status == "ok" for o in ran) >= 0.6 * len(ran), tally.table()
 
 
 # -- the generator ----------------------------------------------------------------------------

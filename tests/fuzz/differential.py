@@ -287,6 +287,9 @@ def _child(send, call) -> None:
 
 # -- one kernel on every target ---------------------------------------------------------------
 
+_WARM_UP_KERNEL = "kernel warm(X: f32[N]) -> Y: f32[N] { Y[i] = X[i] * 2.0 }"
+
+
 @dataclass
 class Runner:
     """Runs cases on targets against the reference; `isolate` forks a child per run."""
@@ -295,6 +298,35 @@ class Runner:
     isolate: bool = True
     timeout: float = TIMEOUT_S
     extra: dict = field(default_factory=dict)  # name -> run(case) for tests of the runner
+
+    def __post_init__(self):
+        if self.isolate:
+            self.warm_up()
+
+    def warm_up(self) -> None:
+        """Import what each target's compile needs, here in the parent: a forked child then
+        starts with the modules loaded (otherwise every child imports them again)."""
+        from loopweave.driver import stages
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for target in ("reference", *self.targets):
+                if target in self.extra or self.missing(target):
+                    continue
+                name = {"reference": "cpu", "cpu-random": "cpu", "cpu-portable": "cpu"}.get(
+                    target, target)
+                try:
+                    stages(_WARM_UP_KERNEL, name)
+                except Exception:  # noqa: BLE001 - only a warm-up: the runs report errors
+                    pass
+            if "triton" in self.targets and not self.missing("triton"):
+                import triton  # noqa: F401
+        from loopweave.toolchain import compiler_identity
+
+        for cc in (os.environ.get("CC", "cc"), os.environ.get("CXX", "g++"),
+                   "aarch64-linux-gnu-gcc"):
+            if shutil.which(cc):
+                compiler_identity(cc)  # cached: `cc --version` once, not in every child
 
     def missing(self, target: str) -> str | None:
         check = MISSING.get(target)
@@ -622,8 +654,6 @@ def main(argv: list[str] | None = None) -> int:
         import tempfile
 
         os.environ["LOOPWEAVE_CACHE_DIR"] = tempfile.mkdtemp(prefix="loopweave-fuzz-cache-")
-    if "triton" in targets and _triton_missing() is None:
-        import triton  # noqa: F401  imported once here, not in every child
     signal.signal(signal.SIGTERM, _interrupt)
     runner = Runner(targets, timeout=args.timeout)
     seeds = range(args.seed, args.seed + args.n)
