@@ -36,8 +36,8 @@ from loopweave.backends.c import CBackend
 from loopweave.backends.c_family import PRELUDE, c_name, c_var
 from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR
-from loopweave.ir.loops import Block, For, Node, Store
-from loopweave.ir.types import I32
+from loopweave.ir.loops import Block, Buffer, For, Node, Scope, Store, walk
+from loopweave.ir.types import I8, I16, I32
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,14 @@ def match(node: For, kernel: KernelIR) -> MacNest | None:
     if not _unit_last(wide.indices, v) or any(_has(i, v) for i in bcast.indices):
         return None
     return MacNest(node, end, tuple(inner), tuple(ends), store, wide, bcast)
+
+
+def _only_copied_into(body: Node, buffer: str) -> bool:
+    """Whether every store to `buffer` in `body` is a plain copy of an int8 tensor element (a
+    cache_read's packing), so that the buffer may hold the values in a wider type."""
+    stores = [n for n in walk(body) if isinstance(n, Store) and n.tensor == buffer]
+    return bool(stores) and all(s.reduce is None and isinstance(s.value, ir.Load)
+                                and s.value.dtype == I8 for s in stores)
 
 
 # -- emission ---------------------------------------------------------------------------------
@@ -262,12 +270,40 @@ static inline uint32_t lw_sxtb16_ror8(uint32_t x) {
 #else
 static inline uint32_t lw_sxtb16_ror8(uint32_t x) { return lw_sxtb16(lw_ror8(x)); }
 #endif
+/* Two words of 16-bit pairs at p + off (int16 elements, word-aligned) by one LDRD; _post also
+   moves p on by n elements (LDRD's post-increment). gcc 12 splits 64-bit loads into LDRs. */
+#if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
+#define lw_ldrd_at(p, off, lo, hi) \
+  __asm__("ldrd %0, %1, [%2, %3]" : "=r"(lo), "=r"(hi) \
+          : "r"(p), "n"(2 * (off)), "m"(*(const int16_t (*)[4])((p) + (off))))
+#define lw_ldrd_post(p, n, lo, hi) \
+  __asm__("ldrd %0, %1, [%2], %3" : "=r"(lo), "=r"(hi), "+r"(p) \
+          : "n"(2 * (n)), "m"(*(const int16_t (*)[4])(p)))
+#else
+#define lw_ldrd_at(p, off, lo, hi) \
+  do { memcpy(&(lo), (p) + (off), 4); memcpy(&(hi), (p) + (off) + 2, 4); } while (0)
+#define lw_ldrd_post(p, n, lo, hi) do { lw_ldrd_at(p, 0, lo, hi); (p) += (n); } while (0)
+#endif
 static inline uint32_t lw_ld16(const int8_t *p) { uint16_t h; memcpy(&h, p, 2); return h; }
 static inline uint32_t lw_ld32(const int8_t *p) { uint32_t w; memcpy(&w, p, 4); return w; }
+static inline uint32_t lw_ld32h(const int16_t *p) { uint32_t w; memcpy(&w, p, 4); return w; }
+/* Two halfwords in order from SXTB16's even (e) and odd (o) pairs: (e.lo, o.lo), (e.hi, o.hi)
+   (what gcc emits as PKHBT and PKHTB). */
+static inline uint32_t lw_pkhbt(uint32_t e, uint32_t o) { return (e & 0xFFFFu) | (o << 16); }
+static inline uint32_t lw_pkhtb(uint32_t o, uint32_t e) {
+  return (o & 0xFFFF0000u) | (e >> 16);
+}
 static inline uint32_t lw_pack16(int32_t lo, int32_t hi) {
   return (uint32_t)(uint16_t)lo | ((uint32_t)hi << 16);
 }
 """
+
+#: Cores whose int8 packed buffers (cache_read copies) are stored widened to 16 bits, and the
+#: alignment of those buffers in bytes. On the M4 SMLAD multiplies 16-bit pairs: a packed
+#: operand already in pairs is one word load per two steps of k, where bytes need a load and
+#: two SXTB16s per four steps; the copy widens for free (a load of a signed byte, a halfword
+#: store), and every element of a packed panel is read by many tiles.
+WIDENED_PACKS: dict[str, tuple[object, int]] = {"cortex-m4": (I16, 8)}
 
 EMITTERS: dict[str, Callable[..., list[str]]] = {
     "cortex-m4": emit_dsp, "cortex-m55": emit_mve, "aarch64": emit_neon}
@@ -294,6 +330,9 @@ class ArmCBackend(CBackend):
         self.vector_isa = vector_isa
         self.mac = EMITTERS[core] if idioms else None
         self.mac_used = False
+        #: Local int8 buffers declared as int16 (`WIDENED_PACKS`): only the renderers that
+        #: know it (the M4 dot tile) take their address; elements read the same either way.
+        self.widened: set[str] = set()
 
     def render_for(self, node: For, indent: str) -> list[str]:
         tile = None
@@ -303,10 +342,25 @@ class ArmCBackend(CBackend):
             self.mac_used = True
             return tile
         nest = match(node, self.kernel) if self.mac else None
-        if nest is None:
+        if nest is None or {nest.wide.tensor, nest.bcast.tensor} & self.widened:
             return super().render_for(node, indent)
         self.mac_used = True
         return self.mac(self, nest, indent)
+
+    def render_scope(self, node: Scope, indent: str) -> list[str]:
+        """The scope's buffers; on a core of `WIDENED_PACKS`, int8 copies widened and aligned."""
+        widen = [b for b in node.buffers if self.mac and self.core in WIDENED_PACKS
+                 and b.dtype == I8 and _only_copied_into(node.body, b.name)]
+        if not widen:
+            return super().render_scope(node, indent)
+        dtype, align = WIDENED_PACKS[self.core]
+        self.widened.update(b.name for b in widen)
+        wide = tuple(Buffer(b.name, dtype, b.shape) if b in widen else b for b in node.buffers)
+        lines = super().render_scope(Scope(wide, node.body), indent)
+        names = {f"{indent}  {dtype.c_type} {c_name(b.name)}[" for b in widen}
+        # Aligned so that the dot tile's word pairs may load as one LDRD.
+        return [f"{line[:-1]} __attribute__((aligned({align})));"
+                if any(line.startswith(n) for n in names) else line for line in lines]
 
     def header(self) -> str:
         return f"/* Generated by loopweave from kernel '{self.kernel.name}' for {self.core}. */\n"

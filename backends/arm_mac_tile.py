@@ -30,12 +30,15 @@ result is exactly the nest's. Anything else returns None (the caller renders it 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from loopweave.backends.c_names import c_name, c_var
 from loopweave.backends.register_tile import extent, linear, tile_shape
 from loopweave.ir import expr as ir
-from loopweave.ir.affine import coefficient, simplify
+from loopweave.ir.affine import coefficient, constant_value, simplify
+from loopweave.ir.affine import linear as affine_linear
 from loopweave.ir.loops import Block, For, Store
-from loopweave.ir.types import F32, I32
+from loopweave.ir.types import F32, I32, INDEX
 
 #: core -> (allowed lane counts W, most int32x4 accumulators)
 SHAPES = {"aarch64": ((8, 16), 24), "cortex-m55": ((4, 8, 16), 7)}
@@ -242,7 +245,7 @@ def _mve_step(body: str, q_at: str, p: list[str], accs: list[list[str]],
 # -- dot-product tiles: the reduction innermost --------------------------------------------
 
 #: Cores with a dot-product tile renderer, and the most accumulators (core registers) it takes.
-DOT_CORES = {"cortex-m55": 6, "cortex-m4": 4}
+DOT_CORES = {"cortex-m55": 6, "cortex-m4": 256}
 
 
 def _dot_shape(node: For):
@@ -296,6 +299,8 @@ def render_dot_tile(r, node: For, indent: str) -> list[str] | None:
             return None
         at[row, col] = f"{c_name(store.tensor)}[{r.expr(offset)}]"
     acc = {cell: f"lw_t{cell[0]}_{cell[1]}" for cell in cells}
+    if r.core == "cortex-m4":
+        return _dsp_dot(r, indent, (p, x, rows), (q, y, width), k_loop, end, store)
     ps = [f"&{r.expr(ir.substitute(p, {x: ir.Const(row)}))}" for row in range(rows)]
     qs = [f"&{r.expr(ir.substitute(q, {y: ir.Const(col)}))}" for col in range(width)]
     v, it, pad = c_var(k), r.index_type, indent + "  "
@@ -311,7 +316,7 @@ def render_dot_tile(r, node: For, indent: str) -> list[str] | None:
                 *(f"{pad}  {acc[c]} = {mac}({acc[c]}, lw_a{c[0]}, lw_b{c[1]}{pred});"
                   for c in cells)]
 
-    run = 16 if r.core == "cortex-m55" else 4  # steps of k per instruction group
+    run = 16  # steps of k per VMLADAV
     lines = [f"{indent}{{", *(f"{pad}int32_t {acc[c]} = {at[c]};" for c in cells),
              f"{pad}const {it} lw_kend = {r.expr(end)};",
              f"{pad}{it} {v} = {r.expr(k_loop.init)};",
@@ -321,21 +326,145 @@ def render_dot_tile(r, node: For, indent: str) -> list[str] | None:
              # no registers spilled next to the accumulators and pointers).
              f"{pad}for ({it} lw_n = (lw_kend - {v}) / {run}; lw_n > 0; lw_n--, {v} += {run}, "
              + ", ".join(f"{name} += {run}" for name in ptrs) + ") {"]
-    if r.core == "cortex-m55":
-        lines += [*step("vldrbq_s8", "vmladavaq_s8", ""), f"{pad}}}",
-                  f"{pad}if ({v} < lw_kend) {{",
-                  f"{pad}  const mve_pred16_t lw_p = vctp8q((uint32_t)(lw_kend - {v}));",
-                  *step("vldrbq_z_s8", "vmladavaq_p_s8", ", lw_p"), f"{pad}}}"]
-    else:  # M4: a word of 4 bytes -> (k, k+2) and (k+1, k+3) halfword pairs, 2 SMLADs
-        for name in ptrs:
-            lines.append(f"{pad}  const uint32_t {name}_w = lw_ld32({name}), "
-                         f"{name}_e = lw_sxtb16({name}_w), "
-                         f"{name}_o = lw_sxtb16_ror8({name}_w);")
-        for row, col in cells:
-            a, b, s = f"lw_pa{row}", f"lw_pb{col}", acc[row, col]
-            lines.append(f"{pad}  {s} = lw_smlad({a}_o, {b}_o, lw_smlad({a}_e, {b}_e, {s}));")
-        lines += [f"{pad}}}", f"{pad}for (; {v} < lw_kend; {v}++, "
-                  + ", ".join(f"{name}++" for name in ptrs) + ") {",
-                  *(f"{pad}  {acc[row, col]} += (int32_t)*lw_pa{row} * *lw_pb{col};"
-                    for row, col in cells), f"{pad}}}"]
+    lines += [*step("vldrbq_s8", "vmladavaq_s8", ""), f"{pad}}}",
+              f"{pad}if ({v} < lw_kend) {{",
+              f"{pad}  const mve_pred16_t lw_p = vctp8q((uint32_t)(lw_kend - {v}));",
+              *step("vldrbq_z_s8", "vmladavaq_p_s8", ", lw_p"), f"{pad}}}"]
     return [*lines, *(f"{pad}{at[c]} = {acc[c]};" for c in cells), f"{indent}}}"]
+
+
+# -- the Cortex-M4 dot tile -------------------------------------------------------------------
+
+#: Steps of k per iteration of the M4 dot tile (two SMLADs a result per four steps).
+DSP_RUN = 16
+#: The M4 runs a dot tile as sub-tiles of at most this many rows x columns: 4 accumulators,
+#: two rows' and two columns' words and the pointers fill its 13 core registers.
+DSP_SUBTILE = (2, 2)
+#: The largest immediate offset (bytes) of an LDRD: rows further apart get their own pointer.
+LDRD_REACH = 1020
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """How one operand's rows (or columns) of an M4 sub-tile are read along k: the C
+    declarations of its pointers, each row's pointer and element offset from it, whether the
+    elements are 16-bit pairs (a widened packed buffer) and whether each row's first element
+    lies on a word (then LDRD loads two words of pairs at once)."""
+
+    decls: tuple[str, ...]
+    at: tuple[tuple[str, int], ...]
+    wide: bool
+    aligned: bool
+
+    def element(self, row: int) -> str:
+        """C text of the row's element at the pointer."""
+        ptr, off = self.at[row]
+        return f"{ptr}[{off}]"
+
+    def pointers(self) -> tuple[str, ...]:
+        """The distinct pointers (each advanced along k)."""
+        return tuple(dict.fromkeys(p for p, _ in self.at))
+
+
+def _even(e: ir.Expr) -> bool:
+    """Whether every term of `e`'s linear form has an even coefficient (e is even)."""
+    return all(c % 2 == 0 for c in affine_linear(e).values())
+
+
+def _rows(r, load: ir.Load, var: str, origin: ir.Expr, count: int, name: str, k: str,
+          k_init: ir.Expr) -> _Rows:
+    """Pointers for `load` at `var` = origin + 0 .. count-1 (the sub-tile's rows), from k's
+    first step. Rows at a constant distance within LDRD's reach (a packed buffer) share one
+    pointer and immediate offsets; others get a pointer each."""
+    wide = load.tensor in getattr(r, "widened", ())
+    ctype = "int16_t" if wide else "int8_t"
+    form = linear(r, load.tensor, load.indices)
+    offsets = [simplify(ir.substitute(form, {var: ir.add(origin, ir.Const(i)), k: k_init}))
+               for i in range(count)]
+    deltas = [constant_value(ir.add(o, ir.mul(ir.Const(-1), offsets[0]))) for o in offsets]
+    aligned = wide and all(_even(o) for o in offsets)
+    tensor = c_name(load.tensor)
+    if all(d is not None and 0 <= 2 * d <= LDRD_REACH and d % 2 == 0 for d in deltas):
+        return _Rows((f"const {ctype} *{name} = &{tensor}[{r.expr(offsets[0])}];",),
+                     tuple((name, d) for d in deltas), wide, aligned)
+    names = [f"{name}{i}" for i in range(count)]
+    decls = tuple(f"const {ctype} *{n} = &{tensor}[{r.expr(o)}];"
+                  for n, o in zip(names, offsets, strict=True))
+    return _Rows(decls, tuple((n, 0) for n in names), wide, aligned)
+
+
+def _dsp_words(rows: _Rows, row: int, name: str, step: int, other_wide: bool
+               ) -> tuple[list[str], tuple[str, str]]:
+    """Lines loading four steps of k (from `step`) of one row as two words, and their names.
+    16-bit elements: the pairs (k, k+1) and (k+2, k+3) as they lie, by one LDRD where aligned.
+    Bytes: one word split by
+    SXTB16 into (k, k+2) and, rotated, (k+1, k+3); put in order (PKHBT, PKHTB) only where the
+    other operand's pairs are in order."""
+    ptr, off = rows.at[row]
+    lo, hi = f"{name}_l{step}", f"{name}_h{step}"
+    if rows.wide and rows.aligned:
+        return [f"uint32_t {lo}, {hi}; lw_ldrd_at({ptr}, {off + step}, {lo}, {hi});"], (lo, hi)
+    if rows.wide:
+        return [f"const uint32_t {lo} = lw_ld32h({ptr} + {off + step}), "
+                f"{hi} = lw_ld32h({ptr} + {off + step + 2});"], (lo, hi)
+    w, e, o = f"{name}_w{step}", f"{name}_e{step}", f"{name}_o{step}"
+    lines = [f"const uint32_t {w} = lw_ld32({ptr} + {off + step}), {e} = lw_sxtb16({w}), "
+             f"{o} = lw_sxtb16_ror8({w});"]
+    if not other_wide:
+        return lines, (e, o)
+    return [*lines, f"const uint32_t {lo} = lw_pkhbt({e}, {o}), {hi} = lw_pkhtb({o}, {e});"], \
+        (lo, hi)
+
+
+def _dsp_dot(r, indent: str, rows_of: tuple, cols_of: tuple, k_loop: For, end: ir.Expr,
+             store: Store) -> list[str] | None:
+    """The M4 dot tile: sub-tiles of `DSP_SUBTILE`, each result in a core register while k
+    runs, `DSP_RUN` steps of k per iteration (two SMLADs a result per four steps), the last
+    steps in plain C."""
+    (p, x, rows), (q, y, width) = rows_of, cols_of
+    sub_rows, sub_cols = (min(n, DSP_SUBTILE[d]) for d, n in enumerate((rows, width)))
+    if rows % sub_rows or width % sub_cols:
+        return None
+    k, v, it = k_loop.var, c_var(k_loop.var), r.index_type
+    # The sub-tile's first row and column: a loop over the tile, or the tile's own.
+    origin = {var: ir.Var(var, INDEX) if n > size else ir.Const(0)
+              for var, n, size in ((x, rows, sub_rows), (y, width, sub_cols))}
+    pa = _rows(r, p, x, origin[x], sub_rows, "lw_pa", k, k_loop.init)
+    pb = _rows(r, q, y, origin[y], sub_cols, "lw_pb", k, k_loop.init)
+    cells = [(row, col) for row in range(sub_rows) for col in range(sub_cols)]
+    acc = {cell: f"lw_t{cell[0]}_{cell[1]}" for cell in cells}
+    out = linear(r, store.tensor, store.indices)
+    moved = {(row, col): f"{c_name(store.tensor)}[" + r.expr(simplify(ir.substitute(
+        out, {x: ir.add(origin[x], ir.Const(row)), y: ir.add(origin[y], ir.Const(col))}))) + "]"
+        for row, col in cells}
+    lines, pad = [f"{indent}{{", f"{indent}  const {it} lw_kend = {r.expr(end)};"], indent + "  "
+    for var, n, size in ((x, rows, sub_rows), (y, width, sub_cols)):
+        if n > size:
+            lines.append(f"{pad}for ({it} {c_var(var)} = 0; {c_var(var)} < {n}; "
+                         f"{c_var(var)} += {size}) {{")
+            pad += "  "
+    opened = len(lines) - 2
+    advanced = (*pa.pointers(), *pb.pointers())
+    lines += [*(f"{pad}int32_t {acc[c]} = {moved[c]};" for c in cells),
+              f"{pad}{it} {v} = {r.expr(k_loop.init)};",
+              *(f"{pad}{d}" for d in (*pa.decls, *pb.decls)),
+              # A down-counter: k and its end stay out of the loop (registers for the tile).
+              f"{pad}for ({it} lw_n = (lw_kend - {v}) / {DSP_RUN}; lw_n > 0; lw_n--"
+              + "".join(f", {n} += {DSP_RUN}" for n in advanced) + ") {"]
+    for step in range(0, DSP_RUN, 4):
+        words = {}
+        for side, rows_, other, count in (("a", pa, pb, sub_rows), ("b", pb, pa, sub_cols)):
+            for i in range(count):
+                loads, words[side, i] = _dsp_words(rows_, i, f"lw_{side}{i}", step, other.wide)
+                lines += [f"{pad}  {line}" for line in loads]
+        for row, col in cells:
+            (a0, a1), (b0, b1), s = words["a", row], words["b", col], acc[row, col]
+            lines.append(f"{pad}  {s} = lw_smlad({a1}, {b1}, lw_smlad({a0}, {b0}, {s}));")
+    lines += [f"{pad}}}",
+              f"{pad}for ({v} += (lw_kend - {v}) / {DSP_RUN} * {DSP_RUN}; {v} < lw_kend; "
+              f"{v}++" + "".join(f", {n}++" for n in advanced) + ") {",
+              *(f"{pad}  {acc[row, col]} += (int32_t){pa.element(row)} * {pb.element(col)};"
+                for row, col in cells), f"{pad}}}",
+              *(f"{pad}{moved[c]} = {acc[c]};" for c in cells)]
+    lines += [f"{indent}{'  ' * depth}  }}" for depth in reversed(range(opened))]
+    return [*lines, f"{indent}}}"]

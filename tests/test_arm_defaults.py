@@ -30,7 +30,8 @@ ODD = [(13, 17, 19), (1, 1, 1), (5, 3, 33), (9, 70, 7)]
 #: What the default's register tile looks like in each target's source, f32 and int8.
 F32_TILE = {"aarch64": "lw_vload_f32_4(", "cortex-m4": "lw_s0_0 +=",
             "cortex-m55": "vfmaq_n_f32(lw_t0_0"}
-INT8_TILE = {"aarch64": "vmlal_laneq_s16(lw_t0_0", "cortex-m4": "lw_smlad(lw_pa0_o",
+INT8_TILE = {"aarch64": "vmlal_laneq_s16(lw_t0_0",
+             "cortex-m4": "lw_smlad(lw_a0_l0, lw_b0_l0, lw_t0_0)",
              "cortex-m55": "vmladavaq_s8(lw_t0_0"}
 rng = np.random.default_rng(11)
 
