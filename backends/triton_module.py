@@ -27,6 +27,7 @@ class ModuleWriter:
         self.options = options
         self.helpers: set[str] = set()
         self.writers: dict[str, KernelWriter] = {}
+        self.imports_torch = False  # the launcher allocates locals
 
     # -- kernels -------------------------------------------------------------------------------
 
@@ -122,6 +123,8 @@ class ModuleWriter:
                 "import triton", "import triton.language as tl"]
         if any("libdevice." in k for k in kernels):
             head.append("from triton.language.extra import libdevice")
+        if self.imports_torch:
+            head.append("import torch")
         if "_lw_fit_blocks" in self.helpers:
             head.append("from loopweave.errors import TargetError")
         helpers = [HELPERS[h] if h in HELPERS else LAUNCHER_HELPERS[h]
@@ -143,17 +146,37 @@ class ModuleWriter:
         lines = ["def run(tensors, scalars, sizes):",
                  f'    """Launch the kernels of \'{k.name}\' on torch tensors."""']
         used = [t for t in k.tensors if any(t in self.tensors_of(x) for x in self.plan.launches())]
-        if used:
-            lines.append(f"    {', '.join(py_name(t) for t in used)}, = "
-                         f"{', '.join(f'tensors[{t!r}]' for t in used)},")
+        passed = [t for t in used if k.tensors[t].role != "local"]
+        if passed:
+            lines.append(f"    {', '.join(py_name(t) for t in passed)}, = "
+                         f"{', '.join(f'tensors[{t!r}]' for t in passed)},")
         for p in k.params:
             source = "sizes" if p in k.sizes else "scalars"
             lines.append(f"    {py_name(p)} = {source}[{p!r}]")
         for a in k.args:
             if isinstance(a, ScalarArg) and a.name not in k.params:
                 lines.append(f"    {py_name(a.name)} = scalars[{a.name!r}]")
+        lines += self.local_lines([t for t in used if k.tensors[t].role == "local"], passed)
         lines += self.host_body(self.plan.body, 1)
         return "\n".join(lines) + "\n"
+
+    def local_lines(self, local: list[str], passed: list[str]) -> list[str]:
+        """Memory for the locals of a schedule's storage reduction: the runtime allocates
+        none (a C kernel declares them), the launches share them through memory."""
+        if not local:
+            return []
+        if not passed:
+            raise TargetError(f"kernel '{self.kernel.name}': the Triton planner needs a tensor "
+                              f"argument to place its locals {', '.join(local)} beside")
+        self.imports_torch = True
+        lines = []
+        for name in local:
+            t = self.kernel.tensors[name]
+            shape = "".join(f"{python_expr(d)}, " for d in t.shape)
+            lines.append(f"    {py_name(name)} = torch.empty(({shape.rstrip(' ')}), "
+                         f"dtype=torch.{_TORCH_TYPES[t.dtype.name]}, "
+                         f"device={py_name(passed[0])}.device)")
+        return lines
 
     def host_body(self, items, depth: int) -> list[str]:
         pad = "    " * depth
@@ -248,6 +271,9 @@ class ModuleWriter:
             lines.append(f"{pad}{call}")
         return lines
 
+
+_TORCH_TYPES = {"f16": "float16", "bf16": "bfloat16", "f32": "float32", "f64": "float64",
+                "i8": "int8", "u8": "uint8", "i16": "int16", "i32": "int32", "i64": "int64"}
 
 #: Triton's limit on the elements of one tensor (a product of block sizes).
 TENSOR_LIMIT = 1 << 20

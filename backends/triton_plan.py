@@ -35,6 +35,15 @@ from loopweave.ir.dependences import (
 )
 from loopweave.ir.kernel import KernelIR, Statement
 
+#: Tensors the kernel allocates for itself: temporaries, and the locals a schedule's storage
+#: reduction made of fused temporaries (the launcher allocates those, see triton_module).
+SCRATCH_ROLES = ("temp", "local")
+
+
+def scratch_tensors(kernel: KernelIR) -> tuple:
+    """The kernel's temporaries and locals (see SCRATCH_ROLES)."""
+    return (*kernel.temporaries, *kernel.locals)
+
 
 @dataclass(frozen=True)
 class Reduce:
@@ -295,7 +304,7 @@ class Planner:
                 continue
             s = self.current[name]
             t = k.tensors[s.lhs.tensor]
-            if t.role != "temp" or s.is_init:
+            if t.role not in SCRATCH_ROLES or s.is_init:
                 continue
             writers = [n for n in names if n in self.current
                        and self.current[n].lhs.tensor == t.name]
@@ -418,7 +427,7 @@ class Planner:
 
     def fusable(self, group: list[_Unit], cand: _Unit, host) -> tuple[str, ...] | None:
         written = {u.stmt.lhs.tensor for u in group}
-        temps = {t.name for t in self.kernel.temporaries}
+        temps = {t.name for t in scratch_tensors(self.kernel)}
         if not any(ld.tensor in written & temps for ld in ir.loads(cand.stmt.rhs)):
             return None
         members = [*group, cand]
@@ -474,7 +483,7 @@ class Planner:
         # row-state temporaries written and read only here, indexed by the grid alone
         regs = set()
         written = {u.stmt.lhs.tensor for u in group}
-        for t in self.kernel.temporaries:
+        for t in scratch_tensors(self.kernel):
             if t.name not in written or len(grid) == 0:
                 continue
             uses = [(s, ld) for s in self.current.values() for ld in
@@ -524,9 +533,7 @@ class Planner:
             out += self.groups(pending, host)
             pending = []
             _, var, inner, stmts = item
-            first = stmts[0]
-            lo, hi = bounds(first.domain, first.iterators, var, host, self.kernel.context,
-                            self.kernel.params)
+            lo, hi = self.host_loop_bounds(stmts, host, var)
             loop = HostLoop(var, lo, hi, self.body(inner, (*host, var)))
             loop.carried = self.host_carried(stmts, host, var)
             if loop.carried:
@@ -534,6 +541,21 @@ class Planner:
                                      f"sequence of launches ({loop.carried})")
             out.append(loop)
         return out + self.groups(pending, host)
+
+    def host_loop_bounds(self, stmts, host, var) -> tuple[ir.Expr, ir.Expr]:
+        """Inclusive bounds of host loop `var` over every statement it holds (not only the
+        first: cholesky's `A[i, j] -= ... where k in 0:j` starts at i = 2, its `sqrt` at
+        i = 0); each launch inside masks its own statement's domain."""
+        keep = (*host, var)
+        union = None
+        for s in stmts:
+            if var not in s.iterators:
+                continue
+            projected, _ = project_onto(s.domain, s.iterators, keep)
+            projected = projected.reset_tuple_id().align_params(self.kernel.context.get_space())
+            union = projected if union is None else union.union(projected)
+        return bounds(union.coalesce(), keep, var, host, self.kernel.context,
+                      self.kernel.params)
 
     def host_carried(self, stmts, host, var) -> str | None:
         names = {s.name for s in stmts}
