@@ -22,6 +22,10 @@ Per core (`EMITTERS`):
   (and `SXTB16` of the word rotated by 8). Odd steps and lanes finish in plain C.
 - aarch64: 8 lanes in two int32x4_t; `vmovl_s8` widens Q, `vmlal_n_s16`/`vmlal_high_n_s16`
   multiply-accumulate by P. Leftover lanes finish in plain C.
+Under the default schedule the M4's int8 matmul packs both operands, and this backend stores
+those packed int8 copies widened to int16 (`WIDENED_PACKS`, `render_scope`; the copy loops four
+bytes a word by SXTB16, `arm_mac_tile.render_widening_copy`), so that its dot tile feeds SMLAD
+16-bit pairs straight from LDRD; only the renderers that know it take a widened buffer's address.
 Without the DSP extension (`__ARM_FEATURE_SIMD32` undefined) the M4 helpers are plain C, so the
 emitted file still compiles anywhere.
 """
@@ -31,7 +35,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from loopweave.backends.arm_mac_tile import exclusive_end, render_dot_tile, render_mac_tile
+from loopweave.backends.arm_mac_tile import (
+    exclusive_end,
+    render_dot_tile,
+    render_mac_tile,
+    render_widening_copy,
+)
 from loopweave.backends.c import CBackend
 from loopweave.backends.c_family import PRELUDE, c_name, c_var
 from loopweave.ir import expr as ir
@@ -270,23 +279,20 @@ static inline uint32_t lw_sxtb16_ror8(uint32_t x) {
 #else
 static inline uint32_t lw_sxtb16_ror8(uint32_t x) { return lw_sxtb16(lw_ror8(x)); }
 #endif
-/* Two words of 16-bit pairs at p + off (int16 elements, word-aligned) by one LDRD; _post also
-   moves p on by n elements (LDRD's post-increment). gcc 12 splits 64-bit loads into LDRs. */
+/* Two words of 16-bit pairs at p + off (int16 elements, word-aligned) by one LDRD (gcc 12
+   splits a 64-bit load into two LDRs on the M4). */
 #if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
 #define lw_ldrd_at(p, off, lo, hi) \
   __asm__("ldrd %0, %1, [%2, %3]" : "=r"(lo), "=r"(hi) \
           : "r"(p), "n"(2 * (off)), "m"(*(const int16_t (*)[4])((p) + (off))))
-#define lw_ldrd_post(p, n, lo, hi) \
-  __asm__("ldrd %0, %1, [%2], %3" : "=r"(lo), "=r"(hi), "+r"(p) \
-          : "n"(2 * (n)), "m"(*(const int16_t (*)[4])(p)))
 #else
 #define lw_ldrd_at(p, off, lo, hi) \
   do { memcpy(&(lo), (p) + (off), 4); memcpy(&(hi), (p) + (off) + 2, 4); } while (0)
-#define lw_ldrd_post(p, n, lo, hi) do { lw_ldrd_at(p, 0, lo, hi); (p) += (n); } while (0)
 #endif
 static inline uint32_t lw_ld16(const int8_t *p) { uint16_t h; memcpy(&h, p, 2); return h; }
 static inline uint32_t lw_ld32(const int8_t *p) { uint32_t w; memcpy(&w, p, 4); return w; }
 static inline uint32_t lw_ld32h(const int16_t *p) { uint32_t w; memcpy(&w, p, 4); return w; }
+static inline void lw_st32h(int16_t *p, uint32_t w) { memcpy(p, &w, 4); }
 /* Two halfwords in order from SXTB16's even (e) and odd (o) pairs: (e.lo, o.lo), (e.hi, o.hi)
    (what gcc emits as PKHBT and PKHTB). */
 static inline uint32_t lw_pkhbt(uint32_t e, uint32_t o) { return (e & 0xFFFFu) | (o << 16); }
@@ -331,13 +337,18 @@ class ArmCBackend(CBackend):
         self.mac = EMITTERS[core] if idioms else None
         self.mac_used = False
         #: Local int8 buffers declared as int16 (`WIDENED_PACKS`): only the renderers that
-        #: know it (the M4 dot tile) take their address; elements read the same either way.
+        #: know it (the M4 dot tile, the widening copy) take their address; elements read the
+        #: same either way.
         self.widened: set[str] = set()
 
     def render_for(self, node: For, indent: str) -> list[str]:
         tile = None
         if self.mac:  # the default schedule's register tiles, in the core's MAC idioms
             tile = render_mac_tile(self, node, indent) or render_dot_tile(self, node, indent)
+        if self.widened and tile is None:  # packing into a widened buffer
+            copy = render_widening_copy(self, node, indent)
+            if copy is not None:
+                return copy
         if tile is not None:
             self.mac_used = True
             return tile

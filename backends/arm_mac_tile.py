@@ -244,7 +244,8 @@ def _mve_step(body: str, q_at: str, p: list[str], accs: list[list[str]],
 
 # -- dot-product tiles: the reduction innermost --------------------------------------------
 
-#: Cores with a dot-product tile renderer, and the most accumulators (core registers) it takes.
+#: Cores with a dot-product tile renderer, and the most results a tile may have (the M55 keeps
+#: them all in core registers; the M4 runs its tile in 2x2 sub-tiles).
 DOT_CORES = {"cortex-m55": 6, "cortex-m4": 256}
 
 
@@ -267,11 +268,10 @@ def _dot_shape(node: For):
 
 def render_dot_tile(r, node: For, indent: str) -> list[str] | None:
     """Lines for `node` as a tile of int8 dot products along k (the default schedule's
-    `dot_steps`): each of the R x W int32 results in a core register; on the M55 16 steps of k
-    per `vmladavaq_s8` (Helium), the last partial run predicated (`vctp8q`); on the M4 4 steps
-    per pair of SMLADs (each operand's word of 4 bytes split by SXTB16 into its (k, k+2) and,
-    rotated by 8, its (k+1, k+3) halfword pairs), the last steps in plain C. None if `node` is
-    not that shape with P (rows) and Q (columns) both stride 1 along k."""
+    `dot_steps`): on the M55 each of the R x W int32 results in a core register, 16 steps of k
+    per `vmladavaq_s8` (Helium), the last partial run predicated (`vctp8q`); on the M4 in 2x2
+    sub-tiles, 4 steps per pair of SMLADs (`_dsp_dot`). None if `node` is not that shape with
+    P (rows) and Q (columns) both stride 1 along k."""
     shape = _dot_shape(node) if r.core in DOT_CORES else None
     if shape is None:
         return None
@@ -335,7 +335,9 @@ def render_dot_tile(r, node: For, indent: str) -> list[str] | None:
 
 # -- the Cortex-M4 dot tile -------------------------------------------------------------------
 
-#: Steps of k per iteration of the M4 dot tile (two SMLADs a result per four steps).
+#: Steps of k per iteration of the M4 dot tile (two SMLADs a result per four steps): the loop's
+#: count and pointer updates paid once per 16 steps (int8 matmul 64^3: 4 steps 409k
+#: instructions, 8 362k, 16 336k, before the widening copy).
 DSP_RUN = 16
 #: The M4 runs a dot tile as sub-tiles of at most this many rows x columns: 4 accumulators,
 #: two rows' and two columns' words and the pointers fill its 13 core registers.
@@ -419,8 +421,9 @@ def _dsp_words(rows: _Rows, row: int, name: str, step: int, other_wide: bool
 def _dsp_dot(r, indent: str, rows_of: tuple, cols_of: tuple, k_loop: For, end: ir.Expr,
              store: Store) -> list[str] | None:
     """The M4 dot tile: sub-tiles of `DSP_SUBTILE`, each result in a core register while k
-    runs, `DSP_RUN` steps of k per iteration (two SMLADs a result per four steps), the last
-    steps in plain C."""
+    runs, `DSP_RUN` steps of k per iteration (two SMLADs a result per four steps, the 16-bit
+    pairs of widened packed operands loaded by LDRD), the last steps in plain C. None if the
+    tile does not split into sub-tiles."""
     (p, x, rows), (q, y, width) = rows_of, cols_of
     sub_rows, sub_cols = (min(n, DSP_SUBTILE[d]) for d, n in enumerate((rows, width)))
     if rows % sub_rows or width % sub_cols:
@@ -468,3 +471,40 @@ def _dsp_dot(r, indent: str, rows_of: tuple, cols_of: tuple, k_loop: For, end: i
               *(f"{pad}{moved[c]} = {acc[c]};" for c in cells)]
     lines += [f"{indent}{'  ' * depth}  }}" for depth in reversed(range(opened))]
     return [*lines, f"{indent}}}"]
+
+
+def render_widening_copy(r, node: For, indent: str) -> list[str] | None:
+    """A packing loop `for v: D[..] = S[..]` into a buffer the M4 stores widened (int8 S,
+    stride 1 along v; D int16 at a constant stride d): four elements per word load, split
+    by SXTB16 into (0, 2) and (1, 3), stored as two words of pairs where d is 1, else as four
+    halfwords; the last elements one at a time. None if `node` is not such a loop."""
+    body = node.body
+    while isinstance(body, Block) and len(body.body) == 1:
+        body = body.body[0]
+    end = exclusive_end(node)
+    if not isinstance(body, Store) or body.reduce is not None or end is None \
+            or body.tensor not in getattr(r, "widened", ()) or node.step != 1 \
+            or not isinstance(body.value, ir.Load) or body.value.tensor in r.widened:
+        return None
+    src = linear(r, body.value.tensor, body.value.indices)
+    stride = coefficient(linear(r, body.tensor, body.indices), node.var)
+    if coefficient(src, node.var) != 1 or not stride or stride < 0:
+        return None
+    v, it, pad = c_var(node.var), r.index_type, indent + "    "
+    dst = f"&{c_name(body.tensor)}[{r.linear_index(body.tensor, body.indices)}]"
+    if stride == 1:
+        stores = [f"{pad}lw_st32h({dst}, lw_pkhbt(lw_e, lw_o));",
+                  f"{pad}lw_st32h({dst} + 2, lw_pkhtb(lw_o, lw_e));"]
+    else:
+        stores = [f"{pad}{{ int16_t *lw_d = {dst};",
+                  f"{pad}  lw_d[0] = (int16_t)lw_e; lw_d[{stride}] = (int16_t)lw_o;",
+                  f"{pad}  lw_d[{2 * stride}] = (int16_t)(lw_e >> 16); "
+                  f"lw_d[{3 * stride}] = (int16_t)(lw_o >> 16); }}"]
+    return [f"{indent}{{", f"{indent}  const {it} lw_vend = {r.expr(end)};",
+            f"{indent}  {it} {v} = {r.expr(node.init)};",
+            f"{indent}  for (; {v} + 4 <= lw_vend; {v} += 4) {{",
+            f"{pad}const uint32_t lw_w = lw_ld32(&{c_name(body.value.tensor)}"
+            f"[{r.expr(src)}]), lw_e = lw_sxtb16(lw_w), lw_o = lw_sxtb16_ror8(lw_w);",
+            *stores, f"{indent}  }}",
+            f"{indent}  for (; {v} < lw_vend; {v} += 1) {{", *r.stmt(node.body, pad),
+            f"{indent}  }}", f"{indent}}}"]

@@ -86,6 +86,35 @@ def test_conv2d_default_matches_numpy(target):
         assert ok, f"conv2d on {target} at {sizes}: differs from numpy by {err:g}"
 
 
+def test_cortex_m4_int8_matmul_is_smlad_on_widened_packs():
+    """Golden-ish: the M4's default int8 matmul packs A and B widened to 16-bit pairs (the
+    copies split words by SXTB16), and its dot tile feeds SMLAD pairs loaded by LDRD."""
+    source = stages(QMM, "cortex-m4").source
+    for line in ("int16_t A_pack[", "int16_t B_pack[", "lw_sxtb16(lw_w)", "lw_ldrd_at(lw_pa, 0,",
+                 INT8_TILE["cortex-m4"]):
+        assert line in source, line
+    # Program order has no pack: its SMLAD idiom takes bytes (arm_mac.emit_dsp).
+    assert "_pack[" not in stages(QMM, "cortex-m4", schedule=loopweave.Schedule()).source
+
+
+def test_cortex_m4_int8_dot_tiles_match_numpy():
+    """The default's 8x32 blocks with partial blocks and K around the 16-step runs and the
+    128-deep panels; and a schedule that packs only B (widened pairs against A's bytes put in
+    order by PKHBT/PKHTB)."""
+    needs("cortex-m4")
+    only_b = loopweave.Schedule().tile("S1", i=2, j=2, k=128).tile("S1", j_o=8).reorder(
+        "S1", "j_o_o", "k_o", "i_o", "j_o", "i", "j", "k").cache_read(
+        "S1", "B", at="i_o", layout=(1, 0)).cache_write("S1", at="i")
+    mixed = compiled(QMM, "cortex-m4", schedule=only_b)
+    assert "int16_t B_pack[" in mixed.source and "lw_pkhbt(lw_a0_e0" in mixed.source
+    for kernel in (compiled(QMM, "cortex-m4"), mixed):
+        for m, k, n in [(17, 131, 70), (8, 16, 32), (10, 33, 35), (3, 7, 1)]:
+            a = rng.integers(-128, 128, size=(m, k), dtype=np.int8)
+            b = rng.integers(-128, 128, size=(k, n), dtype=np.int8)
+            np.testing.assert_array_equal(kernel(a, b),
+                                          a.astype(np.int32) @ b.astype(np.int32))
+
+
 def test_int8_idiom_instructions_in_the_default_binaries():
     """objdump: the default int8 matmul runs SMLAL (aarch64), VMLADAVA (M55, which objdump
     spells vmlava) and SMLAD (M4) in lw_qmm."""
@@ -139,8 +168,8 @@ def test_patterns_name_the_loops_and_operands():
 @pytest.mark.slow
 def test_instruction_counts_default_vs_program_order():
     """The issue's goal, at most 0.35x the program order's executed instructions, for f32
-    matmul 64^3 and conv2d on every core and int8 matmul 64^3 on aarch64, with and without
-    +dotprod (see docs/targets.md for the full table)."""
+    matmul 64^3 and conv2d on every core and int8 matmul 64^3 on aarch64 (with and without
+    +dotprod) and the Cortex-M4 (see docs/targets.md for the full table)."""
     for target in TARGETS:
         needs(target)
     if shutil.which("gcc") is None:
@@ -152,6 +181,7 @@ def test_instruction_counts_default_vs_program_order():
     dotprod = ("-O3", "-march=armv8.2-a+dotprod")
     for label, target, flags in [*((label, t, None) for label, t in checks),
                                  ("int8 matmul", "aarch64", None),
+                                 ("int8 matmul", "cortex-m4", None),
                                  ("int8 matmul", "aarch64", dotprod)]:
         name, sizes = cases[label]
         naive = arm_schedules.count(name, target, sizes, loopweave.Schedule(), flags)
