@@ -11,6 +11,7 @@ target options; a new scheduling pass plugs in as one more generator in `GENERAT
                       of passes/default.py, with its tile sizes (replaces LoopNestKnobs there);
                       per convolution, its reassociated register tile and the tile's shape
     TargetOptionKnobs the backend's `tuning_space(kernel_ir)` (block sizes, num_warps, ...)
+    IslSchedulerKnobs cpu: isl's own scheduler in place of all the steps above, its tile size
 
 Only legal configurations are proposed: `is_legal` applies the schedule, which raises
 `ScheduleError` for an illegal one, and `make_target` validates options. The verdict is cached on
@@ -372,9 +373,33 @@ class GpuScheduleKnobs:
             del options[name]  # the planner's tile options mean nothing to a bound schedule
 
 
+class IslSchedulerKnobs:
+    """C targets: the whole schedule from isl's own scheduler (passes/isl_scheduler.py) in
+    place of the steps of the other knobs, with its tile size (0: not tiled). Applied last,
+    it replaces their steps; the target options stay. Only for kernels without temporaries:
+    isl's schedule shrinks none, and a tuned build whose temporaries differ from the default
+    build's cannot run in the default build's `Kernel` (which allocates the temporaries)."""
+
+    TILES = (32, 16, 64, 8, 0)
+
+    def applies(self, ctx: SpaceContext) -> bool:
+        return ctx.target.backend == "c" and not ctx.kernel.temporaries
+
+    def knobs(self, ctx: SpaceContext) -> list[Knob]:
+        return [Choice("isl.scheduler", (False, True)), Choice("isl.tile", self.TILES)]
+
+    def seeds(self, ctx: SpaceContext) -> list[Config]:
+        return [{"isl.scheduler": True}]
+
+    def apply(self, ctx: SpaceContext, config: Config, schedule: Schedule, options: dict) -> None:
+        if config.get("isl.scheduler"):
+            tile = int(config.get("isl.tile", self.TILES[0]) or 0)
+            schedule.steps = Schedule().isl(tile or None).steps
+
+
 #: Knob generators, in the order their steps are applied. New passes add theirs here.
 GENERATORS: list = [FusionKnobs(), LoopNestKnobs(), MicroKernelKnobs(), TargetOptionKnobs(),
-                    GpuScheduleKnobs()]
+                    GpuScheduleKnobs(), IslSchedulerKnobs()]
 
 
 class SearchSpace:

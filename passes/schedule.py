@@ -29,6 +29,7 @@ from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.ir.loops import GPU_AXES
 from loopweave.passes import cache
 from loopweave.passes import placement as pl
+from loopweave.passes.isl_scheduler import isl_schedule
 from loopweave.passes.legality import REDUCTIONS, check_dependences, check_loop_kinds
 from loopweave.passes.patterns import match_contraction
 from loopweave.passes.placement import LOOP_KINDS, Placement
@@ -181,6 +182,13 @@ class Schedule:
         self.steps.append(Step("bind", target, (loop, axis)))
         return self
 
+    def isl(self, tile: int | None = 32) -> Schedule:
+        """The whole schedule from isl's own scheduler (passes/isl_scheduler.py), its permutable
+        bands tiled by `tile` (None: not tiled): a schedule of this one step, so that tuning
+        records can hold it."""
+        self.steps.append(Step("isl", "*", (tile,)))
+        return self
+
     def to_json(self) -> str:
         return json.dumps([{"op": s.op, "target": s.target, "args": list(s.args)}
                            for s in self.steps])
@@ -205,6 +213,10 @@ class Schedule:
 
     def apply(self, kernel: KernelIR) -> KernelIR:
         """`kernel` with this schedule; raises ScheduleError for a malformed or illegal step."""
+        if any(step.op == "isl" for step in self.steps):
+            if len(self.steps) > 1:
+                raise ScheduleError("an isl step is a whole schedule: it takes no other steps")
+            return isl_schedule(kernel, *self.steps[0].args)
         placements = self.placements(kernel)
         schedule = pl.build_tree(kernel, placements)
         check_dependences(kernel, schedule, reassociable=self._reassociable(kernel))
@@ -288,7 +300,7 @@ def _apply_step(kernel: KernelIR, step: Step, placements: dict[str, Placement]) 
     if step.op == "fuse":
         pl.fuse(placements, [s.name for s in stmts], step.args[0])
         return
-    if step.op in ("cache_read", "cache_write", "reassociate"):
+    if step.op in ("cache_read", "cache_write", "reassociate", "isl"):
         return  # applied after the loops are placed (see Schedule._caches, _reassociable)
     if step.op == "distribute":
         (loop,) = step.args

@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 
 import loopweave
+from loopweave.autotune.space import SearchSpace
 from loopweave.errors import ScheduleError
 from loopweave.examples import load_polybench_references
 from loopweave.passes import isl_scheduler
 from loopweave.passes.isl_scheduler import isl_schedule, stores_with_stride_one
-from loopweave.pipeline import front_end
+from loopweave.passes.schedule import Schedule
+from loopweave.pipeline import front_end, get_target
 
 poly = load_polybench_references()
 TILED = functools.partial(isl_schedule, tile=8)
@@ -118,3 +120,25 @@ def test_stride_one_means_the_store_moves_by_one_element():
     along_i = isl.UnionMap("[N] -> { S[i, j] -> [j, i] : 0 <= i, j < N }")
     assert stores_with_stride_one(along_j, writes)
     assert not stores_with_stride_one(along_i, writes)
+
+
+def test_the_tuner_space_offers_isl_schedule_on_cpu():
+    """The knob decodes to a one-step schedule that replaces the other knobs' steps, survives
+    the tuning database's JSON, and is what isl_schedule gives."""
+    kernel = front_end(poly.POLYBENCH["gemm"].source())
+    space = SearchSpace(kernel, {"NI": 40, "NJ": 40, "NK": 40}, get_target("cpu"))
+    assert {"isl.scheduler", "isl.tile"} <= {k.name for k in space.knobs}
+    assert {"isl.scheduler": True} in [{k: v for k, v in seed.items() if k == "isl.scheduler"
+                                        and v} for seed in space.seeds()]
+    config = {**space.default(), "C.unroll": "inner", "isl.scheduler": True, "isl.tile": 16}
+    schedule, _ = space.decode(config)
+    assert [step.op for step in schedule.steps] == ["isl"]
+    assert space.is_legal(config)
+    replayed = Schedule.from_json(schedule.to_json()).apply(kernel)
+    assert str(replayed.schedule) == str(isl_schedule(kernel, tile=16).schedule)
+
+
+def test_an_isl_step_takes_no_other_steps():
+    kernel = front_end(poly.POLYBENCH["gemm"].source())
+    with pytest.raises(ScheduleError, match="no other steps"):
+        Schedule().isl().parallel("C", "i").apply(kernel)
