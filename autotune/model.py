@@ -7,6 +7,11 @@ are better. The model is trained online during a sweep (on every correct record 
 database whose features have the current version) and saved in the database; a model for the
 host CPU, trained on the project's own sweeps (benchmarks/tune_pretrain.py), ships as
 `pretrained_cpu.txt` and is used until a sweep has enough records of its own.
+
+`compile()` uses the model too (`ModelChooser`, through `compile_lookup`): for call sizes
+without a tuning record it ranks the default schedule, records of the same kernel at other
+sizes and neighbours of the default, and builds the best predicted when it beats the default
+by a margin. `key_groups`, `split_keys` and `score_key` serve `loopweave model eval`.
 """
 
 from __future__ import annotations
