@@ -13,6 +13,7 @@ import keyword
 import math
 
 from loopweave.backends.triton_plan import Reduce
+from loopweave.errors import TargetError
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import row_major_offset
 from loopweave.ir.types import BOOL, INDEX, DType
@@ -159,7 +160,7 @@ class ExprWriter:
                 return self.binary(op, a, b, t, layout, prec)
             case ir.Call(func=f, args=args, dtype=t):
                 return self.call(f, args, t, layout)
-        raise AssertionError(type(e).__name__)
+        raise TargetError(f"the Triton target cannot write a {type(e).__name__} expression")
 
     def narrow(self, text: str, dtype: DType) -> str:
         return text
@@ -210,7 +211,8 @@ class ExprWriter:
             return f"_lw_pow({xs[0]}, {xs[1]})"
         if f in ("exp", "log", "sqrt", "erf"):
             return f"tl.{f}({xs[0]})"
-        raise AssertionError(f)
+        call = ir.to_str(ir.Call(f, tuple(args), dtype))
+        raise TargetError(f"the Triton target has no function {f!r} (in {call})")
 
 
 def conjuncts(e: ir.Expr | None) -> list[ir.Expr]:
@@ -284,7 +286,8 @@ def python_expr(e: ir.Expr) -> str:
             return f"{f}({', '.join(python_expr(a) for a in args)})"
         case ir.Call(func="select", args=(c, a, b)):
             return f"({python_expr(a)} if {python_expr(c)} else {python_expr(b)})"
-    raise AssertionError(f"not an index expression: {ir.to_str(e)}")
+    raise TargetError(f"the Triton launcher cannot compute {ir.to_str(e)} on the host: not an "
+                      "index expression of sizes and loop variables")
 
 
 def _linear(e: ir.Expr) -> dict | None:
