@@ -238,6 +238,20 @@ def test_whole_loop_blocks_over_triton_tensor_limit_are_refused_when_launched():
         kernel(q, k, v, 1.0)
 
 
+def test_locals_of_a_schedule_get_memory_from_the_launcher():
+    # under a schedule, storage reduction makes s[r] a 0-d local the runtime does not allocate
+    kernel = compile_triton("""
+kernel row_share(X: f32[M, N]) -> Y: f32[M, N] {
+    for r in 0:M {
+        s[r] += X[r, j]
+        Y[r, j] = X[r, j] / s[r]
+    }
+}""")
+    assert "torch.empty(" in kernel.source
+    x = np.random.default_rng(12).random((5, 9)).astype(np.float32)
+    assert_close(kernel(x), x / x.sum(1, keepdims=True))
+
+
 # -- 7. PolyBench on the planner ----------------------------------------------------------------
 
 poly = load_polybench_references()
