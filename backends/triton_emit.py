@@ -3,7 +3,8 @@
     grid variables      -> tl.program_id, tiled with tl.arange (the last two), masked at the edges
     sequential vars     -> scalar `for` loops inside the program, in program order
     reduction vars      -> a `for` loop over blocks with an accumulator (f32 for f16/bf16),
-                           tl.dot for contractions, tl.sum / tl.max / tl.min over a block axis
+                           tl.dot for contractions, tl.sum / tl.max / tl.min over a block axis;
+                           none (`y[i] += x[i]`): each element combined once, no loop
     row-state temps     -> registers; a max-reduction and the sums stabilised by it share one
                            loop (online softmax, see triton_online.py)
     fallback            -> every loop scalar, one program, in program order

@@ -2,6 +2,10 @@
 
 `run(tensors, scalars, sizes)` is the launcher: host loops (DSL `for` loops that carry a
 dependence) in Python, one launch per group with its grid and its block sizes as constexprs.
+Block sizes are the role defaults (or `block=`), halved where the blocks of one tensor would
+multiply past Triton's limit (`fit_blocks`); blocks that cover a whole loop are known only at
+run time, so the launcher fits those itself when they might exceed it. The launcher also
+allocates the locals a schedule's storage reduction made (the runtime allocates none).
 """
 
 from __future__ import annotations
