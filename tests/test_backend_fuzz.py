@@ -47,8 +47,9 @@ BOUNDED = {
 }
 # (seed, target) -> the bug; each has a strict-xfail regression case with its minimal kernel.
 KNOWN_FAILURES: dict[tuple[int, str], str] = {
-    (4, "triton"): "a `where 0 <= i - k < 3` condition ignored: regression "
-                   "triton_where_difference_in_place",
+    (8, "triton"): "a reduced index as a value inside sigmoid: regression "
+                   "triton_reduced_index_as_value",
+    (9, "triton"): "u8 % 3 in the interpreter: regression triton_u8_modulo",
 }
 
 
