@@ -376,14 +376,13 @@ class GpuScheduleKnobs:
 class IslSchedulerKnobs:
     """C targets: the whole schedule from isl's own scheduler (passes/isl_scheduler.py) in
     place of the steps of the other knobs, with its tile size (0: not tiled). Applied last,
-    it replaces their steps; the target options stay. Only for kernels without temporaries:
-    isl's schedule shrinks none, and a tuned build whose temporaries differ from the default
-    build's cannot run in the default build's `Kernel` (which allocates the temporaries)."""
+    it replaces their steps; the target options stay. isl's schedule shrinks no temporary (a
+    tuned build allocates its own: loopweave.pipeline.TunedInvoker)."""
 
     TILES = (32, 16, 64, 8, 0)
 
     def applies(self, ctx: SpaceContext) -> bool:
-        return ctx.target.backend == "c" and not ctx.kernel.temporaries
+        return ctx.target.backend == "c"
 
     def knobs(self, ctx: SpaceContext) -> list[Knob]:
         return [Choice("isl.scheduler", (False, True)), Choice("isl.tile", self.TILES)]

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loopweave.autotune.dispatch import tuned_lookup
+from loopweave.autotune.model import compile_lookup, cost_model_settings
 from loopweave.backends.c import c_params, function_name
 from loopweave.backends.c_family import CFamilyRenderer, c_name
 from loopweave.errors import ArgumentTypeError, ArgumentValueError, LoopweaveError
@@ -70,16 +70,18 @@ def emit_c(source: str, sizes: Mapping[str, int] | None = None, target: str = "c
            schedule: Schedule | Callable[[KernelIR], KernelIR] | None = None,
            overwrite: bool = False, cc: str | None = None,
            cflags: str | Sequence[str] | None = None,
-           tuning_db: str | os.PathLike | bool | None = None, **options) -> EmittedC:
+           tuning_db: str | os.PathLike | bool | None = None, cost_model=None,
+           **options) -> EmittedC:
     """Write `<kernel>.h` and `<kernel>.c` for `target` into `out_dir`.
 
     sizes:    {"M": 64, ...} for every size of the kernel (fully static code), or None (generic
               code, sizes as parameters, temporaries in caller-provided scratch).
     target:   a target name as for `compile()` ("cpu" is portable C99).
     kernel, schedule, cc, cflags, options: as for `compile()`.
-    tuning_db: as for `compile()`: without a schedule, sizes given choose the best record of
-              the tuning database for them, else the target's default schedule (which is all
-              generic code gets). The kernel function is the one `compile()` runs for them.
+    tuning_db, cost_model: as for `compile()`: without a schedule, sizes given choose the best
+              record of the tuning database for them, else the cost model's choice, else the
+              target's default schedule (which is all generic code gets). The kernel function
+              is the one `compile()` runs for them.
     overwrite: replace existing files that loopweave did not write.
     """
     pipeline = Pipeline(source, target, kernel=kernel, schedule=schedule, cc=cc, cflags=cflags,
@@ -90,8 +92,9 @@ def emit_c(source: str, sizes: Mapping[str, int] | None = None, target: str = "c
     for p in paths:
         _check_writable(p, overwrite)
     values = None if sizes is None else _checked_sizes(kir, sizes)
+    model = cost_model_settings(cost_model)
     if schedule is None and values is not None:  # generic code has no sizes to look up
-        pipeline.lookup = tuned_lookup(tuning_db)
+        pipeline.lookup = compile_lookup(tuning_db, model)
     result = pipeline.stages(values, specialize=values is not None, name=f"{kir.name}_impl")
     scheduled, impl, tgt = result.ir, result.rendered, result.target
     api = _Api(scheduled, impl, impl, values, result.source)

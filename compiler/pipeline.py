@@ -46,7 +46,7 @@ from loopweave.ir.codegen import loop_ast
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import Node, to_text
 from loopweave.ir.specialize import fix_sizes, substitute_sizes
-from loopweave.runtime import Kernel
+from loopweave.runtime import Kernel, allocate
 from loopweave.targets import Target, target_spec
 from loopweave.toolchain import private_cache
 
@@ -306,15 +306,19 @@ class TunedInvoker:
     def _choose(self, sizes: dict) -> tuple:
         def make(tuned: Tuned | None) -> tuple:
             if tuned is None:
-                return self.default, self.default_source, None
+                return self.default, self.default_source, (), None
             stages = self.pipeline.run(tuned, sizes)
-            return self.pipeline.load(stages), stages.source, tuned.record
+            return (self.pipeline.load(stages), stages.source, stages.ir.temporaries,
+                    tuned.record)
         return self.pipeline.with_tuned(sizes, make)
 
     def __call__(self, arrays: dict, scalars: dict, sizes: dict) -> None:
         which = tuple(sorted(sizes.items()))
         if which not in self._chosen:
-            invoke, source, self.records[which] = self._choose(sizes)
-            self._chosen[which] = (invoke, source)
-        invoke, self.current_source = self._chosen[which]
+            invoke, source, temporaries, self.records[which] = self._choose(sizes)
+            self._chosen[which] = (invoke, source, temporaries)
+        invoke, self.current_source, temporaries = self._chosen[which]
+        if temporaries:  # the caller allocated the default build's; a schedule has its own
+            env = {**sizes, **{k: v for k, v in scalars.items() if isinstance(v, int)}}
+            arrays = {**arrays, **{t.name: allocate(t, env) for t in temporaries}}
         invoke(arrays, scalars, sizes)

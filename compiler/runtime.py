@@ -177,6 +177,19 @@ def rebuild(recipe: Recipe) -> Kernel:
 
 # -- the kernel ------------------------------------------------------------------------------------
 
+def allocate(tensor: Tensor, env: dict[str, int]) -> np.ndarray:
+    """A zeroed array for `tensor` (an output or temporary) at the sizes `env`."""
+    shape = tuple(evaluate(d, env) for d in tensor.shape)
+    if any(n < 0 for n in shape):
+        raise ArgumentValueError(f"{tensor.name} would have a negative shape {shape} for "
+                                 f"sizes {env}")
+    try:
+        return np.zeros(shape, dtype=tensor.dtype.numpy)
+    except (ValueError, MemoryError) as e:
+        raise ArgumentValueError(f"cannot allocate {tensor.name} of shape {shape} for sizes "
+                                 f"{env}: {e}") from None
+
+
 class Kernel:
     """A compiled kernel. Call it with arrays and scalars in parameter order (or by parameter
     name, as keyword arguments); `inspect.signature(kernel)` names the parameters.
@@ -294,7 +307,7 @@ class Kernel:
         `given` out= entries that are not None)."""
         arrays, scalars, env = self._bind(args)
         outputs = self._outputs(given or (None,) * len(self.ir.outputs), arrays, env)
-        temps = [self._allocate(t, env) for t in self.ir.temporaries]
+        temps = [allocate(t, env) for t in self.ir.temporaries]
         for t, a in zip((*self.ir.outputs, *self.ir.temporaries), (*outputs, *temps), strict=True):
             arrays[t.name] = a
         self.invoke(arrays, scalars, {s: env[s] for s in self.ir.sizes})
@@ -396,7 +409,7 @@ class Kernel:
         taken = [(f"argument '{name}'", a) for name, a in arrays.items()]
         for spec, value in zip(self.ir.outputs, given, strict=True):
             if value is None:
-                outputs.append(self._allocate(spec, env))
+                outputs.append(allocate(spec, env))
                 continue
             array = self._out_array(spec, value, env)
             for other_name, other in taken:
@@ -422,17 +435,6 @@ class Kernel:
         if not array.flags.writeable:
             raise ArgumentValueError(f"{what} is read-only")
         return array
-
-    def _allocate(self, tensor: Tensor, env: dict[str, int]) -> np.ndarray:
-        shape = tuple(evaluate(d, env) for d in tensor.shape)
-        if any(n < 0 for n in shape):
-            raise ArgumentValueError(f"{tensor.name} would have a negative shape {shape} for "
-                                     f"sizes {env}")
-        try:
-            return np.zeros(shape, dtype=tensor.dtype.numpy)
-        except (ValueError, MemoryError) as e:
-            raise ArgumentValueError(f"cannot allocate {tensor.name} of shape {shape} for sizes "
-                                     f"{env}: {e}") from None
 
     def _positional(self, args: tuple, kwargs: dict) -> tuple:
         """`args` then the keyword arguments, by parameter name, as one positional tuple."""

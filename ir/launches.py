@@ -182,6 +182,11 @@ class _Lowering:
                 return self.launch(node, host_vars)
             case For():
                 # A host loop: its iterations run one after the other, each with its launches.
+                stores = sorted({n.stmt for n in walk(node) if isinstance(n, Store)})
+                self.warnings.append(
+                    f"host loop {node.var} around {', '.join(stores)} of kernel "
+                    f"'{self.kernel_name}': one launch per iteration (it is bound to no GPU "
+                    f"axis; a loop that carries a dependence cannot be)")
                 return replace(node, body=self.host(node.body, [*host_vars, node.var]),
                                kind="serial")
             case If(cond=c, then=t, orelse=e):
@@ -227,7 +232,7 @@ class _Lowering:
                 f"across the threads of a block, which needs a 1-D block (threadIdx.x only), "
                 f"not {_shape_text(dict(threads))}")
         shared = self.shared_buffers(inner)
-        name = f"{self.kernel_name}_k{len(self.launches)}"
+        name = f"lw_{self.kernel_name}_k{len(self.launches)}"  # as the planners name theirs
         extents = tuple(self.grid_extent(b, host_vars) for b in blocks)
         launch = Launch(name, blocks, extents, threads, inner, shared, tuple(host_vars))
         self.launches.append(launch)

@@ -358,7 +358,7 @@ def test_cli_emit(tmp_path, capsys):
     schedule = loopweave.Schedule().vectorize("C", "j").to_json()
     assert main(["emit", str(kernel_file), "--schedule", schedule, "-o", str(out)]) == 0
     assert "lw_scratch" not in (out / "matmul.h").read_text()
-    assert main(["emit", str(kernel_file), "--size", "M=x", "-o", str(out)]) == 1
+    assert main(["emit", str(kernel_file), "--size", "M=x", "-o", str(out)]) == 2  # a bad argument
     assert "NAME=INTEGER" in capsys.readouterr().err
     (out / "matmul.c").write_text("int mine;\n")
     assert main(["emit", str(kernel_file), "-o", str(out)]) == 1

@@ -293,7 +293,7 @@ def test_triton_compiles_the_scheduled_module_for_a_real_gpu_ahead_of_time():
     result = subprocess.run([sys.executable, "-c", AOT, "matmul", "softmax"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "matmul matmul_k1" in result.stdout and "softmax softmax_k" in result.stdout
+    assert "matmul lw_matmul_k1" in result.stdout and "softmax lw_softmax_k" in result.stdout
 
 
 def test_without_binds_the_planner_still_decides():

@@ -134,12 +134,16 @@ def test_a_model_fits_rows_of_gpu_width():
 
 
 @pytest.mark.parametrize("name", ["matmul", "softmax", "attention", "jacobi_1d", "lu", "trmm"])
-def test_the_planner_candidates_are_the_planner_default(name):
+def test_the_planner_candidates_are_the_planner_default(name, monkeypatch):
     """The tuner hands the planner an explicit program-order schedule (one band per loop); the
-    CUDA planner must still see the statements' own loops as such and give the source
-    `compile()` gives without a schedule (it took every single-loop band for a host loop)."""
+    CUDA planner must still see the statements' own loops as such and give the source it gives
+    the unscheduled kernel (it took every single-loop band for a host loop). The backends'
+    step-written defaults are switched off here, so `compile()` without a schedule plans."""
+    from loopweave.backends import cuda, triton
     from loopweave.driver import stages
 
+    for backend in (cuda, triton):
+        monkeypatch.setattr(backend, "default_schedule", lambda kernel, target: None)
     source = refs.KERNELS[name].source()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

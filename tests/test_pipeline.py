@@ -200,3 +200,29 @@ def test_the_package_imports_its_api_on_first_use():
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         loopweave.nonexistent  # noqa: B018
     assert {"compile", "emit_c", "tune", "Schedule", "Kernel"} <= set(dir(loopweave))
+
+
+SOFTMAX = """
+kernel softmax(X: f32[N, D]) -> Y: f32[N, D] {
+    m[i] max= X[i, j]
+    e[i, j] = exp(X[i, j] - m[i])
+    s[i] += e[i, j]
+    Y[i, j] = e[i, j] / s[i]
+}"""
+
+
+def test_a_record_keeps_the_temporaries_its_schedule_needs(tmp_path):
+    """The default schedule shrinks softmax's temporaries (a row of e, a scalar m); a
+    program-order record keeps them whole: the call allocates the record's, not the
+    default build's (a record's build once failed with KeyError 'm')."""
+    sizes = {"N": 5, "D": 7}
+    path = tmp_path / "tune.sqlite"
+    key = kernel_key(front_end(SOFTMAX), sizes, get_target("cpu"))
+    with Database(path) as db:
+        db.add(Record.for_key(key, "softmax", machine="test", schedule=Schedule().to_json(),
+                              options="{}", status="ok", median_s=1e-6))
+    kernel = loopweave.compile(SOFTMAX, tuning_db=path)
+    x = np.random.default_rng(0).standard_normal((5, 7)).astype(np.float32)
+    want = np.exp(x - x.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(kernel(x), want / want.sum(axis=1, keepdims=True), rtol=1e-5)
+    assert kernel.source == loopweave.compile(SOFTMAX, schedule=Schedule()).source

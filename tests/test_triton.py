@@ -121,6 +121,9 @@ def test_sequential_loops_warn():
     with pytest.warns(SequentialLoopWarning, match=r"loops t, i, j .*inside one program"):
         loopweave.compile(refs.KERNELS["seidel_2d"].source(), target="triton")
     with pytest.warns(SequentialLoopWarning, match="loop t runs as a sequence of launches"):
+        loopweave.compile(refs.KERNELS["jacobi_1d"].source(), target="triton",
+                          schedule=loopweave.Schedule())  # the planner's words
+    with pytest.warns(SequentialLoopWarning, match="host loop .* one launch per iteration"):
         loopweave.compile(refs.KERNELS["jacobi_1d"].source(), target="triton")
     with pytest.warns(SequentialLoopWarning, match="loop i .*inside each program"):
         loopweave.compile(refs.KERNELS["trmm"].source(), target="triton")
