@@ -566,7 +566,10 @@ class Tally:
     messages: Counter = field(default_factory=Counter)  # (target, status, message key)
     failures: list = field(default_factory=list)  # (seed, Outcome)
 
+    kernels: int = 0
+
     def add(self, seed: int, outcomes: list[Outcome]) -> None:
+        self.kernels += 1
         for o in outcomes:
             self.runs[o.target] += 1
             self.status[o.target, o.status] += 1
@@ -610,7 +613,7 @@ def fuzz(seeds: range, runner: Runner, log=print, shrink_budget_s: float = 0.0) 
     try:
         _fuzz_seeds(seeds, runner, tally, log, shrink_budget_s, start)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop, and keep what was counted
-        log(f"interrupted after {tally.runs.get('reference', 0)} kernels")
+        log(f"interrupted after {tally.kernels} kernels")
     return tally
 
 
