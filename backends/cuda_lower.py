@@ -252,6 +252,8 @@ class Lowering:
     def is_row_reduction(self, info: Info, dims: list[str]) -> bool:
         if info.stmt.op == "=" or not info.red or not set(info.lhs_dims) <= set(dims):
             return False
+        if any(load.tensor == info.stmt.lhs.tensor for load in ir.loads(info.stmt.rhs)):
+            return False  # `B += C[i] - B` reads what it reduces into: its order matters
         red = cuda_isl.keep_only(cuda_isl.fix(info.stmt.domain, info.outer), info.red)
         return not all(cuda_isl.has_constant_extent(self.kernel, red, d, SMALL_REDUCTION)
                        for d in range(len(info.red)))

@@ -123,6 +123,8 @@ class ExprWriter:
             return repr(float(value))
         if dtype == BOOL:
             return "True" if value else "False"
+        if dtype.kind == "uint":  # a Python int is int32 to Triton: `u8 % 3` mixes signedness
+            return f"tl.full((), {int(value)}, dtype={TL_TYPES[dtype.name]})"
         return str(int(value))
 
     def render(self, e, layout: Layout, prec: int = 0) -> str:

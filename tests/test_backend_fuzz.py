@@ -49,7 +49,6 @@ BOUNDED = {
 KNOWN_FAILURES: dict[tuple[int, str], str] = {
     (8, "triton"): "a reduced index as a value inside sigmoid: regression "
                    "triton_reduced_index_as_value",
-    (9, "triton"): "u8 % 3 in the interpreter: regression triton_u8_modulo",
 }
 
 
