@@ -108,10 +108,16 @@ class CBackend(CFamilyRenderer):
     name = "c"
     file_suffix = ".c"
 
-    def __init__(self, kernel: KernelIR, vector_isa=None):
+    #: A register tile's row is cut into vectors of this many bytes, the machine's width: gcc
+    #: keeps a wider vector type (64 bytes on AVX2) in memory, not registers (matmul 8x slower).
+    register_tile_chunk_bytes = 64
+
+    def __init__(self, kernel: KernelIR, vector_isa=None, vector_bytes: int | None = None):
         super().__init__({t.name: t.shape for t in kernel.tensors.values()})
         self.kernel = kernel
         self.vector_isa = vector_isa  # a backends.simd.VectorISA for vector loops, or None
+        if vector_bytes is not None:
+            self.register_tile_chunk_bytes = vector_bytes
 
     def call(self, f: str, args, dtype: DType) -> str:
         if f in ("exp", "erf") and dtype.name == "f32":  # libm's are calls gcc cannot vectorize
@@ -169,17 +175,26 @@ def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
 def default_schedule(kernel: KernelIR, target: Target | None = None):
     """The schedule `compile()` uses without one: passes/default.py's CPU heuristics, with
     register tiles as wide as the vectors the target's compiler flags give."""
-    def vector_bytes() -> int:
-        isa = simd.isa_for(target.cc, target.cflags) if target is not None else None
-        return 64 if isa is simd.AVX512 else 32
+    return cpu_default(kernel, lambda: vector_bytes(target))
 
-    return cpu_default(kernel, vector_bytes)
+
+#: The widest vector of each x86 instruction set, in bytes (the SSE baseline: 16).
+VECTOR_BYTES = {"avx512": 64, "avx2": 32}
+
+
+def vector_bytes(target: Target | None) -> int:
+    """The SIMD width the target's compiler flags give (AVX2 without a target)."""
+    if target is None:
+        return VECTOR_BYTES["avx2"]
+    isa = simd.isa_for(target.cc, target.cflags)
+    return VECTOR_BYTES.get(isa.name, 16) if isa is not None else 16
 
 
 def render(kernel: KernelIR, loops: Node, target: Target | None = None) -> str:
     """C source of a scheduled kernel."""
     isa = simd.isa_for_target(target, loops) if target is not None else None
-    return CBackend(kernel, isa).render(loops)
+    return CBackend(kernel, isa, vector_bytes(target) if target is not None else None
+                    ).render(loops)
 
 
 _CTYPES = {"f32": ctypes.c_float, "f64": ctypes.c_double, "i8": ctypes.c_int8,

@@ -237,6 +237,23 @@ def test_isa_follows_the_compiler_flags():
         assert simd.isa_for("arm-none-eabi-gcc", ("-mcpu=cortex-m4", "-mthumb")) is None
 
 
+@pytest.mark.parametrize("isa, vector, tile_rows", [("avx2", "lw_vec_f32_8", 6),
+                                                    ("avx512", "lw_vec_f32_16", 8)])
+def test_register_tile_rows_are_cut_into_machine_vectors(isa, vector, tile_rows):
+    """The default matmul's register tile rows are vectors of the flags' width: on AVX2 a
+    64-byte GCC vector type lives in memory (each FMA a load and a store), 8x slower."""
+    source = stages(refs.KERNELS["matmul"].source(), cflags=X86[isa]).source
+    assert f"{vector} lw_r0_0" in source and "lw_r" + str(tile_rows - 1) + "_0" in source
+    assert c_backend.vector_bytes(c_backend.make_target("cpu", None, X86[isa], {})) == \
+        {"avx2": 32, "avx512": 64}[isa]
+    if _host_has(isa.replace("avx512", "avx512f")):
+        kernel = loopweave.compile(refs.KERNELS["matmul"].source(), cflags=X86[isa],
+                                   tuning_db=False)
+        a = np.random.default_rng(1).random((13, 37), np.float32)
+        b = np.random.default_rng(2).random((37, 45), np.float32)
+        np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4)
+
+
 # -- Arm: NEON under qemu-aarch64, Helium/MVE under qemu-system-arm --------------------------------
 
 ARM_CASES = [
