@@ -21,7 +21,7 @@ demo: venv
 	$(VPY) examples/demo.py
 
 test: venv toolchains imports
-	$(VPY) -m pytest -q -n auto
+	$(VPY) -m pytest -q -n auto --durations=25
 
 lint: venv imports
 	$(VENV)/bin/ruff check .

@@ -10,6 +10,7 @@ Inputs are `const T *restrict`; outputs, inout tensors and temporaries are `T *r
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,16 +109,19 @@ class CBackend(CFamilyRenderer):
     name = "c"
     file_suffix = ".c"
 
-    #: A register tile's row is cut into vectors of this many bytes, the machine's width: gcc
-    #: keeps a wider vector type (64 bytes on AVX2) in memory, not registers (matmul 8x slower).
-    register_tile_chunk_bytes = 64
-
-    def __init__(self, kernel: KernelIR, vector_isa=None, vector_bytes: int | None = None):
+    def __init__(self, kernel: KernelIR, vector_isa=None,
+                 vector_bytes: Callable[[], int] | None = None):
         super().__init__({t.name: t.shape for t in kernel.tensors.values()})
         self.kernel = kernel
         self.vector_isa = vector_isa  # a backends.simd.VectorISA for vector loops, or None
-        if vector_bytes is not None:
-            self.register_tile_chunk_bytes = vector_bytes
+        self._vector_bytes = vector_bytes
+
+    @property
+    def register_tile_chunk_bytes(self) -> int:
+        """A register tile's row is cut into vectors of this many bytes, the machine's width:
+        gcc keeps a wider vector type (64 bytes on AVX2) in memory, not registers (matmul 8x
+        slower). Asked only when a tile is rendered: it may run the compiler."""
+        return self._vector_bytes() if self._vector_bytes is not None else 64
 
     def call(self, f: str, args, dtype: DType) -> str:
         if f in ("exp", "erf") and dtype.name == "f32":  # libm's are calls gcc cannot vectorize
@@ -193,8 +197,8 @@ def vector_bytes(target: Target | None) -> int:
 def render(kernel: KernelIR, loops: Node, target: Target | None = None) -> str:
     """C source of a scheduled kernel."""
     isa = simd.isa_for_target(target, loops) if target is not None else None
-    return CBackend(kernel, isa, vector_bytes(target) if target is not None else None
-                    ).render(loops)
+    width = (lambda: vector_bytes(target)) if target is not None else None
+    return CBackend(kernel, isa, width).render(loops)
 
 
 _CTYPES = {"f32": ctypes.c_float, "f64": ctypes.c_double, "i8": ctypes.c_int8,

@@ -373,7 +373,8 @@ class ModuleWriter:
         for a in self.scalars():
             lines.append(f"    {py_name(a.name)} = scalars[{a.name!r}]")
         if self.device_locals:  # used by several launches or blocks: the launcher's own
-            lines.append("    lw_device = next(iter(tensors.values())).device")
+            # (a stand-in without a device, as gpu_resources passes for warmups: the default)
+            lines.append("    lw_device = getattr(next(iter(tensors.values())), 'device', None)")
         for b in self.device_locals.values():
             size = " * ".join(f"({python_expr(d)})" for d in b.shape) or "1"
             lines.append(f"    {py_name(b.name)} = torch.empty(max({size}, 1), dtype=torch."

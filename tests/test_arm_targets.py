@@ -195,7 +195,7 @@ def test_render_needs_no_cross_tools():
     assert "lw_smlad(" in render("cortex-m4", schedule=order)
     assert "vmlaq_n_s32(" in render("cortex-m55", schedule=order)
     assert "vmlal_n_s16(" in render("aarch64", schedule=order)
-    assert "lw_smlad(lw_pa0_o" in render("cortex-m4")  # dot products along k
+    assert "lw_smlad(lw_a0_l0" in render("cortex-m4")  # dot products along k, pairs of k
     assert "vmladavaq_s8(lw_t0_0" in render("cortex-m55")
     assert "vmlal_laneq_s16(lw_t0_0" in render("aarch64")
     plain = render("cortex-m4", schedule=order, options={"idioms": False})

@@ -30,6 +30,7 @@ import os
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before anything imports triton: no GPU here
 
 import argparse  # noqa: E402
+import ctypes  # noqa: E402
 import multiprocessing  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
@@ -278,11 +279,23 @@ def _child(send, call) -> None:
     import resource
 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a segfault dumps no core: quick death
+    _one_openmp_thread()
     try:
         send.send(call())
     finally:
         send.close()
         os._exit(0)  # no atexit handlers of the parent in the child
+
+
+def _one_openmp_thread() -> None:
+    """libgomp is not fork-safe: a child of a process whose OpenMP threads have run hangs in its
+    first parallel region (the pool's threads are not in the child). One thread never uses the
+    pool, so parallel kernels still run, serially (the parent may be a pytest worker that ran
+    OpenMP kernels before)."""
+    try:
+        ctypes.CDLL("libgomp.so.1").omp_set_num_threads(1)
+    except OSError:  # no libgomp here: nothing was forked with its threads either
+        pass
 
 
 # -- one kernel on every target ---------------------------------------------------------------
