@@ -20,10 +20,11 @@ Each statement's steps are kept only if `Schedule.apply` accepts them, so the re
 construction; a statement with no parallel loop runs on one thread (and `render` warns).
 
 Row kernels come first: when the statements can be fused in their outermost loop, none is a
-contraction and one of them reduces a row into one element (softmax's `m[i] max= X[i, j]`, layernorm's mean), all
-statements are fused into that loop, bound to blockIdx.x (a row per block), each statement's row
-dealt round-robin over `threads_x * threads_y` threads (`interleave`); a row reduction becomes
-partial results per thread combined across the block (ir/launches.ThreadReduce):
+contraction and one of them reduces a row into one element (softmax's `m[i] max= X[i, j]`,
+layernorm's mean), all statements are fused into that loop, bound to blockIdx.x (a row per
+block), each statement's row dealt round-robin over `threads_x * threads_y` threads
+(`interleave`); a row reduction becomes partial results per thread combined across the block
+(ir/launches.ThreadReduce):
 
     for i (blockIdx.x): m[i] = -inf
                         for j_lane (threadIdx.x): for j_round: m[i] max= X[i, 256 j_round + j_lane]

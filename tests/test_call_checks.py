@@ -59,7 +59,8 @@ def gemm_expected(alpha, C, A, B):
     (0, lambda s: "2", ArgumentTypeError, ["'alpha'", "scalar"]),
     (0, lambda s: True, ArgumentTypeError, ["'alpha'"]),
     (0, lambda s: 10**400, ArgumentValueError, ["'alpha'", "does not fit"]),
-], ids=["f64", "i32", "rank+1", "rank-1", "shape", "strided-out", "list", "array-for-scalar", "str-for-scalar", "bool-for-scalar", "huge-scalar"])
+], ids=["f64", "i32", "rank+1", "rank-1", "shape", "strided-out", "list", "array-for-scalar",
+        "str-for-scalar", "bool-for-scalar", "huge-scalar"])
 def test_bad_arguments_are_named_errors(index, bad, error, words):
     args = list(gemm_args())
     args[index] = bad(args[index])
