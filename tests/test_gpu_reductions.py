@@ -15,7 +15,7 @@ os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported: no 
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from test_gpu_schedule import needs_triton  # noqa: E402
+from test_gpu_schedule import assert_matches_reference, needs_triton  # noqa: E402
 from test_kernels import refs  # noqa: E402
 
 import loopweave  # noqa: E402
@@ -104,12 +104,7 @@ def test_row_kernels_run_as_one_launch_with_a_row_per_block(name, target):
     launches = kernel.source.count("__global__") if target == "cuda" else \
         kernel.source.count("@triton.jit")
     assert launches == 1, kernel.source
-    args = case.make_inputs(ROW_KERNELS[name], 5)
-    expected = case.expected(args)
-    got = refs.results_of(case, args, kernel(*args.values()))
-    for out, want in expected.items():
-        err, ok = refs.compare(got[out], want, case.tol_scale)
-        assert ok, f"{name} on {target}: {out} differs from the reference by {err:g}"
+    assert_matches_reference(refs, case, ROW_KERNELS[name], 5, kernel, f"{name} on {target}")
 
 
 def test_a_row_temporary_lives_in_device_memory_one_row_per_block():

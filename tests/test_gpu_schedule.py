@@ -113,14 +113,19 @@ def compiled(name: str, variant: int, target: str):
                              tuning_db=False, **options)
 
 
-def check_numerics(name: str, kernel) -> None:
-    case = refs.KERNELS[name]
-    args = case.make_inputs(SIZES[name], 7)
-    expected = case.expected(args)
-    got = refs.results_of(case, args, kernel(*args.values()))
+def assert_matches_reference(suite, case, sizes: dict, seed: int, kernel, what: str) -> None:
+    """`kernel` on `case`'s inputs at `sizes` against its numpy reference; `suite` is the
+    reference module (example kernels or PolyBench) with `results_of` and `compare`."""
+    args = case.make_inputs(sizes, seed)
+    expected = case.expected(args)  # before the call: it updates inout arrays in place
+    got = suite.results_of(case, args, kernel(*args.values()))
     for out, want in expected.items():
-        err, ok = refs.compare(got[out], want, case.tol_scale)
-        assert ok, f"{name}: {out} differs from the reference by {err:g}"
+        err, ok = suite.compare(got[out], want, case.tol_scale)
+        assert ok, f"{what}: {out} differs from the reference by {err:g}"
+
+
+def check_numerics(name: str, kernel) -> None:
+    assert_matches_reference(refs, refs.KERNELS[name], SIZES[name], 7, kernel, name)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -326,12 +331,7 @@ def test_every_example_runs_under_the_step_written_gpu_schedule(name, target):
         warnings.simplefilter("ignore")  # seidel_2d has no parallel loop: one thread
         kernel = loopweave.compile(case.source(), target, schedule=schedule, tuning_db=False,
                                    **options)
-    args = case.make_inputs(case.sizes[0], 11)
-    expected = case.expected(args)  # before the call: it updates inout arrays in place
-    got = refs.results_of(case, args, kernel(*args.values()))
-    for out, want in expected.items():
-        err, ok = refs.compare(got[out], want, case.tol_scale)
-        assert ok, f"{name}: {out} differs from the reference by {err:g}"
+    assert_matches_reference(refs, case, case.sizes[0], 11, kernel, name)
 
 
 def test_the_gpu_schedule_binds_what_it_can_and_stages_contractions_on_cuda():
@@ -363,12 +363,7 @@ def test_contractions_multiply_tiles_with_tl_dot(name):
     assert "tl.dot(" in kernel.source
     if name == "qmm":
         assert "out_dtype=tl.int32" in kernel.source
-    args = case.make_inputs(case.sizes[-1], 5)
-    expected = case.expected(args)
-    got = refs.results_of(case, args, kernel(*args.values()))
-    for out, want in expected.items():
-        err, ok = refs.compare(got[out], want, case.tol_scale)
-        assert ok, f"{name}: {out} differs from the reference by {err:g}"
+    assert_matches_reference(refs, case, case.sizes[-1], 5, kernel, name)
 
 
 def test_dot_names_a_statement_that_is_no_contraction():

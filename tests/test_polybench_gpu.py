@@ -18,6 +18,7 @@ import importlib.util  # noqa: E402
 import warnings  # noqa: E402
 
 import pytest  # noqa: E402
+from test_gpu_schedule import assert_matches_reference  # noqa: E402
 
 import loopweave  # noqa: E402
 from loopweave.examples import load_polybench_references  # noqa: E402
@@ -47,12 +48,7 @@ def check(name: str, target: str, schedule) -> None:
         warnings.simplefilter("ignore")  # loops that carry dependences run sequentially
         kernel = loopweave.compile(case.source(), target, schedule=schedule, tuning_db=False,
                                    **options)
-    args = case.make_inputs(case.sizes[0], 100)
-    expected = case.expected(args)  # before the call: it updates inout arrays in place
-    got = poly.results_of(case, args, kernel(*args.values()))
-    for out, want in expected.items():
-        err, ok = poly.compare(got[out], want, case.tol_scale)
-        assert ok, f"{name} on {target}: {out} differs from numpy by {err:g}"
+    assert_matches_reference(poly, case, case.sizes[0], 100, kernel, f"{name} on {target}")
 
 
 @pytest.mark.parametrize("name", sorted(poly.POLYBENCH))
