@@ -14,7 +14,8 @@ Choosing the schedule, first match wins:
    (`loopweave.autotune.dispatch.tuned_lookup`) and hands it in: this module sits below the
    autotuner and never imports it, and the autotuner never calls `compile()` back;
 3. the target's default: its backend's `default_schedule(kernel_ir, target)`, else program
-   order.
+   order, on the IR that `passes/normalize.py` made (reduction-invariant factors moved after
+   their reductions, so that equal spellings get one schedule).
 A tuned schedule that no longer compiles falls back to 3, as logged on `loopweave.autotune`
 (which record a call's sizes use is logged there at info level, that none matched at debug).
 
@@ -46,6 +47,7 @@ from loopweave.ir.codegen import loop_ast
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import Node, to_text
 from loopweave.ir.specialize import fix_sizes, substitute_sizes
+from loopweave.passes.normalize import normalize
 from loopweave.runtime import Kernel, allocate
 from loopweave.targets import Target, target_spec
 from loopweave.toolchain import private_cache
@@ -233,13 +235,14 @@ class Pipeline:
         if tuned is not None and tuned.options:
             target = get_target(target.name, self.cc, self.cflags, {**self.options,
                                                                       **tuned.options})
-        if tuned is not None:
-            schedule = tuned.schedule
-        elif self.schedule is not None:
-            schedule = self.schedule
-        else:
-            schedule = default_schedule(self.unscheduled, target)
-        result = Stages(target, unscheduled=self.unscheduled, ir=self.unscheduled,
+        schedule = tuned.schedule if tuned is not None else self.schedule
+        kernel_ir = self.unscheduled
+        if tuned is None and self.schedule is None:
+            # Only here, where no schedule names statements: equal spellings become one form
+            # (passes/normalize.py) before the target's default chooses a schedule.
+            kernel_ir = normalize(kernel_ir)
+            schedule = default_schedule(kernel_ir, target)
+        result = Stages(target, unscheduled=self.unscheduled, ir=kernel_ir,
                         schedule=schedule, tuned=tuned)
         result.dumps.append(("ir", str(result.ir)))
         if schedule is not None:
