@@ -18,7 +18,8 @@ construction), in this order:
    them; in the other statements, the loop that walks the most accesses with stride 1 goes
    innermost where that is legal;
 3. the outermost loop of each nest is parallel (OpenMP) if it carries no dependence and the
-   target has threads;
+   target has threads; an unbatched contraction's row-block loop instead (see
+   `_row_block_loop`);
 4. the innermost loop of each remaining statement is vectorized if it carries none.
 """
 
@@ -107,6 +108,7 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
         if _isolate_contraction(kernel, schedule, s, placements, facts):
             placements = schedule.placements(kernel)
     tiled = set()
+    parallel_loop: dict[str, str] = {}  # statement -> its parallel loop, if not the outermost
     for s in kernel.statements:
         if _group_size(placements, s) == 1:
             names = placements[s.name].names()
@@ -115,6 +117,9 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
             steps = tile_steps(s, names, facts)
             if steps and _try(kernel, schedule, steps):
                 tiled.add(s.name)
+                rows = _row_block_loop(s, names, facts)
+                if rows is not None:
+                    parallel_loop[s.name] = rows
     if len(kernel.statements) <= MAX_FUSION_STATEMENTS:
         for s in kernel.statements:
             if s.name not in tiled:
@@ -127,7 +132,8 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
         group = placements[s.name].order[:1]
         if names and group not in seen_groups and facts.parallel:
             seen_groups.add(group)
-            candidates.append(("parallel", s.name, 0))
+            loop = parallel_loop.get(s.name)
+            candidates.append(("parallel", s.name, names.index(loop) if loop else 0))
         if names and s.name not in tiled and len(names) > 1:
             candidates.append(("vectorize", s.name, len(names) - 1))
     free, vectors = _loops_carrying_nothing(kernel, placements,
@@ -156,6 +162,18 @@ def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple
     if conv.widening:
         rows, cols = facts.int8_tile
     return convolution_steps(s, loops, rows, cols, widening=True)
+
+
+def _row_block_loop(s: Statement, loops: list[str], facts: TargetFacts) -> str | None:
+    """The loop over MR-row blocks of a packed, unbatched contraction's tile (`i_o`), which
+    is its parallel loop, as in BLIS: the outermost one walks N / NC panels, one or two at
+    the sizes that fit in cache (256^3, 512^3), so it would leave threads idle, while the row
+    blocks number M / MR. The threads share the packed B panel, filled before the loop.
+    None for other statements (a batched contraction runs its batch loop in parallel)."""
+    c = match_contraction(s, loops)
+    if c is None or len(loops) != 3 or facts.panel is None:
+        return None
+    return f"{c.i}_o"
 
 
 def _contraction_tile(s: Statement, loops: list[str], facts: TargetFacts):

@@ -6,7 +6,6 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
       C[c0 * N + c1] = 0.0f;
     }
   }
-  #pragma omp parallel for
   for (int64_t c0 = 0; c0 <= lw_div_i64(N - 1, 256); c0 += 1) {
     for (int64_t c1 = 0; c1 <= lw_div_i64(K - 1, 256); c1 += 1) {
       {
@@ -16,6 +15,7 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
             B_pack[c2_0 * 272 + c2_1] = B[(256 * c1 + c2_0) * N + (256 * c0 + c2_1)];
           }
         }
+        #pragma omp parallel for
         for (int64_t c2 = 0; c2 <= lw_div_i64(M - 1, 6); c2 += 1) {
           for (int64_t c3 = 16 * c0; c3 <= lw_min_i64(16 * c0 + 15, (N - 1) / 16); c3 += 1) {
             if (6 * c2 + 5 <= lw_min_i64(M - 1, 6 * c2 + 5) && 16 * c3 + 15 <= lw_min_i64(N - 1, 16 * c3 + 15)) {
