@@ -48,7 +48,7 @@ from loopweave.ir.launches import lower_launches
 from loopweave.passes import placement as pl
 from loopweave.passes.legality import REDUCTIONS
 from loopweave.passes.patterns import Contraction, match_contraction
-from loopweave.passes.schedule import Schedule
+from loopweave.passes.schedule import Schedule, target_statements
 from loopweave.targets import GpuFacts
 
 
@@ -99,16 +99,10 @@ def default_gpu_schedule(kernel: KernelIR, facts: GpuFacts) -> Schedule | None:
         return None
     schedule = gpu_schedule(kernel, GpuTiles(), facts)
     bound = {s.name for step in schedule.steps if step.op == "bind"
-             for s in _statements(kernel, step.target)}
+             for s in target_statements(kernel, step.target)}
     if bound != {s.name for s in kernel.statements}:
         return None
     return schedule
-
-
-def _statements(kernel: KernelIR, target: str) -> list[Statement]:
-    """The statements a step's target names (statement names or tensors, comma-separated)."""
-    names = target.split(",")
-    return [s for s in kernel.statements if s.name in names or s.lhs.tensor in names]
 
 
 def row_schedule(kernel: KernelIR, placements, tiles: GpuTiles,

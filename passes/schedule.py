@@ -236,7 +236,7 @@ class Schedule:
         for step in self.steps:
             if step.op != "reassociate":
                 continue
-            for s in _targets(kernel, step.target):
+            for s in target_statements(kernel, step.target):
                 if s.is_init:
                     continue
                 if s.op not in REDUCTIONS:
@@ -257,7 +257,7 @@ class Schedule:
         for step in self.steps:
             if step.op not in ("cache_read", "cache_write"):
                 continue
-            stmts = _targets(kernel, step.target)
+            stmts = target_statements(kernel, step.target)
             if step.op == "cache_read":
                 tensor, at, *layout = step.args
             else:
@@ -281,7 +281,9 @@ def _check_positive(what: str, value) -> None:
         raise ScheduleError(f"{what} must be a positive integer, not {value!r}")
 
 
-def _targets(kernel: KernelIR, target: str) -> list[Statement]:
+def target_statements(kernel: KernelIR, target: str) -> list[Statement]:
+    """The statements a step's target names: statement names or tensors (every statement
+    that writes it), comma-separated. An unknown name is a ScheduleError listing the known."""
     stmts = []
     for name in target.split(","):
         if name in kernel.statement:
@@ -296,7 +298,7 @@ def _targets(kernel: KernelIR, target: str) -> list[Statement]:
 
 
 def _apply_step(kernel: KernelIR, step: Step, placements: dict[str, Placement]) -> None:
-    stmts = _targets(kernel, step.target)
+    stmts = target_statements(kernel, step.target)
     if step.op == "fuse":
         pl.fuse(placements, [s.name for s in stmts], step.args[0])
         return
@@ -311,7 +313,7 @@ def _apply_step(kernel: KernelIR, step: Step, placements: dict[str, Placement]) 
         return
     if step.op == "compute_at":
         (loop,) = step.args
-        consumers = _targets(kernel, step.target.split(",")[1])
+        consumers = target_statements(kernel, step.target.split(",")[1])
         _check_names_exist(step, [placements[s.name] for s in consumers], [loop])
         depth = 1 + min(placements[s.name].names().index(loop) for s in consumers
                         if loop in placements[s.name].names())
