@@ -175,6 +175,26 @@ def rebuild(recipe: Recipe) -> Kernel:
     return kernel
 
 
+# -- gathers: index values checked before the call ---------------------------------------------
+
+def check_indices(kernel_ir: KernelIR, arrays: dict[str, np.ndarray], env: dict[str, int]) -> None:
+    """Every value a gather reads as an index (`ids` in `table[ids[i], d]`) inside the tensor
+    it indexes, checked once per call before anything runs (vectorized: a min and a max per
+    index tensor); raises ArgumentValueError naming the first bad element otherwise."""
+    for c in kernel_ir.index_checks:
+        extent = evaluate(kernel_ir.tensors[c.tensor].shape[c.dim], env)
+        lo = [max(0, evaluate(e, env)) for e in c.lo]
+        box = tuple(slice(a, evaluate(e, env)) for a, e in zip(lo, c.hi, strict=True))
+        values = arrays[c.index][box]
+        if values.size == 0 or (values.min() >= 0 and values.max() < extent):
+            continue
+        where = tuple(int(k) for k in np.argwhere((values < 0) | (values >= extent))[0])
+        position = ", ".join(str(a + k) for a, k in zip(lo, where, strict=True))
+        raise ArgumentValueError(
+            f"{c.index}[{position}] = {values[where]} is out of range 0..{extent - 1} for "
+            f"dimension {c.dim} of {c.tensor} (read as {c.access} at line {c.line})")
+
+
 # -- the kernel ------------------------------------------------------------------------------------
 
 def allocate(tensor: Tensor, env: dict[str, int]) -> np.ndarray:
@@ -306,6 +326,7 @@ class Kernel:
         """Check and bind `args`, run the kernel; the output arrays (the caller's for the
         `given` out= entries that are not None)."""
         arrays, scalars, env = self._bind(args)
+        check_indices(self.ir, arrays, env)
         outputs = self._outputs(given or (None,) * len(self.ir.outputs), arrays, env)
         temps = [allocate(t, env) for t in self.ir.temporaries]
         for t, a in zip((*self.ir.outputs, *self.ir.temporaries), (*outputs, *temps), strict=True):

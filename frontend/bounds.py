@@ -24,6 +24,15 @@ def out_of_bounds(s: Statement, tensors: dict[str, Tensor],
     for access in [s.lhs, *ir.loads(s.rhs)]:
         inside = isl_helpers.box(params, access.tensor, extents[access.tensor])
         m = s.access_map(params, access).intersect_params(context)
+        # A gather's indirect dimensions are checked at call time (KernelIR.index_checks):
+        # here they range over the tensor, and only the affine ones are proved.
+        indirect = [k for k, x in enumerate(access.indices) if ir.is_indirect(x)]
+        if indirect:
+            along = inside
+            for k in range(len(access.indices)):
+                if k not in indirect:
+                    along = along.drop_constraints_involving_dims(isl.dim_type.set, k, 1)
+            m = m.intersect_range(along)
         outside = m.intersect_range(inside.complement())
         if outside.is_empty():
             continue

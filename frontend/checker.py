@@ -29,6 +29,8 @@ from loopweave.frontend import ast
 from loopweave.frontend import temporaries as temps
 from loopweave.frontend.ast_walk import first_use, names_in, writes_by_name
 from loopweave.frontend.bounds import out_of_bounds
+from loopweave.frontend.gathers import gather_index, index_checks, scatter_error, tensor_read
+from loopweave.frontend.index_vars import find_index_vars, implicit_range
 from loopweave.frontend.lint import near_miss_indices
 from loopweave.frontend.program_order import Loop, Node, program_order
 from loopweave.frontend.reductions import init_statement, init_value
@@ -330,6 +332,10 @@ class Checker:
                 raise self.error(f"the range of '{v}' has no finite bounds; give it with "
                                  f"`where {v} in lo:hi` in terms of sizes and other variables",
                                  where)
+        for k, i in enumerate(st.lhs.indices):
+            if (read := tensor_read(i)) is not None:
+                e = scatter_error(lhs_name, k, read)
+                raise self.error(e.message, e.pos)
         lhs_indices = tuple(to_affine(i, f"index {k} of '{lhs_name}'")
                             for k, i in enumerate(st.lhs.indices))
 
@@ -361,8 +367,11 @@ class Checker:
             if len(a.indices) != len(t.shape):
                 raise DSLTypeError(f"'{a.tensor}' has rank {len(t.shape)} but is indexed with "
                                    f"{len(a.indices)} index(es)", a.pos)
-            return ir.Load(a.tensor, tuple(to_affine(i, f"index {k} of '{a.tensor}'")
-                                           for k, i in enumerate(a.indices)), t.dtype)
+            # An index that is a read of a tensor makes a gather (frontend/gathers.py).
+            return ir.Load(a.tensor, tuple(
+                gather_index(i, self.tensors, load) if isinstance(i, ast.Access)
+                else to_affine(i, f"index {k} of '{a.tensor}'") for k, i in enumerate(a.indices)),
+                t.dtype)
         typer = ValueTyper(resolve, load)
         try:
             rhs = typer(st.rhs)
@@ -421,88 +430,18 @@ class Checker:
         return named
 
     def find_index_vars(self, st: ast.Statement, loops: list[Loop]) -> list[str]:
-        """Index variables in order of first appearance: left side, right side, `where`."""
-        order: list[str] = []
-        in_index: set[str] = set()
-
-        def visit(e: ast.Expr, index_position: bool) -> None:
-            match e:
-                case ast.Name(id=n):
-                    if self.name_is_free(n, loops) and n != st.lhs.tensor:
-                        if n not in order:
-                            order.append(n)
-                        if index_position:
-                            in_index.add(n)
-                case ast.Access(indices=ix):
-                    for i in ix:
-                        visit(i, True)
-                case ast.Unary(operand=x):
-                    visit(x, index_position)
-                case ast.Binary(left=a, right=b) | ast.Compare(left=a, right=b):
-                    visit(a, index_position)
-                    visit(b, index_position)
-                case ast.Call(args=args):
-                    for a in args:
-                        visit(a, index_position)
-
-        visit(st.lhs, True)
-        visit(st.rhs, False)
-        for w in st.where:
-            if isinstance(w, ast.WhereRange):
-                if not self.name_is_free(w.var, loops):
-                    raise self.error(f"'{w.var}' in `where {w.var} in ...` is not an index "
-                                     "variable", w.pos)
-                if w.var not in order:
-                    order.append(w.var)
-                in_index.add(w.var)
-                visit(w.lo, True)
-                visit(w.hi, True)
-            else:
-                visit(w.cond, True)
-        # A name seen only as a value (never indexing anything) is a misspelling, not a variable.
-        return [n for n in order if n in in_index]
+        """Index variables in order of first appearance (frontend/index_vars.py)."""
+        try:
+            return find_index_vars(st, lambda n: self.name_is_free(n, loops))
+        except DSLTypeError as e:
+            raise self.error(e.message, e.pos) from None
 
     def implicit_range(self, var: str, st: ast.Statement) -> isl.PwAff:
         """The extent of `var`, from the dimensions it indexes directly; they must agree."""
-        uses: list[tuple[str, int, SourcePos]] = []
-
-        def visit(e: ast.Expr) -> None:
-            match e:
-                case ast.Access(tensor=t, indices=ix):
-                    for d, i in enumerate(ix):
-                        if isinstance(i, ast.Name) and i.id == var and t in self.tensors \
-                                and len(ix) == len(self.tensors[t].shape):
-                            uses.append((t, d, i.pos))
-                        visit(i)
-                case ast.Unary(operand=x):
-                    visit(x)
-                case ast.Binary(left=a, right=b) | ast.Compare(left=a, right=b):
-                    visit(a)
-                    visit(b)
-                case ast.Call(args=args):
-                    for a in args:
-                        visit(a)
-        visit(st.rhs)
-        rhs_uses, uses[:] = list(uses), []
-        # A temporary's own extent counts only when nothing else gives one: a later write that
-        # reaches further grows it.
-        target = self.tensors.get(st.lhs.tensor)
-        if not (rhs_uses and target is not None and target.role == "temp"):
-            visit(st.lhs)
-        uses += rhs_uses
-        if not uses:
-            raise self.error(f"cannot infer the range of index '{var}': it never indexes a tensor "
-                             f"dimension directly; give it with `where {var} in lo:hi`",
-                             first_use(st, var) if var in names_in(st.rhs) else st.pos)
-        t0, d0, _ = uses[0]
-        for t, d, pos in uses[1:]:
-            a, b = self.extents[t0][d0], self.extents[t][d]
-            if not self.context.is_subset(a.eq_set(b)):
-                ea, eb = ir.to_str(self.tensors[t0].shape[d0]), ir.to_str(self.tensors[t].shape[d])
-                raise self.error(f"index '{var}' ranges over dimension {d0} of '{t0}' (extent "
-                                 f"{ea}) and dimension {d} of '{t}' (extent {eb}), which may "
-                                 f"differ; use `where {var} in lo:hi` or an `assume`", pos)
-        return self.extents[t0][d0]
+        try:
+            return implicit_range(var, st, self.tensors, self.extents, self.context)
+        except DSLTypeError as e:
+            raise self.error(e.message, e.pos) from None
 
     def write_extents(self, st: ast.Statement, stmts: list[Statement],
                       implicit: dict[str, isl.PwAff]) -> tuple[isl.PwAff, ...]:
@@ -601,7 +540,8 @@ class Checker:
         return KernelIR(self.kdef.name, tuple(self.args), tuple(self.outputs),
                         tuple(self.temporaries), self.params, tuple(self.sizes),
                         tuple(self.assumptions), self.context, tuple(self.statements),
-                        program_order(self.params, root), self.source)
+                        program_order(self.params, root), self.source,
+                        index_checks=index_checks(self.statements, self.params, self.context))
 
 
 def check(kdef: ast.KernelDef, source: str) -> KernelIR:

@@ -283,7 +283,8 @@ def _affine(e: ast.Expr, name_kind: Callable[[str, SourcePos], ir.Expr]) -> ir.E
         case ast.Unary(op="not", operand=x):
             return negate(affine_condition(x, name_kind))
         case ast.Access(tensor=t):
-            raise NotAffine(f"an index cannot depend on tensor values ({t}[...])")
+            raise NotAffine(f"a tensor value ({t}[...]) may only be a whole index of a read, "
+                            f"as in table[{t}[i], d]")
         case ast.Call(func=f):
             raise NotAffine(f"an index cannot call {f}()")
     raise NotAffine("only +, -, * by a constant, / and % by a constant are allowed")

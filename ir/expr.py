@@ -4,7 +4,8 @@
           | Var(name)                 an index variable: a statement iterator or a loop iterator
           | Param(name)               a size symbol or an integer scalar used in index arithmetic
           | Scalar(name, dtype)       a scalar argument used as a value
-          | Load(tensor, indices, dtype)
+          | Load(tensor, indices, dtype)   an index may itself read an integer tensor (a gather:
+                                       `table[ids[i], d]`, the index `i64(ids[i])`)
           | Cast(dtype, operand)
           | Unary(op, operand, dtype)             op: neg, not, invert
           | Binary(op, left, right, dtype)        op: + - * / % << >> & | ^ and or < <= > >= == !=
@@ -144,6 +145,12 @@ def substitute(e: Expr, mapping: dict[str, Expr]) -> Expr:
 
 def loads(e: Expr) -> list[Load]:
     return [x for x in walk(e) if isinstance(x, Load)]
+
+
+def is_indirect(index: Expr) -> bool:
+    """Whether an index expression reads a tensor: the first index of a gather
+    `table[ids[i], d]`, whose value the polyhedral model cannot know."""
+    return any(isinstance(x, Load) for x in walk(index))
 
 
 # -- constructors that fold constants, so that generated index arithmetic stays readable ----------

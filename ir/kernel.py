@@ -3,6 +3,7 @@
     KernelIR := name, args (call order), tensors, params, statements, schedule, context
     Tensor   := name, dtype, shape (index expressions in the parameters), role
     Statement:= name, iterators, domain (isl set), lhs (a Load used as a store target), op, rhs
+    IndexCheck:= an indirect index's values, checked at call time against the tensor it indexes
 
 A statement `S` with iterators (t, i, k) and domain `[N] -> { S[t, i, k] : ... }` assigns
 `lhs := rhs` (op "=") or `lhs := lhs <op> rhs` (a reduction op: "+=", "*=", "max=", "min=") once
@@ -19,7 +20,7 @@ import islpy as isl
 
 from loopweave.errors import SourcePos
 from loopweave.ir import isl_helpers
-from loopweave.ir.expr import Expr, Load, loads, to_str
+from loopweave.ir.expr import Const, Expr, Load, is_indirect, loads, to_str
 from loopweave.ir.types import DType
 
 ROLES = ("in", "inout", "out", "temp", "local")  # local: declared inside a loop body
@@ -70,8 +71,17 @@ class Statement:
         return found + [self.lhs] if self.op != "=" else found
 
     def access_map(self, params: tuple[str, ...], access: Load) -> isl.Map:
-        """`{ S[iterators] -> tensor[indices] }` restricted to the statement's domain."""
-        m = isl_helpers.make_map(params, self.name, self.iterators, access.tensor, access.indices)
+        """`{ S[iterators] -> tensor[indices] }` restricted to the statement's domain.
+
+        An indirect index (one that reads a tensor: `table[ids[i], d]`) is an unknown: its
+        dimension is left unconstrained, so the relation holds every element the access may
+        read. Dependences through it are conservative, hence sound; that the values lie
+        inside the tensor is checked at call time (`KernelIR.index_checks`)."""
+        indirect = [k for k, x in enumerate(access.indices) if is_indirect(x)]
+        indices = tuple(Const(0) if k in indirect else x for k, x in enumerate(access.indices))
+        m = isl_helpers.make_map(params, self.name, self.iterators, access.tensor, indices)
+        for k in indirect:
+            m = m.drop_constraints_involving_dims(isl.dim_type.out, k, 1)
         return m.intersect_domain(self.domain)
 
 
@@ -97,6 +107,22 @@ class CacheSpec:
     layout: tuple[int, ...] = ()  # buffer dimension k holds tensor dimension layout[k]
 
 
+@dataclass(frozen=True, slots=True)
+class IndexCheck:
+    """What a call checks before it runs, for one indirect index (`table[ids[i], d]`): every
+    element of the input `index` in the box `lo` <= e < `hi` (per dimension, in the
+    parameters: the elements the kernel reads) lies in 0 .. extent - 1 of dimension `dim` of
+    `tensor`. `access` is the DSL text of the read, `line` its source line."""
+
+    index: str
+    lo: tuple[Expr, ...]
+    hi: tuple[Expr, ...]
+    tensor: str
+    dim: int
+    access: str
+    line: int
+
+
 @dataclass(frozen=True, eq=False)
 class KernelIR:
     name: str
@@ -112,6 +138,7 @@ class KernelIR:
     source: str = ""
     locals: tuple[Tensor, ...] = ()  # temporaries shrunk to a loop body by storage reduction
     caches: tuple[CacheSpec, ...] = ()
+    index_checks: tuple[IndexCheck, ...] = ()  # indirect indices, checked at call time
 
     @cached_property
     def tensors(self) -> dict[str, Tensor]:

@@ -446,6 +446,25 @@ def naive_selective_scan(x, delta, A, B, C, h):
                 y[t, d] += C[t, n] * h[d, n]
     return {"y": y, "h": h}
 
+def naive_embedding(table, ids):
+    table = _a(table)
+    out = np.zeros((len(ids), table.shape[1]))
+    for i in range(len(ids)):
+        for d in range(table.shape[1]):
+            out[i, d] = table[ids[i], d]
+    return {"out": out}
+
+
+def naive_ell_spmv(vals, col, x):
+    vals, x = _a(vals), _a(x)
+    m, k_ = vals.shape
+    y = np.zeros(m)
+    for i in range(m):
+        for k in range(k_):
+            y[i] += vals[i, k] * x[col[i, k]]
+    return {"y": y}
+
+
 NAIVE = {name[len("naive_"):]: fn for name, fn in globals().items() if name.startswith("naive_")}
 
 CASES = [(name, i) for name, case in refs.KERNELS.items() for i in range(len(case.sizes))]
