@@ -16,11 +16,9 @@ from __future__ import annotations
 import argparse
 import functools
 
-import numpy as np
-
 from benchmarks import peers
-from benchmarks.harness import geometric_mean, measure
-from benchmarks.polybench import _copy, _timed_call
+from benchmarks.harness import geometric_mean
+from benchmarks.polybench import differences, time_variants
 from loopweave.examples import load_polybench_references
 from loopweave.passes.isl_scheduler import isl_schedule
 
@@ -35,32 +33,14 @@ def variants(source: str, tile: int | None) -> dict[str, object]:
                                                                                tile=tile))}
 
 
-def check(case, kernels: dict, args: dict, poly) -> list[str]:
-    """Notes for the variants whose results differ from program order's."""
-    base_args = _copy(args)
-    base = poly.results_of(case, base_args, kernels["program order"](*base_args.values()))
-    notes = []
-    for label in VARIANTS[1:]:
-        other = _copy(args)
-        got = poly.results_of(case, other, kernels[label](*other.values()))
-        for out, want in base.items():
-            err, ok = poly.compare(np.asarray(got[out]), np.asarray(want), 10 * case.tol_scale)
-            if not ok:
-                notes.append(f"{label} differs from program order on {out} by {err:g}")
-    return notes
-
-
 def run_one(name: str, dataset: str, tile: int | None, repeats: int) -> tuple[dict, list[str]]:
     """Median seconds per variant of one kernel, and check notes."""
     poly = load_polybench_references()
     case = poly.POLYBENCH[name]
     kernels = variants(case.source(), tile)
     args = case.make_inputs(case.datasets[dataset], 0)
-    notes = check(case, kernels, args, poly)
-    pristine = {k: args[k].copy() for k in case.inouts}
-    calls = {label: _timed_call(k, _copy(args), pristine) for label, k in kernels.items()}
-    timings = measure(calls, repeats=repeats, min_sample_s=0.05)
-    return {label: timings[label].median for label in VARIANTS}, notes
+    notes = differences(case, kernels, "program order", args, poly)
+    return time_variants(case, kernels, args, repeats), notes
 
 
 def table(rows: dict[str, dict], dataset: str) -> str:

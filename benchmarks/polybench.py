@@ -61,6 +61,31 @@ def _copy(args):
     return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
 
 
+def differences(case, variants: dict, base: str, args: dict, mod) -> list[str]:
+    """Notes for the variants whose results differ from variant `base`'s (each run on its own
+    copy of `args`; tolerance: ten times the kernel's `tol_scale`)."""
+    base_args = _copy(args)
+    want_all = mod.results_of(case, base_args, variants[base](*base_args.values()))
+    notes = []
+    for label in [v for v in variants if v != base]:
+        other_args = _copy(args)
+        got = mod.results_of(case, other_args, variants[label](*other_args.values()))
+        for out, want in want_all.items():
+            err, ok = mod.compare(np.asarray(got[out]), np.asarray(want), 10 * case.tol_scale)
+            if not ok:
+                notes.append(f"{label} differs from {base} on {out} by {err:g}")
+    return notes
+
+
+def time_variants(case, variants: dict, args: dict, repeats: int) -> dict[str, float]:
+    """Median seconds per call of each variant, timed interleaved, with the `inout` arrays
+    restored from a pristine copy before every call."""
+    pristine = {k: args[k].copy() for k in case.inouts}
+    calls = {label: _timed_call(k, _copy(args), pristine) for label, k in variants.items()}
+    timings = measure(calls, repeats=repeats, min_sample_s=0.05)
+    return {label: t.median for label, t in timings.items()}
+
+
 def run_one(name: str, dataset: str, repeats: int, check: bool) -> PolyRow:
     """Build the variants of one PolyBench kernel, check them, and time them interleaved."""
     mod = load_polybench_references()
@@ -74,22 +99,9 @@ def run_one(name: str, dataset: str, repeats: int, check: bool) -> PolyRow:
         tuned(*tuned_args.values())
         if peers.used_tuning_record(tuned):
             variants["tuned"] = tuned
-    notes = []
-    if check:
-        base_args = _copy(args)
-        base = mod.results_of(case, base_args, variants["naive"](*base_args.values()))
-        for label in [v for v in variants if v != "naive"]:
-            other_args = _copy(args)
-            got = mod.results_of(case, other_args, variants[label](*other_args.values()))
-            for out, want in base.items():
-                err, ok = mod.compare(np.asarray(got[out]), np.asarray(want), 10 * case.tol_scale)
-                if not ok:
-                    notes.append(f"{label} differs from the naive loop nest on {out} by {err:g}")
-    pristine = {k: args[k].copy() for k in case.inouts}
-    calls = {label: _timed_call(k, _copy(args), pristine) for label, k in variants.items()}
-    timings = measure(calls, repeats=repeats, min_sample_s=0.05)
-    return PolyRow(name, dataset, timings["naive"].median, timings["default"].median,
-                   timings["tuned"].median if "tuned" in timings else None, tuple(notes))
+    notes = differences(case, variants, "naive", args, mod) if check else []
+    t = time_variants(case, variants, args, repeats)
+    return PolyRow(name, dataset, t["naive"], t["default"], t.get("tuned"), tuple(notes))
 
 
 def run_polybench(names: list[str], dataset: str, *, repeats: int, check: bool = True,
