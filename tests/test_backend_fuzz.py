@@ -30,6 +30,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from fuzz import differential as df  # noqa: E402
 from fuzz import random_kernels as rk  # noqa: E402
+from fuzz import random_schedules as rs  # noqa: E402
+from fuzz import shrink as sh  # noqa: E402
 
 import loopweave  # noqa: E402
 from loopweave.driver import front_end  # noqa: E402
@@ -127,7 +129,7 @@ def test_random_schedules_are_legal_and_nontrivial():
     steps = 0
     for seed in range(12):
         kernel_ir = front_end(rk.generate(seed).source())
-        sched = rk.random_schedule(kernel_ir, random.Random(seed))
+        sched = rs.random_schedule(kernel_ir, random.Random(seed))
         sched.apply(kernel_ir)  # raises ScheduleError if a kept step were illegal
         steps += len(sched.steps)
     assert steps >= 12
@@ -188,7 +190,7 @@ def test_the_shrinker_finds_the_statement_that_fails():
     case = df.case_of(spec, seed)
     [failure] = runner.check(case)
     assert failure.status == "mismatch"
-    small, small_case, small_failure = df.shrink(spec, case, failure, runner, budget_s=60)
+    small, small_case, small_failure = sh.shrink(spec, case, failure, runner, budget_s=60)
     assert small_failure.status == "mismatch"
     assert len(small.statements) == 1 and " max= " in small_case.source
     assert len(small_case.source) < len(case.source)

@@ -1,4 +1,4 @@
-"""Differential runner for random kernels: every target against program-order C, and a shrinker.
+"""Differential runner for random kernels: every target against program-order C.
 
     python -m tests.fuzz.differential --n 1000 --seed 0 --targets cpu,cpu-random,triton,cuda,aarch64
 
@@ -6,7 +6,7 @@ For each kernel of tests/fuzz/random_kernels.py (seeds seed .. seed+n-1) the ref
 kernel in program order on the host (`compile(src, "cpu", schedule=Schedule())`); each target
 runs it on the same inputs and its outputs and `inout` tensors are compared with tolerances by
 dtype (integers exactly). Targets: `cpu` (the default schedule), `cpu-random` (a random legal
-schedule, tests/fuzz/random_kernels.random_schedule), `cpu-portable` (the default schedule
+schedule, tests/fuzz/random_schedules.py), `cpu-portable` (the default schedule
 built without -march=native: no intrinsics header, 4x quicker to build), `triton` (Triton's
 interpreter), `cuda` (CPU emulation), `aarch64` (QEMU; skipped with the reason where the tools
 are missing).
@@ -14,10 +14,10 @@ are missing).
 Every outcome is one of: `ok`; `unsupported` (a `LoopweaveError` that says what is not
 supported, kept with its message); `skip` (the target is not available here); `mismatch`; or
 `crash` (any other exception, a `CompileError` on generated code, a dead or hung process).
-The last two are failures: `shrink()` reduces a failing kernel (drops statements, the time loop,
-`where` conditions, tensor dimensions; simplifies expressions; lowers sizes) while it still
-fails the same way, and `regression_snippet()` prints the minimal kernel as a test case for
-tests/test_backend_fuzz_regressions.py.
+The last two are failures: `shrink()` (tests/fuzz/shrink.py) reduces a failing kernel (drops
+statements, the time loop, `where` conditions, tensor dimensions; simplifies expressions;
+lowers sizes) while it still fails the same way, and `regression_snippet()` prints the
+minimal kernel as a test case for tests/test_backend_fuzz_regressions.py.
 
 Each target runs in a forked child process (a segfaulting or hanging kernel is a crash of that
 target, not of the runner).
@@ -41,15 +41,19 @@ import traceback  # noqa: E402
 import warnings  # noqa: E402
 from collections import Counter  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass, field, replace  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 if __package__ in (None, ""):  # run as a script: tests/fuzz/differential.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from fuzz import random_kernels as rk  # noqa: E402
+    from fuzz import random_schedules as rs  # noqa: E402
+    from fuzz.shrink import shrink  # noqa: E402
 else:
     from . import random_kernels as rk  # noqa: E402
+    from . import random_schedules as rs  # noqa: E402
+    from .shrink import shrink  # noqa: E402
 
 import loopweave  # noqa: E402
 from loopweave.driver import front_end  # noqa: E402
@@ -201,7 +205,7 @@ def compile_for(target: str, case: Case, kernel_ir=None):
         if case.schedule_json is not None:
             sched = loopweave.Schedule.from_json(case.schedule_json)
         else:
-            sched = rk.random_schedule(kernel_ir, random.Random(case.schedule_seed))
+            sched = rs.random_schedule(kernel_ir, random.Random(case.schedule_seed))
         return loopweave.compile(src, "cpu", schedule=sched, tuning_db=False), sched.to_json()
     if target == "triton":
         return loopweave.compile(src, "triton", tuning_db=False), None
@@ -383,146 +387,6 @@ def _result_dtypes(source: str) -> dict[str, str]:
 
 def case_of(spec: rk.KernelSpec, seed: int) -> Case:
     return Case(spec.source(), dict(spec.sizes), dict(spec.scalar_values), seed, seed)
-
-
-# -- shrinking ------------------------------------------------------------------------------
-
-def _same_failure(a: Outcome, b: Outcome) -> bool:
-    """Whether `b` fails the way `a` did: a mismatch, or a crash with the same exception."""
-    if a.status != b.status:
-        return False
-    return a.status == "mismatch" or a.message.split(":")[0] == b.message.split(":")[0]
-
-
-def shrink(spec: rk.KernelSpec, case: Case, failure: Outcome, runner: Runner,
-           budget_s: float = 300.0, log=None) -> tuple[rk.KernelSpec, Case, Outcome]:
-    """The smallest variant of `spec` found within `budget_s` that still fails on
-    `failure.target` the same way: greedy, first improvement restarts the candidates."""
-    deadline = time.monotonic() + budget_s
-    if failure.schedule:
-        case = replace(case, schedule_json=failure.schedule)
-        case, failure = _shrink_schedule(case, failure, runner, deadline)
-    improved = True
-    while improved and time.monotonic() < deadline:
-        improved = False
-        for candidate in _candidates(spec):
-            if time.monotonic() > deadline:
-                break
-            trial = replace(case, source=candidate.source(), sizes=dict(candidate.sizes),
-                            scalars=dict(candidate.scalar_values))
-            if trial.source == case.source and trial.sizes == case.sizes and \
-                    trial.scalars == case.scalars:
-                continue
-            try:
-                front_end(trial.source)
-            except LoopweaveError:
-                continue  # not a valid kernel any more
-            outcome = _outcome_on(runner, trial, failure.target)
-            if outcome is not None and _same_failure(failure, outcome):
-                spec, case, failure, improved = candidate, trial, outcome, True
-                if log:
-                    log(f"  shrunk to {len(spec.statements)} statement(s), "
-                        f"{len(case.source)} characters")
-                break
-    return spec, case, failure
-
-
-def _shrink_schedule(case: Case, failure: Outcome, runner: Runner, deadline: float):
-    """Drop schedule steps one at a time while the failure stays."""
-    sched = loopweave.Schedule.from_json(case.schedule_json)
-    at = 0
-    while at < len(sched.steps) and time.monotonic() < deadline:
-        fewer = loopweave.Schedule(sched.steps[:at] + sched.steps[at + 1:])
-        trial = replace(case, schedule_json=fewer.to_json())
-        outcome = _outcome_on(runner, trial, failure.target)
-        if outcome is not None and _same_failure(failure, outcome):
-            sched, case, failure = fewer, trial, outcome
-        else:
-            at += 1
-    return case, failure
-
-
-def _outcome_on(runner: Runner, case: Case, target: str) -> Outcome | None:
-    outcomes = runner.check(case, (target,))
-    return outcomes[-1] if outcomes[-1].target == target else None
-
-
-def _candidates(spec: rk.KernelSpec):
-    """Smaller variants of `spec`, the biggest cuts first."""
-    stmts = spec.statements
-    for k in range(len(stmts)):
-        yield replace(spec, statements=stmts[:k] + stmts[k + 1:])
-    if spec.loop and any(s.in_loop for s in stmts):
-        yield replace(spec, statements=tuple(replace(s, in_loop=False) for s in stmts))
-    yield from _fewer_dimensions(spec)
-    for k, s in enumerate(stmts):
-        for w in range(len(s.where)):
-            yield _with_stmt(spec, k, replace(s, where=s.where[:w] + s.where[w + 1:]))
-    for k, s in enumerate(stmts):
-        for simpler in _simpler_exprs(s.rhs, s.lhs.tensor in _int_tensors(spec)):
-            yield _with_stmt(spec, k, replace(s, rhs=simpler))
-        if s.op not in ("=", "+="):
-            yield _with_stmt(spec, k, replace(s, op="+="))
-    for a in range(len(spec.assumes)):
-        yield replace(spec, assumes=spec.assumes[:a] + spec.assumes[a + 1:])
-    for name, value in spec.sizes.items():
-        for smaller in sorted({1, 2, value // 2, value - 1}):
-            if 0 < smaller < value:
-                yield replace(spec, sizes={**spec.sizes, name: smaller})
-    for name, value in spec.scalar_values.items():
-        if isinstance(value, int) and value > 1:
-            yield replace(spec, scalar_values={**spec.scalar_values, name: 1})
-    for t in spec.tensors:
-        if t.dtype not in ("f32", "i32") and t.role != "temp":
-            simpler = "i32" if t.dtype in rk.INT_TYPES else "f32"
-            yield _retyped(spec, t.name, simpler)
-
-
-def _int_tensors(spec: rk.KernelSpec) -> set[str]:
-    return {t.name for t in spec.tensors if t.dtype in rk.INT_TYPES}
-
-
-def _with_stmt(spec: rk.KernelSpec, k: int, stmt: rk.Stmt) -> rk.KernelSpec:
-    return replace(spec, statements=spec.statements[:k] + (stmt,) + spec.statements[k + 1:])
-
-
-def _fewer_dimensions(spec: rk.KernelSpec):
-    """Each tensor without one of its dimensions (the index dropped from every access)."""
-    for t in spec.tensors:
-        for d in range(len(t.dims)):
-            def drop(acc: rk.Access, d=d, name=t.name) -> rk.Access:
-                if acc.tensor != name:
-                    return acc
-                return replace(acc, indices=acc.indices[:d] + acc.indices[d + 1:])
-            tensors = tuple(replace(x, dims=x.dims[:d] + x.dims[d + 1:]) if x is t else x
-                            for x in spec.tensors)
-            stmts = tuple(replace(s, lhs=drop(s.lhs), rhs=_map_loads(s.rhs, drop))
-                          for s in spec.statements)
-            yield replace(spec, tensors=tensors, statements=stmts)
-
-
-def _map_loads(node: rk.Node, f) -> rk.Node:
-    if node.load is not None:
-        return replace(node, load=f(node.load))
-    return replace(node, args=tuple(_map_loads(a, f) for a in node.args))
-
-
-def _simpler_exprs(node: rk.Node, is_int: bool):
-    """`node` with one subexpression replaced by one of its operands or by a literal."""
-    if node.args:
-        for a in node.args:
-            yield a
-        for i, a in enumerate(node.args):
-            for simpler in _simpler_exprs(a, is_int):
-                yield replace(node, args=node.args[:i] + (simpler,) + node.args[i + 1:])
-    if node.load is not None or node.args:
-        yield rk.Node("1" if is_int else "1.0")
-
-
-def _retyped(spec: rk.KernelSpec, name: str, dtype: str) -> rk.KernelSpec:
-    """`name` declared as `dtype`; casts to its old type read it as before."""
-    return replace(spec, tensors=tuple(replace(t, dtype=dtype) if t.name == name else t
-                                       for t in spec.tensors))
 
 
 @dataclass(frozen=True)

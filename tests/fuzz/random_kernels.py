@@ -1,9 +1,9 @@
-"""Random valid loopweave kernels, built from the grammar (frontend/grammar.lark), and random
-legal schedules for them.
+"""Random valid loopweave kernels, built from the grammar (frontend/grammar.lark). Random
+legal schedules for them: tests/fuzz/random_schedules.py.
 
 `generate(seed)` returns a `KernelSpec`: the same seed always gives the same kernel. A spec is
 structured (tensors, statements with their accesses, expression trees, `where` clauses, one
-optional time loop), so that the shrinker of tests/fuzz/differential.py can drop and simplify
+optional time loop), so that the shrinker (tests/fuzz/shrink.py) can drop and simplify
 parts of it; `spec.source()` renders it as DSL text, `spec.sizes` and `spec.scalars` are the
 values of its sizes and scalar parameters for a run.
 
@@ -28,9 +28,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field, replace
-
-import loopweave
-from loopweave import ScheduleError
 
 FLOAT_TYPES = ("f32", "f64", "f16", "bf16")
 INT_TYPES = ("i32", "i64", "i16", "i8", "u8")
@@ -562,82 +559,3 @@ def _iterations(s: Stmt, spec: KernelSpec, sizes: dict) -> int:
 def generate(seed: int) -> KernelSpec:
     """The random kernel of `seed` (deterministic)."""
     return _Builder(seed).kernel()
-
-
-# -- random legal schedules -------------------------------------------------------------------
-
-def random_schedule(kernel_ir, rng: random.Random, steps: int = 6) -> loopweave.Schedule:
-    """Up to `steps` random scheduling steps on `kernel_ir`, each kept only if the schedule
-    with it still applies (a step that breaks a dependence raises ScheduleError: dropped)."""
-    kept = loopweave.Schedule()
-    for _ in range(steps):
-        step = _random_step(kernel_ir, kept, rng)
-        if step is None:
-            continue
-        trial = loopweave.Schedule(list(kept.steps))
-        try:
-            step(trial)
-            trial.apply(kernel_ir)
-        except ScheduleError:
-            continue
-        kept = trial
-    return kept
-
-
-def _random_step(kernel_ir, sched: loopweave.Schedule, rng: random.Random):
-    """One random step (a function that adds it to a schedule), or None."""
-    placements = sched.placements(kernel_ir)
-    stmts = [s for s in kernel_ir.statements if not s.is_init and placements[s.name].loops]
-    if not stmts:
-        return None
-    s = rng.choice(stmts)
-    loops = placements[s.name].names()
-    loop = rng.choice(loops)
-    written = sorted({st.lhs.tensor for st in kernel_ir.statements})
-    kind = rng.choice(("tile", "tile", "reorder", "reorder", "parallel", "vectorize", "unroll",
-                       "fuse", "compute_at", "distribute", "skew", "reassociate", "split",
-                       "cache_read", "cache_write"))
-    name = s.name
-    if kind == "tile":
-        picked = rng.sample(loops, min(len(loops), rng.randint(1, 2)))
-        sizes = {v: rng.choice((2, 3, 4, 5, 8)) for v in picked}
-        return lambda sc: sc.tile(name, **sizes)
-    if kind == "split":
-        factor = rng.choice((2, 3, 4))
-        return lambda sc: sc.split(name, loop, factor)
-    if kind == "reorder" and len(loops) > 1:
-        perm = rng.sample(loops, len(loops))
-        return lambda sc: sc.reorder(name, *perm)
-    if kind in ("parallel", "vectorize", "unroll"):
-        if kind == "vectorize":
-            loop = loops[-1] if rng.random() < 0.7 else loop
-        return lambda sc: getattr(sc, kind)(name, loop)
-    if kind == "fuse" and len(written) > 1:
-        pair = rng.sample(written, 2)
-        depth = rng.choice((1, 1, 2))
-        return lambda sc: sc.fuse(*pair, depth=depth)
-    if kind == "compute_at" and len(written) > 1:
-        producer, consumer = rng.sample(written, 2)
-        return lambda sc: sc.compute_at(producer, consumer, loop)
-    if kind == "distribute":
-        return lambda sc: sc.distribute(name, loop)
-    if kind == "skew" and len(loops) > 1:
-        a, b = rng.sample(loops, 2)
-        factor = rng.choice((1, 2))
-        return lambda sc: sc.skew(name, a, by=b, factor=factor)
-    if kind == "reassociate":
-        return lambda sc: sc.reassociate(name)
-    if kind == "cache_read":
-        reads = sorted({ld.tensor for ld in _loads_of(s)})
-        if reads:
-            tensor = rng.choice(reads)
-            return lambda sc: sc.cache_read(name, tensor, at=loop)
-    if kind == "cache_write":
-        return lambda sc: sc.cache_write(name, at=loop)
-    return None
-
-
-def _loads_of(stmt):
-    from loopweave.ir.expr import loads
-
-    return loads(stmt.rhs)
