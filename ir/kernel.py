@@ -20,8 +20,8 @@ import islpy as isl
 
 from loopweave.errors import SourcePos
 from loopweave.ir import isl_helpers
-from loopweave.ir.expr import Const, Expr, Load, is_indirect, loads, to_str
-from loopweave.ir.types import DType
+from loopweave.ir.expr import Binary, Const, Expr, Load, Var, is_indirect, loads, to_str
+from loopweave.ir.types import BOOL, DType
 
 ROLES = ("in", "inout", "out", "temp", "local")  # local: declared inside a loop body
 
@@ -70,19 +70,38 @@ class Statement:
         found = loads(self.rhs)
         return found + [self.lhs] if self.op != "=" else found
 
-    def access_map(self, params: tuple[str, ...], access: Load) -> isl.Map:
+    def access_map(self, params: tuple[str, ...], access: Load,
+                   shape: tuple[Expr, ...] | None = None) -> isl.Map:
         """`{ S[iterators] -> tensor[indices] }` restricted to the statement's domain.
 
         An indirect index (one that reads a tensor: `table[ids[i], d]`) is an unknown: its
-        dimension is left unconstrained, so the relation holds every element the access may
-        read. Dependences through it are conservative, hence sound; that the values lie
-        inside the tensor is checked at call time (`KernelIR.index_checks`)."""
+        dimension is unconstrained, or within 0 .. extent - 1 given the tensor's `shape`, so
+        the relation holds every element the access may read. Dependences through it are
+        conservative, hence sound; that the values lie inside the tensor is checked at call
+        time (`KernelIR.index_checks`)."""
         indirect = [k for k, x in enumerate(access.indices) if is_indirect(x)]
         indices = tuple(Const(0) if k in indirect else x for k, x in enumerate(access.indices))
         m = isl_helpers.make_map(params, self.name, self.iterators, access.tensor, indices)
         for k in indirect:
             m = m.drop_constraints_involving_dims(isl.dim_type.out, k, 1)
+        if indirect and shape is not None:
+            m = m.intersect_range(_inside_along(params, access.tensor, shape, indirect))
         return m.intersect_domain(self.domain)
+
+
+def _inside_along(params: tuple[str, ...], tensor: str, shape: tuple[Expr, ...],
+                  dims: list[int]) -> isl.Set:
+    """`{ tensor[e] : 0 <= e_k < shape[k] for k in dims }` (the other dimensions free)."""
+    names = tuple(f"lw_e{k}" for k in range(len(shape)))
+    conds: list[Expr] = []
+    for k in dims:
+        conds.append(Binary("<=", Const(0), Var(names[k]), BOOL))
+        try:
+            isl_helpers.to_isl(shape[k])
+        except ValueError:  # a temporary's extent with a case split: bounded below only
+            continue
+        conds.append(Binary("<", Var(names[k]), shape[k], BOOL))
+    return isl_helpers.make_set(params, tensor, names, conds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +184,9 @@ class KernelIR:
         reads, writes = empty, empty
         for s in self.statements:
             for access in s.reads:
-                reads = reads.union(isl.UnionMap.from_map(s.access_map(self.params, access)))
+                shape = self.tensors[access.tensor].shape
+                reads = reads.union(isl.UnionMap.from_map(s.access_map(self.params, access,
+                                                                       shape)))
             writes = writes.union(isl.UnionMap.from_map(s.access_map(self.params, s.lhs)))
         return reads, writes
 
