@@ -1,13 +1,22 @@
 """Normalization before a default schedule: algebraically equal spellings of a kernel become one
 form, so that the pattern matchers (`passes/patterns.py`) see the same contraction in each.
 
-A factor of a `+=` reduction that is invariant in the reduction's loops moves out of it, into a
-new statement right after the reduction that scales the accumulated result once:
+A factor of a `+=` reduction that is invariant in the reduction's loops moves out of it, and
+scales the accumulated result once instead of every term. Where the accumulator is a temporary
+that only `=`, `max=` and `min=` statements read afterwards, the factor moves into those reads
+(as if the kernel had been written so); otherwise a new statement right after the reduction
+scales the result in place:
 
-    P[l, s] += Q[l, e] * K[s, e] * scale      ->   S1:       P[l, s] += Q[l, e] * K[s, e]
-                                                   S1_scale: P[l, s] = P[l, s] * scale
+    P[l, s] += Q[l, e] * K[s, e] * scale      ->   S1: P[l, s] += Q[l, e] * K[s, e]
+    m[l] max= P[l, s]                              S3: m[l] max= P[l, s] * scale
+    W[l, s] = exp(P[l, s] - m[l])                  S4: W[l, s] = exp(P[l, s] * scale - m[l])
+    ...
     O[l, e] += W[l, s] * V[s, e] / z[l]       ->   S8:       O[l, e] += W[l, s] * V[s, e]
                                                    S8_scale: O[l, e] = O[l, e] / z[l]
+
+(A scaling statement between a temporary's reduction and its readers would keep the default's
+fusion from making the temporary local, as in layernorm's rows; a temporary read by another
+`+=` gets one all the same, so that a factor never moves into a second contraction.)
 
 `sum_k x_k * c == c * sum_k x_k` only if the sum starts from zero, so a reduction qualifies
 only when the front end's identity initialisation (`is_init`, `= 0`) runs right before it:
@@ -15,10 +24,13 @@ an `inout` tensor, or a tensor written before (`acc + sum * c != (acc + sum) * c
 alone. The factor may use only the variables that index the accumulator (and the enclosing
 `for` loops'), and must not read the accumulator itself. Integer reductions move only
 multiplications (exact in wrapping arithmetic), never divisions; `max=`, `min=` and `*=`
-reductions, and a right side under a cast (a narrow accumulator), are left alone.
+reductions, and a right side under a cast (a narrow accumulator), are left alone. Moving into
+the reads needs the accumulator written by no later statement, indexed by plain variables, a
+reduction outside any `for` loop, and the factor's tensors written by no later statement.
 
-This renames nothing and adds statements, so it runs only where no schedule names statements:
-on the default path of `loopweave.pipeline` (no schedule given, no tuning record used).
+This adds statements, so it runs only where no schedule names statements: on the default path
+of `loopweave.pipeline` (no schedule given, no tuning record used). Existing statements keep
+their names; a new one is `<reduction>_scale`.
 """
 
 from __future__ import annotations
@@ -43,36 +55,40 @@ class _Product:
 
 
 def normalize(kernel: KernelIR) -> KernelIR:
-    """`kernel` with the reduction-invariant factors of its `+=` reductions moved after them
-    (see the module docstring); the same object when nothing moves. Statements keep their
-    names; each new one is `<reduction>_scale`, placed right after its reduction."""
-    statements: list[Statement] = []
-    moved: list[tuple[Statement, Statement]] = []  # (reduction, its new scaling statement)
-    for k, s in enumerate(kernel.statements):
-        split = _hoist(kernel, s, kernel.statements[k - 1] if k else None)
-        if split is None:
-            statements.append(s)
+    """`kernel` with the reduction-invariant factors of its `+=` reductions moved out of them
+    (see the module docstring); the same object when nothing moves."""
+    statements = list(kernel.statements)
+    scalings: list[tuple[Statement, Statement]] = []  # (reduction, the statement after it)
+    changed = False
+    for k in range(len(statements)):
+        moved = _hoist(statements[k], statements[k - 1] if k else None)
+        if moved is None:
             continue
-        reduction, scaling = split
-        statements += [reduction, scaling]
-        moved.append((reduction, scaling))
-    if not moved:
+        reduction, factors = moved
+        statements[k], changed = reduction, True
+        readers = _fold(kernel, statements, k, factors)
+        if readers is not None:
+            statements[k + 1:] = readers
+        else:
+            scalings.append((reduction, _scaling(kernel, reduction, statements[k - 1], factors)))
+    if not changed:
         return kernel
+    if not scalings:  # the same statements, in the same places
+        return replace(kernel, statements=tuple(statements))
     placements = pl.initial_placements(kernel)
-    for reduction, scaling in moved:
+    for reduction, scaling in scalings:
+        statements.insert(statements.index(reduction) + 1, scaling)
         _place_after(placements, reduction, scaling)
     result = replace(kernel, statements=tuple(statements))
     return result.with_schedule(pl.build_tree(result, placements))
 
 
-def _hoist(kernel: KernelIR, s: Statement, before: Statement | None
-           ) -> tuple[Statement, Statement] | None:
-    """(the reduction without its invariant factors, the statement scaling its result after
-    it), or None where nothing may or need move."""
+def _hoist(s: Statement, before: Statement | None) -> tuple[Statement, _Product] | None:
+    """(the reduction without its invariant factors, those factors), or None where nothing
+    may or need move. `before`: the statement in front of `s`."""
     if s.op != "+=" or s.lhs.dtype.is_storage_only or not _starts_from_zero(s, before):
         return None
-    kept = before.iterators  # the enclosing loops' and the accumulator's variables
-    reduced = set(s.iterators) - set(kept)
+    reduced = set(s.iterators) - set(before.iterators)  # the init's: enclosing and lhs vars
     if not reduced:
         return None
     if any(load.tensor == s.lhs.tensor for load in ir.loads(s.rhs)):
@@ -91,14 +107,45 @@ def _hoist(kernel: KernelIR, s: Statement, before: Statement | None
     dtype = s.lhs.dtype
     rhs = _build(rest_nums or [ir.Const(1.0, dtype)], rest_dens, dtype)  # floats only
     reduction = replace(s, rhs=ir.Unary("neg", rhs, dtype) if product.negated else rhs)
+    return reduction, _Product(tuple(nums), tuple(dens), False)
+
+
+def _fold(kernel: KernelIR, statements: list[Statement], k: int, factors: _Product
+          ) -> list[Statement] | None:
+    """The statements after `statements[k]` with each read of its accumulator times
+    `factors`, or None where that is not allowed (see the module docstring)."""
+    s = statements[k]
+    names = [ix.name for ix in s.lhs.indices if isinstance(ix, ir.Var)]
+    written = {t.lhs.tensor for t in statements[k + 1:]}
+    read = {load.tensor for f in (*factors.numerators, *factors.denominators)
+            for load in ir.loads(f)}
+    if kernel.tensors[s.lhs.tensor].role != "temp" or s.enclosing \
+            or len(set(names)) != len(s.lhs.indices) or s.lhs.tensor in written or read & written:
+        return None
+    later = statements[k + 1:]
+    if any(t.op not in ("=", "max=", "min=") for t in later
+           if any(load.tensor == s.lhs.tensor for load in ir.loads(t.rhs))):
+        return None  # a sum over the accumulator: the factor would move into its terms
+
+    def scaled(e: ir.Expr) -> ir.Expr | None:
+        if not isinstance(e, ir.Load) or e.tensor != s.lhs.tensor:
+            return None
+        at = dict(zip(names, e.indices, strict=True))
+        return _build([e, *(ir.substitute(f, at) for f in factors.numerators)],
+                      [ir.substitute(f, at) for f in factors.denominators], s.lhs.dtype)
+    return [replace(t, rhs=ir.rewrite(t.rhs, scaled)) for t in later]
+
+
+def _scaling(kernel: KernelIR, s: Statement, init: Statement, factors: _Product) -> Statement:
+    """`lhs = lhs * factors` over the accumulator's elements that `s` sums into."""
     name = _fresh(kernel, f"{s.name}_scale")
     domain = s.domain
     for p in reversed(range(len(s.iterators))):  # exact projection: where the sum has terms
-        if s.iterators[p] not in kept:
+        if s.iterators[p] not in init.iterators:
             domain = domain.project_out(isl.dim_type.set, p, 1)
-    scaling = Statement(name, kept, domain.set_tuple_name(name), s.lhs, "=",
-                        _build([s.lhs, *nums], dens, dtype), s.pos, enclosing=s.enclosing)
-    return reduction, scaling
+    rhs = _build([s.lhs, *factors.numerators], list(factors.denominators), s.lhs.dtype)
+    return Statement(name, init.iterators, domain.set_tuple_name(name), s.lhs, "=", rhs, s.pos,
+                     enclosing=s.enclosing)
 
 
 def _starts_from_zero(s: Statement, before: Statement | None) -> bool:
