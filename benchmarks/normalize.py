@@ -10,6 +10,9 @@ by side (harness.measure interleaves them).
   the sum;
 - "before": the target's default schedule on the front end's IR, as compile() chose it before
   normalization ran (a schedule function, so the pipeline does not normalize).
+
+Also layernorm (examples/kernels/layernorm.lw, 4096x1024), whose `/ D` inside its two row sums
+normalization moves into the reads of the means.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import loopweave  # noqa: E402
 from benchmarks.harness import Comparison, Work, format_table, measure  # noqa: E402
 from benchmarks.machine import cpu_model, load_average  # noqa: E402
 from benchmarks.peers import compile_default  # noqa: E402
+from loopweave.examples import load_references  # noqa: E402
 from loopweave.pipeline import apply_schedule, default_schedule, get_target  # noqa: E402
 
 FACTORS_INSIDE = """
@@ -89,11 +93,30 @@ def attention(lq: int, lk: int, d: int, repeats: int) -> Comparison:
                       Work(flops=flops, bytes=4.0 * (2 * lq * d + 2 * lk * d)), timings)
 
 
+def layernorm(rows: int, cols: int, repeats: int) -> Comparison:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((rows, cols), dtype=np.float32)
+    gamma = np.linspace(0.5, 1.5, cols, dtype=np.float32)
+    beta = np.linspace(-1, 1, cols, dtype=np.float32)
+    src = load_references().KERNELS["layernorm"].source()
+    kernels = {"before": compile_unnormalized(src), "normalized": compile_default(src)}
+    mean = x.mean(axis=1, keepdims=True)
+    want = (x - mean) / np.sqrt(((x - mean) ** 2).mean(axis=1, keepdims=True) + 1e-5) * gamma \
+        + beta
+    for fn in kernels.values():
+        np.testing.assert_allclose(fn(x, gamma, beta, 1e-5), want, rtol=1e-4, atol=1e-4)
+    impls = {name: (lambda fn=fn: fn(x, gamma, beta, 1e-5)) for name, fn in kernels.items()}
+    return Comparison("layernorm", f"{rows}x{cols}, fp32, 1 thread",
+                      Work(flops=0.0, bytes=2.0 * 4 * rows * cols),
+                      measure(impls, repeats=repeats))
+
+
 def main(argv: list[str]) -> None:
     quick = "--quick" in argv
     lq, lk, d, repeats = (128, 129, 16, 3) if quick else (1024, 1024, 64, 7)
     print(f"machine: {cpu_model()}; load average before: {load_average()}\n")
     print(format_table(attention(lq, lk, d, repeats)))
+    print(format_table(layernorm(*((64, 129) if quick else (4096, 1024)), repeats)))
     print(f"load average after: {load_average()}")
 
 

@@ -27,7 +27,12 @@ import pytest  # noqa: E402
 import loopweave  # noqa: E402
 from loopweave.driver import stages  # noqa: E402
 from loopweave.passes.normalize import normalize  # noqa: E402
-from loopweave.pipeline import front_end  # noqa: E402
+from loopweave.pipeline import (  # noqa: E402
+    apply_schedule,
+    default_schedule,
+    front_end,
+    get_target,
+)
 
 ATTENTION_INSIDE = """
 kernel attention(Q: f32[LQ, D], K: f32[LK, D], V: f32[LK, DV], scale: f32) -> O: f32[LQ, DV] {
@@ -227,8 +232,6 @@ def test_equal_spellings_share_the_inner_loops(inside, outside, operands, names,
 def test_the_factors_are_what_kept_the_micro_kernel_away():
     """Without normalization (a schedule function running the default on the front end's IR),
     the spelling with factors inside gets other inner loops: the test above can fail."""
-    from loopweave.pipeline import apply_schedule, default_schedule, get_target
-
     target = get_target("cpu")
     raw = stages(ATTENTION_INSIDE, "cpu", schedule=lambda k: apply_schedule(
         k, default_schedule(k, target))).source
