@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import inspect
 import keyword
+import math
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -177,17 +178,22 @@ def rebuild(recipe: Recipe) -> Kernel:
 
 # -- gathers: index values checked before the call ---------------------------------------------
 
-def check_indices(kernel_ir: KernelIR, arrays: dict[str, np.ndarray], env: dict[str, int]) -> None:
+def check_indices(kernel_ir: KernelIR, arrays: dict[str, np.ndarray], env: dict[str, int],
+                  on_device: Mapping[int, object] | None = None) -> None:
     """Every value a gather reads as an index (`ids` in `table[ids[i], d]`) inside the tensor
-    it indexes, checked once per call before anything runs (vectorized: a min and a max per
-    index tensor); raises ArgumentValueError naming the first bad element otherwise."""
+    it indexes, checked once per call before anything runs (vectorized: a min and a max over
+    the elements the kernel reads); raises ArgumentValueError naming the first bad element.
+    `on_device` maps id(host stand-in) -> the device tensor that holds the values (a call with
+    CUDA tensors on the triton target): those are checked where they are."""
     for c in kernel_ir.index_checks:
         extent = evaluate(kernel_ir.tensors[c.tensor].shape[c.dim], env)
         lo = [max(0, evaluate(e, env)) for e in c.lo]
         box = tuple(slice(a, evaluate(e, env)) for a, e in zip(lo, c.hi, strict=True))
-        values = arrays[c.index][box]
-        if values.size == 0 or (values.min() >= 0 and values.max() < extent):
+        held = arrays[c.index]
+        values = (on_device or {}).get(id(held), held)[box]
+        if math.prod(values.shape) == 0 or bool((values.min() >= 0) & (values.max() < extent)):
             continue
+        values = values if isinstance(values, np.ndarray) else values.cpu().numpy()
         where = tuple(int(k) for k in np.argwhere((values < 0) | (values >= extent))[0])
         position = ", ".join(str(a + k) for a, k in zip(lo, where, strict=True))
         raise ArgumentValueError(
@@ -326,7 +332,7 @@ class Kernel:
         """Check and bind `args`, run the kernel; the output arrays (the caller's for the
         `given` out= entries that are not None)."""
         arrays, scalars, env = self._bind(args)
-        check_indices(self.ir, arrays, env)
+        check_indices(self.ir, arrays, env, getattr(self.invoke, "device_arrays", None))
         outputs = self._outputs(given or (None,) * len(self.ir.outputs), arrays, env)
         temps = [allocate(t, env) for t in self.ir.temporaries]
         for t, a in zip((*self.ir.outputs, *self.ir.temporaries), (*outputs, *temps), strict=True):

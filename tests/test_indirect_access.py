@@ -20,6 +20,7 @@ from loopweave.errors import ArgumentValueError, BoundsError, DSLTypeError, Sche
 from loopweave.ir import expr as ir
 from loopweave.ir.dependences import Dependences
 from loopweave.pipeline import front_end
+from loopweave.runtime import check_indices
 
 EMBEDDING = """
 kernel embedding(table: f32[V, D], ids: i32[N]) -> out: f32[N, D] {
@@ -140,6 +141,22 @@ def test_an_index_into_an_empty_dimension_is_reported(embedding):
     with pytest.raises(ArgumentValueError, match=r"ids\[0\] = 0 is out of range 0\.\.-1"):
         embedding(np.zeros((0, 4), np.float32), np.zeros(2, np.int32))
     assert embedding(np.zeros((0, 4), np.float32), np.zeros(0, np.int32)).shape == (0, 4)
+
+
+def test_index_values_held_on_a_device_are_checked_there():
+    """A triton call with CUDA tensors hands the runtime host stand-ins (never filled): the
+    check reads the device tensor behind one (a CPU torch tensor stands in for it here)."""
+    torch = pytest.importorskip("torch")
+    kernel_ir = front_end(EMBEDDING)
+    stand_in = np.full(5, 99, np.int32)  # what the check must not read
+    arrays = {"table": np.empty((7, 3), np.float32), "ids": stand_in}
+    sizes = {"V": 7, "D": 3, "N": 5}
+    ids = torch.tensor([0, 1, 9, 2, 3], dtype=torch.int32)
+    with pytest.raises(ArgumentValueError, match=r"ids\[2\] = 9 is out of range 0\.\.6"):
+        check_indices(kernel_ir, arrays, sizes, {id(stand_in): ids})
+    check_indices(kernel_ir, arrays, sizes, {id(stand_in): ids.clamp(max=6)})
+    with pytest.raises(ArgumentValueError, match=r"ids\[0\] = 99"):
+        check_indices(kernel_ir, arrays, sizes)
 
 
 # -- what stays refused -------------------------------------------------------------------------
