@@ -6,9 +6,10 @@ shares (a kernel file, `--size NAME=VALUE`, `--target`).
     loopweave db best   [--db FILE] [--kernel NAME]
     loopweave db export FILE [--db FILE]
     loopweave db import FILE [--db FILE]
-    loopweave model train [--db FILE] [--target cpu] [--all-machines] [--out FILE]
+    loopweave model train [--db FILE] [--target cpu] [--all-machines] [--adapt] [--out FILE]
     loopweave model eval  [--db FILE] [--target cpu] [--all-machines] [--holdout 0.25]
-                          [--seed 0] [--kernel NAME ...] [--model trained|saved|shipped]
+                          [--seed 0] [--kernel NAME ...]
+                          [--model trained|adapted|saved|shipped]
 
 A bad argument raises `ArgumentValueError`, which the `loopweave` command prints as one line
 with exit status 2. `db best` and `db export` only read: they never create a database file.
@@ -26,6 +27,7 @@ from loopweave.autotune.features import FEATURE_NAMES
 from loopweave.autotune.gpu_features import GPU_FEATURES
 from loopweave.autotune.keys import machine_fingerprint
 from loopweave.autotune.model import (
+    MIN_ADAPT_RECORDS,
     MIN_RECORDS,
     CostModel,
     KeyScore,
@@ -86,6 +88,9 @@ def _register_model(subparsers) -> None:
                                              "save the model in the database")
     train.add_argument("--out", metavar="FILE",
                        help="also write the model as a shipped-model file (pretrained_cpu.txt)")
+    train.add_argument("--adapt", action="store_true",
+                       help="adapt the shipped model to these records (a few dozen suffice) "
+                            "instead of training a new one")
     evaluate = actions.add_parser("eval", help="Kendall tau and top-1 regret on held-out keys")
     evaluate.add_argument("--holdout", type=_fraction, default=0.25,
                           help="fraction of the keys held out (drawn with --seed)")
@@ -93,9 +98,11 @@ def _register_model(subparsers) -> None:
     evaluate.add_argument("--kernel", action="append", default=[], metavar="NAME",
                           help="hold out every key of this kernel (repeatable; replaces "
                                "--holdout): a family the model never saw")
-    evaluate.add_argument("--model", choices=("trained", "saved", "shipped"), default="trained",
-                          help="trained: on the other keys; saved: the database's model of the "
-                               "target; shipped: the model in the package")
+    evaluate.add_argument("--model", choices=("trained", "adapted", "saved", "shipped"),
+                          default="trained",
+                          help="trained: on the other keys; adapted: the shipped model adapted "
+                               "to the other keys; saved: the database's model of the target; "
+                               "shipped: the model in the package")
     for p in (train, evaluate):
         p.add_argument("--db", help=_DB_HELP)
         p.add_argument("--target", default="cpu")
@@ -232,7 +239,7 @@ def _model(args) -> int:
                                   in GPU_FACTS else 0)
     if args.action == "train":
         with Database(_existing_path(args.db)) as db:  # it saves the model there
-            return _train(db, target, width, args.all_machines, args.out)
+            return _train(db, target, width, args.all_machines, args.out, args.adapt)
     with _existing_database(args.db) as db:
         groups = key_groups(_training_records(db, target, args.all_machines), width)
         train, held = split_keys(groups, args.holdout, args.seed, tuple(args.kernel))
@@ -246,30 +253,50 @@ def _training_records(db: Database, target: str, all_machines: bool) -> list:
     return [r for r in db.records(status="ok", machine=machine) if r.target == target]
 
 
-def _train(db: Database, target: str, width: int, all_machines: bool, out: str | None) -> int:
+def _train(db: Database, target: str, width: int, all_machines: bool, out: str | None,
+           adapt: bool = False) -> int:
     records = _training_records(db, target, all_machines)
-    model = CostModel.fit(records, width)
-    if not model.trained:
-        raise ArgumentValueError(f"{model.records} usable records of target {target} in "
-                                 f"{db.path}; training needs at least {MIN_RECORDS}")
+    model = _fitted(records, width, adapt, f"usable records of target {target} in {db.path}")
     model.save(db, target)  # where tune() and compile() look for the target's model
     if out:
         model.save_pretrained(Path(out))
     where = f"{db.path} (model {target!r})" + (f" and {out}" if out else "")
-    print(f"trained on {model.records} records of {len(key_groups(records, width))} keys; "
-          f"saved in {where}")
+    how = "adapted the shipped model" if adapt else "trained"
+    print(f"{how} on {len(_rows(records, width))} records of "
+          f"{len(key_groups(records, width))} keys; saved in {where}")
     return 0
+
+
+def _rows(records: list, width: int) -> list:
+    """The records a model would learn from (correct, current feature version, `width`)."""
+    return [r for rows in key_groups(records, width).values() for r in rows]
+
+
+def _fitted(records: list, width: int, adapt: bool, what: str) -> CostModel:
+    """A model trained on `records`, or with `adapt` the shipped model adapted to them."""
+    if not adapt:
+        model = CostModel.fit(records, width)
+        if not model.trained:
+            raise ArgumentValueError(f"{model.records} {what}; training needs at least "
+                                     f"{MIN_RECORDS}")
+        return model
+    base = CostModel.pretrained()
+    if base is None or not base.trained or base.booster.num_feature() != width:
+        raise ArgumentValueError(f"no shipped model of the current feature version and "
+                                 f"{width} features to adapt")
+    usable = len(_rows(records, width))
+    if usable < MIN_ADAPT_RECORDS:
+        raise ArgumentValueError(f"{usable} {what}; adapting needs at least "
+                                 f"{MIN_ADAPT_RECORDS}")
+    return CostModel.adapt(base, records, width)
 
 
 def _model_to_evaluate(which: str, db: Database, target: str, train: list,
                        width: int) -> CostModel:
     """The model `model eval --model` names."""
-    if which == "trained":
-        model = CostModel.fit(train, width)
-        if not model.trained:
-            raise ArgumentValueError(f"{model.records} training records outside the held-out "
-                                     f"keys; training needs at least {MIN_RECORDS}")
-        return model
+    if which in ("trained", "adapted"):
+        return _fitted(train, width, which == "adapted", "training records outside the "
+                       "held-out keys")
     model = CostModel.load(db, target) if which == "saved" else CostModel.pretrained()
     if model is None or not model.trained:
         raise ArgumentValueError(f"no {which} model of the current feature version for target "

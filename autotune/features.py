@@ -1,22 +1,35 @@
 """Features of a scheduled kernel for the cost model, read off its loop AST at given sizes.
 
-Per statement (each `Store` with the loops around it, outer to inner):
-    work: log2 of the iterations; loops: how many; ops per instance; element bytes
+Per `Store` of the loop AST (with the loops, guards and local buffers around it):
+    work: log2 of its instances; loops: how many; ops per instance; element bytes
     innermost loop: extent, the share of accesses with stride 0, stride 1 and larger strides
     vector/parallel/unroll: the extent of the marked loop (0 if none), stride-1 share under it
     per loop level, from the innermost outwards (LEVELS of them): the bytes the accesses inside
         that loop touch (all arrays, and the largest single array), the cache level they fit in,
         reuse (iterations per element touched) and arithmetic intensity (ops per byte)
-    fused: how many statements share the statement's outermost loop; guards: `if`s around it
-A kernel's vector is the work-weighted mean of its statements' vectors, then the vector of its
-heaviest statement, then the statement count and total work. Extents are taken with every
-outer loop at its first iteration (a full tile); bounds that cannot be evaluated count as 1.
+    fused: how many stores share its outermost loop; guards: `if`s around it; local_bytes: log2
+        of the local buffers (packed copies, register tiles) in scope
+A store's instances are the product of its loops' extents, each loop taken at the middle
+iteration of the loops around it (a full tile, and the mean extent of a triangular loop), times
+the share of those iterations its guards let through (`_Branch`): the full-tile and edge
+variants of a statement split its instances instead of each counting all of them. A store's
+weight is its real share of the work: instances x operations (a copy or an initialisation
+counts one operation per element). A kernel's vector is
+    mean_*: the weighted mean over its stores,
+    top_*: the weighted mean over the stores of its heaviest statement (the statement of the
+        source, or a copy, with the largest summed weight; all its variants),
+    statements (distinct), stores, top_share (the heaviest statement's share of the weight),
+    total_work (log2 of the summed weight).
+So an initialisation or epilogue (`C = 0` before a contraction) weighs what it costs: one
+operation per element against the contraction's two per iteration. Bounds and guards that
+cannot be evaluated count as 1 (a guard as half its iterations).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,18 +38,19 @@ import islpy as isl
 from loopweave.autotune.space import loop_extents
 from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR
-from loopweave.ir.loops import Block, For, If, Node, Store
+from loopweave.ir.loops import Block, For, If, Node, Scope, Store
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 LEVELS = 6
 _STMT_NAMES = (
     ["work", "loops", "ops", "elem_bytes", "inner_extent", "inner_stride0", "inner_stride1",
      "inner_strided", "vector_extent", "vector_stride1", "parallel_extent", "unroll_extent",
-     "fused", "guards"]
+     "fused", "guards", "local_bytes"]
     + [f"L{lv}_{what}" for lv in range(LEVELS)
        for what in ("bytes", "max_array_bytes", "cache_level", "reuse", "intensity")])
+KERNEL_NAMES = ["statements", "stores", "top_share", "total_work"]
 FEATURE_NAMES = ([f"mean_{n}" for n in _STMT_NAMES] + [f"top_{n}" for n in _STMT_NAMES]
-                 + ["statements", "total_work"])
+                 + KERNEL_NAMES)
 
 
 @functools.cache
@@ -59,8 +73,25 @@ def cache_sizes() -> tuple[int, ...]:
 @dataclass(frozen=True, slots=True)
 class _Loop:
     var: str
+    first: int
     extent: int
+    step: int
     kind: str
+
+    def value(self, i: int) -> int:
+        """The loop variable at iteration `i`."""
+        return self.first + i * self.step
+
+
+@dataclass(frozen=True, slots=True)
+class _Branch:
+    """How often a guard holds: `share` of the iterations of the loops around it (each loop
+    varied alone, the others at their middle iteration, the shares multiplied: exact for a
+    conjunction of tile-edge tests), and an environment in which it holds, for the bounds of
+    the loops inside it (an edge tile's loops run the edge's extents)."""
+
+    share: float
+    env: dict
 
 
 def _log2(x: float) -> float:
@@ -68,7 +99,7 @@ def _log2(x: float) -> float:
 
 
 def _bound(loop: For, env: dict[str, int]) -> tuple[int, int]:
-    """(first value, extent) of a loop, outer loops at their first iteration."""
+    """(first value, extent) of a loop, the loops around it at the values in `env`."""
     try:
         lo = ir.evaluate(loop.init, env)
         cond = loop.cond
@@ -80,45 +111,135 @@ def _bound(loop: For, env: dict[str, int]) -> tuple[int, int]:
         return 0, 1
 
 
+def _holds(cond: ir.Expr, env: dict[str, int]) -> bool | None:
+    try:
+        return bool(ir.evaluate(cond, env))
+    except (ValueError, KeyError, ZeroDivisionError):
+        return None
+
+
+def _true_share(truth: list[tuple[int, bool]], n: int) -> float:
+    """The share of a loop's `n` iterations where a condition holds, from its truth at a few
+    iterations: when the iterations inside agree, only the first or last differ (a tile edge)."""
+    inside = [t for i, t in truth if 0 < i < n - 1]
+    if inside and all(t == inside[0] for t in inside):
+        edges = sum(t != inside[0] for i, t in truth if i in (0, n - 1))
+        return (n - edges) / n if inside[0] else edges / n
+    return sum(t for _, t in truth) / len(truth)
+
+
+def branches(cond: ir.Expr, loops: list[_Loop], env: dict[str, int]) -> tuple[_Branch, _Branch]:
+    """The then and else `_Branch` of a guard inside `loops` (env: their middle iterations)."""
+    base = _holds(cond, env)
+    if base is None:
+        return _Branch(0.5, env), _Branch(0.5, env)
+    shares, holds, fails = [], [], []  # holds, fails: (share, var, a value where it does)
+    for lp in loops:
+        n = lp.extent
+        if n <= 1:
+            continue
+        truth = [(i, _holds(cond, {**env, lp.var: lp.value(i)}))
+                 for i in sorted({0, 1, (n - 1) // 2, n - 2, n - 1})]
+        if any(t is None for _, t in truth) or all(t == base for _, t in truth):
+            continue
+        share = _true_share(truth, n)
+        shares.append(share)
+        # An inside iteration where it holds (fails) first: the typical one.
+        order = sorted(truth, key=lambda it: it[0] in (0, n - 1))
+        where_true = next((lp.value(i) for i, t in order if t), None)
+        where_false = next((lp.value(i) for i, t in order if not t), None)
+        if where_true is not None:
+            holds.append((share, lp.var, where_true))
+        if where_false is not None:
+            fails.append((share, lp.var, where_false))
+    share = math.prod(shares) if shares else float(base)
+    then_env, else_env = env, env
+    if holds and not base:  # the loop where it holds most often, moved there
+        _, var, value = max(holds)
+        then_env = {**env, var: value}
+    if fails and base:
+        _, var, value = min(fails)
+        else_env = {**env, var: value}
+    return _Branch(share, then_env), _Branch(1.0 - share, else_env)
+
+
 def _ops(e: ir.Expr) -> int:
-    return sum(1 for x in ir.walk(e) if isinstance(x, ir.Binary | ir.Call | ir.Unary))
+    """Arithmetic operations on the values of `e`; the index arithmetic of its loads is address
+    computation (a tiled or shifted access is no more work), so it does not count."""
+    if isinstance(e, ir.Load):
+        return 0
+    own = 1 if isinstance(e, ir.Binary | ir.Call | ir.Unary) else 0
+    return own + sum(_ops(c) for c in ir.children(e))
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """What surrounds a store: loops (outer to inner), the values of their variables (middle
+    iterations), guards, the share of the iterations the guards let through, local bytes."""
+
+    loops: tuple[_Loop, ...] = ()
+    env: tuple = ()
+    guards: int = 0
+    reach: float = 1.0
+    local_bytes: int = 0
 
 
 class _Extractor:
     def __init__(self, kernel: KernelIR, sizes: dict[str, int]):
         self.kernel = kernel
         self.env = {k: int(v) for k, v in sizes.items()}
-        self.shapes = {}
+        self.shapes: dict[str, list[int]] = {}
+        self.elem: dict[str, int] = {}
         for name, t in kernel.tensors.items():
-            try:
-                self.shapes[name] = [ir.evaluate(d, self.env) for d in t.shape]
-            except (ValueError, KeyError):
-                self.shapes[name] = [1 for _ in t.shape]
+            self.shapes[name] = self.evaluate_shape(t.shape)
+            self.elem[name] = max(t.dtype.bits // 8, 1)
         self.caches = cache_sizes()
         self.rows: list[list[float]] = []
-        self.works: list[float] = []
+        self.weights: list[float] = []  # instances x operations, per row
+        self.stmts: list[str] = []
 
-    def walk(self, node: Node, loops: list[_Loop], env: dict[str, int], guards: int,
-             top: list) -> None:
+    def evaluate_shape(self, shape) -> list[int]:
+        try:
+            return [ir.evaluate(d, self.env) for d in shape]
+        except (ValueError, KeyError):
+            return [1 for _ in shape]
+
+    def walk(self, node: Node, where: _Where, top: list) -> None:
+        env = dict(where.env)
         match node:
             case For():
                 lo, extent = _bound(node, env)
-                inner = [*loops, _Loop(node.var, extent, node.kind)]
-                if not loops:
-                    top = [0]  # statements under this outermost loop
-                self.walk(node.body, inner, {**env, node.var: lo}, guards, top)
-                if not loops:
+                loop = _Loop(node.var, lo, extent, max(node.step, 1), node.kind)
+                # The middle iteration: a full tile, and a triangular loop's mean extent.
+                inside = {**env, node.var: loop.value(max(extent - 1, 0) // 2)}
+                if not where.loops:
+                    top = [0]  # stores under this outermost loop
+                self.walk(node.body, _Where((*where.loops, loop), tuple(inside.items()),
+                                            where.guards, where.reach, where.local_bytes), top)
+                if not where.loops:
                     for row in self.rows[len(self.rows) - top[0]:]:
                         row[_STMT_NAMES.index("fused")] = top[0]
-            case If(then=t, orelse=e):
-                self.walk(t, loops, env, guards + 1, top)
-                if e is not None:
-                    self.walk(e, loops, env, guards + 1, top)
+            case If(cond=cond, then=t, orelse=e):
+                then, other = branches(cond, list(where.loops), env)
+                for body, branch in ((t, then), (e, other)):
+                    if body is not None:
+                        self.walk(body, _Where(where.loops, tuple(branch.env.items()),
+                                               where.guards + 1, where.reach * branch.share,
+                                               where.local_bytes), top)
             case Block(body=body):
                 for b in body:
-                    self.walk(b, loops, env, guards, top)
+                    self.walk(b, where, top)
+            case Scope(buffers=buffers, body=body):
+                local = 0
+                for b in buffers:
+                    self.shapes[b.name] = self.evaluate_shape(b.shape)
+                    self.elem[b.name] = max(b.dtype.bits // 8, 1)
+                    local += math.prod(self.shapes[b.name]) * self.elem[b.name]
+                self.walk(body, _Where(where.loops, where.env, where.guards, where.reach,
+                                       where.local_bytes + local), top)
             case Store():
-                self.rows.append(self.statement(node, loops, env, guards))
+                self.rows.append(self.statement(node, where, env))
+                self.stmts.append(node.stmt)
                 top[0] += 1
 
     def coefficient(self, access: ir.Load | Store, var: str, env: dict[str, int]) -> int:
@@ -138,7 +259,7 @@ class _Extractor:
 
         return linear({**env, var: env.get(var, 0) + 1}) - linear(env)
 
-    def footprint(self, access, loops: list[_Loop], env) -> int:
+    def footprint(self, access, loops, env) -> int:
         """Elements an access touches while `loops` run (a box estimate per dimension)."""
         shape = self.shapes.get(access.tensor, [])
         elements = 1
@@ -154,19 +275,19 @@ class _Extractor:
             elements *= min(span, shape[d]) if d < len(shape) and shape[d] > 0 else span
         return max(elements, 1)
 
-    def statement(self, store: Store, loops: list[_Loop], env, guards: int) -> list[float]:
+    def statement(self, store: Store, where: _Where, env) -> list[float]:
+        loops = where.loops
         accesses = [store, *ir.loads(store.value)]  # a reduction reads what it stores
-        tensor = self.kernel.tensors.get(store.tensor)
-        elem = tensor.dtype.bits // 8 if tensor else 4
+        elem = self.elem.get(store.tensor, 4)
         ops = _ops(store.value) + (1 if store.reduce else 0) or 1
-        work = math.prod(lp.extent for lp in loops) if loops else 1
-        self.works.append(work)
+        instances = (math.prod(lp.extent for lp in loops) if loops else 1) * where.reach
+        self.weights.append(instances * ops)
 
         def strides(var):
             return [abs(self.coefficient(a, var, env)) for a in accesses]
 
         inner = strides(loops[-1].var) if loops else [0]
-        row = [_log2(work), len(loops), ops, elem,
+        row = [_log2(instances), len(loops), ops, elem,
                _log2(loops[-1].extent) if loops else 0,
                sum(s == 0 for s in inner) / len(inner), sum(s == 1 for s in inner) / len(inner),
                sum(s > 1 for s in inner) / len(inner)]
@@ -177,33 +298,46 @@ class _Extractor:
                 (sum(s == 1 for s in strides(vec.var)) / len(accesses)) if vec else 0,
                 _log2(marked["parallel"].extent) if marked["parallel"] else 0,
                 _log2(marked["unroll"].extent) if marked["unroll"] else 0,
-                1, guards]
+                1, where.guards, _log2(where.local_bytes)]
         for level in range(LEVELS):
-            inside = loops[max(len(loops) - 1 - level, 0):] if loops else []
+            inside = loops[max(len(loops) - 1 - level, 0):] if loops else ()
             per_array: dict[str, int] = {}
             for a in accesses:
-                f = self.footprint(a, inside, env)
+                f = self.footprint(a, inside, env) * self.elem.get(a.tensor, elem)
                 per_array[a.tensor] = max(per_array.get(a.tensor, 0), f)
-            total = sum(per_array.values()) * elem
+            total = sum(per_array.values())
             iterations = math.prod(lp.extent for lp in inside) if inside else 1
             fits = next((i for i, c in enumerate(self.caches) if total <= c), len(self.caches))
-            row += [_log2(total), _log2(max(per_array.values(), default=0) * elem), fits,
-                    _log2(iterations * len(accesses) / max(sum(per_array.values()), 1)),
+            row += [_log2(total), _log2(max(per_array.values(), default=0)), fits,
+                    _log2(iterations * len(accesses) * elem / max(total, 1)),
                     _log2(iterations * ops / max(total, 1))]
         return row
 
 
 def features(kernel: KernelIR, loops: Node, sizes: dict[str, int]) -> list[float]:
-    """The feature vector of a scheduled kernel (its loop AST) at `sizes`."""
+    """The feature vector of a scheduled kernel (its loop AST) at `sizes` (FEATURE_NAMES)."""
     ex = _Extractor(kernel, sizes)
-    ex.walk(loops, [], dict(ex.env), 0, [0])
+    ex.walk(loops, _Where(env=tuple(ex.env.items())), [0])
     if not ex.rows:
         return [0.0] * len(FEATURE_NAMES)
-    total = sum(ex.works) or 1
-    mean = [sum(w * r[i] for w, r in zip(ex.works, ex.rows, strict=True)) / total
-            for i in range(len(_STMT_NAMES))]
-    heaviest = ex.rows[max(range(len(ex.rows)), key=lambda i: ex.works[i])]
-    return [float(x) for x in (*mean, *heaviest, len(ex.rows), _log2(total))]
+    per_stmt: dict[str, float] = defaultdict(float)
+    for name, w in zip(ex.stmts, ex.weights, strict=True):
+        per_stmt[name] += w
+    total = sum(ex.weights)
+    heaviest = max(per_stmt, key=lambda name: (per_stmt[name], name))
+
+    def mean(rows: list[int]) -> list[float]:
+        weight = sum(ex.weights[i] for i in rows)
+        if weight <= 0:  # every store guarded away or of zero extent: count them alike
+            return [sum(ex.rows[i][k] for i in rows) / len(rows) for k in range(len(_STMT_NAMES))]
+        return [sum(ex.weights[i] * ex.rows[i][k] for i in rows) / weight
+                for k in range(len(_STMT_NAMES))]
+
+    everything = list(range(len(ex.rows)))
+    top = [i for i in everything if ex.stmts[i] == heaviest]
+    kernel_row = [len(per_stmt), len(ex.rows), per_stmt[heaviest] / total if total else 1.0,
+                  _log2(total)]
+    return [float(x) for x in (*mean(everything), *mean(top), *kernel_row)]
 
 
 def flop_count(kernel: KernelIR, sizes: dict[str, int]) -> float:

@@ -46,10 +46,18 @@ PRETRAINED = Path(__file__).resolve().parent / "pretrained_cpu.txt"
 log = logging.getLogger("loopweave.autotune")
 MIN_RECORDS = 16  # fewer correct records than this: the model is not trained
 
+# deterministic: the same records give the same model whatever the threads' timing.
 _PARAMS = dict(objective="regression", learning_rate=0.08, num_leaves=15, min_data_in_leaf=3,
                bagging_fraction=0.9, bagging_freq=1, feature_fraction=0.9, verbose=-1, seed=0,
-               num_threads=2)
+               num_threads=2, deterministic=True, force_row_wise=True)
 _ROUNDS = 120
+# Adapting a model to a machine: small trees, a round per record (10 to ADAPT_ROUNDS), so that
+# a few measurements correct the model where they contradict it and leave it alone elsewhere
+# (benchmarks/tune_adapt.py measured these).
+_ADAPT_PARAMS = {**_PARAMS, "learning_rate": 0.1, "num_leaves": 7, "bagging_fraction": 1.0,
+                 "bagging_freq": 0}
+ADAPT_ROUNDS = 60
+MIN_ADAPT_RECORDS = 8  # fewer correct records than this: the model is not adapted
 
 
 def training_set(records, width: int = len(FEATURE_NAMES)) -> tuple[np.ndarray, np.ndarray]:
@@ -96,6 +104,26 @@ class CostModel:
             warnings.simplefilter("ignore")
             booster = lightgbm.train(_PARAMS, lightgbm.Dataset(x, y), num_boost_round=_ROUNDS)
         return cls(booster, len(y))
+
+    @classmethod
+    def adapt(cls, base: CostModel, records, width: int = len(FEATURE_NAMES)) -> CostModel:
+        """`base` adapted to the machine of `records`: more boosting rounds (LightGBM's
+        `init_model`) fitted to what `base` gets wrong on the correct records, so a shipped
+        model learns a new machine from a few measurements. `base` itself when it is untrained
+        or there are fewer than MIN_ADAPT_RECORDS records."""
+        x, y = training_set(records, width)
+        if not base.trained or len(y) < MIN_ADAPT_RECORDS:
+            return base
+        import lightgbm
+
+        rounds = min(ADAPT_ROUNDS, max(10, len(y)))
+        params = {**_ADAPT_PARAMS, "min_data_in_leaf": max(3, len(y) // 16)}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            booster = lightgbm.train(params, lightgbm.Dataset(x, y), num_boost_round=rounds,
+                                     init_model=lightgbm.Booster(
+                                         model_str=base.booster.model_to_string()))
+        return cls(booster, base.records + len(y))
 
     def predict(self, feature_rows) -> np.ndarray:
         """Predicted log slowdown per row; zeros (no preference) when untrained."""

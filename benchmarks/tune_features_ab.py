@@ -1,0 +1,167 @@
+"""The cost model's features before and after a feature change, on the same measurements.
+
+    .venv/bin/python benchmarks/tune_features_ab.py [--db benchmarks/out/pretrain.sqlite]
+        [--old-rev HEAD~1] [--old-model REV]
+
+Every correct CPU record of the database (written by benchmarks/tune_pretrain.py) is lowered
+again from its kernel (examples/kernels), schedule and options, and gets two feature rows: the
+current autotune/features.py's and the one of `--old-rev` (read from git). The measured times
+are the same for both, so the difference is the features'. Reported, per feature set:
+
+- leave one family out: a model trained on every other family's records ranks each key of the
+  held-out family (Kendall tau of predicted against measured times, top-1 regret: the model's
+  pick's time over the best time, minus one), the mean per family;
+- the shipped model of each version (`--old-model`: the revision whose pretrained_cpu.txt goes
+  with `--old-rev`'s features) on the keys of the kernels benchmarks/tune_pretrain.py holds out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The issue's families (leave one family out), and the kernels of examples/kernels in each.
+FAMILIES = {
+    "matmul-like": ("matmul", "bmm", "gemm", "two_mm", "qmm", "qmm_requant", "matmul_int4",
+                    "matmul_int4_grouped", "linear_f16"),
+    "convolution": ("conv2d", "depthwise_conv2d", "maxpool2d"),
+    "normalization": ("softmax", "layernorm", "rmsnorm_gelu"),
+    "stencil": ("jacobi_1d", "jacobi_2d", "seidel_2d"),
+    "triangular": ("lu", "trmm", "syrk"),
+    "attention": ("attention",),
+}
+
+
+def old_module(rev: str, path: str = "autotune/features.py"):
+    """The features module as it was at `rev` (git), loaded under another name."""
+    text = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout
+    file = Path(tempfile.mkdtemp()) / "features_old.py"
+    file.write_text(text)
+    spec = importlib.util.spec_from_file_location("features_old", file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["features_old"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def old_model_text(rev: str) -> str:
+    """The shipped model's body at `rev` (without its version line)."""
+    text = subprocess.run(["git", "show", f"{rev}:autotune/pretrained_cpu.txt"], cwd=ROOT,
+                          check=True, capture_output=True, text=True).stdout
+    return text.partition("\n")[2]
+
+
+def refeature(records, extractors) -> dict[str, list]:
+    """Per extractor name, the records with that extractor's features (records whose kernel or
+    schedule cannot be lowered again are dropped from all)."""
+    from loopweave.autotune.features import FEATURE_VERSION
+    from loopweave.examples import load_references
+    from loopweave.passes.schedule import Schedule
+    from loopweave.pipeline import Pipeline
+
+    cases = load_references().KERNELS
+    out = {name: [] for name in extractors}
+    for r in records:
+        if r.kernel_name not in cases:
+            continue
+        try:
+            stages = Pipeline(cases[r.kernel_name].source(), "cpu",
+                              schedule=Schedule.from_json(r.schedule),
+                              options=json.loads(r.options or "{}")).stages()
+            rows = {name: fn(stages.ir, stages.loops, json.loads(r.sizes))
+                    for name, fn in extractors.items()}
+        except Exception as e:  # a record this tree cannot lower any more: skip it
+            print(f"skipped {r.kernel_name} {r.uid[:8]}: {type(e).__name__}: {e}",
+                  file=sys.stderr)
+            continue
+        for name, row in rows.items():
+            out[name].append(replace(r, features=json.dumps(row),
+                                     feature_version=FEATURE_VERSION))
+    return out
+
+
+def leave_family_out(records, width: int) -> dict[str, tuple[float, float, int]]:
+    """Per family: (mean tau, mean regret, keys) of a model trained on the other families."""
+    from loopweave.autotune.model import CostModel, key_groups, score_key
+
+    groups = key_groups(records, width)
+    result = {}
+    for family, kernels in FAMILIES.items():
+        held = [rows for rows in groups.values() if rows[0].kernel_name in kernels]
+        train = [r for rows in groups.values() if rows[0].kernel_name not in kernels
+                 for r in rows]
+        model = CostModel.fit(train, width)
+        if not held or not model.trained:
+            continue
+        scores = [score_key(model, rows) for rows in held]
+        result[family] = (sum(s.tau for s in scores) / len(scores),
+                          sum(s.regret for s in scores) / len(scores), len(scores))
+    return result
+
+
+def shipped_scores(model, records, width: int, kernels) -> list:
+    """Per held-out kernel key: the shipped model's KeyScore."""
+    from loopweave.autotune.model import key_groups, score_key
+
+    return [score_key(model, rows) for rows in key_groups(records, width).values()
+            if rows[0].kernel_name in kernels]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default=str(ROOT / "benchmarks" / "out" / "pretrain.sqlite"))
+    parser.add_argument("--old-rev", default="HEAD~1")
+    parser.add_argument("--old-model", help="revision of the old shipped model (default: "
+                        "--old-rev)")
+    args = parser.parse_args(argv)
+
+    from loopweave.autotune import features as new
+    from loopweave.autotune.database import Database
+    from loopweave.autotune.model import CostModel
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from tune_pretrain import HELD_OUT
+
+    old = old_module(args.old_rev)
+    with Database(args.db, create=False) as db:
+        records = [r for r in db.records(status="ok") if r.target == "cpu" and r.median_s]
+    sets = refeature(records, {"old": old.features, "new": new.features})
+    widths = {"old": len(old.FEATURE_NAMES), "new": len(new.FEATURE_NAMES)}
+    shipped = {"old": CostModel.from_text(old_model_text(args.old_model or args.old_rev)),
+               "new": CostModel.pretrained()}
+    print(f"{len(sets['new'])} records of {len({r.key for r in sets['new']})} keys; old "
+          f"features: version {old.FEATURE_VERSION} ({widths['old']} values), new: "
+          f"{new.FEATURE_VERSION} ({widths['new']})\n")
+    print("| family (held out) | keys | tau old | tau new | regret old | regret new |")
+    print("|---|---|---|---|---|---|")
+    lofo = {name: leave_family_out(sets[name], widths[name]) for name in sets}
+    for family in FAMILIES:
+        if family in lofo["new"] and family in lofo["old"]:
+            (to, ro, n), (tn, rn, _) = lofo["old"][family], lofo["new"][family]
+            print(f"| {family} | {n} | {to:.2f} | {tn:.2f} | {ro:.1%} | {rn:.1%} |")
+    print("\n| shipped model on | old: tau | new: tau | old: regret | new: regret |")
+    print("|---|---|---|---|---|")
+    for kernel in HELD_OUT:
+        row = {}
+        for name in sets:
+            if shipped[name] is None or not shipped[name].trained:
+                continue
+            scores = shipped_scores(shipped[name], sets[name], widths[name], (kernel,))
+            if scores:
+                row[name] = scores[0]
+        if len(row) == 2:
+            print(f"| {kernel} {row['new'].sizes} | {row['old'].tau:.2f} | {row['new'].tau:.2f} "
+                  f"| {row['old'].regret:.1%} | {row['new'].regret:.1%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
