@@ -8,19 +8,24 @@ tensor value), and the soundness of dependences through a gather.
 
 from __future__ import annotations
 
-import warnings
+import os
 
-import islpy as isl
-import numpy as np
-import pytest
+os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported: no GPU here
 
-import loopweave
-from loopweave import Schedule
-from loopweave.errors import ArgumentValueError, BoundsError, DSLTypeError, ScheduleError
-from loopweave.ir import expr as ir
-from loopweave.ir.dependences import Dependences
-from loopweave.pipeline import front_end
-from loopweave.runtime import check_indices
+import shutil  # noqa: E402
+import warnings  # noqa: E402
+
+import islpy as isl  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import loopweave  # noqa: E402
+from loopweave import Schedule  # noqa: E402
+from loopweave.errors import ArgumentValueError, BoundsError, DSLTypeError, ScheduleError  # noqa: E402
+from loopweave.ir import expr as ir  # noqa: E402
+from loopweave.ir.dependences import Dependences  # noqa: E402
+from loopweave.pipeline import front_end  # noqa: E402
+from loopweave.runtime import check_indices  # noqa: E402
 
 EMBEDDING = """
 kernel embedding(table: f32[V, D], ids: i32[N]) -> out: f32[N, D] {
@@ -109,6 +114,33 @@ def test_two_gathered_dimensions_and_a_scalar_bound_range():
     with pytest.raises(ArgumentValueError, match=r"cols\[0, 4\] = -1 is out of range 0\.\.12 "
                                                  r"for dimension 1 of A"):
         compile_cpu(source)(a, rows, cols, 5)
+
+
+@pytest.mark.parametrize("target", ["triton", "cuda"])
+def test_gathers_on_the_gpu_targets(target):
+    """A load at a computed address: the lookup table (u8 indices) and two gathered
+    dimensions, in Triton's interpreter and in CUDA's CPU emulation."""
+    if target == "triton":
+        pytest.importorskip("triton", reason="triton not installed")
+        pytest.importorskip("torch", reason="torch not installed")
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            pytest.skip("TRITON_INTERPRET was set to something else before the tests")
+    elif shutil.which("g++") is None:
+        pytest.skip("g++ not installed (CUDA emulation)")
+    options = {"emulate": True} if target == "cuda" else {}
+    r = np.random.default_rng(9)
+    table = r.standard_normal((7, 16)).astype(np.float32)
+    w = r.integers(0, 16, size=(7, 29)).astype(np.uint8)
+    lut = loopweave.compile(LUT, target, tuning_db=False, **options)
+    np.testing.assert_allclose(lut(table, w), table[np.arange(7)[:, None], w].sum(axis=0),
+                               rtol=1e-5, atol=1e-5)
+    pick = loopweave.compile("""
+    kernel pick(A: f64[R, C], rows: i64[M], cols: i32[L]) -> B: f64[M, L] {
+        B[i, j] = A[rows[i], cols[j]]
+    }""", target, tuning_db=False, **options)
+    a = r.standard_normal((9, 13))
+    rows, cols = r.integers(0, 9, size=11), r.integers(0, 13, size=37).astype(np.int32)
+    np.testing.assert_array_equal(pick(a, rows, cols), a[rows[:, None], cols[None, :]])
 
 
 # -- the call-time check ------------------------------------------------------------------------
