@@ -189,11 +189,11 @@ def check_indices(kernel_ir: KernelIR, arrays: dict[str, np.ndarray], env: dict[
         extent = evaluate(kernel_ir.tensors[c.tensor].shape[c.dim], env)
         lo = [max(0, evaluate(e, env)) for e in c.lo]
         box = tuple(slice(a, evaluate(e, env)) for a, e in zip(lo, c.hi, strict=True))
-        held = arrays[c.index]
-        values = (on_device or {}).get(id(held), held)[box]
+        device = (on_device or {}).get(id(arrays[c.index]))
+        values = (arrays[c.index] if device is None else device)[box]
         if math.prod(values.shape) == 0 or bool((values.min() >= 0) & (values.max() < extent)):
             continue
-        values = values if isinstance(values, np.ndarray) else values.cpu().numpy()
+        values = np.asarray(values if device is None else values.cpu().numpy())
         where = tuple(int(k) for k in np.argwhere((values < 0) | (values >= extent))[0])
         position = ", ".join(str(a + k) for a, k in zip(lo, where, strict=True))
         raise ArgumentValueError(

@@ -278,7 +278,7 @@ class Checker:
                 return values[name]
             if name in self.params:
                 return ir.Param(name)
-            what = "a tensor; an index cannot depend on tensor values" \
+            what = f"a tensor; a read may take a whole index from a tensor, as in x[{name}[...]]" \
                 if name in self.tensors else "not an index variable, a size or an integer scalar"
             raise self.error(f"'{name}' cannot appear in an index: it is {what}", pos)
 

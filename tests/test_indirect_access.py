@@ -191,6 +191,19 @@ def test_index_values_held_on_a_device_are_checked_there():
         check_indices(kernel_ir, arrays, sizes)
 
 
+def test_a_0d_tensor_as_an_index():
+    k = compile_cpu("kernel k(x: f32[N], s: i32[], z: f32[M]) -> y: f32[M] {\n"
+                    "    y[i] = x[s[]] + z[i]\n}\n")
+    x, z = np.arange(5, dtype=np.float32), np.ones(3, np.float32)
+    np.testing.assert_array_equal(k(x, np.array(3, np.int32), z), x[3] + z)
+    with pytest.raises(ArgumentValueError, match=r"s\[\] = 7 is out of range 0\.\.4 for "
+                                                 r"dimension 0 of x \(read as x\[s\[\]\]"):
+        k(x, np.array(7, np.int32), z)
+    e = error_of("kernel k(x: f32[N], s: i32[], z: f32[M]) -> y: f32[M] {\n"
+                 "    y[i] = x[s] + z[i]\n}\n")
+    assert "a read may take a whole index from a tensor, as in x[s[...]]" in e.message
+
+
 # -- what stays refused -------------------------------------------------------------------------
 
 def error_of(source: str, cls=DSLTypeError):
@@ -302,7 +315,7 @@ def test_schedules_of_a_gather_are_correct_or_refused():
     r = np.random.default_rng(8)
     vals, col, x = r.standard_normal((13, 5)), r.integers(0, 11, (13, 5)), r.standard_normal(11)
     want = (vals * x[col]).sum(axis=1)
-    schedules = [Schedule().tile("S1", i=4, k=2).parallel("S1", "i_o"),
+    schedules = [Schedule().tile("S1", i=4, k=2), Schedule().parallel("S1", "i"),
                  Schedule().reorder("S1", "k", "i").vectorize("S1", "i"),
                  Schedule().tile("S1", i=4, k=2).cache_read("S1", "vals", at="i"),
                  Schedule().tile("S1", i=4, k=2).cache_read("S1", "col", at="i"),
