@@ -326,7 +326,11 @@ class Lowering:
             one = cuda_isl.keep_only(cuda_isl.fix(g.stmt.domain, g.outer), [q])
             one = one.set_tuple_name("lwq")
             hull = one if hull is None else hull.union(one)
-        hull = isl.Set.from_basic_set(hull.coalesce().convex_hull())
+        # From the lowest to the highest value: the convex hull of {0 <= q < M} and
+        # {0 <= q < N} has no upper bound (max(M, N) is not affine), this is exact.
+        space = hull.get_space()
+        up = isl.Map.lex_le(space)  # a -> q with a <= q
+        hull = hull.apply(up).intersect(hull.apply(up.reverse())).coalesce()
         return hull.set_dim_name(isl.dim_type.set, 0, isl_helpers.isl_name(q))
 
     def grid_dims(self, group: list[Info], dims: list[str]) -> tuple[GridDim, ...]:

@@ -32,7 +32,8 @@ from loopweave.backends.triton_plan import project_onto as _project
 from loopweave.ir import expr as ir
 from loopweave.ir.types import BOOL, F32, INDEX, identity
 
-_COMBINE = {"+=": "{a} + {b}", "*=": "{a} * {b}",
+# `b` is rendered at the lowest precedence: `A[i] *= B + i` is a * (b + i), not a * b + i.
+_COMBINE = {"+=": "{a} + {pb}", "*=": "{a} * {pb}",
             "max=": "tl.maximum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)",
             "min=": "tl.minimum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)"}
 REDUCE_OVER_AXIS = {"+=": "tl.sum({v}, axis={a})", "*=": "tl.reduce({v}, {a}, _lw_mul)",
@@ -40,7 +41,7 @@ REDUCE_OVER_AXIS = {"+=": "tl.sum({v}, axis={a})", "*=": "tl.reduce({v}, {a}, _l
 
 
 def combine(op: str, a: str, b: str, dtype) -> str:
-    text = _COMBINE[op].format(a=a, b=b)
+    text = _COMBINE[op].format(a=a, b=b, pb=b if b.isidentifier() else f"({b})")
     if dtype.is_int:
         text = text.replace(", propagate_nan=tl.PropagateNan.ALL", "")
     return text

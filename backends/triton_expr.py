@@ -53,13 +53,17 @@ def _lw_tanh(x):
 ''',
     "_lw_pow": '''@triton.jit
 def _lw_pow(a, b):
-    # a ** b as numpy: |a| ** b through exp2 and log2; a negative base keeps its sign for an
-    # odd whole b and gives nan for a fractional one; x ** 0 is 1
+    # a ** b as numpy: |a| ** b through exp2 and log2 (libdevice.pow returns None in the
+    # interpreter); a negative base keeps its sign for an odd whole b and gives nan for a
+    # fractional one; x ** 0 is 1. Both operands take one shape first: the interpreter types a
+    # comparison of 0-d values as their operands' type, and broadcasting it then makes floats
+    # of the booleans (`&` on f64), so every comparison here is between tiles of one shape.
+    a, b = tl.broadcast(a, b)
     m = tl.exp2(b * tl.log2(tl.abs(a)))
-    whole = tl.floor(b) == b
-    odd = whole & (tl.floor(b * 0.5) * 2.0 != b)
-    r = tl.where((a < 0) & odd, -m, m)
-    r = tl.where((a < 0) & (tl.floor(b) != b), float("nan"), r)
+    odd_or_fraction = tl.floor(b * 0.5) * 2.0 != b
+    fraction = tl.floor(b) != b
+    signed = tl.where(odd_or_fraction, -m, m)
+    r = tl.where(a < 0, tl.where(fraction, float("nan"), signed), m)
     return tl.where(b == 0, 1.0, r)
 ''',
     "_lw_mul": '''@triton.jit
@@ -204,12 +208,16 @@ class ExprWriter:
         if f == "abs":
             return f"tl.abs({xs[0]})"
         if f == "sigmoid":
-            return f"(1.0 / (1.0 + tl.exp(-{xs[0]})))"
+            return f"(1.0 / (1.0 + tl.exp(-({xs[0]}))))"  # -(a + b), not -a + b
         if f == "tanh":
             self.k.use("_lw_tanh")
             return f"_lw_tanh({xs[0]})"
         if f == "pow":  # libdevice.pow returns None in the interpreter
             self.k.use("_lw_pow")
+            # a literal as a 0-d tile of its type: the helper calls tl functions on both
+            xs = [f"tl.full([], {x}, {TL_TYPES[a.dtype.compute.name]})"
+                  if isinstance(a, ir.Const) and not x.startswith("tl.full") else x
+                  for a, x in zip(args, xs, strict=True)]
             return f"_lw_pow({xs[0]}, {xs[1]})"
         if f in ("exp", "log", "sqrt", "erf"):
             return f"tl.{f}({xs[0]})"
@@ -274,7 +282,7 @@ def python_expr(e: ir.Expr) -> str:
         case ir.Var(name=n) | ir.Param(name=n) | ir.Scalar(name=n):
             return py_name(n)
         case ir.Unary(op="neg", operand=x):
-            return f"(-{python_expr(x)})"
+            return f"(-({python_expr(x)}))"
         case ir.Binary(op=op, left=a, right=b) if e != simplify(e):
             return python_expr(simplify(e))
         case ir.Binary(op=op, left=a, right=b):

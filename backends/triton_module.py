@@ -257,7 +257,8 @@ class ModuleWriter:
                 counts.append(size)
         if len(counts) > 3:
             flat = len(counts) - 2
-            counts = [" * ".join(counts[:flat])] + counts[flat:]
+            # each count in parentheses: (N - 3) * M, not N - 3 * M
+            counts = [" * ".join(f"({c})" for c in counts[:flat])] + counts[flat:]
         grid = f"({', '.join(counts)},)" if counts else "(1,)"
         args = [py_name(t) for t in self.tensors_of(launch)]
         args += [py_name(p) for p in self.kernel.params]

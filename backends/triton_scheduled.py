@@ -24,6 +24,7 @@ from loopweave.backends.triton_expr import (
     TL_TYPES,
     ExprWriter,
     Layout,
+    conjuncts,
     py_name,
     python_expr,
 )
@@ -46,7 +47,7 @@ from loopweave.ir.loops import (
     rename_element,
     upper_bound,
 )
-from loopweave.ir.types import identity
+from loopweave.ir.types import BOOL, identity
 
 _NO_LAYOUT = Layout(())
 _TORCH_TYPES = {"f16": "float16", "bf16": "bfloat16", "f32": "float32", "f64": "float64",
@@ -127,6 +128,20 @@ class _LaunchWriter:
 
     def varies(self, e: ir.Expr) -> bool:
         return bool(ir.variables(e) & self.lane_vars)
+
+    def narrowed(self, mask: str, conds: list[ir.Expr]) -> str:
+        """`mask` (over the lanes) and each of `conds`. A condition the same for every lane
+        selects the mask with tl.where rather than `&`: Triton's interpreter types a
+        comparison of scalars as its operands (i64), and `&` broadcasting it to the lanes
+        gives an integer mask that tl.load refuses ("mask has unsupported dtype")."""
+        text = mask
+        for c in (x for cond in conds for x in conjuncts(cond)):
+            if self.varies(c):
+                text = f"{text} & ({self.text(c)})"
+        for c in (x for cond in conds for x in conjuncts(cond)):
+            if not self.varies(c):
+                text = f"tl.where({self.text(c)}, {text}, False)"
+        return text
 
     # -- the function ----------------------------------------------------------------------------
 
@@ -242,8 +257,8 @@ class _LaunchWriter:
             hi = f"tl.max(tl.where({mask}, {self.text(end)} + lw_lanes, -2**62))"
             self.emit(f"for {v} in range({lo}, {hi}, {loop.step}):", depth)
             inner = self.fresh("lw_mask")
-            self.emit(f"{inner} = {mask} & ({self.text(loop.cond)}) & "
-                      f"({v} >= {self.text(loop.init)})", depth + 1)
+            start = ir.Binary(">=", ir.Var(loop.var), loop.init, BOOL)
+            self.emit(f"{inner} = {self.narrowed(mask, [loop.cond, start])}", depth + 1)
             outer, self.lanes = self.lanes, replace(self.lanes, mask=inner)
             self.node(loop.body, depth + 1)
             self.lanes = outer
@@ -261,11 +276,11 @@ class _LaunchWriter:
                 self.node(orelse, depth + 1)
             return
         outer = self.lanes
-        for part, c in ((then, self.text(cond)), (orelse, f"~({self.text(cond)})")):
+        for part, c in ((then, cond), (orelse, ir.Unary("not", cond, BOOL))):
             if part is None:
                 continue
             mask = self.fresh("lw_mask")
-            self.emit(f"{mask} = {outer.mask} & ({c})", depth)
+            self.emit(f"{mask} = {self.narrowed(outer.mask, [c])}", depth)
             self.lanes = replace(outer, mask=mask)
             self.node(part, depth)
         self.lanes = outer

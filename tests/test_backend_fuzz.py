@@ -48,10 +48,7 @@ BOUNDED = {
     "aarch64": range(0, 2),
 }
 # (seed, target) -> the bug; each has a strict-xfail regression case with its minimal kernel.
-KNOWN_FAILURES: dict[tuple[int, str], str] = {
-    (8, "triton"): "a reduced index as a value inside sigmoid: regression "
-                   "triton_reduced_index_as_value",
-}
+KNOWN_FAILURES: dict[tuple[int, str], str] = {}
 
 
 @pytest.fixture(scope="module")

@@ -64,26 +64,65 @@ FIXED = {
         "    D[i] = D[i] % 3\n"
         "}\n",
         sizes={"L": 3}, seed=9),
-}
-
-KNOWN: dict[str, tuple[Regression, str]] = {
-    "triton_pow_f64": (Regression(
+    # Triton's pow helper on f64 failed in the interpreter (TypeError: ufunc 'bitwise_and' on
+    # f64): it compares a 0-d exponent, and the interpreter types a comparison of 0-d values as
+    # its operands (f64), so `&` after broadcasting got floats; the helper broadcasts its
+    # operands first and selects with tl.where (backends/triton_expr.py).
+    "triton_pow_f64": Regression(
         "triton",
         "kernel fz5009(C: f64[N, K, M]) -> (O0: f64[N, K, M]) {\n"
         "    O0[i, j, k] = pow(abs(C[i + 1, K - 1 - j, k]) + 0.5, 1.5)  where i in 1:N - 2\n"
         "}\n",
         sizes={"K": 1, "M": 1, "N": 4}, seed=5009),
-        "triton's pow helper on f64 fails in the interpreter: TypeError: ufunc 'bitwise_and' "
-        "not supported for the input types"),
-    "triton_reduced_index_as_value": (Regression(
+    # Triton wrote sigmoid(a + b) as 1 / (1 + exp(-a + b)) (backends/triton_expr.py).
+    "triton_reduced_index_as_value": Regression(
         "triton",
         "kernel fz8(C: f32[M, N]) -> O0: f32[M] {\n"
         "    O0[i] += sigmoid(C[M - 1 - i, j] + j)\n"
         "}\n",
         sizes={"M": 1, "N": 2}, seed=8),
-        "triton: a reduced index used as a value inside a function (sigmoid(C[.., j] + j), "
-        "summed over j) gives a wrong sum (0.908 for 1.292)"),
+    # Triton's interpreter refused a load's mask ("mask has unsupported dtype"): a serial
+    # loop's bound (`c4 < N`, the same for every lane) `&` the lanes' mask was an i64 tensor
+    # there; a lane-invariant condition now selects the mask with tl.where
+    # (backends/triton_scheduled.narrowed). Shrunk from seeds 5013, 5030 and 5047.
+    "triton_lane_invariant_condition_in_a_mask": Regression(
+        "triton",
+        "kernel k(A: f64[], B: f64[M, N]) -> O: f64[N, M] {\n"
+        "    O[i, j] -= A[] + B[j, i]  where k in 0:N, i < k\n"
+        "}\n",
+        sizes={"M": 2, "N": 7}, seed=5013),
+    # The CUDA planner crashed (isl_set_dim_max: unbounded optimum) on a group of statements
+    # whose `j` ranges differ (0:M and 0:N): the convex hull of their ranges has no upper
+    # bound; the grid's range is now from the lowest to the highest value, exactly
+    # (backends/cuda_lower.hull). Shrunk from seeds 5029 and 5071.
+    "cuda_grid_over_ranges_of_different_sizes": Regression(
+        "cuda",
+        "kernel fz5029(A: inout f32[M], B: f32[], C: f32[N, M]) {\n"
+        "    A[k] += (tanh(A[i]) + B)  where j in 0:M - 1, l in 0:3, m in 0:3, 0 <= j - k < 3\n"
+        "    t0[i, j] = ((1.0 * 0.5 + 0.25) + A[M - 1 - j])  where i in 0:M, j in 0:M\n"
+        "    t1[j] += log(1.0 + abs((-C[j, M - 1 - i])))  where i in 0:M\n"
+        "}\n",
+        sizes={"M": 3, "N": 5}, seed=5029),
+    # Triton wrote `A[i] *= B + i` as a * b + i (backends/triton_emit.combine).
+    "triton_in_place_product_of_a_sum": Regression(
+        "triton",
+        "kernel fz5067(A: inout f64[N], B: f64[]) {\n"
+        "    A[i] *= (B[] + i)\n"
+        "}\n",
+        sizes={"N": 2}, seed=5067),
+    # Triton's launcher flattened a grid of four counts as `N - 3 * M` for (N - 3) * M: no
+    # launch at all (backends/triton_module.py).
+    "triton_flattened_grid_count": Regression(
+        "triton",
+        "kernel fz5054(B: f32[M, N]) -> (O0: f32[N, M, M, M], O3: f32[N]) {\n"
+        "    O0[i, j, k, l] += B[M - 1 - m, N - 1 - i]  where i in 2:N - 1, k in 1:M - 1, "
+        "m in 0:M\n"
+        "    O3[i] = (O3[N - 1 - i] + i)  where i in 0:N\n"
+        "}\n",
+        sizes={"M": 3, "N": 7}, seed=5054),
 }
+
+KNOWN: dict[str, tuple[Regression, str]] = {}
 
 
 @pytest.mark.parametrize("name", sorted(FIXED))

@@ -14,7 +14,10 @@ os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported: no 
 
 import ast  # noqa: E402
 import re  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -24,12 +27,16 @@ import loopweave  # noqa: E402
 pytest.importorskip("triton", reason="triton not installed")
 pytest.importorskip("torch", reason="torch not installed")
 
+from loopweave.backends.triton_expr import python_expr  # noqa: E402
 from loopweave.examples import load_polybench_references  # noqa: E402
+from loopweave.ir import expr as ir  # noqa: E402
+from loopweave.ir.types import INDEX  # noqa: E402
 
 if os.environ.get("TRITON_INTERPRET") != "1":
     pytest.skip("TRITON_INTERPRET was set to something else before the tests",
                 allow_module_level=True)
 
+ROOT = Path(__file__).resolve().parent.parent
 TRITON_MAX_NUMEL = 1 << 20  # Triton's limit on the elements of one tensor
 
 
@@ -273,3 +280,73 @@ def test_polybench_on_the_triton_planner(name):
     for out, want in expected.items():
         err, ok = poly.compare(got[out], want, case.tol_scale)
         assert ok, f"{name}: {out} differs from numpy by {err:g}"
+
+
+# -- 8. found by the backend fuzzer ---------------------------------------------------------------
+
+POW = """
+kernel powers(A: f64[N], B: f64[N], F: f32[N], s: f64) -> (O: f64[N], P: f64[N], Q: f32[N]) {
+    O[i] = pow(A[i], B[i])
+    P[i] = pow(A[i], 3.0) + pow(s, 0.5) + pow(-2.0, 2.0)
+    Q[i] = pow(F[i], f32(B[i]))
+}"""
+
+
+def pow_inputs():
+    """Negative bases with whole (odd and even) exponents, fractional ones (nan), x ** 0,
+    0 ** positive, negative exponents; 9 elements."""
+    a = np.array([2.0, -2.0, -2.0, 0.0, 0.0, -0.5, 3.0, -1.5, 0.7])
+    b = np.array([1.5, 3.0, 2.0, 0.0, 2.0, 0.5, -1.0, -3.0, 2.5])
+    return a, b, (a * 1.25).astype(np.float32)
+
+
+@pytest.mark.parametrize("path", ["planner", "default schedule"])
+def test_pow_of_f64_and_f32_matches_numpy(path):
+    """pow is exp2(b * log2|a|) with the sign of a negative base for an odd whole b and nan
+    for a fractional one (libdevice.pow returns None in the interpreter); on f64 the helper
+    once failed in the interpreter (`bitwise_and` on f64 after a 0-d comparison)."""
+    kernel = compile_triton(POW) if path == "planner" else \
+        loopweave.compile(POW, target="triton", tuning_db=False)
+    a, b, f = pow_inputs()
+    o, p, q = kernel(a, b, f, 0.7)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.testing.assert_allclose(o, np.power(a, b), rtol=1e-12, atol=0, equal_nan=True)
+        np.testing.assert_allclose(p, a ** 3 + 0.7 ** 0.5 + 4.0, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(q, np.power(f, b.astype(np.float32)), rtol=2e-6,
+                                   equal_nan=True)
+    assert np.isnan(o[5]) and o[1] == -8.0 and o[2] == 4.0 and o[3] == 1.0
+
+
+AOT_POW = """
+import sys
+from loopweave.backends.triton import aot_compile
+from loopweave.driver import stages
+st = stages(sys.stdin.read(), target="triton")
+for fn, ptx in aot_compile(st.ir, st.source, arch=90).items():
+    assert ".target sm_90" in ptx, fn
+    print(fn, "ex2" in ptx or "__nv_exp2" in ptx)
+"""
+
+
+def test_pow_helper_compiles_for_a_real_gpu_ahead_of_time():
+    """Triton's own compiler (no GPU needed) accepts the pow helper on f64 and f32."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", AOT_POW], input=POW, cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "powers" in done.stdout
+
+
+def test_sigmoid_of_a_sum_negates_the_whole_sum():
+    """sigmoid(a + b) was written 1 / (1 + exp(-a + b)); found with `j` as a value."""
+    kernel = compile_triton("kernel k(C: f32[M, N]) -> O: f32[M] {\n"
+                            "    O[i] += sigmoid(C[M - 1 - i, j] + j)\n}")
+    c = rand(np.random.default_rng(8), (3, 5))
+    want = (1 / (1 + np.exp(-(c[::-1] + np.arange(5, dtype=np.float32))))).sum(1)
+    assert_close(kernel(c), want.astype(np.float32))
+
+
+def test_negated_launcher_expressions_keep_their_parentheses():
+    """The launcher's Python for -(N - 1) was `(-N - 1)`."""
+    e = ir.Unary("neg", ir.Binary("-", ir.Var("N"), ir.Const(1), INDEX), INDEX)
+    assert eval(python_expr(e), {"N": 7}) == -6  # noqa: S307 - our own generated text
