@@ -149,6 +149,19 @@ def test_compare_tolerates_rounding_by_dtype_and_nothing_else():
     assert df.compare({"h": np.array([1.01], np.float16)}, half, {"h": "f16"}) is None
 
 
+def test_an_f64_result_of_f32_work_gets_the_f32_tolerance():
+    """Seed 6074: an f64 output of an f32 `min= sigmoid(...)` differed by one f32 ulp."""
+    mixed = "kernel k(A: f32[N]) -> (O: f64[], P: f32[N]) {\n    t min= exp(A[i])\n" \
+            "    O = f64(t[])\n    P[i] = A[i]\n}"
+    assert df._result_dtypes(mixed) == {"O": "f32", "P": "f32", "A": "f32"}
+    pure = "kernel k(A: f64[N], X: i32[N]) -> O: f64[N] { O[i] = A[i] + f64(X[i]) }"
+    assert df._result_dtypes(pure) == {"O": "f64", "A": "f64", "X": "i32"}
+    one_ulp = np.float64(np.nextafter(np.float32(0.3631192), np.float32(1)))
+    got, want = {"O": np.array(one_ulp)}, {"O": np.array(np.float64(np.float32(0.3631192)))}
+    assert df.compare(got, want, df._result_dtypes(mixed)) is None
+    assert "differ" in df.compare(got, want, {"O": "f64"})
+
+
 def _dies():
     os.kill(os.getpid(), signal.SIGSEGV)
 
