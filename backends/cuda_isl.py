@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import islpy as isl
 
+from loopweave.errors import TargetError
 from loopweave.ir import isl_helpers
 from loopweave.ir.codegen import AstTranslator, statement_store
 from loopweave.ir.expr import Expr
@@ -51,8 +52,14 @@ def bounds(kernel: KernelIR, s: isl.Set, dim: int) -> tuple[Expr, Expr]:
     """(lowest, highest) value of dimension `dim` of `s`, as expressions in the parameters."""
     ctx = _aligned_context(kernel, s.get_space())
     params = frozenset(kernel.params)
-    lo = isl_helpers.pw_aff_to_expr(s.dim_min(dim), ctx, params)
-    hi = isl_helpers.pw_aff_to_expr(s.dim_max(dim), ctx, params)
+    try:
+        low, high = s.dim_min(dim), s.dim_max(dim)
+    except isl.Error as e:  # unbounded: a planner bug, said in loopweave's words
+        name = s.get_dim_name(isl.dim_type.set, dim)
+        raise TargetError(f"kernel {kernel.name!r}: the CUDA target found no bound of {name} "
+                          f"over {s} ({str(e).split(' in /')[0]})") from e
+    lo = isl_helpers.pw_aff_to_expr(low, ctx, params)
+    hi = isl_helpers.pw_aff_to_expr(high, ctx, params)
     return lo, hi
 
 

@@ -13,15 +13,16 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import islpy as isl
 import numpy as np
 import pytest
 from test_kernels import refs
 
 import loopweave
-from loopweave.backends import cuda
+from loopweave.backends import cuda, cuda_isl
 from loopweave.backends.cuda_lower import SHARED_LIMIT, Tiles, lower, shared_bytes
 from loopweave.backends.cuda_render import CUDA_PRELUDE
-from loopweave.driver import stages
+from loopweave.driver import front_end, stages
 from loopweave.errors import CompileError, TargetError
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -326,3 +327,11 @@ def test_emulation_reports_barrier_divergence():
     y = np.zeros(64, dtype=np.float32)
     lib.run(None, y.ctypes.data, 1, 1, 1)
     assert b"barrier divergence" in lib.lw_cuda_error()
+
+
+def test_an_unbounded_grid_dimension_is_a_loopweave_error():
+    """isl's "unbounded optimum" (once the planner's convex hull of 0:M and 0:N, fuzz seeds
+    5029 and 5071) reaches the user as a TargetError naming the kernel and dimension."""
+    kernel = front_end("kernel k(X: f32[N]) -> Y: f32[N] { Y[i] = X[i] }")
+    with pytest.raises(TargetError, match=r"kernel 'k': the CUDA target found no bound of j"):
+        cuda_isl.bounds(kernel, isl.Set("[N] -> { lwq[j] : j >= 0 }"), 0)
