@@ -394,9 +394,10 @@ class Planner:
         out: list[_Unit] = []
         i = 0
         while i < len(stmts):
-            s = stmts[i]
-            nxt = stmts[i + 1] if i + 1 < len(stmts) else None
-            if s.is_init and nxt is not None and nxt.lhs == s.lhs and nxt.op != "=":
+            s, nxt = stmts[i], (stmts[i + 1] if i + 1 < len(stmts) else None)
+            # not folded when the update reads what it writes (O[i] += O[M - 1 - i]: zeros)
+            if s.is_init and nxt is not None and nxt.lhs == s.lhs and nxt.op != "=" and \
+                    not any(ld.tensor == s.lhs.tensor for ld in ir.loads(nxt.rhs)):
                 out.append(_Unit(nxt, s))
                 i += 2
             else:

@@ -120,6 +120,22 @@ FIXED = {
         "    O3[i] = (O3[N - 1 - i] + i)  where i in 0:N\n"
         "}\n",
         sizes={"M": 3, "N": 7}, seed=5054),
+    # Triton's planner folded the identity initialisation into an update that reads its own
+    # target: the reads saw the old values, not the identity (backends/triton_plan.units).
+    "triton_update_reading_its_target_after_init": Regression(
+        "triton",
+        "kernel fz6180(A: i32[M], T: i32) -> (O0: f64[M]) {\n"
+        "    for t in 0:T {\n"
+        "        O0[i] += (O0[M - 1 - i] + f64(A[M - 1 - i]))\n"
+        "    }\n"
+        "}\n",
+        sizes={"M": 5}, scalars={"T": 3}, seed=6180),
+    "triton_min_of_itself_after_init": Regression(
+        "triton",
+        "kernel fz8087() -> (O0: i32[]) {\n"
+        "    O0 min= O0[]\n"
+        "}\n",
+        sizes={}, seed=8087),
 }
 
 KNOWN: dict[str, tuple[Regression, str]] = {}
