@@ -32,7 +32,6 @@ from loopweave.backends.triton_plan import project_onto as _project
 from loopweave.ir import expr as ir
 from loopweave.ir.types import BOOL, F32, INDEX, identity
 
-# `b` is rendered at the lowest precedence: `A[i] *= B + i` is a * (b + i), not a * b + i.
 _COMBINE = {"+=": "{a} + {pb}", "*=": "{a} * {pb}",
             "max=": "tl.maximum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)",
             "min=": "tl.minimum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)"}
@@ -41,7 +40,7 @@ REDUCE_OVER_AXIS = {"+=": "tl.sum({v}, axis={a})", "*=": "tl.reduce({v}, {a}, _l
 
 
 def combine(op: str, a: str, b: str, dtype) -> str:
-    text = _COMBINE[op].format(a=a, b=b, pb=b if b.isidentifier() else f"({b})")
+    text = _COMBINE[op].format(a=a, b=b, pb=b if b.isidentifier() else f"({b})")  # a*(b+i)
     if dtype.is_int:
         text = text.replace(", propagate_nan=tl.PropagateNan.ALL", "")
     return text
@@ -256,9 +255,9 @@ class KernelWriter:
         self.scope = {}
 
     def grid_ranges(self, stmt) -> None:
+        """Tile ranges in every scalar known here, as `extra_condition` assumes (j > i, i a pid)"""
         for g in self.tiled:
-            lo, hi = self.bounds(stmt, g, set(self.launch.host))
-            glo, ghi = self.grid_bounds[g]
+            (lo, hi), glo = self.bounds(stmt, g), self.grid_bounds[g][0]
             conds = [lt(g, hi)]
             if lo != glo:
                 conds.append(ir.Binary(">=", ir.Var(g), lo, BOOL))
@@ -273,11 +272,11 @@ class KernelWriter:
         self.scope = {}
         self.emit(f"# {ir.to_str(s.lhs)} {s.op} {show(s.rhs)}"[:98])
         saved = (set(self.scalars), dict(self.axis_of), self.depth)
-        self.grid_ranges(s)
         for v in sec.seq:
             lo, hi = self.bounds(s, v)
             self.open_loop(f"for {py_name(v)} in range({self.text(lo)}, {self.stop(hi)}):")
             self.scalars.add(v)
+        self.grid_ranges(s)
         layout = [g for g in self.tiled]
         for v in sec.inner:
             self.open_block_loop(s, v)

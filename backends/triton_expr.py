@@ -181,7 +181,13 @@ class ExprWriter:
         if op in ("/", "%") and operand.is_int:
             helper = "_lw_floordiv" if op == "/" else "_lw_floormod"
             self.k.use(helper)
-            return f"{helper}({self.render(a, layout)}, {self.render(b, layout)})"
+            # a literal in the other operand's type: a Python int is i32 to Triton, and
+            # `u8 % i32` is refused (different signedness)
+            x, y = (self.const(a.value, b.dtype) if isinstance(a, ir.Const) else
+                    self.render(a, layout),
+                    self.const(b.value, a.dtype) if isinstance(b, ir.Const) else
+                    self.render(b, layout))
+            return f"{helper}({x}, {y})"
         if op == "%":
             self.k.use("_lw_fmod")
             return f"_lw_fmod({self.render(a, layout)}, {self.render(b, layout)})"

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 
 import islpy as isl
 
+from loopweave.backends.triton_units import Unit, fold_inits
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.dependences import (
@@ -195,18 +196,6 @@ def project_onto(domain: isl.Set, iterators: tuple[str, ...],
 
 
 # -- the plan ------------------------------------------------------------------------------------
-
-@dataclass
-class _Unit:
-    """A statement, with the identity initialisation folded into it when there is one."""
-
-    stmt: Statement
-    init: Statement | None
-
-    @property
-    def stmts(self) -> list[Statement]:
-        return [self.init, self.stmt] if self.init is not None else [self.stmt]
-
 
 class Planner:
     def __init__(self, kernel: KernelIR):
@@ -390,22 +379,7 @@ class Planner:
 
     # grouping --------------------------------------------------------------------------------
 
-    def units(self, stmts: list[Statement]) -> list[_Unit]:
-        out: list[_Unit] = []
-        i = 0
-        while i < len(stmts):
-            s, nxt = stmts[i], (stmts[i + 1] if i + 1 < len(stmts) else None)
-            # not folded when the update reads what it writes (O[i] += O[M - 1 - i]: zeros)
-            if s.is_init and nxt is not None and nxt.lhs == s.lhs and nxt.op != "=" and \
-                    not any(ld.tensor == s.lhs.tensor for ld in ir.loads(nxt.rhs)):
-                out.append(_Unit(nxt, s))
-                i += 2
-            else:
-                out.append(_Unit(s, None))
-                i += 1
-        return out
-
-    def classify(self, unit: _Unit, host) -> tuple[tuple[str, ...], dict[str, str], bool]:
+    def classify(self, unit: Unit, host) -> tuple[tuple[str, ...], dict[str, str], bool]:
         """(left-side variables, carried ones with their tensor, blockable)."""
         s = unit.stmt
         lhs = tuple(v for v in self.lhs_vars(s) if v not in host)
@@ -416,7 +390,7 @@ class Planner:
                     carried.setdefault(v, s.lhs.tensor)
         return lhs, carried, self.blockable(s, host, lhs)
 
-    def section(self, unit: _Unit, host, grid) -> Section:
+    def section(self, unit: Unit, host, grid) -> Section:
         s = unit.stmt
         lhs, carried, _ = self.classify(unit, host)
         seq = tuple(v for v in s.iterators if v not in host and (v in carried or (
@@ -426,7 +400,7 @@ class Planner:
             if s.op != "=" else ()
         return Section(s, unit.init, grid, seq, inner, red)
 
-    def fusable(self, group: list[_Unit], cand: _Unit, host) -> tuple[str, ...] | None:
+    def fusable(self, group: list[Unit], cand: Unit, host) -> tuple[str, ...] | None:
         written = {u.stmt.lhs.tensor for u in group}
         temps = {t.name for t in scratch_tensors(self.kernel)}
         if not any(ld.tensor in written & temps for ld in ir.loads(cand.stmt.rhs)):
@@ -459,7 +433,7 @@ class Planner:
                 return None
         return grid
 
-    def launch_for(self, group: list[_Unit], host, grid) -> Launch:
+    def launch_for(self, group: list[Unit], host, grid) -> Launch:
         self.counter += 1
         sections = [self.section(u, host, grid) for u in group]
         name = f"{self.kernel.name}_{self.counter}"
@@ -505,7 +479,7 @@ class Planner:
                              f"({why})")
 
     def groups(self, stmts: list[Statement], host) -> list[Launch]:
-        units = self.units(stmts)
+        units = fold_inits(stmts)
         launches = []
         i = 0
         while i < len(units):

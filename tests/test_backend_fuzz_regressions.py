@@ -136,6 +136,23 @@ FIXED = {
         "    O0 min= O0[]\n"
         "}\n",
         sizes={}, seed=8087),
+    # Triton's planner masked a tile `j` only by its range over all programs (1 <= j < N), not
+    # by j > i with i a program id: it wrote outside the triangle (backends/triton_emit.py,
+    # grid_ranges).
+    "triton_triangle_under_a_program_id": Regression(
+        "triton",
+        "kernel fz6250(C: u8[M, N], D: f32[L]) -> (O0: u8[N, N, M], O1: f32[L]) {\n"
+        "    O0[i, j, k] += C[M - 1 - k, N - 1 - i]  where i < j\n"
+        "    O1[i] = select(D[i] > O1[2*i + 1], D[i], O1[2*i + 1])  where i in 0:L / 2\n"
+        "}\n",
+        sizes={"L": 5, "M": 3, "N": 6}, seed=6250),
+    # Triton refused `u8 % 3` inside the floor-modulo helper (the literal was i32 there).
+    "triton_u8_modulo_of_an_accumulator": Regression(
+        "triton",
+        "kernel fz8129(B: u8[K]) -> (O0: u8[]) {\n"
+        "    O0 += ((O0[] % 3) + B[K - 1 - i])  where i in 0:K\n"
+        "}\n",
+        sizes={"K": 3}, seed=8129),
 }
 
 KNOWN: dict[str, tuple[Regression, str]] = {}

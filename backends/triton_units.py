@@ -1,0 +1,47 @@
+"""Triton lowering, step 1a: the statements to plan, each identity initialisation folded into
+the update that follows it where that computes the same (see `fold_inits`).
+
+A folded pair `O[i] = 0; O[i] += f(i, k)` stores the update's result, which starts from the
+identity, over the initialisation's elements, without first storing the identity and loading it
+back. That is not the same when the update reads its own target (`O[i] += O[M - 1 - i]` reads
+the identity the initialisation stored; folded, it read the old values).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loopweave.ir import expr as ir
+from loopweave.ir.kernel import Statement
+
+
+@dataclass
+class Unit:
+    """A statement, with the identity initialisation folded into it when there is one."""
+
+    stmt: Statement
+    init: Statement | None
+
+    @property
+    def stmts(self) -> list[Statement]:
+        return [self.init, self.stmt] if self.init is not None else [self.stmt]
+
+
+def fold_inits(stmts: list[Statement]) -> list[Unit]:
+    """`stmts` as units, each initialisation folded into its update where that is the same."""
+    out: list[Unit] = []
+    i = 0
+    while i < len(stmts):
+        s, nxt = stmts[i], (stmts[i + 1] if i + 1 < len(stmts) else None)
+        if s.is_init and nxt is not None and nxt.lhs == s.lhs and nxt.op != "=" and \
+                _same_result(s, nxt):
+            out.append(Unit(nxt, s))
+            i += 2
+        else:
+            out.append(Unit(s, None))
+            i += 1
+    return out
+
+
+def _same_result(init: Statement, update: Statement) -> bool:
+    return not any(ld.tensor == init.lhs.tensor for ld in ir.loads(update.rhs))
