@@ -51,10 +51,11 @@ _PARAMS = dict(objective="regression", learning_rate=0.08, num_leaves=15, min_da
                bagging_fraction=0.9, bagging_freq=1, feature_fraction=0.9, verbose=-1, seed=0,
                num_threads=2, deterministic=True, force_row_wise=True)
 _ROUNDS = 120
-# Adapting a model to a machine: small trees, a round per record (10 to ADAPT_ROUNDS), so that
-# a few measurements correct the model where they contradict it and leave it alone elsewhere
-# (benchmarks/tune_adapt.py measured these).
-_ADAPT_PARAMS = {**_PARAMS, "learning_rate": 0.1, "num_leaves": 7, "bagging_fraction": 1.0,
+# Adapting a model to a machine: small trees at a slow rate, a round per two records (4 to
+# ADAPT_ROUNDS), so that measurements correct the model where they contradict it and leave it
+# alone elsewhere. benchmarks/tune_adapt.py chose these: a faster rate or more rounds
+# (0.1, a round per record) sometimes made the top pick 3x slower after 32-64 records.
+_ADAPT_PARAMS = {**_PARAMS, "learning_rate": 0.05, "num_leaves": 7, "bagging_fraction": 1.0,
                  "bagging_freq": 0}
 ADAPT_ROUNDS = 60
 MIN_ADAPT_RECORDS = 8  # fewer correct records than this: the model is not adapted
@@ -116,7 +117,7 @@ class CostModel:
             return base
         import lightgbm
 
-        rounds = min(ADAPT_ROUNDS, max(10, len(y)))
+        rounds = min(ADAPT_ROUNDS, max(4, len(y) // 2))
         params = {**_ADAPT_PARAMS, "min_data_in_leaf": max(3, len(y) // 16)}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -1,12 +1,15 @@
 """Regenerate the cost model shipped for the host CPU (autotune/pretrained_cpu.txt).
 
     .venv/bin/python benchmarks/tune_pretrain.py [--trials 40] [--db benchmarks/out/pretrain.sqlite]
+        [--kernels NAME ...] [--budget SECONDS] [--train-only]
 
 Random sweeps of the example kernels (examples/kernels/*.lw) at half their demo sizes, one
 thread, every measurement into the database; then a LightGBM model is fitted on every correct
-record and written to autotune/pretrained_cpu.txt. The held-out kernels of the model report
-(benchmarks/tune_model.py: matmul, conv2d, softmax) are left out, so that report measures the
-model on kernels it has not seen. Re-running adds to the database (the sweeps continue).
+record of the current feature version but those of the held-out kernels of the model report
+(benchmarks/tune_model.py: matmul, conv2d, softmax), so that report measures the model on
+kernels it has not seen (their records may be in the database: `loopweave model eval` and
+benchmarks/tune_features_ab.py use them), and written to autotune/pretrained_cpu.txt.
+Re-running adds to the database (the sweeps continue); `--train-only` only fits.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def main(argv=None) -> int:
                         "held-out ones")
     parser.add_argument("--budget", type=float, default=1e9, help="stop starting sweeps after "
                         "this many seconds")
+    parser.add_argument("--train-only", action="store_true", help="fit on the database as it is")
     args = parser.parse_args(argv)
 
     from loopweave.autotune import Database, tune
@@ -42,7 +46,7 @@ def main(argv=None) -> int:
     from loopweave.examples import load_references
 
     cases = load_references().KERNELS
-    names = args.kernels or [n for n in cases if n not in HELD_OUT]
+    names = [] if args.train_only else args.kernels or [n for n in cases if n not in HELD_OUT]
     start = time.time()
     for name in names:
         if time.time() - start > args.budget:
@@ -59,7 +63,7 @@ def main(argv=None) -> int:
         print(f"{name:12s} {training_sizes(case)}: {len(r.measured)} new, best {best}",
               flush=True)
     with Database(args.db) as db:
-        records = db.records(status="ok")
+        records = [r for r in db.records(status="ok") if r.kernel_name not in HELD_OUT]
     model = CostModel.fit(records)
     if not model.trained:
         print(f"too few correct records ({len(records)}) to train", file=sys.stderr)
