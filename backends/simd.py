@@ -213,6 +213,8 @@ MVE = VectorISA("mve", "#include <arm_mve.h>",
                     "f32": _arm("f32", "float32x4_t", "mve_pred16_t", 4, mve=True),
                     "i32": _arm("s32", "int32x4_t", "mve_pred16_t", 4, mve=True)})
 
+#: Independent vector accumulators of a reduction in a vector loop (see `_Lowering.loop`).
+ACCUMULATORS = 4
 #: Every instruction set, preferred first when a compiler supports several.
 ISAS: dict[str, VectorISA] = {isa.name: isa for isa in (AVX512, AVX2, NEON, MVE)}
 
@@ -331,9 +333,23 @@ class _Lowering:
         v, end_name = r.expr(ir.Var(self.var)), self.fresh("end")
         lines = [f"{indent}{{", f"{inner}{r.index_type} {v} = {r.expr(node.init)};",
                  f"{inner}const {r.index_type} {end_name} = {end};"]
+        # A reduction keeps ACCUMULATORS independent vector accumulators (the unrolled loop
+        # deals vectors to them round-robin, then they are combined in a fixed order): one
+        # alone is a chain of dependent adds, its latency (4 cycles) the loop's speed limit.
+        copies = [{store: (f"{acc}_{n}", t) for store, (acc, t) in horizontal.items()}
+                  for n in range(ACCUMULATORS if horizontal else 0)]
         for store, (acc, t) in horizontal.items():
             ident = r.const(identity(store.reduce, store.value.dtype), store.value.dtype)
             lines.append(f"{inner}{t.ctype} {acc} = {t.op('splat', ident)};")
+            lines += [f"{inner}{t.ctype} {c[store][0]} = {acc};" for c in copies]
+        if copies:
+            lines.append(f"{inner}for (; {end_name} - {v} >= {self.lanes * len(copies)}; ) {{")
+            for c in copies:
+                lines += [*self.block(node.body, inner + "  ", c),
+                          f"{inner}  {v} += {self.lanes};"]
+            lines.append(f"{inner}}}")
+            for store, (acc, t) in horizontal.items():
+                lines += self.merge(store, acc, [c[store][0] for c in copies], t, inner)
         lines += [f"{inner}for (; {end_name} - {v} >= {self.lanes}; {v} += {self.lanes}) {{",
                   *body, f"{inner}}}"]
         for store, (acc, t) in horizontal.items():
@@ -372,6 +388,24 @@ class _Lowering:
             if any(x.tensor == tensor for e in exprs for x in ir.loads(e)):
                 return True
         return False
+
+    def merge(self, store: Store, acc: str, parts: list[str], t: VectorType,
+              indent: str) -> list[str]:
+        """`acc` combined with the accumulators `parts`, pairwise in a fixed order."""
+        lines: list[str] = []
+        while len(parts) > 1:
+            pairs = [self.pair(store.reduce, a, b, t, lines, indent)
+                     for a, b in zip(parts[::2], parts[1::2], strict=True)]
+            parts = pairs
+        total = self.pair(store.reduce, acc, parts[0], t, lines, indent)
+        return [*lines, f"{indent}{acc} = {total};"]
+
+    def pair(self, op: str, a: str, b: str, t: VectorType, lines: list[str],
+             indent: str) -> str:
+        """The vector `a <op> b` of two partial results of a reduction."""
+        if op == "+=":
+            return t.op("add", a, b)
+        return self.minmax("max" if op == "max=" else "min", a, b, t, lines, indent)
 
     def fold(self, store: Store, acc: str, t: VectorType, indent: str) -> list[str]:
         """After the vector loop: the accumulator's lanes reduced pairwise (halves, quarters,

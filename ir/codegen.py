@@ -17,6 +17,7 @@ from loopweave.ir.expr import Expr, Load, substitute
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.ir.localize import lower_cache
 from loopweave.ir.loops import Block, Buffer, For, If, Node, Scope, Store
+from loopweave.ir.privatize import privatize, reduced_across
 
 
 def statement_store(stmt: Statement, values: list[Expr],
@@ -76,7 +77,8 @@ class _Marks:
 
     def __init__(self, kernel: KernelIR):
         self.kernel = kernel
-        self.mark_depth = _mark_depths(kernel.schedule.get_root(), {})
+        self.bands: dict[str, isl.ScheduleNode] = {}
+        self.mark_depth = _mark_depths(kernel.schedule.get_root(), self.bands)
 
     def __call__(self, name: str, child: Node) -> Node:
         # Passes mark a loop "kind:statement:loop" (the for node below takes the kind) and
@@ -92,19 +94,25 @@ class _Marks:
         # names loop iterators c<schedule depth>), which must not take the kind.
         depth = self.mark_depth.get(name)
         if isinstance(child, For) and child.var == f"c{depth}":
+            if label == "parallel":  # it may carry a reduction (ir/privatize.py)
+                return privatize(replace(child, kind=label),
+                                 reduced_across(self.kernel, self.bands[name]))
             return replace(child, kind=label)
         return child
 
 
-def _mark_depths(node: isl.ScheduleNode, found: dict[str, int]) -> dict[str, int]:
-    """mark name -> schedule depth of the band it marks."""
+def _mark_depths(node: isl.ScheduleNode, bands: dict[str, isl.ScheduleNode],
+                 found: dict[str, int] | None = None) -> dict[str, int]:
+    """mark name -> schedule depth of the band it marks (and in `bands`, that band)."""
+    found = {} if found is None else found
     if node.get_type() == isl.schedule_node_type.mark:
         below = node.child(0)
         while below.get_type() == isl.schedule_node_type.mark:
             below = below.child(0)
         found[node.mark_get_id().get_name()] = below.get_schedule_depth()
+        bands[node.mark_get_id().get_name()] = below
     for i in range(node.n_children()):
-        _mark_depths(node.child(i), found)
+        _mark_depths(node.child(i), bands, found)
     return found
 
 

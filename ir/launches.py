@@ -54,8 +54,8 @@ from loopweave.ir.loops import (
     bound_loops,
     children,
     full_extent,
+    invariant_reductions,
     loop_end,
-    loop_vars_inside,
     map_stores,
     node_loads,
     prepend_indices,
@@ -453,13 +453,13 @@ def _thread_reduction(loop: For) -> ThreadReduce | None:
     """`loop` as a `ThreadReduce` if its stores update one element, the same for every
     iteration of it and of the loops inside (see ThreadReduce); None if no store does that."""
     for inner in walk(loop.body):
-        shared = _shared_stores(inner) if _is_thread_loop(inner) else []
+        shared = invariant_reductions(inner) if _is_thread_loop(inner) else []
         if shared:
             raise ScheduleError(
                 f"loop {inner.var} ({inner.kind}) reduces into {_element(shared[0])} "
                 f"across threads inside loop {loop.var} ({loop.kind}); a reduction across "
                 f"threads needs a 1-D block: bind only the reduction's loop, to threadIdx.x")
-    shared = _shared_stores(loop)
+    shared = invariant_reductions(loop)
     if not shared:
         return None
     first = shared[0]
@@ -482,14 +482,6 @@ def _thread_reduction(loop: For) -> ThreadReduce | None:
     if value_type.is_storage_only:
         total = ir.Cast(value_type, total)
     return ThreadReduce(map_stores(loop, to_partial), partial, replace(first, value=total))
-
-
-def _shared_stores(loop: For) -> list[Store]:
-    """The reducing stores inside `loop` whose element is the same for all its iterations (and
-    those of the loops inside it)."""
-    inside = loop_vars_inside(loop)
-    return [st for st in walk(loop) if isinstance(st, Store) and st.reduce is not None
-            and not set().union(*(ir.variables(x) for x in st.indices)) & inside]
 
 
 def _element(st: Store) -> str:

@@ -14,7 +14,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from loopweave.ir.affine import constant_value
-from loopweave.ir.expr import Binary, Call, Const, Expr, Load, Var, loads, rewrite, to_str
+from loopweave.ir.expr import (
+    Binary,
+    Call,
+    Const,
+    Expr,
+    Load,
+    Var,
+    loads,
+    rewrite,
+    to_str,
+    variables,
+)
 from loopweave.ir.expr import walk as walk_expr
 from loopweave.ir.types import INDEX, DType
 
@@ -199,6 +210,14 @@ def bound_loops(node: Node) -> list[For]:
 def loop_vars_inside(loop: For) -> set[str]:
     """The variables of `loop` and of every loop inside it."""
     return {n.var for n in walk(loop) if isinstance(n, For)}
+
+
+def invariant_reductions(loop: For) -> list[Store]:
+    """The reducing stores inside `loop` whose element is the same for all its iterations (and
+    those of the loops inside it): a reduction over `loop`, as `s[i] += x[i, j]` over j."""
+    inside = loop_vars_inside(loop)
+    return [st for st in walk(loop) if isinstance(st, Store) and st.reduce is not None
+            and not set().union(*(variables(x) for x in st.indices)) & inside]
 
 
 def node_loads(node: Node) -> list[Load]:

@@ -37,7 +37,7 @@ from loopweave.ir.dependences import Dependences
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import placement as pl
 from loopweave.passes.graph import consumed_temporaries, dataflow_graph
-from loopweave.passes.legality import carried_by, reduction_chains
+from loopweave.passes.legality import REDUCTIONS, carried_by, reduction_chains
 from loopweave.passes.patterns import match_contraction, match_convolution, walk
 from loopweave.passes.schedule import Schedule
 
@@ -47,6 +47,8 @@ MR, NR, KC, NC = 6, 16, 256, 256
 #: depthwise convolution DEPTHWISE_ROWS output rows x DEPTHWISE_COLS columns.
 CONV_ROWS, CONV_COLS = 8, 8
 DEPTHWISE_ROWS, DEPTHWISE_COLS = 4, 32
+#: Iterations of a full reduction's loop per partial result (see `full_reduction_steps`).
+REDUCTION_CHUNK = 4096
 #: Fusion tries one `apply` per statement; beyond this many statements it is not attempted.
 MAX_FUSION_STATEMENTS = 48
 
@@ -124,6 +126,13 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
         for s in kernel.statements:
             if s.name not in tiled:
                 _stride_one_innermost(kernel, schedule, s)
+    if facts.parallel:
+        placements = schedule.placements(kernel)
+        for s in kernel.statements:
+            steps = full_reduction_steps(s, placements[s.name].names())
+            if steps and s.name not in tiled and _group_size(placements, s) == 1 and \
+                    _try(kernel, schedule, steps):
+                tiled.add(s.name)
     placements = schedule.placements(kernel)
     candidates = []
     seen_groups = set()
@@ -143,6 +152,26 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
             getattr(schedule, op)(name, placements[name].names()[depth])
     schedule.apply(kernel)  # legal by construction; a ScheduleError here is a bug
     return schedule
+
+
+def full_reduction_steps(s: Statement, loops: list[str]) -> list[tuple]:
+    """A reduction of all of its loops into one element (`s[] += x[i]`, a 0-d result),
+    reassociated, in parallel and in SIMD: its outermost loop cut into REDUCTION_CHUNK
+    iterations run in parallel, each into a partial result of its own (ir/privatize.py), the
+    innermost loop vectorized. The chunks and the order that combines them do not depend on
+    the thread count, so neither does the result. [] for any other statement."""
+    if s.is_init or s.op not in REDUCTIONS or not loops or any(
+            ld.tensor == s.lhs.tensor for ld in ir.loads(s.rhs)):
+        return []
+    own = set(s.iterators)
+    if any(ir.variables(x) & own for x in s.lhs.indices):
+        return []
+    outer = loops[0]
+    if len(loops) == 1:
+        return [("reassociate", s.name), ("split", s.name, outer, REDUCTION_CHUNK),
+                ("parallel", s.name, f"{outer}_o"), ("vectorize", s.name, outer)]
+    return [("reassociate", s.name), ("parallel", s.name, outer),
+            ("vectorize", s.name, loops[-1])]
 
 
 def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple] | None:

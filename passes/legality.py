@@ -38,11 +38,14 @@ def check_dependences(kernel: KernelIR, schedule: isl.Schedule, what: str = "the
 REDUCTIONS = ("+=", "max=", "min=", "*=")
 
 
-def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule, placements=None) -> None:
-    """A parallel loop, or one bound to blockIdx, may carry no dependence; a vector, dot or
-    threadIdx loop none but the chain of a reduction over it (`s += x[j]` over j: the SIMD code
-    keeps partial results per lane; a dot sums a tile's products in one matrix product; the
-    threads of a block combine their partial results, see ir/launches.ThreadReduce)."""
+def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule, placements=None,
+                     reassociable: frozenset[str] = frozenset()) -> None:
+    """A loop bound to blockIdx may carry no dependence; a vector, dot or threadIdx loop none
+    but the chain of a reduction over it (`s += x[j]` over j: the SIMD code keeps partial
+    results per lane; a dot sums a tile's products in one matrix product; the threads of a
+    block combine their partial results, see ir/launches.ThreadReduce); a parallel loop none
+    but the chain of a `reassociable` statement's reduction (each iteration reduces into a
+    partial result of its own, combined in loop order afterwards, see ir/privatize.py)."""
     deps = None
     for mark in marks(schedule.get_root()):
         name = mark.mark_get_id().get_name()
@@ -55,6 +58,9 @@ def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule, placements=None) 
         if kind in ("vector", "dot", *THREAD_AXES) and placements is not None:
             carried = carried.subtract(
                 reduction_chains(kernel, placements, band.get_schedule_depth()))
+        elif kind == "parallel" and placements is not None and reassociable:
+            carried = carried.subtract(reduction_chains(
+                kernel, placements, band.get_schedule_depth(), reassociable, inside=True))
         if not carried.is_empty():
             m = isl_helpers.maps_of(carried)[0]
             point = m.wrap().sample_point()
@@ -86,21 +92,30 @@ def reduction_hint(kernel: KernelIR, src: str, snk: str, a: dict[str, int], b: d
     return (f"; both update {tensor}[{', '.join(map(str, element))}]: {loop} runs a reduction "
             f"({s.op}), whose updates of one element cannot run at once. Run a loop over "
             f"{tensor}'s indices in parallel instead (`reorder` moves it outward; "
-            f"`reassociate(\"{tensor}\")` first lets the reduction loops change places), or "
-            f"`vectorize` {loop}: SIMD code keeps one partial result per lane")
+            f"`reassociate(\"{tensor}\")` first lets the reduction loops change places), "
+            f"`vectorize` {loop}: SIMD code keeps one partial result per lane, or, where no "
+            f"loop inside {loop} indexes {tensor}, `reassociate(\"{tensor}\")` and run {loop} "
+            f"in parallel: each iteration reduces into a partial result of its own, combined "
+            f"in a fixed order")
 
 
-def reduction_chains(kernel: KernelIR, placements, depth: int) -> isl.UnionMap:
+def reduction_chains(kernel: KernelIR, placements, depth: int,
+                     statements: frozenset[str] | None = None, inside: bool = False
+                     ) -> isl.UnionMap:
     """The dependences that only chain a reduction along the loop at `depth`: a statement
-    `T[..] op= e` on itself, where the loop's variables index neither T nor any load of T."""
+    `T[..] op= e` on itself (one of `statements`, if given), where the loop's variables (with
+    `inside`, those of the loops inside it too: T's element is the same for the whole loop)
+    index neither T nor any load of T."""
     result = isl.UnionMap.empty(kernel.context.get_space())
     for d in Dependences.of(kernel).all:
         s = kernel.statement[d.source]
         p = placements.get(s.name)
         if d.sink != d.source or s.op not in REDUCTIONS or d.tensor != s.lhs.tensor \
-                or p is None or len(p.loops) <= depth:
+                or p is None or len(p.loops) <= depth or (statements is not None
+                                                          and s.name not in statements):
             continue
-        loop_vars = ir.variables(p.loops[depth].expr)
+        loop_vars = set().union(*(ir.variables(lp.expr)
+                                  for lp in p.loops[depth:len(p.loops) if inside else depth + 1]))
         if loop_vars & set().union(*(ir.variables(x) for x in s.lhs.indices)) or any(
                 load.tensor == d.tensor for load in ir.loads(s.rhs)):
             continue

@@ -140,7 +140,9 @@ class Schedule:
         return self
 
     def parallel(self, target: str, loop: str) -> Schedule:
-        """Run the iterations of `loop` in parallel (legal only if it carries no dependence)."""
+        """Run the iterations of `loop` in parallel: legal if it carries no dependence, or
+        only the chain of a `reassociate`d reduction whose element no loop inside changes
+        (each iteration then reduces into a partial result, combined in loop order after)."""
         self.steps.append(Step("parallel", target, (loop,)))
         return self
 
@@ -219,8 +221,9 @@ class Schedule:
             return isl_schedule(kernel, *self.steps[0].args)
         placements = self.placements(kernel)
         schedule = pl.build_tree(kernel, placements)
-        check_dependences(kernel, schedule, reassociable=self._reassociable(kernel))
-        check_loop_kinds(kernel, schedule, placements)
+        reassociable = self._reassociable(kernel)
+        check_dependences(kernel, schedule, reassociable=reassociable)
+        check_loop_kinds(kernel, schedule, placements, reassociable)
         reduced, locals_at = reduce_storage(kernel, placements)
         caches_at, wanted = self._caches(kernel, placements)
         if locals_at or caches_at:

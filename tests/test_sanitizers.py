@@ -48,7 +48,15 @@ def run_cases(cases: list[dict]) -> None:
             built[key] = loopweave.compile(case.source(), cflags=SANITIZE, schedule=schedule,
                                            tuning_db=False)
         k = built[key]
-        args = case.make_inputs(c["sizes"], n)
+        try:
+            args = case.make_inputs(c["sizes"], n)
+        except (ValueError, OverflowError, ZeroDivisionError):
+            if c.get("compare", True):
+                raise
+            # zero sizes the inputs cannot have (ell_spmv's column indices into N = 0
+            # columns), as tests/test_call_checks skips them
+            print("ok", c["kernel"], c["sizes"], "(no inputs at these sizes)", flush=True)
+            continue
         if not c.get("compare", True):  # memory safety only (zero sizes: tests/test_call_checks)
             try:
                 k(*args.values())
