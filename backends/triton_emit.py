@@ -13,11 +13,14 @@
 from __future__ import annotations
 
 from loopweave.backends.triton_expr import (
+    REDUCE_OVER_AXIS,
     TL_TYPES,
     ExprWriter,
     Layout,
+    combine,
     conjoin,
     conjuncts,
+    extent,
     loads,
     lt,
     offset,
@@ -27,28 +30,18 @@ from loopweave.backends.triton_expr import (
     var_names,
 )
 from loopweave.backends.triton_online import online_pass, passes, split_factors
-from loopweave.backends.triton_plan import Launch, Plan, Reduce, Section, bounds, extra_condition
+from loopweave.backends.triton_plan import (
+    Launch,
+    Plan,
+    Reduce,
+    Section,
+    bounds,
+    extra_condition,
+    pid_condition,
+)
 from loopweave.backends.triton_plan import project_onto as _project
 from loopweave.ir import expr as ir
 from loopweave.ir.types import BOOL, F32, INDEX, identity
-
-_COMBINE = {"+=": "{a} + {pb}", "*=": "{a} * {pb}",
-            "max=": "tl.maximum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)",
-            "min=": "tl.minimum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)"}
-REDUCE_OVER_AXIS = {"+=": "tl.sum({v}, axis={a})", "*=": "tl.reduce({v}, {a}, _lw_mul)",
-           "max=": "tl.max({v}, axis={a})", "min=": "tl.min({v}, axis={a})"}
-
-
-def combine(op: str, a: str, b: str, dtype) -> str:
-    text = _COMBINE[op].format(a=a, b=b, pb=b if b.isidentifier() else f"({b})")  # a*(b+i)
-    if dtype.is_int:
-        text = text.replace(", propagate_nan=tl.PropagateNan.ALL", "")
-    return text
-
-
-def extent(lo: ir.Expr, hi: ir.Expr) -> ir.Expr:
-    """The number of integers in [lo, hi]."""
-    return simplify(ir.add(ir.Binary("-", hi, lo, INDEX), ir.Const(1)))
 
 
 class KernelWriter:
@@ -205,11 +198,8 @@ class KernelWriter:
         grid = self.launch.grid
         self.tiled = grid[-2:] if not self.launch.sequential else ()
         for g in grid:
-            los, his = [], []
-            for sec in self.launch.sections:
-                lo, hi = self.bounds(sec.stmt, g, set(self.launch.host))
-                los.append(lo)
-                his.append(hi)
+            los, his = zip(*(self.bounds(sec.stmt, g, set(self.launch.host))
+                             for sec in self.launch.sections), strict=True)
             lo, hi = los[0], his[0]
             for x, y in zip(los[1:], his[1:], strict=True):
                 lo = lo if x == lo else ir.Call("min", (lo, x), INDEX)
@@ -258,10 +248,17 @@ class KernelWriter:
         """Tile ranges in every scalar known here, as `extra_condition` assumes (j > i, i a pid)"""
         for g in self.tiled:
             (lo, hi), glo = self.bounds(stmt, g), self.grid_bounds[g][0]
-            conds = [lt(g, hi)]
-            if lo != glo:
-                conds.append(ir.Binary(">=", ir.Var(g), lo, BOOL))
-            self.ranges[g] = conds
+            self.ranges[g] = [lt(g, hi)] + ([ir.Binary(">=", ir.Var(g), lo, BOOL)]
+                                            if lo != glo else [])
+
+    def grid_guard(self, s) -> None:
+        """`if` the program ids' condition, where the grid's box does not imply it"""
+        pids = tuple(g for g in self.launch.grid if g not in self.tiled and g in s.iterators)
+        host, known = set(self.launch.host), self.kernel.params
+        whole = pid_condition(s.domain, s.iterators, pids, host, known) if pids else None
+        if whole is not None and (any(self.bounds(s, g, host) != self.grid_bounds[g] for g in pids)
+                                  or pid_condition(s.domain, s.iterators, pids, host, known, True)):
+            self.open_loop(f"if {self.text(whole)}:")
 
     def section(self, sec: Section) -> None:
         s = sec.stmt
@@ -277,6 +274,8 @@ class KernelWriter:
             self.open_loop(f"for {py_name(v)} in range({self.text(lo)}, {self.stop(hi)}):")
             self.scalars.add(v)
         self.grid_ranges(s)
+        if not self.launch.sequential:
+            self.grid_guard(sec.init or s)
         layout = [g for g in self.tiled]
         for v in sec.inner:
             self.open_block_loop(s, v)

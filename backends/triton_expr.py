@@ -72,6 +72,26 @@ def _lw_mul(a, b):
 ''',
 }
 
+_COMBINE = {"+=": "{a} + {pb}", "*=": "{a} * {pb}",
+            "max=": "tl.maximum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)",
+            "min=": "tl.minimum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)"}
+REDUCE_OVER_AXIS = {"+=": "tl.sum({v}, axis={a})", "*=": "tl.reduce({v}, {a}, _lw_mul)",
+           "max=": "tl.max({v}, axis={a})", "min=": "tl.min({v}, axis={a})"}
+
+
+def combine(op: str, a: str, b: str, dtype) -> str:
+    """`a op= b` as Triton text (`op` one of += *= max= min=)."""
+    text = _COMBINE[op].format(a=a, b=b, pb=b if b.isidentifier() else f"({b})")  # a*(b+i)
+    if dtype.is_int:
+        text = text.replace(", propagate_nan=tl.PropagateNan.ALL", "")
+    return text
+
+
+def extent(lo: ir.Expr, hi: ir.Expr) -> ir.Expr:
+    """The number of integers in [lo, hi]."""
+    return simplify(ir.add(ir.Binary("-", hi, lo, INDEX), ir.Const(1)))
+
+
 _RESERVED = frozenset({"tl", "triton", "range", "float", "int", "min", "max", "abs", "len",
                        "print", "pid", "acc"})
 
@@ -309,7 +329,7 @@ def python_expr(e: ir.Expr) -> str:
 def _linear(e: ir.Expr) -> dict | None:
     """{name or None (constant): coefficient} of an affine index expression, or None."""
     match e:
-        case ir.Const(value=v) if isinstance(v, int) or float(v).is_integer():
+        case ir.Const(value=v) if e.dtype.is_int:  # a float 2.0 stays a float (sqrt(2.0))
             return {None: int(v)}
         case ir.Var(name=n) | ir.Param(name=n) if e.dtype.is_int:
             return {(type(e).__name__, n): 1}

@@ -12,8 +12,16 @@ from __future__ import annotations
 
 import inspect
 
-from loopweave.backends.triton_emit import KernelWriter, extent
-from loopweave.backends.triton_expr import HELPERS, loads, py_name, python_expr, var_names, walk
+from loopweave.backends.triton_emit import KernelWriter
+from loopweave.backends.triton_expr import (
+    HELPERS,
+    extent,
+    loads,
+    py_name,
+    python_expr,
+    var_names,
+    walk,
+)
 from loopweave.backends.triton_plan import HostLoop, Launch, Plan
 from loopweave.errors import TargetError
 from loopweave.ir import expr as ir
@@ -257,8 +265,8 @@ class ModuleWriter:
                 counts.append(size)
         if len(counts) > 3:
             flat = len(counts) - 2
-            # each count in parentheses: (N - 3) * M, not N - 3 * M
-            counts = [" * ".join(f"({c})" for c in counts[:flat])] + counts[flat:]
+            # (N - 3) * M, not N - 3 * M; and no launch when two counts are negative
+            counts = [" * ".join(f"max({c}, 0)" for c in counts[:flat])] + counts[flat:]
         grid = f"({', '.join(counts)},)" if counts else "(1,)"
         args = [py_name(t) for t in self.tensors_of(launch)]
         args += [py_name(p) for p in self.kernel.params]

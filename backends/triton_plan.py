@@ -184,6 +184,20 @@ def extra_condition(domain: isl.Set, iterators, scalars, context: isl.Set,
     return isl_helpers.from_ast_expr(build.expr_from_set(as_params.params()), known)
 
 
+def pid_condition(domain: isl.Set, iterators, pids, host, params, boxed: bool = False):
+    """The condition on the program ids `pids` (and `host` loop variables) under which the
+    domain has points: whole, or (`boxed`) what their box does not imply (0 <= i - j < 3)."""
+    dom, its = project_onto(domain, iterators, tuple(pids) + tuple(host))
+    if boxed:
+        return extra_condition(dom, its, set(host), isl.Set("{ : }"), params)
+    d = to_params(dom, its, set(its))
+    build = isl.AstBuild.from_context(isl.Set.universe(d.get_space().params()))
+    if d.params().plain_is_universe():
+        return None
+    known = frozenset(params) | frozenset(its)
+    return isl_helpers.from_ast_expr(build.expr_from_set(d.params()), known)
+
+
 def project_onto(domain: isl.Set, iterators: tuple[str, ...],
                  keep: tuple[str, ...]) -> tuple[isl.Set, tuple[str, ...]]:
     """`domain` projected onto the iterators in `keep` (in iterator order)."""

@@ -18,12 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from loopweave.backends.triton_dot import dot_update
-from loopweave.backends.triton_emit import REDUCE_OVER_AXIS, combine
 from loopweave.backends.triton_expr import (
     HELPERS,
+    REDUCE_OVER_AXIS,
     TL_TYPES,
     ExprWriter,
     Layout,
+    combine,
     conjuncts,
     py_name,
     python_expr,

@@ -153,6 +153,33 @@ FIXED = {
         "    O0 += ((O0[] % 3) + B[K - 1 - i])  where i in 0:K\n"
         "}\n",
         sizes={"K": 3}, seed=8129),
+    # Triton's planner lost a condition between two program ids (0 <= i - j < 3, both pids:
+    # the tile masks gist it away) and launched a flattened grid of two negative counts
+    # (L - 2) * (L - 2) = 1 (backends/triton_emit.grid_guard, triton_module.py).
+    "triton_condition_between_program_ids": Regression(
+        "triton",
+        "kernel fz6408(B: inout f32[L, L, K, N]) -> (O0: f32[]) {\n"
+        "    O0[] = 1.0\n"
+        "    B[i, j, k, l] += 1.0  where i in 0:L - 2, 0 <= i - j < 3\n"
+        "}\n",
+        sizes={"K": 2, "L": 6, "N": 3}, seed=6408),
+    "triton_empty_flattened_grid": Regression(
+        "triton",
+        "kernel fz6408(B: inout f32[L, L, K, N]) -> (O0: f32[]) {\n"
+        "    O0[] = 1.0\n"
+        "    B[i, j, k, l] += 1.0  where i in 0:L - 2, 0 <= i - j < 3\n"
+        "}\n",
+        sizes={"K": 1, "L": 1, "N": 1}, seed=6408),
+    # Triton's planner folded the float literal of sqrt(abs(2.0)) into the integer 2
+    # (backends/triton_expr._linear): "Expected dtype fp32/fp64 but got int32".
+    "triton_float_literal_with_an_integer_value": Regression(
+        "triton",
+        "kernel fz6432(D: inout f16[L], F: f16[M]) {\n"
+        "    assume M >= 1\n"
+        "    D[i] += (sqrt(abs(2.0)) + D[L - 1 - i])  where k in 0:L\n"
+        "    D[i] = F[0]\n"
+        "}\n",
+        sizes={"L": 2, "M": 7}, seed=6432),
 }
 
 KNOWN: dict[str, tuple[Regression, str]] = {}
