@@ -404,6 +404,16 @@ class Checker:
         if op != "=" and lhs_name not in self.written:
             result.insert(0, init_statement(stmt, [*outer, *lhs_vars], self.params,
                                             self.extents.get(lhs_name)))
+            indexed = set().union(*(ir.variables(x) for x in lhs_indices))
+            restarted = [v for v in outer if v not in indexed]
+            if restarted and target is not None and target.role == "out":
+                # each iteration starts over: only the last one's sum is returned
+                self.warn(f"'{lhs_name}' starts from the identity in every iteration of loop "
+                          f"'{restarted[-1]}', which does not index it, so only the last "
+                          f"iteration's {st.op} remains; to accumulate across the loop, write "
+                          f"{lhs_name} before it (e.g. {lhs_name}[..] = 0), or make "
+                          f"'{restarted[-1]}' a reduction variable with a `where` range "
+                          f"instead of a loop", st.pos)
         if target is None:
             target = self.declare_temporary(st, result, self.temporary_type(st, rhs), extents)
         elif target.role == "temp":

@@ -53,6 +53,41 @@ def test_a_row_sum_over_another_one_letter_index_is_no_typo():
     assert _lint("kernel rs(A: f32[N, M]) -> s: f32[N] { s[i] += A[i, j] }") == []
 
 
+RESTARTED = """kernel trmv(A: f32[N, N], x: f32[N]) -> y: f32[N] {
+    for i in 0:N {
+        for j in 0:i + 1 {
+            y[i] += A[i, j] * x[j]
+        }
+    }
+}"""
+
+
+def test_an_output_reduction_restarted_by_a_loop_warns():
+    # y[i] starts from 0 in every iteration of j: only A[i, i] * x[i] would be returned.
+    [w] = _lint(RESTARTED)
+    assert (w.line, w.column) == (4, 13)
+    assert "every iteration of loop 'j'" in w.message and "where" in w.message
+    fixed = RESTARTED.replace("for j in 0:i + 1 {", "{").replace(
+        "y[i] += A[i, j] * x[j]", "y[i] += A[i, j] * x[j] where j in 0:i + 1")
+    fixed = fixed.replace("        {\n", "").replace("        }\n    }", "    }")
+    assert _lint(fixed) == []
+
+
+def test_a_temporary_restarted_per_iteration_or_an_indexed_output_does_not_warn():
+    doitgen_like = """kernel f(A: f32[R, P], C4: f32[P, P]) -> Y: f32[R, P] {
+    for r in 0:R {
+        s[p] += A[r, q] * C4[q, p]
+        Y[r, p] = s[p]
+    }
+}"""
+    scan_like = """kernel g(x: f32[T, D]) -> y: f32[T, D] {
+    for t in 0:T {
+        y[t, d] += x[t, d] * x[t, e] where e in 0:D
+    }
+}"""
+    assert _lint(doitgen_like) == [] and _lint(scan_like) == []
+
+
 def test_a_reduction_over_a_near_name_in_a_loop_nest_warns():
     source = "kernel rs(A: f32[N, M]) -> s: f32[N] { s[row] += A[row, rows] }"
     [w] = _lint(source)
