@@ -27,6 +27,7 @@ integer shifts are by small literals.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field, replace
 
 FLOAT_TYPES = ("f32", "f64", "f16", "bf16")
@@ -124,7 +125,10 @@ class KernelSpec:
         if outs:
             head += f" -> ({', '.join(outs)})"
         lines = [head + " {"]
-        lines += [f"    assume {a}" for a in self.assumes]
+        # an assume about a size only a temporary had is dropped (seed 6415: `assume M >= 1`
+        # with no declared M is an error)
+        declared = _names_in(" ".join(params + outs))
+        lines += [f"    assume {a}" for a in self.assumes if _names_in(a) <= declared]
         lines.append(text)
         lines.append("}")
         return "\n".join(line for line in lines if line) + "\n"
@@ -152,8 +156,6 @@ class KernelSpec:
 
 
 def _names_in(text: str) -> set[str]:
-    import re
-
     return set(re.findall(r"[A-Za-z_]\w*", text))
 
 
