@@ -40,6 +40,7 @@ class ScheduledCudaRenderer(CudaRenderer):
     def __init__(self, kernel: KernelIR, program: GpuProgram, arch: str):
         super().__init__(kernel, program, None, arch)
         self.shared_names: set[str] = set()  # block-level buffers, declared __shared__ on top
+        self.reduce_width: int | None = None  # threads of a reduction that are not whole warps
         self.shapes.update((b.name, b.shape) for b in program.device_buffers)
 
     def render(self) -> str:
@@ -105,12 +106,11 @@ class ScheduledCudaRenderer(CudaRenderer):
         one array per compute type of the launch's reductions across threads."""
         types = sorted({n.partial.dtype.name: n.partial.dtype for n in walk_kernel(launch.body)
                         if isinstance(n, ThreadReduce)}.items())
-        if types and dict(launch.threads)["threadIdx.x"] % 32:
-            raise ScheduleError(
-                f"{launch.name} reduces across {dict(launch.threads)['threadIdx.x']} threads on "
-                f"threadIdx.x; the cuda target combines whole warps: bind a loop with a multiple "
-                f"of 32 iterations")
-        return [f"  __shared__ {self.ctype(t)} lw_red_{name}[32];" for name, t in types]
+        width = dict(launch.threads).get("threadIdx.x", 1)
+        # not whole warps: one word per thread, combined in thread order (lw_block_reduce_n)
+        self.reduce_width = width if width % 32 else None
+        return [f"  __shared__ {self.ctype(t)} lw_red_{name}[{self.reduce_width or 32}];"
+                for name, t in types]
 
     def render_thread_reduce(self, node: ThreadReduce, indent: str) -> list[str]:
         """Each thread's partial result in a register, then `lw_block_reduce` (every thread
@@ -121,12 +121,16 @@ class ScheduledCudaRenderer(CudaRenderer):
         lines = [f"{indent}{{",
                  f"{indent}  {self.ctype(acc)} {name} = {self.const(identity(op, acc), acc)};",
                  *self.render_for(node.loop, indent + "  "),
-                 f"{indent}  {name} = lw_block_reduce<{REDUCE_CODES[op]}>({name}, "
-                 f"lw_red_{acc.name});",
+                 f"{indent}  {name} = {self.block_reduce(REDUCE_CODES[op], name, acc)};",
                  f"{indent}  if (threadIdx.x == 0) {{", f"{indent}    {self.store(node.update)}",
                  f"{indent}  }}", f"{indent}}}"]
         del self.registers[node.partial.name]
         return lines
+
+    def block_reduce(self, code: int, name: str, acc) -> str:
+        if self.reduce_width is None:
+            return f"lw_block_reduce<{code}>({name}, lw_red_{acc.name})"
+        return f"lw_block_reduce_n<{code}>({name}, lw_red_{acc.name}, {self.reduce_width})"
 
     def render_spread(self, node: Spread, indent: str) -> list[str]:
         """The copy nest as one loop over its flattened iterations, strided by the block's

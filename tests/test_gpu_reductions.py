@@ -85,9 +85,13 @@ def test_a_reduction_across_threads_needs_a_one_dimensional_block():
         build(source, "cuda", schedule)
 
 
-def test_cuda_combines_whole_warps_only():
-    with pytest.raises(ScheduleError, match="multiple of 32"):
-        build(row_reduction("+=", "f32"), "cuda", threads_reduce(48))
+@pytest.mark.parametrize("lanes", [48, 7])
+def test_cuda_reduces_across_threads_that_are_not_whole_warps(lanes):
+    """48 or 7 threads: one shared word per thread, combined in thread order (was refused)."""
+    kernel = build(row_reduction("max=", "f32"), "cuda", threads_reduce(lanes))
+    x = np.random.default_rng(4).standard_normal((5, 131)).astype(np.float32)
+    np.testing.assert_array_equal(kernel(x), x.max(axis=1))
+    assert "lw_block_reduce_n<2>(" in kernel.source and f"[{lanes}];" in kernel.source
 
 
 ROW_KERNELS = {"softmax": {"N": 7, "D": 150}, "layernorm": {"N": 6, "D": 133},
