@@ -205,6 +205,11 @@ def _row_block_loop(s: Statement, loops: list[str], facts: TargetFacts) -> str |
     return f"{c.i}_o"
 
 
+def _has_micro_kernel(s: Statement, loops: list[str], facts: TargetFacts) -> bool:
+    """Would `s` get a register tile (`tile_steps`) in a loop nest of its own?"""
+    return tile_steps(s, loops, facts) is not None
+
+
 def _contraction_tile(s: Statement, loops: list[str], facts: TargetFacts):
     """(MR, NR) for `s` if it is a contraction that `facts` tiles, else None."""
     c = match_contraction(s, loops)
@@ -329,11 +334,12 @@ def _fuse_for_locality(kernel: KernelIR, schedule: Schedule, facts: TargetFacts)
     run: list[str] = []
     best_locals = 0
     for unit in units:
-        # A contraction stays on its own: its micro-kernel (compute-bound, near peak) is worth
-        # more than the temporaries fusion would keep local (attention's Q @ K^T and P @ V).
+        # A contraction or convolution stays on its own: its micro-kernel (compute-bound, near
+        # peak) is worth more than the temporaries fusion would keep local (attention's Q @ K^T
+        # and P @ V; a convolution into a temporary that a scaling statement reads).
         main = kernel.statement[unit[-1]]
-        if any(not placements[n].loops for n in unit) or _contraction_tile(
-                main, placements[main.name].names(), facts) is not None:
+        if any(not placements[n].loops for n in unit) or _has_micro_kernel(
+                main, placements[main.name].names(), facts):
             run, best_locals = [], 0
             continue
         if not run:

@@ -206,10 +206,7 @@ CONTRACTIONS = [(ATTENTION_INSIDE, ATTENTION_OUTSIDE, ("Q", "K"), {}),  # Q @ K^
                 (ATTENTION_INSIDE, ATTENTION_OUTSIDE, ("W", "V"), {"U": "O"}),  # softmax @ V
                 (CONV_INSIDE, CONV_OUTSIDE, ("X", "F"), {}),
                 (REQUANT_INSIDE, REQUANT_OUTSIDE, ("A", "B"), {}),
-                pytest.param(CONV_INSIDE, CONV_TEMPORARY, ("X", "F"), {"T": "Y"}, marks=[
-                    pytest.mark.xfail(strict=True, reason="passes/default.py fuses a "
-                                      "convolution into a temporary's consumer, without "
-                                      "its register tile")])]
+                (CONV_INSIDE, CONV_TEMPORARY, ("X", "F"), {"T": "Y"})]
 
 
 def _renamed(source: str, names: dict[str, str]) -> str:
