@@ -115,6 +115,15 @@ def _random_inputs(kernel: KernelIR, sizes: dict, seed: int) -> dict:
             args[a.name] = rng.integers(-8, 8, size=shape).astype(dt)
         else:
             args[a.name] = rng.uniform(-1, 1, size=shape).astype(dt)
+    # An index tensor of a gather (`table[ids[i], d]`) holds indices into what it indexes.
+    tensors = {t.name: t for t in kernel.args if isinstance(t, Tensor)}
+    extents: dict[str, int] = {}
+    for check in kernel.index_checks:
+        extent = evaluate(tensors[check.tensor].shape[check.dim], sizes)
+        extents[check.index] = min(extent, extents.get(check.index, extent))
+    for name, extent in extents.items():
+        args[name] = rng.integers(0, max(extent, 1), size=args[name].shape).astype(
+            args[name].dtype)
     return args
 
 

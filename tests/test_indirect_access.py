@@ -21,6 +21,7 @@ import pytest  # noqa: E402
 
 import loopweave  # noqa: E402
 from loopweave import Schedule  # noqa: E402
+from loopweave.autotune.measure import make_problem  # noqa: E402
 from loopweave.errors import ArgumentValueError, BoundsError, DSLTypeError, ScheduleError  # noqa: E402
 from loopweave.ir import expr as ir  # noqa: E402
 from loopweave.ir.dependences import Dependences  # noqa: E402
@@ -327,3 +328,16 @@ def test_schedules_of_a_gather_are_correct_or_refused():
                                        rtol=1e-12, atol=1e-12)
     with pytest.raises(ScheduleError, match="footprint of x in the loop is not a box"):
         compile_cpu(ELL, schedule=Schedule().tile("S1", i=4, k=2).cache_read("S1", "x", at="i"))
+
+
+def test_tuning_inputs_draw_gather_indices_in_range(tmp_path):
+    """A sweep over a gather that is not an example draws its index tensor within the extent
+    it indexes (else every candidate would fail the call-time index check)."""
+    source = """kernel pick(table: f32[V, D], ids: i32[T]) -> out: f32[T, D] {
+    out[t, d] = table[ids[t], d]
+}"""
+    problem = make_problem(source, {"V": 5, "D": 3, "T": 41}, "cpu", tmp_path)
+    with np.load(problem.data_path) as data:
+        ids, table, out = data["in:ids"], data["in:table"], data["out:out"]
+    assert ids.min() >= 0 and ids.max() < 5 and len(set(ids.tolist())) > 1
+    np.testing.assert_array_equal(out, table[ids])
