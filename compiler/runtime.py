@@ -11,6 +11,7 @@ arrays; `out=` hands in caller-owned output arrays.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import keyword
 import math
@@ -23,6 +24,7 @@ import numpy as np
 
 from loopweave import torch_ops
 from loopweave.errors import ArgumentTypeError, ArgumentValueError, StridedCopyWarning
+from loopweave.ir.dependences import written_before_read
 from loopweave.ir.expr import Param, evaluate, to_str
 from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor
 from loopweave.ir.types import BF16, DType
@@ -203,14 +205,15 @@ def check_indices(kernel_ir: KernelIR, arrays: dict[str, np.ndarray], env: dict[
 
 # -- the kernel ------------------------------------------------------------------------------------
 
-def allocate(tensor: Tensor, env: dict[str, int]) -> np.ndarray:
-    """A zeroed array for `tensor` (an output or temporary) at the sizes `env`."""
+def allocate(tensor: Tensor, env: dict[str, int], zeroed: bool = True) -> np.ndarray:
+    """An array for `tensor` (an output or temporary) at the sizes `env`, zeroed unless
+    `zeroed` is False (the kernel writes every element before it could read one)."""
     shape = tuple(evaluate(d, env) for d in tensor.shape)
     if any(n < 0 for n in shape):
         raise ArgumentValueError(f"{tensor.name} would have a negative shape {shape} for "
                                  f"sizes {env}")
     try:
-        return np.zeros(shape, dtype=tensor.dtype.numpy)
+        return (np.zeros if zeroed else np.empty)(shape, dtype=tensor.dtype.numpy)
     except (ValueError, MemoryError) as e:
         raise ArgumentValueError(f"cannot allocate {tensor.name} of shape {shape} for sizes "
                                  f"{env}: {e}") from None
@@ -241,6 +244,16 @@ class Kernel:
         signature = call_signature(kernel_ir)
         if signature is not None:
             self.__signature__ = signature
+
+    @functools.cached_property
+    def _written_first(self) -> frozenset[str]:
+        """The outputs the kernel writes whole before any read (ir.dependences), which need
+        not be zeroed before a call. The GPU targets' planners keep them zeroed (their
+        launchers copy outputs in, and the planners were written against zeroed outputs)."""
+        if self.target in ("cuda", "triton"):
+            return frozenset()
+        return frozenset(t.name for t in self.ir.outputs
+                         if written_before_read(self.ir, t.name))
 
     @property
     def source(self) -> str:
@@ -430,13 +443,15 @@ class Kernel:
 
     def _outputs(self, given: tuple, arrays: dict[str, np.ndarray],
                  env: dict[str, int]) -> list[np.ndarray]:
-        """The output arrays: each `given` one checked (and zeroed: it then holds what a fresh
-        output would, where the kernel writes nothing), the others allocated."""
+        """The output arrays: each `given` one checked (and zeroed, unless the kernel writes
+        all of it first: it then holds what a fresh output would, where the kernel writes
+        nothing), the others allocated."""
         outputs = []
         taken = [(f"argument '{name}'", a) for name, a in arrays.items()]
         for spec, value in zip(self.ir.outputs, given, strict=True):
+            zeroed = spec.name not in self._written_first
             if value is None:
-                outputs.append(allocate(spec, env))
+                outputs.append(allocate(spec, env, zeroed))
                 continue
             array = self._out_array(spec, value, env)
             for other_name, other in taken:
@@ -444,7 +459,8 @@ class Kernel:
                     raise ArgumentValueError(f"out array for '{spec.name}' overlaps "
                                              f"{other_name} in memory; pass separate arrays")
             taken.append((f"the out array for '{spec.name}'", array))
-            array[...] = 0
+            if zeroed:
+                array[...] = 0
             outputs.append(array)
         return outputs
 

@@ -239,3 +239,22 @@ def within_one_iteration(kernel: KernelIR, relation: isl.Map | isl.UnionMap | De
     rel = _union(relation)
     return rel.intersect(same_time(iteration_map(kernel, dict.fromkeys(_statements(rel),
                                                                          within))))
+
+
+def written_before_read(kernel: KernelIR, tensor: str) -> bool:
+    """Does the kernel write every element of `tensor` (its whole box, for every size the
+    context allows), with no read of it that could see a value from before the kernel? Then
+    an output need not be zeroed before a call: nothing can observe its prior contents."""
+    reads, writes = kernel.access_relations()
+    reads, writes = _restrict_to(reads, tensor), _restrict_to(writes, tensor)
+    shape = kernel.tensors[tensor].shape
+    box = isl_helpers.box(kernel.params, tensor,
+                          tuple(isl_helpers.pw_aff(kernel.params, d) for d in shape))
+    missed = isl.UnionSet.from_set(box).subtract(writes.range())
+    if not missed.intersect_params(kernel.context).is_empty():
+        return False
+    if reads.is_empty():
+        return True
+    info = isl.UnionAccessInfo.from_sink(reads).set_must_source(writes)
+    unwritten = info.set_schedule(kernel.schedule).compute_flow().get_may_no_source()
+    return unwritten.intersect_params(kernel.context).is_empty()

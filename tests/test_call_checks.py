@@ -210,3 +210,38 @@ def test_nan_and_inf_in_softmax_as_in_numpy():
     finite = ~np.isnan(want)
     np.testing.assert_allclose(got[finite], want[finite], rtol=1e-6)
     assert np.isnan(got[:4]).all(axis=1).tolist() == [True, True, True, True]
+
+
+# -- outputs the kernel writes whole are not zeroed first ----------------------------------------
+
+LOWER = """kernel lower(A: f32[N, N]) -> L: f32[N, N] {
+    L[i, j] = A[i, j] where j in 0:i + 1
+}"""
+PREFIX = """kernel prefix(x: f32[N]) -> y: f32[N] {
+    y[i] = x[i]
+    y[i] += y[i - 1] where i in 1:N
+}"""
+
+
+@pytest.mark.parametrize("name, source, whole", [
+    ("matmul", refs.KERNELS["matmul"].source(), True),
+    ("lower", LOWER, False), ("prefix", PREFIX, True)])
+def test_out_arrays_hold_what_a_fresh_output_would(name, source, whole):
+    """An output written whole before any read is handed over unzeroed (its prior contents
+    cannot show); one the kernel writes in part is zeroed first, as a fresh output is."""
+    k = kernel(source)
+    assert (k.ir.outputs[0].name in k._written_first) == whole
+    rng = np.random.default_rng(0)
+    if name == "matmul":
+        args = (rng.random((7, 5), np.float32), rng.random((5, 9), np.float32))
+        want = args[0] @ args[1]
+    elif name == "lower":
+        args = (rng.random((6, 6), np.float32),)
+        want = np.tril(args[0])
+    else:
+        args = (rng.random(11, np.float32),)
+        want = np.cumsum(args[0])
+    for _ in range(2):  # the second call reuses a buffer with garbage from the first
+        out = np.full(want.shape, np.nan, np.float32)
+        np.testing.assert_allclose(k(*args, out=out), want, rtol=1e-5)
+        np.testing.assert_allclose(k(*args), want, rtol=1e-5)
