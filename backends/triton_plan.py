@@ -492,8 +492,17 @@ class Planner:
                              f"of `{s.lhs.tensor}[...] {s.op} ...` {verb} sequentially {where} "
                              f"({why})")
 
+    def same_box(self, init: Statement, update: Statement, host) -> bool:
+        """Whether the update's grid (its left side's ranges) covers the initialisation's."""
+        names = {x.name for ix in init.lhs.indices for x in ir.walk(ix) if isinstance(x, ir.Var)
+                 } & set(init.iterators) & set(update.iterators) - set(host)
+        k = self.kernel
+        return all(bounds(init.domain, init.iterators, v, set(host), k.context, k.params) ==
+                   bounds(update.domain, update.iterators, v, set(host), k.context, k.params)
+                   for v in sorted(names))
+
     def groups(self, stmts: list[Statement], host) -> list[Launch]:
-        units = fold_inits(stmts)
+        units = fold_inits(stmts, lambda a, b: self.same_box(a, b, host))
         launches = []
         i = 0
         while i < len(units):

@@ -4,7 +4,9 @@ the update that follows it where that computes the same (see `fold_inits`).
 A folded pair `O[i] = 0; O[i] += f(i, k)` stores the update's result, which starts from the
 identity, over the initialisation's elements, without first storing the identity and loading it
 back. That is not the same when the update reads its own target (`O[i] += O[M - 1 - i]` reads
-the identity the initialisation stored; folded, it read the old values).
+the identity the initialisation stored; folded, it read the old values), nor when the update's
+grid misses elements the initialisation writes (`O[i] min= A[j]  where j in 1:N, j <= i` starts
+at i = 1: O[0] kept no identity).
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ class Unit:
         return [self.init, self.stmt] if self.init is not None else [self.stmt]
 
 
-def fold_inits(stmts: list[Statement]) -> list[Unit]:
-    """`stmts` as units, each initialisation folded into its update where that is the same."""
+def fold_inits(stmts: list[Statement], same_box) -> list[Unit]:
+    """`stmts` as units, each initialisation folded into its update where that is the same;
+    `same_box(init, update)`: whether the update's grid covers the initialisation's."""
     out: list[Unit] = []
     i = 0
     while i < len(stmts):
         s, nxt = stmts[i], (stmts[i + 1] if i + 1 < len(stmts) else None)
         if s.is_init and nxt is not None and nxt.lhs == s.lhs and nxt.op != "=" and \
-                _same_result(s, nxt):
+                _same_result(s, nxt) and same_box(s, nxt):
             out.append(Unit(nxt, s))
             i += 2
         else:

@@ -180,6 +180,15 @@ FIXED = {
         "    D[i] = F[0]\n"
         "}\n",
         sizes={"L": 2, "M": 7}, seed=6432),
+    # Triton's planner folded the identity into an update whose grid starts at i = 1 (j >= 1,
+    # j <= i): O0[0] never got +inf (backends/triton_units.fold_inits, Planner.same_box).
+    "triton_init_wider_than_the_update": Regression(
+        "triton",
+        "kernel fz8521(A: f32[N], B: f32[L, K]) -> (O0: f32[N], O1: f32[]) {\n"
+        "    O0[i] min= A[N - 1 - j]  where j in 1:N - 1, j <= i\n"
+        "    O1 += B[2*j + 1, K - 1 - i]  where i in 2:K - 1, j in 0:L / 2\n"
+        "}\n",
+        sizes={"K": 5, "L": 4, "N": 6}, seed=8521),
 }
 
 KNOWN: dict[str, tuple[Regression, str]] = {}
