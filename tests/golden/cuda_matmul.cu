@@ -77,6 +77,17 @@ template <int OP, class T> __device__ T lw_block_reduce(T v, T *scratch) {
   return v;
 }
 
+/* The same over a block of n threads that are not whole warps: one shared word per thread,
+   combined in thread order by every thread. */
+template <int OP, class T> __device__ T lw_block_reduce_n(T v, T *scratch, int n) {
+  scratch[threadIdx.x] = v;
+  __syncthreads();
+  v = scratch[0];
+  for (int t = 1; t < n; ++t) v = lw_combine<OP>(v, scratch[t]);
+  __syncthreads();
+  return v;
+}
+
 static char lw_error_text[512];
 extern "C" const char *lw_cuda_error(void) { return lw_error_text[0] ? lw_error_text : 0; }
 static cudaError_t lw_fail(cudaError_t err, const char *what) {
