@@ -207,7 +207,8 @@ class ExprWriter:
                     self.render(a, layout),
                     self.const(b.value, a.dtype) if isinstance(b, ir.Const) else
                     self.render(b, layout))
-            return f"{helper}({x}, {y})"
+            # in the operands' type: the helper's literals make an i8 result i32 (no wrap)
+            return f"tl.cast({helper}({x}, {y}), {TL_TYPES[dtype.name]})"
         if op == "%":
             self.k.use("_lw_fmod")
             return f"_lw_fmod({self.render(a, layout)}, {self.render(b, layout)})"
