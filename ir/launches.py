@@ -201,6 +201,8 @@ class _Lowering:
 
     def sequential_launch(self, node: Node, host_vars: list[str]) -> Node:
         stores = sorted({n.stmt for n in walk(node) if isinstance(n, Store)})
+        if not any(isinstance(n, For) for n in walk(node)):
+            return self.launch_of((), node, host_vars)  # a few stores: nothing to spread
         self.warnings.append(f"{', '.join(stores)} of kernel '{self.kernel_name}' run(s) on one "
                              f"GPU thread: no loop of it is bound to a GPU axis (Schedule.bind)")
         return self.launch_of((), node, host_vars)

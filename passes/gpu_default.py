@@ -85,7 +85,24 @@ def gpu_schedule(kernel: KernelIR, tiles: GpuTiles, facts: GpuFacts) -> Schedule
                 schedule.steps += steps.steps
                 bound.update(group)
                 break
+        else:
+            steps = _full_reduction_steps(s, placements[s.name].names(), tiles)
+            if steps is not None and _accepts(kernel, schedule, steps, facts.shared_bytes):
+                schedule.steps += steps.steps
+                bound.add(s.name)
     return schedule
+
+
+def _full_reduction_steps(s: Statement, loops: list[str], tiles: GpuTiles) -> Schedule | None:
+    """A reduction of one loop into one element (`s[] += x[i]`, no parallel loop): its loop
+    dealt over the threads of one block, which combine their partial results
+    (ir/launches.ThreadReduce). None for any other statement."""
+    if len(loops) != 1 or s.is_init or s.op not in REDUCTIONS or not _reassociable(s) or any(
+            ir.variables(x) for x in s.lhs.indices):
+        return None
+    lanes = max(32, min(1024, tiles.threads_x * tiles.threads_y))
+    return Schedule().reassociate(s.name).interleave(s.name, loops[0], lanes).bind(
+        s.name, f"{loops[0]}_lane", "threadIdx.x")
 
 
 def default_gpu_schedule(kernel: KernelIR, facts: GpuFacts) -> Schedule | None:
@@ -100,7 +117,8 @@ def default_gpu_schedule(kernel: KernelIR, facts: GpuFacts) -> Schedule | None:
     schedule = gpu_schedule(kernel, GpuTiles(), facts)
     bound = {s.name for step in schedule.steps if step.op == "bind"
              for s in target_statements(kernel, step.target)}
-    if bound != {s.name for s in kernel.statements}:
+    loopless = {s.name for s in kernel.statements if not placements[s.name].loops}
+    if bound | loopless != {s.name for s in kernel.statements}:
         return None
     return schedule
 

@@ -10,6 +10,7 @@ matrix-vector products) into one launch with a row per block; it is `compile()`'
 from __future__ import annotations
 
 import os
+import warnings
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported: no GPU here
 
@@ -130,3 +131,34 @@ def test_compile_defaults_to_the_steps_where_they_write_the_planners_plan(name, 
         source = loopweave.compile(refs.KERNELS[name].source(), target, tuning_db=False,
                                    **({"emulate": True} if target == "cuda" else {})).source
         assert ("lowered from its schedule" in source) == steps, (name, target)
+
+
+FULL_REDUCTIONS = {
+    "sum": ("""kernel total(x: f32[N]) -> s: f32[] {
+    s[] += x[i]
+}""", lambda x: x.sum(dtype=np.float64)),
+    "max": ("""kernel biggest(x: f32[N]) -> s: f32[] {
+    s[] max= x[i] * 2.0
+}""", lambda x: (2 * x).max()),
+    "dot then scale": ("""kernel scaled(x: f32[N]) -> z: f32[N] {
+    s[] += x[i] * x[i]
+    z[i] = x[i] * s[]
+}""", lambda x: x * (x.astype(np.float64) @ x)),
+}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("name", FULL_REDUCTIONS)
+@pytest.mark.parametrize("n", [1, 1003])
+def test_default_reduces_into_one_element_across_a_block(target, name, n):
+    """The GPU default deals a 0-d reduction's loop over one block's threads (ThreadReduce),
+    with no single-thread warning (a store outside any loop is no loss)."""
+    source, reference = FULL_REDUCTIONS[name]
+    options = {"emulate": True} if target == "cuda" else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", loopweave.SequentialLoopWarning)
+        kernel = loopweave.compile(source, target, tuning_db=False, **options)
+    tree = str(kernel.ir.schedule)
+    assert "threadIdx.x" in tree, tree
+    x = np.random.default_rng(n).random(n, dtype=np.float32)
+    np.testing.assert_allclose(kernel(x), reference(x), rtol=1e-5)
