@@ -197,6 +197,14 @@ FIXED = {
         "    O0[i] max= (((F % 3) - O0[k]) + G[K - 1 - i, M - 1 - l])  where l in 0:M\n"
         "}\n",
         sizes={"K": 3, "M": 1}, seed=6673),
+    # The same for *=: the last row's empty product (i < j) was 0, not 1.
+    "triton_empty_product_is_one": Regression(
+        "triton",
+        "kernel fz6570(F: f64[N], a64: f64) -> (O1: f64[N]) {\n"
+        "    t1 = a64\n"
+        "    O1[i] *= F[j]  where i < j\n"
+        "}\n",
+        sizes={"N": 5}, scalars={"a64": 0.5}, seed=6570),
 }
 
 KNOWN: dict[str, tuple[Regression, str]] = {}
