@@ -20,11 +20,12 @@ invariant in the vector loop (a broadcast). A reduction into a location invarian
 (`s[i] += e[i, j]` vectorized over j) accumulates in a register and is folded after the loop; a
 reduction over an inner loop into a contiguous target (`C[i, j] += A[i, k] * B[k, j]`, j vector,
 k inner) is kept in a register across the inner loop. Anything else the lowering does not
-support (gathers, integer division, math functions of vectors, narrow or f16 types, ...) leaves
+support (gathers, integer division, math functions of vectors, narrow or bf16 types, ...) leaves
 the loop to the scalar renderer and its `#pragma omp simd`: never wrong code, at worst slower.
 
 The intrinsics are wrapped in `#if <guard> ... #else <the plain loop> #endif`, so the source stays
 correct when built for a machine without the instruction set (as emitted C may be).
+f16 tensors are loaded into and stored from f32 vectors (F16C's conversions).
 """
 
 from __future__ import annotations
@@ -79,12 +80,16 @@ class VectorISA:
 
     def render_loop(self, renderer, node: For, indent: str) -> list[str] | None:
         """`node` (a vector loop) as guarded intrinsics, or None if the lowering cannot."""
+        lowering = _Lowering(self, renderer, node)
         try:
-            lines = _Lowering(self, renderer, node).loop(indent)
+            lines = lowering.loop(indent)
         except _Cannot:
             return None
         plain = renderer.render_plain_for(node, indent)
-        return [f"#if {self.guard}", *lines, "#else", *plain, "#endif"]
+        guard = self.guard
+        if lowering.uses_f16 and self.name == "avx2":  # AVX-512F converts f16 itself
+            guard += " && defined(__F16C__)"
+        return [f"#if {guard}", *lines, "#else", *plain, "#endif"]
 
 
 # -- instruction sets ------------------------------------------------------------------------------
@@ -122,6 +127,16 @@ def _x86_float(p: str, suffix: str, lanes: int, width: int, avx512: bool) -> Vec
         ops["neg"] = f"{p}_xor_{suffix}({{0}}, {p}_set1_{suffix}({zero}))"
     if suffix == "ps":
         ops["from_i32"] = f"{p}_cvtepi32_ps({{0}})"
+        # f16 storage with f32 compute (F16C; AVX-512F has its own conversions): `lanes`
+        # halves are loaded and widened, or rounded to nearest even and stored.
+        half = "__m128i" if width == 256 else "__m256i"
+        load_half = "_mm_loadu_si128" if width == 256 else "_mm256_loadu_si256"
+        store_half = "_mm_storeu_si128" if width == 256 else "_mm256_storeu_si256"
+        rounding = "_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC"
+        ops["load_f16"] = f"{p}_cvtph_ps({load_half}((const {half} *)(const void *)({{0}})))"
+        ops["store_f16"] = (f"{store_half}(({half} *)(void *)({{0}}), "
+                            f"{p}_cvtps_ph({{1}}, {rounding}))")
+        ops["round_f16"] = f"{p}_cvtph_ps({p}_cvtps_ph({{0}}, {rounding}))"
     return VectorType(ctype, mask, lanes, ops)
 
 
@@ -299,6 +314,7 @@ class _Lowering:
         self.var = loop.var
         self.count = 0
         self.lanes = 0  # every vector type in one loop must have the same lane count
+        self.uses_f16 = False  # f16 loads or stores (F16C on AVX2)
 
     def fresh(self, stem: str) -> str:
         self.count += 1
@@ -468,6 +484,16 @@ class _Lowering:
         raise _Cannot(store.reduce)
 
     def store(self, node: Store, indent: str) -> list[str]:
+        value = node.value
+        if value.dtype.name == "f16" and isinstance(value, ir.Cast) and node.reduce is None:
+            t = self.vtype(value.operand.dtype)  # f16(x) stored: x rounded by the store
+            if "store_f16" not in t.ops:
+                raise _Cannot("f16 store")
+            self.uses_f16 = True
+            ptr = self.pointer(node.tensor, node.indices, stride_wanted=1)
+            lines: list[str] = []
+            result = self.value(value.operand, t, lines, indent)
+            return [*lines, f"{indent}{t.op('store_f16', ptr, result)};"]
         t = self.vtype(node.value.dtype)
         ptr = self.pointer(node.tensor, node.indices, stride_wanted=1)
         lines: list[str] = []
@@ -526,6 +552,16 @@ class _Lowering:
                 return self.let(t.ctype, t.op("load", self.pointer(name, ix, 1)), lines, indent)
             case ir.Cast(operand=x) if x.dtype == e.dtype:
                 return self.value(x, t, lines, indent)
+            case ir.Cast(operand=ir.Load(tensor=name, indices=ix) as x) if \
+                    x.dtype.name == "f16" and "load_f16" in t.ops:
+                self.uses_f16 = True
+                return self.let(t.ctype, t.op("load_f16", self.pointer(name, ix, 1)), lines,
+                                indent)
+            case ir.Cast(operand=ir.Cast(operand=x) as h) if h.dtype.name == "f16" and \
+                    x.dtype == e.dtype and "round_f16" in t.ops:  # f32(f16(x)): rounded
+                self.uses_f16 = True
+                return self.let(t.ctype, t.op("round_f16", self.value(x, t, lines, indent)),
+                                lines, indent)
             case ir.Cast(operand=x) if f"from_{x.dtype.name}" in t.ops:
                 inner = self.value(x, self.vtype(x.dtype), lines, indent)
                 return self.let(t.ctype, t.op(f"from_{x.dtype.name}", inner), lines, indent)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -278,3 +279,47 @@ def test_arm_intrinsics_match_numpy(target, name, schedule):
     lowered = target == "aarch64" or name not in ("covariance", "softmax")
     assert (lowered_loops(k.source, isa) > 0) == lowered
     check_case(k, name)
+
+
+F16_ROUND_TRIP = """kernel halves(x: f32[N], h: f16[N]) -> (y: f16[N], z: f32[N]) {
+    y[i] = f16(x[i] * 3.0)
+    z[i] = f32(h[i]) + f32(f16(x[i]))
+}"""
+
+
+@pytest.mark.skipif(not _host_has("f16c"), reason="the host CPU has no F16C")
+def test_f16_vector_loads_and_stores_round_as_the_scalar_code():
+    """f16 tensors in vector loops go through F16C (or AVX-512F) conversions, bit for bit as
+    the scalar conversion rounds: normal, subnormal, overflowing, infinite and NaN values."""
+    schedule = S().vectorize("y", "i").vectorize("z", "i")
+    vector = loopweave.compile(F16_ROUND_TRIP, schedule=schedule, tuning_db=False)
+    assert "cvtph_ps" in vector.source and "cvtps_ph" in vector.source
+    scalar = loopweave.compile(F16_ROUND_TRIP, schedule=schedule, tuning_db=False, simd=False)
+    rng = np.random.default_rng(5)
+    special = np.array([0.0, -0.0, 1e-8, -3e-6, 6e-5, 65504.0, 65520.0, 1e6, np.inf, -np.inf,
+                        np.nan, 2.0 ** -24, 2.0 ** -25, 1.0 + 2.0 ** -11], np.float32)
+    x = np.concatenate([special, rng.standard_normal(1001).astype(np.float32) *
+                        np.float32(10.0) ** rng.integers(-7, 5, 1001)]).astype(np.float32)
+    with np.errstate(over="ignore"):  # the values beyond f16's range become inf, as meant
+        h = x.astype(np.float16)
+        expected_y = (x * np.float32(3.0)).astype(np.float16)
+    for got, want in zip(vector(x, h), scalar(x, h), strict=True):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        same = np.isnan(want) | (got.view(f"u{got.itemsize}") == want.view(f"u{want.itemsize}"))
+        assert same.all(), (x[~same][:5], got[~same][:5], want[~same][:5])
+    np.testing.assert_array_equal(vector(x, h)[0], expected_y)
+
+
+def test_f16_conversions_compile_for_avx512(tmp_path):
+    """The AVX-512 path (its own f16 conversions) is built even where the host cannot run it."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed")
+    source = stages(F16_ROUND_TRIP, "cpu", schedule=S().vectorize("y", "i").vectorize("z", "i"),
+                    cflags=X86["avx512"]).source
+    assert "_mm512_cvtph_ps" in source and "_mm512_cvtps_ph" in source
+    path = tmp_path / "halves.c"
+    path.write_text(source)
+    built = subprocess.run(["gcc", *X86["avx512"], "-c", str(path), "-o", str(tmp_path / "h.o")],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
