@@ -135,7 +135,8 @@ def test_eval_reports_tau_and_regret_on_held_out_keys(trained, capsys):
 
 
 def test_compile_builds_the_candidate_the_model_prefers(trained, fresh_choices):
-    kernel = loopweave.compile(AXPBY, tuning_db=trained, cost_model={**ON, "similar": 0})
+    kernel = loopweave.compile(AXPBY, tuning_db=trained,
+                               cost_model={**ON, "similar": 0, "neighbours": 6})
     used, *_ = _call(kernel)
     assert isinstance(used, ModelChoice) and used.origin == "neighbour"
     assert used.speedup > 1.1
