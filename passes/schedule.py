@@ -226,6 +226,7 @@ class Schedule:
         check_loop_kinds(kernel, schedule, placements, reassociable)
         reduced, locals_at = reduce_storage(kernel, placements)
         caches_at, wanted = self._caches(kernel, placements)
+        _check_caches_inside_locals(locals_at, caches_at, wanted)
         if locals_at or caches_at:
             schedule = pl.build_tree(reduced, placements, locals_at, caches_at)
         taken = set(reduced.tensors) | set(reduced.params)
@@ -277,6 +278,23 @@ class Schedule:
             wanted.append((tag, tensor, step.op == "cache_write",
                            tuple(layout[0]) if layout else None))
         return caches_at, wanted
+
+
+def _check_caches_inside_locals(locals_at: dict, caches_at: dict, wanted: list) -> None:
+    """A temporary made local to each iteration of a loop (fused producer and consumer) can
+    be cached only inside that iteration: a cache around the loop would copy a buffer that
+    does not exist there."""
+    scope = {name: prefix for prefix, names in locals_at.items() for name in names}
+    for prefix, tags in caches_at.items():
+        for tag in tags:
+            tensor = wanted[int(tag)][1]
+            local = scope.get(tensor)
+            if local is not None and local[:len(prefix)] == prefix:
+                raise ScheduleError(
+                    f"cannot cache {tensor} at a loop around the one whose iterations each "
+                    f"keep their own {tensor} (its fused producer and consumer made it local "
+                    f"there, at loop depth {len(local)}); cache it at a loop inside that one, "
+                    f"or do not fuse them")
 
 
 def _check_positive(what: str, value) -> None:

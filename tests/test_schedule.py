@@ -291,3 +291,17 @@ def test_default_schedule_puts_the_stride_one_loop_innermost():
     chosen = default_schedule(front_end(conv))
     reorder = [s for s in chosen.steps if s.op == "reorder"]
     assert reorder and reorder[0].args[-1] == "x"  # Y[n, k, y, x] and X[.., x + s] walk x
+
+
+def test_a_cache_around_a_fused_local_temporary_is_refused():
+    # Fusion keeps t0 local to each iteration of j; a cache_write at j would wrap the loop
+    # and copy a t0 that does not exist there (found by the fuzzer, seed 9009: C that did
+    # not compile).
+    source = """kernel fz(A: f32[K, N], B: f32[M]) -> O0: f32[M, M] {
+    t0[i, j] += A[k, N - 1 - j]  where i in 0:K, j in 0:N
+    O0[i, j] = B[M - 1 - i]
+}"""
+    schedule = Schedule.from_json('[{"op": "fuse", "target": "t0,O0", "args": [2]}, '
+                                  '{"op": "cache_write", "target": "S1", "args": ["j"]}]')
+    with pytest.raises(ScheduleError, match="cannot cache t0 at a loop around"):
+        loopweave.compile(source, schedule=schedule, tuning_db=False)
