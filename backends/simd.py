@@ -1,8 +1,8 @@
 """Explicit SIMD: a loop marked "vector" becomes intrinsics of one instruction set.
 
 A `VectorISA` is data: per element type the vector and mask C types, the lane count and a format
-string per operation (`load`, `splat`, `add`, `fma`, `lt`, `select`, ...). `render_loop` lowers a
-vector loop lane-wise:
+string per operation (`load`, `splat`, `add`, `fma`, `lt`, `select`, ...; the tables are in
+`backends/simd_isas.py`). `render_loop` lowers a vector loop lane-wise:
 
     {                                       /* for (c2 = init; c2 <= hi; c2++) body */
       int64_t c2 = init;
@@ -34,30 +34,18 @@ import functools
 import subprocess
 from dataclasses import dataclass, field
 
+from loopweave.backends.simd_isas import (
+    AVX2_TYPES,
+    AVX512_TYPES,
+    MVE_TYPES,
+    NEON_TYPES,
+    CannotLower,
+    VectorType,
+)
 from loopweave.ir import expr as ir
 from loopweave.ir.loops import Block, For, If, Node, Store
 from loopweave.ir.loops import walk as walk_loops
 from loopweave.ir.types import identity
-
-
-class _Cannot(Exception):  # noqa: N818 - internal control flow, never escapes this module
-    """The loop uses something the lowering does not support."""
-
-
-@dataclass(frozen=True)
-class VectorType:
-    """Vectors of one element type: C types, lane count and operations as format strings."""
-
-    ctype: str
-    mask: str
-    lanes: int
-    ops: dict[str, str]
-
-    def op(self, name: str, *args: str) -> str:
-        fmt = self.ops.get(name)
-        if fmt is None:
-            raise _Cannot(name)
-        return fmt.format(*args)
 
 
 @dataclass(frozen=True)
@@ -83,7 +71,7 @@ class VectorISA:
         lowering = _Lowering(self, renderer, node)
         try:
             lines = lowering.loop(indent)
-        except _Cannot:
+        except CannotLower:
             return None
         plain = renderer.render_plain_for(node, indent)
         guard = self.guard
@@ -92,141 +80,15 @@ class VectorISA:
         return [f"#if {guard}", *lines, "#else", *plain, "#endif"]
 
 
-# -- instruction sets ------------------------------------------------------------------------------
+# -- instruction sets (their vector types: backends/simd_isas.py) ------------------------------
 
-def _x86_float(p: str, suffix: str, lanes: int, width: int, avx512: bool) -> VectorType:
-    """AVX2 (`p` = "_mm256") or AVX-512 (`p` = "_mm512") floats, `suffix` "ps" or "pd"."""
-    ctype = f"__m{width}{'' if suffix == 'ps' else 'd'}"
-    ops = {"load": f"{p}_loadu_{suffix}({{0}})", "store": f"{p}_storeu_{suffix}({{0}}, {{1}})",
-           "splat": f"{p}_set1_{suffix}({{0}})", "fma": f"{p}_fmadd_{suffix}({{0}}, {{1}}, {{2}})",
-           "sqrt": f"{p}_sqrt_{suffix}({{0}})"}
-    for op in ("add", "sub", "mul", "div"):
-        ops[op] = f"{p}_{op}_{suffix}({{0}}, {{1}})"
-    predicates = {"lt": "LT_OQ", "le": "LE_OQ", "gt": "GT_OQ", "ge": "GE_OQ", "eq": "EQ_OQ",
-                  "ne": "NEQ_UQ"}  # C's != is true for NaN: unordered
-    if avx512:
-        mask = "__mmask16" if lanes == 16 else "__mmask8"
-        for op, pred in predicates.items():
-            ops[op] = f"{p}_cmp_{suffix}_mask({{0}}, {{1}}, _CMP_{pred})"
-        ops["select"] = f"{p}_mask_blend_{suffix}({{0}}, {{2}}, {{1}})"
-        ops["mask_or"] = f"(({mask})({{0}} | {{1}}))"
-        ops["mask_and"] = f"(({mask})({{0}} & {{1}}))"
-        # -x flips the sign bit (so -0.0 stays distinct from 0.0); AVX-512F has no xor_ps.
-        bits = "epi32(INT32_MIN)" if suffix == "ps" else "epi64(INT64_MIN)"
-        kind = "ps" if suffix == "ps" else "pd"
-        ops["neg"] = (f"{p}_castsi512_{kind}({p}_xor_si512({p}_cast{kind}_si512({{0}}), "
-                      f"{p}_set1_{bits}))")
-    else:
-        mask = ctype
-        for op, pred in predicates.items():
-            ops[op] = f"{p}_cmp_{suffix}({{0}}, {{1}}, _CMP_{pred})"
-        ops["select"] = f"{p}_blendv_{suffix}({{2}}, {{1}}, {{0}})"
-        ops["mask_or"] = f"{p}_or_{suffix}({{0}}, {{1}})"
-        ops["mask_and"] = f"{p}_and_{suffix}({{0}}, {{1}})"
-        zero = "-0.0f" if suffix == "ps" else "-0.0"
-        ops["neg"] = f"{p}_xor_{suffix}({{0}}, {p}_set1_{suffix}({zero}))"
-    if suffix == "ps":
-        ops["from_i32"] = f"{p}_cvtepi32_ps({{0}})"
-        # f16 storage with f32 compute (F16C; AVX-512F has its own conversions): `lanes`
-        # halves are loaded and widened, or rounded to nearest even and stored.
-        half = "__m128i" if width == 256 else "__m256i"
-        load_half = "_mm_loadu_si128" if width == 256 else "_mm256_loadu_si256"
-        store_half = "_mm_storeu_si128" if width == 256 else "_mm256_storeu_si256"
-        rounding = "_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC"
-        ops["load_f16"] = f"{p}_cvtph_ps({load_half}((const {half} *)(const void *)({{0}})))"
-        ops["store_f16"] = (f"{store_half}(({half} *)(void *)({{0}}), "
-                            f"{p}_cvtps_ph({{1}}, {rounding}))")
-        ops["round_f16"] = f"{p}_cvtph_ps({p}_cvtps_ph({{0}}, {rounding}))"
-    return VectorType(ctype, mask, lanes, ops)
-
-
-def _avx2_i32() -> VectorType:
-    ops = {"load": "_mm256_loadu_si256((const __m256i *)(const void *)({0}))",
-           "store": "_mm256_storeu_si256((__m256i *)(void *)({0}), {1})",
-           "splat": "_mm256_set1_epi32({0})", "add": "_mm256_add_epi32({0}, {1})",
-           "sub": "_mm256_sub_epi32({0}, {1})", "mul": "_mm256_mullo_epi32({0}, {1})",
-           "min": "_mm256_min_epi32({0}, {1})", "max": "_mm256_max_epi32({0}, {1})",
-           "neg": "_mm256_sub_epi32(_mm256_setzero_si256(), {0})",
-           "gt": "_mm256_cmpgt_epi32({0}, {1})", "lt": "_mm256_cmpgt_epi32({1}, {0})",
-           "eq": "_mm256_cmpeq_epi32({0}, {1})", "select": "_mm256_blendv_epi8({2}, {1}, {0})",
-           "mask_or": "_mm256_or_si256({0}, {1})", "mask_and": "_mm256_and_si256({0}, {1})",
-           "from_f32": "_mm256_cvttps_epi32({0})"}
-    return VectorType("__m256i", "__m256i", 8, ops)
-
-
-def _avx512_i32() -> VectorType:
-    ops = {"load": "_mm512_loadu_si512((const void *)({0}))",
-           "store": "_mm512_storeu_si512((void *)({0}), {1})",
-           "splat": "_mm512_set1_epi32({0})", "add": "_mm512_add_epi32({0}, {1})",
-           "sub": "_mm512_sub_epi32({0}, {1})", "mul": "_mm512_mullo_epi32({0}, {1})",
-           "min": "_mm512_min_epi32({0}, {1})", "max": "_mm512_max_epi32({0}, {1})",
-           "neg": "_mm512_sub_epi32(_mm512_setzero_si512(), {0})",
-           "select": "_mm512_mask_blend_epi32({0}, {2}, {1})",
-           "mask_or": "((__mmask16)({0} | {1}))", "mask_and": "((__mmask16)({0} & {1}))",
-           "from_f32": "_mm512_cvttps_epi32({0})"}
-    for op in ("lt", "le", "gt", "ge", "eq"):
-        ops[op] = f"_mm512_cmp{op}_epi32_mask({{0}}, {{1}})"
-    ops["ne"] = "_mm512_cmpneq_epi32_mask({0}, {1})"
-    return VectorType("__m512i", "__mmask16", 16, ops)
-
-
-def _arm(suffix: str, ctype: str, mask: str, lanes: int, *, mve: bool) -> VectorType:
-    """NEON (aarch64) or Helium/MVE vectors of `suffix` (f32, f64, s32): the same names where
-    the two agree; comparisons, selects and masks differ (MVE predicates are `mve_pred16_t`)."""
-    is_float = suffix[0] == "f"
-    ops = {"load": f"vld1q_{suffix}({{0}})", "store": f"vst1q_{suffix}({{0}}, {{1}})",
-           "splat": f"vdupq_n_{suffix}({{0}})", "add": f"vaddq_{suffix}({{0}}, {{1}})",
-           "sub": f"vsubq_{suffix}({{0}}, {{1}})", "mul": f"vmulq_{suffix}({{0}}, {{1}})",
-           "neg": f"vnegq_{suffix}({{0}})"}
-    if is_float:
-        ops["fma"] = f"vfmaq_{suffix}({{2}}, {{0}}, {{1}})"
-    else:
-        ops["min"] = f"vminq_{suffix}({{0}}, {{1}})"
-        ops["max"] = f"vmaxq_{suffix}({{0}}, {{1}})"
-    if mve:
-        for op in ("lt", "le", "gt", "ge", "eq", "ne"):
-            ops[op] = f"vcmp{op}q_{suffix}({{0}}, {{1}})"
-        ops["select"] = f"vpselq_{suffix}({{1}}, {{2}}, {{0}})"
-        ops["mask_or"] = "((mve_pred16_t)({0} | {1}))"
-        ops["mask_and"] = "((mve_pred16_t)({0} & {1}))"
-    else:
-        bits = mask[4:6]  # uint32x4_t -> "32"
-        for op in ("lt", "le", "gt", "ge", "eq"):
-            ops[op] = f"vc{op}q_{suffix}({{0}}, {{1}})"
-        ops["ne"] = (f"vreinterpretq_u{bits}_u32(vmvnq_u32(vreinterpretq_u32_u{bits}("
-                     f"vceqq_{suffix}({{0}}, {{1}}))))") if bits != "32" else \
-            f"vmvnq_u32(vceqq_{suffix}({{0}}, {{1}}))"
-        ops["select"] = f"vbslq_{suffix}({{0}}, {{1}}, {{2}})"
-        ops["mask_or"] = f"vorrq_u{bits}({{0}}, {{1}})"
-        ops["mask_and"] = f"vandq_u{bits}({{0}}, {{1}})"
-        if is_float:
-            ops["div"] = f"vdivq_{suffix}({{0}}, {{1}})"
-            ops["sqrt"] = f"vsqrtq_{suffix}({{0}})"
-        else:
-            ops["fma"] = f"vmlaq_{suffix}({{2}}, {{0}}, {{1}})"
-    if suffix == "f32":
-        ops["from_i32"] = "vcvtq_f32_s32({0})"
-    if suffix == "s32":
-        ops["from_f32"] = "vcvtq_s32_f32({0})"
-    return VectorType(ctype, mask, lanes, ops)
-
-
-AVX2 = VectorISA("avx2", "#include <immintrin.h>", "defined(__AVX2__) && defined(__FMA__)", {
-    "f32": _x86_float("_mm256", "ps", 8, 256, avx512=False),
-    "f64": _x86_float("_mm256", "pd", 4, 256, avx512=False),
-    "i32": _avx2_i32()})
-AVX512 = VectorISA("avx512", "#include <immintrin.h>", "defined(__AVX512F__)", {
-    "f32": _x86_float("_mm512", "ps", 16, 512, avx512=True),
-    "f64": _x86_float("_mm512", "pd", 8, 512, avx512=True),
-    "i32": _avx512_i32()})
-NEON = VectorISA("neon", "#include <arm_neon.h>", "defined(__ARM_NEON) && defined(__aarch64__)", {
-    "f32": _arm("f32", "float32x4_t", "uint32x4_t", 4, mve=False),
-    "f64": _arm("f64", "float64x2_t", "uint64x2_t", 2, mve=False),
-    "i32": _arm("s32", "int32x4_t", "uint32x4_t", 4, mve=False)})
+AVX2 = VectorISA("avx2", "#include <immintrin.h>", "defined(__AVX2__) && defined(__FMA__)",
+                 AVX2_TYPES)
+AVX512 = VectorISA("avx512", "#include <immintrin.h>", "defined(__AVX512F__)", AVX512_TYPES)
+NEON = VectorISA("neon", "#include <arm_neon.h>", "defined(__ARM_NEON) && defined(__aarch64__)",
+                 NEON_TYPES)
 MVE = VectorISA("mve", "#include <arm_mve.h>",
-                "defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 2)", {
-                    "f32": _arm("f32", "float32x4_t", "mve_pred16_t", 4, mve=True),
-                    "i32": _arm("s32", "int32x4_t", "mve_pred16_t", 4, mve=True)})
+                "defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 2)", MVE_TYPES)
 
 #: Independent vector accumulators of a reduction in a vector loop (see `_Lowering.loop`).
 ACCUMULATORS = 4
@@ -307,7 +169,7 @@ _COMPARE_OPS = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": 
 
 
 class _Lowering:
-    """One vector loop lowered lane-wise; raises _Cannot for anything unsupported."""
+    """One vector loop lowered lane-wise; raises CannotLower for anything unsupported."""
 
     def __init__(self, isa: VectorISA, renderer, loop: For):
         self.isa, self.r, self.node = isa, renderer, loop
@@ -323,9 +185,9 @@ class _Lowering:
     def vtype(self, dtype) -> VectorType:
         t = self.isa.types.get(dtype.name)
         if t is None:
-            raise _Cannot(dtype.name)
+            raise CannotLower(dtype.name)
         if self.lanes and t.lanes != self.lanes:
-            raise _Cannot("mixed lane counts")
+            raise CannotLower("mixed lane counts")
         self.lanes = t.lanes
         return t
 
@@ -334,18 +196,18 @@ class _Lowering:
     def loop(self, indent: str) -> list[str]:
         node, r = self.node, self.r
         if node.step != 1 or _mentions(node.init, self.var):
-            raise _Cannot("loop shape")
+            raise CannotLower("loop shape")
         match node.cond:
             case ir.Binary(op="<" | "<=", left=ir.Var(name=v), right=hi) if v == self.var and \
                     not _mentions(hi, self.var):
                 end = r.expr(hi) if node.cond.op == "<" else r.expr(ir.add(hi, ir.Const(1)))
             case _:
-                raise _Cannot("loop bound")
+                raise CannotLower("loop bound")
         inner = indent + "  "
         horizontal = self.horizontal_stores(node.body)
         body = self.block(node.body, inner + "  ", horizontal)
         if not self.lanes:
-            raise _Cannot("nothing to vectorize")
+            raise CannotLower("nothing to vectorize")
         v, end_name = r.expr(ir.Var(self.var)), self.fresh("end")
         lines = [f"{indent}{{", f"{inner}{r.index_type} {v} = {r.expr(node.init)};",
                  f"{inner}const {r.index_type} {end_name} = {end};"]
@@ -383,7 +245,7 @@ class _Lowering:
             if isinstance(s, Store) and s.reduce and \
                     not any(_mentions(i, self.var) for i in s.indices):
                 if s.reduce not in ("+=", "max=", "min=") or self.touches(body, s.tensor, s):
-                    raise _Cannot("reduction")
+                    raise CannotLower("reduction")
                 found[s] = (self.fresh("acc"), self.vtype(s.value.dtype))
         return found
 
@@ -462,7 +324,7 @@ class _Lowering:
                 if e is not None:
                     lines += [f"{indent}}} else {{", *self.block(e, indent + "  ")]
                 return [*lines, f"{indent}}}"]
-        raise _Cannot(type(node).__name__)
+        raise CannotLower(type(node).__name__)
 
     def combine(self, store: Store, current: str, t: VectorType, lines: list[str],
                 indent: str) -> str:
@@ -481,14 +343,14 @@ class _Lowering:
         if store.reduce in ("max=", "min="):
             return self.minmax("max" if store.reduce == "max=" else "min", current, x, t, lines,
                                indent)
-        raise _Cannot(store.reduce)
+        raise CannotLower(store.reduce)
 
     def store(self, node: Store, indent: str) -> list[str]:
         value = node.value
         if value.dtype.name == "f16" and isinstance(value, ir.Cast) and node.reduce is None:
             t = self.vtype(value.operand.dtype)  # f16(x) stored: x rounded by the store
             if "store_f16" not in t.ops:
-                raise _Cannot("f16 store")
+                raise CannotLower("f16 store")
             self.uses_f16 = True
             ptr = self.pointer(node.tensor, node.indices, stride_wanted=1)
             lines: list[str] = []
@@ -505,7 +367,7 @@ class _Lowering:
 
     def inner_loop(self, node: For, indent: str) -> list[str]:
         if _mentions(node.init, self.var) or _mentions(node.cond, self.var):
-            raise _Cannot("inner loop bounds depend on the vector variable")
+            raise CannotLower("inner loop bounds depend on the vector variable")
         body = node.body
         # `target += f(k)` over the inner loop k into a contiguous target that k does not move:
         # keep the target in a register across the loop.
@@ -531,7 +393,7 @@ class _Lowering:
     def pointer(self, tensor: str, indices: tuple[ir.Expr, ...], stride_wanted: int) -> str:
         offset = self.r.linear_offset(tensor, indices)
         if stride(offset, self.var) != stride_wanted:
-            raise _Cannot("not contiguous")
+            raise CannotLower("not contiguous")
         return f"&{self.r.expr(ir.Load(tensor, indices, ir.INDEX))}"
 
     # -- expressions: each vector value is a named temporary ---------------------------------
@@ -544,7 +406,7 @@ class _Lowering:
     def value(self, e: ir.Expr, t: VectorType, lines: list[str], indent: str) -> str:
         """The name of a vector of type `t` holding `e` on each lane."""
         if self.isa.types.get(e.dtype.name) is not t:
-            raise _Cannot(f"type {e.dtype}")
+            raise CannotLower(f"type {e.dtype}")
         if not _mentions(e, self.var):
             return self.let(t.ctype, t.op("splat", self.r.expr(e)), lines, indent)
         match e:
@@ -582,7 +444,7 @@ class _Lowering:
             case ir.Call(func="sqrt", args=(a,)):
                 return self.let(t.ctype, t.op("sqrt", self.value(a, t, lines, indent)), lines,
                                 indent)
-        raise _Cannot(type(e).__name__)
+        raise CannotLower(type(e).__name__)
 
     def minmax(self, f: str, x: str, y: str, t: VectorType, lines: list[str],
                indent: str) -> str:
@@ -600,10 +462,10 @@ class _Lowering:
             case ir.Binary(op=op, left=a, right=b) if op in _COMPARE_OPS:
                 ct = self.vtype(a.dtype)
                 if ct.mask != t.mask:
-                    raise _Cannot("mask types differ")
+                    raise CannotLower("mask types differ")
                 x, y = self.value(a, ct, lines, indent), self.value(b, ct, lines, indent)
                 return self.let(t.mask, ct.op(_COMPARE_OPS[op], x, y), lines, indent)
             case ir.Binary(op="and" | "or" as op, left=a, right=b) if _mentions(c, self.var):
                 x, y = self.mask(a, t, lines, indent), self.mask(b, t, lines, indent)
                 return self.let(t.mask, t.op(f"mask_{op}", x, y), lines, indent)
-        raise _Cannot("condition")
+        raise CannotLower("condition")
