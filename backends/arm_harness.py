@@ -155,7 +155,7 @@ class HarnessInvoker:
                 f"has {self.capacity} bytes for them (use smaller sizes)")
         size_values = [sizes[p.name] for p in self.params if p.kind == "size"]
         scalar_bytes = b"".join(
-            np.array(scalars[p.name], dtype=np.uint16 if p.dtype.is_storage_only
+            np.array(scalars[p.name], dtype=p.dtype.bits_numpy if p.dtype.is_storage_only
                      else p.dtype.numpy).tobytes().ljust(8, b"\0")
             for p in self.params if p.kind == "scalar")
         head = np.array([MAGIC, len(table) // 3, len(size_values), len(scalar_bytes) // 8],

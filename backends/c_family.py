@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 
 # c_name and c_var live in c_names (shared with register_tile); the backends import them here.
+from loopweave.backends.c_lowp import C_LOWP
 from loopweave.backends.c_names import c_name, c_var
 from loopweave.backends.register_tile import render_register_tile
-from loopweave.errors import ScheduleError
+from loopweave.errors import ScheduleError, TargetError
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import row_major_offset
 from loopweave.ir.loops import GPU_AXES, Block, For, If, Node, Scope, Store, walk
@@ -20,11 +21,13 @@ from loopweave.ir.types import BOOL, DType
 
 #: Math functions by element type; `{x}` is the argument text.
 FLOAT_FUNCS: dict[str, dict[str, str]] = {
-    "f32": {"exp": "expf({0})", "log": "logf({0})", "sqrt": "sqrtf({0})", "tanh": "tanhf({0})",
+    "f32": {"exp": "expf({0})", "exp2": "exp2f({0})", "ldexp": "ldexpf({0}, {1})",
+            "log": "logf({0})", "sqrt": "sqrtf({0})", "tanh": "tanhf({0})",
             "erf": "erff({0})", "pow": "powf({0}, {1})", "abs": "fabsf({0})",
             "sigmoid": "(1.0f / (1.0f + expf(-({0}))))", "min": "lw_min_f32({0}, {1})",
             "max": "lw_max_f32({0}, {1})", "%": "lw_mod_f32({0}, {1})"},
-    "f64": {"exp": "exp({0})", "log": "log({0})", "sqrt": "sqrt({0})", "tanh": "tanh({0})",
+    "f64": {"exp": "exp({0})", "exp2": "exp2({0})", "ldexp": "ldexp({0}, {1})",
+            "log": "log({0})", "sqrt": "sqrt({0})", "tanh": "tanh({0})",
             "erf": "erf({0})", "pow": "pow({0}, {1})", "abs": "fabs({0})",
             "sigmoid": "(1.0 / (1.0 + exp(-({0}))))", "min": "lw_min_f64({0}, {1})",
             "max": "lw_max_f64({0}, {1})", "%": "lw_mod_f64({0}, {1})"},
@@ -66,6 +69,7 @@ static inline float lw_mod_f32(float a, float b) {
 static inline double lw_mod_f64(double a, double b) {
   double r = fmod(a, b); return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
 
+""" + C_LOWP + r"""
 /* f16 and bf16 are stored as bits and computed in f32 (round to nearest even on store). */
 static inline float lw_bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 static inline uint32_t lw_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
@@ -97,6 +101,8 @@ _C_PREC = {"*": 13, "/": 13, "%": 13, "cdiv": 13, "crem": 13, "+": 12, "-": 12, 
            ">>": 11, "<": 10, "<=": 10, ">": 10, ">=": 10, "==": 9, "!=": 9, "&": 8, "^": 7,
            "|": 6, "and": 5, "or": 4}
 _NARROW_INTS = ("i8", "u8", "i16")
+#: C types that a bitcast converts with a plain cast (the same width, integers or stored bits).
+_BIT_TYPES = ("int8_t", "uint8_t", "int16_t", "uint16_t", "int32_t", "int64_t")
 _PAREN_OPERANDS = ("<<", ">>", "&", "^", "|", "or")
 _C_OP_TEXT = {"and": "&&", "or": "||", "cdiv": "/", "crem": "%"}
 
@@ -127,8 +133,8 @@ class CFamilyRenderer:
 
     def const(self, value: int | float, dtype: DType) -> str:
         if dtype.is_float:
-            if math.isinf(value):
-                text = "INFINITY" if value > 0 else "(-INFINITY)"
+            if math.isinf(value) or math.isnan(value):
+                text = "NAN" if math.isnan(value) else "INFINITY" if value > 0 else "(-INFINITY)"
                 return text if dtype.name != "f64" else f"((double){text})"
             text = repr(float(value))
             return f"{text}f" if dtype.name == "f32" else text
@@ -182,10 +188,10 @@ class CFamilyRenderer:
     def cast(self, dtype: DType, x: ir.Expr) -> str:
         inner = self.expr(x)
         source = x.dtype
-        if source.name in ("f16", "bf16"):
+        if source.is_storage_only:
             inner = f"lw_{source.name}_to_f32({inner})"
             source = dtype  # now an f32 value
-        if dtype.name in ("f16", "bf16"):
+        if dtype.is_storage_only:
             return f"lw_f32_to_{dtype.name}((float)({inner}))"
         if source == dtype:
             return inner
@@ -212,6 +218,8 @@ class CFamilyRenderer:
         return f"({text})" if prec < parent_prec else text
 
     def call(self, f: str, args: tuple[ir.Expr, ...], dtype: DType) -> str:
+        if f == "bitcast":
+            return self.bitcast(args[0], dtype)
         texts = [self.expr(a) for a in args]
         if f == "select":
             return f"({texts[0]} ? {texts[1]} : {texts[2]})"
@@ -220,6 +228,19 @@ class CFamilyRenderer:
         name = dtype.name if dtype.name != "bool" else "i32"
         return f"lw_{f}_{name}({', '.join(texts)})"
 
+    def bitcast(self, x: ir.Expr, dtype: DType) -> str:
+        """The bits of `x` as `dtype` (same width; a storage type is its stored bits)."""
+        text = self.expr(x)
+        for t in (x.dtype, dtype):
+            if t.name not in ("f32", "f64") and self.ctype(t) not in _BIT_TYPES:
+                raise TargetError(f"bitcast between {x.dtype} and {dtype}: this target "
+                                  f"stores {t} as {self.ctype(t)}")
+        if x.dtype.name in ("f32", "f64"):
+            text = f"lw_{x.dtype.name}_as_u{x.dtype.bits}({text})"
+        if dtype.name in ("f32", "f64"):
+            return f"lw_u{dtype.bits}_as_{dtype.name}((uint{dtype.bits}_t)({text}))"
+        return f"(({self.ctype(dtype)})({text}))"
+
     def reduce(self, op: str, current: str, value: str, dtype: DType) -> str:
         """The new value of a reduction `current <op>= value`."""
         if op == "+=":
@@ -227,7 +248,7 @@ class CFamilyRenderer:
         if op == "*=":
             return self.narrow(f"{current} * {value}", dtype)
         func = "max" if op == "max=" else "min"
-        name = dtype.name if dtype.name not in ("f16", "bf16") else "f32"
+        name = dtype.compute.name
         return f"lw_{func}_{name}({current}, {value})"
 
     # -- loop nests ------------------------------------------------------------------------------
@@ -303,7 +324,7 @@ class CFamilyRenderer:
         if node.reduce is None:
             return f"{target} = {value};"
         dtype = node.value.dtype
-        if dtype.name in ("f16", "bf16"):  # the value is Cast(f16, ...): combine in f32
+        if dtype.is_storage_only:  # the value is Cast(f16, ...): combine in f32
             current = f"lw_{dtype.name}_to_f32({target})"
             combined = self.reduce(node.reduce, current, self.expr(node.value.operand, 13), dtype)
             return f"{target} = lw_f32_to_{dtype.name}({combined});"

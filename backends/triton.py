@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from loopweave.backends.triton_expr import py_name
+from loopweave.backends.triton_lowp import TYPES as LOWP_TYPES
 from loopweave.backends.triton_module import ModuleWriter
 from loopweave.backends.triton_plan import plan
 from loopweave.backends.triton_scheduled import render_module
@@ -169,7 +170,8 @@ def torch_dtype(dtype):
 
     return {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32,
             "f64": torch.float64, "i8": torch.int8, "u8": torch.uint8, "i16": torch.int16,
-            "i32": torch.int32, "i64": torch.int64}[dtype.name]
+            "i32": torch.int32, "i64": torch.int64, **dict.fromkeys(LOWP_TYPES, torch.uint8)
+            }[dtype.name]
 
 
 def to_torch(array: np.ndarray, dtype):
@@ -178,6 +180,8 @@ def to_torch(array: np.ndarray, dtype):
 
     if dtype.name == "bf16":
         return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    if dtype.name in LOWP_TYPES:  # the 8-bit floats reach the kernel as their bits
+        return torch.from_numpy(array.view(np.uint8))
     return torch.from_numpy(array)
 
 
@@ -228,13 +232,15 @@ class TritonInvoker:
         else:
             self.module.run(tensors, values, sizes)
         for array, tensor in copies:
-            array[...] = to_numpy(tensor.cpu())
+            host = to_numpy(tensor.cpu())
+            array.view(host.dtype)[...] = host  # the 8-bit floats come back as their bits
 
     def scalar(self, value, dtype, device):
         import torch
 
-        if dtype.is_storage_only:  # the runtime passes f16/bf16 as bits
-            return float(np.array(value, dtype=np.uint16).view(dtype.numpy).astype(np.float32))
+        if dtype.is_storage_only:  # the runtime passes f16/bf16 (and f8) as bits
+            return float(np.array(value, dtype=dtype.bits_numpy).view(dtype.numpy)
+                         .astype(np.float32))
         if dtype.name == "f64":  # a Python float would reach the kernel as fp32
             return torch.tensor([value], dtype=torch.float64, device=device or "cpu")
         return value
@@ -348,7 +354,8 @@ def aot_kernels(kernel: KernelIR, source: str, arch: int = 90, block: int = 32) 
 
 
 _TRITON_TYPES = {"f16": "fp16", "bf16": "bf16", "f32": "fp32", "f64": "fp64", "i8": "i8",
-                 "u8": "u8", "i16": "i16", "i32": "i32", "i64": "i64"}
+                 "u8": "u8", "i16": "i16", "i32": "i32", "i64": "i64",
+                 **dict.fromkeys(LOWP_TYPES, "u8")}
 
 
 def source_path(source: str) -> Path:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from loopweave.backends import triton_lowp
 from loopweave.backends.triton_expr import (
     REDUCE_OVER_AXIS,
     TL_TYPES,
@@ -167,7 +168,7 @@ class KernelWriter:
             args += f", mask={self.text(mask, layout)}, other=0"
         value = f"tl.load({args})"
         if tensor.dtype.is_storage_only and not raw:
-            value += ".to(tl.float32)"
+            value = triton_lowp.widen(value, tensor.dtype, self.use)
         name = self.fresh(py_name(load.tensor))
         self.emit(f"{name} = {value}")
         self.scope[key] = name
@@ -311,6 +312,8 @@ class KernelWriter:
         literal, which has no `.to`)."""
         if dtype.name == "f32":
             return value
+        if dtype.name in triton_lowp.TYPES:
+            return triton_lowp.narrow(value, dtype, self.use)
         return f"tl.cast({value}, {TL_TYPES[dtype.name]})"
 
     def store_mask(self, sec: Section, layout) -> ir.Expr | None:
@@ -353,7 +356,7 @@ class KernelWriter:
         name = self.fresh(f"{py_name(lhs.tensor)}_old")
         value = f"tl.load({py_name(lhs.tensor)}_ptr + {off}, mask={self.text(mask, layout)})"
         if tensor.dtype.is_storage_only:
-            value += ".to(tl.float32)"
+            value = triton_lowp.widen(value, tensor.dtype, self.use)
         self.emit(f"{name} = {value}")
         return name
 
@@ -594,6 +597,6 @@ def _narrow_load(factors) -> str | None:
         return None
     f = factors[0]
     if isinstance(f, ir.Cast) and isinstance(f.operand, ir.Load) and \
-            f.operand.dtype.is_storage_only:
+            f.operand.dtype.is_storage_only and f.operand.dtype.name in TL_TYPES:
         return f.operand.dtype.name
     return None

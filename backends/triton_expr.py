@@ -12,6 +12,7 @@ from __future__ import annotations
 import keyword
 import math
 
+from loopweave.backends import triton_lowp
 from loopweave.backends.triton_plan import Reduce
 from loopweave.errors import TargetError
 from loopweave.ir import expr as ir
@@ -22,8 +23,10 @@ TL_TYPES = {"f16": "tl.float16", "bf16": "tl.bfloat16", "f32": "tl.float32",
             "f64": "tl.float64", "i8": "tl.int8", "u8": "tl.uint8", "i16": "tl.int16",
             "i32": "tl.int32", "i64": "tl.int64", "bool": "tl.int1"}
 
-#: @triton.jit helpers, emitted into the module only when used.
+#: @triton.jit helpers, emitted into the module only when used (the 8-bit float conversions
+#: of `triton_lowp` among them).
 HELPERS = {
+    **triton_lowp.SOURCES,
     "_lw_floordiv": '''@triton.jit
 def _lw_floordiv(a, b):
     # floor division as numpy (0 for a zero divisor); the interpreter floors, a GPU truncates
@@ -169,12 +172,14 @@ class ExprWriter:
             case ir.Param(name=n, dtype=t):
                 return py_name(n) if t.is_int else f"tl.cast({py_name(n)}, {TL_TYPES[t.name]})"
             case ir.Scalar(name=n, dtype=t):
-                if t.name in ("f32", "f16", "bf16", "f64", "i32", "i64"):
-                    return py_name(n)
+                if t.name in ("f32", "f16", "bf16", "f64", "i32", "i64", *triton_lowp.TYPES):
+                    return py_name(n)  # storage types arrive as f32 values
                 return f"tl.cast({py_name(n)}, {TL_TYPES[t.name]})"
             case ir.Load():
                 return k.load(e, layout)
             case ir.Cast(dtype=t, operand=x):
+                if t.name in triton_lowp.TYPES:  # rounded to the 8-bit type, kept in f32
+                    return triton_lowp.round_trip(self.render(x, layout), t, self.k.use)
                 if x.dtype.compute == t.compute:
                     return self.render(x, layout, prec)
                 return f"tl.cast({self.render(x, layout)}, {TL_TYPES[t.compute.name]})"
@@ -225,6 +230,11 @@ class ExprWriter:
 
     def call(self, f, args, dtype, layout) -> str:
         xs = [self.render(a, layout) for a in args]
+        if f == "bitcast":
+            bits = triton_lowp.bits_of(xs[0], args[0].dtype, TL_TYPES, self.k.use)
+            return triton_lowp.from_bits(bits, dtype, TL_TYPES, self.k.use)
+        if f == "ldexp" and dtype.name == "f32":
+            return triton_lowp.ldexp(xs[0], xs[1], self.k.use)
         if f == "select":
             return f"tl.where({xs[0]}, {xs[1]}, {xs[2]})"
         if f in ("min", "max"):
@@ -246,7 +256,7 @@ class ExprWriter:
                   if isinstance(a, ir.Const) and not x.startswith("tl.full") else x
                   for a, x in zip(args, xs, strict=True)]
             return f"_lw_pow({xs[0]}, {xs[1]})"
-        if f in ("exp", "log", "sqrt", "erf"):
+        if f in ("exp", "exp2", "log", "sqrt", "erf"):
             return f"tl.{f}({xs[0]})"
         call = ir.to_str(ir.Call(f, tuple(args), dtype))
         raise TargetError(f"the Triton target has no function {f!r} (in {call})")

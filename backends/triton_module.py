@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 
+from loopweave.backends import triton_lowp
 from loopweave.backends.triton_emit import KernelWriter
 from loopweave.backends.triton_expr import (
     HELPERS,
@@ -286,7 +287,8 @@ class ModuleWriter:
 
 
 _TORCH_TYPES = {"f16": "float16", "bf16": "bfloat16", "f32": "float32", "f64": "float64",
-                "i8": "int8", "u8": "uint8", "i16": "int16", "i32": "int32", "i64": "int64"}
+                "i8": "int8", "u8": "uint8", "i16": "int16", "i32": "int32", "i64": "int64",
+                **dict.fromkeys(triton_lowp.TYPES, "uint8")}  # the 8-bit floats as their bits
 
 #: Triton's limit on the elements of one tensor (a product of block sizes).
 TENSOR_LIMIT = 1 << 20

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from loopweave.backends import triton_lowp
 from loopweave.backends.triton_dot import dot_update
 from loopweave.backends.triton_expr import (
     HELPERS,
@@ -53,7 +54,7 @@ from loopweave.ir.types import BOOL, identity
 _NO_LAYOUT = Layout(())
 _TORCH_TYPES = {"f16": "float16", "bf16": "bfloat16", "f32": "float32", "f64": "float64",
                 "i8": "int8", "u8": "uint8", "i16": "int16", "i32": "int32", "i64": "int64",
-                "bool": "bool"}
+                "bool": "bool", **dict.fromkeys(triton_lowp.TYPES, "uint8")}
 _GRID_LIMITS = {"blockIdx.x": 2**31 - 1, "blockIdx.y": 65535, "blockIdx.z": 65535}
 
 
@@ -98,7 +99,7 @@ class _LaunchWriter:
         value = f"tl.load({pointer})" if self.lanes is None else \
             f"tl.load({pointer}, mask={self.lanes.mask}, other=0)"
         if tensor.dtype.is_storage_only:
-            value += ".to(tl.float32)"
+            value = triton_lowp.widen(value, tensor.dtype, self.use)
         return value
 
     # -- pieces ----------------------------------------------------------------------------------
@@ -125,6 +126,8 @@ class _LaunchWriter:
     def cast(self, value: str, dtype) -> str:
         if dtype.name in ("f32", "bool"):
             return value
+        if dtype.name in triton_lowp.TYPES:
+            return triton_lowp.narrow(value, dtype, self.use)
         return f"tl.cast({value}, {TL_TYPES[dtype.name]})"  # also for a literal: `(0).to` fails
 
     def varies(self, e: ir.Expr) -> bool:

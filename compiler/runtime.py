@@ -27,10 +27,13 @@ from loopweave.errors import ArgumentTypeError, ArgumentValueError, StridedCopyW
 from loopweave.ir.dependences import written_before_read
 from loopweave.ir.expr import Param, evaluate, to_str
 from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor
-from loopweave.ir.types import BF16, DType
+from loopweave.ir.types import DTYPES, DType
 
 #: DLPack's device type of host memory (kDLCPU); other devices hold memory numpy cannot read.
 _DLPACK_CPU = 1
+
+#: numpy dtypes of ml_dtypes scalars (bfloat16, float8): no np.number, but floats.
+_ML_SCALARS = {t.numpy for t in DTYPES.values() if t.is_storage_only and t.name != "f16"}
 
 
 def _scalar_value(arg, dtype: DType, name: str):
@@ -41,8 +44,8 @@ def _scalar_value(arg, dtype: DType, name: str):
     if torch_ops.is_tensor(arg) and arg.dim() == 0:
         arg = arg.item()
     if isinstance(arg, np.generic) and not isinstance(arg, np.number) \
-            and arg.dtype == BF16.numpy:
-        arg = float(arg)  # an ml_dtypes.bfloat16 scalar is no np.number
+            and arg.dtype in _ML_SCALARS:
+        arg = float(arg)  # an ml_dtypes.bfloat16 (or float8) scalar is no np.number
     if isinstance(arg, bool | np.bool_) or not isinstance(arg, int | float | np.number):
         raise ArgumentTypeError(f"argument '{name}' must be a scalar of type {dtype}, "
                                 f"not {type(arg).__name__}")
@@ -56,7 +59,7 @@ def _scalar_value(arg, dtype: DType, name: str):
         return value
     try:
         if dtype.is_storage_only:
-            return int(np.array(arg, dtype=dtype.numpy).view(np.uint16))
+            return int(np.array(arg, dtype=dtype.numpy).view(dtype.bits_numpy))
         return float(arg)
     except OverflowError:  # a Python int beyond any float
         raise ArgumentValueError(f"argument '{name}' = {arg} does not fit in {dtype}") from None
@@ -103,14 +106,16 @@ def _from_dlpack(value, what: str) -> np.ndarray:
 
 
 def with_dtype(array: np.ndarray, dtype: DType, what: str) -> np.ndarray:
-    """`array` as DSL type `dtype` (bf16 also from uint16 bits, as a view); raises
-    ArgumentTypeError for any other dtype."""
+    """`array` as DSL type `dtype` (bf16 and the 8-bit floats also from their bits, as a view);
+    raises ArgumentTypeError for any other dtype."""
     want = dtype.numpy
     if array.dtype == want:
         return array
-    if dtype.name == "bf16" and array.dtype == np.uint16:  # the bits, as before ml_dtypes
+    # bf16 and the 8-bit floats also as their bits (uint16, uint8), as before ml_dtypes
+    has_bits = dtype.is_storage_only and dtype.name != "f16" and want != dtype.bits_numpy
+    if has_bits and array.dtype == dtype.bits_numpy:
         return array.view(want)
-    bits = " or uint16 bits" if dtype.name == "bf16" and want != np.uint16 else ""
+    bits = f" or {dtype.bits_numpy} bits" if has_bits else ""
     raise ArgumentTypeError(f"{what} must have dtype {want} ({dtype}{bits}), not {array.dtype}")
 
 

@@ -35,6 +35,7 @@ from loopweave.frontend.lint import near_miss_indices
 from loopweave.frontend.program_order import Loop, Node, program_order
 from loopweave.frontend.reductions import init_statement, init_value
 from loopweave.frontend.values import (
+    FLOAT_WORDS,
     NotAffine,
     Typed,
     ValueTyper,
@@ -212,8 +213,10 @@ class Checker:
             raise self.error("the assumptions contradict each other", item.pos)
 
     def name_is_free(self, name: str, loops: list[Loop]) -> bool:
+        # `inf`, `nan` and type names (bitcast's second argument) are no index variables
         return (name not in self.tensors and name not in self.scalars
-                and name not in self.params and all(lp.var != name for lp in loops))
+                and name not in self.params and all(lp.var != name for lp in loops)
+                and name not in FLOAT_WORDS and name not in DTYPES)
 
     def check_for(self, item: ast.ForLoop, loops: list[Loop], node: Node) -> None:
         if not self.name_is_free(item.var, loops):

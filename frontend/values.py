@@ -8,6 +8,8 @@ Typing rules (strict, as in Triton/Halide with explicit casts):
   assignment target; on its own a weak integer is i64 and a weak float is f32.
 - f16 and bf16 values are computed in f32: loads widen, stores round.
 - Integer `/` and `%` are floor division and floor modulo; bit operations need integers.
+- `inf` and `nan` are weak float literals; `bitcast(x, T)` reinterprets the bits of a value
+  (a storage type's stored bits) as type T of the same width.
 """
 
 from __future__ import annotations
@@ -22,11 +24,15 @@ from loopweave.errors import DSLTypeError, SourcePos
 from loopweave.frontend import ast
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import linear
-from loopweave.ir.types import BOOL, DTYPES, F32, INDEX, DType
+from loopweave.ir.types import BOOL, DTYPES, F32, I16, I32, I64, INDEX, U8, DType
 
-MATH_FUNCS = ("exp", "log", "sqrt", "tanh", "sigmoid", "erf")
-NUMERIC_FUNCS = ("abs", "min", "max", "pow", "select")
-FUNCTIONS = (*MATH_FUNCS, *NUMERIC_FUNCS)
+MATH_FUNCS = ("exp", "exp2", "log", "sqrt", "tanh", "sigmoid", "erf")
+NUMERIC_FUNCS = ("abs", "min", "max", "pow", "ldexp", "select")
+FUNCTIONS = (*MATH_FUNCS, *NUMERIC_FUNCS, "bitcast")
+#: Names that are float literals, never index variables or tensors.
+FLOAT_WORDS = {"inf": math.inf, "nan": math.nan}
+#: The integer type of each width: bitcast's weak literals take it.
+_BITS_INT = {8: U8, 16: I16, 32: I32, 64: I64}
 _ARITH = ("+", "-", "*", "/", "%")
 _BITS = ("&", "|", "^", "<<", ">>")
 
@@ -109,6 +115,8 @@ class ValueTyper:
                 if not _fits(v, INDEX):
                     raise DSLTypeError(f"integer literal {v} does not fit in 64 bits", e.pos)
                 return Typed(ir.Const(v, INDEX), weak=True)
+            case ast.Name(id=name) if name in FLOAT_WORDS:
+                return Typed(ir.Const(FLOAT_WORDS[name], F32), weak=True)
             case ast.Name(id=name):
                 return self.resolve(name, e.pos)
             case ast.Access():
@@ -123,6 +131,8 @@ class ValueTyper:
             case ast.Compare(op=op, left=a, right=b):
                 ea, eb, _, _ = unify(self(a), self(b), e.pos, op)
                 return Typed(ir.Binary(op, ea, eb, BOOL))
+            case ast.Call(func="bitcast", args=args):
+                return self._bitcast(args, e.pos)
             case ast.Call(func=f, args=args):
                 return self._call(f, [self(a) for a in args], e.pos)
         raise AssertionError(type(e).__name__)
@@ -169,7 +179,7 @@ class ValueTyper:
                     raise DSLTypeError(f"constant {converted} does not fit in {f}", pos)
                 return Typed(ir.Const(converted, target))
             return Typed(ir.Cast(target, value) if value.dtype != target else value)
-        arity = {"select": 3, "pow": 2, "min": 2, "max": 2}.get(f, 1)
+        arity = {"select": 3, "pow": 2, "ldexp": 2, "min": 2, "max": 2}.get(f, 1)
         if f not in FUNCTIONS:
             raise DSLTypeError(f"unknown function '{f}'; known: {', '.join(FUNCTIONS)} and casts "
                                f"({', '.join(DTYPES)})", pos)
@@ -183,6 +193,8 @@ class ValueTyper:
             return Typed(ir.Call("select", (cond.expr, ea, eb), dtype), weak)
         if any(a.expr.dtype == BOOL for a in args):
             raise DSLTypeError(f"{f}() takes numbers, not conditions", pos)
+        if f == "ldexp":
+            return _ldexp(*args, pos)
         if f in MATH_FUNCS or f == "pow":
             if not all(a.expr.dtype.is_float or a.weak for a in args):
                 raise DSLTypeError(f"{f}() needs a float argument; convert with f32(...)", pos)
@@ -195,6 +207,44 @@ class ValueTyper:
             ea, eb, dtype, weak = unify(args[0], args[1], pos, f)
             return Typed(ir.Call(f, (ea, eb), dtype), weak)
         return Typed(ir.Call(f, (args[0].expr,), args[0].expr.dtype), args[0].weak)
+
+    def _bitcast(self, args: tuple[ast.Expr, ...], pos: SourcePos) -> Typed:
+        """`bitcast(x, T)`: the bits of `x` (a storage type's stored bits) as type `T`."""
+        if len(args) != 2 or not isinstance(args[1], ast.Name) or args[1].id not in DTYPES:
+            raise DSLTypeError("bitcast(x, T) takes a value and a type name, e.g. "
+                               "bitcast(X[i], u8)", pos)
+        target = DTYPES[args[1].id]
+        x = self(args[0])
+        if x.expr.dtype == BOOL:
+            raise DSLTypeError("bitcast() takes a number, not a condition", pos)
+        if x.weak and x.expr.dtype.is_float:
+            raise DSLTypeError("bitcast() of a float literal: write the bits as an integer, or "
+                               "cast the literal first, e.g. bitcast(f32(1.5), i32)", pos)
+        value = coerce(x, _BITS_INT[target.bits], pos, "bitcast's argument") if x.weak \
+            else x.expr
+        if isinstance(value, ir.Cast) and value.dtype == F32 and \
+                value.operand.dtype.is_storage_only:
+            value = value.operand  # a storage type's value: its stored bits
+        if value.dtype.bits != target.bits:
+            raise DSLTypeError(f"bitcast() to {target} ({target.bits} bits) needs a value of "
+                               f"{target.bits} bits, not {value.dtype} ({value.dtype.bits} bits)",
+                               pos)
+        result = ir.Call("bitcast", (value,), target)
+        return Typed(ir.Cast(F32, result) if target.is_storage_only else result)
+
+
+def _ldexp(x: Typed, n: Typed, pos: SourcePos) -> Typed:
+    """`ldexp(x, n)`: x * 2^n for a float x and an integer n (converted to i32), rounded once."""
+    if not (x.expr.dtype.is_float or x.weak):
+        raise DSLTypeError("ldexp(x, n) needs a float x; convert with f32(...)", pos)
+    if n.expr.dtype.is_float:
+        raise DSLTypeError(f"ldexp(x, n) needs an integer n, not {n.expr.dtype}; convert "
+                           f"with i32(...)", pos)
+    (x,) = _floaty([x])
+    value = default_type(x) if x.weak else x.expr
+    exponent = coerce(n, I32, pos, "ldexp's exponent") if n.weak else \
+        (n.expr if n.expr.dtype == I32 else ir.Cast(I32, n.expr))
+    return Typed(ir.Call("ldexp", (value, exponent), value.dtype))
 
 
 def negated(x: Typed) -> Typed:

@@ -1,7 +1,9 @@
 """Element types of tensors and scalars.
 
 f16 and bf16 are storage types: values are widened to f32 when loaded and rounded when stored,
-so arithmetic on them happens in f32 (as Triton and CUDA kernels do).
+so arithmetic on them happens in f32 (as Triton and CUDA kernels do). So are the 8-bit floats
+f8e4m3, f8e5m2 and e8m0 (numpy arrays of `ml_dtypes.float8_e4m3fn`, `float8_e5m2`,
+`float8_e8m0fnu`; the C conversions are `backends/c_lowp.py`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ class DType:
 
     @property
     def is_storage_only(self) -> bool:
-        """True for f16/bf16: computed in f32, stored narrow."""
-        return self.name in ("f16", "bf16")
+        """True for f16, bf16 and the 8-bit floats: computed in f32, stored narrow."""
+        return self.name in _STORAGE_ONLY
 
     @property
     def compute(self) -> DType:
@@ -38,14 +40,26 @@ class DType:
 
     @property
     def numpy(self) -> np.dtype:
-        if self.name == "bf16":
+        """The numpy dtype of arrays of this type: ml_dtypes' for bf16 and the 8-bit floats,
+        their bits (uint16, uint8) where ml_dtypes is missing or lacks the type."""
+        if self.name in _ML_DTYPES:
             try:
-                import ml_dtypes  # optional: numpy has no bfloat16 of its own
+                import ml_dtypes  # optional: numpy has no bfloat16 or float8 of its own
 
-                return np.dtype(ml_dtypes.bfloat16)
-            except ImportError:
-                return np.dtype(np.uint16)
+                return np.dtype(getattr(ml_dtypes, _ML_DTYPES[self.name]))
+            except (ImportError, AttributeError):
+                return self.bits_numpy
         return np.dtype(_NUMPY_NAMES[self.name])
+
+    @property
+    def bits_numpy(self) -> np.dtype:
+        """The unsigned integer dtype of the same width (a storage type's bits)."""
+        return np.dtype(f"uint{self.bits}")
+
+    @property
+    def has_inf(self) -> bool:
+        """Whether the type holds infinities (f8e4m3 and e8m0 do not, nor do integers)."""
+        return self.is_float and self.name not in ("f8e4m3", "e8m0")
 
     def __str__(self) -> str:
         return self.name
@@ -53,6 +67,9 @@ class DType:
 
 F16 = DType("f16", 16, "float", "uint16_t")
 BF16 = DType("bf16", 16, "float", "uint16_t")
+F8E4M3 = DType("f8e4m3", 8, "float", "uint8_t")
+F8E5M2 = DType("f8e5m2", 8, "float", "uint8_t")
+E8M0 = DType("e8m0", 8, "float", "uint8_t")
 F32 = DType("f32", 32, "float", "float")
 F64 = DType("f64", 64, "float", "double")
 I8 = DType("i8", 8, "int", "int8_t")
@@ -65,7 +82,15 @@ BOOL = DType("bool", 8, "bool", "int")
 _NUMPY_NAMES = {"f16": "float16", "f32": "float32", "f64": "float64", "i8": "int8", "u8": "uint8",
                 "i16": "int16", "i32": "int32", "i64": "int64", "bool": "bool"}
 
-DTYPES: dict[str, DType] = {t.name: t for t in (F16, BF16, F32, F64, I8, U8, I16, I32, I64)}
+DTYPES: dict[str, DType] = {t.name: t for t in (F16, BF16, F32, F64, I8, U8, I16, I32, I64,
+                                                 F8E4M3, F8E5M2, E8M0)}
+
+_STORAGE_ONLY = ("f16", "bf16", "f8e4m3", "f8e5m2", "e8m0")
+#: The ml_dtypes scalar type of each type numpy lacks.
+_ML_DTYPES = {"bf16": "bfloat16", "f8e4m3": "float8_e4m3fn", "f8e5m2": "float8_e5m2",
+              "e8m0": "float8_e8m0fnu"}
+#: The largest finite value of each float type without infinities (its reductions start there).
+_FINITE_MAX = {"f8e4m3": 448.0, "e8m0": 2.0 ** 127}
 
 #: The type of index variables, sizes and integer scalars used in index arithmetic.
 INDEX = I64
@@ -77,6 +102,10 @@ def identity(op: str, dtype: DType) -> int | float:
         return 0.0 if dtype.is_float else 0
     if op == "*=":
         return 1.0 if dtype.is_float else 1
+    if dtype.is_float and not dtype.has_inf:  # -inf would round to NaN: the finite extremes
+        if dtype.name == "e8m0":  # no sign, no zero: the smallest power, 2^-127
+            return 2.0 ** -127 if op == "max=" else _FINITE_MAX["e8m0"]
+        return -_FINITE_MAX[dtype.name] if op == "max=" else _FINITE_MAX[dtype.name]
     if dtype.is_float:
         return float("-inf") if op == "max=" else float("inf")
     info = np.iinfo(_NUMPY_NAMES[dtype.name])
