@@ -34,6 +34,7 @@ import functools
 import subprocess
 from dataclasses import dataclass, field
 
+from loopweave.backends.simd_arg import render_arg_loop
 from loopweave.backends.simd_isas import (
     AVX2_TYPES,
     AVX512_TYPES,
@@ -68,6 +69,9 @@ class VectorISA:
 
     def render_loop(self, renderer, node: For, indent: str) -> list[str] | None:
         """`node` (a vector loop) as guarded intrinsics, or None if the lowering cannot."""
+        arg_loop = render_arg_loop(self, renderer, node, indent)  # argmax=, argmin=
+        if arg_loop is not None:
+            return arg_loop
         lowering = _Lowering(self, renderer, node)
         try:
             lines = lowering.loop(indent)

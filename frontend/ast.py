@@ -87,7 +87,7 @@ class WhereCond:
 @dataclass(frozen=True, slots=True)
 class Statement:
     lhs: Access
-    op: str  # "=", "+=", "-=", "*=", "max=", "min="
+    op: str  # "=", "+=", "-=", "*=", "max=", "min=", "argmax=", "argmin="
     rhs: Expr
     where: tuple[WhereRange | WhereCond, ...]
     pos: SourcePos

@@ -40,7 +40,9 @@ class Loop:
 
 @dataclass
 class Node:
-    """A loop (or the kernel body, with no loop) and what it contains, in program order."""
+    """A loop (or the kernel body, with no loop) and what it contains, in program order. A
+    node without a loop below the body is a group of statements updated together in one band
+    (an arg-reduction's index and best value, frontend/reductions.py)."""
 
     loop: Loop | None = None
     children: list[Node | Statement] = field(default_factory=list)
@@ -53,6 +55,8 @@ def program_order(params: tuple[str, ...], node: Node, depth: int = 0) -> isl.Sc
     for child in node.children:
         if isinstance(child, Statement):
             parts.append(_statement_schedule(params, child, depth))
+        elif child.loop is None:  # statements updated together (an arg-reduction's pair)
+            parts.append(_group_schedule(params, _statements_in(child), depth))
         else:
             inner = program_order(params, child, depth + 1)
             if inner is not None:
@@ -84,3 +88,13 @@ def _statement_schedule(params: tuple[str, ...], s: Statement, depth: int) -> is
     sched = isl.Schedule.from_domain(isl.UnionSet.from_set(s.domain))
     own = list(range(depth, len(s.iterators)))
     return sched.insert_partial_schedule(_band(params, [s], own)) if own else sched
+
+
+def _group_schedule(params: tuple[str, ...], stmts: list[Statement], depth: int) -> isl.Schedule:
+    """Statements with the same iterators in one band over them, in order inside it: each
+    instance of the first, then of the second, before the next iteration."""
+    sched = isl.Schedule.from_domain(isl.UnionSet.from_set(stmts[0].domain))
+    for s in stmts[1:]:
+        sched = sched.sequence(isl.Schedule.from_domain(isl.UnionSet.from_set(s.domain)))
+    own = list(range(depth, len(stmts[0].iterators)))
+    return sched.insert_partial_schedule(_band(params, stmts, own)) if own else sched

@@ -37,7 +37,7 @@ from loopweave.ir.dependences import Dependences
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import placement as pl
 from loopweave.passes.graph import consumed_temporaries, dataflow_graph
-from loopweave.passes.legality import REDUCTIONS, carried_by, reduction_chains
+from loopweave.passes.legality import REDUCTIONS, arg_chains, carried_by, reduction_chains
 from loopweave.passes.patterns import match_contraction, match_convolution, walk
 from loopweave.passes.schedule import Schedule
 
@@ -256,7 +256,8 @@ def _loops_carrying_nothing(kernel: KernelIR, placements, wanted: set[tuple[str,
             if hits and carried.is_empty():
                 free.update((n, depth) for n in hits)
             elif hits:  # a vector loop may still carry a reduction chain
-                rest = carried.subtract(reduction_chains(kernel, placements, depth))
+                rest = carried.subtract(reduction_chains(kernel, placements, depth)).subtract(
+                    arg_chains(kernel, placements, depth))
                 vectors.update((n, depth) for n in hits if rest.is_empty())
         for i in range(node.n_children()):
             visit(node.child(i))

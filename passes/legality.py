@@ -9,8 +9,8 @@ from __future__ import annotations
 import islpy as isl
 
 from loopweave.errors import ScheduleError
+from loopweave.ir import argreduce, isl_helpers
 from loopweave.ir import expr as ir
-from loopweave.ir import isl_helpers
 from loopweave.ir.dependences import Dependences, carried_by, violations
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import GPU_AXES, THREAD_AXES
@@ -58,6 +58,9 @@ def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule, placements=None,
         if kind in ("vector", "dot", *THREAD_AXES) and placements is not None:
             carried = carried.subtract(
                 reduction_chains(kernel, placements, band.get_schedule_depth()))
+            if kind == "vector":  # SIMD code keeps a (value, index) pair per lane
+                carried = carried.subtract(
+                    arg_chains(kernel, placements, band.get_schedule_depth()))
         elif kind == "parallel" and placements is not None and reassociable:
             carried = carried.subtract(reduction_chains(
                 kernel, placements, band.get_schedule_depth(), reassociable, inside=True))
@@ -120,6 +123,45 @@ def reduction_chains(kernel: KernelIR, placements, depth: int,
                 load.tensor == d.tensor for load in ir.loads(s.rhs)):
             continue
         result = result.union(isl.UnionMap.from_map(d.relation))
+    return result
+
+
+def arg_pairs(kernel: KernelIR) -> dict[str, str]:
+    """Each arg-reduction's index update (`idx[i] = select(...)`, ir/argreduce.py) by the
+    statement that reduces its best value (`best[i] max= ...`), which follows it."""
+    result = {}
+    for s in kernel.statements:
+        if s.op not in ("max=", "min=") or s.is_init:
+            continue
+        for u in kernel.statements:
+            if u.op == "=" and u.iterators == s.iterators and u.lhs.indices == s.lhs.indices \
+                    and argreduce.pair_of(
+                    u.lhs.tensor, u.lhs.indices, u.rhs, s.lhs.tensor, s.lhs.indices, s.op,
+                    s.rhs) is not None:
+                result[s.name] = u.name
+    return result
+
+
+def arg_chains(kernel: KernelIR, placements, depth: int) -> isl.UnionMap:
+    """The dependences between the two statements of an arg-reduction's pair, where the loop
+    at `depth` is the innermost loop of both (one loop: they share it) and indexes neither
+    target: SIMD code runs such a loop with a (value, index) pair per lane, combined after it
+    by the tie rule (backends/simd_arg.py)."""
+    result = isl.UnionMap.empty(kernel.context.get_space())
+    pairs = arg_pairs(kernel)
+    for value_stmt, update_stmt in pairs.items():
+        pv, pu = placements.get(value_stmt), placements.get(update_stmt)
+        if pv is None or pu is None or len(pv.loops) != depth + 1 or \
+                len(pu.loops) != depth + 1 or pv.order[:depth + 1] != pu.order[:depth + 1]:
+            continue
+        s = kernel.statement[value_stmt]
+        if ir.variables(pv.loops[depth].expr) & set().union(
+                *(ir.variables(x) for x in s.lhs.indices)):
+            continue
+        names = {value_stmt, update_stmt}
+        for d in Dependences.of(kernel).all:
+            if d.source in names and d.sink in names:
+                result = result.union(isl.UnionMap.from_map(d.relation))
     return result
 
 

@@ -1,0 +1,74 @@
+"""Arg-reductions: `idx[i] argmax= X[i, j]` (the index of the largest value) and `argmin=`.
+
+The front end (frontend/reductions.py) writes one as a pair of ordinary statements that share
+one band, the index update first (it reads the best value before the step):
+
+    idx[i] = select(X[i, j] > best[i] or (X[i, j] != X[i, j] and best[i] == best[i])
+                    or idx[i] < 0, j, idx[i])
+    best[i] max= X[i, j]
+
+so every target runs it as it runs any statement. What is special is only what a schedule
+may do with it: a vector loop over j keeps one (value, index) pair per lane and combines the
+lanes by `better_pair` (passes/legality.py `arg_chains`, backends/simd_arg.py). The pair is
+recognized by its shape (`pair_of`), so no statement kind is added.
+
+The tie rule is numpy's: a value replaces the best only if strictly better, so the first
+(smallest) index wins; a NaN is better than every number, the first NaN wins; `idx` is -1 before
+the first step, which always wins (a range of only -inf gives its first index, an empty range
+-1).
+"""
+
+from __future__ import annotations
+
+from loopweave.ir.expr import Binary, Call, Cast, Const, Expr, Load, Var
+from loopweave.ir.types import BOOL
+
+#: The arg-reductions and the reduction of the best value each carries along.
+ARG_REDUCTIONS = {"argmax=": "max=", "argmin=": "min="}
+#: An arg-reduction by its value reduction.
+BY_VALUE_OP = {v: k for k, v in ARG_REDUCTIONS.items()}
+
+
+def better(op: str, value: Expr, best: Expr) -> Expr:
+    """Whether `value` replaces `best` in `op` ("argmax=" or "argmin="): strictly larger
+    (smaller), or a NaN where the best is a number."""
+    result = Binary(">" if op == "argmax=" else "<", value, best, BOOL)
+    if value.dtype.is_float:
+        nan = Binary("and", Binary("!=", value, value, BOOL), Binary("==", best, best, BOOL),
+                     BOOL)
+        result = Binary("or", result, nan, BOOL)
+    return result
+
+
+def arg_update(op: str, value: Expr, best: Load, index: Expr, current: Load) -> Expr:
+    """The new index of `current argmax= value` at reduced index `index`, `best` the best value
+    before this step (see the module docstring for the rule)."""
+    first = Binary("<", current, Const(0, current.dtype), BOOL)
+    taken = Binary("or", better(op, value, best), first, BOOL)
+    if index.dtype != current.dtype:
+        index = Cast(current.dtype, index)
+    return Call("select", (taken, index, current), current.dtype)
+
+
+def pair_of(update_tensor: str, update_indices: tuple[Expr, ...], update_value: Expr,
+            value_tensor: str, value_indices: tuple[Expr, ...], value_op: str | None,
+            value: Expr) -> tuple[str, Expr] | None:
+    """(the arg-reduction, the reduced index expression) if `update_tensor[update_indices] =
+    update_value` followed by `value_tensor[value_indices] value_op= value` is an
+    arg-reduction's pair, else None. Works on statements and on the loop AST's stores alike
+    (where the best value may have become a local of other indices)."""
+    op = BY_VALUE_OP.get(value_op or "")
+    if op is None or not isinstance(update_value, Call) or update_value.func != "select":
+        return None
+    index = update_value.args[1]
+    current = Load(update_tensor, update_indices, update_value.dtype)
+    best = Load(value_tensor, value_indices, value.dtype)
+    raw = index.operand if isinstance(index, Cast) else index
+    if update_value != arg_update(op, value, best, raw, current):
+        return None
+    return op, raw
+
+
+def reduced_var(index: Expr) -> str | None:
+    """The variable of a reduced index expression (a bare variable), or None."""
+    return index.name if isinstance(index, Var) else None
