@@ -316,11 +316,16 @@ class TunedInvoker:
         return self.pipeline.with_tuned(sizes, make)
 
     def __call__(self, arrays: dict, scalars: dict, sizes: dict) -> None:
-        which = tuple(sorted(sizes.items()))
-        if which not in self._chosen:
-            invoke, source, temporaries, self.records[which] = self._choose(sizes)
-            self._chosen[which] = (invoke, source, temporaries)
-        invoke, self.current_source, temporaries = self._chosen[which]
+        # Keyed by the sizes in the caller's order first (no sort on every call), then sorted
+        # (the records' keys, one choice however a caller orders the sizes).
+        chosen = self._chosen.get(tuple(sizes.items()))
+        if chosen is None:
+            which = tuple(sorted(sizes.items()))
+            if which not in self._chosen:
+                invoke, source, temporaries, self.records[which] = self._choose(sizes)
+                self._chosen[which] = (invoke, source, temporaries)
+            chosen = self._chosen[tuple(sizes.items())] = self._chosen[which]
+        invoke, self.current_source, temporaries = chosen
         if temporaries:  # the caller allocated the default build's; a schedule has its own
             env = {**sizes, **{k: v for k, v in scalars.items() if isinstance(v, int)}}
             arrays = {**arrays, **{t.name: allocate(t, env) for t in temporaries}}

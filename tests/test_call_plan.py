@@ -1,0 +1,203 @@
+"""The fast path of a kernel call (loopweave/call_plan.py): a signature seen before skips the
+checks that depend only on types, dtypes, shapes and strides, and still raises every error
+the full path raises, with the same message.
+
+Each bad call is made twice: once on a kernel without plans (the full path) and once after a
+good call left the plan of the good signature (a bad call with the same signature must be
+caught by the plan's own checks, one with another signature by the full path). The messages
+must be equal, and the good calls must keep matching numpy.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import loopweave
+from loopweave import ArgumentTypeError, ArgumentValueError
+from loopweave.call_plan import MAX_PLANS
+from loopweave.errors import StridedCopyWarning
+
+GATHER = """
+kernel gacc(alpha: f32, acc: inout f32[N, D], table: f32[V, D], ids: i32[N]) -> out: f32[N, D] {
+    out[i, d] = table[ids[i], d] * alpha
+    acc[i, d] += table[ids[i], d]
+}
+"""
+ASSUMED = """
+kernel head(x: f32[N], n: i32) -> y: f32[N] {
+    assume N >= n
+    y[i] = x[i] + 1.0
+}
+"""
+ACCUMULATE = """
+kernel accumulate(x: f32[N]) -> y: f32[N] {
+    y[i] += x[i]
+}
+"""
+_kernels: dict[str, loopweave.Kernel] = {}
+
+
+def kernel(source: str) -> loopweave.Kernel:
+    if source not in _kernels:
+        _kernels[source] = loopweave.compile(source, tuning_db=False)
+    return _kernels[source]
+
+
+def gather_args(n=7, d=5, v=11, seed=0):
+    rng = np.random.default_rng(seed)
+    return (np.float32(1.5), rng.random((n, d), dtype=np.float32),
+            rng.random((v, d), dtype=np.float32), rng.integers(0, v, n).astype(np.int32))
+
+
+def gather_expected(alpha, acc, table, ids):
+    return alpha * table[ids], acc + table[ids]
+
+
+def check_gather(k, args, out=None):
+    alpha, acc, table, ids = args
+    want_out, want_acc = gather_expected(alpha, acc.copy(), table, ids)
+    got = k(*args) if out is None else k(*args, out=out)
+    np.testing.assert_allclose(got, want_out, rtol=1e-6)
+    np.testing.assert_allclose(acc, want_acc, rtol=1e-6)
+    assert out is None or got is out
+
+
+def test_the_second_call_takes_the_plan_and_stays_right():
+    k = kernel(GATHER)
+    k._plans.clear()
+    check_gather(k, gather_args(seed=1))
+    assert len(k._plans) == 1
+    plan = next(iter(k._plans.values()))
+    assert plan.sizes == {"N": 7, "D": 5, "V": 11}
+    for seed in range(2, 5):  # new contents, same signature: the plan, right results
+        check_gather(k, gather_args(seed=seed))
+    assert len(k._plans) == 1
+    out = np.full((7, 5), np.nan, np.float32)
+    check_gather(k, gather_args(seed=5), out=out)
+    check_gather(k, gather_args(seed=6), out=out)
+    assert len(k._plans) == 2  # with out=: a signature of its own
+    check_gather(k, gather_args(n=3, d=2, v=4))  # other shapes: another plan
+    assert len(k._plans) == 3
+
+
+def _bad_gather_calls():
+    """(name, make(args) -> (args, out)) per bad call."""
+    def replace(i, f):
+        def make(args):
+            args = list(args)
+            args[i] = f(args[i])
+            return tuple(args), None
+        return make
+
+    def aliased(args):
+        alpha, acc, table, ids = args
+        return (alpha, acc, acc, ids), None
+
+    def out_with(f):
+        return lambda args: (args, f(np.zeros((7, 5), np.float32), args))
+
+    def read_only(a):
+        a = a.copy()
+        a.flags.writeable = False
+        return a
+
+    return {
+        "table dtype": replace(2, lambda a: a.astype(np.float64)),
+        "ids dtype": replace(3, lambda a: a.astype(np.int64)),
+        "acc shape": replace(1, lambda a: np.zeros((7, 4), np.float32)),
+        "table rank": replace(2, lambda a: a[None]),
+        "ids too high": replace(3, lambda a: np.where(np.arange(7) == 4, 11, a).astype(np.int32)),
+        "ids negative": replace(3, lambda a: np.where(np.arange(7) == 2, -1, a).astype(np.int32)),
+        "acc strided": replace(1, lambda a: np.zeros((5, 7), np.float32).T),
+        "acc read-only": replace(1, read_only),
+        "acc aliased": aliased,
+        "alpha not a scalar": replace(0, lambda a: "1.5"),
+        "too few arguments": lambda args: (args[:3], None),
+        "out dtype": out_with(lambda o, a: o.astype(np.float64)),
+        "out shape": out_with(lambda o, a: o[:6]),
+        "out strided": out_with(lambda o, a: np.zeros((5, 7), np.float32).T),
+        "out read-only": out_with(lambda o, a: read_only(o)),
+        "out overlaps acc": out_with(lambda o, a: a[1]),
+        "out a list": out_with(lambda o, a: o.tolist()),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_gather_calls()))
+def test_a_planned_signature_raises_what_the_full_path_raises(case):
+    make = _bad_gather_calls()[case]
+    k = kernel(GATHER)
+    errors = []
+    for planned in (False, True):
+        k._plans.clear()
+        if planned:  # the good signatures with and without out= are planned
+            check_gather(k, gather_args())
+            check_gather(k, gather_args(), out=np.zeros((7, 5), np.float32))
+            assert len(k._plans) == 2
+        args, out = make(gather_args(seed=3))
+        before = [a.copy() for a in args if isinstance(a, np.ndarray)]
+        with pytest.raises((ArgumentTypeError, ArgumentValueError)) as info:
+            k(*args) if out is None else k(*args, out=out)
+        errors.append((type(info.value), str(info.value)))
+        after = [a for a in args if isinstance(a, np.ndarray)]
+        for b, a in zip(before, after, strict=True):  # nothing ran
+            np.testing.assert_array_equal(a, b)
+    assert errors[0] == errors[1]
+
+
+def test_changed_strides_take_the_full_path_copy_and_warn():
+    k = kernel(GATHER)
+    k._plans.clear()
+    check_gather(k, gather_args())
+    alpha, acc, table, ids = gather_args(seed=4)
+    strided = np.asfortranarray(table)  # same dtype and shape, other strides
+    k._copied.clear()
+    with pytest.warns(StridedCopyWarning, match="'table'"):
+        check_gather(k, (alpha, acc, strided, ids))
+    ids_view = np.repeat(ids, 2)[::2]  # a strided index array
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StridedCopyWarning)
+        check_gather(k, (alpha, acc, table, ids_view))
+        bad = ids_view.copy()
+        bad[6] = 99
+        with pytest.raises(ArgumentValueError, match=r"ids\[6\] = 99 is out of range 0\.\.10"):
+            k(alpha, acc, table, np.repeat(bad, 2)[::2])
+    assert len(k._plans) == 1  # copies leave no plan
+
+
+def test_an_integer_scalar_in_an_assumption_is_part_of_the_signature():
+    k = kernel(ASSUMED)
+    x = np.arange(6, dtype=np.float32)
+    np.testing.assert_array_equal(k(x, 4), x + 1)
+    np.testing.assert_array_equal(k(x, 6), x + 1)
+    with pytest.raises(ArgumentValueError, match="assume"):
+        k(x, 7)
+    with pytest.raises(ArgumentValueError, match="assume"):
+        k(x, np.int64(9))
+    with pytest.raises(ArgumentTypeError, match="'n'"):
+        k(x, 2.5)
+    assert len(k._plans) == 2
+
+
+def test_out_is_zeroed_when_the_kernel_reads_it_first():
+    k = kernel(ACCUMULATE)
+    k._plans.clear()
+    x = np.arange(1, 6, dtype=np.float32)
+    out = np.full(5, 7, np.float32)
+    for _ in range(3):  # the full path, then the plan
+        out[:] = 7
+        assert k(x, out=out) is out
+        np.testing.assert_array_equal(out, x)
+        np.testing.assert_array_equal(k(x), x)
+    assert len(k._plans) == 2
+
+
+def test_the_plan_cache_is_bounded():
+    k = kernel(ACCUMULATE)
+    k._plans.clear()
+    for n in range(1, MAX_PLANS + 5):
+        x = np.arange(n, dtype=np.float32)
+        np.testing.assert_array_equal(k(x), x)
+    assert len(k._plans) == MAX_PLANS
