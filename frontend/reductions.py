@@ -54,8 +54,8 @@ def init_statement(stmt: Statement, keep: list[str], params: tuple[str, ...],
 
 def init_value(op: str, target: Tensor) -> ir.Expr:
     """The identity of reduction `op` as a value stored into `target`."""
-    compute = target.dtype.compute
-    value = ir.Const(identity(op, compute), compute)
+    compute = target.dtype.compute  # the stored type's identity: f8e4m3 has no -inf
+    value = ir.Const(identity(op, target.dtype), compute)
     return ir.Cast(target.dtype, value) if target.dtype.is_storage_only else value
 
 

@@ -465,6 +465,17 @@ def naive_ell_spmv(vals, col, x):
     return {"y": y}
 
 
+def naive_mxfp8_matmul(A, SA, B, SB):
+    a, sa, b, sb = (np.asarray(x, dtype=np.float64) for x in (A, SA, B, SB))
+    m, k_ = a.shape
+    c = np.zeros((m, b.shape[1]))
+    for i in range(m):
+        for j in range(b.shape[1]):
+            for k in range(k_):
+                c[i, j] += a[i, k] * sa[i, k // 32] * b[k, j] * sb[k // 32, j]
+    return {"C": c}
+
+
 NAIVE = {name[len("naive_"):]: fn for name, fn in globals().items() if name.startswith("naive_")}
 
 CASES = [(name, i) for name, case in refs.KERNELS.items() for i in range(len(case.sizes))]
