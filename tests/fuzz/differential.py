@@ -383,7 +383,9 @@ def _result_dtypes(source: str) -> dict[str, str]:
     """The type whose tolerance each result gets: its own, or the least precise float type of
     the kernel's tensors where that is looser (an f64 output of an f32 temporary carries f32
     rounding: one ulp of an f32 `exp` differs between libm and numpy)."""
-    kernel_ir = front_end(source)
+    with warnings.catch_warnings():  # each run reports the kernel's warnings, not this parse
+        warnings.simplefilter("ignore")
+        kernel_ir = front_end(source)
     tensors = [*kernel_ir.outputs, *(a for a in kernel_ir.args if not isinstance(a, ScalarArg))]
     floats = [t.dtype.name for t in kernel_ir.tensors.values() if t.dtype.name in RTOL]
     loosest = max(floats, key=RTOL.get, default=None)
