@@ -476,6 +476,18 @@ def naive_mxfp8_matmul(A, SA, B, SB):
     return {"C": c}
 
 
+def naive_argmax(logits):
+    b_, v_ = logits.shape
+    best, worst = np.zeros(b_, np.int64), np.zeros(b_, np.int32)
+    for b in range(b_):
+        for v in range(v_):
+            if logits[b, v] > logits[b, best[b]]:
+                best[b] = v
+            if logits[b, v] < logits[b, worst[b]]:
+                worst[b] = v
+    return {"best": best, "worst": worst}
+
+
 NAIVE = {name[len("naive_"):]: fn for name, fn in globals().items() if name.startswith("naive_")}
 
 CASES = [(name, i) for name, case in refs.KERNELS.items() for i in range(len(case.sizes))]

@@ -26,7 +26,16 @@ other module one group of kernels, their inputs, references and sizes (a `CASES`
 
 from __future__ import annotations
 
-from . import convolutions, gathers, layers, linalg, microscaling, quantized, stencils
+from . import (
+    convolutions,
+    gathers,
+    layers,
+    linalg,
+    microscaling,
+    quantized,
+    selection,
+    stencils,
+)
 from .cases import (
     KERNEL_DIR,
     TOLERANCES,
@@ -44,7 +53,7 @@ from .linalg import lu_ref, trmm_ref
 from .quantized import INT4_GROUP, dequantize_int4_grouped, qmm_requant_ref, unpack_int4
 from .stencils import seidel_2d_ref
 
-GROUPS = (linalg, stencils, layers, convolutions, quantized, gathers, microscaling)
+GROUPS = (linalg, stencils, layers, convolutions, quantized, gathers, microscaling, selection)
 
 KERNELS: dict[str, Case] = {case.name: case for group in GROUPS for case in group.CASES}
 
