@@ -181,6 +181,8 @@ class _Lowering:
         self.count = 0
         self.lanes = 0  # every vector type in one loop must have the same lane count
         self.uses_f16 = False  # f16 loads or stores (F16C on AVX2)
+        self.nested = 0  # > 0: rendering under a guard or an inner loop of the body
+        self.hoisted: dict[ir.Load, str] = {}  # invariant index loads -> their C names
 
     def fresh(self, stem: str) -> str:
         self.count += 1
@@ -224,6 +226,7 @@ class _Lowering:
             ident = r.const(identity(store.reduce, store.value.dtype), store.value.dtype)
             lines.append(f"{inner}{t.ctype} {acc} = {t.op('splat', ident)};")
             lines += [f"{inner}{t.ctype} {c[store][0]} = {acc};" for c in copies]
+        first = len(lines)  # where the loops over whole vectors begin
         if copies:
             lines.append(f"{inner}for (; {end_name} - {v} >= {self.lanes * len(copies)}; ) {{")
             for c in copies:
@@ -234,11 +237,46 @@ class _Lowering:
                 lines += self.merge(store, acc, [c[store][0] for c in copies], t, inner)
         lines += [f"{inner}for (; {end_name} - {v} >= {self.lanes}; {v} += {self.lanes}) {{",
                   *body, f"{inner}}}"]
+        if self.hoisted:
+            lines = self.hoist_loads(lines, len(lines) - first, v, end_name, inner)
         for store, (acc, t) in horizontal.items():
             lines += self.fold(store, acc, t, inner)
         lines += [f"{inner}for (; {v} < {end_name}; {v} += 1) {{",
                   *r.stmt(node.body, inner + "  "), f"{inner}}}", f"{indent}}}"]
         return lines
+
+    def hoist_loads(self, lines: list[str], count: int, v: str, end: str,
+                    indent: str) -> list[str]:
+        """The last `count` lines (the loops over whole vectors) under a test that they run
+        at least once, the index loads they leave invariant (`ids[i]` in `table[ids[i], d]`)
+        read once before them. Inside an OpenMP loop the compiler loses `restrict` and would
+        read such an index again for every vector (1.5x slower gathers, one thread)."""
+        r, head = self.r, lines[:-count]
+        decls = [f"{indent}  const {r.ctype(load.dtype)} {name} = {r.expr(load)};"
+                 for load, name in self.hoisted.items()]
+        return [*head, f"{indent}if ({end} - {v} >= {self.lanes}) {{", *decls,
+                *("  " + line for line in lines[-count:]), f"{indent}}}"]
+
+    def hoisted_index(self, e: ir.Expr) -> tuple[ir.Expr, dict[str, str]]:
+        """`e` with the loads that can be read once before the vector loops (see
+        `hoist_loads`) replaced by placeholders, and each placeholder's text -> C name. Such a
+        load sits directly in the body (no guard or inner loop around it: the statement runs
+        in every iteration), does not move with the vector variable, and reads a tensor
+        that the loop does not write."""
+        placeholders: dict[str, str] = {}
+        if self.nested:
+            return e, placeholders
+
+        def replace(x: ir.Expr) -> ir.Expr | None:
+            if not isinstance(x, ir.Load) or _mentions(x, self.var) or \
+                    any(isinstance(n, Store) and n.tensor == x.tensor
+                        for n in walk_loops(self.node.body)):
+                return None
+            name = self.hoisted.get(x) or self.hoisted.setdefault(x, self.fresh("ix"))
+            # No DSL name has a `#`: the placeholder's text cannot occur otherwise.
+            placeholders[self.r.expr(ir.Var(f"{name}#", x.dtype))] = name
+            return ir.Var(f"{name}#", x.dtype)
+        return ir.rewrite(e, replace), placeholders
 
     def horizontal_stores(self, body: Node) -> dict[Store, tuple[str, VectorType]]:
         """Reductions directly in the loop body into a location invariant in the loop, each
@@ -322,11 +360,19 @@ class _Lowering:
             case Store():
                 return self.store(node, indent)
             case For():
-                return self.inner_loop(node, indent)
+                self.nested += 1
+                try:
+                    return self.inner_loop(node, indent)
+                finally:
+                    self.nested -= 1
             case If(cond=c, then=t, orelse=e) if not _mentions(c, self.var):
-                lines = [f"{indent}if ({self.r.expr(c)}) {{", *self.block(t, indent + "  ")]
-                if e is not None:
-                    lines += [f"{indent}}} else {{", *self.block(e, indent + "  ")]
+                self.nested += 1
+                try:
+                    lines = [f"{indent}if ({self.r.expr(c)}) {{", *self.block(t, indent + "  ")]
+                    if e is not None:
+                        lines += [f"{indent}}} else {{", *self.block(e, indent + "  ")]
+                finally:
+                    self.nested -= 1
                 return [*lines, f"{indent}}}"]
         raise CannotLower(type(node).__name__)
 
@@ -398,7 +444,15 @@ class _Lowering:
         offset = self.r.linear_offset(tensor, indices)
         if stride(offset, self.var) != stride_wanted:
             raise CannotLower("not contiguous")
-        return f"&{self.r.expr(ir.Load(tensor, indices, ir.INDEX))}"
+        placeholders: dict[str, str] = {}
+        if any(ir.is_indirect(i) for i in indices):
+            hoisted = [self.hoisted_index(i) for i in indices]
+            indices = tuple(i for i, _ in hoisted)
+            placeholders = {k: v for _, p in hoisted for k, v in p.items()}
+        text = f"&{self.r.expr(ir.Load(tensor, indices, ir.INDEX))}"
+        for placeholder, name in placeholders.items():
+            text = text.replace(placeholder, name)
+        return text
 
     # -- expressions: each vector value is a named temporary ---------------------------------
 

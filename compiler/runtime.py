@@ -369,7 +369,7 @@ class Kernel:
         outputs = self._outputs(given or (None,) * len(self.ir.outputs), arrays, env)
         if key is not None and self._unconverted(args, arrays, given, outputs):
             if len(self._plans) >= MAX_PLANS:
-                del self._plans[next(iter(self._plans))]
+                self._plans.pop(next(iter(self._plans), None), None)  # threads may race here
             self._plans[key] = CallPlan.make(self.ir, env, self._written_first)
         temps = [allocate(t, env) for t in self.ir.temporaries]
         for t, a in zip((*self.ir.outputs, *self.ir.temporaries), (*outputs, *temps), strict=True):
