@@ -204,7 +204,8 @@ def render(kernel: KernelIR, loops: Node, target: Target | None = None) -> str:
 _CTYPES = {"f32": ctypes.c_float, "f64": ctypes.c_double, "i8": ctypes.c_int8,
            "u8": ctypes.c_uint8, "i16": ctypes.c_int16, "i32": ctypes.c_int32,
            "i64": ctypes.c_int64, "f16": ctypes.c_uint16, "bf16": ctypes.c_uint16,
-           "f8e4m3": ctypes.c_uint8, "f8e5m2": ctypes.c_uint8, "e8m0": ctypes.c_uint8}
+           "f8e4m3": ctypes.c_uint8, "f8e5m2": ctypes.c_uint8, "e8m0": ctypes.c_uint8,
+           "f4e2m1": ctypes.c_uint8}
 
 
 class SharedLibraryInvoker:

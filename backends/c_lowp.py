@@ -1,30 +1,30 @@
 """The C conversions of the 8-bit float types, in one place for every C-family target.
 
 f8e4m3 (`ml_dtypes.float8_e4m3fn`: no infinity, NaN is S.1111.111, largest 448), f8e5m2
-(`ml_dtypes.float8_e5m2`: IEEE-like) and e8m0 (`ml_dtypes.float8_e8m0fnu`: a power of two
-2^(e - 127), no sign, no zero, 0xFF is NaN) are stored as bytes and computed in f32, as f16 and
-bf16 are. The conversions are integer code (no hardware or rounding-mode dependence) that
-matches ml_dtypes bit for bit on every f32 input:
+(`ml_dtypes.float8_e5m2`: IEEE-like), e8m0 (`ml_dtypes.float8_e8m0fnu`: a power of two
+2^(e - 127), no sign, no zero, 0xFF is NaN) and f4e2m1 (`ml_dtypes.float4_e2m1fn`: S.EE.M in the
+low 4 bits of a byte, values 0, 0.5, 1, 1.5, 2, 3, 4, 6, no infinity or NaN) are stored as bytes
+and computed in f32, as f16 and bf16 are. The conversions are integer code (no hardware or
+rounding-mode dependence) that matches ml_dtypes bit for bit on every f32 input:
 
 - f32 -> f8e4m3 / f8e5m2: round to nearest even, subnormals included; a magnitude that rounds
   past the largest finite value becomes NaN (f8e4m3) or infinity (f8e5m2), as ml_dtypes'
   `astype` does (it does not saturate); NaN becomes the type's quiet NaN with the input's sign.
 - f32 -> e8m0: the nearest power of two with ties upward (a mantissa of 1.5 or more rounds up);
   below 2^-127 gives 2^-127; zero, negative values, infinity and NaN give NaN (0xFF).
+- f32 -> f4e2m1: round to nearest even, saturating at +-6 (infinity too); NaN gives -0 and
+  -NaN +0, as ml_dtypes does. Only the low 4 bits of a byte are read when widening.
 - widening: exact; each NaN becomes f32's quiet NaN with its sign.
 
 `C_LOWP` is plain C (static inline functions, `memcpy` for the bit casts) placed in the C prelude
 ahead of its f16 section, so the CUDA prelude (which takes that part for host and device) has
-it too. `TYPES` lists the DSL types it converts.
+it too: `lw_<t>_to_f32(uint8_t)` and `lw_f32_to_<t>(float)` for each of the four types.
 """
 
 from __future__ import annotations
 
-#: The DSL types these helpers convert: `lw_<t>_to_f32(uint8_t)`, `lw_f32_to_<t>(float)`.
-TYPES = ("f8e4m3", "f8e5m2", "e8m0")
-
-C_LOWP = r"""/* 8-bit floats (f8e4m3, f8e5m2, e8m0) are stored as bytes and computed in f32; the
-   conversions match ml_dtypes bit for bit (loopweave: backends/c_lowp.py). */
+C_LOWP = r"""/* 8-bit floats (f8e4m3, f8e5m2, e8m0) and f4e2m1 (one per byte) are stored as bytes
+   and computed in f32; conversions match ml_dtypes bit for bit (loopweave: backends/c_lowp.py). */
 /* Bit casts (also the DSL's bitcast). */
 static inline float lw_u32_as_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 static inline uint32_t lw_f32_as_u32(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
@@ -71,6 +71,15 @@ static inline uint8_t lw_f32_to_f8e5m2(float f) {
   if (a == 0x7F800000u) return (uint8_t)(sign | 0x7Cu);
   uint32_t r = lw_lp_round(a, 2, 15);
   return (uint8_t)(sign | (r > 0x7Cu ? 0x7Cu : r));  /* past 57344: infinity */
+}
+static inline float lw_f4e2m1_to_f32(uint8_t h) {
+  return lw_lp_widen(h & 0x7u, 1, 1, (uint32_t)(h & 0x8u) << 28);
+}
+static inline uint8_t lw_f32_to_f4e2m1(float f) {
+  uint32_t x = lw_f32_as_u32(f), sign = (x >> 28) & 0x8u, a = x & 0x7FFFFFFFu;
+  if (a > 0x7F800000u) return (uint8_t)(sign ^ 0x8u);  /* NaN: -0 (and -NaN: +0) */
+  uint32_t r = lw_lp_round(a, 1, 1);
+  return (uint8_t)(sign | (r > 7u ? 7u : r));  /* saturates at 6, infinity too */
 }
 static inline float lw_e8m0_to_f32(uint8_t h) {
   if (h == 0xFFu) return lw_u32_as_f32(0x7FC00000u);

@@ -1,7 +1,7 @@
 """Bit-level values on the Triton target: the 8-bit float types, `bitcast` and `ldexp`.
 
-f8e4m3, f8e5m2 and e8m0 tensors reach a Triton kernel as uint8 tensors (their bits) and are
-converted with integer code, the same steps as the C helpers (`backends/c_lowp.py`), so every
+f8e4m3, f8e5m2, e8m0 and f4e2m1 tensors reach a Triton kernel as uint8 tensors (their bits) and
+are converted with integer code, the same steps as the C helpers (`backends/c_lowp.py`), so every
 target rounds bit for bit as ml_dtypes does. Triton's own `tl.float8e4nv` / `tl.float8e5`
 conversions are not used: in the interpreter (Triton 3.9) neither direction matches ml_dtypes
 (widening the 256 byte values differs, and rounding f32 to f8 differs on about 40% of random
@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 from loopweave.ir.types import DType
 
-#: The DSL types converted here, with (mantissa bits, exponent bias) of the two f8 formats.
-FORMATS = {"f8e4m3": (3, 7), "f8e5m2": (2, 15)}
+#: The DSL types converted here, with (mantissa bits, exponent bias) of the signed formats.
+FORMATS = {"f8e4m3": (3, 7), "f8e5m2": (2, 15), "f4e2m1": (1, 1)}
 TYPES = (*FORMATS, "e8m0")
 
 _ROUND = '''@triton.jit
@@ -91,6 +91,22 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
                                     "tl.where(a > 0x7F800000, 0x7E, tl.where(a == 0x7F800000, "
                                     "0x7C, r))"),
                           ("_lw_lp_round",)),
+    # f4e2m1: S.EE.M in the low 4 bits, no infinity or NaN: saturates at 6; NaN gives -0
+    "_lw_f4e2m1_to_f32": ('''@triton.jit
+def _lw_f4e2m1_to_f32(h):
+    h = h.to(tl.int32)
+    bits = _lw_lp_widen(h & 0x7, (h & 0x8) << 28, 1, 1)
+    return bits.to(tl.float32, bitcast=True)
+''', ("_lw_lp_widen",)),
+    "_lw_f32_to_f4e2m1": ('''@triton.jit
+def _lw_f32_to_f4e2m1(f):
+    x = tl.cast(f, tl.float32).to(tl.int32, bitcast=True)
+    sign = (x >> 28) & 0x8
+    a = x & 0x7FFFFFFF
+    r = tl.minimum(_lw_lp_round(a, 1, 1), 7)
+    nan = a > 0x7F800000
+    return (tl.where(nan, sign ^ 0x8, sign) | tl.where(nan, 0, r)).to(tl.uint8)
+''', ("_lw_lp_round",)),
     # e8m0: 2^(h - 127), 0xFF is NaN; from f32 the nearest power, ties up (c_lowp.py)
     "_lw_e8m0_to_f32": ('''@triton.jit
 def _lw_e8m0_to_f32(h):

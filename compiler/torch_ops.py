@@ -24,11 +24,15 @@ import numpy as np
 from loopweave.errors import ArgumentTypeError, LoopweaveError
 from loopweave.ir.expr import Param, evaluate, to_str
 from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor
-from loopweave.ir.types import BF16, DType
+from loopweave.ir.types import BF16, DTYPES, DType
 
 #: The torch dtype (its name in the torch module) of each DSL type.
 _TORCH_DTYPES = {"f16": "float16", "bf16": "bfloat16", "f32": "float32", "f64": "float64",
-                 "i8": "int8", "u8": "uint8", "i16": "int16", "i32": "int32", "i64": "int64"}
+                 "i8": "int8", "u8": "uint8", "i16": "int16", "i32": "int32", "i64": "int64",
+                 "f8e4m3": "float8_e4m3fn", "f8e5m2": "float8_e5m2", "e8m0": "float8_e8m0fnu",
+                 "f4e2m1": "uint8"}  # torch's float4 packs two a byte: f4e2m1 codes as uint8
+#: torch's 8-bit floats and the DSL types whose ml_dtypes arrays they view.
+_TORCH_FLOAT8 = {"float8_e4m3fn": "f8e4m3", "float8_e5m2": "f8e5m2", "float8_e8m0fnu": "e8m0"}
 
 
 class TorchMissingError(LoopweaveError, ImportError):
@@ -64,6 +68,9 @@ def tensor_to_numpy(tensor) -> np.ndarray:
     tensor = tensor.detach()
     if tensor.dtype == torch.bfloat16:
         return tensor.view(torch.int16).numpy().view(BF16.numpy)
+    name = str(tensor.dtype).removeprefix("torch.")
+    if name in _TORCH_FLOAT8:  # numpy has no float8: the bytes, viewed as ml_dtypes' type
+        return tensor.view(torch.uint8).numpy().view(DTYPES[_TORCH_FLOAT8[name]].numpy)
     return tensor.numpy()
 
 
@@ -72,6 +79,8 @@ def numpy_to_tensor(array: np.ndarray, dtype: DType):
     torch = torch_module()
     if dtype.name == "bf16":  # ml_dtypes.bfloat16 or uint16 bits: torch sees int16, then bf16
         return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    if dtype.is_storage_only and dtype.bits == 8:  # the 8-bit floats: the bytes, retyped
+        return torch.from_numpy(array.view(np.uint8)).view(torch_dtype(dtype))
     return torch.from_numpy(array)
 
 

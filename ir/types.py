@@ -58,8 +58,9 @@ class DType:
 
     @property
     def has_inf(self) -> bool:
-        """Whether the type holds infinities (f8e4m3 and e8m0 do not, nor do integers)."""
-        return self.is_float and self.name not in ("f8e4m3", "e8m0")
+        """Whether the type holds infinities (f8e4m3, e8m0 and f4e2m1 do not, nor do
+        integers)."""
+        return self.is_float and self.name not in _FINITE_MAX
 
     def __str__(self) -> str:
         return self.name
@@ -70,6 +71,7 @@ BF16 = DType("bf16", 16, "float", "uint16_t")
 F8E4M3 = DType("f8e4m3", 8, "float", "uint8_t")
 F8E5M2 = DType("f8e5m2", 8, "float", "uint8_t")
 E8M0 = DType("e8m0", 8, "float", "uint8_t")
+F4E2M1 = DType("f4e2m1", 8, "float", "uint8_t")  # one 4-bit code per byte, as ml_dtypes holds it
 F32 = DType("f32", 32, "float", "float")
 F64 = DType("f64", 64, "float", "double")
 I8 = DType("i8", 8, "int", "int8_t")
@@ -83,14 +85,14 @@ _NUMPY_NAMES = {"f16": "float16", "f32": "float32", "f64": "float64", "i8": "int
                 "i16": "int16", "i32": "int32", "i64": "int64", "bool": "bool"}
 
 DTYPES: dict[str, DType] = {t.name: t for t in (F16, BF16, F32, F64, I8, U8, I16, I32, I64,
-                                                 F8E4M3, F8E5M2, E8M0)}
+                                                 F8E4M3, F8E5M2, E8M0, F4E2M1)}
 
-_STORAGE_ONLY = ("f16", "bf16", "f8e4m3", "f8e5m2", "e8m0")
+_STORAGE_ONLY = ("f16", "bf16", "f8e4m3", "f8e5m2", "e8m0", "f4e2m1")
 #: The ml_dtypes scalar type of each type numpy lacks.
 _ML_DTYPES = {"bf16": "bfloat16", "f8e4m3": "float8_e4m3fn", "f8e5m2": "float8_e5m2",
-              "e8m0": "float8_e8m0fnu"}
+              "e8m0": "float8_e8m0fnu", "f4e2m1": "float4_e2m1fn"}
 #: The largest finite value of each float type without infinities (its reductions start there).
-_FINITE_MAX = {"f8e4m3": 448.0, "e8m0": 2.0 ** 127}
+_FINITE_MAX = {"f8e4m3": 448.0, "e8m0": 2.0 ** 127, "f4e2m1": 6.0}
 
 #: The type of index variables, sizes and integer scalars used in index arithmetic.
 INDEX = I64

@@ -1,9 +1,10 @@
-"""The 8-bit float types f8e4m3, f8e5m2 and e8m0, and the builtins exp2, ldexp, bitcast, inf, nan.
+"""The 8-bit float types f8e4m3, f8e5m2, e8m0 and f4e2m1 (one 4-bit code per byte), and the
+builtins exp2, ldexp, bitcast, inf, nan.
 
 Conversions are checked bit for bit against ml_dtypes on every target (all 256 byte values
-widened; f32 values at and around every representable value, past the largest finite one, NaN
-and infinity, and random bits rounded); the MXFP8 example against numpy at odd sizes on every
-target; wrong dtypes and misuse of the builtins as clear errors.
+widened, the 16 codes of f4e2m1; f32 values at and around every representable value, past the
+largest finite one, NaN and infinity, and random bits rounded); the MXFP8 example against numpy
+at odd sizes on every target; wrong dtypes and misuse of the builtins as clear errors.
 """
 
 from __future__ import annotations
@@ -23,21 +24,24 @@ from loopweave.errors import ArgumentTypeError, DSLTypeError  # noqa: E402
 from loopweave.examples import load_references  # noqa: E402
 
 TYPES = {"f8e4m3": ml_dtypes.float8_e4m3fn, "f8e5m2": ml_dtypes.float8_e5m2,
-         "e8m0": ml_dtypes.float8_e8m0fnu}
+         "e8m0": ml_dtypes.float8_e8m0fnu, "f4e2m1": ml_dtypes.float4_e2m1fn}
 TARGETS = ["cpu", "aarch64", "cortex-m4", "triton", "cuda"]
 _TOOLS = {"cpu": ["gcc"], "aarch64": ["aarch64-linux-gnu-gcc", "qemu-aarch64"],
           "cortex-m4": ["arm-none-eabi-gcc", "qemu-system-arm"], "cuda": ["g++"], "triton": []}
 
 CONVERT = """
-kernel narrow(X: f32[N]) -> (A: f8e4m3[N], B: f8e5m2[N], E: e8m0[N]) {
+kernel narrow(X: f32[N]) -> (A: f8e4m3[N], B: f8e5m2[N], E: e8m0[N], F: f4e2m1[N]) {
     A[i] = f8e4m3(X[i])
     B[i] = f8e5m2(X[i])
     E[i] = e8m0(X[i])
+    F[i] = f4e2m1(X[i])
 }
-kernel widen(A: f8e4m3[N], B: f8e5m2[N], E: e8m0[N]) -> (a: f32[N], b: f32[N], e: f32[N]) {
+kernel widen(A: f8e4m3[N], B: f8e5m2[N], E: e8m0[N], F: f4e2m1[N])
+        -> (a: f32[N], b: f32[N], e: f32[N], f: f32[N]) {
     a[i] = f32(A[i])
     b[i] = f32(B[i])
     e[i] = f32(E[i])
+    f[i] = f32(F[i])
 }
 """
 
@@ -101,16 +105,18 @@ def rounding_inputs(n_random: int) -> np.ndarray:
 def test_widening_every_byte_matches_ml_dtypes_bit_for_bit(target):
     widen = compiled(CONVERT, "widen", target)
     byte = np.arange(256, dtype=np.uint8)
-    got = widen(*(byte.view(t) for t in TYPES.values()))
+    codes = {name: byte & 15 if name == "f4e2m1" else byte for name in TYPES}  # 4-bit codes
+    got = widen(*(codes[name].view(t) for name, t in TYPES.items()))
     for out, (name, t) in zip(got, TYPES.items(), strict=True):
-        want = byte.view(t).astype(np.float32)
+        want = codes[name].view(t).astype(np.float32)
         np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32), err_msg=name)
 
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_rounding_from_f32_matches_ml_dtypes_bit_for_bit(target):
     """Round to nearest even, subnormals, NaN for f8e4m3 past 448 (ml_dtypes does not
-    saturate), infinity for f8e5m2 past 57344, e8m0's ties upward and NaN for values <= 0."""
+    saturate), infinity for f8e5m2 past 57344, e8m0's ties upward and NaN for values <= 0,
+    f4e2m1's saturation at 6."""
     narrow = compiled(CONVERT, "narrow", target)
     x = rounding_inputs(2000 if target in ("triton", "cortex-m4") else 20000)
     got = narrow(x)
@@ -164,6 +170,32 @@ def test_exp2_ldexp_bitcast_inf_and_nan(target):
     np.testing.assert_array_equal(e.view(np.int32), x.view(np.int32) ^ 1)
 
 
+MXFP4 = """
+kernel mxfp4_matmul(X: f32[M, K], W: u8[K / 2, N], S: e8m0[(K + 31) / 32, N]) -> Y: f32[M, N] {
+    assume K % 2 == 0
+    Wd[k, j] = f32(bitcast((W[k / 2, j] >> (4 * (k % 2))) & 15, f4e2m1)) * f32(S[k / 32, j])
+        where k in 0:K
+    Y[i, j] += X[i, k] * Wd[k, j]
+}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_packed_f4e2m1_codes_decode_through_bitcast(target):
+    """MXFP4 with two f4e2m1 codes a byte (low nibble first) and an e8m0 scale per 32 rows."""
+    kernel = compiled(MXFP4, "mxfp4_matmul", target)
+    r = np.random.default_rng(5)
+    m, k, n = 5, 70, 9
+    codes = r.integers(0, 16, (k, n)).astype(np.uint8)
+    w = (codes[0::2] | (codes[1::2] << 4)).astype(np.uint8)
+    s = (2.0 ** r.integers(-3, 4, (3, n))).astype(ml_dtypes.float8_e8m0fnu)
+    x = r.standard_normal((m, k)).astype(np.float32)
+    wd = codes.view(ml_dtypes.float4_e2m1fn).astype(np.float64) * \
+        np.repeat(s.astype(np.float64), 32, axis=0)[:k]
+    np.testing.assert_allclose(kernel(x, w, s), x.astype(np.float64) @ wd, rtol=1e-5,
+                               atol=1e-5)
+
+
 def test_a_max_reduction_into_f8e4m3_starts_from_its_lowest_finite_value():
     """f8e4m3 has no -inf (it would round to NaN): max= starts from -448 instead."""
     kernel = compiled("""
@@ -183,11 +215,11 @@ def test_a_wrong_dtype_is_an_argument_type_error_and_the_bits_are_accepted():
     byte = np.arange(8, dtype=np.uint8)
     with pytest.raises(ArgumentTypeError, match=r"float8_e4m3fn \(f8e4m3 or uint8 bits\)"):
         widen(byte.astype(np.float32), byte.view(ml_dtypes.float8_e5m2),
-              byte.view(ml_dtypes.float8_e8m0fnu))
+              byte.view(ml_dtypes.float8_e8m0fnu), byte.view(ml_dtypes.float4_e2m1fn))
     with pytest.raises(ArgumentTypeError, match="float8_e5m2"):
         widen(byte.view(ml_dtypes.float8_e4m3fn), byte.view(ml_dtypes.float8_e4m3fn),
-              byte.view(ml_dtypes.float8_e8m0fnu))
-    a, _, _ = widen(byte, byte, byte)  # uint8 bits are taken as the values they encode
+              byte.view(ml_dtypes.float8_e8m0fnu), byte.view(ml_dtypes.float4_e2m1fn))
+    a, _, _, _ = widen(byte, byte, byte, byte)  # uint8 bits: the values they encode
     np.testing.assert_array_equal(a, byte.view(ml_dtypes.float8_e4m3fn).astype(np.float32))
 
 
@@ -207,3 +239,24 @@ def test_misuse_of_the_builtins_is_a_dsl_type_error(body, words):
         loopweave.compile(source, tuning_db=False)
     for w in words:
         assert w in str(info.value)
+
+
+def test_torch_float8_tensors_in_and_out():
+    """torch's float8_e4m3fn / float8_e5m2 / float8_e8m0fnu tensors are read as their bytes;
+    outputs come back as torch tensors of the same types (f4e2m1 as uint8 codes: torch packs
+    its float4 two a byte)."""
+    torch = pytest.importorskip("torch", reason="torch not installed")
+    widen = compiled(CONVERT, "widen", "cpu")
+    narrow = compiled(CONVERT, "narrow", "cpu")
+    byte = torch.arange(16, dtype=torch.uint8)
+    a, b, e, f = widen(byte.view(torch.float8_e4m3fn), byte.view(torch.float8_e5m2),
+                       byte.view(torch.float8_e8m0fnu), byte)
+    assert torch.equal(a, byte.view(torch.float8_e4m3fn).float())
+    assert torch.equal(b, byte.view(torch.float8_e5m2).float())
+    x = torch.tensor([1.0, 500.0, -3.3, 0.1])
+    outs = narrow(x)
+    assert [t.dtype for t in outs] == [torch.float8_e4m3fn, torch.float8_e5m2,
+                                       torch.float8_e8m0fnu, torch.uint8]
+    for out, t in zip(outs, TYPES.values(), strict=True):
+        np.testing.assert_array_equal(out.view(torch.uint8).numpy(),
+                                      x.numpy().astype(t).view(np.uint8))
