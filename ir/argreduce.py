@@ -8,9 +8,10 @@ one band, the index update first (it reads the best value before the step):
     best[i] max= X[i, j]
 
 so every target runs it as it runs any statement. What is special is only what a schedule
-may do with it: a vector loop over j keeps one (value, index) pair per lane and combines the
-lanes by `better_pair` (passes/legality.py `arg_chains`, backends/simd_arg.py). The pair is
-recognized by its shape (`pair_of`), so no statement kind is added.
+may do with it: a loop over j may be a vector loop though it carries the pair's dependences
+(passes/legality.py `arg_chains`), which SIMD code runs in chunks that keep the tie rule
+(backends/simd_arg.py). The pair is recognized by its shape (`pair_of`), so no statement kind
+is added.
 
 The tie rule is numpy's: a value replaces the best only if strictly better, so the first
 (smallest) index wins; a NaN is better than every number, the first NaN wins; `idx` is -1 before

@@ -58,7 +58,7 @@ def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule, placements=None,
         if kind in ("vector", "dot", *THREAD_AXES) and placements is not None:
             carried = carried.subtract(
                 reduction_chains(kernel, placements, band.get_schedule_depth()))
-            if kind == "vector":  # SIMD code keeps a (value, index) pair per lane
+            if kind == "vector":  # an arg-reduction's pair: backends/simd_arg.py
                 carried = carried.subtract(
                     arg_chains(kernel, placements, band.get_schedule_depth()))
         elif kind == "parallel" and placements is not None and reassociable:
@@ -145,8 +145,8 @@ def arg_pairs(kernel: KernelIR) -> dict[str, str]:
 def arg_chains(kernel: KernelIR, placements, depth: int) -> isl.UnionMap:
     """The dependences between the two statements of an arg-reduction's pair, where the loop
     at `depth` is the innermost loop of both (one loop: they share it) and indexes neither
-    target: SIMD code runs such a loop with a (value, index) pair per lane, combined after it
-    by the tie rule (backends/simd_arg.py)."""
+    target: SIMD code runs such a loop in chunks that keep the tie rule (backends/simd_arg.py),
+    and any other lowering of it as the plain scalar loop."""
     result = isl.UnionMap.empty(kernel.context.get_space())
     pairs = arg_pairs(kernel)
     for value_stmt, update_stmt in pairs.items():

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import loopweave  # noqa: E402
-from loopweave.errors import DSLTypeError  # noqa: E402
+from loopweave.errors import DSLTypeError, ScheduleError  # noqa: E402
 
 ARGMAX = """
 kernel rows(X: f32[M, N]) -> (hi: i64[M], lo: i32[M]) {
@@ -164,3 +164,23 @@ def test_wrong_uses_are_refused_with_their_position(body, message):
         loopweave.compile(source, tuning_db=False)
     assert info.value.line is not None and info.value.column is not None
 
+
+
+def test_a_written_schedule_tiles_the_pair_and_keeps_it_together():
+    source = """
+    kernel am(X: f32[M, N]) -> idx: i64[M] {
+        idx[i] argmax= X[i, j]
+    }
+    """
+    s = loopweave.Schedule()  # S2: the index update, S3: the best value's max=
+    for stmt in ("S2", "S3"):
+        s.split(stmt, "j", 64)
+        s.vectorize(stmt, "j")
+    kernel = loopweave.compile(source, tuning_db=False, schedule=s)
+    x = special_rows(9, 1003, np.float32, 3)
+    x[8, 500:] = 9.0  # the best value first in a later tile, then again
+    np.testing.assert_array_equal(kernel(x), np.argmax(x, axis=1))
+    apart = loopweave.Schedule()
+    apart.split("S2", "j", 64)  # the update's loop no longer the best value's
+    with pytest.raises(ScheduleError, match="idx_best"):
+        loopweave.compile(source, tuning_db=False, schedule=apart)
