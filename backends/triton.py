@@ -86,8 +86,13 @@ def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
 
 def default_schedule(kernel: KernelIR, target: Target) -> Schedule | None:
     """The schedule `compile()` uses without one: `passes/gpu_default`'s steps where they
-    reproduce the planner's plan, else None (the planner, `triton_plan`, decides)."""
-    return default_gpu_schedule(kernel, GPU_FACTS["triton"])
+    reproduce the planner's plan, else None (the planner, `triton_plan`, decides). The `block`
+    option's sizes (by loop name) become the contraction's dot tiles; block names that are not
+    loops of the kernel are the planner's."""
+    block = target.options.get("block", {})
+    if set(block) - {v for s in kernel.statements for v in s.iterators}:
+        return None  # the planner's own block names (`c_r_s`), or a mistake it names
+    return default_gpu_schedule(kernel, GPU_FACTS["triton"], block)
 
 
 def render(kernel: KernelIR, loops: Node, target: Target) -> str:
@@ -95,7 +100,8 @@ def render(kernel: KernelIR, loops: Node, target: Target) -> str:
     binds loops to GPU axes is rendered as written (`triton_scheduled`); otherwise the planner
     (`triton_plan`) chooses the launches."""
     if has_gpu_binding(loops):
-        scheduled = lower_launches(loops, kernel.name, shared_limit=None)
+        scheduled = lower_launches(loops, kernel.name, shared_limit=None,
+                                   thread_limit=GPU_FACTS["triton"].block_threads)
         for message in scheduled.warnings:
             warnings.warn(message, SequentialLoopWarning, stacklevel=4)
         return render_module(kernel, scheduled, target.options)

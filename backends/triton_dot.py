@@ -19,14 +19,14 @@ from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import row_major_offset
 from loopweave.ir.loops import For, Store, full_extent, upper_bound
-from loopweave.ir.types import BOOL, F32, DType
+from loopweave.ir.types import BOOL, F32, I32, DType
 from loopweave.targets import GPU_FACTS
 
 #: What tl.dot multiplies: the tiles' storage types (int8 accumulates in int32).
 DOT_TYPES = GPU_FACTS["triton"].dot_types
 
 #: tl.dot's smallest tile side on a GPU.
-MIN_DOT = 16
+MIN_DOT = GPU_FACTS["triton"].dot_min
 
 
 def dot_update(w, loop: For, depth: int) -> None:
@@ -64,12 +64,19 @@ def dot_update(w, loop: For, depth: int) -> None:
     tile_b = _tile(w, b, loop, k_b, depth, mixed)
     operand = _storage(a) if not mixed else F32
     if operand.is_int:
-        product = f"tl.dot({tile_a}, {tile_b}, out_dtype=tl.int32)"
+        kind = "out_dtype=tl.int32"
     elif operand.name == "f32":
-        precision = w.module.options.get("input_precision", "ieee")
-        product = f"tl.dot({tile_a}, {tile_b}, input_precision=\"{precision}\")"
+        kind = f"input_precision=\"{w.module.options.get('input_precision', 'ieee')}\""
     else:
-        product = f"tl.dot({tile_a}, {tile_b})"  # f32 accumulation of f16/bf16 tiles
+        kind = ""  # f32 accumulation of f16/bf16 tiles
+    reg = w.registers.get(store.tensor)
+    if rest is None and w.created_under.get(reg) == (lanes.mask,
+                                                      I32 if operand.is_int else F32):
+        # The accumulator of these lanes since the mask it began in: tl.dot adds into it (the
+        # lanes outside the mask hold values nobody stores).
+        w.emit(f"{reg} = tl.dot({tile_a}, {tile_b}, {reg}{', ' + kind if kind else ''})", depth)
+        return
+    product = f"tl.dot({tile_a}, {tile_b}{', ' + kind if kind else ''})"
     if rest is not None:
         product = f"{product} * {w.expr.render(rest, Layout(()), 12)}"
     w.store(store, depth, value=product)

@@ -49,7 +49,7 @@ from loopweave.ir.loops import (
     rename_element,
     upper_bound,
 )
-from loopweave.ir.types import BOOL, identity
+from loopweave.ir.types import BOOL, DType, identity
 
 _NO_LAYOUT = Layout(())
 _TORCH_TYPES = {"f16": "float16", "bf16": "bfloat16", "f32": "float32", "f64": "float64",
@@ -84,6 +84,8 @@ class _LaunchWriter:
         self.lanes: Lanes | None = None
         self.lane_vars: set[str] = set()  # variables that are tensors over the lanes
         self.registers: dict[str, str] = {}  # register or local scalar -> Python name
+        # accumulator register -> (the mask it began in, its type)
+        self.created_under: dict[str, tuple[str, DType]] = {}
         self.counter = 0
 
     # -- what ExprWriter asks --------------------------------------------------------------------
@@ -179,8 +181,14 @@ class _LaunchWriter:
             case OneThread(body=b) | Spread(nest=b):
                 self.node(b, depth)
             case Block(body=body):
-                for b in body:
-                    self.node(b, depth)
+                skip = False
+                for b, after in zip(body, (*body[1:], None), strict=True):
+                    if not skip:
+                        skip = self.initialised_loop(b, after, depth)
+                        if not skip:
+                            self.node(b, depth)
+                    else:
+                        skip = False
             case ThreadReduce():
                 self.thread_reduce(node, depth)
             case For(kind=kind) if kind in THREAD_AXES:
@@ -237,7 +245,23 @@ class _LaunchWriter:
         self.store(node.update, depth)
         del self.registers[node.partial.name]
 
-    def serial_loop(self, loop: For, depth: int) -> None:
+    def initialised_loop(self, first, then, depth: int) -> bool:
+        """Write `first` and `then` as one, if `first` sets the element that the serial loop
+        `then` accumulates in a register (matmul's `C = 0` before its k loop): the register
+        starts from the value, stored once after the loop. False (nothing written) otherwise."""
+        if self.lanes is None or not isinstance(first, Store) or first.reduce is not None \
+                or not isinstance(then, For) or then.kind in THREAD_AXES or then.kind == "dot":
+            return False
+        hoisted = invariant_target(then)
+        if hoisted != (first.tensor, first.indices) or first.tensor in self.registers or any(
+                ld.tensor == first.tensor for ld in ir.loads(first.value)):
+            return False
+        self.serial_loop(then, depth, start=first.value)
+        return True
+
+    def serial_loop(self, loop: For, depth: int, start: ir.Expr | None = None) -> None:
+        """A loop over the lanes' own iterations; `start`: the value of the element it
+        accumulates into, known before it (else loaded)."""
         hoisted = invariant_target(loop) if self.lanes is not None else None
         if hoisted is not None and hoisted[0] in self.registers:
             hoisted = None  # already a variable (an outer loop's accumulator, a local scalar)
@@ -246,7 +270,16 @@ class _LaunchWriter:
             tensor, indices = hoisted
             reg = self.fresh("lw_acc")
             dtype = self.kernel.tensors[tensor].dtype
-            self.emit(f"{reg} = {self.load(ir.Load(tensor, indices, dtype), _NO_LAYOUT)}", depth)
+            if start is None:
+                value = self.load(ir.Load(tensor, indices, dtype), _NO_LAYOUT)
+            else:
+                shape = ", ".join(map(str, self.lanes.shape))
+                kind = TL_TYPES[dtype.compute.name]
+                value = f"tl.zeros([{shape}], dtype={kind})"
+                if not (isinstance(start, ir.Const) and start.value == 0):
+                    value += f" + {self.cast(self.text(start), dtype.compute)}"
+            self.emit(f"{reg} = {value}", depth)
+            self.created_under[reg] = (self.lanes.mask, dtype.compute)
             loop = rename_element(loop, tensor, indices, reg)
             self.registers[reg] = reg
         v = py_name(loop.var)
@@ -423,16 +456,15 @@ class ModuleWriter:
         grid = {"blockIdx.x": "1", "blockIdx.y": "1", "blockIdx.z": "1"}
         for loop, extent in zip(launch.blocks, launch.grid_extents, strict=True):
             grid[loop.kind] = f"min({python_expr(extent)}, {_GRID_LIMITS[loop.kind]})"
-        threads = 1
-        for _, n in launch.threads:
-            threads *= n
-        warps = max(1, min(32, threads // 32))
-        warps = 1 << (warps.bit_length() - 1)  # a power of two
+        # The target's num_warps and num_stages (Triton's defaults, 4 and 2, unless given)
+        # for every launch: Triton spreads a program's lanes over its warps.
+        warps, stages = self.options.get("num_warps", 4), self.options.get("num_stages", 2)
         args, _ = self.parameters(launch)
         args = [a.removesuffix("_ptr") for a in args]
         return [f"{pad}grid = ({', '.join(grid.values())},)",
                 f"{pad}if min(grid) > 0:",
-                f"{pad}    {launch.name}[grid]({', '.join(args)}, num_warps={warps})"]
+                f"{pad}    {launch.name}[grid]({', '.join(args)}, num_warps={warps}, "
+                f"num_stages={stages})"]
 
 
 def render_module(kernel: KernelIR, program: GpuProgram, options: dict) -> str:

@@ -41,13 +41,20 @@ class GpuFacts:
     shared_bytes: int | None  # shared memory a block may stage into (None: none to manage)
     dot_types: tuple[str, ...]  # tile types a `dot` loop multiplies as a matrix product
     #                              (empty: dot loops run as plain loops there)
+    block_threads: int = 1024  # threads (CUDA) or lanes of a program's tiles (Triton) per block
+    dot_tile: tuple[int, int, int] = (64, 64, 32)  # rows, columns and k step of a dot's tiles
+    dot_min: int = 16  # the smallest side of a tile a dot multiplies
 
 
 #: The GPU targets: CUDA C stages tiles in statically declared `__shared__` memory (48 KiB on
-#: every architecture), Triton keeps no addressable shared memory but has `tl.dot`.
+#: every architecture) with at most 1024 threads a block, Triton keeps no addressable shared
+#: memory but has `tl.dot`, and a program's "threads" are the lanes of its tiles, spread over
+#: its warps by Triton: 64 x 64 output tiles with a k step of 32, as Triton's own matmul
+#: tutorial starts from (tiles up to 128 x 128).
 GPU_FACTS = {
     "cuda": GpuFacts(shared_bytes=48 * 1024, dot_types=()),
-    "triton": GpuFacts(shared_bytes=None, dot_types=("f16", "bf16", "f32", "i8", "u8")),
+    "triton": GpuFacts(shared_bytes=None, dot_types=("f16", "bf16", "f32", "i8", "u8"),
+                       block_threads=128 * 128),
 }
 
 

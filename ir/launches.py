@@ -64,7 +64,8 @@ from loopweave.ir.loops import (
 )
 from loopweave.ir.types import BOOL, INDEX
 
-#: Per-block limits of CUDA (and of Triton's block shapes): threads per axis and in all.
+#: Per-block limits of CUDA: threads per axis and in all (a target may allow more in all:
+#: Triton's lanes, `lower_launches`'s `thread_limit`).
 MAX_THREADS = {"threadIdx.x": 1024, "threadIdx.y": 1024, "threadIdx.z": 64}
 MAX_BLOCK_THREADS = 1024
 
@@ -136,17 +137,20 @@ def has_gpu_binding(loops: Node) -> bool:
     return bool(bound_loops(loops))
 
 
-def lower_launches(loops: Node, kernel_name: str, shared_limit: int | None) -> GpuProgram:
+def lower_launches(loops: Node, kernel_name: str, shared_limit: int | None,
+                   thread_limit: int = MAX_BLOCK_THREADS) -> GpuProgram:
     """Split the scheduled loop AST into host code and launches (see the module docstring).
     `shared_limit`: the bytes of shared memory a block may use (None: the target has none to
-    budget, its renderer decides what block-level buffers it can keep)."""
-    return _Lowering(kernel_name, shared_limit).program(loops)
+    budget, its renderer decides what block-level buffers it can keep); `thread_limit`: the
+    threads a block may have (loopweave.targets.GpuFacts.block_threads)."""
+    return _Lowering(kernel_name, shared_limit, thread_limit).program(loops)
 
 
 class _Lowering:
-    def __init__(self, kernel_name: str, shared_limit: int | None):
+    def __init__(self, kernel_name: str, shared_limit: int | None, thread_limit: int):
         self.kernel_name = kernel_name
         self.shared_limit = shared_limit
+        self.thread_limit = thread_limit
         self.launches: list[Launch] = []
         self.warnings: list[str] = []
         self.device_buffers: dict[str, Buffer] = {}
@@ -345,15 +349,17 @@ class _Lowering:
             if isinstance(n, For) and n.kind in THREAD_AXES:
                 shape[n.kind] = max(shape.get(n.kind, 1), full_extent(n))
         for axis, count in shape.items():
-            if count > MAX_THREADS[axis]:
-                raise ScheduleError(f"{count} threads on {axis}; at most {MAX_THREADS[axis]}: "
+            limit = MAX_THREADS[axis] if axis == "threadIdx.z" else max(MAX_THREADS[axis],
+                                                                         self.thread_limit)
+            if count > limit:
+                raise ScheduleError(f"{count} threads on {axis}; at most {limit}: "
                                     f"tile the loop bound to it smaller")
         total = 1
         for count in shape.values():
             total *= count
-        if total > MAX_BLOCK_THREADS:
+        if total > self.thread_limit:
             raise ScheduleError(f"{total} threads per block ({_shape_text(shape)}); at most "
-                                f"{MAX_BLOCK_THREADS}: tile the loops bound to threadIdx smaller")
+                                f"{self.thread_limit}: tile the loops bound to threadIdx smaller")
         return tuple((a, shape[a]) for a in THREAD_AXES if a in shape)
 
     def shared_buffers(self, body: KernelNode) -> tuple[Buffer, ...]:

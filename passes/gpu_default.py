@@ -38,6 +38,7 @@ block), each statement's row dealt round-robin over `threads_x * threads_y` thre
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from loopweave.errors import ScheduleError
@@ -75,22 +76,66 @@ def gpu_schedule(kernel: KernelIR, tiles: GpuTiles, facts: GpuFacts) -> Schedule
         return rows
     schedule = Schedule()
     bound: set[str] = set()
-    for s in kernel.statements:
+    inits = _init_twins(kernel, placements)
+    for s in (*(t for t in kernel.statements if t.name not in inits.values()),
+              *(t for t in kernel.statements if t.name in inits.values())):
         if s.name in bound:
             continue
         for group in _groups(kernel, placements, s, bound):
             steps = _binding(kernel, schedule, s, group, placements[s.name].names(), tiles,
                              facts)
+            if steps is not None and s.name in inits:
+                fused = _with_init(steps, inits[s.name], s.name, placements)
+                if _accepts(kernel, schedule, fused, facts):
+                    steps, group = fused, [*group, inits[s.name]]
             if steps is not None:
                 schedule.steps += steps.steps
                 bound.update(group)
                 break
         else:
             steps = _full_reduction_steps(s, placements[s.name].names(), tiles)
-            if steps is not None and _accepts(kernel, schedule, steps, facts.shared_bytes):
+            if steps is not None and _accepts(kernel, schedule, steps, facts):
                 schedule.steps += steps.steps
                 bound.add(s.name)
     return schedule
+
+
+def _init_twins(kernel: KernelIR, placements) -> dict[str, str]:
+    """{contraction: the statement just before it that initialises its element} (matmul's
+    `C[i, j] = 0` in front of `C[i, j] += A[i, k] * B[k, j]`): they share a launch, so the
+    element is set in the accumulator and stored once."""
+    twins = {}
+    for before, s in zip(kernel.statements, kernel.statements[1:], strict=False):
+        if before.is_init and before.lhs == s.lhs and match_contraction(
+                s, placements[s.name].names()):
+            twins[s.name] = before.name
+    return twins
+
+
+def _with_init(steps: Schedule, init: str, name: str, placements) -> Schedule:
+    """`steps` of the contraction `name` with its initialisation `init` fused into its tiles:
+    `init` tiled and ordered as the contraction's loops it has, fused up to the last of them
+    that the contraction keeps in the same position, the binds applied to both."""
+    mine = placements[init].names()
+    sizes = dict(next((st.args for st in steps.steps if st.op == "tile"), ()))
+    ordered = next((list(st.args) for st in steps.steps if st.op == "reorder"), None)
+    tiles = {v: n for v, n in sizes.items() if v in mine}
+    loops = [*(v for v in mine if v not in tiles), *(f"{v}_o" for v in mine if v in tiles),
+             *(v for v in mine if v in tiles)]
+    order = ordered or loops
+    depth = 0
+    while depth < min(len(order), len(loops)) and order[depth] in loops:
+        depth += 1
+    both = f"{init},{name}"
+    out = Schedule()
+    if tiles:
+        out.tile(init, **tiles)
+    out.reorder(init, *order[:depth], *(v for v in loops if v not in order[:depth]))
+    for st in steps.steps:
+        out.steps.append(replace(st, target=both) if st.op == "bind" else st)
+        if st.op == ("reorder" if ordered else "tile"):
+            out.fuse(init, name, depth=depth)
+    return out
 
 
 def _full_reduction_steps(s: Statement, loops: list[str], tiles: GpuTiles) -> Schedule | None:
@@ -105,16 +150,35 @@ def _full_reduction_steps(s: Statement, loops: list[str], tiles: GpuTiles) -> Sc
         s.name, f"{loops[0]}_lane", "threadIdx.x")
 
 
-def default_gpu_schedule(kernel: KernelIR, facts: GpuFacts) -> Schedule | None:
+def default_gpu_schedule(kernel: KernelIR, facts: GpuFacts,
+                         sizes: Mapping[str, int] | None = None) -> Schedule | None:
     """The schedule `compile()` uses on a GPU target without one, where the steps reproduce the
-    planner's plan: a row kernel or element-wise statements, every statement bound to the GPU.
-    None (the planner decides) for contractions, whose planners keep register tiles, tl.dot
-    tiles and online softmax that the steps cannot yet write, and where some statement would
-    run on one thread."""
+    planner's plan: a row kernel, element-wise statements, or contractions on a target that
+    multiplies tiles (Triton: `dot` tiles of `facts.dot_tile`, the initialisation in the
+    accumulator), every statement bound to the GPU. None (the planner decides) where some
+    statement would run on one thread, for contractions where the target has no `dot` (CUDA's
+    planner keeps per-thread register tiles over shared-memory stages, which the steps cannot
+    yet write) and for contractions next to row reductions (attention: the planner's online
+    softmax). `sizes`: tile sizes by loop name that replace the default dot tile of the
+    contraction's rows, columns and k (Triton's `block` option); a kernel without a contraction
+    gets the planner when there are any."""
     placements = pl.initial_placements(kernel)
-    if any(match_contraction(s, placements[s.name].names()) for s in kernel.statements):
+    sizes = dict(sizes or {})
+    contractions = [s for s in kernel.statements
+                    if match_contraction(s, placements[s.name].names())]
+    tiles = GpuTiles()
+    if contractions:
+        rows = [s for s in kernel.statements
+                if s not in contractions and _reduces_a_row(s, placements[s.name].names())]
+        if not facts.dot_types or rows:
+            return None
+        c = match_contraction(contractions[0], placements[contractions[0].name].names())
+        rows_, cols, depth = facts.dot_tile
+        tiles = GpuTiles(threads_x=sizes.get(c.j, cols), threads_y=sizes.get(c.i, rows_),
+                         depth=max(facts.dot_min, sizes.get(c.k, depth)), dot=True)
+    elif sizes:
         return None
-    schedule = gpu_schedule(kernel, GpuTiles(), facts)
+    schedule = gpu_schedule(kernel, tiles, facts)
     bound = {s.name for step in schedule.steps if step.op == "bind"
              for s in target_statements(kernel, step.target)}
     loopless = {s.name for s in kernel.statements if not placements[s.name].loops}
@@ -140,7 +204,7 @@ def row_schedule(kernel: KernelIR, placements, tiles: GpuTiles,
         loops = placements[s.name].names()
         steps.bind(s.name, loops[0], "blockIdx.x")
         steps.steps += _row_steps(s, loops, lanes).steps
-    return steps if _accepts(kernel, Schedule(), steps, facts.shared_bytes) else None
+    return steps if _accepts(kernel, Schedule(), steps, facts) else None
 
 
 def _reduces_a_row(s: Statement, loops: list[str]) -> bool:
@@ -199,22 +263,21 @@ def _binding(kernel: KernelIR, schedule: Schedule, s: Statement, group: list[str
     hoisted = parallel + [v for v in loops if v not in parallel]
     for order in dict.fromkeys((tuple(hoisted), tuple(loops))):
         for two_d in (True, False):
-            steps = statement_steps(s, list(order), parallel, tiles, two_d, facts.dot_types,
-                                    target)
+            steps = statement_steps(s, list(order), parallel, tiles, two_d, facts, target)
             if order != tuple(loops) and steps is not None:
                 steps = Schedule([*Schedule().reorder(target, *order).steps, *steps.steps])
-            if steps is not None and _accepts(kernel, schedule, steps, facts.shared_bytes):
+            if steps is not None and _accepts(kernel, schedule, steps, facts):
                 return steps
     return None
 
 
 def statement_steps(s: Statement, loops: list[str], parallel: list[str], tiles: GpuTiles,
-                    two_d: bool = True, dot_types: tuple[str, ...] = (),
-                    target: str | None = None) -> Schedule | None:
+                    two_d: bool, facts: GpuFacts, target: str | None = None) -> Schedule | None:
     """The binding steps of one statement whose loops (outer first) are `loops`, of which
     `parallel` carry no dependence; None if it has no parallel loop. A 2-D block (`two_d`)
     needs the loop just outside the innermost parallel one to be parallel too; a `dot` needs
-    the operands' types among `dot_types` and tiles of at least 16 x 16 x 16. `target`: the
+    the operands' types among `facts.dot_types` and tiles of at least `facts.dot_min` on each
+    side. `target`: the
     statements the steps name (default `s` alone; contractions are matched only then)."""
     target = target or s.name
     if not parallel:
@@ -230,7 +293,7 @@ def statement_steps(s: Statement, loops: list[str], parallel: list[str], tiles: 
     if contraction is not None and {contraction.i, contraction.j} != {x, y}:
         contraction = None
     dot = contraction is not None and tiles.dot and _dot_types(contraction) <= set(
-        dot_types) and min(tiles.threads_x, tiles.threads_y, tiles.depth) >= 16
+        facts.dot_types) and min(tiles.threads_x, tiles.threads_y, tiles.depth) >= facts.dot_min
     staged = tiles.stage and contraction is not None and not dot
     first = min(loops.index(v) for v in sizes)
     outer = loops[:first]
@@ -268,12 +331,12 @@ def _applies(kernel: KernelIR, schedule: Schedule, more: Schedule) -> bool:
     return True
 
 
-def _accepts(kernel: KernelIR, schedule: Schedule, more: Schedule,
-             shared_limit: int | None) -> bool:
-    """Do the steps apply, and can the result run as launches (ir/launches)?"""
+def _accepts(kernel: KernelIR, schedule: Schedule, more: Schedule, facts: GpuFacts) -> bool:
+    """Do the steps apply, and can the result run as launches (ir/launches) on a target that
+    can do what `facts` say?"""
     try:
         scheduled = Schedule(schedule.steps + more.steps).apply(kernel)
-        lower_launches(loop_ast(scheduled), kernel.name, shared_limit)
+        lower_launches(loop_ast(scheduled), kernel.name, facts.shared_bytes, facts.block_threads)
     except ScheduleError:
         return False
     return True

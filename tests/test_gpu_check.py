@@ -69,7 +69,8 @@ def test_triton_resources_ahead_of_time():
     rows = gpu_resources.triton_rows([("softmax", {"N": 64, "D": 128})], workers=1)["softmax"]
     assert rows[0].error is None, rows[0].error
     assert [r.function for r in rows] == ["lw_softmax_k0"]  # the step-written default: 1 launch
-    assert rows[0].registers > 0 and rows[0].threads == 256 and rows[0].shared is not None
+    # four warps: the target's num_warps (Triton's default), whatever the lanes
+    assert rows[0].registers > 0 and rows[0].threads == 128 and rows[0].shared is not None
 
 
 def _has_gpu() -> bool:

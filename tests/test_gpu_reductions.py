@@ -122,15 +122,23 @@ def test_a_row_temporary_lives_in_device_memory_one_row_per_block():
     assert "__shared__ float e[" not in source
 
 
-@pytest.mark.parametrize("name, steps", [("softmax", True), ("gelu", True), ("matmul", False),
-                                         ("attention", False)])
-def test_compile_defaults_to_the_steps_where_they_write_the_planners_plan(name, steps):
-    """Row and element-wise kernels get the step-written schedule by default; contractions the
-    planner's kernels (register tiles, tl.dot tiles, online softmax)."""
-    for target in ("cuda", "triton"):
+@pytest.mark.parametrize("name, cuda_steps, triton_steps", [
+    ("softmax", True, True), ("gelu", True, True), ("matmul", False, True),
+    ("bmm", False, True), ("attention", False, False)])
+def test_compile_defaults_to_the_steps_where_they_write_the_planners_plan(name, cuda_steps,
+                                                                          triton_steps):
+    """Row and element-wise kernels get the step-written schedule by default, and so do
+    contractions on Triton (dot tiles); contractions on CUDA keep the planner's register
+    tiles, and attention the planners' online softmax."""
+    for target, steps in (("cuda", cuda_steps), ("triton", triton_steps)):
         source = loopweave.compile(refs.KERNELS[name].source(), target, tuning_db=False,
                                    **({"emulate": True} if target == "cuda" else {})).source
         assert ("lowered from its schedule" in source) == steps, (name, target)
+        if target == "triton" and name in ("matmul", "bmm"):
+            # one launch: 64 x 64 tiles of C in a register from zero, a k step of 32 per tl.dot
+            assert source.count("@triton.jit\ndef lw_") == 1
+            assert "tl.dot(" in source and "tl.arange(0, 32)" in source
+            assert "lw_acc_2 = tl.zeros([64, 64], dtype=tl.float32)\n" in source
 
 
 FULL_REDUCTIONS = {

@@ -335,10 +335,11 @@ def test_every_example_runs_under_the_step_written_gpu_schedule(name, target):
 
 
 def test_the_gpu_schedule_binds_what_it_can_and_stages_contractions_on_cuda():
-    cuda_steps = gpu_steps("matmul", "cuda").steps
+    cuda_steps = gpu_steps("matmul", "cuda").steps  # the init C = 0 shares the block loops
     assert {(s.target, s.args) for s in cuda_steps if s.op == "bind"} >= {
-        ("S1", ("i_o", "blockIdx.y")), ("S1", ("j_o", "blockIdx.x")),
-        ("S1", ("i", "threadIdx.y")), ("S1", ("j", "threadIdx.x"))}
+        ("S0,S1", ("i_o", "blockIdx.y")), ("S0,S1", ("j_o", "blockIdx.x")),
+        ("S0,S1", ("i", "threadIdx.y")), ("S0,S1", ("j", "threadIdx.x"))}
+    assert [(s.target, s.args) for s in cuda_steps if s.op == "fuse"] == [("S0,S1", (2,))]
     assert [s.args[0] for s in cuda_steps if s.op == "cache_read"] == ["A", "B"]
     assert not [s for s in gpu_steps("matmul", "triton").steps if s.op == "cache_read"]
     stencil = gpu_steps("jacobi_1d", "cuda").steps  # t carries: it stays a host loop

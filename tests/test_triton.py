@@ -126,7 +126,8 @@ def test_sequential_loops_warn():
     with pytest.warns(SequentialLoopWarning, match="host loop .* one launch per iteration"):
         loopweave.compile(refs.KERNELS["jacobi_1d"].source(), target="triton")
     with pytest.warns(SequentialLoopWarning, match="loop i .*inside each program"):
-        loopweave.compile(refs.KERNELS["trmm"].source(), target="triton")
+        loopweave.compile(refs.KERNELS["trmm"].source(), target="triton",
+                          schedule=loopweave.Schedule())  # the planner's; the default binds it
     with warnings.catch_warnings():
         warnings.simplefilter("error", SequentialLoopWarning)
         loopweave.compile(refs.KERNELS["matmul"].source(), target="triton")
@@ -172,10 +173,22 @@ def test_bad_options(options, message):
 
 
 def test_options_reach_the_launch():
-    source = triton_kernel("matmul", block={"i": 32, "k": 64}, num_warps=8, num_stages=3).source
-    assert "BLOCK_I=32, BLOCK_J=64, BLOCK_K=64, num_warps=8, num_stages=3" in source
+    """`block` sizes the dot tiles of the default schedule (rows i, columns j, step k), as
+    they size the planner's blocks."""
+    kernel = triton_kernel("matmul", block={"i": 32, "k": 64}, num_warps=8, num_stages=3)
+    assert "lowered from its schedule" in kernel.source
+    assert "tl.arange(0, 32).to(tl.int64)[:, None]" in kernel.source  # rows
+    assert "tl.arange(0, 64).to(tl.int64)[None, :]" in kernel.source  # columns, k of A's tile
+    assert "tl.arange(0, 64).to(tl.int64)[:, None]" in kernel.source  # k of B's tile
+    assert "num_warps=8, num_stages=3" in kernel.source
+    a, b = np.random.rand(45, 70).astype(np.float32), np.random.rand(70, 33).astype(np.float32)
+    np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-5, atol=1e-5)
     small = triton_kernel("matmul", block={"k": 8}).source
-    assert "BLOCK_K=16" in small  # tl.dot's smallest tile
+    assert "tl.arange(0, 16).to(tl.int64)[:, None]" in small  # tl.dot's smallest tile
+    planner = loopweave.compile(refs.KERNELS["matmul"].source(), target="triton",
+                                schedule=loopweave.Schedule(), block={"i": 32, "k": 64},
+                                num_warps=8, num_stages=3).source
+    assert "BLOCK_I=32, BLOCK_J=64, BLOCK_K=64, num_warps=8, num_stages=3" in planner
 
 
 def test_tuning_space_names_the_blocks():
