@@ -260,3 +260,35 @@ def test_torch_float8_tensors_in_and_out():
     for out, t in zip(outs, TYPES.values(), strict=True):
         np.testing.assert_array_equal(out.view(torch.uint8).numpy(),
                                       x.numpy().astype(t).view(np.uint8))
+
+
+HALF_BITS = """
+kernel halfbits(H: f16[N], B: bf16[N], D: f64[N])
+        -> (a: i16[N], b: f16[N], c: i16[N], d: i64[N], e: f64[N]) {
+    a[i] = bitcast(H[i], i16)
+    b[i] = bitcast(bitcast(H[i], i16) + 1, f16)
+    c[i] = bitcast(B[i], i16)
+    d[i] = bitcast(D[i], i64)
+    e[i] = bitcast(d[i] + 1, f64)
+}
+"""
+
+
+@pytest.mark.parametrize("target", ["cpu", "triton", "cuda"])
+def test_bitcast_of_16_and_64_bit_types(target):
+    """f16/bf16 <-> i16 and f64 <-> i64; CUDA stores f16 as __half and refuses its bitcast."""
+    if target == "cuda":
+        with pytest.raises(loopweave.errors.TargetError, match="stores f16 as __half"):
+            compiled(HALF_BITS, "halfbits", target)
+        return
+    kernel = compiled(HALF_BITS, "halfbits", target)
+    r = np.random.default_rng(6)
+    h = r.standard_normal(11).astype(np.float16)
+    b16 = r.standard_normal(11).astype(ml_dtypes.bfloat16)
+    d64 = r.standard_normal(11)
+    a, b, c, d, e = kernel(h, b16, d64)
+    np.testing.assert_array_equal(a, h.view(np.int16))
+    np.testing.assert_array_equal(b.view(np.int16), h.view(np.int16) + 1)
+    np.testing.assert_array_equal(c, b16.view(np.int16))
+    np.testing.assert_array_equal(d, d64.view(np.int64))
+    np.testing.assert_array_equal(e.view(np.int64), d64.view(np.int64) + 1)
