@@ -225,7 +225,7 @@ class _Api:
                 continue
             role = "input" if spec.role == "in" else spec.role
             dims = ", ".join(ir.to_str(d) for d in spec.shape)
-            extra = " (stored as uint16_t bits)" if spec.dtype.is_storage_only else ""
+            extra = f" (stored as {spec.dtype.c_type} bits)" if spec.dtype.is_storage_only else ""
             lines.append(f"  {c_name(p.name)}: {role} {spec.dtype}[{dims}]{extra}, row-major, "
                          "contiguous")
         if self.temps:
