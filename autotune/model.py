@@ -40,7 +40,7 @@ from loopweave.ir.kernel import KernelIR
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import Lookup, Tuned, apply_schedule, default_schedule
 from loopweave.targets import GPU_FACTS, Target
-from loopweave.toolchain import cache_dir, content_key, write_atomically
+from loopweave.toolchain import cache_dir, code_fingerprint, content_key, write_atomically
 
 PRETRAINED = Path(__file__).resolve().parent / "pretrained_cpu.txt"
 log = logging.getLogger("loopweave.autotune")
@@ -235,7 +235,8 @@ def score_key(model: CostModel, rows: list) -> KeyScore:
 # in the tuning space) by their features, without building any, and hands the pipeline the one
 # predicted fastest when it beats the default's prediction by the margin.
 
-CHOOSER_VERSION = "1"  # in the cache key of a choice: new rules make old choices stale
+CHOOSER_VERSION = "1"  # in the cache key of a choice, with the code: new rules make old
+#                         choices stale
 
 
 @dataclass(frozen=True)
@@ -460,7 +461,8 @@ class ModelChooser:
         records = (similar_records(self.db, kernel, sizes, target, self.settings.similar)
                    if self.db is not None and self.db.exists() and self.settings.similar
                    else [])
-        key = content_key(CHOOSER_VERSION, kernel_key(kernel, sizes, target).digest, source[0],
+        key = content_key(CHOOSER_VERSION, code_fingerprint(),
+                          kernel_key(kernel, sizes, target).digest, source[0],
                           json.dumps(asdict(self.settings), sort_keys=True),
                           *(r.uid for r in records))
         choice = self.cached(key)

@@ -25,6 +25,7 @@ import contextlib
 import contextvars
 import functools
 import hashlib
+import importlib.util
 import logging
 import os
 import re
@@ -78,6 +79,26 @@ def content_key(*parts: str | bytes, length: int = 32) -> str:
         h.update(part.encode() if isinstance(part, str) else part)
         h.update(b"\0")
     return h.hexdigest()[:length]
+
+
+#: The packages whose code decides what a compile builds (see `code_fingerprint`).
+CODE_PACKAGES = ("loopweave", "loopweave.frontend", "loopweave.ir", "loopweave.passes",
+                 "loopweave.backends", "loopweave.autotune")
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """A digest of loopweave's own code (every .py and .lark file of `CODE_PACKAGES`, by
+    content): part of the key of what is cached from decisions of that code (the cost model's
+    choices), so an upgraded or edited compiler decides again. Computed once per process."""
+    h = hashlib.sha256()
+    for package in CODE_PACKAGES:
+        spec = importlib.util.find_spec(package)  # imports only the parent package
+        for root in (spec.submodule_search_locations or []) if spec else []:
+            for path in sorted(Path(root).glob("*.py")) + sorted(Path(root).glob("*.lark")):
+                h.update(f"{package}/{path.name}\0".encode())
+                h.update(path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def write_atomically(path: Path, data: str | bytes, *, durable: bool = False) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import loopweave
+from loopweave import toolchain
 from loopweave.autotune import model
 from loopweave.autotune.database import Database, Record
 from loopweave.autotune.features import FEATURE_NAMES, FEATURE_VERSION
@@ -207,6 +208,33 @@ def test_the_choice_is_cached_in_the_process_and_the_build_cache(trained, fresh_
     model._CHOICES.clear()  # as a new process: the build cache has it
     later, *_ = _call(loopweave.compile(AXPBY, tuning_db=trained, cost_model=settings))
     assert fresh_choices.n == 1 and later == first
+
+
+def test_a_changed_compiler_decides_again(trained, fresh_choices, monkeypatch):
+    """The cached choice is keyed on loopweave's own code: another code digest ranks again."""
+    settings = {**ON, "similar": 0, "margin": 0.125}
+    _call(loopweave.compile(AXPBY, tuning_db=trained, cost_model=settings))
+    _call(loopweave.compile(AXPBY, tuning_db=trained, cost_model=settings))
+    assert fresh_choices.n == 1
+    monkeypatch.setattr(model, "code_fingerprint", lambda: "an edited compiler")
+    _call(loopweave.compile(AXPBY, tuning_db=trained, cost_model=settings))
+    assert fresh_choices.n == 2
+
+
+def test_the_code_fingerprint_follows_the_files(tmp_path, monkeypatch):
+    first = toolchain.code_fingerprint()
+    assert first == toolchain.code_fingerprint() and len(first) == 16
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "a.py").write_text("x = 1\n")
+    monkeypatch.setattr(toolchain, "CODE_PACKAGES", ("pkg",))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    toolchain.code_fingerprint.cache_clear()
+    before = toolchain.code_fingerprint()
+    (package / "a.py").write_text("x = 2\n")
+    toolchain.code_fingerprint.cache_clear()
+    assert toolchain.code_fingerprint() != before
+    toolchain.code_fingerprint.cache_clear()
 
 
 def test_without_the_build_cache_the_choice_stays_in_the_process(trained, fresh_choices):
