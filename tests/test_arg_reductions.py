@@ -12,7 +12,9 @@ import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported: no GPU here
 
+import platform  # noqa: E402
 import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -184,3 +186,27 @@ def test_a_written_schedule_tiles_the_pair_and_keeps_it_together():
     apart.split("S2", "j", 64)  # the update's loop no longer the best value's
     with pytest.raises(ScheduleError, match="idx_best"):
         loopweave.compile(source, tuning_db=False, schedule=apart)
+
+
+def test_the_avx512_loop_builds_and_runs_where_the_cpu_has_it():
+    """Built for AVX-512 on any x86 host with gcc (the intrinsics type-check); run where the
+    processor has AVX-512F."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("not an x86 host")
+    source = ARGMAX.replace("f32", "f64") + ARGMAX.replace("kernel rows", "kernel rows32")
+    try:
+        kernel = loopweave.compile(source, kernel="rows", tuning_db=False,
+                                   cflags=["-O3", "-march=skylake-avx512"])
+        kernel32 = loopweave.compile(source, kernel="rows32", tuning_db=False,
+                                     cflags=["-O3", "-march=skylake-avx512"])
+    except loopweave.errors.CompileError as e:
+        pytest.skip(f"the C compiler does not build for skylake-avx512: {e}")
+    assert "_mm512_cmp_pd_mask" in kernel.source and "_mm512_cmp_ps_mask" in kernel32.source
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists() or "avx512f" not in cpuinfo.read_text():
+        pytest.skip("this processor has no AVX-512F")
+    for k, dtype in ((kernel, np.float64), (kernel32, np.float32)):
+        x = special_rows(9, 1003, dtype, 11)
+        hi, lo = k(x)
+        np.testing.assert_array_equal(hi, np.argmax(x, axis=1))
+        np.testing.assert_array_equal(lo, np.argmin(x, axis=1))
