@@ -46,6 +46,75 @@ __host__ __device__ inline float lw_mod_f32(float a, float b) {
 __host__ __device__ inline double lw_mod_f64(double a, double b) {
   double r = fmod(a, b); return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
 
+/* 8-bit floats (f8e4m3, f8e5m2, e8m0) and f4e2m1 (one per byte) are stored as bytes
+   and computed in f32; conversions match ml_dtypes bit for bit (loopweave: backends/c_lowp.py). */
+/* Bit casts (also the DSL's bitcast). */
+__host__ __device__ inline float lw_u32_as_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+__host__ __device__ inline uint32_t lw_f32_as_u32(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+__host__ __device__ inline double lw_u64_as_f64(uint64_t u) { double f; memcpy(&f, &u, 8); return f; }
+__host__ __device__ inline uint64_t lw_f64_as_u64(double f) { uint64_t u; memcpy(&u, &f, 8); return u; }
+/* A finite f32 magnitude `a` (bits, sign cleared) rounded to nearest even into a float with
+   `m` mantissa bits and exponent bias `b`, subnormals included; the caller clamps overflow. */
+__host__ __device__ inline uint32_t lw_lp_round(uint32_t a, uint32_t m, uint32_t b) {
+  uint32_t e = a >> 23, shift = 23 - m;
+  if (e > 127 - b)  /* normal: rebias the exponent, round the mantissa (carries included) */
+    return (a - ((127 - b) << 23) + ((1u << (shift - 1)) - 1u) + ((a >> shift) & 1u)) >> shift;
+  uint32_t s = 151 - b - m - e;  /* subnormal: (1.mantissa << e) in units of 2^(1-b-m) */
+  if (e == 0 || s > 24) return 0;
+  uint32_t mant = (a & 0x7FFFFFu) | 0x800000u, r = mant >> s, rest = mant & ((1u << s) - 1u);
+  uint32_t half = 1u << (s - 1);
+  return r + (rest > half || (rest == half && (r & 1u)));
+}
+/* A magnitude code `a` of a float with `m` mantissa bits and bias `b` widened to f32 bits. */
+__host__ __device__ inline float lw_lp_widen(uint32_t a, uint32_t m, uint32_t b, uint32_t sign) {
+  if (a >= (1u << m))  /* normal */
+    return lw_u32_as_f32(sign | ((a + ((127 - b) << m)) << (23 - m)));
+  /* subnormal: a * 2^(1-b-m), exact in f32 */
+  return lw_u32_as_f32(sign | lw_f32_as_u32((float)a * lw_u32_as_f32((128 - b - m) << 23)));
+}
+__host__ __device__ inline float lw_f8e4m3_to_f32(uint8_t h) {
+  uint32_t sign = (uint32_t)(h & 0x80u) << 24, a = h & 0x7Fu;
+  if (a == 0x7Fu) return lw_u32_as_f32(sign | 0x7FC00000u);
+  return lw_lp_widen(a, 3, 7, sign);
+}
+__host__ __device__ inline uint8_t lw_f32_to_f8e4m3(float f) {
+  uint32_t x = lw_f32_as_u32(f), sign = (x >> 24) & 0x80u, a = x & 0x7FFFFFFFu;
+  if (a >= 0x7F800000u) return (uint8_t)(sign | 0x7Fu);  /* no infinity: NaN */
+  uint32_t r = lw_lp_round(a, 3, 7);
+  return (uint8_t)(sign | (r > 0x7Fu ? 0x7Fu : r));  /* past 448: NaN */
+}
+__host__ __device__ inline float lw_f8e5m2_to_f32(uint8_t h) {
+  uint32_t sign = (uint32_t)(h & 0x80u) << 24, a = h & 0x7Fu;
+  if (a >= 0x7Cu) return lw_u32_as_f32(sign | (a == 0x7Cu ? 0x7F800000u : 0x7FC00000u));
+  return lw_lp_widen(a, 2, 15, sign);
+}
+__host__ __device__ inline uint8_t lw_f32_to_f8e5m2(float f) {
+  uint32_t x = lw_f32_as_u32(f), sign = (x >> 24) & 0x80u, a = x & 0x7FFFFFFFu;
+  if (a > 0x7F800000u) return (uint8_t)(sign | 0x7Eu);
+  if (a == 0x7F800000u) return (uint8_t)(sign | 0x7Cu);
+  uint32_t r = lw_lp_round(a, 2, 15);
+  return (uint8_t)(sign | (r > 0x7Cu ? 0x7Cu : r));  /* past 57344: infinity */
+}
+__host__ __device__ inline float lw_f4e2m1_to_f32(uint8_t h) {
+  return lw_lp_widen(h & 0x7u, 1, 1, (uint32_t)(h & 0x8u) << 28);
+}
+__host__ __device__ inline uint8_t lw_f32_to_f4e2m1(float f) {
+  uint32_t x = lw_f32_as_u32(f), sign = (x >> 28) & 0x8u, a = x & 0x7FFFFFFFu;
+  if (a > 0x7F800000u) return (uint8_t)(sign ^ 0x8u);  /* NaN: -0 (and -NaN: +0) */
+  uint32_t r = lw_lp_round(a, 1, 1);
+  return (uint8_t)(sign | (r > 7u ? 7u : r));  /* saturates at 6, infinity too */
+}
+__host__ __device__ inline float lw_e8m0_to_f32(uint8_t h) {
+  if (h == 0xFFu) return lw_u32_as_f32(0x7FC00000u);
+  return lw_u32_as_f32(h == 0 ? 0x00400000u : (uint32_t)h << 23);  /* 2^-127 is subnormal */
+}
+__host__ __device__ inline uint8_t lw_f32_to_e8m0(float f) {
+  uint32_t x = lw_f32_as_u32(f);
+  if (x == 0 || x >= 0x7F800000u) return 0xFFu;  /* zero, negative, inf, NaN */
+  if (x < 0x00800000u) return x >= 0x00600000u ? 1u : 0u;  /* f32 subnormals */
+  return (uint8_t)((x >> 23) + ((x >> 22) & 1u));  /* ties up; 2^128 is NaN */
+}
+
 
 /* f16 and bf16 are loaded to f32, computed in f32 and rounded to nearest even when stored. */
 __device__ __forceinline__ float lw_f16_to_f32(__half h) { return __half2float(h); }
