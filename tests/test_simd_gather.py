@@ -1,8 +1,9 @@
-"""Gathers in SIMD vector loops (backends/simd.py): the row index of `table[ids[i], d]`, invariant
-in the vector loop over d, is read once before the loops over whole vectors (inside an OpenMP
-loop the compiler would read it again for every vector), only when they run at least once;
-the results match numpy at odd sizes: rows shorter than one vector, exact multiples, empty
-tensors, two gathers in one statement and a gather summed over an inner loop.
+"""Gathers in SIMD vector loops (backends/simd.py): a row copy (`out[i, d] = table[ids[i], d]`)
+is one memcpy per row; in other vector loops the row index of `table[ids[i], d]`, invariant in
+the loop over d, is read once before the loops over whole vectors (inside an OpenMP loop the
+compiler would read it again for every vector), only when they run at least once. The results
+match numpy at odd sizes: rows shorter than one vector, exact multiples, empty tensors, other
+element types, two gathers in one statement and a gather summed over an inner loop.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ from test_simd import X86, _host_has
 import loopweave
 
 EMBEDDING = """
-kernel embedding(table: f32[V, D], ids: i32[N]) -> out: f32[N, D] {
+kernel embedding(table: {t}[V, D], ids: i32[N]) -> out: {t}[N, D] {{
     out[i, d] = table[ids[i], d]
+}}
+"""
+COPY = """
+kernel copy(x: f32[N, D]) -> y: f32[N, D] {
+    y[i, d] = x[i, d]
 }
 """
 TWO = """
@@ -45,24 +51,30 @@ def _hoisted(source: str) -> list[str]:
 
 
 @pytest.mark.parametrize("isa", list(X86))
-def test_embedding_reads_each_row_index_once(isa):
-    k = _compile(EMBEDDING, isa)
-    lanes = 16 if isa == "avx512" else 8
-    hoisted = _hoisted(k.source)
-    assert [load for _, load in hoisted] == ["ids[c0]"], k.source
-    name = hoisted[0][0]
-    guard = re.search(rf"if \((lw_end\d+) - c1 >= {lanes}\) {{\n\s*const int32_t {name} = ",
-                      k.source)
-    assert guard is not None, k.source
-    whole = k.source[guard.end():k.source.index("for (; c1 < ", guard.end())]
-    assert "ids[" not in whole.split(";", 1)[1]  # the vector loops use the name only
+@pytest.mark.parametrize("dtype", ["f32", "f64", "i8"])
+def test_a_row_copy_is_one_memcpy_per_row(isa, dtype):
+    k = _compile(EMBEDDING.format(t=dtype), isa)
+    body = k.source[k.source.index("void lw_embedding"):]
+    ctype = {"f32": "float", "f64": "double", "i8": "int8_t"}[dtype]
+    assert re.search(r"memcpy\(&out\[c0 \* D \+ c1\], &table\[\(\(int64_t\)\(ids\[c0\]\)\) \* D "
+                     rf"\+ c1\], \(size_t\)\(lw_end\d+ - c1\) \* sizeof\({ctype}\)\);", body), body
+    assert "_mm" not in body and "#if" not in body  # plain C: no intrinsics, no guard
     rng = np.random.default_rng(0)
+    np_type = {"f32": np.float32, "f64": np.float64, "i8": np.int8}[dtype]
     for v, d, n in SIZES:
-        table = rng.random((v, d), dtype=np.float32)
+        table = (rng.random((v, d)) * 100).astype(np_type)
         ids = rng.integers(0, v, n).astype(np.int32)
         np.testing.assert_array_equal(k(table, ids), np.take(table, ids, axis=0))
-        out = np.full((n, d), np.nan, np.float32)
+        out = np.full((n, d), 7, np_type)
         np.testing.assert_array_equal(k(table, ids, out=out), table[ids])
+
+
+@pytest.mark.parametrize("isa", list(X86))
+def test_a_copy_without_a_gather_keeps_its_vector_moves(isa):
+    k = _compile(COPY, isa)
+    assert "memcpy(&y" not in k.source and "_mm" in k.source
+    x = np.random.default_rng(3).random((5, 21), dtype=np.float32)
+    np.testing.assert_array_equal(k(x), x)
 
 
 @pytest.mark.parametrize("isa", list(X86))
