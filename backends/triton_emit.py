@@ -312,9 +312,7 @@ class KernelWriter:
         literal, which has no `.to`)."""
         if dtype.name == "f32":
             return value
-        if dtype.name in triton_lowp.TYPES:
-            return triton_lowp.narrow(value, dtype, self.use)
-        return f"tl.cast({value}, {TL_TYPES[dtype.name]})"
+        return triton_lowp.stored(value, dtype, TL_TYPES, self.use)
 
     def store_mask(self, sec: Section, layout) -> ir.Expr | None:
         s = sec.stmt

@@ -168,6 +168,14 @@ def narrow(text: str, dtype: DType, use: Callable[[str], None]) -> str:
     return f"_lw_f32_to_{dtype.name}({text})"
 
 
+def stored(text: str, dtype: DType, tl_types: dict[str, str],
+           use: Callable[[str], None]) -> str:
+    """The f32 value `text` (or a Python literal) converted to the stored type `dtype`."""
+    if dtype.name in TYPES:
+        return narrow(text, dtype, use)
+    return f"tl.cast({text}, {tl_types[dtype.name]})"  # tl.cast: a literal has no `.to`
+
+
 def round_trip(text: str, dtype: DType, use: Callable[[str], None]) -> str:
     """The f32 value `text` rounded to `dtype` and widened back (the DSL's `f32(f8e4m3(x))`)."""
     return widen(narrow(text, dtype, use), dtype, use)

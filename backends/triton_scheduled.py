@@ -128,9 +128,7 @@ class _LaunchWriter:
     def cast(self, value: str, dtype) -> str:
         if dtype.name in ("f32", "bool"):
             return value
-        if dtype.name in triton_lowp.TYPES:
-            return triton_lowp.narrow(value, dtype, self.use)
-        return f"tl.cast({value}, {TL_TYPES[dtype.name]})"  # also for a literal: `(0).to` fails
+        return triton_lowp.stored(value, dtype, TL_TYPES, self.use)  # also for a literal
 
     def varies(self, e: ir.Expr) -> bool:
         return bool(ir.variables(e) & self.lane_vars)
