@@ -210,3 +210,14 @@ def test_the_avx512_loop_builds_and_runs_where_the_cpu_has_it():
         hi, lo = k(x)
         np.testing.assert_array_equal(hi, np.argmax(x, axis=1))
         np.testing.assert_array_equal(lo, np.argmin(x, axis=1))
+
+
+def test_a_temporary_index_is_i64_and_reads_like_any_temporary():
+    kernel = compiled("""
+    kernel f(X: f64[M, N]) -> y: f64[M] {
+        t[i] argmin= X[i, j]
+        y[i] = f64(t[i]) * 2.0
+    }
+    """)
+    x = special_rows(8, 33, np.float64, 4)
+    np.testing.assert_array_equal(kernel(x), 2.0 * np.argmin(x, axis=1))
