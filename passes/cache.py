@@ -47,7 +47,7 @@ def analyze(kernel: KernelIR, schedule: isl.Schedule, tag: str, tensor: str,
         raise ScheduleError(f"the loop does not access {tensor}")
     footprint = functools.reduce(isl.Map.union, read_fp + write_fp).coalesce()
     names = [f"c{k}" for k in range(depth)]
-    offsets, sizes = _box(footprint, names, tensor)
+    offsets, sizes = _box(*_without_fixed_loops(footprint, names), tensor)
     t = kernel.tensors[tensor]
     if copy_out:
         _check_exact(kernel, t, functools.reduce(isl.Map.union, write_fp), offsets, sizes, names)
@@ -85,6 +85,20 @@ def _box(footprint: isl.Map, names: list[str], tensor: str) -> tuple[tuple, tupl
             raise ScheduleError(f"the footprint of {tensor} has no affine offset") from None
         sizes.append(largest.to_python() + 1)
     return tuple(offsets), tuple(sizes)
+
+
+def _without_fixed_loops(footprint: isl.Map, names: list[str]) -> tuple[isl.Map, list[str]]:
+    """The footprint without the outer loops whose value the loops outside them fix (a tile
+    loop of a loop already tiled by as much): isl's AST has no loop there, so no iterator for
+    the offsets to name. Projecting such a loop out loses nothing: it is a function of the
+    others."""
+    domain = isl.Map.from_domain(footprint.domain())
+    fixed = [k for k in range(len(names)) if domain.project_out(
+        isl.dim_type.in_, k + 1, len(names) - k - 1).move_dims(
+        isl.dim_type.out, 0, isl.dim_type.in_, k, 1).is_single_valued()]
+    for k in reversed(fixed):
+        footprint = footprint.project_out(isl.dim_type.in_, k, 1)
+    return footprint, [n for k, n in enumerate(names) if k not in fixed]
 
 
 def _find_mark(schedule: isl.Schedule, name: str) -> isl.ScheduleNode:

@@ -205,6 +205,18 @@ FIXED = {
         "    O1[i] *= F[j]  where i < j\n"
         "}\n",
         sizes={"N": 5}, scalars={"a64": 0.5}, seed=6570),
+    # cache_write's offsets named a tile loop that isl's AST drops (its value fixed by the
+    # loops outside: j tiled by 8 twice): `c3` undeclared in the C (passes/cache.py projects
+    # such loops out of the footprint).
+    "cache_offset_of_a_loop_with_one_iteration": Regression(
+        "cpu-random",
+        "kernel fz10300(A: i32[K, N]) -> (O0: i16[N, K]) {\n"
+        "    O0[i, j] += i16(A[K - 1 - j, 3*k])  where k in 0:N / 3\n"
+        "}\n",
+        sizes={"K": 11, "N": 7}, seed=10300,
+        schedule='[{"op": "tile", "target": "S1", "args": [["i", 2], ["j", 8]]}, '
+                 '{"op": "tile", "target": "S1", "args": [["i", 8], ["j", 8]]}, '
+                 '{"op": "cache_write", "target": "S1", "args": ["j"]}]'),
 }
 
 KNOWN: dict[str, tuple[Regression, str]] = {}

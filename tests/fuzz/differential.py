@@ -41,7 +41,7 @@ import traceback  # noqa: E402
 import warnings  # noqa: E402
 from collections import Counter  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+from dataclasses import dataclass, field, replace  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -202,10 +202,7 @@ def compile_for(target: str, case: Case, kernel_ir=None):
     if target == "cpu-portable":
         return loopweave.compile(src, "cpu", cflags=["-O2"], tuning_db=False), None
     if target == "cpu-random":
-        if case.schedule_json is not None:
-            sched = loopweave.Schedule.from_json(case.schedule_json)
-        else:
-            sched = rs.random_schedule(kernel_ir, random.Random(case.schedule_seed))
+        sched = loopweave.Schedule.from_json(with_schedule(target, case, kernel_ir).schedule_json)
         return loopweave.compile(src, "cpu", schedule=sched, tuning_db=False), sched.to_json()
     if target == "triton":
         return loopweave.compile(src, "triton", tuning_db=False), None
@@ -214,6 +211,19 @@ def compile_for(target: str, case: Case, kernel_ir=None):
     if target == "aarch64":
         return loopweave.compile(src, "aarch64", tuning_db=False), None
     raise ValueError(f"unknown target {target!r}; known: {', '.join(ALL_TARGETS)}")
+
+
+def with_schedule(target: str, case: Case, kernel_ir=None) -> Case:
+    """`case` with its cpu-random schedule drawn (from `case.schedule_seed`) when it has none,
+    before anything compiles: a failure that kills the build or the process still names the
+    schedule it ran (the shrinker keeps it fixed, the regression case records it)."""
+    if target != "cpu-random" or case.schedule_json is not None:
+        return case
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kernel_ir = kernel_ir or front_end(case.source)
+    sched = rs.random_schedule(kernel_ir, random.Random(case.schedule_seed))
+    return replace(case, schedule_json=sched.to_json())
 
 
 MISSING: dict[str, Callable[[], str | None]] = {
@@ -228,6 +238,8 @@ def run_target(target: str, case: Case):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             kernel_ir = front_end(case.source)
+            case = with_schedule(target, case, kernel_ir)
+            schedule = case.schedule_json
             kernel, schedule = compile_for(target, case, kernel_ir)
             args = make_inputs(kernel_ir, case)
             returned = kernel(*args)
@@ -248,6 +260,10 @@ def _first_lines(text: str, n: int = 3) -> str:
 
 def run_isolated(target: str, case: Case, timeout: float = TIMEOUT_S):
     """`run_target` in a forked child: a crash or hang of the kernel is reported, not suffered."""
+    try:
+        case = with_schedule(target, case)
+    except Exception:  # noqa: BLE001 - the child reports it, as a crash with its traceback
+        pass
     status, message, schedule = run_isolated_call(lambda: run_target(target, case), timeout)
     return status, message, schedule if status == "ok" or schedule else case.schedule_json
 
