@@ -183,6 +183,24 @@ def test_a_loopweave_error_is_unsupported_and_other_exceptions_crash():
     assert status == "unsupported" and message.startswith("DSLTypeError")
 
 
+def test_a_build_failure_of_cpu_random_names_its_schedule(monkeypatch):
+    """Seed 10300: the build failed, and the schedule was lost with it (the shrinker then drew
+    a new one for every smaller kernel); it is drawn before the build now, the same each time."""
+    seed = next(s for s in range(10, 40) if rs.random_schedule(
+        front_end(rk.generate(s).source()), random.Random(s)).steps)
+    case = df.case_of(rk.generate(seed), seed)
+    drawn = df.with_schedule("cpu-random", case).schedule_json
+    assert drawn and drawn == df.with_schedule("cpu-random", case).schedule_json
+    assert df.with_schedule("cpu", case) is case
+
+    def build_fails(*args, **kwargs):
+        raise loopweave.CompileError("cc failed")
+
+    monkeypatch.setattr(loopweave, "compile", build_fails)
+    status, message, schedule = df.run_target("cpu-random", case)
+    assert status == "crash" and message.startswith("CompileError") and schedule == drawn
+
+
 def test_the_shrinker_finds_the_statement_that_fails():
     """A fake target that is wrong whenever a kernel has a `max=` statement: the shrinker keeps
     only that statement. Both fakes answer without compiling."""
