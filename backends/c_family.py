@@ -16,6 +16,7 @@ from loopweave.backends.register_tile import render_register_tile
 from loopweave.errors import ScheduleError, TargetError
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import row_major_offset
+from loopweave.ir.argreduce import guard_topk
 from loopweave.ir.loops import GPU_AXES, Block, For, If, Node, Scope, Store, walk
 from loopweave.ir.types import BOOL, DType
 
@@ -294,6 +295,7 @@ class CFamilyRenderer:
     vector_isa_used = False
 
     def render_for(self, node: For, indent: str) -> list[str]:
+        node = guard_topk(node)  # a top-k's slots skipped for values that enter none
         tile = render_register_tile(self, node, indent)
         if tile is not None:
             return tile

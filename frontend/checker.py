@@ -27,20 +27,14 @@ import islpy as isl
 from loopweave.errors import BoundsError, DSLTypeError, DSLWarning, SourcePos
 from loopweave.frontend import ast
 from loopweave.frontend import temporaries as temps
+from loopweave.frontend.arg_reductions import check_arg_reduction
 from loopweave.frontend.ast_walk import first_use, names_in, writes_by_name
 from loopweave.frontend.bounds import out_of_bounds
 from loopweave.frontend.gathers import gather_index, index_checks, scatter_error, tensor_read
 from loopweave.frontend.index_vars import find_index_vars, implicit_range
 from loopweave.frontend.lint import near_miss_indices
 from loopweave.frontend.program_order import Loop, Node, program_order
-from loopweave.frontend.reductions import (
-    ARG_REDUCTIONS,
-    arg_reduction_error,
-    arg_statements,
-    best_value,
-    init_statement,
-    init_value,
-)
+from loopweave.frontend.reductions import init_statement, init_value
 from loopweave.frontend.values import (
     FLOAT_WORDS,
     NotAffine,
@@ -54,8 +48,9 @@ from loopweave.frontend.values import (
 )
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
+from loopweave.ir.argreduce import ARG_REDUCTIONS
 from loopweave.ir.kernel import KernelIR, ScalarArg, Statement, Tensor
-from loopweave.ir.types import DTYPES, I64, INDEX
+from loopweave.ir.types import DTYPES, INDEX
 
 # The most loops around one statement: more is surely a mistake, and isl's time grows
 # steeply with the dimension (80 nested loops take a minute).
@@ -411,7 +406,7 @@ class Checker:
         stmt = Statement(name, iterators, domain, lhs, op, rhs.expr, st.pos,
                          enclosing=len(outer))
         if op in ARG_REDUCTIONS:
-            return self.arg_reduction(st, stmt, target, lhs_vars, extents, loops)
+            return check_arg_reduction(self, st, stmt, target, lhs_vars, extents, loops)
         result = [stmt]
         if op != "=" and lhs_name not in self.written:
             result.insert(0, init_statement(stmt, [*outer, *lhs_vars], self.params,
@@ -439,32 +434,6 @@ class Checker:
         shown = {lp.var: lp.value for lp in loops if lp.reverse}
         self.to_prove += [(s, shown) for s in named]
         return named
-
-    def arg_reduction(self, st: ast.Statement, stmt: Statement, target: Tensor | None,
-                      lhs_vars: list[str], extents: dict, loops: list[Loop]) -> list:
-        """`idx[..] argmax= value` as frontend/reductions.py's statements: two initialisations,
-        then the index update and the best value's reduction in one band (`Node(None, ..)`)."""
-        name, reduced = st.lhs.tensor, stmt.iterators[stmt.enclosing + len(lhs_vars):]
-        if message := arg_reduction_error(st.op, name, reduced, target):
-            raise self.error(message, st.pos)
-        if not self.name_is_free(best_name := best_value(name), loops):
-            raise self.error(f"{st.op} keeps its best value in '{best_name}', which is "
-                             "already declared; rename one of them", st.lhs.pos)
-        init = init_statement(stmt, [*stmt.iterators[:stmt.enclosing], *lhs_vars],
-                              self.params, self.extents.get(name))
-        if target is None:
-            target = self.declare_temporary(st, [init], I64, extents)
-        elif target.role == "temp":
-            target = self.grow_temporary(st, [init], extents)
-        best = self.set_temporary(Tensor(best_name, stmt.rhs.dtype, (), "temp"),
-                                  self.extents[name])
-        named = self.append(arg_statements(st.op, stmt, init,
-                                           ir.Load(name, stmt.lhs.indices, target.dtype),
-                                           ir.Load(best_name, stmt.lhs.indices, best.dtype)))
-        self.written |= {name, best_name}
-        shown = {lp.var: lp.value for lp in loops if lp.reverse}
-        self.to_prove += [(s, shown) for s in named[:3]]  # the 4th reads what the 3rd does
-        return [*named[:2], Node(None, named[2:])]
 
     def append(self, stmts: list[Statement]) -> list[Statement]:
         """Append statements, naming them S<n> in program order (an init before its update)."""

@@ -1,23 +1,11 @@
-"""The identity initialisation in front of a reduction into a fresh output or temporary, and
-the statements an arg-reduction (`idx[i] argmax= X[i, j]`) stands for:
-
-    idx_best[i] = -inf; idx[i] = -1                    (initialisations)
-    for i, j:                                          (one band, both statements inside)
-        idx[i] = select(X[i, j] > idx_best[i] or <NaN rule> or idx[i] < 0, j, idx[i])
-        idx_best[i] max= X[i, j]
-
-The index update reads the best value before the step, so it runs first.
-"""
+"""The identity initialisation in front of a reduction into a fresh output or temporary."""
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import islpy as isl
 
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
-from loopweave.ir.argreduce import ARG_REDUCTIONS, arg_update
 from loopweave.ir.kernel import Statement, Tensor
 from loopweave.ir.types import identity
 
@@ -57,34 +45,4 @@ def init_value(op: str, target: Tensor) -> ir.Expr:
     compute = target.dtype.compute  # the stored type's identity: f8e4m3 has no -inf
     value = ir.Const(identity(op, target.dtype), compute)
     return ir.Cast(target.dtype, value) if target.dtype.is_storage_only else value
-
-
-def best_value(lhs: str) -> str:
-    """The name of the hidden temporary holding an arg-reduction's best value so far."""
-    return f"{lhs}_best"
-
-
-def arg_reduction_error(op: str, name: str, reduced: tuple[str, ...], target: Tensor | None
-                        ) -> str | None:
-    """Why `name[..] argmax= value` (reducing the index variables `reduced`) is refused, if it
-    is: one variable is reduced, into an integer tensor."""
-    if len(reduced) != 1:
-        return (f"{op} needs exactly one reduced index variable (an index of the right side "
-                f"that is not on the left), here {', '.join(map(repr, reduced)) or 'none'}")
-    if target is not None and not target.dtype.is_int:
-        return f"{op} writes an index, but '{name}' is {target.dtype}; declare it i32 or i64"
-    return None
-
-
-def arg_statements(op: str, stmt: Statement, init: Statement, index: ir.Load, kept: ir.Load
-                   ) -> list[Statement]:
-    """The four statements of `index argmax= value` (`stmt`, whose last iterator is the reduced
-    one; `init` its initialisation's domain), `kept` the hidden best value: see the module
-    docstring."""
-    value_op = ARG_REDUCTIONS[op]
-    update = arg_update(op, stmt.rhs, kept, ir.Var(stmt.iterators[-1]), index)
-    return [replace(init, lhs=kept, rhs=ir.Const(identity(value_op, kept.dtype), kept.dtype)),
-            replace(init, lhs=index, rhs=ir.Const(-1, index.dtype)),
-            replace(stmt, lhs=index, op="=", rhs=update),
-            replace(stmt, lhs=kept, op=value_op)]
 

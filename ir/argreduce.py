@@ -21,8 +21,11 @@ the first step, which always wins (a range of only -inf gives its first index, a
 
 from __future__ import annotations
 
-from loopweave.ir.expr import Binary, Call, Cast, Const, Expr, Load, Var
-from loopweave.ir.types import BOOL
+from dataclasses import replace
+
+from loopweave.ir.expr import Binary, Call, Cast, Const, Expr, Load, Var, substitute
+from loopweave.ir.loops import Block, For, If, Store
+from loopweave.ir.types import BOOL, I64
 
 #: The arg-reductions and the reduction of the best value each carries along.
 ARG_REDUCTIONS = {"argmax=": "max=", "argmin=": "min="}
@@ -73,3 +76,56 @@ def pair_of(update_tensor: str, update_indices: tuple[Expr, ...], update_value: 
 def reduced_var(index: Expr) -> str | None:
     """The variable of a reduced index expression (a bare variable), or None."""
     return index.name if isinstance(index, Var) else None
+
+
+# -- top-k (frontend/arg_reductions.py writes the statements) -------------------------------------
+
+def topk_step(op: str, value: Expr, here: Load, mine: Load, above: Load, above_index: Load,
+              first: Expr) -> Expr:
+    """The decision of a top-k step at one slot (`here`, index `mine`; the slot before it
+    `above`, `above_index`; `first`: whether there is one): 2 takes the slot above (the value
+    beats it), 1 takes the value (it beats this slot), 0 keeps the slot. An empty slot (index
+    -1) is beaten by anything."""
+    def beats(best: Expr, index: Expr) -> Expr:
+        return Binary("or", better(op, value, best),
+                      Binary("<", index, Const(0, index.dtype), BOOL), BOOL)
+
+    keep_or_take = Call("select", (beats(here, mine), Const(1, I64), Const(0, I64)), I64)
+    shift = Binary("and", first, beats(above, above_index), BOOL)
+    return Call("select", (shift, Const(2, I64), keep_or_take), I64)
+
+
+def topk_choose(decision: Expr, shifted: Expr, new: Expr, old: Expr) -> Expr:
+    """A slot's new content after the decision `topk_step` made."""
+    inner = Call("select", (Binary("==", decision, Const(1, I64), BOOL), new, old), old.dtype)
+    return Call("select", (Binary("==", decision, Const(2, I64), BOOL), shifted, inner),
+                old.dtype)
+
+
+def guard_topk(loop: For) -> For:
+    """`loop` (the reduced loop j of a top-k) with the loop over its slots skipped when the
+    value does not enter the last slot, the first the slot loop visits: the slots are sorted,
+    so then it enters none (the decision is 0 at every slot). Any other loop unchanged."""
+    inner = loop.body
+    if not isinstance(inner, For) or not isinstance(inner.body, Block) or \
+            len(inner.body.body) != 3 or not all(isinstance(s, Store) for s in inner.body.body):
+        return loop
+    step, index, kept = inner.body.body
+    try:
+        above_index, (_, j_value, _) = index.value.args[1], index.value.args[2].args
+        above, (_, value, _) = kept.value.args[1], kept.value.args[2].args
+        first = step.value.args[0].left
+    except (AttributeError, IndexError, ValueError):
+        return loop
+    decision = Load(step.tensor, step.indices, I64)
+    mine = Load(index.tensor, index.indices, index.value.dtype)
+    here = Load(kept.tensor, kept.indices, kept.value.dtype)
+    if index.value != topk_choose(decision, above_index, j_value, mine) or \
+            kept.value != topk_choose(decision, above, value, here) or \
+            not any(step.value == topk_step(op, value, here, mine, above, above_index, first)
+                    for op in ARG_REDUCTIONS):
+        return loop
+    at_last = substitute(step.value, {inner.var: inner.init})
+    enters = Binary("!=", at_last, Const(0, I64), BOOL)
+    return replace(loop, body=If(enters, inner, None))
+

@@ -153,7 +153,7 @@ def test_every_target_matches_numpy(target):
     ("y[i] argmax= X[i, j]", r"argmax= writes an index, but 'y' is f32; declare it i32 or i64"),
     ("k[i] argmax= X[i, i]", r"needs exactly one reduced index variable .*here none"),
     ("k[0] argmin= X[i, j]", r"needs exactly one reduced index variable .*here 'i', 'j'"),
-    ("k_best[i] = X[i, 0]\n        k[i] argmax= X[i, j]", r"keeps its best value in 'k_best'"),
+    ("k_best[i] = X[i, 0]\n        k[i] argmax= X[i, j]", r"keeps its best values? in 'k_best'"),
 ])
 def test_wrong_uses_are_refused_with_their_position(body, message):
     source = f"""
@@ -221,3 +221,76 @@ def test_a_temporary_index_is_i64_and_reads_like_any_temporary():
     """)
     x = special_rows(8, 33, np.float64, 4)
     np.testing.assert_array_equal(kernel(x), 2.0 * np.argmin(x, axis=1))
+
+
+# -- top-k: a rank variable on the left ---------------------------------------------------------
+
+TOPK = """
+kernel top(X: f32[M, N]) -> (vals: f32[M, 8], idx: i64[M, 8], low: i32[M, 3]) {
+    idx[i, t] argmax= X[i, j]
+    vals[i, t] = idx_best[i, t]
+    low[i, r] argmin= X[i, j]
+}
+"""
+
+
+def stable_topk(x: np.ndarray, k: int, largest: bool = True) -> np.ndarray:
+    """The indices of the k best of each row: NaN first, equal values in index order."""
+    key = np.where(np.isnan(x), -np.inf, -x if largest else x)
+    return np.argsort(key, axis=1, kind="stable")[:, :k]
+
+
+@pytest.mark.parametrize(("m", "n"), [(1, 8), (7, 9), (9, 1003), (2, 5000)])
+@pytest.mark.parametrize("dtype", ["f32", "f64"])
+def test_topk_matches_a_stable_sort_and_torch(m, n, dtype):
+    kernel = compiled(TOPK.replace("f32", dtype))
+    x = special_rows(m, n, np.float32 if dtype == "f32" else np.float64, m + n)
+    vals, idx, low = kernel(x)
+    want = stable_topk(x, 8)
+    np.testing.assert_array_equal(idx, want)
+    np.testing.assert_array_equal(vals, np.take_along_axis(x, want, axis=1))
+    np.testing.assert_array_equal(low, stable_topk(x, 3, largest=False))
+    torch = pytest.importorskip("torch")
+    ordinary = ~np.isnan(x).any(axis=1)  # torch orders NaN rows its own way
+    tv, _ = torch.topk(torch.from_numpy(x[ordinary]), 8, dim=1)
+    np.testing.assert_array_equal(vals[ordinary], tv.numpy())
+
+
+def test_topk_of_a_range_shorter_than_k_leaves_empty_slots():
+    kernel = compiled("""
+    kernel top(X: f32[M, N], n: i32) -> idx: i64[M, 4] {
+        assume N >= n
+        idx[i, t] argmax= X[i, j]   where j in 0:n
+    }
+    """)
+    x = np.arange(12, dtype=np.float32).reshape(2, 6)
+    x[1] = -x[1]  # the second row falls: its best are the first
+    np.testing.assert_array_equal(kernel(x, 2), [[1, 0, -1, -1], [0, 1, -1, -1]])
+    np.testing.assert_array_equal(kernel(x, 6), [[5, 4, 3, 2], [0, 1, 2, 3]])
+
+
+@pytest.mark.parametrize("target", ["aarch64", "cortex-m4", "cortex-m55", "triton", "cuda"])
+def test_topk_on_every_target(target):
+    _needs(target)
+    kernel = compiled(TOPK, target)
+    x = special_rows(7, 37, np.float32, 8)
+    vals, idx, low = kernel(x)
+    np.testing.assert_array_equal(idx, stable_topk(x, 8), err_msg=target)
+    np.testing.assert_array_equal(low, stable_topk(x, 3, largest=False), err_msg=target)
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("k[i, t] argmax= X[i, j]", r"dimension 1 of 'k' is long, which must be a constant"),
+    ("e[i, t] argmax= X[i, j]", r"keeps the 8 best values, but the loop over 'j' never has 8"),
+    ("e[i, t] argmax= X[i, j] + 0.0 * f32(u)   where u in 0:2",
+     r"needs exactly one reduced index variable"),
+])
+def test_wrong_top_k_uses_are_refused(body, message):
+    source = f"""
+    kernel f(X: f32[N, 5], K: i32) -> (k: i64[N, K], e: i64[N, 8]) {{
+        {body}
+    }}
+    """
+    with pytest.raises(DSLTypeError, match=message) as info:
+        loopweave.compile(source, tuning_db=False)
+    assert info.value.line is not None and info.value.column is not None
