@@ -13,6 +13,10 @@ may do with it: a loop over j may be a vector loop though it carries the pair's 
 (backends/simd_arg.py). The pair is recognized by its shape (`pair_of`), so no statement kind
 is added.
 
+Top-k (a rank variable on the left) is an insertion step of three statements per rank
+(`topk_step`, `topk_choose`); C renderers skip the step for a value that does not enter the
+last rank (`guard_topk`).
+
 The tie rule is numpy's: a value replaces the best only if strictly better, so the first
 (smallest) index wins; a NaN is better than every number, the first NaN wins; `idx` is -1 before
 the first step, which always wins (a range of only -inf gives its first index, an empty range

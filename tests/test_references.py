@@ -488,6 +488,20 @@ def naive_argmax(logits):
     return {"best": best, "worst": worst}
 
 
+def naive_topk(logits):
+    b_, v_ = logits.shape
+    idx, vals = np.full((b_, 8), -1, np.int64), np.full((b_, 8), -np.inf)
+    for b in range(b_):
+        for v in range(v_):  # insert into the sorted ranks, after equal values
+            r = 8
+            while r > 0 and (idx[b, r - 1] < 0 or logits[b, v] > vals[b, r - 1]):
+                r -= 1
+            if r < 8:
+                idx[b, r + 1:], vals[b, r + 1:] = idx[b, r:-1].copy(), vals[b, r:-1].copy()
+                idx[b, r], vals[b, r] = v, logits[b, v]
+    return {"vals": vals, "idx": idx}
+
+
 NAIVE = {name[len("naive_"):]: fn for name, fn in globals().items() if name.startswith("naive_")}
 
 CASES = [(name, i) for name, case in refs.KERNELS.items() for i in range(len(case.sizes))]

@@ -110,7 +110,8 @@ def compare(got: np.ndarray, expected: np.ndarray,
             tol_scale: float = 1.0) -> tuple[float, bool]:
     """Return (max abs error, ok) of `got` against `expected` with the tolerance of its dtype.
 
-    Shapes must match; NaN or infinity where `expected` is finite fails.
+    Shapes must match; NaN or infinity where `expected` is finite fails; an infinity equal to
+    the expected one passes (top-k's empty ranks are -inf).
     """
     got = np.asarray(got)
     if got.shape != expected.shape:
@@ -123,11 +124,12 @@ def compare(got: np.ndarray, expected: np.ndarray,
         return err, err == 0
     g, e = got.astype(np.float64), expected.astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
-        diff = np.abs(g - e)
+        diff = np.where(g == e, 0.0, np.abs(g - e))
     if not np.all(np.isfinite(diff)):
         return float("inf"), False
     rtol, atol = tolerance(expected.dtype, tol_scale)
-    scale = max(1.0, float(np.max(np.abs(e))))
+    scale = max(1.0, float(np.max(np.abs(e), where=np.isfinite(e), initial=0.0)))
+    e = np.where(np.isfinite(e), e, 0.0)
     ok = bool(np.all(diff <= atol * scale + rtol * np.abs(e)))
     return float(diff.max()), ok
 

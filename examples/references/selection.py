@@ -1,4 +1,4 @@
-"""Kernels that select an index: argmax and argmin over the rows of logits."""
+"""Kernels that select indices: argmax and argmin, and the top 8, over the rows of logits."""
 
 from __future__ import annotations
 
@@ -27,10 +27,30 @@ def argmax_ref(logits):
             "worst": np.argmin(logits, axis=1).astype(np.int32)}
 
 
+def topk_inputs(s: Sizes, seed: int) -> Args:
+    """logits: f32[B, V] on a coarse grid (many ties)."""
+    return argmax_inputs(s, seed)
+
+
+def topk_ref(logits):
+    """The 8 largest of each row in order, equal values in index order (a stable sort); ranks
+    past the row's length get index -1 and value -inf."""
+    b, v = logits.shape
+    idx = np.full((b, 8), -1, np.int64)
+    vals = np.full((b, 8), -np.inf, np.float32)
+    order = np.argsort(-logits, axis=1, kind="stable")[:, :8]
+    idx[:, :order.shape[1]] = order
+    vals[:, :order.shape[1]] = np.take_along_axis(logits, order, axis=1)
+    return {"vals": vals, "idx": idx}
+
+
 _case = partial(make_case, globals())
 
 CASES = (
     _case("argmax", ["best", "worst"], sizes=[{"B": 7, "V": 13}, {"B": 5, "V": 1003},
                                               {"B": 3, "V": 64}],
+          demo={"B": 64, "V": 32000}),
+    _case("topk", ["vals", "idx"], sizes=[{"B": 7, "V": 13}, {"B": 5, "V": 1003},
+                                          {"B": 3, "V": 64}],
           demo={"B": 64, "V": 32000}),
 )
