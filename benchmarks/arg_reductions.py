@@ -7,7 +7,11 @@
   lane) against `np.argmax(logits, axis=1)`, both into an output they allocate, and loopweave
   again into a caller's `out=` array; argmin likewise against `np.argmin`. Issue 20's target:
   at least 1.0x numpy.
-- top-8 (`torch.topk`) is not in the DSL yet (see docs/dsl.md, Arg-reductions).
+- top-8: `idx[b, t] argmax= logits[b, v]; vals[b, t] = idx_best[b, t]` (examples/kernels/
+  topk.lw) against `torch.topk(logits, 8, dim=1)` with `torch.set_num_threads(1)` (indices
+  and values checked: random normal rows have no ties, where torch's order would be its own).
+  Issue 20's
+  target: at least 1.0x torch.topk.
 
 Every result is checked against numpy before timing; interleaved samples, medians (the machine
 is shared: read the spread column). OMP_NUM_THREADS=1 unless set.
@@ -23,6 +27,7 @@ import numpy as np
 
 import loopweave
 from benchmarks.harness import Comparison, Work, format_table, measure
+from loopweave.examples import load_references
 
 #: (rows, row length): greedy decoding over vocabularies, square-ish and short rows.
 SIZES = [(64, 32000), (256, 50257), (4096, 1024), (16384, 256)]
@@ -51,6 +56,28 @@ def compare(name: str, rows: int, length: int, repeats: int) -> Comparison:
                       timings)
 
 
+def topk(rows: int, length: int, repeats: int) -> Comparison | None:
+    """Top-8 of `rows` rows of `length` random f32 values against torch.topk."""
+    try:
+        import torch  # an optional peer
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    kernel = loopweave.compile(load_references().KERNELS["topk"].source(), tuning_db=False)
+    logits = np.random.default_rng(rows + length).standard_normal((rows, length),
+                                                                  dtype=np.float32)
+    peer = torch.from_numpy(logits)
+    vals, idx = kernel(logits)
+    want_vals, want_idx = torch.topk(peer, 8, dim=1)
+    if not (np.array_equal(vals, want_vals.numpy())
+            and np.array_equal(idx, want_idx.numpy())):
+        raise SystemExit(f"top-8 {rows}x{length}: loopweave differs from torch.topk")
+    timings = measure({"loopweave": lambda: kernel(logits),
+                       "torch.topk": lambda: torch.topk(peer, 8, dim=1)}, repeats=repeats)
+    return Comparison("top-8", f"{rows} x {length} f32", Work(bytes=4.0 * rows * length),
+                      timings)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 samples and two sizes")
@@ -60,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in KERNELS:
         for rows, length in sizes:
             print(format_table(compare(name, rows, length, repeats)))
+    for rows, length in sizes:
+        result = topk(rows, length, repeats)
+        print(format_table(result) if result else "top-8: torch is not installed")
     return 0
 
 

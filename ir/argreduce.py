@@ -129,7 +129,8 @@ def guard_topk(loop: For) -> For:
             not any(step.value == topk_step(op, value, here, mine, above, above_index, first)
                     for op in ARG_REDUCTIONS):
         return loop
-    at_last = substitute(step.value, {inner.var: inner.init})
-    enters = Binary("!=", at_last, Const(0, I64), BOOL)
+    # it beats the last rank (then the decision there is not 0: the ranks are sorted, so a
+    # value that beats the rank above the last beats the last too)
+    enters = substitute(step.value.args[2].args[0], {inner.var: inner.init})
     return replace(loop, body=If(enters, inner, None))
 
