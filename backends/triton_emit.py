@@ -21,6 +21,7 @@ from loopweave.backends.triton_expr import (
     combine,
     conjoin,
     conjuncts,
+    count_product,
     extent,
     loads,
     lt,
@@ -404,9 +405,7 @@ class KernelWriter:
             lo, hi = self.bounds(s, v)
             los.append(lo)
             extents.append(extent(lo, hi))
-        total = extents[0]
-        for e in extents[1:]:
-            total = ir.mul(total, e)
+        total = count_product(extents)
         block = self.block(axis)
         start = self.fresh(f"{axis}0")
         self.open_loop(f"for {start} in range(0, {self.text(total)}, {block}):")

@@ -9,6 +9,7 @@ as the DSL computes them; integer `/` and `%` are floor division and modulo (hel
 
 from __future__ import annotations
 
+import functools
 import keyword
 import math
 
@@ -93,6 +94,13 @@ def combine(op: str, a: str, b: str, dtype) -> str:
 def extent(lo: ir.Expr, hi: ir.Expr) -> ir.Expr:
     """The number of integers in [lo, hi]."""
     return simplify(ir.add(ir.Binary("-", hi, lo, INDEX), ir.Const(1)))
+
+
+def count_product(counts: list[ir.Expr]) -> ir.Expr:
+    """The product of loop counts, each clamped at 0: two empty ranges (L - 4 and M - 4 for
+    L = M = 1) must not multiply into a positive count."""
+    return functools.reduce(ir.mul, [c if isinstance(c, ir.Const) and c.value >= 0 else
+                                     ir.Call("max", (c, ir.Const(0)), INDEX) for c in counts])
 
 
 _RESERVED = frozenset({"tl", "triton", "range", "float", "int", "min", "max", "abs", "len",

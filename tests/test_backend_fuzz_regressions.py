@@ -217,6 +217,23 @@ FIXED = {
         schedule='[{"op": "tile", "target": "S1", "args": [["i", 2], ["j", 8]]}, '
                  '{"op": "tile", "target": "S1", "args": [["i", 8], ["j", 8]]}, '
                  '{"op": "cache_write", "target": "S1", "args": ["j"]}]'),
+    # Triton's flattened reduction loop ran (M - 4) * (L - 4) * N times: two empty ranges
+    # multiplied into a positive count, and it read outside D (backends/triton_expr.py
+    # count_product clamps each count at 0).
+    "triton_flattened_reduction_of_two_empty_ranges": Regression(
+        "triton",
+        "kernel fz10477(D: f32[M, L, N]) -> (O1: f32[]) {\n"
+        "    t1[] += D[j + 2, k, N - 1 - i]  where i in 0:N, j in 2:M - 2, k in 2:L - 2\n"
+        "    O1[] = t1[]\n"
+        "}\n",
+        sizes={"L": 1, "M": 1, "N": 3}, seed=10477),
+    "triton_flattened_reduction": Regression(
+        "triton",
+        "kernel fz10477(D: f32[M, L, N]) -> (O1: f32[]) {\n"
+        "    t1[] += D[j + 2, k, N - 1 - i]  where i in 0:N, j in 2:M - 2, k in 2:L - 2\n"
+        "    O1[] = t1[]\n"
+        "}\n",
+        sizes={"L": 7, "M": 6, "N": 3}, seed=10477),
 }
 
 KNOWN: dict[str, tuple[Regression, str]] = {}
