@@ -13,6 +13,7 @@ import math
 from loopweave.backends.c_lowp import C_LOWP
 from loopweave.backends.c_names import c_name, c_var
 from loopweave.backends.register_tile import render_register_tile
+from loopweave.backends.simd_arg import render_topk_loop
 from loopweave.errors import ScheduleError, TargetError
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import row_major_offset
@@ -296,6 +297,10 @@ class CFamilyRenderer:
 
     def render_for(self, node: For, indent: str) -> list[str]:
         node = guard_topk(node)  # a top-k's slots skipped for values that enter none
+        topk = render_topk_loop(self.vector_isa, self, node, indent) if self.vector_isa else None
+        if topk is not None:
+            self.vector_isa_used = True
+            return topk
         tile = render_register_tile(self, node, indent)
         if tile is not None:
             return tile

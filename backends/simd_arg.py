@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from loopweave.ir import argreduce
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import coefficient
-from loopweave.ir.loops import Block, For, Store
+from loopweave.ir.loops import Block, For, If, Store
+from loopweave.ir.types import BOOL
 
 #: Independent running maxima per chunk, and vectors per chunk.
 CHAINS, CHUNK = 4, 32
@@ -174,3 +175,58 @@ class _Writer:
                   f"{i1}for (; {c} < lw_end; {c} += 1) {{", *r.stmt(node.body, i2),
                   f"{i1}}}", f"{self.indent}}}"]
         return lines
+
+
+def render_topk_loop(isa, renderer, node: For, indent: str) -> list[str] | None:
+    """A top-k's reduced loop whose rank step is guarded (ir/argreduce.guard_topk: `if (value
+    beats the last rank) <step>`), with the guard tested a vector at a time: once the last
+    rank is filled, a vector none of whose values beats it (a NaN does) is skipped whole, any
+    other element runs the guarded step on its own. None for any other loop."""
+    guard = node.body
+    if not isinstance(guard, If) or guard.orelse is not None or node.step != 1:
+        return None
+    found = _topk_guard(guard.cond)
+    if found is None:
+        return None
+    op, value, last, last_index = found
+    ops = OPS.get((isa.name, value.dtype.name))
+    var = node.var
+    if ops is None or any(var in ir.variables(x) for x in (last, last_index, node.init)) or \
+            coefficient(renderer.linear_offset(value.tensor, value.indices), var) != 1:
+        return None
+    match node.cond:
+        case ir.Binary(op="<" | "<=", left=ir.Var(name=v), right=hi) if v == var and \
+                var not in ir.variables(hi):
+            end = renderer.expr(hi if node.cond.op == "<" else ir.add(hi, ir.Const(1)))
+        case _:
+            return None
+    r, w, c = renderer, ops.lanes, renderer.expr(ir.Var(var))
+    i1, i2, i3 = (indent + "  " * n for n in (1, 2, 3))
+    enters = ops.cmp.format(ops.load.format(f"lw_p + ({c} - lw_c0)"),
+                            ops.splat.format(r.expr(last)),
+                            "_CMP_NLE_UQ" if op == "argmax=" else "_CMP_NGE_UQ")
+    lines = [f"{indent}{{", f"{i1}int64_t {c} = {r.expr(node.init)};",
+             f"{i1}const int64_t lw_end = {end}, lw_c0 = {c};",
+             f"{i1}const {r.ctype(value.dtype)} *lw_p = &{r.expr(value)};",
+             f"{i1}while ({c} < lw_end) {{",
+             f"{i2}if (lw_end - {c} >= {w} && {r.expr(last_index)} >= 0 && "
+             f"!{ops.bits.format(enters)}) {{",
+             f"{i3}{c} += {w};  /* no value here enters the ranks */",
+             f"{i3}continue;", f"{i2}}}", *r.stmt(guard, i2), f"{i2}{c} += 1;",
+             f"{i1}}}", f"{indent}}}"]
+    plain = renderer.render_plain_for(node, indent)
+    return [f"#if {isa.guard}", *lines, "#else", *plain, "#endif"]
+
+
+def _topk_guard(cond: ir.Expr):
+    """(op, value, last rank's value, last rank's index) of a top-k guard `value beats the
+    last rank` (ir/argreduce.guard_topk), or None."""
+    match cond:
+        case ir.Binary(op="or", left=ir.Binary(op="or", left=ir.Binary(
+                op=">" | "<" as cmp, left=ir.Load() as value, right=ir.Load() as last)),
+                right=ir.Binary(op="<", left=ir.Load() as last_index)):
+            op = "argmax=" if cmp == ">" else "argmin="
+            beats = ir.Binary("or", argreduce.better(op, value, last), ir.Binary(
+                "<", last_index, ir.Const(0, last_index.dtype), BOOL), BOOL)
+            return (op, value, last, last_index) if beats == cond else None
+    return None

@@ -3,15 +3,14 @@
     .venv/bin/python -m benchmarks.arg_reductions [--quick]
 
 - argmax: `best[b] argmax= logits[b, v]` (the argmax statement of examples/kernels/argmax.lw,
-  default CPU schedule: rows in parallel, the row loop in SIMD with a (value, index) pair per
-  lane) against `np.argmax(logits, axis=1)`, both into an output they allocate, and loopweave
+  default CPU schedule: rows in parallel, the row loop in SIMD in chunks, backends/simd_arg.py)
+  against `np.argmax(logits, axis=1)`, both into an output they allocate, and loopweave
   again into a caller's `out=` array; argmin likewise against `np.argmin`. Issue 20's target:
   at least 1.0x numpy.
 - top-8: `idx[b, t] argmax= logits[b, v]; vals[b, t] = idx_best[b, t]` (examples/kernels/
   topk.lw) against `torch.topk(logits, 8, dim=1)` with `torch.set_num_threads(1)` (indices
   and values checked: random normal rows have no ties, where torch's order would be its own).
-  Issue 20's
-  target: at least 1.0x torch.topk.
+  Issue 20's target: at least 1.0x torch.topk.
 
 Every result is checked against numpy before timing; interleaved samples, medians (the machine
 is shared: read the spread column). OMP_NUM_THREADS=1 unless set.
