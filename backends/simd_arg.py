@@ -212,7 +212,8 @@ def render_topk_loop(isa, renderer, node: For, indent: str) -> list[str] | None:
              f"{i2}if (lw_end - {c} >= {w} && {r.expr(last_index)} >= 0 && "
              f"!{ops.bits.format(enters)}) {{",
              f"{i3}{c} += {w};  /* no value here enters the ranks */",
-             f"{i3}continue;", f"{i2}}}", *r.stmt(guard, i2), f"{i2}{c} += 1;",
+             f"{i3}continue;", f"{i2}}}", *(_insertion(r, guard, value, op, i2)
+                                            or r.stmt(guard, i2)), f"{i2}{c} += 1;",
              f"{i1}}}", f"{indent}}}"]
     plain = renderer.render_plain_for(node, indent)
     return [f"#if {isa.guard}", *lines, "#else", *plain, "#endif"]
@@ -230,3 +231,41 @@ def _topk_guard(cond: ir.Expr):
                 "<", last_index, ir.Const(0, last_index.dtype), BOOL), BOOL)
             return (op, value, last, last_index) if beats == cond else None
     return None
+
+
+def _insertion(r, guard: If, value: ir.Load, op: str, indent: str) -> list[str] | None:
+    """The guarded rank step as a plain insertion (C): from the last rank up, move each rank
+    down while the value beats the one above it, then put the value there; the same as the
+    step's loop over the ranks (sorted ranks), without testing the ranks above. None if the
+    step is not in the shape ir/argreduce.guard_topk made."""
+    ranks = guard.then
+    if not isinstance(ranks, For) or not isinstance(ranks.body, Block) or \
+            ranks.init != ir.Const(0) or len(ranks.body.body) != 3:
+        return None
+    match ranks.cond:
+        case ir.Binary(op="<" | "<=" as cmp, left=ir.Var(name=v), right=ir.Const(value=hi)) \
+                if v == ranks.var:
+            k = int(hi) + (cmp == "<=")
+        case _:
+            return None
+    _, index, kept = ranks.body.body
+    rank = ir.Var("lw_r")
+    at = {ranks.var: ir.Binary("-", ir.Const(k - 1), rank, ir.INDEX)}
+    above = {ranks.var: ir.Binary("-", ir.Const(k), rank, ir.INDEX)}
+    here, mine = (ir.substitute(ir.Load(s.tensor, s.indices, s.value.dtype), at)
+                  for s in (kept, index))
+    up, up_index = (ir.substitute(ir.Load(s.tensor, s.indices, s.value.dtype), above)
+                    for s in (kept, index))
+    x = ir.Var("lw_v", value.dtype)  # the value, read once
+    beats = ir.Binary("or", argreduce.better(op, x, up), ir.Binary(
+        "<", up_index, ir.Const(0, up_index.dtype), BOOL), BOOL)
+    j_value = index.value.args[2].args[1]
+    n, v, i1, i2 = r.expr(rank), r.expr(x), indent + "  ", indent + "    "
+    return [f"{indent}if ({r.expr(guard.cond)}) {{",
+            f"{i1}const {r.ctype(value.dtype)} {v} = {r.expr(value)};",
+            f"{i1}int64_t {n} = {k - 1};",
+            f"{i1}while ({n} > 0 && ({r.expr(beats)})) {{",
+            f"{i2}{r.expr(here)} = {r.expr(up)};",
+            f"{i2}{r.expr(mine)} = {r.expr(up_index)};", f"{i2}{n} -= 1;", f"{i1}}}",
+            f"{i1}{r.expr(here)} = {v};", f"{i1}{r.expr(mine)} = {r.expr(j_value)};",
+            f"{indent}}}"]
