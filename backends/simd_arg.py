@@ -1,4 +1,8 @@
-"""SIMD for an arg-reduction's vector loop (`idx[i] argmax= X[i, j]`, j vector; ir/argreduce.py).
+"""SIMD for arg-reductions (ir/argreduce.py): argmax/argmin's vector loop (`render_arg_loop`)
+and top-k's reduced loop (`render_topk_loop`: the guard of the rank step tested a vector at a
+time, an entering value inserted directly).
+
+Argmax: `idx[i] argmax= X[i, j]`, j a vector loop.
 
 The loop body is the pair `idx = select(<X better than best>, j, idx); best max= X`. The loop
 runs in chunks of CHUNK vectors. A chunk's largest value comes from four independent running
