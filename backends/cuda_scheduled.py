@@ -17,7 +17,7 @@ from loopweave.backends.c_family import c_name, c_var
 from loopweave.backends.cuda_render import CUDA_PRELUDE, REDUCE_CODES, CudaRenderer
 from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
-from loopweave.ir.affine import constant_value
+from loopweave.ir.affine import constant_value, simplify
 from loopweave.ir.kernel import KernelIR, Tensor
 from loopweave.ir.launches import (
     Barrier,
@@ -28,8 +28,11 @@ from loopweave.ir.launches import (
     ThreadReduce,
     walk_kernel,
 )
-from loopweave.ir.loops import THREAD_AXES, For, Node, Scope
-from loopweave.ir.types import identity
+from loopweave.ir.loops import THREAD_AXES, For, Node, Scope, Store, full_extent, node_loads, walk
+from loopweave.ir.types import INDEX, identity
+
+#: The longest loop over a thread's own tile that is unrolled (its trip count).
+MAX_UNROLL = 16
 
 _GRID_LIMITS = {"blockIdx.x": "2147483647", "blockIdx.y": "65535", "blockIdx.z": "65535"}
 
@@ -40,6 +43,8 @@ class ScheduledCudaRenderer(CudaRenderer):
     def __init__(self, kernel: KernelIR, program: GpuProgram, arch: str):
         super().__init__(kernel, program, None, arch)
         self.shared_names: set[str] = set()  # block-level buffers, declared __shared__ on top
+        self.register_names: set[str] = set()  # per-thread tiles, declared on top
+        self.unrolled: dict[str, ir.Expr] = {}  # unrolled loop variable -> init + step * counter
         self.reduce_width: int | None = None  # threads of a reduction that are not whole warps
         self.shapes.update((b.name, b.shape) for b in program.device_buffers)
 
@@ -66,6 +71,13 @@ class ScheduledCudaRenderer(CudaRenderer):
             for d in b.shape:
                 size *= constant_value(d)
             lines.append(f"  __shared__ {self.ctype(b.dtype)} {c_name(b.name)}[{max(size, 1)}];")
+        self.register_names = {b.name for b in launch.registers}
+        for b in launch.registers:  # a thread's own tile (ir/fragments): registers once unrolled
+            self.shapes[b.name] = b.shape
+            size = 1
+            for d in b.shape:
+                size *= constant_value(d)
+            lines.append(f"  {self.ctype(b.dtype)} {c_name(b.name)}[{max(size, 1)}];")
         lines += self.reduction_scratch(launch)
         indent = "  "
         for loop in launch.blocks:
@@ -172,8 +184,37 @@ class ScheduledCudaRenderer(CudaRenderer):
 
     def render_plain_for(self, node: For, indent: str) -> list[str]:
         v = c_var(node.var)
+        extent = full_extent(node)
+        if extent is not None and extent <= MAX_UNROLL and self.indexes_registers(node):
+            # A loop over a thread's own tile: a constant trip count, unrolled, so that the
+            # tile's indices are constants and it stays in registers.
+            self.unrolled[node.var] = ir.add(node.init, ir.mul(
+                ir.Const(node.step, INDEX), ir.Var(f"{node.var}_u", INDEX)))
+            lines = [f"{indent}#pragma unroll",
+                     f"{indent}for (int64_t {v}_u = 0; {v}_u < {extent}; ++{v}_u) {{",
+                     f"{indent}  const int64_t {v} = {self.expr(node.init)} + {v}_u * {node.step};",
+                     f"{indent}  if ({self.expr(node.cond)}) {{",
+                     *self.stmt(node.body, indent + "    "), f"{indent}  }}", f"{indent}}}"]
+            del self.unrolled[node.var]
+            return lines
         return [f"{indent}for (int64_t {v} = {self.expr(node.init)}; {self.expr(node.cond)}; "
                 f"{v} += {node.step}) {{", *self.stmt(node.body, indent + "  "), f"{indent}}}"]
+
+    def indexes_registers(self, loop: For) -> bool:
+        """Does `loop`'s variable index a thread's own tile inside it (so that unrolled, the
+        tile's indices become constants)?"""
+        accesses = [(n.tensor, n.indices) for n in walk(loop) if isinstance(n, Store)]
+        accesses += [(ld.tensor, ld.indices) for n in walk(loop) for ld in node_loads(n)]
+        return any(t in self.register_names and any(loop.var in ir.variables(i) for i in ix)
+                   for t, ix in accesses)
+
+    def linear_offset(self, tensor: str, indices: tuple[ir.Expr, ...]) -> ir.Expr:
+        """A thread's own tile is indexed by the unrolled loops' counters, simplified (the
+        tile's origin cancels), so that every index is a constant for nvcc: registers."""
+        offset = super().linear_offset(tensor, indices)
+        if tensor not in self.register_names:
+            return offset
+        return simplify(ir.substitute(offset, self.unrolled))
 
     # -- the launcher -----------------------------------------------------------------------------
 

@@ -35,11 +35,22 @@ Rules, each checked here with an error that names the loop:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import constant_value
+from loopweave.ir.fragments import register_fragments
+from loopweave.ir.launch_nodes import (
+    Barrier,
+    GpuProgram,
+    KernelNode,
+    Launch,
+    OneThread,
+    Spread,
+    ThreadReduce,
+    walk_kernel,
+)
 from loopweave.ir.loops import (
     BLOCK_AXES,
     GPU_AXES,
@@ -68,68 +79,6 @@ from loopweave.ir.types import BOOL, INDEX
 #: Triton's lanes, `lower_launches`'s `thread_limit`).
 MAX_THREADS = {"threadIdx.x": 1024, "threadIdx.y": 1024, "threadIdx.z": 64}
 MAX_BLOCK_THREADS = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Barrier:
-    """Every thread of the block waits here (CUDA `__syncthreads`, Triton `debug_barrier`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class OneThread:
-    """Block-level work outside every thread loop: one thread of the block runs it."""
-
-    body: Node
-
-
-@dataclass(frozen=True, slots=True)
-class Spread:
-    """A copy into a block's shared buffer, its iterations spread over all threads of the
-    block: `nest` (perfectly nested loops around one store) has independent iterations (each
-    writes its own element and reads only other tensors), `extents` are the trip counts of its
-    loops, none depending on another loop of the nest."""
-
-    nest: For
-    extents: tuple[ir.Expr, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ThreadReduce:
-    """A threadIdx.x loop that reduces into one element shared by every thread. Each thread
-    combines its iterations into the register `partial` (`loop`'s stores are rewritten to it,
-    so `loop` starts from the reduction's identity); then the threads of the block combine
-    their registers, and one thread applies `update` (`element op= partial`). Every thread of
-    the block reaches it (it is at block level), so a renderer may synchronise inside."""
-
-    loop: For
-    partial: Buffer  # a scalar of the reduction's compute type
-    update: Store
-
-
-@dataclass(frozen=True, slots=True)
-class Launch:
-    """One kernel launch: `blocks` spread over the grid, `body` run by every block."""
-
-    name: str
-    blocks: tuple[For, ...]  # loops bound to blockIdx.*, outer first (their bodies: see body)
-    grid_extents: tuple[ir.Expr, ...]  # host expressions: the trip count of each block loop
-    threads: tuple[tuple[str, int], ...]  # (threadIdx axis, threads) of the block shape
-    body: Node
-    shared: tuple[Buffer, ...]  # block-level buffers (shared by the block's threads)
-    host_vars: tuple[str, ...]  # variables of host loops the launch reads
-
-
-@dataclass(frozen=True, slots=True)
-class GpuProgram:
-    """The host code with its launches, and why some code runs on one thread."""
-
-    host: Node
-    launches: tuple[Launch, ...]
-    warnings: tuple[str, ...]
-    device_buffers: tuple[Buffer, ...] = ()  # local buffers of the host code: device memory
-
-
-KernelNode = Node | Barrier | OneThread | Spread | ThreadReduce
 
 
 def has_gpu_binding(loops: Node) -> bool:
@@ -237,10 +186,14 @@ class _Lowering:
                 f"loop {reductions[0].loop.var} reduces into {reductions[0].update.tensor} "
                 f"across the threads of a block, which needs a 1-D block (threadIdx.x only), "
                 f"not {_shape_text(dict(threads))}")
+        registers: tuple = ()
+        if self.shared_limit is not None:  # a target with shared memory has per-thread arrays
+            inner, registers = register_fragments(inner, dict(threads))
         shared = self.shared_buffers(inner)
         name = f"lw_{self.kernel_name}_k{len(self.launches)}"  # as the planners name theirs
         extents = tuple(self.grid_extent(b, host_vars) for b in blocks)
-        launch = Launch(name, blocks, extents, threads, inner, shared, tuple(host_vars))
+        launch = Launch(name, blocks, extents, threads, inner, shared, tuple(host_vars),
+                        registers)
         self.launches.append(launch)
         return launch
 
@@ -494,21 +447,6 @@ def _thread_reduction(loop: For) -> ThreadReduce | None:
 
 def _element(st: Store) -> str:
     return f"{st.tensor}[{', '.join(ir.to_str(x) for x in st.indices)}]"
-
-
-def _kernel_children(node: KernelNode) -> tuple:
-    if isinstance(node, ThreadReduce):
-        return (node.loop,)
-    if isinstance(node, OneThread):
-        return (node.body,)
-    if isinstance(node, Spread):
-        return (node.nest,)
-    return children(node)
-
-
-def walk_kernel(node: KernelNode):
-    """All nodes of a launch body, parents first (Barrier and OneThread included)."""
-    return walk(node, _kernel_children)
 
 
 def _has_threads(node: Node) -> bool:

@@ -62,6 +62,12 @@ class GpuTiles:
     stage: bool = False  # contractions: operand tiles staged in shared memory
     depth: int = 16  # contractions: the k step when staging or multiplying tiles
     dot: bool = True  # contractions: tiles multiplied as matrices where the target can
+    micro: int = 1  # staged contractions: each thread's outputs, micro x micro (registers)
+
+
+#: Contractions on a target with shared memory and no `dot` (CUDA), as its planner tiles them:
+#: 64 x 64 outputs per block of 16 x 16 threads, 4 x 4 per thread, k steps of 16 staged.
+STAGED_TILES = GpuTiles(threads_x=16, threads_y=16, stage=True, depth=16, dot=False, micro=4)
 
 
 def gpu_schedule(kernel: KernelIR, tiles: GpuTiles, facts: GpuFacts) -> Schedule:
@@ -113,28 +119,38 @@ def _init_twins(kernel: KernelIR, placements) -> dict[str, str]:
 
 
 def _with_init(steps: Schedule, init: str, name: str, placements) -> Schedule:
-    """`steps` of the contraction `name` with its initialisation `init` fused into its tiles:
-    `init` tiled and ordered as the contraction's loops it has, fused up to the last of them
-    that the contraction keeps in the same position, the binds applied to both."""
-    mine = placements[init].names()
-    sizes = dict(next((st.args for st in steps.steps if st.op == "tile"), ()))
-    ordered = next((list(st.args) for st in steps.steps if st.op == "reorder"), None)
-    tiles = {v: n for v, n in sizes.items() if v in mine}
-    loops = [*(v for v in mine if v not in tiles), *(f"{v}_o" for v in mine if v in tiles),
-             *(v for v in mine if v in tiles)]
-    order = ordered or loops
-    depth = 0
-    while depth < min(len(order), len(loops)) and order[depth] in loops:
-        depth += 1
-    both = f"{init},{name}"
-    out = Schedule()
-    if tiles:
-        out.tile(init, **tiles)
-    out.reorder(init, *order[:depth], *(v for v in loops if v not in order[:depth]))
+    """`steps` of the contraction `name` with its initialisation `init` given the same tiles:
+    each tile, interleave and reorder step of the contraction also applied to `init` for the
+    loops it has, the two fused in the outer loops their orders share, each bind applied to
+    both where `init` has the loop (the caches, the dot and the other binds stay the
+    contraction's)."""
+    names = list(placements[init].names())
+    out, both = Schedule(), f"{init},{name}"
+    order: list[str] = []
     for st in steps.steps:
-        out.steps.append(replace(st, target=both) if st.op == "bind" else st)
-        if st.op == ("reorder" if ordered else "tile"):
-            out.fuse(init, name, depth=depth)
+        if st.op == "tile":
+            sizes = {v: n for v, n in st.args if v in names}
+            if sizes:
+                out.tile(init, **sizes)
+                first = min(names.index(v) for v in sizes)
+                names[first:first] = [f"{v}_o" for v in names if v in sizes]
+        elif st.op == "interleave" and st.args[0] in names:
+            v = st.args[0]
+            out.interleave(init, v, st.args[1])
+            names[names.index(v):names.index(v) + 1] = [f"{v}_lane", f"{v}_round"]
+        elif st.op == "reorder":
+            mine = [v for v in st.args if v in names]
+            out.reorder(init, *mine)
+            names = [*mine, *(v for v in names if v not in mine)]
+            order = list(st.args)
+        out.steps.append(replace(st, target=both) if st.op == "bind" and st.args[0] in names
+                         else st)
+        if st.op == "reorder":
+            depth = 0
+            while depth < min(len(order), len(names)) and order[depth] == names[depth]:
+                depth += 1
+            if depth:
+                out.fuse(init, name, depth=depth)
     return out
 
 
@@ -170,12 +186,19 @@ def default_gpu_schedule(kernel: KernelIR, facts: GpuFacts,
     if contractions:
         rows = [s for s in kernel.statements
                 if s not in contractions and _reduces_a_row(s, placements[s.name].names())]
-        if not facts.dot_types or rows:
+        if rows:
             return None
         c = match_contraction(contractions[0], placements[contractions[0].name].names())
-        rows_, cols, depth = facts.dot_tile
-        tiles = GpuTiles(threads_x=sizes.get(c.j, cols), threads_y=sizes.get(c.i, rows_),
-                         depth=max(facts.dot_min, sizes.get(c.k, depth)), dot=True)
+        if facts.dot_types:
+            rows_, cols, depth = facts.dot_tile
+            tiles = GpuTiles(threads_x=sizes.get(c.j, cols), threads_y=sizes.get(c.i, rows_),
+                             depth=max(facts.dot_min, sizes.get(c.k, depth)), dot=True)
+        elif facts.shared_bytes is not None and all(
+                _dot_types(match_contraction(s, placements[s.name].names())) <= {"f32", "f64"}
+                for s in contractions):
+            tiles = STAGED_TILES
+        else:
+            return None  # int8 and f16 contractions: the planner's dp4a and half2
     elif sizes:
         return None
     schedule = gpu_schedule(kernel, tiles, facts)
@@ -184,7 +207,22 @@ def default_gpu_schedule(kernel: KernelIR, facts: GpuFacts,
     loopless = {s.name for s in kernel.statements if not placements[s.name].loops}
     if bound | loopless != {s.name for s in kernel.statements}:
         return None
+    if contractions and _one_block_strides(kernel, schedule, facts):
+        return None  # a triangle (syrk): the planners launch its tiles as a full grid
     return schedule
+
+
+def _one_block_strides(kernel: KernelIR, schedule: Schedule, facts: GpuFacts) -> bool:
+    """Does a launch of `schedule` have a block loop whose bounds depend on another block
+    loop (a triangle of tiles), which one block then strides over alone?"""
+    program = lower_launches(loop_ast(schedule.apply(kernel)), kernel.name, facts.shared_bytes,
+                             facts.block_threads)
+    for launch in program.launches:
+        names = {b.var for b in launch.blocks}
+        if any((ir.variables(b.init) | ir.variables(b.cond)) & (names - {b.var})
+               for b in launch.blocks):
+            return True
+    return False
 
 
 def row_schedule(kernel: KernelIR, placements, tiles: GpuTiles,
@@ -297,6 +335,9 @@ def statement_steps(s: Statement, loops: list[str], parallel: list[str], tiles: 
     staged = tiles.stage and contraction is not None and not dot
     first = min(loops.index(v) for v in sizes)
     outer = loops[:first]
+    if staged and tiles.micro > 1:
+        z = outer[-1] if outer and outer[-1] in parallel else None
+        return _register_tiles(target, contraction, outer, x, y, z, tiles)
     if staged or dot:
         sizes[contraction.k] = tiles.depth
     steps.tile(target, **sizes)
@@ -316,6 +357,32 @@ def statement_steps(s: Statement, loops: list[str], parallel: list[str], tiles: 
         steps.cache_read(target, contraction.a.tensor, y)
         steps.cache_read(target, contraction.b.tensor, y)
     return steps
+
+
+def _register_tiles(target: str, c: Contraction, outer: list[str], x: str, y: str,
+                    z: str | None, tiles: GpuTiles) -> Schedule:
+    """A contraction as the blocks of threads of CUDA's classic GEMM: a tile of
+    (threads * micro)^2 outputs per block, its operands' k slices staged in shared memory by
+    all threads, each thread's micro x micro outputs (every threads-th row and column, so that
+    neighbouring threads read neighbouring elements) kept across the k steps in a tile that
+    ir/fragments puts in its registers:
+
+        for y_o (blockIdx.y), x_o (blockIdx.x): [C tile]
+          for k_o: [A, B slices: shared]  for y_lane (threadIdx.y), x_lane (threadIdx.x):
+            for k, y_round, x_round: C[y_o, x_o][y_lane + T y_round, x_lane + T x_round] += ..."""
+    k = c.k
+    steps = Schedule().tile(target, **{x: tiles.threads_x * tiles.micro,
+                                       y: tiles.threads_y * tiles.micro, k: tiles.depth})
+    steps.interleave(target, y, tiles.threads_y).interleave(target, x, tiles.threads_x)
+    steps.reorder(target, *outer, f"{y}_o", f"{x}_o", f"{k}_o", f"{y}_lane", f"{x}_lane", k,
+                  f"{y}_round", f"{x}_round")
+    steps.bind(target, f"{x}_o", "blockIdx.x").bind(target, f"{x}_lane", "threadIdx.x")
+    steps.bind(target, f"{y}_o", "blockIdx.y").bind(target, f"{y}_lane", "threadIdx.y")
+    if z is not None:  # directly outside the tiles (a batch): the third grid axis
+        steps.bind(target, z, "blockIdx.z")
+    steps.cache_write(target, f"{k}_o")
+    steps.cache_read(target, c.a.tensor, f"{y}_lane")
+    return steps.cache_read(target, c.b.tensor, f"{y}_lane")
 
 
 def _dot_types(c: Contraction) -> set[str]:

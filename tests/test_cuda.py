@@ -87,15 +87,19 @@ def test_small_tiles_many_blocks(name, sizes):
 def test_kernel_shapes_in_the_source():
     """Shared-memory tiles and barriers for matmul, warp shuffles for softmax, dp4a for int8,
     half types for f16, host loops for time steps."""
-    def source(name, **options):
+    def source(name, schedule=None, **options):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            text = stages(refs.KERNELS[name].source(), "cuda", options=options).source
+            text = stages(refs.KERNELS[name].source(), "cuda", schedule=schedule,
+                          options=options).source
         return text[text.index('extern "C" __global__'):]  # the kernels, not the prelude
 
-    matmul = source("matmul")
-    assert "__shared__" in matmul and matmul.count("__syncthreads();") == 2
-    assert "lw_acc[4][4]" in matmul  # the register tile
+    matmul = source("matmul")  # the default: written as steps (passes/gpu_default)
+    assert "__shared__ float A_pack[" in matmul and "__shared__ float B_pack[" in matmul
+    assert "float C_acc_reg[" in matmul and "#pragma unroll" in matmul  # the register tile
+    planner = source("matmul", loopweave.Schedule())
+    assert "__shared__" in planner and planner.count("__syncthreads();") == 2
+    assert "lw_acc[4][4]" in planner
     softmax = source("softmax")
     assert softmax.count("lw_block_reduce<") == 2 and softmax.count("__global__") == 1
     assert "__dp4a(" in source("qmm")
@@ -167,9 +171,16 @@ def test_resource_usage():
     assert set(usage) == {"lw_matmul_k0"}
     k0 = usage["lw_matmul_k0"]
     assert 16 <= k0["registers"] <= 255 and k0["spill_stores"] == 0
-    program = lower(kernel.ir, cuda.tiles_of(cuda.make_target("cuda", None, None, {})))
-    assert k0["shared_bytes"] == shared_bytes(program.kernels[0].contraction,
-                                              Tiles(64, 64, 16, 4, 4, 128)) == 2 * 16 * 65 * 4
+    # the step default (passes/gpu_default.STAGED_TILES): a 64 x 16 slice of A and a 16 x 64
+    # slice of B per k step in shared memory (B's rows padded to 80), C's tile in registers
+    assert k0["shared_bytes"] == (64 * 16 + 16 * 80) * 4
+    planned = loopweave.compile(refs.KERNELS["matmul"].source(), target="cuda", arch="sm_90",
+                                schedule=loopweave.Schedule())
+    planner = planned.resource_usage["lw_matmul_k0"]
+    program = lower(planned.ir, cuda.tiles_of(cuda.make_target("cuda", None, None, {})))
+    assert planner["spill_stores"] == 0
+    assert planner["shared_bytes"] == shared_bytes(program.kernels[0].contraction,
+                                                   Tiles(64, 64, 16, 4, 4, 128)) == 2 * 16 * 65 * 4
     assert kernel.resource_usage is not usage  # a copy read back from the on-disk cache
     assert kernel.resource_usage == usage
 

@@ -123,13 +123,14 @@ def test_a_row_temporary_lives_in_device_memory_one_row_per_block():
 
 
 @pytest.mark.parametrize("name, cuda_steps, triton_steps", [
-    ("softmax", True, True), ("gelu", True, True), ("matmul", False, True),
-    ("bmm", False, True), ("attention", False, False)])
+    ("softmax", True, True), ("gelu", True, True), ("matmul", True, True),
+    ("bmm", True, True), ("qmm", False, True), ("attention", False, False)])
 def test_compile_defaults_to_the_steps_where_they_write_the_planners_plan(name, cuda_steps,
                                                                           triton_steps):
     """Row and element-wise kernels get the step-written schedule by default, and so do
-    contractions on Triton (dot tiles); contractions on CUDA keep the planner's register
-    tiles, and attention the planners' online softmax."""
+    contractions: dot tiles on Triton, shared-memory stages and per-thread register tiles of
+    f32/f64 on CUDA (int8 keeps the CUDA planner's dp4a); attention keeps the planners' online
+    softmax."""
     for target, steps in (("cuda", cuda_steps), ("triton", triton_steps)):
         source = loopweave.compile(refs.KERNELS[name].source(), target, tuning_db=False,
                                    **({"emulate": True} if target == "cuda" else {})).source
@@ -139,6 +140,12 @@ def test_compile_defaults_to_the_steps_where_they_write_the_planners_plan(name, 
             assert source.count("@triton.jit\ndef lw_") == 1
             assert "tl.dot(" in source and "tl.arange(0, 32)" in source
             assert "lw_acc_2 = tl.zeros([64, 64], dtype=tl.float32)\n" in source
+        if target == "cuda" and name in ("matmul", "bmm"):
+            # one launch: 16 x 16 threads, each with 4 x 4 outputs in registers across the
+            # k steps (ir/fragments), A's and B's slices in shared memory
+            assert source.count("__global__") == 1 and "__launch_bounds__(256)" in source
+            assert "float C_acc_reg[" in source and "__shared__ float A_pack[" in source
+            assert "__shared__ float C_acc" not in source
 
 
 FULL_REDUCTIONS = {
