@@ -30,6 +30,8 @@ from dataclasses import replace
 
 import islpy as isl
 
+from loopweave.frontend import ast
+from loopweave.frontend.ast_walk import names_in
 from loopweave.frontend.program_order import Node
 from loopweave.frontend.reductions import init_statement
 from loopweave.ir import expr as ir
@@ -51,7 +53,7 @@ def check_arg_reduction(checker, st, stmt: Statement, target: Tensor | None,
     then one group (`Node(None, ..)`: one band over their iterators, see program_order)."""
     name = st.lhs.tensor
     reduced = stmt.iterators[stmt.enclosing + len(lhs_vars):]
-    ranks = [v for v in lhs_vars if v not in ir.variables(stmt.rhs)]
+    ranks = _ranks(st, stmt, lhs_vars)
     if message := arg_reduction_error(st.op, name, reduced, ranks, target):
         raise checker.error(message, st.pos)
     best_name = best_value(name)
@@ -81,8 +83,21 @@ def check_arg_reduction(checker, st, stmt: Statement, target: Tensor | None,
     named = checker.append([*inits, *group])
     checker.written |= {name, best_name}
     shown = {lp.var: lp.value for lp in loops if lp.reverse}
-    checker.to_prove += [(s, shown) for s in named]
+    # the first of the group reads all that the others do (one error, not two, for a bad read)
+    checker.to_prove += [(s, shown) for s in named[:3]]
     return [*named[:2], Node(None, named[2:])]
+
+
+def _ranks(st: ast.Statement, stmt: Statement, lhs_vars: list[str]) -> list[str]:
+    """The left side's variables that neither the right side nor a `where` clause (other than
+    the variable's own range) uses: top-k ranks."""
+    used = set(ir.variables(stmt.rhs))
+    for w in st.where:
+        if isinstance(w, ast.WhereRange):
+            used |= names_in(w.lo) | names_in(w.hi)
+        else:
+            used |= names_in(w.cond)
+    return [v for v in lhs_vars if v not in used]
 
 
 def arg_reduction_error(op: str, name: str, reduced: tuple[str, ...], ranks: list[str],
@@ -144,6 +159,9 @@ def _rank_count(checker, st, stmt: Statement, rank: str, target: Tensor) -> int:
     not constant, or if the reduced loop never has K iterations)."""
     position = _rank_position(stmt, rank)
     extent = target.shape[position]
+    if stmt.lhs.indices[position] != ir.Var(rank):
+        raise checker.error(f"a top-k rank indexes its dimension alone: write "
+                            f"{target.name}[.., {rank}, ..]", st.lhs.pos)
     if not isinstance(extent, ir.Const) or extent.value < 1:
         raise checker.error(f"{st.op} with the rank '{rank}' keeps as many values as "
                             f"dimension {position} of '{target.name}' is long, which must be a "

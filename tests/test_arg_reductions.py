@@ -294,3 +294,15 @@ def test_wrong_top_k_uses_are_refused(body, message):
     with pytest.raises(DSLTypeError, match=message) as info:
         loopweave.compile(source, tuning_db=False)
     assert info.value.line is not None and info.value.column is not None
+
+
+def test_a_left_variable_used_by_a_where_range_is_no_rank():
+    """`i` is not on the right but bounds j: the argmax of each prefix, not a top-k."""
+    kernel = compiled("""
+    kernel prefix(X: f32[N]) -> idx: i64[N] {
+        idx[i] argmax= X[j]   where j in 0:i + 1
+    }
+    """)
+    x = special_rows(1, 50, np.float32, 6)[0]
+    x[30] = np.nan
+    np.testing.assert_array_equal(kernel(x), [np.argmax(x[:i + 1]) for i in range(50)])
