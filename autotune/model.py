@@ -59,6 +59,10 @@ _ADAPT_PARAMS = {**_PARAMS, "learning_rate": 0.05, "num_leaves": 7, "bagging_fra
                  "bagging_freq": 0}
 ADAPT_ROUNDS = 60
 MIN_ADAPT_RECORDS = 8  # fewer correct records than this: the model is not adapted
+# From this many correct records a model trained on them alone ranks as well as the shipped
+# model adapted to them (benchmarks/tune_adapt.py, docs/tuning.md): below it, one trained
+# alone picked schedules 2-6x slower than the best on some draws.
+TRAIN_ALONE_RECORDS = 64
 
 
 def training_set(records, width: int = len(FEATURE_NAMES)) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +129,18 @@ class CostModel:
                                      init_model=lightgbm.Booster(
                                          model_str=base.booster.model_to_string()))
         return cls(booster, base.records + len(y))
+
+    @classmethod
+    def for_records(cls, records, width: int = len(FEATURE_NAMES),
+                    base: CostModel | None = None) -> CostModel:
+        """The model a sweep ranks with, given the correct `records` so far: `base` (the
+        shipped model, where there is one for these features) adapted to them until there are
+        TRAIN_ALONE_RECORDS, then one trained on them alone; untrained without either."""
+        x, _ = training_set(records, width)
+        if base is not None and base.trained and len(x) < TRAIN_ALONE_RECORDS:
+            return cls.adapt(base, records, width)
+        model = cls.fit(records, width)
+        return model if model.trained or base is None else base
 
     def predict(self, feature_rows) -> np.ndarray:
         """Predicted log slowdown per row; zeros (no preference) when untrained."""

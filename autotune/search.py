@@ -107,6 +107,7 @@ class _Search:
         self.seen: set[str] = set()
         self.elite: list[tuple[float, dict]] = []  # (time, config) of correct records
         self.model = CostModel()
+        self._shipped: CostModel | None = None
         self._pool = None
 
     def identity(self, config: dict) -> str:
@@ -136,11 +137,9 @@ class _Search:
             return
         gpu = self.space.ctx.target.backend in GPU_BACKENDS
         width = len(FEATURE_NAMES) + (len(GPU_FEATURES) if gpu else 0)
-        model = CostModel.fit(self.db.records(status="ok"), width)
-        if model.trained:
-            self.model = model
-        elif not self.model.trained:  # the shipped model knows the host CPU only
-            self.model = (None if gpu else CostModel.pretrained()) or CostModel()
+        if self._shipped is None:  # the shipped model knows the host CPU only
+            self._shipped = (None if gpu else CostModel.pretrained()) or CostModel()
+        self.model = CostModel.for_records(self.db.records(status="ok"), width, self._shipped)
 
     def featurize(self, configs: list[dict]) -> list[list[float] | None]:
         candidates = [Candidate(schedule.to_json(), options)

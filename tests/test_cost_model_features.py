@@ -24,6 +24,7 @@ from loopweave.autotune.features import FEATURE_NAMES, FEATURE_VERSION, features
 from loopweave.autotune.keys import kernel_key, machine_fingerprint
 from loopweave.autotune.model import (
     MIN_ADAPT_RECORDS,
+    TRAIN_ALONE_RECORDS,
     CostModel,
     key_groups,
     schedule_features,
@@ -198,3 +199,21 @@ def test_training_and_adapting_are_deterministic(machines):
     rows = [json.loads(r.features) for r in held]
     np.testing.assert_array_equal(CostModel.adapt(base, adapt).predict(rows),
                                   CostModel.adapt(base, adapt).predict(rows))
+
+
+def test_a_sweep_adapts_the_shipped_model_until_records_suffice_alone(machines):
+    """`CostModel.for_records` (what tune() refits with each round): the shipped model as it
+    is under MIN_ADAPT_RECORDS, adapted below TRAIN_ALONE_RECORDS, then trained alone; a
+    target without a shipped model (GPU) trains alone."""
+    base, adapt, held = machines
+    assert CostModel.for_records(adapt[:MIN_ADAPT_RECORDS - 1], base=base) is base
+    adapted = CostModel.for_records(adapt, base=base)
+    assert len(adapt) < TRAIN_ALONE_RECORDS
+    assert adapted.to_text() == CostModel.adapt(base, adapt).to_text()
+    assert _mean_tau(adapted, held) > 0.3
+    many = adapt + held + _records([{"M": 35, "N": 49}], "new machine", False, 3)
+    assert len(many) >= TRAIN_ALONE_RECORDS
+    alone = CostModel.for_records(many, base=base)
+    assert alone.to_text() == CostModel.fit(many).to_text() and alone.records == len(many)
+    assert not CostModel.for_records(adapt[:4]).trained
+    assert CostModel.for_records(adapt).to_text() == CostModel.fit(adapt).to_text()
