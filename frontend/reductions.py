@@ -45,4 +45,3 @@ def init_value(op: str, target: Tensor) -> ir.Expr:
     compute = target.dtype.compute  # the stored type's identity: f8e4m3 has no -inf
     value = ir.Const(identity(op, target.dtype), compute)
     return ir.Cast(target.dtype, value) if target.dtype.is_storage_only else value
-
