@@ -57,8 +57,8 @@ def check_options(options: dict) -> dict:
             raise TargetError(f"block size for {name!r} must be a power of two from 1 to "
                               f"{MAX_BLOCK} (tl.arange needs one), not {size!r}")
     out["block"] = dict(block)
-    warps = out.get("num_warps", 4)
-    if not _power_of_two(warps) or warps > 32:
+    warps = out.get("num_warps")  # None: each launch's own (Triton's 4; 8 for big tiles)
+    if warps is not None and (not _power_of_two(warps) or warps > 32):
         raise TargetError(f"num_warps must be 1, 2, 4, 8, 16 or 32, not {warps!r}")
     stages = out.get("num_stages", 2)
     if not isinstance(stages, int) or isinstance(stages, bool) or not 1 <= stages <= 8:

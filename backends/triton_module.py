@@ -274,7 +274,7 @@ class ModuleWriter:
         args += [py_name(a.name) for a in self.scalars_of(launch)]
         args += [py_name(h) for h in launch.host if py_name(h) not in args]
         args += [f"{c}={values[c]}" for c in dict.fromkeys(w.blocks.values())]
-        args += [f"num_warps={self.options['num_warps']}",
+        args += [f"num_warps={self.options['num_warps'] or 4}",
                  f"num_stages={self.options['num_stages']}"]
         lines.append(f"{pad}grid = {grid}")
         call = f"{name}[grid]({', '.join(args)})"

@@ -454,9 +454,14 @@ class ModuleWriter:
         grid = {"blockIdx.x": "1", "blockIdx.y": "1", "blockIdx.z": "1"}
         for loop, extent in zip(launch.blocks, launch.grid_extents, strict=True):
             grid[loop.kind] = f"min({python_expr(extent)}, {_GRID_LIMITS[loop.kind]})"
-        # The target's num_warps and num_stages (Triton's defaults, 4 and 2, unless given)
-        # for every launch: Triton spreads a program's lanes over its warps.
-        warps, stages = self.options.get("num_warps", 4), self.options.get("num_stages", 2)
+        # The target's num_warps and num_stages where given; else Triton's defaults (4 warps,
+        # 2 stages), 8 warps for programs of over 2048 lanes (64 x 64 dot tiles: with 4, the
+        # 64-bit index tensors spill on sm_90, benchmarks/gpu_resources.py).
+        threads = 1
+        for _, n in launch.threads:
+            threads *= n
+        warps = self.options.get("num_warps") or (8 if threads > 2048 else 4)
+        stages = self.options.get("num_stages", 2)
         args, _ = self.parameters(launch)
         args = [a.removesuffix("_ptr") for a in args]
         return [f"{pad}grid = ({', '.join(grid.values())},)",
