@@ -50,6 +50,8 @@ def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule, placements=None,
     for mark in marks(schedule.get_root()):
         name = mark.mark_get_id().get_name()
         kind, stmt, loop = (name.split(":") + ["", ""])[:3]
+        if kind == "vector":
+            _no_parallel_loop_inside(mark, stmt, loop)
         if kind not in ("parallel", "vector", "dot", *GPU_AXES):
             continue
         deps = deps or Dependences.of(kernel).union()
@@ -78,6 +80,18 @@ def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule, placements=None,
                 f"loop {loop} of {stmt} cannot be {what}: it carries a dependence from "
                 f"{instance_text(kernel, src, a)} to {instance_text(kernel, snk, b)}"
                 + reduction_hint(kernel, src, snk, {**sizes, **a}, {**sizes, **b}, loop))
+
+
+def _no_parallel_loop_inside(mark: isl.ScheduleNode, stmt: str, loop: str) -> None:
+    """One thread runs a vector loop's lanes: a parallel loop inside it has no threads to
+    share (C: `omp parallel for` may not nest in `omp simd`)."""
+    for inner in marks(mark.child(0)):
+        kind, inner_stmt, inner_loop = (inner.mark_get_id().get_name().split(":") + ["", ""])[:3]
+        if kind == "parallel":
+            raise ScheduleError(
+                f"loop {loop} of {stmt} cannot be vectorized: it encloses loop {inner_loop} of "
+                f"{inner_stmt}, which is parallel; vectorize a loop inside {inner_loop}, or "
+                f"make a loop outside {loop} parallel instead")
 
 
 def reduction_hint(kernel: KernelIR, src: str, snk: str, a: dict[str, int], b: dict[str, int],

@@ -15,6 +15,8 @@ os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported: no 
 import pytest  # noqa: E402
 from fuzz.differential import Regression, check_regression  # noqa: E402
 
+import loopweave  # noqa: E402
+
 FIXED = {
     # C wrote `-(-x)` as `--x`, a decrement of an rvalue: the build failed (backends/c_family.py).
     "double_negation": Regression(
@@ -237,6 +239,25 @@ FIXED = {
 }
 
 KNOWN: dict[str, tuple[Regression, str]] = {}
+
+
+def test_a_vector_loop_around_a_parallel_loop_is_refused():
+    """Fuzz seed 10826 (cpu-random): vectorize(i) around parallel(j) built C with an `omp
+    parallel for` inside an `omp simd`, which gcc rejects; the schedule is refused now, in
+    either order of the steps (passes/legality.py), so the fuzzer's schedules drop it."""
+    source = "kernel fz10826(A: f32[N]) -> (O0: f32[N, N]) {\n" \
+             "    O0[i, j] = A[j + 1]  where j in 1:N - 2\n}\n"
+    for steps in (("parallel", "j"), ("vectorize", "i")), (("vectorize", "i"), ("parallel", "j")):
+        sched = loopweave.Schedule()
+        for step, loop in steps:
+            getattr(sched, step)("S0", loop)
+        with pytest.raises(loopweave.ScheduleError, match="loop i of S0 cannot be vectorized: "
+                           "it encloses loop j of S0, which is parallel"):
+            loopweave.compile(source, "cpu", schedule=sched, tuning_db=False)
+    check_regression(Regression(  # the legal way round: the parallel loop outside
+        "cpu-random", source, sizes={"N": 7}, seed=10826,
+        schedule='[{"op": "parallel", "target": "S0", "args": ["i"]}, '
+                 '{"op": "vector", "target": "S0", "args": ["j"]}]'))
 
 
 @pytest.mark.parametrize("name", sorted(FIXED))
