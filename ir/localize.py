@@ -25,6 +25,10 @@ def lower_cache(spec: CacheSpec, loop: Node, tensor: Tensor) -> Node:
     A full tile of an accumulator nest skips the buffer: its registers (see
     backends/register_tile.py) load from and store to the tensor itself, so only the edge
     tiles pay for the copies in and out."""
+    if not _accesses(loop, spec.tensor):
+        # A piece of the loop that isl split off for other statements: no buffer (its outer
+        # loops may be gone too, fixed in that piece, and the offsets would name them).
+        return loop
     body = _redirect(loop, spec)
     outer = {f"c{k}" for k in range(spec.depth)}
     if spec.copy_out:
@@ -37,6 +41,13 @@ def lower_cache(spec: CacheSpec, loop: Node, tensor: Tensor) -> Node:
                       _buffered(spec, tensor, strip_partial_tiles(body, outer)))
         body = _version_full_tiles(body, outer, tile_vars)
     return _buffered(spec, tensor, body)
+
+
+def _accesses(node: Node, tensor: str) -> bool:
+    """Whether a store inside `node` writes or reads `tensor`."""
+    return any(isinstance(n, Store) and (n.tensor == tensor or any(
+        ld.tensor == tensor for e in (n.value, *n.indices) for ld in ir.loads(e)))
+        for n in walk(node))
 
 
 def _buffered(spec: CacheSpec, tensor: Tensor, body: Node) -> Scope:

@@ -236,6 +236,20 @@ FIXED = {
         "    O1[] = t1[]\n"
         "}\n",
         sizes={"L": 7, "M": 6, "N": 3}, seed=10477),
+    # cache_read's copies went into a piece of the loop that isl split off for t0's
+    # statements (j = 0 < T): no loop c0 there, so the offset named an undeclared `c0`; a piece
+    # that does not access the tensor gets no buffer (ir/localize.py).
+    "cache_in_a_piece_without_the_tensor": Regression(
+        "cpu-random",
+        "kernel fz10940(C: f64[N], T: i32) -> (O0: f64[N, N]) {\n"
+        "    for t in reversed(0:T) {\n"
+        "        t0[l] += 0.25  where l in 0:N\n"
+        "    }\n"
+        "    O0[j, k] = C[N - 1 - j]  where j in 1:N - 1\n"
+        "}\n",
+        sizes={"N": 5}, scalars={"T": 7}, seed=10940,
+        schedule='[{"op": "compute_at", "target": "t0,O0", "args": ["k"]}, '
+                 '{"op": "cache_read", "target": "S2", "args": ["C", "k"]}]'),
 }
 
 KNOWN: dict[str, tuple[Regression, str]] = {}
