@@ -214,9 +214,12 @@ def loop_vars_inside(loop: For) -> set[str]:
 
 def invariant_reductions(loop: For) -> list[Store]:
     """The reducing stores inside `loop` whose element is the same for all its iterations (and
-    those of the loops inside it): a reduction over `loop`, as `s[i] += x[i, j]` over j."""
+    those of the loops inside it): a reduction over `loop`, as `s[i] += x[i, j]` over j.
+    A buffer declared inside `loop` is each iteration's own, so no reduction over it."""
     inside = loop_vars_inside(loop)
+    local = {b.name for n in walk(loop) if isinstance(n, Scope) for b in n.buffers}
     return [st for st in walk(loop) if isinstance(st, Store) and st.reduce is not None
+            and st.tensor not in local
             and not set().union(*(variables(x) for x in st.indices)) & inside]
 
 

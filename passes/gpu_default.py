@@ -82,18 +82,20 @@ def gpu_schedule(kernel: KernelIR, tiles: GpuTiles, facts: GpuFacts) -> Schedule
         return rows
     schedule = Schedule()
     bound: set[str] = set()
-    inits = _init_twins(kernel, placements)
-    for s in (*(t for t in kernel.statements if t.name not in inits.values()),
-              *(t for t in kernel.statements if t.name in inits.values())):
+    inits, epilogues = _init_twins(kernel, placements), _epilogues(kernel, placements)
+    twins = {*inits.values(), *epilogues.values()}
+    for s in (*(t for t in kernel.statements if t.name not in twins),
+              *(t for t in kernel.statements if t.name in twins)):
         if s.name in bound:
             continue
         for group in _groups(kernel, placements, s, bound):
             steps = _binding(kernel, schedule, s, group, placements[s.name].names(), tiles,
                              facts)
-            if steps is not None and s.name in inits:
-                fused = _with_init(steps, inits[s.name], s.name, placements)
-                if _accepts(kernel, schedule, fused, facts):
-                    steps, group = fused, [*group, inits[s.name]]
+            for twin, before in ((inits.get(s.name), True), (epilogues.get(s.name), False)):
+                if steps is not None and twin is not None and twin not in bound:
+                    fused = _with_twin(steps, twin, s.name, placements, before)
+                    if _accepts(kernel, schedule, fused, facts):
+                        steps, group = fused, [*group, twin]
             if steps is not None:
                 schedule.steps += steps.steps
                 bound.update(group)
@@ -118,39 +120,57 @@ def _init_twins(kernel: KernelIR, placements) -> dict[str, str]:
     return twins
 
 
-def _with_init(steps: Schedule, init: str, name: str, placements) -> Schedule:
-    """`steps` of the contraction `name` with its initialisation `init` given the same tiles:
-    each tile, interleave and reorder step of the contraction also applied to `init` for the
-    loops it has, the two fused in the outer loops their orders share, each bind applied to
-    both where `init` has the loop (the caches, the dot and the other binds stay the
-    contraction's)."""
+def _epilogues(kernel: KernelIR, placements) -> dict[str, str]:
+    """{contraction: the statement just after it that uses its result element by element}
+    (linear's `Y[i, j] = f16(acc[i, j] + b[j])`, requantization): in the same tiles and
+    launch, the result is read back where it was just written."""
+    twins = {}
+    for s, after in zip(kernel.statements, kernel.statements[1:], strict=False):
+        c = match_contraction(s, placements[s.name].names())
+        uses = [ld for ld in ir.loads(after.rhs) if ld.tensor == s.lhs.tensor]
+        if c is not None and after.op == "=" and not after.is_init and uses and all(
+                ld == s.lhs for ld in uses) and placements[after.name].names() == [
+                v for v in placements[s.name].names() if v != c.k]:
+            twins[s.name] = after.name
+    return twins
+
+
+def _with_twin(steps: Schedule, twin: str, name: str, placements, before: bool) -> Schedule:
+    """`steps` of the contraction `name` with `twin` (its initialisation just `before` it, or
+    its epilogue just after) given the same tiles: each tile, interleave and reorder step of
+    the contraction also applied to `twin` for the loops it has, the two fused in the outer
+    loops their orders share, each bind applied to both where `twin` has the loop (the
+    caches, the dot and the other binds stay the contraction's)."""
+    init = twin
     names = list(placements[init].names())
-    out, both = Schedule(), f"{init},{name}"
+    out = Schedule()
     order: list[str] = []
     for st in steps.steps:
-        if st.op == "tile":
+        mirrored = st.target == name  # the contraction's own tiles (not an earlier twin's)
+        if st.op == "tile" and mirrored:
             sizes = {v: n for v, n in st.args if v in names}
             if sizes:
                 out.tile(init, **sizes)
                 first = min(names.index(v) for v in sizes)
                 names[first:first] = [f"{v}_o" for v in names if v in sizes]
-        elif st.op == "interleave" and st.args[0] in names:
+        elif st.op == "interleave" and mirrored and st.args[0] in names:
             v = st.args[0]
             out.interleave(init, v, st.args[1])
             names[names.index(v):names.index(v) + 1] = [f"{v}_lane", f"{v}_round"]
-        elif st.op == "reorder":
+        elif st.op == "reorder" and mirrored:
             mine = [v for v in st.args if v in names]
             out.reorder(init, *mine)
             names = [*mine, *(v for v in names if v not in mine)]
             order = list(st.args)
+        both = f"{init},{st.target}" if before else f"{st.target},{init}"
         out.steps.append(replace(st, target=both) if st.op == "bind" and st.args[0] in names
                          else st)
-        if st.op == "reorder":
+        if st.op == "reorder" and mirrored:
             depth = 0
             while depth < min(len(order), len(names)) and order[depth] == names[depth]:
                 depth += 1
             if depth:
-                out.fuse(init, name, depth=depth)
+                out.fuse(*((init, name) if before else (name, init)), depth=depth)
     return out
 
 

@@ -177,3 +177,19 @@ def test_default_reduces_into_one_element_across_a_block(target, name, n):
     assert "threadIdx.x" in tree, tree
     x = np.random.default_rng(n).random(n, dtype=np.float32)
     np.testing.assert_allclose(kernel(x), reference(x), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["linear_f16", "qmm_requant"])
+def test_a_contractions_epilogue_shares_its_tiles_on_triton(name):
+    """`Y[i, j] = f16(acc[i, j] + b[j])` after the contraction runs in the same tiles: one
+    launch, the accumulator never reaching memory; numbers on odd sizes."""
+    case = refs.KERNELS[name]
+    kernel = loopweave.compile(case.source(), "triton", tuning_db=False)
+    assert "lowered from its schedule" in kernel.source
+    assert kernel.source.count("@triton.jit\ndef lw_") == 1 and "acc_ptr" not in kernel.source
+    for sizes in case.sizes:
+        args = case.make_inputs(sizes, 5)
+        expected = case.expected(args)
+        got = refs.results_of(case, args, kernel(*args.values()))
+        for out, want in expected.items():
+            assert refs.compare(got[out], want, case.tol_scale)[1], (name, sizes, out)
