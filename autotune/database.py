@@ -7,7 +7,9 @@
     models:       name, feature_version, text (a LightGBM model), records, created
 
 `status` is one of STATUSES; "unmeasured" is a GPU candidate checked right under emulation or
-an interpreter (no GPU here): it has features but no time, so `best` never returns it. Every
+an interpreter (no GPU here): it has features but no time, so `best` never returns it; "noisy"
+is a right candidate whose timings spread too widely twice (autotune/measure.NOISY_SPREAD): its
+time is kept for reading, but `best` and the cost model ignore it. Every
 record is committed on its own, so a sweep killed at any point (kill -9 included) keeps every
 finished record; WAL mode and a busy timeout let several sweeps write one file at once.
 `export`/`import_records` move records as JSON lines; the uid makes importing the same file
@@ -29,7 +31,7 @@ from loopweave.autotune.keys import KernelKey
 from loopweave.errors import LoopweaveError
 from loopweave.toolchain import cache_dir
 
-STATUSES = ("ok", "crash", "timeout", "wrong", "compile_error", "unmeasured")
+STATUSES = ("ok", "crash", "timeout", "wrong", "compile_error", "unmeasured", "noisy")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS measurements (

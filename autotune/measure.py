@@ -11,12 +11,15 @@ the median and spread. A worker that crashes (a signal) or overruns the timeout 
 replaced; the candidate is reported as "crash" or "timeout", a mismatch as "wrong", a build
 failure as "compile_error". A GPU candidate checked under CUDA emulation or Triton's interpreter
 (no GPU here) is "unmeasured": right, with its compile statistics as features, but no time.
+A candidate whose timings spread widely twice (NOISY_SPREAD) is "noisy": its time is kept but
+neither `best` nor the cost model uses it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import signal
 import statistics
 import time
@@ -257,16 +260,50 @@ def run_measurement(problem: Problem, candidate: Candidate, built: Built) -> Out
                        machine=machine)
     for _ in range(problem.warmup):
         kernel(*fresh().values())
-    times: list[float] = []
-    while len(times) < problem.repeats or (sum(times) < problem.min_time_s and len(times) < 50):
-        args = fresh()
-        start = time.perf_counter()
-        kernel(*args.values())
-        times.append(time.perf_counter() - start)
+
+    def round_of_timings() -> list[float]:
+        times: list[float] = []
+        while len(times) < problem.repeats or (sum(times) < problem.min_time_s
+                                               and len(times) < 50):
+            args = fresh()
+            start = time.perf_counter()
+            kernel(*args.values())
+            times.append(time.perf_counter() - start)
+        return times
+
+    return timed_outcome(round_of_timings, machine)
+
+
+#: A round of timings whose interquartile range exceeds this fraction of its median is noisy
+#: (another process took the cores, a thread pool spun): it is timed again, and a record still
+#: noisy the second time is stored as "noisy", not as a time the search and the model trust.
+NOISY_SPREAD = 0.5
+
+
+def spread_of(times: list[float]) -> float:
+    """The interquartile range of `times` over their median (0 for fewer than 4)."""
     median = statistics.median(times)
-    spread = (statistics.quantiles(times, n=4)[2] - statistics.quantiles(times, n=4)[0]) / median \
-        if len(times) >= 4 and median > 0 else 0.0
-    return Outcome("ok", median, spread, tuple(times), machine=machine)
+    if len(times) < 4 or median <= 0:
+        return 0.0
+    quartiles = statistics.quantiles(times, n=4)
+    return (quartiles[2] - quartiles[0]) / median
+
+
+def timed_outcome(round_of_timings, machine: str) -> Outcome:
+    """The outcome of one or two rounds of `round_of_timings()` (see NOISY_SPREAD): the
+    steadier round's median and spread, "ok" unless both rounds were noisy."""
+    rounds = [round_of_timings()]
+    if spread_of(rounds[0]) > NOISY_SPREAD:
+        rounds.append(round_of_timings())
+    times = min(rounds, key=spread_of)
+    median, spread = statistics.median(times), spread_of(times)
+    if spread <= NOISY_SPREAD:
+        return Outcome("ok", median, spread, tuple(times), machine=machine)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return Outcome("noisy", median, spread, tuple(times), machine=machine,
+                   error=f"timings spread {spread:.0%} of their median in two rounds (load "
+                         f"{load:.1f} on {os.cpu_count()} CPUs): not kept as this schedule's "
+                         f"time")
 
 
 def _compare(got, expected) -> tuple[float, bool]:

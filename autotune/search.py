@@ -278,7 +278,8 @@ def _search(search: _Search, runner, ir, machine: str, trials: int, mine: int,
             search.db.add(record)
             search.remember(record)
             result.measured.append(record)
-            result.history.append((len(result.measured), outcome.median_s, cand.strategy))
+            result.history.append((len(result.measured), outcome.median_s
+                                   if outcome.status == "ok" else None, cand.strategy))
             mine += remote or record.machine == machine
             if outcome.status == "ok" and (result.best is None
                                            or outcome.median_s < result.best.median_s):
