@@ -44,7 +44,7 @@ from loopweave.backends.simd_isas import (
     VectorType,
 )
 from loopweave.ir import expr as ir
-from loopweave.ir.loops import Block, For, If, Node, Store
+from loopweave.ir.loops import Block, For, If, Node, Store, single_upper_bound
 from loopweave.ir.loops import walk as walk_loops
 from loopweave.ir.types import identity
 
@@ -206,12 +206,10 @@ class _Lowering:
         node, r = self.node, self.r
         if node.step != 1 or _mentions(node.init, self.var):
             raise CannotLower("loop shape")
-        match node.cond:
-            case ir.Binary(op="<" | "<=", left=ir.Var(name=v), right=hi) if v == self.var and \
-                    not _mentions(hi, self.var):
-                end = r.expr(hi) if node.cond.op == "<" else r.expr(ir.add(hi, ir.Const(1)))
-            case _:
-                raise CannotLower("loop bound")
+        bound = single_upper_bound(node.cond, self.var)
+        if bound is None:
+            raise CannotLower("loop bound")
+        end = r.expr(bound)
         inner = indent + "  "
         copy = self.row_copy(node.body)
         if copy is not None:

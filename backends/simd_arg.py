@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from loopweave.ir import argreduce
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import coefficient
-from loopweave.ir.loops import Block, For, If, Store
+from loopweave.ir.loops import Block, For, If, Store, single_upper_bound
 from loopweave.ir.types import BOOL
 
 #: Independent running maxima per chunk, and vectors per chunk.
@@ -102,12 +102,10 @@ def render_arg_loop(isa, renderer, node: For, indent: str) -> list[str] | None:
     if coefficient(index, var) != 1 or any(isinstance(x, ir.Load) for x in ir.walk(index)) \
             or coefficient(renderer.linear_offset(value.tensor, value.indices), var) != 1:
         return None
-    match node.cond:
-        case ir.Binary(op="<" | "<=", left=ir.Var(name=v), right=hi) if v == var and \
-                var not in ir.variables(hi):
-            end = renderer.expr(hi if node.cond.op == "<" else ir.add(hi, ir.Const(1)))
-        case _:
-            return None
+    bound = single_upper_bound(node.cond, var)
+    if bound is None:
+        return None
+    end = renderer.expr(bound)
     lines = _Writer(ops, renderer, op, indent).loop(node, update, keep, index, end)
     plain = renderer.render_plain_for(node, indent)
     return [f"#if {isa.guard}", *lines, "#else", *plain, "#endif"]
@@ -198,12 +196,10 @@ def render_topk_loop(isa, renderer, node: For, indent: str) -> list[str] | None:
     if ops is None or any(var in ir.variables(x) for x in (last, last_index, node.init)) or \
             coefficient(renderer.linear_offset(value.tensor, value.indices), var) != 1:
         return None
-    match node.cond:
-        case ir.Binary(op="<" | "<=", left=ir.Var(name=v), right=hi) if v == var and \
-                var not in ir.variables(hi):
-            end = renderer.expr(hi if node.cond.op == "<" else ir.add(hi, ir.Const(1)))
-        case _:
-            return None
+    bound = single_upper_bound(node.cond, var)
+    if bound is None:
+        return None
+    end = renderer.expr(bound)
     r, w, c = renderer, ops.lanes, renderer.expr(ir.Var(var))
     i1, i2, i3 = (indent + "  " * n for n in (1, 2, 3))
     enters = ops.cmp.format(ops.load.format(f"lw_p + ({c} - lw_c0)"),

@@ -21,6 +21,7 @@ from loopweave.ir.expr import (
     Expr,
     Load,
     Var,
+    add,
     loads,
     rewrite,
     to_str,
@@ -164,6 +165,16 @@ def upper_bound(cond: Expr, var: str) -> Expr | None:
     for b in bounds[1:]:
         end = Call("min", (end, b), INDEX)
     return end
+
+
+def single_upper_bound(cond: Expr, var: str) -> Expr | None:
+    """The exclusive end when `cond` is exactly `var < e` (e) or `var <= h` (h + 1), the bound
+    free of `var` (the loop shape a vector loop takes); else None."""
+    match cond:
+        case Binary(op="<" | "<=", left=Var(name=v), right=hi) if v == var and \
+                var not in variables(hi):
+            return hi if cond.op == "<" else add(hi, Const(1))
+    return None
 
 
 def loop_end(loop: For) -> Expr | None:
