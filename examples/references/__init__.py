@@ -18,7 +18,7 @@ end; integer references are exact and wrap like numpy. In-place kernels whose an
 the iteration order (trmm, lu, seidel_2d) reproduce the order the DSL defines: statement
 instances in program order, each statement's iterations in lexicographic order of its
 variables. `tests/test_references.py` checks every reference against a literal loop transcription
-of its kernel on small sizes.
+of its kernel (`tests/naive_loops.py`) on small sizes.
 
 Layout: `cases.py` holds the machinery (`Case`, `TOLERANCES`, `compare()`, input helpers); each
 other module one group of kernels, their inputs, references and sizes (a `CASES` tuple).
