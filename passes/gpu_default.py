@@ -141,8 +141,7 @@ def _with_twin(steps: Schedule, twin: str, name: str, placements, before: bool) 
     the contraction also applied to `twin` for the loops it has, the two fused in the outer
     loops their orders share, each bind applied to both where `twin` has the loop (the
     caches, the dot and the other binds stay the contraction's)."""
-    init = twin
-    names = list(placements[init].names())
+    names = list(placements[twin].names())
     out = Schedule()
     order: list[str] = []
     for st in steps.steps:
@@ -150,19 +149,19 @@ def _with_twin(steps: Schedule, twin: str, name: str, placements, before: bool) 
         if st.op == "tile" and mirrored:
             sizes = {v: n for v, n in st.args if v in names}
             if sizes:
-                out.tile(init, **sizes)
+                out.tile(twin, **sizes)
                 first = min(names.index(v) for v in sizes)
                 names[first:first] = [f"{v}_o" for v in names if v in sizes]
         elif st.op == "interleave" and mirrored and st.args[0] in names:
             v = st.args[0]
-            out.interleave(init, v, st.args[1])
+            out.interleave(twin, v, st.args[1])
             names[names.index(v):names.index(v) + 1] = [f"{v}_lane", f"{v}_round"]
         elif st.op == "reorder" and mirrored:
             mine = [v for v in st.args if v in names]
-            out.reorder(init, *mine)
+            out.reorder(twin, *mine)
             names = [*mine, *(v for v in names if v not in mine)]
             order = list(st.args)
-        both = f"{init},{st.target}" if before else f"{st.target},{init}"
+        both = f"{twin},{st.target}" if before else f"{st.target},{twin}"
         out.steps.append(replace(st, target=both) if st.op == "bind" and st.args[0] in names
                          else st)
         if st.op == "reorder" and mirrored:
@@ -170,7 +169,7 @@ def _with_twin(steps: Schedule, twin: str, name: str, placements, before: bool) 
             while depth < min(len(order), len(names)) and order[depth] == names[depth]:
                 depth += 1
             if depth:
-                out.fuse(*((init, name) if before else (name, init)), depth=depth)
+                out.fuse(*((twin, name) if before else (name, twin)), depth=depth)
     return out
 
 
