@@ -1,0 +1,172 @@
+"""FlashAttention-2 on a GPU target as steps: the online-softmax rewrite (passes/online_softmax),
+then a schedule that binds it, one launch with a block of query rows per program:
+
+    for i_o (blockIdx.x):                                    rows i on threadIdx.y (BI of them)
+      m = -inf; z = 0; O = 0                                 [i] [i] [i, v]
+      for j_o:                                               key blocks of BJ, in order
+        s = 0; for d_o: dot d: s += Q[i, d] K[j, d]          [i, j_in]   tl.dot
+        m_old = m; for j_in: m max= s; alpha = ...           [i]
+        z *= alpha; for v_o: O *= alpha                      [i] [i, v]
+        e = exp(c (s - m)); for j_in: z += e                 [i, j_in] [i]
+        for v_o: dot j_in: O += e[i, j_in] V[j, v]           [i, v]      tl.dot
+      for v_o: O = O / z                                     [i, v]
+
+([..]: the loops bound to threadIdx.y and threadIdx.x.) The value axis v is cut into tiles of BV
+(`v_o` runs them in turn) and d into k steps of BD. `OnlineSchedule.apply` rewrites, then
+applies the steps, so the steps name the rewritten kernel's statements; each is checked by
+`Schedule.apply` like any other (dependences, loop kinds, binds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from loopweave.errors import ScheduleError
+from loopweave.ir import expr as ir
+from loopweave.ir.kernel import KernelIR, Statement
+from loopweave.passes import placement as pl
+from loopweave.passes.online_softmax import OnlineRewrite, rewrite_online
+from loopweave.passes.schedule import Schedule, target_statements
+
+
+class OnlineSchedule(Schedule):
+    """Steps for the kernel that `rewrite_online(kernel, block)` makes; `apply` rewrites first.
+    (Its JSON holds the steps only: replaying them needs the rewrite, so a tuning record keeps
+    the flag `online_block` next to them.)"""
+
+    def __init__(self, block: int, steps=None):
+        super().__init__(steps)
+        self.block = block
+
+    def placements(self, kernel: KernelIR) -> dict[str, pl.Placement]:
+        """The steps' placements. A `dot` step is checked here against the rewritten
+        contractions, whose k block reads `K[block * j_o + j_in, d]` (the shared matcher,
+        passes/patterns, takes plain variables only); it places like `vectorize`, which is
+        legal under the same conditions, and then marks the loop `dot`."""
+        plain = Schedule([replace(st, op="vector") if st.op == "dot" else st
+                          for st in self.steps])
+        placements = plain.placements(kernel)
+        for st in self.steps:
+            if st.op != "dot":
+                continue
+            for s in target_statements(kernel, st.target):
+                found = _dot_loop(s, self.block_loop(kernel))
+                if found != st.args[0]:
+                    raise ScheduleError(f"dot on {s.name} (line {s.pos.line}): the statement is "
+                                        f"no product of two tiles summed over {st.args[0]}")
+                placements[s.name] = pl.set_kind(placements[s.name], st.args[0], "dot")
+        return placements
+
+    def block_loop(self, kernel: KernelIR) -> str:
+        """The rewritten kernel's loop over blocks (its iterator `j_o`)."""
+        return next((s.iterators[0] for s in kernel.statements if s.iterators
+                     and s.iterators[0].endswith("_o")), "")
+
+    def apply(self, kernel: KernelIR) -> KernelIR:
+        """The rewritten `kernel` under the steps; ScheduleError where the rewrite does not
+        apply (the steps name its statements)."""
+        found = rewrite_online(kernel, self.block)
+        if found is None:
+            raise ScheduleError(f"kernel {kernel.name!r} has no max-exp-sum chain that may be "
+                                f"computed online (passes/online_softmax.py)")
+        return super().apply(found.kernel)
+
+
+def online_gpu_schedule(kernel: KernelIR, *, rows: int = 64, block: int = 64,
+                        cols: int = 64, depth: int = 32) -> OnlineSchedule | None:
+    """The schedule of the module docstring for `kernel` (BI = rows, BJ = block, BV = cols,
+    BD = depth), or None where the rewrite does not apply or the chain is not one row loop
+    (batched attention: not yet)."""
+    found = rewrite_online(kernel, block)
+    if found is None or len(found.rows) != 1:
+        return None
+    steps = _steps(found, rows, cols, depth)
+    return None if steps is None else OnlineSchedule(block, steps.steps)
+
+
+def _steps(r: OnlineRewrite, rows: int, cols: int, depth: int) -> Schedule | None:
+    k = r.kernel
+    i, jo, jin = r.rows[0], r.block_loop, r.inner
+    place = pl.initial_placements(k)
+    chain = [*r.before, *r.blocked, *r.after]
+    s = Schedule()
+    dots: dict[str, str] = {}  # statement -> its dot loop
+    for name in chain:
+        loops = place[name].names()
+        sizes = {i: rows}
+        other = [v for v in loops if v not in (i, jo, jin)]
+        dot = _dot_loop(k.statement[name], jo)
+        if dot is not None and dot in other:  # the scores: k steps of `depth` for a dot
+            sizes[dot] = depth
+            dots[name] = dot
+            other.remove(dot)
+        elif dot is not None and dot == jin:
+            dots[name] = jin
+        if len(other) > 1:
+            return None
+        lanes = other[0] if other else (jin if jin in loops and name not in _serial(r) else None)
+        if other:
+            sizes[other[0]] = cols
+        s.tile(name, **sizes)
+        order = [f"{i}_o"]
+        if name in r.blocked:
+            order.append(jo)
+        if other:
+            order.append(f"{other[0]}_o")
+        order.append(i)
+        if lanes is not None:
+            order.append(lanes)
+        if name in dots and dots[name] != jin:
+            order += [f"{dots[name]}_o", dots[name]]
+        elif jin in loops and jin != lanes:
+            order.append(jin)
+        s.reorder(name, *order)
+        s.bind(name, i, "threadIdx.y")
+        if lanes is not None:
+            s.bind(name, lanes, "threadIdx.x")
+        if name in dots:
+            s.dot(name, dots[name])
+    s.fuse(*r.blocked, depth=2)
+    for name in r.blocked:
+        stmt = k.statement[name]
+        if stmt.is_init and name in r.blocked:
+            later = r.blocked[r.blocked.index(name) + 1]
+            if later in dots and k.statement[later].lhs == stmt.lhs:
+                s.fuse(name, later, depth=4)  # the scores start from 0 in the dot's register
+    s.fuse(*chain, depth=1)
+    s.bind(",".join(chain), f"{i}_o", "blockIdx.x")
+    return s
+
+
+def _dot_loop(s: Statement, block_loop: str) -> str | None:
+    """k where `s` is `C[..] += A[.., k ..] * B[.., k ..]` (two loads, times nothing else)
+    summed over k alone besides the block loop: a matrix product of tiles; else None."""
+    if s.op != "+=":
+        return None
+    factors = _factors(s.rhs)
+    written = set().union(*(ir.variables(x) for x in s.lhs.indices))
+    reduced = set(s.iterators) - written - {block_loop}
+    if len(factors) != 2 or len(reduced) != 1 or not all(
+            isinstance(f.operand if isinstance(f, ir.Cast) else f, ir.Load) for f in factors):
+        return None
+    k = reduced.pop()
+    return k if all(k in ir.variables(f) for f in factors) else None
+
+
+def _factors(e: ir.Expr) -> list[ir.Expr]:
+    if isinstance(e, ir.Binary) and e.op == "*":
+        return _factors(e.left) + _factors(e.right)
+    return [e]
+
+
+def _serial(r: OnlineRewrite) -> set[str]:
+    """The blocked statements that reduce over the block's loop into one element per row
+    (the row maximum and sum): each row's lane walks the block in a loop of its own."""
+    k = r.kernel
+    out = set()
+    for n in r.blocked:
+        s = k.statement[n]
+        written = set().union(*(ir.variables(x) for x in s.lhs.indices))
+        if s.op in ("max=", "+=") and r.inner in s.iterators and r.inner not in written:
+            out.add(n)
+    return out
