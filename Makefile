@@ -41,8 +41,14 @@ imports: venv
 toolchains:
 	@bash .ci/install-toolchains
 
+# Tools of the benchmarks' optional peers (clang-19 with LLVM Polly); never fails (see the
+# script). Not a prerequisite of `test`: no test needs them.
+.PHONY: bench-tools
+bench-tools:
+	@bash .ci/install-bench-tools
+
 # Benchmarks (benchmarks/README.md): `make bench`, or e.g. `make bench BENCH_ARGS="--quick"`.
-bench: venv
+bench: venv bench-tools
 	$(VPY) -m benchmarks $(BENCH_ARGS)
 
 # Differential fuzzing of the backends (docs/fuzzing.md): N random kernels on every target

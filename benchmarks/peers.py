@@ -7,13 +7,23 @@
   (`tuning_db=False` where compile() has a tuning database).
 - `loopweave tuned`: `loopweave.compile(source)` consulting the default tuning database
   (docs/tuning.md); shown only where the database held a record for the benchmark's exact key.
+- `polly`: the same program order built by clang-19 with LLVM's polyhedral optimizer Polly
+  (`-O3 -march=native -mllvm -polly`; with threads, `-mllvm -polly-parallel` and OpenMP), the
+  PolyBench peer a polyhedral compiler is measured against. `clang`: the same without Polly, to
+  tell Polly's part from clang's. Both only where `polly_status()` finds clang-19 with Polly
+  (`make bench-tools` installs it).
 - numpy and torch (CPU, eager) functions come with each kernel in suite.py; TVM is optional.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 import loopweave
 
@@ -28,6 +38,65 @@ def program_order(kernel_ir):
 def compile_naive(source: str, kernel: str | None = None) -> loopweave.Kernel:
     """The kernel as a plain C loop nest (identity schedule) built with -O3 -march=native."""
     return loopweave.compile(source, kernel=kernel, schedule=program_order, cflags=NAIVE_CFLAGS)
+
+
+#: The compiler with Polly built in (Debian's clang-19; `.ci/install-bench-tools` installs it).
+POLLY_CC = "clang-19"
+CLANG_CFLAGS = ("-O3", "-march=native")
+POLLY_CFLAGS = (*CLANG_CFLAGS, "-mllvm", "-polly")
+# Polly's parallel code calls libgomp's GOMP_* entry points. Linking gcc's libgomp (not clang's
+# default libomp, which only emulates them) keeps one OpenMP runtime in the benchmark process:
+# the gcc-built variants use libgomp, and an idle libomp pool spinning next to them (200 ms
+# after each parallel region by default) would slow the variants timed after Polly's.
+POLLY_PARALLEL_CFLAGS = ("-mllvm", "-polly-parallel", "-fopenmp=libgomp")
+
+
+def polly_cflags(threads: int) -> tuple[str, ...]:
+    """clang-19's flags for the Polly peer: Polly, and its OpenMP code when threads > 1."""
+    return POLLY_CFLAGS + (POLLY_PARALLEL_CFLAGS if threads > 1 else ())
+
+
+def compile_clang(source: str, kernel: str | None = None) -> loopweave.Kernel:
+    """The program-order loop nest built by clang-19 -O3 -march=native without Polly (the
+    control: what clang alone makes of the loop nest)."""
+    return loopweave.compile(source, kernel=kernel, schedule=program_order, cc=POLLY_CC,
+                             cflags=CLANG_CFLAGS)
+
+
+def compile_polly(source: str, threads: int = 1, kernel: str | None = None) -> loopweave.Kernel:
+    """The program-order loop nest built by clang-19 with Polly; with threads > 1, Polly also
+    makes its parallel loops OpenMP loops (they run on OMP_NUM_THREADS threads)."""
+    return loopweave.compile(source, kernel=kernel, schedule=program_order, cc=POLLY_CC,
+                             cflags=polly_cflags(threads))
+
+
+# A loop nest Polly takes as a SCoP; the probe builds it as the peer's kernels are built.
+_PROBE = ("void probe(long n, double *restrict a, const double *restrict b) {\n"
+          "  for (long i = 1; i < n; i++)\n    for (long j = 0; j < n; j++)\n"
+          "      a[i * n + j] = a[(i - 1) * n + j] + b[j];\n}\n")
+
+
+@functools.cache
+def polly_status(threads: int = 1) -> str | None:
+    """None where the Polly peer can be built with `threads`; otherwise why not, as a note for
+    the tables (clang-19 not found, or a probe build with Polly's flags fails)."""
+    if shutil.which(POLLY_CC) is None:
+        return (f"Polly: {POLLY_CC} not found (`make bench-tools` installs clang-19 and "
+                "libomp-19-dev); column omitted")
+    flags = polly_cflags(threads)
+    with tempfile.TemporaryDirectory(prefix="lw-polly-probe-") as tmp:
+        src = Path(tmp) / "probe.c"
+        src.write_text(_PROBE)
+        cmd = [POLLY_CC, *flags, "-shared", "-fPIC", "-o", str(Path(tmp) / "probe.so"), str(src)]
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"Polly: `{' '.join(cmd[:1 + len(flags)])}` could not run ({e}); column omitted"
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["no message"])[-1]
+        return (f"Polly: a probe build with `{POLLY_CC} {' '.join(flags)}` failed ({last}); "
+                "column omitted")
+    return None
 
 
 def _has_tuning_db() -> bool:
