@@ -8,7 +8,9 @@ default schedule, both over program order (the DSL kernel's identity schedule, g
 The calls are timed interleaved (benchmarks.harness.measure), `inout` arrays restored from a
 pristine copy before each call (as benchmarks/polybench.py does), and each schedule's results
 checked against program order's first. The parallel loops run on OpenMP's default thread count
-(OMP_NUM_THREADS); program order has none.
+(OMP_NUM_THREADS); program order has none. Where clang-19 with Polly is installed (`make
+bench-tools`), program order built by it with Polly (benchmarks/peers.py; -polly-parallel when
+OMP_NUM_THREADS > 1) is a fourth column, with `lw/polly` = Polly's time over the default's.
 """
 
 from __future__ import annotations
@@ -18,19 +20,28 @@ import functools
 
 from benchmarks import peers
 from benchmarks.harness import geometric_mean
-from benchmarks.polybench import differences, time_variants
+from benchmarks.polybench import differences, omp_threads, time_variants
+from loopweave.errors import LoopweaveError
 from loopweave.examples import load_polybench_references
 from loopweave.passes.isl_scheduler import isl_schedule
 
-VARIANTS = ("program order", "default", "isl")
+VARIANTS = ("program order", "default", "isl", "polly")
 
 
 def variants(source: str, tile: int | None) -> dict[str, object]:
-    """The kernel built three ways: program order, the default schedule, isl's schedule."""
-    return {"program order": peers.compile_naive(source),
-            "default": peers.compile_default(source),
-            "isl": peers.loopweave.compile(source, schedule=functools.partial(isl_schedule,
-                                                                               tile=tile))}
+    """The kernel built three ways: program order, the default schedule, isl's schedule; and
+    program order by clang-19 with Polly where it is installed."""
+    built = {"program order": peers.compile_naive(source),
+             "default": peers.compile_default(source),
+             "isl": peers.loopweave.compile(source, schedule=functools.partial(isl_schedule,
+                                                                                tile=tile))}
+    threads = omp_threads()
+    if peers.polly_status(threads) is None:
+        try:
+            built["polly"] = peers.compile_polly(source, threads)
+        except LoopweaveError as e:  # the other three are still worth a row
+            print(f"polly: build failed ({str(e).splitlines()[0]}); omitted", flush=True)
+    return built
 
 
 def run_one(name: str, dataset: str, tile: int | None, repeats: int) -> tuple[dict, list[str]]:
@@ -44,24 +55,35 @@ def run_one(name: str, dataset: str, tile: int | None, repeats: int) -> tuple[di
 
 
 def table(rows: dict[str, dict], dataset: str) -> str:
-    """Milliseconds per variant, speedups over program order, isl over default, geomeans."""
+    """Milliseconds per variant, speedups over program order, isl over default, loopweave's
+    default over Polly (where measured), geomeans."""
+    polly = any(t is not None and "polly" in t for t in rows.values())
+    names = [v for v in VARIANTS[1:] if polly or v != "polly"]
+    ratio_names = [*(f"{v} x" for v in names), "isl/def", *(["lw/polly"] if polly else [])]
     lines = [f"PolyBench {dataset}: ms per call; speedups over program order (gcc -O3)",
-             f"{'kernel':16s} {'program':>10s} {'default':>10s} {'isl':>10s} "
-             f"{'default x':>10s} {'isl x':>8s} {'isl/def':>8s}"]
-    ratios: dict[str, list[float]] = {"default": [], "isl": [], "isl/def": []}
+             f"{'kernel':16s} {'program':>10s} " + " ".join(f"{v:>10s}" for v in names) + " "
+             + " ".join(f"{r:>9s}" for r in ratio_names)]
+    ratios: dict[str, list[float]] = {r: [] for r in ratio_names}
     for name, t in rows.items():
         if t is None:
             lines.append(f"{name:16s} failed")
             continue
-        d, i = t["program order"] / t["default"], t["program order"] / t["isl"]
-        ratios["default"].append(d)
-        ratios["isl"].append(i)
-        ratios["isl/def"].append(t["default"] / t["isl"])
-        lines.append(f"{name:16s} {t['program order'] * 1e3:10.3f} {t['default'] * 1e3:10.3f} "
-                     f"{t['isl'] * 1e3:10.3f} {d:9.2f}x {i:7.2f}x {t['default'] / t['isl']:7.2f}x")
-    gm = {k: geometric_mean(v) for k, v in ratios.items()}
-    lines.append(f"{'geomean':16s} {'':32s} {gm['default']:9.2f}x {gm['isl']:7.2f}x "
-                 f"{gm['isl/def']:7.2f}x")
+        here = {f"{v} x": t["program order"] / t[v] for v in names if v in t}
+        here["isl/def"] = t["default"] / t["isl"]
+        if "polly" in t:
+            here["lw/polly"] = t["polly"] / t["default"]
+        for r, value in here.items():
+            ratios[r].append(value)
+        lines.append(f"{name:16s} {t['program order'] * 1e3:10.3f} "
+                     + " ".join(f"{t[v] * 1e3:10.3f}" if v in t else f"{'-':>10s}"
+                                for v in names) + " "
+                     + " ".join(f"{here[r]:8.2f}x" if r in here else f"{'-':>9s}"
+                                for r in ratio_names))
+    gm = [geometric_mean(ratios[r]) for r in ratio_names]
+    lines.append(f"{'geomean':16s} {'':10s} " + " ".join(f"{'':10s}" for _ in names) + " "
+                 + " ".join(f"{g:8.2f}x" for g in gm))
+    if not polly and peers.polly_status(omp_threads()) is not None:
+        lines.append(peers.polly_status(omp_threads()))
     return "\n".join(lines)
 
 

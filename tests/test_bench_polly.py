@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # benchmarks/ is a top-level folder, not an installed package
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import peers, polybench  # noqa: E402
+from benchmarks import isl_scheduler, peers, polybench  # noqa: E402
 from loopweave.examples import load_polybench_references  # noqa: E402
 
 poly = load_polybench_references()
@@ -88,3 +88,15 @@ def test_polly_columns_and_geometric_means():
     assert "| lu | MEDIUM | 2.000 | 2.000 | 1.00x | 2.000 | 1.000 | 2.00x | 0.50x |" in text
     assert "**Geometric mean loopweave/polly: 1.00x**" in text and "Polly 2.00x" in text
     assert "- lu: polly differs from naive on A by 1" in text
+
+
+def test_isl_scheduler_table_has_a_polly_column_where_measured():
+    with_polly = {"gemm": {"program order": 4e-3, "default": 1e-3, "isl": 2e-3, "polly": 2e-3},
+                  "lu": None}
+    text = isl_scheduler.table(with_polly, "MEDIUM")
+    assert "lw/polly" in text.splitlines()[1] and "lu               failed" in text
+    assert text.splitlines()[2].split()[-5:] == ["4.00x", "2.00x", "2.00x", "0.50x", "2.00x"]
+    without = isl_scheduler.table({"gemm": {"program order": 4e-3, "default": 1e-3,
+                                            "isl": 2e-3}}, "MEDIUM")
+    assert "polly" not in without.splitlines()[1]
+    assert without.splitlines()[2].split()[-3:] == ["4.00x", "2.00x", "0.50x"]
