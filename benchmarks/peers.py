@@ -93,9 +93,10 @@ def polly_status(threads: int = 1) -> str | None:
         except (OSError, subprocess.TimeoutExpired) as e:
             return f"Polly: `{' '.join(cmd[:1 + len(flags)])}` could not run ({e}); column omitted"
     if out.returncode != 0:
-        last = (out.stderr.strip().splitlines() or ["no message"])[-1]
-        return (f"Polly: a probe build with `{POLLY_CC} {' '.join(flags)}` failed ({last}); "
-                "column omitted")
+        lines = out.stderr.strip().splitlines() or ["no message"]
+        first = next((line for line in lines if "error" in line.lower()), lines[0])
+        return (f"Polly: a probe build with `{POLLY_CC} {' '.join(flags)}` failed "
+                f"({first.strip()}); column omitted")
     return None
 
 
