@@ -37,7 +37,7 @@ from loopweave.ir.dependences import Dependences
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import placement as pl
 from loopweave.passes.graph import consumed_temporaries, dataflow_graph
-from loopweave.passes.legality import REDUCTIONS, arg_chains, carried_by, reduction_chains
+from loopweave.passes.legality import REDUCTIONS, arg_chains, carried_by, marks, reduction_chains
 from loopweave.passes.patterns import match_contraction, match_convolution, walk
 from loopweave.passes.schedule import Schedule
 
@@ -92,9 +92,37 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
                      ) -> Schedule:
     """The host's default schedule for `kernel`. `vector_bytes()` (asked only for a
     contraction: it may run the compiler) is the target's SIMD width: 64 (AVX-512) gets 8x32
-    register tiles, narrower ones 6x16."""
-    return schedule_for(kernel, CPU, lambda: CPU_AVX512 if vector_bytes is not None
-                        and vector_bytes() >= 64 else CPU)
+    register tiles, narrower ones 6x16.
+
+    Where the heuristics find nothing to run in parallel or in SIMD (every nest's loops carry
+    dependences: Gauss-Seidel sweeps, Floyd-Warshall, triangular solvers), the kernel is
+    isl's: its Pluto-style scheduler skews and tiles such nests and finds wavefronts
+    (`isl_fallback`)."""
+    schedule = schedule_for(kernel, CPU, lambda: CPU_AVX512 if vector_bytes is not None
+                            and vector_bytes() >= 64 else CPU)
+    return isl_fallback(kernel, schedule) or schedule
+
+
+#: Tile size of the isl fallback (passes/isl_scheduler.py: the vector member's tiles are
+#: INNER_TILE_FACTOR times longer).
+ISL_TILE = 32
+
+
+def isl_fallback(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
+    """`Schedule().isl(ISL_TILE)` if `schedule` (the heuristics' result) marks no loop
+    parallel or vector in a kernel with a nest of two or more loops, and isl's scheduler
+    finds a legal schedule that does; else None."""
+    if any(step.op in ("parallel", "vector") for step in schedule.steps) or not any(
+            len(s.iterators) >= 2 for s in kernel.statements):
+        return None
+    fallback = Schedule().isl(ISL_TILE)
+    try:
+        scheduled = fallback.apply(kernel)
+    except ScheduleError:
+        return None
+    return fallback if any(
+        m.mark_get_id().get_name().split(":")[0] in ("parallel", "vector")
+        for m in marks(scheduled.schedule.get_root())) else None
 
 
 def schedule_for(kernel: KernelIR, facts: TargetFacts,
@@ -145,13 +173,44 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
             candidates.append(("parallel", s.name, names.index(loop) if loop else 0))
         if names and s.name not in tiled and len(names) > 1:
             candidates.append(("vectorize", s.name, len(names) - 1))
+    inner = _inner_loops(placements, candidates) if facts.parallel else set()
     free, vectors = _loops_carrying_nothing(kernel, placements,
-                                            {(n, d) for _, n, d in candidates})
+                                            {(n, d) for _, n, d in candidates} | inner)
+    candidates += _inner_parallel(placements, candidates, free)
     for op, name, depth in candidates:
         if (name, depth) in free or (op == "vectorize" and (name, depth) in vectors):
             getattr(schedule, op)(name, placements[name].names()[depth])
     schedule.apply(kernel)  # legal by construction; a ScheduleError here is a bug
     return schedule
+
+
+def _inner_loops(placements, candidates) -> set[tuple[str, int]]:
+    """(statement, depth) of every loop that may run in parallel inside a serial outer loop
+    (`_inner_parallel`): of the statements whose nest's outermost loop is a parallel
+    candidate, every loop below the outermost with at least one loop inside it."""
+    outer = {name for op, name, depth in candidates if op == "parallel" and depth == 0}
+    groups = {placements[n].order[:1] for n in outer}
+    return {(n, d) for n, p in placements.items() if p.order[:1] in groups
+            for d in range(1, len(p.loops) - 1)}
+
+
+def _inner_parallel(placements, candidates, free) -> list[tuple[str, str, int]]:
+    """Parallel loops for the nests whose outermost loop carries a dependence (a time loop,
+    the pivot loop of LU): in each statement, the outermost loop that carries none, if a loop
+    runs inside it, so that one fork of the threads does at least a plane of work (a stencil
+    step's rows; jacobi-1d's single row per step would cost more to fork than it saves).
+    One mark per loop: statements fused in it share it."""
+    serial = {placements[name].order[:1] for op, name, depth in candidates
+              if op == "parallel" and depth == 0 and (name, depth) not in free}
+    chosen, marks = set(), []
+    for name, p in placements.items():
+        if p.order[:1] not in serial:
+            continue
+        depth = next((d for d in range(1, len(p.loops) - 1) if (name, d) in free), None)
+        if depth is not None and p.order[:depth + 1] not in chosen:
+            chosen.add(p.order[:depth + 1])
+            marks.append(("parallel", name, depth))
+    return marks
 
 
 def full_reduction_steps(s: Statement, loops: list[str]) -> list[tuple]:

@@ -1,0 +1,162 @@
+"""The default schedule where loops carry dependences (issue [polyhedral]):
+
+- inside a time-tiled stencil (isl's schedule), each statement gets an innermost loop of its
+  own, so that loop is a vector loop (isl fuses them with shifts, which carries a dependence);
+- a nest whose outermost loop carries a dependence (a time loop) runs an inner loop with work
+  inside it in parallel;
+- a kernel in which the heuristics find no parallel and no vector loop gets isl's schedule.
+
+Each is checked on the schedule and numerically against the references at odd sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import loopweave
+from loopweave.examples import load_polybench_references
+from loopweave.ir import isl_helpers
+from loopweave.ir.dependences import Dependences
+from loopweave.ir.kernel import KernelIR
+from loopweave.passes import default as default_pass
+from loopweave.passes import isl_scheduler
+from loopweave.passes.isl_scheduler import distribute_innermost, isl_schedule
+from loopweave.passes.legality import marks
+from loopweave.pipeline import front_end
+
+poly = load_polybench_references()
+CFLAGS = "-O1 -march=native"
+
+
+def mark_names(kernel: KernelIR) -> list[str]:
+    return [m.mark_get_id().get_name() for m in marks(kernel.schedule.get_root())]
+
+
+def check_numerics(name: str, kernel, seed: int = 5) -> None:
+    case = poly.POLYBENCH[name]
+    sizes = {k: v if v % 2 else v - 1 for k, v in case.sizes[0].items()}
+    args = case.make_inputs(sizes, seed)
+    expected = case.expected(args)
+    got = poly.results_of(case, args, kernel(*args.values()))
+    for out, want in expected.items():
+        err, ok = poly.compare(np.asarray(got[out]), want, case.tol_scale)
+        assert ok, f"{name}[{out}] at {sizes}: differs by {err:g}"
+
+
+def vectorized_statements(kernel: KernelIR) -> set[str]:
+    """The statements that run inside a vector loop of `kernel`'s schedule."""
+    return {s.get_tuple_name() for m in marks(kernel.schedule.get_root())
+            if m.mark_get_id().get_name().startswith("vector:")
+            for s in isl_helpers.sets_of(m.get_domain())}
+
+
+@pytest.mark.parametrize("name", ["jacobi-2d", "fdtd-2d", "heat-3d"])
+def test_every_statement_of_a_time_tiled_stencil_runs_in_a_vector_loop(name):
+    kernel = front_end(poly.POLYBENCH[name].source())
+    assert vectorized_statements(isl_schedule(kernel, tile=4)) == {
+        s.name for s in kernel.statements}
+
+
+@pytest.mark.parametrize("name", ["jacobi-2d", "fdtd-2d"])
+def test_without_the_distribution_the_fused_loop_is_no_vector_loop(name, monkeypatch):
+    """isl fuses these stencils' statements with shifts: the loop carries a dependence."""
+    monkeypatch.setattr("loopweave.passes.isl_scheduler.distribute_innermost",
+                        lambda kernel, schedule, deps: schedule)
+    kernel = front_end(poly.POLYBENCH[name].source())
+    assert not vectorized_statements(isl_schedule(kernel, tile=4))
+
+
+@pytest.mark.parametrize("tile", [2, 3])
+@pytest.mark.parametrize("name", ["jacobi-2d", "fdtd-2d", "heat-3d", "jacobi-1d", "adi"])
+def test_distributed_tiles_compute_the_reference(name, tile):
+    """Tiles of 2 and 3 (vector members 8 and 12) give full and partial tiles at odd sizes."""
+    kernel = loopweave.compile(poly.POLYBENCH[name].source(), cflags=CFLAGS,
+                               schedule=lambda k: isl_schedule(k, tile=tile))
+    check_numerics(name, kernel)
+
+
+def test_a_fused_loop_that_no_split_order_allows_stays_fused():
+    """Each statement reads what the other wrote one iteration before: either loop first
+    would break a dependence, so isl's fused loop stays (and is no vector loop)."""
+    crossed = front_end("""
+kernel crossed(A: inout f64[N], B: inout f64[N]) {
+    for i in 1:N {
+        A[i] = B[i - 1] + 1.0
+        B[i] = A[i - 1] * 2.0
+    }
+}""")
+    scheduled = isl_schedule(crossed, tile=4)
+    assert isl_scheduler._fused_innermost_paths(scheduled.schedule.get_root(), []) == [[0]]
+    assert not vectorized_statements(scheduled)
+    deps = Dependences.of(crossed).union().intersect_params(crossed.context)
+    assert distribute_innermost(crossed, scheduled.schedule, deps).plain_is_equal(
+        scheduled.schedule)
+
+
+PAIR = """
+kernel pair(A: inout f64[N], B: inout f64[N], T: i32) {
+    for t in 0:T {
+        A[i] = A[i] + B[i - 1]      where i in 1:N
+        B[i] = B[i] + A[i]          where i in 1:N
+    }
+}"""
+
+
+def test_a_time_loop_pair_is_split_in_the_order_its_dependences_allow():
+    assert vectorized_statements(isl_schedule(front_end(PAIR), tile=4)) == {"S0", "S1"}
+    kernel = loopweave.compile(PAIR, cflags=CFLAGS, schedule=lambda k: isl_schedule(k, tile=3))
+    rng = np.random.default_rng(1)
+    a, b = rng.random(23), rng.random(23)
+    want_a, want_b = a.copy(), b.copy()
+    for _ in range(5):
+        for i in range(1, 23):
+            want_a[i] += want_b[i - 1]
+        for i in range(1, 23):
+            want_b[i] += want_a[i]
+    kernel(a, b, 5)
+    np.testing.assert_allclose(a, want_a)
+    np.testing.assert_allclose(b, want_b)
+
+
+def _steps(name: str):
+    kernel = front_end(poly.POLYBENCH[name].source())
+    return kernel, default_pass.default_schedule(kernel).steps
+
+
+@pytest.mark.parametrize("name", ["jacobi-2d", "heat-3d", "fdtd-2d"])
+def test_time_loop_nests_get_an_inner_parallel_loop(name):
+    kernel, steps = _steps(name)
+    parallel = [s for s in steps if s.op == "parallel"]
+    assert parallel, steps
+    sched = default_pass.default_schedule(kernel).apply(kernel)
+    text = str(sched.schedule)
+    assert "parallel:" in text
+    check_numerics(name, loopweave.compile(poly.POLYBENCH[name].source(), cflags=CFLAGS,
+                                           tuning_db=False))
+
+
+def test_a_single_row_per_time_step_is_not_worth_forking_threads():
+    _, steps = _steps("jacobi-1d")
+    assert not any(s.op == "parallel" for s in steps)
+
+
+@pytest.mark.parametrize("name", ["seidel-2d", "floyd-warshall", "nussinov"])
+def test_kernels_without_parallel_or_vector_loops_take_isl_schedule(name):
+    _, steps = _steps(name)
+    assert [s.op for s in steps] == ["isl"]
+    check_numerics(name, loopweave.compile(poly.POLYBENCH[name].source(), cflags=CFLAGS,
+                                           tuning_db=False))
+
+
+@pytest.mark.parametrize("name", ["gemm", "jacobi-2d", "lu", "doitgen", "gramschmidt"])
+def test_kernels_the_heuristics_handle_keep_them(name):
+    _, steps = _steps(name)
+    assert "isl" not in [s.op for s in steps]
+
+
+def test_a_one_loop_recurrence_is_not_given_to_isl():
+    kernel = front_end("""
+kernel prefix(x: f32[N], y: inout f32[N]) {
+    y[i] = y[i - 1] + x[i]      where i in 1:N
+}""")
+    assert "isl" not in [s.op for s in default_pass.default_schedule(kernel).steps]
