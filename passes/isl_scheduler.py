@@ -12,12 +12,15 @@ member that isl marks coincident carries none, so it may run in parallel). Then,
 1. in the innermost permutable band of a nest, a member that carries no dependence and walks
    the statements' stores with stride 1 moves innermost (legal: the band is permutable), so
    that it can become the vector loop;
-2. with `tile`, each permutable band of two or more members is tiled (`band_tile`); a tile
+2. with `tile`, each permutable band of two or more members is tiled (`band_tile`; the
+   innermost member, the vector loop, by INNER_TILE_FACTOR * tile); a tile
    band of which no member is coincident (a skewed stencil's time tiles) is turned into a
    wavefront, tile loop 0 := tile 0 + tile 1, after which tile loop 1 carries no dependence;
-3. every band is split into single loops, and the loops get the marks the rest of the compiler
-   reads ("parallel:S1:c0", "vector:S1:c3": kind, first statement, isl's loop name c<depth>):
-   the outermost loop of each nest that carries no dependence is parallel, the innermost loop
+3. every band is split into single loops; an innermost loop that runs several statements and
+   carries a dependence is split into one loop per statement where some order of them is legal
+   (`distribute_innermost`: a skewed stencil's fused statements become vector loops);
+4. the loops get the marks the rest of the compiler reads ("parallel:S1:c0", "vector:S1:c3":
+   kind, first statement, isl's loop name c<depth>): the outermost loop of each nest that carries no dependence is parallel, the innermost loop
    of a statement, if it carries none and stores with stride 1, vector.
 
 The result is checked like any schedule (passes/legality.py); an isl failure or an illegal
