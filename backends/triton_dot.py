@@ -15,6 +15,7 @@ bf16 tiles stay in their type (tensor cores), i8 ones accumulate in int32.
 from __future__ import annotations
 
 from loopweave.backends.triton_expr import Layout, py_name
+from loopweave.backends.triton_registers import dot_operand
 from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import row_major_offset
@@ -60,8 +61,8 @@ def dot_update(w, loop: For, depth: int) -> None:
         raise ScheduleError(f"{where}: tl.dot multiplies tiles of {', '.join(DOT_TYPES)} "
                             f"(floats may mix), not {' and '.join(sorted(types))}")
     mixed = len(types) > 1  # floats of two types: both as f32
-    tile_a = _tile(w, a, loop, k_a, depth, mixed)
-    tile_b = _tile(w, b, loop, k_b, depth, mixed)
+    tile_a = _tile(w, a, loop, k_a, depth, mixed, size, (rows, loop.var))
+    tile_b = _tile(w, b, loop, k_b, depth, mixed, size, (loop.var, cols))
     operand = _storage(a) if not mixed else F32
     if operand.is_int:
         kind = "out_dtype=tl.int32"
@@ -110,10 +111,15 @@ def _factors(e: ir.Expr) -> list[ir.Expr]:
     return [e]
 
 
-def _tile(w, operand: ir.Expr, loop: For, lane: str, depth: int, to_f32: bool) -> str:
+def _tile(w, operand: ir.Expr, loop: For, lane: str, depth: int, to_f32: bool, size: int,
+          axes: tuple[str, str]) -> str:
     """Load the tile of `operand` with the loop variable as the lane tensor `lane`; lanes out
-    of the loop's range or of the tensor read 0."""
+    of the loop's range or of the tensor read 0. A temporary the program keeps in registers
+    (`axes`: the tile's rows and columns) is that tensor (triton_registers)."""
     load = operand.operand if isinstance(operand, ir.Cast) else operand
+    if load.tensor in w.tiles:
+        name = dot_operand(w, w.tiles[load.tensor], load, loop, lane, size, axes)
+        return f"{name}.to(tl.float32)" if to_f32 else name
     tensor = w.kernel.tensors[load.tensor]
     moved = ir.substitute(load, {loop.var: ir.Var(lane)})
     inside = [ir.substitute(loop.cond, {loop.var: ir.Var(lane)})]

@@ -30,6 +30,14 @@ from loopweave.backends.triton_expr import (
     py_name,
     python_expr,
 )
+from loopweave.backends.triton_registers import (
+    arranged,
+    declare,
+    register_tiles,
+    rename_vars,
+    scalar_loop_vars,
+    vector_loop,
+)
 from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import row_major_offset
@@ -66,6 +74,7 @@ class Lanes:
     shape: tuple[int, ...]
     mask: str
     vars: tuple[str, ...]
+    zeros: str = "lw_lanes"  # the name of a zero index tensor of this shape
 
 
 class _LaunchWriter:
@@ -87,6 +96,8 @@ class _LaunchWriter:
         # accumulator register -> (the mask it began in, its type)
         self.created_under: dict[str, tuple[str, DType]] = {}
         self.counter = 0
+        self.tiles: dict = {}  # temporaries kept in registers (triton_registers)
+        self.shapes: dict[str, tuple] = {}  # lane tensor name -> its shape (lane_name)
 
     # -- what ExprWriter asks --------------------------------------------------------------------
 
@@ -94,6 +105,8 @@ class _LaunchWriter:
         self.module.helpers.add(helper)
 
     def load(self, load: ir.Load, layout: Layout, raw: bool = False) -> str:
+        if load.tensor in self.tiles and self.lanes is not None:
+            return arranged(self.tiles[load.tensor], load, self.lanes.vars)
         if load.tensor in self.registers:
             return self.registers[load.tensor]
         tensor = self.kernel.tensors[load.tensor]
@@ -122,7 +135,7 @@ class _LaunchWriter:
         if off != ir.Const(0):
             text += f" + {self.expr.render(off, _NO_LAYOUT, 11)}"
         if self.lanes is not None:  # every lane its own pointer, even where the offset is not
-            text += " + lw_lanes"
+            text += f" + {self.lanes.zeros}"
         return text
 
     def cast(self, value: str, dtype) -> str:
@@ -156,6 +169,9 @@ class _LaunchWriter:
             start = f"({self.text(loop.init)}) + tl.program_id({pid}).to(tl.int64) * {loop.step}"
             stride = f"tl.num_programs({pid}).to(tl.int64) * {loop.step}"
             depth = self.loop_head(loop, start, stride, depth)
+        self.tiles = declare(self, register_tiles(self.kernel, self.module.program.launches,
+                                                  self.launch), depth)
+        self.shapes = {py_name(v): () for v in scalar_loop_vars(self.launch.body)}
         self.node(self.launch.body, depth)
         return self.lines
 
@@ -193,6 +209,8 @@ class _LaunchWriter:
                 self.thread_region(node, depth)
             case For(kind="dot"):
                 dot_update(self, node, depth)
+            case For(kind="vector") if vector_loop(self, node, depth):
+                pass  # a tensor axis (triton_registers)
             case For():
                 self.serial_loop(node, depth)
             case If(cond=c, then=t, orelse=e):
@@ -204,26 +222,41 @@ class _LaunchWriter:
             case _:
                 raise AssertionError(type(node).__name__)
 
+    def lane_name(self, base: str, shape: tuple) -> str:
+        """`base` for a tensor of `shape`, or a name of its own where `base` already names a
+        tensor of another shape in this launch (a loop around both regions would carry the
+        variable with two types, which Triton's compiler refuses)."""
+        first = self.shapes.setdefault(base, shape)
+        return base if first == shape else f"{base}_{'_'.join(map(str, shape))}"
+
     def thread_region(self, loop: For, depth: int) -> None:
         chain, body = _thread_chain(loop)
         shape = tuple(_next_power_of_two(full_extent(x)) for x in chain)
-        conds = []
+        conds, names = [], {}
         for n, x in enumerate(chain):
             index = "" if len(chain) == 1 else \
                 "[" + ", ".join(":" if m == n else "None" for m in range(len(chain))) + "]"
             lanes = f"tl.arange(0, {shape[n]}).to(tl.int64){index}"
-            self.emit(f"{py_name(x.var)} = {self.text(x.init)} + {lanes} * {x.step}", depth)
-            self.lane_vars.add(x.var)
+            own = tuple(p if m == n else 1 for m, p in enumerate(shape))
+            names[x.var] = self.lane_name(py_name(x.var), own)
+            self.emit(f"{names[x.var]} = {self.text(x.init)} + {lanes} * {x.step}", depth)
             conds.append(x.cond)
-        shape_text = ", ".join(map(str, shape))
-        self.emit(f"lw_lanes = tl.zeros([{shape_text}], dtype=tl.int64)", depth)
+        renamed = {v: ir.Var(n) for v, n in names.items() if n != py_name(v)}
+        if renamed:
+            body = rename_vars(body, renamed)
+            conds = [ir.substitute(c, renamed) for c in conds]
+        lane_vars = {renamed[x.var].name if x.var in renamed else x.var for x in chain}
+        self.lane_vars |= lane_vars
+        zeros = self.lane_name("lw_lanes", shape)
+        self.emit(f"{zeros} = tl.zeros([{', '.join(map(str, shape))}], dtype=tl.int64)", depth)
         mask = self.fresh("lw_mask")
-        self.emit(f"{mask} = ({') & ('.join(self.text(c) for c in conds)}) & (lw_lanes == 0)",
+        self.emit(f"{mask} = ({') & ('.join(self.text(c) for c in conds)}) & ({zeros} == 0)",
                   depth)
-        self.lanes = Lanes(shape, mask, tuple(x.var for x in chain))
+        self.lanes = Lanes(shape, mask, tuple(
+            renamed[x.var].name if x.var in renamed else x.var for x in chain), zeros)
         self.node(body, depth)
         self.lanes = None
-        self.lane_vars -= {x.var for x in chain}
+        self.lane_vars -= lane_vars
 
     def thread_reduce(self, node: ThreadReduce, depth: int) -> None:
         """A register tensor over the lanes holds each lane's partial result; reduced over the
@@ -288,8 +321,8 @@ class _LaunchWriter:
             self.node(loop.body, body_depth)
         else:  # bounds that differ per lane: the loop covers every lane's range, masked
             mask = self.lanes.mask
-            lo = f"tl.min(tl.where({mask}, {self.text(loop.init)} + lw_lanes, 2**62))"
-            hi = f"tl.max(tl.where({mask}, {self.text(end)} + lw_lanes, -2**62))"
+            lo = f"tl.min(tl.where({mask}, {self.text(loop.init)} + {self.lanes.zeros}, 2**62))"
+            hi = f"tl.max(tl.where({mask}, {self.text(end)} + {self.lanes.zeros}, -2**62))"
             self.emit(f"for {v} in range({lo}, {hi}, {loop.step}):", depth)
             inner = self.fresh("lw_mask")
             start = ir.Binary(">=", ir.Var(loop.var), loop.init, BOOL)
@@ -371,6 +404,7 @@ class ModuleWriter:
         self.tensors = [t.name for t in (*kernel.args, *kernel.outputs, *kernel.temporaries)
                         if t.name in kernel.tensors]
         self.device_locals = {b.name: b for b in program.device_buffers}
+        self.in_registers: dict[str, set[str]] = {}  # launch -> temporaries in its registers
         self.tensors += list(self.device_locals)
 
     def shape_of(self, tensor: str) -> tuple[ir.Expr, ...]:
@@ -393,7 +427,8 @@ class ModuleWriter:
 
     def parameters(self, launch: Launch) -> tuple[list[str], list[str]]:
         """The function's parameters and the lines that read f64 scalars (passed by pointer)."""
-        params = [f"{py_name(t)}_ptr" for t in self.tensors]
+        kept = self.in_registers.get(launch.name, ())  # no memory: no pointer
+        params = [f"{py_name(t)}_ptr" for t in self.tensors if t not in kept]
         params += [py_name(p) for p in self.kernel.params]
         prologue = []
         for a in self.scalars():
@@ -406,8 +441,10 @@ class ModuleWriter:
         return params, prologue
 
     def function(self, launch: Launch) -> str:
+        writer = _LaunchWriter(self, launch)
+        body = writer.write()
+        self.in_registers[launch.name] = set(writer.tiles)
         params, prologue = self.parameters(launch)
-        body = _LaunchWriter(self, launch).write()
         return "\n".join(["@triton.jit", f"def {launch.name}({', '.join(params)}):",
                           *prologue, *body]) + "\n"
 

@@ -47,6 +47,7 @@ from loopweave.ir.codegen import loop_ast
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.ir.launches import lower_launches
 from loopweave.passes import placement as pl
+from loopweave.passes.gpu_online import online_gpu_schedule
 from loopweave.passes.legality import REDUCTIONS
 from loopweave.passes.patterns import Contraction, match_contraction
 from loopweave.passes.schedule import Schedule, target_statements
@@ -191,12 +192,13 @@ def default_gpu_schedule(kernel: KernelIR, facts: GpuFacts,
     planner's plan: a row kernel, element-wise statements, or contractions on a target that
     multiplies tiles (Triton: `dot` tiles of `facts.dot_tile`, the initialisation in the
     accumulator), every statement bound to the GPU. None (the planner decides) where some
-    statement would run on one thread, for contractions where the target has no `dot` (CUDA's
-    planner keeps per-thread register tiles over shared-memory stages, which the steps cannot
-    yet write) and for contractions next to row reductions (attention: the planner's online
-    softmax). `sizes`: tile sizes by loop name that replace the default dot tile of the
-    contraction's rows, columns and k (Triton's `block` option); a kernel without a contraction
-    gets the planner when there are any."""
+    statement would run on one thread, for int8 and f16 contractions where the target has no
+    `dot` (CUDA's planner: dp4a, half2) and for contractions next to row reductions on such a
+    target (attention on CUDA: the planner's online softmax). With `dot` (Triton), attention
+    gets FlashAttention-2 as steps on its online-softmax rewrite (passes/gpu_online.py), or
+    the planner where the rewrite does not apply. `sizes`: tile sizes by loop name that
+    replace the default dot tile of the contraction's rows, columns and k (Triton's `block`
+    option); a kernel without a contraction gets the planner when there are any."""
     placements = pl.initial_placements(kernel)
     sizes = dict(sizes or {})
     contractions = [s for s in kernel.statements
@@ -205,8 +207,8 @@ def default_gpu_schedule(kernel: KernelIR, facts: GpuFacts,
     if contractions:
         rows = [s for s in kernel.statements
                 if s not in contractions and _reduces_a_row(s, placements[s.name].names())]
-        if rows:
-            return None
+        if rows:  # attention: FlashAttention-2 steps where tiles are multiplied (passes/gpu_online)
+            return online_gpu_schedule(kernel, sizes=sizes) if facts.dot_types else None
         c = match_contraction(contractions[0], placements[contractions[0].name].names())
         if facts.dot_types:
             rows_, cols, depth = facts.dot_tile

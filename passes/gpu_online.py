@@ -19,6 +19,7 @@ applies the steps, so the steps name the rewritten kernel's statements; each is 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from loopweave.errors import ScheduleError
@@ -73,18 +74,28 @@ class OnlineSchedule(Schedule):
 
 
 def online_gpu_schedule(kernel: KernelIR, *, rows: int = 64, block: int = 64,
-                        cols: int = 64, depth: int = 32) -> OnlineSchedule | None:
+                        cols: int = 64, depth: int = 32,
+                        sizes: Mapping[str, int] | None = None) -> OnlineSchedule | None:
     """The schedule of the module docstring for `kernel` (BI = rows, BJ = block, BV = cols,
-    BD = depth), or None where the rewrite does not apply or the chain is not one row loop
-    (batched attention: not yet)."""
-    found = rewrite_online(kernel, block)
+    BD = depth; `sizes`, by the kernel's loop names, replace them: Triton's `block` option),
+    or None where the rewrite does not apply or the chain is not one row loop (batched
+    attention: not yet). Every tile side is at least 16 (tl.dot's smallest)."""
+    sizes = dict(sizes or {})
+    found = rewrite_online(kernel, 64)
     if found is None or len(found.rows) != 1:
         return None
-    steps = _steps(found, rows, cols, depth)
+    block = max(MIN_SIDE, sizes.get(found.reduced, block))
+    found = rewrite_online(kernel, block)
+    steps = _steps(found, max(MIN_SIDE, sizes.get(found.rows[0], rows)), cols, depth, sizes)
     return None if steps is None else OnlineSchedule(block, steps.steps)
 
 
-def _steps(r: OnlineRewrite, rows: int, cols: int, depth: int) -> Schedule | None:
+#: tl.dot's smallest tile side (loopweave.targets.GPU_FACTS["triton"].dot_min).
+MIN_SIDE = 16
+
+
+def _steps(r: OnlineRewrite, rows: int, cols: int, depth: int,
+           chosen: dict[str, int]) -> Schedule | None:
     k = r.kernel
     i, jo, jin = r.rows[0], r.block_loop, r.inner
     place = pl.initial_placements(k)
@@ -97,7 +108,7 @@ def _steps(r: OnlineRewrite, rows: int, cols: int, depth: int) -> Schedule | Non
         other = [v for v in loops if v not in (i, jo, jin)]
         dot = _dot_loop(k.statement[name], jo)
         if dot is not None and dot in other:  # the scores: k steps of `depth` for a dot
-            sizes[dot] = depth
+            sizes[dot] = max(MIN_SIDE, chosen.get(dot, depth))
             dots[name] = dot
             other.remove(dot)
         elif dot is not None and dot == jin:
@@ -106,7 +117,7 @@ def _steps(r: OnlineRewrite, rows: int, cols: int, depth: int) -> Schedule | Non
             return None
         lanes = other[0] if other else (jin if jin in loops and name not in _serial(r) else None)
         if other:
-            sizes[other[0]] = cols
+            sizes[other[0]] = max(MIN_SIDE, chosen.get(other[0], cols))
         s.tile(name, **sizes)
         order = [f"{i}_o"]
         if name in r.blocked:
@@ -126,6 +137,8 @@ def _steps(r: OnlineRewrite, rows: int, cols: int, depth: int) -> Schedule | Non
             s.bind(name, lanes, "threadIdx.x")
         if name in dots:
             s.dot(name, dots[name])
+        elif jin in loops and jin != lanes:  # a row's maximum or sum: the block as an axis
+            s.vectorize(name, jin)
     s.fuse(*r.blocked, depth=2)
     for name in r.blocked:
         stmt = k.statement[name]

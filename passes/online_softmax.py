@@ -78,6 +78,7 @@ class OnlineRewrite:
 
     kernel: KernelIR
     rows: tuple[str, ...]  # the loops outside the reduction (attention's query rows i)
+    reduced: str  # the reduction loop j of the original kernel
     block_loop: str  # j_o: the blocks, in order
     inner: str  # j_in: the reduction loop inside a block
     before: tuple[str, ...]  # the initialisations, each its own nest before the block loop
@@ -430,7 +431,7 @@ def _rewrite(kernel: KernelIR, c: _Chain, block: int) -> OnlineRewrite:
     result = replace(kernel, statements=statements,
                      temporaries=(*temporaries, old, alpha))
     result = result.with_schedule(pl.build_tree(result, placements))
-    return OnlineRewrite(result, c.rows, jb, jj, tuple(s.name for s in row_inits),
+    return OnlineRewrite(result, c.rows, c.j, jb, jj, tuple(s.name for s in row_inits),
                          tuple(s.name for s in in_block), tuple(s.name for s in finals))
 
 
