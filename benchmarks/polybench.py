@@ -157,8 +157,10 @@ def run_polybench(names: list[str], dataset: str, *, repeats: int, check: bool =
                   progress=print, threads: int | None = None, polly: bool = True
                   ) -> list[PolyRow]:
     """Every named kernel at `dataset`; a kernel that fails to build is reported and skipped.
-    threads: what the OpenMP loops run on (None: `omp_threads()`, which is what they do run
-    on); Polly is built to match. polly: False leaves clang-19 and Polly out."""
+    threads: what the OpenMP loops run on (None: `omp_threads()`, what they do run on). It
+    does not change that (OMP_NUM_THREADS does, before OpenMP loads): it says whether Polly is
+    built with OpenMP loops, and the table prints it. polly: False leaves clang-19 and Polly
+    out."""
     threads = omp_threads() if threads is None else threads
     rows = []
     for name in names:
