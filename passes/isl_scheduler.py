@@ -20,8 +20,9 @@ member that isl marks coincident carries none, so it may run in parallel). Then,
    carries a dependence is split into one loop per statement where some order of them is legal
    (`distribute_innermost`: a skewed stencil's fused statements become vector loops);
 4. the loops get the marks the rest of the compiler reads ("parallel:S1:c0", "vector:S1:c3":
-   kind, first statement, isl's loop name c<depth>): the outermost loop of each nest that carries no dependence is parallel, the innermost loop
-   of a statement, if it carries none and stores with stride 1, vector.
+   kind, first statement, isl's loop name c<depth>): the outermost loop of each nest that
+   carries no dependence is parallel, the innermost loop of a statement, if it carries none
+   and stores with stride 1, vector.
 
 The result is checked like any schedule (passes/legality.py); an isl failure or an illegal
 result is a `ScheduleError`.

@@ -160,3 +160,17 @@ kernel prefix(x: f32[N], y: inout f32[N]) {
     y[i] = y[i - 1] + x[i]      where i in 1:N
 }""")
     assert "isl" not in [s.op for s in default_pass.default_schedule(kernel).steps]
+
+
+@pytest.mark.parametrize("name", ["lu", "ludcmp", "gramschmidt"])
+def test_a_serial_nest_runs_chunks_of_its_vector_loop_in_parallel(name):
+    """LU's update over (i, k, j): i and k carry dependences, so j is cut into chunks of
+    CHUNK_VECTORS vectors whose loop runs in parallel around k (f64, AVX2: 64 elements)."""
+    _, steps = _steps(name)
+    chunks = [s.args[0] for s in steps if s.op == "parallel" and s.args[0].endswith("_o")]
+    assert chunks, steps
+    tiles = [s.args for s in steps if s.op == "tile"]
+    assert {f"{loop}_o" for t in tiles for loop, _ in t} >= set(chunks)
+    assert all(n % default_pass.CHUNK_VECTORS == 0 for t in tiles for _, n in t)
+    check_numerics(name, loopweave.compile(poly.POLYBENCH[name].source(), cflags=CFLAGS,
+                                           tuning_db=False), seed=9)
