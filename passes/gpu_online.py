@@ -73,7 +73,7 @@ class OnlineSchedule(Schedule):
         return super().apply(found.kernel)
 
 
-def online_gpu_schedule(kernel: KernelIR, *, rows: int = 64, block: int = 64,
+def online_gpu_schedule(kernel: KernelIR, *, rows: int = 64, block: int = 32,
                         cols: int = 64, depth: int = 32,
                         sizes: Mapping[str, int] | None = None) -> OnlineSchedule | None:
     """The schedule of the module docstring for `kernel` (BI = rows, BJ = block, BV = cols,
