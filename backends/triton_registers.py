@@ -45,7 +45,9 @@ class Tile:
     """A temporary in registers: its Python name and, per dimension, the lanes indexing it."""
 
     name: str
-    dims: tuple[tuple[str, int], ...]  # (the lanes' origin, as text; their count)
+    # per dimension (the lanes' origin, as text; their count), or ("@index", 0) for an index
+    # of the block loops alone (one element per program: not a dimension of the tensor)
+    dims: tuple[tuple[str, int], ...]
 
 
 def register_tiles(kernel, launches: tuple[Launch, ...], launch: Launch) -> dict[str, tuple]:
@@ -53,9 +55,13 @@ def register_tiles(kernel, launches: tuple[Launch, ...], launch: Launch) -> dict
     live in registers (see the module docstring)."""
     found: dict[str, list] = {}
     bad: set[str] = set()
-    temps = {t.name for t in kernel.temporaries if not t.dtype.is_storage_only}
+    temps = {t.name for t in (*kernel.temporaries, *kernel.locals)
+             if not t.dtype.is_storage_only}
     elsewhere = {ld for other in launches if other is not launch for ld in _touched(other)}
-    _visit(launch.body, [], temps, found, bad)
+    # the block loops: an index of them alone is one element per program (a storage-reduced
+    # local's copy per block), the same in every access
+    blocks = [(b.var, None, "block") for b in launch.blocks]
+    _visit(launch.body, blocks, temps, found, bad)
     return {t: tuple(sig) for t, sig in found.items()
             if t not in bad and t not in elsewhere and None not in sig}
 
@@ -87,10 +93,12 @@ def _visit(node, axes: list, temps: set[str], found: dict, bad: set[str]) -> Non
             _accesses(x, axes, temps, found, bad)
         _accesses(node.value, axes, temps, found, bad)
         if node.tensor in temps:
-            reduced = {a[0] for a in axes if a[2] in ("vector", "dot")}
-            mine = [x.name for x in node.indices if isinstance(x, ir.Var)]
-            missing = [a for a in axes if a[0] not in mine]
-            plain = [a[0] for a in axes if a[0] in mine]
+            lanes = [a for a in axes if a[1] is not None]
+            reduced = {a[0] for a in lanes if a[2] in ("vector", "dot")}
+            mine = [x.name for x in node.indices if isinstance(x, ir.Var)
+                    and x.name in {a[0] for a in lanes}]
+            missing = [a for a in lanes if a[0] not in mine]
+            plain = [a[0] for a in lanes if a[0] in mine]
             if missing and (node.reduce is None or {a[0] for a in missing} - reduced) or \
                     plain != mine:
                 bad.add(node.tensor)
@@ -105,6 +113,7 @@ def _visit(node, axes: list, temps: set[str], found: dict, bad: set[str]) -> Non
 def _vector_axis(loop: For, axes: list) -> bool:
     """Will `vector_loop` render `loop` as an axis (inside one row of lanes)?"""
     store = loop.body
+    axes = [a for a in axes if a[1] is not None]
     lanes = {a[0] for a in axes}
     end = upper_bound(loop.cond, loop.var)
     return len(axes) == 1 and axes[0][2] in THREAD_AXES and isinstance(store, Store) \
@@ -120,9 +129,12 @@ def _accesses(e: ir.Expr, axes: list, temps: set[str], found: dict, bad: set[str
 
 
 def _record(ld: ir.Load, axes: list, found: dict, bad: set[str]) -> None:
-    by_var = {a[0]: a[1] for a in axes}
-    sig = [by_var.get(x.name) if isinstance(x, ir.Var) else None for x in ld.indices]
-    if not ld.indices or None in sig:
+    by_var = {a[0]: a[1] for a in axes if a[1] is not None}
+    blocks = {a[0] for a in axes if a[2] == "block"}
+    sig = [by_var.get(x.name) if isinstance(x, ir.Var) and x.name in by_var else
+           (f"@{ir.to_str(x)}", 0) if ir.variables(x) <= blocks and not ir.loads(x) else None
+           for x in ld.indices]
+    if not any(n for _, n in filter(None, sig)) or None in sig:
         bad.add(ld.tensor)
         return
     known = found.setdefault(ld.tensor, sig)
@@ -135,7 +147,7 @@ def declare(w, tiles: dict[str, tuple], depth: int) -> dict[str, Tile]:
     out = {}
     for tensor, dims in tiles.items():
         name = w.fresh(f"{tensor}_reg")
-        shape = ", ".join(str(_pow2(n)) for _, n in dims)
+        shape = ", ".join(str(_pow2(n)) for _, n in dims if n)
         kind = TL_TYPES[w.kernel.tensors[tensor].dtype.compute.name]
         w.emit(f"{name} = tl.zeros([{shape}], dtype={kind})", depth)
         w.registers[tensor] = name
@@ -146,7 +158,7 @@ def declare(w, tiles: dict[str, tuple], depth: int) -> dict[str, Tile]:
 def arranged(tile: Tile, load: ir.Load, axes: tuple[str, ...]) -> str:
     """The tile read by `load` as a tensor over `axes` (the current lanes, outer first)."""
     where = [axes.index(x.name) if isinstance(x, ir.Var) and x.name in axes else None
-             for x in load.indices]
+             for x, (_, n) in zip(load.indices, tile.dims, strict=True) if n]
     if where == list(range(len(axes))):
         return tile.name
     if where == [1, 0] and len(axes) == 2:

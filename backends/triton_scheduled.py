@@ -462,7 +462,10 @@ class ModuleWriter:
         if self.device_locals:  # used by several launches or blocks: the launcher's own
             # (a stand-in without a device, as gpu_resources passes for warmups: the default)
             lines.append("    lw_device = getattr(next(iter(tensors.values())), 'device', None)")
+        registers = set().union(*self.in_registers.values())
         for b in self.device_locals.values():
+            if b.name in registers:
+                continue  # one launch keeps it in registers (triton_registers)
             size = " * ".join(f"({python_expr(d)})" for d in b.shape) or "1"
             lines.append(f"    {py_name(b.name)} = torch.empty(max({size}, 1), dtype=torch."
                          f"{_TORCH_TYPES[b.dtype.name]}, device=lw_device)")

@@ -204,11 +204,15 @@ def default_gpu_schedule(kernel: KernelIR, facts: GpuFacts,
     contractions = [s for s in kernel.statements
                     if match_contraction(s, placements[s.name].names())]
     tiles = GpuTiles()
+    if contractions and facts.dot_types:  # attention: FlashAttention-2 (passes/gpu_online)
+        online = online_gpu_schedule(kernel, sizes=sizes)
+        if online is not None:
+            return online
     if contractions:
         rows = [s for s in kernel.statements
                 if s not in contractions and _reduces_a_row(s, placements[s.name].names())]
-        if rows:  # attention: FlashAttention-2 steps where tiles are multiplied (passes/gpu_online)
-            return online_gpu_schedule(kernel, sizes=sizes) if facts.dot_types else None
+        if rows:
+            return None
         c = match_contraction(contractions[0], placements[contractions[0].name].names())
         if facts.dot_types:
             rows_, cols, depth = facts.dot_tile

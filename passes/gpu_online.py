@@ -78,11 +78,12 @@ def online_gpu_schedule(kernel: KernelIR, *, rows: int = 64, block: int = 32,
                         sizes: Mapping[str, int] | None = None) -> OnlineSchedule | None:
     """The schedule of the module docstring for `kernel` (BI = rows, BJ = block, BV = cols,
     BD = depth; `sizes`, by the kernel's loop names, replace them: Triton's `block` option),
-    or None where the rewrite does not apply or the chain is not one row loop (batched
-    attention: not yet). Every tile side is at least 16 (tl.dot's smallest)."""
+    or None where the rewrite does not apply. Row loops outside the last (batches, heads: at
+    most two) go to blockIdx.y and blockIdx.z. Every tile side is at least 16 (tl.dot's
+    smallest)."""
     sizes = dict(sizes or {})
     found = rewrite_online(kernel, 64)
-    if found is None or len(found.rows) != 1:
+    if found is None or len(found.rows) > 3:
         return None
     block = max(MIN_SIDE, sizes.get(found.reduced, block))
     found = rewrite_online(kernel, block)
@@ -97,7 +98,8 @@ MIN_SIDE = 16
 def _steps(r: OnlineRewrite, rows: int, cols: int, depth: int,
            chosen: dict[str, int]) -> Schedule | None:
     k = r.kernel
-    i, jo, jin = r.rows[0], r.block_loop, r.inner
+    *outer, i = r.rows
+    jo, jin = r.block_loop, r.inner
     place = pl.initial_placements(k)
     chain = [*r.before, *r.blocked, *r.after]
     s = Schedule()
@@ -105,7 +107,7 @@ def _steps(r: OnlineRewrite, rows: int, cols: int, depth: int,
     for name in chain:
         loops = place[name].names()
         sizes = {i: rows}
-        other = [v for v in loops if v not in (i, jo, jin)]
+        other = [v for v in loops if v not in (*r.rows, jo, jin)]
         dot = _dot_loop(k.statement[name], jo)
         if dot is not None and dot in other:  # the scores: k steps of `depth` for a dot
             sizes[dot] = max(MIN_SIDE, chosen.get(dot, depth))
@@ -119,7 +121,9 @@ def _steps(r: OnlineRewrite, rows: int, cols: int, depth: int,
         if other:
             sizes[other[0]] = max(MIN_SIDE, chosen.get(other[0], cols))
         s.tile(name, **sizes)
-        order = [f"{i}_o"]
+        # the rows' tiles outermost: storage reduction declares the temporaries local to
+        # the innermost shared loop, which must be a block loop too (one launch grid)
+        order = [f"{i}_o", *outer]
         if name in r.blocked:
             order.append(jo)
         if other:
@@ -139,15 +143,20 @@ def _steps(r: OnlineRewrite, rows: int, cols: int, depth: int,
             s.dot(name, dots[name])
         elif jin in loops and jin != lanes:  # a row's maximum or sum: the block as an axis
             s.vectorize(name, jin)
-    s.fuse(*r.blocked, depth=2)
+    grid = len(outer) + 1  # the loops every statement of the chain shares: rows' blocks
+    s.fuse(*r.blocked, depth=grid + 1)
     for name in r.blocked:
         stmt = k.statement[name]
         if stmt.is_init and name in r.blocked:
             later = r.blocked[r.blocked.index(name) + 1]
             if later in dots and k.statement[later].lhs == stmt.lhs:
-                s.fuse(name, later, depth=4)  # the scores start from 0 in the dot's register
-    s.fuse(*chain, depth=1)
-    s.bind(",".join(chain), f"{i}_o", "blockIdx.x")
+                # the scores start from 0 in the dot's register
+                s.fuse(name, later, depth=grid + 3)
+    s.fuse(*chain, depth=grid)
+    everything = ",".join(chain)
+    for v, axis in zip(reversed(outer), ("blockIdx.y", "blockIdx.z"), strict=False):
+        s.bind(everything, v, axis)
+    s.bind(everything, f"{i}_o", "blockIdx.x")
     return s
 
 

@@ -398,6 +398,12 @@ def _rewrite(kernel: KernelIR, c: _Chain, block: int) -> OnlineRewrite:
                                     c.divisions[0].pos))
     in_block += [blocked(s, _undivided(s.rhs, c.divisions) if s.name in sum_of else None)
                  for s in after_max]
+    # row-level statements right after the chain (normalize's `O = O / z`) join its nest
+    stop = c.stop
+    while stop < len(stmts) and _epilogue(stmts[stop], c):
+        finals.append(stmts[stop])
+        stop += 1
+    chain = stmts[c.start:stop]
     new_chain = [*row_inits, *in_block, *finals]
     # placements: each initialisation its own nest, then the block loop around the blocked
     # statements (each with its own loops inside it), then the divisions
@@ -418,7 +424,7 @@ def _rewrite(kernel: KernelIR, c: _Chain, block: int) -> OnlineRewrite:
         placements[s.name] = _placement(s.iterators, (first_top + len(row_inits), n))
     for n, s in enumerate(finals):
         placements[s.name] = _placement(s.iterators, (first_top + len(row_inits) + 1 + n,))
-    statements = (*stmts[:c.start], *new_chain, *stmts[c.stop:])
+    statements = (*stmts[:c.start], *new_chain, *stmts[stop:])
     used = {a.tensor for s in statements for a in (s.lhs, *ir.loads(s.rhs))}
     temporaries = []
     for t in kernel.temporaries:
@@ -433,6 +439,14 @@ def _rewrite(kernel: KernelIR, c: _Chain, block: int) -> OnlineRewrite:
     result = result.with_schedule(pl.build_tree(result, placements))
     return OnlineRewrite(result, c.rows, c.j, jb, jj, tuple(s.name for s in row_inits),
                          tuple(s.name for s in in_block), tuple(s.name for s in finals))
+
+
+def _epilogue(s: Statement, c: _Chain) -> bool:
+    """Is `s` an `=` statement over the chain's rows (and other loops, not j) outside any DSL
+    `for`, reading no block-local temporary: it runs after the block loop unchanged."""
+    return (s.op == "=" and not s.enclosing and s.iterators[:len(c.rows)] == c.rows
+            and c.j not in s.iterators and s.lhs.tensor not in c.local
+            and not any(ld.tensor in c.local for ld in ir.loads(s.rhs)))
 
 
 def _undivided(rhs: ir.Expr, divisions: tuple[Statement, ...]) -> ir.Expr:
