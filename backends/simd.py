@@ -327,7 +327,9 @@ class _Lowering:
         return found
 
     def touches(self, node: Node, tensor: str, skip: Store) -> bool:
-        """Whether anything in `node` but `skip` reads or writes `tensor`."""
+        """Whether anything in `node` but `skip`'s own value reads or writes `tensor`. Loads of
+        `tensor` in the reduction's value (`x[i] -= L[i, j] * x[j]`) read other elements: a
+        vector mark on such a loop is legal only then (passes/legality.reduction_chains)."""
         for n in walk_loops(node):
             exprs: list[ir.Expr] = []
             if isinstance(n, Store) and n is not skip:
@@ -335,7 +337,7 @@ class _Lowering:
                     return True
                 exprs = [n.value, *n.indices]
             elif isinstance(n, Store):
-                exprs = [n.value, *n.indices]
+                exprs = list(n.indices)
             elif isinstance(n, For):
                 exprs = [n.init, n.cond]
             elif isinstance(n, If):

@@ -140,7 +140,7 @@ def test_a_single_row_per_time_step_is_not_worth_forking_threads():
     assert not any(s.op == "parallel" for s in steps)
 
 
-@pytest.mark.parametrize("name", ["seidel-2d", "floyd-warshall", "nussinov"])
+@pytest.mark.parametrize("name", ["seidel-2d", "floyd-warshall"])
 def test_kernels_without_parallel_or_vector_loops_take_isl_schedule(name):
     _, steps = _steps(name)
     assert [s.op for s in steps] == ["isl"]
@@ -174,3 +174,35 @@ def test_a_serial_nest_runs_chunks_of_its_vector_loop_in_parallel(name):
     assert all(n % default_pass.CHUNK_VECTORS == 0 for t in tiles for _, n in t)
     check_numerics(name, loopweave.compile(poly.POLYBENCH[name].source(), cflags=CFLAGS,
                                            tuning_db=False), seed=9)
+
+
+@pytest.mark.parametrize("name", ["trisolv", "cholesky", "nussinov"])
+def test_a_reduction_reading_other_elements_of_its_tensor_is_a_vector_loop(name):
+    """`x[i] -= L[i, j] * x[j]` over j < i reads x, but never the x[i] that the j loop
+    reduces into: the j loop carries only the reduction's chain and is vectorized."""
+    kernel, steps = _steps(name)
+    assert "vector" in [s.op for s in steps]
+    check_numerics(name, loopweave.compile(poly.POLYBENCH[name].source(), tuning_db=False),
+                   seed=11)
+
+
+def test_a_reduction_reading_its_own_element_is_no_vector_loop():
+    source = """
+kernel own(y: f64[N], x: inout f64[M]) {
+    x[i] += x[i] * y[j]
+}"""
+    kernel = front_end(source)
+    reduction = kernel.statements[0].name
+    with pytest.raises(loopweave.ScheduleError, match="vector|carries|dependence"):
+        loopweave.Schedule().vectorize(reduction, "j").apply(kernel)
+    # the default runs i innermost instead (each x[i] on its own): a legal vector loop
+    assert ("vector", ("j",)) not in [(s.op, s.args) for s in
+                                      default_pass.default_schedule(kernel).steps]
+    compiled = loopweave.compile(source, tuning_db=False)
+    y = np.linspace(0.1, 0.9, 7)
+    x = np.linspace(1.0, 2.0, 5)
+    want = x.copy()
+    for j in range(7):
+        want += want * y[j]
+    compiled(y, x)
+    np.testing.assert_allclose(x, want)
