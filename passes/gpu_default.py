@@ -206,7 +206,7 @@ def default_gpu_schedule(kernel: KernelIR, facts: GpuFacts,
     tiles = GpuTiles()
     if contractions and facts.dot_types:  # attention: FlashAttention-2 (passes/gpu_online)
         online = online_gpu_schedule(kernel, sizes=sizes)
-        if online is not None:
+        if online is not None and _lowers(kernel, online, facts):
             return online
     if contractions:
         rows = [s for s in kernel.statements
@@ -413,6 +413,16 @@ def _register_tiles(target: str, c: Contraction, outer: list[str], x: str, y: st
 def _dot_types(c: Contraction) -> set[str]:
     """The storage types of a contraction's operands (under their widening casts)."""
     return {(x.operand if isinstance(x, ir.Cast) else x).dtype.name for x in (c.a, c.b)}
+
+
+def _lowers(kernel: KernelIR, schedule: Schedule, facts: GpuFacts) -> bool:
+    """Does `schedule` apply to `kernel` and lower to launches on a target like `facts`?"""
+    try:
+        lower_launches(loop_ast(schedule.apply(kernel)), kernel.name, facts.shared_bytes,
+                       facts.block_threads)
+    except ScheduleError:
+        return False
+    return True
 
 
 def _applies(kernel: KernelIR, schedule: Schedule, more: Schedule) -> bool:
