@@ -196,7 +196,9 @@ def _loop_marks(kernel: KernelIR, schedule: Schedule, facts: TargetFacts, tiled:
     inner = _inner_loops(placements, candidates, chunked) if facts.parallel else set()
     free, vectors = _loops_carrying_nothing(kernel, placements,
                                             {(n, d) for _, n, d in candidates} | inner)
-    candidates += _inner_parallel(placements, candidates, free, chunked)
+    vector_loops = {placements[n].order[:d + 1] for op, n, d in candidates
+                    if op == "vectorize" and ((n, d) in free or (n, d) in vectors)}
+    candidates += _inner_parallel(placements, candidates, free, chunked | vector_loops)
     marks, covered = [], set()
     for op, name, depth in candidates:
         if (name, depth) in free or (op == "vectorize" and (name, depth) in vectors):
@@ -252,20 +254,23 @@ def _inner_loops(placements, candidates, skipped: set[str]) -> set[tuple[str, in
             and n not in skipped for d in range(1, len(p.loops) - 1)}
 
 
-def _inner_parallel(placements, candidates, free, skipped: set[str]
+def _inner_parallel(placements, candidates, free, skipped: set
                     ) -> list[tuple[str, str, int]]:
     """Parallel loops for the nests whose outermost loop carries a dependence (a time loop,
     the pivot loop of LU): in each statement, the outermost loop that carries none, if a loop
     runs inside it, so that one fork of the threads does at least a plane of work (a stencil
     step's rows; jacobi-1d's single row per step would cost more to fork than it saves).
-    One mark per loop: statements fused in it share it."""
+    One mark per loop: statements fused in it share it. `skipped` holds statement names to
+    leave alone and loops (`order` prefixes) that are vector loops already (trmm's j: a
+    vector loop around the k loop is worth more than two threads)."""
     serial = {placements[name].order[:1] for op, name, depth in candidates
               if op == "parallel" and depth == 0 and (name, depth) not in free}
     chosen, marks = set(), []
     for name, p in placements.items():
         if p.order[:1] not in serial or name in skipped:
             continue
-        depth = next((d for d in range(1, len(p.loops) - 1) if (name, d) in free), None)
+        depth = next((d for d in range(1, len(p.loops) - 1)
+                      if (name, d) in free and p.order[:d + 1] not in skipped), None)
         if depth is not None and p.order[:depth + 1] not in chosen:
             chosen.add(p.order[:depth + 1])
             marks.append(("parallel", name, depth))
@@ -301,6 +306,9 @@ def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple
         if c.widening and facts.int8_dot is not None and not c.a_transposed:
             return dot_steps(s, loops, *facts.int8_dot)
         kc, nc = facts.panel or (None, None)
+        if nc is not None and s.lhs.dtype.compute.bits > 32:
+            # The panel's size is a cache budget in bytes (set for f32): f64 gets half the columns
+            nc = max(tile[1], nc * 32 // s.lhs.dtype.compute.bits)
         return contraction_steps(s, loops, *tile, kc, nc, widening=True)
     conv = match_convolution(s, loops)
     if conv is None or (conv.widening and facts.int8_tile is None):

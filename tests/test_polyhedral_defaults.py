@@ -206,3 +206,10 @@ kernel own(y: f64[N], x: inout f64[M]) {
         want += want * y[j]
     compiled(y, x)
     np.testing.assert_allclose(x, want)
+
+
+def test_an_outer_vector_loop_is_not_traded_for_threads():
+    """trmm's j loop (around k) is its vector loop: it stays one, not an inner parallel loop."""
+    _, steps = _steps("trmm")
+    assert ("vector", ("j",)) in [(s.op, s.args) for s in steps]
+    assert not any(s.op == "parallel" and s.args == ("j",) for s in steps)
