@@ -280,6 +280,9 @@ class _LaunchWriter:
         """Write `first` and `then` as one, if `first` sets the element that the serial loop
         `then` accumulates in a register (matmul's `C = 0` before its k loop): the register
         starts from the value, stored once after the loop. False (nothing written) otherwise."""
+        if self.lanes is not None and isinstance(first, Store) and isinstance(then, For) \
+                and then.kind == "dot":
+            return self.initialised_dot(first, then, depth)
         if self.lanes is None or not isinstance(first, Store) or first.reduce is not None \
                 or not isinstance(then, For) or then.kind in THREAD_AXES or then.kind == "dot":
             return False
@@ -288,6 +291,33 @@ class _LaunchWriter:
                 ld.tensor == first.tensor for ld in ir.loads(first.value)):
             return False
         self.serial_loop(then, depth, start=first.value)
+        return True
+
+    def initialised_dot(self, first: Store, loop: For, depth: int) -> bool:
+        """`first` (`C = x` or `C *= x`: FlashAttention's rescaled accumulator) and the dot
+        loop that adds into the same element as one: the register starts from its value and
+        tl.dot adds into it, stored once. False (nothing written) otherwise."""
+        body = loop.body
+        dtype = self.kernel.tensors[first.tensor].dtype if first.tensor in \
+            self.kernel.tensors else None
+        if first.reduce not in (None, "*=") or not isinstance(body, Store) or \
+                body.reduce != "+=" or (body.tensor, body.indices) != (first.tensor,
+                                                                       first.indices) \
+                or first.tensor in self.registers or dtype is None or dtype.name != "f32" \
+                or any(ld.tensor == first.tensor for ld in ir.loads(first.value)):
+            return False
+        value = self.text(first.value)
+        if first.reduce is not None:
+            current = self.load(ir.Load(first.tensor, first.indices, dtype), _NO_LAYOUT)
+            value = combine(first.reduce, current, value, dtype)
+        reg = self.fresh("lw_acc")
+        shape = ", ".join(map(str, self.lanes.shape))
+        self.emit(f"{reg} = tl.zeros([{shape}], dtype=tl.float32) + {value}", depth)
+        self.created_under[reg] = (self.lanes.mask, dtype)
+        self.registers[first.tensor] = reg
+        dot_update(self, loop, depth)
+        del self.registers[first.tensor]
+        self.write_store(first.tensor, first.indices, reg, depth)
         return True
 
     def serial_loop(self, loop: For, depth: int, start: ir.Expr | None = None) -> None:

@@ -152,6 +152,10 @@ def _steps(r: OnlineRewrite, rows: int, cols: int, depth: int,
             if later in dots and k.statement[later].lhs == stmt.lhs:
                 # the scores start from 0 in the dot's register
                 s.fuse(name, later, depth=grid + 3)
+    for name in r.blocked:  # a sum's rescaling in the sum's own loops: one read and write
+        if name.endswith("_rescale") and name.removesuffix("_rescale") in dots:
+            later = name.removesuffix("_rescale")
+            s.fuse(name, later, depth=len(place[name].names()) + 2)  # and i_o, v_o
     s.fuse(*chain, depth=grid)
     everything = ",".join(chain)
     for v, axis in zip(reversed(outer), ("blockIdx.y", "blockIdx.z"), strict=False):

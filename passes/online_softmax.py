@@ -11,9 +11,9 @@ a division by a completed sum (`p = e / z`) moves after the loop, where the sum 
     e[i, j] = exp(c * (s[i, j] - m[i]))         ->     s[i, j_in] = 0; s[i, j_in] += Q * K[j, d]
     z[i] = 0; z[i] += e[i, j]                          m_old[i] = m[i]; m[i] max= s[i, j_in]
     p[i, j] = e[i, j] / z[i]                           m_alpha[i] = exp(c * (m_old - m)), 1 if equal
-    O[i, v] = 0; O[i, v] += p[i, j] * V[j, v]          z[i] *= m_alpha[i]; O[i, v] *= m_alpha[i]
-                                                       e[i, j_in] = exp(c * (s[i, j_in] - m[i]))
-                                                       z[i] += e[i, j_in]; O[i, v] += e * V[j, v]
+    O[i, v] = 0; O[i, v] += p[i, j] * V[j, v]          e[i, j_in] = exp(c * (s[i, j_in] - m[i]))
+                                                       z[i] *= m_alpha[i]; z[i] += e[i, j_in]
+                                                       O[i, v] *= m_alpha[i]; O[i, v] += e * V[j, v]
                                                      O[i, v] = O[i, v] / z[i]
 
 Legal where (checked here; otherwise `online_softmax` returns None and the kernel is unchanged):
@@ -377,14 +377,15 @@ def _rewrite(kernel: KernelIR, c: _Chain, block: int) -> OnlineRewrite:
                         factor, new_max)
     in_block = [*(blocked(s) for s in before_max), m_old, new_max, m_alpha]
     finals = []
-    for s in after_max:
+    for s in after_max:  # each sum right after its rescaling (they may share loops)
         x = sum_of.get(s.name)
         if x is None:
+            in_block.append(blocked(s))
             continue
         acc = x.reduction.lhs
         new = blocked(s, _undivided(s.rhs, c.divisions))
-        in_block.append(row_level(_fresh(f"{s.name}_rescale", taken), s, acc, "*=",
-                                  alpha_load, new))
+        in_block += [row_level(_fresh(f"{s.name}_rescale", taken), s, acc, "*=", alpha_load,
+                               new), new]
         if x.divisor is not None:
             final_dom = new.domain
             for v in reversed(new.iterators):
@@ -396,8 +397,6 @@ def _rewrite(kernel: KernelIR, c: _Chain, block: int) -> OnlineRewrite:
             finals.append(Statement(name, x.init.iterators, final_dom,
                                     acc, "=", ir.Binary("/", acc, x.divisor, acc.dtype),
                                     c.divisions[0].pos))
-    in_block += [blocked(s, _undivided(s.rhs, c.divisions) if s.name in sum_of else None)
-                 for s in after_max]
     # row-level statements right after the chain (normalize's `O = O / z`) join its nest
     stop = c.stop
     while stop < len(stmts) and _epilogue(stmts[stop], c):
