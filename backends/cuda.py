@@ -34,7 +34,7 @@ from loopweave.backends.cuda_emulation import HEADER
 from loopweave.backends.cuda_lower import Tiles, lower
 from loopweave.backends.cuda_render import CudaRenderer
 from loopweave.backends.cuda_scheduled import ScheduledCudaRenderer
-from loopweave.errors import CompileError, SequentialLoopWarning, TargetError
+from loopweave.errors import CompileError, ScheduleError, SequentialLoopWarning, TargetError
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.launches import has_gpu_binding, lower_launches
 from loopweave.ir.loops import Node
@@ -112,6 +112,14 @@ def render(kernel: KernelIR, loops: Node, target: Target) -> str:
         for message in scheduled.warnings:
             warnings.warn(message, SequentialLoopWarning, stacklevel=4)
         return ScheduledCudaRenderer(kernel, scheduled, target.options["arch"]).render()
+    if kernel.locals:
+        # Storage reduction shrank them to one iteration of a fused loop that the planner,
+        # which chooses its own kernels and threads, would not keep as that loop.
+        names = ", ".join(t.name for t in kernel.locals)
+        raise ScheduleError(f"the schedule fuses statements so that temporaries ({names}) are "
+                            f"local to a loop, but binds no loop to a GPU axis: CUDA's planner "
+                            f"cannot keep them local; bind the fused loop (Schedule.bind) or "
+                            f"leave the statements unfused")
     program = lower(kernel, tiles_of(target))
     for message in program.warnings:
         warnings.warn(message, SequentialLoopWarning, stacklevel=4)

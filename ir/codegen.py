@@ -91,14 +91,26 @@ class _Marks:
             tensors = [self.kernel.tensors[t] for t in rest.split(",")]
             return Scope(tuple(Buffer(t.name, t.dtype, t.shape) for t in tensors), child)
         # isl drops a loop with one iteration; then the for below is another loop (isl
-        # names loop iterators c<schedule depth>), which must not take the kind.
-        depth = self.mark_depth.get(name)
-        if isinstance(child, For) and child.var == f"c{depth}":
-            if label == "parallel":  # it may carry a reduction (ir/privatize.py)
-                return privatize(replace(child, kind=label),
-                                 reduced_across(self.kernel, self.bands[name]))
-            return replace(child, kind=label)
-        return child
+        # names loop iterators c<schedule depth>), which must not take the kind. isl may also
+        # split the marked loop into pieces (a block of loops over parts of its range, under
+        # guards, where the statements of a fused band have different ranges): every piece
+        # takes the kind, as every piece iterates over values of the marked loop.
+        var = f"c{self.mark_depth.get(name)}"
+
+        def kind_of(node: Node) -> Node:
+            match node:
+                case For(var=v) if v == var:
+                    if label == "parallel":  # it may carry a reduction (ir/privatize.py)
+                        return privatize(replace(node, kind=label),
+                                         reduced_across(self.kernel, self.bands[name]))
+                    return replace(node, kind=label)
+                case Block(body=parts):
+                    return Block(tuple(kind_of(p) for p in parts))
+                case If(cond=c, then=t, orelse=e):
+                    return If(c, kind_of(t), None if e is None else kind_of(e))
+            return node
+
+        return kind_of(child)
 
 
 def _mark_depths(node: isl.ScheduleNode, bands: dict[str, isl.ScheduleNode],

@@ -12,6 +12,7 @@ import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported: no GPU here
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from fuzz.differential import Regression, check_regression  # noqa: E402
 
@@ -250,9 +251,35 @@ FIXED = {
         sizes={"N": 5}, scalars={"T": 7}, seed=10940,
         schedule='[{"op": "compute_at", "target": "t0,O0", "args": ["k"]}, '
                  '{"op": "cache_read", "target": "S2", "args": ["C", "k"]}]'),
+    # The GPU default fused t0's statements with O0's over i (t0 became a local scalar) and
+    # bound i to blockIdx.x; isl split that loop in two (0:M and M:N) and the mark, on a block
+    # of loops, bound neither: the planner ran the kernel, without declaring the local
+    # ('t0' undeclared in the CUDA). Every piece of a split loop takes its kind (ir/codegen.py).
+    "cuda_bound_loop_split_by_isl": Regression(
+        "cuda",
+        "kernel fz11689(B: i32[M], C: i64[N]) -> (O0: i64[N]) {\n"
+        "    t0[i] += B[i]  where j in 2:N - 2, k in 1:M - 2\n"
+        "    O0[i] = C[N - 1 - i]\n"
+        "}\n",
+        sizes={"M": 6, "N": 9}, seed=11689),
 }
 
 KNOWN: dict[str, tuple[Regression, str]] = {}
+
+
+def test_cuda_planner_refuses_fused_locals():
+    """Seed 11689's kernel fused by a schedule that binds no loop: CUDA's planner cannot keep
+    the fused temporary local (it wrote an undeclared t0); a ScheduleError says so, and the
+    same fusion bound to blockIdx.x runs."""
+    source = FIXED["cuda_bound_loop_split_by_isl"].source
+    with pytest.raises(loopweave.ScheduleError, match=r"temporaries \(t0\) are local to a "
+                       r"loop, but binds no loop to a GPU axis"):
+        loopweave.compile(source, "cuda", schedule=loopweave.Schedule().fuse("S0", "S1", "S2"),
+                          emulate=True, tuning_db=False)
+    bound = loopweave.Schedule().fuse("S0", "S1", "S2").bind("S0", "i", "blockIdx.x")
+    kernel = loopweave.compile(source, "cuda", schedule=bound, emulate=True, tuning_db=False)
+    c = np.arange(9, dtype=np.int64)
+    np.testing.assert_array_equal(kernel(np.arange(6, dtype=np.int32), c), c[::-1])
 
 
 def test_a_vector_loop_around_a_parallel_loop_is_refused():
