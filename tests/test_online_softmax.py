@@ -21,7 +21,7 @@ from test_kernels import refs  # noqa: E402
 
 import loopweave  # noqa: E402
 from loopweave.errors import ScheduleError  # noqa: E402
-from loopweave.passes.gpu_online import online_gpu_schedule  # noqa: E402
+from loopweave.passes.gpu_online import OnlineSchedule, online_gpu_schedule  # noqa: E402
 from loopweave.passes.normalize import normalize  # noqa: E402
 from loopweave.passes.online_softmax import online_softmax, rewrite_online  # noqa: E402
 from loopweave.pipeline import front_end  # noqa: E402
@@ -240,3 +240,16 @@ def test_batched_heads_compile_for_a_real_gpu():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "lw_mha_k0" in result.stdout
+
+
+def test_a_temporary_a_lane_walks_in_a_loop_stays_in_memory():
+    """Without `vectorize` the row maximum and sum walk the key block in a loop per lane,
+    reading the scores one column at a time: those stay in device memory
+    (backends/triton_registers keeps only lane-indexed temporaries), and the result is the
+    same."""
+    schedule = online_gpu_schedule(front_end(ATTENTION.source()), **SMALL)
+    serial = OnlineSchedule(schedule.block, [st for st in schedule.steps if st.op != "vector"])
+    kernel = _triton(ATTENTION.source(), serial)
+    assert "s_ptr" in kernel.source and "e_ptr" in kernel.source
+    assert "m_reg" in kernel.source  # the row statistics are still lane-indexed everywhere
+    _check(kernel, {"LQ": 21, "LK": 40, "D": 7, "DV": 6})
