@@ -306,9 +306,6 @@ def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple
         if c.widening and facts.int8_dot is not None and not c.a_transposed:
             return dot_steps(s, loops, *facts.int8_dot)
         kc, nc = facts.panel or (None, None)
-        if nc is not None and s.lhs.dtype.compute.bits > 32:
-            # The panel's size is a cache budget in bytes (set for f32): f64 gets half the columns
-            nc = max(tile[1], nc * 32 // s.lhs.dtype.compute.bits)
         return contraction_steps(s, loops, *tile, kc, nc, widening=True)
     conv = match_convolution(s, loops)
     if conv is None or (conv.widening and facts.int8_tile is None):
