@@ -64,7 +64,9 @@ class TargetFacts:
     are cast up (int8 -> int32), None to leave those to the renderer's MAC idiom in program
     order; int8_dot: (rows, columns, KC, NC) of an int8 contraction's tile as dot products
     along k (`dot_steps`: a core whose instructions reduce runs of k, like Helium's VMLADAV),
-    used instead of int8_tile; parallel: whether an OpenMP loop means threads.
+    used instead of int8_tile; parallel: whether an OpenMP loop means threads; f64_tile:
+    (rows, columns) for f64 contractions where matmul_tile would not fit the register file
+    (None: matmul_tile).
     """
 
     name: str
@@ -77,13 +79,17 @@ class TargetFacts:
     depthwise_tile: tuple[int, int]
     int8_tile: tuple[int, int] | None = None
     int8_dot: tuple[int, int, int, int] | None = None
+    f64_tile: tuple[int, int] | None = None
 
 
 #: The host with AVX2-wide (32-byte) vectors; `CPU_AVX512` where the compiler targets AVX-512.
+# f64: 6 x 16 would be 24 ymm accumulators in 16 registers (gcc spills 8 of them in the k
+# loop); 6 x 8 is 12. PolyBench gemm f64 1000^3, one thread, Zen 3: 15.5 -> 18.4 GFLOP/s.
 CPU = TargetFacts("cpu", 32, 16, True, (MR, NR), (KC, NC), (CONV_ROWS, CONV_COLS),
-                  (DEPTHWISE_ROWS, DEPTHWISE_COLS))
+                  (DEPTHWISE_ROWS, DEPTHWISE_COLS), f64_tile=(MR, NR // 2))
 # f64 too: 8 x 32 f64 (32 zmm accumulators) measured faster than 8 x 16 (49 vs 46 GFLOP/s)
-CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(8, 32))
+CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(8, 32),
+                     f64_tile=None)
 #: Per-target facts, by target name (see docs/scheduling.md for the measurements behind them).
 FACTS: dict[str, TargetFacts] = {"cpu": CPU, "cpu-avx512": CPU_AVX512}
 
@@ -338,7 +344,11 @@ def _contraction_tile(s: Statement, loops: list[str], facts: TargetFacts):
     c = match_contraction(s, loops)
     if c is None or (c.widening and facts.int8_tile is None):
         return None
-    return facts.int8_tile if c.widening else facts.matmul_tile
+    if c.widening:
+        return facts.int8_tile
+    if facts.f64_tile is not None and s.lhs.dtype.compute.bits == 64:
+        return facts.f64_tile
+    return facts.matmul_tile
 
 
 def _isolate_contraction(kernel: KernelIR, schedule: Schedule, s: Statement,
