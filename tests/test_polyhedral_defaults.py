@@ -148,7 +148,20 @@ def test_kernels_without_parallel_or_vector_loops_take_isl_schedule(name):
                                            tuning_db=False))
 
 
-@pytest.mark.parametrize("name", ["gemm", "jacobi-2d", "lu", "doitgen", "gramschmidt"])
+@pytest.mark.parametrize("name", ["symm", "trmm"])
+def test_kernels_without_parallel_loops_take_isl_outer_parallel_loop(name):
+    """symm: isl moves the updates of the rows above row i into a nest of their own, whose
+    outermost loop is parallel; the heuristics find no parallel loop."""
+    kernel, steps = _steps(name)
+    assert [s.op for s in steps] == ["isl"]
+    assert not any(s.op == "parallel" for s in
+                   default_pass.schedule_for(kernel, default_pass.CPU).steps)
+    check_numerics(name, loopweave.compile(poly.POLYBENCH[name].source(), cflags=CFLAGS,
+                                           tuning_db=False))
+
+
+@pytest.mark.parametrize("name", ["gemm", "jacobi-2d", "lu", "ludcmp", "doitgen",
+                                  "gramschmidt"])
 def test_kernels_the_heuristics_handle_keep_them(name):
     _, steps = _steps(name)
     assert "isl" not in [s.op for s in steps]
@@ -210,6 +223,7 @@ kernel own(y: f64[N], x: inout f64[M]) {
 
 def test_an_outer_vector_loop_is_not_traded_for_threads():
     """trmm's j loop (around k) is its vector loop: it stays one, not an inner parallel loop."""
-    _, steps = _steps("trmm")
+    kernel = front_end(poly.POLYBENCH["trmm"].source())
+    steps = default_pass.schedule_for(kernel, default_pass.CPU).steps
     assert ("vector", ("j",)) in [(s.op, s.args) for s in steps]
     assert not any(s.op == "parallel" and s.args == ("j",) for s in steps)
