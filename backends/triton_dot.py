@@ -21,6 +21,7 @@ from loopweave.ir import expr as ir
 from loopweave.ir.affine import row_major_offset
 from loopweave.ir.loops import For, Store, full_extent, upper_bound
 from loopweave.ir.types import BOOL, F32, I32, DType
+from loopweave.passes.patterns import factors as product_factors
 from loopweave.targets import GPU_FACTS
 
 #: What tl.dot multiplies: the tiles' storage types (int8 accumulates in int32).
@@ -90,7 +91,7 @@ def _storage(load: ir.Expr) -> DType:
 def _operands(value: ir.Expr, k: str, rows: str, cols: str, where: str):
     """(A load, B load, the product of the other factors or None); A reads the rows, B the
     columns, both k (each possibly under a widening cast)."""
-    factors = _factors(value)
+    factors = product_factors(value)
     uses = [f for f in factors if k in ir.variables(f)]
     a = [f for f in uses if rows in ir.variables(f) and cols not in ir.variables(f)]
     b = [f for f in uses if cols in ir.variables(f) and rows not in ir.variables(f)]
@@ -103,12 +104,6 @@ def _operands(value: ir.Expr, k: str, rows: str, cols: str, where: str):
     for f in others:
         rest = f if rest is None else ir.Binary("*", rest, f, f.dtype)
     return a[0], b[0], rest
-
-
-def _factors(e: ir.Expr) -> list[ir.Expr]:
-    if isinstance(e, ir.Binary) and e.op == "*":
-        return _factors(e.left) + _factors(e.right)
-    return [e]
 
 
 def _tile(w, operand: ir.Expr, loop: For, lane: str, depth: int, to_f32: bool, size: int,

@@ -27,6 +27,7 @@ from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import placement as pl
 from loopweave.passes.online_softmax import OnlineRewrite, rewrite_online
+from loopweave.passes.patterns import factors as product_factors
 from loopweave.passes.schedule import Schedule, target_statements
 
 
@@ -169,7 +170,7 @@ def _dot_loop(s: Statement, block_loop: str) -> str | None:
     summed over k alone besides the block loop: a matrix product of tiles; else None."""
     if s.op != "+=":
         return None
-    factors = _factors(s.rhs)
+    factors = product_factors(s.rhs)
     written = set().union(*(ir.variables(x) for x in s.lhs.indices))
     reduced = set(s.iterators) - written - {block_loop}
     if len(factors) != 2 or len(reduced) != 1 or not all(
@@ -177,12 +178,6 @@ def _dot_loop(s: Statement, block_loop: str) -> str | None:
         return None
     k = reduced.pop()
     return k if all(k in ir.variables(f) for f in factors) else None
-
-
-def _factors(e: ir.Expr) -> list[ir.Expr]:
-    if isinstance(e, ir.Binary) and e.op == "*":
-        return _factors(e.left) + _factors(e.right)
-    return [e]
 
 
 def _serial(r: OnlineRewrite) -> set[str]:

@@ -45,6 +45,7 @@ from loopweave.ir import isl_helpers
 from loopweave.ir.kernel import KernelIR, Statement, Tensor
 from loopweave.ir.types import BOOL
 from loopweave.passes import placement as pl
+from loopweave.passes.patterns import factors as product_factors
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ def _match(kernel: KernelIR, k: int) -> _Chain | None:
         if reads & accumulated:
             return None
     for x in sums:
-        other = [f for f in _factors(x.reduction.rhs) if not (
+        other = [f for f in product_factors(x.reduction.rhs) if not (
             isinstance(f, ir.Load) and f.tensor in local)]
         if any(ld.tensor in accumulated for f in other for ld in ir.loads(f)):
             return None
@@ -231,12 +232,6 @@ def _mentions(e: ir.Expr, tensor: str) -> bool:
     return any(ld.tensor == tensor for ld in ir.loads(e))
 
 
-def _factors(e: ir.Expr) -> list[ir.Expr]:
-    if isinstance(e, ir.Binary) and e.op == "*":
-        return _factors(e.left) + _factors(e.right)
-    return [e]
-
-
 def _sum_over(kernel: KernelIR, s: Statement, term: ir.Load, j: str,
               maximum: Statement) -> _Sum | None:
     """`s` as a `+=` reduction over j from zero with `term` one factor of its product, over
@@ -249,7 +244,7 @@ def _sum_over(kernel: KernelIR, s: Statement, term: ir.Load, j: str,
         return None
     if [v for v in s.iterators if v not in init.iterators] != [j] or s.enclosing:
         return None
-    factors = _factors(s.rhs)
+    factors = product_factors(s.rhs)
     if factors.count(term) != 1 or any(_mentions(f, term.tensor) for f in factors
                                        if f != term) or _mentions(s.rhs, s.lhs.tensor):
         return None
