@@ -69,7 +69,32 @@ def coerce(t: Typed, dtype: DType, pos: SourcePos, what: str) -> ir.Expr:
         if not _fits(int(t.expr.value), dtype):
             raise DSLTypeError(f"literal {t.expr.value} does not fit in {dtype}", pos)
         return ir.Const(int(t.expr.value), dtype)
+    if t.expr.dtype.is_float and dtype.is_float:
+        return _retyped(t.expr, dtype)
     return ir.Cast(dtype, t.expr)
+
+
+def _retyped(e: ir.Expr, dtype: DType) -> ir.Expr:
+    """A weak float expression computed in `dtype` throughout, not computed in its own type
+    and converted (`tanh(1.0)` stored to f64 is f64's tanh of 1.0: a weak expression is typed
+    by its target). Its conditions and integer parts keep their types."""
+    weak = e.dtype
+    def visit(x: ir.Expr) -> ir.Expr:
+        if x.dtype != weak:  # a condition of a select, an index: not a weak float
+            return x
+        match x:
+            case ir.Const(value=v):
+                return ir.Const(float(v), dtype)
+            case ir.Cast(operand=o):  # a weak integer (an index, a size) made a float
+                return ir.Cast(dtype, o)
+            case ir.Unary(op=op, operand=o):
+                return ir.Unary(op, visit(o), dtype)
+            case ir.Binary(op=op, left=a, right=b):
+                return ir.Binary(op, visit(a), visit(b), dtype)
+            case ir.Call(func=f, args=args):
+                return ir.Call(f, tuple(visit(a) for a in args), dtype)
+        return ir.Cast(dtype, x)
+    return visit(e)
 
 
 def default_type(t: Typed) -> ir.Expr:

@@ -262,9 +262,29 @@ FIXED = {
         "    O0[i] = C[N - 1 - i]\n"
         "}\n",
         sizes={"M": 6, "N": 9}, seed=11689),
+    # A weak expression stored to f64 was computed in f32 and converted (f64(tanh(1.0)) with
+    # tanh in f32: libm's tanhf and Triton's formula differ by an f32 ulp, far past f64's
+    # tolerance); it is typed by its target, as docs/dsl.md says (frontend/values.coerce).
+    "literal_math_in_the_target_type": Regression(
+        "triton",
+        "kernel fz11648(A: inout f64[]) {\n"
+        "    A[] = tanh(1.0)\n"
+        "}\n",
+        sizes={}, seed=11648),
 }
 
 KNOWN: dict[str, tuple[Regression, str]] = {}
+
+
+def test_a_weak_expression_takes_its_targets_type():
+    """Literals, indices and sizes in a weak float expression are computed in the type of the
+    value they are stored to or combined with, not in f32 and converted (seed 11648)."""
+    source = ("kernel k(X: f64[N]) -> Y: f64[N] {\n"
+              "    Y[i] = X[i] * (0.1 * 3.0) + select(X[i] > 0.0, i * 0.1, tanh(1.0))\n}\n")
+    x = np.array([-1.0, 0.5, 2.0, -0.25, 1.0])
+    want = x * (0.1 * 3.0) + np.where(x > 0.0, np.arange(5) * 0.1, np.tanh(1.0))
+    got = loopweave.compile(source, "cpu", tuning_db=False)(x)
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=0)
 
 
 def test_cuda_planner_refuses_fused_locals():
