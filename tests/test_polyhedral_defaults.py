@@ -10,6 +10,8 @@ Each is checked on the schedule and numerically against the references at odd si
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 import pytest
 
@@ -227,3 +229,28 @@ def test_an_outer_vector_loop_is_not_traded_for_threads():
     steps = default_pass.schedule_for(kernel, default_pass.CPU).steps
     assert ("vector", ("j",)) in [(s.op, s.args) for s in steps]
     assert not any(s.op == "parallel" and s.args == ("j",) for s in steps)
+
+
+@pytest.fixture
+def one_openmp_thread():
+    """OpenMP's thread count for the calling thread set to 1 (then restored), so that a
+    parallel loop's serial twin runs (`omp_get_max_threads() > 1` is false)."""
+    gomp = ctypes.CDLL("libgomp.so.1")
+    before = gomp.omp_get_max_threads()
+    gomp.omp_set_num_threads(1)
+    yield
+    gomp.omp_set_num_threads(before)
+
+
+@pytest.mark.parametrize("name", ["jacobi-2d", "heat-3d"])
+def test_an_inner_parallel_loop_has_a_serial_twin_for_one_thread(name, one_openmp_thread):
+    """gcc moves an OpenMP loop's body into a function where its pointers lose `restrict`;
+    with one thread the plain twin runs instead. Both compute the reference."""
+    kernel = loopweave.compile(poly.POLYBENCH[name].source(), cflags=CFLAGS, tuning_db=False)
+    assert "if (omp_get_max_threads() > 1)" in kernel.source
+    check_numerics(name, kernel, seed=3)
+
+
+def test_a_register_tiled_parallel_loop_is_not_duplicated():
+    kernel = loopweave.compile(poly.POLYBENCH["gemm"].source(), tuning_db=False)
+    assert "omp_get_max_threads" not in kernel.source
