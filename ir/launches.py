@@ -237,6 +237,19 @@ class _Lowering:
                                 ir.Const(b.step), INDEX) if b.step != 1 else
                       ir.Binary("-", ir.Var(b.var, INDEX), b.init, INDEX) for b in blocks)
         spilled = Buffer(buffer.name, buffer.dtype, (*extents, *buffer.shape))
+        earlier = self.device_buffers.get(buffer.name)
+        if earlier is not None and earlier.shape != spilled.shape:
+            # isl split the bound loop into pieces (statements of different ranges fused),
+            # each a launch with its copies of the buffer; the launches run one after the
+            # other, so one array serves all: the largest extent of each dimension (the
+            # strides follow the array's shape, the same in every launch).
+            if len(earlier.shape) != len(spilled.shape):
+                raise ScheduleError(f"buffer {buffer.name} is local to the blocks of launches "
+                                    f"with different numbers of block loops; bind the same "
+                                    f"loops around each of its uses")
+            spilled = replace(spilled, shape=tuple(
+                a if a == b else ir.Call("max", (a, b), INDEX)
+                for a, b in zip(earlier.shape, spilled.shape, strict=True)))
         self.device_buffers[buffer.name] = spilled
         return prepend_indices(body, buffer.name, slots)
 

@@ -271,6 +271,18 @@ FIXED = {
         "    A[] = tanh(1.0)\n"
         "}\n",
         sizes={}, seed=11648),
+    # The GPU default fused t0's statements with B's over i (t0[k] a row local to each
+    # block) and isl split the bound loop (0:M and M:N): two launches, each with per-block
+    # copies of t0 in device memory, and the second's extent (N - M = 0) sized the array both
+    # used: a heap overflow (ir/launches.py sizes it for every launch).
+    "gpu_local_row_in_two_pieces_of_a_bound_loop": Regression(
+        "cuda",
+        "kernel fz11906(A: f32[M], B: inout f64[N], C: f64[N], a64: f64) {\n"
+        "    t0[i, k] += min(select(A[i] > (A[M - 1 - j] * 0.5 + 0.25), A[i], "
+        "(A[M - 1 - j] * 0.5 + 0.25)), max(A[i], A[i]))  where j in 0:M, k in 0:N\n"
+        "    B[i] += (C[j] - a64)\n"
+        "}\n",
+        sizes={"M": 3, "N": 3}, scalars={"a64": 1.25}, seed=11906),
 }
 
 KNOWN: dict[str, tuple[Regression, str]] = {}
