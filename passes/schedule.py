@@ -93,6 +93,10 @@ class Schedule:
         """Run the statements of `targets` inside shared outer loops (their outermost `depth`
         loops, paired by position), in program order inside them."""
         _check_positive("fuse depth", depth)
+        wrong = [t for t in targets if not isinstance(t, str)]
+        if wrong:
+            raise ScheduleError(f"fuse takes statement names, not {wrong[0]!r}; pass the depth "
+                                f"by keyword: fuse('S0', 'S1', depth={wrong[0]!r})")
         if len(targets) < 2:
             raise ScheduleError("fuse needs at least two targets")
         self.steps.append(Step("fuse", ",".join(targets), (depth,)))
