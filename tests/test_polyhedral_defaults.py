@@ -254,8 +254,3 @@ def test_an_inner_parallel_loop_has_a_serial_twin_for_one_thread(name, one_openm
 def test_a_register_tiled_parallel_loop_is_not_duplicated():
     kernel = loopweave.compile(poly.POLYBENCH["gemm"].source(), tuning_db=False)
     assert "omp_get_max_threads" not in kernel.source
-
-
-def test_fuse_with_a_positional_depth_is_a_schedule_error():
-    with pytest.raises(loopweave.ScheduleError, match="depth=1"):
-        loopweave.Schedule().fuse("S0,S1,S2", 1)

@@ -305,3 +305,8 @@ def test_a_cache_around_a_fused_local_temporary_is_refused():
                                   '{"op": "cache_write", "target": "S1", "args": ["j"]}]')
     with pytest.raises(ScheduleError, match="cannot cache t0 at a loop around"):
         loopweave.compile(source, schedule=schedule, tuning_db=False)
+
+
+def test_fuse_with_a_positional_depth_is_a_schedule_error():
+    with pytest.raises(loopweave.ScheduleError, match="depth=1"):
+        loopweave.Schedule().fuse("S0,S1,S2", 1)
