@@ -115,38 +115,22 @@ ISL_TILE = 32
 
 
 def isl_fallback(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
-    """`Schedule().isl(ISL_TILE)` for a kernel with a nest of two or more loops where isl's
-    scheduler finds a legal schedule that improves on the heuristics' `schedule` in kind:
-
-    - `schedule` marks no loop parallel or vector, and isl's marks one (seidel-2d's wavefront,
-      floyd-warshall);
-    - or `schedule` marks no loop parallel, and isl's runs the outermost loop of a nest in
-      parallel (symm: isl moves the updates of the rows above row i out of the i loop, into a
-      nest of their own whose outermost loop is parallel).
-
-    Else None. (Where the heuristics run some loop in parallel, isl's outer parallel loop
-    measured slower: ludcmp 0.67x.)"""
-    if not any(len(s.iterators) >= 2 for s in kernel.statements) or any(
-            step.op == "parallel" for step in schedule.steps):
+    """`Schedule().isl(ISL_TILE)` if `schedule` (the heuristics' result) marks no loop
+    parallel or vector in a kernel with a nest of two or more loops, and isl's scheduler
+    finds a legal schedule that does (seidel-2d's wavefront, floyd-warshall); else None.
+    (Taking isl's schedule also where it has an outer parallel loop and the heuristics have
+    none measured 1.29x on symm but 0.83x on trmm and 0.67x on ludcmp, one thread.)"""
+    if any(step.op in ("parallel", "vector") for step in schedule.steps) or not any(
+            len(s.iterators) >= 2 for s in kernel.statements):
         return None
-    vector = any(step.op == "vector" for step in schedule.steps)
     fallback = Schedule().isl(ISL_TILE)
     try:
         scheduled = fallback.apply(kernel)
     except ScheduleError:
         return None
-    if _outer_parallel(scheduled):
-        return fallback
-    return fallback if not vector and any(
+    return fallback if any(
         m.mark_get_id().get_name().split(":")[0] in ("parallel", "vector")
         for m in marks(scheduled.schedule.get_root())) else None
-
-
-def _outer_parallel(kernel: KernelIR) -> bool:
-    """Whether some nest of `kernel`'s schedule runs its outermost loop in parallel."""
-    return any(m.mark_get_id().get_name().startswith("parallel:")
-               and m.child(0).get_schedule_depth() == 0
-               for m in marks(kernel.schedule.get_root()))
 
 
 def schedule_for(kernel: KernelIR, facts: TargetFacts,
@@ -185,26 +169,17 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
             if steps and s.name not in tiled and _group_size(placements, s) == 1 and \
                     _try(kernel, schedule, steps):
                 tiled.add(s.name)
-    marks, covered = _loop_marks(kernel, schedule, facts, tiled, parallel_loop)
-    if facts.parallel:
-        chunked = _chunk_serial_nests(kernel, schedule, facts, covered | tiled)
-        if chunked:
-            marks, _ = _loop_marks(kernel, schedule, facts, tiled | chunked, parallel_loop,
-                                   frozenset(chunked))
-    for op, name, loop in marks:
+    for op, name, loop in _loop_marks(kernel, schedule, facts, tiled, parallel_loop):
         getattr(schedule, op)(name, loop)
     schedule.apply(kernel)  # legal by construction; a ScheduleError here is a bug
     return schedule
 
 
 def _loop_marks(kernel: KernelIR, schedule: Schedule, facts: TargetFacts, tiled: set[str],
-                parallel_loop: dict[str, str], chunked: frozenset[str] = frozenset()
-                ) -> tuple[list[tuple[str, str, str]], set[str]]:
+                parallel_loop: dict[str, str]) -> list[tuple[str, str, str]]:
     """The parallel and vector marks for `schedule`'s loops (op, statement, loop name), legal
-    each, and the statements that run inside a parallel loop. `tiled` and `chunked`
-    statements (their own steps mark their loops) get no vector mark, `chunked` ones no inner
-    parallel loop; `parallel_loop` names a statement's parallel loop where it is not the
-    outermost."""
+    each. `tiled` statements (their own steps mark their loops) get no vector mark;
+    `parallel_loop` names a statement's parallel loop where it is not the outermost."""
     placements = schedule.placements(kernel)
     candidates = []
     seen_groups = set()
@@ -217,84 +192,43 @@ def _loop_marks(kernel: KernelIR, schedule: Schedule, facts: TargetFacts, tiled:
             candidates.append(("parallel", s.name, names.index(loop) if loop else 0))
         if names and s.name not in tiled and len(names) > 1:
             candidates.append(("vectorize", s.name, len(names) - 1))
-    inner = _inner_loops(placements, candidates, chunked) if facts.parallel else set()
+    inner = _inner_loops(placements, candidates) if facts.parallel else set()
     free, vectors = _loops_carrying_nothing(kernel, placements,
                                             {(n, d) for _, n, d in candidates} | inner)
     vector_loops = {placements[n].order[:d + 1] for op, n, d in candidates
                     if op == "vectorize" and ((n, d) in free or (n, d) in vectors)}
-    candidates += _inner_parallel(placements, candidates, free, chunked | vector_loops)
-    marks, covered = [], set()
-    for op, name, depth in candidates:
-        if (name, depth) in free or (op == "vectorize" and (name, depth) in vectors):
-            marks.append((op, name, placements[name].names()[depth]))
-            if op == "parallel":
-                shared = placements[name].order[:depth + 1]
-                covered |= {n for n, p in placements.items() if p.order[:depth + 1] == shared}
-    return marks, covered
+    candidates += _inner_parallel(placements, candidates, free, vector_loops)
+    return [(op, name, placements[name].names()[depth]) for op, name, depth in candidates
+            if (name, depth) in free or (op == "vectorize" and (name, depth) in vectors)]
 
 
-#: A serial nest's innermost loop is cut into chunks of this many vectors to run in parallel
-#: (`_chunk_serial_nests`): 64 f64 or 128 f32 elements with AVX2.
-CHUNK_VECTORS = 16
-
-
-def _chunk_serial_nests(kernel: KernelIR, schedule: Schedule, facts: TargetFacts,
-                        skipped: set[str]) -> set[str]:
-    """Parallel chunks of the vector loop in nests whose other loops all carry dependences
-    (LU's update `A[i, j] -= A[i, k] * A[k, j]` over (i, k, j): i and k carry, j is free):
-    j is tiled by CHUNK_VECTORS vectors and its chunk loop, run in parallel, goes to the top
-    of the statement's own loops, the serial ones inside it (one fork per outer iteration does
-    k times a chunk). Only for statements with two or more loops of their own below a shared or
-    serial one; each kept only if legal. Returns the statements chunked."""
-    chunked = set()
-    for s in kernel.statements:
-        if s.name in skipped or s.is_init:
-            continue
-        placements = schedule.placements(kernel)
-        mine = placements[s.name]
-        names = mine.names()
-        shared = max((_shared_depth(mine, p) for n, p in placements.items() if n != s.name),
-                     default=0)
-        own = names[max(shared, 1):]
-        if len(own) < 2 or len(names) < 3:
-            continue
-        j = own[-1]
-        lanes = max(1, facts.vector_bytes * 8 // s.lhs.dtype.compute.bits)
-        steps = [("tile", s.name, {j: CHUNK_VECTORS * lanes}),
-                 ("reorder", s.name, f"{j}_o", *own[:-1], j),
-                 ("parallel", s.name, f"{j}_o"), ("vectorize", s.name, j)]
-        if _try(kernel, schedule, steps):
-            chunked.add(s.name)
-    return chunked
-
-
-def _inner_loops(placements, candidates, skipped: set[str]) -> set[tuple[str, int]]:
+def _inner_loops(placements, candidates) -> set[tuple[str, int]]:
     """(statement, depth) of every loop that may run in parallel inside a serial outer loop
     (`_inner_parallel`): of the statements whose nest's outermost loop is a parallel
     candidate, every loop below the outermost with at least one loop inside it."""
     outer = {name for op, name, depth in candidates if op == "parallel" and depth == 0}
     groups = {placements[n].order[:1] for n in outer}
     return {(n, d) for n, p in placements.items() if p.order[:1] in groups
-            and n not in skipped for d in range(1, len(p.loops) - 1)}
+            for d in range(1, len(p.loops) - 1)}
 
 
-def _inner_parallel(placements, candidates, free, skipped: set
+def _inner_parallel(placements, candidates, free, vector_loops: set
                     ) -> list[tuple[str, str, int]]:
     """Parallel loops for the nests whose outermost loop carries a dependence (a time loop,
     the pivot loop of LU): in each statement, the outermost loop that carries none, if a loop
     runs inside it, so that one fork of the threads does at least a plane of work (a stencil
     step's rows; jacobi-1d's single row per step would cost more to fork than it saves).
-    One mark per loop: statements fused in it share it. `skipped` holds statement names to
-    leave alone and loops (`order` prefixes) that are vector loops already (trmm's j: a
-    vector loop around the k loop is worth more than two threads)."""
+    One mark per loop: statements fused in it share it. `vector_loops` (`order` prefixes) are
+    vector loops already and stay so (trmm's j: a vector loop around the k loop is worth
+    more than two threads)."""
     serial = {placements[name].order[:1] for op, name, depth in candidates
               if op == "parallel" and depth == 0 and (name, depth) not in free}
     chosen, marks = set(), []
     for name, p in placements.items():
-        if p.order[:1] not in serial or name in skipped:
+        if p.order[:1] not in serial:
             continue
         depth = next((d for d in range(1, len(p.loops) - 1)
-                      if (name, d) in free and p.order[:d + 1] not in skipped), None)
+                      if (name, d) in free and p.order[:d + 1] not in vector_loops), None)
         if depth is not None and p.order[:depth + 1] not in chosen:
             chosen.add(p.order[:depth + 1])
             marks.append(("parallel", name, depth))

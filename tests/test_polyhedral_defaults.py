@@ -150,20 +150,8 @@ def test_kernels_without_parallel_or_vector_loops_take_isl_schedule(name):
                                            tuning_db=False))
 
 
-@pytest.mark.parametrize("name", ["symm", "trmm"])
-def test_kernels_without_parallel_loops_take_isl_outer_parallel_loop(name):
-    """symm: isl moves the updates of the rows above row i into a nest of their own, whose
-    outermost loop is parallel; the heuristics find no parallel loop."""
-    kernel, steps = _steps(name)
-    assert [s.op for s in steps] == ["isl"]
-    assert not any(s.op == "parallel" for s in
-                   default_pass.schedule_for(kernel, default_pass.CPU).steps)
-    check_numerics(name, loopweave.compile(poly.POLYBENCH[name].source(), cflags=CFLAGS,
-                                           tuning_db=False))
-
-
 @pytest.mark.parametrize("name", ["gemm", "jacobi-2d", "lu", "ludcmp", "doitgen",
-                                  "gramschmidt"])
+                                  "gramschmidt", "symm", "trmm"])
 def test_kernels_the_heuristics_handle_keep_them(name):
     _, steps = _steps(name)
     assert "isl" not in [s.op for s in steps]
@@ -175,20 +163,6 @@ kernel prefix(x: f32[N], y: inout f32[N]) {
     y[i] = y[i - 1] + x[i]      where i in 1:N
 }""")
     assert "isl" not in [s.op for s in default_pass.default_schedule(kernel).steps]
-
-
-@pytest.mark.parametrize("name", ["lu", "ludcmp", "gramschmidt"])
-def test_a_serial_nest_runs_chunks_of_its_vector_loop_in_parallel(name):
-    """LU's update over (i, k, j): i and k carry dependences, so j is cut into chunks of
-    CHUNK_VECTORS vectors whose loop runs in parallel around k (f64, AVX2: 64 elements)."""
-    _, steps = _steps(name)
-    chunks = [s.args[0] for s in steps if s.op == "parallel" and s.args[0].endswith("_o")]
-    assert chunks, steps
-    tiles = [s.args for s in steps if s.op == "tile"]
-    assert {f"{loop}_o" for t in tiles for loop, _ in t} >= set(chunks)
-    assert all(n % default_pass.CHUNK_VECTORS == 0 for t in tiles for _, n in t)
-    check_numerics(name, loopweave.compile(poly.POLYBENCH[name].source(), cflags=CFLAGS,
-                                           tuning_db=False), seed=9)
 
 
 @pytest.mark.parametrize("name", ["trisolv", "cholesky", "nussinov"])
