@@ -197,7 +197,7 @@ def _loop_marks(kernel: KernelIR, schedule: Schedule, facts: TargetFacts, tiled:
                                             {(n, d) for _, n, d in candidates} | inner)
     vector_loops = {placements[n].order[:d + 1] for op, n, d in candidates
                     if op == "vectorize" and ((n, d) in free or (n, d) in vectors)}
-    candidates += _inner_parallel(placements, candidates, free, vector_loops)
+    candidates += _inner_parallel(kernel, placements, candidates, free, vector_loops)
     return [(op, name, placements[name].names()[depth]) for op, name, depth in candidates
             if (name, depth) in free or (op == "vectorize" and (name, depth) in vectors)]
 
@@ -212,17 +212,25 @@ def _inner_loops(placements, candidates) -> set[tuple[str, int]]:
             for d in range(1, len(p.loops) - 1)}
 
 
-def _inner_parallel(placements, candidates, free, vector_loops: set
+def _inner_parallel(kernel: KernelIR, placements, candidates, free, vector_loops: set
                     ) -> list[tuple[str, str, int]]:
-    """Parallel loops for the nests whose outermost loop carries a dependence (a time loop,
-    the pivot loop of LU): in each statement, the outermost loop that carries none, if a loop
-    runs inside it, so that one fork of the threads does at least a plane of work (a stencil
-    step's rows; jacobi-1d's single row per step would cost more to fork than it saves).
+    """Parallel loops for the nests whose outermost loop is a time loop: it carries a
+    dependence and indexes no element its statements store (each step rewrites the same
+    grid). In each statement, the outermost loop that carries none, if a loop runs inside it,
+    so that one fork of the threads does at least a plane of work (a stencil step's rows;
+    jacobi-1d's single row per step would cost more to fork than it saves). A pivot loop
+    (LU's, gramschmidt's k) indexes what it stores: a fork per pivot measured slower there
+    (gramschmidt 1.4x on two threads).
     One mark per loop: statements fused in it share it. `vector_loops` (`order` prefixes) are
     vector loops already and stay so (trmm's j: a vector loop around the k loop is worth
     more than two threads)."""
     serial = {placements[name].order[:1] for op, name, depth in candidates
               if op == "parallel" and depth == 0 and (name, depth) not in free}
+    for s in kernel.statements:
+        p = placements[s.name]
+        if p.loops and p.order[:1] in serial and ir.variables(p.loops[0].expr) & set().union(
+                *(ir.variables(x) for x in s.lhs.indices)):
+            serial.discard(p.order[:1])  # not a time loop
     chosen, marks = set(), []
     for name, p in placements.items():
         if p.order[:1] not in serial:
