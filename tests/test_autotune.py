@@ -116,8 +116,8 @@ def test_sweep_finds_a_valid_schedule_and_records_it(tmp_path):
     with Database(db) as d:
         records = d.records(result.key)
         assert len(records) == 5
-        assert all(r.status in ("ok", "wrong", "crash", "timeout", "compile_error")
-                   for r in records)
+        assert all(r.status in ("ok", "noisy", "wrong", "crash", "timeout", "compile_error")
+                   for r in records)  # noisy: measured on a loaded machine, spread too wide
         ok = [r for r in records if r.status == "ok"]
         assert all(r.median_s > 0 and len(json.loads(r.times)) >= 3 for r in ok)
         assert all(len(json.loads(r.features)) == len(FEATURE_NAMES) for r in ok)

@@ -38,5 +38,6 @@ def test_tune_on_a_local_ray_cluster(tmp_path, monkeypatch):
     with Database(tmp_path / "t.sqlite") as db:
         records = db.records(result.key)
     assert len(records) == 4
-    assert {r.status for r in records} <= {"ok", "wrong", "compile_error"}
+    # "noisy": measured, but its samples spread too far (a loaded CI machine); still a result
+    assert {r.status for r in records} <= {"ok", "noisy", "wrong", "compile_error"}
     assert all(r.machine == workers for r in records)  # measured and fingerprinted by a worker
