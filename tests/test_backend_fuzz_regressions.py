@@ -290,28 +290,23 @@ _SPLIT_LOCAL_REASON = (
     "its local t1 is a host-level device buffer of shape [M] while the bound pieces spill t1 "
     "per block as [extent, M]; one name, two ranks (ir/launches.py): ValueError in "
     "row_major_offset")
+_SPLIT_LOCAL_KERNEL = (
+    "kernel fz12025(A: f32[M], B: f32[], C: f32[], D: f64[], E: f32[], F: f32[], "
+    "G: f32[N, M], a32: f32) -> (O0: f32[N, M]) {\n"
+    "    t0[i] max= ((a32 + A[i]) + B)  where j in 0:3\n"
+    "    t1[i, j] max= ((sqrt(abs(A[i])) - (C[] + k)) + f32(D[]))  where j in 0:M, "
+    "k in 1:N - 1\n"
+    "    O0[i, 2*j] += ((E / (1.5 + abs(F[]))) + G[N - 1 - i, M - 1 - l])  where "
+    "j in 0:M / 2, l in 0:M - 2\n"
+    "}\n")
 KNOWN: dict[str, tuple[Regression, str]] = {
     "gpu_local_in_a_bound_piece_and_a_host_piece": (Regression(
         "cuda",
-        "kernel fz12025(A: f32[M], B: f32[], C: f32[], D: f64[], E: f32[], F: f32[], "
-        "G: f32[N, M], a32: f32) -> (O0: f32[N, M]) {\n"
-        "    t0[i] max= ((a32 + A[i]) + B)  where j in 0:3\n"
-        "    t1[i, j] max= ((sqrt(abs(A[i])) - (C[] + k)) + f32(D[]))  where j in 0:M, "
-        "k in 1:N - 1\n"
-        "    O0[i, 2*j] += ((E / (1.5 + abs(F[]))) + G[N - 1 - i, M - 1 - l])  where "
-        "j in 0:M / 2, l in 0:M - 2\n"
-        "}\n",
+        _SPLIT_LOCAL_KERNEL,
         sizes={"M": 3, "N": 5}, scalars={"a32": -0.75}, seed=12025), _SPLIT_LOCAL_REASON),
     "gpu_local_in_a_bound_piece_and_a_host_piece_triton": (Regression(
         "triton",
-        "kernel fz12025(A: f32[M], B: f32[], C: f32[], D: f64[], E: f32[], F: f32[], "
-        "G: f32[N, M], a32: f32) -> (O0: f32[N, M]) {\n"
-        "    t0[i] max= ((a32 + A[i]) + B)  where j in 0:3\n"
-        "    t1[i, j] max= ((sqrt(abs(A[i])) - (C[] + k)) + f32(D[]))  where j in 0:M, "
-        "k in 1:N - 1\n"
-        "    O0[i, 2*j] += ((E / (1.5 + abs(F[]))) + G[N - 1 - i, M - 1 - l])  where "
-        "j in 0:M / 2, l in 0:M - 2\n"
-        "}\n",
+        _SPLIT_LOCAL_KERNEL,
         sizes={"M": 3, "N": 5}, scalars={"a32": -0.75}, seed=12025), _SPLIT_LOCAL_REASON),
 }
 

@@ -18,6 +18,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from test_kernels import refs  # noqa: E402
+from test_normalize import ATTENTION_INSIDE, ATTENTION_OUTSIDE
 
 import loopweave  # noqa: E402
 from loopweave.errors import ScheduleError  # noqa: E402
@@ -30,26 +31,8 @@ ATTENTION = refs.KERNELS["attention"]
 ROOT = Path(__file__).resolve().parent.parent
 
 # The scale inside the scores, the division inside the second product (passes/normalize moves
-# both out of the sums), and the division after a temporary sum.
-INSIDE = """
-kernel attention(Q: f32[LQ, D], K: f32[LK, D], V: f32[LK, DV], scale: f32) -> O: f32[LQ, DV] {
-    P[l, s] += Q[l, e] * K[s, e] * scale
-    m[l] max= P[l, s]
-    W[l, s] = exp(P[l, s] - m[l])
-    z[l] += W[l, s]
-    O[l, e] += W[l, s] * V[s, e] / z[l]
-}
-"""
-OUTSIDE = """
-kernel attention(Q: f32[LQ, D], K: f32[LK, D], V: f32[LK, DV], scale: f32) -> O: f32[LQ, DV] {
-    P[l, s] += Q[l, e] * K[s, e]
-    m[l] max= P[l, s]
-    W[l, s] = exp(scale * (P[l, s] - m[l]))
-    z[l] += W[l, s]
-    U[l, e] += W[l, s] * V[s, e]
-    O[l, e] = U[l, e] / z[l]
-}
-"""
+# both out of the sums), and the division after a temporary sum: test_normalize's spellings.
+INSIDE, OUTSIDE = ATTENTION_INSIDE, ATTENTION_OUTSIDE
 
 ODD = {"LQ": 45, "LK": 70, "D": 33, "DV": 17}
 
