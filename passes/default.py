@@ -98,10 +98,10 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
                      ) -> Schedule:
     """The host's default schedule for `kernel`. `vector_bytes()` (asked only for a
     contraction: it may run the compiler) is the target's SIMD width: 64 (AVX-512) gets 8x32
-    register tiles, narrower ones 6x16.
+    register tiles, narrower ones 6x16 (f64: 6x8).
 
     Where the heuristics find nothing to run in parallel or in SIMD (every nest's loops carry
-    dependences: Gauss-Seidel sweeps, Floyd-Warshall, triangular solvers), the kernel is
+    dependences: Gauss-Seidel sweeps, Floyd-Warshall), the kernel is
     isl's: its Pluto-style scheduler skews and tiles such nests and finds wavefronts
     (`isl_fallback`)."""
     schedule = schedule_for(kernel, CPU, lambda: CPU_AVX512 if vector_bytes is not None
