@@ -31,6 +31,10 @@ Rules, each checked here with an error that names the loop:
   launch's block loops (`e[c0, j]`: the temporary the statements would have used unfused).
   A copy into a shared buffer (`cache_read` at a block-level loop) is a `Spread`: all threads
   of the block share its work.
+- One array per name (the renderers declare buffers by name): where isl split a bound loop
+  into pieces, a local may be per block in some launches and at host level in another; it
+  is then in device memory in all of them, in the largest shape of each dimension, and a use
+  with fewer dimensions than the array indexes the leading ones at 0.
 """
 
 from __future__ import annotations
@@ -92,17 +96,41 @@ def lower_launches(loops: Node, kernel_name: str, shared_limit: int | None,
     `shared_limit`: the bytes of shared memory a block may use (None: the target has none to
     budget, its renderer decides what block-level buffers it can keep); `thread_limit`: the
     threads a block may have (loopweave.targets.GpuFacts.block_threads)."""
-    return _Lowering(kernel_name, shared_limit, thread_limit).program(loops)
+    # isl may split a bound loop into pieces (statements of different ranges fused): some
+    # launched with a local kept per block (in shared memory, or per-block copies in device
+    # memory: [blocks, M]), one perhaps without the loop (a single iteration, at host level:
+    # a device buffer [M]). The renderers keep one array per name, so where the first
+    # lowering finds a name both in shared memory and in device memory, another spills it
+    # in every launch; where device buffers of one name differ in rank, another knows the
+    # final shapes and indexes the leading dimensions a use lacks at 0 (the pieces run one
+    # after the other, so one array serves all).
+    spill: frozenset[str] = frozenset()
+    final: dict[str, Buffer] = {}
+    while True:
+        lowering = _Lowering(kernel_name, shared_limit, thread_limit, spill, final)
+        program = lowering.program(loops)
+        both = lowering.kept_names & lowering.device_buffers.keys()
+        if both:
+            spill, final = spill | both, {}
+        elif lowering.ranks_differ and not final:
+            final = lowering.device_buffers
+        else:
+            return program
 
 
 class _Lowering:
-    def __init__(self, kernel_name: str, shared_limit: int | None, thread_limit: int):
+    def __init__(self, kernel_name: str, shared_limit: int | None, thread_limit: int,
+                 spill: frozenset[str] = frozenset(), final: dict[str, Buffer] | None = None):
         self.kernel_name = kernel_name
         self.shared_limit = shared_limit
         self.thread_limit = thread_limit
         self.launches: list[Launch] = []
         self.warnings: list[str] = []
         self.device_buffers: dict[str, Buffer] = {}
+        self.final = final or {}  # device buffers' shapes from a first lowering
+        self.ranks_differ = False  # a name used as device buffers of different ranks
+        self.spill = spill  # block-level buffers kept in device memory even if constant
+        self.kept_names: set[str] = set()  # block-level buffers left to the launch
 
     def program(self, loops: Node) -> GpuProgram:
         host = self.host(loops, [])
@@ -148,7 +176,8 @@ class _Lowering:
             case Scope(buffers=b, body=body):
                 # Used by several launches: one device array, written before it is read in
                 # each execution of the scope (a scope's buffers start uninitialised).
-                self.device_buffers.update((x.name, x) for x in b)
+                for x in b:
+                    body = self.device_buffer(x, body)
                 return self.host(body, host_vars)
         raise AssertionError(type(node).__name__)
 
@@ -204,8 +233,9 @@ class _Lowering:
         def visit(node: Node) -> Node:
             match node:
                 case Scope(buffers=bufs, body=b):
-                    keep = tuple(x for x in bufs if all(constant_value(d) is not None
-                                                        for d in x.shape))
+                    keep = tuple(x for x in bufs if x.name not in self.spill and all(
+                        constant_value(d) is not None for d in x.shape))
+                    self.kept_names.update(x.name for x in keep)
                     moved = [x for x in bufs if x not in keep]
                     b = visit(b)
                     for x in moved:
@@ -227,7 +257,8 @@ class _Lowering:
         extents = [_trip_count(b, host_vars) for b in blocks]
         sizes = set().union(*(ir.variables(x) for x in (*extents, *buffer.shape)
                               if x is not None))
-        if not blocks or None in extents or sizes & set(host_vars):
+        if (not blocks and buffer.name not in self.spill) or None in extents \
+                or sizes & set(host_vars):
             shape = ", ".join(map(ir.to_str, buffer.shape))
             raise ScheduleError(f"buffer {buffer.name} is local to the blocks of a launch but "
                                 f"has no constant shape ([{shape}]); bind an outer loop to "
@@ -237,21 +268,25 @@ class _Lowering:
                                 ir.Const(b.step), INDEX) if b.step != 1 else
                       ir.Binary("-", ir.Var(b.var, INDEX), b.init, INDEX) for b in blocks)
         spilled = Buffer(buffer.name, buffer.dtype, (*extents, *buffer.shape))
+        return self.device_buffer(spilled, prepend_indices(body, buffer.name, slots))
+
+    def device_buffer(self, buffer: Buffer, body: Node) -> Node:
+        """Record `buffer` (used in `body`) as a device buffer; `body` with its uses indexed
+        at 0 in the leading dimensions it lacks of the buffer's final shape."""
+        final = self.final.get(buffer.name)
+        if final is not None:
+            self.device_buffers[buffer.name] = final
+            pad = (ir.Const(0),) * (len(final.shape) - len(buffer.shape))
+            return prepend_indices(body, buffer.name, pad) if pad else body
         earlier = self.device_buffers.get(buffer.name)
-        if earlier is not None and earlier.shape != spilled.shape:
+        if earlier is not None and earlier.shape != buffer.shape:
             # isl split the bound loop into pieces (statements of different ranges fused),
-            # each a launch with its copies of the buffer; the launches run one after the
-            # other, so one array serves all: the largest extent of each dimension (the
-            # strides follow the array's shape, the same in every launch).
-            if len(earlier.shape) != len(spilled.shape):
-                raise ScheduleError(f"buffer {buffer.name} is local to the blocks of launches "
-                                    f"with different numbers of block loops; bind the same "
-                                    f"loops around each of its uses")
-            spilled = replace(spilled, shape=tuple(
-                a if a == b else ir.Call("max", (a, b), INDEX)
-                for a, b in zip(earlier.shape, spilled.shape, strict=True)))
-        self.device_buffers[buffer.name] = spilled
-        return prepend_indices(body, buffer.name, slots)
+            # each a launch with its copies of the buffer (or one at host level); the
+            # launches run one after the other, so one array serves all.
+            self.ranks_differ |= len(earlier.shape) != len(buffer.shape)
+            buffer = replace(buffer, shape=_merged_shape(earlier.shape, buffer.shape))
+        self.device_buffers[buffer.name] = buffer
+        return body
 
     def grid_extent(self, loop: For, host_vars: list[str]) -> ir.Expr:
         """The trip count of a block loop, computed on the host (1 when its bounds depend on
@@ -350,6 +385,19 @@ class _Lowering:
                 f"shared memory over budget: {', '.join(b.name for b in buffers)} take {total} "
                 f"bytes per block, the target allows {self.shared_limit}; cache smaller tiles")
         return tuple(buffers)
+
+
+def _merged_shape(a: tuple[ir.Expr, ...], b: tuple[ir.Expr, ...]) -> tuple[ir.Expr, ...]:
+    """The shape of one array serving buffers of shapes `a` and `b`, aligned at their last
+    dimensions: the largest extent of each dimension (the strides follow the array's shape, the
+    same in every launch); a leading dimension only one of them has holds at least the element
+    0 the other's uses read (a piece's block loop may run no iteration: an extent of 0)."""
+    long, short = (a, b) if len(a) >= len(b) else (b, a)
+    lead = len(long) - len(short)
+    head = tuple(d if (constant_value(d) or 0) >= 1 else ir.Call("max", (d, ir.Const(1)), INDEX)
+                 for d in long[:lead])
+    return (*head, *(x if x == y else ir.Call("max", (x, y), INDEX)
+                     for x, y in zip(long[lead:], short, strict=True)))
 
 
 def _trip_count(loop: For, host_vars: list[str]) -> ir.Expr | None:

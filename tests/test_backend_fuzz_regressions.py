@@ -17,6 +17,23 @@ import pytest  # noqa: E402
 from fuzz.differential import Regression, check_regression  # noqa: E402
 
 import loopweave  # noqa: E402
+from loopweave.ir.codegen import loop_ast  # noqa: E402
+from loopweave.ir.launch_nodes import walk_kernel  # noqa: E402
+from loopweave.ir.launches import lower_launches  # noqa: E402
+from loopweave.ir.loops import Store, node_loads  # noqa: E402
+from loopweave.passes.gpu_default import default_gpu_schedule  # noqa: E402
+from loopweave.pipeline import front_end  # noqa: E402
+from loopweave.targets import GPU_FACTS  # noqa: E402
+
+_SPLIT_LOCAL_KERNEL = (
+    "kernel fz12025(A: f32[M], B: f32[], C: f32[], D: f64[], E: f32[], F: f32[], "
+    "G: f32[N, M], a32: f32) -> (O0: f32[N, M]) {\n"
+    "    t0[i] max= ((a32 + A[i]) + B)  where j in 0:3\n"
+    "    t1[i, j] max= ((sqrt(abs(A[i])) - (C[] + k)) + f32(D[]))  where j in 0:M, "
+    "k in 1:N - 1\n"
+    "    O0[i, 2*j] += ((E / (1.5 + abs(F[]))) + G[N - 1 - i, M - 1 - l])  where "
+    "j in 0:M / 2, l in 0:M - 2\n"
+    "}\n")
 
 FIXED = {
     # C wrote `-(-x)` as `--x`, a decrement of an rvalue: the build failed (backends/c_family.py).
@@ -283,32 +300,22 @@ FIXED = {
         "    B[i] += (C[j] - a64)\n"
         "}\n",
         sizes={"M": 3, "N": 3}, scalars={"a64": 1.25}, seed=11906),
+    # The GPU default fused the statements over i; isl split the bound loop into 0:N and N:M
+    # and, where M == 1, a piece without the loop, at host level. There t1 was a device
+    # buffer [M] while the bound pieces spilled t1 per block as [blocks, M] (one name, two
+    # ranks: a ValueError in row_major_offset), and t0 a device scalar while the bound pieces
+    # kept t0 in shared memory (a parameter shadowed: the build failed). One array per name
+    # now: t0 spilled in every launch, each use indexed at 0 in the dimensions it lacks
+    # (ir/launches.py).
+    "gpu_local_in_a_bound_piece_and_a_host_piece": Regression(
+        "cuda", _SPLIT_LOCAL_KERNEL, sizes={"M": 3, "N": 5}, scalars={"a32": -0.75},
+        seed=12025),
+    "gpu_local_in_a_bound_piece_and_a_host_piece_triton": Regression(
+        "triton", _SPLIT_LOCAL_KERNEL, sizes={"M": 3, "N": 5}, scalars={"a32": -0.75},
+        seed=12025),
 }
 
-_SPLIT_LOCAL_REASON = (
-    "isl splits the bound fused loop into pieces and, where M == 1, a piece without the loop: "
-    "its local t1 is a host-level device buffer of shape [M] while the bound pieces spill t1 "
-    "per block as [extent, M]; one name, two ranks (ir/launches.py): ValueError in "
-    "row_major_offset")
-_SPLIT_LOCAL_KERNEL = (
-    "kernel fz12025(A: f32[M], B: f32[], C: f32[], D: f64[], E: f32[], F: f32[], "
-    "G: f32[N, M], a32: f32) -> (O0: f32[N, M]) {\n"
-    "    t0[i] max= ((a32 + A[i]) + B)  where j in 0:3\n"
-    "    t1[i, j] max= ((sqrt(abs(A[i])) - (C[] + k)) + f32(D[]))  where j in 0:M, "
-    "k in 1:N - 1\n"
-    "    O0[i, 2*j] += ((E / (1.5 + abs(F[]))) + G[N - 1 - i, M - 1 - l])  where "
-    "j in 0:M / 2, l in 0:M - 2\n"
-    "}\n")
-KNOWN: dict[str, tuple[Regression, str]] = {
-    "gpu_local_in_a_bound_piece_and_a_host_piece": (Regression(
-        "cuda",
-        _SPLIT_LOCAL_KERNEL,
-        sizes={"M": 3, "N": 5}, scalars={"a32": -0.75}, seed=12025), _SPLIT_LOCAL_REASON),
-    "gpu_local_in_a_bound_piece_and_a_host_piece_triton": (Regression(
-        "triton",
-        _SPLIT_LOCAL_KERNEL,
-        sizes={"M": 3, "N": 5}, scalars={"a32": -0.75}, seed=12025), _SPLIT_LOCAL_REASON),
-}
+KNOWN: dict[str, tuple[Regression, str]] = {}
 
 
 def test_a_weak_expression_takes_its_targets_type():
@@ -335,6 +342,24 @@ def test_cuda_planner_refuses_fused_locals():
     kernel = loopweave.compile(source, "cuda", schedule=bound, emulate=True, tuning_db=False)
     c = np.arange(9, dtype=np.int64)
     np.testing.assert_array_equal(kernel(np.arange(6, dtype=np.int32), c), c[::-1])
+
+
+def test_one_array_per_device_buffer_name():
+    """Seed 12025's pieces (two launches over parts of the bound loop, one piece at host
+    level): every access to a device buffer has the buffer's rank, and no launch keeps a
+    buffer of that name in shared memory beside it (which shadowed the launch's parameter)."""
+    kernel = front_end(_SPLIT_LOCAL_KERNEL)
+    schedule = default_gpu_schedule(kernel, GPU_FACTS["cuda"])
+    program = lower_launches(loop_ast(schedule.apply(kernel)), kernel.name,
+                             GPU_FACTS["cuda"].shared_bytes)
+    ranks = {b.name: len(b.shape) for b in program.device_buffers}
+    assert ranks == {"t0": 1, "t1": 2}
+    for launch in program.launches:
+        assert not {b.name for b in launch.shared} & ranks.keys(), launch.name
+        for node in walk_kernel(launch.body):
+            for a in ([node] if isinstance(node, Store) else []) + node_loads(node):
+                if a.tensor in ranks:
+                    assert len(a.indices) == ranks[a.tensor], (launch.name, a)
 
 
 def test_a_vector_loop_around_a_parallel_loop_is_refused():
