@@ -96,7 +96,7 @@ class CallPlan:
 
         checks = []
         for c in kernel.index_checks:
-            extent = ir.evaluate(kernel.tensors[c.tensor].shape[c.dim], env)
+            extent = ir.evaluate(kernel.tensors[c.tensor].shape[c.dim], env) + c.bound
             lo = [max(0, ir.evaluate(e, env)) for e in c.lo]
             box = tuple(slice(a, ir.evaluate(e, env)) for a, e in zip(lo, c.hi, strict=True))
             checks.append((c.index, box, extent))

@@ -194,7 +194,9 @@ def check_indices(kernel_ir: KernelIR, arrays: dict[str, np.ndarray], env: dict[
     `on_device` maps id(host stand-in) -> the device tensor that holds the values (a call with
     CUDA tensors on the triton target): those are checked where they are."""
     for c in kernel_ir.index_checks:
-        extent = evaluate(kernel_ir.tensors[c.tensor].shape[c.dim], env)
+        # A range bound (`row_ptr` in `where p in row_ptr[i]:row_ptr[i + 1]`) may equal the
+        # extent of the dimension its variable indexes: it is an exclusive end.
+        extent = evaluate(kernel_ir.tensors[c.tensor].shape[c.dim], env) + c.bound
         lo = [max(0, evaluate(e, env)) for e in c.lo]
         box = tuple(slice(a, evaluate(e, env)) for a, e in zip(lo, c.hi, strict=True))
         device = (on_device or {}).get(id(arrays[c.index]))
@@ -204,6 +206,11 @@ def check_indices(kernel_ir: KernelIR, arrays: dict[str, np.ndarray], env: dict[
         values = np.asarray(values if device is None else values.cpu().numpy())
         where = tuple(int(k) for k in np.argwhere((values < 0) | (values >= extent))[0])
         position = ", ".join(str(a + k) for a, k in zip(lo, where, strict=True))
+        if c.bound:
+            raise ArgumentValueError(
+                f"{c.index}[{position}] = {values[where]} is out of range 0..{extent - 1} for "
+                f"a range bound over dimension {c.dim} of {c.tensor} ({c.access} at line "
+                f"{c.line})")
         raise ArgumentValueError(
             f"{c.index}[{position}] = {values[where]} is out of range 0..{extent - 1} for "
             f"dimension {c.dim} of {c.tensor} (read as {c.access} at line {c.line})")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import islpy as isl
 
+from loopweave.frontend.data_ranges import range_loads
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.kernel import Statement, Tensor
@@ -21,7 +22,7 @@ def out_of_bounds(s: Statement, tensors: dict[str, Tensor],
 
     `shown` maps iterators whose value the user sees differently (a reversed loop's) to that
     value, so that the counterexample names the iteration as the source does."""
-    for access in [s.lhs, *ir.loads(s.rhs)]:
+    for access in [s.lhs, *ir.loads(s.rhs), *range_loads(s)]:
         inside = isl_helpers.box(params, access.tensor, extents[access.tensor])
         m = s.access_map(params, access).intersect_params(context)
         # A gather's indirect dimensions are checked at call time (KernelIR.index_checks):

@@ -30,6 +30,7 @@ from loopweave.frontend import temporaries as temps
 from loopweave.frontend.arg_reductions import check_arg_reduction
 from loopweave.frontend.ast_walk import first_use, names_in, writes_by_name
 from loopweave.frontend.bounds import out_of_bounds
+from loopweave.frontend.data_ranges import data_range, is_data_range, range_checks
 from loopweave.frontend.gathers import gather_index, index_checks, scatter_error, tensor_read
 from loopweave.frontend.index_vars import find_index_vars, implicit_range
 from loopweave.frontend.lint import near_miss_indices
@@ -49,7 +50,7 @@ from loopweave.frontend.values import (
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.argreduce import ARG_REDUCTIONS
-from loopweave.ir.kernel import KernelIR, ScalarArg, Statement, Tensor
+from loopweave.ir.kernel import DataRange, KernelIR, ScalarArg, Statement, Tensor
 from loopweave.ir.types import DTYPES, INDEX
 
 # The most loops around one statement: more is surely a mistake, and isl's time grows
@@ -301,8 +302,16 @@ class Checker:
             conds += [ir.Binary("<=", lp.lo, ir.Var(lp.var), INDEX),
                       ir.Binary("<", ir.Var(lp.var), lp.hi, INDEX)]
         explicit = set()
+        data: dict[str, DataRange] = {}  # ranges read from tensors (frontend/data_ranges.py)
         for w in st.where:
-            if isinstance(w, ast.WhereRange):
+            if isinstance(w, ast.WhereRange) and is_data_range(w):
+                explicit.add(w.var)
+                try:
+                    data[w.var], affine_sides = data_range(w, st, self.tensors, to_affine)
+                except DSLTypeError as e:
+                    raise self.error(e.message, e.pos) from None
+                conds += affine_sides
+            elif isinstance(w, ast.WhereRange):
                 explicit.add(w.var)
                 lo = to_affine(w.lo, f"lower bound of '{w.var}'")
                 hi = to_affine(w.hi, f"upper bound of '{w.var}'")
@@ -310,11 +319,13 @@ class Checker:
                           ir.Binary("<", ir.Var(w.var), hi, INDEX)]
             else:
                 conds.append(to_affine(w.cond, "the `where` condition", affine_condition))
-        implicit = {v: self.implicit_range(v, st) for v in index_vars if v not in explicit}
+        implicit = {v: self.implicit_range(v, st) for v in index_vars
+                    if v not in explicit or v in data}
         # Extents a temporary declared here takes along a dimension indexed by a bare variable.
         extents = dict(implicit)
         for w in st.where:
-            if isinstance(w, ast.WhereRange) and not (names_in(w.hi) - set(self.params)):
+            if isinstance(w, ast.WhereRange) and w.var not in data \
+                    and not (names_in(w.hi) - set(self.params)):
                 hi = isl_helpers.pw_aff(self.params, to_affine(w.hi, "upper bound"))
                 extents[w.var] = hi.union_max(hi.sub(hi)).coalesce()  # max(hi, 0)
 
@@ -404,7 +415,9 @@ class Checker:
 
         lhs = ir.Load(lhs_name, lhs_indices, rhs.expr.dtype)
         stmt = Statement(name, iterators, domain, lhs, op, rhs.expr, st.pos,
-                         enclosing=len(outer))
+                         enclosing=len(outer), data_ranges=tuple(data.values()))
+        if op in ARG_REDUCTIONS and data:
+            raise self.error(f"{st.op} over a range read from tensors is not supported", st.pos)
         if op in ARG_REDUCTIONS:
             return check_arg_reduction(self, st, stmt, target, lhs_vars, extents, loops)
         result = [stmt]
@@ -558,7 +571,8 @@ class Checker:
                         tuple(self.temporaries), self.params, tuple(self.sizes),
                         tuple(self.assumptions), self.context, tuple(self.statements),
                         program_order(self.params, root), self.source,
-                        index_checks=index_checks(self.statements, self.params, self.context))
+                        index_checks=index_checks(self.statements, self.params, self.context)
+                        + range_checks(self.statements, self.params, self.context))
 
 
 def check(kdef: ast.KernelDef, source: str) -> KernelIR:

@@ -13,6 +13,7 @@ from dataclasses import replace
 import islpy as isl
 
 from loopweave.ir import isl_helpers
+from loopweave.ir.data_ranges import guarded, into_bounds
 from loopweave.ir.expr import Expr, Load, substitute
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.ir.localize import lower_cache
@@ -21,15 +22,16 @@ from loopweave.ir.privatize import privatize, reduced_across
 
 
 def statement_store(stmt: Statement, values: list[Expr],
-                    iterators: tuple[str, ...] | list[str] | None = None) -> Store:
+                    iterators: tuple[str, ...] | list[str] | None = None) -> Store | If:
     """The store of one instance of `stmt`: its `iterators` (default: all of them, in order)
-    replaced by `values`, the others left as variables."""
+    replaced by `values`, the others left as variables; under the guard of its ranges read
+    from tensors, if it has any (ir/data_ranges.py)."""
     names = stmt.iterators if iterators is None else iterators
     mapping = dict(zip(names, values, strict=True))
     lhs: Load = substitute(stmt.lhs, mapping)
     value = substitute(stmt.rhs, mapping)
     reduce = None if stmt.op == "=" else stmt.op
-    return Store(lhs.tensor, lhs.indices, value, reduce, stmt.name)
+    return guarded(stmt, Store(lhs.tensor, lhs.indices, value, reduce, stmt.name), mapping)
 
 
 class AstTranslator:
@@ -54,8 +56,10 @@ class AstTranslator:
         if kind == isl.ast_node_type.for_:
             var = self.expr(n.for_get_iterator()).name
             step = n.for_get_inc().int_get_val().to_python()
-            return For(var, self.expr(n.for_get_init()), self.expr(n.for_get_cond()), step,
-                       self.node(n.for_get_body()))
+            # A guard read from tensors in the body becomes this loop's bounds (or moves above).
+            return into_bounds(For(var, self.expr(n.for_get_init()),
+                                   self.expr(n.for_get_cond()), step,
+                                   self.node(n.for_get_body())))
         if kind == isl.ast_node_type.if_:
             orelse = self.node(n.if_get_else_node()) if n.if_has_else_node() else None
             return If(self.expr(n.if_get_cond()), self.node(n.if_get_then_node()), orelse)

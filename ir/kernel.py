@@ -4,6 +4,7 @@
     Tensor   := name, dtype, shape (index expressions in the parameters), role
     Statement:= name, iterators, domain (isl set), lhs (a Load used as a store target), op, rhs
     IndexCheck:= an indirect index's values, checked at call time against the tensor it indexes
+    DataRange:= a variable's range read from tensors (`where p in row_ptr[i]:row_ptr[i + 1]`)
 
 A statement `S` with iterators (t, i, k) and domain `[N] -> { S[t, i, k] : ... }` assigns
 `lhs := rhs` (op "=") or `lhs := lhs <op> rhs` (a reduction op: "+=", "*=", "max=", "min=") once
@@ -47,6 +48,30 @@ class ScalarArg:
         return f"{self.name}: {self.dtype}"
 
 
+@dataclass(frozen=True, slots=True)
+class DataRange:
+    """`where var in lo:hi` with a bound read from an integer input tensor (`row_ptr[i]`, as
+    an i64 expression of the outer iterators); None for a side that is affine (that one is in
+    the statement's domain). The domain bounds `var` by the extent of what it indexes, so
+    dependences hold for any values; the call checks the values against that extent."""
+
+    var: str
+    lo: Expr | None
+    hi: Expr | None
+    text: str  # the clause as the DSL wrote it, for messages
+    tensor: str  # var indexes dimension `dim` of `tensor` directly: its extent bounds var
+    dim: int
+
+    def guard(self) -> Expr:
+        """`lo <= var and var < hi` (the sides read from tensors)."""
+        conds = []
+        if self.lo is not None:
+            conds.append(Binary("<=", self.lo, Var(self.var), BOOL))
+        if self.hi is not None:
+            conds.append(Binary("<", Var(self.var), self.hi, BOOL))
+        return conds[0] if len(conds) == 1 else Binary("and", conds[0], conds[1], BOOL)
+
+
 @dataclass(frozen=True, eq=False)
 class Statement:
     name: str
@@ -58,6 +83,9 @@ class Statement:
     pos: SourcePos
     is_init: bool = False  # the identity initialisation in front of a reduction
     enclosing: int = 0  # how many of the iterators (the first) are enclosing DSL `for` loops
+    # Ranges read from tensors: the domain holds a bound from the tensors the variable
+    # indexes (an over-approximation); each instance runs only inside its DataRange.
+    data_ranges: tuple[DataRange, ...] = ()
 
     def __str__(self) -> str:
         its = ", ".join(self.iterators)
@@ -131,7 +159,8 @@ class IndexCheck:
     """What a call checks before it runs, for one indirect index (`table[ids[i], d]`): every
     element of the input `index` in the box `lo` <= e < `hi` (per dimension, in the
     parameters: the elements the kernel reads) lies in 0 .. extent - 1 of dimension `dim` of
-    `tensor`. `access` is the DSL text of the read, `line` its source line."""
+    `tensor` (0 .. extent for a `bound` of a range read from tensors, whose variable indexes
+    that dimension). `access` is the DSL text of the read, `line` its source line."""
 
     index: str
     lo: tuple[Expr, ...]
@@ -140,6 +169,7 @@ class IndexCheck:
     dim: int
     access: str
     line: int
+    bound: bool = False  # a range bound (`row_ptr` in `p in row_ptr[i]:...`): may equal extent
 
 
 @dataclass(frozen=True, eq=False)

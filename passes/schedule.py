@@ -24,6 +24,7 @@ import json
 from dataclasses import dataclass, replace
 
 from loopweave.errors import ScheduleError
+from loopweave.ir import data_ranges
 from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.ir.loops import GPU_AXES
@@ -350,6 +351,8 @@ def _apply_step(kernel: KernelIR, step: Step, placements: dict[str, Placement]) 
                        wanted.get(step.op, lambda: list(step.args))())
     for s in stmts:
         p = placements[s.name]
+        for loop in wanted.get(step.op, lambda: list(step.args))():
+            data_ranges.check_step(s, step.op, loop)  # a range read from tensors: no tiles
         if step.op == "tile":
             placements[s.name] = pl.tile(p, dict(step.args))
         elif step.op == "reorder":
@@ -366,6 +369,7 @@ def _apply_step(kernel: KernelIR, step: Step, placements: dict[str, Placement]) 
             placements[s.name] = pl.set_kind(p, *step.args)
         else:
             raise ScheduleError(f"unknown schedule step {step.op!r}")
+        data_ranges.check_order(s, [(lp.name, lp.expr) for lp in placements[s.name].loops])
 
 
 def _check_dot(s: Statement, loop: str) -> None:
