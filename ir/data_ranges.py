@@ -21,8 +21,10 @@ from loopweave.ir.loops import Block, For, If, Node, loop_end
 from loopweave.ir.types import BOOL, INDEX
 
 #: Schedule steps a loop whose range is read from tensors cannot take: tiles, strips and skews
-#: need affine bounds, and vector lanes and GPU axes need a trip count known before the loop.
-REFUSED_STEPS = ("tile", "interleave", "skew", "vectorize", "bind", "dot")
+#: need affine bounds, GPU axes and dot tiles a trip count known before the launch. A vector
+#: mark is allowed: the C backends read the end once and run whole vectors then a tail
+#: (`s[b] += X[b, t] where t in 0:lengths[b]` in SIMD; the CPU default does so).
+REFUSED_STEPS = ("tile", "interleave", "skew", "bind", "dot")
 
 
 def guarded(stmt: Statement, node: Node, mapping: dict[str, Expr]) -> Node:
@@ -98,7 +100,7 @@ def check_step(stmt: Statement, op: str, loop: str) -> None:
     if op in REFUSED_STEPS and loop in ranged:
         raise ScheduleError(f"{op} on loop {loop!r} of {stmt.name} (line {stmt.pos.line}): its "
                             f"range is read from tensors ({ranged[loop].text}), so it cannot be "
-                            "tiled, split, skewed, vectorized or bound to a GPU axis; the loops "
+                            "tiled, split, skewed or bound to a GPU axis; the loops "
                             "outside it can")
 
 

@@ -461,6 +461,25 @@ def naive_ell_spmv(vals, col, x):
     return {"y": y}
 
 
+def naive_csr_spmv(row_ptr, col, vals, x):
+    vals, x = as_f64(vals), as_f64(x)
+    y = np.zeros(len(row_ptr) - 1)
+    for i in range(len(y)):
+        for p in range(row_ptr[i], row_ptr[i + 1]):
+            y[i] += vals[p] * x[col[p]]
+    return {"y": y}
+
+
+def naive_csr_spmm(row_ptr, col, vals, B):
+    vals, B = as_f64(vals), as_f64(B)
+    Y = np.zeros((len(row_ptr) - 1, B.shape[1]))
+    for i in range(Y.shape[0]):
+        for j in range(Y.shape[1]):
+            for p in range(row_ptr[i], row_ptr[i + 1]):
+                Y[i, j] += vals[p] * B[col[p], j]
+    return {"Y": Y}
+
+
 def naive_mxfp8_matmul(A, SA, B, SB):
     a, sa, b, sb = (np.asarray(x, dtype=np.float64) for x in (A, SA, B, SB))
     m, k_ = a.shape

@@ -1,5 +1,5 @@
-"""Kernels that read through indices (gathers): an embedding lookup and an ELLPACK sparse
-matrix-vector product."""
+"""Kernels that read through indices (gathers): an embedding lookup, an ELLPACK sparse
+matrix-vector product, and CSR sparse products, whose row ranges are read from row_ptr."""
 
 from __future__ import annotations
 
@@ -38,6 +38,53 @@ def ell_spmv_ref(vals, col, x):
     return {"y": f32((f64(vals) * f64(x)[col]).sum(axis=1))}
 
 
+def csr_matrix(r: np.random.Generator, rows: int, cols: int, nnz: int):
+    """(row_ptr i32[rows + 1], col i32[nnz], vals f32[nnz]) of a random sparse matrix with
+    `nnz` nonzeros (distinct positions, sorted columns per row), the first row and every third
+    one empty."""
+    allowed = np.array([i for i in range(rows) if i % 3], dtype=np.int64)
+    cells = allowed.size * cols
+    if nnz > cells:
+        raise ValueError(f"{nnz} nonzeros do not fit {allowed.size} x {cols} free cells")
+    flat = np.sort(r.choice(cells, size=nnz, replace=False)) if nnz else np.zeros(0, np.int64)
+    row, col = allowed[flat // cols] if nnz else flat, flat % cols
+    row_ptr = np.zeros(rows + 1, np.int32)
+    np.cumsum(np.bincount(row, minlength=rows), out=row_ptr[1:])
+    return row_ptr, col.astype(np.int32), uniform(r, (nnz,))
+
+
+def csr_dense(row_ptr, col, vals, cols: int) -> np.ndarray:
+    """The dense f64 matrix of a CSR one."""
+    dense = np.zeros((len(row_ptr) - 1, cols))
+    rows = np.repeat(np.arange(len(row_ptr) - 1), np.diff(row_ptr))
+    np.add.at(dense, (rows, col), f64(vals))
+    return dense
+
+
+def csr_spmv_inputs(s: Sizes, seed: int) -> Args:
+    """row_ptr: i32[R], col: i32[NNZ], vals: f32[NNZ] (R - 1 rows, some empty), x: f32[N]."""
+    r = rng(seed)
+    row_ptr, col, vals = csr_matrix(r, s["R"] - 1, s["N"], s["NNZ"])
+    return {"row_ptr": row_ptr, "col": col, "vals": vals, "x": uniform(r, (s["N"],))}
+
+
+def csr_spmv_ref(row_ptr, col, vals, x):
+    """y = A x (A dense from CSR, in f64)."""
+    return {"y": f32(csr_dense(row_ptr, col, vals, len(x)) @ f64(x))}
+
+
+def csr_spmm_inputs(s: Sizes, seed: int) -> Args:
+    """row_ptr: i32[R], col: i32[NNZ] in 0..K-1, vals: f32[NNZ], B: f32[K, N]."""
+    r = rng(seed)
+    row_ptr, col, vals = csr_matrix(r, s["R"] - 1, s["K"], s["NNZ"])
+    return {"row_ptr": row_ptr, "col": col, "vals": vals, "B": uniform(r, (s["K"], s["N"]))}
+
+
+def csr_spmm_ref(row_ptr, col, vals, B):
+    """Y = A B (A dense from CSR, in f64)."""
+    return {"Y": f32(csr_dense(row_ptr, col, vals, B.shape[0]) @ f64(B))}
+
+
 _case = partial(make_case, globals())
 
 CASES = (
@@ -47,4 +94,12 @@ CASES = (
     _case("ell_spmv", ["y"], sizes=[{"M": 13, "K": 5, "N": 11}, {"M": 31, "K": 7, "N": 45},
                                      {"M": 64, "K": 8, "N": 64}],
           demo={"M": 100000, "K": 16, "N": 100000}),
+    _case("csr_spmv", ["y"], sizes=[{"R": 14, "NNZ": 30, "N": 11}, {"R": 32, "NNZ": 97, "N": 45},
+                                     {"R": 5, "NNZ": 0, "N": 7}, {"R": 65, "NNZ": 512, "N": 64}],
+          demo={"R": 100001, "NNZ": 1600000, "N": 100000}),
+    _case("csr_spmm", ["Y"], sizes=[{"R": 14, "NNZ": 30, "K": 11, "N": 7},
+                                     {"R": 32, "NNZ": 97, "K": 45, "N": 33},
+                                     {"R": 5, "NNZ": 0, "K": 7, "N": 3},
+                                     {"R": 33, "NNZ": 200, "K": 32, "N": 64}],
+          demo={"R": 4097, "NNZ": 65536, "K": 4096, "N": 64}),
 )
