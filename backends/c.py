@@ -21,6 +21,7 @@ from loopweave.ir.kernel import KernelIR, Tensor
 from loopweave.ir.loops import Node
 from loopweave.ir.types import INDEX, DType
 from loopweave.passes.default import default_schedule as cpu_default
+from loopweave.passes.isl_choice import time_tiles
 from loopweave.targets import Target, check_choice, check_option_names, host_cc, host_cflags
 from loopweave.toolchain import build_shared_library
 
@@ -180,6 +181,12 @@ def default_schedule(kernel: KernelIR, target: Target | None = None):
     """The schedule `compile()` uses without one: passes/default.py's CPU heuristics, with
     register tiles as wide as the vectors the target's compiler flags give."""
     return cpu_default(kernel, lambda: vector_bytes(target))
+
+
+def size_rule(kernel: KernelIR, target: Target | None = None):
+    """The default's choice by sizes (the pipeline asks it per call sizes): isl's time tiles
+    for a stencil in time whose data exceed the cache (passes/default.py `TimeTiles`)."""
+    return time_tiles(kernel)
 
 
 #: The widest vector of each x86 instruction set, in bytes (the SSE baseline: 16).

@@ -13,10 +13,12 @@ Choosing the schedule, first match wins:
    record's schedule and target options), or None. The API layer composes the lookup
    (`loopweave.autotune.dispatch.tuned_lookup`) and hands it in: this module sits below the
    autotuner and never imports it, and the autotuner never calls `compile()` back;
-3. the target's default: its backend's `default_schedule(kernel_ir, target)`, else program
-   order, on the IR that `passes/normalize.py` made (reduction-invariant factors moved after
-   their reductions, so that equal spellings get one schedule).
-A tuned schedule that no longer compiles falls back to 3, as logged on `loopweave.autotune`
+3. for known sizes, the target's default choice by sizes: its backend's `size_rule(kernel_ir,
+   target).at(sizes)` (a stencil in time whose data exceed the cache: isl's time tiles);
+4. the target's default: its backend's `default_schedule(kernel_ir, target)`, else program
+   order. 3 and 4 see the IR that `passes/normalize.py` made (reduction-invariant factors
+   moved after their reductions, so that equal spellings get one schedule).
+A tuned schedule that no longer compiles falls back to 4, as logged on `loopweave.autotune`
 (which record a call's sizes use is logged there at info level, that none matched at debug).
 
 `cache=False` builds into a private folder instead of the build cache (`toolchain.
@@ -87,6 +89,14 @@ def default_schedule(kernel: KernelIR, target: Target):
     return default(kernel, target) if default is not None else None
 
 
+def size_rule(kernel: KernelIR, target: Target):
+    """`target`'s default choice by sizes for `kernel` (an object whose `at(sizes)` gives a
+    schedule that replaces the default at those sizes, or None), or None where its default
+    does not depend on sizes."""
+    rule = getattr(backend_module(target), "size_rule", None)
+    return rule(kernel, target) if rule is not None else None
+
+
 def apply_schedule(kernel: KernelIR, schedule) -> KernelIR:
     """`schedule` (a `Schedule`, or a function KernelIR -> KernelIR) applied to `kernel`."""
     return schedule.apply(kernel) if hasattr(schedule, "apply") else schedule(kernel)
@@ -145,6 +155,7 @@ class Tuned:
     what: str = "a tuned schedule"  # for the log: which record, how fast, from where
     record: object = None  # the lookup's own record (a tuning database Record), for inspection
     level: int = logging.INFO  # of the "using ..." log line (a cost-model guess: debug)
+    normalized: bool = False  # the schedule is for the normalized IR (the default's choice)
 
 
 #: lookup(front end's KernelIR, sizes, target) -> Tuned | None
@@ -193,12 +204,28 @@ class Pipeline:
         self.lookup = lookup if schedule is None else None
         self.cache = cache
         self._private: tempfile.TemporaryDirectory | None = None  # made at the first build
+        self._size_rule: object = False  # the default's rule by sizes (False: not asked yet)
 
     def tuned(self, sizes: Mapping[str, int] | None) -> Tuned | None:
-        """What the lookup chose for `sizes` (None without a lookup, sizes or a choice)."""
-        if sizes is None or self.lookup is None:
+        """What the lookup chose for `sizes`, else the default's choice for them (None without
+        sizes, or where neither chooses: the explicit or default schedule)."""
+        if sizes is None:
             return None
-        return self.lookup(self.unscheduled, dict(sizes), self.target)
+        found = self.lookup(self.unscheduled, dict(sizes), self.target) if self.lookup else None
+        rule = self.size_rule()
+        if found is not None or rule is None:
+            return found
+        schedule = rule.at(dict(sizes))
+        return Tuned(schedule, what=rule.why, level=logging.DEBUG, normalized=True) \
+            if schedule is not None else None
+
+    def size_rule(self):
+        """The target's default choice by sizes for this kernel (see `size_rule`); None with
+        an explicit schedule."""
+        if self._size_rule is False:
+            self._size_rule = None if self.schedule is not None else size_rule(
+                normalize(self.unscheduled), self.target)
+        return self._size_rule
 
     def with_tuned(self, sizes: Mapping[str, int] | None, make: Callable[[Tuned | None], object]):
         """`make(tuned)` for the lookup's choice at `sizes`; `make(None)` (the explicit or
@@ -237,6 +264,8 @@ class Pipeline:
                                                                       **tuned.options})
         schedule = tuned.schedule if tuned is not None else self.schedule
         kernel_ir = self.unscheduled
+        if tuned is not None and tuned.normalized:
+            kernel_ir = normalize(kernel_ir)
         if tuned is None and self.schedule is None:
             # Only here, where no schedule names statements: equal spellings become one form
             # (passes/normalize.py) before the target's default chooses a schedule.
@@ -277,7 +306,7 @@ class Pipeline:
         call's sizes run what the lookup chose for them (see `TunedInvoker`)."""
         stages = stages if stages is not None else self.stages()
         invoke = self.load(stages)
-        if self.lookup is not None:
+        if self.lookup is not None or self.size_rule() is not None:
             invoke = TunedInvoker(self, stages, invoke)
         kernel = Kernel(stages.ir, stages.source, stages.target.name, invoke)
         if self._private is not None:  # what the kernel loaded (or runs under QEMU) lives there
@@ -287,7 +316,8 @@ class Pipeline:
 
 class TunedInvoker:
     """An invoker that runs, for each call's sizes, the pipeline's choice for them: a tuned
-    schedule built once per distinct sizes, else the default build.
+    schedule, or the default's choice by sizes, built once per distinct sizes; else the
+    default build.
 
     `records` maps sizes (sorted (name, value) pairs) to the lookup's record used (None: the
     default); `current_source` is the source that ran for the last call's sizes.

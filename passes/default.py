@@ -37,7 +37,8 @@ from loopweave.ir.dependences import Dependences
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import placement as pl
 from loopweave.passes.graph import consumed_temporaries, dataflow_graph
-from loopweave.passes.legality import REDUCTIONS, arg_chains, carried_by, marks, reduction_chains
+from loopweave.passes.isl_choice import isl_fallback
+from loopweave.passes.legality import REDUCTIONS, arg_chains, carried_by, reduction_chains
 from loopweave.passes.patterns import match_contraction, match_convolution, walk
 from loopweave.passes.schedule import Schedule
 
@@ -107,30 +108,6 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     schedule = schedule_for(kernel, CPU, lambda: CPU_AVX512 if vector_bytes is not None
                             and vector_bytes() >= 64 else CPU)
     return isl_fallback(kernel, schedule) or schedule
-
-
-#: Tile size of the isl fallback (passes/isl_scheduler.py: the vector member's tiles are
-#: INNER_TILE_FACTOR times longer).
-ISL_TILE = 32
-
-
-def isl_fallback(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
-    """`Schedule().isl(ISL_TILE)` if `schedule` (the heuristics' result) marks no loop
-    parallel or vector in a kernel with a nest of two or more loops, and isl's scheduler
-    finds a legal schedule that does (seidel-2d's wavefront, floyd-warshall); else None.
-    (Taking isl's schedule also where it has an outer parallel loop and the heuristics have
-    none measured 1.29x on symm but 0.83x on trmm and 0.67x on ludcmp, one thread.)"""
-    if any(step.op in ("parallel", "vector") for step in schedule.steps) or not any(
-            len(s.iterators) >= 2 for s in kernel.statements):
-        return None
-    fallback = Schedule().isl(ISL_TILE)
-    try:
-        scheduled = fallback.apply(kernel)
-    except ScheduleError:
-        return None
-    return fallback if any(
-        m.mark_get_id().get_name().split(":")[0] in ("parallel", "vector")
-        for m in marks(scheduled.schedule.get_root())) else None
 
 
 def schedule_for(kernel: KernelIR, facts: TargetFacts,

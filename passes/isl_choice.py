@@ -1,0 +1,129 @@
+"""When the default schedule is isl's (passes/isl_scheduler.py) instead of the heuristics'
+(passes/default.py): for kernels whose deepest nests the heuristics can run neither in
+parallel nor in SIMD (`isl_fallback`, at every size), and for stencils in time whose data
+exceed the cache (`TimeTiles`, the default's choice by sizes, which the pipeline asks per call's
+sizes: isl's time tiles keep a tile of the grid in cache across time steps, while the
+heuristics' row-parallel steps stream the whole grid once per step)."""
+
+from __future__ import annotations
+
+import math
+
+from loopweave.errors import ScheduleError
+from loopweave.ir import expr as ir
+from loopweave.ir import isl_helpers
+from loopweave.ir.kernel import KernelIR
+from loopweave.passes.legality import marks
+from loopweave.passes.schedule import Schedule, target_statements
+
+#: Tile size of the isl fallback (passes/isl_scheduler.py: the vector member's tiles are
+#: INNER_TILE_FACTOR times longer).
+ISL_TILE = 32
+
+
+def isl_fallback(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
+    """`Schedule().isl(ISL_TILE)` if `schedule` (the heuristics' result) marks no loop of the
+    kernel's deepest nests parallel or vector, and isl's scheduler finds a legal schedule that
+    marks one there; else None. The deepest nests hold the work: seidel-2d's wavefront and
+    floyd-warshall get isl's (the heuristics mark nothing), and so does adi, whose sweeps
+    carry their dependence along the innermost loop while isl runs the lines in parallel and
+    the back substitution across lines in SIMD (the heuristics mark only its boundary
+    statements). (Taking isl's schedule also where it has an outer parallel loop and the
+    heuristics have none measured 1.29x on symm but 0.83x on trmm and 0.67x on ludcmp, one
+    thread.)"""
+    deepest = max((len(s.iterators) for s in kernel.statements), default=0)
+    work = {s.name for s in kernel.statements if len(s.iterators) == deepest}
+    if deepest < 2 or any(step.op in ("parallel", "vector") and work & {
+            s.name for s in target_statements(kernel, step.target)} for step in schedule.steps):
+        return None
+    fallback = Schedule().isl(ISL_TILE)
+    try:
+        scheduled = fallback.apply(kernel)
+    except ScheduleError:
+        return None
+    return fallback if any(
+        m.mark_get_id().get_name().split(":")[0] in ("parallel", "vector")
+        and work & {d.get_tuple_name() for d in isl_helpers.sets_of(m.get_domain())}
+        for m in marks(scheduled.schedule.get_root())) else None
+
+
+#: Bytes of data (every tensor a stencil's time loop touches) beyond which its steps run in
+#: isl's time tiles (`time_tiled_schedule`): far past the L2 cache, where each step's sweep
+#: over the grid streams from L3 or memory (PolyBench jacobi-2d and fdtd-2d, one thread, Zen 3:
+#: 0.88-0.90x at MEDIUM, about 1 MB; 1.5-2x at LARGE, 27 MB).
+TIME_TILE_BYTES = 4 << 20
+
+
+def in_time_loop(kernel: KernelIR) -> bool:
+    """Whether every statement of the kernel's deepest nests sits in a `for` loop that indexes
+    nothing a statement in it stores (a time loop: each step rewrites the same grid). Cheap:
+    no isl."""
+    deepest = max((len(s.iterators) for s in kernel.statements), default=0)
+    work = [s for s in kernel.statements if len(s.iterators) == deepest]
+    if deepest < 2 or any(s.enclosing < 1 for s in work):
+        return False
+    loops = {s.iterators[0] for s in work}
+    return not any(
+        s.enclosing >= 1 and s.iterators[0] in loops and s.iterators[0] in set().union(
+            *(ir.variables(x) for x in s.lhs.indices)) for s in kernel.statements)
+
+
+class TimeTiles:
+    """The default's choice by sizes for a stencil in time: isl's time tiles
+    (`time_tiled_schedule`, asked once) where the data exceed TIME_TILE_BYTES, else None (the
+    default schedule)."""
+
+    why = "isl's time tiles (the stencil's data exceed the cache)"
+
+    def __init__(self, kernel: KernelIR):
+        self.kernel = kernel
+        self._tiled: Schedule | None | bool = False  # False: not asked yet
+
+    def at(self, sizes: dict[str, int]) -> Schedule | None:
+        """The schedule for `sizes`, or None for the default's."""
+        if footprint_bytes(self.kernel, sizes) <= TIME_TILE_BYTES:
+            return None
+        if self._tiled is False:
+            self._tiled = time_tiled_schedule(self.kernel)
+        return self._tiled
+
+
+def time_tiles(kernel: KernelIR) -> TimeTiles | None:
+    """A `TimeTiles` for a kernel in a time loop (`in_time_loop`), else None."""
+    return TimeTiles(kernel) if in_time_loop(kernel) else None
+
+
+def time_tiled_schedule(kernel: KernelIR) -> Schedule | None:
+    """`Schedule().isl(ISL_TILE)` for a stencil in time (`in_time_loop`) where isl's scheduler
+    tiles across the time loop and gives each statement a vector loop of its own (its fused
+    innermost loops distributed: jacobi-2d, fdtd-2d); None where it does not (heat-3d's
+    statements share a guarded vector loop, 0.65x at LARGE). For sizes whose data exceed
+    TIME_TILE_BYTES (see `footprint_bytes`): below, the heuristics' row-parallel steps win."""
+    if not in_time_loop(kernel):
+        return None
+    tiled = Schedule().isl(ISL_TILE)
+    try:
+        scheduled = tiled.apply(kernel)
+    except ScheduleError:
+        return None
+    vector_loops = [{d.get_tuple_name() for d in isl_helpers.sets_of(m.get_domain())}
+                    for m in marks(scheduled.schedule.get_root())
+                    if m.mark_get_id().get_name().split(":")[0] == "vector"]
+    covered = set().union(*vector_loops)
+    deepest = max(len(s.iterators) for s in kernel.statements)
+    work = {s.name for s in kernel.statements if len(s.iterators) == deepest}
+    return tiled if work <= covered and all(len(v) == 1 for v in vector_loops) else None
+
+
+def footprint_bytes(kernel: KernelIR, sizes: dict[str, int]) -> int:
+    """Bytes of every tensor the kernel's statements touch, at `sizes`."""
+    names = {a.tensor for s in kernel.statements for a in (s.lhs, *s.reads)}
+    total = 0
+    for name in names:
+        t = kernel.tensors[name]
+        try:
+            total += t.dtype.numpy.itemsize * math.prod(
+                max(ir.evaluate(d, sizes), 0) for d in t.shape)
+        except (KeyError, ValueError):  # a shape these sizes do not fix: not counted
+            pass
+    return total

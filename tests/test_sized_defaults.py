@@ -1,0 +1,107 @@
+"""The default's choice by sizes (issue [polyhedral]): a stencil in time whose data exceed the
+cache (`TIME_TILE_BYTES`) runs isl's time tiles, a smaller one the heuristics' row-parallel
+steps. The choice is made per call's sizes; `Kernel.source` shows what ran, and `emit_c` at the
+same sizes emits the same schedule. Checked on the schedules and numerically at odd sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import loopweave
+from loopweave.examples import load_polybench_references
+from loopweave.passes import default as default_pass
+from loopweave.passes import isl_choice
+from loopweave.passes.normalize import normalize
+from loopweave.passes.schedule import Schedule
+from loopweave.pipeline import front_end
+
+poly = load_polybench_references()
+CFLAGS = "-O1 -march=native"
+#: A bound small enough that odd test sizes fall on both sides of it (jacobi-2d's two N x N f64
+#: grids: N = 31 is 15,376 bytes, N = 53 is 44,944).
+SMALL_BOUND = 20_000
+
+
+def ir_of(name: str):
+    return normalize(front_end(poly.POLYBENCH[name].source()))
+
+
+def check_numerics(name: str, kernel, sizes: dict[str, int], seed: int = 7) -> None:
+    case = poly.POLYBENCH[name]
+    args = case.make_inputs(sizes, seed)
+    expected = case.expected(args)
+    got = poly.results_of(case, args, kernel(*args.values()))
+    for out, want in expected.items():
+        err, ok = poly.compare(np.asarray(got[out]), want, case.tol_scale)
+        assert ok, f"{name}[{out}] at {sizes}: differs by {err:g}"
+
+
+def test_the_footprint_counts_every_tensor_the_statements_touch():
+    assert isl_choice.footprint_bytes(ir_of("jacobi-2d"), {"N": 100, "T": 3}) == \
+        2 * 100 * 100 * 8
+    assert isl_choice.footprint_bytes(ir_of("fdtd-2d"), {"NX": 10, "NY": 20, "TMAX": 4}) == \
+        3 * 10 * 20 * 8 + 4 * 8  # ex, ey, hz and the source term _fict_
+
+
+@pytest.mark.parametrize("name", ["jacobi-2d", "fdtd-2d", "jacobi-1d"])
+def test_stencils_whose_statements_get_vector_loops_of_their_own_take_time_tiles(name):
+    assert isl_choice.time_tiled_schedule(ir_of(name)).steps == Schedule().isl(
+        isl_choice.ISL_TILE).steps
+
+
+def test_a_stencil_whose_statements_share_a_guarded_vector_loop_keeps_the_default():
+    """heat-3d: isl fuses its two statements in one vector loop with guards (0.65x at LARGE)."""
+    assert isl_choice.time_tiled_schedule(ir_of("heat-3d")) is None
+
+
+@pytest.mark.parametrize("name", ["gemm", "doitgen", "lu", "gramschmidt", "correlation"])
+def test_kernels_without_a_time_loop_have_no_rule_by_sizes(name):
+    assert isl_choice.time_tiles(ir_of(name)) is None
+
+
+def test_the_rule_chooses_by_the_data_size(monkeypatch):
+    monkeypatch.setattr(isl_choice, "TIME_TILE_BYTES", SMALL_BOUND)
+    rule = isl_choice.time_tiles(ir_of("jacobi-2d"))
+    assert rule.at({"N": 31, "T": 4}) is None
+    assert rule.at({"N": 53, "T": 4}).steps == Schedule().isl(isl_choice.ISL_TILE).steps
+
+
+def test_each_call_runs_the_default_choice_for_its_sizes(monkeypatch):
+    monkeypatch.setattr(isl_choice, "TIME_TILE_BYTES", SMALL_BOUND)
+    kernel = loopweave.compile(poly.POLYBENCH["jacobi-2d"].source(), cflags=CFLAGS,
+                               tuning_db=False)
+    default_source = kernel.source
+    check_numerics("jacobi-2d", kernel, {"N": 31, "T": 5})
+    assert kernel.source == default_source
+    check_numerics("jacobi-2d", kernel, {"N": 53, "T": 5})
+    tiled_source = kernel.source
+    assert tiled_source != default_source
+    tiled = loopweave.compile(poly.POLYBENCH["jacobi-2d"].source(), cflags=CFLAGS,
+                              schedule=Schedule().isl(isl_choice.ISL_TILE))
+    assert tiled_source == tiled.source  # what ran is isl's time tiles
+    check_numerics("jacobi-2d", kernel, {"N": 31, "T": 3})
+    assert kernel.source == default_source  # back to the default for the small sizes
+
+
+def test_emit_c_at_sizes_emits_the_default_choice_for_them(monkeypatch, tmp_path):
+    monkeypatch.setattr(isl_choice, "TIME_TILE_BYTES", SMALL_BOUND)
+    source = poly.POLYBENCH["jacobi-2d"].source()
+
+    def emitted(sizes, **kw) -> str:
+        out = tmp_path / f"emit{len(list(tmp_path.iterdir()))}"
+        return loopweave.emit_c(source, sizes, out_dir=out, **kw).source.read_text()
+
+    big, small = {"N": 53}, {"N": 31}
+    assert emitted(big) == emitted(big, schedule=Schedule().isl(isl_choice.ISL_TILE))
+    default = default_pass.default_schedule(ir_of("jacobi-2d"))
+    assert emitted(small) == emitted(small, schedule=default)
+
+
+def test_an_explicit_schedule_is_never_replaced_by_the_rule(monkeypatch):
+    monkeypatch.setattr(isl_choice, "TIME_TILE_BYTES", SMALL_BOUND)
+    kernel = loopweave.compile(poly.POLYBENCH["jacobi-2d"].source(), cflags=CFLAGS,
+                               schedule=Schedule())
+    before = kernel.source
+    check_numerics("jacobi-2d", kernel, {"N": 53, "T": 3})
+    assert kernel.source == before
