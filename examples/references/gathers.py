@@ -53,12 +53,9 @@ def csr_matrix(r: np.random.Generator, rows: int, cols: int, nnz: int):
     return row_ptr, col.astype(np.int32), uniform(r, (nnz,))
 
 
-def csr_dense(row_ptr, col, vals, cols: int) -> np.ndarray:
-    """The dense f64 matrix of a CSR one."""
-    dense = np.zeros((len(row_ptr) - 1, cols))
-    rows = np.repeat(np.arange(len(row_ptr) - 1), np.diff(row_ptr))
-    np.add.at(dense, (rows, col), f64(vals))
-    return dense
+def csr_rows(row_ptr) -> np.ndarray:
+    """The row of each nonzero of a CSR matrix."""
+    return np.repeat(np.arange(len(row_ptr) - 1), np.diff(row_ptr))
 
 
 def csr_spmv_inputs(s: Sizes, seed: int) -> Args:
@@ -69,8 +66,9 @@ def csr_spmv_inputs(s: Sizes, seed: int) -> Args:
 
 
 def csr_spmv_ref(row_ptr, col, vals, x):
-    """y = A x (A dense from CSR, in f64)."""
-    return {"y": f32(csr_dense(row_ptr, col, vals, len(x)) @ f64(x))}
+    """y[i] = sum over row i's nonzeros of vals[p] * x[col[p]] (in f64)."""
+    return {"y": f32(np.bincount(csr_rows(row_ptr), weights=f64(vals) * f64(x)[col],
+                                 minlength=len(row_ptr) - 1))}
 
 
 def csr_spmm_inputs(s: Sizes, seed: int) -> Args:
@@ -81,8 +79,10 @@ def csr_spmm_inputs(s: Sizes, seed: int) -> Args:
 
 
 def csr_spmm_ref(row_ptr, col, vals, B):
-    """Y = A B (A dense from CSR, in f64)."""
-    return {"Y": f32(csr_dense(row_ptr, col, vals, B.shape[0]) @ f64(B))}
+    """Y[i, :] = sum over row i's nonzeros of vals[p] * B[col[p], :] (in f64)."""
+    y = np.zeros((len(row_ptr) - 1, B.shape[1]))
+    np.add.at(y, csr_rows(row_ptr), f64(vals)[:, None] * f64(B)[col])
+    return {"Y": f32(y)}
 
 
 _case = partial(make_case, globals())
