@@ -27,6 +27,7 @@ import re
 import subprocess
 import tempfile
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 from loopweave.backends.c import SharedLibraryInvoker
@@ -37,10 +38,10 @@ from loopweave.backends.cuda_scheduled import ScheduledCudaRenderer
 from loopweave.errors import CompileError, ScheduleError, SequentialLoopWarning, TargetError
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.launches import has_gpu_binding, lower_launches
-from loopweave.ir.loops import Node
+from loopweave.ir.loops import For, Node, walk
 from loopweave.passes.gpu_default import default_gpu_schedule
 from loopweave.passes.schedule import Schedule
-from loopweave.targets import GPU_FACTS, Target, check_choice, check_option_names
+from loopweave.targets import GPU_FACTS, GpuFacts, Target, check_choice, check_option_names
 from loopweave.toolchain import build_once, build_shared_library, cache_dir, content_key, write_once
 
 ARCHS = ("sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90", "sm_90a", "sm_100", "sm_120")
@@ -97,10 +98,23 @@ def tiles_of(target: Target) -> Tiles:
     return Tiles(**{k: target.options[k] for k in TILE_VALUES})
 
 
+def facts_for_arch(arch: str) -> GpuFacts:
+    """CUDA's GPU facts for `arch` (`sm_80`, `sm_90a`): `dot_types` are the tensor-core tile
+    types of the newest `arch_dot_types` entry at or below its version."""
+    facts = GPU_FACTS["cuda"]
+    version = int(re.match(r"sm_(\d+)", arch).group(1))
+    types: tuple[str, ...] = ()
+    for first, found in facts.arch_dot_types:
+        if version >= first:
+            types = found
+    return replace(facts, dot_types=types)
+
+
 def default_schedule(kernel: KernelIR, target: Target) -> Schedule | None:
     """The schedule `compile()` uses without one: `passes/gpu_default`'s steps where they
-    reproduce the planner's plan, else None (the planner, `cuda_lower`, decides)."""
-    return default_gpu_schedule(kernel, GPU_FACTS["cuda"])
+    reproduce the planner's plan (WMMA for the contractions the arch's tensor cores take),
+    else None (the planner, `cuda_lower`, decides)."""
+    return default_gpu_schedule(kernel, facts_for_arch(target.options["arch"]))
 
 
 def render(kernel: KernelIR, loops: Node, target: Target) -> str:
@@ -108,10 +122,13 @@ def render(kernel: KernelIR, loops: Node, target: Target) -> str:
     binds loops to GPU axes is rendered as written (`cuda_scheduled`); otherwise the planner
     (`cuda_lower`) chooses the kernels."""
     if has_gpu_binding(loops):
-        scheduled = lower_launches(loops, kernel.name, GPU_FACTS["cuda"].shared_bytes)
+        facts = facts_for_arch(target.options["arch"])
+        dots = any(isinstance(n, For) and n.kind == "dot" for n in walk(loops))
+        scheduled = lower_launches(loops, kernel.name, facts.shared_bytes,
+                                   facts.dot_lanes if dots else facts.block_threads)
         for message in scheduled.warnings:
             warnings.warn(message, SequentialLoopWarning, stacklevel=4)
-        return ScheduledCudaRenderer(kernel, scheduled, target.options["arch"]).render()
+        return ScheduledCudaRenderer(kernel, scheduled, target.options["arch"], facts).render()
     if kernel.locals:
         # Storage reduction shrank them to one iteration of a fused loop that the planner,
         # which chooses its own kernels and threads, would not keep as that loop.

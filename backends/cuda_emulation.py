@@ -31,6 +31,7 @@ HEADER = r"""/* lw_cuda_emulation.h: CUDA C on the CPU (loopweave: backends/cuda
 #include <string.h>
 #include <math.h>
 #include <functional>
+#include <type_traits>
 
 #define __global__
 #define __device__
@@ -230,6 +231,72 @@ static inline __half __float2half_rn(float f) { __half h; h.x = lw_emu_f32_to_f1
 static inline float __bfloat162float(__nv_bfloat16 h) { return lw_emu_bf16_to_f32(h.x); }
 static inline __nv_bfloat16 __float2bfloat16_rn(float f) {
   __nv_bfloat16 h; h.x = lw_emu_f32_to_bf16(f); return h; }
+
+/* Tensor cores (nvcuda::wmma, <mma.h>): a fragment holds its whole tile in every thread of
+   the warp, and each warp-wide operation is computed by every thread alike (identical values),
+   as the hardware sums: products exact (f16, bf16: in f32; i8, u8: in i32), added in f32
+   (i32, wrapping) to the accumulator one k after the other. */
+namespace nvcuda { namespace wmma {
+struct matrix_a {}; struct matrix_b {}; struct accumulator {};
+struct row_major {}; struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+template <class Use, int M, int N, int K> struct lw_shape;
+template <int M, int N, int K> struct lw_shape<matrix_a, M, N, K> { enum { R = M, C = K }; };
+template <int M, int N, int K> struct lw_shape<matrix_b, M, N, K> { enum { R = K, C = N }; };
+template <int M, int N, int K> struct lw_shape<accumulator, M, N, K> { enum { R = M, C = N }; };
+template <class Use, int M, int N, int K, class T, class Layout = void> struct fragment {
+  enum { rows = lw_shape<Use, M, N, K>::R, cols = lw_shape<Use, M, N, K>::C,
+         num_elements = lw_shape<Use, M, N, K>::R * lw_shape<Use, M, N, K>::C };
+  T x[num_elements];
+};
+static inline float lw_value(__half v) { return __half2float(v); }
+static inline float lw_value(__nv_bfloat16 v) { return __bfloat162float(v); }
+static inline int lw_value(signed char v) { return v; }
+static inline int lw_value(unsigned char v) { return v; }
+static inline float lw_sum(float acc, float p) { return acc + p; }
+static inline int lw_sum(int acc, int p) { return (int)((unsigned)acc + (unsigned)p); }
+template <class Use, int M, int N, int K, class T, class L>
+static inline void load_matrix_sync(fragment<Use, M, N, K, T, L> &f, const T *p, unsigned ldm) {
+  typedef fragment<Use, M, N, K, T, L> F;
+  const bool col = std::is_same<L, col_major>::value;
+  for (int r = 0; r < F::rows; ++r)
+    for (int c = 0; c < F::cols; ++c)
+      f.x[r * F::cols + c] = col ? p[(size_t)c * ldm + r] : p[(size_t)r * ldm + c];
+}
+template <int M, int N, int K, class T>
+static inline void load_matrix_sync(fragment<accumulator, M, N, K, T> &f, const T *p,
+                                    unsigned ldm, layout_t layout) {
+  for (int r = 0; r < M; ++r)
+    for (int c = 0; c < N; ++c)
+      f.x[r * N + c] = layout == mem_col_major ? p[(size_t)c * ldm + r] : p[(size_t)r * ldm + c];
+}
+template <int M, int N, int K, class T>
+static inline void store_matrix_sync(T *p, const fragment<accumulator, M, N, K, T> &f,
+                                     unsigned ldm, layout_t layout) {
+  for (int r = 0; r < M; ++r)
+    for (int c = 0; c < N; ++c)
+      (layout == mem_col_major ? p[(size_t)c * ldm + r] : p[(size_t)r * ldm + c]) = f.x[r * N + c];
+}
+template <int M, int N, int K, class T>
+static inline void fill_fragment(fragment<accumulator, M, N, K, T> &f, T v) {
+  for (int e = 0; e < M * N; ++e) f.x[e] = v;
+}
+template <int M, int N, int K, class TA, class LA, class LB, class TC>
+static inline void mma_sync(fragment<accumulator, M, N, K, TC> &d,
+                            const fragment<matrix_a, M, N, K, TA, LA> &a,
+                            const fragment<matrix_b, M, N, K, TA, LB> &b,
+                            const fragment<accumulator, M, N, K, TC> &c) {
+  TC out[M * N];
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      TC acc = c.x[i * N + j];
+      for (int k = 0; k < K; ++k)
+        acc = lw_sum(acc, (TC)(lw_value(a.x[i * K + k]) * lw_value(b.x[k * N + j])));
+      out[i * N + j] = acc;
+    }
+  for (int e = 0; e < M * N; ++e) d.x[e] = out[e];
+}
+} }  /* namespace nvcuda::wmma */
 
 /* Device memory is host memory. */
 static inline cudaError_t cudaMalloc(void **p, size_t bytes) {

@@ -44,15 +44,29 @@ class GpuFacts:
     block_threads: int = 1024  # threads (CUDA) or lanes of a program's tiles (Triton) per block
     dot_tile: tuple[int, int, int] = (64, 64, 32)  # rows, columns and k step of a dot's tiles
     dot_min: int = 16  # the smallest side of a tile a dot multiplies
+    #: Where `dot_types` depends on the architecture (CUDA's tensor cores): (first sm version,
+    #: the tile types from that version on), ascending; `backends/cuda.facts_for_arch` sets
+    #: `dot_types` from it for the target's arch.
+    arch_dot_types: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    dot_fragment: tuple[int, int, int] | None = None  # rows, columns, k of one warp's product
+    #: The lanes (threadIdx points) a block's dot loops may span: a renderer that runs them by
+    #: warps (CUDA's WMMA) launches fewer threads than lanes. 0: `block_threads`.
+    dot_lanes: int = 0
 
 
 #: The GPU targets: CUDA C stages tiles in statically declared `__shared__` memory (48 KiB on
 #: every architecture) with at most 1024 threads a block, Triton keeps no addressable shared
 #: memory but has `tl.dot`, and a program's "threads" are the lanes of its tiles, spread over
 #: its warps by Triton: 64 x 64 output tiles with a k step of 32, as Triton's own matmul
-#: tutorial starts from (tiles up to 128 x 128).
+#: tutorial starts from (tiles up to 128 x 128). CUDA's tensor cores (WMMA, 16 x 16 x 16
+#: fragments) multiply f16 from sm_70, int8 from sm_72 (Turing: sm_75) and bf16 from sm_80, each
+#: with f32 (int32) accumulation; its dot tiles stage A, B and the f32 accumulator tile in
+#: shared memory (64 x 64 x 16: 20 KiB).
 GPU_FACTS = {
-    "cuda": GpuFacts(shared_bytes=48 * 1024, dot_types=()),
+    "cuda": GpuFacts(shared_bytes=48 * 1024, dot_types=(), dot_tile=(64, 64, 16),
+                     arch_dot_types=((70, ("f16",)), (72, ("f16", "i8", "u8")),
+                                     (80, ("f16", "bf16", "i8", "u8"))),
+                     dot_fragment=(16, 16, 16), dot_lanes=128 * 128),
     "triton": GpuFacts(shared_bytes=None, dot_types=("f16", "bf16", "f32", "i8", "u8"),
                        block_threads=128 * 128),
 }

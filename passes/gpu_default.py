@@ -191,10 +191,12 @@ def default_gpu_schedule(kernel: KernelIR, facts: GpuFacts,
     """The schedule `compile()` uses on a GPU target without one, where the steps reproduce the
     planner's plan: a row kernel, element-wise statements, or contractions on a target that
     multiplies tiles (Triton: `dot` tiles of `facts.dot_tile`, the initialisation in the
-    accumulator), every statement bound to the GPU. None (the planner decides) where some
-    statement would run on one thread, for int8 and f16 contractions where the target has no
-    `dot` (CUDA's planner: dp4a, half2) and for contractions next to row reductions on such a
-    target (attention on CUDA: the planner's online softmax). With `dot` (Triton), attention
+    accumulator; CUDA: WMMA on the arch's `dot_types`, f16 from sm_70, int8 from sm_72, bf16
+    from sm_80, with f32/i32 sums, tiles staged in shared memory), every statement bound to
+    the GPU. None (the planner decides) where some statement would run on one thread, for
+    int8 and f16 contractions that CUDA's tensor cores cannot take (an arch without the type,
+    an f16 or i16 accumulator: the planner's dp4a and half2), and for contractions next to row
+    reductions on CUDA (attention: the planner's online softmax). On Triton, attention
     gets FlashAttention-2 as steps on its online-softmax rewrite (passes/gpu_online.py), or
     the planner where the rewrite does not apply. `sizes`: tile sizes by loop name that
     replace the default dot tile of the contraction's rows, columns and k (Triton's `block`
@@ -204,7 +206,8 @@ def default_gpu_schedule(kernel: KernelIR, facts: GpuFacts,
     contractions = [s for s in kernel.statements
                     if match_contraction(s, placements[s.name].names())]
     tiles = GpuTiles()
-    if contractions and facts.dot_types:  # attention: FlashAttention-2 (passes/gpu_online)
+    if contractions and facts.dot_types and facts.shared_bytes is None:
+        # attention on Triton: FlashAttention-2 (passes/gpu_online)
         online = online_gpu_schedule(kernel, sizes=sizes)
         if online is not None and _lowers(kernel, online, facts):
             return online
@@ -214,7 +217,9 @@ def default_gpu_schedule(kernel: KernelIR, facts: GpuFacts,
         if rows:
             return None
         c = match_contraction(contractions[0], placements[contractions[0].name].names())
-        if facts.dot_types:
+        if facts.dot_types and (facts.shared_bytes is None or all(
+                _tensor_cores_take(s, match_contraction(s, placements[s.name].names()), facts)
+                for s in contractions)):
             rows_, cols, depth = facts.dot_tile
             tiles = GpuTiles(threads_x=sizes.get(c.j, cols), threads_y=sizes.get(c.i, rows_),
                              depth=max(facts.dot_min, sizes.get(c.k, depth)), dot=True)
@@ -241,7 +246,7 @@ def _one_block_strides(kernel: KernelIR, schedule: Schedule, facts: GpuFacts) ->
     """Does a launch of `schedule` have a block loop whose bounds depend on another block
     loop (a triangle of tiles), which one block then strides over alone?"""
     program = lower_launches(loop_ast(schedule.apply(kernel)), kernel.name, facts.shared_bytes,
-                             facts.block_threads)
+                             thread_limit(facts, schedule))
     for launch in program.launches:
         names = {b.var for b in launch.blocks}
         if any((ir.variables(b.init) | ir.variables(b.cond)) & (names - {b.var})
@@ -357,6 +362,10 @@ def statement_steps(s: Statement, loops: list[str], parallel: list[str], tiles: 
         contraction = None
     dot = contraction is not None and tiles.dot and _dot_types(contraction) <= set(
         facts.dot_types) and min(tiles.threads_x, tiles.threads_y, tiles.depth) >= facts.dot_min
+    if dot and facts.dot_fragment is not None:  # CUDA's WMMA: whole fragments, f32/i32 sums
+        dot = _tensor_cores_take(s, contraction, facts) and all(
+            n % f == 0 for n, f in zip((tiles.threads_y, tiles.threads_x, tiles.depth),
+                                       facts.dot_fragment, strict=True))
     staged = tiles.stage and contraction is not None and not dot
     first = min(loops.index(v) for v in sizes)
     outer = loops[:first]
@@ -366,6 +375,8 @@ def statement_steps(s: Statement, loops: list[str], parallel: list[str], tiles: 
     if staged or dot:
         sizes[contraction.k] = tiles.depth
     steps.tile(target, **sizes)
+    if dot and facts.shared_bytes is not None:
+        return _wmma_tiles(steps, target, contraction, outer, x, y, parallel)
     if staged:
         steps.reorder(target, *outer, f"{y}_o", f"{x}_o", f"{contraction.k}_o", y, x,
                       contraction.k)
@@ -381,6 +392,36 @@ def statement_steps(s: Statement, loops: list[str], parallel: list[str], tiles: 
     if staged:
         steps.cache_read(target, contraction.a.tensor, y)
         steps.cache_read(target, contraction.b.tensor, y)
+    return steps
+
+
+def _wmma_tiles(steps: Schedule, target: str, c: Contraction, outer: list[str], x: str, y: str,
+                parallel: list[str]) -> Schedule:
+    """A contraction on tensor cores with shared memory (CUDA's WMMA, backends/cuda_wmma.py):
+    the k steps at block level, the A and B tiles of each step staged in shared memory, the
+    output tile kept across the steps (`cache_write`), and the tile's points on threadIdx.y
+    (rows) and threadIdx.x (columns) as the lanes of the `dot`, which the block's warps run
+    as 16 x 16 x 16 fragment products. int8 tiles are staged k-fastest (`layout`), as WMMA
+    wants 32-byte aligned fragments:
+
+        for y_o (blockIdx.y), x_o (blockIdx.x): [C tile]
+          for k_o: [A, B tiles: shared]  for y (threadIdx.y), x (threadIdx.x): for k (dot): ..."""
+    k = c.k
+    steps.reorder(target, *outer, f"{y}_o", f"{x}_o", f"{k}_o", y, x, k)
+    steps.dot(target, k)
+    steps.bind(target, f"{x}_o", "blockIdx.x").bind(target, x, "threadIdx.x")
+    steps.bind(target, f"{y}_o", "blockIdx.y").bind(target, y, "threadIdx.y")
+    if outer and outer[-1] in parallel:  # directly outside the tiles (a batch): blockIdx.z
+        steps.bind(target, outer[-1], "blockIdx.z")
+    steps.cache_write(target, f"{k}_o")
+    narrow = _dot_types(c) <= {"i8", "u8"}
+    for load, k_first in ((c.a, c.a_transposed), (c.b, not c.b_transposed)):
+        tensor = (load.operand if isinstance(load, ir.Cast) else load).tensor
+        if narrow and k_first and len(load.indices if isinstance(load, ir.Load)
+                                      else load.operand.indices) == 2:
+            steps.cache_read(target, tensor, y, layout=(1, 0))
+        else:
+            steps.cache_read(target, tensor, y)
     return steps
 
 
@@ -410,6 +451,21 @@ def _register_tiles(target: str, c: Contraction, outer: list[str], x: str, y: st
     return steps.cache_read(target, c.b.tensor, f"{y}_lane")
 
 
+def thread_limit(facts: GpuFacts, schedule: Schedule) -> int:
+    """The threadIdx points a block of `schedule` may have: a target's `dot_lanes` where the
+    schedule has a dot (its renderer runs the dot's lanes by warps), else `block_threads`."""
+    if facts.dot_lanes and any(step.op == "dot" for step in schedule.steps):
+        return facts.dot_lanes
+    return facts.block_threads
+
+
+def _tensor_cores_take(s: Statement, c: Contraction, facts: GpuFacts) -> bool:
+    """Can the target's dot multiply `s`'s tiles: operand types among `dot_types` and, where it
+    multiplies fragments (CUDA's WMMA), an f32 or i32 accumulator?"""
+    return _dot_types(c) <= set(facts.dot_types) and (
+        facts.dot_fragment is None or s.lhs.dtype.name in ("f32", "i32"))
+
+
 def _dot_types(c: Contraction) -> set[str]:
     """The storage types of a contraction's operands (under their widening casts)."""
     return {(x.operand if isinstance(x, ir.Cast) else x).dtype.name for x in (c.a, c.b)}
@@ -419,7 +475,7 @@ def _lowers(kernel: KernelIR, schedule: Schedule, facts: GpuFacts) -> bool:
     """Does `schedule` apply to `kernel` and lower to launches on a target like `facts`?"""
     try:
         lower_launches(loop_ast(schedule.apply(kernel)), kernel.name, facts.shared_bytes,
-                       facts.block_threads)
+                       thread_limit(facts, schedule))
     except ScheduleError:
         return False
     return True
@@ -437,8 +493,9 @@ def _accepts(kernel: KernelIR, schedule: Schedule, more: Schedule, facts: GpuFac
     """Do the steps apply, and can the result run as launches (ir/launches) on a target that
     can do what `facts` say?"""
     try:
-        scheduled = Schedule(schedule.steps + more.steps).apply(kernel)
-        lower_launches(loop_ast(scheduled), kernel.name, facts.shared_bytes, facts.block_threads)
+        steps = Schedule(schedule.steps + more.steps)
+        lower_launches(loop_ast(steps.apply(kernel)), kernel.name, facts.shared_bytes,
+                       thread_limit(facts, steps))
     except ScheduleError:
         return False
     return True

@@ -122,19 +122,27 @@ class Schedule:
         return self
 
     def cache_read(self, target: str, tensor: str, at: str,
-                   layout: tuple[int, ...] | None = None) -> Schedule:
+                   layout: tuple[int, ...] | None = None, panel: int | None = None
+                   ) -> Schedule:
         """Copy the part of `tensor` that `target` reads inside loop `at` into a local buffer
         before the loop (packing), and read it from there. `layout` orders the buffer's
-        dimensions by the tensor's (`(1, 0)`: the buffer is the transposed tile)."""
-        if layout is None:
-            self.steps.append(Step("cache_read", target, (tensor, at)))
-            return self
-        layout = tuple(layout)
-        if sorted(layout) != list(range(len(layout))) or not all(
-                isinstance(d, int) and not isinstance(d, bool) for d in layout):
-            raise ScheduleError(f"cache_read layout must be a permutation of 0..n-1, not "
-                                f"{layout!r}")
-        self.steps.append(Step("cache_read", target, (tensor, at, layout)))
+        dimensions by the tensor's (`(1, 0)`: the buffer is the transposed tile). `panel`
+        cuts the buffer's last dimension into runs of `panel` elements stored one after the
+        other, each with every other dimension (BLIS's micro-panels: B[k, j] of a KC x NC
+        tile at buf[j // 8][k][j % 8], so that a register tile 8 columns wide reads its B
+        contiguously along k)."""
+        if layout is not None:
+            layout = tuple(layout)
+            if sorted(layout) != list(range(len(layout))) or not all(
+                    isinstance(d, int) and not isinstance(d, bool) for d in layout):
+                raise ScheduleError(f"cache_read layout must be a permutation of 0..n-1, not "
+                                    f"{layout!r}")
+        if panel is not None and (isinstance(panel, bool) or not isinstance(panel, int)
+                                  or panel < 1):
+            raise ScheduleError(f"cache_read panel must be a positive integer, not {panel!r}")
+        args = (tensor, at) if layout is None and panel is None else \
+            (tensor, at, layout) if panel is None else (tensor, at, layout, panel)
+        self.steps.append(Step("cache_read", target, args))
         return self
 
     def reassociate(self, target: str) -> Schedule:
@@ -166,6 +174,10 @@ class Schedule:
         `loop` (its k, tiled to a constant trip count) as one matrix product of the tiles: on
         triton, `tl.dot` of the A tile (the threads' rows by `loop`) and the B tile (`loop` by
         their columns), inside loops bound to threadIdx.y (rows) and threadIdx.x (columns);
+        on cuda, the same lanes run by warps as WMMA 16 x 16 x 16 fragment products of the A
+        and B tiles staged in shared memory by `cache_read`, the C tile kept across the k steps
+        by `cache_write` (backends/cuda_wmma.py: f16 from sm_70, int8 from sm_72, bf16 from
+        sm_80; the renderer refuses tiles off the fragment shape or types the arch lacks);
         other targets run `loop` as a plain loop. Legal where `vectorize` would be (it carries
         only the reduction's own chain).
 
@@ -235,8 +247,9 @@ class Schedule:
         if locals_at or caches_at:
             schedule = pl.build_tree(reduced, placements, locals_at, caches_at)
         taken = set(reduced.tensors) | set(reduced.params)
-        specs = tuple(cache.analyze(reduced, schedule, tag, tensor, copy_out, taken, layout)
-                      for tag, tensor, copy_out, layout in wanted)
+        specs = tuple(cache.analyze(reduced, schedule, tag, tensor, copy_out, taken, layout,
+                                    panel)
+                      for tag, tensor, copy_out, layout, panel in wanted)
         return replace(reduced, schedule=schedule, caches=specs)
 
     def _reassociable(self, kernel: KernelIR) -> frozenset[str]:
@@ -260,7 +273,7 @@ class Schedule:
 
     def _caches(self, kernel: KernelIR, placements: dict[str, Placement]):
         """Where each cache step's buffer goes: {loop prefix: [tag]}, and per step (tag,
-        tensor, written, layout)."""
+        tensor, written, layout, panel)."""
         caches_at: dict[tuple[int, ...], list[str]] = {}
         wanted = []
         for step in self.steps:
@@ -268,9 +281,10 @@ class Schedule:
                 continue
             stmts = target_statements(kernel, step.target)
             if step.op == "cache_read":
-                tensor, at, *layout = step.args
+                tensor, at, *rest = step.args
+                layout, panel = (list(rest) + [None, None])[:2]
             else:
-                tensor, (at,), layout = stmts[0].lhs.tensor, step.args, []
+                tensor, (at,), layout, panel = stmts[0].lhs.tensor, step.args, None, None
             _check_names_exist(step, [placements[s.name] for s in stmts], [at])
             tag = str(len(wanted))
             prefixes = {placements[s.name].order[:placements[s.name].names().index(at) + 1]
@@ -281,7 +295,7 @@ class Schedule:
                 raise ScheduleError(f"{step.op} at {at}: the statements of {step.target!r} are "
                                     f"in {len(prefixes)} different loops {at}; fuse them first")
             wanted.append((tag, tensor, step.op == "cache_write",
-                           tuple(layout[0]) if layout else None))
+                           tuple(layout) if layout is not None else None, panel))
         return caches_at, wanted
 
 

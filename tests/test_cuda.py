@@ -102,7 +102,8 @@ def test_kernel_shapes_in_the_source():
     assert "lw_acc[4][4]" in planner
     softmax = source("softmax")
     assert softmax.count("lw_block_reduce<") == 2 and softmax.count("__global__") == 1
-    assert "__dp4a(" in source("qmm")
+    assert "nvcuda::wmma::mma_sync(" in source("qmm")  # the default: tensor cores (steps)
+    assert "__dp4a(" in source("qmm", loopweave.Schedule())  # the planner: dp4a
     assert "const __half *__restrict__ X" in source("linear_f16")
     jacobi = source("jacobi_1d")
     assert jacobi.count("LW_LAUNCH(") == 2 and "for (int64_t c0 = 0; c0 < T" in jacobi
