@@ -37,7 +37,7 @@ from loopweave.backends import cuda, triton
 from loopweave.errors import LoopweaveError
 from loopweave.examples import load_references
 from loopweave.ir.expr import evaluate
-from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor
+from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor, allowed_values
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import Pipeline, Stages, backend_module, front_end, get_target
 
@@ -118,14 +118,15 @@ def _random_inputs(kernel: KernelIR, sizes: dict, seed: int) -> dict:
             args[a.name] = rng.integers(-8, 8, size=shape).astype(dt)
         else:
             args[a.name] = rng.uniform(-1, 1, size=shape).astype(dt)
-    # An index tensor of a gather (`table[ids[i], d]`) holds indices into what it indexes.
-    tensors = {t.name: t for t in kernel.args if isinstance(t, Tensor)}
-    extents: dict[str, int] = {}
+    # An index tensor of a gather (`table[ids[i], d]`) holds indices into what it indexes; a
+    # range bound (`row_ptr`) values its checks allow.
+    allowed: dict[str, tuple[int, int]] = {}
     for check in kernel.index_checks:
-        extent = evaluate(tensors[check.tensor].shape[check.dim], sizes)
-        extents[check.index] = min(extent, extents.get(check.index, extent))
-    for name, extent in extents.items():
-        args[name] = rng.integers(0, max(extent, 1), size=args[name].shape).astype(
+        first, last = allowed_values(kernel, check, sizes)
+        a, b = allowed.get(check.index, (first, last))
+        allowed[check.index] = (max(a, first), min(b, last))
+    for name, (first, last) in allowed.items():
+        args[name] = rng.integers(first, max(last, first) + 1, size=args[name].shape).astype(
             args[name].dtype)
     return args
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from loopweave.ir import expr as ir
-from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor
+from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor, allowed_values
 
 #: Plans kept per kernel (the oldest is dropped beyond this: a loop over many shapes).
 MAX_PLANS = 16
@@ -34,7 +34,8 @@ def keyed_scalars(kernel: KernelIR) -> tuple[int, ...]:
                *kernel.temporaries]
     exprs = [d for t in tensors for d in t.shape]
     exprs += [*kernel.assumptions,
-              *(e for c in kernel.index_checks for e in (*c.lo, *c.hi))]
+              *(e for c in kernel.index_checks for e in (*c.lo, *c.hi, c.low, c.high)
+                if e is not None)]
     named = {x.name for e in exprs for x in ir.walk(e)
              if isinstance(x, ir.Var | ir.Param | ir.Scalar)}
     return tuple(pos for pos, a in enumerate(kernel.args) if isinstance(a, ScalarArg)
@@ -69,8 +70,8 @@ class CallPlan:
 
     tensors: (position, name) per array argument; inouts: the names of the inout ones;
     scalars: (position, name, dtype); outputs: (name, shape, numpy dtype, zeroed) per output,
-    in order; temporaries: (name, shape, numpy dtype); checks: (index array, box, extent) per
-    index check; sizes: what the invoker gets.
+    in order; temporaries: (name, shape, numpy dtype); checks: (index array, box, first
+    allowed value, last) per index check; sizes: what the invoker gets.
     """
 
     tensors: tuple[tuple[int, str], ...]
@@ -78,7 +79,7 @@ class CallPlan:
     scalars: tuple[tuple[int, str, object], ...]
     outputs: tuple[tuple[str, tuple[int, ...], np.dtype, bool], ...]
     temporaries: tuple[tuple[str, tuple[int, ...], np.dtype], ...]
-    checks: tuple[tuple[str, tuple[slice, ...], int], ...]
+    checks: tuple[tuple[str, tuple[slice, ...], int, int], ...]
     sizes: dict[str, int]
 
     @staticmethod
@@ -96,10 +97,9 @@ class CallPlan:
 
         checks = []
         for c in kernel.index_checks:
-            extent = ir.evaluate(kernel.tensors[c.tensor].shape[c.dim], env) + c.bound
             lo = [max(0, ir.evaluate(e, env)) for e in c.lo]
             box = tuple(slice(a, ir.evaluate(e, env)) for a, e in zip(lo, c.hi, strict=True))
-            checks.append((c.index, box, extent))
+            checks.append((c.index, box, *allowed_values(kernel, c, env)))
         inouts = tuple(t.name for t in kernel.args
                        if isinstance(t, Tensor) and t.role == "inout")
         return CallPlan(
@@ -121,9 +121,9 @@ class CallPlan:
             if not a.flags.writeable or \
                     any(n != name and np.may_share_memory(a, b) for n, b in arrays.items()):
                 return None
-        for name, box, extent in self.checks:
+        for name, box, first, last in self.checks:
             values = arrays[name][box]
-            if values.size and not bool((values.min() >= 0) & (values.max() < extent)):
+            if values.size and not bool((values.min() >= first) & (values.max() <= last)):
                 return None
         if out is None:
             given: tuple = (None,) * len(self.outputs)

@@ -27,7 +27,7 @@ from loopweave.call_plan import MAX_PLANS, CallPlan, keyed_scalars, signature
 from loopweave.errors import ArgumentTypeError, ArgumentValueError, StridedCopyWarning
 from loopweave.ir.dependences import written_before_read
 from loopweave.ir.expr import Param, evaluate, to_str
-from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor
+from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor, allowed_values
 from loopweave.ir.types import DTYPES, DType
 
 #: DLPack's device type of host memory (kDLCPU); other devices hold memory numpy cannot read.
@@ -194,26 +194,26 @@ def check_indices(kernel_ir: KernelIR, arrays: dict[str, np.ndarray], env: dict[
     `on_device` maps id(host stand-in) -> the device tensor that holds the values (a call with
     CUDA tensors on the triton target): those are checked where they are."""
     for c in kernel_ir.index_checks:
-        # A range bound (`row_ptr` in `where p in row_ptr[i]:row_ptr[i + 1]`) may equal the
-        # extent of the dimension its variable indexes: it is an exclusive end.
-        extent = evaluate(kernel_ir.tensors[c.tensor].shape[c.dim], env) + c.bound
+        first, last = allowed_values(kernel_ir, c, env)
         lo = [max(0, evaluate(e, env)) for e in c.lo]
         box = tuple(slice(a, evaluate(e, env)) for a, e in zip(lo, c.hi, strict=True))
         device = (on_device or {}).get(id(arrays[c.index]))
         values = (arrays[c.index] if device is None else device)[box]
-        if math.prod(values.shape) == 0 or bool((values.min() >= 0) & (values.max() < extent)):
+        if math.prod(values.shape) == 0 or \
+                bool((values.min() >= first) & (values.max() <= last)):
             continue
         values = np.asarray(values if device is None else values.cpu().numpy())
-        where = tuple(int(k) for k in np.argwhere((values < 0) | (values >= extent))[0])
+        where = tuple(int(k) for k in np.argwhere((values < first) | (values > last))[0])
         position = ", ".join(str(a + k) for a, k in zip(lo, where, strict=True))
+        bad = f"{c.index}[{position}] = {values[where]} is out of range {first}..{last}"
+        if not c.tensor:
+            raise ArgumentValueError(f"{bad} that an `assume` declares ({c.access} at line "
+                                     f"{c.line})")
         if c.bound:
-            raise ArgumentValueError(
-                f"{c.index}[{position}] = {values[where]} is out of range 0..{extent - 1} for "
-                f"a range bound over dimension {c.dim} of {c.tensor} ({c.access} at line "
-                f"{c.line})")
-        raise ArgumentValueError(
-            f"{c.index}[{position}] = {values[where]} is out of range 0..{extent - 1} for "
-            f"dimension {c.dim} of {c.tensor} (read as {c.access} at line {c.line})")
+            raise ArgumentValueError(f"{bad} for a range bound over dimension {c.dim} of "
+                                     f"{c.tensor} ({c.access} at line {c.line})")
+        raise ArgumentValueError(f"{bad} for dimension {c.dim} of {c.tensor} (read as "
+                                 f"{c.access} at line {c.line})")
 
 
 # -- the kernel ------------------------------------------------------------------------------------

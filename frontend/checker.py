@@ -30,7 +30,12 @@ from loopweave.frontend import temporaries as temps
 from loopweave.frontend.arg_reductions import check_arg_reduction
 from loopweave.frontend.ast_walk import first_use, names_in, writes_by_name
 from loopweave.frontend.bounds import out_of_bounds
-from loopweave.frontend.data_ranges import data_range, is_data_range, range_checks
+from loopweave.frontend.data_ranges import (
+    data_range,
+    declared_values,
+    is_data_range,
+    range_checks,
+)
 from loopweave.frontend.gathers import gather_index, index_checks, scatter_error, tensor_read
 from loopweave.frontend.index_vars import find_index_vars, implicit_range
 from loopweave.frontend.lint import near_miss_indices
@@ -89,6 +94,7 @@ class Checker:
         self.writes: dict[str, list[ast.Statement]] = {}  # every write of a name, in order
         self.untyped: dict[str, SourcePos] = {}  # temporaries whose type is a default
         self.to_prove: list[tuple[Statement, dict[str, ir.Expr]]] = []  # bounds, at the end
+        self.declared: dict[str, dict[str, ir.Expr]] = {}  # `assume 0 <= T <= N`: T's values
 
     # -- error handling ----------------------------------------------------------------------------
 
@@ -204,6 +210,14 @@ class Checker:
                              f"not '{name}'", pos)
         previous = self.context
         for cond in item.conds:
+            try:  # `assume 0 <= row_ptr <= NNZ`: values of a range bound (data_ranges.py)
+                values = declared_values(cond, self.tensors, lambda e: affine(e, param_only))
+            except (DSLTypeError, NotAffine) as e:
+                raise self.error(str(getattr(e, "message", e)), cond.pos) from None
+            for name, side, value in values or ():
+                self.declared.setdefault(name, {})[side] = value
+            if values is not None:
+                continue
             try:
                 c = affine_condition(cond, param_only)
             except NotAffine as e:
@@ -307,7 +321,8 @@ class Checker:
             if isinstance(w, ast.WhereRange) and is_data_range(w):
                 explicit.add(w.var)
                 try:
-                    data[w.var], affine_sides = data_range(w, st, self.tensors, to_affine)
+                    data[w.var], affine_sides = data_range(w, st, self.tensors, to_affine,
+                                                           self.declared)
                 except DSLTypeError as e:
                     raise self.error(e.message, e.pos) from None
                 conds += affine_sides
@@ -320,7 +335,7 @@ class Checker:
             else:
                 conds.append(to_affine(w.cond, "the `where` condition", affine_condition))
         implicit = {v: self.implicit_range(v, st) for v in index_vars
-                    if v not in explicit or v in data}
+                    if v not in explicit or (v in data and data[v].tensor)}
         # Extents a temporary declared here takes along a dimension indexed by a bare variable.
         extents = dict(implicit)
         for w in st.where:

@@ -8,7 +8,8 @@ over-approximation, so dependences stay conservative and sound. The statement ke
 (`ir.kernel.DataRange`): each instance runs only where `lo <= v < hi` holds (ir/codegen.py turns
 that into the bounds of the loop over `v`). The values are checked once per call against the
 over-approximation (an `IndexCheck` with `bound`: 0 <= value <= extent), never in the kernel;
-`lo <= hi` is not required (an empty range runs nothing).
+`lo <= hi` is not required (an empty range runs nothing). `assume 0 <= row_ptr <= NNZ` declares
+the values instead (`declared_values`): the domain takes that range, and the call checks it.
 """
 
 from __future__ import annotations
@@ -100,26 +101,76 @@ def _names(e: ast.Expr) -> set[str]:
     return found
 
 
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
+
+
+def declared_values(cond: ast.Expr, tensors: dict[str, Tensor],
+                    to_affine: Callable[[ast.Expr], ir.Expr]
+                    ) -> list[tuple[str, str, ir.Expr]] | None:
+    """`assume 0 <= row_ptr <= NNZ`: [(tensor, "low" or "high", inclusive value)] for an
+    `assume` condition that compares a bare tensor name with sizes; None if it names none."""
+    parts, stack = [], [cond]
+    while stack:
+        c = stack.pop()
+        if isinstance(c, ast.Binary) and c.op == "and":
+            stack += [c.right, c.left]
+        else:
+            parts.append(c)
+
+    def named(e: ast.Expr) -> bool:
+        return isinstance(e, ast.Name) and e.id in tensors
+    if not any(isinstance(c, ast.Compare) and (named(c.left) or named(c.right)) for c in parts):
+        return None
+    found = []
+    for c in parts:
+        if not isinstance(c, ast.Compare) or named(c.left) == named(c.right) or c.op == "!=":
+            raise DSLTypeError("an `assume` on tensor values compares one tensor name with "
+                               "sizes, as in `assume 0 <= row_ptr <= NNZ`", c.pos)
+        name, other, op = (c.left.id, c.right, c.op) if named(c.left) \
+            else (c.right.id, c.left, _FLIP[c.op])
+        if not tensors[name].dtype.is_int or tensors[name].role != "in":
+            raise DSLTypeError(f"`assume` bounds the values of integer inputs only, not "
+                               f"'{name}'", c.pos)
+        value = to_affine(other)
+        if op in ("<=", "<", "=="):
+            found.append((name, "high", value if op != "<" else ir.add(value, ir.Const(-1))))
+        if op in (">=", ">", "=="):
+            found.append((name, "low", value if op != ">" else ir.add(value, ir.Const(1))))
+    return found
+
+
 def data_range(w: ast.WhereRange, st: ast.Statement, tensors: dict[str, Tensor],
-               to_affine: Callable[[ast.Expr, str], ir.Expr]) -> tuple[DataRange, list[ir.Expr]]:
+               to_affine: Callable[[ast.Expr, str], ir.Expr],
+               declared: dict[str, dict[str, ir.Expr]]) -> tuple[DataRange, list[ir.Expr]]:
     """The range of `w` (a side read from a tensor) and the domain conditions of its affine
-    side, if it has one. `st`: the statement, where `w.var` must index a tensor directly."""
+    side, if it has one, and of the values `declared` by `assume` lines for its bound tensors
+    (tensor -> {"low": .., "high": ..}). Without a declaration for each, `w.var` must index a
+    tensor of `st` directly."""
     use = direct_use(w.var, st, tensors)
     text = f"where {w.var} in {ast_text(w.lo)}:{ast_text(w.hi)}"
-    if use is None:
-        raise DSLTypeError(f"'{w.var}' has a range read from tensors ({text}), so its bounds for "
-                           "the polyhedral model come from the tensor dimensions it indexes "
-                           f"directly (as vals[{w.var}]), and it indexes none", w.pos)
-    sides, conds = [], []
+    sides, conds, known = [], [], []
     for which, e in (("lower", w.lo), ("upper", w.hi)):
         if tensor_read(e) is None:
             bound = to_affine(e, f"{which} bound of '{w.var}'")
             conds.append(ir.Binary("<=", bound, ir.Var(w.var), INDEX) if which == "lower"
                          else ir.Binary("<", ir.Var(w.var), bound, INDEX))
             sides.append(None)
-        else:
-            sides.append(data_bound(e, w.var, which, tensors, to_affine))
-    return DataRange(w.var, sides[0], sides[1], text, *use), conds
+            continue
+        sides.append(data_bound(e, w.var, which, tensors, to_affine))
+        values = declared.get(e.tensor, {})
+        if "low" in values and "high" in values:
+            known.append((e.tensor, values["low"], values["high"]))
+            # lo >= low, hi <= high: the values bound v on their side
+            conds.append(ir.Binary("<=", values["low"], ir.Var(w.var), INDEX) if which == "lower"
+                         else ir.Binary("<", ir.Var(w.var), values["high"], INDEX))
+        elif use is None:
+            raise DSLTypeError(
+                f"'{w.var}' has a range read from tensors ({text}), so its bounds for the "
+                f"polyhedral model come from the tensor dimensions it indexes directly (as "
+                f"vals[{w.var}]), and it indexes none; or declare the values of '{e.tensor}' "
+                f"with `assume 0 <= {e.tensor} <= ...`", w.pos)
+    return DataRange(w.var, sides[0], sides[1], text, *(use or ("", -1)),
+                     declared=tuple(dict.fromkeys(known))), conds
 
 
 def direct_use(var: str, st: ast.Statement, tensors: dict[str, Tensor]) -> tuple[str, int] | None:
@@ -159,6 +210,7 @@ def range_checks(stmts: list[Statement], params: tuple[str, ...],
     names = frozenset(params)
     for s in stmts:
         for r in s.data_ranges:
+            declared = {t: (low, high) for t, low, high in r.declared}
             for load in [x for side in (r.lo, r.hi) if side is not None
                          for x in ir.loads(side)]:
                 elements = s.access_map(params, load).range().intersect_params(context)
@@ -169,6 +221,11 @@ def range_checks(stmts: list[Statement], params: tuple[str, ...],
                            for d in range(n))
                 hi = tuple(isl_helpers.pw_aff_to_expr(isl_helpers.extent_of(elements, d),
                                                       context, names) for d in range(n))
-                found[IndexCheck(load.tensor, lo, hi, r.tensor, r.dim, r.text, s.pos.line,
-                                 bound=True)] = None
+                if r.tensor:  # the extent that bounds the variable
+                    found[IndexCheck(load.tensor, lo, hi, r.tensor, r.dim, r.text, s.pos.line,
+                                     bound=True)] = None
+                if load.tensor in declared:  # the values an `assume` declared
+                    low, high = declared[load.tensor]
+                    found[IndexCheck(load.tensor, lo, hi, "", -1, r.text, s.pos.line,
+                                     bound=True, low=low, high=high)] = None
     return tuple(found)

@@ -21,7 +21,7 @@ import islpy as isl
 
 from loopweave.errors import SourcePos
 from loopweave.ir import isl_helpers
-from loopweave.ir.expr import Binary, Const, Expr, Load, Var, is_indirect, loads, to_str
+from loopweave.ir.expr import Binary, Const, Expr, Load, Var, evaluate, is_indirect, loads, to_str
 from loopweave.ir.types import BOOL, DType
 
 ROLES = ("in", "inout", "out", "temp", "local")  # local: declared inside a loop body
@@ -60,7 +60,9 @@ class DataRange:
     hi: Expr | None
     text: str  # the clause as the DSL wrote it, for messages
     tensor: str  # var indexes dimension `dim` of `tensor` directly: its extent bounds var
-    dim: int
+    dim: int  # ("" and -1: it indexes none; `assume` lines bound the values read instead)
+    # tensor -> (low, high): the values an `assume` declared for the bound tensors
+    declared: tuple[tuple[str, Expr, Expr], ...] = ()
 
     def guard(self) -> Expr:
         """`lo <= var and var < hi` (the sides read from tensors)."""
@@ -152,6 +154,7 @@ class CacheSpec:
     copy_in: bool
     copy_out: bool
     layout: tuple[int, ...] = ()  # buffer dimension k holds tensor dimension layout[k]
+    panel: int = 0  # > 0: the last buffer dimension x is cut, buf[x // panel][..][x % panel]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +173,18 @@ class IndexCheck:
     access: str
     line: int
     bound: bool = False  # a range bound (`row_ptr` in `p in row_ptr[i]:...`): may equal extent
+    # With no `tensor` (""): the values lie in low .. high (inclusive), as an `assume` declared.
+    low: Expr | None = None
+    high: Expr | None = None
+
+
+def allowed_values(kernel: KernelIR, c: IndexCheck, env: dict[str, int]) -> tuple[int, int]:
+    """The values check `c` allows at the sizes `env`, first .. last inclusive: 0 .. extent - 1
+    for a gather's index, 0 .. extent for a range bound (`row_ptr` in `where p in
+    row_ptr[i]:row_ptr[i + 1]`: an exclusive end), or what an `assume` declared."""
+    if not c.tensor:
+        return evaluate(c.low, env), evaluate(c.high, env)
+    return 0, evaluate(kernel.tensors[c.tensor].shape[c.dim], env) - 1 + c.bound
 
 
 @dataclass(frozen=True, eq=False)

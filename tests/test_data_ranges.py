@@ -278,3 +278,40 @@ def test_every_target_runs_csr_and_ragged_loops(target):
     got = loopweave.compile(RAGGED, target, tuning_db=False, **options)(x, lengths)
     np.testing.assert_allclose(got, [x[b, :n].sum() for b, n in enumerate(lengths)],
                                rtol=1e-12)
+
+
+# -- values declared by `assume` ----------------------------------------------------------------
+
+PAIRS = """
+kernel pairs(ptr: i32[R], v: f32[N]) -> y: f32[R - 1] {
+    assume R >= 1
+    assume 0 <= ptr <= N / 2
+    y[i] += v[2 * p] * v[2 * p + 1] where p in ptr[i]:ptr[i + 1]
+}
+"""
+
+
+def test_assume_declares_the_values_of_a_bound_tensor():
+    """p indexes no tensor directly: the `assume` gives its range, and the call checks it."""
+    k = compile_cpu(PAIRS)
+    v = np.arange(1, 8, dtype=np.float32)
+    np.testing.assert_array_equal(k(np.array([0, 2, 2, 3], np.int32), v), [1 * 2 + 3 * 4, 0, 30])
+    with pytest.raises(ArgumentValueError, match=r"^ptr\[2\] = 4 is out of range 0\.\.3 that an "
+                                                 r"`assume` declares \(where p in "
+                                                 r"ptr\[i\]:ptr\[i \+ 1\] at line 5\)$"):
+        k(np.array([0, 2, 4, 3], np.int32), v)
+    with pytest.raises(DSLTypeError, match=r"indexes none; or declare the values of 'ptr' with "
+                                           r"`assume 0 <= ptr <= \.\.\.`"):
+        compile_cpu(PAIRS.replace("    assume 0 <= ptr <= N / 2\n", ""))
+    with pytest.raises(BoundsError, match=r"v\[2 \* p\] may be out of bounds"):
+        compile_cpu(PAIRS.replace("N / 2", "N"))  # a declaration too wide for the reads
+
+
+@pytest.mark.parametrize(("assume", "message"), [
+    ("0 <= ptr + 1 <= N", r"may only mention sizes and integer scalars, not 'ptr'"),
+    ("0 <= v <= N", r"bounds the values of integer inputs only, not 'v'"),
+    ("0 <= ptr <= v", r"compares one tensor name with sizes"),
+])
+def test_refused_value_assumptions(assume, message):
+    with pytest.raises(DSLTypeError, match=message):
+        compile_cpu(PAIRS.replace("0 <= ptr <= N / 2", assume))
