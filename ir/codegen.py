@@ -83,6 +83,7 @@ class _Marks:
         self.kernel = kernel
         self.bands: dict[str, isl.ScheduleNode] = {}
         self.mark_depth = _mark_depths(kernel.schedule.get_root(), self.bands)
+        self.enclosing = _enclosing_caches(kernel.schedule.get_root())
 
     def __call__(self, name: str, child: Node) -> Node:
         # Passes mark a loop "kind:statement:loop" (the for node below takes the kind) and
@@ -90,7 +91,11 @@ class _Marks:
         label, _, rest = name.partition(":")
         if label == "cache":
             spec = next(c for c in self.kernel.caches if c.tag == rest)
-            return lower_cache(spec, child, self.kernel.tensors[spec.tensor])
+            # Micro-panels around an accumulator tile are read through their buffer before
+            # the tile's edge strips rename its column loop (see localize.lower_cache).
+            panels = [c for c in self.kernel.caches
+                      if c.panel and c.tag in self.enclosing.get(rest, ())]
+            return lower_cache(spec, child, self.kernel.tensors[spec.tensor], panels)
         if label == "local":
             tensors = [self.kernel.tensors[t] for t in rest.split(",")]
             return Scope(tuple(Buffer(t.name, t.dtype, t.shape) for t in tensors), child)
@@ -129,6 +134,21 @@ def _mark_depths(node: isl.ScheduleNode, bands: dict[str, isl.ScheduleNode],
         bands[node.mark_get_id().get_name()] = below
     for i in range(node.n_children()):
         _mark_depths(node.child(i), bands, found)
+    return found
+
+
+def _enclosing_caches(node: isl.ScheduleNode, outer: tuple[str, ...] = (),
+                      found: dict[str, tuple[str, ...]] | None = None
+                      ) -> dict[str, tuple[str, ...]]:
+    """cache tag -> the tags of the cache marks around it."""
+    found = {} if found is None else found
+    if node.get_type() == isl.schedule_node_type.mark:
+        label, _, tag = node.mark_get_id().get_name().partition(":")
+        if label == "cache":
+            found[tag] = outer
+            outer = (*outer, tag)
+    for i in range(node.n_children()):
+        _enclosing_caches(node.child(i), outer, found)
     return found
 
 

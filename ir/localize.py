@@ -9,23 +9,30 @@ the general loop nest handles the partial tiles at the edges.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from loopweave.ir import expr as ir
-from loopweave.ir.affine import constant_value, simplify
+from loopweave.ir.affine import coefficient, constant_value, from_linear, linear, simplify
 from loopweave.ir.kernel import CacheSpec, Tensor
 from loopweave.ir.loops import Block, Buffer, For, If, Node, Scope, Store, full_extent, walk
 from loopweave.ir.strips import is_accumulator_nest, strip_partial_tiles
 from loopweave.ir.types import BOOL, INDEX
 
 
-def lower_cache(spec: CacheSpec, loop: Node, tensor: Tensor) -> Node:
+def lower_cache(spec: CacheSpec, loop: Node, tensor: Tensor,
+                panels: Sequence[CacheSpec] = ()) -> Node:
     """`loop` (the loop marked for `spec`) with its footprint of `tensor` in a local buffer.
 
     A full tile of an accumulator nest skips the buffer: its registers (see
     backends/register_tile.py) load from and store to the tensor itself, so only the edge
-    tiles pay for the copies in and out."""
-    if not _accesses(loop, spec.tensor):
+    tiles pay for the copies in and out. `panels`: micro-panel buffers of loops around this
+    one (`CacheSpec.panel`), whose reads inside are redirected first, while the tile's column
+    loop still runs within one panel (the edge strips start it at opaque offsets, where the
+    run and the position in it could no longer be told apart)."""
+    for outer in panels:
+        loop = _redirect(loop, outer)
+    if not _accesses(loop, spec.tensor) and not _accesses(loop, spec.buffer.name):
         # A piece of the loop that isl split off for other statements: no buffer (its outer
         # loops may be gone too, fixed in that piece, and the offsets would name them).
         return loop
@@ -69,11 +76,51 @@ def _all(conds: list[ir.Expr]) -> ir.Expr:
     return cond
 
 
-def _shift(spec: CacheSpec, indices: tuple[ir.Expr, ...]) -> tuple[ir.Expr, ...]:
-    """The buffer indices of a tensor element."""
+def _shift(spec: CacheSpec, indices: tuple[ir.Expr, ...], loops: dict[str, For]
+           ) -> tuple[ir.Expr, ...]:
+    """The buffer indices of a tensor element, inside the loops `loops` (by variable)."""
     shifted = [simplify(ir.Binary("-", x, off, INDEX))
                for x, off in zip(indices, spec.offsets, strict=True)]
-    return _in_layout(spec, shifted)
+    ordered = _in_layout(spec, shifted)
+    if not spec.panel:
+        return ordered
+    run, at = _split_run(ordered[-1], spec.panel, loops)
+    return (run, *ordered[:-1], at)
+
+
+def _split_run(x: ir.Expr, panel: int, loops: dict[str, For]) -> tuple[ir.Expr, ir.Expr]:
+    """(x // panel, x % panel), affine where a loop variable v of `x` runs within one aligned
+    run: x = (v - lo) + rest, v from lo to at most lo + span, rest = panel * q + r with q
+    affine and 0 <= r, r + span < panel. Then x // panel = q and x % panel = r + v - lo: a
+    register tile's column loop over one run reads its panel at stride 1. Elsewhere (edge
+    loops of other shapes) floor division and modulo."""
+    for v, loop in loops.items():
+        if coefficient(x, v) != 1 or loop.step != 1:
+            continue
+        span = _span(loop)
+        rest = linear(simplify(ir.Binary("+", ir.Binary("-", x, ir.Var(v), INDEX), loop.init,
+                                         INDEX)))
+        r = rest.get(None, 0) % panel
+        if span is None or r + span >= panel or any(
+                c % panel for k, c in rest.items() if k is not None):
+            continue
+        q = {k: (c - r) // panel if k is None else c // panel for k, c in rest.items()}
+        return (from_linear(q), simplify(ir.Binary("+", ir.Const(r), ir.Binary(
+            "-", ir.Var(v), loop.init, INDEX), INDEX)))
+    return (ir.Binary("/", x, ir.Const(panel), INDEX), ir.Binary("%", x, ir.Const(panel), INDEX))
+
+
+def _span(loop: For) -> int | None:
+    """The most by which `loop`'s variable can exceed its start, if a bound says so."""
+    match loop.cond:
+        case ir.Binary(op=op, left=ir.Var(name=v), right=bound) if v == loop.var and op in (
+                "<", "<="):
+            bounds = bound.args if isinstance(bound, ir.Call) and bound.func == "min" \
+                else (bound,)
+            spans = [constant_value(ir.Binary("-", b, loop.init, INDEX)) for b in bounds]
+            known = [s - (op == "<") for s in spans if s is not None]
+            return min(known) if known else None
+    return None
 
 
 def _in_layout(spec: CacheSpec, per_tensor_dim: list) -> tuple:
@@ -83,22 +130,24 @@ def _in_layout(spec: CacheSpec, per_tensor_dim: list) -> tuple:
 
 def _redirect(node: Node, spec: CacheSpec) -> Node:
     """Every access to the tensor inside `node` goes to the buffer instead."""
-    def load(e: ir.Expr) -> ir.Expr | None:
-        if isinstance(e, ir.Load) and e.tensor == spec.tensor:
-            return ir.Load(spec.buffer.name, _shift(spec, e.indices), e.dtype)
-        return None
+    def visit(n: Node, loops: dict[str, For]) -> Node:
+        def load(e: ir.Expr) -> ir.Expr | None:
+            if isinstance(e, ir.Load) and e.tensor == spec.tensor:
+                return ir.Load(spec.buffer.name, _shift(spec, e.indices, loops), e.dtype)
+            return None
 
-    def visit(n: Node) -> Node:
         match n:
             case Store():
                 value = ir.rewrite(n.value, load)
                 if n.tensor == spec.tensor:
-                    return replace(n, tensor=spec.buffer.name, indices=_shift(spec, n.indices),
-                                   value=value)
+                    return replace(n, tensor=spec.buffer.name,
+                                   indices=_shift(spec, n.indices, loops), value=value)
                 return replace(n, value=value)
-        return _map_children(n, visit)
+            case For():
+                return replace(n, body=visit(n.body, {**loops, n.var: n}))
+        return _map_children(n, lambda child: visit(child, loops))
 
-    return visit(node)
+    return visit(node, {})
 
 
 def _map_children(n: Node, fn) -> Node:
@@ -117,23 +166,49 @@ def _map_children(n: Node, fn) -> Node:
 def _copy(spec: CacheSpec, tensor: Tensor, into_buffer: bool) -> Node:
     """Loops over the box, clipped to the tensor: buffer <- tensor, or tensor <- buffer."""
     names = [f"c{spec.depth}_{d}" for d in range(len(spec.sizes))]
-    xs = [ir.Var(v) for v in names]
+    xs: list[ir.Expr] = [ir.Var(v) for v in names]
+    run_var = f"c{spec.depth}_run"
+    if spec.panel:  # the cut dimension's index is panel * run + (its loop's variable)
+        cut = spec.layout[-1] if spec.layout else len(names) - 1
+        xs[cut] = ir.add(ir.mul(ir.Const(spec.panel), ir.Var(run_var)), ir.Var(names[cut]))
+    at = _in_layout(spec, [ir.Var(v) for v in names])
+    at = (ir.Var(run_var), *at[:-1], at[-1]) if spec.panel else at
     elements = tuple(simplify(ir.Binary("+", off, x, INDEX))
                      for off, x in zip(spec.offsets, xs, strict=True))
-    local = ir.Load(spec.buffer.name, _in_layout(spec, xs), tensor.dtype)
+    local = ir.Load(spec.buffer.name, at, tensor.dtype)
     outside = ir.Load(tensor.name, elements, tensor.dtype)
-    node: Node = (Store(spec.buffer.name, _in_layout(spec, xs), outside, None,
-                        f"copy_{spec.tag}")
+    node: Node = (Store(spec.buffer.name, at, outside, None, f"copy_{spec.tag}")
                   if into_buffer else
                   Store(tensor.name, elements, local, None, f"copy_{spec.tag}"))
-    for d in reversed(range(len(names))):
+    # The cut dimension's loops innermost (runs, then the elements of one run): the tensor
+    # is read along its rows, each run written contiguously.
+    order = list(range(len(names)))
+    if spec.panel:
+        order.remove(cut)
+        order.append(cut)
+    for d in reversed(order):
         off, size, dim = spec.offsets[d], spec.sizes[d], tensor.shape[d]
-        start = simplify(ir.Unary("neg", off, INDEX))
+        start = simplify(ir.Binary("-", ir.Unary("neg", off, INDEX), _run_start(spec, d), INDEX))
         init = ir.Call("max", (ir.Const(0), start), INDEX) if constant_value(start) is None \
             else ir.Const(max(0, constant_value(start)))
         stop = ir.Call("min", (ir.Const(size), simplify(ir.Binary("-", dim, off, INDEX))), INDEX)
-        node = For(names[d], init, ir.Binary("<", xs[d], stop, BOOL), 1, node)
+        if spec.panel and d == cut:
+            stop = ir.Call("min", (ir.Const(spec.panel), simplify(ir.Binary(
+                "-", stop, _run_start(spec, d), INDEX))), INDEX)
+        node = For(names[d], init, ir.Binary("<", xs[d] if not (spec.panel and d == cut)
+                                              else ir.Var(names[d]), stop, BOOL), 1, node)
+        if spec.panel and d == cut:  # the runs next: each row of the tensor read in order
+            runs = -(-spec.sizes[cut] // spec.panel)
+            node = For(run_var, ir.Const(0), ir.Binary("<", ir.Var(run_var), ir.Const(runs),
+                                                        BOOL), 1, node)
     return node
+
+
+def _run_start(spec: CacheSpec, d: int) -> ir.Expr:
+    """Where the copy's run starts along tensor dimension d (0 unless d is the cut one)."""
+    cut = (spec.layout[-1] if spec.layout else len(spec.sizes) - 1) if spec.panel else None
+    return ir.mul(ir.Const(spec.panel), ir.Var(f"c{spec.depth}_run")) if d == cut \
+        else ir.Const(0)
 
 
 # -- full-tile versioning ------------------------------------------------------------------------

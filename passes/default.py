@@ -67,7 +67,9 @@ class TargetFacts:
     along k (`dot_steps`: a core whose instructions reduce runs of k, like Helium's VMLADAV),
     used instead of int8_tile; parallel: whether an OpenMP loop means threads; f64_tile:
     (rows, columns) for f64 contractions where matmul_tile would not fit the register file
-    (None: matmul_tile).
+    (None: matmul_tile); micro_panels: the element types whose packed B panel is stored as
+    BLIS micro-panels (`cache_read(panel=NR)`: each register tile reads its B columns
+    contiguously along k) rather than row by row.
     """
 
     name: str
@@ -81,16 +83,20 @@ class TargetFacts:
     int8_tile: tuple[int, int] | None = None
     int8_dot: tuple[int, int, int, int] | None = None
     f64_tile: tuple[int, int] | None = None
+    micro_panels: tuple[str, ...] = ()
 
 
 #: The host with AVX2-wide (32-byte) vectors; `CPU_AVX512` where the compiler targets AVX-512.
 # f64: 6 x 16 would be 24 ymm accumulators in 16 registers (gcc spills 8 of them in the k
 # loop); 6 x 8 is 12. PolyBench gemm f64 1000^3, one thread, Zen 3: 15.5 -> 18.4 GFLOP/s.
+# f64's packed B in micro-panels: 1000^3, one thread, Zen 3, 32 -> 39 GFLOP/s (a row-major
+# panel row is 2 KB: the tile's 256 rows of B are 256 strided lines); f32 measured slower.
 CPU = TargetFacts("cpu", 32, 16, True, (MR, NR), (KC, NC), (CONV_ROWS, CONV_COLS),
-                  (DEPTHWISE_ROWS, DEPTHWISE_COLS), f64_tile=(MR, NR // 2))
+                  (DEPTHWISE_ROWS, DEPTHWISE_COLS), f64_tile=(MR, NR // 2),
+                  micro_panels=("f64",))
 # f64 too: 8 x 32 f64 (32 zmm accumulators) measured faster than 8 x 16 (49 vs 46 GFLOP/s)
 CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(8, 32),
-                     f64_tile=None)
+                     f64_tile=None, micro_panels=())  # not measured on AVX-512
 #: Per-target facts, by target name (see docs/scheduling.md for the measurements behind them).
 FACTS: dict[str, TargetFacts] = {"cpu": CPU, "cpu-avx512": CPU_AVX512}
 
@@ -249,7 +255,8 @@ def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple
         if c.widening and facts.int8_dot is not None and not c.a_transposed:
             return dot_steps(s, loops, *facts.int8_dot)
         kc, nc = facts.panel or (None, None)
-        return contraction_steps(s, loops, *tile, kc, nc, widening=True)
+        return contraction_steps(s, loops, *tile, kc, nc, widening=True,
+                                 micro_panel=s.lhs.dtype.name in facts.micro_panels)
     conv = match_convolution(s, loops)
     if conv is None or (conv.widening and facts.int8_tile is None):
         return None
@@ -432,12 +439,12 @@ def _fuse_for_locality(kernel: KernelIR, schedule: Schedule, facts: TargetFacts)
 
 
 def contraction_steps(s: Statement, loops: list[str], mr: int = MR, nr: int = NR,
-                      kc: int | None = KC, nc: int | None = NC, *, widening: bool = False
-                      ) -> list[tuple] | None:
+                      kc: int | None = KC, nc: int | None = NC, *, widening: bool = False,
+                      micro_panel: bool = False) -> list[tuple] | None:
     """The micro-kernel steps for `s` if it is `C[.., i, j] += A[.., i, k] * B[.., k, j]`
     (`patterns.match_contraction`; with cast operands only if `widening`) with its loops ending
     in i, j, k (any order), else None. `kc=None` (and `nc=None`): no packed B panel, k is not
-    tiled."""
+    tiled. `micro_panel`: the packed panel is stored in runs of `nr` columns."""
     c = match_contraction(s, loops)
     if c is None or (c.widening and not widening):
         return None
@@ -450,7 +457,10 @@ def contraction_steps(s: Statement, loops: list[str], mr: int = MR, nr: int = NR
     order = [*loops[:-3], f"{j}_o_o", f"{k}_o", f"{i}_o", f"{j}_o", k, i, j]
     # B[.., j, k] (A @ B^T, attention's Q @ K^T) is packed transposed: rows along k.
     n = len(c.b.indices)
-    layout = () if not c.b_transposed else ({"layout": (*range(n - 2), n - 1, n - 2)},)
+    packing = {"layout": (*range(n - 2), n - 1, n - 2)} if c.b_transposed else {}
+    if micro_panel:
+        packing["panel"] = nr
+    layout = (packing,) if packing else ()
     return [("tile", s.name, {i: mr, j: nr, k: kc}),
             ("tile", s.name, {f"{j}_o": max(1, nc // nr)}),
             ("reorder", s.name, *order),

@@ -1,0 +1,104 @@
+"""B packed as BLIS micro-panels (`Schedule.cache_read(..., panel=NR)`, issue [x86-peak]): the
+packed panel's last dimension cut into runs of NR columns, each stored with all of its rows,
+so that a register tile reads its B contiguously along k. The default takes it for f64
+contractions on the host (`TargetFacts.micro_panels`). Checked on the source (affine indices,
+no division, in full and edge tiles alike) and numerically at odd sizes."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import loopweave
+from loopweave.errors import ScheduleError
+from loopweave.passes.default import CPU, contraction_steps
+from loopweave.passes.schedule import Schedule
+from loopweave.pipeline import front_end
+
+ODD_SIZES = [(1, 1, 1), (7, 300, 13), (37, 19, 45), (61, 257, 263), (13, 520, 270)]
+
+
+def matmul(dtype: str, transposed: bool = False) -> str:
+    b_type, b_read = ("[N, K]", "B[j, k]") if transposed else ("[K, N]", "B[k, j]")
+    return f"""kernel mm(A: {dtype}[M, K], B: {dtype}{b_type}) -> C: {dtype}[M, N] {{
+    C[i, j] += A[i, k] * {b_read}
+}}"""
+
+
+def check(kernel, dtype: str, transposed: bool = False) -> None:
+    rng = np.random.default_rng(11)
+    np_type = {"f32": np.float32, "f64": np.float64}[dtype]
+    for m, k, n in ODD_SIZES:
+        a = rng.standard_normal((m, k)).astype(np_type)
+        b = rng.standard_normal((n, k) if transposed else (k, n)).astype(np_type)
+        want = a @ (b.T if transposed else b)
+        got = kernel(a, b)
+        tol = 1e-4 if dtype == "f32" else 1e-10
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * k, err_msg=f"{(m, k, n)}")
+
+
+def paneled_schedule(source: str, panel: int) -> Schedule:
+    """The default register tile with its B panel cut into runs of `panel`."""
+    s = front_end(source).statements[-1]
+    steps = contraction_steps(s, list(s.iterators), micro_panel=False)
+    schedule = Schedule()
+    for op, *args in steps:
+        kwargs = args.pop() if args and isinstance(args[-1], dict) else {}
+        if op == "cache_read":
+            kwargs["panel"] = panel
+        getattr(schedule, op)(*args, **kwargs)
+    return schedule
+
+
+def pack_reads(source: str) -> list[str]:
+    return re.findall(r"B_pack\[[^\]]*\]", source)
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["B", "B^T"])
+def test_the_f64_default_packs_micro_panels_and_computes_the_product(transposed):
+    assert "f64" in CPU.micro_panels
+    kernel = loopweave.compile(matmul("f64", transposed), tuning_db=False)
+    assert "_run" in kernel.source  # the copy walks the runs
+    check(kernel, "f64", transposed)
+
+
+def test_panel_reads_are_affine_in_full_and_edge_tiles():
+    """The run index and the position in it without a division, also in the edge tiles
+    whose column strips start at offsets computed at run time (the panel is read through its
+    buffer before the strips rename the column loop)."""
+    source = loopweave.compile(matmul("f64"), tuning_db=False).source
+    reads = pack_reads(source)
+    assert reads and not [r for r in reads if "lw_div" in r], reads
+
+
+@pytest.mark.parametrize("panel", [16, 5])
+def test_an_explicit_panel_on_f32_computes_the_product(panel):
+    """16: one register tile per run; 5: runs that do not match the tile (division)."""
+    source = matmul("f32")
+    kernel = loopweave.compile(source, schedule=paneled_schedule(source, panel),
+                               tuning_db=False)
+    assert "_run" in kernel.source
+    check(kernel, "f32")
+
+
+def test_a_paneled_step_survives_json():
+    schedule = Schedule().cache_read("S0", "B", "i_o", panel=8)
+    again = Schedule.from_json(schedule.to_json())
+    assert again.steps == schedule.steps or again.to_json() == schedule.to_json()
+
+
+@pytest.mark.parametrize("panel", [0, -3, True, 2.5])
+def test_a_panel_must_be_a_positive_integer(panel):
+    with pytest.raises(ScheduleError, match="panel"):
+        Schedule().cache_read("S0", "B", "i_o", panel=panel)
+
+
+def test_an_accumulator_buffer_takes_no_panel():
+    source = """kernel acc(A: f32[M, K]) -> C: f32[M] {
+    C[i] += A[i, k]
+}"""
+    schedule = Schedule().tile("S0", i=4).cache_read("S0", "C", "i_o", panel=2)
+    with pytest.raises(ScheduleError):
+        loopweave.compile(source, schedule=schedule, tuning_db=False)
