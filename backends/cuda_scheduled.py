@@ -338,7 +338,7 @@ class ScheduledCudaRenderer(CudaRenderer):
         tile's origin cancels), so that every index is a constant for nvcc: registers."""
         if self.wmma is not None and tensor == self.wmma.acc:  # the lane's element
             rows, cols = self.wmma.rows, self.wmma.cols
-            r0, r1 = (self.expr(ix) for ix in indices)
+            r0, r1 = (self.expr(ix) for ix in indices[-2:])  # a batch of one in front
             return Raw(f"(lw_ly + {rows} * ({r0})) * {cols} + lw_lx + {cols} * ({r1})", INDEX)
         offset = super().linear_offset(tensor, indices)
         if tensor not in self.register_names:

@@ -48,12 +48,11 @@ NS = "nvcuda::wmma"
 
 @dataclass(frozen=True, slots=True)
 class Operand:
-    """A staged tile a dot reads: `buffer` (shared, 2-D), whether its k index is the first
-    (A: col_major; B: row_major) and its row length (WMMA's `ldm`)."""
+    """A staged tile a dot reads: `buffer` (shared, 2-D in its last two dimensions) and
+    whether its k index is the first of them (A: col_major; B: row_major)."""
 
     buffer: str
     k_first: bool
-    ldm: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +119,7 @@ def plan_launch(kernel: KernelIR, launch: Launch, facts: GpuFacts, arch: str) ->
         raise ScheduleError(f"dot on {what}: its launch binds threadIdx.z; WMMA runs a 2-D "
                             "tile of lanes (threadIdx.y rows, threadIdx.x columns)")
     a_shape = _shape(launch, first.a.buffer)
-    depth = a_shape[0] if first.a.k_first else a_shape[1]
+    depth = a_shape[-2] if first.a.k_first else a_shape[-1]
     fm, fn, fk = facts.dot_fragment or (16, 16, 16)
     if rows % fm or cols % fn or depth % fk:
         raise ScheduleError(f"dot on {what}: its tile is {rows} x {cols} x {depth} (rows x "
@@ -145,9 +144,9 @@ def plan_launch(kernel: KernelIR, launch: Launch, facts: GpuFacts, arch: str) ->
         raise ScheduleError(f"dot on {what}: WMMA keeps the output tile in fragments across "
                             f"the k steps; cache it around the k loop first "
                             f"(Schedule.cache_write at the loop outside the dot's lanes)")
-    if len(acc_buffer.shape) != 2:
-        raise ScheduleError(f"dot on {what}: its output tile must be 2-D (rows x columns), "
-                            f"not {len(acc_buffer.shape)}-D")
+    if len(acc_buffer.shape) < 2 or any(constant_value(d) != 1 for d in acc_buffer.shape[:-2]):
+        raise ScheduleError(f"dot on {what}: its output tile must be 2-D (rows x columns, "
+                            f"a batch of one in front)")
     if acc_buffer.dtype.name != ACCUMULATORS[elem]:
         raise ScheduleError(f"dot on {what}: WMMA sums {elem} products in "
                             f"{ACCUMULATORS[elem]}, not {acc_buffer.dtype.name}")
@@ -186,7 +185,7 @@ def dot_nest(kernel: KernelIR, rows: For) -> DotNest:
         raise ScheduleError(f"dot on {what}: WMMA sums products of two tiles, not "
                             f"{ir.to_str(value)}")
     loads = [_under_cast(x) for x in (value.left, value.right)]
-    if not all(isinstance(x, ir.Load) and len(x.indices) == 2 for x in loads):
+    if not all(isinstance(x, ir.Load) and len(x.indices) >= 2 for x in loads):
         raise ScheduleError(f"dot on {what}: WMMA reads both operands as 2-D tiles staged in "
                             "shared memory; stage them with Schedule.cache_read at the row "
                             "loop")
@@ -197,18 +196,21 @@ def dot_nest(kernel: KernelIR, rows: For) -> DotNest:
         other = rows.var if role == "a" else cols.var
         place = [coefficient(ix, k.var) for ix in load.indices]
         lane = [coefficient(ix, other) for ix in load.indices]
-        if sorted(place) != [0, 1] or sorted(lane) != [0, 1] or place == lane:
+        # a 2-D tile in the last two dimensions (a batch of one in front)
+        if any(place[:-2]) or any(lane[:-2]) or sorted(place[-2:]) != [0, 1] or sorted(
+                lane[-2:]) != [0, 1] or place == lane or (role == "a") == any(
+                coefficient(ix, cols.var) for ix in load.indices):
             raise ScheduleError(f"dot on {what}: WMMA reads {load.tensor} as a tile indexed "
                                 f"by the lane and k, not {ir.to_str(load)}")
         origin = {rows.var: rows.init, cols.var: cols.init, k.var: k.init}
         if any(constant_value(simplify(ir.substitute(ix, origin))) != 0 for ix in load.indices):
             raise ScheduleError(f"dot on {what}: the tile {load.tensor} must start at the "
                                 f"dot's first lane and k (a cache_read at the row loop)")
-        by_role[role] = (load.tensor, place[0] == 1)
+        by_role[role] = (load.tensor, place[-2] == 1)
     if set(by_role) != {"a", "b"}:
         raise ScheduleError(f"dot on {what}: one operand must follow the rows (threadIdx.y), "
                             "the other the columns (threadIdx.x)")
-    ops = {r: Operand(t, kf, 0) for r, (t, kf) in by_role.items()}
+    ops = {r: Operand(t, kf) for r, (t, kf) in by_role.items()}
     return DotNest(rows, cols, k, update, ops["a"], ops["b"])
 
 
@@ -217,19 +219,19 @@ def _check_aligned(kernel, launch, nest: DotNest, elem: str, depth: int) -> None
     size = 2 if elem in ("f16", "bf16") else 1
     for operand in (nest.a, nest.b):
         shape = _shape(launch, operand.buffer)
-        ldm = shape[1]
+        ldm = shape[-1]
         # steps between fragments, in elements: along the lanes and along k
         lane_step, k_step = (16, 16 * ldm) if operand.k_first else (16 * ldm, 16)
         if (ldm * size) % 16 or (lane_step * size) % 32 or (depth > 16 and (k_step * size) % 32):
             raise ScheduleError(
                 f"dot on {_what(kernel, nest.update)}: the staged tile {operand.buffer} "
-                f"({shape[0]} x {shape[1]} {elem}) puts WMMA fragments off 32-byte "
+                f"({' x '.join(map(str, shape))} {elem}) puts WMMA fragments off 32-byte "
                 f"boundaries; stage it with the k index fastest (Schedule.cache_read(..., "
                 f"layout=(1, 0)) where k comes first)")
 
 
 def operand_ldm(launch: Launch, operand: Operand) -> int:
-    return _shape(launch, operand.buffer)[1]
+    return _shape(launch, operand.buffer)[-1]
 
 
 def fragment_decls(plan: WmmaPlan) -> list[str]:

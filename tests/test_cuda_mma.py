@@ -179,3 +179,32 @@ def test_nvcc_compiles_wmma_into_mma_instructions(arch, tmp_path):
         assert re.search(r"\bwmma\.mma\.sync|\bmma\.sync", ptx), "no mma in the PTX"
         if sass:
             assert sass_op in sass, f"no {sass_op} in the SASS"
+
+
+BATCHED = "kernel hbmm(A: f16[Bt, M, K], B: f16[Bt, K, N]) -> C: f32[Bt, M, N] {\n" \
+          "    C[b, i, j] += f32(A[b, i, k]) * f32(B[b, k, j])\n}\n"
+B_ROWS = "kernel hbt(A: f16[M, K], B: f16[N, K]) -> C: f32[M, N] {\n" \
+         "    C[i, j] += f32(A[i, k]) * f32(B[j, k])\n}\n"
+A_COLS = "kernel qat(A: i8[K, M], B: i8[K, N]) -> C: i32[M, N] {\n" \
+         "    C[i, j] += i32(A[k, i]) * i32(B[k, j])\n}\n"
+
+
+@needs_cxx
+def test_batches_and_transposed_operands():
+    """A batch on blockIdx.z (tiles of one batch in front), B stored [N, K] (col_major B
+    fragments), int8 A stored [K, M] (staged k-fastest for 32-byte aligned fragments)."""
+    rng = np.random.default_rng(7)
+    m, n, k, batch = 17, 33, 20, 3
+    kernel = _compile(BATCHED)
+    a, b = (rng.standard_normal(s).astype(np.float16) for s in ((batch, m, k), (batch, k, n)))
+    got = kernel(a, b)
+    for x in range(batch):
+        np.testing.assert_array_equal(got[x], _tensor_core_sum(a[x], b[x]))
+    kernel = _compile(B_ROWS)
+    assert "nvcuda::wmma::col_major" in kernel.source
+    a, b = (rng.standard_normal(s).astype(np.float16) for s in ((m, k), (n, k)))
+    np.testing.assert_array_equal(kernel(a, b), _tensor_core_sum(a, b.T))
+    kernel = _compile(A_COLS)
+    assert "mma_sync" in kernel.source
+    a, b = (rng.integers(-128, 128, s).astype(np.int8) for s in ((k, m), (k, n)))
+    np.testing.assert_array_equal(kernel(a, b), (a.T.astype(np.int64) @ b).astype(np.int32))
