@@ -15,11 +15,14 @@ stored after it. Anything else in that shape returns None and is rendered as pla
 
 from __future__ import annotations
 
+import functools
+
 from loopweave.backends.c_names import c_name, c_var
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import coefficient, constant_value, simplify
 from loopweave.ir.loops import For, accumulator_nest
 from loopweave.ir.types import DType
+from loopweave.passes.patterns import factors
 
 MAX_ROWS = 16
 MAX_SCALARS = 16
@@ -59,11 +62,12 @@ def render_register_tile(r, node: For, indent: str) -> list[str] | None:
         starts += [r.expr(simplify(ir.add(start, ir.Const(c * chunk_width))))
                    for c in range(chunks)]
     vec = f"lw_vec_{dtype.name}_{chunk_width}"
+    scale, update = tile_invariant_factor(store, {x, y} | {loop.var for loop in reductions})
     updates = []
     for row in range(rows):
         for c in range(chunks):
             shifted = ir.Binary("+", ir.Var(y), ir.Const(c * chunk_width), ir.Var(y).dtype)
-            value = ir.substitute(store.value, {x: ir.Const(row), y: shifted})
+            value = ir.substitute(update, {x: ir.Const(row), y: shifted})
             text = _vector_expr(r, value, y, chunk_width, vec)
             if text is None:
                 return None
@@ -73,7 +77,9 @@ def render_register_tile(r, node: For, indent: str) -> list[str] | None:
     regs = [f"lw_r{row}_{c}" for row in range(rows) for c in range(chunks)]
     inner = indent + "  "
     lines = [f"{indent}{{", f"{inner}{vec} {', '.join(regs)};"]
-    if getattr(r, "register_tile_by_value", False):  # see ArmCBackend
+    if scale is not None:  # the sums start at zero; the tile adds scale * sum at the end
+        lines += [f"{inner}{reg} = ({vec}){{0}};" for reg in regs]
+    elif getattr(r, "register_tile_by_value", False):  # see ArmCBackend
         lines += [f"{inner}{reg} = lw_vload_{dtype.name}_{chunk_width}(&{acc}[{s}]);"
                   for reg, s in zip(regs, starts, strict=True)]
     else:
@@ -86,9 +92,27 @@ def render_register_tile(r, node: For, indent: str) -> list[str] | None:
     body = inner + "  " * len(reductions)
     lines += [f"{body}{reg} += {text};" for reg, text in zip(regs, updates, strict=True)]
     lines += [f"{inner}{'  ' * depth}}}" for depth in reversed(range(len(reductions)))]
+    if scale is not None:
+        factor = r.expr(scale, 14)
+        lines += [f"{inner}{reg} = lw_vload_{dtype.name}_{chunk_width}(&{acc}[{s}]) + "
+                  f"{factor} * {reg};" for reg, s in zip(regs, starts, strict=True)]
     lines += [f"{inner}__builtin_memcpy(&{acc}[{s}], &{reg}, sizeof {reg});"
               for reg, s in zip(regs, starts, strict=True)]
     return [*lines, f"{indent}}}"]
+
+
+def tile_invariant_factor(store, loop_vars: set[str]) -> tuple[ir.Expr | None, ir.Expr]:
+    """(f, rest) where the tile's update is `f * rest` with f invariant in every loop of the
+    tile (PolyBench gemm's `alpha * A[i, k] * B[k, j]`: alpha), else (None, the update). The
+    tile then sums `rest` from zero and adds `f * sum` once: f costs a multiplication per tile
+    element instead of one per A element of every k step (6 per 12 FMAs in a 6x8 f64 tile)."""
+    fs = factors(store.value)
+    invariant = [f for f in fs if not ir.variables(f) & loop_vars
+                 and all(ld.tensor != store.tensor for ld in ir.loads(f))]
+    rest = [f for f in fs if not any(f is g for g in invariant)]
+    if not invariant or len(rest) < 2:
+        return None, store.value
+    return functools.reduce(ir.mul, invariant), functools.reduce(ir.mul, rest)
 
 
 def tile_shape(node: For):

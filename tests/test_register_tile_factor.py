@@ -1,0 +1,52 @@
+"""A factor invariant in a register tile's loops (PolyBench gemm's `alpha` in
+`C[i, j] += alpha * A[i, k] * B[k, j]`, C inout) is applied once per tile element after the
+k loop instead of once per A element in every k step (`register_tile.tile_invariant_factor`).
+Checked on the source and numerically, on an inout accumulator with its own values, at odd
+sizes, for f32, f64 and i32 (exact)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import loopweave
+
+KERNEL = """kernel scaled(alpha: {t}, A: {t}[M, K], B: {t}[K, N], C: inout {t}[M, N]) {{
+    C[i, j] += alpha * A[i, k] * B[k, j]
+}}"""
+TYPES = {"f32": np.float32, "f64": np.float64, "i32": np.int32}
+
+
+@pytest.mark.parametrize("dtype", sorted(TYPES))
+def test_the_factor_scales_each_tile_once_and_the_result_is_right(dtype):
+    kernel = loopweave.compile(KERNEL.format(t=dtype), tuning_db=False)
+    assert "alpha * lw_r0_0" in kernel.source
+    rng = np.random.default_rng(5)
+    for m, k, n in [(1, 1, 1), (7, 300, 13), (37, 19, 45), (61, 257, 263)]:
+        if dtype == "i32":
+            a, b, c = (rng.integers(-9, 9, s).astype(np.int32) for s in ((m, k), (k, n), (m, n)))
+            alpha = np.int32(-3)
+        else:
+            a, b, c = (rng.standard_normal(s).astype(TYPES[dtype]) for s in ((m, k), (k, n),
+                                                                               (m, n)))
+            alpha = TYPES[dtype](0.75)
+        want = c + alpha * (a @ b)
+        got = c.copy()
+        kernel(alpha, a, b, got)
+        if dtype == "i32":
+            np.testing.assert_array_equal(got, want)
+        else:
+            tol = 1e-4 if dtype == "f32" else 1e-11
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol * k)
+
+
+def test_a_factor_that_varies_in_the_tile_stays_in_the_sum():
+    source = """kernel rowscaled(s: f32[M], A: f32[M, K], B: f32[K, N]) -> C: f32[M, N] {
+    C[i, j] += s[i] * A[i, k] * B[k, j]
+}"""
+    kernel = loopweave.compile(source, tuning_db=False)
+    assert "* lw_r0_0;" not in kernel.source
+    rng = np.random.default_rng(2)
+    s, a, b = rng.random(37, np.float32), rng.random((37, 19), np.float32), \
+        rng.random((19, 45), np.float32)
+    np.testing.assert_allclose(kernel(s, a, b), (s[:, None] * a) @ b, rtol=1e-5)
