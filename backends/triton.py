@@ -99,7 +99,9 @@ def render(kernel: KernelIR, loops: Node, target: Target) -> str:
     """The Triton module for `kernel`; warns about loops that stay sequential. A schedule that
     binds loops to GPU axes is rendered as written (`triton_scheduled`); otherwise the planner
     (`triton_plan`) chooses the launches."""
-    if has_gpu_binding(loops):
+    # The planner renders from the statements and knows no range read from tensors
+    # (ir/data_ranges.py): such kernels take the loop nest, whose loops read those bounds.
+    if has_gpu_binding(loops) or any(s.data_ranges for s in kernel.statements):
         scheduled = lower_launches(loops, kernel.name, shared_limit=None,
                                    thread_limit=GPU_FACTS["triton"].block_threads)
         for message in scheduled.warnings:

@@ -587,7 +587,8 @@ class Checker:
                         tuple(self.assumptions), self.context, tuple(self.statements),
                         program_order(self.params, root), self.source,
                         index_checks=index_checks(self.statements, self.params, self.context)
-                        + range_checks(self.statements, self.params, self.context))
+                        + range_checks(self.statements, self.params, self.context,
+                                       self.tensors))
 
 
 def check(kdef: ast.KernelDef, source: str) -> KernelIR:

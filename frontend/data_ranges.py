@@ -201,8 +201,8 @@ def range_loads(s: Statement) -> list[ir.Load]:
             for x in ir.loads(side)]
 
 
-def range_checks(stmts: list[Statement], params: tuple[str, ...],
-                 context: isl.Set) -> tuple[IndexCheck, ...]:
+def range_checks(stmts: list[Statement], params: tuple[str, ...], context: isl.Set,
+                 tensors: dict[str, Tensor]) -> tuple[IndexCheck, ...]:
     """What a call checks for each range read from tensors: the bound tensor's elements the
     statement reads (their bounding box) lie in 0 .. extent of the tensor dimension that
     bounds the variable in the model."""
@@ -221,9 +221,10 @@ def range_checks(stmts: list[Statement], params: tuple[str, ...],
                            for d in range(n))
                 hi = tuple(isl_helpers.pw_aff_to_expr(isl_helpers.extent_of(elements, d),
                                                       context, names) for d in range(n))
-                if r.tensor:  # the extent that bounds the variable
+                if r.tensor:  # the extent that bounds the variable (its final shape)
                     found[IndexCheck(load.tensor, lo, hi, r.tensor, r.dim, r.text, s.pos.line,
-                                     bound=True)] = None
+                                     bound=True, low=ir.Const(0),
+                                     high=tensors[r.tensor].shape[r.dim])] = None
                 if load.tensor in declared:  # the values an `assume` declared
                     low, high = declared[load.tensor]
                     found[IndexCheck(load.tensor, lo, hi, "", -1, r.text, s.pos.line,

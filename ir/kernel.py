@@ -173,7 +173,9 @@ class IndexCheck:
     access: str
     line: int
     bound: bool = False  # a range bound (`row_ptr` in `p in row_ptr[i]:...`): may equal extent
-    # With no `tensor` (""): the values lie in low .. high (inclusive), as an `assume` declared.
+    # The values allowed, low .. high inclusive, when given: what an `assume` declared (no
+    # `tensor`: ""), or a range bound's 0 .. extent fixed when the kernel was checked (a
+    # temporary's shape may shrink in a schedule: storage reduction).
     low: Expr | None = None
     high: Expr | None = None
 
@@ -182,7 +184,7 @@ def allowed_values(kernel: KernelIR, c: IndexCheck, env: dict[str, int]) -> tupl
     """The values check `c` allows at the sizes `env`, first .. last inclusive: 0 .. extent - 1
     for a gather's index, 0 .. extent for a range bound (`row_ptr` in `where p in
     row_ptr[i]:row_ptr[i + 1]`: an exclusive end), or what an `assume` declared."""
-    if not c.tensor:
+    if c.low is not None and c.high is not None:
         return evaluate(c.low, env), evaluate(c.high, env)
     return 0, evaluate(kernel.tensors[c.tensor].shape[c.dim], env) - 1 + c.bound
 

@@ -99,6 +99,8 @@ def rewrite_online(kernel: KernelIR, block: int = 64) -> OnlineRewrite | None:
     if isinstance(block, bool) or not isinstance(block, int) or block < 1:
         raise ScheduleError(f"online softmax: the block must be a positive integer, not "
                             f"{block!r}")
+    if any(s.data_ranges for s in kernel.statements):
+        return None  # its new statements would lose the ranges read from tensors
     for k, s in enumerate(kernel.statements):
         if s.op == "max=" and k:
             chain = _match(kernel, k)
