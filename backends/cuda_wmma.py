@@ -292,22 +292,12 @@ def mma_lines(plan: WmmaPlan, nest: DotNest, launch: Launch, indent: str) -> lis
 
 
 def touches(node, tensor: str) -> bool:
-    """Does `node` read or write `tensor` outside its dot nests?"""
-    for n in walk_kernel(node):
-        if isinstance(n, For) and n.kind == "threadIdx.y" and has_dot(n):
-            continue
-        if isinstance(n, Store) and (n.tensor == tensor or any(
-                ld.tensor == tensor for ld in ir.loads(n.value))):
-            if not _inside_dot(node, n):
-                return True
-    return False
-
-
-def _inside_dot(root, target) -> bool:
-    for n in walk_kernel(root):
-        if isinstance(n, For) and n.kind == "dot" and any(m is target for m in walk(n)):
-            return True
-    return False
+    """Does `node` read or write `tensor` outside its dot loops?"""
+    inside = {id(m) for n in walk_kernel(node) if isinstance(n, For) and n.kind == "dot"
+              for m in walk(n)}
+    return any(isinstance(n, Store) and id(n) not in inside and (
+        n.tensor == tensor or any(ld.tensor == tensor for ld in ir.loads(n.value)))
+        for n in walk_kernel(node))
 
 
 def _only_child(node: For) -> Node | None:
