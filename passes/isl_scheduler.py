@@ -31,6 +31,7 @@ result is a `ScheduleError`.
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -63,10 +64,23 @@ INNER_TILE_FACTOR = 4
 
 def isl_schedule(kernel: KernelIR, tile: int | None = 32) -> KernelIR:
     """`kernel` under the schedule isl's scheduler computes from its dependences, permutable
-    bands tiled by `tile` (None: not tiled), loops marked parallel and vector where legal."""
+    bands tiled by `tile` (None: not tiled), loops marked parallel and vector where legal.
+    Memoized per kernel object: the default asks for it to decide (passes/isl_choice.py), then
+    the pipeline applies it (0.1-2 s a time: adi, heat-3d)."""
     if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool) or tile < 1):
         raise ScheduleError(f"isl_schedule tile size must be a positive integer or None, "
                             f"not {tile!r}")
+    done = _MEMO.setdefault(kernel, {})
+    if tile not in done:
+        done[tile] = _isl_schedule(kernel, tile)
+    return done[tile]
+
+
+#: kernel -> {tile: scheduled kernel}
+_MEMO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _isl_schedule(kernel: KernelIR, tile: int | None) -> KernelIR:
     deps = Dependences.of(kernel).union().intersect_params(kernel.context)
     try:
         with isl_options(kernel.context.get_ctx(), ISL_OPTIONS):
