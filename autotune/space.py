@@ -34,7 +34,7 @@ from loopweave.passes.gpu_default import GpuTiles, gpu_schedule
 from loopweave.passes.placement import own_loop_count
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import backend_module, default_schedule, get_target
-from loopweave.targets import GPU_FACTS, Target
+from loopweave.targets import GPU_FACTS, Target, gpu_facts
 
 Config = dict[str, object]
 DEFAULT_SCHEDULE = "default_schedule"  # a configuration key: see SearchSpace.decode
@@ -342,8 +342,13 @@ class GpuScheduleKnobs:
     def applies(self, ctx: SpaceContext) -> bool:
         return ctx.target.backend in GPU_FACTS
 
+    @staticmethod
+    def facts(ctx: SpaceContext):
+        """The target's GPU facts for its arch (CUDA's tensor-core types depend on it)."""
+        return gpu_facts(ctx.target.backend, ctx.target.options.get("arch"))
+
     def knobs(self, ctx: SpaceContext) -> list[Knob]:
-        facts = GPU_FACTS[ctx.target.backend]
+        facts = self.facts(ctx)
         knobs: list[Knob] = [Choice("gpu.schedule", ("planner", "steps")),
                              Choice("gpu.threads_x", self.THREADS_X),
                              Choice("gpu.threads_y", self.THREADS_Y),
@@ -356,7 +361,7 @@ class GpuScheduleKnobs:
 
     def seeds(self, ctx: SpaceContext) -> list[Config]:
         seeds: list[Config] = [{"gpu.schedule": "steps"}]
-        if GPU_FACTS[ctx.target.backend].dot_types:  # 16 x 32 thread tiles: large enough
+        if self.facts(ctx).dot_types:  # 16 x 32 thread tiles: large enough
             seeds.append({"gpu.schedule": "steps", "gpu.threads_y": 16, "gpu.dot": True})
         return seeds
 
@@ -367,7 +372,7 @@ class GpuScheduleKnobs:
                          bool(config.get("gpu.stage", False)), int(config.get("gpu.depth", 16)),
                          bool(config.get("gpu.dot", False)))
         if tiles not in ctx.memo:  # decoding runs for every legality check: compute once
-            ctx.memo[tiles] = gpu_schedule(ctx.kernel, tiles, GPU_FACTS[ctx.target.backend])
+            ctx.memo[tiles] = gpu_schedule(ctx.kernel, tiles, self.facts(ctx))
         schedule.steps += ctx.memo[tiles].steps
         for name in [n for n in options if n not in ("arch", "emulate", "interpret")]:
             del options[name]  # the planner's tile options mean nothing to a bound schedule

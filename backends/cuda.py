@@ -27,7 +27,6 @@ import re
 import subprocess
 import tempfile
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 from loopweave.backends.c import SharedLibraryInvoker
@@ -41,7 +40,13 @@ from loopweave.ir.launches import has_gpu_binding, lower_launches
 from loopweave.ir.loops import For, Node, walk
 from loopweave.passes.gpu_default import default_gpu_schedule
 from loopweave.passes.schedule import Schedule
-from loopweave.targets import GPU_FACTS, GpuFacts, Target, check_choice, check_option_names
+from loopweave.targets import (
+    GpuFacts,
+    Target,
+    check_choice,
+    check_option_names,
+    gpu_facts,
+)
 from loopweave.toolchain import build_once, build_shared_library, cache_dir, content_key, write_once
 
 ARCHS = ("sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90", "sm_90a", "sm_100", "sm_120")
@@ -101,13 +106,7 @@ def tiles_of(target: Target) -> Tiles:
 def facts_for_arch(arch: str) -> GpuFacts:
     """CUDA's GPU facts for `arch` (`sm_80`, `sm_90a`): `dot_types` are the tensor-core tile
     types of the newest `arch_dot_types` entry at or below its version."""
-    facts = GPU_FACTS["cuda"]
-    version = int(re.match(r"sm_(\d+)", arch).group(1))
-    types: tuple[str, ...] = ()
-    for first, found in facts.arch_dot_types:
-        if version >= first:
-            types = found
-    return replace(facts, dot_types=types)
+    return gpu_facts("cuda", arch)
 
 
 def default_schedule(kernel: KernelIR, target: Target) -> Schedule | None:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from loopweave.errors import TargetError
 
@@ -45,7 +46,7 @@ class GpuFacts:
     dot_tile: tuple[int, int, int] = (64, 64, 32)  # rows, columns and k step of a dot's tiles
     dot_min: int = 16  # the smallest side of a tile a dot multiplies
     #: Where `dot_types` depends on the architecture (CUDA's tensor cores): (first sm version,
-    #: the tile types from that version on), ascending; `backends/cuda.facts_for_arch` sets
+    #: the tile types from that version on), ascending; `gpu_facts(backend, arch)` sets
     #: `dot_types` from it for the target's arch.
     arch_dot_types: tuple[tuple[int, tuple[str, ...]], ...] = ()
     dot_fragment: tuple[int, int, int] | None = None  # rows, columns, k of one warp's product
@@ -70,6 +71,21 @@ GPU_FACTS = {
     "triton": GpuFacts(shared_bytes=None, dot_types=("f16", "bf16", "f32", "i8", "u8"),
                        block_threads=128 * 128),
 }
+
+
+def gpu_facts(backend: str, arch: str | None = None) -> GpuFacts:
+    """The GPU facts of `backend` ("cuda", "triton") for `arch` (`sm_80`, `sm_90a`; None: the
+    record as is): where the record has `arch_dot_types`, `dot_types` are those of the newest
+    entry at or below the arch's version (none below the first)."""
+    facts = GPU_FACTS[backend]
+    if arch is None or not facts.arch_dot_types:
+        return facts
+    version = int(re.match(r"sm_(\d+)", arch).group(1))
+    types: tuple[str, ...] = ()
+    for first, found in facts.arch_dot_types:
+        if version >= first:
+            types = found
+    return replace(facts, dot_types=types)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from loopweave.backends.cuda import facts_for_arch
 from loopweave.driver import stages
 from loopweave.errors import ScheduleError
 from loopweave.passes.gpu_default import GpuTiles, default_gpu_schedule, gpu_schedule
-from loopweave.pipeline import front_end
+from loopweave.pipeline import front_end, get_target
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_cxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
@@ -208,3 +208,31 @@ def test_batches_and_transposed_operands():
     assert "mma_sync" in kernel.source
     a, b = (rng.integers(-128, 128, s).astype(np.int8) for s in ((k, m), (k, n)))
     np.testing.assert_array_equal(kernel(a, b), (a.T.astype(np.int64) @ b).astype(np.int32))
+
+
+@needs_cxx
+def test_the_tuner_space_offers_tensor_cores_for_the_targets_arch():
+    """The cuda space reads the dot types of the target's arch: an f16 contraction's dot
+    candidates on sm_80 are WMMA and exact; a bf16 one's are WMMA on sm_80 and plain bound
+    loops on sm_75 (no bf16 tensor cores there)."""
+    from loopweave.autotune.space import SearchSpace
+
+    sizes = {"M": 17, "K": 33, "N": 9}
+    space = SearchSpace(front_end(HMM), sizes, get_target("cuda", options={"arch": "sm_80",
+                                                                            "emulate": True}),
+                        base_options={"arch": "sm_80", "emulate": True})
+    assert "gpu.dot" in {k.name for k in space.knobs}
+    schedule, options = space.decode({**space.default(), "gpu.schedule": "steps",
+                                      "gpu.dot": True, "gpu.threads_x": 32,
+                                      "gpu.threads_y": 16, "gpu.depth": 16})
+    kernel = _compile(HMM, schedule=schedule, arch=options["arch"])
+    assert "nvcuda::wmma::mma_sync" in kernel.source
+    _, args, expected = _case("f16", 17, 9, 33)
+    np.testing.assert_array_equal(kernel(*args), expected)
+    dot = {"gpu.schedule": "steps", "gpu.dot": True, "gpu.threads_x": 32, "gpu.threads_y": 16,
+           "gpu.depth": 16}
+    for arch, has_dot in (("sm_75", False), ("sm_80", True)):
+        bf16 = SearchSpace(front_end(BMM), sizes, get_target("cuda", options={
+            "arch": arch, "emulate": True}), base_options={"arch": arch, "emulate": True})
+        steps, _ = bf16.decode({**bf16.default(), **dot})
+        assert any(s.op == "dot" for s in steps.steps) == has_dot, arch
