@@ -11,6 +11,7 @@ for one tensor. A schedule is legal when it runs every source instance before it
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -247,6 +248,12 @@ def written_before_read(kernel: KernelIR, tensor: str) -> bool:
     an output need not be zeroed before a call: nothing can observe its prior contents."""
     reads, writes = kernel.access_relations()
     reads, writes = _restrict_to(reads, tensor), _restrict_to(writes, tensor)
+    # A statement over a range read from tensors (CSR rows) runs a subset of its domain,
+    # which over-approximates it: its writes may cover nothing at run time.
+    ranged = [s for s in kernel.statements if s.data_ranges]
+    if ranged:
+        writes = writes.subtract_domain(functools.reduce(
+            isl.UnionSet.union, (isl.UnionSet.from_set(s.domain) for s in ranged)))
     shape = kernel.tensors[tensor].shape
     box = isl_helpers.box(kernel.params, tensor,
                           tuple(isl_helpers.pw_aff(kernel.params, d) for d in shape))

@@ -22,6 +22,8 @@ import loopweave  # noqa: E402
 from loopweave import Schedule  # noqa: E402
 from loopweave.errors import ArgumentValueError, BoundsError, DSLTypeError, ScheduleError  # noqa: E402
 from loopweave.examples import load_references  # noqa: E402
+from loopweave.ir.dependences import written_before_read  # noqa: E402
+from loopweave.pipeline import front_end  # noqa: E402
 
 refs = load_references()
 SPMV = refs.KERNELS["csr_spmv"].source()
@@ -350,3 +352,17 @@ def test_a_ragged_softmax_keeps_its_ranges_through_every_rewrite(target):
         warnings.simplefilter("ignore")  # triton: one program (SequentialLoopWarning)
         k = loopweave.compile(RAGGED_SOFTMAX, target, tuning_db=False, **options)
         np.testing.assert_allclose(k(x, lengths), want, rtol=1e-5, atol=1e-6)
+
+
+def test_an_output_written_only_inside_data_ranges_is_zeroed_before_a_call():
+    """The domain over-approximates a range read from tensors, so its writes may cover nothing
+    at run time (an empty row): such an output is zeroed, never left as `np.empty` garbage
+    (ir/dependences.written_before_read; seen as NaN in an empty row of a ragged softmax)."""
+    assert not written_before_read(front_end(RAGGED_SOFTMAX), "Y")
+    k = loopweave.compile(RAGGED_SOFTMAX, tuning_db=False)
+    x = np.ones((3, 4), np.float32)
+    lengths = np.array([0, 4, 0], np.int32)
+    garbage = np.full((3, 4), np.nan, np.float32)
+    got = k(x, lengths, out=garbage)
+    assert not np.isnan(got).any()
+    np.testing.assert_array_equal(got[[0, 2]], 0)
