@@ -85,8 +85,10 @@ def test_accepted_schedules_are_correct_and_rejected_ones_break_an_order(case):
     try:
         schedule.apply(kernel)
     except ScheduleError as e:
-        if "would be placed in the same slot" in str(e):
-            return  # a malformed request (no legality question)
+        if any(why in str(e) for why in ("would be placed in the same slot",
+                                         "range is read from tensors",
+                                         "has its range read from tensors")):
+            return  # a malformed request, or a step a CSR row's loop cannot take: no order
         confirmed = _brute_force_confirms(kernel, schedule)
         assume(confirmed is not None)  # isl's counterexample is too large to enumerate
         assert confirmed, f"{name}: {schedule} rejected: {e}"
