@@ -117,6 +117,30 @@ def host_cflags(cflags: tuple[str, ...] | None) -> tuple[str, ...]:
     return tuple(shlex.split(os.environ.get("LOOPWEAVE_CFLAGS", "-O3 -march=native")))
 
 
+def host_cache_bytes(level: int, cpu_root: str = "/sys/devices/system/cpu/cpu0/cache"
+                     ) -> int | None:
+    """The size of the host's data or unified cache at `level` (1, 2, 3) as Linux reports it
+    in sysfs, or None where it does not (another OS, a container that hides it)."""
+    try:
+        entries = sorted(os.listdir(cpu_root))
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            with open(os.path.join(cpu_root, entry, "level")) as f:
+                found = int(f.read())
+            with open(os.path.join(cpu_root, entry, "type")) as f:
+                kind = f.read().strip()
+            with open(os.path.join(cpu_root, entry, "size")) as f:
+                size = f.read().strip()
+        except (OSError, ValueError):
+            continue
+        if found == level and kind in ("Data", "Unified"):
+            units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+            return int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
+    return None
+
+
 def target_spec(name: str) -> tuple[str, TargetSpec]:
     """The canonical name of target `name` (aliases resolved) and its record; raises
     `TargetError` listing the known targets otherwise."""

@@ -15,6 +15,7 @@ from loopweave.ir import isl_helpers
 from loopweave.ir.kernel import KernelIR
 from loopweave.passes.legality import marks
 from loopweave.passes.schedule import Schedule, target_statements
+from loopweave.targets import host_cache_bytes
 
 #: Tile size of the isl fallback (passes/isl_scheduler.py: the vector member's tiles are
 #: INNER_TILE_FACTOR times longer).
@@ -48,10 +49,12 @@ def isl_fallback(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
 
 
 #: Bytes of data (every tensor a stencil's time loop touches) beyond which its steps run in
-#: isl's time tiles (`time_tiled_schedule`): far past the L2 cache, where each step's sweep
-#: over the grid streams from L3 or memory (PolyBench jacobi-2d and fdtd-2d, one thread, Zen 3:
-#: 0.88-0.90x at MEDIUM, about 1 MB; 1.5-2x at LARGE, 27 MB).
-TIME_TILE_BYTES = 4 << 20
+#: isl's time tiles (`time_tiled_schedule`): half the host's last-level cache (32 MiB where it
+#: is not reported). Below it the heuristics' row-parallel sweeps win, their rows streaming
+#: from L2 and L3; above it, from memory. Zen 3 (32 MiB L3), one thread, 200 steps, tiles
+#: over rows: jacobi-2d 0.84-0.92x at 2-10 MiB, 0.94x at 15 MiB, 1.28x at 20 MiB, 1.72x at
+#: 26 MiB; fdtd-2d 0.74-0.82x at 2-7 MiB, 1.37x at 18 MiB, 1.80x at 27 MiB.
+TIME_TILE_BYTES = (host_cache_bytes(3) or 32 << 20) // 2
 
 
 def in_time_loop(kernel: KernelIR) -> bool:

@@ -15,6 +15,7 @@ from loopweave.passes import isl_choice
 from loopweave.passes.normalize import normalize
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import front_end
+from loopweave.targets import host_cache_bytes
 
 poly = load_polybench_references()
 CFLAGS = "-O1 -march=native"
@@ -105,3 +106,18 @@ def test_an_explicit_schedule_is_never_replaced_by_the_rule(monkeypatch):
     before = kernel.source
     check_numerics("jacobi-2d", kernel, {"N": 53, "T": 3})
     assert kernel.source == before
+
+
+def test_the_cache_size_is_read_from_sysfs(tmp_path):
+    """`host_cache_bytes` reads Linux's cache records (the bound is half the last level's)."""
+    for index, (level, kind, size) in enumerate([(1, "Data", "32K"), (1, "Instruction", "32K"),
+                                                 (2, "Unified", "512K"), (3, "Unified", "32M")]):
+        entry = tmp_path / f"index{index}"
+        entry.mkdir()
+        (entry / "level").write_text(f"{level}\n")
+        (entry / "type").write_text(f"{kind}\n")
+        (entry / "size").write_text(f"{size}\n")
+    assert host_cache_bytes(1, str(tmp_path)) == 32 << 10
+    assert host_cache_bytes(3, str(tmp_path)) == 32 << 20
+    assert host_cache_bytes(4, str(tmp_path)) is None
+    assert host_cache_bytes(3, str(tmp_path / "missing")) is None
