@@ -89,11 +89,12 @@ class TargetFacts:
 #: The host with AVX2-wide (32-byte) vectors; `CPU_AVX512` where the compiler targets AVX-512.
 # f64: 6 x 16 would be 24 ymm accumulators in 16 registers (gcc spills 8 of them in the k
 # loop); 6 x 8 is 12. PolyBench gemm f64 1000^3, one thread, Zen 3: 15.5 -> 18.4 GFLOP/s.
-# f64's packed B in micro-panels: 1000^3, one thread, Zen 3, 32 -> 39 GFLOP/s (a row-major
-# panel row is 2 KB: the tile's 256 rows of B are 256 strided lines); f32 measured slower.
+# B packed in micro-panels (a row-major panel row is 1-2 KB: a tile's 256 rows of B are 256
+# strided lines), one thread, Zen 3, quiet: f64 1000^3 32 -> 39 GFLOP/s; f32 2048^3 75-79 ->
+# 80-85, 1024^3 80 -> 86, 1000^3 even (73-78 both).
 CPU = TargetFacts("cpu", 32, 16, True, (MR, NR), (KC, NC), (CONV_ROWS, CONV_COLS),
                   (DEPTHWISE_ROWS, DEPTHWISE_COLS), f64_tile=(MR, NR // 2),
-                  micro_panels=("f64",))
+                  micro_panels=("f32", "f64"))
 # f64 too: 8 x 32 f64 (32 zmm accumulators) measured faster than 8 x 16 (49 vs 46 GFLOP/s)
 CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(8, 32),
                      f64_tile=None, micro_panels=())  # not measured on AVX-512

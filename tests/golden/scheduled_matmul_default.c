@@ -9,10 +9,12 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
   for (int64_t c0 = 0; c0 <= lw_div_i64(N - 1, 256); c0 += 1) {
     for (int64_t c1 = 0; c1 <= lw_div_i64(K - 1, 256); c1 += 1) {
       {
-        float B_pack[69632];
+        float B_pack[65536];
         for (int64_t c2_0 = lw_max_i64(0, -256 * c1); c2_0 < lw_min_i64(256, K + -256 * c1); c2_0 += 1) {
-          for (int64_t c2_1 = lw_max_i64(0, -256 * c0); c2_1 < lw_min_i64(256, N + -256 * c0); c2_1 += 1) {
-            B_pack[c2_0 * 272 + c2_1] = B[(256 * c1 + c2_0) * N + (256 * c0 + c2_1)];
+          for (int64_t c2_run = 0; c2_run < 16; c2_run += 1) {
+            for (int64_t c2_1 = lw_max_i64(0, -256 * c0 + -16 * c2_run); c2_1 < lw_min_i64(16, lw_min_i64(256, N + -256 * c0) + -16 * c2_run); c2_1 += 1) {
+              B_pack[(c2_run * 256 + c2_0) * 16 + c2_1] = B[(256 * c1 + c2_0) * N + (256 * c0 + c2_1 + 16 * c2_run)];
+            }
           }
         }
         #pragma omp parallel for
@@ -28,12 +30,12 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
                 __builtin_memcpy(&lw_r4_0, &C[(6 * c2 + 4) * N + 16 * c3], sizeof lw_r4_0);
                 __builtin_memcpy(&lw_r5_0, &C[(6 * c2 + 5) * N + 16 * c3], sizeof lw_r5_0);
                 for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
-                  lw_r0_0 += (A[(6 * c2 + 0) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
-                  lw_r1_0 += (A[(6 * c2 + 1) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
-                  lw_r2_0 += (A[(6 * c2 + 2) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
-                  lw_r3_0 += (A[(6 * c2 + 3) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
-                  lw_r4_0 += (A[(6 * c2 + 4) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
-                  lw_r5_0 += (A[(6 * c2 + 5) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + 16 * c3 + (0 + 0))]));
+                  lw_r0_0 += (A[(6 * c2 + 0) * K + c4] * lw_vload_f32_16(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (0 + 0)]));
+                  lw_r1_0 += (A[(6 * c2 + 1) * K + c4] * lw_vload_f32_16(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (0 + 0)]));
+                  lw_r2_0 += (A[(6 * c2 + 2) * K + c4] * lw_vload_f32_16(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (0 + 0)]));
+                  lw_r3_0 += (A[(6 * c2 + 3) * K + c4] * lw_vload_f32_16(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (0 + 0)]));
+                  lw_r4_0 += (A[(6 * c2 + 4) * K + c4] * lw_vload_f32_16(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (0 + 0)]));
+                  lw_r5_0 += (A[(6 * c2 + 5) * K + c4] * lw_vload_f32_16(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (0 + 0)]));
                 }
                 __builtin_memcpy(&C[(6 * c2 + 0) * N + 16 * c3], &lw_r0_0, sizeof lw_r0_0);
                 __builtin_memcpy(&C[(6 * c2 + 1) * N + 16 * c3], &lw_r1_0, sizeof lw_r1_0);
@@ -61,12 +63,12 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
                       __builtin_memcpy(&lw_r4_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 64], sizeof lw_r4_0);
                       __builtin_memcpy(&lw_r5_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 80], sizeof lw_r5_0);
                       for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
-                        lw_r0_0 += (A[(6 * c2 + 0) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
-                        lw_r1_0 += (A[(6 * c2 + 1) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
-                        lw_r2_0 += (A[(6 * c2 + 2) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
-                        lw_r3_0 += (A[(6 * c2 + 3) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
-                        lw_r4_0 += (A[(6 * c2 + 4) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
-                        lw_r5_0 += (A[(6 * c2 + 5) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r0_0 += (A[(6 * c2 + 0) * K + c4] * lw_vload_f32_16(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
+                        lw_r1_0 += (A[(6 * c2 + 1) * K + c4] * lw_vload_f32_16(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
+                        lw_r2_0 += (A[(6 * c2 + 2) * K + c4] * lw_vload_f32_16(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
+                        lw_r3_0 += (A[(6 * c2 + 3) * K + c4] * lw_vload_f32_16(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
+                        lw_r4_0 += (A[(6 * c2 + 4) * K + c4] * lw_vload_f32_16(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
+                        lw_r5_0 += (A[(6 * c2 + 5) * K + c4] * lw_vload_f32_16(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
                       }
                       __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3], &lw_r0_0, sizeof lw_r0_0);
                       __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 16], &lw_r1_0, sizeof lw_r1_0);
@@ -86,12 +88,12 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
                       __builtin_memcpy(&lw_r4_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 64], sizeof lw_r4_0);
                       __builtin_memcpy(&lw_r5_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 80], sizeof lw_r5_0);
                       for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
-                        lw_r0_0 += (A[(6 * c2 + 0) * K + c4] * lw_vload_f32_8(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
-                        lw_r1_0 += (A[(6 * c2 + 1) * K + c4] * lw_vload_f32_8(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
-                        lw_r2_0 += (A[(6 * c2 + 2) * K + c4] * lw_vload_f32_8(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
-                        lw_r3_0 += (A[(6 * c2 + 3) * K + c4] * lw_vload_f32_8(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
-                        lw_r4_0 += (A[(6 * c2 + 4) * K + c4] * lw_vload_f32_8(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
-                        lw_r5_0 += (A[(6 * c2 + 5) * K + c4] * lw_vload_f32_8(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r0_0 += (A[(6 * c2 + 0) * K + c4] * lw_vload_f32_8(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
+                        lw_r1_0 += (A[(6 * c2 + 1) * K + c4] * lw_vload_f32_8(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
+                        lw_r2_0 += (A[(6 * c2 + 2) * K + c4] * lw_vload_f32_8(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
+                        lw_r3_0 += (A[(6 * c2 + 3) * K + c4] * lw_vload_f32_8(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
+                        lw_r4_0 += (A[(6 * c2 + 4) * K + c4] * lw_vload_f32_8(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
+                        lw_r5_0 += (A[(6 * c2 + 5) * K + c4] * lw_vload_f32_8(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
                       }
                       __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3], &lw_r0_0, sizeof lw_r0_0);
                       __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 16], &lw_r1_0, sizeof lw_r1_0);
@@ -111,12 +113,12 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
                       __builtin_memcpy(&lw_r4_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 64], sizeof lw_r4_0);
                       __builtin_memcpy(&lw_r5_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 80], sizeof lw_r5_0);
                       for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
-                        lw_r0_0 += (A[(6 * c2 + 0) * K + c4] * lw_vload_f32_4(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
-                        lw_r1_0 += (A[(6 * c2 + 1) * K + c4] * lw_vload_f32_4(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
-                        lw_r2_0 += (A[(6 * c2 + 2) * K + c4] * lw_vload_f32_4(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
-                        lw_r3_0 += (A[(6 * c2 + 3) * K + c4] * lw_vload_f32_4(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
-                        lw_r4_0 += (A[(6 * c2 + 4) * K + c4] * lw_vload_f32_4(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
-                        lw_r5_0 += (A[(6 * c2 + 5) * K + c4] * lw_vload_f32_4(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                        lw_r0_0 += (A[(6 * c2 + 0) * K + c4] * lw_vload_f32_4(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
+                        lw_r1_0 += (A[(6 * c2 + 1) * K + c4] * lw_vload_f32_4(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
+                        lw_r2_0 += (A[(6 * c2 + 2) * K + c4] * lw_vload_f32_4(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
+                        lw_r3_0 += (A[(6 * c2 + 3) * K + c4] * lw_vload_f32_4(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
+                        lw_r4_0 += (A[(6 * c2 + 4) * K + c4] * lw_vload_f32_4(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
+                        lw_r5_0 += (A[(6 * c2 + 5) * K + c4] * lw_vload_f32_4(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
                       }
                       __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3], &lw_r0_0, sizeof lw_r0_0);
                       __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 16], &lw_r1_0, sizeof lw_r1_0);
@@ -129,7 +131,7 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
                   for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
                     for (int64_t c5 = 0; c5 < 6; c5 += 1) {
                       for (int64_t c6 = -1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 4) + lw_min_i64(N, 16 * c3 + 16); c6 <= lw_min_i64(N - 1, 16 * c3 + 15); c6 += 1) {
-                        C_acc[c5 * 16 + (-16 * c3 + c6)] = C_acc[c5 * 16 + (-16 * c3 + c6)] + A[(6 * c2 + c5) * K + c4] * B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + c6)];
+                        C_acc[c5 * 16 + (-16 * c3 + c6)] = C_acc[c5 * 16 + (-16 * c3 + c6)] + A[(6 * c2 + c5) * K + c4] * B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-16 * c3 + c6)];
                       }
                     }
                   }
@@ -140,7 +142,7 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
                         lw_vec_f32_16 lw_r0_0;
                         __builtin_memcpy(&lw_r0_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -96 * c2 + -16 * c3 + 16 * c5_edge], sizeof lw_r0_0);
                         for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
-                          lw_r0_0 += (A[(0 + c5_edge) * K + c4] * lw_vload_f32_16(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                          lw_r0_0 += (A[(0 + c5_edge) * K + c4] * lw_vload_f32_16(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
                         }
                         __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 32) + lw_min_i64(N, 16 * c3 + 16) + -96 * c2 + -16 * c3 + 16 * c5_edge], &lw_r0_0, sizeof lw_r0_0);
                       }
@@ -150,7 +152,7 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
                         lw_vec_f32_8 lw_r0_0;
                         __builtin_memcpy(&lw_r0_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -96 * c2 + -16 * c3 + 16 * c5_edge], sizeof lw_r0_0);
                         for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
-                          lw_r0_0 += (A[(0 + c5_edge) * K + c4] * lw_vload_f32_8(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                          lw_r0_0 += (A[(0 + c5_edge) * K + c4] * lw_vload_f32_8(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
                         }
                         __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 16) + lw_min_i64(N, 16 * c3 + 16) + -96 * c2 + -16 * c3 + 16 * c5_edge], &lw_r0_0, sizeof lw_r0_0);
                       }
@@ -160,7 +162,7 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
                         lw_vec_f32_4 lw_r0_0;
                         __builtin_memcpy(&lw_r0_0, &C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -96 * c2 + -16 * c3 + 16 * c5_edge], sizeof lw_r0_0);
                         for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
-                          lw_r0_0 += (A[(0 + c5_edge) * K + c4] * lw_vload_f32_4(&B_pack[(-256 * c1 + c4) * 272 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -256 * c0 + (0 + 0))]));
+                          lw_r0_0 += (A[(0 + c5_edge) * K + c4] * lw_vload_f32_4(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + (0 + 0))]));
                         }
                         __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -96 * c2 + -16 * c3 + 16 * c5_edge], &lw_r0_0, sizeof lw_r0_0);
                       }
@@ -168,7 +170,7 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
                     for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
                       for (int64_t c5 = 0; c5 < 1; c5 += 1) {
                         for (int64_t c6 = -1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 4) + lw_min_i64(N, 16 * c3 + 16); c6 <= lw_min_i64(N - 1, 16 * c3 + 15); c6 += 1) {
-                          C_acc[(-6 * c2 + c5 + c5_edge) * 16 + (-16 * c3 + c6)] = C_acc[(-6 * c2 + c5 + c5_edge) * 16 + (-16 * c3 + c6)] + A[(c5 + c5_edge) * K + c4] * B_pack[(-256 * c1 + c4) * 272 + (-256 * c0 + c6)];
+                          C_acc[(-6 * c2 + c5 + c5_edge) * 16 + (-16 * c3 + c6)] = C_acc[(-6 * c2 + c5 + c5_edge) * 16 + (-16 * c3 + c6)] + A[(c5 + c5_edge) * K + c4] * B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-16 * c3 + c6)];
                         }
                       }
                     }
