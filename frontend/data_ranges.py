@@ -20,9 +20,8 @@ import islpy as isl
 
 from loopweave.errors import DSLTypeError
 from loopweave.frontend import ast
-from loopweave.frontend.gathers import tensor_read
+from loopweave.frontend.gathers import read_box, tensor_read
 from loopweave.ir import expr as ir
-from loopweave.ir import isl_helpers
 from loopweave.ir.kernel import DataRange, IndexCheck, Statement, Tensor
 from loopweave.ir.types import INDEX
 
@@ -207,20 +206,15 @@ def range_checks(stmts: list[Statement], params: tuple[str, ...], context: isl.S
     statement reads (their bounding box) lie in 0 .. extent of the tensor dimension that
     bounds the variable in the model."""
     found: dict[IndexCheck, None] = {}
-    names = frozenset(params)
     for s in stmts:
         for r in s.data_ranges:
             declared = {t: (low, high) for t, low, high in r.declared}
             for load in [x for side in (r.lo, r.hi) if side is not None
                          for x in ir.loads(side)]:
-                elements = s.access_map(params, load).range().intersect_params(context)
-                if elements.is_empty():
+                box = read_box(s, load, params, context)
+                if box is None:
                     continue
-                n = elements.dim(isl.dim_type.set)
-                lo = tuple(isl_helpers.pw_aff_to_expr(elements.dim_min(d), context, names)
-                           for d in range(n))
-                hi = tuple(isl_helpers.pw_aff_to_expr(isl_helpers.extent_of(elements, d),
-                                                      context, names) for d in range(n))
+                lo, hi = box
                 if r.tensor:  # the extent that bounds the variable (its final shape)
                     found[IndexCheck(load.tensor, lo, hi, r.tensor, r.dim, r.text, s.pos.line,
                                      bound=True, low=ir.Const(0),

@@ -74,21 +74,30 @@ def index_checks(stmts: list[Statement], params: tuple[str, ...],
     reads (their bounding box, empty for sizes where it reads none) against the extent of the
     dimension they index."""
     found: dict[IndexCheck, None] = {}
-    names = frozenset(params)
     for s in stmts:
         for load in ir.loads(s.rhs):
             for dim, x in enumerate(load.indices):
                 if not ir.is_indirect(x):
                     continue
                 index = ir.loads(x)[0]
-                elements = s.access_map(params, index).range().intersect_params(context)
-                if elements.is_empty():
-                    continue
-                n = elements.dim(isl.dim_type.set)
-                lo = tuple(isl_helpers.pw_aff_to_expr(elements.dim_min(d), context, names)
-                           for d in range(n))
-                hi = tuple(isl_helpers.pw_aff_to_expr(isl_helpers.extent_of(elements, d),
-                                                      context, names) for d in range(n))
-                found[IndexCheck(index.tensor, lo, hi, load.tensor, dim, access_text(load),
-                                 s.pos.line)] = None
+                box = read_box(s, index, params, context)
+                if box is not None:
+                    found[IndexCheck(index.tensor, *box, load.tensor, dim, access_text(load),
+                                     s.pos.line)] = None
     return tuple(found)
+
+
+def read_box(s: Statement, load: ir.Load, params: tuple[str, ...], context: isl.Set
+             ) -> tuple[tuple[ir.Expr, ...], tuple[ir.Expr, ...]] | None:
+    """(lowest, one past the highest) element per dimension that `s` reads through `load`, in
+    the parameters; None where it reads none for any sizes the context allows."""
+    elements = s.access_map(params, load).range().intersect_params(context)
+    if elements.is_empty():
+        return None
+    names = frozenset(params)
+    n = elements.dim(isl.dim_type.set)
+    lo = tuple(isl_helpers.pw_aff_to_expr(elements.dim_min(d), context, names)
+               for d in range(n))
+    hi = tuple(isl_helpers.pw_aff_to_expr(isl_helpers.extent_of(elements, d), context, names)
+               for d in range(n))
+    return lo, hi

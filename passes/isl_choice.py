@@ -12,7 +12,7 @@ import math
 from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
-from loopweave.ir.kernel import KernelIR
+from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes.legality import marks
 from loopweave.passes.schedule import Schedule, target_statements
 from loopweave.targets import host_cache_bytes
@@ -32,20 +32,36 @@ def isl_fallback(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
     statements). (Taking isl's schedule also where it has an outer parallel loop and the
     heuristics have none measured 1.29x on symm but 0.83x on trmm and 0.67x on ludcmp, one
     thread.)"""
-    deepest = max((len(s.iterators) for s in kernel.statements), default=0)
-    work = {s.name for s in kernel.statements if len(s.iterators) == deepest}
-    if deepest < 2 or any(step.op in ("parallel", "vector") and work & {
+    work = {s.name for s in deepest_statements(kernel)}
+    if not work or any(step.op in ("parallel", "vector") and work & {
             s.name for s in target_statements(kernel, step.target)} for step in schedule.steps):
         return None
-    fallback = Schedule().isl(ISL_TILE)
+    scheduled = _isl_scheduled(kernel)
+    return Schedule().isl(ISL_TILE) if scheduled is not None and any(
+        work & names for names in _marked_statements(scheduled, ("parallel", "vector"))
+    ) else None
+
+
+def deepest_statements(kernel: KernelIR) -> list[Statement]:
+    """The statements of the kernel's deepest nests (where its work is), if two or more loops
+    deep; else none."""
+    deepest = max((len(s.iterators) for s in kernel.statements), default=0)
+    return [s for s in kernel.statements if len(s.iterators) == deepest] if deepest >= 2 else []
+
+
+def _isl_scheduled(kernel: KernelIR) -> KernelIR | None:
+    """`kernel` under `Schedule().isl(ISL_TILE)`, or None where isl's scheduler fails."""
     try:
-        scheduled = fallback.apply(kernel)
+        return Schedule().isl(ISL_TILE).apply(kernel)
     except ScheduleError:
         return None
-    return fallback if any(
-        m.mark_get_id().get_name().split(":")[0] in ("parallel", "vector")
-        and work & {d.get_tuple_name() for d in isl_helpers.sets_of(m.get_domain())}
-        for m in marks(scheduled.schedule.get_root())) else None
+
+
+def _marked_statements(kernel: KernelIR, kinds: tuple[str, ...]) -> list[set[str]]:
+    """Per loop of `kernel`'s schedule marked one of `kinds`: the statements it runs."""
+    return [{d.get_tuple_name() for d in isl_helpers.sets_of(m.get_domain())}
+            for m in marks(kernel.schedule.get_root())
+            if m.mark_get_id().get_name().split(":")[0] in kinds]
 
 
 #: Bytes of data (every tensor a stencil's time loop touches) beyond which its steps run in
@@ -61,9 +77,8 @@ def in_time_loop(kernel: KernelIR) -> bool:
     """Whether every statement of the kernel's deepest nests sits in a `for` loop that indexes
     nothing a statement in it stores (a time loop: each step rewrites the same grid). Cheap:
     no isl."""
-    deepest = max((len(s.iterators) for s in kernel.statements), default=0)
-    work = [s for s in kernel.statements if len(s.iterators) == deepest]
-    if deepest < 2 or any(s.enclosing < 1 for s in work):
+    work = deepest_statements(kernel)
+    if not work or any(s.enclosing < 1 for s in work):
         return False
     loops = {s.iterators[0] for s in work}
     return not any(
@@ -102,20 +117,13 @@ def time_tiled_schedule(kernel: KernelIR) -> Schedule | None:
     innermost loops distributed: jacobi-2d, fdtd-2d); None where it does not (heat-3d's
     statements share a guarded vector loop, 0.65x at LARGE). For sizes whose data exceed
     TIME_TILE_BYTES (see `footprint_bytes`): below, the heuristics' row-parallel steps win."""
-    if not in_time_loop(kernel):
+    scheduled = _isl_scheduled(kernel) if in_time_loop(kernel) else None
+    if scheduled is None:
         return None
-    tiled = Schedule().isl(ISL_TILE)
-    try:
-        scheduled = tiled.apply(kernel)
-    except ScheduleError:
-        return None
-    vector_loops = [{d.get_tuple_name() for d in isl_helpers.sets_of(m.get_domain())}
-                    for m in marks(scheduled.schedule.get_root())
-                    if m.mark_get_id().get_name().split(":")[0] == "vector"]
-    covered = set().union(*vector_loops)
-    deepest = max(len(s.iterators) for s in kernel.statements)
-    work = {s.name for s in kernel.statements if len(s.iterators) == deepest}
-    return tiled if work <= covered and all(len(v) == 1 for v in vector_loops) else None
+    vector_loops = _marked_statements(scheduled, ("vector",))
+    work = {s.name for s in deepest_statements(kernel)}
+    return Schedule().isl(ISL_TILE) if work <= set().union(*vector_loops) and all(
+        len(v) == 1 for v in vector_loops) else None
 
 
 def footprint_bytes(kernel: KernelIR, sizes: dict[str, int]) -> int:

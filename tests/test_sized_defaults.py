@@ -5,8 +5,8 @@ same sizes emits the same schedule. Checked on the schedules and numerically at 
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from test_polyhedral_defaults import check_numerics as check_polybench
 
 import loopweave
 from loopweave.examples import load_polybench_references
@@ -28,14 +28,8 @@ def ir_of(name: str):
     return normalize(front_end(poly.POLYBENCH[name].source()))
 
 
-def check_numerics(name: str, kernel, sizes: dict[str, int], seed: int = 7) -> None:
-    case = poly.POLYBENCH[name]
-    args = case.make_inputs(sizes, seed)
-    expected = case.expected(args)
-    got = poly.results_of(case, args, kernel(*args.values()))
-    for out, want in expected.items():
-        err, ok = poly.compare(np.asarray(got[out]), want, case.tol_scale)
-        assert ok, f"{name}[{out}] at {sizes}: differs by {err:g}"
+def check_numerics(name: str, kernel, sizes: dict[str, int]) -> None:
+    check_polybench(name, kernel, seed=7, sizes=sizes)
 
 
 def test_the_footprint_counts_every_tensor_the_statements_touch():
