@@ -90,11 +90,11 @@ def default_schedule(kernel: KernelIR, target: Target):
 
 
 def size_rule(kernel: KernelIR, target: Target):
-    """`target`'s default choice by sizes for `kernel` (an object whose `at(sizes)` gives a
-    schedule that replaces the default at those sizes, or None), or None where its default
-    does not depend on sizes."""
+    """`target`'s default choice by sizes for `kernel` (the front end's IR; the rule sees it
+    normalized): an object whose `at(sizes)` gives a schedule that replaces the default at
+    those sizes, or None where the target's default does not depend on sizes."""
     rule = getattr(backend_module(target), "size_rule", None)
-    return rule(kernel, target) if rule is not None else None
+    return rule(normalize(kernel), target) if rule is not None else None
 
 
 def apply_schedule(kernel: KernelIR, schedule) -> KernelIR:
@@ -224,7 +224,7 @@ class Pipeline:
         an explicit schedule."""
         if self._size_rule is False:
             self._size_rule = None if self.schedule is not None else size_rule(
-                normalize(self.unscheduled), self.target)
+                self.unscheduled, self.target)
         return self._size_rule
 
     def with_tuned(self, sizes: Mapping[str, int] | None, make: Callable[[Tuned | None], object]):
