@@ -23,6 +23,7 @@ from loopweave.ir.types import INDEX, DType
 from loopweave.passes.default import default_schedule as cpu_default
 from loopweave.passes.isl_choice import time_tiles
 from loopweave.targets import Target, check_choice, check_option_names, host_cc, host_cflags
+from loopweave.thread_pools import load_library
 from loopweave.toolchain import build_shared_library
 
 
@@ -222,7 +223,7 @@ class SharedLibraryInvoker:
         self.library_path = library
         self.params = c_params(kernel)
         try:
-            self._lib = ctypes.CDLL(str(library))
+            self._lib = load_library(library)
         except OSError as e:  # a cached library that cannot be loaded
             raise LoopweaveError(f"cannot load the built kernel {library}: {e}") from None
         self._fn = getattr(self._lib, function_name(kernel))
