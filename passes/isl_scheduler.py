@@ -340,6 +340,11 @@ def _mark(node: isl.ScheduleNode, deps: isl.UnionMap, writes: isl.UnionMap,
         parallel_above = parallel_above or kind == "parallel"
     for i in range(node.n_children()):
         node = _mark(node.child(i), deps, writes, parallel_above).parent()
+    if kind == "vector" and len(isl_helpers.sets_of(node.get_domain())) > 1:
+        # Statements fused into one vector loop over shifted ranges (a time-tiled stencil)
+        # would each sit under a guard on the loop's variable at every iteration; separate
+        # loops for the parts where the same statements run give guard-free SIMD bodies.
+        node = node.band_member_set_ast_loop_type(0, isl.ast_loop_type.separate)
     if kind is not None:
         stmt = sorted(s.get_tuple_name() for s in isl_helpers.sets_of(node.get_domain()))[0]
         name = f"{kind}:{stmt}:c{node.get_schedule_depth()}"
