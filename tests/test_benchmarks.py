@@ -16,7 +16,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # benchmarks/ is a top-level folder, not an installed package
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import cli, harness, machine, polybench, run, suite  # noqa: E402
+from benchmarks import (  # noqa: E402
+    cli,
+    harness,
+    machine,
+    matmul_peak,
+    polybench,
+    run,
+    suite,
+    thread_pools,
+    time_tiles,
+)
 
 
 def test_measure_interleaves_round_robin():
@@ -104,3 +114,17 @@ def test_every_suite_kernel_agrees_with_every_peer(name):
     """At the quick sizes, no implementation's result differs from the reference."""
     result = run.run_kernel(suite.SUITE[name], quick=True, threads=1, repeats=1)
     assert not [n for n in result.notes if "differs" in n or "skipped (" in n], result.notes
+
+
+def test_thread_pool_matmul_peak_and_time_tile_scripts_run_quick(capsys):
+    """The scripts behind issue 17's stall and matmul tables and issue 18's time-tile bound:
+    each setting or thread count in its own process, results checked before timing."""
+    assert thread_pools.main(["--quick", "--spins", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "(loopweave's)" in out and "GOMP_SPINCOUNT=0 (the user's)" in out
+    assert "failed" not in out
+    assert matmul_peak.main(["--quick", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | f32 | 256^3 |" in out and "failed" not in out
+    assert time_tiles.main(["--quick"]) == 0
+    assert "| jacobi-2d |" in capsys.readouterr().out
