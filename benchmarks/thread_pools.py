@@ -10,6 +10,8 @@ setting, milliseconds per call, medians and 90th percentiles:
 - gemm alone: f32 256^3, the default schedule, called back to back;
 - gemm after numpy: the same call right after a numpy f64 300^3 matmul, whose OpenBLAS
   threads then spin for about 0.1 s (the stall: 3-15 ms instead of 0.4);
+- gemm after torch: the same after torch's matmul on that array (torch's own OpenMP pool, a
+  second libgomp that keeps its defaults; "nan" without torch);
 - stencil: jacobi-2d N=250, 100 time steps per call: two parallel regions per step, so the cost
   of waking the team is paid 200 times a call (a passive wait loses here).
 
@@ -72,8 +74,19 @@ def child(calls: int) -> dict:
         d @ d
         after.append(timed(lambda: gemm(a, b)))
     stencil = [timed(lambda: jacobi(grid, grid2, 100)) for _ in range(max(5, calls // 4))]
+    after_torch = [float("nan")]
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:  # torch's own OpenMP pool (a second libgomp) spins after its ops
+        t = torch.from_numpy(d)
+        after_torch = []
+        for _ in range(calls):
+            t @ t
+            after_torch.append(timed(lambda: gemm(a, b)))
     return {"wait": thread_pools.openmp_wait(), "alone": _ms(alone), "after": _ms(after),
-            "stencil": _ms(stencil)}
+            "torch": _ms(after_torch), "stencil": _ms(stencil)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(calls)))
         return 0
     print(f"# OpenMP wait settings, 2 threads: {cpu_model()}, load average {load_average()}")
-    print("| setting | gemm alone ms (p90) | gemm after numpy ms (p90) | stencil ms (p90) |")
-    print("|---|---:|---:|---:|")
+    print("| setting | gemm alone ms (p90) | gemm after numpy ms (p90) | gemm after torch ms (p90) "
+          "| stencil ms (p90) |")
+    print("|---|---:|---:|---:|---:|")
     for spin in ["loopweave", *opts.spins.split(",")]:
         env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT",
                                                                 "OMP_WAIT_POLICY")}
@@ -101,10 +115,11 @@ def main(argv: list[str] | None = None) -> int:
                               *(["--quick"] if opts.quick else [])], env=env, cwd=ROOT,
                              capture_output=True, text=True)
         if run.returncode != 0:
-            print(f"| {spin} | failed: {run.stderr.strip().splitlines()[-1:]} | | |")
+            print(f"| {spin} | failed: {run.stderr.strip().splitlines()[-1:]} | | | |")
             continue
         r = json.loads(run.stdout.strip().splitlines()[-1])
-        cells = " | ".join(f"{r[k][0]:.3f} ({r[k][1]:.3f})" for k in ("alone", "after", "stencil"))
+        cells = " | ".join(f"{r[k][0]:.3f} ({r[k][1]:.3f})" for k in ("alone", "after", "torch",
+                                                                  "stencil"))
         print(f"| {r['wait']} | {cells} |", flush=True)
     print(f"load average at end {load_average()}")
     return 0
