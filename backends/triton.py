@@ -30,6 +30,7 @@ from loopweave.errors import ArgumentValueError, SequentialLoopWarning, TargetEr
 from loopweave.ir.kernel import KernelIR, ScalarArg
 from loopweave.ir.launches import has_gpu_binding, lower_launches
 from loopweave.ir.loops import Node
+from loopweave.ir.types import BF16
 from loopweave.passes.gpu_default import default_gpu_schedule
 from loopweave.passes.schedule import Schedule
 from loopweave.targets import GPU_FACTS, Target, check_choice, check_option_names
@@ -198,8 +199,6 @@ def to_numpy(tensor, dtype_name: str | None = None) -> np.ndarray:
     import torch
 
     if tensor.dtype == torch.bfloat16:
-        from loopweave.ir.types import BF16
-
         return tensor.view(torch.int16).numpy().view(BF16.numpy)
     return tensor.numpy()
 
@@ -306,8 +305,6 @@ class TritonInvoker:
 
 def _from_numpy(array: np.ndarray):
     import torch
-
-    from loopweave.ir.types import BF16
 
     if array.dtype == BF16.numpy and array.dtype != np.uint16:
         return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
