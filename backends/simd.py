@@ -15,8 +15,9 @@ string per operation (`load`, `splat`, `add`, `fma`, `lt`, `select`, ...; the ta
 
 Lowering the body lane-wise is legal because the loop carries no dependence (the scheduler
 checks that): statements run for W iterations at a time, inner loops and guards that do not
-depend on the vector variable stay scalar around them. Accesses must be contiguous (stride 1) or
-invariant in the vector loop (a broadcast). A reduction into a location invariant in the loop
+depend on the vector variable stay scalar around them. Accesses must be contiguous (stride 1),
+read downwards (stride -1: loaded from the last lane's element, lanes reversed) or invariant in
+the vector loop (a broadcast). A reduction into a location invariant in the loop
 (`s[i] += e[i, j]` vectorized over j) accumulates in a register and is folded after the loop; a
 reduction over an inner loop into a contiguous target (`C[i, j] += A[i, k] * B[k, j]`, j vector,
 k inner) is kept in a register across the inner loop. Anything else the lowering does not
@@ -505,6 +506,13 @@ class _Lowering:
         if not _mentions(e, self.var):
             return self.let(t.ctype, t.op("splat", self.r.expr(e)), lines, indent)
         match e:
+            case ir.Load(tensor=name, indices=ix) if "reverse" in t.ops and stride(
+                    self.r.linear_offset(name, ix), self.var) == -1:
+                # lanes var .. var + W - 1 read downwards: load from the last lane's element
+                last = ir.add(ir.Var(self.var), ir.Const(t.lanes - 1))
+                ix = tuple(ir.substitute(i, {self.var: last}) for i in ix)
+                loaded = t.op("load", self.pointer(name, ix, -1))
+                return self.let(t.ctype, t.op("reverse", loaded), lines, indent)
             case ir.Load(tensor=name, indices=ix):
                 return self.let(t.ctype, t.op("load", self.pointer(name, ix, 1)), lines, indent)
             case ir.Cast(operand=x) if x.dtype == e.dtype:

@@ -42,6 +42,15 @@ def _x86_float(p: str, suffix: str, lanes: int, width: int, avx512: bool) -> Vec
         ops[op] = f"{p}_{op}_{suffix}({{0}}, {{1}})"
     predicates = {"lt": "LT_OQ", "le": "LE_OQ", "gt": "GT_OQ", "ge": "GE_OQ", "eq": "EQ_OQ",
                   "ne": "NEQ_UQ"}  # C's != is true for NaN: unordered
+    # lanes in reverse order: a stride -1 access is loaded from its lowest address, reversed
+    if avx512:
+        index = "epi32" if suffix == "ps" else "epi64"
+        ops["reverse"] = (f"{p}_permutexvar_{suffix}({p}_setr_{index}("
+                          f"{', '.join(map(str, range(lanes - 1, -1, -1)))}), {{0}})")
+    elif suffix == "ps":
+        ops["reverse"] = f"{p}_permutevar8x32_ps({{0}}, {p}_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0))"
+    else:
+        ops["reverse"] = f"{p}_permute4x64_pd({{0}}, 0x1B)"
     if avx512:
         mask = "__mmask16" if lanes == 16 else "__mmask8"
         for op, pred in predicates.items():
@@ -88,7 +97,8 @@ def _avx2_i32() -> VectorType:
            "gt": "_mm256_cmpgt_epi32({0}, {1})", "lt": "_mm256_cmpgt_epi32({1}, {0})",
            "eq": "_mm256_cmpeq_epi32({0}, {1})", "select": "_mm256_blendv_epi8({2}, {1}, {0})",
            "mask_or": "_mm256_or_si256({0}, {1})", "mask_and": "_mm256_and_si256({0}, {1})",
-           "from_f32": "_mm256_cvttps_epi32({0})"}
+           "from_f32": "_mm256_cvttps_epi32({0})",
+           "reverse": "_mm256_permutevar8x32_epi32({0}, _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0))"}
     return VectorType("__m256i", "__m256i", 8, ops)
 
 
@@ -101,7 +111,9 @@ def _avx512_i32() -> VectorType:
            "neg": "_mm512_sub_epi32(_mm512_setzero_si512(), {0})",
            "select": "_mm512_mask_blend_epi32({0}, {2}, {1})",
            "mask_or": "((__mmask16)({0} | {1}))", "mask_and": "((__mmask16)({0} & {1}))",
-           "from_f32": "_mm512_cvttps_epi32({0})"}
+           "from_f32": "_mm512_cvttps_epi32({0})",
+           "reverse": ("_mm512_permutexvar_epi32(_mm512_setr_epi32("
+                       f"{', '.join(map(str, range(15, -1, -1)))}), {{0}})")}
     for op in ("lt", "le", "gt", "ge", "eq"):
         ops[op] = f"_mm512_cmp{op}_epi32_mask({{0}}, {{1}})"
     ops["ne"] = "_mm512_cmpneq_epi32_mask({0}, {1})"
@@ -121,6 +133,9 @@ def _arm(suffix: str, ctype: str, mask: str, lanes: int, *, mve: bool) -> Vector
     else:
         ops["min"] = f"vminq_{suffix}({{0}}, {{1}})"
         ops["max"] = f"vmaxq_{suffix}({{0}}, {{1}})"
+    if not mve:  # MVE has no vextq
+        ops["reverse"] = (f"vextq_{suffix}({{0}}, {{0}}, 1)" if lanes == 2 else
+                          f"vextq_{suffix}(vrev64q_{suffix}({{0}}), vrev64q_{suffix}({{0}}), 2)")
     if mve:
         for op in ("lt", "le", "gt", "ge", "eq", "ne"):
             ops[op] = f"vcmp{op}q_{suffix}({{0}}, {{1}})"

@@ -323,3 +323,63 @@ def test_f16_conversions_compile_for_avx512(tmp_path):
     built = subprocess.run(["gcc", *X86["avx512"], "-c", str(path), "-o", str(tmp_path / "h.o")],
                            capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
+
+
+REVERSED = """kernel flipped(x: {t}[N], w: {t}[N], h: {t}[K]) -> (s: {t}[], y: {t}[N],
+                                                         c: {t}[N - K + 1]) {{
+    assume K >= 1
+    assume N >= K
+    s[] += x[i] * w[N - 1 - i]
+    y[i] = x[N - 1 - i] - w[i]
+    c[n] += h[k] * x[n + K - 1 - k]
+}}"""
+
+
+def _flipped_reference(x, w, h):
+    k = len(h)
+    conv = np.array([sum(h[j] * x[n + k - 1 - j] for j in range(k)) for n in range(len(x) - k + 1)])
+    return (x.astype(np.float64) * w[::-1]).sum(), x[::-1] - w, conv
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f64", "i32"])
+@pytest.mark.parametrize("isa", list(X86))
+def test_reversed_loads_match_numpy(dtype, isa, tmp_path):
+    """Stride -1 reads (a dot with a flipped vector, a reversed copy, a convolution written with
+    x[n + K - 1 - k]) load from the last lane's element and reverse the lanes."""
+    source = REVERSED.format(t=dtype)
+    schedule = S().vectorize("s", "i").vectorize("y", "i").vectorize("c", "k")
+    if not _host_has("avx512f" if isa == "avx512" else "avx2"):
+        # the path is still compiled, though it cannot run here
+        text = stages(source, "cpu", schedule=schedule, cflags=X86[isa]).source
+        assert text.count("permutexvar") >= 3
+        (tmp_path / "flipped.c").write_text(text)
+        built = subprocess.run(["gcc", *X86[isa], "-c", str(tmp_path / "flipped.c"), "-o",
+                                str(tmp_path / "flipped.o")], capture_output=True, text=True)
+        assert built.returncode == 0, built.stderr
+        pytest.skip(f"this CPU has no {isa}: compiled only")
+    kernel = loopweave.compile(source, schedule=schedule, cflags=X86[isa], tuning_db=False)
+    assert kernel.source.count("permute") >= 3
+    rng = np.random.default_rng(3)
+    np_type = {"f32": np.float32, "f64": np.float64, "i32": np.int32}[dtype]
+    for n, k in [(1, 1), (7, 3), (8, 8), (9, 2), (37, 5), (4101, 17)]:
+        x, w = (rng.integers(-9, 9, n).astype(np_type) for _ in range(2))
+        h = rng.integers(-9, 9, k).astype(np_type)
+        s, y, c = kernel(x, w, h)
+        want_s, want_y, want_c = _flipped_reference(x, w, h)
+        assert s == want_s and (y == want_y).all() and (c == want_c).all(), (n, k)
+
+
+@pytest.mark.parametrize("target", ["aarch64"])
+def test_reversed_loads_on_neon(target):
+    source = REVERSED.format(t="f32")
+    schedule = S().vectorize("s", "i").vectorize("y", "i").vectorize("c", "k")
+    try:
+        kernel = loopweave.compile(source, target=target, schedule=schedule)
+    except loopweave.TargetError as e:
+        pytest.skip(f"target {target} cannot run here: {e}")
+    assert "vrev64q_f32" in kernel.source
+    rng = np.random.default_rng(4)
+    x, w = (rng.integers(-9, 9, 23).astype(np.float32) for _ in range(2))
+    h = rng.integers(-9, 9, 6).astype(np.float32)
+    for got, want in zip(kernel(x, w, h), _flipped_reference(x, w, h), strict=True):
+        np.testing.assert_array_equal(got, want)
