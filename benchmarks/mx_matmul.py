@@ -1,4 +1,4 @@
-"""MXFP8 dequantize-and-multiply against torch, one thread.
+"""MXFP8 and MXFP4 dequantize-and-multiply against torch, one thread.
 
     .venv/bin/python -m benchmarks.mx_matmul [--quick]
 
@@ -6,7 +6,11 @@ loopweave runs examples/kernels/mxfp8_matmul.lw (default CPU schedule): the f8e4
 and B times their e8m0 scales (one per 32 elements along k) into f32 temporaries, then an f32
 matmul. torch does the same in three calls on the same bytes (float8_e4m3fn and
 float8_e8m0fnu tensors): `A.float() * SA.float().repeat_interleave(32, 1)`, likewise for B, then
-`a @ b` (its BLAS). Both allocate their output. Every result is checked against the numpy
+`a @ b` (its BLAS). MXFP4 runs examples/kernels/mxfp4_matmul.lw: f32 activations X[M, K] times
+weights W[N, K / 2] of f4e2m1 codes packed two a byte (low nibble first) with e8m0 scales
+S[N, K / 32], as nn.Linear; torch unpacks the nibbles of the same bytes (`W & 15`, `W >> 4`),
+decodes them through a 16-entry f32 table, scales them and calls `X @ w.T`. Both allocate
+their output. Every result is checked against the numpy
 reference before timing; samples are interleaved round-robin and the table shows medians.
 Issue 20's target: at least 1.0x torch. The machine is shared: read the spread column.
 """
@@ -17,6 +21,7 @@ import argparse
 import os
 import sys
 
+import ml_dtypes
 import numpy as np
 
 import loopweave
@@ -43,26 +48,49 @@ def torch_dequantize_matmul(torch, A, SA, B, SB):
     return run
 
 
-def mx_matmul(sizes: dict, repeats: int) -> Comparison:
+def torch_mxfp4_matmul(torch, X, W, S):
+    """A zero-argument call: torch's unpack-decode-scale-matmul of MXFP4 weights (views of the
+    same bytes), checked to give the reference's numbers by the caller."""
+    n, k = W.shape[0], X.shape[1]
+    tX, tW = torch.from_numpy(X), torch.from_numpy(W)
+    tS = torch.from_numpy(S.view(np.uint8)).view(torch.float8_e8m0fnu)
+    table = torch.from_numpy(np.arange(16, dtype=np.uint8).view(ml_dtypes.float4_e2m1fn)
+                             .astype(np.float32))
+
+    def run():
+        codes = torch.stack((tW & 15, tW >> 4), dim=-1).view(n, k).long()
+        w = table[codes] * tS.float().repeat_interleave(32, dim=1)[:, :k]
+        return tX @ w.T
+    return run
+
+
+PEERS = {"mxfp8_matmul": torch_dequantize_matmul, "mxfp4_matmul": torch_mxfp4_matmul}
+
+
+def mx_matmul(sizes: dict, repeats: int, name: str = "mxfp8_matmul") -> Comparison:
+    """loopweave's example `name` (mxfp8_matmul or mxfp4_matmul) against torch at `sizes`."""
     import torch  # the peer; optional for the rest of loopweave
 
     torch.set_num_threads(1)
     refs = load_references()
-    case = refs.KERNELS["mxfp8_matmul"]
+    case = refs.KERNELS[name]
     kernel = loopweave.compile(case.source(), tuning_db=False)
     args = case.make_inputs(sizes, 0)
-    want = case.expected(args)["C"]
-    peer = torch_dequantize_matmul(torch, *args.values())
-    for name, got in (("loopweave", kernel(*args.values())), ("torch", peer().numpy())):
+    want = next(iter(case.expected(args).values()))
+    peer = PEERS[name](torch, *args.values())
+    for impl, got in (("loopweave", kernel(*args.values())), ("torch", peer().numpy())):
         err, ok = refs.compare(got, want)
         if not ok:
-            raise SystemExit(f"mxfp8_matmul {sizes}: {name} is wrong, error {err:g}")
+            raise SystemExit(f"{case.name} {sizes}: {impl} is wrong, error {err:g}")
     values = list(args.values())
     timings = measure({"loopweave": lambda: kernel(*values), "torch": peer}, repeats=repeats)
     m, k, n = sizes["M"], sizes["K"], sizes["N"]
     size = ", ".join(f"{key}={v}" for key, v in sizes.items())
-    moved = m * k + k * n + 4.0 * m * n + (m + n) * -(-k // 32)
-    return Comparison("mxfp8_matmul", size, Work(flops=2.0 * m * n * k, bytes=moved), timings)
+    if name == "mxfp4_matmul":  # f32 activations, half a byte a weight, a scale per block
+        moved = 4.0 * m * k + k * n / 2 + 4.0 * m * n + n * -(-k // 32)
+    else:
+        moved = m * k + k * n + 4.0 * m * n + (m + n) * -(-k // 32)
+    return Comparison(name, size, Work(flops=2.0 * m * n * k, bytes=moved), timings)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before the kernel loads libgomp
     sizes = SIZES[:2] if args.quick else SIZES
-    for c in (mx_matmul(s, 3 if args.quick else 9) for s in sizes):
-        print(format_table(c))
+    for name in PEERS:
+        for c in (mx_matmul(s, 3 if args.quick else 9, name) for s in sizes):
+            print(format_table(c))
     return 0
 
 

@@ -33,6 +33,9 @@ _TORCH_DTYPES = {"f16": "float16", "bf16": "bfloat16", "f32": "float32", "f64": 
                  "f4e2m1": "uint8"}  # torch's float4 packs two a byte: f4e2m1 codes as uint8
 #: torch's 8-bit floats and the DSL types whose ml_dtypes arrays they view.
 _TORCH_FLOAT8 = {"float8_e4m3fn": "f8e4m3", "float8_e5m2": "f8e5m2", "float8_e8m0fnu": "e8m0"}
+#: torch's packed 4-bit floats (two codes a byte, low nibble first, as OCP MX): numpy has no
+#: such dtype, so a kernel reads them as their bytes where it declares `u8` (MXFP4 weights).
+_TORCH_PACKED = {"float4_e2m1fn_x2": "u8"}
 
 
 class TorchMissingError(LoopweaveError, ImportError):
@@ -63,7 +66,8 @@ def torch_dtype(dtype: DType):
 def tensor_to_numpy(tensor) -> np.ndarray:
     """A numpy view of a CPU tensor (no copy; the tensor's strides kept). bf16 becomes
     `BF16.numpy`: ml_dtypes.bfloat16, or uint16 bits without ml_dtypes (numpy has no bfloat16,
-    and DLPack cannot carry one to numpy)."""
+    and DLPack cannot carry one to numpy); the 8-bit floats their ml_dtypes types; a
+    `float4_e2m1fn_x2` tensor its uint8 bytes (shape unchanged: two codes a byte)."""
     torch = torch_module()
     tensor = tensor.detach()
     if tensor.dtype == torch.bfloat16:
@@ -71,6 +75,8 @@ def tensor_to_numpy(tensor) -> np.ndarray:
     name = str(tensor.dtype).removeprefix("torch.")
     if name in _TORCH_FLOAT8:  # numpy has no float8: the bytes, viewed as ml_dtypes' type
         return tensor.view(torch.uint8).numpy().view(DTYPES[_TORCH_FLOAT8[name]].numpy)
+    if name in _TORCH_PACKED:  # packed float4 pairs: the bytes themselves, same shape
+        return tensor.view(torch.uint8).numpy()
     return tensor.numpy()
 
 
@@ -132,7 +138,8 @@ def fake_outputs(kernel_ir: KernelIR, args: tuple):
 
 def _check_fake_argument(kernel_name: str, spec: Tensor, tensor) -> None:
     """A wrong dtype or rank found while tracing, named as a call would name it."""
-    if tensor.dtype != torch_dtype(spec.dtype):
+    packed = _TORCH_PACKED.get(str(tensor.dtype).removeprefix("torch."))
+    if tensor.dtype != torch_dtype(spec.dtype) and packed != spec.dtype.name:
         raise ArgumentTypeError(f"{kernel_name}: argument '{spec.name}' must have dtype "
                                 f"{torch_dtype(spec.dtype)} ({spec.dtype}), not {tensor.dtype}")
     if tensor.dim() != len(spec.shape):
