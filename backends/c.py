@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from loopweave.backends import simd
+from loopweave.backends import simd, simd_lut
 from loopweave.backends.c_family import PRELUDE, CFamilyRenderer, c_name
 from loopweave.errors import LoopweaveError
 from loopweave.ir.kernel import KernelIR, Tensor
@@ -127,6 +127,7 @@ class CBackend(CFamilyRenderer):
         self.kernel = kernel
         self.vector_isa = vector_isa  # a backends.simd.VectorISA for vector loops, or None
         self._vector_bytes = vector_bytes
+        self.entry: tuple[str, str] | None = None  # a whole-kernel fast path (simd_lut)
 
     @property
     def register_tile_chunk_bytes(self) -> int:
@@ -155,7 +156,8 @@ class CBackend(CFamilyRenderer):
 
     def render_body(self, loops: Node) -> str:
         """The function definition alone (what golden tests compare)."""
-        lines = [f"{self.signature()} {{", *self.stmt(loops, "  "), "}"]
+        entry = [self.entry[1]] if self.entry is not None else []
+        lines = [f"{self.signature()} {{", *entry, *self.stmt(loops, "  "), "}"]
         return "\n".join(lines) + "\n"
 
     def render(self, loops: Node) -> str:
@@ -216,7 +218,12 @@ def render(kernel: KernelIR, loops: Node, target: Target | None = None) -> str:
     """C source of a scheduled kernel."""
     isa = simd.isa_for_target(target, loops) if target is not None else None
     width = (lambda: vector_bytes(target)) if target is not None else None
-    return CBackend(kernel, isa, width).render(loops)
+    backend = CBackend(kernel, isa, width)
+    if target is not None and target.options.get("simd", True):
+        backend.entry = simd_lut.fast_path(kernel, function_name(kernel))
+        if backend.entry is not None:
+            backend.preamble.add(backend.entry[0])
+    return backend.render(loops)
 
 
 _CTYPES = {"f32": ctypes.c_float, "f64": ctypes.c_double, "i8": ctypes.c_int8,

@@ -517,4 +517,44 @@ def naive_topk(logits):
     return {"vals": vals, "idx": idx}
 
 
+def naive_lut_table(x):
+    f = np.float32  # the kernel's f32 arithmetic, one operation at a time
+    k_ = len(x)
+    groups = (k_ + 7) // 8 * 2
+    a, tf = np.zeros(groups, f), np.zeros((groups, 16), f)
+    for g in range(groups):
+        for b in range(4):
+            if 4 * g + b < k_:
+                a[g] = f(a[g] + abs(x[4 * g + b]))
+                for c in range(16):
+                    tf[g, c] = f(tf[g, c] + x[4 * g + b] * f(2 * ((c >> b) & 1) - 1))
+    m = np.zeros((groups + 15) // 16, f)
+    for g in range(groups):
+        m[g // 16] = max(m[g // 16], a[g])
+    tq = np.zeros((groups, 16), np.int64)
+    for g in range(groups):
+        step = f(m[g // 16] / f(63.0)) if m[g // 16] > 0 else f(1.0)
+        for c in range(16):
+            tq[g, c] = int(f(f(tf[g, c] / step) + f(0.5 if tf[g, c] >= 0 else -0.5)))
+    table = np.zeros((groups // 2, 256), np.int64)
+    for h in range(groups // 2):
+        for c in range(256):
+            table[h, c] = tq[2 * h, c % 16] + tq[2 * h + 1, c // 16]
+    return {"T": table, "s": m / f(126.0)}
+
+
+def naive_lut_gemv(T, s, W, scale):
+    h_, n_, b_ = T.shape[0], scale.shape[0], W.shape[3]
+    y = np.zeros(n_)
+    for n in range(n_):
+        for q in range((h_ + 7) // 8):
+            acc = 0
+            for h in range(8 * q, min(8 * q + 8, h_)):
+                for p in range(b_):
+                    acc += int(T[h, W[h // 8, n // 32, h % 8, p, n % 32]]) << p
+            y[n] += acc * float(s[q])
+        y[n] *= float(scale[n])
+    return {"y": y}
+
+
 NAIVE = {name[len("naive_"):]: fn for name, fn in globals().items() if name.startswith("naive_")}

@@ -31,6 +31,7 @@ from . import (
     gathers,
     layers,
     linalg,
+    lut,
     microscaling,
     quantized,
     selection,
@@ -53,7 +54,8 @@ from .linalg import lu_ref, trmm_ref
 from .quantized import INT4_GROUP, dequantize_int4_grouped, qmm_requant_ref, unpack_int4
 from .stencils import seidel_2d_ref
 
-GROUPS = (linalg, stencils, layers, convolutions, quantized, gathers, microscaling, selection)
+GROUPS = (linalg, stencils, layers, convolutions, quantized, gathers, microscaling, selection,
+          lut)
 
 KERNELS: dict[str, Case] = {case.name: case for group in GROUPS for case in group.CASES}
 
