@@ -34,7 +34,10 @@ from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.types import INDEX
 
-#: The helper's C text; {fn} is its name.
+#: How far ahead the fast path prefetches W, in bytes.
+PREFETCH_AHEAD = 4096
+
+#: The helper's C text; {fn} is its name, {ahead} PREFETCH_AHEAD.
 HELPER = r"""
 #if defined(__AVX2__)
 #include <immintrin.h>
@@ -61,6 +64,23 @@ static inline __attribute__((always_inline)) void {fn}_flush(
     _mm256_storeu_ps(y + 8 * k, _mm256_fmadd_ps(_mm256_cvtepi32_ps(
         _mm256_cvtepi16_epi32(part[k])), sq, _mm256_loadu_ps(y + 8 * k)));
 }}
+/* block q of 8 table rows (T, D at its first) over every tile of 32 rows */
+static inline __attribute__((always_inline)) void {fn}_block(
+    const int8_t *T, const int8_t *D, const uint8_t *W, int64_t q, int64_t NT, int64_t full,
+    int64_t rows, int64_t B, __m256 sq, float *y, float *last) {{
+  for (int64_t tile = 0; tile < NT; tile++) {{
+    const uint8_t *w = W + (q * NT + tile) * 8 * B * 32;
+    for (int64_t k = 0; k < 4 * B; k++)  /* the stream of W, {ahead} bytes ahead */
+      _mm_prefetch((const char *)(w + {ahead} + 64 * k), _MM_HINT_T0);
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+    for (int64_t j = 0; j < rows; j++) {{
+      const __m256i L = {fn}_table(T + j * 256), Dd = {fn}_table(D + j * 16);
+      for (int64_t p = 0; p < B; p++)
+        {fn}_step(L, Dd, w + (j * B + p) * 32, (char)(1 << p), &a0, &a1);
+    }}
+    {fn}_flush(tile < full ? y + tile * 32 : last, a0, a1, sq);
+  }}
+}}
 static int {fn}(const int8_t *T, const float *s, const uint8_t *W, const float *scale,
                 float *y, int8_t *D, int64_t H, int64_t B, int64_t N) {{
   const int64_t Q = (H + 7) / 8, NT = (N + 31) / 32, full = N / 32;
@@ -84,16 +104,11 @@ static int {fn}(const int8_t *T, const float *s, const uint8_t *W, const float *
   for (int64_t q = 0; q < Q; q++) {{
     const int64_t rows = 8 * q + 8 < H ? 8 : H - 8 * q;
     const __m256 sq = _mm256_set1_ps(s[q]);
-    for (int64_t tile = 0; tile < NT; tile++) {{
-      const uint8_t *w = W + (q * NT + tile) * 8 * B * 32;
-      __m256i a0 = _mm256_setzero_si256(), a1 = a0;
-      for (int64_t j = 0; j < rows; j++) {{
-        const __m256i L = {fn}_table(T + (8 * q + j) * 256), Dd = {fn}_table(D + (8 * q + j) * 16);
-        for (int64_t p = 0; p < B; p++)
-          {fn}_step(L, Dd, w + (j * B + p) * 32, (char)(1 << p), &a0, &a1);
-      }}
-      {fn}_flush(tile < full ? y + tile * 32 : last, a0, a1, sq);
-    }}
+    /* constant B and whole blocks unroll completely: the common cases get their own copy */
+    const int8_t *Tq = T + 8 * q * 256, *Dq = D + 8 * q * 16;
+    if (rows == 8 && B == 2) {fn}_block(Tq, Dq, W, q, NT, full, 8, 2, sq, y, last);
+    else if (rows == 8 && B == 4) {fn}_block(Tq, Dq, W, q, NT, full, 8, 4, sq, y, last);
+    else {fn}_block(Tq, Dq, W, q, NT, full, rows, B, sq, y, last);
   }}
   for (int64_t n = 0; n < full * 32; n += 8)
     _mm256_storeu_ps(y + n, _mm256_mul_ps(_mm256_loadu_ps(y + n), _mm256_loadu_ps(scale + n)));
@@ -163,8 +178,9 @@ def _rescale(st, y: str) -> dict[str, str] | None:
 
 
 def match(kernel: KernelIR) -> dict[str, str] | None:
-    """The roles (T, s, W, scale, y, acc, and the sizes H, B, N) of a kernel shaped as
-    lut_gemv, or None. Only its three statements (and their initialisations) may be there."""
+    """The roles (T, s, W, scale, y, acc, and the sizes H, B, N: names, or digits where the
+    sizes are fixed) of a kernel shaped as lut_gemv, or None. Only its three statements (and
+    their initialisations) may be there."""
     main = [st for st in kernel.statements if not st.is_init]
     if len(main) != 3:
         return None
@@ -177,13 +193,16 @@ def match(kernel: KernelIR) -> dict[str, str] | None:
     shapes = {t.name: t.shape for t in kernel.tensors.values()}
     t_shape, w_shape, n_shape = shapes[roles["T"]], shapes[roles["W"]], shapes[roles["scale"]]
     sizes = (t_shape[0], w_shape[3], n_shape[0])
-    if t_shape[1] != ir.Const(256, INDEX) or not all(isinstance(x, ir.Param) for x in sizes) \
+    if t_shape[1] != ir.Const(256, INDEX) or \
+            not all(isinstance(x, ir.Param | ir.Const) for x in sizes) \
             or w_shape[2] != ir.Const(8, INDEX) or w_shape[4] != ir.Const(32, INDEX):
         return None
     temp = next((x for x in kernel.temporaries if x.name == roles["acc"]), None)
     if temp is None or len(temp.shape) != 2 or temp.shape[1] != n_shape[0]:
         return None  # the fast path borrows acc's Q x N i32 as scratch: it must be there whole
-    roles.update(H=sizes[0].name, B=sizes[1].name, N=sizes[2].name)
+    # a size is a parameter, or a constant where emit_c fixed the sizes
+    roles.update({k: x.name if isinstance(x, ir.Param) else str(x.value)
+                  for k, x in zip("HBN", sizes, strict=True)})
     return roles
 
 
@@ -194,8 +213,8 @@ def fast_path(kernel: KernelIR, function: str) -> tuple[str, str] | None:
     if roles is None:
         return None
     fn = f"{function}_lut_avx2"
-    a = {k: c_name(v) for k, v in roles.items()}
+    a = {k: v if v.isdigit() else c_name(v) for k, v in roles.items()}
     call = (f"#if defined(__AVX2__)\n  if ({fn}({a['T']}, {a['s']}, {a['W']}, {a['scale']}, "
             f"{a['y']}, (int8_t *)(void *){a['acc']}, {a['H']}, {a['B']}, {a['N']})) return;\n"
             "#endif")
-    return HELPER.format(fn=fn), call
+    return HELPER.format(fn=fn, ahead=PREFETCH_AHEAD), call
