@@ -491,6 +491,21 @@ def naive_mxfp8_matmul(A, SA, B, SB):
     return {"C": c}
 
 
+def naive_mxfp4_matmul(X, W, S):
+    """Each weight decoded from its nibble by the OCP e2m1 formula (no ml_dtypes)."""
+    def e2m1(code):
+        sign, e, m = -1.0 if code & 8 else 1.0, (code >> 1) & 3, code & 1
+        return sign * (m * 0.5 if e == 0 else (1 + m / 2) * 2.0 ** (e - 1))
+    x, s = np.asarray(X, dtype=np.float64), np.asarray(S, dtype=np.float64)
+    y = np.zeros((x.shape[0], W.shape[0]))
+    for i in range(x.shape[0]):
+        for j in range(W.shape[0]):
+            for k in range(x.shape[1]):
+                code = (int(W[j, k // 2]) >> (4 * (k % 2))) & 15
+                y[i, j] += x[i, k] * e2m1(code) * s[j, k // 32]
+    return {"Y": y}
+
+
 def naive_argmax(logits):
     b_, v_ = logits.shape
     best, worst = np.zeros(b_, np.int64), np.zeros(b_, np.int32)
