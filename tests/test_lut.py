@@ -3,14 +3,18 @@ the AVX2 fast path (backends/simd_lut.py) against the portable loops, and its re
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 import pytest
 from test_emit import check_against_numpy, compile_warning_free, run_emitted  # tests/ on path
 
 import loopweave
-from loopweave.backends import simd_lut
+from loopweave.backends import simd, simd_lut
 from loopweave.examples import load_references
 from loopweave.pipeline import Pipeline
+from loopweave.targets import host_cc, host_cflags
+from loopweave.toolchain import build_shared_library
 
 refs = load_references()
 LUT = refs.KERNELS["lut_gemv"]
@@ -129,3 +133,33 @@ def test_emitted_c_takes_the_fast_path_and_matches_numpy(fixed, tmp_path):
     args = LUT.make_inputs(sizes, 2)
     got = run_emitted(result, LUT.source(), args, sizes, tmp_path)
     check_against_numpy(LUT, args, got, "emitted")
+
+
+def _helper():
+    """The fast path's helper alone, behind an exported wrapper: its return value says whether
+    it handled the call (1) or left it to the generic loops (0)."""
+    flags = host_cflags(None)
+    if simd.isa_for(host_cc(), flags) not in (simd.AVX2, simd.AVX512):
+        pytest.skip("the host compiler does not target AVX2 with these flags")
+    source = ("#include <stdint.h>\n#include <math.h>\n"
+              + simd_lut.HELPER.format(fn="lw_t", ahead=simd_lut.PREFETCH_AHEAD)
+              + "int lw_t_call(const int8_t *T, const float *s, const uint8_t *W, const float "
+                "*scale, float *y, int8_t *D, int64_t H, int64_t B, int64_t N) {\n"
+                "  return lw_t(T, s, W, scale, y, D, H, B, N);\n}\n")
+    lib = ctypes.CDLL(str(build_shared_library(source, host_cc(), (*flags, "-fPIC"))))
+    lib.lw_t_call.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 3
+    return lib.lw_t_call
+
+
+@pytest.mark.parametrize(("h", "b", "n"), [(9, 4, 70), (16, 2, 64), (1, 5, 32)])
+def test_helper_handles_lut_tables_and_refuses_others(h, b, n):
+    call = _helper()
+    args = LUT.make_inputs({"H": h, "B": b, "N": n}, 7)
+    y, scratch = np.zeros(n, np.float32), np.zeros(16 * h, np.int8)
+    pointers = [a.ctypes.data for a in (*args.values(), y, scratch)]
+    assert call(*pointers, h, b, n) == 1
+    err, ok = refs.compare(y, LUT.expected(args)["y"], LUT.tol_scale)
+    assert ok, err
+    args["T"][h - 1, 17] += 1  # one entry off the sum of two 16-entry tables
+    pointers[0] = args["T"].ctypes.data
+    assert call(*pointers, h, b, n) == 0
