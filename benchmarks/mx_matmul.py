@@ -12,9 +12,9 @@ S[N, K / 32], as nn.Linear; torch unpacks the nibbles of the same bytes (`W & 15
 decodes them through a 16-entry f32 table, scales them and calls `X @ w.T`. Both allocate
 their output. Every result is checked against the numpy reference before timing; samples are
 interleaved round-robin and the table shows medians. Issue 20's target: at least 1.0x torch.
-At the square MXFP4 sizes most of the time is the f32 matmul (loopweave's default CPU schedule
-against torch's BLAS), the decode being about a sixth. The machine is shared: read the spread
-column.
+`--parts` adds the f32 matmul alone (loopweave's matmul example, torch's BLAS): at the square
+MXFP4 sizes it is nearly all of loopweave's time, at M=16 the decode into a K x N f32 temporary
+is most of it. The machine is shared: read the spread column.
 """
 
 from __future__ import annotations
