@@ -111,8 +111,8 @@ def facts_for_arch(arch: str) -> GpuFacts:
 
 def default_schedule(kernel: KernelIR, target: Target) -> Schedule | None:
     """The schedule `compile()` uses without one: `passes/gpu_default`'s steps where they
-    reproduce the planner's plan (WMMA for the contractions the arch's tensor cores take),
-    else None (the planner, `cuda_lower`, decides)."""
+    reproduce the planner's plan (WMMA for the contractions the arch's tensor cores take,
+    FlashAttention-2 for attention), else None (the planner, `cuda_lower`, decides)."""
     return default_gpu_schedule(kernel, facts_for_arch(target.options["arch"]))
 
 

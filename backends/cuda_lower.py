@@ -22,7 +22,8 @@ inside the group keeps them equal (so no two threads of different grid points co
 The planner runs where a schedule binds no loop to the GPU (`Schedule()`) and where the default
 schedule (passes/gpu_default) leaves it the kernel: contractions the arch's tensor cores cannot
 take as WMMA steps (int8 before sm_72, bf16 before sm_80, an f16 accumulator: dp4a, half2 here),
-attention (online softmax), triangles of tiles (syrk), kernels with a statement on one thread.
+attention the online-softmax rewrite does not take, triangles of tiles (syrk), kernels with a
+statement on one thread.
 """
 
 from __future__ import annotations

@@ -8,7 +8,10 @@ schedule's. Each `Launch` becomes a `__global__` function:
       __syncthreads();                                                       // a Barrier
 
 Block loops stride over the grid, so any grid size is correct; the launcher asks for one block
-per iteration (up to CUDA's grid limits). The host launcher is the planner's (`CudaRenderer`).
+per iteration (up to CUDA's grid limits). A thread loop nest that binds fewer axes than its
+launch has (a row's statistic on threadIdx.y in a block of rows x columns) runs on the first
+thread of each missing axis. Temporaries private to a block are `__shared__`
+(backends/cuda_private.py). The host launcher is the planner's (`CudaRenderer`).
 A launch with `dot` loops runs them on tensor cores, its lanes by warps (backends/cuda_wmma.py).
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 from loopweave.backends import cuda_wmma as wmma
 from loopweave.backends.c_family import c_name, c_var
+from loopweave.backends.cuda_private import Private, block_private
 from loopweave.backends.cuda_raw import Raw
 from loopweave.backends.cuda_render import CUDA_PRELUDE, REDUCE_CODES, CudaRenderer
 from loopweave.errors import ScheduleError
@@ -56,6 +60,10 @@ class ScheduledCudaRenderer(CudaRenderer):
         self.register_names: set[str] = set()  # per-thread tiles, declared on top
         self.unrolled: dict[str, ir.Expr] = {}  # unrolled loop variable -> init + step * counter
         self.reduce_width: int | None = None  # threads of a reduction that are not whole warps
+        self.launch_axes: frozenset[str] = frozenset()  # the thread axes of the launch
+        self.private: dict[str, Private] = {}  # temporaries the launch keeps in shared memory
+        self.private_of: dict[str, frozenset[str]] = {}  # launch name -> those temporaries
+        self.thread_axes: tuple[str, ...] = ()  # the thread loops around the node rendered
         self.shapes.update((b.name, b.shape) for b in program.device_buffers)
 
     def render(self) -> str:
@@ -71,6 +79,7 @@ class ScheduledCudaRenderer(CudaRenderer):
 
     def render_launch_kernel(self, launch: Launch) -> str:
         self.wmma = plan = wmma.plan_launch(self.kernel, launch, self.facts, self.arch)
+        self.launch_axes = frozenset(a for a, n in launch.threads if n > 1)
         threads = 1
         for _, n in launch.threads:
             threads *= n
@@ -81,10 +90,23 @@ class ScheduledCudaRenderer(CudaRenderer):
             raise ScheduleError(f"launch {launch.name} has {threads} threads a block; CUDA "
                                 "allows 1024 (only a dot's lanes may be more: warps run them)")
         align = " __align__(32)" if plan is not None else ""
+        budget = self.facts.shared_bytes
+        if budget is not None and plan is not None:
+            budget -= plan.rows * plan.cols * 4  # the dot's accumulator tile
+        kept: dict[str, tuple] = {}  # the device shapes of the temporaries kept here
+        self.private = block_private(self.kernel, self.program, launch, budget)
+        self.private_of[launch.name] = frozenset(self.private)
         params = self.tensor_params(host=False) + [f"int64_t {c_var(v)}"
                                                    for v in launch.host_vars]
         lines = [f'extern "C" __global__ void __launch_bounds__({threads})',
                  f"{launch.name}({', '.join(params)}) {{"]
+        for t in self.kernel.temporaries:
+            if t.name in self.private:  # block-private: in shared memory (cuda_private)
+                kept[t.name] = self.shapes[t.name]
+                shape = self.private[t.name].shape
+                self.shapes[t.name] = tuple(ir.Const(n, INDEX) for n in shape)
+                lines.append(f"  __shared__ {self.ctype(t.dtype)} {c_name(t.name)}"
+                             f"[{_elements_of(shape)}];")
         self.shared_names = {b.name for b in launch.shared}
         for b in launch.shared:
             self.shapes[b.name] = b.shape
@@ -114,9 +136,15 @@ class ScheduledCudaRenderer(CudaRenderer):
                          f"{v} += (int64_t)gridDim.{axis} * {loop.step}) {{")
             indent += "  "
         lines += self.stmt(launch.body, indent)
+        if launch.blocks and self.private:
+            # a block's next iteration of the grid-stride loops rewrites its private
+            # temporaries: every thread is done reading this iteration's first
+            lines.append(f"{indent}__syncthreads();")
         while indent != "  ":
             indent = indent[:-2]
             lines.append(f"{indent}}}")
+        self.shapes.update(kept)  # the launcher allocates the device arrays as declared
+        self.private = {}
         return "\n".join([*lines, "}"]) + "\n"
 
     def stmt(self, node, indent: str) -> list[str]:
@@ -258,10 +286,22 @@ class ScheduledCudaRenderer(CudaRenderer):
             return self.render_plain_for(node, indent)
         axis = node.kind.split(".")[1]
         v = c_var(node.var)
+        self.thread_axes += (node.kind,)
+        body = self.stmt(self.promote(node.body), indent + "    ")
+        self.thread_axes = self.thread_axes[:-1]
+        # the innermost thread loop of a launch whose block has more axes than its nest binds
+        # (a row's statistic on threadIdx.y in a block of rows x columns): the threads of the
+        # other axes would repeat its updates (`z *= alpha` once per column), so the first of
+        # them runs it; the launch's barrier after it publishes the result to the others
+        missing = sorted(self.launch_axes - {*self.thread_axes, node.kind})
+        if missing and not any(isinstance(n, For) and n.kind in THREAD_AXES
+                               for n in walk_kernel(node.body)):
+            first = " && ".join(f"threadIdx.{a.split('.')[1]} == 0" for a in missing)
+            body = [f"{indent}    if ({first}) {{", *(f"  {line}" for line in body),
+                    f"{indent}    }}"]
         return [f"{indent}{{", f"{indent}  const int64_t {v} = {self.expr(node.init)} + "
                 f"(int64_t)threadIdx.{axis} * {node.step};",
-                f"{indent}  if ({self.expr(node.cond)}) {{",
-                *self.stmt(self.promote(node.body), indent + "    "),
+                f"{indent}  if ({self.expr(node.cond)}) {{", *body,
                 f"{indent}  }}", f"{indent}}}"]
 
     def render_lanes(self, node: For, indent: str) -> list[str]:
@@ -340,6 +380,8 @@ class ScheduledCudaRenderer(CudaRenderer):
             rows, cols = self.wmma.rows, self.wmma.cols
             r0, r1 = (self.expr(ix) for ix in indices[-2:])  # a batch of one in front
             return Raw(f"(lw_ly + {rows} * ({r0})) * {cols} + lw_lx + {cols} * ({r1})", INDEX)
+        if tensor in self.private:  # counted from the block's origin in shared memory
+            indices = self.private[tensor].index(indices)
         offset = super().linear_offset(tensor, indices)
         if tensor not in self.register_names:
             return offset
@@ -355,15 +397,27 @@ class ScheduledCudaRenderer(CudaRenderer):
         if host:  # the launcher's signature is the kernel's ABI: device buffers are its own
             return params
         sizes = len(self.kernel.sizes)
+        params = self._without_private(params[:len(params) - sizes], self.private) + params[
+            len(params) - sizes:]
         locals_ = [f"{self.ctype(t.dtype)} *__restrict__ {c_name(t.name)}"
                    for t in self.device_locals()]
         return params[:len(params) - sizes] + locals_ + params[len(params) - sizes:]
 
-    def call_args(self) -> list[str]:
+    def call_args(self, launch: str | None = None) -> list[str]:
         args = super().call_args()
         sizes = len(self.kernel.sizes)
+        private = self.private_of.get(launch, frozenset())
+        args = self._without_private(args[:len(args) - sizes], private) + args[
+            len(args) - sizes:]
         locals_ = [c_name(t.name) for t in self.device_locals()]
         return args[:len(args) - sizes] + locals_ + args[len(args) - sizes:]
+
+    def _without_private(self, items: list[str], private) -> list[str]:
+        """`items` (one per argument, output and temporary) less the temporaries a launch
+        keeps in shared memory."""
+        names = [t.name for t in (*self.kernel.args, *self.kernel.outputs,
+                                  *self.kernel.temporaries)]
+        return [x for x, n in zip(items, names, strict=True) if n not in private]
 
     def host_stmt(self, node: Node, indent: str) -> list[str]:
         if not isinstance(node, Launch):
@@ -378,13 +432,20 @@ class ScheduledCudaRenderer(CudaRenderer):
         if node.name in self.plans:  # a dot's lanes, run by warps
             shape = {"threadIdx.x": self.plans[node.name].threads}
         block = ", ".join(str(shape.get(a, 1)) for a in THREAD_AXES)
-        args = self.call_args() + [c_var(v) for v in node.host_vars]
+        args = self.call_args(node.name) + [c_var(v) for v in node.host_vars]
         nonempty = " && ".join(f"lw_n{d} > 0" for d in range(len(node.blocks))) or "1"
         lines += [f"{inner}if ({nonempty}) {{",
                   f"{inner}  LW_LAUNCH({node.name}, dim3({', '.join(grid.values())}), "
                   f"dim3({block}), {', '.join(args)});",
                   f"{inner}  LW_TRY(cudaGetLastError());", f"{inner}}}", f"{indent}}}"]
         return lines
+
+
+def _elements_of(shape: tuple[int, ...]) -> int:
+    size = 1
+    for n in shape:
+        size *= n
+    return max(size, 1)
 
 
 def _elements(b) -> int:

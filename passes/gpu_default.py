@@ -195,21 +195,20 @@ def default_gpu_schedule(kernel: KernelIR, facts: GpuFacts,
     from sm_80, with f32/i32 sums, tiles staged in shared memory), every statement bound to
     the GPU. None (the planner decides) where some statement would run on one thread, for
     int8 and f16 contractions that CUDA's tensor cores cannot take (an arch without the type,
-    an f16 or i16 accumulator: the planner's dp4a and half2), and for contractions next to row
-    reductions on CUDA (attention: the planner's online softmax). On Triton, attention
-    gets FlashAttention-2 as steps on its online-softmax rewrite (passes/gpu_online.py), or
-    the planner where the rewrite does not apply. `sizes`: tile sizes by loop name that
-    replace the default dot tile of the contraction's rows, columns and k (Triton's `block`
-    option); a kernel without a contraction gets the planner when there are any."""
+    an f16 or i16 accumulator: the planner's dp4a and half2), and for other contractions next
+    to row reductions. Attention gets FlashAttention-2 as steps on its online-softmax rewrite
+    (passes/gpu_online.py, `_online`), or the planner where the rewrite does not apply.
+    `sizes`: tile sizes by loop name that replace the default dot tile of the contraction's
+    rows, columns and k (Triton's `block` option); a kernel without a contraction gets the
+    planner when there are any."""
     placements = pl.initial_placements(kernel)
     sizes = dict(sizes or {})
     contractions = [s for s in kernel.statements
                     if match_contraction(s, placements[s.name].names())]
     tiles = GpuTiles()
-    if contractions and facts.dot_types and facts.shared_bytes is None:
-        # attention on Triton: FlashAttention-2 (passes/gpu_online)
-        online = online_gpu_schedule(kernel, sizes=sizes)
-        if online is not None and _lowers(kernel, online, facts):
+    if contractions:  # attention: FlashAttention-2 (passes/gpu_online)
+        online = _online(kernel, facts, sizes)
+        if online is not None:
             return online
     if contractions:
         rows = [s for s in kernel.statements
@@ -240,6 +239,29 @@ def default_gpu_schedule(kernel: KernelIR, facts: GpuFacts,
     if contractions and _one_block_strides(kernel, schedule, facts):
         return None  # a triangle (syrk): the planners launch its tiles as a full grid
     return schedule
+
+
+#: FlashAttention-2's tiles on a target with shared memory and no `dot` for the kernel's types
+#: (CUDA): 16 query rows a block on threadIdx.y, key blocks and value tiles of 32 on
+#: threadIdx.x (512 threads), k steps of 32; staged Q, K and V tiles take 10 KiB of shared
+#: memory, the block's scores, exponentials and row statistics 4.25 KiB.
+ONLINE_TILES = {"rows": 16, "block": 32, "cols": 32, "depth": 32}
+
+
+def _online(kernel: KernelIR, facts: GpuFacts, sizes: dict[str, int]) -> Schedule | None:
+    """FlashAttention-2 as steps (passes/gpu_online) where the kernel has a max-exp-sum chain
+    and the steps lower on the target: on Triton with `tl.dot` for both products; on CUDA
+    with plain loops inside the threads over operand tiles staged in shared memory (its
+    tensor cores would need the products' accumulators as WMMA fragments, which the steps do
+    not write yet)."""
+    if facts.shared_bytes is None:
+        if not facts.dot_types:
+            return None
+        online = online_gpu_schedule(kernel, sizes=sizes)
+    else:
+        online = online_gpu_schedule(kernel, dot=False, stage=True, sizes=sizes,
+                                     **ONLINE_TILES)
+    return online if online is not None and _lowers(kernel, online, facts) else None
 
 
 def _one_block_strides(kernel: KernelIR, schedule: Schedule, facts: GpuFacts) -> bool:

@@ -75,21 +75,36 @@ class OnlineSchedule(Schedule):
 
 
 def online_gpu_schedule(kernel: KernelIR, *, rows: int = 64, block: int = 32,
-                        cols: int = 64, depth: int = 32,
+                        cols: int = 64, depth: int = 32, dot: bool = True,
+                        stage: bool = False,
                         sizes: Mapping[str, int] | None = None) -> OnlineSchedule | None:
     """The schedule of the module docstring for `kernel` (BI = rows, BJ = block, BV = cols,
     BD = depth; `sizes`, by the kernel's loop names, replace them: Triton's `block` option),
     or None where the rewrite does not apply. Row loops outside the last (batches, heads: at
     most two) go to blockIdx.y and blockIdx.z. Every tile side is at least 16 (tl.dot's
-    smallest)."""
+    smallest). Without `dot` (a target whose tiles of these types are no matrix product:
+    CUDA's f32) the two products and the row statistics are plain loops inside each thread:
+    the scores' k steps and the value product's key block walked by the lane that owns the
+    element, the row maximum and sum by the row's thread; with `stage` (a target with shared
+    memory), the products' input tiles are staged there for each step by the block's
+    threads (`cache_read` at the rows' point loop; the scores' k steps move outside the
+    lanes, so that each step's Q and K tiles are copied once for the block):
+
+        for j_o: for d_o: [Q tile, K tile: shared]  for i, j_in: for d: s += Q * K
+                 for v_o: [V tile: shared]  for i, v: for j_in: O += e * V"""
     sizes = dict(sizes or {})
     found = rewrite_online(kernel, 64)
     if found is None or len(found.rows) > 3:
         return None
     block = max(MIN_SIDE, sizes.get(found.reduced, block))
     found = rewrite_online(kernel, block)
-    steps = _steps(found, max(MIN_SIDE, sizes.get(found.rows[0], rows)), cols, depth, sizes)
-    return None if steps is None else OnlineSchedule(block, steps.steps)
+    steps = _steps(found, max(MIN_SIDE, sizes.get(found.rows[0], rows)), cols, depth, sizes,
+                   stage and not dot)
+    if steps is None:
+        return None
+    if not dot:  # the same nest, its dot (and the statistics' block-as-an-axis) loops serial
+        steps.steps = [st for st in steps.steps if st.op not in ("dot", "vector")]
+    return OnlineSchedule(block, steps.steps)
 
 
 #: tl.dot's smallest tile side (loopweave.targets.GPU_FACTS["triton"].dot_min).
@@ -97,7 +112,7 @@ MIN_SIDE = 16
 
 
 def _steps(r: OnlineRewrite, rows: int, cols: int, depth: int,
-           chosen: dict[str, int]) -> Schedule | None:
+           chosen: dict[str, int], stage: bool = False) -> Schedule | None:
     k = r.kernel
     *outer, i = r.rows
     jo, jin = r.block_loop, r.inner
@@ -132,7 +147,10 @@ def _steps(r: OnlineRewrite, rows: int, cols: int, depth: int,
         order.append(i)
         if lanes is not None:
             order.append(lanes)
-        if name in dots and dots[name] != jin:
+        if name in dots and dots[name] != jin and stage:  # the k steps at block level
+            order[order.index(i):order.index(i)] = [f"{dots[name]}_o"]
+            order.append(dots[name])
+        elif name in dots and dots[name] != jin:
             order += [f"{dots[name]}_o", dots[name]]
         elif jin in loops and jin != lanes:
             order.append(jin)
@@ -140,7 +158,10 @@ def _steps(r: OnlineRewrite, rows: int, cols: int, depth: int,
         s.bind(name, i, "threadIdx.y")
         if lanes is not None:
             s.bind(name, lanes, "threadIdx.x")
-        if name in dots:
+        if name in dots and stage:
+            for tensor, transposed in _staged(k, k.statement[name], lanes):
+                s.cache_read(name, tensor, i, layout=(1, 0) if transposed else None)
+        elif name in dots:
             s.dot(name, dots[name])
         elif jin in loops and jin != lanes:  # a row's maximum or sum: the block as an axis
             s.vectorize(name, jin)
@@ -150,7 +171,7 @@ def _steps(r: OnlineRewrite, rows: int, cols: int, depth: int,
         stmt = k.statement[name]
         if stmt.is_init and name in r.blocked:
             later = r.blocked[r.blocked.index(name) + 1]
-            if later in dots and k.statement[later].lhs == stmt.lhs:
+            if later in dots and k.statement[later].lhs == stmt.lhs and not stage:
                 # the scores start from 0 in the dot's register
                 s.fuse(name, later, depth=grid + 3)
     for name in r.blocked:  # a sum's rescaling in the sum's own loops: one read and write
@@ -178,6 +199,21 @@ def _dot_loop(s: Statement, block_loop: str) -> str | None:
         return None
     k = reduced.pop()
     return k if all(k in ir.variables(f) for f in factors) else None
+
+
+def _staged(k: KernelIR, s: Statement, lanes: str | None) -> list[tuple[str, bool]]:
+    """The kernel inputs `s` multiplies (a temporary operand, the exponentials, is the
+    block's own already: backends/cuda_private), each with whether to stage it transposed:
+    a 2-D tile that the column lanes index outside its last dimension (K[j, d] with j on
+    threadIdx.x), so that neighbouring lanes read neighbouring words of shared memory."""
+    out = []
+    for f in product_factors(s.rhs):
+        load = f.operand if isinstance(f, ir.Cast) else f
+        if not isinstance(load, ir.Load) or k.tensors[load.tensor].role != "in":
+            continue
+        uses = [lanes is not None and lanes in ir.variables(x) for x in load.indices]
+        out.append((load.tensor, len(uses) == 2 and uses[0] and not uses[1]))
+    return out
 
 
 def _serial(r: OnlineRewrite) -> set[str]:

@@ -48,7 +48,7 @@ def test_block_size_from_the_cuda_launcher():
 @needs_nvcc
 def test_registers_of_every_cuda_function():
     rows = gpu_resources.cuda_rows("attention", refs.KERNELS["attention"].source())
-    assert len(rows) >= 2 and not any(r.error for r in rows)
+    assert len(rows) == 1 and not any(r.error for r in rows)  # FlashAttention-2: one launch
     for row in rows:
         assert row.registers > 0, row
         assert row.threads and row.threads % 32 == 0, row

@@ -124,13 +124,13 @@ def test_a_row_temporary_lives_in_device_memory_one_row_per_block():
 
 @pytest.mark.parametrize("name, cuda_steps, triton_steps", [
     ("softmax", True, True), ("gelu", True, True), ("matmul", True, True),
-    ("bmm", True, True), ("qmm", True, True), ("attention", False, True)])
+    ("bmm", True, True), ("qmm", True, True), ("attention", True, True)])
 def test_compile_defaults_to_the_steps_where_they_write_the_planners_plan(name, cuda_steps,
                                                                           triton_steps):
     """Row and element-wise kernels get the step-written schedule by default, and so do
     contractions: dot tiles on Triton, shared-memory stages and per-thread register tiles of
     f32/f64 on CUDA (int8 and f16: WMMA, tests/test_cuda_mma.py); attention is FlashAttention-2 as
-    steps on Triton (passes/gpu_online) and keeps the planner's online softmax on CUDA."""
+    steps on both (passes/gpu_online; on CUDA without dot, tests/test_cuda_online.py)."""
     for target, steps in (("cuda", cuda_steps), ("triton", triton_steps)):
         source = loopweave.compile(refs.KERNELS[name].source(), target, tuning_db=False,
                                    **({"emulate": True} if target == "cuda" else {})).source
