@@ -106,6 +106,18 @@ def _from_dlpack(value, what: str) -> np.ndarray:
                                 f"({numpy_error})") from None
 
 
+def typed_host_array(value, dtype: DType, what: str, expected: str) -> np.ndarray:
+    """`host_array(value)` as DSL type `dtype` (`with_dtype`). A torch tensor that packs two
+    f4e2m1 codes a byte goes only where the kernel declares the bytes (`u8`): read as one code
+    a byte, its high nibbles would be dropped without a word."""
+    packed = torch_ops.packed_pairs(value)
+    if packed is not None and dtype.name != "u8":
+        raise ArgumentTypeError(f"{what} is a {packed} tensor (two codes a byte), but the "
+                                f"kernel declares {expected}: declare the bytes as u8 and "
+                                f"decode the nibbles (docs/dsl.md, MXFP4)")
+    return with_dtype(host_array(value, what, expected), dtype, what)
+
+
 def with_dtype(array: np.ndarray, dtype: DType, what: str) -> np.ndarray:
     """`array` as DSL type `dtype` (bf16 and the 8-bit floats also from their bits, as a view);
     raises ArgumentTypeError for any other dtype."""
@@ -431,7 +443,7 @@ class Kernel:
     def _check_array(self, spec: Tensor, arg, env: dict[str, int]) -> np.ndarray:
         what = f"argument '{spec.name}'"
         expected = _type_text(spec)
-        arg = with_dtype(host_array(arg, what, expected), spec.dtype, what)
+        arg = typed_host_array(arg, spec.dtype, what, expected)
         if arg.ndim != len(spec.shape):
             raise ArgumentValueError(f"{what} must have {len(spec.shape)} dimension(s), "
                                      f"not {arg.ndim} (shape {arg.shape})")
@@ -506,7 +518,7 @@ class Kernel:
         what = f"out array for '{spec.name}'"
         shape = tuple(evaluate(d, env) for d in spec.shape)
         dims = ", ".join(map(to_str, spec.shape))
-        array = with_dtype(host_array(value, what, _type_text(spec)), spec.dtype, what)
+        array = typed_host_array(value, spec.dtype, what, _type_text(spec))
         if array.shape != shape:
             raise ArgumentValueError(f"{what} has shape {array.shape}; it must be ({dims}) = "
                                      f"{shape}")

@@ -80,6 +80,15 @@ def tensor_to_numpy(tensor) -> np.ndarray:
     return tensor.numpy()
 
 
+def packed_pairs(value) -> str | None:
+    """The torch dtype name of a tensor that packs two codes a byte (`float4_e2m1fn_x2`),
+    else None."""
+    if not is_tensor(value):
+        return None
+    name = str(value.dtype).removeprefix("torch.")
+    return name if name in _TORCH_PACKED else None
+
+
 def numpy_to_tensor(array: np.ndarray, dtype: DType):
     """A torch view of a numpy array holding DSL type `dtype` (no copy)."""
     torch = torch_module()

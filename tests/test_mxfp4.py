@@ -155,3 +155,16 @@ def test_the_benchmark_peer_decodes_the_same_bytes_as_the_reference():
     finally:
         torch.set_num_threads(threads)
     assert row.kernel == "mxfp4_matmul" and set(row.timings) == {"loopweave", "torch"}
+
+
+def test_float4_x2_where_one_code_a_byte_is_declared_is_refused():
+    """A `float4_e2m1fn_x2` tensor holds two codes a byte; an `f4e2m1` parameter holds one.
+    Read as one code a byte, its high nibbles would be lost without a word."""
+    torch = pytest.importorskip("torch")
+    kernel = loopweave.compile("kernel w(x: f4e2m1[N]) -> y: f32[N] { y[i] = f32(x[i]) }",
+                               tuning_db=False)
+    packed = torch.from_numpy(np.array([0x21, 0x43], np.uint8)).view(torch.float4_e2m1fn_x2)
+    with pytest.raises(ArgumentTypeError, match="two codes a byte.*u8"):
+        kernel(packed)
+    codes = torch.from_numpy(np.array([0x1, 0x2], np.uint8))  # one code a byte, as uint8
+    np.testing.assert_array_equal(kernel(codes.numpy()), [0.5, 1.0])
