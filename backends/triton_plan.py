@@ -502,7 +502,7 @@ class Planner:
                    for v in sorted(names))
 
     def groups(self, stmts: list[Statement], host) -> list[Launch]:
-        units = fold_inits(stmts, lambda a, b: self.same_box(a, b, host))
+        units = fold_inits(stmts, lambda a, b: self.same_box(a, b, host), self.kernel.params)
         launches = []
         i = 0
         while i < len(units):

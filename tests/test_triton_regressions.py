@@ -188,6 +188,20 @@ kernel clamp(x: f32[M, N], y: inout f32[M, N]) {
     assert_close(y, want)
 
 
+@pytest.mark.parametrize("op, combine", [("max=", np.max), ("+=", np.sum)])
+def test_reduction_into_a_divided_index_combines_every_term(op, combine):
+    """`m[g / 16] max= a[g]`: sixteen g update each element, with no reduction variable of
+    their own; the identity initialisation was folded into the update, so each stored over
+    the last (found by the LUT GEMM helper)."""
+    kernel = compile_triton(f"kernel m(a: f32[G]) -> m: f32[(G + 15) / 16] {{\n"
+                            f"    m[g / 16] {op} a[g]\n}}")
+    rng = np.random.default_rng(8)
+    for n in (1, 16, 17, 70):
+        a = rand(rng, n)
+        want = np.array([combine(a[i:i + 16]) for i in range(0, n, 16)], np.float32)
+        assert_close(kernel(a), want)
+
+
 # -- 6. batched softmax and attention over 3-D tensors ------------------------------------------
 
 def test_batched_softmax():
