@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from loopweave.ir import expr as ir
-from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor, allowed_values
+from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor, allowed_values, type_keeps_within
 
 #: Plans kept per kernel (the oldest is dropped beyond this: a loop over many shapes).
 MAX_PLANS = 16
@@ -97,9 +97,12 @@ class CallPlan:
 
         checks = []
         for c in kernel.index_checks:
+            first, last = allowed_values(kernel, c, env)
+            if type_keeps_within(kernel, c, first, last):
+                continue
             lo = [max(0, ir.evaluate(e, env)) for e in c.lo]
             box = tuple(slice(a, ir.evaluate(e, env)) for a, e in zip(lo, c.hi, strict=True))
-            checks.append((c.index, box, *allowed_values(kernel, c, env)))
+            checks.append((c.index, box, first, last))
         inouts = tuple(t.name for t in kernel.args
                        if isinstance(t, Tensor) and t.role == "inout")
         return CallPlan(

@@ -27,7 +27,7 @@ from loopweave.call_plan import MAX_PLANS, CallPlan, keyed_scalars, signature
 from loopweave.errors import ArgumentTypeError, ArgumentValueError, StridedCopyWarning
 from loopweave.ir.dependences import written_before_read
 from loopweave.ir.expr import Param, evaluate, to_str
-from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor, allowed_values
+from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor, allowed_values, type_keeps_within
 from loopweave.ir.types import DTYPES, DType
 
 #: DLPack's device type of host memory (kDLCPU); other devices hold memory numpy cannot read.
@@ -207,6 +207,8 @@ def check_indices(kernel_ir: KernelIR, arrays: dict[str, np.ndarray], env: dict[
     CUDA tensors on the triton target): those are checked where they are."""
     for c in kernel_ir.index_checks:
         first, last = allowed_values(kernel_ir, c, env)
+        if type_keeps_within(kernel_ir, c, first, last):
+            continue
         lo = [max(0, evaluate(e, env)) for e in c.lo]
         box = tuple(slice(a, evaluate(e, env)) for a, e in zip(lo, c.hi, strict=True))
         device = (on_device or {}).get(id(arrays[c.index]))

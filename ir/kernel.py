@@ -189,6 +189,19 @@ def allowed_values(kernel: KernelIR, c: IndexCheck, env: dict[str, int]) -> tupl
     return 0, evaluate(kernel.tensors[c.tensor].shape[c.dim], env) - 1 + c.bound
 
 
+def type_keeps_within(kernel: KernelIR, c: IndexCheck, first: int, last: int) -> bool:
+    """Whether every value of the index tensor's type lies in first .. last: a u8 index into
+    a dimension of 256 needs no check (a LUT GEMM's table; the check cost more than the
+    kernel)."""
+    dtype = kernel.tensors[c.index].dtype
+    if not dtype.is_int:
+        return False
+    signed = dtype.kind == "int"
+    low, high = (-(1 << (dtype.bits - 1)), (1 << (dtype.bits - 1)) - 1) if signed else \
+        (0, (1 << dtype.bits) - 1)
+    return first <= low and high <= last
+
+
 @dataclass(frozen=True, eq=False)
 class KernelIR:
     name: str

@@ -25,6 +25,7 @@ from loopweave.autotune.measure import make_problem  # noqa: E402
 from loopweave.errors import ArgumentValueError, BoundsError, DSLTypeError, ScheduleError  # noqa: E402
 from loopweave.ir import expr as ir  # noqa: E402
 from loopweave.ir.dependences import Dependences  # noqa: E402
+from loopweave.ir.kernel import type_keeps_within  # noqa: E402
 from loopweave.pipeline import front_end  # noqa: E402
 from loopweave.runtime import check_indices  # noqa: E402
 
@@ -341,3 +342,21 @@ def test_tuning_inputs_draw_gather_indices_in_range(tmp_path):
         ids, table, out = data["in:ids"], data["in:table"], data["out:out"]
     assert ids.min() >= 0 and ids.max() < 5 and len(set(ids.tolist())) > 1
     np.testing.assert_array_equal(out, table[ids])
+
+
+def test_an_index_whose_type_cannot_leave_the_dimension_is_not_checked():
+    """u8 values index a dimension of 256 (a LUT GEMM's table): no value can be out of range,
+    so no call pays for the check; into 255 entries the same read is checked."""
+    source = "kernel lut(T: f32[{n}], w: u8[N]) -> y: f32[N] {{ y[i] = T[w[i]] }}"
+    fits = loopweave.compile(source.format(n=256), tuning_db=False)
+    table = np.arange(256, dtype=np.float32)
+    codes = np.array([0, 255, 7], np.uint8)
+    np.testing.assert_array_equal(fits(table, codes), [0, 255, 7])
+    assert fits.ir.index_checks  # the check exists, but the type keeps it true
+    assert all(type_keeps_within(fits.ir, c, 0, 255) for c in fits.ir.index_checks)
+    short = loopweave.compile(source.format(n=255), tuning_db=False)
+    with pytest.raises(loopweave.ArgumentValueError, match=r"w\[1\] = 255 is out of range"):
+        short(table[:255], codes)
+    signed = loopweave.compile(source.replace("u8", "i8").format(n=256), tuning_db=False)
+    with pytest.raises(loopweave.ArgumentValueError, match="out of range"):
+        signed(table, np.array([-1], np.int8))
