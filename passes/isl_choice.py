@@ -23,8 +23,9 @@ ISL_TILE = 32
 
 
 def isl_fallback(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
-    """`Schedule().isl(ISL_TILE)` if `schedule` (the heuristics' result) marks no loop of the
-    kernel's deepest nests parallel or vector, and isl's scheduler finds a legal schedule that
+    """`Schedule().isl(ISL_TILE)` if `schedule` (the heuristics' result) asks for no parallel
+    or vector loop of a statement of the kernel's deepest nests and runs none of them in a
+    parallel loop of another (fused) statement, and isl's scheduler finds a legal schedule that
     marks one there; else None. The deepest nests hold the work: seidel-2d's wavefront and
     floyd-warshall get isl's (the heuristics mark nothing), and so does adi, whose sweeps
     carry their dependence along the innermost loop while isl runs the lines in parallel and
@@ -35,6 +36,16 @@ def isl_fallback(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
     work = {s.name for s in deepest_statements(kernel)}
     if not work or any(step.op in ("parallel", "vector") and work & {
             s.name for s in target_statements(kernel, step.target)} for step in schedule.steps):
+        return None
+    # A parallel mark names one statement, but its loop runs every statement fused into it:
+    # top-k's rows, whose parallel loop holds the argmax chain too (isl's schedule of it is
+    # 8-17x slower). A vector loop shared that way is no reason to keep the heuristics: adi's
+    # sweeps sit in its boundary statements' vector loops, and isl runs their lines in parallel.
+    try:
+        parallel = _marked_statements(schedule.apply(kernel), ("parallel",))
+    except ScheduleError:
+        parallel = []
+    if any(work & names for names in parallel):
         return None
     scheduled = _isl_scheduled(kernel)
     return Schedule().isl(ISL_TILE) if scheduled is not None and any(
