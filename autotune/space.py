@@ -11,6 +11,9 @@ target options; a new scheduling pass plugs in as one more generator in `GENERAT
                       of passes/default.py, with its tile sizes (replaces LoopNestKnobs there);
                       per convolution, its reassociated register tile and the tile's shape
     TargetOptionKnobs the backend's `tuning_space(kernel_ir)` (block sizes, num_warps, ...)
+    GpuScheduleKnobs  cuda, triton: the planner, or passes/gpu_default's bound steps
+    OnlineKnobs       cuda, triton, attention: FlashAttention-2 as steps (passes/gpu_online)
+                      with its block sizes, in place of the others (autotune/space_online.py)
     IslSchedulerKnobs cpu: isl's own scheduler in place of all the steps above, its tile size
 
 Only legal configurations are proposed: `is_legal` applies the schedule, which raises
@@ -23,87 +26,27 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field
 
 import islpy as isl
 
+from loopweave.autotune.knobs import Choice, Config, Knob, Permutation, SpaceContext
+from loopweave.autotune.space_online import OnlineKnobs, check_lowers
 from loopweave.errors import LoopweaveError
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes.default import contraction_steps, convolution_steps
 from loopweave.passes.gpu_default import GpuTiles, gpu_schedule
+from loopweave.passes.gpu_online import OnlineSchedule
 from loopweave.passes.placement import own_loop_count
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import backend_module, default_schedule, get_target
 from loopweave.targets import GPU_FACTS, Target, gpu_facts
 
-Config = dict[str, object]
+__all__ = ["Choice", "Config", "Knob", "Permutation", "SearchSpace", "SpaceContext"]
+
 DEFAULT_SCHEDULE = "default_schedule"  # a configuration key: see SearchSpace.decode
 
 OUTER_TILES = (0, 4, 8, 16, 32, 64, 128, 256, 512)  # 0: not tiled
 INNER_TILES = (0, 2, 4, 8, 16, 32)
-
-
-@dataclass(frozen=True)
-class Choice:
-    """A knob with a list of values; values[0] is the default (changes nothing)."""
-
-    name: str
-    values: tuple
-
-    @property
-    def default(self):
-        return self.values[0]
-
-    def sample(self, rng: random.Random):
-        return rng.choice(self.values)
-
-    def mutate(self, value, rng: random.Random):
-        """A neighbouring value most of the time, any value sometimes."""
-        if value in self.values and rng.random() < 0.7:
-            i = self.values.index(value) + rng.choice((-1, 1))
-            return self.values[min(max(i, 0), len(self.values) - 1)]
-        return self.sample(rng)
-
-
-
-@dataclass(frozen=True)
-class Permutation:
-    """A knob whose value is an order of `items` (a tuple); the default is their given order."""
-
-    name: str
-    items: tuple
-
-    @property
-    def default(self):
-        return self.items
-
-    def sample(self, rng: random.Random):
-        order = list(self.items)
-        if rng.random() < 0.5:  # most orders break a reduction's dependences: favour the given one
-            rng.shuffle(order)
-        return tuple(order)
-
-    def mutate(self, value, rng: random.Random):
-        order = list(value)
-        if len(order) > 1:
-            i, j = rng.sample(range(len(order)), 2)
-            order[i], order[j] = order[j], order[i]
-        return tuple(order)
-
-
-
-Knob = Choice | Permutation
-
-
-@dataclass
-class SpaceContext:
-    """What knob generators look at: the kernel, the sizes it is tuned for, the target."""
-
-    kernel: KernelIR
-    sizes: dict[str, int]
-    target: Target
-    extents: dict[str, dict[str, int]] = field(default_factory=dict)  # stmt -> var -> extent
-    memo: dict = field(default_factory=dict)  # what generators compute once per space
 
 
 def loop_extents(kernel: KernelIR, sizes: dict[str, int]) -> dict[str, dict[str, int]]:
@@ -403,7 +346,7 @@ class IslSchedulerKnobs:
 
 #: Knob generators, in the order their steps are applied. New passes add theirs here.
 GENERATORS: list = [FusionKnobs(), LoopNestKnobs(), MicroKernelKnobs(), TargetOptionKnobs(),
-                    GpuScheduleKnobs(), IslSchedulerKnobs()]
+                    GpuScheduleKnobs(), OnlineKnobs(), IslSchedulerKnobs()]
 
 
 class SearchSpace:
@@ -458,8 +401,8 @@ class SearchSpace:
             chosen = default_schedule(self.ctx.kernel, self.ctx.target)
             return (chosen if chosen is not None else Schedule()), dict(self.base_options)
         schedule, options = Schedule(), dict(self.base_options)
-        for g in self.generators:
-            g.apply(self.ctx, config, schedule, options)
+        for g in self.generators:  # a generator may replace the schedule (OnlineKnobs)
+            schedule = g.apply(self.ctx, config, schedule, options) or schedule
         return schedule, options
 
     @staticmethod
@@ -491,7 +434,9 @@ class SearchSpace:
         shape = _structure(schedule, options)
         if shape not in self._legal:
             try:
-                schedule.apply(self.ctx.kernel)
+                scheduled = schedule.apply(self.ctx.kernel)
+                if isinstance(schedule, OnlineSchedule):  # its sizes decide threads, memory
+                    check_lowers(self.ctx, scheduled, schedule)
                 if options:
                     t = self.ctx.target
                     get_target(t.name, t.cc or None, t.cflags or None, options)
@@ -532,7 +477,10 @@ class SearchSpace:
 
 
 def _structure(schedule: Schedule, options: dict) -> str:
-    """The decoded steps without tile sizes, and the options."""
+    """The decoded steps without tile sizes, and the options (an online schedule's sizes
+    decide whether it fits the target: all of its JSON)."""
+    if isinstance(schedule, OnlineSchedule):
+        return json.dumps([schedule.to_json(), options], sort_keys=True, default=str)
     steps = [(st.op, st.target, tuple(a[0] for a in st.args) if st.op == "tile" else st.args)
              for st in schedule.steps]
     return json.dumps([steps, options], sort_keys=True, default=str)

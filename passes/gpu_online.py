@@ -19,6 +19,7 @@ applies the steps, so the steps name the rewritten kernel's statements; each is 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -28,17 +29,40 @@ from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import placement as pl
 from loopweave.passes.online_softmax import OnlineRewrite, rewrite_online
 from loopweave.passes.patterns import factors as product_factors
-from loopweave.passes.schedule import Schedule, target_statements
+from loopweave.passes.schedule import Schedule, Step, target_statements
 
 
 class OnlineSchedule(Schedule):
     """Steps for the kernel that `rewrite_online(kernel, block)` makes; `apply` rewrites first.
-    (Its JSON holds the steps only: replaying them needs the rewrite, so a tuning record keeps
-    the flag `online_block` next to them.)"""
+    Its JSON (what a tuning candidate and record hold) starts with the step
+    `{"op": "online", "target": "*", "args": [block]}` naming the rewrite; `from_json` reads
+    it back (a plain `Schedule.from_json` keeps that step, which names no statement)."""
 
     def __init__(self, block: int, steps=None):
         super().__init__(steps)
         self.block = block
+
+    def to_json(self) -> str:
+        """The rewrite step, then the steps."""
+        return json.dumps([{"op": REWRITE_OP, "target": "*", "args": [self.block]},
+                           *json.loads(super().to_json())])
+
+    @classmethod
+    def from_json(cls, text: str) -> OnlineSchedule:
+        """The schedule `to_json` wrote; a ScheduleError for JSON without the rewrite step."""
+        steps = [Step(d["op"], d["target"],
+                      tuple(tuple(a) if isinstance(a, list) else a for a in d["args"]))
+                 for d in json.loads(text)]
+        return cls.from_steps(steps)
+
+    @classmethod
+    def from_steps(cls, steps: list[Step]) -> OnlineSchedule:
+        """The schedule of `steps`, the first of which is the rewrite step of `to_json`."""
+        if not steps or steps[0].op != REWRITE_OP or len(steps[0].args) != 1:
+            raise ScheduleError(f"an online schedule starts with the step "
+                                f"{{'op': '{REWRITE_OP}', 'args': [block]}}")
+        _check_positive_block(steps[0].args[0])
+        return cls(steps[0].args[0], steps[1:])
 
     def placements(self, kernel: KernelIR) -> dict[str, pl.Placement]:
         """The steps' placements. A `dot` step is checked here against the rewritten
@@ -105,6 +129,15 @@ def online_gpu_schedule(kernel: KernelIR, *, rows: int = 64, block: int = 32,
     if not dot:  # the same nest, its dot (and the statistics' block-as-an-axis) loops serial
         steps.steps = [st for st in steps.steps if st.op not in ("dot", "vector")]
     return OnlineSchedule(block, steps.steps)
+
+
+#: The op of the first step of an OnlineSchedule's JSON: the rewrite, with its block size.
+REWRITE_OP = "online"
+
+
+def _check_positive_block(block) -> None:
+    if not isinstance(block, int) or isinstance(block, bool) or block < 1:
+        raise ScheduleError(f"an online schedule's block is a positive integer, not {block!r}")
 
 
 #: tl.dot's smallest tile side (loopweave.targets.GPU_FACTS["triton"].dot_min).
