@@ -29,7 +29,7 @@ from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import placement as pl
 from loopweave.passes.online_softmax import OnlineRewrite, rewrite_online
 from loopweave.passes.patterns import factors as product_factors
-from loopweave.passes.schedule import Schedule, Step, target_statements
+from loopweave.passes.schedule import REWRITES, Schedule, Step, target_statements
 
 
 class OnlineSchedule(Schedule):
@@ -133,6 +133,9 @@ def online_gpu_schedule(kernel: KernelIR, *, rows: int = 64, block: int = 32,
 
 #: The op of the first step of an OnlineSchedule's JSON: the rewrite, with its block size.
 REWRITE_OP = "online"
+
+
+REWRITES[REWRITE_OP] = OnlineSchedule  # Schedule.from_json reads its JSON back
 
 
 def _check_positive_block(block) -> None:

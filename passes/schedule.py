@@ -46,6 +46,12 @@ class Step:
     args: tuple  # tile: ((var, size), ...); reorder: loop names; kinds: (loop name,); ...
 
 
+#: Schedules of a rewritten kernel (passes/gpu_online.OnlineSchedule), by the op of the first
+#: step of their JSON, which names the rewrite: `Schedule.from_json` hands such JSON to the
+#: class's `from_steps`. Each class registers itself here (it imports this module).
+REWRITES: dict[str, type] = {}
+
+
 class Schedule:
     """Scheduling steps, applied in order by `apply(kernel)`."""
 
@@ -214,11 +220,14 @@ class Schedule:
 
     @classmethod
     def from_json(cls, text: str) -> Schedule:
+        """The schedule `to_json` wrote; JSON that starts with a rewrite's step (`REWRITES`)
+        is read back by the schedule class of that rewrite."""
         steps = []
         for d in json.loads(text):
             args = tuple(tuple(a) if isinstance(a, list) else a for a in d["args"])
             steps.append(Step(d["op"], d["target"], args))
-        return cls(steps)
+        rewrite = REWRITES.get(steps[0].op) if steps and cls is Schedule else None
+        return rewrite.from_steps(steps) if rewrite is not None else cls(steps)
 
     def __repr__(self) -> str:
         return f"Schedule({self.to_json()})"
