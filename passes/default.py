@@ -102,19 +102,68 @@ CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(8, 
 FACTS: dict[str, TargetFacts] = {"cpu": CPU, "cpu-avx512": CPU_AVX512}
 
 
-def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None
-                     ) -> Schedule:
+def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
+                     micro_panels: bool = True) -> Schedule:
     """The host's default schedule for `kernel`. `vector_bytes()` (asked only for a
     contraction: it may run the compiler) is the target's SIMD width: 64 (AVX-512) gets 8x32
-    register tiles, narrower ones 6x16 (f64: 6x8).
+    register tiles, narrower ones 6x16 (f64: 6x8). `micro_panels=False`: B packed row by row
+    even where the facts say micro-panels (`PanelRows`).
 
     Where the heuristics find nothing to run in parallel or in SIMD (every nest's loops carry
     dependences: Gauss-Seidel sweeps, Floyd-Warshall), the kernel is
     isl's: its Pluto-style scheduler skews and tiles such nests and finds wavefronts
     (`isl_fallback`)."""
-    schedule = schedule_for(kernel, CPU, lambda: CPU_AVX512 if vector_bytes is not None
-                            and vector_bytes() >= 64 else CPU)
+    host, wide = (CPU, CPU_AVX512) if micro_panels else (
+        replace(CPU, micro_panels=()), replace(CPU_AVX512, micro_panels=()))
+    schedule = schedule_for(kernel, host, lambda: wide if vector_bytes is not None
+                            and vector_bytes() >= 64 else host)
     return isl_fallback(kernel, schedule) or schedule
+
+
+#: Rows of C from which B's micro-panels pay: below, packing B in runs of NR columns costs more
+#: than the register tiles' contiguous reads save. Panels over row-major panels, one thread,
+#: Zen 3, quiet (`benchmarks.matmul_peak` sizes and skinny ones): f32 16 x 4096 x 4096 0.62x,
+#: 32 x 2048^2 0.71x, 128 x 2048^2 0.83x, 512 x 2048^2 1.00x, 1024^3 1.04x, 2048^3 1.08x;
+#: f64 32 x 2000^2 0.64x, 1000^3 1.14x, 2000^3 1.21x.
+PANEL_MIN_ROWS = 512
+
+
+class PanelRows:
+    """The default's choice by sizes for contractions packed in micro-panels: B packed row by
+    row where some contraction's C has fewer than PANEL_MIN_ROWS rows, else None (the
+    default)."""
+
+    why = "B packed row by row (too few rows of C for micro-panels)"
+
+    def __init__(self, kernel: KernelIR, rows: list[ir.Expr], plain: Callable[[], Schedule]):
+        self.rows, self._plain, self._schedule = rows, plain, None
+
+    def at(self, sizes: dict[str, int]) -> Schedule | None:
+        """The schedule for `sizes`, or None for the default's."""
+        try:
+            if min(ir.evaluate(r, sizes) for r in self.rows) >= PANEL_MIN_ROWS:
+                return None
+        except (KeyError, ValueError):  # sizes that do not fix the rows: the default
+            return None
+        if self._schedule is None:
+            self._schedule = self._plain()
+        return self._schedule
+
+
+def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None
+               ) -> PanelRows | None:
+    """A `PanelRows` for a kernel with a contraction whose type the host packs in
+    micro-panels (`CPU.micro_panels`), else None."""
+    placements = pl.initial_placements(kernel)
+    rows = []
+    for s in kernel.statements:
+        c = match_contraction(s, placements[s.name].names())
+        if c is not None and s.lhs.dtype.name in CPU.micro_panels:
+            where = [k for k, x in enumerate(s.lhs.indices) if x == ir.Var(c.i)]
+            if where:
+                rows.append(kernel.tensors[s.lhs.tensor].shape[where[0]])
+    return PanelRows(kernel, rows, lambda: default_schedule(
+        kernel, vector_bytes, micro_panels=False)) if rows else None
 
 
 def schedule_for(kernel: KernelIR, facts: TargetFacts,

@@ -13,7 +13,7 @@ import pytest
 
 import loopweave
 from loopweave.errors import ScheduleError
-from loopweave.passes.default import CPU, contraction_steps
+from loopweave.passes.default import CPU, PANEL_MIN_ROWS, contraction_steps, panel_rows
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import front_end
 
@@ -102,3 +102,18 @@ def test_an_accumulator_buffer_takes_no_panel():
     schedule = Schedule().tile("S0", i=4).cache_read("S0", "C", "i_o", panel=2)
     with pytest.raises(ScheduleError):
         loopweave.compile(source, schedule=schedule, tuning_db=False)
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f64"])
+def test_micro_panels_only_from_panel_min_rows(dtype):
+    """B's micro-panels pay only for enough rows of C (`PANEL_MIN_ROWS`): a skinny product
+    packs B row by row (32 x 2048^2 f32: 0.71x with panels), chosen per call's sizes."""
+    kernel = loopweave.compile(matmul(dtype), tuning_db=False)
+    rng = np.random.default_rng(12)
+    np_type = {"f32": np.float32, "f64": np.float64}[dtype]
+    for m, paneled in [(PANEL_MIN_ROWS - 1, False), (PANEL_MIN_ROWS, True), (5, False)]:
+        a = rng.standard_normal((m, 37)).astype(np_type)
+        b = rng.standard_normal((37, 19)).astype(np_type)
+        np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4 * 37)
+        assert ("_run" in kernel.source) == paneled, m
+    assert panel_rows(front_end(matmul("i32"))) is None  # no panels for that type: no rule
