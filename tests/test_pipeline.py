@@ -27,8 +27,10 @@ MATMUL = """
 kernel matmul(A: f32[M, K], B: f32[K, N]) -> C: f32[M, N] {
     C[i, j] += A[i, k] * B[k, j]
 }"""
-SIZES = {"M": 9, "K": 12, "N": 17}
-OTHER_SIZES = {"M": 10, "K": 12, "N": 17}
+# At least PANEL_MIN_ROWS rows of C: the host default packs B in micro-panels at both sizes
+# (below, its size rule packs row by row), so the default is the same for both.
+SIZES = {"M": 513, "K": 12, "N": 17}
+OTHER_SIZES = {"M": 514, "K": 12, "N": 17}
 # A legal schedule unlike cpu's default (which register-tiles the contraction).
 TUNED = Schedule().tile("C", i=4, j=8).parallel("C", "i")
 
@@ -142,11 +144,11 @@ def test_kernel_source_is_what_ran_for_the_last_call(tuned_db):
     tuned = loopweave.compile(MATMUL, schedule=TUNED).source
     assert kernel.source == default  # before any call
     b = np.ones((12, 17), np.float32)
-    kernel(np.ones((9, 12), np.float32), b)
+    kernel(np.ones((513, 12), np.float32), b)
     assert kernel.source == tuned
-    kernel(np.ones((10, 12), np.float32), b)  # no record for M=10
+    kernel(np.ones((514, 12), np.float32), b)  # no record for M=514
     assert kernel.source == default
-    kernel(np.ones((9, 12), np.float32), b)  # built once per sizes, chosen again
+    kernel(np.ones((513, 12), np.float32), b)  # built once per sizes, chosen again
     assert kernel.source == tuned
     assert [r.schedule if r else None for r in kernel.invoke.records.values()] == \
         [TUNED.to_json(), None]
@@ -160,7 +162,7 @@ def test_a_record_that_no_longer_applies_falls_back_to_the_default(tmp_path):
         db.add(Record.for_key(key, "matmul", machine="test", schedule=illegal.to_json(),
                               options="{}", status="ok", median_s=1e-6))
     kernel = loopweave.compile(MATMUL, tuning_db=path)
-    a, b = np.ones((9, 12), np.float32), np.ones((12, 17), np.float32)
+    a, b = np.ones((513, 12), np.float32), np.ones((12, 17), np.float32)
     np.testing.assert_allclose(kernel(a, b), a @ b)
     assert kernel.source == loopweave.compile(MATMUL, tuning_db=False).source
     assert emitted(tmp_path, SIZES, tuning_db=path) == emitted(tmp_path, SIZES, tuning_db=False)
