@@ -168,9 +168,11 @@ def _points(kernel, umap: isl.UnionMap, sizes: dict[str, int]):
 
 
 def _touches(stmt, coords, sizes):
+    # A gather (`T[g, w[n, g]]`) reads a read-only input no statement writes: it can be in no
+    # conflict, and its element depends on data, so it is left out.
     env = dict(sizes) | dict(zip(stmt.iterators, coords, strict=True))
     out = [(a.tensor, tuple(ir.evaluate(x, env) for x in a.indices), False)
-           for a in ir.loads(stmt.rhs)]
+           for a in ir.loads(stmt.rhs) if not any(ir.is_indirect(x) for x in a.indices)]
     out.append((stmt.lhs.tensor, tuple(ir.evaluate(x, env) for x in stmt.lhs.indices), True))
     return out
 
