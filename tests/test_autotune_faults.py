@@ -58,7 +58,9 @@ def test_crashing_hanging_and_wrong_candidates_are_recorded_and_skipped(tmp_path
             best = db.best(key.digest)
     finally:
         executor.close()
-    status = [r.status for r in records]
+    # "noisy" is a right, measured candidate whose timings spread widely on a loaded machine
+    # (CI runs tests two at a time): for this test it is the same outcome as "ok".
+    status = ["ok" if r.status == "noisy" else r.status for r in records]
     assert status == ["ok", "crash", "timeout", "wrong", "crash", "ok", "compile_error"], \
         [(r.status, r.error) for r in records]
     assert "SIGSEGV" in records[1].error and "3 s" in records[2].error
@@ -67,7 +69,10 @@ def test_crashing_hanging_and_wrong_candidates_are_recorded_and_skipped(tmp_path
     # Dead and hung workers were replaced: the sweep went on with new processes.
     assert executor.runner.workers_started == 4
     assert len({p for p in pids if p}) >= 3
-    assert best.status == "ok" and best.strategy == ""  # never a faulty candidate
+    if any(r.status == "ok" for r in records):  # best never returns a noisy record
+        assert best.status == "ok" and best.strategy == ""  # never a faulty candidate
+    else:
+        assert best is None
     assert all(r.machine == machine_fingerprint() for r in records)
 
 
