@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from loopweave.backends import simd, simd_lut
+from loopweave.backends import simd, simd_lut, x86_gemm
 from loopweave.backends.c_family import PRELUDE, CFamilyRenderer, c_name
 from loopweave.errors import LoopweaveError
 from loopweave.ir.kernel import KernelIR, Tensor
-from loopweave.ir.loops import Node
+from loopweave.ir.loops import For, Node
 from loopweave.ir.types import INDEX, DType
 from loopweave.passes.default import default_schedule as cpu_default
 from loopweave.passes.default import panel_rows
@@ -129,6 +129,7 @@ class CBackend(CFamilyRenderer):
         self.vector_isa = vector_isa  # a backends.simd.VectorISA for vector loops, or None
         self._vector_bytes = vector_bytes
         self.entry: tuple[str, str] | None = None  # a whole-kernel fast path (simd_lut)
+        self.gemm_calls = False  # GEMM nests as micro-kernel calls (x86_gemm)
 
     @property
     def register_tile_chunk_bytes(self) -> int:
@@ -136,6 +137,17 @@ class CBackend(CFamilyRenderer):
         gcc keeps a wider vector type (64 bytes on AVX2) in memory, not registers (matmul 8x
         slower). Asked only when a tile is rendered: it may run the compiler."""
         return self._vector_bytes() if self._vector_bytes is not None else 64
+
+    def render_for(self, node: For, indent: str) -> list[str]:
+        # A GEMM nest at the top of the function: the micro-kernel call, which has its own
+        # threads, in front of the loops (backends/x86_gemm.py).
+        if self.loop_depth == 0 and self.gemm_calls:
+            lines = x86_gemm.render_call(self, node, indent,
+                                              lambda pad: super(CBackend, self).render_for(
+                                                  node, pad))
+            if lines is not None:
+                return lines
+        return super().render_for(node, indent)
 
     def call(self, f: str, args, dtype: DType) -> str:
         if f in ("exp", "erf") and dtype.name == "f32":  # libm's are calls gcc cannot vectorize
@@ -194,7 +206,17 @@ def make_target(name: str, cc: str | None, cflags: tuple[str, ...] | None,
 def default_schedule(kernel: KernelIR, target: Target | None = None):
     """The schedule `compile()` uses without one: passes/default.py's CPU heuristics, with
     register tiles as wide as the vectors the target's compiler flags give."""
-    return cpu_default(kernel, lambda: vector_bytes(target))
+    return cpu_default(kernel, lambda: vector_bytes(target),
+                       gemm_kernel=lambda kind: gemm_path(target, kind) is not None)
+
+
+def gemm_path(target: Target | None, kind: str) -> str | None:
+    """The path ("amx", "vector") of the GEMM micro-kernel for operand type `kind` ("i8",
+    "bf16"; backends/x86_gemm.py) that the target's compiler flags enable, or None (also for
+    the simd=False option)."""
+    if target is None or not target.options.get("simd", True):
+        return None
+    return x86_gemm.path_for(kind, simd.predefined_macros(target.cc, tuple(target.cflags)))
 
 
 def size_rule(kernel: KernelIR, target: Target | None = None):
@@ -203,7 +225,8 @@ def size_rule(kernel: KernelIR, target: Target | None = None):
     packed row by row for a contraction with too few rows for micro-panels
     (passes/default.py `PanelRows`)."""
     width = (lambda: vector_bytes(target)) if target is not None else None
-    return time_tiles(kernel) or panel_rows(kernel, width)
+    return time_tiles(kernel) or panel_rows(
+        kernel, width, lambda kind: gemm_path(target, kind) is not None)
 
 
 #: The widest vector of each x86 instruction set, in bytes (the SSE baseline: 16).
@@ -224,6 +247,7 @@ def render(kernel: KernelIR, loops: Node, target: Target | None = None) -> str:
     width = (lambda: vector_bytes(target)) if target is not None else None
     backend = CBackend(kernel, isa, width)
     if target is not None and target.options.get("simd", True):
+        backend.gemm_calls = True
         backend.entry = simd_lut.fast_path(kernel, function_name(kernel))
         if backend.entry is not None:
             backend.preamble.add(backend.entry[0])

@@ -69,7 +69,11 @@ class TargetFacts:
     (rows, columns) for f64 contractions where matmul_tile would not fit the register file
     (None: matmul_tile); micro_panels: the element types whose packed B panel is stored as
     BLIS micro-panels (`cache_read(panel=NR)`: each register tile reads its B columns
-    contiguously along k) rather than row by row.
+    contiguously along k) rather than row by row; gemm_kernels: the operand types of
+    unbatched contractions (`C[i, j] += i32(A[i, k]) * i32(B[k, j])` for "i8",
+    `f32(A[i, k]) * f32(B[k, j])` for "bf16", nothing else) that keep their loops, untiled, with
+    the reduction loop marked `dot`, which the host's renderer runs as a GEMM micro-kernel
+    (AMX tiles, AVX512-VNNI or AVX512-BF16: backends/x86_gemm.py) where the build has one.
     """
 
     name: str
@@ -84,6 +88,7 @@ class TargetFacts:
     int8_dot: tuple[int, int, int, int] | None = None
     f64_tile: tuple[int, int] | None = None
     micro_panels: tuple[str, ...] = ()
+    gemm_kernels: tuple[str, ...] = ()
 
 
 #: The host with AVX2-wide (32-byte) vectors; `CPU_AVX512` where the compiler targets AVX-512.
@@ -94,20 +99,24 @@ class TargetFacts:
 # 80-85, 1024^3 80 -> 86, 1000^3 even (73-78 both).
 CPU = TargetFacts("cpu", 32, 16, True, (MR, NR), (KC, NC), (CONV_ROWS, CONV_COLS),
                   (DEPTHWISE_ROWS, DEPTHWISE_COLS), f64_tile=(MR, NR // 2),
-                  micro_panels=("f32", "f64"))
+                  micro_panels=("f32", "f64"), gemm_kernels=("i8", "bf16"))
 # f64 too: 8 x 32 f64 (32 zmm accumulators) measured faster than 8 x 16 (49 vs 46 GFLOP/s)
+# No micro-panels: even on AVX-512 (Intel Xeon with AMX, one thread, panels over rows: f32
+# 1024^3 1.004x, 2048^3 1.006x; f64 1000^3 0.97x, 2000^3 1.016x).
 CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(8, 32),
-                     f64_tile=None, micro_panels=())  # not measured on AVX-512
+                     f64_tile=None, micro_panels=())
 #: Per-target facts, by target name (see docs/scheduling.md for the measurements behind them).
 FACTS: dict[str, TargetFacts] = {"cpu": CPU, "cpu-avx512": CPU_AVX512}
 
 
 def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
-                     micro_panels: bool = True) -> Schedule:
+                     micro_panels: bool = True,
+                     gemm_kernel: Callable[[str], bool] | None = None) -> Schedule:
     """The host's default schedule for `kernel`. `vector_bytes()` (asked only for a
     contraction: it may run the compiler) is the target's SIMD width: 64 (AVX-512) gets 8x32
     register tiles, narrower ones 6x16 (f64: 6x8). `micro_panels=False`: B packed row by row
-    even where the facts say micro-panels (`PanelRows`).
+    even where the facts say micro-panels (`PanelRows`). `gemm_kernel(operand type)`:
+    whether the build has a GEMM micro-kernel for it (`TargetFacts.gemm_kernels`; None: none).
 
     Where the heuristics find nothing to run in parallel or in SIMD (every nest's loops carry
     dependences: Gauss-Seidel sweeps, Floyd-Warshall), the kernel is
@@ -115,6 +124,8 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     (`isl_fallback`)."""
     host, wide = (CPU, CPU_AVX512) if micro_panels else (
         replace(CPU, micro_panels=()), replace(CPU_AVX512, micro_panels=()))
+    kinds = _gemm_kinds(kernel, gemm_kernel)
+    host, wide = replace(host, gemm_kernels=kinds), replace(wide, gemm_kernels=kinds)
     schedule = schedule_for(kernel, host, lambda: wide if vector_bytes is not None
                             and vector_bytes() >= 64 else host)
     return isl_fallback(kernel, schedule) or schedule
@@ -150,20 +161,25 @@ class PanelRows:
         return self._schedule
 
 
-def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None
-               ) -> PanelRows | None:
-    """A `PanelRows` for a kernel with a contraction whose type the host packs in
-    micro-panels (`CPU.micro_panels`), else None."""
+def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
+               gemm_kernel: Callable[[str], bool] | None = None) -> PanelRows | None:
+    """A `PanelRows` for a kernel with a register-tiled contraction whose type the host packs
+    in micro-panels (`CPU.micro_panels`), else None. The arguments are `default_schedule`'s."""
     placements = pl.initial_placements(kernel)
     rows = []
     for s in kernel.statements:
-        c = match_contraction(s, placements[s.name].names())
-        if c is not None and s.lhs.dtype.name in CPU.micro_panels:
+        names = placements[s.name].names()
+        c = match_contraction(s, names)
+        if c is not None and s.lhs.dtype.name in CPU.micro_panels and \
+                _contraction_tile(s, names, CPU) is not None:
             where = [k for k, x in enumerate(s.lhs.indices) if x == ir.Var(c.i)]
             if where:
                 rows.append(kernel.tensors[s.lhs.tensor].shape[where[0]])
+    if rows and vector_bytes is not None and vector_bytes() >= CPU_AVX512.vector_bytes and \
+            not CPU_AVX512.micro_panels:
+        return None  # the wide default packs no micro-panels: nothing to choose by size
     return PanelRows(kernel, rows, lambda: default_schedule(
-        kernel, vector_bytes, micro_panels=False)) if rows else None
+        kernel, vector_bytes, micro_panels=False, gemm_kernel=gemm_kernel)) if rows else None
 
 
 def schedule_for(kernel: KernelIR, facts: TargetFacts,
@@ -204,8 +220,22 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
                 tiled.add(s.name)
     for op, name, loop in _loop_marks(kernel, schedule, facts, tiled, parallel_loop):
         getattr(schedule, op)(name, loop)
+    if facts.gemm_kernels:
+        _mark_gemm_calls(kernel, schedule, facts, tiled)
     schedule.apply(kernel)  # legal by construction; a ScheduleError here is a bug
     return schedule
+
+
+def _mark_gemm_calls(kernel: KernelIR, schedule: Schedule, facts: TargetFacts,
+                     tiled: set[str]) -> None:
+    """Mark the reduction loop `dot` in each untiled statement that is a GEMM the target has
+    a micro-kernel for (see `TargetFacts.gemm_kernels`)."""
+    placements = schedule.placements(kernel)
+    for s in kernel.statements:
+        c = _gemm_call(s, placements[s.name].names(), facts) if s.name not in tiled \
+            and _group_size(placements, s) == 1 else None
+        if c is not None:
+            _try(kernel, schedule, [("dot", s.name, c.k)])
 
 
 def _loop_marks(kernel: KernelIR, schedule: Schedule, facts: TargetFacts, tiled: set[str],
@@ -329,8 +359,40 @@ def _row_block_loop(s: Statement, loops: list[str], facts: TargetFacts) -> str |
 
 
 def _has_micro_kernel(s: Statement, loops: list[str], facts: TargetFacts) -> bool:
-    """Would `s` get a register tile (`tile_steps`) in a loop nest of its own?"""
-    return tile_steps(s, loops, facts) is not None
+    """Would `s` get a register tile (`tile_steps`) or the int8 GEMM micro-kernel
+    (`TargetFacts.gemm_kernels`) in a loop nest of its own?"""
+    return tile_steps(s, loops, facts) is not None or _gemm_call(s, loops, facts) is not None
+
+
+#: The result type of each GEMM micro-kernel's operand type (`TargetFacts.gemm_kernels`).
+GEMM_RESULTS = {"i8": "i32", "bf16": "f32"}
+
+
+def _gemm_kinds(kernel: KernelIR, gemm_kernel: Callable[[str], bool] | None
+                ) -> tuple[str, ...]:
+    """The operand types of `kernel`'s GEMMs that the build has micro-kernels for (asked of
+    `gemm_kernel` only for a kernel with such a GEMM: it may run the compiler)."""
+    if gemm_kernel is None:
+        return ()
+    placements = pl.initial_placements(kernel)
+    found = {c.a.dtype.name for s in kernel.statements
+             if (c := _gemm_call(s, placements[s.name].names(), CPU)) is not None}
+    return tuple(kind for kind in CPU.gemm_kernels if kind in found and gemm_kernel(kind))
+
+
+def _gemm_call(s: Statement, loops: list[str], facts: TargetFacts):
+    """The contraction of `s` if `facts` runs it as a GEMM micro-kernel: unbatched
+    `C[i, j] += T(A[i, k]) * T(B[k, j])` with A and B of a type of `facts.gemm_kernels`, C of
+    its result type T, no other factor, untiled (`facts.int8_tile` is None); else None."""
+    c = match_contraction(s, loops) if facts.gemm_kernels and facts.int8_tile is None and \
+        len(loops) == 3 else None
+    if c is None or not c.widening or c.others or len(s.lhs.indices) != 2:
+        return None
+    operands = {ld.dtype.name for ld in (c.a, c.b)}
+    kind = operands.pop() if len(operands) == 1 else None
+    if kind not in facts.gemm_kernels or s.lhs.dtype.name != GEMM_RESULTS[kind]:
+        return None
+    return c
 
 
 def _contraction_tile(s: Statement, loops: list[str], facts: TargetFacts):
@@ -351,7 +413,8 @@ def _isolate_contraction(kernel: KernelIR, schedule: Schedule, s: Statement,
     and `C += alpha * A @ B` in one `for i`) gets a loop nest of its own by fission, where
     legal, so that the micro-kernel can take it. Returns whether the schedule changed."""
     names = placements[s.name].names()
-    if _group_size(placements, s) == 1 or _contraction_tile(s, names, facts) is None:
+    if _group_size(placements, s) == 1 or (_contraction_tile(s, names, facts) is None and
+                                           _gemm_call(s, names, facts) is None):
         return False
     if not _try(kernel, schedule, [("distribute", s.name, names[0])]):
         return False

@@ -2,10 +2,13 @@
 packed panel's last dimension cut into runs of NR columns, each stored with all of its rows,
 so that a register tile reads its B contiguously along k. The default takes it for f64
 contractions on the host (`TargetFacts.micro_panels`). Checked on the source (affine indices,
-no division, in full and edge tiles alike) and numerically at odd sizes."""
+no division, in full and edge tiles alike) and numerically at odd sizes. The default's tests
+build for AVX2 (`HOST_AVX2`): the AVX-512 default packs B row by row (micro-panels measured
+even there, see passes/default.CPU_AVX512)."""
 
 from __future__ import annotations
 
+import platform
 import re
 
 import numpy as np
@@ -17,6 +20,9 @@ from loopweave.passes.default import CPU, PANEL_MIN_ROWS, contraction_steps, pan
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import front_end
 
+#: Flags that make the host default the AVX2 one on any x86 machine (None elsewhere: the
+#: compiler's own).
+HOST_AVX2 = ["-O3", "-march=x86-64-v3"] if platform.machine() in ("x86_64", "AMD64") else None
 ODD_SIZES = [(1, 1, 1), (7, 300, 13), (37, 19, 45), (61, 257, 263), (13, 520, 270)]
 
 
@@ -59,7 +65,7 @@ def pack_reads(source: str) -> list[str]:
 @pytest.mark.parametrize("transposed", [False, True], ids=["B", "B^T"])
 def test_the_f64_default_packs_micro_panels_and_computes_the_product(transposed):
     assert "f64" in CPU.micro_panels
-    kernel = loopweave.compile(matmul("f64", transposed), tuning_db=False)
+    kernel = loopweave.compile(matmul("f64", transposed), tuning_db=False, cflags=HOST_AVX2)
     assert "_run" in kernel.source  # the copy walks the runs
     check(kernel, "f64", transposed)
 
@@ -68,7 +74,7 @@ def test_panel_reads_are_affine_in_full_and_edge_tiles():
     """The run index and the position in it without a division, also in the edge tiles
     whose column strips start at offsets computed at run time (the panel is read through its
     buffer before the strips rename the column loop)."""
-    source = loopweave.compile(matmul("f64"), tuning_db=False).source
+    source = loopweave.compile(matmul("f64"), tuning_db=False, cflags=HOST_AVX2).source
     reads = pack_reads(source)
     assert reads and not [r for r in reads if "lw_div" in r], reads
 
@@ -108,7 +114,7 @@ def test_an_accumulator_buffer_takes_no_panel():
 def test_micro_panels_only_from_panel_min_rows(dtype):
     """B's micro-panels pay only for enough rows of C (`PANEL_MIN_ROWS`): a skinny product
     packs B row by row (32 x 2048^2 f32: 0.71x with panels), chosen per call's sizes."""
-    kernel = loopweave.compile(matmul(dtype), tuning_db=False)
+    kernel = loopweave.compile(matmul(dtype), tuning_db=False, cflags=HOST_AVX2)
     rng = np.random.default_rng(12)
     np_type = {"f32": np.float32, "f64": np.float64}[dtype]
     for m, paneled in [(PANEL_MIN_ROWS - 1, False), (PANEL_MIN_ROWS, True), (5, False)]:

@@ -1,0 +1,435 @@
+"""Low-precision GEMMs on x86 as micro-kernel calls: AMX tiles, AVX512-VNNI or AVX512-BF16, with
+the scheduled loops as fallback.
+
+A statement `C[i, j] += i32(A[i, k]) * i32(B[k, j])` (int8 A and B, int32 C) or
+`C[i, j] += f32(A[i, k]) * f32(B[k, j])` (bf16 A and B, f32 C), either operand possibly
+transposed, whose reduction loop the schedule marks `dot` (`Schedule.dot`; the host's default
+does so where the build has a micro-kernel) and whose three loops form one nest from 0 (in any
+order) is rendered as
+
+    if (!lw_s8gemm(A, B, C, <extents>, <strides>)) { <the loops as scheduled> }
+
+(`lw_bf16gemm` for bf16). The helper packs A into rows of the K extent padded to 64 bytes and B
+into the VNNI layout (panels of 32 columns, each group of 4 bytes of k stored per column: 4
+int8 or 2 bf16), then runs the first path of its `KINDS` entry that the compiler flags enable:
+- AMX (Sapphire Rapids and later): `_tile_dpbssd` (int8, signed x signed) or `_tile_dpbf16ps`
+  on a 32 x 32 block of C in four 16 x 16 tiles, 64 bytes of k a step; the tile data
+  permission is asked of Linux once (`arch_prctl(ARCH_REQ_XCOMP_PERM)`), and where it is
+  refused the next path runs;
+- AVX-512: an 8 x 32 block of C in 16 zmm accumulators, one group of k a step: `vpdpbusd`
+  (AVX512-VNNI; unsigned x signed, so A is packed as A + 128, its bits xor 0x80, and 128 x
+  the column sums of B are subtracted) or `vdpbf16ps` (AVX512-BF16).
+int8 sums are exact in wrapping int32 arithmetic, which is associative: the result is the
+loops' bit for bit. bf16 sums are f32 in the micro-kernel's order (pairs of products, as
+`tl.dot` and WMMA sum on the GPU targets) and AMX flushes subnormal inputs and results to
+zero. The parallel loop is over blocks of 32 rows and 32 columns (OpenMP), inside blocks of
+columns whose packed B stays in the L2 cache. Without a path the helper is not emitted and
+the loops run as scheduled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from string import Template
+
+from loopweave.backends.c_names import c_name
+from loopweave.ir import expr as ir
+from loopweave.ir.affine import constant_value
+from loopweave.ir.loops import Block, For, Store
+from loopweave.ir.types import F32, I32, DType
+
+#: Bytes of packed B per block of columns (kept in the L2 cache while the row blocks pass).
+B_BLOCK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class GemmKind:
+    """One element type's micro-kernels: the C pieces the helper template takes."""
+
+    fn: str  # the helper's name
+    operand: str  # the DSL type of A and B
+    result: DType  # the type of C (and of the casts of A and B)
+    elem: str  # C type of A's and B's elements
+    acc: str  # C type of C
+    amx_macros: tuple[str, ...]
+    amx_dot: str  # the AMX tile product
+    vec_macros: tuple[str, ...]
+    vec_dot: str  # $x += $s (an A group broadcast) . $b (a B vector), as a C expression
+    vec: dict[str, str]  # zero, load, store, sub of the accumulator vectors
+    flip: int  # A's packed bytes xor this on the vector path (VNNI's unsigned A)
+    add: str  # C[..] + out[..] in the result type ($c, $o)
+    pack_group: str  # vector code packing one group of k of 16 columns ($h) of B
+
+
+_INT_VEC = {"type": "__m512i", "zero": "_mm512_setzero_si512()",
+            "load": "_mm512_loadu_si512((const void *)($p))",
+            "store": "_mm512_storeu_si512((void *)($p), $v)", "sub": "_mm512_sub_epi32"}
+_FLOAT_VEC = {"type": "__m512", "zero": "_mm512_setzero_ps()", "load": "_mm512_loadu_ps($p)",
+              "store": "_mm512_storeu_ps($p, $v)", "sub": "_mm512_sub_ps"}
+
+#: The element types with micro-kernels, by the operands' DSL type; each path's compiler macros
+#: are what enables it (AMX is asked of Linux at run time too).
+KINDS = {
+    "i8": GemmKind(
+        "lw_s8gemm", "i8", I32, "int8_t", "int32_t",
+        ("__AMX_TILE__", "__AMX_INT8__", "__linux__"), "_tile_dpbssd",
+        ("__AVX512VNNI__", "__AVX512BW__"), "_mm512_dpbusd_epi32($x, $s, $b)", _INT_VEC, 0x80,
+        "(int32_t)((uint32_t)$c + (uint32_t)$o)",
+        # 4 rows of k: 16 columns of 4 bytes each; the column sums for the VNNI correction
+        """const __m128i r0 = LW_ROW(0), r1 = LW_ROW(1), r2 = LW_ROW(2), r3 = LW_ROW(3);
+        const __m512i w = _mm512_or_si512(
+          _mm512_or_si512(_mm512_cvtepu8_epi32(r0), _mm512_slli_epi32(_mm512_cvtepu8_epi32(r1), 8)),
+          _mm512_or_si512(_mm512_slli_epi32(_mm512_cvtepu8_epi32(r2), 16),
+                          _mm512_slli_epi32(_mm512_cvtepu8_epi32(r3), 24)));
+        sum[$h] = _mm512_add_epi32(sum[$h], _mm512_add_epi32(
+          _mm512_add_epi32(_mm512_cvtepi8_epi32(r0), _mm512_cvtepi8_epi32(r1)),
+          _mm512_add_epi32(_mm512_cvtepi8_epi32(r2), _mm512_cvtepi8_epi32(r3))));"""),
+    "bf16": GemmKind(
+        "lw_bf16gemm", "bf16", F32, "uint16_t", "float",
+        ("__AMX_TILE__", "__AMX_BF16__", "__linux__"), "_tile_dpbf16ps",
+        ("__AVX512BF16__", "__AVX512BW__"), "_mm512_dpbf16_ps($x, (__m512bh)$s, (__m512bh)$b)",
+        _FLOAT_VEC, 0, "$c + $o",
+        # 2 rows of k: 16 columns of 2 bf16 each
+        """const __m256i r0 = LW_ROW(0), r1 = LW_ROW(1);
+        const __m512i w = _mm512_or_si512(_mm512_cvtepu16_epi32(r0),
+                                          _mm512_slli_epi32(_mm512_cvtepu16_epi32(r1), 16));"""),
+}
+
+
+#: The helper's C text; `helper(kind)` fills it in. Sizes and offsets of A and B are in elements
+#: of `elem`: 64 bytes are STEP of them, a group of 4 bytes GROUP.
+_HELPER = Template(r"""
+#if ($AMX_GUARD) || ($VEC_GUARD)
+#include <immintrin.h>
+#include <stdlib.h>
+#define ${NAME} 1
+#define ${NAME}_GROUP (4 / (int64_t)sizeof($ELEM))
+#define ${NAME}_STEP (64 / (int64_t)sizeof($ELEM))
+#ifndef LW_GEMM_COMMON
+#define LW_GEMM_COMMON 1
+#if defined(__linux__)
+long syscall(long number, ...);
+#endif
+/* Linux hands out the AMX tile state only on request (once per process). */
+static int lw_amx_ready(void) {
+#if defined(__linux__)
+  static volatile int state = 0;  /* 0 not asked, 1 granted, -1 refused */
+  if (state == 0) /* SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA */
+    state = syscall(158, 0x1023, 18) == 0 ? 1 : -1;
+  return state > 0;
+#else
+  return 0;
+#endif
+}
+typedef struct { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; }
+  lw_tile_config;
+static uint8_t *lw_aligned64(size_t bytes, void **raw) {
+  *raw = malloc(bytes + 64);
+  return *raw ? (uint8_t *)(((uintptr_t)*raw + 63) & ~(uintptr_t)63) : NULL;
+}
+#endif
+#if $AMX_GUARD
+#define ${NAME}_AMX 1
+/* out[32][32] = 32 packed rows of A (kp elements each) times one packed B panel */
+static void ${FN}_amx_block(const $ELEM *ap, const $ELEM *bp, int64_t kp, $ACC *out) {
+  _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+  const int64_t row_bytes = kp * (int64_t)sizeof($ELEM);
+  for (int64_t k = 0; k < kp; k += ${NAME}_STEP) {
+    _tile_loadd(4, ap + k, row_bytes);
+    _tile_loadd(5, ap + 16 * kp + k, row_bytes);
+    _tile_loadd(6, bp + 32 * k, 128);
+    _tile_loadd(7, bp + 32 * k + 16 * ${NAME}_GROUP, 128);
+    $AMX_DOT(0, 4, 6); $AMX_DOT(1, 4, 7);
+    $AMX_DOT(2, 5, 6); $AMX_DOT(3, 5, 7);
+  }
+  _tile_stored(0, out, 128); _tile_stored(1, out + 16, 128);
+  _tile_stored(2, out + 512, 128); _tile_stored(3, out + 528, 128);
+}
+#endif
+#if $VEC_GUARD
+#define ${NAME}_VEC 1
+/* out[8][32] = 8 packed rows of A times one packed B panel, less corr per column */
+static inline void ${FN}_vec_rows(const $ELEM *ap, const $ELEM *bp, int64_t kp,
+                                  const $ACC *corr, $ACC *out) {
+  $VTYPE c00 = $VZERO, c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
+         c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00,
+         c70 = c00, c71 = c00;
+  for (int64_t k = 0; k < kp; k += ${NAME}_GROUP) {
+    const __m512i b0 = _mm512_loadu_si512((const void *)(bp + 32 * k));
+    const __m512i b1 = _mm512_loadu_si512((const void *)(bp + 32 * k + 16 * ${NAME}_GROUP));
+    int32_t a[8];
+    for (int r = 0; r < 8; r++) memcpy(&a[r], ap + r * kp + k, 4);
+#define LW_ROW(r, x, y) { const __m512i s = _mm512_set1_epi32(a[r]); \
+    x = $VDOT(x, s, b0); y = $VDOT(y, s, b1); }
+    LW_ROW(0, c00, c01) LW_ROW(1, c10, c11) LW_ROW(2, c20, c21) LW_ROW(3, c30, c31)
+    LW_ROW(4, c40, c41) LW_ROW(5, c50, c51) LW_ROW(6, c60, c61) LW_ROW(7, c70, c71)
+#undef LW_ROW
+  }
+  const $VTYPE k0 = $VLOAD(corr), k1 = $VLOAD(corr + 16);
+#define LW_OUT(r, x, y) \
+  $VSTORE(out + 32 * r, $VSUB(x, k0)); $VSTORE(out + 32 * r + 16, $VSUB(y, k1));
+  LW_OUT(0, c00, c01) LW_OUT(1, c10, c11) LW_OUT(2, c20, c21) LW_OUT(3, c30, c31)
+  LW_OUT(4, c40, c41) LW_OUT(5, c50, c51) LW_OUT(6, c60, c61) LW_OUT(7, c70, c71)
+#undef LW_OUT
+}
+#endif
+/* C[i, j] += sum_k A[i, k] * B[k, j] for i < m, j < n, k < kk (element strides as given);
+   0 if no path can run here (the caller runs its loops). */
+static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, int64_t kk,
+               int64_t sai, int64_t sak, int64_t sbk, int64_t sbj, int64_t sci, int64_t scj) {
+  if (m <= 0 || n <= 0 || kk <= 0) return 1;
+  int amx = 0;
+#ifdef ${NAME}_AMX
+  amx = lw_amx_ready();
+#endif
+#ifndef ${NAME}_VEC
+  if (!amx) return 0;
+#endif
+  const int64_t step = ${NAME}_STEP, group = ${NAME}_GROUP;
+  const int64_t kp = (kk + step - 1) / step * step, mp = (m + 31) / 32 * 32;
+  const int64_t panels = (n + 31) / 32;
+  void *raw_a, *raw_b, *raw_c;
+  $ELEM *ap = ($ELEM *)lw_aligned64((size_t)(mp * kp) * sizeof($ELEM), &raw_a);
+  $ELEM *bp = ($ELEM *)lw_aligned64((size_t)(panels * 32 * kp) * sizeof($ELEM), &raw_b);
+  $ACC *corr = ($ACC *)lw_aligned64((size_t)panels * 32 * sizeof($ACC), &raw_c);
+  if (!ap || !bp || !corr) { free(raw_a); free(raw_b); free(raw_c); return 0; }
+  /* A: rows of kp elements, zero past the edges (and xor flip on the vector path) */
+  const $ELEM flip = ($ELEM)(amx ? 0 : $FLIP);
+  #pragma omp parallel for
+  for (int64_t i = 0; i < mp; i++) {
+    $ELEM *row = ap + i * kp;
+    int64_t k = 0;
+    if (i < m) {
+      const $ELEM *a = A + i * sai;
+      if (sak == 1) for (; k < kk; k++) row[k] = ($ELEM)(a[k] ^ flip);
+      else for (; k < kk; k++) row[k] = ($ELEM)(a[k * sak] ^ flip);
+    }
+    for (; k < kp; k++) row[k] = 0;
+  }
+  /* B: panel p, k-group g, column c, element q at bp[(p * kp + group g) * 32 + group c + q];
+     corr: flip x the column sums (the vector path's correction for A's flip) */
+  #pragma omp parallel for
+  for (int64_t p = 0; p < panels; p++) {
+    $ELEM *panel = bp + p * kp * 32;
+    const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
+    int32_t sums[32] = {0};
+    int64_t k = 0;
+#if defined(__AVX512BW__)
+    if (sbj == 1 && cols == 32) {  /* whole groups: 16 columns a vector */
+      __m512i sum[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+      for (; k + group <= kk; k += group) {
+        const $ELEM *b = B + k * sbk + 32 * p;
+        for (int h = 0; h < 2; h++) {
+#define LW_ROW(q) $LOAD_ROW((const void *)(b + (q) * sbk + 16 * h))
+          $PACK_GROUP
+#undef LW_ROW
+          _mm512_storeu_si512((void *)(panel + 32 * k + 16 * group * h), w);
+        }
+      }
+      _mm512_storeu_si512((void *)sums, sum[0]);
+      _mm512_storeu_si512((void *)(sums + 16), sum[1]);
+    }
+#endif
+    for (; k < kp; k++) {
+      $ELEM *g = panel + (k - k % group) * 32 + k % group;
+      const $ELEM *b = B + k * sbk + 32 * p * sbj;
+      int64_t c = 0;
+      if (k < kk) {
+        for (; c < cols; c++) {
+          g[group * c] = b[c * sbj];
+          sums[c] += ($ELEM_SIGNED)b[c * sbj];
+        }
+      }
+      for (; c < 32; c++) g[group * c] = 0;
+    }
+    for (int64_t c = 0; c < 32; c++) corr[32 * p + c] = ($ACC)($FLIP * sums[c]);
+  }
+  const int64_t bytes = 32 * kp * (int64_t)sizeof($ELEM);
+  const int64_t block = $B_BLOCK / bytes > 0 ? $B_BLOCK / bytes : 1;
+  for (int64_t p0 = 0; p0 < panels; p0 += block) {
+    const int64_t p1 = p0 + block < panels ? p0 + block : panels;
+    #pragma omp parallel
+    {
+#ifdef ${NAME}_AMX
+      if (amx) {
+        lw_tile_config config;
+        memset(&config, 0, sizeof config);
+        config.palette = 1;
+        for (int t = 0; t < 8; t++) { config.rows[t] = 16; config.colsb[t] = 64; }
+        _tile_loadconfig(&config);
+      }
+#endif
+      $ACC out[32 * 32];
+      #pragma omp for collapse(2)
+      for (int64_t i0 = 0; i0 < mp; i0 += 32) {
+        for (int64_t p = p0; p < p1; p++) {
+          const $ELEM *panel = bp + p * kp * 32;
+#ifdef ${NAME}_AMX
+          if (amx) ${FN}_amx_block(ap + i0 * kp, panel, kp, out);
+#endif
+#ifdef ${NAME}_VEC
+          if (!amx)
+            for (int64_t r = 0; r < 32; r += 8)
+              ${FN}_vec_rows(ap + (i0 + r) * kp, panel, kp, corr + 32 * p, out + 32 * r);
+#endif
+          const int64_t rows = m - i0 < 32 ? m - i0 : 32;
+          const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
+          for (int64_t r = 0; r < rows; r++) {
+            $ACC *c = C + (i0 + r) * sci + 32 * p * scj;
+            const $ACC *o = out + 32 * r;
+            if (scj == 1) for (int64_t q = 0; q < cols; q++) c[q] = $ADD(c[q], o[q]);
+            else for (int64_t q = 0; q < cols; q++) c[q * scj] = $ADD(c[q * scj], o[q]);
+          }
+        }
+      }
+#ifdef ${NAME}_AMX
+      if (amx) _tile_release();
+#endif
+    }
+  }
+  free(raw_a); free(raw_b); free(raw_c);
+  return 1;
+}
+#endif
+""")
+
+
+def _guard(macros: tuple[str, ...]) -> str:
+    return " && ".join(f"defined({m})" for m in macros)
+
+
+def _macro(piece: str, *names: str) -> str:
+    """A kind's C piece with its $-names as a function-like macro's parameters (parenthesized)."""
+    return Template(piece).substitute({n: f"({n})" for n in names})
+
+
+def helper(kind: GemmKind) -> str:
+    """The C text of `kind`'s helper function (`kind.fn`) and its micro-kernels."""
+    name = kind.fn.upper()
+    wide = kind.elem == "uint16_t"
+    return _HELPER.substitute(
+        NAME=name, FN=kind.fn, ELEM=kind.elem, ACC=kind.acc, FLIP=kind.flip,
+        ELEM_SIGNED="int16_t" if wide else "int8_t", B_BLOCK=B_BLOCK_BYTES,
+        AMX_GUARD=_guard(kind.amx_macros), VEC_GUARD=_guard(kind.vec_macros),
+        AMX_DOT=kind.amx_dot, VTYPE=kind.vec["type"], VZERO=kind.vec["zero"],
+        VDOT=f"{name}_VDOT", VLOAD=f"{name}_VLOAD", VSTORE=f"{name}_VSTORE",
+        VSUB=kind.vec["sub"], ADD=f"{name}_ADD",
+        LOAD_ROW="_mm256_loadu_si256" if wide else "_mm_loadu_si128",
+        PACK_GROUP=Template(kind.pack_group).substitute(h="h")
+    ).replace(f"#define {name} 1\n", f"#define {name} 1\n" + "".join((
+        f"#define {name}_VDOT(x, s, b) {_macro(kind.vec_dot, 'x', 's', 'b')}\n",
+        f"#define {name}_VLOAD(p) {_macro(kind.vec['load'], 'p')}\n",
+        f"#define {name}_VSTORE(p, v) {_macro(kind.vec['store'], 'p', 'v')}\n",
+        f"#define {name}_ADD(c, o) {_macro(kind.add, 'c', 'o')}\n")), 1)
+
+
+def path_for(kind: str, macros: dict[str, str]) -> str | None:
+    """The micro-kernel path ("amx" or "vector") of `kind` ("i8", "bf16") that a build with
+    these predefined `macros` runs, or None."""
+    k = KINDS[kind]
+    for path, needed in (("amx", k.amx_macros), ("vector", k.vec_macros)):
+        if all(m in macros for m in needed):
+            return path
+    return None
+
+
+@dataclass(frozen=True)
+class GemmNest:
+    """A nest of three loops from 0 around `C[i, j] += T(A[i, k]) * T(B[k, j])`."""
+
+    kind: GemmKind
+    a: ir.Load
+    b: ir.Load
+    store: Store
+    extents: dict[str, ir.Expr]  # loop variable -> trip count
+    i: str
+    j: str
+    k: str
+
+
+def _extent(loop: For) -> ir.Expr | None:
+    """The trip count of `for (v = 0; v < E or v <= E - 1; v += 1)` with E free of v."""
+    cond = loop.cond
+    if loop.step != 1 or constant_value(loop.init) != 0 or not isinstance(cond, ir.Binary) \
+            or cond.left != ir.Var(loop.var, cond.left.dtype) or loop.var in ir.variables(
+                cond.right):
+        return None
+    if cond.op == "<":
+        return cond.right
+    if cond.op == "<=":
+        return ir.add(cond.right, ir.Const(1, cond.right.dtype))
+    return None
+
+
+def _operand(e: ir.Expr) -> ir.Load | None:
+    """The 2-D load of a micro-kernel's element type under a cast to its result type."""
+    if isinstance(e, ir.Cast) and isinstance(e.operand, ir.Load) \
+            and e.operand.dtype.name in KINDS and len(e.operand.indices) == 2 \
+            and e.dtype == KINDS[e.operand.dtype.name].result:
+        return e.operand
+    return None
+
+
+def match_nest(node: For) -> GemmNest | None:
+    """`node` as a GEMM nest of a `KINDS` type whose reduction loop is marked `dot`, or
+    None."""
+    loops, body = [], node
+    while isinstance(body, For) and len(loops) < 3:
+        loops.append(body)
+        body = body.body
+        while isinstance(body, Block) and len(body.body) == 1:
+            body = body.body[0]
+    extents = {loop.var: _extent(loop) for loop in loops}
+    if len(loops) != 3 or not isinstance(body, Store) or body.reduce != "+=" \
+            or None in extents.values() or not isinstance(body.value, ir.Binary) \
+            or body.value.op != "*" or len(body.indices) != 2:
+        return None
+    a, b = _operand(body.value.left), _operand(body.value.right)
+    names = [_var_name(x) for x in body.indices]
+    if a is None or b is None or a.dtype != b.dtype or None in names or len(set(names)) != 2:
+        return None
+    kind = KINDS[a.dtype.name]
+    if body.value.dtype != kind.result:
+        return None
+    i, j = names
+    k = next(loop.var for loop in loops if loop.var not in names)
+    a_vars, b_vars = {_var_name(x) for x in a.indices}, {_var_name(x) for x in b.indices}
+    if a_vars != {i, k} and a_vars == {k, j}:
+        a, b, a_vars, b_vars = b, a, b_vars, a_vars
+    if a_vars != {i, k} or b_vars != {k, j} or \
+            next(loop.kind for loop in loops if loop.var == k) != "dot":
+        return None
+    return GemmNest(kind, a, b, body, extents, i, j, k)
+
+
+def _var_name(e: ir.Expr) -> str | None:
+    return e.name if isinstance(e, ir.Var) else None
+
+
+def _strides(r, tensor: str, indices: tuple[ir.Expr, ...], first: str, second: str
+             ) -> tuple[str, str]:
+    """The element strides of loop variables `first` and `second` in a row-major 2-D access."""
+    inner = r.shapes[tensor][1]
+    stride = {_var_name(indices[0]): r.expr(inner), _var_name(indices[1]): "1"}
+    return stride[first], stride[second]
+
+
+def render_call(r, node: For, indent: str, loops: Callable[[str], list[str]]
+                ) -> list[str] | None:
+    """The nest as scheduled (`loops(indent)`: its lines) behind a call of the micro-kernel,
+    which runs instead where the build has a path for it; None if `node` is not a GEMM nest
+    of a `KINDS` type."""
+    nest = match_nest(node)
+    if nest is None:
+        return None
+    r.preamble.add(helper(nest.kind))
+    strides = [*_strides(r, nest.a.tensor, nest.a.indices, nest.i, nest.k),
+               *_strides(r, nest.b.tensor, nest.b.indices, nest.k, nest.j),
+               *_strides(r, nest.store.tensor, nest.store.indices, nest.i, nest.j)]
+    extents = [r.expr(nest.extents[v]) for v in (nest.i, nest.j, nest.k)]
+    args = [c_name(nest.a.tensor), c_name(nest.b.tensor), c_name(nest.store.tensor),
+            *extents, *strides]
+    fn = nest.kind.fn
+    return [f"{indent}#ifdef {fn.upper()}", f"{indent}if (!{fn}({', '.join(args)}))",
+            f"{indent}#endif", f"{indent}{{", *loops(indent + "  "), f"{indent}}}"]

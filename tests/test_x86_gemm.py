@@ -1,0 +1,159 @@
+"""int8 and bf16 GEMM micro-kernels on x86 (backends/x86_gemm.py): each path this machine has
+(AMX tiles, AVX512-VNNI or AVX512-BF16, the scheduled loops), chosen by compiler flags, against
+numpy on odd sizes, transposed operands and int32 wrap-around; every path at least compiled for
+the processors that have it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import loopweave
+from loopweave.driver import front_end
+from loopweave.passes.default import default_schedule
+from loopweave.passes.schedule import Schedule
+
+QMM = """
+kernel qmm(A: i8[M, K], B: i8[K, N]) -> C: i32[M, N] {
+    C[i, j] += i32(A[i, k]) * i32(B[k, j])
+}"""
+# C accumulates onto what it holds; A is read transposed, B with its rows as the columns.
+ACCUMULATE_T = """
+kernel qmm_t(At: i8[K, M], Bt: i8[N, K], C: inout i32[M, N]) {
+    C[i, j] += i32(At[k, i]) * i32(Bt[j, k])
+}"""
+
+
+def _flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return {w for line in f if line.startswith("flags") for w in line.split()}
+    except OSError:
+        return set()
+
+
+FLAGS = _flags()
+NO_AMX = ("-mno-amx-tile", "-mno-amx-int8", "-mno-amx-bf16")
+#: path -> (the cflags that select it, the cpuinfo flags it needs to run)
+PATHS = {"amx": ((), {"amx_tile", "amx_int8"}),
+         "avx512vnni": (NO_AMX, {"avx512_vnni", "avx512bw"}),
+         "loops": ((*NO_AMX, "-mno-avx512vnni", "-mno-avxvnni"), set())}
+BF16_PATHS = {"amx": ((), {"amx_tile", "amx_bf16"}),
+              "avx512bf16": (NO_AMX, {"avx512_bf16", "avx512bw"}),
+              "loops": ((*NO_AMX, "-mno-avx512bf16"), set())}
+BF16_MM = """
+kernel bmm(A: bf16[M, K], B: bf16[K, N]) -> C: f32[M, N] {
+    C[i, j] += f32(A[i, k]) * f32(B[k, j])
+}"""
+
+
+def _path_flags(path: str, paths: dict = PATHS) -> list[str]:
+    extra, needed = paths[path]
+    if not needed <= FLAGS:
+        pytest.skip(f"this processor lacks {', '.join(sorted(needed - FLAGS))}")
+    if shutil.which("gcc") is None:
+        pytest.skip("no gcc")
+    return ["-O3", "-march=native", *extra]
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("m,n,k", [(37, 45, 70), (1, 1, 1), (33, 65, 129), (64, 32, 64)])
+def test_each_path_matches_numpy_on_odd_sizes(path, m, n, k):
+    kernel = loopweave.compile(QMM, cflags=_path_flags(path), tuning_db=False)
+    rng = np.random.default_rng(m * n * k)
+    a = rng.integers(-128, 128, (m, k), dtype=np.int8)
+    b = rng.integers(-128, 128, (k, n), dtype=np.int8)
+    c = kernel(a, b)
+    np.testing.assert_array_equal(c, a.astype(np.int32) @ b.astype(np.int32))
+    # a build without a micro-kernel keeps the loops alone
+    assert ("lw_s8gemm(" in kernel.source) == (path != "loops")
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_transposed_operands_accumulate_and_wrap_as_numpy(path):
+    kernel = loopweave.compile(ACCUMULATE_T, cflags=_path_flags(path), tuning_db=False)
+    m, n, k = 35, 50, 200
+    rng = np.random.default_rng(7)
+    at = rng.integers(-128, 128, (k, m), dtype=np.int8)
+    bt = rng.integers(-128, 128, (n, k), dtype=np.int8)
+    # start near the int32 limits, so that the sums wrap around
+    c = rng.integers(2**31 - 100_000, 2**31, (m, n), dtype=np.int64).astype(np.int32)
+    c[::2] = -c[::2]
+    want = c + at.T.astype(np.int32) @ bt.T.astype(np.int32)
+    kernel(at, bt, c)
+    np.testing.assert_array_equal(c, want)
+
+
+def test_two_threads_match_numpy(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    kernel = loopweave.compile(QMM, tuning_db=False)
+    rng = np.random.default_rng(3)
+    a = rng.integers(-128, 128, (100, 300), dtype=np.int8)
+    b = rng.integers(-128, 128, (300, 70), dtype=np.int8)
+    np.testing.assert_array_equal(kernel(a, b), a.astype(np.int32) @ b.astype(np.int32))
+
+
+def _dots(source: str, has_kernel: bool = True) -> list[tuple]:
+    steps = default_schedule(front_end(source), gemm_kernel=lambda kind: has_kernel).steps
+    return [(s.op, s.target, s.args) for s in steps if s.op in ("dot", "fuse")]
+
+
+def test_the_default_schedule_marks_int8_contractions_dot_where_the_build_has_a_kernel():
+    assert _dots(QMM) == [("dot", "S1", ("k",))]
+    assert _dots(QMM, has_kernel=False) == []
+    # the contraction stays out of the epilogue's loop (the call needs a nest of its own)
+    requant = open("examples/kernels/qmm_requant.lw").read()
+    assert _dots(requant) == [("dot", "S1", ("k",))]
+    assert [op for op, *_ in _dots(requant, has_kernel=False)] == ["fuse"]
+    f32 = QMM.replace("i8", "f32").replace("i32(A[i, k])", "A[i, k]").replace(
+        "i32(B[k, j])", "B[k, j]").replace("i32[M, N]", "f32[M, N]")
+    assert _dots(f32) == []
+
+
+def test_without_a_dot_mark_the_loops_run_alone():
+    kernel = loopweave.compile(QMM, schedule=Schedule().parallel("S1", "i"), tuning_db=False)
+    assert "lw_s8gemm" not in kernel.source
+
+
+# gcc 12 knows no znver4: Zen 4's AVX-512 subsets on top of Zen 3 stand for it. An AVX2 core
+# (x86-64-v3) gets the loops alone.
+@pytest.mark.parametrize("march,instruction", [
+    (["-march=sapphirerapids"], "tdpbssd"),
+    (["-march=znver3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"], "vpdpbusd"),
+    (["-march=icelake-server"], "vpdpbusd"), (["-march=x86-64-v3"], None),
+    (["-march=cooperlake"], "vdpbf16ps"), (["-march=sapphirerapids"], "tdpbf16ps")])
+def test_each_path_compiles_for_its_processors(tmp_path, march, instruction):
+    gcc, objdump = shutil.which("gcc"), shutil.which("objdump")
+    if gcc is None or objdump is None:
+        pytest.skip("no gcc or objdump")
+    source = BF16_MM if "bf16" in (instruction or "") else QMM
+    c = loopweave.emit_c(source, out_dir=tmp_path, tuning_db=False).source
+    assert "gemm(" in c.read_text()
+    obj = tmp_path / "qmm.o"
+    subprocess.run([gcc, "-O3", *march, "-std=c99", "-fwrapv", "-fopenmp", "-c",
+                    str(c), "-o", str(obj)], check=True, capture_output=True)
+    listing = subprocess.run([objdump, "-d", str(obj)], check=True, capture_output=True,
+                             text=True).stdout
+    if instruction is None:
+        assert "vpdpbusd" not in listing and "tdpbssd" not in listing
+    else:
+        assert instruction in listing
+
+
+@pytest.mark.parametrize("path", list(BF16_PATHS))
+@pytest.mark.parametrize("m,n,k", [(37, 45, 70), (1, 1, 1), (33, 65, 129)])
+def test_bf16_paths_match_numpy_within_f32_rounding(path, m, n, k):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    kernel = loopweave.compile(BF16_MM, cflags=_path_flags(path, BF16_PATHS), tuning_db=False)
+    rng = np.random.default_rng(m + n + k)
+    a = rng.standard_normal((m, k)).astype(ml_dtypes.bfloat16)
+    b = rng.standard_normal((k, n)).astype(ml_dtypes.bfloat16)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    got = kernel(a, b)
+    # products of bf16 are exact in f32; the sums' rounding differs with their order
+    scale = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))
+    assert np.all(np.abs(got - want) <= 1e-6 * k * scale + 1e-30)
+    assert ("lw_bf16gemm(" in kernel.source) == (path != "loops")
