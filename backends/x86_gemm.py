@@ -82,7 +82,7 @@ KINDS = {
           _mm512_or_si512(_mm512_cvtepu8_epi32(r0), _mm512_slli_epi32(_mm512_cvtepu8_epi32(r1), 8)),
           _mm512_or_si512(_mm512_slli_epi32(_mm512_cvtepu8_epi32(r2), 16),
                           _mm512_slli_epi32(_mm512_cvtepu8_epi32(r3), 24)));
-        sum[$h] = _mm512_add_epi32(sum[$h], _mm512_add_epi32(
+        total[$h] = _mm512_add_epi32(total[$h], _mm512_add_epi32(
           _mm512_add_epi32(_mm512_cvtepi8_epi32(r0), _mm512_cvtepi8_epi32(r1)),
           _mm512_add_epi32(_mm512_cvtepi8_epi32(r2), _mm512_cvtepi8_epi32(r3))));"""),
     "bf16": GemmKind(
@@ -124,18 +124,31 @@ static int lw_amx_ready(void) {
 }
 typedef struct { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; }
   lw_tile_config;
-static uint8_t *lw_aligned64(size_t bytes, void **raw) {
-  *raw = malloc(bytes + 64);
-  return *raw ? (uint8_t *)(((uintptr_t)*raw + 63) & ~(uintptr_t)63) : NULL;
+/* The packed operands live in a buffer per thread that calling threads keep and grow: a
+   fresh allocation of tens of MB is new pages each call, whose faults cost as much as the
+   packing itself (16 x 4096 x 4096 bf16: 11 ms of 12). */
+static __thread uint8_t *lw_gemm_buffer_raw;
+static __thread size_t lw_gemm_buffer_size;
+static uint8_t *lw_gemm_buffer(size_t bytes) {
+  if (bytes > lw_gemm_buffer_size) {
+    free(lw_gemm_buffer_raw);
+    lw_gemm_buffer_raw = (uint8_t *)malloc(bytes + 64);
+    lw_gemm_buffer_size = lw_gemm_buffer_raw ? bytes : 0;
+    if (!lw_gemm_buffer_raw) return NULL;
+  }
+  return (uint8_t *)(((uintptr_t)lw_gemm_buffer_raw + 63) & ~(uintptr_t)63);
 }
+static size_t lw_round64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 #endif
 #if $AMX_GUARD
 #define ${NAME}_AMX 1
-/* out[32][32] = 32 packed rows of A (kp elements each) times one packed B panel */
-static void ${FN}_amx_block(const $ELEM *ap, const $ELEM *bp, int64_t kp, $ACC *out) {
+/* out[32][32] = 32 packed rows of A (kc elements of rows kp long) times kc rows of a packed
+   B panel */
+static void ${FN}_amx_block(const $ELEM *ap, const $ELEM *bp, int64_t kc, int64_t kp,
+                            $ACC *out) {
   _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
   const int64_t row_bytes = kp * (int64_t)sizeof($ELEM);
-  for (int64_t k = 0; k < kp; k += ${NAME}_STEP) {
+  for (int64_t k = 0; k < kc; k += ${NAME}_STEP) {
     _tile_loadd(4, ap + k, row_bytes);
     _tile_loadd(5, ap + 16 * kp + k, row_bytes);
     _tile_loadd(6, bp + 32 * k, 128);
@@ -189,11 +202,14 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
   const int64_t step = ${NAME}_STEP, group = ${NAME}_GROUP;
   const int64_t kp = (kk + step - 1) / step * step, mp = (m + 31) / 32 * 32;
   const int64_t panels = (n + 31) / 32;
-  void *raw_a, *raw_b, *raw_c;
-  $ELEM *ap = ($ELEM *)lw_aligned64((size_t)(mp * kp) * sizeof($ELEM), &raw_a);
-  $ELEM *bp = ($ELEM *)lw_aligned64((size_t)(panels * 32 * kp) * sizeof($ELEM), &raw_b);
-  $ACC *corr = ($ACC *)lw_aligned64((size_t)panels * 32 * sizeof($ACC), &raw_c);
-  if (!ap || !bp || !corr) { free(raw_a); free(raw_b); free(raw_c); return 0; }
+  const size_t a_bytes = lw_round64((size_t)(mp * kp) * sizeof($ELEM));
+  const size_t b_bytes = lw_round64((size_t)(panels * 32 * kp) * sizeof($ELEM));
+  const size_t c_bytes = lw_round64((size_t)panels * 32 * sizeof($ACC));
+  uint8_t *buffer = lw_gemm_buffer(a_bytes + b_bytes + c_bytes + (size_t)panels * 32 * 4);
+  if (!buffer) return 0;
+  $ELEM *ap = ($ELEM *)buffer, *bp = ($ELEM *)(buffer + a_bytes);
+  $ACC *corr = ($ACC *)(buffer + a_bytes + b_bytes);
+  int32_t *sums = (int32_t *)(buffer + a_bytes + b_bytes + c_bytes);
   /* A: rows of kp elements, zero past the edges (and xor flip on the vector path) */
   const $ELEM flip = ($ELEM)(amx ? 0 : $FLIP);
   #pragma omp parallel for
@@ -208,45 +224,54 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
     for (; k < kp; k++) row[k] = 0;
   }
   /* B: panel p, k-group g, column c, element q at bp[(p * kp + group g) * 32 + group c + q];
-     corr: flip x the column sums (the vector path's correction for A's flip) */
-  #pragma omp parallel for
-  for (int64_t p = 0; p < panels; p++) {
-    $ELEM *panel = bp + p * kp * 32;
-    const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
-    int32_t sums[32] = {0};
-    int64_t k = 0;
+     corr: flip x the column sums (the vector path's correction for A's flip). STEP rows of B
+     at a time across all panels: walking one panel down all of K would touch a page per row. */
+  memset(sums, 0, (size_t)panels * 32 * 4);
+  #pragma omp parallel
+  for (int64_t k0 = 0; k0 < kp; k0 += step) {
+    #pragma omp for
+    for (int64_t p = 0; p < panels; p++) {
+      $ELEM *panel = bp + p * kp * 32;
+      int32_t *sum = sums + 32 * p;
+      const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
+      int64_t k = k0;
 #if defined(__AVX512BW__)
-    if (sbj == 1 && cols == 32) {  /* whole groups: 16 columns a vector */
-      __m512i sum[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
-      for (; k + group <= kk; k += group) {
-        const $ELEM *b = B + k * sbk + 32 * p;
-        for (int h = 0; h < 2; h++) {
+      if (sbj == 1 && cols == 32) {  /* whole groups: 16 columns a vector */
+        __m512i total[2] = {_mm512_loadu_si512((const void *)sum),
+                            _mm512_loadu_si512((const void *)(sum + 16))};
+        for (; k + group <= (kk < k0 + step ? kk : k0 + step); k += group) {
+          const $ELEM *b = B + k * sbk + 32 * p;
+          for (int h = 0; h < 2; h++) {
 #define LW_ROW(q) $LOAD_ROW((const void *)(b + (q) * sbk + 16 * h))
-          $PACK_GROUP
+            $PACK_GROUP
 #undef LW_ROW
-          _mm512_storeu_si512((void *)(panel + 32 * k + 16 * group * h), w);
+            _mm512_storeu_si512((void *)(panel + 32 * k + 16 * group * h), w);
+          }
         }
+        _mm512_storeu_si512((void *)sum, total[0]);
+        _mm512_storeu_si512((void *)(sum + 16), total[1]);
       }
-      _mm512_storeu_si512((void *)sums, sum[0]);
-      _mm512_storeu_si512((void *)(sums + 16), sum[1]);
-    }
 #endif
-    for (; k < kp; k++) {
-      $ELEM *g = panel + (k - k % group) * 32 + k % group;
-      const $ELEM *b = B + k * sbk + 32 * p * sbj;
-      int64_t c = 0;
-      if (k < kk) {
-        for (; c < cols; c++) {
-          g[group * c] = b[c * sbj];
-          sums[c] += ($ELEM_SIGNED)b[c * sbj];
+      for (; k < k0 + step; k++) {
+        $ELEM *g = panel + (k - k % group) * 32 + k % group;
+        const $ELEM *b = B + k * sbk + 32 * p * sbj;
+        int64_t c = 0;
+        if (k < kk) {
+          for (; c < cols; c++) {
+            g[group * c] = b[c * sbj];
+            sum[c] += ($ELEM_SIGNED)b[c * sbj];
+          }
         }
+        for (; c < 32; c++) g[group * c] = 0;
       }
-      for (; c < 32; c++) g[group * c] = 0;
     }
-    for (int64_t c = 0; c < 32; c++) corr[32 * p + c] = ($ACC)($FLIP * sums[c]);
   }
+  for (int64_t c = 0; c < panels * 32; c++) corr[c] = ($ACC)($FLIP * sums[c]);
   const int64_t bytes = 32 * kp * (int64_t)sizeof($ELEM);
   const int64_t block = $B_BLOCK / bytes > 0 ? $B_BLOCK / bytes : 1;
+  /* (All of K at once: chunks of it that stay in the L1 cache, each adding its partial sums
+     into C, measured slower: 512 bytes of k, one thread, 2048^3 int8 1.31x, bf16 1.7x the
+     time, the adds into C taking longer than a chunk's tile products.) */
   for (int64_t p0 = 0; p0 < panels; p0 += block) {
     const int64_t p1 = p0 + block < panels ? p0 + block : panels;
     #pragma omp parallel
@@ -266,7 +291,7 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
         for (int64_t p = p0; p < p1; p++) {
           const $ELEM *panel = bp + p * kp * 32;
 #ifdef ${NAME}_AMX
-          if (amx) ${FN}_amx_block(ap + i0 * kp, panel, kp, out);
+          if (amx) ${FN}_amx_block(ap + i0 * kp, panel, kp, kp, out);
 #endif
 #ifdef ${NAME}_VEC
           if (!amx)
@@ -288,7 +313,6 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
 #endif
     }
   }
-  free(raw_a); free(raw_b); free(raw_c);
   return 1;
 }
 #endif
@@ -311,6 +335,7 @@ def helper(kind: GemmKind) -> str:
     return _HELPER.substitute(
         NAME=name, FN=kind.fn, ELEM=kind.elem, ACC=kind.acc, FLIP=kind.flip,
         ELEM_SIGNED="int16_t" if wide else "int8_t", B_BLOCK=B_BLOCK_BYTES,
+
         AMX_GUARD=_guard(kind.amx_macros), VEC_GUARD=_guard(kind.vec_macros),
         AMX_DOT=kind.amx_dot, VTYPE=kind.vec["type"], VZERO=kind.vec["zero"],
         VDOT=f"{name}_VDOT", VLOAD=f"{name}_VLOAD", VSTORE=f"{name}_VSTORE",
