@@ -199,7 +199,8 @@ class MicroKernelKnobs:
     convolution-shaped reduction: its reassociated register tile and the tile's rows (output
     channels) and columns."""
 
-    SIZES = {"mr": (6, 4, 8, 12), "nr": (16, 8, 32), "kc": (256, 128, 512), "nc": (256, 128, 512)}
+    SIZES = {"mr": (6, 4, 8, 12, 14), "nr": (16, 8, 32), "kc": (256, 128, 512),
+             "nc": (256, 128, 512)}
     CONV_SIZES = {"rows": (8, 4, 6, 12, 16), "cols": (8, 16, 32, 4)}
 
     def applies(self, ctx: SpaceContext) -> bool:
@@ -224,11 +225,12 @@ class MicroKernelKnobs:
 
     def seeds(self, ctx: SpaceContext) -> list[Config]:
         """The default schedule's choices: every contraction as a micro-kernel with 6x16
-        (AVX2-sized) or 8x32 (AVX-512-sized) register tiles, every convolution 8x8."""
+        (AVX2-sized) or 14x32 (AVX-512-sized; f64 14x16) register tiles, every convolution
+        8x8."""
         tiles = self._contractions(ctx)
         micro = {f"{t}.micro": True for t in tiles}
-        wide = {f"{t}.micro_{k}": v for t, (_, sizes) in tiles.items() if sizes is self.SIZES
-                for k, v in (("mr", 8), ("nr", 32))}
+        wide = {f"{t}.micro_{k}": v for t, (s, sizes) in tiles.items() if sizes is self.SIZES
+                for k, v in (("mr", 14), ("nr", 16 if s.lhs.dtype.bits == 64 else 32))}
         return [micro, {**micro, **wide}]
 
     def apply(self, ctx: SpaceContext, config: Config, schedule: Schedule, options: dict) -> None:

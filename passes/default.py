@@ -12,7 +12,7 @@ construction), in this order:
    (attention's Q @ K^T and P @ V run as matmuls; its softmax rows are fused between them);
 2. contractions `C[.., i, j] += A[.., i, k] * B[.., k, j]`: a BLIS-like nest — B packed per
    (KC-deep, NC-wide) panel where the target packs, an MR x NR accumulator tile in vector
-   registers over k (8x32 for AVX-512, 6x16 for AVX2; per target in `FACTS` and
+   registers over k (14x32 for AVX-512, 6x16 for AVX2; per target in `FACTS` and
    `passes.default_arm.ARM_FACTS`); convolutions a rows x cols tile of (output channel,
    column); int8 contractions (operands cast to i32) only where the target has a tile for
    them; in the other statements, the loop that walks the most accesses with stride 1 goes
@@ -100,30 +100,37 @@ class TargetFacts:
 CPU = TargetFacts("cpu", 32, 16, True, (MR, NR), (KC, NC), (CONV_ROWS, CONV_COLS),
                   (DEPTHWISE_ROWS, DEPTHWISE_COLS), f64_tile=(MR, NR // 2),
                   micro_panels=("f32", "f64"), gemm_kernels=("i8", "bf16"))
-# f64 too: 8 x 32 f64 (32 zmm accumulators) measured faster than 8 x 16 (49 vs 46 GFLOP/s)
-# No micro-panels: even on AVX-512 (Intel Xeon with AMX, one thread, panels over rows: f32
-# 1024^3 1.004x, 2048^3 1.006x; f64 1000^3 0.97x, 2000^3 1.016x).
-CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(8, 32),
-                     f64_tile=None, micro_panels=())
+# AVX-512 tiles, Intel Xeon with AMX, one thread, quiet, GFLOP/s: f32 14 x 32 (28 zmm
+# accumulators) 153 at 1024^3 and 152 at 2048^3 where 8 x 32 gave 140 and 145 (15 x 32
+# spills: 142); f64 14 x 16 65-69 at 1000^3 and 2000^3 where 8 x 32 (32 accumulators, earlier
+# the best on Zen 4: 49 against 46 for 8 x 16) gave 56-61. Below PANEL_MIN_ROWS rows of C
+# the 14-row tiles' edge strips cost more (f32 32 x 2048^2: 66 against 89 for 8 x 32; 64 rows
+# 79 against 111; 128 rows even): `CPU_AVX512_FEW_ROWS`. No micro-panels: even on AVX-512
+# (panels over rows: f32 1024^3 1.004x, 2048^3 1.006x; f64 1000^3 0.97x, 2000^3 1.016x).
+CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(14, 32),
+                     f64_tile=(14, 16), micro_panels=())
+#: The host's facts for contractions with fewer than PANEL_MIN_ROWS rows of C (`PanelRows`).
+CPU_FEW_ROWS = replace(CPU, micro_panels=())
+CPU_AVX512_FEW_ROWS = replace(CPU_AVX512, matmul_tile=(8, 32), f64_tile=(8, 16))
 #: Per-target facts, by target name (see docs/scheduling.md for the measurements behind them).
 FACTS: dict[str, TargetFacts] = {"cpu": CPU, "cpu-avx512": CPU_AVX512}
 
 
 def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
-                     micro_panels: bool = True,
+                     few_rows: bool = False,
                      gemm_kernel: Callable[[str], bool] | None = None) -> Schedule:
     """The host's default schedule for `kernel`. `vector_bytes()` (asked only for a
-    contraction: it may run the compiler) is the target's SIMD width: 64 (AVX-512) gets 8x32
-    register tiles, narrower ones 6x16 (f64: 6x8). `micro_panels=False`: B packed row by row
-    even where the facts say micro-panels (`PanelRows`). `gemm_kernel(operand type)`:
+    contraction: it may run the compiler) is the target's SIMD width: 64 (AVX-512) gets 14x32
+    register tiles (f64: 14x16), narrower ones 6x16 (f64: 6x8). `few_rows`: the schedule for
+    contractions with few rows of C (`PanelRows`): B packed row by row, not in micro-panels
+    (AVX2), and 8-row tiles (AVX-512). `gemm_kernel(operand type)`:
     whether the build has a GEMM micro-kernel for it (`TargetFacts.gemm_kernels`; None: none).
 
     Where the heuristics find nothing to run in parallel or in SIMD (every nest's loops carry
     dependences: Gauss-Seidel sweeps, Floyd-Warshall), the kernel is
     isl's: its Pluto-style scheduler skews and tiles such nests and finds wavefronts
     (`isl_fallback`)."""
-    host, wide = (CPU, CPU_AVX512) if micro_panels else (
-        replace(CPU, micro_panels=()), replace(CPU_AVX512, micro_panels=()))
+    host, wide = (CPU_FEW_ROWS, CPU_AVX512_FEW_ROWS) if few_rows else (CPU, CPU_AVX512)
     kinds = _gemm_kinds(kernel, gemm_kernel)
     host, wide = replace(host, gemm_kernels=kinds), replace(wide, gemm_kernels=kinds)
     schedule = schedule_for(kernel, host, lambda: wide if vector_bytes is not None
@@ -140,11 +147,12 @@ PANEL_MIN_ROWS = 512
 
 
 class PanelRows:
-    """The default's choice by sizes for contractions packed in micro-panels: B packed row by
-    row where some contraction's C has fewer than PANEL_MIN_ROWS rows, else None (the
+    """The default's choice by sizes for register-tiled contractions: the few-rows schedule
+    (`default_schedule(few_rows=True)`: no micro-panels on AVX2, 8-row tiles on AVX-512)
+    where some contraction's C has fewer than PANEL_MIN_ROWS rows, else None (the
     default)."""
 
-    why = "B packed row by row (too few rows of C for micro-panels)"
+    why = "the few-rows default (too few rows of C for micro-panels or 14-row tiles)"
 
     def __init__(self, kernel: KernelIR, rows: list[ir.Expr], plain: Callable[[], Schedule]):
         self.rows, self._plain, self._schedule = rows, plain, None
@@ -163,8 +171,9 @@ class PanelRows:
 
 def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
                gemm_kernel: Callable[[str], bool] | None = None) -> PanelRows | None:
-    """A `PanelRows` for a kernel with a register-tiled contraction whose type the host packs
-    in micro-panels (`CPU.micro_panels`), else None. The arguments are `default_schedule`'s."""
+    """A `PanelRows` for a kernel with a register-tiled contraction whose few-rows schedule
+    differs (a type the AVX2 host packs in micro-panels, `CPU.micro_panels`, which are also
+    AVX-512's tiled types), else None. The arguments are `default_schedule`'s."""
     placements = pl.initial_placements(kernel)
     rows = []
     for s in kernel.statements:
@@ -175,11 +184,8 @@ def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
             where = [k for k, x in enumerate(s.lhs.indices) if x == ir.Var(c.i)]
             if where:
                 rows.append(kernel.tensors[s.lhs.tensor].shape[where[0]])
-    if rows and vector_bytes is not None and vector_bytes() >= CPU_AVX512.vector_bytes and \
-            not CPU_AVX512.micro_panels:
-        return None  # the wide default packs no micro-panels: nothing to choose by size
     return PanelRows(kernel, rows, lambda: default_schedule(
-        kernel, vector_bytes, micro_panels=False, gemm_kernel=gemm_kernel)) if rows else None
+        kernel, vector_bytes, few_rows=True, gemm_kernel=gemm_kernel)) if rows else None
 
 
 def schedule_for(kernel: KernelIR, facts: TargetFacts,
