@@ -203,7 +203,10 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
   const int64_t kp = (kk + step - 1) / step * step, mp = (m + 31) / 32 * 32;
   const int64_t panels = (n + 31) / 32;
   const size_t a_bytes = lw_round64((size_t)(mp * kp) * sizeof($ELEM));
-  const size_t b_bytes = lw_round64((size_t)(panels * 32 * kp) * sizeof($ELEM));
+  const int64_t block = $B_BLOCK / (32 * kp * (int64_t)sizeof($ELEM)) > 0 ?
+                        $B_BLOCK / (32 * kp * (int64_t)sizeof($ELEM)) : 1;
+  const int64_t held = block < panels ? block : panels;  /* panels packed at a time */
+  const size_t b_bytes = lw_round64((size_t)(held * 32 * kp) * sizeof($ELEM));
   const size_t c_bytes = lw_round64((size_t)panels * 32 * sizeof($ACC));
   uint8_t *buffer = lw_gemm_buffer(a_bytes + b_bytes + c_bytes + (size_t)panels * 32 * 4);
   if (!buffer) return 0;
@@ -223,52 +226,12 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
     }
     for (; k < kp; k++) row[k] = 0;
   }
-  /* B: panel p, k-group g, column c, element q at bp[(p * kp + group g) * 32 + group c + q];
-     corr: flip x the column sums (the vector path's correction for A's flip). STEP rows of B
-     at a time across all panels: walking one panel down all of K would touch a page per row. */
+  /* B: panel p, k-group g, column c, element q at bp[((p - p0) kp + group g) 32 + group c + q];
+     corr: flip x the column sums (the vector path's correction for A's flip). Packed one
+     block of panels at a time, just before the block's products, so that they find it in
+     the L2 cache; and STEP rows of B at a time across the block's panels: walking one panel
+     down all of K would touch a page per row. */
   memset(sums, 0, (size_t)panels * 32 * 4);
-  #pragma omp parallel
-  for (int64_t k0 = 0; k0 < kp; k0 += step) {
-    #pragma omp for
-    for (int64_t p = 0; p < panels; p++) {
-      $ELEM *panel = bp + p * kp * 32;
-      int32_t *sum = sums + 32 * p;
-      const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
-      int64_t k = k0;
-#if defined(__AVX512BW__)
-      if (sbj == 1 && cols == 32) {  /* whole groups: 16 columns a vector */
-        __m512i total[2] = {_mm512_loadu_si512((const void *)sum),
-                            _mm512_loadu_si512((const void *)(sum + 16))};
-        for (; k + group <= (kk < k0 + step ? kk : k0 + step); k += group) {
-          const $ELEM *b = B + k * sbk + 32 * p;
-          for (int h = 0; h < 2; h++) {
-#define LW_ROW(q) $LOAD_ROW((const void *)(b + (q) * sbk + 16 * h))
-            $PACK_GROUP
-#undef LW_ROW
-            _mm512_storeu_si512((void *)(panel + 32 * k + 16 * group * h), w);
-          }
-        }
-        _mm512_storeu_si512((void *)sum, total[0]);
-        _mm512_storeu_si512((void *)(sum + 16), total[1]);
-      }
-#endif
-      for (; k < k0 + step; k++) {
-        $ELEM *g = panel + (k - k % group) * 32 + k % group;
-        const $ELEM *b = B + k * sbk + 32 * p * sbj;
-        int64_t c = 0;
-        if (k < kk) {
-          for (; c < cols; c++) {
-            g[group * c] = b[c * sbj];
-            sum[c] += ($ELEM_SIGNED)b[c * sbj];
-          }
-        }
-        for (; c < 32; c++) g[group * c] = 0;
-      }
-    }
-  }
-  for (int64_t c = 0; c < panels * 32; c++) corr[c] = ($ACC)($FLIP * sums[c]);
-  const int64_t bytes = 32 * kp * (int64_t)sizeof($ELEM);
-  const int64_t block = $B_BLOCK / bytes > 0 ? $B_BLOCK / bytes : 1;
   /* (All of K at once: chunks of it that stay in the L1 cache, each adding its partial sums
      into C, measured slower: 512 bytes of k, one thread, 2048^3 int8 1.31x, bf16 1.7x the
      time, the adds into C taking longer than a chunk's tile products.) */
@@ -276,6 +239,46 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
     const int64_t p1 = p0 + block < panels ? p0 + block : panels;
     #pragma omp parallel
     {
+      for (int64_t k0 = 0; k0 < kp; k0 += step) {
+        #pragma omp for
+        for (int64_t p = p0; p < p1; p++) {
+          $ELEM *panel = bp + (p - p0) * kp * 32;
+          int32_t *sum = sums + 32 * p;
+          const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
+          int64_t k = k0;
+#if defined(__AVX512BW__)
+          if (sbj == 1 && cols == 32) {  /* whole groups: 16 columns a vector */
+            __m512i total[2] = {_mm512_loadu_si512((const void *)sum),
+                                _mm512_loadu_si512((const void *)(sum + 16))};
+            for (; k + group <= (kk < k0 + step ? kk : k0 + step); k += group) {
+              const $ELEM *b = B + k * sbk + 32 * p;
+              for (int h = 0; h < 2; h++) {
+#define LW_ROW(q) $LOAD_ROW((const void *)(b + (q) * sbk + 16 * h))
+                $PACK_GROUP
+#undef LW_ROW
+                _mm512_storeu_si512((void *)(panel + 32 * k + 16 * group * h), w);
+              }
+            }
+            _mm512_storeu_si512((void *)sum, total[0]);
+            _mm512_storeu_si512((void *)(sum + 16), total[1]);
+          }
+#endif
+          for (; k < k0 + step; k++) {
+            $ELEM *g = panel + (k - k % group) * 32 + k % group;
+            const $ELEM *b = B + k * sbk + 32 * p * sbj;
+            int64_t c = 0;
+            if (k < kk) {
+              for (; c < cols; c++) {
+                g[group * c] = b[c * sbj];
+                sum[c] += ($ELEM_SIGNED)b[c * sbj];
+              }
+            }
+            for (; c < 32; c++) g[group * c] = 0;
+          }
+        }
+      }
+      #pragma omp for
+      for (int64_t c = 32 * p0; c < 32 * p1; c++) corr[c] = ($ACC)($FLIP * sums[c]);
 #ifdef ${NAME}_AMX
       if (amx) {
         lw_tile_config config;
@@ -289,7 +292,7 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
       #pragma omp for collapse(2)
       for (int64_t i0 = 0; i0 < mp; i0 += 32) {
         for (int64_t p = p0; p < p1; p++) {
-          const $ELEM *panel = bp + p * kp * 32;
+          const $ELEM *panel = bp + (p - p0) * kp * 32;
 #ifdef ${NAME}_AMX
           if (amx) ${FN}_amx_block(ap + i0 * kp, panel, kp, kp, out);
 #endif
