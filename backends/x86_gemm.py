@@ -45,21 +45,32 @@ B_BLOCK_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class GemmKind:
-    """One element type's micro-kernels: the C pieces the helper template takes."""
+    """One element type's micro-kernels on one family of processors: the C pieces the helper
+    template takes, and the compiler macros that enable each path."""
 
     fn: str  # the helper's name
     operand: str  # the DSL type of A and B
     result: DType  # the type of C (and of the casts of A and B)
     elem: str  # C type of A's and B's elements
+    packed: str  # C type of their packed copies
     acc: str  # C type of C
-    amx_macros: tuple[str, ...]
+    amx_macros: tuple[str, ...]  # what enables the AMX path (none: it has none)
     amx_dot: str  # the AMX tile product
-    vec_macros: tuple[str, ...]
+    vec_macros: tuple[str, ...]  # what enables the vector path
+    vec_rows: str  # the vector micro-kernel (a template fragment: out[8][32])
     vec_dot: str  # $x += $s (an A group broadcast) . $b (a B vector), as a C expression
-    vec: dict[str, str]  # zero, load, store, sub of the accumulator vectors
+    vec: dict[str, str]  # type, zero, load, store, sub of the accumulator vectors
     flip: int  # A's packed bytes xor this on the vector path (VNNI's unsigned A)
     add: str  # C[..] + out[..] in the result type ($c, $o)
+    pack_macros: tuple[str, ...]  # what enables the vector packing of B
     pack_group: str  # vector code packing one group of k of 16 columns ($h) of B
+    pack_begin: str = ""  # before a panel's vector packing, and after it
+    pack_end: str = ""
+
+
+def _defined(macros: tuple[str, ...]) -> str:
+    """The C preprocessor condition that all of `macros` are defined ("0" for none)."""
+    return " && ".join(f"defined({m})" for m in macros) or "0"
 
 
 _INT_VEC = {"type": "__m512i", "zero": "_mm512_setzero_si512()",
@@ -67,45 +78,124 @@ _INT_VEC = {"type": "__m512i", "zero": "_mm512_setzero_si512()",
             "store": "_mm512_storeu_si512((void *)($p), $v)", "sub": "_mm512_sub_epi32"}
 _FLOAT_VEC = {"type": "__m512", "zero": "_mm512_setzero_ps()", "load": "_mm512_loadu_ps($p)",
               "store": "_mm512_storeu_ps($p, $v)", "sub": "_mm512_sub_ps"}
+#: AVX-512 vector micro-kernel: 8 rows x 32 columns in 16 zmm, one group of k (4 bytes) a step
+_VEC_ROWS_512 = r"""/* out[8][32] = 8 packed rows of A x a packed B panel, less corr per column */
+static inline void ${FN}_vec_rows(const $PELEM *ap, const $PELEM *bp, int64_t kp,
+                                  const $ACC *corr, $ACC *out) {
+  $VTYPE c00 = $VZERO, c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
+         c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00,
+         c70 = c00, c71 = c00;
+  for (int64_t k = 0; k < kp; k += ${NAME}_GROUP) {
+    const __m512i b0 = _mm512_loadu_si512((const void *)(bp + 32 * k));
+    const __m512i b1 = _mm512_loadu_si512((const void *)(bp + 32 * k + 16 * ${NAME}_GROUP));
+    int32_t a[8];
+    for (int r = 0; r < 8; r++) memcpy(&a[r], ap + r * kp + k, 4);
+#define LW_ROW(r, x, y) { const __m512i s = _mm512_set1_epi32(a[r]); \
+    x = $VDOT(x, s, b0); y = $VDOT(y, s, b1); }
+    LW_ROW(0, c00, c01) LW_ROW(1, c10, c11) LW_ROW(2, c20, c21) LW_ROW(3, c30, c31)
+    LW_ROW(4, c40, c41) LW_ROW(5, c50, c51) LW_ROW(6, c60, c61) LW_ROW(7, c70, c71)
+#undef LW_ROW
+  }
+  const $VTYPE k0 = $VLOAD(corr), k1 = $VLOAD(corr + 16);
+#define LW_OUT(r, x, y) \
+  $VSTORE(out + 32 * r, $VSUB(x, k0)); $VSTORE(out + 32 * r + 16, $VSUB(y, k1));
+  LW_OUT(0, c00, c01) LW_OUT(1, c10, c11) LW_OUT(2, c20, c21) LW_OUT(3, c30, c31)
+  LW_OUT(4, c40, c41) LW_OUT(5, c50, c51) LW_OUT(6, c60, c61) LW_OUT(7, c70, c71)
+#undef LW_OUT
+}
+"""
+#: AVX2 int8 (no VNNI): int8 packed as int16 pairs, `vpmaddwd` sums a pair of products into
+#: each int32 lane exactly (|a b| <= 2^14); 4 rows x 16 columns in 8 ymm, twice over each half
+_VEC_ROWS_AVX2 = r"""/* out[8][32] = 8 packed rows of A (int16) x a packed B panel (int16 pairs) */
+static inline void ${FN}_vec_rows(const $PELEM *ap, const $PELEM *bp, int64_t kp,
+                                  const $ACC *corr, $ACC *out) {
+  (void)corr;
+  for (int h = 0; h < 2; h++)
+    for (int r0 = 0; r0 < 8; r0 += 4) {
+      __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
+              c21 = c00, c30 = c00, c31 = c00;
+      const $PELEM *a0 = ap + r0 * kp;
+      for (int64_t k = 0; k < kp; k += 2) {
+        const $PELEM *b = bp + 32 * k + 32 * h;
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)b);
+        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(b + 16));
+        int32_t a[4];
+        for (int r = 0; r < 4; r++) memcpy(&a[r], a0 + r * kp + k, 4);
+#define LW_ROW(r, x, y) { const __m256i s = _mm256_set1_epi32(a[r]); \
+        x = _mm256_add_epi32(x, _mm256_madd_epi16(s, b0)); \
+        y = _mm256_add_epi32(y, _mm256_madd_epi16(s, b1)); }
+        LW_ROW(0, c00, c01) LW_ROW(1, c10, c11) LW_ROW(2, c20, c21) LW_ROW(3, c30, c31)
+#undef LW_ROW
+      }
+      $ACC *o = out + 32 * r0 + 16 * h;
+#define LW_OUT(r, x, y) _mm256_storeu_si256((__m256i *)(void *)(o + 32 * r), x); \
+      _mm256_storeu_si256((__m256i *)(void *)(o + 32 * r + 8), y);
+      LW_OUT(0, c00, c01) LW_OUT(1, c10, c11) LW_OUT(2, c20, c21) LW_OUT(3, c30, c31)
+#undef LW_OUT
+    }
+}
+"""
+_SUMS_BEGIN = """__m512i total[2] = {_mm512_loadu_si512((const void *)sum),
+                                _mm512_loadu_si512((const void *)(sum + 16))};"""
+_SUMS_END = """_mm512_storeu_si512((void *)sum, total[0]);
+            _mm512_storeu_si512((void *)(sum + 16), total[1]);"""
 
-#: The element types with micro-kernels, by the operands' DSL type; each path's compiler macros
-#: are what enables it (AMX is asked of Linux at run time too).
-KINDS = {
-    "i8": GemmKind(
-        "lw_s8gemm", "i8", I32, "int8_t", "int32_t",
+#: The micro-kernels by the operands' DSL type, in order of preference: each its own helper,
+#: compiled where its macros are defined and no earlier one's are (AMX is asked of Linux at
+#: run time too, and the vector path runs where it is refused).
+KINDS: dict[str, tuple[GemmKind, ...]] = {
+    "i8": (GemmKind(
+        "lw_s8gemm", "i8", I32, "int8_t", "int8_t", "int32_t",
         ("__AMX_TILE__", "__AMX_INT8__", "__linux__"), "_tile_dpbssd",
-        ("__AVX512VNNI__", "__AVX512BW__"), "_mm512_dpbusd_epi32($x, $s, $b)", _INT_VEC, 0x80,
-        "(int32_t)((uint32_t)$c + (uint32_t)$o)",
+        ("__AVX512VNNI__", "__AVX512BW__"), _VEC_ROWS_512, "_mm512_dpbusd_epi32($x, $s, $b)",
+        _INT_VEC, 0x80, "(int32_t)((uint32_t)$c + (uint32_t)$o)", ("__AVX512BW__",),
         # 4 rows of k: 16 columns of 4 bytes each; the column sums for the VNNI correction
-        """const __m128i r0 = LW_ROW(0), r1 = LW_ROW(1), r2 = LW_ROW(2), r3 = LW_ROW(3);
-        const __m512i w = _mm512_or_si512(
+        """const __m128i r0 = _mm_loadu_si128(LW_ROW(0)), r1 = _mm_loadu_si128(LW_ROW(1));
+        const __m128i r2 = _mm_loadu_si128(LW_ROW(2)), r3 = _mm_loadu_si128(LW_ROW(3));
+        _mm512_storeu_si512(LW_DST, _mm512_or_si512(
           _mm512_or_si512(_mm512_cvtepu8_epi32(r0), _mm512_slli_epi32(_mm512_cvtepu8_epi32(r1), 8)),
           _mm512_or_si512(_mm512_slli_epi32(_mm512_cvtepu8_epi32(r2), 16),
-                          _mm512_slli_epi32(_mm512_cvtepu8_epi32(r3), 24)));
+                          _mm512_slli_epi32(_mm512_cvtepu8_epi32(r3), 24))));
         total[$h] = _mm512_add_epi32(total[$h], _mm512_add_epi32(
           _mm512_add_epi32(_mm512_cvtepi8_epi32(r0), _mm512_cvtepi8_epi32(r1)),
-          _mm512_add_epi32(_mm512_cvtepi8_epi32(r2), _mm512_cvtepi8_epi32(r3))));"""),
-    "bf16": GemmKind(
-        "lw_bf16gemm", "bf16", F32, "uint16_t", "float",
+          _mm512_add_epi32(_mm512_cvtepi8_epi32(r2), _mm512_cvtepi8_epi32(r3))));""",
+        _SUMS_BEGIN, _SUMS_END),
+        GemmKind(
+        "lw_s8gemm_avx2", "i8", I32, "int8_t", "int16_t", "int32_t",
+        (), "", ("__AVX2__",), _VEC_ROWS_AVX2, "",
+        {"type": "__m256i", "zero": "", "load": "", "store": "", "sub": ""}, 0,
+        "(int32_t)((uint32_t)$c + (uint32_t)$o)", ("__AVX2__",),
+        # 2 rows of k: 16 columns, 8 of int16 pairs a vector
+        """const __m128i r0 = _mm_loadu_si128(LW_ROW(0)), r1 = _mm_loadu_si128(LW_ROW(1));
+        const __m256i mask = _mm256_set1_epi32(0xFFFF);
+        _mm256_storeu_si256((__m256i *)LW_DST, _mm256_or_si256(
+          _mm256_and_si256(_mm256_cvtepi8_epi32(r0), mask),
+          _mm256_slli_epi32(_mm256_cvtepi8_epi32(r1), 16)));
+        _mm256_storeu_si256((__m256i *)LW_DST + 1, _mm256_or_si256(
+          _mm256_and_si256(_mm256_cvtepi8_epi32(_mm_srli_si128(r0, 8)), mask),
+          _mm256_slli_epi32(_mm256_cvtepi8_epi32(_mm_srli_si128(r1, 8)), 16)));""")),
+    "bf16": (GemmKind(
+        "lw_bf16gemm", "bf16", F32, "uint16_t", "uint16_t", "float",
         ("__AMX_TILE__", "__AMX_BF16__", "__linux__"), "_tile_dpbf16ps",
-        ("__AVX512BF16__", "__AVX512BW__"), "_mm512_dpbf16_ps($x, (__m512bh)$s, (__m512bh)$b)",
-        _FLOAT_VEC, 0, "$c + $o",
+        ("__AVX512BF16__", "__AVX512BW__"), _VEC_ROWS_512,
+        "_mm512_dpbf16_ps($x, (__m512bh)$s, (__m512bh)$b)", _FLOAT_VEC, 0, "$c + $o",
+        ("__AVX512BW__",),
         # 2 rows of k: 16 columns of 2 bf16 each
-        """const __m256i r0 = LW_ROW(0), r1 = LW_ROW(1);
-        const __m512i w = _mm512_or_si512(_mm512_cvtepu16_epi32(r0),
-                                          _mm512_slli_epi32(_mm512_cvtepu16_epi32(r1), 16));"""),
+        """const __m256i r0 = _mm256_loadu_si256(LW_ROW(0)), r1 = _mm256_loadu_si256(LW_ROW(1));
+        _mm512_storeu_si512(LW_DST, _mm512_or_si512(_mm512_cvtepu16_epi32(r0),
+                                          _mm512_slli_epi32(_mm512_cvtepu16_epi32(r1), 16)));"""),),
 }
 
 
 #: The helper's C text; `helper(kind)` fills it in. Sizes and offsets of A and B are in elements
 #: of `elem`: 64 bytes are STEP of them, a group of 4 bytes GROUP.
-_HELPER = Template(r"""
+_HELPER = r"""
 #if ($AMX_GUARD) || ($VEC_GUARD)
 #include <immintrin.h>
 #include <stdlib.h>
 #define ${NAME} 1
-#define ${NAME}_GROUP (4 / (int64_t)sizeof($ELEM))
-#define ${NAME}_STEP (64 / (int64_t)sizeof($ELEM))
+#define ${NAME}_GROUP (4 / (int64_t)sizeof($PELEM))
+#define ${NAME}_STEP (64 / (int64_t)sizeof($PELEM))
 #ifndef LW_GEMM_COMMON
 #define LW_GEMM_COMMON 1
 #if defined(__linux__)
@@ -144,10 +234,10 @@ static size_t lw_round64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 #define ${NAME}_AMX 1
 /* out[32][32] = 32 packed rows of A (kc elements of rows kp long) times kc rows of a packed
    B panel */
-static void ${FN}_amx_block(const $ELEM *ap, const $ELEM *bp, int64_t kc, int64_t kp,
+static void ${FN}_amx_block(const $PELEM *ap, const $PELEM *bp, int64_t kc, int64_t kp,
                             $ACC *out) {
   _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-  const int64_t row_bytes = kp * (int64_t)sizeof($ELEM);
+  const int64_t row_bytes = kp * (int64_t)sizeof($PELEM);
   for (int64_t k = 0; k < kc; k += ${NAME}_STEP) {
     _tile_loadd(4, ap + k, row_bytes);
     _tile_loadd(5, ap + 16 * kp + k, row_bytes);
@@ -162,31 +252,7 @@ static void ${FN}_amx_block(const $ELEM *ap, const $ELEM *bp, int64_t kc, int64_
 #endif
 #if $VEC_GUARD
 #define ${NAME}_VEC 1
-/* out[8][32] = 8 packed rows of A times one packed B panel, less corr per column */
-static inline void ${FN}_vec_rows(const $ELEM *ap, const $ELEM *bp, int64_t kp,
-                                  const $ACC *corr, $ACC *out) {
-  $VTYPE c00 = $VZERO, c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
-         c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00,
-         c70 = c00, c71 = c00;
-  for (int64_t k = 0; k < kp; k += ${NAME}_GROUP) {
-    const __m512i b0 = _mm512_loadu_si512((const void *)(bp + 32 * k));
-    const __m512i b1 = _mm512_loadu_si512((const void *)(bp + 32 * k + 16 * ${NAME}_GROUP));
-    int32_t a[8];
-    for (int r = 0; r < 8; r++) memcpy(&a[r], ap + r * kp + k, 4);
-#define LW_ROW(r, x, y) { const __m512i s = _mm512_set1_epi32(a[r]); \
-    x = $VDOT(x, s, b0); y = $VDOT(y, s, b1); }
-    LW_ROW(0, c00, c01) LW_ROW(1, c10, c11) LW_ROW(2, c20, c21) LW_ROW(3, c30, c31)
-    LW_ROW(4, c40, c41) LW_ROW(5, c50, c51) LW_ROW(6, c60, c61) LW_ROW(7, c70, c71)
-#undef LW_ROW
-  }
-  const $VTYPE k0 = $VLOAD(corr), k1 = $VLOAD(corr + 16);
-#define LW_OUT(r, x, y) \
-  $VSTORE(out + 32 * r, $VSUB(x, k0)); $VSTORE(out + 32 * r + 16, $VSUB(y, k1));
-  LW_OUT(0, c00, c01) LW_OUT(1, c10, c11) LW_OUT(2, c20, c21) LW_OUT(3, c30, c31)
-  LW_OUT(4, c40, c41) LW_OUT(5, c50, c51) LW_OUT(6, c60, c61) LW_OUT(7, c70, c71)
-#undef LW_OUT
-}
-#endif
+$VEC_ROWS#endif
 /* C[i, j] += sum_k A[i, k] * B[k, j] for i < m, j < n, k < kk (element strides as given);
    0 if no path can run here (the caller runs its loops). */
 static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, int64_t kk,
@@ -202,27 +268,27 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
   const int64_t step = ${NAME}_STEP, group = ${NAME}_GROUP;
   const int64_t kp = (kk + step - 1) / step * step, mp = (m + 31) / 32 * 32;
   const int64_t panels = (n + 31) / 32;
-  const size_t a_bytes = lw_round64((size_t)(mp * kp) * sizeof($ELEM));
-  const int64_t block = $B_BLOCK / (32 * kp * (int64_t)sizeof($ELEM)) > 0 ?
-                        $B_BLOCK / (32 * kp * (int64_t)sizeof($ELEM)) : 1;
+  const size_t a_bytes = lw_round64((size_t)(mp * kp) * sizeof($PELEM));
+  const int64_t block = $B_BLOCK / (32 * kp * (int64_t)sizeof($PELEM)) > 0 ?
+                        $B_BLOCK / (32 * kp * (int64_t)sizeof($PELEM)) : 1;
   const int64_t held = block < panels ? block : panels;  /* panels packed at a time */
-  const size_t b_bytes = lw_round64((size_t)(held * 32 * kp) * sizeof($ELEM));
+  const size_t b_bytes = lw_round64((size_t)(held * 32 * kp) * sizeof($PELEM));
   const size_t c_bytes = lw_round64((size_t)panels * 32 * sizeof($ACC));
   uint8_t *buffer = lw_gemm_buffer(a_bytes + b_bytes + c_bytes + (size_t)panels * 32 * 4);
   if (!buffer) return 0;
-  $ELEM *ap = ($ELEM *)buffer, *bp = ($ELEM *)(buffer + a_bytes);
+  $PELEM *ap = ($PELEM *)buffer, *bp = ($PELEM *)(buffer + a_bytes);
   $ACC *corr = ($ACC *)(buffer + a_bytes + b_bytes);
   int32_t *sums = (int32_t *)(buffer + a_bytes + b_bytes + c_bytes);
   /* A: rows of kp elements, zero past the edges (and xor flip on the vector path) */
-  const $ELEM flip = ($ELEM)(amx ? 0 : $FLIP);
+  const $PELEM flip = ($PELEM)(amx ? 0 : $FLIP);
   #pragma omp parallel for
   for (int64_t i = 0; i < mp; i++) {
-    $ELEM *row = ap + i * kp;
+    $PELEM *row = ap + i * kp;
     int64_t k = 0;
     if (i < m) {
       const $ELEM *a = A + i * sai;
-      if (sak == 1) for (; k < kk; k++) row[k] = ($ELEM)(a[k] ^ flip);
-      else for (; k < kk; k++) row[k] = ($ELEM)(a[k * sak] ^ flip);
+      if (sak == 1) for (; k < kk; k++) row[k] = ($PELEM)(a[k] ^ flip);
+      else for (; k < kk; k++) row[k] = ($PELEM)(a[k * sak] ^ flip);
     }
     for (; k < kp; k++) row[k] = 0;
   }
@@ -242,34 +308,33 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
       for (int64_t k0 = 0; k0 < kp; k0 += step) {
         #pragma omp for
         for (int64_t p = p0; p < p1; p++) {
-          $ELEM *panel = bp + (p - p0) * kp * 32;
+          $PELEM *panel = bp + (p - p0) * kp * 32;
           int32_t *sum = sums + 32 * p;
           const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
           int64_t k = k0;
-#if defined(__AVX512BW__)
-          if (sbj == 1 && cols == 32) {  /* whole groups: 16 columns a vector */
-            __m512i total[2] = {_mm512_loadu_si512((const void *)sum),
-                                _mm512_loadu_si512((const void *)(sum + 16))};
+#if $PACK_GUARD
+          if (sbj == 1 && cols == 32) {  /* whole groups: 16 columns a step */
+            $PACK_BEGIN
             for (; k + group <= (kk < k0 + step ? kk : k0 + step); k += group) {
               const $ELEM *b = B + k * sbk + 32 * p;
               for (int h = 0; h < 2; h++) {
-#define LW_ROW(q) $LOAD_ROW((const void *)(b + (q) * sbk + 16 * h))
+#define LW_ROW(q) ((const void *)(b + (q) * sbk + 16 * h))
+#define LW_DST ((void *)(panel + 32 * k + 16 * group * h))
                 $PACK_GROUP
+#undef LW_DST
 #undef LW_ROW
-                _mm512_storeu_si512((void *)(panel + 32 * k + 16 * group * h), w);
               }
             }
-            _mm512_storeu_si512((void *)sum, total[0]);
-            _mm512_storeu_si512((void *)(sum + 16), total[1]);
+            $PACK_END
           }
 #endif
           for (; k < k0 + step; k++) {
-            $ELEM *g = panel + (k - k % group) * 32 + k % group;
+            $PELEM *g = panel + (k - k % group) * 32 + k % group;
             const $ELEM *b = B + k * sbk + 32 * p * sbj;
             int64_t c = 0;
             if (k < kk) {
               for (; c < cols; c++) {
-                g[group * c] = b[c * sbj];
+                g[group * c] = ($PELEM)b[c * sbj];
                 sum[c] += ($ELEM_SIGNED)b[c * sbj];
               }
             }
@@ -292,7 +357,7 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
       #pragma omp for collapse(2)
       for (int64_t i0 = 0; i0 < mp; i0 += 32) {
         for (int64_t p = p0; p < p1; p++) {
-          const $ELEM *panel = bp + (p - p0) * kp * 32;
+          const $PELEM *panel = bp + (p - p0) * kp * 32;
 #ifdef ${NAME}_AMX
           if (amx) ${FN}_amx_block(ap + i0 * kp, panel, kp, kp, out);
 #endif
@@ -319,11 +384,7 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
   return 1;
 }
 #endif
-""")
-
-
-def _guard(macros: tuple[str, ...]) -> str:
-    return " && ".join(f"defined({m})" for m in macros)
+"""
 
 
 def _macro(piece: str, *names: str) -> str:
@@ -331,34 +392,43 @@ def _macro(piece: str, *names: str) -> str:
     return Template(piece).substitute({n: f"({n})" for n in names})
 
 
+def _guards(kind: GemmKind) -> tuple[str, str]:
+    """The C conditions of `kind`'s AMX and vector paths: its macros defined, and no earlier
+    kind's of its operand type (that one's helper runs there)."""
+    earlier = KINDS[kind.operand][:KINDS[kind.operand].index(kind)]
+    unless = " || ".join(f"({_defined(m)})" for k in earlier
+                         for m in (k.amx_macros, k.vec_macros) if m)
+    return tuple(f"({_defined(m)}) && !({unless})" if unless and m else _defined(m)
+                 for m in (kind.amx_macros, kind.vec_macros))
+
+
 def helper(kind: GemmKind) -> str:
     """The C text of `kind`'s helper function (`kind.fn`) and its micro-kernels."""
     name = kind.fn.upper()
-    wide = kind.elem == "uint16_t"
-    return _HELPER.substitute(
-        NAME=name, FN=kind.fn, ELEM=kind.elem, ACC=kind.acc, FLIP=kind.flip,
-        ELEM_SIGNED="int16_t" if wide else "int8_t", B_BLOCK=B_BLOCK_BYTES,
-
-        AMX_GUARD=_guard(kind.amx_macros), VEC_GUARD=_guard(kind.vec_macros),
+    amx_guard, vec_guard = _guards(kind)
+    text = Template(_HELPER.replace("$VEC_ROWS", kind.vec_rows)).substitute(
+        NAME=name, FN=kind.fn, ELEM=kind.elem, PELEM=kind.packed, ACC=kind.acc,
+        FLIP=kind.flip, ELEM_SIGNED="int16_t" if kind.elem == "uint16_t" else "int8_t",
+        B_BLOCK=B_BLOCK_BYTES, AMX_GUARD=amx_guard, VEC_GUARD=vec_guard,
         AMX_DOT=kind.amx_dot, VTYPE=kind.vec["type"], VZERO=kind.vec["zero"],
         VDOT=f"{name}_VDOT", VLOAD=f"{name}_VLOAD", VSTORE=f"{name}_VSTORE",
-        VSUB=kind.vec["sub"], ADD=f"{name}_ADD",
-        LOAD_ROW="_mm256_loadu_si256" if wide else "_mm_loadu_si128",
-        PACK_GROUP=Template(kind.pack_group).substitute(h="h")
-    ).replace(f"#define {name} 1\n", f"#define {name} 1\n" + "".join((
+        VSUB=kind.vec["sub"], ADD=f"{name}_ADD", PACK_GUARD=_defined(kind.pack_macros),
+        PACK_GROUP=Template(kind.pack_group).substitute(h="h"), PACK_BEGIN=kind.pack_begin,
+        PACK_END=kind.pack_end)
+    return text.replace(f"#define {name} 1\n", f"#define {name} 1\n" + "".join((
         f"#define {name}_VDOT(x, s, b) {_macro(kind.vec_dot, 'x', 's', 'b')}\n",
         f"#define {name}_VLOAD(p) {_macro(kind.vec['load'], 'p')}\n",
         f"#define {name}_VSTORE(p, v) {_macro(kind.vec['store'], 'p', 'v')}\n",
         f"#define {name}_ADD(c, o) {_macro(kind.add, 'c', 'o')}\n")), 1)
 
 
-def path_for(kind: str, macros: dict[str, str]) -> str | None:
-    """The micro-kernel path ("amx" or "vector") of `kind` ("i8", "bf16") that a build with
-    these predefined `macros` runs, or None."""
-    k = KINDS[kind]
-    for path, needed in (("amx", k.amx_macros), ("vector", k.vec_macros)):
-        if all(m in macros for m in needed):
-            return path
+def path_for(operand: str, macros: dict[str, str]) -> str | None:
+    """The micro-kernel path ("amx", "vector" or "avx2") for operand type `operand` ("i8",
+    "bf16") that a build with these predefined `macros` runs, or None."""
+    for kind in KINDS[operand]:
+        for path, needed in (("amx", kind.amx_macros), ("vector", kind.vec_macros)):
+            if needed and all(m in macros for m in needed):
+                return "avx2" if kind.fn.endswith("avx2") else path
     return None
 
 
@@ -366,7 +436,7 @@ def path_for(kind: str, macros: dict[str, str]) -> str | None:
 class GemmNest:
     """A nest of three loops from 0 around `C[i, j] += T(A[i, k]) * T(B[k, j])`."""
 
-    kind: GemmKind
+    kinds: tuple[GemmKind, ...]
     a: ir.Load
     b: ir.Load
     store: Store
@@ -394,7 +464,7 @@ def _operand(e: ir.Expr) -> ir.Load | None:
     """The 2-D load of a micro-kernel's element type under a cast to its result type."""
     if isinstance(e, ir.Cast) and isinstance(e.operand, ir.Load) \
             and e.operand.dtype.name in KINDS and len(e.operand.indices) == 2 \
-            and e.dtype == KINDS[e.operand.dtype.name].result:
+            and e.dtype == KINDS[e.operand.dtype.name][0].result:
         return e.operand
     return None
 
@@ -417,8 +487,8 @@ def match_nest(node: For) -> GemmNest | None:
     names = [_var_name(x) for x in body.indices]
     if a is None or b is None or a.dtype != b.dtype or None in names or len(set(names)) != 2:
         return None
-    kind = KINDS[a.dtype.name]
-    if body.value.dtype != kind.result:
+    kinds = KINDS[a.dtype.name]
+    if body.value.dtype != kinds[0].result:
         return None
     i, j = names
     k = next(loop.var for loop in loops if loop.var not in names)
@@ -428,7 +498,7 @@ def match_nest(node: For) -> GemmNest | None:
     if a_vars != {i, k} or b_vars != {k, j} or \
             next(loop.kind for loop in loops if loop.var == k) != "dot":
         return None
-    return GemmNest(kind, a, b, body, extents, i, j, k)
+    return GemmNest(kinds, a, b, body, extents, i, j, k)
 
 
 def _var_name(e: ir.Expr) -> str | None:
@@ -451,13 +521,16 @@ def render_call(r, node: For, indent: str, loops: Callable[[str], list[str]]
     nest = match_nest(node)
     if nest is None:
         return None
-    r.preamble.add(helper(nest.kind))
+    for kind in nest.kinds:
+        r.preamble.add(helper(kind))
     strides = [*_strides(r, nest.a.tensor, nest.a.indices, nest.i, nest.k),
                *_strides(r, nest.b.tensor, nest.b.indices, nest.k, nest.j),
                *_strides(r, nest.store.tensor, nest.store.indices, nest.i, nest.j)]
     extents = [r.expr(nest.extents[v]) for v in (nest.i, nest.j, nest.k)]
-    args = [c_name(nest.a.tensor), c_name(nest.b.tensor), c_name(nest.store.tensor),
-            *extents, *strides]
-    fn = nest.kind.fn
-    return [f"{indent}#ifdef {fn.upper()}", f"{indent}if (!{fn}({', '.join(args)}))",
-            f"{indent}#endif", f"{indent}{{", *loops(indent + "  "), f"{indent}}}"]
+    args = ", ".join([c_name(nest.a.tensor), c_name(nest.b.tensor), c_name(nest.store.tensor),
+                      *extents, *strides])
+    calls = []
+    for n, kind in enumerate(nest.kinds):  # the first helper the build has
+        calls += [f"{indent}#{'if' if n == 0 else 'elif'} defined({kind.fn.upper()})",
+                  f"{indent}if (!{kind.fn}({args}))"]
+    return [*calls, f"{indent}#endif", f"{indent}{{", *loops(indent + "  "), f"{indent}}}"]

@@ -5,8 +5,9 @@
 For each shape M x K x N (square ones and a skinny M = 16 one, as at LLM decoding):
 - int8 (int32 results), loopweave AMX / AVX512-VNNI / loops: examples/kernels/qmm.lw with the
   default schedule, built with `-march=native` (AMX where the processor has it), without AMX
-  (`-mno-amx-*`: the AVX-512 path) and without either (the scheduled loops), each only where
-  this processor can run it (backends/x86_gemm.py); torch._int_mm (oneDNN: AMX or VNNI);
+  (`-mno-amx-*`: the AVX-512 path), without AVX-512 (the AVX2 path) and without a micro-kernel
+  (the scheduled loops), each only where this processor can run it (backends/x86_gemm.py);
+  torch._int_mm (oneDNN: AMX or VNNI);
 - bf16 (f32 results), the same paths for `C[i, j] += f32(A[i, k]) * f32(B[k, j])` (AMX-BF16,
   AVX512-BF16); torch.matmul of bf16 tensors (oneDNN, bf16 results);
 - one thread unless --threads;
@@ -37,7 +38,8 @@ NO_AMX = ("-mno-amx-tile", "-mno-amx-int8", "-mno-amx-bf16")
 PATHS = {
     "i8": {"loopweave AMX": ((), {"amx_tile", "amx_int8"}),
            "loopweave AVX512-VNNI": (NO_AMX, {"avx512_vnni", "avx512bw"}),
-           "loopweave loops": ((*NO_AMX, "-mno-avx512vnni", "-mno-avxvnni"), set())},
+           "loopweave AVX2": ((*NO_AMX, "-mno-avx512f", "-mno-avxvnni"), {"avx2"}),
+           "loopweave loops": ((*NO_AMX, "-mno-avx2"), set())},
     "bf16": {"loopweave AMX": ((), {"amx_tile", "amx_bf16"}),
              "loopweave AVX512-BF16": (NO_AMX, {"avx512_bf16", "avx512bw"}),
              "loopweave loops": ((*NO_AMX, "-mno-avx512bf16"), set())}}
