@@ -168,11 +168,13 @@ def _points(kernel, umap: isl.UnionMap, sizes: dict[str, int]):
 
 
 def _touches(stmt, coords, sizes):
-    # A gather (`T[g, w[n, g]]`) reads a read-only input no statement writes: it can be in no
-    # conflict, and its element depends on data, so it is left out.
+    # A gather (`T[g, w[n, g]]`) reads an element that depends on data: it stands for every
+    # element of its tensor (index "*"), as isl's dependences take it (mxfp4's table `Lo`,
+    # written by the kernel before the lookups).
     env = dict(sizes) | dict(zip(stmt.iterators, coords, strict=True))
-    out = [(a.tensor, tuple(ir.evaluate(x, env) for x in a.indices), False)
-           for a in ir.loads(stmt.rhs) if not any(ir.is_indirect(x) for x in a.indices)]
+    out = [(a.tensor, "*" if any(ir.is_indirect(x) for x in a.indices)
+            else tuple(ir.evaluate(x, env) for x in a.indices), False)
+           for a in ir.loads(stmt.rhs)]
     out.append((stmt.lhs.tensor, tuple(ir.evaluate(x, env) for x in stmt.lhs.indices), True))
     return out
 
@@ -182,6 +184,16 @@ def _by_element(kernel, schedule, sizes):
     for stmt, coords, time in _instances(kernel, schedule, sizes):
         for tensor, index, write in _touches(stmt, coords, sizes):
             elements.setdefault((tensor, index), []).append(((stmt.name, coords), time, write))
+    return _spread_gathers(elements)
+
+
+def _spread_gathers(elements: dict) -> dict:
+    """`elements` with each gather's accesses (index "*") added to every element of its
+    tensor that something else touches."""
+    for (tensor, index), gathers in [(k, v) for k, v in elements.items() if k[1] == "*"]:
+        del elements[(tensor, index)]
+        for key in [k for k in elements if k[0] == tensor]:
+            elements[key] = elements[key] + gathers
     return elements
 
 
@@ -205,7 +217,7 @@ def _race(kernel, band: isl.ScheduleNode, sizes) -> bool:
     for stmt, coords, _ in _points(kernel, loop, sizes):
         for tensor, index, write in _touches(stmt, coords, sizes):
             elements.setdefault((tensor, index), []).append(((stmt.name, coords), write))
-    for accesses in elements.values():
+    for accesses in _spread_gathers(elements).values():
         for (a, wa), (b, wb) in itertools.combinations(accesses, 2):
             ta, tb = where[a], where[b]
             if a != b and (wa or wb) and ta[:-1] == tb[:-1] and ta[-1] != tb[-1]:
