@@ -402,7 +402,35 @@ class Planner:
             for v in s.iterators:
                 if v not in host and v not in lhs:
                     carried.setdefault(v, s.lhs.tensor)
+        for v in self.outer_reductions_carried(s, host, lhs):
+            carried.setdefault(v, s.lhs.tensor)
         return lhs, carried, self.blockable(s, host, lhs)
+
+    def outer_reductions_carried(self, s: Statement, host, lhs) -> list[str]:
+        """The variables not on the left side that come before one on it (a time loop around
+        an in-place update) and carry a dependence of `s` on itself between instances writing
+        different elements: a reduction over them, moved inside the left side's loops, would
+        read values the other elements get only later (`A[i] += A[j + 1]` in `for t`)."""
+        outer = []
+        for v in s.iterators:
+            if v in lhs:
+                break
+            if v not in host:
+                outer.append(v)
+        if not outer or s.op == "=":
+            return []
+        write = s.access_map(self.kernel.params, s.lhs)
+        same_element = isl.UnionMap.from_map(write.apply_range(write.reverse()))
+        found: list[str] = []
+        for d in self.deps.all:
+            if d.source != s.name or d.sink != s.name:
+                continue
+            rel = within_one_iteration(self.kernel, d, host).subtract(same_element)
+            for v in outer:
+                if v not in found and not rel.is_empty() and carries(self.kernel, rel, [v],
+                                                                     host):
+                    found.append(v)
+        return found
 
     def section(self, unit: Unit, host, grid) -> Section:
         s = unit.stmt
@@ -410,7 +438,7 @@ class Planner:
         seq = tuple(v for v in s.iterators if v not in host and (v in carried or (
             s.op == "=" and v not in lhs)))
         inner = tuple(v for v in lhs if v not in grid and v not in seq)
-        red = tuple(v for v in s.iterators if v not in host and v not in lhs) \
+        red = tuple(v for v in s.iterators if v not in host and v not in lhs and v not in seq) \
             if s.op != "=" else ()
         return Section(s, unit.init, grid, seq, inner, red)
 

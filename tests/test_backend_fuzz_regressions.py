@@ -313,6 +313,16 @@ FIXED = {
     "gpu_local_in_a_bound_piece_and_a_host_piece_triton": Regression(
         "triton", _SPLIT_LOCAL_KERNEL, sizes={"M": 3, "N": 5}, scalars={"a32": -0.75},
         seed=12025),
+    # Triton's planner reduced over the time loop t and j together inside the loop over i
+    # (t indexes no element of A): the sums read A[j + 1] before the earlier steps' updates
+    # of it. A variable before a left-side one that carries a dependence between different
+    # elements stays sequential now (backends/triton_plan.outer_reductions_carried).
+    "triton_time_loop_around_an_in_place_update": Regression(
+        "triton", "kernel fz14041(A: inout f32[N], T: i32) {\n"
+                  "    for t in reversed(0:T) {\n"
+                  "        A[i] += A[j + 1]  where j in 1:N - 1, i < j\n"
+                  "    }\n}\n",
+        sizes={"N": 5}, scalars={"T": 2, "a32": 2.0}, seed=14041),
 }
 
 KNOWN: dict[str, tuple[Regression, str]] = {}
