@@ -21,7 +21,7 @@ from loopweave.ir.kernel import KernelIR, Tensor
 from loopweave.ir.loops import For, Node
 from loopweave.ir.types import INDEX, DType
 from loopweave.passes.default import default_schedule as cpu_default
-from loopweave.passes.default import panel_rows
+from loopweave.passes.few_rows import panel_rows
 from loopweave.passes.isl_choice import time_tiles
 from loopweave.targets import Target, check_choice, check_option_names, host_cc, host_cflags
 from loopweave.thread_pools import load_library
@@ -223,7 +223,7 @@ def size_rule(kernel: KernelIR, target: Target | None = None):
     """The default's choice by sizes (the pipeline asks it per call sizes): isl's time tiles
     for a stencil in time whose data exceed the cache (passes/isl_choice.py `TimeTiles`), B
     packed row by row for a contraction with too few rows for micro-panels
-    (passes/default.py `PanelRows`)."""
+    (passes/few_rows.py `PanelRows`)."""
     width = (lambda: vector_bytes(target)) if target is not None else None
     return time_tiles(kernel) or panel_rows(
         kernel, width, lambda kind: gemm_path(target, kind) is not None)

@@ -39,7 +39,7 @@ from loopweave.passes import placement as pl
 from loopweave.passes.graph import consumed_temporaries, dataflow_graph
 from loopweave.passes.isl_choice import in_time_loop, isl_fallback
 from loopweave.passes.legality import REDUCTIONS, arg_chains, carried_by, reduction_chains
-from loopweave.passes.patterns import match_contraction, match_convolution, walk
+from loopweave.passes.patterns import match_contraction, match_convolution, match_gemm, walk
 from loopweave.passes.schedule import Schedule
 
 #: The micro-kernel: MR rows x NR columns of C in registers; KC deep, NC wide packed B panels.
@@ -100,13 +100,9 @@ class TargetFacts:
 CPU = TargetFacts("cpu", 32, 16, True, (MR, NR), (KC, NC), (CONV_ROWS, CONV_COLS),
                   (DEPTHWISE_ROWS, DEPTHWISE_COLS), f64_tile=(MR, NR // 2),
                   micro_panels=("f32", "f64"), gemm_kernels=("i8", "bf16"))
-# AVX-512 tiles, Intel Xeon with AMX, one thread, quiet, GFLOP/s: f32 14 x 32 (28 zmm
-# accumulators) 153 at 1024^3 and 152 at 2048^3 where 8 x 32 gave 140 and 145 (15 x 32
-# spills: 142); f64 14 x 16 65-69 at 1000^3 and 2000^3 where 8 x 32 (32 accumulators, earlier
-# the best on Zen 4: 49 against 46 for 8 x 16) gave 56-61. Below PANEL_MIN_ROWS rows of C
-# the 14-row tiles' edge strips cost more (f32 32 x 2048^2: 66 against 89 for 8 x 32; 64 rows
-# 79 against 111; 128 rows even): `CPU_AVX512_FEW_ROWS`. No micro-panels: even on AVX-512
-# (panels over rows: f32 1024^3 1.004x, 2048^3 1.006x; f64 1000^3 0.97x, 2000^3 1.016x).
+# AVX-512: 14-row tiles (28 zmm accumulators; f32 1024^3 153 GFLOP/s against 140 for 8 x 32,
+# f64 1000^3 65 against 56), 8 rows below PANEL_MIN_ROWS rows of C (`CPU_AVX512_FEW_ROWS`), no
+# micro-panels (measured even). Intel Xeon, one thread; the numbers in docs/scheduling.md.
 CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(14, 32),
                      f64_tile=(14, 16), micro_panels=())
 #: The host's facts for contractions with fewer than PANEL_MIN_ROWS rows of C (`PanelRows`).
@@ -138,56 +134,6 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     return isl_fallback(kernel, schedule) or schedule
 
 
-#: Rows of C from which B's micro-panels pay: below, packing B in runs of NR columns costs more
-#: than the register tiles' contiguous reads save. Panels over row-major panels, one thread,
-#: Zen 3, quiet (`benchmarks.matmul_peak` sizes and skinny ones): f32 16 x 4096 x 4096 0.62x,
-#: 32 x 2048^2 0.71x, 128 x 2048^2 0.83x, 512 x 2048^2 1.00x, 1024^3 1.04x, 2048^3 1.08x;
-#: f64 32 x 2000^2 0.64x, 1000^3 1.14x, 2000^3 1.21x.
-PANEL_MIN_ROWS = 512
-
-
-class PanelRows:
-    """The default's choice by sizes for register-tiled contractions: the few-rows schedule
-    (`default_schedule(few_rows=True)`: no micro-panels on AVX2, 8-row tiles on AVX-512)
-    where some contraction's C has fewer than PANEL_MIN_ROWS rows, else None (the
-    default)."""
-
-    why = "the few-rows default (too few rows of C for micro-panels or 14-row tiles)"
-
-    def __init__(self, kernel: KernelIR, rows: list[ir.Expr], plain: Callable[[], Schedule]):
-        self.rows, self._plain, self._schedule = rows, plain, None
-
-    def at(self, sizes: dict[str, int]) -> Schedule | None:
-        """The schedule for `sizes`, or None for the default's."""
-        try:
-            if min(ir.evaluate(r, sizes) for r in self.rows) >= PANEL_MIN_ROWS:
-                return None
-        except (KeyError, ValueError):  # sizes that do not fix the rows: the default
-            return None
-        if self._schedule is None:
-            self._schedule = self._plain()
-        return self._schedule
-
-
-def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
-               gemm_kernel: Callable[[str], bool] | None = None) -> PanelRows | None:
-    """A `PanelRows` for a kernel with a register-tiled contraction whose few-rows schedule
-    differs (a type the AVX2 host packs in micro-panels, `CPU.micro_panels`, which are also
-    AVX-512's tiled types), else None. The arguments are `default_schedule`'s."""
-    placements = pl.initial_placements(kernel)
-    rows = []
-    for s in kernel.statements:
-        names = placements[s.name].names()
-        c = match_contraction(s, names)
-        if c is not None and s.lhs.dtype.name in CPU.micro_panels and \
-                _contraction_tile(s, names, CPU) is not None:
-            where = [k for k, x in enumerate(s.lhs.indices) if x == ir.Var(c.i)]
-            if where:
-                rows.append(kernel.tensors[s.lhs.tensor].shape[where[0]])
-    return PanelRows(kernel, rows, lambda: default_schedule(
-        kernel, vector_bytes, few_rows=True, gemm_kernel=gemm_kernel)) if rows else None
-
-
 def schedule_for(kernel: KernelIR, facts: TargetFacts,
                  refine: Callable[[], TargetFacts] | None = None) -> Schedule:
     """A legal schedule for `kernel` chosen by the heuristics above with `facts`' numbers.
@@ -205,7 +151,7 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
     for s in kernel.statements:
         if _group_size(placements, s) == 1:
             names = placements[s.name].names()
-            if _contraction_tile(s, names, facts) is not None and refine is not None:
+            if contraction_tile(s, names, facts) is not None and refine is not None:
                 facts, refine = refine(), None
             steps = tile_steps(s, names, facts)
             if steps and _try(kernel, schedule, steps):
@@ -335,7 +281,7 @@ def full_reduction_steps(s: Statement, loops: list[str]) -> list[tuple]:
 def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple] | None:
     """The register-tile steps `facts` gives statement `s` (loops: its loop names, outermost
     first): a contraction's micro-kernel, a convolution's tile, or None."""
-    tile = _contraction_tile(s, loops, facts)
+    tile = contraction_tile(s, loops, facts)
     if tile is not None:
         c = match_contraction(s, loops)
         if c.widening and facts.int8_dot is not None and not c.a_transposed:
@@ -370,10 +316,6 @@ def _has_micro_kernel(s: Statement, loops: list[str], facts: TargetFacts) -> boo
     return tile_steps(s, loops, facts) is not None or _gemm_call(s, loops, facts) is not None
 
 
-#: The result type of each GEMM micro-kernel's operand type (`TargetFacts.gemm_kernels`).
-GEMM_RESULTS = {"i8": "i32", "bf16": "f32"}
-
-
 def _gemm_kinds(kernel: KernelIR, gemm_kernel: Callable[[str], bool] | None
                 ) -> tuple[str, ...]:
     """The operand types of `kernel`'s GEMMs that the build has micro-kernels for (asked of
@@ -387,21 +329,14 @@ def _gemm_kinds(kernel: KernelIR, gemm_kernel: Callable[[str], bool] | None
 
 
 def _gemm_call(s: Statement, loops: list[str], facts: TargetFacts):
-    """The contraction of `s` if `facts` runs it as a GEMM micro-kernel: unbatched
-    `C[i, j] += T(A[i, k]) * T(B[k, j])` with A and B of a type of `facts.gemm_kernels`, C of
-    its result type T, no other factor, untiled (`facts.int8_tile` is None); else None."""
-    c = match_contraction(s, loops) if facts.gemm_kernels and facts.int8_tile is None and \
-        len(loops) == 3 else None
-    if c is None or not c.widening or c.others or len(s.lhs.indices) != 2:
+    """The contraction of `s` if `facts` runs it as a GEMM micro-kernel
+    (`patterns.match_gemm` of a type of `facts.gemm_kernels`), untiled; else None."""
+    if facts.int8_tile is not None:
         return None
-    operands = {ld.dtype.name for ld in (c.a, c.b)}
-    kind = operands.pop() if len(operands) == 1 else None
-    if kind not in facts.gemm_kernels or s.lhs.dtype.name != GEMM_RESULTS[kind]:
-        return None
-    return c
+    return match_gemm(s, loops, facts.gemm_kernels)
 
 
-def _contraction_tile(s: Statement, loops: list[str], facts: TargetFacts):
+def contraction_tile(s: Statement, loops: list[str], facts: TargetFacts):
     """(MR, NR) for `s` if it is a contraction that `facts` tiles, else None."""
     c = match_contraction(s, loops)
     if c is None or (c.widening and facts.int8_tile is None):
@@ -419,7 +354,7 @@ def _isolate_contraction(kernel: KernelIR, schedule: Schedule, s: Statement,
     and `C += alpha * A @ B` in one `for i`) gets a loop nest of its own by fission, where
     legal, so that the micro-kernel can take it. Returns whether the schedule changed."""
     names = placements[s.name].names()
-    if _group_size(placements, s) == 1 or (_contraction_tile(s, names, facts) is None and
+    if _group_size(placements, s) == 1 or (contraction_tile(s, names, facts) is None and
                                            _gemm_call(s, names, facts) is None):
         return False
     if not _try(kernel, schedule, [("distribute", s.name, names[0])]):

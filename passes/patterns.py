@@ -139,6 +139,24 @@ def match_contraction(s: Statement, loops: list[str] | None = None) -> Contracti
     return None
 
 
+#: The result type of a GEMM of each operand type with a micro-kernel on some target.
+GEMM_RESULTS = {"i8": "i32", "bf16": "f32"}
+
+
+def match_gemm(s: Statement, loops: list[str], operand_types) -> Contraction | None:
+    """`s` as an unbatched GEMM `C[i, j] += T(A[i, k]) * T(B[k, j])` (`loops`: its three loops)
+    with A and B of one of `operand_types` cast up to its result type T (`GEMM_RESULTS`), no
+    other factor; or None."""
+    c = match_contraction(s, loops) if len(loops) == 3 and operand_types else None
+    if c is None or not c.widening or c.others or len(s.lhs.indices) != 2:
+        return None
+    operands = {ld.dtype.name for ld in (c.a, c.b)}
+    kind = operands.pop() if len(operands) == 1 else None
+    if kind not in operand_types or s.lhs.dtype.name != GEMM_RESULTS[kind]:
+        return None
+    return c
+
+
 def match_convolution(s: Statement, loops: list[str]) -> Convolution | None:
     """`s` as a convolution-like `Y[.., k, .., x] += X[.., x + s] * F[.., k, ..]`, or None.
 

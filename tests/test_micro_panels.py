@@ -16,7 +16,8 @@ import pytest
 
 import loopweave
 from loopweave.errors import ScheduleError
-from loopweave.passes.default import CPU, PANEL_MIN_ROWS, contraction_steps, panel_rows
+from loopweave.passes.default import CPU, contraction_steps
+from loopweave.passes.few_rows import PANEL_MIN_ROWS, panel_rows
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import front_end
 
