@@ -29,6 +29,7 @@ from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.dependences import (
     Dependences,
+    carried_between_elements,
     carries,
     iteration_map,
     same_time,
@@ -402,35 +403,13 @@ class Planner:
             for v in s.iterators:
                 if v not in host and v not in lhs:
                     carried.setdefault(v, s.lhs.tensor)
-        for v in self.outer_reductions_carried(s, host, lhs):
-            carried.setdefault(v, s.lhs.tensor)
+        # a time loop around an in-place update stays outside the left side's loops
+        outer = [v for v in s.iterators[:min((s.iterators.index(v) for v in lhs),
+                                             default=0)] if v not in host]
+        if s.op != "=":
+            for v in carried_between_elements(self.kernel, self.deps.all, s, outer, host):
+                carried.setdefault(v, s.lhs.tensor)
         return lhs, carried, self.blockable(s, host, lhs)
-
-    def outer_reductions_carried(self, s: Statement, host, lhs) -> list[str]:
-        """The variables not on the left side that come before one on it (a time loop around
-        an in-place update) and carry a dependence of `s` on itself between instances writing
-        different elements: a reduction over them, moved inside the left side's loops, would
-        read values the other elements get only later (`A[i] += A[j + 1]` in `for t`)."""
-        outer = []
-        for v in s.iterators:
-            if v in lhs:
-                break
-            if v not in host:
-                outer.append(v)
-        if not outer or s.op == "=":
-            return []
-        write = s.access_map(self.kernel.params, s.lhs)
-        same_element = isl.UnionMap.from_map(write.apply_range(write.reverse()))
-        found: list[str] = []
-        for d in self.deps.all:
-            if d.source != s.name or d.sink != s.name:
-                continue
-            rel = within_one_iteration(self.kernel, d, host).subtract(same_element)
-            for v in outer:
-                if v not in found and not rel.is_empty() and carries(self.kernel, rel, [v],
-                                                                     host):
-                    found.append(v)
-        return found
 
     def section(self, unit: Unit, host, grid) -> Section:
         s = unit.stmt

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.harness import Comparison, Work, format_table, measure
-from benchmarks.machine import cpu_model, load_average
+from benchmarks.machine import cpu_flags, cpu_model, load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = [(512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (16, 4096, 4096)]
@@ -48,15 +48,6 @@ BF16_MM = """kernel bmm(A: bf16[M, K], B: bf16[K, N]) -> C: f32[M, N] {
 }"""
 #: The scheduled loops run about 5 GOP/s: only where a call takes under a second or so.
 LOOPS_MAX_OPS = 3e9
-
-
-def cpu_flags() -> set[str]:
-    """The flags of /proc/cpuinfo (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return {w for line in f if line.startswith("flags") for w in line.split()}
-    except OSError:
-        return set()
 
 
 def compare(kind: str, m: int, k: int, n: int, repeats: int, torch) -> Comparison:

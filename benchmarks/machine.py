@@ -142,6 +142,15 @@ class Machine:
         ])
 
 
+def cpu_flags() -> set[str]:
+    """The flags of /proc/cpuinfo (empty where there is none)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return {w for line in info.splitlines() if line.startswith("flags") for w in line.split()}
+
+
 def cpu_model() -> str:
     """The CPU's model name and its widest SIMD extensions."""
     try:

@@ -265,3 +265,22 @@ def written_before_read(kernel: KernelIR, tensor: str) -> bool:
     info = isl.UnionAccessInfo.from_sink(reads).set_must_source(writes)
     unwritten = info.set_schedule(kernel.schedule).compute_flow().get_may_no_source()
     return unwritten.intersect_params(kernel.context).is_empty()
+
+
+def carried_between_elements(kernel: KernelIR, dependences, s, candidates: Sequence[str],
+                             within: Sequence[str] = ()) -> list[str]:
+    """The loops of `candidates` that carry a dependence of statement `s` on itself (among
+    `dependences`) between instances writing different elements, inside one iteration of the
+    loops `within`: such a loop cannot join `s`'s reduction (`A[i] += A[j + 1]` in `for t`:
+    the sums must see what earlier steps wrote to the other elements)."""
+    write = s.access_map(kernel.params, s.lhs)
+    same_element = isl.UnionMap.from_map(write.apply_range(write.reverse()))
+    found: list[str] = []
+    for d in dependences:
+        if d.source != s.name or d.sink != s.name:
+            continue
+        rel = within_one_iteration(kernel, d, within).subtract(same_element)
+        if rel.is_empty():
+            continue
+        found += [v for v in candidates if v not in found and carries(kernel, rel, [v], within)]
+    return found

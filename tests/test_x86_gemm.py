@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import loopweave
+from benchmarks.machine import cpu_flags
 from loopweave.driver import front_end
 from loopweave.passes.default import default_schedule
 from loopweave.passes.schedule import Schedule
@@ -28,15 +29,7 @@ kernel qmm_t(At: i8[K, M], Bt: i8[N, K], C: inout i32[M, N]) {
 }"""
 
 
-def _flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return {w for line in f if line.startswith("flags") for w in line.split()}
-    except OSError:
-        return set()
-
-
-FLAGS = _flags()
+FLAGS = cpu_flags()
 NO_AMX = ("-mno-amx-tile", "-mno-amx-int8", "-mno-amx-bf16")
 #: path -> (the cflags that select it, the cpuinfo flags it needs to run)
 PATHS = {"amx": ((), {"amx_tile", "amx_int8"}),
