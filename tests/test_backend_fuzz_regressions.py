@@ -316,7 +316,7 @@ FIXED = {
     # Triton's planner reduced over the time loop t and j together inside the loop over i
     # (t indexes no element of A): the sums read A[j + 1] before the earlier steps' updates
     # of it. A variable before a left-side one that carries a dependence between different
-    # elements stays sequential now (backends/triton_plan.outer_reductions_carried).
+    # elements stays sequential now (ir/dependences.carried_between_elements).
     "triton_time_loop_around_an_in_place_update": Regression(
         "triton", "kernel fz14041(A: inout f32[N], T: i32) {\n"
                   "    for t in reversed(0:T) {\n"
