@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 from loopweave.backends import triton_lowp
+from loopweave.backends.triton_domains import bounds, extra_condition, pid_condition
+from loopweave.backends.triton_domains import project_onto as _project
 from loopweave.backends.triton_expr import (
     REDUCE_OVER_AXIS,
     TL_TYPES,
@@ -32,16 +34,7 @@ from loopweave.backends.triton_expr import (
     var_names,
 )
 from loopweave.backends.triton_online import online_pass, passes, split_factors
-from loopweave.backends.triton_plan import (
-    Launch,
-    Plan,
-    Reduce,
-    Section,
-    bounds,
-    extra_condition,
-    pid_condition,
-)
-from loopweave.backends.triton_plan import project_onto as _project
+from loopweave.backends.triton_plan import Launch, Plan, Reduce, Section
 from loopweave.ir import expr as ir
 from loopweave.ir.types import BOOL, F32, INDEX, identity
 

@@ -7,8 +7,8 @@ the rest can feed tl.dot.
 
 from __future__ import annotations
 
+from loopweave.backends.triton_domains import extra_condition
 from loopweave.backends.triton_expr import Layout, conjoin, conjuncts, loads, lt, var_names
-from loopweave.backends.triton_plan import extra_condition
 from loopweave.ir import expr as ir
 
 
