@@ -18,6 +18,7 @@ neither `best` nor the cost model uses it.
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import os
 import signal
@@ -168,7 +169,7 @@ def make_problem(source: str, sizes: dict, target: str, workdir: str | Path, *,
     path = workdir / f"problem-{digest}.npz"
     if not path.exists():
         tmp = workdir / f".{digest}.{time.time_ns()}.npz"
-        np.savez(tmp, **arrays)
+        save_arrays(tmp, arrays)
         tmp.replace(path)
     inouts = tuple(a.name for a in ir.args if isinstance(a, Tensor) and a.role == "inout")
     return Problem(source, kernel, target, dict(sizes), str(path), digest,
@@ -226,11 +227,38 @@ def build(problem: Problem, candidate: Candidate) -> Built:
 _DATA: dict[str, dict] = {}
 
 
+#: In a saved problem: the ml_dtypes type of each array stored as its bits.
+_ML_TYPES_KEY = "__ml_dtypes__"
+
+
+def save_arrays(path: Path, arrays: dict) -> None:
+    """`np.savez` that keeps ml_dtypes types (bf16, the 8- and 4-bit floats): .npz files store
+    them as raw bytes ('|V2'), which a kernel refuses, so they go in as their unsigned bits
+    with their type's name beside them."""
+    ml_types = {k: a.dtype.name for k, a in arrays.items()
+                if a.dtype.type.__module__.startswith("ml_dtypes")}
+    stored = {k: (a.view(f"u{a.dtype.itemsize}") if k in ml_types else a)
+              for k, a in arrays.items()}
+    np.savez(path, **stored, **{_ML_TYPES_KEY: np.array(json.dumps(ml_types))})
+
+
+def load_arrays(path: str | Path) -> dict:
+    """What `save_arrays` wrote, with the ml_dtypes types back."""
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files if k != _ML_TYPES_KEY}
+        ml_types = json.loads(str(f[_ML_TYPES_KEY])) if _ML_TYPES_KEY in f.files else {}
+    if ml_types:
+        import ml_dtypes  # present: the arrays were made with it
+
+        for k, name in ml_types.items():
+            arrays[k] = arrays[k].view(getattr(ml_dtypes, name))
+    return arrays
+
+
 def _load_data(problem: Problem) -> dict:
     if problem.data_digest not in _DATA:
-        with np.load(problem.data_path) as f:
-            _DATA.clear()  # one problem at a time: do not keep large arrays around
-            _DATA[problem.data_digest] = {k: f[k] for k in f.files}
+        _DATA.clear()  # one problem at a time: do not keep large arrays around
+        _DATA[problem.data_digest] = load_arrays(problem.data_path)
     return _DATA[problem.data_digest]
 
 

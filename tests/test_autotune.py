@@ -128,6 +128,20 @@ def test_sweep_finds_a_valid_schedule_and_records_it(tmp_path):
     np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-5)
 
 
+def test_sweep_of_a_bf16_kernel_measures_its_candidates(tmp_path):
+    # .npz files keep bf16 arrays as raw bytes ('|V2'), which the kernel refused: every
+    # candidate of a bf16 kernel was a crash (found by sweeping random kernels).
+    src = """
+kernel scale(x: bf16[N], y: inout bf16[N]) -> z: f32[N] {
+    y[i] = y[i] + x[i]
+    z[i] = f32(y[i]) * 2.0
+}"""
+    result = tune(src, {"N": 37}, trials=2, db=tmp_path / "t.sqlite", strategy="random",
+                  workdir=tmp_path, **FAST)
+    statuses = [r.status for r in result.measured]
+    assert "crash" not in statuses and result.best is not None, statuses
+
+
 def test_second_tune_continues_from_the_database(tmp_path):
     db = tmp_path / "tune.sqlite"
     first = tune(MATMUL, SIZES, trials=4, db=db, strategy="random", workdir=tmp_path, **FAST)
