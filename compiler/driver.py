@@ -25,16 +25,16 @@ from pathlib import Path
 # The package: its `tune` (the search and its cost model) is imported on first use, so a
 # compile() without autotune= never loads it.
 from loopweave import autotune as autotuner
-from loopweave.autotune.database import Database, DatabaseError, default_path
-from loopweave.autotune.dispatch import tuned_lookup
-from loopweave.autotune.keys import kernel_key, key_sizes, machine_fingerprint
-from loopweave.autotune.model import (
+from loopweave.autotune.chooser import (
     CostModelSettings,
     can_choose,
     compile_lookup,
     cost_model_settings,
     recorded_keys,
 )
+from loopweave.autotune.database import Database, DatabaseError, default_path
+from loopweave.autotune.dispatch import tuned_lookup
+from loopweave.autotune.keys import kernel_key, key_sizes, machine_fingerprint
 from loopweave.errors import ArgumentTypeError, ArgumentValueError
 from loopweave.ir.kernel import KernelIR
 from loopweave.pipeline import (

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loopweave.autotune.model import compile_lookup, cost_model_settings
+from loopweave.autotune.chooser import compile_lookup, cost_model_settings
 from loopweave.backends.c import c_params, function_name
 from loopweave.backends.c_family import CFamilyRenderer, c_name
 from loopweave.errors import ArgumentTypeError, ArgumentValueError, LoopweaveError

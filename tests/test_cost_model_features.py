@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from loopweave.autotune import model
+from loopweave.autotune.chooser import schedule_features
 from loopweave.autotune.database import Database, Record
 from loopweave.autotune.features import FEATURE_NAMES, FEATURE_VERSION, features, flop_count
 from loopweave.autotune.keys import kernel_key, machine_fingerprint
@@ -27,7 +28,6 @@ from loopweave.autotune.model import (
     TRAIN_ALONE_RECORDS,
     CostModel,
     key_groups,
-    schedule_features,
     score_key,
 )
 from loopweave.autotune.space import SearchSpace

@@ -23,11 +23,12 @@ import pytest
 
 import loopweave
 from loopweave import toolchain
-from loopweave.autotune import model
+from loopweave.autotune import chooser, model
+from loopweave.autotune.chooser import ModelChoice, ModelChooser, schedule_features
 from loopweave.autotune.database import Database, Record
 from loopweave.autotune.features import FEATURE_NAMES, FEATURE_VERSION
 from loopweave.autotune.keys import kernel_key, machine_fingerprint
-from loopweave.autotune.model import CostModel, ModelChoice, ModelChooser, schedule_features
+from loopweave.autotune.model import CostModel
 from loopweave.autotune.space import SearchSpace
 from loopweave.cli import main as cli_main
 from loopweave.errors import ArgumentTypeError, ArgumentValueError, LoopweaveError
@@ -90,7 +91,7 @@ def trained(tmp_path_factory) -> Path:
 @pytest.fixture
 def fresh_choices(monkeypatch):
     """No choice made in this process yet; counts the rankings."""
-    monkeypatch.setattr(model, "_CHOICES", {})
+    monkeypatch.setattr(chooser, "_CHOICES", {})
     calls = SimpleNamespace(n=0)
     rank = ModelChooser.rank
 
@@ -205,7 +206,7 @@ def test_the_choice_is_cached_in_the_process_and_the_build_cache(trained, fresh_
         again, *_ = _call(loopweave.compile(AXPBY, tuning_db=trained, cost_model=settings))
     assert fresh_choices.n == 1 and again == first
     assert "cached choice" in caplog.text
-    model._CHOICES.clear()  # as a new process: the build cache has it
+    chooser._CHOICES.clear()  # as a new process: the build cache has it
     later, *_ = _call(loopweave.compile(AXPBY, tuning_db=trained, cost_model=settings))
     assert fresh_choices.n == 1 and later == first
 
@@ -216,7 +217,7 @@ def test_a_changed_compiler_decides_again(trained, fresh_choices, monkeypatch):
     _call(loopweave.compile(AXPBY, tuning_db=trained, cost_model=settings))
     _call(loopweave.compile(AXPBY, tuning_db=trained, cost_model=settings))
     assert fresh_choices.n == 1
-    monkeypatch.setattr(model, "code_fingerprint", lambda: "an edited compiler")
+    monkeypatch.setattr(chooser, "code_fingerprint", lambda: "an edited compiler")
     _call(loopweave.compile(AXPBY, tuning_db=trained, cost_model=settings))
     assert fresh_choices.n == 2
 
@@ -240,7 +241,7 @@ def test_the_code_fingerprint_follows_the_files(tmp_path, monkeypatch):
 def test_without_the_build_cache_the_choice_stays_in_the_process(trained, fresh_choices):
     settings = {**ON, "similar": 0, "margin": 0.124}
     _call(loopweave.compile(AXPBY, tuning_db=trained, cost_model=settings, cache=False))
-    model._CHOICES.clear()
+    chooser._CHOICES.clear()
     _call(loopweave.compile(AXPBY, tuning_db=trained, cost_model=settings, cache=False))
     assert fresh_choices.n == 2
 
@@ -261,7 +262,7 @@ def test_without_lightgbm_or_when_ranking_fails_the_default_runs(trained, fresh_
     def broken(*args):
         raise LoopweaveError("no features")
 
-    monkeypatch.setattr(model, "_CHOICES", {})
-    monkeypatch.setattr(model, "schedule_features", broken)
+    monkeypatch.setattr(chooser, "_CHOICES", {})
+    monkeypatch.setattr(chooser, "schedule_features", broken)
     used, *_ = _call(loopweave.compile(AXPBY, tuning_db=trained, cost_model=settings))
     assert used is None
