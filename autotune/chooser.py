@@ -294,7 +294,8 @@ class ModelChooser:
                 log.debug("cost model: %s does not apply (%s)", candidate.origin, e)
                 continue
             ranked.append((candidate, row))
-        predicted = model.predict([row for _, row in ranked])
+        # ranked[0] is the default: the predictions are relative to its features
+        predicted = model.predict([row for _, row in ranked], ranked[0][1])
         return self.decide(kernel, sizes, ranked, predicted, self.clock() - start)
 
     def decide(self, kernel: KernelIR, sizes: dict, ranked: list, predicted,

@@ -281,7 +281,7 @@ def _fitted(records: list, width: int, adapt: bool, what: str) -> CostModel:
                                      f"{MIN_RECORDS}")
         return model
     base = CostModel.pretrained()
-    if base is None or not base.trained or base.booster.num_feature() != width:
+    if base is None or base.width != width:
         raise ArgumentValueError(f"no shipped model of the current feature version and "
                                  f"{width} features to adapt")
     usable = len(_rows(records, width))

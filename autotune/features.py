@@ -19,7 +19,11 @@ counts one operation per element). A kernel's vector is
     top_*: the weighted mean over the stores of its heaviest statement (the statement of the
         source, or a copy, with the largest summed weight; all its variants),
     statements (distinct), stores, top_share (the heaviest statement's share of the weight),
-    total_work (log2 of the summed weight).
+    total_work (log2 of the summed weight),
+    nests (outermost loops, and stores outside any), traffic (log2 of the bytes the kernel
+        moves: per nest, each array's footprint over the whole nest, summed over arrays and
+        nests; local buffers left out: so an array read by three unfused nests counts three
+        times, by one fused nest once), intensity (log2 of the weight per byte of traffic).
 So an initialisation or epilogue (`C = 0` before a contraction) weighs what it costs: one
 operation per element against the contraction's two per iteration. Bounds and guards that
 cannot be evaluated count as 1 (a guard as half its iterations).
@@ -40,7 +44,7 @@ from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import Block, For, If, Node, Scope, Store
 
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 LEVELS = 6
 _STMT_NAMES = (
     ["work", "loops", "ops", "elem_bytes", "inner_extent", "inner_stride0", "inner_stride1",
@@ -48,7 +52,8 @@ _STMT_NAMES = (
      "fused", "guards", "local_bytes"]
     + [f"L{lv}_{what}" for lv in range(LEVELS)
        for what in ("bytes", "max_array_bytes", "cache_level", "reuse", "intensity")])
-KERNEL_NAMES = ["statements", "stores", "top_share", "total_work"]
+KERNEL_NAMES = ["statements", "stores", "top_share", "total_work", "nests", "traffic",
+                "intensity"]
 FEATURE_NAMES = ([f"mean_{n}" for n in _STMT_NAMES] + [f"top_{n}" for n in _STMT_NAMES]
                  + KERNEL_NAMES)
 
@@ -197,6 +202,9 @@ class _Extractor:
         self.rows: list[list[float]] = []
         self.weights: list[float] = []  # instances x operations, per row
         self.stmts: list[str] = []
+        self.nest = 0  # the outermost loop (or loop-less store) being walked
+        self.nest_bytes: dict[int, dict[str, int]] = defaultdict(dict)  # per nest, per array
+        self.locals: set[str] = set()  # local buffers: in cache, not traffic
 
     def evaluate_shape(self, shape) -> list[int]:
         try:
@@ -214,6 +222,7 @@ class _Extractor:
                 inside = {**env, node.var: loop.value(max(extent - 1, 0) // 2)}
                 if not where.loops:
                     top = [0]  # stores under this outermost loop
+                    self.nest += 1
                 self.walk(node.body, _Where((*where.loops, loop), tuple(inside.items()),
                                             where.guards, where.reach, where.local_bytes), top)
                 if not where.loops:
@@ -232,12 +241,15 @@ class _Extractor:
             case Scope(buffers=buffers, body=body):
                 local = 0
                 for b in buffers:
+                    self.locals.add(b.name)
                     self.shapes[b.name] = self.evaluate_shape(b.shape)
                     self.elem[b.name] = max(b.dtype.bits // 8, 1)
                     local += math.prod(self.shapes[b.name]) * self.elem[b.name]
                 self.walk(body, _Where(where.loops, where.env, where.guards, where.reach,
                                        where.local_bytes + local), top)
             case Store():
+                if not where.loops:
+                    self.nest += 1
                 self.rows.append(self.statement(node, where, env))
                 self.stmts.append(node.stmt)
                 top[0] += 1
@@ -285,6 +297,12 @@ class _Extractor:
 
         def strides(var):
             return [abs(self.coefficient(a, var, env)) for a in accesses]
+
+        moved = self.nest_bytes[self.nest]
+        for a in accesses:
+            if a.tensor not in self.locals:
+                f = self.footprint(a, loops, env) * self.elem.get(a.tensor, elem)
+                moved[a.tensor] = max(moved.get(a.tensor, 0), f)
 
         inner = strides(loops[-1].var) if loops else [0]
         row = [_log2(instances), len(loops), ops, elem,
@@ -335,8 +353,9 @@ def features(kernel: KernelIR, loops: Node, sizes: dict[str, int]) -> list[float
 
     everything = list(range(len(ex.rows)))
     top = [i for i in everything if ex.stmts[i] == heaviest]
+    traffic = sum(sum(arrays.values()) for arrays in ex.nest_bytes.values())
     kernel_row = [len(per_stmt), len(ex.rows), per_stmt[heaviest] / total if total else 1.0,
-                  _log2(total)]
+                  _log2(total), ex.nest, _log2(traffic), _log2(total / max(traffic, 1))]
     return [float(x) for x in (*mean(everything), *mean(top), *kernel_row)]
 
 

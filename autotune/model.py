@@ -27,6 +27,7 @@ import numpy as np
 
 from loopweave.autotune.database import Database
 from loopweave.autotune.features import FEATURE_NAMES, FEATURE_VERSION
+from loopweave.autotune.space import DEFAULT_SCHEDULE
 from loopweave.targets import Target
 from loopweave.toolchain import content_key
 
@@ -53,24 +54,44 @@ MIN_ADAPT_RECORDS = 8  # fewer correct records than this: the model is not adapt
 TRAIN_ALONE_RECORDS = 64
 
 
+def reference_record(rows):
+    """The record of a key whose features the model's predictions are relative to: its
+    default schedule's (the first candidate of every sweep, and the first compile() ranks),
+    else the key's first record."""
+    for r in rows:
+        if json.loads(r.config or "{}").get(DEFAULT_SCHEDULE):
+            return r
+    return min(rows, key=lambda r: r.created)
+
+
+def model_input(feature_rows, reference) -> np.ndarray:
+    """What the model reads: each feature row, then its difference from `reference`, the
+    default schedule's row of the same kernel and sizes. The differences say what a candidate
+    changes: leaving one kernel family out, the top pick was on average 75% slower than the
+    best without them, 5.6% with them (benchmarks/tune_objectives.py)."""
+    rows = np.array(feature_rows, dtype=np.float64)
+    width = len(reference)
+    rows = rows.reshape(len(rows), width) if rows.size else rows.reshape(0, width)
+    return np.hstack([rows, rows - np.array(reference, dtype=np.float64)])
+
+
 def training_set(records, width: int = len(FEATURE_NAMES)) -> tuple[np.ndarray, np.ndarray]:
-    """(features, log time relative to the best of the same key and machine) of correct
+    """(model inputs, log time relative to the best of the same key and machine) of correct
     records of this version whose feature rows have `width` values (GPU rows end with compile
     statistics)."""
     by_key = defaultdict(list)
     for r in records:
-        if r.status == "ok" and r.median_s and r.feature_version == FEATURE_VERSION:
+        if r.status == "ok" and r.median_s and r.feature_version == FEATURE_VERSION \
+                and len(json.loads(r.features)) == width:
             # Per machine too: times of one key measured on two machines do not compare.
             by_key[(r.key, r.machine)].append(r)
-    xs, ys = [], []
+    xs, ys = [np.zeros((0, 2 * width))], []
     for rows in by_key.values():
         best = min(r.median_s for r in rows)
-        for r in rows:
-            feats = json.loads(r.features)
-            if len(feats) == width:
-                xs.append(feats)
-                ys.append(math.log(r.median_s / best))
-    return np.array(xs, dtype=np.float64).reshape(-1, width), np.array(ys)
+        reference = json.loads(reference_record(rows).features)
+        xs.append(model_input([json.loads(r.features) for r in rows], reference))
+        ys += [math.log(r.median_s / best) for r in rows]
+    return np.vstack(xs), np.array(ys)
 
 
 class CostModel:
@@ -83,6 +104,11 @@ class CostModel:
     @property
     def trained(self) -> bool:
         return self.booster is not None
+
+    @property
+    def width(self) -> int | None:
+        """The length of the feature rows it reads (None when untrained)."""
+        return self.booster.num_feature() // 2 if self.trained else None  # rows, differences
 
     @classmethod
     def fit(cls, records, width: int = len(FEATURE_NAMES)) -> CostModel:
@@ -130,10 +156,11 @@ class CostModel:
         model = cls.fit(records, width)
         return model if model.trained or base is None else base
 
-    def predict(self, feature_rows) -> np.ndarray:
-        """Predicted log slowdown per row; zeros (no preference) when untrained."""
-        rows = np.array(feature_rows, dtype=np.float64)
-        x = rows.reshape(len(rows), -1) if rows.size else rows.reshape(0, len(FEATURE_NAMES))
+    def predict(self, feature_rows, reference) -> np.ndarray:
+        """Predicted log slowdown per feature row (against the best schedule of the kernel at
+        these sizes); zeros (no preference) when untrained. `reference`: the feature row of
+        the kernel's default schedule at the same sizes (`model_input`)."""
+        x = model_input(feature_rows, reference)
         if not self.trained:
             return np.zeros(len(x))
         return self.booster.predict(x)
@@ -224,7 +251,8 @@ def split_keys(groups: dict, holdout: float, seed: int,
 
 def score_key(model: CostModel, rows: list) -> KeyScore:
     """Kendall tau and top-1 regret of `model` on the records of one key."""
-    predicted = model.predict([json.loads(r.features) for r in rows])
+    predicted = model.predict([json.loads(r.features) for r in rows],
+                              json.loads(reference_record(rows).features))
     times = [r.median_s for r in rows]
     pick = min(range(len(rows)), key=lambda i: predicted[i])
     tau = kendall_tau(predicted, times) if len(rows) > 1 else 0.0

@@ -47,7 +47,7 @@ from loopweave.autotune.measure import (
 )
 from loopweave.autotune.model import CostModel
 from loopweave.autotune.report import ProgressBar, best_text, require_plotting, write_report
-from loopweave.autotune.space import SearchSpace
+from loopweave.autotune.space import DEFAULT_SCHEDULE, SearchSpace
 from loopweave.errors import LoopweaveError
 from loopweave.ir.codegen import loop_ast
 from loopweave.passes.schedule import Schedule
@@ -109,6 +109,7 @@ class _Search:
         self.model = CostModel()
         self._shipped: CostModel | None = None
         self._pool = None
+        self._reference: list[float] | None = None  # the default schedule's features
 
     def identity(self, config: dict) -> str:
         return SearchSpace.identity(*self.space.decode(config))
@@ -173,8 +174,11 @@ class _Search:
         explore = min(self.explore, n - 1)
         pool = self.fresh(children + self.space.sample_legal(self.rng, self.pool_size // 4))
         feats = self.featurize(pool)
+        if self._reference is None:  # the model's predictions are relative to the default's
+            self._reference = self.featurize([{DEFAULT_SCHEDULE: True}])[0] or []
+        reference = self._reference or next((f for f in feats if f is not None), None)
         scored = [(p, c) for c, f in zip(pool, feats, strict=True) if f is not None
-                  for p in self.model.predict([f])]
+                  for p in self.model.predict([f], reference)]
         scored.sort(key=lambda pc: pc[0])
         chosen = [(c, "model") for _, c in scored[:n - explore]]
         rest = [c for _, c in scored[n - explore:]]

@@ -80,7 +80,14 @@ def main(argv=None) -> int:
         for schedule in pair:
             scheduled = apply_schedule(ir, schedule)
             rows.append(extract(scheduled, loop_ast(scheduled), sizes))
-        predicted[name] = [math.exp(p) for p in model.predict(rows)] if model else [math.nan] * 2
+        if model is None or not model.trained:
+            predicted[name] = [math.nan] * 2
+            continue
+        # the old revision's model reads the rows alone; the current one them and their
+        # difference from the default's (rows[0])
+        values = (model.booster.predict(np.array(rows)) if name == "old"
+                  else model.predict(rows, rows[0]))
+        predicted[name] = [math.exp(p) for p in values]
     for i, label in enumerate(("default", "default without S0's steps")):
         ms = measure(source, pair[i], args.size) * 1e3
         print(f"| {label} | {ms:.2f} | {predicted['old'][i]:.2f} | {predicted['new'][i]:.2f} |")

@@ -1,10 +1,11 @@
 """The cost model's features before and after a feature change, on the same measurements.
 
-    .venv/bin/python benchmarks/tune_features_ab.py [--db benchmarks/out/pretrain.sqlite]
+    .venv/bin/python -m benchmarks.tune_features_ab [--db benchmarks/out/pretrain.sqlite]
         [--old-rev HEAD~1] [--old-model REV]
 
 Every correct CPU record of the database (written by benchmarks/tune_pretrain.py) is lowered
-again from its kernel (examples/kernels), schedule and options, and gets two feature rows: the
+again from its kernel (examples/kernels, or the fuzzer's random kernel of its seed), schedule
+and options, and gets two feature rows: the
 current autotune/features.py's and the one of `--old-rev` (read from git). The measured times
 are the same for both, so the difference is the features'. Reported, per feature set:
 
@@ -23,6 +24,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -59,6 +61,18 @@ def old_model_text(rev: str) -> str:
     return text.partition("\n")[2]
 
 
+def kernel_source(name: str, cases) -> str | None:
+    """The DSL text of an example kernel, or of the fuzzer's random kernel `fz<seed>`
+    (benchmarks/tune_pretrain.py --random); None for another name."""
+    if name in cases:
+        return cases[name].source()
+    if name.startswith("fz") and name[2:].isdigit():
+        from tests.fuzz.random_kernels import generate
+
+        return generate(int(name[2:])).source()
+    return None
+
+
 def refeature(records, extractors) -> dict[str, list]:
     """Per extractor name, the records with that extractor's features (records whose kernel or
     schedule cannot be lowered again are dropped from all)."""
@@ -70,10 +84,11 @@ def refeature(records, extractors) -> dict[str, list]:
     cases = load_references().KERNELS
     out = {name: [] for name in extractors}
     for r in records:
-        if r.kernel_name not in cases:
+        source = kernel_source(r.kernel_name, cases)
+        if source is None:
             continue
         try:
-            stages = Pipeline(cases[r.kernel_name].source(), "cpu",
+            stages = Pipeline(source, "cpu",
                               schedule=Schedule.from_json(r.schedule),
                               options=json.loads(r.options or "{}")).stages()
             rows = {name: fn(stages.ir, stages.loops, json.loads(r.sizes))
@@ -121,6 +136,8 @@ def main(argv=None) -> int:
     parser.add_argument("--old-rev", default="HEAD~1")
     parser.add_argument("--old-model", help="revision of the old shipped model (default: "
                         "--old-rev)")
+    parser.add_argument("--write", help="also write the records with the new features (and new "
+                        "uids) to this database: a feature change keeps its measurements")
     args = parser.parse_args(argv)
 
     from loopweave.autotune import features as new
@@ -134,6 +151,11 @@ def main(argv=None) -> int:
     with Database(args.db, create=False) as db:
         records = [r for r in db.records(status="ok") if r.target == "cpu" and r.median_s]
     sets = refeature(records, {"old": old.features, "new": new.features})
+    if args.write:
+        with Database(args.write) as out:
+            for r in sets["new"]:
+                out.add(replace(r, uid=uuid.uuid4().hex))
+        print(f"wrote {len(sets['new'])} records to {args.write}")
     widths = {"old": len(old.FEATURE_NAMES), "new": len(new.FEATURE_NAMES)}
     shipped = {"old": CostModel.from_text(old_model_text(args.old_model or args.old_rev)),
                "new": CostModel.pretrained()}

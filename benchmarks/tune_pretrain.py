@@ -1,9 +1,12 @@
 """Regenerate the cost model shipped for the host CPU (autotune/pretrained_cpu.txt).
 
-    .venv/bin/python benchmarks/tune_pretrain.py [--trials 40] [--db benchmarks/out/pretrain.sqlite]
-        [--kernels NAME ...] [--budget SECONDS] [--train-only]
+    .venv/bin/python -m benchmarks.tune_pretrain [--trials 40] [--db benchmarks/out/pretrain.sqlite]
+        [--kernels NAME ...] [--scales 0.5 ...] [--random N --random-seed S]
+        [--budget SECONDS] [--train-only]
 
-Random sweeps of the example kernels (examples/kernels/*.lw) at half their demo sizes, one
+Random sweeps of the example kernels (examples/kernels/*.lw) at `--scales` times their demo
+sizes (default half), and of `--random` kernels of the differential fuzzer's generator
+(tests/fuzz/random_kernels.py) at sizes that give each about a million operations; one
 thread, every measurement into the database; then a LightGBM model is fitted on every correct
 record of the current feature version but those of the held-out kernels of the model report
 (benchmarks/tune_model.py: matmul, conv2d, softmax), so that report measures the model on
@@ -18,24 +21,66 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: the fuzzer's generator is in tests/
+    sys.path.insert(0, str(ROOT))
 HELD_OUT = ("matmul", "conv2d", "softmax")
 
 
-def training_sizes(case) -> dict[str, int]:
-    """Half the demo sizes (at least 4), so that one call takes about a millisecond."""
-    return {k: max(4, v // 2) if k != "T" else max(1, v // 4) for k, v in case.demo_sizes.items()}
+def training_sizes(case, scale: float = 0.5) -> dict[str, int]:
+    """`scale` times the demo sizes (at least 4; a time loop's T half that): at the default
+    half, one call takes about a millisecond."""
+    return {k: max(4, int(v * scale)) if k != "T" else max(1, int(v * scale / 2))
+            for k, v in case.demo_sizes.items()}
+
+
+def random_case(seed: int, work: float = 1e6) -> tuple[str, dict[str, int]] | None:
+    """The fuzzer's random kernel of `seed` with every size set to one value n, the largest
+    (up to 4096) whose operation count stays within `work`; None for a kernel without sizes
+    or one the front end refuses."""
+    from loopweave.autotune.features import flop_count
+    from loopweave.errors import LoopweaveError
+    from loopweave.pipeline import front_end
+    from tests.fuzz.random_kernels import generate
+
+    spec = generate(seed)
+    source = spec.source()
+    try:
+        kernel = front_end(source)
+    except LoopweaveError:
+        return None
+    # a time loop that runs at least twice
+    scalars = {name: max(2, int(spec.scalar_values.get(name, 1))) if name == "T"
+               else int(spec.scalar_values.get(name, 1)) for name, _ in spec.scalars}
+    if not spec.sizes:
+        return None
+    floor = {name: int(a.partition(" >= ")[2]) for a in spec.assumes
+             for name in [a.partition(" >= ")[0]]}
+    best = None
+    for n in (4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048, 4096):
+        sizes = {name: max(n, floor.get(name, 0)) for name in spec.sizes} | scalars
+        if flop_count(kernel, sizes) > work:
+            break
+        best = sizes
+    # below 16 a call takes microseconds: its timings say more about the noise than the schedule
+    return (source, best) if best and max(best[n] for n in spec.sizes) >= 16 else None
 
 
 def main(argv=None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    warnings.simplefilter("ignore")  # the random kernels' DSL warnings are not news here
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40, help="measurements per kernel")
     parser.add_argument("--db", default=str(ROOT / "benchmarks" / "out" / "pretrain.sqlite"))
     parser.add_argument("--kernels", nargs="*", help="default: every example kernel but the "
                         "held-out ones")
+    parser.add_argument("--scales", type=float, nargs="*", default=[0.5],
+                        help="size scales of the example kernels (times their demo sizes)")
+    parser.add_argument("--random", type=int, default=0, help="random kernels to sweep too")
+    parser.add_argument("--random-seed", type=int, default=0, help="the first one's seed")
     parser.add_argument("--budget", type=float, default=1e9, help="stop starting sweeps after "
                         "this many seconds")
     parser.add_argument("--train-only", action="store_true", help="fit on the database as it is")
@@ -47,21 +92,26 @@ def main(argv=None) -> int:
 
     cases = load_references().KERNELS
     names = [] if args.train_only else args.kernels or [n for n in cases if n not in HELD_OUT]
+    jobs = [(name, cases[name].source(), training_sizes(cases[name], scale))
+            for scale in args.scales for name in names]
+    if not args.train_only:
+        for seed in range(args.random_seed, args.random_seed + args.random):
+            found = random_case(seed)
+            if found:
+                jobs.append((f"fz{seed}", *found))
     start = time.time()
-    for name in names:
+    for name, source, sizes in jobs:
         if time.time() - start > args.budget:
             print(f"budget spent; skipping {name} and the rest", file=sys.stderr)
             break
-        case = cases[name]
         try:
-            r = tune(case.source(), training_sizes(case), trials=args.trials, db=args.db,
+            r = tune(source, sizes, trials=args.trials, db=args.db,
                      strategy="random", timeout_s=5.0, repeats=3, progress=False)
         except Exception as e:  # one kernel the tuner cannot handle must not stop the rest
             print(f"{name}: {type(e).__name__}: {e}", file=sys.stderr)
             continue
         best = f"{r.best.median_s * 1e3:.3g} ms" if r.best else "none correct"
-        print(f"{name:12s} {training_sizes(case)}: {len(r.measured)} new, best {best}",
-              flush=True)
+        print(f"{name:12s} {sizes}: {len(r.measured)} new, best {best}", flush=True)
     with Database(args.db) as db:
         records = [r for r in db.records(status="ok") if r.kernel_name not in HELD_OUT]
     model = CostModel.fit(records)

@@ -238,7 +238,7 @@ def test_cost_model_trains_saves_and_loads(tmp_path):
         model.save(d, "cpu")
         again = CostModel.load(d, "cpu")
     rows = [json.loads(r.features) for r in records]
-    np.testing.assert_allclose(model.predict(rows), again.predict(rows))
+    np.testing.assert_allclose(model.predict(rows, rows[0]), again.predict(rows, rows[0]))
 
 
 def test_pretrained_model_ships_and_predicts():
@@ -247,7 +247,8 @@ def test_pretrained_model_ships_and_predicts():
         pytest.skip("autotune/pretrained_cpu.txt is not generated yet")
     assert model.trained, "autotune/pretrained_cpu.txt is stale"
     ir = front_end(MATMUL)
-    pred = model.predict([features(ir, loop_ast(ir), SIZES)])
+    row = features(ir, loop_ast(ir), SIZES)
+    pred = model.predict([row], row)
     assert np.isfinite(pred).all()
 
 

@@ -128,3 +128,19 @@ def test_thread_pool_matmul_peak_and_time_tile_scripts_run_quick(capsys):
     assert "| 1 | f32 | 256^3 |" in out and "failed" not in out
     assert time_tiles.main(["--quick"]) == 0
     assert "| jacobi-2d |" in capsys.readouterr().out
+
+
+def test_random_training_kernels_are_sized_to_their_work():
+    """benchmarks/tune_pretrain.py --random: the fuzzer's kernels at one size each, the
+    largest within the work limit, and at least 16 (tinier calls time the noise)."""
+    from benchmarks.tune_pretrain import random_case
+    from loopweave.autotune.features import flop_count
+    from loopweave.pipeline import front_end
+
+    found = [random_case(seed, work=1e6) for seed in range(100, 130)]
+    cases = [c for c in found if c is not None]
+    assert len(cases) >= 10
+    for source, sizes in cases:
+        kernel = front_end(source)
+        assert flop_count(kernel, sizes) <= 1e6
+        assert max(sizes[s] for s in kernel.sizes) >= 16

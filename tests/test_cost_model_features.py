@@ -197,8 +197,8 @@ def test_training_and_adapting_are_deterministic(machines):
     assert CostModel.fit(records).to_text() == CostModel.fit(records).to_text()
     assert CostModel.adapt(base, adapt).to_text() == CostModel.adapt(base, adapt).to_text()
     rows = [json.loads(r.features) for r in held]
-    np.testing.assert_array_equal(CostModel.adapt(base, adapt).predict(rows),
-                                  CostModel.adapt(base, adapt).predict(rows))
+    np.testing.assert_array_equal(CostModel.adapt(base, adapt).predict(rows, rows[0]),
+                                  CostModel.adapt(base, adapt).predict(rows, rows[0]))
 
 
 def test_a_sweep_adapts_the_shipped_model_until_records_suffice_alone(machines):
@@ -217,3 +217,29 @@ def test_a_sweep_adapts_the_shipped_model_until_records_suffice_alone(machines):
     assert alone.to_text() == CostModel.fit(many).to_text() and alone.records == len(many)
     assert not CostModel.for_records(adapt[:4]).trained
     assert CostModel.for_records(adapt).to_text() == CostModel.fit(adapt).to_text()
+
+
+ROW_SUM = """
+kernel rowsum(x: f32[M, N]) -> y: f32[M] {
+    t[i, j] = exp(x[i, j])
+    y[i] += t[i, j] * x[i, j]
+}"""
+
+
+def test_traffic_counts_what_each_nest_moves():
+    """Version 3: unfused, x is read by two nests and the temporary t written and read again
+    (and y's initialisation is a third nest); fused, t shrinks to a row buffer (in cache, not
+    traffic) and one nest reads x once, so the kernel moves fewer bytes for the same work."""
+    ir = front_end(ROW_SUM)
+    sizes = {"M": 301, "N": 517}
+    apart = schedule_features(ir, Schedule(), sizes)
+    fused = schedule_features(ir, Schedule().fuse("t", "y"), sizes)
+    assert _feature(apart, "nests") == 3 and _feature(fused, "nests") == 1
+    assert _feature(apart, "total_work") == pytest.approx(_feature(fused, "total_work"))
+    elements, rows = sizes["M"] * sizes["N"], sizes["M"]
+    # apart: x and t, then y, then t, x and y; fused: x and y
+    assert _feature(apart, "traffic") == pytest.approx(
+        math.log2(4 * (4 * elements + 2 * rows) + 1), abs=0.01)
+    assert _feature(fused, "traffic") == pytest.approx(
+        math.log2(4 * (elements + rows) + 1), abs=0.01)
+    assert _feature(fused, "intensity") > _feature(apart, "intensity")

@@ -130,7 +130,7 @@ def test_a_model_fits_rows_of_gpu_width():
     model = CostModel.fit(records, width)
     assert model.trained and model.records == 40
     assert CostModel.fit(records).records == 0  # CPU-width rows only: none of these
-    assert len(model.predict([[0.5] * width] * 3)) == 3
+    assert len(model.predict([[0.5] * width] * 3, [0.25] * width)) == 3
 
 
 @pytest.mark.parametrize("name", ["matmul", "softmax", "attention", "jacobi_1d", "lu", "trmm"])

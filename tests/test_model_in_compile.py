@@ -28,7 +28,7 @@ from loopweave.autotune.chooser import ModelChoice, ModelChooser, schedule_featu
 from loopweave.autotune.database import Database, Record
 from loopweave.autotune.features import FEATURE_NAMES, FEATURE_VERSION
 from loopweave.autotune.keys import kernel_key, machine_fingerprint
-from loopweave.autotune.model import CostModel
+from loopweave.autotune.model import CostModel, key_groups, reference_record
 from loopweave.autotune.space import SearchSpace
 from loopweave.cli import main as cli_main
 from loopweave.errors import ArgumentTypeError, ArgumentValueError, LoopweaveError
@@ -118,10 +118,14 @@ def _call(kernel) -> tuple[object, np.ndarray, np.ndarray, np.ndarray]:
 def test_train_saves_a_model_that_learned_the_rule(trained):
     with Database(trained) as database:
         learned = CostModel.load(database, "cpu")
-        rows = [json.loads(r.features) for r in database.records()]
-    slow = [_parallel(row) for row in rows]
+        groups = key_groups(database.records()).values()
     assert learned is not None and learned.trained
-    predicted = learned.predict(rows)
+    rows, predicted = [], []
+    for group in groups:  # each key's predictions are relative to its default's features
+        rows += [json.loads(r.features) for r in group]
+        predicted += list(learned.predict([json.loads(r.features) for r in group],
+                                          json.loads(reference_record(group).features)))
+    slow = [_parallel(row) for row in rows]
     assert max(p for p, s in zip(predicted, slow, strict=True) if not s) < \
         min(p for p, s in zip(predicted, slow, strict=True) if s)
 

@@ -1,0 +1,214 @@
+"""How the cost model should learn: training objectives and default-relative features, each
+scored leaving one kernel family out, on the records of a tuning database.
+
+    .venv/bin/python -m benchmarks.tune_objectives [--db benchmarks/out/pretrain.sqlite]
+        [--candidates benchmarks/out/model_choice.json]
+
+For each family of benchmarks/tune_features_ab.FAMILIES a model is trained on the records of
+every other kernel (the other families, the example kernels in no family and the fuzzer's
+random kernels `fz*` of benchmarks/tune_pretrain.py --random) and ranks each key of the held-out
+family; the table gives the mean Kendall tau and the mean top-1 regret (the model's first pick's
+time over the best time, minus one) per family and variant:
+    regression   LightGBM regression on log(time / the key's best time) (the shipped model)
+    lambdarank   LightGBM lambdarank, one query per key, relevance from the speed relative to
+                 the key's best (0..15)
+    xendcg       LightGBM rank_xendcg, the same queries and relevance
+    +rel         the same, each row extended with its difference from the key's default
+                 schedule (what compile() and a sweep always rank first)
+With `--candidates` (what benchmarks/model_choice.py --json measured: PolyBench kernels, never
+in the training set, each with the candidates compile() ranks), each variant is also trained on
+every record and picks among each kernel's candidates: the table gives the geomean speedup of
+its pick over the default (regression variants keep the default unless the pick is predicted
+10% faster, compile()'s margin; ranking variants have no time scale and take their top pick),
+mean tau and regret.
+
+    vsdefault    regression on log(time / the key's default schedule's time): the prediction
+                 is the slowdown against the default, what compile()'s margin rule asks
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.tune_features_ab import FAMILIES
+
+ROOT = Path(__file__).resolve().parent.parent
+RELEVANCE_LEVELS = 15
+VARIANTS = ("regression", "lambdarank", "xendcg", "regression+rel", "lambdarank+rel",
+            "xendcg+rel", "vsdefault+rel")
+
+
+def reference(rows):
+    """The key's default-schedule record (else its first record)."""
+    for r in rows:
+        if json.loads(r.config or "{}").get("default_schedule"):
+            return r
+    return min(rows, key=lambda r: r.created)
+
+
+def reference_row(rows) -> list[float]:
+    return json.loads(reference(rows).features)
+
+
+def matrix(rows, relative: bool) -> np.ndarray:
+    x = np.array([json.loads(r.features) for r in rows], dtype=np.float64)
+    if relative:
+        x = np.hstack([x, x - np.array(reference_row(rows))])
+    return x
+
+
+def fit(groups: list[list], variant: str):
+    """A LightGBM booster for `variant` on the record groups (one group per key); its
+    predictions are 'lower is faster' for every variant."""
+    import lightgbm
+
+    from loopweave.autotune.model import _PARAMS, _ROUNDS
+
+    objective, _, rel = variant.partition("+")
+    xs, ys, sizes = [], [], []
+    for rows in groups:
+        best = min(r.median_s for r in rows)
+        xs.append(matrix(rows, bool(rel)))
+        if objective == "regression":
+            ys.append([math.log(r.median_s / best) for r in rows])
+        elif objective == "vsdefault":
+            ys.append([math.log(r.median_s / reference(rows).median_s) for r in rows])
+        else:
+            ys.append([round(RELEVANCE_LEVELS * best / r.median_s) for r in rows])
+        sizes.append(len(rows))
+    regression = objective in ("regression", "vsdefault")
+    params = {**_PARAMS, "objective": "regression" if regression else
+              {"lambdarank": "lambdarank", "xendcg": "rank_xendcg"}[objective]}
+    data = lightgbm.Dataset(np.vstack(xs), np.concatenate(ys))
+    if not regression:
+        params["label_gain"] = list(range(RELEVANCE_LEVELS + 1))
+        data.set_group(sizes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        booster = lightgbm.train(params, data, num_boost_round=_ROUNDS)
+    sign = 1.0 if regression else -1.0
+    return lambda rows: sign * booster.predict(matrix(rows, bool(rel)))
+
+
+def score(predict, rows) -> tuple[float, float]:
+    from loopweave.autotune.model import kendall_tau
+
+    predicted = predict(rows)
+    times = [r.median_s for r in rows]
+    pick = int(np.argmin(predicted))
+    return kendall_tau(predicted, times), times[pick] / min(times) - 1.0
+
+
+def family_of(kernel_name: str) -> str | None:
+    return next((f for f, names in FAMILIES.items() if kernel_name in names), None)
+
+
+def leave_family_out(groups: list[list], variants=VARIANTS) -> dict[str, dict[str, tuple]]:
+    """{family: {variant: (mean tau, mean regret, keys)}}."""
+    out: dict[str, dict[str, tuple]] = {}
+    for family in FAMILIES:
+        held = [g for g in groups if family_of(g[0].kernel_name) == family]
+        train = [g for g in groups if family_of(g[0].kernel_name) != family]
+        if not held:
+            continue
+        out[family] = {}
+        for variant in variants:
+            predict = fit(train, variant)
+            scores = [score(predict, g) for g in held]
+            out[family][variant] = (float(np.mean([s[0] for s in scores])),
+                                    float(np.mean([s[1] for s in scores])), len(held))
+    return out
+
+
+def candidate_groups(path: str) -> dict[str, list]:
+    """benchmarks/model_choice.py's measured candidates as record-like rows, the default
+    first, per kernel."""
+    from types import SimpleNamespace
+
+    kernels = json.loads(Path(path).read_text())["kernels"]
+    groups = {}
+    for name, cands in kernels.items():
+        rows = [SimpleNamespace(kernel_name=name, features=json.dumps(c["features"]),
+                                median_s=c["seconds"], created=i, config=json.dumps(
+                                    {"default_schedule": c["origin"] == "default"}))
+                for i, c in enumerate(cands) if c["seconds"]]
+        if len(rows) > 1 and json.loads(rows[0].config)["default_schedule"]:
+            groups[name] = rows
+    return groups
+
+
+def pick_speedups(groups: list[list], candidates: dict[str, list],
+                  variants=VARIANTS) -> dict[str, tuple[float, float, float]]:
+    """Per variant trained on `groups`: (geomean default time / pick time, mean tau, mean
+    regret) over the candidate groups."""
+    out = {}
+    for variant in variants:
+        predict = fit(groups, variant)
+        speedups, taus, regrets = [], [], []
+        for rows in candidates.values():
+            predicted = predict(rows)
+            tau, regret = score(predict, rows)
+            pick = int(np.argmin(predicted))
+            regression = variant.split("+")[0] in ("regression", "vsdefault")
+            if regression and predicted[0] - predicted[pick] < math.log(1.1):
+                pick = 0
+            speedups.append(rows[0].median_s / rows[pick].median_s)
+            taus.append(tau)
+            regrets.append(regret)
+        out[variant] = (float(np.exp(np.mean(np.log(speedups)))), float(np.mean(taus)),
+                        float(np.mean(regrets)))
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default=str(ROOT / "benchmarks" / "out" / "pretrain.sqlite"))
+    parser.add_argument("--candidates", help="benchmarks/model_choice.py --json output")
+    parser.add_argument("--min-records", type=int, default=8,
+                        help="keys with fewer correct records are left out")
+    args = parser.parse_args(argv)
+
+    from loopweave.autotune.database import Database
+    from loopweave.autotune.model import key_groups
+
+    with Database(args.db, create=False) as db:
+        records = [r for r in db.records(status="ok") if r.target == "cpu" and r.median_s]
+    groups = [g for g in key_groups(records).values() if len(g) >= args.min_records]
+    kernels = {g[0].kernel_name for g in groups}
+    print(f"{sum(map(len, groups))} records, {len(groups)} keys, {len(kernels)} kernels "
+          f"({sum(k.startswith('fz') for k in kernels)} random)\n")
+    result = leave_family_out(groups)
+    print("| family (held out) | keys | " + " | ".join(f"tau {v}" for v in VARIANTS) + " |")
+    print("|---|---|" + "---|" * len(VARIANTS))
+    for family, row in result.items():
+        n = next(iter(row.values()))[2]
+        print(f"| {family} | {n} | " + " | ".join(f"{row[v][0]:.2f}" for v in VARIANTS) + " |")
+    means = {v: np.mean([row[v][0] for row in result.values()]) for v in VARIANTS}
+    print("| mean | | " + " | ".join(f"{means[v]:.2f}" for v in VARIANTS) + " |\n")
+    print("| family (held out) | " + " | ".join(f"regret {v}" for v in VARIANTS) + " |")
+    print("|---|" + "---|" * len(VARIANTS))
+    for family, row in result.items():
+        print(f"| {family} | " + " | ".join(f"{row[v][1]:.1%}" for v in VARIANTS) + " |")
+    means = {v: np.mean([row[v][1] for row in result.values()]) for v in VARIANTS}
+    print("| mean | " + " | ".join(f"{means[v]:.1%}" for v in VARIANTS) + " |")
+    if args.candidates:
+        candidates = candidate_groups(args.candidates)
+        picks = pick_speedups(groups, candidates)
+        print(f"\nOn {len(candidates)} kernels' candidates ({args.candidates}), trained on "
+              "every record:\n")
+        print("| variant | pick / default (geomean) | mean tau | mean regret |")
+        print("|---|---|---|---|")
+        for v, (speedup, tau, regret) in picks.items():
+            print(f"| {v} | {speedup:.3f}x | {tau:.2f} | {regret:.1%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
