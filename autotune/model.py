@@ -1,16 +1,23 @@
-"""The learned cost model: LightGBM regression on log run time, relative to each kernel's best.
+"""The learned cost model: LightGBM ranking of the schedules of each kernel key, calibrated
+to a log run time.
 
-For the records of one kernel key, the target of a record is log(time / fastest time of that
-key), so kernels of very different sizes train one model: it learns which schedules are how much
-slower than the best one, from features of the scheduled IR (features.py). Lower predictions
-are better. The model is trained online during a sweep (on every correct record of the
-database whose features have the current version) and saved in the database; a model for the
-host CPU, trained on the project's own sweeps (benchmarks/tune_pretrain.py), ships as
+The records of one kernel key (kernel, sizes, target, compiler, threads, machine) form one
+query; each record's relevance is its speed relative to the key's fastest (`RELEVANCE_LEVELS`
+steps), so kernels of very different sizes train one model (LightGBM lambdarank): it learns
+which schedules rank above which, from features of the scheduled IR (features.py) and their
+difference from the default schedule's. A least-squares slope from the score difference with
+the default to log(time / the default's time) turns scores into predicted log slowdowns, so
+`compile()` can ask for a candidate predicted 10% faster. Lower predictions are better.
+
+The model is trained online during a sweep (on every correct record of the database whose
+features have the current version) and saved in the database; a model for the host CPU,
+trained on the project's own sweeps (benchmarks/tune_pretrain.py), ships as
 `pretrained_cpu.txt` and is used until a sweep has enough records of its own.
 
 `compile()` uses the model too (autotune/chooser.py). `key_groups`, `split_keys` and
 `score_key` serve `loopweave model eval`.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,15 +42,22 @@ PRETRAINED = Path(__file__).resolve().parent / "pretrained_cpu.txt"
 log = logging.getLogger("loopweave.autotune")
 MIN_RECORDS = 16  # fewer correct records than this: the model is not trained
 
+# A record's relevance in its query: round(RELEVANCE_LEVELS * fastest time / its time).
+RELEVANCE_LEVELS = 15
+# Ranking rather than regression on log(time / fastest): leaving one kernel family out, mean
+# Kendall tau 0.60 against 0.48, better on every family (benchmarks/tune_objectives.py).
 # deterministic: the same records give the same model whatever the threads' timing.
-_PARAMS = dict(objective="regression", learning_rate=0.08, num_leaves=15, min_data_in_leaf=3,
+_PARAMS = dict(objective="lambdarank", label_gain=list(range(RELEVANCE_LEVELS + 1)),
+               learning_rate=0.08, num_leaves=15, min_data_in_leaf=3,
                bagging_fraction=0.9, bagging_freq=1, feature_fraction=0.9, verbose=-1, seed=0,
                num_threads=2, deterministic=True, force_row_wise=True)
 _ROUNDS = 120
-# Adapting a model to a machine: small trees at a slow rate, a round per two records (4 to
+# Adapting a model to a machine: small trees at a slow rate, a round per record (4 to
 # ADAPT_ROUNDS), so that measurements correct the model where they contradict it and leave it
-# alone elsewhere. benchmarks/tune_adapt.py chose these: a faster rate or more rounds
-# (0.1, a round per record) sometimes made the top pick 3x slower after 32-64 records.
+# alone elsewhere. benchmarks/tune_adapt.py chose these: on a stand-in machine the shipped
+# ranking model went from tau 0.58 to 0.64 in 100 records this way; at rate 0.3 with 15 leaves
+# it fell to 0.51 after 8-32 records (regression at 0.1, a round per record, had made the top
+# pick 3x slower after 32-64).
 _ADAPT_PARAMS = {**_PARAMS, "learning_rate": 0.05, "num_leaves": 7, "bagging_fraction": 1.0,
                  "bagging_freq": 0}
 ADAPT_ROUNDS = 60
@@ -75,31 +89,66 @@ def model_input(feature_rows, reference) -> np.ndarray:
     return np.hstack([rows, rows - np.array(reference, dtype=np.float64)])
 
 
-def training_set(records, width: int = len(FEATURE_NAMES)) -> tuple[np.ndarray, np.ndarray]:
-    """(model inputs, log time relative to the best of the same key and machine) of correct
-    records of this version whose feature rows have `width` values (GPU rows end with compile
-    statistics)."""
+@dataclass(frozen=True)
+class TrainingSet:
+    """What a model learns from: one query per key (and machine), its default's row first."""
+
+    x: np.ndarray  # model inputs (`model_input`), query after query
+    relevance: np.ndarray  # round(RELEVANCE_LEVELS * fastest time of the query / time)
+    queries: list[int]  # rows per query
+    slowdown: np.ndarray  # log(time / the query's default's time): for the calibration
+
+    def __len__(self) -> int:
+        return len(self.relevance)
+
+
+def training_set(records, width: int = len(FEATURE_NAMES)) -> TrainingSet:
+    """The correct records of this version whose feature rows have `width` values (GPU rows
+    end with compile statistics), by key and machine."""
     by_key = defaultdict(list)
     for r in records:
         if r.status == "ok" and r.median_s and r.feature_version == FEATURE_VERSION \
                 and len(json.loads(r.features)) == width:
             # Per machine too: times of one key measured on two machines do not compare.
             by_key[(r.key, r.machine)].append(r)
-    xs, ys = [np.zeros((0, 2 * width))], []
+    xs, relevance, queries, slowdown = [np.zeros((0, 2 * width))], [], [], []
     for rows in by_key.values():
         best = min(r.median_s for r in rows)
-        reference = json.loads(reference_record(rows).features)
-        xs.append(model_input([json.loads(r.features) for r in rows], reference))
-        ys += [math.log(r.median_s / best) for r in rows]
-    return np.vstack(xs), np.array(ys)
+        reference = reference_record(rows)
+        xs.append(model_input([json.loads(r.features) for r in rows],
+                              json.loads(reference.features)))
+        relevance += [round(RELEVANCE_LEVELS * best / r.median_s) for r in rows]
+        slowdown += [math.log(r.median_s / reference.median_s) for r in rows]
+        queries.append(len(rows))
+    return TrainingSet(np.vstack(xs), np.array(relevance), queries, np.array(slowdown))
+
+
+def calibration(booster, data: TrainingSet) -> float:
+    """The slope that turns score differences into log slowdowns: least squares through the
+    origin of log(time / the default's time) on (default's score - score), over every query
+    (the default's row is where the score is 0 apart). A model whose scores do not follow the
+    times gets a tiny slope, so compile() never sees a clear gain in them."""
+    scores = booster.predict(data.x)
+    gaps, start = np.zeros(len(scores)), 0
+    for n in data.queries:
+        query = slice(start, start + n)
+        # the default's row: no difference from itself (model_input's second half is zero)
+        own = np.flatnonzero(~data.x[query, data.x.shape[1] // 2:].any(axis=1))
+        gaps[query] = scores[start + (own[0] if len(own) else 0)] - scores[query]
+        start += n
+    denominator = float(gaps @ gaps)
+    slope = float(gaps @ data.slowdown) / denominator if denominator > 0 else 0.0
+    return max(slope, 1e-3)
 
 
 class CostModel:
-    """Predicts how much slower than the best a candidate is (log ratio; lower is better)."""
+    """Ranks the schedules of a kernel at some sizes; its predictions are log slowdowns (lower
+    is faster), calibrated to be log(time / the default schedule's time) plus a constant."""
 
-    def __init__(self, booster=None, records: int = 0):
+    def __init__(self, booster=None, records: int = 0, slope: float = 1.0):
         self.booster = booster
         self.records = records
+        self.slope = slope  # log slowdown per unit of ranking score (`calibration`)
 
     @property
     def trained(self) -> bool:
@@ -114,35 +163,25 @@ class CostModel:
     def fit(cls, records, width: int = len(FEATURE_NAMES)) -> CostModel:
         """A model trained on the correct records with rows of `width` features (untrained if
         there are too few)."""
-        x, y = training_set(records, width)
-        if len(y) < MIN_RECORDS:
-            return cls(None, len(y))
-        import lightgbm
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            booster = lightgbm.train(_PARAMS, lightgbm.Dataset(x, y), num_boost_round=_ROUNDS)
-        return cls(booster, len(y))
+        data = training_set(records, width)
+        if len(data) < MIN_RECORDS:
+            return cls(None, len(data))
+        booster = _train(_PARAMS, data, _ROUNDS)
+        return cls(booster, len(data), calibration(booster, data))
 
     @classmethod
     def adapt(cls, base: CostModel, records, width: int = len(FEATURE_NAMES)) -> CostModel:
         """`base` adapted to the machine of `records`: more boosting rounds (LightGBM's
         `init_model`) fitted to what `base` gets wrong on the correct records, so a shipped
-        model learns a new machine from a few measurements. `base` itself when it is untrained
-        or there are fewer than MIN_ADAPT_RECORDS records."""
-        x, y = training_set(records, width)
-        if not base.trained or len(y) < MIN_ADAPT_RECORDS:
+        model learns a new machine from a few measurements, and calibrated on them. `base`
+        itself when it is untrained or there are fewer than MIN_ADAPT_RECORDS records."""
+        data = training_set(records, width)
+        if not base.trained or len(data) < MIN_ADAPT_RECORDS:
             return base
-        import lightgbm
-
-        rounds = min(ADAPT_ROUNDS, max(4, len(y) // 2))
-        params = {**_ADAPT_PARAMS, "min_data_in_leaf": max(3, len(y) // 16)}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            booster = lightgbm.train(params, lightgbm.Dataset(x, y), num_boost_round=rounds,
-                                     init_model=lightgbm.Booster(
-                                         model_str=base.booster.model_to_string()))
-        return cls(booster, base.records + len(y))
+        rounds = min(ADAPT_ROUNDS, max(4, len(data)))
+        params = {**_ADAPT_PARAMS, "min_data_in_leaf": max(3, len(data) // 16)}
+        booster = _train(params, data, rounds, base.booster)
+        return cls(booster, base.records + len(data), calibration(booster, data))
 
     @classmethod
     def for_records(cls, records, width: int = len(FEATURE_NAMES),
@@ -150,23 +189,25 @@ class CostModel:
         """The model a sweep ranks with, given the correct `records` so far: `base` (the
         shipped model, where there is one for these features) adapted to them until there are
         TRAIN_ALONE_RECORDS, then one trained on them alone; untrained without either."""
-        x, _ = training_set(records, width)
-        if base is not None and base.trained and len(x) < TRAIN_ALONE_RECORDS:
+        if base is not None and base.trained and \
+                len(training_set(records, width)) < TRAIN_ALONE_RECORDS:
             return cls.adapt(base, records, width)
         model = cls.fit(records, width)
         return model if model.trained or base is None else base
 
     def predict(self, feature_rows, reference) -> np.ndarray:
-        """Predicted log slowdown per feature row (against the best schedule of the kernel at
-        these sizes); zeros (no preference) when untrained. `reference`: the feature row of
-        the kernel's default schedule at the same sizes (`model_input`)."""
+        """Predicted log slowdown per feature row, up to a constant: the difference of two
+        rows' predictions is the predicted log of their time ratio. Zeros (no preference)
+        when untrained. `reference`: the feature row of the kernel's default schedule at the
+        same sizes (`model_input`)."""
         x = model_input(feature_rows, reference)
         if not self.trained:
             return np.zeros(len(x))
-        return self.booster.predict(x)
+        return -self.slope * self.booster.predict(x)
 
     def to_text(self) -> str:
-        return self.booster.model_to_string() if self.trained else ""
+        """The calibration slope on the first line, then LightGBM's model ("" untrained)."""
+        return f"slope {self.slope!r}\n{self.booster.model_to_string()}" if self.trained else ""
 
     @classmethod
     def from_text(cls, text: str, records: int = 0) -> CostModel:
@@ -174,7 +215,10 @@ class CostModel:
             return cls(None, records)
         import lightgbm
 
-        return cls(lightgbm.Booster(model_str=text), records)
+        first, _, body = text.partition("\n")
+        if not first.startswith("slope "):  # a regression model of this session's first
+            return cls(None, records)      # version 3 commit: ranks nothing, is replaced
+        return cls(lightgbm.Booster(model_str=body), records, float(first.split()[1]))
 
     def save(self, db, name: str) -> None:
         """Store the model in the tuning database under `name`."""
@@ -201,6 +245,15 @@ class CostModel:
 
     def save_pretrained(self, path: Path = PRETRAINED) -> None:
         path.write_text(f"# loopweave feature version {FEATURE_VERSION}\n{self.to_text()}")
+
+
+def _train(params: dict, data: TrainingSet, rounds: int, init=None):
+    import lightgbm
+
+    dataset = lightgbm.Dataset(data.x, data.relevance, group=data.queries)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return lightgbm.train(params, dataset, num_boost_round=rounds, init_model=init)
 
 
 def kendall_tau(a, b) -> float:
