@@ -245,3 +245,22 @@ def test_traffic_counts_what_each_nest_moves():
     assert _feature(fused, "traffic") == pytest.approx(
         math.log2(4 * (elements + rows) + 1), abs=0.01)
     assert _feature(fused, "intensity") > _feature(apart, "intensity")
+
+
+def test_the_ranking_model_is_calibrated_to_time_ratios():
+    """The model ranks; its scores times the fitted slope are log slowdowns, so that
+    compile()'s margin ("predicted 10% faster") means a time ratio: where a parallel loop makes
+    the kernel 3x slower, the predictions of slow and fast schedules of unseen sizes differ by
+    about log(3)."""
+    base_sizes = [{"M": m, "N": n} for m, n in ((33, 47), (41, 29), (57, 35), (25, 61))]
+    fitted = CostModel.fit(_records(base_sizes, "a machine", True, 0))
+    assert fitted.slope > 0
+    text = fitted.to_text()
+    assert text.startswith("slope ") and CostModel.from_text(text).slope == fitted.slope
+    for rows in key_groups(_records([{"M": 39, "N": 53}, {"M": 51, "N": 27}], "a machine", True,
+                                    2)).values():
+        features = [json.loads(r.features) for r in rows]
+        predicted = fitted.predict(features, json.loads(model.reference_record(rows).features))
+        slow = [p for p, row in zip(predicted, features, strict=True) if _parallel(row)]
+        fast = [p for p, row in zip(predicted, features, strict=True) if not _parallel(row)]
+        assert math.log(3) / 2 < np.mean(slow) - np.mean(fast) < 2 * math.log(3)
