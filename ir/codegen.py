@@ -37,15 +37,17 @@ def statement_store(stmt: Statement, values: list[Expr],
 class AstTranslator:
     """isl's AST -> our loop AST: `for`, `if` and blocks as `For`, `If` and `Block`, isl's
     expressions as ours (the names in `params` as parameters). What a statement call becomes is
-    `call(name, args)`; what a mark becomes, `mark(name, child)` with the child translated
-    (None: a mark is an error). One translator serves every lowering: the scheduled kernel
+    `call(name, args)`; what a mark becomes, `mark(name, child, enclosing)` with the child
+    translated and the iterators of the loops around the mark, outermost first (None: a mark
+    is an error). One translator serves every lowering: the scheduled kernel
     (`loop_ast`) and the CUDA planner's per-thread nests and host programs."""
 
     def __init__(self, params: frozenset[str], call: Callable[[str, list[Expr]], Node],
-                 mark: Callable[[str, Node], Node] | None = None):
+                 mark: Callable[[str, Node, tuple[str, ...]], Node] | None = None):
         self.params = params
         self.call = call
         self.mark = mark
+        self._enclosing: list[str] = []  # the iterators of the for nodes being translated
 
     def expr(self, e: isl.AstExpr) -> Expr:
         return isl_helpers.from_ast_expr(e, self.params)
@@ -56,10 +58,14 @@ class AstTranslator:
         if kind == isl.ast_node_type.for_:
             var = self.expr(n.for_get_iterator()).name
             step = n.for_get_inc().int_get_val().to_python()
+            self._enclosing.append(var)
+            try:
+                body = self.node(n.for_get_body())
+            finally:
+                self._enclosing.pop()
             # A guard read from tensors in the body becomes this loop's bounds (or moves above).
             return into_bounds(For(var, self.expr(n.for_get_init()),
-                                   self.expr(n.for_get_cond()), step,
-                                   self.node(n.for_get_body())))
+                                   self.expr(n.for_get_cond()), step, body))
         if kind == isl.ast_node_type.if_:
             orelse = self.node(n.if_get_else_node()) if n.if_has_else_node() else None
             return If(self.expr(n.if_get_cond()), self.node(n.if_get_then_node()), orelse)
@@ -67,7 +73,8 @@ class AstTranslator:
             children = n.block_get_children()
             return Block(tuple(self.node(children.get_at(i)) for i in range(children.n_ast_node())))
         if kind == isl.ast_node_type.mark and self.mark is not None:
-            return self.mark(n.mark_get_id().get_name(), self.node(n.mark_get_node()))
+            return self.mark(n.mark_get_id().get_name(), self.node(n.mark_get_node()),
+                             tuple(self._enclosing))
         if kind == isl.ast_node_type.user:
             call = n.user_get_expr()
             name = call.op_get_arg(0).id_get_id().get_name()
@@ -85,12 +92,17 @@ class _Marks:
         self.mark_depth = _mark_depths(kernel.schedule.get_root(), self.bands)
         self.enclosing = _enclosing_caches(kernel.schedule.get_root())
 
-    def __call__(self, name: str, child: Node) -> Node:
+    def __call__(self, name: str, child: Node, enclosing: tuple[str, ...] = ()) -> Node:
         # Passes mark a loop "kind:statement:loop" (the for node below takes the kind) and
         # the body of a loop that declares local buffers "local:name,name".
         label, _, rest = name.partition(":")
         if label == "cache":
             spec = next(c for c in self.kernel.caches if c.tag == rest)
+            if not {f"c{k}" for k in range(spec.depth)} <= set(enclosing):
+                # isl dropped an outer loop here (one iteration: its value is folded into the
+                # statements), so the buffer's offsets would name a variable nothing binds
+                # (fuzz seed 16153). This piece reads and writes the tensor itself.
+                return child
             # Micro-panels around an accumulator tile are read through their buffer before
             # the tile's edge strips rename its column loop (see localize.lower_cache).
             panels = [c for c in self.kernel.caches

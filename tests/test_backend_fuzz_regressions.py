@@ -323,6 +323,19 @@ FIXED = {
                   "        A[i] += A[j + 1]  where j in 1:N - 1, i < j\n"
                   "    }\n}\n",
         sizes={"N": 5}, scalars={"T": 2, "a32": 2.0}, seed=14041),
+    # isl dropped the fused loop's first iteration (t1's first tile runs where O0 does not,
+    # a piece with c0 = 0 folded into its statements) and the cache_write buffer's copies
+    # still named c0: C that does not compile. A cache below a dropped loop now goes without
+    # its buffer there (ir/codegen._Marks).
+    "cache_write_under_a_dropped_loop": Regression(
+        "cpu-random", "kernel fz16153(B: f32[K, M], C: f32[N]) -> (O0: f32[K]) {\n"
+                      "    t0 += B[k, M - 1 - i]  where i in 0:M\n"
+                      "    t1[i] = C[i]\n"
+                      "    O0[i] = 1.0  where i in 1:K\n}\n",
+        sizes={"K": 1, "M": 1, "N": 1}, scalars={}, seed=16153,
+        schedule='[{"op": "fuse", "target": "t1,O0", "args": [1]}, {"op": "tile", "target": '
+                 '"S2", "args": [["i", 4]]}, {"op": "cache_write", "target": "S2", "args": '
+                 '["i"]}]'),
 }
 
 KNOWN: dict[str, tuple[Regression, str]] = {}
