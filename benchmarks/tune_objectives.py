@@ -46,22 +46,21 @@ VARIANTS = ("regression", "lambdarank", "xendcg", "regression+rel", "lambdarank+
 
 
 def reference(rows):
-    """The key's default-schedule record (else its first record)."""
-    for r in rows:
-        if json.loads(r.config or "{}").get("default_schedule"):
-            return r
-    return min(rows, key=lambda r: r.created)
+    """The key's default-schedule record (else its first record): model.reference_record."""
+    from loopweave.autotune.model import reference_record
 
-
-def reference_row(rows) -> list[float]:
-    return json.loads(reference(rows).features)
+    return reference_record(rows)
 
 
 def matrix(rows, relative: bool) -> np.ndarray:
-    x = np.array([json.loads(r.features) for r in rows], dtype=np.float64)
+    """The rows' features, and with `relative` their differences from the reference's
+    (model.model_input, what the shipped model reads)."""
+    from loopweave.autotune.model import model_input
+
+    features = [json.loads(r.features) for r in rows]
     if relative:
-        x = np.hstack([x, x - np.array(reference_row(rows))])
-    return x
+        return model_input(features, json.loads(reference(rows).features))
+    return np.array(features, dtype=np.float64)
 
 
 def fit(groups: list[list], variant: str):
