@@ -45,7 +45,8 @@ MIN_RECORDS = 16  # fewer correct records than this: the model is not trained
 # A record's relevance in its query: round(RELEVANCE_LEVELS * fastest time / its time).
 RELEVANCE_LEVELS = 15
 # Ranking rather than regression on log(time / fastest): leaving one kernel family out, mean
-# Kendall tau 0.60 against 0.48, better on every family (benchmarks/tune_objectives.py).
+# Kendall tau 0.60 against 0.51, better on five families of six (benchmarks/tune_objectives.py,
+# benchmarks/results_tuning.md).
 # deterministic: the same records give the same model whatever the threads' timing.
 _PARAMS = dict(objective="lambdarank", label_gain=list(range(RELEVANCE_LEVELS + 1)),
                learning_rate=0.08, num_leaves=15, min_data_in_leaf=3,
@@ -81,8 +82,8 @@ def reference_record(rows):
 def model_input(feature_rows, reference) -> np.ndarray:
     """What the model reads: each feature row, then its difference from `reference`, the
     default schedule's row of the same kernel and sizes. The differences say what a candidate
-    changes: leaving one kernel family out, the top pick was on average 75% slower than the
-    best without them, 5.6% with them (benchmarks/tune_objectives.py)."""
+    changes: leaving one kernel family out, the top pick was on average 44% slower than the
+    best without them, 9% with them (benchmarks/tune_objectives.py)."""
     rows = np.array(feature_rows, dtype=np.float64)
     width = len(reference)
     rows = rows.reshape(len(rows), width) if rows.size else rows.reshape(0, width)
