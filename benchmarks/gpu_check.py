@@ -404,7 +404,7 @@ def phase_timing(report: list[str], deadline: Deadline, repeats: int) -> bool:
     for r in results:
         kernel_ms = r["kernel_ms"]
         if kernel_ms:
-            rate = (f"{r['flops'] / kernel_ms / 1e9:.0f} GFLOP/s" if r["flops"] else
+            rate = (f"{r['flops'] / kernel_ms / 1e6:.0f} GFLOP/s" if r["flops"] else
                     f"{r['bytes'] / kernel_ms / 1e6:.0f} GB/s")
             versus = (f"{torch_ms[r['kernel']] / kernel_ms:.2f}x"
                       if torch_ms.get(r["kernel"]) else "-")
