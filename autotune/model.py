@@ -92,11 +92,12 @@ def model_input(feature_rows, reference) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TrainingSet:
-    """What a model learns from: one query per key (and machine), its default's row first."""
+    """What a model learns from: one query per key (and machine)."""
 
     x: np.ndarray  # model inputs (`model_input`), query after query
     relevance: np.ndarray  # round(RELEVANCE_LEVELS * fastest time of the query / time)
     queries: list[int]  # rows per query
+    references: list[int]  # the row of each query's reference record (its default) in x
     slowdown: np.ndarray  # log(time / the query's default's time): for the calibration
 
     def __len__(self) -> int:
@@ -106,36 +107,36 @@ class TrainingSet:
 def training_set(records, width: int = len(FEATURE_NAMES)) -> TrainingSet:
     """The correct records of this version whose feature rows have `width` values (GPU rows
     end with compile statistics), by key and machine."""
-    by_key = defaultdict(list)
+    by_key, features = defaultdict(list), {}
     for r in records:
-        if r.status == "ok" and r.median_s and r.feature_version == FEATURE_VERSION \
-                and len(json.loads(r.features)) == width:
-            # Per machine too: times of one key measured on two machines do not compare.
-            by_key[(r.key, r.machine)].append(r)
-    xs, relevance, queries, slowdown = [np.zeros((0, 2 * width))], [], [], []
+        if r.status == "ok" and r.median_s and r.feature_version == FEATURE_VERSION:
+            row = json.loads(r.features)
+            if len(row) == width:
+                features[id(r)] = row
+                # Per machine too: times of one key measured on two machines do not compare.
+                by_key[(r.key, r.machine)].append(r)
+    xs, relevance, queries, references, slowdown = [np.zeros((0, 2 * width))], [], [], [], []
     for rows in by_key.values():
         best = min(r.median_s for r in rows)
         reference = reference_record(rows)
-        xs.append(model_input([json.loads(r.features) for r in rows],
-                              json.loads(reference.features)))
+        references.append(len(relevance) + rows.index(reference))
+        xs.append(model_input([features[id(r)] for r in rows], features[id(reference)]))
         relevance += [round(RELEVANCE_LEVELS * best / r.median_s) for r in rows]
         slowdown += [math.log(r.median_s / reference.median_s) for r in rows]
         queries.append(len(rows))
-    return TrainingSet(np.vstack(xs), np.array(relevance), queries, np.array(slowdown))
+    return TrainingSet(np.vstack(xs), np.array(relevance), queries, references,
+                       np.array(slowdown))
 
 
 def calibration(booster, data: TrainingSet) -> float:
     """The slope that turns score differences into log slowdowns: least squares through the
-    origin of log(time / the default's time) on (default's score - score), over every query
-    (the default's row is where the score is 0 apart). A model whose scores do not follow the
-    times gets a tiny slope, so compile() never sees a clear gain in them."""
+    origin of log(time / the default's time) on (default's score - score), over every query.
+    A model whose scores do not follow the times gets a tiny slope, so compile() never sees a
+    clear gain in them."""
     scores = booster.predict(data.x)
     gaps, start = np.zeros(len(scores)), 0
-    for n in data.queries:
-        query = slice(start, start + n)
-        # the default's row: no difference from itself (model_input's second half is zero)
-        own = np.flatnonzero(~data.x[query, data.x.shape[1] // 2:].any(axis=1))
-        gaps[query] = scores[start + (own[0] if len(own) else 0)] - scores[query]
+    for n, reference in zip(data.queries, data.references, strict=True):
+        gaps[start:start + n] = scores[reference] - scores[start:start + n]
         start += n
     denominator = float(gaps @ gaps)
     slope = float(gaps @ data.slowdown) / denominator if denominator > 0 else 0.0

@@ -40,7 +40,6 @@ import numpy as np
 from benchmarks.tune_features_ab import FAMILIES
 
 ROOT = Path(__file__).resolve().parent.parent
-RELEVANCE_LEVELS = 15
 VARIANTS = ("regression", "lambdarank", "xendcg", "regression+rel", "lambdarank+rel",
             "xendcg+rel", "vsdefault+rel")
 
@@ -68,7 +67,7 @@ def fit(groups: list[list], variant: str):
     predictions are 'lower is faster' for every variant."""
     import lightgbm
 
-    from loopweave.autotune.model import _PARAMS, _ROUNDS
+    from loopweave.autotune.model import _PARAMS, _ROUNDS, RELEVANCE_LEVELS
 
     objective, _, rel = variant.partition("+")
     xs, ys, sizes = [], [], []
