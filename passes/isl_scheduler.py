@@ -38,7 +38,7 @@ from contextlib import contextmanager
 import islpy as isl
 
 from loopweave.errors import ScheduleError
-from loopweave.ir import isl_helpers
+from loopweave.ir import isl_deadline, isl_helpers
 from loopweave.ir.dependences import Dependences, carried_by
 from loopweave.ir.kernel import KernelIR
 from loopweave.passes.legality import check_dependences, check_loop_kinds
@@ -60,6 +60,9 @@ ISL_OPTIONS = {
 #: they save (jacobi-2d LARGE, time-tiled, one thread: 1.25x faster with 32 x 32 x 128 tiles
 #: than with 32 x 32 x 32).
 INNER_TILE_FACTOR = 4
+#: Wall-clock bound on isl's scheduler (ir/isl_deadline.py). PolyBench's slowest, heat-3d,
+#: takes 1-2 s; some random kernels (reversed indices, strides) take minutes.
+SCHEDULER_SECONDS = 10.0
 
 
 def isl_schedule(kernel: KernelIR, tile: int | None = 32) -> KernelIR:
@@ -98,11 +101,19 @@ def _isl_schedule(kernel: KernelIR, tile: int | None) -> KernelIR:
 
 
 def compute(kernel: KernelIR, deps: isl.UnionMap) -> isl.Schedule:
-    """isl's schedule of `kernel`'s statements respecting `deps` (bands, no marks)."""
+    """isl's schedule of `kernel`'s statements respecting `deps` (bands, no marks); a
+    `ScheduleError` if isl fails or takes over SCHEDULER_SECONDS."""
     constraints = (isl.ScheduleConstraints.on_domain(kernel.domains())
                    .set_context(kernel.context)
                    .set_validity(deps).set_proximity(deps).set_coincidence(deps))
-    return constraints.compute_schedule()
+    options = {name: v for name, v in ISL_OPTIONS.items() if name.startswith("schedule_")}
+    try:
+        return isl_deadline.compute_schedule(constraints, options, SCHEDULER_SECONDS)
+    except isl_deadline.SchedulerTimeout:
+        raise ScheduleError(f"isl's scheduler gave up on kernel {kernel.name} after "
+                            f"{SCHEDULER_SECONDS:g} s") from None
+    except isl_deadline.SchedulerFailed as e:
+        raise ScheduleError(f"isl's scheduler failed on kernel {kernel.name}: {e}") from None
 
 
 @contextmanager

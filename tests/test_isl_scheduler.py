@@ -158,3 +158,43 @@ def test_statements_fused_into_a_vector_loop_get_guard_free_pieces():
     for loop in vector_loops:
         guards = [n for n in walk(loop.body) if isinstance(n, If)]
         assert not guards, f"vector loop {loop.var} keeps {len(guards)} guards"
+
+
+# Fuzz seed 10193: Farkas' lemma over these reversed, strided accesses keeps isl's scheduler
+# busy for over ten minutes.
+SLOW_FOR_ISL = (
+    "kernel slow(A: i8[N, N, N, N], B: i8[N, N], T: i32) -> (O0: i8[N, N, N, N]) {\n"
+    "  for t in 1:T {\n"
+    "    O0[i, j, 2*k + 1, l] -= ((O0[m, m - 1, N - 1 - i, 3*n] + A[l, 2*k + 1, j, i])"
+    " + B[3*n, N - 1 - m])"
+    "  where i in 1:N, j in 1:N - 2, k in 0:N / 2, m in 1:N - 2, n in 0:N / 3, l <= j\n"
+    "  }\n"
+    "}\n")
+
+
+def test_the_scheduler_gives_up_at_its_deadline_and_the_default_keeps_the_heuristics(
+        monkeypatch):
+    monkeypatch.setattr(isl_scheduler, "SCHEDULER_SECONDS", 0.5)
+    with pytest.warns(loopweave.DSLWarning):
+        kernel_ir = front_end(SLOW_FOR_ISL)
+    with pytest.raises(ScheduleError, match="gave up on kernel slow after 0.5 s"):
+        isl_schedule(kernel_ir)
+    rng = np.random.default_rng(0)
+    args = {"A": rng.integers(-9, 9, (5,) * 4, dtype=np.int8),
+            "B": rng.integers(-9, 9, (5, 5), dtype=np.int8), "T": 3}
+    with pytest.warns(loopweave.DSLWarning):
+        default = loopweave.compile(SLOW_FOR_ISL, cflags=CFLAGS)
+        naive = loopweave.compile(SLOW_FOR_ISL, schedule=Schedule(), cflags=CFLAGS)
+    expected = naive(**args)
+    assert expected.any() and np.array_equal(default(**args), expected)
+
+
+def test_the_deadline_call_gives_islpys_own_schedule():
+    kernel_ir = front_end(poly.POLYBENCH["jacobi-2d"].source())
+    deps = isl_scheduler.Dependences.of(kernel_ir).union().intersect_params(kernel_ir.context)
+    ctx = kernel_ir.context.get_ctx()
+    with isl_scheduler.isl_options(ctx, isl_scheduler.ISL_OPTIONS):
+        direct = (isl.ScheduleConstraints.on_domain(kernel_ir.domains())
+                  .set_context(kernel_ir.context).set_validity(deps).set_proximity(deps)
+                  .set_coincidence(deps).compute_schedule())
+    assert isl_scheduler.compute(kernel_ir, deps).plain_is_equal(direct)
