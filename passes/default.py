@@ -37,6 +37,7 @@ from loopweave.ir.dependences import Dependences
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import placement as pl
 from loopweave.passes.graph import consumed_temporaries, dataflow_graph
+from loopweave.passes.interchange import interchange_candidates
 from loopweave.passes.isl_choice import in_time_loop, isl_fallback
 from loopweave.passes.legality import REDUCTIONS, arg_chains, carried_by, reduction_chains
 from loopweave.passes.patterns import match_contraction, match_convolution, match_gemm, walk
@@ -402,7 +403,9 @@ def _stride_one_innermost(kernel: KernelIR, schedule: Schedule, s: Statement) ->
     fewest with a larger stride (`O[i, v] += p[j] * V[j, v]` runs j then v; a row reduction
     keeps its row loop inside), if that is legal. Where that loop is shared with other
     statements (trmm's j: `B[i, j] += A[k, i] * B[k, j]` next to `B[i, j] *= alpha`), the
-    statement first gets a copy of the loops it shares (fission), if that is legal too."""
+    statement first gets a copy of the loops it shares (fission), if that is legal too; where
+    it is not, the loop goes innermost with the statements sharing it shifted
+    (passes/interchange.py: lu's row update)."""
     placements = schedule.placements(kernel)
     mine = placements[s.name]
     names = mine.names()
@@ -419,7 +422,8 @@ def _stride_one_innermost(kernel: KernelIR, schedule: Schedule, s: Statement) ->
         return (unit - strided, walks[id(s.lhs)] == "unit")
 
     best = max(sorted(plain), key=score, default=None)
-    if best is None or len(names) < 2 or best == names[-1] or score(best) <= score(names[-1]):
+    if best is None or len(names) < 2 or best == names[-1] or names[-1] not in plain or \
+            score(best) <= score(names[-1]):  # (not plain: shifted by an interchange)
         return
     shared = max((_shared_depth(mine, p) for n, p in placements.items() if n != s.name),
                  default=0)
@@ -430,9 +434,12 @@ def _stride_one_innermost(kernel: KernelIR, schedule: Schedule, s: Statement) ->
         # the back substitution split off and vectorized alone, 1.13x).
         fission = _fission_steps(placements, s.name, names[names.index(best):shared])
     own = names[min(shared, names.index(best)):] if fission else names[shared:]
-    if best in own and len(own) >= 2:
-        _try(kernel, schedule,
-             [*fission, ("reorder", s.name, *[n for n in own if n != best], best)])
+    reorder = ("reorder", s.name, *[n for n in own if n != best], best)
+    if best in own and len(own) >= 2 and _try(kernel, schedule, [*fission, reorder]):
+        return
+    if fission:  # illegal: the statements sharing the loop consume s's result (lu)
+        any(_try(kernel, schedule, steps)
+            for steps in interchange_candidates(placements, s.name, best))
 
 
 def _fission_steps(placements, name: str, loops: list[str]) -> list[tuple]:

@@ -96,6 +96,12 @@ class Schedule:
         self.steps.append(Step("skew", target, (loop, by, factor, offset)))
         return self
 
+    def shift(self, target: str, loop: str, offset: int) -> Schedule:
+        """Replace `loop` by `loop + offset`: the target's statements run `offset` iterations
+        later in a loop they share with others (a `skew` by nothing: lu's division of A[i, j]
+        at the end of iteration j - 1 of its row update's loop)."""
+        return self.skew(target, loop, loop, 0, offset)
+
     def fuse(self, *targets: str, depth: int = 1) -> Schedule:
         """Run the statements of `targets` inside shared outer loops (their outermost `depth`
         loops, paired by position), in program order inside them."""

@@ -24,6 +24,7 @@ from loopweave.ir.dependences import Dependences
 from loopweave.ir.kernel import KernelIR
 from loopweave.passes import default as default_pass
 from loopweave.passes import isl_scheduler
+from loopweave.passes.interchange import interchange_candidates
 from loopweave.passes.isl_scheduler import distribute_innermost, isl_schedule
 from loopweave.passes.legality import marks
 from loopweave.passes.normalize import normalize
@@ -257,6 +258,39 @@ def test_a_statement_leaves_a_shared_loop_to_run_its_stride_one_loop_innermost(n
     assert ("vector", statement, ("j",)) in [(s.op, s.target, tuple(s.args)) for s in steps]
     check_numerics(name, loopweave.compile(poly.POLYBENCH[name].source(), cflags=CFLAGS,
                                            tuning_db=False))
+
+
+@pytest.mark.parametrize("name", ["lu", "ludcmp"])
+def test_a_reduction_moves_out_past_the_statement_that_consumes_it(name):
+    """lu's `A[i, j] -= A[i, k] * A[k, j]` (k < j) shares its j loop with `A[i, j] /= A[j, j]`,
+    and neither can be split off the other. Interchanged, k runs outside j (a vector loop
+    along rows of A) and the division runs at the end of iteration j - 1 (passes/
+    interchange.py); each element is reduced in the same order of k, so it stays within
+    rounding of program order (where the compiler fuses a multiply-add in one and not the
+    other)."""
+    _, steps = _steps(name)
+    ops = [(s.op, s.target, tuple(s.args)) for s in steps]
+    assert ("reorder", "S0", ("k", "j")) in ops and ("skew", "S1", ("j", "j", 0, -1)) in ops
+    assert ("vector", "S0", ("j",)) in ops
+    source = poly.POLYBENCH[name].source()
+    kernel = loopweave.compile(source, cflags=CFLAGS, tuning_db=False)
+    check_numerics(name, kernel)
+    naive = loopweave.compile(source, schedule=loopweave.Schedule(), cflags=CFLAGS)
+    args = poly.POLYBENCH[name].make_inputs({"N": 37}, 2)
+    a, b = ({k: np.copy(v) for k, v in args.items()} for _ in range(2))
+    kernel(*a.values())
+    naive(*b.values())
+    np.testing.assert_allclose(a["A"], b["A"], rtol=1e-12, atol=1e-12)
+
+
+def test_the_interchange_is_not_taken_where_it_is_illegal():
+    """Without the shift the division would run before the last update of its element."""
+    kernel = front_end(poly.POLYBENCH["lu"].source())
+    with pytest.raises(loopweave.ScheduleError, match="breaks"):
+        loopweave.Schedule().reorder("S0", "k", "j").apply(kernel)
+    candidates = interchange_candidates(
+        loopweave.Schedule().placements(kernel), "S0", "j")
+    assert [c[1:] for c in candidates] == [[], [("shift", "S1", "j", -1)]]
 
 
 def test_no_statement_leaves_a_loop_inside_a_time_loop():
