@@ -165,7 +165,10 @@ class CostModel:
     def fit(cls, records, width: int = len(FEATURE_NAMES)) -> CostModel:
         """A model trained on the correct records with rows of `width` features (untrained if
         there are too few)."""
-        data = training_set(records, width)
+        return cls._fit(training_set(records, width))
+
+    @classmethod
+    def _fit(cls, data: TrainingSet) -> CostModel:
         if len(data) < MIN_RECORDS:
             return cls(None, len(data))
         booster = _train(_PARAMS, data, _ROUNDS)
@@ -177,7 +180,10 @@ class CostModel:
         `init_model`) fitted to what `base` gets wrong on the correct records, so a shipped
         model learns a new machine from a few measurements, and calibrated on them. `base`
         itself when it is untrained or there are fewer than MIN_ADAPT_RECORDS records."""
-        data = training_set(records, width)
+        return cls._adapt(base, training_set(records, width))
+
+    @classmethod
+    def _adapt(cls, base: CostModel, data: TrainingSet) -> CostModel:
         if not base.trained or len(data) < MIN_ADAPT_RECORDS:
             return base
         rounds = min(ADAPT_ROUNDS, max(4, len(data)))
@@ -191,10 +197,10 @@ class CostModel:
         """The model a sweep ranks with, given the correct `records` so far: `base` (the
         shipped model, where there is one for these features) adapted to them until there are
         TRAIN_ALONE_RECORDS, then one trained on them alone; untrained without either."""
-        if base is not None and base.trained and \
-                len(training_set(records, width)) < TRAIN_ALONE_RECORDS:
-            return cls.adapt(base, records, width)
-        model = cls.fit(records, width)
+        data = training_set(records, width)
+        if base is not None and base.trained and len(data) < TRAIN_ALONE_RECORDS:
+            return cls._adapt(base, data)
+        model = cls._fit(data)
         return model if model.trained or base is None else base
 
     def predict(self, feature_rows, reference) -> np.ndarray:
