@@ -423,6 +423,8 @@ class _Lowering:
             a, b = self.value(value.left, t, lines, indent), self.value(value.right, t, lines,
                                                                         indent)
             return t.op("fma", a, b, current)
+        if store.reduce == "+=" and isinstance(value, ir.Unary) and value.op == "neg":
+            return t.op("sub", current, self.value(value.operand, t, lines, indent))
         x = self.value(value, t, lines, indent)
         if store.reduce == "+=":
             return t.op("add", current, x)
@@ -532,6 +534,12 @@ class _Lowering:
                 return self.let(t.ctype, t.op(f"from_{x.dtype.name}", inner), lines, indent)
             case ir.Unary(op="neg", operand=x):
                 return self.let(t.ctype, t.op("neg", self.value(x, t, lines, indent)), lines,
+                                indent)
+            # `a + -b` (what `-=` reads as) is `a - b`, bit for bit, and keeps the product in
+            # `a - x * y` visible to the compiler's FMA contraction (a sign flip hides it).
+            case ir.Binary(op="+" | "-" as op, left=a, right=ir.Unary(op="neg", operand=b)):
+                x, y = self.value(a, t, lines, indent), self.value(b, t, lines, indent)
+                return self.let(t.ctype, t.op("sub" if op == "+" else "add", x, y), lines,
                                 indent)
             case ir.Binary(op=op, left=a, right=b) if op in _BINARY_OPS and \
                     (op != "/" or e.dtype.is_float):

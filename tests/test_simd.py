@@ -383,3 +383,25 @@ def test_reversed_loads_on_neon(target):
     h = rng.integers(-9, 9, 6).astype(np.float32)
     for got, want in zip(kernel(x, w, h), _flipped_reference(x, w, h), strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("isa", list(X86))
+def test_a_negated_term_is_a_subtraction_in_vector_code(isa):
+    """`y -= a * b` and `s -= a * b` read as `+ -(a * b)`: rendered as a subtraction (no sign
+    flip between the product and the sum, so the compiler may fuse them), same values."""
+    src = """
+    kernel axpy_minus(a: f64[N], b: f64[N], y: inout f64[N]) -> s: f64[] {
+        y[i] -= a[i] * b[i]
+        s[] -= a[i] * y[i]
+    }"""
+    if not _host_has("avx512f" if isa == "avx512" else "avx2"):
+        pytest.skip(f"this CPU has no {isa}")
+    kernel = loopweave.compile(src, schedule=S().vectorize("y", "i").vectorize("s", "i"),
+                               cflags=X86[isa])
+    assert kernel.source.count("_sub_pd(") >= 2 and "xor" not in kernel.source
+    rng = np.random.default_rng(1)
+    a, b, y = rng.random(37), rng.random(37), rng.random(37)
+    want_y = y - a * b
+    s = kernel(a, b, y)
+    np.testing.assert_allclose(y, want_y, rtol=1e-14)
+    np.testing.assert_allclose(s, -(a * want_y).sum(), rtol=1e-12)
