@@ -12,8 +12,9 @@ off its own j loop (fission), the reduction of A[i, j] would need every division
 A[i, k] first, and the division needs its reduction first. Interchanged, the reduction's k
 loop runs outside its j loop, and its consumers in the shared loop run `offset` iterations off
 (the division of A[i, j] right after the last update, k = j - 1, and before the first read,
-k = j). Each element is still reduced in the same order of k, as in program order. `passes/default.py` tries these candidates where the fission is illegal; the
-legality check (every dependence, passes/legality.py) picks the offset.
+k = j). Each element is still reduced in the same order of k, as in program order.
+`passes/default.py` tries these candidates where the fission is illegal; the legality check
+(every dependence, passes/legality.py) picks the offset.
 """
 
 from __future__ import annotations

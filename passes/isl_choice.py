@@ -26,8 +26,8 @@ def isl_fallback(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
     """`Schedule().isl(ISL_TILE)` if `schedule` (the heuristics' result) asks for no parallel
     or vector loop of a statement of the kernel's deepest nests and runs none of them in a
     parallel loop of another (fused) statement, and isl's scheduler finds a legal schedule that
-    marks one there; else None. The deepest nests hold the work: seidel-2d's wavefront and
-    floyd-warshall get isl's (the heuristics mark nothing), and so does adi, whose sweeps
+    marks one there; else None. The deepest nests hold the work: seidel-2d's wavefront gets
+    isl's (the heuristics mark nothing), and so does adi, whose sweeps
     carry their dependence along the innermost loop while isl runs the lines in parallel and
     the back substitution across lines in SIMD (the heuristics mark only its boundary
     statements). (Taking isl's schedule also where it has an outer parallel loop and the

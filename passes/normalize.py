@@ -43,6 +43,7 @@ from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.ir.types import DType
 from loopweave.passes import placement as pl
+from loopweave.passes.index_split import split_index_sets
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,12 @@ class _Product:
 
 def normalize(kernel: KernelIR) -> KernelIR:
     """`kernel` with the reduction-invariant factors of its `+=` reductions moved out of them
-    (see the module docstring); the same object when nothing moves."""
+    (see the module docstring), then its statements split where a write meets a read on one
+    hyperplane of a loop (passes/index_split.py); the same object when nothing changes."""
+    return split_index_sets(_hoist_factors(kernel))
+
+
+def _hoist_factors(kernel: KernelIR) -> KernelIR:
     statements = list(kernel.statements)
     scalings: list[tuple[Statement, Statement]] = []  # (reduction, the statement after it)
     changed = False
