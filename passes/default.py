@@ -28,18 +28,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-import islpy as isl
-
 from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
-from loopweave.ir import isl_helpers
-from loopweave.ir.dependences import Dependences
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import placement as pl
 from loopweave.passes.graph import consumed_temporaries, dataflow_graph
 from loopweave.passes.interchange import interchange_candidates
 from loopweave.passes.isl_choice import in_time_loop, isl_fallback
-from loopweave.passes.legality import REDUCTIONS, arg_chains, carried_by, reduction_chains
+from loopweave.passes.legality import REDUCTIONS
+from loopweave.passes.loop_kinds import loop_marks
 from loopweave.passes.patterns import match_contraction, match_convolution, match_gemm, walk
 from loopweave.passes.schedule import Schedule
 
@@ -171,7 +168,7 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
             if steps and s.name not in tiled and _group_size(placements, s) == 1 and \
                     _try(kernel, schedule, steps):
                 tiled.add(s.name)
-    for op, name, loop in _loop_marks(kernel, schedule, facts, tiled, parallel_loop):
+    for op, name, loop in loop_marks(kernel, schedule, facts.parallel, tiled, parallel_loop):
         getattr(schedule, op)(name, loop)
     if facts.gemm_kernels:
         _mark_gemm_calls(kernel, schedule, facts, tiled)
@@ -189,74 +186,6 @@ def _mark_gemm_calls(kernel: KernelIR, schedule: Schedule, facts: TargetFacts,
             and _group_size(placements, s) == 1 else None
         if c is not None:
             _try(kernel, schedule, [("dot", s.name, c.k)])
-
-
-def _loop_marks(kernel: KernelIR, schedule: Schedule, facts: TargetFacts, tiled: set[str],
-                parallel_loop: dict[str, str]) -> list[tuple[str, str, str]]:
-    """The parallel and vector marks for `schedule`'s loops (op, statement, loop name), legal
-    each. `tiled` statements (their own steps mark their loops) get no vector mark;
-    `parallel_loop` names a statement's parallel loop where it is not the outermost."""
-    placements = schedule.placements(kernel)
-    candidates = []
-    seen_groups = set()
-    for s in kernel.statements:
-        names = placements[s.name].names()
-        group = placements[s.name].order[:1]
-        if names and group not in seen_groups and facts.parallel:
-            seen_groups.add(group)
-            loop = parallel_loop.get(s.name)
-            candidates.append(("parallel", s.name, names.index(loop) if loop else 0))
-        if names and s.name not in tiled and len(names) > 1:
-            candidates.append(("vectorize", s.name, len(names) - 1))
-    inner = _inner_loops(placements, candidates) if facts.parallel else set()
-    free, vectors = _loops_carrying_nothing(kernel, placements,
-                                            {(n, d) for _, n, d in candidates} | inner)
-    vector_loops = {placements[n].order[:d + 1] for op, n, d in candidates
-                    if op == "vectorize" and ((n, d) in free or (n, d) in vectors)}
-    candidates += _inner_parallel(kernel, placements, candidates, free, vector_loops)
-    return [(op, name, placements[name].names()[depth]) for op, name, depth in candidates
-            if (name, depth) in free or (op == "vectorize" and (name, depth) in vectors)]
-
-
-def _inner_loops(placements, candidates) -> set[tuple[str, int]]:
-    """(statement, depth) of every loop that may run in parallel inside a serial outer loop
-    (`_inner_parallel`): of the statements whose nest's outermost loop is a parallel
-    candidate, every loop below the outermost with at least one loop inside it."""
-    outer = {name for op, name, depth in candidates if op == "parallel" and depth == 0}
-    groups = {placements[n].order[:1] for n in outer}
-    return {(n, d) for n, p in placements.items() if p.order[:1] in groups
-            for d in range(1, len(p.loops) - 1)}
-
-
-def _inner_parallel(kernel: KernelIR, placements, candidates, free, vector_loops: set
-                    ) -> list[tuple[str, str, int]]:
-    """Parallel loops for the nests whose outermost loop is a time loop: it carries a
-    dependence and indexes no element its statements store (each step rewrites the same
-    grid). In each statement, the outermost loop that carries none, if a loop runs inside it,
-    so that one fork of the threads does at least a plane of work (a stencil step's rows;
-    jacobi-1d's single row per step would cost more to fork than it saves). A pivot loop
-    (LU's, gramschmidt's k) indexes what it stores: a fork per pivot measured slower there
-    (gramschmidt 1.4x on two threads).
-    One mark per loop: statements fused in it share it. `vector_loops` (`order` prefixes) are
-    vector loops already and stay so (trmm's j: a vector loop around the k loop is worth
-    more than two threads)."""
-    serial = {placements[name].order[:1] for op, name, depth in candidates
-              if op == "parallel" and depth == 0 and (name, depth) not in free}
-    for s in kernel.statements:
-        p = placements[s.name]
-        if p.loops and p.order[:1] in serial and ir.variables(p.loops[0].expr) & set().union(
-                *(ir.variables(x) for x in s.lhs.indices)):
-            serial.discard(p.order[:1])  # not a time loop
-    chosen, marks = set(), []
-    for name, p in placements.items():
-        if p.order[:1] not in serial:
-            continue
-        depth = next((d for d in range(1, len(p.loops) - 1)
-                      if (name, d) in free and p.order[:d + 1] not in vector_loops), None)
-        if depth is not None and p.order[:depth + 1] not in chosen:
-            chosen.add(p.order[:depth + 1])
-            marks.append(("parallel", name, depth))
-    return marks
 
 
 def full_reduction_steps(s: Statement, loops: list[str]) -> list[tuple]:
@@ -368,34 +297,6 @@ def _isolate_contraction(kernel: KernelIR, schedule: Schedule, s: Statement,
         schedule.steps.pop()  # the contraction would still share its loop
         return False
     return True
-
-
-def _loops_carrying_nothing(kernel: KernelIR, placements, wanted: set[tuple[str, int]]):
-    """Which (statement, loop depth) of `wanted` carry no dependence, and which carry only
-    reduction chains (may be vector loops): one tree, one check per band (trying each mark
-    with a full `apply` is quadratic in the number of statements)."""
-    tree = pl.build_tree(kernel, placements)
-    deps = Dependences.of(kernel).union()
-    free, vectors = set(), set()
-
-    def visit(node):
-        if node.get_type() == isl.schedule_node_type.band:
-            depth = node.get_schedule_depth()
-            names = [m.get_tuple_name()
-                     for m in isl_helpers.sets_of(node.get_domain())]
-            hits = [n for n in names if (n, depth) in wanted]
-            carried = carried_by(node, deps).intersect_params(kernel.context) if hits else None
-            if hits and carried.is_empty():
-                free.update((n, depth) for n in hits)
-            elif hits:  # a vector loop may still carry a reduction chain
-                rest = carried.subtract(reduction_chains(kernel, placements, depth)).subtract(
-                    arg_chains(kernel, placements, depth))
-                vectors.update((n, depth) for n in hits if rest.is_empty())
-        for i in range(node.n_children()):
-            visit(node.child(i))
-
-    visit(tree.get_root())
-    return free, vectors
 
 
 def _stride_one_innermost(kernel: KernelIR, schedule: Schedule, s: Statement) -> None:

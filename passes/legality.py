@@ -14,6 +14,7 @@ from loopweave.ir import expr as ir
 from loopweave.ir.dependences import Dependences, carried_by, violations
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import GPU_AXES, THREAD_AXES
+from loopweave.passes.storage import private_dependences
 
 
 def instance_text(kernel: KernelIR, stmt: str, values: dict[str, int]) -> str:
@@ -45,7 +46,9 @@ def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule, placements=None,
     results per lane; a dot sums a tile's products in one matrix product; the threads of a
     block combine their partial results, see ir/launches.ThreadReduce); a parallel loop none
     but the chain of a `reassociable` statement's reduction (each iteration reduces into a
-    partial result of its own, combined in loop order afterwards, see ir/privatize.py)."""
+    partial result of its own, combined in loop order afterwards, see ir/privatize.py) and
+    the dependences on a temporary private to each of its iterations
+    (passes/storage.private_depth)."""
     deps = None
     for mark in marks(schedule.get_root()):
         name = mark.mark_get_id().get_name()
@@ -63,9 +66,12 @@ def check_loop_kinds(kernel: KernelIR, schedule: isl.Schedule, placements=None,
             if kind == "vector":  # an arg-reduction's pair: backends/simd_arg.py
                 carried = carried.subtract(
                     arg_chains(kernel, placements, band.get_schedule_depth()))
-        elif kind == "parallel" and placements is not None and reassociable:
-            carried = carried.subtract(reduction_chains(
-                kernel, placements, band.get_schedule_depth(), reassociable, inside=True))
+        elif kind == "parallel" and placements is not None:
+            carried = carried.subtract(private_dependences(
+                kernel, placements, band.get_schedule_depth()))
+            if reassociable:
+                carried = carried.subtract(reduction_chains(
+                    kernel, placements, band.get_schedule_depth(), reassociable, inside=True))
         if not carried.is_empty():
             m = isl_helpers.maps_of(carried)[0]
             point = m.wrap().sample_point()

@@ -31,9 +31,14 @@ def reduce_storage(kernel: KernelIR, placements: dict[str, Placement]
         if len(users) < 2:
             continue
         dropped = _droppable_dims(t, users, placements)
-        if not dropped:
-            continue
         deps = deps if deps is not None else Dependences.of(kernel).all
+        if not dropped:
+            depth = private_depth(kernel, t, placements, deps)
+            if depth is not None:  # privatized: declared in that loop's body, whole
+                shrunk[t.name] = ()
+                locals_at.setdefault(placements[users[0].name].order[:depth + 1], []).append(
+                    t.name)
+            continue
         depths = sorted(set(dropped.values()))
         if not all(_within_one_iteration(kernel, d, placements, depths)
                    for d in deps if d.tensor == t.name):
@@ -45,6 +50,58 @@ def reduce_storage(kernel: KernelIR, placements: dict[str, Placement]
     return _rewrite(kernel, shrunk), locals_at
 
 
+#: Most dimensions of a privatized temporary (a local array on each thread's stack: a row,
+#: as softmax's fused rows, not a matrix).
+PRIVATE_DIMS = 1
+
+
+def private_depth(kernel: KernelIR, t: Tensor, placements: dict[str, Placement],
+                  deps: list[Dependence]) -> int | None:
+    """The depth of the innermost loop that runs every statement using temporary `t`, if `t`
+    can be private to each iteration of it and the loops outside (privatization): no value
+    of `t` flows from one iteration to another (doitgen's `sum[p]`, rewritten for each r
+    and q before it is read). The other dependences on `t` then vanish with a copy of `t`
+    per iteration, so those loops may run in parallel. None where it cannot (or `t` has more
+    than PRIVATE_DIMS dimensions)."""
+    users = [s for s in kernel.statements if _accesses(s, t.name)]
+    if len(t.shape) > PRIVATE_DIMS or len(users) < 2 or any(s.name not in placements
+                                                            for s in users):
+        return None
+    shared = _shared_loops([placements[s.name] for s in users])
+    if shared == 0:
+        return None
+    depths = list(range(shared))
+    flows = [d for d in deps if d.tensor == t.name and d.kind == "flow"]
+    if not all(_within_one_iteration(kernel, d, placements, depths) for d in flows):
+        return None
+    return shared - 1
+
+
+def private_dependences(kernel: KernelIR, placements: dict[str, Placement],
+                        depth: int) -> isl.UnionMap:
+    """The dependences on the temporaries that `reduce_storage` makes private to each
+    iteration of the loop at `depth` (or of a loop inside it): a parallel loop there carries
+    them without harm, each thread having its own copy."""
+    result = isl.UnionMap.empty(kernel.context.get_space())
+    deps = Dependences.of(kernel).all
+    for t in kernel.temporaries:
+        found = private_depth(kernel, t, placements, deps)
+        if found is not None and found >= depth:
+            for d in deps:
+                if d.tensor == t.name:
+                    result = result.union(isl.UnionMap.from_map(d.relation))
+    return result
+
+
+def _shared_loops(ps: list[Placement]) -> int:
+    """How many outer loops the placements `ps` all share."""
+    shared = min(len(p.loops) for p in ps)
+    for d in range(shared):
+        if len({p.order[:d + 1] for p in ps}) > 1:
+            return d
+    return shared
+
+
 def _accesses(s: Statement, tensor: str) -> list[ir.Load]:
     return [a for a in (s.lhs, *ir.loads(s.rhs)) if a.tensor == tensor]
 
@@ -52,12 +109,7 @@ def _accesses(s: Statement, tensor: str) -> list[ir.Load]:
 def _droppable_dims(t: Tensor, users: list[Statement],
                     placements: dict[str, Placement]) -> dict[int, int]:
     """dimension -> depth of the shared loop that indexes it in every access."""
-    ps = [placements[s.name] for s in users]
-    shared = min(len(p.loops) for p in ps)
-    for d in range(shared):
-        if len({p.order[:d + 1] for p in ps}) > 1:
-            shared = d
-            break
+    shared = _shared_loops([placements[s.name] for s in users])
     dropped = {}
     for k in range(len(t.shape)):
         for d in range(shared):
