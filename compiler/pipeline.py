@@ -51,7 +51,7 @@ from loopweave.ir.loops import Node, to_text
 from loopweave.ir.specialize import fix_sizes, substitute_sizes
 from loopweave.passes.normalize import normalize
 from loopweave.runtime import Kernel, allocate
-from loopweave.targets import Target, target_spec
+from loopweave.targets import GPU_FACTS, Target, target_spec
 from loopweave.toolchain import private_cache
 
 # Which tuned schedule a kernel used is logged where docs/tuning.md says: the tuner's logger.
@@ -89,12 +89,20 @@ def default_schedule(kernel: KernelIR, target: Target):
     return default(kernel, target) if default is not None else None
 
 
+def splits_index_sets(target: Target) -> bool:
+    """Whether the default path splits statements at a write meeting a read
+    (passes/index_split.py): for the C targets, whose defaults then find vector and parallel
+    loops in the pieces. Not for the GPU planners, which plan their own launches (the CUDA
+    planner computed fuzz seed 17889's pieces wrong: issue [one-schedule])."""
+    return target.backend not in GPU_FACTS
+
+
 def size_rule(kernel: KernelIR, target: Target):
     """`target`'s default choice by sizes for `kernel` (the front end's IR; the rule sees it
     normalized): an object whose `at(sizes)` gives a schedule that replaces the default at
     those sizes, or None where the target's default does not depend on sizes."""
     rule = getattr(backend_module(target), "size_rule", None)
-    return rule(normalize(kernel), target) if rule is not None else None
+    return rule(normalize(kernel, splits_index_sets(target)), target) if rule is not None else None
 
 
 def apply_schedule(kernel: KernelIR, schedule) -> KernelIR:
@@ -265,11 +273,11 @@ class Pipeline:
         schedule = tuned.schedule if tuned is not None else self.schedule
         kernel_ir = self.unscheduled
         if tuned is not None and tuned.normalized:
-            kernel_ir = normalize(kernel_ir)
+            kernel_ir = normalize(kernel_ir, splits_index_sets(target))
         if tuned is None and self.schedule is None:
             # Only here, where no schedule names statements: equal spellings become one form
             # (passes/normalize.py) before the target's default chooses a schedule.
-            kernel_ir = normalize(kernel_ir)
+            kernel_ir = normalize(kernel_ir, splits_index_sets(target))
             schedule = default_schedule(kernel_ir, target)
         result = Stages(target, unscheduled=self.unscheduled, ir=kernel_ir,
                         schedule=schedule, tuned=tuned)

@@ -55,11 +55,13 @@ class _Product:
     negated: bool
 
 
-def normalize(kernel: KernelIR) -> KernelIR:
+def normalize(kernel: KernelIR, split: bool = True) -> KernelIR:
     """`kernel` with the reduction-invariant factors of its `+=` reductions moved out of them
-    (see the module docstring), then its statements split where a write meets a read on one
-    hyperplane of a loop (passes/index_split.py); the same object when nothing changes."""
-    return split_index_sets(_hoist_factors(kernel))
+    (see the module docstring), then, with `split`, its statements split where a write meets
+    a read on one hyperplane of a loop (passes/index_split.py); the same object when nothing
+    changes."""
+    hoisted = _hoist_factors(kernel)
+    return split_index_sets(hoisted) if split else hoisted
 
 
 def _hoist_factors(kernel: KernelIR) -> KernelIR:
