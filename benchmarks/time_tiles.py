@@ -5,8 +5,8 @@
 jacobi-2d and fdtd-2d (PolyBench), 100 time steps, at sizes whose data run from a few MiB to
 past the last-level cache: the heuristics' schedule (rows in parallel, a vector loop inside)
 against `Schedule().isl(ISL_TILE)` (isl's time tiles), wall-time medians of 5, alternating.
-The default takes the tiles above TIME_TILE_BYTES (half the last-level cache, printed); the
-"tiles x" column shows where that is right.
+The default takes the tiles above TIME_TILE_BYTES (half the last-level cache, at most 16 MiB;
+printed); the "tiles x" column shows where that is right.
 """
 
 from __future__ import annotations

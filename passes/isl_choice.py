@@ -77,11 +77,17 @@ def _marked_statements(kernel: KernelIR, kinds: tuple[str, ...]) -> list[set[str
 
 #: Bytes of data (every tensor a stencil's time loop touches) beyond which its steps run in
 #: isl's time tiles (`time_tiled_schedule`): half the host's last-level cache (32 MiB where it
-#: is not reported). Below it the heuristics' row-parallel sweeps win, their rows streaming
-#: from L2 and L3; above it, from memory. Zen 3 (32 MiB L3), one thread, 200 steps, tiles
-#: over rows: jacobi-2d 0.84-0.92x at 2-10 MiB, 0.94x at 15 MiB, 1.28x at 20 MiB, 1.72x at
-#: 26 MiB; fdtd-2d 0.74-0.82x at 2-7 MiB, 1.37x at 18 MiB, 1.80x at 27 MiB.
-TIME_TILE_BYTES = (host_cache_bytes(3) or 32 << 20) // 2
+#: is not reported), at most TIME_TILE_MAX_BYTES. Below it the heuristics' row-parallel
+#: sweeps win, their rows streaming from L2 and L3; above it, from memory. Zen 3 (32 MiB L3),
+#: one thread, 200 steps, tiles over rows: jacobi-2d 0.84-0.92x at 2-10 MiB, 0.94x at 15 MiB,
+#: 1.28x at 20 MiB, 1.72x at 26 MiB; fdtd-2d 0.74-0.82x at 2-7 MiB, 1.37x at 18 MiB, 1.80x at
+#: 27 MiB.
+#: The cap: a virtual machine's share of a large shared L3 is far smaller than the L3 sysfs
+#: reports. On a 2-core Intel Xeon VM that reports 480 MiB, tiles won from 3.8 MiB on
+#: (jacobi-2d 1.68-1.76x at 3.8-26 MiB, fdtd-2d 2.43-2.64x at 5.5-28 MiB, 100 steps, one
+#: thread); half the L3 would have kept them off at every size.
+TIME_TILE_MAX_BYTES = 16 << 20
+TIME_TILE_BYTES = min((host_cache_bytes(3) or 32 << 20) // 2, TIME_TILE_MAX_BYTES)
 
 
 def in_time_loop(kernel: KernelIR) -> bool:
