@@ -34,8 +34,8 @@ def reduce_storage(kernel: KernelIR, placements: dict[str, Placement]
         deps = deps if deps is not None else Dependences.of(kernel).all
         if not dropped:
             depth = private_depth(kernel, t, placements, deps)
-            if depth is not None:  # privatized: declared in that loop's body, whole
-                shrunk[t.name] = ()
+            if depth is not None and _under_parallel_loop(users, placements, depth):
+                shrunk[t.name] = ()  # privatized: declared whole in that loop's body
                 locals_at.setdefault(placements[users[0].name].order[:depth + 1], []).append(
                     t.name)
             continue
@@ -61,8 +61,9 @@ def private_depth(kernel: KernelIR, t: Tensor, placements: dict[str, Placement],
     can be private to each iteration of it and the loops outside (privatization): no value
     of `t` flows from one iteration to another (doitgen's `sum[p]`, rewritten for each r
     and q before it is read). The other dependences on `t` then vanish with a copy of `t`
-    per iteration, so those loops may run in parallel. None where it cannot (or `t` has more
-    than PRIVATE_DIMS dimensions)."""
+    per iteration, so those loops may run in parallel; `reduce_storage` privatizes it where
+    one of them is marked parallel. None where it cannot (or `t` has more than PRIVATE_DIMS
+    dimensions)."""
     users = [s for s in kernel.statements if _accesses(s, t.name)]
     if len(t.shape) > PRIVATE_DIMS or len(users) < 2 or any(s.name not in placements
                                                             for s in users):
@@ -91,6 +92,15 @@ def private_dependences(kernel: KernelIR, placements: dict[str, Placement],
                 if d.tensor == t.name:
                     result = result.union(isl.UnionMap.from_map(d.relation))
     return result
+
+
+def _under_parallel_loop(users: list[Statement], placements: dict[str, Placement],
+                         depth: int) -> bool:
+    """Whether a loop marked parallel (the C targets' threads) runs the users of a temporary
+    at `depth` or outside it: privatization is what lets it carry the temporary's
+    dependences (the GPU planners keep their own rules for locals, and bind instead)."""
+    return any(lp.kind == "parallel" for s in users
+               for lp in placements[s.name].loops[:depth + 1])
 
 
 def _shared_loops(ps: list[Placement]) -> int:
