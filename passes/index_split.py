@@ -41,11 +41,9 @@ def split_index_sets(kernel: KernelIR) -> KernelIR:
     """`kernel` with its statements split where a write meets a read on one hyperplane of a
     loop (see the module docstring); the same object when nothing splits."""
     statements = list(kernel.statements)
-    placements = None
+    placements = pl.initial_placements(kernel)
     k = 0
     while k < len(statements):
-        if placements is None:
-            placements = pl.initial_placements(kernel)
         split = _split(kernel, statements[k], placements)
         if split is None:
             k += 1
@@ -53,7 +51,7 @@ def split_index_sets(kernel: KernelIR) -> KernelIR:
         depth, pieces = split
         _place(placements, statements[k], pieces, depth)
         statements[k:k + 1] = pieces  # each piece may split again at another loop
-    if placements is None or len(statements) == len(kernel.statements):
+    if len(statements) == len(kernel.statements):
         return kernel
     result = replace(kernel, statements=tuple(statements))
     return result.with_schedule(pl.build_tree(result, placements))
