@@ -99,8 +99,11 @@ def _under_parallel_loop(users: list[Statement], placements: dict[str, Placement
     """Whether a loop marked parallel (the C targets' threads) runs the users of a temporary
     at `depth` or outside it: privatization is what lets it carry the temporary's
     dependences (the GPU planners keep their own rules for locals, and bind instead)."""
-    return any(lp.kind == "parallel" for s in users
-               for lp in placements[s.name].loops[:depth + 1])
+    # A parallel mark names one statement, but its loop runs every statement fused in it.
+    p = placements[users[0].name]  # the users share their loops down to `depth`
+    return any(q.order[:d + 1] == p.order[:d + 1] and len(q.loops) > d
+               and q.loops[d].kind == "parallel"
+               for d in range(depth + 1) for q in placements.values())
 
 
 def _shared_loops(ps: list[Placement]) -> int:

@@ -57,3 +57,28 @@ def test_an_explicit_parallel_step_may_carry_a_private_temporary():
     scheduled = loopweave.Schedule().fuse("S0", "S1", "S2", depth=2).parallel(
         "S0", "r").apply(kernel_ir)
     assert [t.name for t in scheduled.locals] == ["sum"]
+
+
+FUSED = """
+kernel fused(A: f64[R, P], C4: f64[P, P]) -> (B: f64[R, P], D: f64[R]) {
+    assume P >= 1
+    for r in 0:R {
+        D[r] = A[r, 0] * 2.0
+        t[p] += A[r, s] * C4[s, p]
+        B[r, p] = t[p]
+    }
+}
+"""
+
+
+def test_a_parallel_mark_on_another_statement_of_the_loop_privatizes_too():
+    """The mark names D's statement, but its loop runs t's users as well (fuzz seeds of
+    11550-11599 and 11800-11849: the loop ran in parallel over a shared t)."""
+    kernel = loopweave.compile(FUSED, schedule=loopweave.Schedule().parallel("S0", "r"),
+                               cflags=CFLAGS)
+    assert [t.name for t in kernel.ir.locals] == ["t"]
+    rng = np.random.default_rng(2)
+    a, c4 = rng.random((5, 7)), rng.random((7, 7))
+    b, d = kernel(a, c4)
+    np.testing.assert_allclose(b, a @ c4, rtol=1e-12)
+    np.testing.assert_allclose(d, a[:, 0] * 2.0)
