@@ -29,6 +29,7 @@ from dataclasses import replace
 
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
+from loopweave.ir.affine import linear
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.ir.types import BOOL
 from loopweave.passes import placement as pl
@@ -104,18 +105,8 @@ def _hyperplanes(s: Statement):
 
 
 def _affine(e: ir.Expr) -> bool:
-    """Whether `e` is a sum of variables and constants times variables (isl can read it)."""
-    match e:
-        case ir.Var() | ir.Const() | ir.Param():
-            return True
-        case ir.Unary(op="neg", operand=x):
-            return _affine(x)
-        case ir.Binary(op="+" | "-", left=a, right=b):
-            return _affine(a) and _affine(b)
-        case ir.Binary(op="*", left=ir.Const(), right=x) | \
-                ir.Binary(op="*", left=x, right=ir.Const()):
-            return _affine(x)
-    return False
+    """Whether `e` is affine in variables and sizes (isl can read it)."""
+    return all(term is None or isinstance(term, (ir.Var, ir.Param)) for term in linear(e))
 
 
 def _shares_loop(placements, s: Statement, depth: int) -> bool:
