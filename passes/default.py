@@ -339,8 +339,9 @@ def _stride_one_innermost(kernel: KernelIR, schedule: Schedule, s: Statement) ->
     if best in own and len(own) >= 2 and _try(kernel, schedule, [*fission, reorder]):
         return
     if fission:  # illegal: the statements sharing the loop consume s's result (lu)
-        any(_try(kernel, schedule, steps)
-            for steps in interchange_candidates(placements, s.name, best))
+        for steps in interchange_candidates(placements, s.name, best):
+            if _try(kernel, schedule, steps):  # the first legal offset
+                return
 
 
 def _fission_steps(placements, name: str, loops: list[str]) -> list[tuple]:
