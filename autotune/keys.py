@@ -20,6 +20,7 @@ from importlib import metadata
 from loopweave.ir.expr import to_str
 from loopweave.ir.kernel import KernelIR
 from loopweave.pipeline import backend_module
+from loopweave.targets import openmp_threads
 from loopweave.toolchain import compiler_identity
 
 
@@ -103,18 +104,6 @@ def kernel_key(kernel: KernelIR, sizes: dict[str, int], target) -> KernelKey:
     number of threads its parallel loops get here (the best schedule depends on it)."""
     return KernelKey(kernel_hash(kernel), json.dumps(key_sizes(kernel, sizes), sort_keys=True),
                      dtypes_of(kernel), target.name, compiler_version(target), openmp_threads())
-
-
-def openmp_threads() -> int:
-    """The threads an OpenMP parallel loop gets in this process: OMP_NUM_THREADS (its first
-    level), else the CPUs this process may run on."""
-    setting = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if setting.isdigit() and int(setting) > 0:
-        return int(setting)
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 @functools.cache

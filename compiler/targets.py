@@ -141,6 +141,18 @@ def host_cache_bytes(level: int, cpu_root: str = "/sys/devices/system/cpu/cpu0/c
     return None
 
 
+def openmp_threads() -> int:
+    """The threads an OpenMP parallel loop gets in this process: OMP_NUM_THREADS (its first
+    level), else the CPUs this process may run on."""
+    setting = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def target_spec(name: str) -> tuple[str, TargetSpec]:
     """The canonical name of target `name` (aliases resolved) and its record; raises
     `TargetError` listing the known targets otherwise."""

@@ -15,7 +15,7 @@ from loopweave.ir import isl_helpers
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes.legality import marks
 from loopweave.passes.schedule import Schedule, target_statements
-from loopweave.targets import host_cache_bytes
+from loopweave.targets import host_cache_bytes, openmp_threads
 
 #: Tile size of the isl fallback (passes/isl_scheduler.py: the vector member's tiles are
 #: INNER_TILE_FACTOR times longer).
@@ -47,7 +47,7 @@ def isl_fallback(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
         parallel = []
     if any(work & names for names in parallel):
         return None
-    scheduled = _isl_scheduled(kernel)
+    scheduled = _scheduled(kernel, Schedule().isl(ISL_TILE))
     return Schedule().isl(ISL_TILE) if scheduled is not None and any(
         work & names for names in _marked_statements(scheduled, ("parallel", "vector"))
     ) else None
@@ -60,10 +60,10 @@ def deepest_statements(kernel: KernelIR) -> list[Statement]:
     return [s for s in kernel.statements if len(s.iterators) == deepest] if deepest >= 2 else []
 
 
-def _isl_scheduled(kernel: KernelIR) -> KernelIR | None:
-    """`kernel` under `Schedule().isl(ISL_TILE)`, or None where isl's scheduler fails."""
+def _scheduled(kernel: KernelIR, schedule: Schedule) -> KernelIR | None:
+    """`kernel` under `schedule`, or None where it fails (isl's scheduler, an illegal step)."""
     try:
-        return Schedule().isl(ISL_TILE).apply(kernel)
+        return schedule.apply(kernel)
     except ScheduleError:
         return None
 
@@ -105,22 +105,24 @@ def in_time_loop(kernel: KernelIR) -> bool:
 
 class TimeTiles:
     """The default's choice by sizes for a stencil in time: isl's time tiles
-    (`time_tiled_schedule`, asked once) where the data exceed TIME_TILE_BYTES, else None (the
-    default schedule)."""
+    (`time_tiled_schedule`, asked once per answer) where the data exceed TIME_TILE_BYTES,
+    else None (the default schedule)."""
 
     why = "isl's time tiles (the stencil's data exceed the cache)"
 
     def __init__(self, kernel: KernelIR):
         self.kernel = kernel
-        self._tiled: Schedule | None | bool = False  # False: not asked yet
+        self._tiled: dict[bool, Schedule | None] = {}  # rows allowed -> answer
 
     def at(self, sizes: dict[str, int]) -> Schedule | None:
-        """The schedule for `sizes`, or None for the default's."""
+        """The schedule for `sizes` (and the OpenMP threads of this process: row tiles only
+        up to ROW_TILE_MAX_THREADS), or None for the default's."""
         if footprint_bytes(self.kernel, sizes) <= TIME_TILE_BYTES:
             return None
-        if self._tiled is False:
-            self._tiled = time_tiled_schedule(self.kernel)
-        return self._tiled
+        rows = openmp_threads() <= ROW_TILE_MAX_THREADS
+        if rows not in self._tiled:
+            self._tiled[rows] = time_tiled_schedule(self.kernel, rows)
+        return self._tiled[rows]
 
 
 def time_tiles(kernel: KernelIR) -> TimeTiles | None:
@@ -128,19 +130,41 @@ def time_tiles(kernel: KernelIR) -> TimeTiles | None:
     return TimeTiles(kernel) if in_time_loop(kernel) else None
 
 
-def time_tiled_schedule(kernel: KernelIR) -> Schedule | None:
-    """`Schedule().isl(ISL_TILE)` for a stencil in time (`in_time_loop`) where isl's scheduler
-    tiles across the time loop and gives each statement a vector loop of its own (its fused
-    innermost loops distributed: jacobi-2d, fdtd-2d); None where it does not (heat-3d's
-    statements share a guarded vector loop, 0.65x at LARGE). For sizes whose data exceed
-    TIME_TILE_BYTES (see `footprint_bytes`): below, the heuristics' row-parallel steps win."""
-    scheduled = _isl_scheduled(kernel) if in_time_loop(kernel) else None
-    if scheduled is None:
+def time_tiled_schedule(kernel: KernelIR, rows: bool = True) -> Schedule | None:
+    """isl's time tiles for a stencil in time (`in_time_loop`) where they give each statement
+    of its deepest nests a vector loop of its own: `Schedule().isl(ISL_TILE)` where isl's
+    scheduler distributes its fused innermost loops (jacobi-2d, fdtd-2d), else, with `rows`,
+    `Schedule().isl(ROW_TILE, rows=True)` (whole rows under (t, i, j) tiles: heat-3d, whose
+    statements share a guarded vector loop in the first, 0.65x at LARGE); None where neither
+    does. For sizes whose data exceed TIME_TILE_BYTES (see `footprint_bytes`): below, the
+    heuristics' row-parallel steps win."""
+    if not in_time_loop(kernel):
         return None
+    candidates = [Schedule().isl(ISL_TILE)] + [Schedule().isl(ROW_TILE, rows=True)] * rows
+    for schedule in candidates:
+        if _own_vector_loops(kernel, _scheduled(kernel, schedule)):
+            return schedule
+    return None
+
+
+#: Tile size of `Schedule().isl(ROW_TILE, rows=True)` (the time loop's tiles 4 times shorter:
+#: passes/isl_scheduler.ROW_TIME_TILE_DIVISOR). heat-3d LARGE, one thread, against the
+#: heuristics' sweeps: 1.17x at 16, 1.09x at 8, 1.04x at 32.
+ROW_TILE = 16
+#: Row tiles run in parallel only along their wavefront; the heuristics' sweeps run every
+#: plane in parallel. heat-3d LARGE on two threads (2-core Xeon VM): sweeps 536-546 ms, row
+#: tiles of 8, 16, 32: 611, 633, 844 ms (one thread: sweeps 1036 ms, row tiles 919 ms).
+ROW_TILE_MAX_THREADS = 1
+
+
+def _own_vector_loops(kernel: KernelIR, scheduled: KernelIR | None) -> bool:
+    """Whether each statement of the kernel's deepest nests runs in a vector loop that runs
+    no other statement, in `scheduled`."""
+    if scheduled is None:
+        return False
     vector_loops = _marked_statements(scheduled, ("vector",))
     work = {s.name for s in deepest_statements(kernel)}
-    return Schedule().isl(ISL_TILE) if work <= set().union(*vector_loops) and all(
-        len(v) == 1 for v in vector_loops) else None
+    return work <= set().union(*vector_loops) and all(len(v) == 1 for v in vector_loops)
 
 
 def footprint_bytes(kernel: KernelIR, sizes: dict[str, int]) -> int:

@@ -213,11 +213,12 @@ class Schedule:
         self.steps.append(Step("bind", target, (loop, axis)))
         return self
 
-    def isl(self, tile: int | None = 32) -> Schedule:
+    def isl(self, tile: int | None = 32, rows: bool = False) -> Schedule:
         """The whole schedule from isl's own scheduler (passes/isl_scheduler.py), its permutable
-        bands tiled by `tile` (None: not tiled): a schedule of this one step, so that tuning
-        records can hold it."""
-        self.steps.append(Step("isl", "*", (tile,)))
+        bands tiled by `tile` (None: not tiled); with `rows`, a 3-D stencil's statements keep
+        whole innermost rows under tiles of the other loops. A schedule of this one step, so
+        that tuning records can hold it."""
+        self.steps.append(Step("isl", "*", (tile, rows) if rows else (tile,)))
         return self
 
     def to_json(self) -> str:

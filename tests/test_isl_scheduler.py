@@ -140,6 +140,16 @@ def test_the_tuner_space_offers_isl_schedule_on_cpu():
     assert str(replayed.schedule) == str(isl_schedule(kernel, tile=16).schedule)
 
 
+def test_row_tiles_survive_a_tuning_record_and_reject_a_wrong_flag():
+    kernel = front_end(poly.POLYBENCH["heat-3d"].source())
+    schedule = Schedule().isl(8, rows=True)
+    replayed = Schedule.from_json(schedule.to_json()).apply(kernel)
+    assert str(replayed.schedule) == str(isl_schedule(kernel, tile=8, rows=True).schedule)
+    assert str(replayed.schedule) != str(isl_schedule(kernel, tile=8).schedule)
+    with pytest.raises(ScheduleError, match="rows must be True or False"):
+        isl_schedule(kernel, 8, "yes")
+
+
 def test_an_isl_step_takes_no_other_steps():
     kernel = front_end(poly.POLYBENCH["gemm"].source())
     with pytest.raises(ScheduleError, match="no other steps"):

@@ -20,14 +20,18 @@ import pytest
 import loopweave
 from loopweave.examples import load_polybench_references
 from loopweave.ir import isl_helpers
+from loopweave.ir.affine import constant_value
+from loopweave.ir.codegen import loop_ast
 from loopweave.ir.dependences import Dependences
 from loopweave.ir.kernel import KernelIR
+from loopweave.ir.loops import For, walk
 from loopweave.passes import default as default_pass
 from loopweave.passes import isl_scheduler
 from loopweave.passes.interchange import interchange_candidates
 from loopweave.passes.isl_scheduler import distribute_innermost, isl_schedule
 from loopweave.passes.legality import marks
 from loopweave.passes.normalize import normalize
+from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import front_end
 
 poly = load_polybench_references()
@@ -83,6 +87,32 @@ def test_distributed_tiles_compute_the_reference(name, tile):
     kernel = loopweave.compile(poly.POLYBENCH[name].source(), cflags=CFLAGS,
                                schedule=lambda k: isl_schedule(k, tile=tile))
     check_numerics(name, kernel)
+
+
+@pytest.mark.parametrize("tile", [2, 3, 16])
+@pytest.mark.parametrize("name", ["heat-3d", "jacobi-2d", "fdtd-2d", "seidel-2d"])
+def test_row_tiles_compute_the_reference(name, tile):
+    """`isl(tile, rows=True)`: whole innermost rows, one loop per statement, under tiles of
+    the other loops (time tiles 1, 1 and 4 long), full and partial at odd sizes."""
+    kernel = loopweave.compile(poly.POLYBENCH[name].source(), cflags=CFLAGS,
+                               schedule=Schedule().isl(tile, rows=True), tuning_db=False)
+    check_numerics(name, kernel)
+
+
+@pytest.mark.parametrize("name", ["heat-3d", "jacobi-2d"])
+def test_row_tiles_give_each_statement_an_unskewed_vector_row(name):
+    """Each statement's innermost loop is a vector loop of its own, and it runs over the
+    statement's own innermost iterator (isl's band skews it by time: 2t + k)."""
+    kernel = front_end(poly.POLYBENCH[name].source())
+    scheduled = isl_schedule(kernel, tile=4, rows=True)
+    vector = [{s.get_tuple_name() for s in isl_helpers.sets_of(m.get_domain())}
+              for m in marks(scheduled.schedule.get_root())
+              if m.mark_get_id().get_name().startswith("vector:")]
+    assert sorted(map(sorted, vector)) == [[s.name] for s in kernel.statements]
+    assert vectorized_statements(isl_schedule(kernel, tile=4)) == {
+        s.name for s in kernel.statements}
+    rows = [n for n in walk(loop_ast(scheduled)) if isinstance(n, For) and n.kind == "vector"]
+    assert rows and all(constant_value(loop.init) == 1 for loop in rows), rows
 
 
 def test_a_fused_loop_that_no_split_order_allows_stays_fused():

@@ -45,9 +45,16 @@ def test_stencils_whose_statements_get_vector_loops_of_their_own_take_time_tiles
         isl_choice.ISL_TILE).steps
 
 
-def test_a_stencil_whose_statements_share_a_guarded_vector_loop_keeps_the_default():
-    """heat-3d: isl fuses its two statements in one vector loop with guards (0.65x at LARGE)."""
-    assert isl_choice.time_tiled_schedule(ir_of("heat-3d")) is None
+def test_a_stencil_whose_statements_share_a_guarded_vector_loop_takes_row_tiles():
+    """heat-3d: isl fuses its two statements in one vector loop with guards (0.65x at LARGE);
+    whole rows under (t, i, j) tiles give each its own."""
+    assert isl_choice.time_tiled_schedule(ir_of("heat-3d")).steps == Schedule().isl(
+        isl_choice.ROW_TILE, rows=True).steps
+
+
+def test_a_stencil_that_neither_tiling_vectorizes_keeps_the_default():
+    """seidel-2d updates its grid in place: no loop of isl's tiles is a vector loop."""
+    assert isl_choice.time_tiled_schedule(ir_of("seidel-2d")) is None
 
 
 @pytest.mark.parametrize("name", ["gemm", "doitgen", "lu", "gramschmidt", "correlation"])
@@ -60,6 +67,19 @@ def test_the_rule_chooses_by_the_data_size(monkeypatch):
     rule = isl_choice.time_tiles(ir_of("jacobi-2d"))
     assert rule.at({"N": 31, "T": 4}) is None
     assert rule.at({"N": 53, "T": 4}).steps == Schedule().isl(isl_choice.ISL_TILE).steps
+
+
+def test_row_tiles_only_where_the_parallel_loops_get_one_thread(monkeypatch):
+    """Row tiles run in parallel only along their wavefront: with two threads heat-3d keeps
+    the heuristics' plane-parallel sweeps, while jacobi-2d's tiles do not depend on it."""
+    monkeypatch.setattr(isl_choice, "TIME_TILE_BYTES", SMALL_BOUND)
+    heat, jacobi = (isl_choice.time_tiles(ir_of(n)) for n in ("heat-3d", "jacobi-2d"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert heat.at({"N": 20, "T": 4}).steps == Schedule().isl(
+        isl_choice.ROW_TILE, rows=True).steps
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert heat.at({"N": 20, "T": 4}) is None
+    assert jacobi.at({"N": 53, "T": 4}).steps == Schedule().isl(isl_choice.ISL_TILE).steps
 
 
 def test_each_call_runs_the_default_choice_for_its_sizes(monkeypatch):
