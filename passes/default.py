@@ -38,7 +38,8 @@ from loopweave.passes.isl_choice import in_time_loop, isl_fallback
 from loopweave.passes.legality import REDUCTIONS
 from loopweave.passes.loop_kinds import loop_marks
 from loopweave.passes.patterns import match_contraction, match_convolution, match_gemm, walk
-from loopweave.passes.schedule import Schedule
+from loopweave.passes.schedule import Schedule, try_steps
+from loopweave.passes.wavefront import latency_wavefront
 
 #: The micro-kernel: MR rows x NR columns of C in registers; KC deep, NC wide packed B panels.
 MR, NR, KC, NC = 6, 16, 256, 256
@@ -121,15 +122,16 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     whether the build has a GEMM micro-kernel for it (`TargetFacts.gemm_kernels`; None: none).
 
     Where the heuristics find nothing to run in parallel or in SIMD (every nest's loops carry
-    dependences: Gauss-Seidel sweeps, Floyd-Warshall), the kernel is
-    isl's: its Pluto-style scheduler skews and tiles such nests and finds wavefronts
+    dependences: Gauss-Seidel sweeps), a recurrence along the innermost loop runs as a
+    wavefront of many rows at once (`latency_wavefront`: seidel-2d); failing that, the kernel
+    is isl's: its Pluto-style scheduler skews and tiles such nests and finds wavefronts
     (`isl_fallback`)."""
     host, wide = (CPU_FEW_ROWS, CPU_AVX512_FEW_ROWS) if few_rows else (CPU, CPU_AVX512)
     kinds = _gemm_kinds(kernel, gemm_kernel)
     host, wide = replace(host, gemm_kernels=kinds), replace(wide, gemm_kernels=kinds)
     schedule = schedule_for(kernel, host, lambda: wide if vector_bytes is not None
                             and vector_bytes() >= 64 else host)
-    return isl_fallback(kernel, schedule) or schedule
+    return latency_wavefront(kernel, schedule) or isl_fallback(kernel, schedule) or schedule
 
 
 def schedule_for(kernel: KernelIR, facts: TargetFacts,
@@ -152,7 +154,7 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
             if contraction_tile(s, names, facts) is not None and refine is not None:
                 facts, refine = refine(), None
             steps = tile_steps(s, names, facts)
-            if steps and _try(kernel, schedule, steps):
+            if steps and try_steps(kernel, schedule, steps):
                 tiled.add(s.name)
                 rows = _row_block_loop(s, names, facts)
                 if rows is not None:
@@ -166,7 +168,7 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
         for s in kernel.statements:
             steps = full_reduction_steps(s, placements[s.name].names())
             if steps and s.name not in tiled and _group_size(placements, s) == 1 and \
-                    _try(kernel, schedule, steps):
+                    try_steps(kernel, schedule, steps):
                 tiled.add(s.name)
     for op, name, loop in loop_marks(kernel, schedule, facts.parallel, tiled, parallel_loop):
         getattr(schedule, op)(name, loop)
@@ -185,7 +187,7 @@ def _mark_gemm_calls(kernel: KernelIR, schedule: Schedule, facts: TargetFacts,
         c = _gemm_call(s, placements[s.name].names(), facts) if s.name not in tiled \
             and _group_size(placements, s) == 1 else None
         if c is not None:
-            _try(kernel, schedule, [("dot", s.name, c.k)])
+            try_steps(kernel, schedule, [("dot", s.name, c.k)])
 
 
 def full_reduction_steps(s: Statement, loops: list[str]) -> list[tuple]:
@@ -287,12 +289,12 @@ def _isolate_contraction(kernel: KernelIR, schedule: Schedule, s: Statement,
     if _group_size(placements, s) == 1 or (contraction_tile(s, names, facts) is None and
                                            _gemm_call(s, names, facts) is None):
         return False
-    if not _try(kernel, schedule, [("distribute", s.name, names[0])]):
+    if not try_steps(kernel, schedule, [("distribute", s.name, names[0])]):
         return False
     placements = schedule.placements(kernel)
     later = sorted((p.order, n) for n, p in placements.items() if n != s.name
                    and p.order[:1] == placements[s.name].order[:1])
-    if later and not _try(kernel, schedule, [("distribute", later[0][1],
+    if later and not try_steps(kernel, schedule, [("distribute", later[0][1],
                                               placements[later[0][1]].names()[0])]):
         schedule.steps.pop()  # the contraction would still share its loop
         return False
@@ -336,11 +338,11 @@ def _stride_one_innermost(kernel: KernelIR, schedule: Schedule, s: Statement) ->
         fission = _fission_steps(placements, s.name, names[names.index(best):shared])
     own = names[min(shared, names.index(best)):] if fission else names[shared:]
     reorder = ("reorder", s.name, *[n for n in own if n != best], best)
-    if best in own and len(own) >= 2 and _try(kernel, schedule, [*fission, reorder]):
+    if best in own and len(own) >= 2 and try_steps(kernel, schedule, [*fission, reorder]):
         return
     if fission:  # illegal: the statements sharing the loop consume s's result (lu)
         for steps in interchange_candidates(placements, s.name, best):
-            if _try(kernel, schedule, steps):  # the first legal offset
+            if try_steps(kernel, schedule, steps):  # the first legal offset
                 return
 
 
@@ -367,20 +369,6 @@ def _shared_depth(a, b) -> int:
     while depth < min(len(a.loops), len(b.loops)) and a.order[depth] == b.order[depth]:
         depth += 1
     return depth
-
-
-def _try(kernel: KernelIR, schedule: Schedule, steps: list[tuple]) -> bool:
-    """Append `steps` if the schedule stays legal; otherwise leave it unchanged."""
-    saved = list(schedule.steps)
-    try:
-        for op, *args in steps:
-            kwargs = args.pop() if args and isinstance(args[-1], dict) else {}
-            getattr(schedule, op)(*args, **kwargs)
-        schedule.apply(kernel)
-        return True
-    except ScheduleError:
-        schedule.steps = saved
-        return False
 
 
 def _group_size(placements, s: Statement) -> int:

@@ -33,10 +33,23 @@ def isl_fallback(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
     statements). (Taking isl's schedule also where it has an outer parallel loop and the
     heuristics have none measured 1.29x on symm but 0.83x on trmm and 0.67x on ludcmp, one
     thread.)"""
+    if not idle_work(kernel, schedule):
+        return None
+    work = {s.name for s in deepest_statements(kernel)}
+    scheduled = _scheduled(kernel, Schedule().isl(ISL_TILE))
+    return Schedule().isl(ISL_TILE) if scheduled is not None and any(
+        work & names for names in _marked_statements(scheduled, ("parallel", "vector"))
+    ) else None
+
+
+def idle_work(kernel: KernelIR, schedule: Schedule) -> bool:
+    """Whether `schedule` (the heuristics' result) asks for no parallel or vector loop of a
+    statement of the kernel's deepest nests (two or more loops deep) and runs none of them in
+    a parallel loop of another (fused) statement."""
     work = {s.name for s in deepest_statements(kernel)}
     if not work or any(step.op in ("parallel", "vector") and work & {
             s.name for s in target_statements(kernel, step.target)} for step in schedule.steps):
-        return None
+        return False
     # A parallel mark names one statement, but its loop runs every statement fused into it:
     # top-k's rows, whose parallel loop holds the argmax chain too (isl's schedule of it is
     # 8-17x slower). A vector loop shared that way is no reason to keep the heuristics: adi's
@@ -45,12 +58,7 @@ def isl_fallback(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
         parallel = _marked_statements(schedule.apply(kernel), ("parallel",))
     except ScheduleError:
         parallel = []
-    if any(work & names for names in parallel):
-        return None
-    scheduled = _scheduled(kernel, Schedule().isl(ISL_TILE))
-    return Schedule().isl(ISL_TILE) if scheduled is not None and any(
-        work & names for names in _marked_statements(scheduled, ("parallel", "vector"))
-    ) else None
+    return not any(work & names for names in parallel)
 
 
 def deepest_statements(kernel: KernelIR) -> list[Statement]:

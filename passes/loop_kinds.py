@@ -35,7 +35,7 @@ def loop_marks(kernel: KernelIR, schedule: Schedule, threads: bool, tiled: set[s
         if names and s.name not in tiled and len(names) > 1:
             candidates.append(("vectorize", s.name, len(names) - 1))
     inner = _inner_loops(placements, candidates) if threads else set()
-    free, vectors, forks = _loops_carrying_nothing(kernel, placements,
+    free, vectors, forks = loops_carrying_nothing(kernel, placements,
                                                    {(n, d) for _, n, d in candidates} | inner)
     vector_loops = {placements[n].order[:d + 1] for op, n, d in candidates
                     if op == "vectorize" and ((n, d) in free or (n, d) in vectors)}
@@ -86,7 +86,7 @@ def _inner_parallel(kernel: KernelIR, placements, candidates, free, vector_loops
     return marks
 
 
-def _loops_carrying_nothing(kernel: KernelIR, placements, wanted: set[tuple[str, int]]):
+def loops_carrying_nothing(kernel: KernelIR, placements, wanted: set[tuple[str, int]]):
     """Which (statement, loop depth) of `wanted` carry no dependence, which carry only
     reduction chains (may be vector loops), and which may run in parallel (carry nothing but
     dependences on temporaries private to their iterations, passes/storage.private_depth):

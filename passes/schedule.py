@@ -416,3 +416,18 @@ def _check_names_exist(step: Step, plans: list[Placement], wanted: list[str]) ->
     if missing:
         raise ScheduleError(f"{step.op} on {step.target!r}: no loop named {missing[0]!r}; "
                             f"its loops are {', '.join(sorted(names))}")
+
+
+def try_steps(kernel: KernelIR, schedule: Schedule, steps: list[tuple]) -> bool:
+    """Append `steps` ((op, *args[, kwargs]) each: `("tile", "S0", {"i": 32})`) to
+    `schedule` if it stays legal on `kernel`; otherwise leave it unchanged."""
+    saved = list(schedule.steps)
+    try:
+        for op, *args in steps:
+            kwargs = args.pop() if args and isinstance(args[-1], dict) else {}
+            getattr(schedule, op)(*args, **kwargs)
+        schedule.apply(kernel)
+        return True
+    except ScheduleError:
+        schedule.steps = saved
+        return False

@@ -26,10 +26,11 @@ from loopweave.ir.dependences import Dependences
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import For, walk
 from loopweave.passes import default as default_pass
-from loopweave.passes import isl_scheduler
+from loopweave.passes import isl_scheduler, wavefront
 from loopweave.passes.interchange import interchange_candidates
 from loopweave.passes.isl_scheduler import distribute_innermost, isl_schedule
 from loopweave.passes.legality import marks
+from loopweave.passes.loop_kinds import loops_carrying_nothing
 from loopweave.passes.normalize import normalize
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import front_end
@@ -180,14 +181,43 @@ def test_a_single_row_per_time_step_is_not_worth_forking_threads():
     assert not any(s.op == "parallel" for s in steps)
 
 
-@pytest.mark.parametrize("name", ["seidel-2d", "floyd-warshall", "adi"])
-def test_kernels_without_parallel_or_vector_loops_take_isl_schedule(name):
-    """seidel-2d and floyd-warshall: the heuristics mark no loop; adi: none of its sweeps
-    (only the boundary statements beside them)."""
-    _, steps = _steps(name)
+def test_sweeps_without_parallel_or_vector_loops_take_isl_schedule():
+    """adi: the heuristics mark none of its sweeps (only the boundary statements beside
+    them), and no wavefront fits them (they share their loops with those statements)."""
+    _, steps = _steps("adi")
     assert [s.op for s in steps] == ["isl"]
+    check_numerics("adi", loopweave.compile(poly.POLYBENCH["adi"].source(), cflags=CFLAGS,
+                                            tuning_db=False))
+
+
+@pytest.mark.parametrize("name, factor", [("seidel-2d", 2), ("floyd-warshall", 1)])
+def test_a_recurrence_along_the_innermost_loop_runs_as_a_latency_wavefront(name, factor):
+    """seidel-2d (and floyd-warshall before its index sets are split): the heuristics mark no
+    loop; skewed by the least factor that works, a strip of rows runs innermost, carrying
+    nothing, and the kernel still computes the reference."""
+    kernel, steps = _steps(name)
+    wave = [(s.op, s.args) for s in steps]
+    inner, outer = wave[0][1][:2]
+    assert wave == [("skew", (inner, outer, factor, 0)),
+                    ("tile", ((outer, wavefront.WAVEFRONT_ROWS),)),
+                    ("reorder", (f"{outer}_o", inner, outer))]
+    placements = default_pass.default_schedule(kernel).placements(kernel)
+    depth = len(placements["S0"].loops) - 1
+    free, _, _ = loops_carrying_nothing(kernel, placements, {("S0", depth)})
+    assert ("S0", depth) in free
     check_numerics(name, loopweave.compile(poly.POLYBENCH[name].source(), cflags=CFLAGS,
                                            tuning_db=False))
+
+
+def test_a_recurrence_no_small_skew_frees_goes_to_isl():
+    """Row i reads row i - 1 up to column j + 3: skews of 1 and 2 leave the strip carrying a
+    dependence, so there is no wavefront (and isl's schedule is asked instead)."""
+    kernel = front_end("""
+kernel far(A: inout f64[N, N]) {
+    A[i, j] = A[i - 1, j + 3] + A[i, j - 1]      where i in 1:N, j in 1:N-3
+}""")
+    assert wavefront.latency_wavefront(kernel, Schedule()) is None
+    assert "skew" not in [s.op for s in default_pass.default_schedule(kernel).steps]
 
 
 @pytest.mark.parametrize("name", ["gemm", "jacobi-2d", "lu", "ludcmp", "doitgen",
