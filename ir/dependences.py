@@ -97,6 +97,48 @@ class Dependences:
             result += _split("output", tensor, _flow(w, w, schedule, must=True))
         return result
 
+    @cached_property
+    def commuting(self) -> dict[tuple[str, str], isl.Map]:
+        """(statement a, statement b) -> pairs of their instances (a instance -> b instance)
+        that update one element by the same exact reduction: `max=` or `min=` of an integer
+        tensor, a != b, neither statement reading the element it updates otherwise. Such
+        updates give the same result in either order (nussinov's five `max=` into
+        table[i, j]). Empty for most kernels."""
+        params = self.kernel.params
+        updates = [s for s in self.kernel.statements
+                   if s.op in COMMUTING_OPS and not s.is_init
+                   and self.kernel.tensors[s.lhs.tensor].dtype.kind in ("int", "uint")
+                   and not _reads_own_element(params, s)]
+        return {(a.name, b.name): a.access_map(params, a.lhs).apply_range(
+                    b.access_map(params, b.lhs).reverse())
+                for a in updates for b in updates
+                if a is not b and a.lhs.tensor == b.lhs.tensor and a.op == b.op}
+
+    @cached_property
+    def for_reordering(self) -> list[Dependence]:
+        """The dependences a new order of the instances must keep: `all`, except on a tensor
+        with `commuting` updates. There every earlier write of an element counts (may
+        dependences: the updates between a write and a later access may move, so the last
+        writer alone would not hold the others in place), and the pairs of commuting updates
+        do not."""
+        commuting = self.commuting
+        if not commuting:
+            return self.all
+        tensors = {self.kernel.statement[a].lhs.tensor for a, _ in commuting}
+        reads, writes = self.kernel.access_relations()
+        schedule = self.kernel.schedule
+        result = [d for d in self.all if d.tensor not in tensors]
+        for tensor in sorted(tensors):
+            r, w = _restrict_to(reads, tensor), _restrict_to(writes, tensor)
+            for d in (_split("flow", tensor, _flow(r, w, schedule, must=False))
+                      + _split("anti", tensor, _flow(w, r, schedule, must=False))
+                      + _split("output", tensor, _flow(w, w, schedule, must=False))):
+                pairs = commuting.get((d.source, d.sink))
+                relation = d.relation if pairs is None else d.relation.subtract(pairs)
+                if not relation.is_empty():
+                    result.append(Dependence(d.kind, d.source, d.sink, tensor, relation))
+        return result
+
     def union(self) -> isl.UnionMap:
         """Every dependence as one union map source instance -> sink instance."""
         result = isl.UnionMap.empty(self.kernel.context.get_space())
@@ -109,6 +151,17 @@ class Dependences:
 
 
 _MEMO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+#: Reductions whose updates of one integer element commute exactly (`Dependences.commuting`).
+COMMUTING_OPS = ("max=", "min=")
+
+
+def _reads_own_element(params: tuple[str, ...], s) -> bool:
+    """Whether statement `s` reads, on its right side, the element it writes (in the same
+    instance): `x[i] max= x[i] + 1` does not commute with another update of x[i]."""
+    writes = s.access_map(params, s.lhs)
+    return any(not s.access_map(params, load).intersect(writes).is_empty()
+               for load in s.reads[:-1] if load.tensor == s.lhs.tensor)
 
 
 def _may_reverse(relation: isl.Map, src_time: isl.Map, snk_time: isl.Map) -> bool:
@@ -139,12 +192,13 @@ def violations(kernel: KernelIR, schedule: isl.Schedule, deps: Dependences | Non
                reassociable: frozenset[str] = frozenset()) -> list[Violation]:
     """The dependences of `kernel` that `schedule` fails to respect (empty when legal). The
     reductions of the `reassociable` statements may run in any order: their dependences on
-    themselves through the reduced tensor are not checked."""
+    themselves through the reduced tensor are not checked; nor are those between commuting
+    updates of one element (`Dependences.for_reordering`)."""
     deps = deps or Dependences.of(kernel)
     smap = schedule.get_map().intersect_params(kernel.context)
     stmt_maps = {m.get_tuple_name(isl.dim_type.in_): m for m in isl_helpers.maps_of(smap)}
     found = []
-    for d in deps.all:
+    for d in deps.for_reordering:
         if d.source == d.sink in reassociable and \
                 d.tensor == kernel.statement[d.source].lhs.tensor:
             continue
