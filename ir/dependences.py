@@ -19,6 +19,7 @@ from functools import cached_property
 
 import islpy as isl
 
+from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.kernel import KernelIR
 
@@ -108,7 +109,7 @@ class Dependences:
         updates = [s for s in self.kernel.statements
                    if s.op in COMMUTING_OPS and not s.is_init
                    and self.kernel.tensors[s.lhs.tensor].dtype.kind in ("int", "uint")
-                   and not _reads_own_element(params, s)]
+                   and not reads_its_element(self.kernel, s, set(s.iterators))]
         return {(a.name, b.name): a.access_map(params, a.lhs).apply_range(
                     b.access_map(params, b.lhs).reverse())
                 for a in updates for b in updates
@@ -156,12 +157,26 @@ _MEMO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 COMMUTING_OPS = ("max=", "min=")
 
 
-def _reads_own_element(params: tuple[str, ...], s) -> bool:
-    """Whether statement `s` reads, on its right side, the element it writes (in the same
-    instance): `x[i] max= x[i] + 1` does not commute with another update of x[i]."""
-    writes = s.access_map(params, s.lhs)
-    return any(not s.access_map(params, load).intersect(writes).is_empty()
-               for load in s.reads[:-1] if load.tensor == s.lhs.tensor)
+def reads_its_element(kernel: KernelIR, s, outer_vars: set[str]) -> bool:
+    """Whether a load of `s`'s own tensor on its right side may read an element that `s`
+    writes within one run of the loops inside `outer_vars` (instances that agree on them):
+    `x[i] -= L[i, j] * x[j]` over j < i reads only elements the j loop does not write, so it
+    is still a reduction along j; `x[i] += x[i] * y[j]` is not."""
+    own = [ld for ld in ir.loads(s.rhs) if ld.tensor == s.lhs.tensor]
+    if not own:
+        return False
+    shape = kernel.tensors[s.lhs.tensor].shape
+    writes = s.access_map(kernel.params, s.lhs)
+    reads = isl.UnionMap.from_map(s.access_map(kernel.params, own[0], shape))
+    for ld in own[1:]:
+        reads = reads.union(isl.UnionMap.from_map(s.access_map(kernel.params, ld, shape)))
+    meets = reads.apply_range(isl.UnionMap.from_map(writes.reverse()))
+    its = [isl_helpers.isl_name(v) for v in s.iterators]
+    same = " and ".join(f"{v} = {v}_lw" for v, name in zip(its, s.iterators, strict=True)
+                        if name in outer_vars) or "true"
+    agree = isl.UnionMap(f"{isl_helpers.param_prefix(kernel.params)}{{ {s.name}[{', '.join(its)}]"
+                         f" -> {s.name}[{', '.join(f'{v}_lw' for v in its)}] : {same} }}")
+    return not meets.intersect(agree).intersect_params(kernel.context).is_empty()
 
 
 def _may_reverse(relation: isl.Map, src_time: isl.Map, snk_time: isl.Map) -> bool:

@@ -11,7 +11,7 @@ import islpy as isl
 from loopweave.errors import ScheduleError
 from loopweave.ir import argreduce, isl_helpers
 from loopweave.ir import expr as ir
-from loopweave.ir.dependences import Dependences, carried_by, violations
+from loopweave.ir.dependences import Dependences, carried_by, reads_its_element, violations
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import GPU_AXES, THREAD_AXES
 from loopweave.passes.storage import private_dependences
@@ -143,32 +143,10 @@ def reduction_chains(kernel: KernelIR, placements, depth: int,
             continue
         inner_vars = set().union(*(ir.variables(lp.expr) for lp in p.loops[depth:]))
         outer_vars = set().union(*(ir.variables(lp.expr) for lp in p.loops[:depth])) - inner_vars
-        if _reads_its_element(kernel, s, outer_vars):
+        if reads_its_element(kernel, s, outer_vars):
             continue
         result = result.union(isl.UnionMap.from_map(d.relation))
     return result
-
-
-def _reads_its_element(kernel: KernelIR, s, outer_vars: set[str]) -> bool:
-    """Whether a load of `s`'s own tensor on its right side may read an element that `s`
-    writes within one run of the loops inside `outer_vars` (instances that agree on them):
-    `x[i] -= L[i, j] * x[j]` over j < i reads only elements the j loop does not write, so it
-    is still a reduction along j; `x[i] += x[i] * y[j]` is not."""
-    own = [ld for ld in ir.loads(s.rhs) if ld.tensor == s.lhs.tensor]
-    if not own:
-        return False
-    shape = kernel.tensors[s.lhs.tensor].shape
-    writes = s.access_map(kernel.params, s.lhs)
-    reads = isl.UnionMap.from_map(s.access_map(kernel.params, own[0], shape))
-    for ld in own[1:]:
-        reads = reads.union(isl.UnionMap.from_map(s.access_map(kernel.params, ld, shape)))
-    meets = reads.apply_range(isl.UnionMap.from_map(writes.reverse()))
-    its = [isl_helpers.isl_name(v) for v in s.iterators]
-    same = " and ".join(f"{v} = {v}_lw" for v, name in zip(its, s.iterators, strict=True)
-                        if name in outer_vars) or "true"
-    agree = isl.UnionMap(f"{isl_helpers.param_prefix(kernel.params)}{{ {s.name}[{', '.join(its)}]"
-                         f" -> {s.name}[{', '.join(f'{v}_lw' for v in its)}] : {same} }}")
-    return not meets.intersect(agree).intersect_params(kernel.context).is_empty()
 
 
 def arg_pairs(kernel: KernelIR) -> dict[str, str]:
