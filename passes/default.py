@@ -38,6 +38,7 @@ from loopweave.passes.isl_choice import in_time_loop, isl_fallback
 from loopweave.passes.legality import REDUCTIONS
 from loopweave.passes.loop_kinds import loop_marks
 from loopweave.passes.patterns import match_contraction, match_convolution, match_gemm, walk
+from loopweave.passes.right_looking import right_looking
 from loopweave.passes.schedule import Schedule, try_steps
 from loopweave.passes.wavefront import latency_wavefront
 
@@ -131,7 +132,8 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     host, wide = replace(host, gemm_kernels=kinds), replace(wide, gemm_kernels=kinds)
     schedule = schedule_for(kernel, host, lambda: wide if vector_bytes is not None
                             and vector_bytes() >= 64 else host)
-    return latency_wavefront(kernel, schedule) or isl_fallback(kernel, schedule) or schedule
+    return latency_wavefront(kernel, schedule) or right_looking(kernel, schedule) or \
+        isl_fallback(kernel, schedule) or schedule
 
 
 def schedule_for(kernel: KernelIR, facts: TargetFacts,

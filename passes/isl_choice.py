@@ -42,12 +42,13 @@ def isl_fallback(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
     ) else None
 
 
-def idle_work(kernel: KernelIR, schedule: Schedule) -> bool:
-    """Whether `schedule` (the heuristics' result) asks for no parallel or vector loop of a
-    statement of the kernel's deepest nests (two or more loops deep) and runs none of them in
-    a parallel loop of another (fused) statement."""
+def idle_work(kernel: KernelIR, schedule: Schedule,
+              kinds: tuple[str, ...] = ("parallel", "vector")) -> bool:
+    """Whether `schedule` (the heuristics' result) asks for no loop of `kinds` (parallel or
+    vector) of a statement of the kernel's deepest nests (two or more loops deep) and runs none
+    of them in a parallel loop of another (fused) statement."""
     work = {s.name for s in deepest_statements(kernel)}
-    if not work or any(step.op in ("parallel", "vector") and work & {
+    if not work or any(step.op in kinds and work & {
             s.name for s in target_statements(kernel, step.target)} for step in schedule.steps):
         return False
     # A parallel mark names one statement, but its loop runs every statement fused into it:
