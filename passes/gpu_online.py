@@ -64,14 +64,15 @@ class OnlineSchedule(Schedule):
         _check_positive_block(steps[0].args[0])
         return cls(steps[0].args[0], steps[1:])
 
-    def placements(self, kernel: KernelIR) -> dict[str, pl.Placement]:
-        """The steps' placements. A `dot` step is checked here against the rewritten
-        contractions, whose k block reads `K[block * j_o + j_in, d]` (the shared matcher,
-        passes/patterns, takes plain variables only); it places like `vectorize`, which is
-        legal under the same conditions, and then marks the loop `dot`."""
+    def placed(self, kernel: KernelIR) -> tuple[KernelIR, dict[str, pl.Placement]]:
+        """The kernel (with the pieces of `separate` steps) and the steps' placements. A `dot`
+        step is checked here against the rewritten contractions, whose k block reads
+        `K[block * j_o + j_in, d]` (the shared matcher, passes/patterns, takes plain variables
+        only); it places like `vectorize`, which is legal under the same conditions, and then
+        marks the loop `dot`."""
         plain = Schedule([replace(st, op="vector") if st.op == "dot" else st
                           for st in self.steps])
-        placements = plain.placements(kernel)
+        kernel, placements = plain.placed(kernel)
         for st in self.steps:
             if st.op != "dot":
                 continue
@@ -81,7 +82,7 @@ class OnlineSchedule(Schedule):
                     raise ScheduleError(f"dot on {s.name} (line {s.pos.line}): the statement is "
                                         f"no product of two tiles summed over {st.args[0]}")
                 placements[s.name] = pl.set_kind(placements[s.name], st.args[0], "dot")
-        return placements
+        return kernel, placements
 
     def block_loop(self, kernel: KernelIR) -> str:
         """The rewritten kernel's loop over blocks (its iterator `j_o`)."""

@@ -27,6 +27,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import islpy as isl
+
+from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.affine import linear
@@ -67,19 +70,88 @@ def _split(kernel: KernelIR, s: Statement,
     for depth, v, e in _hyperplanes(s):
         if _shares_loop(placements, s, depth):
             continue
-        taken = set(placements)
-        pieces = []
-        for relation, suffix in PIECES:
-            cond = ir.Binary(relation, ir.Var(v), e, BOOL)
-            domain = s.domain.intersect(isl_helpers.make_set(
-                kernel.params, s.name, s.iterators, [cond]))
-            if domain.intersect_params(kernel.context).is_empty():
-                continue
-            name = _fresh(taken, f"{s.name}_{v}_{suffix}") if pieces else s.name
-            pieces.append(replace(s, name=name, domain=domain.set_tuple_name(name)))
+        pieces = [piece for _, piece in split_pieces(kernel, s, ir.Var(v), e, v,
+                                                     set(placements))]
         if len(pieces) >= 2:
             return depth, pieces
     return None
+
+
+def split_pieces(kernel: KernelIR, s: Statement, left: ir.Expr, right: ir.Expr, label: str,
+                 taken: set[str]) -> list[tuple[str, Statement]]:
+    """The non-empty pieces of `s` where `left` <, == and > `right` (expressions of its
+    iterators), with their relations: the first keeps the statement's name, the others are
+    `<name>_<label>_at` and `<name>_<label>_after` (made unique against `taken`, which they
+    join)."""
+    pieces = []
+    for relation, suffix in PIECES:
+        cond = ir.Binary(relation, left, right, BOOL)
+        domain = s.domain.intersect(isl_helpers.make_set(
+            kernel.params, s.name, s.iterators, [cond]))
+        if domain.intersect_params(kernel.context).is_empty():
+            continue
+        name = _fresh(taken, f"{s.name}_{label}_{suffix}") if pieces else s.name
+        pieces.append((relation, replace(s, name=name, domain=domain.set_tuple_name(name))))
+    return pieces
+
+
+def separate(kernel: KernelIR, placements: dict[str, pl.Placement], names: list[str],
+             loop: str, other: str) -> KernelIR:
+    """`kernel` with each statement of `names` split where its loop `loop` is less than, equal
+    to and greater than its loop `other` (placement loops: `i_o` and `k_o` after tiles), into
+    the pieces of `split_pieces`, each with the statement's loops: the first in its place, the
+    others each in a copy of loop `loop` right after it (`placements`, updated in place). The
+    program order, against which the dependences are computed, is the statement's own: each
+    instance keeps its time. The same kernel where no statement has two pieces."""
+    statements = list(kernel.statements)
+    origin = {s.name: s.name for s in statements}
+    for name in names:
+        p = placements[name]
+        loops = {lp.name: lp.expr for lp in p.loops}
+        missing = [n for n in (loop, other) if n not in loops]
+        if missing:
+            raise ScheduleError(f"separate {name}: no loop named {missing[0]!r}; its loops are "
+                                f"{', '.join(loops)}")
+        at = next(k for k, s in enumerate(statements) if s.name == name)
+        pieces = [piece for _, piece in split_pieces(kernel, statements[at], loops[loop],
+                                                     loops[other], loop, set(placements))]
+        if len(pieces) < 2:
+            continue
+        _copies(placements, pieces, p.names().index(loop))
+        statements[at:at + 1] = pieces
+        origin.update({piece.name: origin[name] for piece in pieces})
+    if len(statements) == len(kernel.statements):
+        return kernel
+    result = replace(kernel, statements=tuple(statements))
+    return result.with_schedule(_program_order(kernel, result, origin))
+
+
+def _copies(placements: dict[str, pl.Placement], pieces: list[Statement], depth: int) -> None:
+    """The first piece keeps its statement's place; each other runs alone in a copy of the
+    loop at `depth` (and those inside it), right after the statement's, in order (later
+    siblings there move along; in place)."""
+    p = placements[pieces[0].name]
+    prefix, here = p.order[:depth], p.order[depth]
+    for name, q in list(placements.items()):
+        if q.order[:depth] == prefix and len(q.order) > depth and q.order[depth] > here:
+            order = list(q.order)
+            order[depth] += len(pieces) - 1
+            placements[name] = pl.Placement(q.loops, tuple(order))
+    for k, piece in enumerate(pieces[1:], 1):
+        order = (*prefix, here + k) + (0,) * (len(p.order) - depth - 1)
+        placements[piece.name] = pl.Placement(p.loops, order)
+
+
+def _program_order(kernel: KernelIR, split: KernelIR, origin: dict[str, str]) -> isl.Schedule:
+    """`kernel`'s program-order schedule over the statements of `split`: each piece's instance
+    at the time of the instance of the statement it comes from."""
+    to_origin = isl.UnionMap.empty(kernel.context.get_space())
+    for s in split.statements:
+        same = tuple(ir.Var(v) for v in s.iterators)
+        to_origin = to_origin.union(isl.UnionMap.from_map(isl_helpers.make_map(
+            kernel.params, s.name, s.iterators, origin[s.name], same).intersect_domain(s.domain)))
+    return kernel.schedule.pullback_union_pw_multi_aff(
+        isl.UnionPwMultiAff.from_union_map(to_origin))
 
 
 def _hyperplanes(s: Statement):

@@ -22,7 +22,7 @@ def loop_marks(kernel: KernelIR, schedule: Schedule, threads: bool, tiled: set[s
     """The parallel and vector marks for `schedule`'s loops (op, statement, loop name), legal
     each. `tiled` statements (their own steps mark their loops) get no vector mark;
     `parallel_loop` names a statement's parallel loop where it is not the outermost."""
-    placements = schedule.placements(kernel)
+    kernel, placements = schedule.placed(kernel)  # with the pieces of `separate` steps
     candidates = []
     seen_groups = set()
     for s in kernel.statements:

@@ -175,6 +175,31 @@ def fuse(placements: dict[str, Placement], group: list[str], depth: int) -> None
         placements[n] = Placement(p.loops, order)
 
 
+def order(placements: dict[str, Placement], groups: list[list[str]]) -> None:
+    """The sibling positions of `groups` (statement names per target), inside the loops all of
+    them share, permuted so that the groups run in the given order (in place)."""
+    members = [n for g in groups for n in g]
+    depth = min(_common_depth(placements[a], placements[b]) for a in members for b in members
+                if a != b) if len(set(members)) > 1 else 0
+    prefix = placements[members[0]].order[:depth]
+    slots = []
+    for g in groups:
+        here = {placements[n].order[depth] for n in g if len(placements[n].order) > depth}
+        if len(here) != 1:
+            raise ScheduleError(f"order: {', '.join(g)} are not one sibling inside the loops "
+                                f"they share with the other targets; distribute them first")
+        slots.append(here.pop())
+    if len(set(slots)) != len(slots):
+        raise ScheduleError(f"order: two targets share one sibling position ({', '.join(members)}"
+                            f"); distribute their loop first")
+    moved = dict(zip(slots, sorted(slots), strict=True))
+    for n, p in list(placements.items()):
+        if p.order[:depth] == prefix and len(p.order) > depth and p.order[depth] in moved:
+            order = list(p.order)
+            order[depth] = moved[order[depth]]
+            placements[n] = Placement(p.loops, tuple(order))
+
+
 def distribute(placements: dict[str, Placement], name: str, depth: int) -> None:
     """Split the loop at `depth` of statement `name` before it (loop fission, in place): the
     statement and its later siblings in that loop run in a second copy of the loop, right

@@ -30,6 +30,7 @@ from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.ir.loops import GPU_AXES
 from loopweave.passes import cache
 from loopweave.passes import placement as pl
+from loopweave.passes.index_split import separate
 from loopweave.passes.isl_scheduler import isl_schedule
 from loopweave.passes.legality import REDUCTIONS, check_dependences, check_loop_kinds
 from loopweave.passes.patterns import match_contraction
@@ -113,6 +114,26 @@ class Schedule:
         if len(targets) < 2:
             raise ScheduleError("fuse needs at least two targets")
         self.steps.append(Step("fuse", ",".join(targets), (depth,)))
+        return self
+
+    def separate(self, target: str, loop: str, other: str) -> Schedule:
+        """Index-set splitting: each statement of `target` becomes the pieces where its loop
+        `loop` is less than, equal to and greater than its loop `other` (those that hold
+        instances; passes/index_split.separate names them), each with the statement's loops,
+        one after the other inside its innermost loop. Later steps name the pieces. Blocked
+        lu: after `tile(S, i=32, k=32)`, `separate(S, "i_o", "k_o")` gives the rows of the
+        pivot block (`S`) and the rows below it (`S_i_o_after`), which then run in parallel."""
+        self.steps.append(Step("separate", target, (loop, other)))
+        return self
+
+    def order(self, *targets: str) -> Schedule:
+        """Run the statements of `targets`, siblings inside the loops they share, in this order
+        (they keep their own sibling positions, permuted; other siblings stay where they are).
+        Program order otherwise. Exo's `reorder_stmts`: blocked lu's panel before the trailing
+        update that program order puts first (different elements, so the dependences allow it)."""
+        if len(targets) < 2:
+            raise ScheduleError("order needs at least two targets")
+        self.steps.append(Step("order", ",".join(targets), tuple(targets)))
         return self
 
     def distribute(self, target: str, loop: str) -> Schedule:
@@ -241,10 +262,20 @@ class Schedule:
 
     def placements(self, kernel: KernelIR) -> dict[str, Placement]:
         """Each statement's loops and position after the steps (no legality check)."""
+        return self.placed(kernel)[1]
+
+    def placed(self, kernel: KernelIR) -> tuple[KernelIR, dict[str, Placement]]:
+        """`kernel` with the pieces of its `separate` steps (the same kernel without such
+        steps), and each of its statements' loops and position after the steps (no legality
+        check)."""
         placements = pl.initial_placements(kernel)
         for step in self.steps:
-            _apply_step(kernel, step, placements)
-        return placements
+            if step.op == "separate":
+                names = [s.name for s in target_statements(kernel, step.target)]
+                kernel = separate(kernel, placements, names, *step.args)
+            else:
+                _apply_step(kernel, step, placements)
+        return kernel, placements
 
     def apply(self, kernel: KernelIR) -> KernelIR:
         """`kernel` with this schedule; raises ScheduleError for a malformed or illegal step."""
@@ -252,7 +283,7 @@ class Schedule:
             if len(self.steps) > 1:
                 raise ScheduleError("an isl step is a whole schedule: it takes no other steps")
             return isl_schedule(kernel, *self.steps[0].args)
-        placements = self.placements(kernel)
+        kernel, placements = self.placed(kernel)
         schedule = pl.build_tree(kernel, placements)
         reassociable = self._reassociable(kernel)
         check_dependences(kernel, schedule, reassociable=reassociable)
@@ -360,6 +391,9 @@ def _apply_step(kernel: KernelIR, step: Step, placements: dict[str, Placement]) 
         return
     if step.op in ("cache_read", "cache_write", "reassociate", "isl"):
         return  # applied after the loops are placed (see Schedule._caches, _reassociable)
+    if step.op == "order":
+        pl.order(placements, [[s.name for s in target_statements(kernel, t)] for t in step.args])
+        return
     if step.op == "distribute":
         (loop,) = step.args
         _check_names_exist(step, [placements[s.name] for s in stmts], [loop])

@@ -327,13 +327,14 @@ def test_a_reduction_moves_out_past_the_statement_that_consumes_it(name):
     along rows of A) and the division runs at the end of iteration j - 1 (passes/
     interchange.py); each element is reduced in the same order of k, so it stays within
     rounding of program order (where the compiler fuses a multiply-add in one and not the
-    other)."""
-    _, steps = _steps(name)
-    ops = [(s.op, s.target, tuple(s.args)) for s in steps]
+    other). The heuristics' schedule: the default takes the right-looking one
+    (tests/test_right_looking.py)."""
+    source = poly.POLYBENCH[name].source()
+    heuristics = default_pass.schedule_for(front_end(source), default_pass.CPU)
+    ops = [(s.op, s.target, tuple(s.args)) for s in heuristics.steps]
     assert ("reorder", "S0", ("k", "j")) in ops and ("skew", "S1", ("j", "j", 0, -1)) in ops
     assert ("vector", "S0", ("j",)) in ops
-    source = poly.POLYBENCH[name].source()
-    kernel = loopweave.compile(source, cflags=CFLAGS, tuning_db=False)
+    kernel = loopweave.compile(source, schedule=heuristics, cflags=CFLAGS, tuning_db=False)
     check_numerics(name, kernel)
     naive = loopweave.compile(source, schedule=loopweave.Schedule(), cflags=CFLAGS)
     args = poly.POLYBENCH[name].make_inputs({"N": 37}, 2)

@@ -54,7 +54,7 @@ def random_schedules(draw):
         except ScheduleError:  # a step so far is refused (a CSR loop's tile): apply says so
             break
         op = draw(st.sampled_from(["tile", "reorder", "fuse", "parallel", "skew", "distribute",
-                                   "reassociate"]))
+                                   "reassociate", "separate", "order"]))
         if op == "tile":
             loop = draw(st.sampled_from(loops))
             s.tile(stmt, **{loop: draw(st.integers(1, 3))})
@@ -69,6 +69,11 @@ def random_schedules(draw):
             s.distribute(stmt, draw(st.sampled_from(loops)))
         elif op == "reassociate" and _reassociable(kernel.statement[stmt]):
             s.reassociate(stmt)  # then reorders of its reduction loops are accepted
+        elif op == "separate" and len(loops) > 1:
+            a, b = draw(st.permutations(loops))[:2]
+            s.separate(stmt, a, b)
+        elif op == "order" and len(stmts) > 1:
+            s.order(draw(st.sampled_from([x for x in stmts if x != stmt])), stmt)
         elif op == "skew" and len(loops) > 1:
             a, b = draw(st.permutations(loops))[:2]
             s.skew(stmt, a, by=b, factor=draw(st.integers(-1, 2)))
@@ -89,6 +94,7 @@ def test_accepted_schedules_are_correct_and_rejected_ones_break_an_order(case):
         schedule.apply(kernel)
     except ScheduleError as e:
         if any(why in str(e) for why in ("would be placed in the same slot",
+                                         "share one sibling position", "are not one sibling",
                                          "range is read from tensors",
                                          "has its range read from tensors")):
             return  # a malformed request, or a step a CSR row's loop cannot take: no order
@@ -114,7 +120,8 @@ def test_accepted_schedules_are_correct_and_rejected_ones_break_an_order(case):
 
 def _brute_force_confirms(kernel, schedule: Schedule) -> bool | None:
     """Does a brute-force enumeration find what the rejection claims? None: sizes too big."""
-    tree = pl.build_tree(kernel, schedule.placements(kernel))
+    kernel, placements = schedule.placed(kernel)  # with the pieces of `separate` steps
+    tree = pl.build_tree(kernel, placements)
     found = violations(kernel, tree)
     if found:
         sizes = found[0].sizes

@@ -37,8 +37,8 @@ def random_schedule(kernel_ir, rng: random.Random, steps: int = 6) -> loopweave.
 
 def _random_step(kernel_ir, sched: loopweave.Schedule, rng: random.Random):
     """One random step (a function that adds it to a schedule), or None."""
-    placements = sched.placements(kernel_ir)
-    stmts = [s for s in kernel_ir.statements if not s.is_init and placements[s.name].loops]
+    split, placements = sched.placed(kernel_ir)  # with the pieces of `separate` steps
+    stmts = [s for s in split.statements if not s.is_init and placements[s.name].loops]
     if not stmts:
         return None
     s = rng.choice(stmts)
@@ -47,7 +47,7 @@ def _random_step(kernel_ir, sched: loopweave.Schedule, rng: random.Random):
     written = sorted({st.lhs.tensor for st in kernel_ir.statements})
     kind = rng.choice(("tile", "tile", "reorder", "reorder", "parallel", "vectorize", "unroll",
                        "fuse", "compute_at", "distribute", "skew", "reassociate", "split",
-                       "cache_read", "cache_write"))
+                       "cache_read", "cache_write", "separate", "order"))
     name = s.name
     if kind == "tile":
         picked = rng.sample(loops, min(len(loops), rng.randint(1, 2)))
@@ -85,4 +85,10 @@ def _random_step(kernel_ir, sched: loopweave.Schedule, rng: random.Random):
             return lambda sc: sc.cache_read(name, tensor, at=loop)
     if kind == "cache_write":
         return lambda sc: sc.cache_write(name, at=loop)
+    if kind == "separate" and len(loops) > 1:
+        a, b = rng.sample(loops, 2)
+        return lambda sc: sc.separate(name, a, b)
+    if kind == "order" and len(stmts) > 1:
+        other = rng.choice([st.name for st in stmts if st.name != name])
+        return lambda sc: sc.order(name, other)
     return None
