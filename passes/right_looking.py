@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes.index_split import split_pieces
@@ -75,7 +76,11 @@ def right_looking(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
     names = {s.name for s in nest.members}
     base = Schedule([step for step in schedule.steps if not names & {
         s.name for s in target_statements(kernel, step.target)}])
-    return _blocked(kernel, base, nest) or _unblocked(kernel, base, nest)
+    try:
+        blocked = _blocked(kernel, base, nest)
+    except ScheduleError:  # a piece or a loop the steps expect is not there
+        blocked = None
+    return blocked or _unblocked(kernel, base, nest)
 
 
 def _nest(kernel: KernelIR) -> Nest | None:
