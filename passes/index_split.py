@@ -113,6 +113,9 @@ def separate(kernel: KernelIR, placements: dict[str, pl.Placement], names: list[
             raise ScheduleError(f"separate {name}: no loop named {missing[0]!r}; its loops are "
                                 f"{', '.join(loops)}")
         at = next(k for k, s in enumerate(statements) if s.name == name)
+        if statements[at].data_ranges:
+            raise ScheduleError(f"separate {name}: its range is read from tensors, so its "
+                                f"instances cannot be split by loops")
         pieces = [piece for _, piece in split_pieces(kernel, statements[at], loops[loop],
                                                      loops[other], loop, set(placements))]
         if len(pieces) < 2:

@@ -119,8 +119,9 @@ class Schedule:
     def separate(self, target: str, loop: str, other: str) -> Schedule:
         """Index-set splitting: each statement of `target` becomes the pieces where its loop
         `loop` is less than, equal to and greater than its loop `other` (those that hold
-        instances; passes/index_split.separate names them), each with the statement's loops,
-        one after the other inside its innermost loop. Later steps name the pieces. Blocked
+        instances; passes/index_split.separate names them), each with the statement's loops:
+        the first in its place, each other in a copy of loop `loop` right after it. The
+        dependences stay those of the program. Later steps name the pieces. Blocked
         lu: after `tile(S, i=32, k=32)`, `separate(S, "i_o", "k_o")` gives the rows of the
         pivot block (`S`) and the rows below it (`S_i_o_after`), which then run in parallel."""
         self.steps.append(Step("separate", target, (loop, other)))

@@ -3,6 +3,8 @@ pieces keep the program order of their instances, orders are checked by the depe
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -96,3 +98,11 @@ def test_separate_and_order_round_trip_through_json():
         "S0_j_o_at", "S0")
     again = Schedule.from_json(schedule.to_json())
     assert again.steps == schedule.steps
+
+
+def test_a_range_read_from_tensors_is_not_separated():
+    source = (Path(__file__).resolve().parents[1] / "examples/kernels/csr_spmv.lw").read_text()
+    kernel = front_end(source)  # S1: y[i] += vals[p] * x[col[p]], p in row_ptr[i]:row_ptr[i+1]
+    assert kernel.statement["S1"].data_ranges
+    with pytest.raises(ScheduleError, match="range is read from tensors"):
+        Schedule().separate("S1", "p", "i").apply(kernel)

@@ -211,6 +211,32 @@ def test_axpy_intrinsics_golden(update_golden):
     assert "_mm256_fmadd_ps" in body and "_mm256_set1_ps(a)" in body
 
 
+@pytest.mark.parametrize("n", [3, 31, 32, 37, 71])
+def test_short_vector_loops_run_four_vectors_a_trip(n):
+    """axpy's body (3 lines) is unrolled on x86: 4 vectors a trip, then one at a time, then
+    scalars; any length gives numpy's result. MVE keeps one vector a trip (code size)."""
+    st = stages(AXPY, schedule=S().vectorize("Y", "i"))
+    body = c_backend.CBackend(st.ir, simd.AVX512).render_body(st.loops)
+    assert ">= 64; )" in body and ">= 16; c0 += 16)" in body  # 4 x 16 f32 lanes
+    assert body.count("_mm512_fmadd_ps") == simd.AVX512.unroll + 1
+    assert simd.MVE.unroll == 1
+    k = loopweave.compile(AXPY, schedule=S().vectorize("Y", "i"), tuning_db=False)
+    rng = np.random.default_rng(n)
+    x, y = rng.random(n, dtype=np.float32), rng.random(n, dtype=np.float32)
+    want = y + np.float32(1.5) * x
+    k(np.float32(1.5), x, y)
+    np.testing.assert_allclose(y, want, rtol=1e-6)
+
+
+def test_long_vector_bodies_are_not_unrolled():
+    """A body of more than UNROLL_MAX_LINES lines runs one vector a trip."""
+    terms = " + ".join(f"X[i] * {k}.0" for k in range(1, 12))
+    source = f"kernel long(X: f32[N]) -> Y: f32[N] {{ Y[i] = {terms} }}"
+    st = stages(source, schedule=S().vectorize("Y", "i"))
+    body = c_backend.CBackend(st.ir, simd.AVX512).render_body(st.loops)
+    assert "_mm512_storeu_ps" in body and ">= 64; )" not in body
+
+
 def test_unsupported_loops_fall_back_to_the_pragma():
     transposed = """
     kernel t(A: f32[N, M]) -> B: f32[M, N] {
