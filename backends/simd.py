@@ -106,9 +106,8 @@ ACCUMULATORS = 4
 #: A vector loop with no inner loop and no reduction whose body is at most UNROLL_MAX_LINES
 #: lines runs `VectorISA.unroll` bodies one after the other per trip, then the one-vector loop
 #: for the rest. One thread, 2-core Xeon VM (AVX-512), against one vector per trip: jacobi-1d LARGE
-#: 1.04-1.05x (now 1.04x over Polly, at parity before), durbin and trisolv 1.16-1.17x,
-#: fdtd-2d 1.13x, nussinov 1.12x, jacobi-2d 1.07x; atax, bicg, adi 0.97-1.00x (adi's vector
-#: loops are boundary stores). heat-3d's 32-line bodies measured 0.96-0.98x: not unrolled.
+#: 1.04-1.05x, durbin and trisolv 1.16-1.17x, fdtd-2d 1.13x, nussinov 1.12x, jacobi-2d 1.07x;
+#: atax, bicg, adi 0.97-1.00x. heat-3d's 32-line bodies measured 0.96-0.98x: not unrolled.
 UNROLL_MAX_LINES = 12
 #: Every instruction set, preferred first when a compiler supports several.
 ISAS: dict[str, VectorISA] = {isa.name: isa for isa in (AVX512, AVX2, NEON, MVE)}

@@ -135,11 +135,7 @@ def _copies(placements: dict[str, pl.Placement], pieces: list[Statement], depth:
     siblings there move along; in place)."""
     p = placements[pieces[0].name]
     prefix, here = p.order[:depth], p.order[depth]
-    for name, q in list(placements.items()):
-        if q.order[:depth] == prefix and len(q.order) > depth and q.order[depth] > here:
-            order = list(q.order)
-            order[depth] += len(pieces) - 1
-            placements[name] = pl.Placement(q.loops, tuple(order))
+    _make_room(placements, prefix, here, len(pieces) - 1)
     for k, piece in enumerate(pieces[1:], 1):
         order = (*prefix, here + k) + (0,) * (len(p.order) - depth - 1)
         placements[piece.name] = pl.Placement(p.loops, order)
@@ -196,15 +192,23 @@ def _place(placements, s: Statement, pieces: list[Statement], depth: int) -> Non
     were split at), later siblings there moved along (in place)."""
     p = placements.pop(s.name)
     prefix, here = p.order[:depth], p.order[depth]
-    for name, q in list(placements.items()):
-        if q.order[:depth] == prefix and len(q.order) > depth and q.order[depth] > here:
-            order = list(q.order)
-            order[depth] += len(pieces) - 1
-            placements[name] = pl.Placement(q.loops, tuple(order))
+    _make_room(placements, prefix, here, len(pieces) - 1)
     for k, piece in enumerate(pieces):
         order = list(p.order)
         order[depth] = here + k
         placements[piece.name] = pl.Placement(p.loops, tuple(order))
+
+
+def _make_room(placements: dict[str, pl.Placement], prefix: tuple[int, ...], here: int,
+               count: int) -> None:
+    """The siblings after position `here` inside the loops `prefix` names moved `count`
+    positions along (in place), for pieces to take the positions after `here`."""
+    depth = len(prefix)
+    for name, q in list(placements.items()):
+        if q.order[:depth] == prefix and len(q.order) > depth and q.order[depth] > here:
+            order = list(q.order)
+            order[depth] += count
+            placements[name] = pl.Placement(q.loops, tuple(order))
 
 
 def _fresh(taken: set[str], name: str) -> str:
