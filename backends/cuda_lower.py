@@ -28,11 +28,13 @@ statement on one thread.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import islpy as isl
 
 from loopweave.backends import cuda_isl
+from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.codegen import AstTranslator
@@ -47,6 +49,7 @@ from loopweave.ir.dependences import (
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.ir.loops import For, Node, walk
 from loopweave.ir.types import I8, I32
+from loopweave.passes.legality import instance_text
 
 #: A reduction over a range of at most this many values (a pooling window) is not worth a block.
 SMALL_REDUCTION = 32
@@ -319,6 +322,7 @@ class Lowering:
                     plans.append((self.pointwise_plan(len(plans), group, dims), group))
                 i += len(group)
         self.warn_host_loops()
+        self.check_launch_order([g for _, g in plans])
         host = self.host_program([g for _, g in plans])
         return Program(tuple(p for p, _ in plans), host, tuple(self.warnings))
 
@@ -480,8 +484,36 @@ class Lowering:
         loop = iteration_map(self.kernel, {n: v[depth:depth + 1] for n, v in its.items()})
         return not carried(isl.UnionMap.from_map(d.relation), outer, loop).is_empty()
 
+    def check_launch_order(self, groups: list[list[Info]]) -> None:
+        """Launches at one point of the host loops run in the order of `groups`. Statements
+        that share an implicit loop (`separate`'s pieces) interleave in program order: refuse,
+        naming it, a dependence from a later launch to an earlier one in one host iteration."""
+        launch = {info.stmt.name: k for k, group in enumerate(groups) for info in group}
+        for d in self.deps:
+            first, then = launch.get(d.source), launch.get(d.sink)
+            if first is None or then is None or first <= then:
+                continue
+            outer = _common_prefix(groups[first][0].outer, groups[then][0].outer)
+            pairs = within_one_iteration(self.kernel, d, outer).intersect_params(
+                self.kernel.context)
+            if pairs.is_empty():
+                continue
+            pair = isl_helpers.maps_of(pairs)[0].wrap()
+            sizes, coords = isl_helpers.point_values(pair.sample_point(), pair)
+            src, snk = (self.kernel.statement[n].iterators for n in (d.source, d.sink))
+            source = instance_text(self.kernel, d.source, dict(zip(src, coords, strict=False)))
+            sink = instance_text(self.kernel, d.sink,
+                                 dict(zip(snk, coords[len(src):], strict=True)))
+            shown = ", ".join(f"{k}={n}" for k, n in sizes.items())
+            raise ScheduleError(
+                f"CUDA's planner launches {d.sink} before {d.source} (they share a loop that it "
+                f"does not run on the host), which breaks the {d.kind} dependence on {d.tensor}: "
+                f"{source} must run before {sink} (sizes {shown}); bind their shared loops "
+                f"(Schedule.bind) or leave the statements whole")
+
     def host_program(self, groups: list[list[Info]]) -> Node:
-        """isl generates the host loops around the launches (each group a pseudo-statement)."""
+        """isl generates the host loops around the launches (each group a pseudo-statement);
+        launches at one point of the host loops run in the order of `groups`."""
         width = max(len(g[0].path) for g in groups) or 1
         names = tuple(self.kernel.params)
         umap = None
@@ -494,7 +526,7 @@ class Lowering:
             dims = ", ".join(isl_helpers.isl_name(v) for v in outer)
             pos = [isl_helpers.isl_name(p) if isinstance(p, str) else str(p)
                    for p in group[0].path]
-            pos += ["0"] * (width - len(pos))
+            pos += ["0"] * (width - len(pos)) + [str(k)]
             piece = isl.Map(f"{isl_helpers.param_prefix(names)}{{ G{k}[{dims}] -> "
                             f"[{', '.join(pos)}] }}").intersect_domain(dom.coalesce())
             piece = isl.UnionMap.from_map(piece)
@@ -504,6 +536,11 @@ class Lowering:
         # Group k is the pseudo-statement G<k>: a call of it is launch k.
         return AstTranslator(frozenset(self.kernel.params), lambda name, args: Launch(
             int(name[1:]), tuple(args))).node(root)
+
+
+def _common_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(x for x, _ in itertools.takewhile(lambda p: p[0] == p[1],
+                                                   zip(a, b, strict=False)))
 
 
 def _innermost_loop(code: Node) -> str | None:

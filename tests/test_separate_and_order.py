@@ -106,3 +106,43 @@ def test_a_range_read_from_tensors_is_not_separated():
     assert kernel.statement["S1"].data_ranges
     with pytest.raises(ScheduleError, match="range is read from tensors"):
         Schedule().separate("S1", "p", "i").apply(kernel)
+
+
+# Pieces of one statement share its implicit loops; CUDA's planner launches each on its own.
+ROW_PIVOT = """
+kernel rowpivot(O: inout f32[J, K], D: f32[K]) {
+    O[j, l] += O[j, K - 1 - j] + D[K - 1 - j]  where j in 0:J, l in 0:K, j < K
+}"""
+# Each row reads the row before it one column to the right: the pieces l > j of row j - 1
+# feed the piece l == j of row j.
+SHIFTED = """
+kernel shifted(O: inout f32[J, K]) {
+    O[j, l] = O[j - 1, l + 1] + 1.0  where j in 1:J, l in 0:K - 1
+}"""
+
+
+@pytest.mark.filterwarnings("ignore::loopweave.SequentialLoopWarning")
+def test_cuda_launches_pieces_in_program_order():
+    rng = np.random.default_rng(3)
+    arrays = {"O": rng.standard_normal((6, 9)).astype(np.float32),
+              "D": rng.standard_normal(9).astype(np.float32)}
+    want = _run(ROW_PIVOT, Schedule(), arrays)
+    kernel = loopweave.compile(ROW_PIVOT, target="cuda", emulate=True, tuning_db=False,
+                               schedule=Schedule().separate("S0", "l", "j"))
+    got = {k: v.copy() for k, v in arrays.items()}
+    kernel(**got)
+    np.testing.assert_allclose(got["O"], want["O"], rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::loopweave.SequentialLoopWarning")
+def test_cuda_refuses_pieces_whose_launches_would_break_a_dependence():
+    schedule = Schedule().separate("S0", "l", "j")
+    with pytest.raises(ScheduleError, match=r"launches S0_l_at before S0_l_after .* flow "
+                                            r"dependence on O: S0_l_after\(j=\d+, l=\d+\)"):
+        loopweave.compile(SHIFTED, target="cuda", emulate=True, tuning_db=False,
+                          schedule=schedule)
+    # the same schedule on the host is legal and exact
+    rng = np.random.default_rng(4)
+    arrays = {"O": rng.standard_normal((5, 7)).astype(np.float32)}
+    np.testing.assert_array_equal(_run(SHIFTED, schedule, arrays)["O"],
+                                  _run(SHIFTED, Schedule(), arrays)["O"])
