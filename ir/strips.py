@@ -77,7 +77,10 @@ def strip_partial_tiles(node: Node, outer: set[str]) -> Node:
                             nest(row, nrows, start, width)))
             width //= 2
         rest = ir.Binary("%", n, ir.Const(min_width), INDEX)
-        parts.append(nest(row, nrows, simplify(ir.Binary("-", col_hi, rest, INDEX)), None))
+        # Guarded: an empty scalar rest would still run every reduction loop around it (conv2d's
+        # 56 columns in strips of 16 and 8: the empty rest cost more than the strips).
+        parts.append(If(ir.Binary(">", rest, ir.Const(0), BOOL),
+                        nest(row, nrows, simplify(ir.Binary("-", col_hi, rest, INDEX)), None)))
         return Block(tuple(parts))
 
     full_rows = ir.Binary("==", simplify(ir.Binary("-", row_hi, row_lo, INDEX)),

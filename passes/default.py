@@ -103,8 +103,11 @@ CPU = TargetFacts("cpu", 32, 16, True, (MR, NR), (KC, NC), (CONV_ROWS, CONV_COLS
 # AVX-512: 14-row tiles (28 zmm accumulators; f32 1024^3 153 GFLOP/s against 140 for 8 x 32,
 # f64 1000^3 65 against 56), 8 rows below PANEL_MIN_ROWS rows of C (`CPU_AVX512_FEW_ROWS`), no
 # micro-panels (measured even). Intel Xeon, one thread; the numbers in docs/scheduling.md.
+# Convolutions: 8 x 32 (16 zmm accumulators). conv2d 64 -> 64 channels, 3x3, one thread: 56
+# output columns 98-100 GFLOP/s (8 x 8, the AVX2 tile: 73; 8 x 16: 92; 4 x 64, 16 x 16, 12 x 32:
+# 83-87), 48 columns 120 (8 x 16: 105).
 CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(14, 32),
-                     f64_tile=(14, 16), micro_panels=())
+                     f64_tile=(14, 16), micro_panels=(), conv_tile=(8, 32))
 #: The host's facts for contractions with fewer than PANEL_MIN_ROWS rows of C (`PanelRows`).
 CPU_FEW_ROWS = replace(CPU, micro_panels=())
 CPU_AVX512_FEW_ROWS = replace(CPU_AVX512, matmul_tile=(8, 32), f64_tile=(8, 16))
@@ -139,8 +142,9 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
 def schedule_for(kernel: KernelIR, facts: TargetFacts,
                  refine: Callable[[], TargetFacts] | None = None) -> Schedule:
     """A legal schedule for `kernel` chosen by the heuristics above with `facts`' numbers.
-    `refine()`, called at most once and only when a contraction is found, may replace `facts`
-    by a more precise record (the host asks its compiler for the vector width then)."""
+    `refine()`, called at most once and only when a contraction or a convolution is found,
+    may replace `facts` by a more precise record (the host asks its compiler for the vector
+    width then)."""
     schedule = Schedule()
     if len(kernel.statements) <= MAX_FUSION_STATEMENTS:
         _fuse_for_locality(kernel, schedule, facts)
@@ -153,7 +157,8 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
     for s in kernel.statements:
         if _group_size(placements, s) == 1:
             names = placements[s.name].names()
-            if contraction_tile(s, names, facts) is not None and refine is not None:
+            if refine is not None and (contraction_tile(s, names, facts) is not None
+                                       or match_convolution(s, names) is not None):
                 facts, refine = refine(), None
             steps = tile_steps(s, names, facts)
             if steps and try_steps(kernel, schedule, steps):

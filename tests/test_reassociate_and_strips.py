@@ -4,6 +4,7 @@ checks against numpy at sizes that leave every strip width (and a scalar rest) a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,22 @@ def test_default_schedule_gives_conv2d_a_register_tile_over_channels_and_columns
         np.testing.assert_allclose(kernel(x, f), _conv_reference(x, f), rtol=1e-4, atol=1e-4)
 
 
+def _conv_tile(vector_bytes: int) -> dict:
+    steps = default_schedule(front_end(CONV), lambda: vector_bytes).steps
+    return dict(next(step.args for step in steps if step.op == "tile"))
+
+
+def test_avx512_convolution_tiles_are_32_columns_wide_and_exact():
+    assert _conv_tile(32) == {"k": 8, "x": 8}   # AVX2
+    assert _conv_tile(64) == {"k": 8, "x": 32}  # AVX-512: 16 zmm accumulators
+    schedule = default_schedule(front_end(CONV), lambda: 64)
+    kernel = loopweave.compile(CONV, schedule=schedule, tuning_db=False)
+    # 56 columns: one full tile, then strips of 16 and 8; 45: strips 8 and 4 and a rest of 1
+    for shape in [dict(c=5, h=6, w=58, k=11), dict(c=2, h=4, w=47, k=9, r=2, s=3)]:
+        x, f = _conv_args(**shape)
+        np.testing.assert_allclose(kernel(x, f), _conv_reference(x, f), rtol=1e-4, atol=1e-4)
+
+
 def test_matmul_keeps_its_packed_micro_kernel():
     # A matmul is also a 1x1 convolution, but the packed BLIS-like nest comes first and
     # keeps the order of k.
@@ -95,6 +112,8 @@ def test_edge_columns_run_in_strips_of_every_width(n):
          .cache_write("S1", at="k"))
     kernel = loopweave.compile(MATMUL, schedule=s)
     assert "_edge" in kernel.source and kernel.source.count("lw_r0_0 +=") >= 8
+    # the scalar rest runs only where there is one (its reduction loops cost even when empty)
+    assert re.search(r"if \(lw_mod_i64\(.*, 4\) > 0\) \{\n\s*for", kernel.source)
     a = rng.standard_normal((7, 9), dtype=np.float32)
     b = rng.standard_normal((9, n), dtype=np.float32)
     np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-5, atol=1e-5)
