@@ -128,10 +128,12 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
                       __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -16 * c3 + 80], &lw_r5_0, sizeof lw_r5_0);
                     }
                   }
-                  for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
-                    for (int64_t c5 = 0; c5 < 6; c5 += 1) {
-                      for (int64_t c6 = -1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 4) + lw_min_i64(N, 16 * c3 + 16); c6 <= lw_min_i64(N - 1, 16 * c3 + 15); c6 += 1) {
-                        C_acc[c5 * 16 + (-16 * c3 + c6)] = C_acc[c5 * 16 + (-16 * c3 + c6)] + A[(6 * c2 + c5) * K + c4] * B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-16 * c3 + c6)];
+                  if (lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 4) > 0) {
+                    for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
+                      for (int64_t c5 = 0; c5 < 6; c5 += 1) {
+                        for (int64_t c6 = -1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 4) + lw_min_i64(N, 16 * c3 + 16); c6 <= lw_min_i64(N - 1, 16 * c3 + 15); c6 += 1) {
+                          C_acc[c5 * 16 + (-16 * c3 + c6)] = C_acc[c5 * 16 + (-16 * c3 + c6)] + A[(6 * c2 + c5) * K + c4] * B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-16 * c3 + c6)];
+                        }
                       }
                     }
                   }
@@ -167,10 +169,12 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
                         __builtin_memcpy(&C_acc[-1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 8) + lw_min_i64(N, 16 * c3 + 16) + -96 * c2 + -16 * c3 + 16 * c5_edge], &lw_r0_0, sizeof lw_r0_0);
                       }
                     }
-                    for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
-                      for (int64_t c5 = 0; c5 < 1; c5 += 1) {
-                        for (int64_t c6 = -1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 4) + lw_min_i64(N, 16 * c3 + 16); c6 <= lw_min_i64(N - 1, 16 * c3 + 15); c6 += 1) {
-                          C_acc[(-6 * c2 + c5 + c5_edge) * 16 + (-16 * c3 + c6)] = C_acc[(-6 * c2 + c5 + c5_edge) * 16 + (-16 * c3 + c6)] + A[(c5 + c5_edge) * K + c4] * B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-16 * c3 + c6)];
+                    if (lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 4) > 0) {
+                      for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
+                        for (int64_t c5 = 0; c5 < 1; c5 += 1) {
+                          for (int64_t c6 = -1 * lw_mod_i64(lw_min_i64(N, 16 * c3 + 16) + -16 * c3, 4) + lw_min_i64(N, 16 * c3 + 16); c6 <= lw_min_i64(N - 1, 16 * c3 + 15); c6 += 1) {
+                            C_acc[(-6 * c2 + c5 + c5_edge) * 16 + (-16 * c3 + c6)] = C_acc[(-6 * c2 + c5 + c5_edge) * 16 + (-16 * c3 + c6)] + A[(c5 + c5_edge) * K + c4] * B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (-16 * c3 + c6)];
+                          }
                         }
                       }
                     }
