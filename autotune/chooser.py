@@ -13,6 +13,7 @@ import math
 import random
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from loopweave.autotune.space import DEFAULT_SCHEDULE, SearchSpace
 from loopweave.errors import ArgumentTypeError, ArgumentValueError, LoopweaveError
 from loopweave.ir.codegen import loop_ast
 from loopweave.ir.kernel import KernelIR
+from loopweave.passes.isl_scheduler import scheduler_deadline
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import Lookup, Tuned, apply_schedule, default_schedule
 from loopweave.targets import GPU_FACTS, Target
@@ -272,31 +274,47 @@ class ModelChooser:
 
     def rank(self, kernel: KernelIR, sizes: dict, target: Target, model: CostModel,
              records: list, rng: random.Random) -> ModelChoice:
-        """Rank the candidates within the budget; the winner, or the default."""
+        """Rank the candidates within the budget; the winner, or the default. After the
+        default, isl's scheduler (an `isl` step's, the slowest part of a candidate) gives up
+        where the budget ends, so that one candidate cannot overrun it by seconds."""
         start = self.clock()
         ranked: list[tuple[ScheduleCandidate, list[float]]] = []
         seen: set[str] = set()  # schedules ranked (a record may be the default, say)
-        for candidate in self.candidates(kernel, sizes, target, records, rng):
-            if ranked and self.clock() - start > self.settings.budget_s:
-                break
-            schedule = candidate.schedule
-            if schedule is None:  # the default: program order where the target has none
-                schedule = default_schedule(kernel, target) or Schedule()
-            identity = SearchSpace.identity(schedule, candidate.options)
-            if identity in seen:
-                continue
-            seen.add(identity)
-            try:
-                row = schedule_features(kernel, schedule, sizes)
-            except LoopweaveError as e:
-                if not ranked:
-                    raise  # the default's features: nothing to compare with
-                log.debug("cost model: %s does not apply (%s)", candidate.origin, e)
-                continue
-            ranked.append((candidate, row))
+        with ExitStack() as bounded:
+            for candidate in self.candidates(kernel, sizes, target, records, rng):
+                if ranked and self.clock() - start > self.settings.budget_s:
+                    break
+                row = self.features_of(kernel, sizes, target, candidate, seen, not ranked)
+                if row is None:
+                    continue
+                ranked.append((candidate, row))
+                if len(ranked) == 1:  # the default: the budget binds from here on
+                    left = self.settings.budget_s - (self.clock() - start)
+                    bounded.enter_context(scheduler_deadline(left))
         # ranked[0] is the default: the predictions are relative to its features
         predicted = model.predict([row for _, row in ranked], ranked[0][1])
         return self.decide(kernel, sizes, ranked, predicted, self.clock() - start)
+
+    @staticmethod
+    def features_of(kernel: KernelIR, sizes: dict, target: Target,
+                    candidate: ScheduleCandidate, seen: set[str], first: bool
+                    ) -> list[float] | None:
+        """The candidate's features; None if its schedule was `seen` or does not apply (an
+        error for the `first`, the default: there is nothing to compare with then)."""
+        schedule = candidate.schedule
+        if schedule is None:  # the default: program order where the target has none
+            schedule = default_schedule(kernel, target) or Schedule()
+        identity = SearchSpace.identity(schedule, candidate.options)
+        if identity in seen:
+            return None
+        seen.add(identity)
+        try:
+            return schedule_features(kernel, schedule, sizes)
+        except LoopweaveError as e:
+            if first:
+                raise
+            log.debug("cost model: %s does not apply (%s)", candidate.origin, e)
+            return None
 
     def decide(self, kernel: KernelIR, sizes: dict, ranked: list, predicted,
                seconds: float) -> ModelChoice:

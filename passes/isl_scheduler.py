@@ -31,9 +31,11 @@ result is a `ScheduleError`.
 from __future__ import annotations
 
 import itertools
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import islpy as isl
 
@@ -63,6 +65,29 @@ INNER_TILE_FACTOR = 4
 #: Wall-clock bound on isl's scheduler (ir/isl_deadline.py). PolyBench's slowest, heat-3d,
 #: takes 1-2 s; some random kernels (reversed indices, strides) take minutes.
 SCHEDULER_SECONDS = 10.0
+#: An earlier end (time.monotonic()) for the scheduler's calls in this context: the cost model's
+#: ranking budget inside compile() (`scheduler_deadline`).
+_DEADLINE: ContextVar[float | None] = ContextVar("isl_scheduler_deadline", default=None)
+
+
+@contextmanager
+def scheduler_deadline(seconds: float) -> Iterator[None]:
+    """Inside the block isl's scheduler gives up (a ScheduleError) after at most `seconds` from
+    now in all, and at most SCHEDULER_SECONDS a call."""
+    token = _DEADLINE.set(time.monotonic() + max(0.0, seconds))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def scheduler_seconds() -> float:
+    """The wall-clock limit of the next scheduler call (SCHEDULER_SECONDS, or less inside
+    `scheduler_deadline`)."""
+    end = _DEADLINE.get()
+    if end is None:
+        return SCHEDULER_SECONDS
+    return max(0.01, min(SCHEDULER_SECONDS, end - time.monotonic()))
 
 
 def isl_schedule(kernel: KernelIR, tile: int | None = 32, rows: bool = False) -> KernelIR:
@@ -107,16 +132,17 @@ def _isl_schedule(kernel: KernelIR, tile: int | None, rows: bool) -> KernelIR:
 
 def compute(kernel: KernelIR, deps: isl.UnionMap) -> isl.Schedule:
     """isl's schedule of `kernel`'s statements respecting `deps` (bands, no marks); a
-    `ScheduleError` if isl fails or takes over SCHEDULER_SECONDS."""
+    `ScheduleError` if isl fails or takes over `scheduler_seconds()`."""
     constraints = (isl.ScheduleConstraints.on_domain(kernel.domains())
                    .set_context(kernel.context)
                    .set_validity(deps).set_proximity(deps).set_coincidence(deps))
     options = {name: v for name, v in ISL_OPTIONS.items() if name.startswith("schedule_")}
+    seconds = scheduler_seconds()
     try:
-        return isl_deadline.compute_schedule(constraints, options, SCHEDULER_SECONDS)
+        return isl_deadline.compute_schedule(constraints, options, seconds)
     except isl_deadline.SchedulerTimeout:
         raise ScheduleError(f"isl's scheduler gave up on kernel {kernel.name} after "
-                            f"{SCHEDULER_SECONDS:g} s") from None
+                            f"{seconds:.3g} s") from None
     except isl_deadline.SchedulerFailed as e:
         raise ScheduleError(f"isl's scheduler failed on kernel {kernel.name}: {e}") from None
 

@@ -6,6 +6,7 @@ an illegal result is a ScheduleError."""
 from __future__ import annotations
 
 import functools
+import time
 
 import islpy as isl
 import numpy as np
@@ -197,6 +198,17 @@ def test_the_scheduler_gives_up_at_its_deadline_and_the_default_keeps_the_heuris
         naive = loopweave.compile(SLOW_FOR_ISL, schedule=Schedule(), cflags=CFLAGS)
     expected = naive(**args)
     assert expected.any() and np.array_equal(default(**args), expected)
+
+
+def test_a_shorter_deadline_holds_inside_its_block():
+    with pytest.warns(loopweave.DSLWarning):
+        kernel_ir = front_end(SLOW_FOR_ISL)
+    start = time.monotonic()
+    with isl_scheduler.scheduler_deadline(0.3), \
+            pytest.raises(ScheduleError, match=r"gave up on kernel slow after 0\.\d+ s"):
+        isl_schedule(kernel_ir)
+    assert time.monotonic() - start < 5  # not SCHEDULER_SECONDS
+    assert isl_scheduler.scheduler_seconds() == isl_scheduler.SCHEDULER_SECONDS
 
 
 def test_the_deadline_call_gives_islpys_own_schedule():

@@ -24,7 +24,12 @@ import pytest
 import loopweave
 from loopweave import toolchain
 from loopweave.autotune import chooser, model
-from loopweave.autotune.chooser import ModelChoice, ModelChooser, schedule_features
+from loopweave.autotune.chooser import (
+    ModelChoice,
+    ModelChooser,
+    ScheduleCandidate,
+    schedule_features,
+)
 from loopweave.autotune.database import Database, Record
 from loopweave.autotune.features import FEATURE_NAMES, FEATURE_VERSION
 from loopweave.autotune.keys import kernel_key, machine_fingerprint
@@ -32,6 +37,8 @@ from loopweave.autotune.model import CostModel, key_groups, reference_record
 from loopweave.autotune.space import SearchSpace
 from loopweave.cli import main as cli_main
 from loopweave.errors import ArgumentTypeError, ArgumentValueError, LoopweaveError
+from loopweave.ir import isl_deadline
+from loopweave.passes import isl_scheduler
 from loopweave.pipeline import default_schedule, front_end, get_target
 
 AXPBY = """
@@ -270,3 +277,29 @@ def test_without_lightgbm_or_when_ranking_fails_the_default_runs(trained, fresh_
     monkeypatch.setattr(chooser, "schedule_features", broken)
     used, *_ = _call(loopweave.compile(AXPBY, tuning_db=trained, cost_model=settings))
     assert used is None
+
+
+def test_isl_scheduler_gives_up_where_the_ranking_budget_ends(trained, fresh_choices,
+                                                              monkeypatch):
+    # A candidate with an isl step whose scheduler would run for SCHEDULER_SECONDS: inside
+    # the ranking it gets no more than what is left of the budget.
+    limits = []
+
+    def slow_scheduler(constraints, options, seconds):
+        limits.append(seconds)
+        raise isl_deadline.SchedulerTimeout(seconds)
+
+    monkeypatch.setattr(isl_scheduler.isl_deadline, "compute_schedule", slow_scheduler)
+
+    def candidates(self, *args):
+        yield ScheduleCandidate("default", None)
+        yield ScheduleCandidate("isl seed", loopweave.Schedule().isl())
+
+    monkeypatch.setattr(ModelChooser, "candidates", candidates)
+    ir, target = front_end(AXPBY), get_target("cpu")
+    settings = chooser.CostModelSettings(budget_s=0.5, min_flops=0)
+    choice = ModelChooser(settings, trained, persist=False).choose(
+        ir, {"M": CALL[0], "N": CALL[1]}, target)
+    assert len(limits) == 1 and 0 < limits[0] <= 0.5
+    assert choice.origin == "default" and choice.ranked == 1  # the isl seed did not apply
+    assert isl_scheduler.scheduler_seconds() == isl_scheduler.SCHEDULER_SECONDS  # outside
