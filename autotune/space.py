@@ -14,7 +14,9 @@ target options; a new scheduling pass plugs in as one more generator in `GENERAT
     GpuScheduleKnobs  cuda, triton: the planner, or passes/gpu_default's bound steps
     OnlineKnobs       cuda, triton, attention: FlashAttention-2 as steps (passes/gpu_online)
                       with its block sizes, in place of the others (autotune/space_online.py)
+    RightLookingKnobs cpu, lu-like eliminations: passes/right_looking's schedule, its block
     IslSchedulerKnobs cpu: isl's own scheduler in place of all the steps above, its tile size
+                      and whether it keeps whole rows (3-D stencils)
 
 Only legal configurations are proposed: `is_legal` applies the schedule, which raises
 `ScheduleError` for an illegal one, and `make_target` validates options. The verdict is cached on
@@ -37,6 +39,7 @@ from loopweave.passes.default import contraction_steps, convolution_steps
 from loopweave.passes.gpu_default import GpuTiles, gpu_schedule
 from loopweave.passes.gpu_online import OnlineSchedule
 from loopweave.passes.placement import own_loop_count
+from loopweave.passes.right_looking import has_elimination_nest, right_looking
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import backend_module, default_schedule, get_target
 from loopweave.targets import GPU_FACTS, Target, gpu_facts
@@ -226,11 +229,14 @@ class MicroKernelKnobs:
     def seeds(self, ctx: SpaceContext) -> list[Config]:
         """The default schedule's choices: every contraction as a micro-kernel with 6x16
         (AVX2-sized) or 14x32 (AVX-512-sized; f64 14x16) register tiles, every convolution
-        8x8."""
+        8x8 or 8x32 (AVX-512)."""
         tiles = self._contractions(ctx)
         micro = {f"{t}.micro": True for t in tiles}
-        wide = {f"{t}.micro_{k}": v for t, (s, sizes) in tiles.items() if sizes is self.SIZES
-                for k, v in (("mr", 14), ("nr", 16 if s.lhs.dtype.bits == 64 else 32))}
+        wide = {}
+        for t, (s, sizes) in tiles.items():
+            pairs = ((("mr", 14), ("nr", 16 if s.lhs.dtype.bits == 64 else 32))
+                     if sizes is self.SIZES else (("rows", 8), ("cols", 32)))
+            wide.update({f"{t}.micro_{k}": v for k, v in pairs})
         return [micro, {**micro, **wide}]
 
     def apply(self, ctx: SpaceContext, config: Config, schedule: Schedule, options: dict) -> None:
@@ -323,11 +329,41 @@ class GpuScheduleKnobs:
             del options[name]  # the planner's tile options mean nothing to a bound schedule
 
 
+class RightLookingKnobs:
+    """C targets, a kernel with an in-place elimination nest (lu, ludcmp): the right-looking
+    schedule of passes/right_looking.py, blocked by `right_looking.block` pivots, in place of
+    the other knobs' steps for the nest's statements (others keep theirs). Where the pass
+    finds nothing to do with the steps so far, they stay as they are."""
+
+    BLOCKS = (32, 16, 64, 8)
+
+    def applies(self, ctx: SpaceContext) -> bool:
+        return ctx.target.backend == "c" and has_elimination_nest(ctx.kernel)
+
+    def knobs(self, ctx: SpaceContext) -> list[Knob]:
+        return [Choice("right_looking", (False, True)),
+                Choice("right_looking.block", self.BLOCKS)]
+
+    def seeds(self, ctx: SpaceContext) -> list[Config]:
+        return [{"right_looking": True, "right_looking.block": b} for b in self.BLOCKS[:2]]
+
+    def apply(self, ctx: SpaceContext, config: Config, schedule: Schedule, options: dict) -> None:
+        if not config.get("right_looking"):
+            return
+        block = int(config.get("right_looking.block", self.BLOCKS[0]))
+        key = ("right_looking", block, schedule.to_json())  # a dozen trial applies each
+        if key not in ctx.memo:
+            ctx.memo[key] = right_looking(ctx.kernel, schedule, block)
+        if ctx.memo[key] is not None:
+            schedule.steps = list(ctx.memo[key].steps)
+
+
 class IslSchedulerKnobs:
     """C targets: the whole schedule from isl's own scheduler (passes/isl_scheduler.py) in
-    place of the steps of the other knobs, with its tile size (0: not tiled). Applied last,
-    it replaces their steps; the target options stay. isl's schedule shrinks no temporary (a
-    tuned build allocates its own: loopweave.pipeline.TunedInvoker)."""
+    place of the steps of the other knobs, with its tile size (0: not tiled) and, with
+    `isl.rows`, whole innermost rows under tiles of the other loops (3-D stencils). Applied
+    last, it replaces their steps; the target options stay. isl's schedule shrinks no
+    temporary (a tuned build allocates its own: loopweave.pipeline.TunedInvoker)."""
 
     TILES = (32, 16, 64, 8, 0)
 
@@ -335,7 +371,8 @@ class IslSchedulerKnobs:
         return ctx.target.backend == "c"
 
     def knobs(self, ctx: SpaceContext) -> list[Knob]:
-        return [Choice("isl.scheduler", (False, True)), Choice("isl.tile", self.TILES)]
+        return [Choice("isl.scheduler", (False, True)), Choice("isl.tile", self.TILES),
+                Choice("isl.rows", (False, True))]
 
     def seeds(self, ctx: SpaceContext) -> list[Config]:
         return [{"isl.scheduler": True}]
@@ -343,12 +380,14 @@ class IslSchedulerKnobs:
     def apply(self, ctx: SpaceContext, config: Config, schedule: Schedule, options: dict) -> None:
         if config.get("isl.scheduler"):
             tile = int(config.get("isl.tile", self.TILES[0]) or 0)
-            schedule.steps = Schedule().isl(tile or None).steps
+            rows = bool(config.get("isl.rows")) and bool(tile)  # rows are under tiles
+            schedule.steps = Schedule().isl(tile or None, rows=rows).steps
 
 
 #: Knob generators, in the order their steps are applied. New passes add theirs here.
 GENERATORS: list = [FusionKnobs(), LoopNestKnobs(), MicroKernelKnobs(), TargetOptionKnobs(),
-                    GpuScheduleKnobs(), OnlineKnobs(), IslSchedulerKnobs()]
+                    GpuScheduleKnobs(), OnlineKnobs(), RightLookingKnobs(),
+                    IslSchedulerKnobs()]
 
 
 class SearchSpace:

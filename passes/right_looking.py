@@ -63,11 +63,11 @@ class Nest:
     cols: dict[str, str]
 
 
-def right_looking(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
+def right_looking(kernel: KernelIR, schedule: Schedule, block: int = BLOCK) -> Schedule | None:
     """`schedule` with the steps that run an in-place elimination right-looking (module
-    docstring), blocked where that is legal, or None where the kernel has no such nest, the
-    heuristics already run its updates in parallel, or no shift gives the updates a parallel
-    loop."""
+    docstring), blocked by `block` pivots where that is legal, or None where the kernel has no
+    such nest, the heuristics already run its updates in parallel, or no shift gives the
+    updates a parallel loop (the tuner's `right_looking.block` knob sets `block`)."""
     if not idle_work(kernel, schedule, ("parallel",)):
         return None
     nest = _nest(kernel)
@@ -77,16 +77,23 @@ def right_looking(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
     base = Schedule([step for step in schedule.steps if not names & {
         s.name for s in target_statements(kernel, step.target)}])
     try:
-        blocked = _blocked(kernel, base, nest)
+        blocked = _blocked(kernel, base, nest, block)
     except ScheduleError:  # a piece or a loop the steps expect is not there
         blocked = None
     return blocked or _unblocked(kernel, base, nest)
+
+
+def has_elimination_nest(kernel: KernelIR) -> bool:
+    """Whether `kernel` has the in-place elimination nest this pass schedules (lu, ludcmp)."""
+    return _nest(kernel) is not None
 
 
 def _nest(kernel: KernelIR) -> Nest | None:
     """The nest of the kernel's deepest statements if it is an elimination (module
     docstring), else None."""
     updates = deepest_statements(kernel)
+    if not updates:  # no nest two or more loops deep
+        return None
     placements = Schedule().placements(kernel)
     outer = placements[updates[0].name].order[:1]
     if any(placements[s.name].order[:1] != outer for s in updates):
@@ -101,9 +108,9 @@ def _nest(kernel: KernelIR) -> Nest | None:
                 {n: r[1] for n, r in rest.items() if len(r) == 2})
 
 
-def _blocked(kernel: KernelIR, base: Schedule, nest: Nest) -> Schedule | None:
+def _blocked(kernel: KernelIR, base: Schedule, nest: Nest, block: int) -> Schedule | None:
     """`base` plus blocked right-looking steps, or None where they are not legal or find no
-    parallel loop. Per block of BLOCK pivots (`time_o`):
+    parallel loop. Per block of `block` pivots (`time_o`):
 
         for time_o:
             rows below the block before (in parallel, by tiles of rows):      "bottom"
@@ -124,7 +131,7 @@ def _blocked(kernel: KernelIR, base: Schedule, nest: Nest) -> Schedule | None:
     for s in nest.members:
         t, r = nest.time[s.name], nest.rows[s.name]
         trial.reorder(s.name, t, r, *([nest.cols[s.name]] if s.name in nest.cols else []))
-        trial.tile(s.name, **{t: BLOCK, r: BLOCK})
+        trial.tile(s.name, **{t: block, r: block})
         tiled[s.name] = (f"{t}_o", f"{r}_o")
         if s not in nest.updates:
             trial.shift(s.name, t, -1)
@@ -142,7 +149,7 @@ def _blocked(kernel: KernelIR, base: Schedule, nest: Nest) -> Schedule | None:
         (t_o, r_o), t, r, c = tiled[u.name], nest.time[u.name], nest.rows[u.name], \
             nest.cols[u.name]
         b = bottom[u.name]
-        trial.reorder(b, t_o, r_o, r, t, c).tile(b, **{c: BLOCK})
+        trial.reorder(b, t_o, r_o, r, t, c).tile(b, **{c: block})
         trial.reorder(b, t_o, r_o, r, f"{c}_o", c, t)
         pieces = _pieces(kernel, trial, b, f"{c}_o", t_o)
         if "<" in pieces:

@@ -282,3 +282,34 @@ def test_a_sweep_measures_the_default_schedule_and_fused_kernels_find_their_reco
     x = np.random.default_rng(0).standard_normal((5, 7)).astype(np.float32)
     kernel(x)
     assert kernel.invoke.records[(("D", 7), ("N", 5))].uid == result.best.uid
+
+
+def test_right_looking_block_and_isl_rows_are_tuning_knobs():
+    from loopweave.examples import load_polybench_references
+
+    poly = load_polybench_references()
+    case = poly.POLYBENCH["lu"]
+    ir = front_end(case.source())
+    sizes = {"N": 37}
+    space = SearchSpace(ir, sizes, get_target("cpu"))
+    names = {knob.name for knob in space.knobs}
+    assert {"right_looking", "right_looking.block", "isl.rows"} <= names
+    args = case.make_inputs(sizes, 0)
+    want = {k: v.copy() for k, v in args.items()}
+    loopweave.compile(case.source(), schedule=loopweave.Schedule())(**want)  # A in place
+    tiles = {}
+    for block in (16, 8):
+        config = {**space.default(), "right_looking": True, "right_looking.block": block}
+        assert space.is_legal(config)
+        schedule, _ = space.decode(config)
+        tiles[block] = {dict(s.args).get("k") for s in schedule.steps if s.op == "tile"} - {None}
+        got = {k: v.copy() for k, v in args.items()}
+        loopweave.compile(case.source(), schedule=schedule)(**got)
+        np.testing.assert_allclose(got["A"], want["A"], rtol=1e-9, atol=1e-12)
+    assert tiles[16] == {16} and tiles[8] == {8}
+    # heat-3d's row tiles from the isl knobs
+    heat = front_end(poly.POLYBENCH["heat-3d"].source())
+    space = SearchSpace(heat, {"N": 10, "TSTEPS": 4}, get_target("cpu"))
+    schedule, _ = space.decode({**space.default(), "isl.scheduler": True, "isl.tile": 16,
+                                "isl.rows": True})
+    assert [(s.op, s.args) for s in schedule.steps] == [("isl", (16, True))]

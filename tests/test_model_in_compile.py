@@ -181,7 +181,10 @@ def test_a_record_the_model_does_not_prefer_is_not_applied(trained, tmp_path, fr
         database.add(Record.for_key(kernel_key(ir, sizes, target), "axpby",
                                     machine=machine_fingerprint(), schedule=schedule.to_json(),
                                     options="{}", status="ok", median_s=1e-3))
-    kernel = loopweave.compile(AXPBY, tuning_db=db, cost_model={**ON, "neighbours": 0})
+    # The model learned the 3x rule from 40 noisy records; on schedules alike in it (both
+    # parallel) its predictions differ by up to about 20%, which a 50% margin absorbs.
+    kernel = loopweave.compile(AXPBY, tuning_db=db,
+                               cost_model={**ON, "neighbours": 0, "margin": 0.5})
     used, *_ = _call(kernel)
     assert used is None and fresh_choices.n == 1  # ranked, and the default kept
 
