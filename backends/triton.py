@@ -13,7 +13,9 @@ return the same kind.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import itertools
 import os
 import sys
 import warnings
@@ -136,6 +138,32 @@ def interpreting(target: Target) -> bool:
     return not torch.cuda.is_available()
 
 
+def interpreter_problem() -> str | None:
+    """Why Triton's interpreter cannot run loopweave's kernels here, or None. Asks the
+    installed versions without importing Triton (importing decides its mode)."""
+    try:
+        triton_version = _release(importlib.metadata.version("triton"))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    # Before 3.7 the interpreter turns a loop bound (a one-element array) into a Python int
+    # with int(array), which numpy refuses from 2.4 (a TypeError in every grid-stride loop).
+    if triton_version < (3, 7) and _release(np.__version__) >= (2, 4):
+        return (f"Triton {importlib.metadata.version('triton')}'s interpreter cannot run with "
+                f"numpy {np.__version__}: it converts loop bounds with int() of a one-element "
+                f"array, an error since numpy 2.4 (fixed in Triton 3.7); install triton>=3.7 "
+                f"or numpy<2.4, or run on a GPU")
+    return None
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """(major, minor) of a version string such as '3.6.0' or '2.4.0rc1'."""
+    parts = []
+    for piece in version.split(".")[:2]:
+        digits = "".join(itertools.takewhile(str.isdigit, piece))
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
 def _triton_mode() -> bool | None:
     """Whether the imported Triton interprets (None: not imported yet). Triton decides when
     `triton.language` is first imported, from TRITON_INTERPRET."""
@@ -171,6 +199,9 @@ def import_module(source: str, interpret: bool):
 def load(kernel: KernelIR, source: str, target: Target) -> TritonInvoker:
     """Import the generated module; the invoker runs its `run(...)`."""
     interpret = interpreting(target)
+    problem = interpret and interpreter_problem()
+    if problem:
+        raise TargetError(problem)
     return TritonInvoker(kernel, import_module(source, interpret), interpret)
 
 

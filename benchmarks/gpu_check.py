@@ -47,6 +47,7 @@ import numpy as np
 
 import loopweave
 from benchmarks.suite import SUITE
+from loopweave.backends.triton import interpreter_problem
 from loopweave.errors import LoopweaveError
 from loopweave.examples import load_references
 
@@ -457,10 +458,13 @@ def phase_tests(report: list[str], deadline: Deadline, out: Path) -> bool:
         tail, status = output.strip().splitlines()[-40:], f"timed out after {left:.0f} s"
         result = None
     print("\n".join(tail), flush=True)
+    problem = interpreter_problem()
     report += ["## pytest " + " ".join(GPU_TEST_FILES) + f" ({status})", "",
                "These files force CUDA emulation and Triton's interpreter whatever the "
                "environment (benchmarks/README.md lists the lines), so this run checks the "
-               "GPU machine's Python packages, not the GPU.", "", "```", *tail, "```", ""]
+               "GPU machine's Python packages, not the GPU.", "",
+               *([f"Not run: the tests of Triton's interpreter (skipped): {problem}", ""]
+                 if problem else []), "```", *tail, "```", ""]
     return result is not None and result.returncode == 0
 
 

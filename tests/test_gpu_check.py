@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:  # benchmarks/ is a top-level folder, not an insta
 from benchmarks import gpu_resources  # noqa: E402
 from benchmarks.gpu_resources import occupancy  # noqa: E402
 from loopweave.backends import cuda  # noqa: E402
+from loopweave.backends import triton as triton_backend  # noqa: E402
 from loopweave.driver import stages  # noqa: E402
 from loopweave.examples import load_references  # noqa: E402
 
@@ -110,3 +111,17 @@ def test_gpu_check_without_a_cuda_torch(tmp_path):
     assert result.returncode == 2
     assert "no GPU: no Python here has a torch that sees the GPU" in result.stderr
     assert not (tmp_path / "gpu_check.log").exists()  # refused before anything ran
+
+
+@pytest.mark.parametrize("interp, numpy_version, fails", [
+    ("3.6.0", "2.4.6", True), ("3.6.0", "2.3.5", False), ("3.7.0", "2.4.6", False),
+    ("3.9.0", "2.5.0rc1", False), ("3.4.1", "2.10.0", True)])
+def test_an_interpreter_that_cannot_run_is_named(monkeypatch, interp, numpy_version, fails):
+    # The first GPU check's image had Triton 3.6 and numpy 2.5: every interpreted kernel
+    # failed in int() of a loop bound (reproduced here with Triton 3.6.0 and numpy 2.4.6).
+    monkeypatch.setattr(triton_backend.importlib.metadata, "version", lambda name: interp)
+    monkeypatch.setattr(triton_backend.np, "__version__", numpy_version)
+    problem = triton_backend.interpreter_problem()
+    assert (problem is not None) == fails
+    if fails:
+        assert f"Triton {interp}'s interpreter" in problem and "triton>=3.7" in problem
