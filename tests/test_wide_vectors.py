@@ -4,6 +4,7 @@
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -12,14 +13,8 @@ from loopweave.backends.c import WIDE_VECTORS_HINT
 
 PRAGMA = next(line for line in WIDE_VECTORS_HINT.splitlines() if line.startswith("#pragma"))
 
-SOFTMAX = """
-kernel softmax(X: f32[N, D]) -> Y: f32[N, D] {
-    m[i] max= X[i, j]
-    e[i, j] = exp(X[i, j] - m[i])
-    s[i] += e[i, j]
-    Y[i, j] = e[i, j] / s[i]
-}
-"""
+KERNELS = Path(__file__).resolve().parent.parent / "examples" / "kernels"
+SOFTMAX = (KERNELS / "softmax.lw").read_text()
 
 
 def _listing(tmp_path, cc: str, march: str) -> str:
