@@ -16,6 +16,7 @@ from pathlib import Path
 
 from loopweave.backends import simd, simd_lut, x86_gemm
 from loopweave.backends.c_family import PRELUDE, CFamilyRenderer, c_name
+from loopweave.backends.c_math import VECTORIZABLE_ERFF, VECTORIZABLE_EXPF
 from loopweave.errors import LoopweaveError
 from loopweave.ir.kernel import KernelIR, Tensor
 from loopweave.ir.loops import For, Node
@@ -64,67 +65,6 @@ def c_params(kernel: KernelIR) -> tuple[CParam, ...]:
 
 def function_name(kernel: KernelIR) -> str:
     return f"lw_{kernel.name}"
-
-
-def _horner(p: str, x: str, coefficients: tuple[str, ...]) -> str:
-    """C lines evaluating a polynomial in `x` into float `p`, highest coefficient first."""
-    lines = [f"  float {p} = {coefficients[0]};"]
-    for c in coefficients[1:]:
-        sign, magnitude = ("-", c[1:]) if c.startswith("-") else ("+", c)
-        lines.append(f"  {p} = {p} * {x} {sign} {magnitude};")
-    return "\n".join(lines) + "\n"
-
-
-#: exp for f32 in straight-line arithmetic, so that vector loops stay vector loops (with
-#: -fno-trapping-math, which lets gcc if-convert the clamps): Cody-Waite
-#: reduction by ln 2, Cephes' degree-6 polynomial (at most 1.03 ulp over every f32, checked
-#: exhaustively), 2^n built in two halves so that gradual underflow and overflow to infinity
-#: come out as expf's; NaN passes through. n = floor(x log2 e + 1/2) is one instruction where
-#: the ISA rounds to -inf (SSE4.1, Armv8): softmax 10-14% faster on Zen 3 than with the
-#: conversion trick it replaced; elsewhere an exact floor from truncation, so every target
-#: rounds the same.
-EXPF_POLYNOMIAL = ("1.9875691500e-4f", "1.3981999507e-3f", "8.3334519073e-3f",
-                   "4.1665795894e-2f", "1.6666665459e-1f", "5.0000001201e-1f")
-VECTORIZABLE_EXPF = "".join((
-    "static inline float lw_expf(float x) {\n"
-    "  float xc = x > -104.0f ? x : -104.0f; /* NaN becomes -104 here and passes through below */\n"
-    "  xc = xc < 89.0f ? xc : 89.0f;\n"
-    "  float t = xc * 1.44269504088896341f + 0.5f;\n"
-    "#if defined(__SSE4_1__) || defined(__aarch64__) || defined(__ARM_FEATURE_DIRECTED_ROUNDING)\n"
-    "  float n = floorf(t); /* one instruction: roundps, frintm, vrintm */\n"
-    "  int32_t k = (int32_t)n;\n"
-    "#else\n"
-    "  int32_t k = (int32_t)t; /* truncation, then floor for negative t */\n"
-    "  k -= t < (float)k;\n"
-    "  float n = (float)k;\n"
-    "#endif\n"
-    "  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;\n",
-    _horner("p", "r", EXPF_POLYNOMIAL),
-    "  p = p * r * r + r + 1.0f;\n"
-    "  int32_t k1 = k >> 1, k2 = k - k1; /* arithmetic shift (gcc): floor of k / 2 */\n"
-    "  uint32_t b1 = (uint32_t)(k1 + 127) << 23, b2 = (uint32_t)(k2 + 127) << 23;\n"
-    "  union { uint32_t u; float f; } s1 = {b1}, s2 = {b2};\n"
-    "  return x != x ? x : p * s1.f * s2.f;\n"
-    "}\n"))
-
-#: erf for f32, also straight-line (vectorizable): erf(x) = x P(x^2) below |x| = 1 and
-#: 1 - exp(Q(|x|)) up to 4 (1 above), P and Q least-squares fits made for this function
-#: (degree 6 and 8; within 3 ulp of erf over all f32, tested); sign and NaN pass through.
-ERFF_SMALL = ("7.9333506e-05f", "-8.034805e-04f", "5.191214e-03f", "-2.6855398e-02f",
-              "1.1283626e-01f", "-3.761263e-01f", "1.1283792f")
-ERFF_LARGE = ("1.6140493e-06f", "-4.5590394e-05f", "5.927677e-04f", "-4.7402144e-03f",
-              "2.6364695e-02f", "-1.09978214e-01f", "-6.3193715e-01f", "-1.1301666f",
-              "3.03209e-04f")
-VECTORIZABLE_ERFF = "".join((
-    "static inline float lw_expf(float x);\n"
-    "static inline float lw_erff(float x) {\n"
-    "  float a = fabsf(x), t = a * a;\n",
-    _horner("p", "t", ERFF_SMALL),
-    "  float b = a < 4.0f ? (a > 1.0f ? a : 1.0f) : 4.0f;\n",
-    _horner("q", "b", ERFF_LARGE),
-    "  float r = a < 1.0f ? a * p : (a < 4.0f ? 1.0f - lw_expf(q) : 1.0f);\n"
-    "  return x != x ? x : copysignf(r, x);\n"
-    "}\n"))
 
 
 class CBackend(CFamilyRenderer):

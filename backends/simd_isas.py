@@ -8,7 +8,9 @@ loop to the scalar renderer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from loopweave.backends.c_math import VECTOR_EXPF
 
 
 class CannotLower(Exception):  # noqa: N818 - control flow, never escapes backends/simd.py
@@ -17,12 +19,14 @@ class CannotLower(Exception):  # noqa: N818 - control flow, never escapes backen
 
 @dataclass(frozen=True)
 class VectorType:
-    """Vectors of one element type: C types, lane count and operations as format strings."""
+    """Vectors of one element type: C types, lane count and operations as format strings;
+    `helpers` maps an operation to the file-scope C definitions it calls (`exp`)."""
 
     ctype: str
     mask: str
     lanes: int
     ops: dict[str, str]
+    helpers: dict[str, str] = field(default_factory=dict)
 
     def op(self, name: str, *args: str) -> str:
         """The C text of operation `name` on `args` (CannotLower: this type lacks it)."""
@@ -84,6 +88,9 @@ def _x86_float(p: str, suffix: str, lanes: int, width: int, avx512: bool) -> Vec
         ops["store_f16"] = (f"{store_half}(({half} *)(void *)({{0}}), "
                             f"{p}_cvtps_ph({{1}}, {rounding}))")
         ops["round_f16"] = f"{p}_cvtph_ps({p}_cvtps_ph({{0}}, {rounding}))"
+        isa = "avx512" if avx512 else "avx2"
+        ops["exp"] = f"lw_expf_v{lanes}({{0}})"
+        return VectorType(ctype, mask, lanes, ops, {"exp": VECTOR_EXPF[isa]})
     return VectorType(ctype, mask, lanes, ops)
 
 
@@ -159,6 +166,9 @@ def _arm(suffix: str, ctype: str, mask: str, lanes: int, *, mve: bool) -> Vector
             ops["fma"] = f"vmlaq_{suffix}({{2}}, {{0}}, {{1}})"
     if suffix == "f32":
         ops["from_i32"] = "vcvtq_f32_s32({0})"
+        if not mve:
+            ops["exp"] = "lw_expf_v4({0})"
+            return VectorType(ctype, mask, lanes, ops, {"exp": VECTOR_EXPF["neon"]})
     if suffix == "s32":
         ops["from_f32"] = "vcvtq_s32_f32({0})"
     return VectorType(ctype, mask, lanes, ops)
