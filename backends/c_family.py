@@ -311,8 +311,12 @@ class CFamilyRenderer:
             text = self.expr(size)
             if not isinstance(size, ir.Const):  # a variable-length array may not be empty
                 text = f"lw_max_i64({text}, 1)"
-            decls.append(f"{indent}  {self.ctype(b.dtype)} {c_name(b.name)}[{text}];")
+            align = self.array_alignment if b.shape else ""
+            decls.append(f"{indent}  {self.ctype(b.dtype)} {c_name(b.name)}[{text}]{align};")
         return [f"{indent}{{", *decls, *self.stmt(node.body, indent + "  "), f"{indent}}}"]
+
+    #: What follows a local array's declaration (an alignment attribute, or nothing).
+    array_alignment = ""
 
     #: The line in front of a loop of each kind (OpenMP for parallel and vector loops).
     LOOP_PRAGMAS = {"parallel": "#pragma omp parallel for", "vector": "#pragma omp simd",

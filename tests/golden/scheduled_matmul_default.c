@@ -9,7 +9,7 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
   for (int64_t c0 = 0; c0 <= lw_div_i64(N - 1, 256); c0 += 1) {
     for (int64_t c1 = 0; c1 <= lw_div_i64(K - 1, 256); c1 += 1) {
       {
-        float B_pack[65536];
+        float B_pack[65536] __attribute__((aligned(64)));
         for (int64_t c2_0 = lw_max_i64(0, -256 * c1); c2_0 < lw_min_i64(256, K + -256 * c1); c2_0 += 1) {
           for (int64_t c2_run = 0; c2_run < 16; c2_run += 1) {
             for (int64_t c2_1 = lw_max_i64(0, -256 * c0 + -16 * c2_run); c2_1 < lw_min_i64(16, lw_min_i64(256, N + -256 * c0) + -16 * c2_run); c2_1 += 1) {
@@ -46,7 +46,7 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
               }
             } else {
               {
-                float C_acc[96];
+                float C_acc[96] __attribute__((aligned(64)));
                 for (int64_t c4_0 = lw_max_i64(0, -6 * c2); c4_0 < lw_min_i64(6, M + -6 * c2); c4_0 += 1) {
                   for (int64_t c4_1 = lw_max_i64(0, -16 * c3); c4_1 < lw_min_i64(16, N + -16 * c3); c4_1 += 1) {
                     C_acc[c4_0 * 16 + c4_1] = C[(6 * c2 + c4_0) * N + (16 * c3 + c4_1)];

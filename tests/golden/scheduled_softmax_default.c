@@ -3,7 +3,7 @@ void lw_softmax(const float *restrict X, float *restrict Y, int64_t N, int64_t D
   for (int64_t c0 = 0; c0 < N; c0 += 1) {
     {
       float m[1];
-      float e[lw_max_i64(D, 1)];
+      float e[lw_max_i64(D, 1)] __attribute__((aligned(64)));
       float s[1];
       m[0] = (-INFINITY);
       for (int64_t c1 = 0; c1 < D; c1 += 1) {
