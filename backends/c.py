@@ -16,7 +16,7 @@ from pathlib import Path
 
 from loopweave.backends import simd, simd_lut, x86_gemm
 from loopweave.backends.c_family import PRELUDE, CFamilyRenderer, c_name
-from loopweave.backends.c_math import VECTORIZABLE_ERFF, VECTORIZABLE_EXPF
+from loopweave.backends.c_math import SCALAR_MATH
 from loopweave.errors import LoopweaveError
 from loopweave.ir.kernel import KernelIR, Tensor
 from loopweave.ir.loops import For, Node
@@ -104,10 +104,8 @@ class CBackend(CFamilyRenderer):
         return super().render_for(node, indent)
 
     def call(self, f: str, args, dtype: DType) -> str:
-        if f in ("exp", "erf") and dtype.name == "f32":  # libm's are calls gcc cannot vectorize
-            self.preamble.add(VECTORIZABLE_EXPF)
-            if f == "erf":
-                self.preamble.add(VECTORIZABLE_ERFF)  # sorts before lw_expf: declares it
+        if f in SCALAR_MATH and dtype.name == "f32":  # libm's are calls gcc cannot vectorize
+            self.preamble.update(SCALAR_MATH[f])
             return f"lw_{f}f({self.expr(args[0])})"
         return super().call(f, args, dtype)
 

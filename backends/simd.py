@@ -21,7 +21,7 @@ the vector loop (a broadcast). A reduction into a location invariant in the loop
 (`s[i] += e[i, j]` vectorized over j) accumulates in a register and is folded after the loop; a
 reduction over an inner loop into a contiguous target (`C[i, j] += A[i, k] * B[k, j]`, j vector,
 k inner) is kept in a register across the inner loop. Anything else the lowering does not
-support (gathers, integer division, math functions but sqrt and f32 exp, narrow types, ...) leaves
+support (gathers, integer division, math but sqrt and f32 exp, tanh, sigmoid, ...) leaves
 the loop to the scalar renderer and its `#pragma omp simd`: never wrong code, at worst slower.
 
 The intrinsics are wrapped in `#if <guard> ... #else <the plain loop> #endif`, so the source stays
@@ -570,8 +570,8 @@ class _Lowering:
             case ir.Call(func="min" | "max" as f, args=(a, b)):
                 x, y = self.value(a, t, lines, indent), self.value(b, t, lines, indent)
                 return self.let(t.ctype, self.minmax(f, x, y, t, lines, indent), lines, indent)
-            case ir.Call(func="sqrt" | "exp" as f, args=(a,)):
-                self.r.preamble.add(t.helpers.get(f, ""))  # lw_expf_v16 and the like
+            case ir.Call(func="sqrt" | "exp" | "tanh" | "sigmoid" as f, args=(a,)):
+                self.r.preamble.update(t.helpers.get(f, ()))  # lw_expf_v16 and the like
                 return self.let(t.ctype, t.op(f, self.value(a, t, lines, indent)), lines, indent)
         raise CannotLower(type(e).__name__)
 

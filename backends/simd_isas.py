@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from loopweave.backends.c_math import VECTOR_EXPF
+from loopweave.backends.c_math import VECTOR_MATH
 
 
 class CannotLower(Exception):  # noqa: N818 - control flow, never escapes backends/simd.py
@@ -20,13 +20,13 @@ class CannotLower(Exception):  # noqa: N818 - control flow, never escapes backen
 @dataclass(frozen=True)
 class VectorType:
     """Vectors of one element type: C types, lane count and operations as format strings;
-    `helpers` maps an operation to the file-scope C definitions it calls (`exp`)."""
+    `helpers` maps an operation to the file-scope C definitions it calls (`exp`, `tanh`)."""
 
     ctype: str
     mask: str
     lanes: int
     ops: dict[str, str]
-    helpers: dict[str, str] = field(default_factory=dict)
+    helpers: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def op(self, name: str, *args: str) -> str:
         """The C text of operation `name` on `args` (CannotLower: this type lacks it)."""
@@ -88,9 +88,9 @@ def _x86_float(p: str, suffix: str, lanes: int, width: int, avx512: bool) -> Vec
         ops["store_f16"] = (f"{store_half}(({half} *)(void *)({{0}}), "
                             f"{p}_cvtps_ph({{1}}, {rounding}))")
         ops["round_f16"] = f"{p}_cvtph_ps({p}_cvtps_ph({{0}}, {rounding}))"
-        isa = "avx512" if avx512 else "avx2"
-        ops["exp"] = f"lw_expf_v{lanes}({{0}})"
-        return VectorType(ctype, mask, lanes, ops, {"exp": VECTOR_EXPF[isa]})
+        math = VECTOR_MATH["avx512" if avx512 else "avx2"]
+        ops.update({f: f"lw_{f}f_v{lanes}({{0}})" for f in math})
+        return VectorType(ctype, mask, lanes, ops, math)
     return VectorType(ctype, mask, lanes, ops)
 
 
@@ -167,8 +167,8 @@ def _arm(suffix: str, ctype: str, mask: str, lanes: int, *, mve: bool) -> Vector
     if suffix == "f32":
         ops["from_i32"] = "vcvtq_f32_s32({0})"
         if not mve:
-            ops["exp"] = "lw_expf_v4({0})"
-            return VectorType(ctype, mask, lanes, ops, {"exp": VECTOR_EXPF["neon"]})
+            ops.update({f: f"lw_{f}f_v4({{0}})" for f in VECTOR_MATH["neon"]})
+            return VectorType(ctype, mask, lanes, ops, VECTOR_MATH["neon"])
     if suffix == "s32":
         ops["from_f32"] = "vcvtq_s32_f32({0})"
     return VectorType(ctype, mask, lanes, ops)

@@ -91,6 +91,12 @@ def _scan_work(s):  # per (t, d, n): 4 for the state update, 2 for the output (e
     return Work(6.0 * t * d * ns, 4.0 * (3 * t * d + 2 * t * ns + 2 * d * ns))
 
 
+def _lstm_work(s):  # the two contractions of each step (input and hidden); the gates not counted
+    t, b, i, h = s["T"], s["B"], s["I"], s["H"]
+    return Work(2.0 * t * b * 4 * h * (i + h),
+                4.0 * (t * b * i + 4 * h * (i + h + 1) + t * b * h + 4 * b * h))
+
+
 # ---- numpy peers -----------------------------------------------------------------------------
 
 def _np_softmax(x, axis=-1):
@@ -182,6 +188,24 @@ def _np_selective_scan(a):
     return lambda: _scan(np.exp, x, delta, A, B, C, h0.copy(), np.empty_like(x))
 
 
+def _np_lstm(a):
+    x, w_ih, w_hh, bias, h0, c0 = (a[k] for k in ("x", "W_ih", "W_hh", "bias", "h", "c"))
+
+    def sigmoid(v):
+        return 1.0 / (1.0 + np.exp(-v))
+
+    def run():
+        xw = x @ w_ih.T + bias  # every step's input projection at once
+        h, c = h0.copy(), c0.copy()
+        y = np.empty((x.shape[0], *h.shape), np.float32)
+        for t in range(x.shape[0]):
+            zi, zf, zg, zo = np.split(xw[t] + h @ w_hh.T, 4, axis=1)
+            c = sigmoid(zf) * c + sigmoid(zi) * np.tanh(zg)
+            h = y[t] = sigmoid(zo) * np.tanh(c)
+        return y
+    return run
+
+
 # ---- torch peers (eager, CPU) ----------------------------------------------------------------
 
 def _t(torch, a):
@@ -240,6 +264,23 @@ def _torch_selective_scan(torch, a):
     return lambda: _scan(torch.exp, x, delta, A, B, C, h0.clone(), torch.empty_like(x))
 
 
+def _torch_lstm(torch, a):
+    t = _t(torch, a)
+    four_h, i = a["W_ih"].shape
+    layer = torch.nn.LSTM(i, four_h // 4)
+    with torch.no_grad():
+        layer.weight_ih_l0.copy_(t["W_ih"])
+        layer.weight_hh_l0.copy_(t["W_hh"])
+        layer.bias_ih_l0.copy_(t["bias"])
+        layer.bias_hh_l0.zero_()
+    state = (t["h"][None], t["c"][None])
+
+    def run():
+        with torch.no_grad():
+            return layer(t["x"], state)
+    return run
+
+
 SUITE: dict[str, SuiteKernel] = {k.name: k for k in [
     SuiteKernel("matmul", "matmul", {"M": 1024, "K": 1024, "N": 1024},
                 {"M": 48, "K": 40, "N": 56}, _matmul_work,
@@ -290,4 +331,8 @@ SUITE: dict[str, SuiteKernel] = {k.name: k for k in [
                 {"T": 16, "D": 8, "NS": 4}, _scan_work,
                 numpy=_np_selective_scan, torch=_torch_selective_scan,
                 notes=("peers loop over t in Python, vectorised over (D, NS)",)),
+    SuiteKernel("lstm", "lstm", {"T": 64, "B": 16, "I": 256, "H": 256},
+                {"T": 4, "B": 3, "I": 8, "H": 8}, _lstm_work, numpy=_np_lstm, torch=_torch_lstm,
+                notes=("torch peer: torch.nn.LSTM (one layer, its own CPU kernels); numpy loops "
+                       "over t in Python",)),
 ]}

@@ -442,6 +442,43 @@ def naive_selective_scan(x, delta, A, B, C, h):
                 y[t, d] += C[t, n] * h[d, n]
     return {"y": y, "h": h}
 
+
+def naive_lstm(x, W_ih, W_hh, bias, h, c):
+    x, W_ih, W_hh, bias, h, c = map(as_f64, (x, W_ih, W_hh, bias, h, c))
+    t_, b_, i_ = x.shape
+    g_, h_ = W_hh.shape
+
+    def sigmoid(v):
+        return 1.0 / (1.0 + math.exp(-v))
+    xw = np.zeros((t_, b_, g_))
+    for s in range(t_):
+        for b in range(b_):
+            for g in range(g_):
+                for i in range(i_):
+                    xw[s, b, g] += x[s, b, i] * W_ih[g, i]
+    y = np.zeros((t_, b_, h_))
+    for t in range(t_):
+        z = np.zeros((b_, g_))
+        for b in range(b_):
+            for g in range(g_):
+                z[b, g] = xw[t, b, g] + bias[g]
+        for b in range(b_):
+            for g in range(g_):
+                for j in range(h_):
+                    z[b, g] += h[b, j] * W_hh[g, j]
+        for b in range(b_):
+            for k in range(h_):
+                c[b, k] = sigmoid(z[b, h_ + k]) * c[b, k] + \
+                    sigmoid(z[b, k]) * math.tanh(z[b, 2 * h_ + k])
+        for b in range(b_):
+            for k in range(h_):
+                h[b, k] = sigmoid(z[b, 3 * h_ + k]) * math.tanh(c[b, k])
+        for b in range(b_):
+            for k in range(h_):
+                y[t, b, k] = h[b, k]
+    return {"y": y, "h": h, "c": c}
+
+
 def naive_embedding(table, ids):
     table = as_f64(table)
     out = np.zeros((len(ids), table.shape[1]))

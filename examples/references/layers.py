@@ -107,6 +107,35 @@ def selective_scan_ref(x, delta, A, B, C, h):
     return {"y": f32(y), "h": f32(state)}
 
 
+def lstm_inputs(s: Sizes, seed: int) -> Args:
+    """x: f32[T, B, I]; W_ih: f32[4H, I], W_hh: f32[4H, H] and bias: f32[4H] scaled as
+    torch.nn.LSTM initializes them (uniform in +-1/sqrt(H)); h, c: f32[B, H], the initial
+    state."""
+    r = rng(seed)
+    t, b, i, h = s["T"], s["B"], s["I"], s["H"]
+    k = 1.0 / np.sqrt(h)
+    return {"x": uniform(r, (t, b, i)), "W_ih": uniform(r, (4 * h, i), lo=-k, hi=k),
+            "W_hh": uniform(r, (4 * h, h), lo=-k, hi=k), "bias": uniform(r, (4 * h,), lo=-k, hi=k),
+            "h": uniform(r, (b, h)), "c": uniform(r, (b, h))}
+
+
+def lstm_ref(x, W_ih, W_hh, bias, h, c):
+    """torch.nn.LSTM's recurrence: per step z = x[t] W_ih^T + h W_hh^T + bias, split into the
+    gates i, f, g, o; c = sigmoid(f) c + sigmoid(i) tanh(g); h = sigmoid(o) tanh(c)."""
+    def sigmoid(v):
+        return 1.0 / (1.0 + np.exp(-v))
+
+    w_ih, w_hh, b = f64(W_ih), f64(W_hh), f64(bias)
+    state_h, state_c = f64(h).copy(), f64(c).copy()
+    y = np.zeros((x.shape[0], *state_h.shape))
+    for t, xt in enumerate(f64(x)):
+        zi, zf, zg, zo = np.split(xt @ w_ih.T + state_h @ w_hh.T + b, 4, axis=1)
+        state_c = sigmoid(zf) * state_c + sigmoid(zi) * np.tanh(zg)
+        state_h = sigmoid(zo) * np.tanh(state_c)
+        y[t] = state_h
+    return {"y": f32(y), "h": f32(state_h), "c": f32(state_c)}
+
+
 _case = partial(make_case, globals())
 
 CASES = (
@@ -123,4 +152,7 @@ CASES = (
     _case("selective_scan", ["y"], inouts=["h"], sizes=[
         {"T": 5, "D": 3, "NS": 4}, {"T": 33, "D": 16, "NS": 8}],
         demo={"T": 1024, "D": 128, "NS": 16}),
+    _case("lstm", ["y"], inouts=["h", "c"], sizes=[
+        {"T": 3, "B": 5, "I": 7, "H": 9}, {"T": 17, "B": 4, "I": 32, "H": 48}],
+        demo={"T": 64, "B": 16, "I": 256, "H": 256}),
 )
