@@ -277,7 +277,7 @@ def _torch_lstm(torch, a):
 
     def run():
         with torch.no_grad():
-            return layer(t["x"], state)
+            return layer(t["x"], state)[0]  # y; the final (h, c) are its last step
     return run
 
 

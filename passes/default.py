@@ -155,12 +155,14 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
     tiled = set()
     parallel_loop: dict[str, str] = {}  # statement -> its parallel loop, if not the outermost
     for s in kernel.statements:
-        if _group_size(placements, s) == 1:
-            names = placements[s.name].names()
+        alone = _group_size(placements, s) == 1
+        names = placements[s.name].names()
+        if alone or s.enclosing:
             if refine is not None and (contraction_tile(s, names, facts) is not None
                                        or match_convolution(s, names) is not None):
                 facts, refine = refine(), None
-            steps = tile_steps(s, names, facts)
+            steps = tile_steps(s, names, facts) if alone else \
+                step_contraction_steps(s, names, facts)
             if steps and try_steps(kernel, schedule, steps):
                 tiled.add(s.name)
                 rows = _row_block_loop(s, names, facts)
@@ -244,9 +246,12 @@ def _row_block_loop(s: Statement, loops: list[str], facts: TargetFacts) -> str |
     blocks number M / MR. The threads share the packed B panel, filled before the loop.
     None for other statements (a batched contraction runs its batch loop in parallel)."""
     c = match_contraction(s, loops)
-    if c is None or len(loops) != 3 or facts.panel is None:
+    if c is None or facts.panel is None:
         return None
-    return f"{c.i}_o"
+    batch = loops[s.enclosing:-3]
+    if batch:  # threads share the packed panel where the batch does (`contraction_steps`)
+        return batch[0] if _shared_by_batch(c, batch) else None
+    return f"{c.i}_o" if len(loops) == 3 else None
 
 
 def _has_micro_kernel(s: Statement, loops: list[str], facts: TargetFacts) -> bool:
@@ -439,7 +444,15 @@ def contraction_steps(s: Statement, loops: list[str], mr: int = MR, nr: int = NR
         return [("tile", s.name, {i: mr, j: nr}),
                 ("reorder", s.name, *order),
                 ("cache_write", s.name, k)]
-    order = [*loops[:-3], f"{j}_o_o", f"{k}_o", f"{i}_o", f"{j}_o", k, i, j]
+    outer, batch = loops[:s.enclosing], loops[s.enclosing:-3]
+    if batch and _shared_by_batch(c, batch):
+        # B the same for every batch element (x[s, b, i] @ W^T for every step s): the batch loops
+        # run inside the panel loops, so that each panel is packed once for all of them
+        order = [*outer, f"{j}_o_o", f"{k}_o", *batch, f"{i}_o", f"{j}_o", k, i, j]
+        pack_at = batch[0]
+    else:
+        order = [*loops[:-3], f"{j}_o_o", f"{k}_o", f"{i}_o", f"{j}_o", k, i, j]
+        pack_at = f"{i}_o"
     # B[.., j, k] (A @ B^T, attention's Q @ K^T) is packed transposed: rows along k.
     n = len(c.b.indices)
     packing = {"layout": (*range(n - 2), n - 1, n - 2)} if c.b_transposed else {}
@@ -449,8 +462,29 @@ def contraction_steps(s: Statement, loops: list[str], mr: int = MR, nr: int = NR
     return [("tile", s.name, {i: mr, j: nr, k: kc}),
             ("tile", s.name, {f"{j}_o": max(1, nc // nr)}),
             ("reorder", s.name, *order),
-            ("cache_read", s.name, c.b.tensor, f"{i}_o", *layout),
+            ("cache_read", s.name, c.b.tensor, pack_at, *layout),
             ("cache_write", s.name, k)]
+
+
+def _shared_by_batch(c, batch: list[str]) -> bool:
+    """Whether the contraction's B operand is indexed by none of the `batch` loops."""
+    return not any(ir.variables(x) & set(batch) for x in c.b.indices)
+
+
+def step_contraction_steps(s: Statement, loops: list[str], facts: TargetFacts
+                           ) -> list[tuple] | None:
+    """The register tile of a contraction inside a DSL `for` loop shared with other statements
+    (a recurrence's step: an LSTM's `z[b, g] += h[b, j] * W[j, g]`), over its own three loops,
+    without a packed panel: packing in every step would copy B every step. None where B is
+    read transposed (normalize hoists a transposed copy of a loop-invariant B out of the
+    loop), or the statement is no such contraction."""
+    if s.enclosing == 0 or len(loops) != s.enclosing + 3:
+        return None
+    tile = contraction_tile(s, loops, facts)
+    c = match_contraction(s, loops)
+    if tile is None or c.widening or c.b_transposed:
+        return None
+    return contraction_steps(s, loops, *tile, None, None)
 
 
 def dot_steps(s: Statement, loops: list[str], mr: int, nr: int, kc: int, nc: int

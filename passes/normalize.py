@@ -43,6 +43,7 @@ from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.ir.types import DType
 from loopweave.passes import placement as pl
+from loopweave.passes.hoist_transpose import hoist_transposed_operands
 from loopweave.passes.index_split import split_index_sets
 
 
@@ -57,11 +58,12 @@ class _Product:
 
 def normalize(kernel: KernelIR, split: bool = True) -> KernelIR:
     """`kernel` with the reduction-invariant factors of its `+=` reductions moved out of them
-    (see the module docstring), then, with `split`, its statements split where a write meets
-    a read on one hyperplane of a loop (passes/index_split.py); the same object when nothing
-    changes."""
+    (see the module docstring), then, with `split` (the C targets), its statements split where
+    a write meets a read on one hyperplane of a loop (passes/index_split.py) and transposed
+    inputs of contractions in `for` loops copied before the loop (passes/hoist_transpose.py);
+    the same object when nothing changes."""
     hoisted = _hoist_factors(kernel)
-    return split_index_sets(hoisted) if split else hoisted
+    return hoist_transposed_operands(split_index_sets(hoisted)) if split else hoisted
 
 
 def _hoist_factors(kernel: KernelIR) -> KernelIR:

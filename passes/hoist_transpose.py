@@ -1,0 +1,112 @@
+"""Normalization: an input read transposed by a contraction inside a DSL `for` loop is copied,
+transposed, once before the loop, so that each step reads it untransposed.
+
+    for t in 0:T {                                    S4_transpose: W_hh_t[j, g] = W_hh[g, j]
+        z[b, g] += h[b, j] * W_hh[g, j]       ->      for t in 0:T {
+        ...                                               z[b, g] += h[b, j] * W_hh_t[j, g]
+
+A step's contraction gets a register tile whose vectors run along B's rows (j here), which needs
+B[k, j]; packing B[j, k] into that layout in the loop would copy B in every step (an LSTM's W_hh,
+1 MB, 64 times), where the copy before the loop costs one pass per call
+(`passes/default.step_contraction_steps`). Only an input no statement writes, indexed by the
+contraction's own two variables (B[j, k], no batch or enclosing-loop index), and an f32 or f64
+statement; reads of B elsewhere stay. The copy covers the elements the statement reads (its
+domain projected on j, k), so a `for` loop that runs no step copies nothing.
+
+This adds a statement and a temporary, so, like `passes/normalize.py`, it runs only where no
+schedule names statements. Existing statements keep their names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import islpy as isl
+
+from loopweave.ir import expr as ir
+from loopweave.ir.kernel import KernelIR, Statement, Tensor
+from loopweave.passes import placement as pl
+from loopweave.passes.patterns import match_contraction
+
+
+def hoist_transposed_operands(kernel: KernelIR) -> KernelIR:
+    """`kernel` with each loop-invariant transposed B of a contraction in a `for` loop read
+    from a transposed copy made before the loop (module docstring); the same object when
+    there is none."""
+    written = {s.lhs.tensor for s in kernel.statements}
+    statements, temporaries = list(kernel.statements), list(kernel.temporaries)
+    placements = pl.initial_placements(kernel)
+    copies: dict[str, str] = {}  # B -> its transposed copy
+    for s in kernel.statements:
+        found = _transposed_input(kernel, s, written)
+        if found is None:
+            continue
+        load, j, k = found
+        source = kernel.tensors[load.tensor]
+        if source.name not in copies:
+            taken = set(kernel.tensors) | {t.name for t in temporaries}
+            copy = Tensor(_fresh(f"{source.name}_t", taken), source.dtype,
+                          (source.shape[1], source.shape[0]), "temp")
+            temporaries.append(copy)
+            copies[source.name] = copy.name
+            transpose = _copy_statement(kernel, s, load, copy.name, j, k,
+                                        {t.name for t in statements})
+            _place_before_loop(placements, s, transpose)
+            first = next(n for n, t in enumerate(statements)
+                         if placements[t.name].order[0] == placements[transpose.name].order[0] + 1)
+            statements.insert(first, transpose)
+        flipped = ir.Load(copies[source.name], (load.indices[1], load.indices[0]), load.dtype)
+        index = statements.index(s)
+        statements[index] = replace(s, rhs=ir.rewrite(s.rhs, lambda e, old=load, new=flipped:
+                                                      new if e == old else None))
+    if not copies:
+        return kernel
+    result = replace(kernel, statements=tuple(statements), temporaries=tuple(temporaries))
+    return result.with_schedule(pl.build_tree(result, placements))
+
+
+def _transposed_input(kernel: KernelIR, s: Statement, written: set[str]
+                      ) -> tuple[ir.Load, str, str] | None:
+    """(B's load, j, k) where `s`, inside a `for` loop, is `C[.., i, j] += A * B[j, k]` with
+    B a 2-D input no statement writes, else None."""
+    if s.enclosing == 0 or not s.lhs.dtype.is_float or s.lhs.dtype.is_storage_only:
+        return None
+    c = match_contraction(s)
+    if c is None or not c.b_transposed or c.widening or c.b.tensor in written:
+        return None
+    names = [x.name if isinstance(x, ir.Var) else None for x in c.b.indices]
+    if names != [c.j, c.k] or kernel.tensors[c.b.tensor].role != "in" or \
+            c.j in s.iterators[:s.enclosing] or c.k in s.iterators[:s.enclosing]:
+        return None
+    return c.b, c.j, c.k
+
+
+def _copy_statement(kernel: KernelIR, s: Statement, load: ir.Load, copy: str, j: str, k: str,
+                    taken: set[str]) -> Statement:
+    """`copy[k, j] = B[j, k]` over the (j, k) that `s` reads, outside every loop."""
+    name = _fresh(f"{s.name}_transpose", taken)
+    domain = s.domain
+    for p in reversed(range(len(s.iterators))):
+        if s.iterators[p] not in (j, k):
+            domain = domain.project_out(isl.dim_type.set, p, 1)
+    iterators = tuple(v for v in s.iterators if v in (j, k))
+    lhs = ir.Load(copy, (ir.Var(k), ir.Var(j)), load.dtype)
+    return Statement(name, iterators, domain.set_tuple_name(name), lhs, "=", load, s.pos)
+
+
+def _place_before_loop(placements: dict[str, pl.Placement], s: Statement,
+                       copy: Statement) -> None:
+    """Place `copy` at the top level right before the outermost loop around `s`, shifting the
+    later top-level siblings (in place)."""
+    here = placements[s.name].order[0]
+    for name, q in list(placements.items()):
+        if q.order[0] >= here:
+            placements[name] = pl.Placement(q.loops, (q.order[0] + 1, *q.order[1:]))
+    own = [pl.Loop(v, ir.Var(v)) for v in copy.iterators]
+    placements[copy.name] = pl.Placement(tuple(own), (here, *[0] * len(own)))
+
+
+def _fresh(name: str, taken: set[str]) -> str:
+    while name in taken:
+        name += "_"
+    return name

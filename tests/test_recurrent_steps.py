@@ -1,0 +1,161 @@
+"""Contractions in the steps of a recurrence (an LSTM's `h @ W_hh^T` inside `for t`):
+
+- normalize copies a loop-invariant input that a step reads transposed, once, before the loop
+  (passes/hoist_transpose.py), and leaves the cases it must alone;
+- the default gives the step's contraction a register tile without a packed panel
+  (`passes/default.step_contraction_steps`), and a batched contraction whose B the batch shares
+  (the input projection of every step) packs each panel once, outside the batch loops;
+- the generated code matches numpy at odd sizes, and equals program order's result;
+- temporaries are kept from call to call (`CallPlan.scratch`), one set per thread, and results
+  do not depend on what a previous call left in them.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import loopweave
+from loopweave.driver import stages
+from loopweave.ir.expr import to_str
+from loopweave.passes.hoist_transpose import hoist_transposed_operands
+from loopweave.pipeline import front_end
+
+ROOT = Path(__file__).resolve().parent.parent
+LSTM = (ROOT / "examples/kernels/lstm.lw").read_text()
+S = loopweave.Schedule
+
+# A recurrence whose step reads W transposed and then rewrites what the step read (h).
+STEP = """
+kernel step(x: f32[T, B, N], W: f32[N, N], h0: f32[B, N]) -> (h: f32[B, N], y: f32[T, B, N]) {
+    h[b, j] = h0[b, j]
+    for t in 0:T {
+        z[b, g] += h[b, j] * W[g, j]
+        y[t, b, g] = z[b, g]
+        h[b, j] = x[t, b, j] + z[b, j] * 0.001
+    }
+}
+"""
+
+
+def lstm_inputs(t, b, i, h, seed=0):
+    r = np.random.default_rng(seed)
+    k = 1 / np.sqrt(h)
+
+    def u(*shape, s=1.0):
+        return r.uniform(-s, s, shape).astype(np.float32)
+    return (u(t, b, i), u(4 * h, i, s=k), u(4 * h, h, s=k), u(4 * h, s=k), u(b, h), u(b, h))
+
+
+def lstm_numpy(x, w_ih, w_hh, bias, h, c):
+    def sigmoid(v):
+        return 1 / (1 + np.exp(-v))
+    h, c = h.astype(np.float64), c.astype(np.float64)
+    ys = []
+    for xt in x.astype(np.float64):
+        zi, zf, zg, zo = np.split(xt @ w_ih.T + h @ w_hh.T + bias, 4, axis=1)
+        c = sigmoid(zf) * c + sigmoid(zi) * np.tanh(zg)
+        h = sigmoid(zo) * np.tanh(c)
+        ys.append(h)
+    return np.stack(ys), h, c
+
+
+def test_a_transposed_loop_invariant_input_is_copied_before_the_loop():
+    kernel = hoist_transposed_operands(front_end(LSTM, None))
+    copy = kernel.tensors["W_hh_t"]
+    assert copy.role == "temp" and [to_str(d) for d in copy.shape] == ["H", "4 * H"]
+    names = [s.name for s in kernel.statements]
+    transpose = next(s for s in kernel.statements if s.name.endswith("_transpose"))
+    step = next(s for s in kernel.statements if "W_hh" in to_str(s.rhs) and s is not transpose)
+    assert transpose.enclosing == 0 and names.index(transpose.name) < names.index(step.name)
+    assert "W_hh_t[j, g]" in to_str(step.rhs) and "W_hh[" not in to_str(step.rhs)
+    # W_ih, read transposed by a contraction outside any loop, is packed by the default instead
+    assert "W_ih_t" not in kernel.tensors
+
+
+@pytest.mark.parametrize("source", [
+    # B written by the kernel
+    """kernel k(A: f32[N, K], W: inout f32[M, K], T: i32) -> C: f32[T, N, M] {
+        for t in 0:T { C[t, i, j] += A[i, k] * W[j, k]
+                       W[j, k] = W[j, k] * 0.5 } }""",
+    # B indexed by the enclosing loop: not invariant
+    """kernel k(A: f32[N, K], W: f32[T, M, K]) -> C: f32[T, N, M] {
+        for t in 0:T { C[t, i, j] += A[i, k] * W[t, j, k] } }""",
+    # no enclosing loop
+    """kernel k(A: f32[N, K], W: f32[M, K]) -> C: f32[N, M] { C[i, j] += A[i, k] * W[j, k] }""",
+    # B not transposed
+    """kernel k(A: f32[N, K], W: f32[K, M], T: i32) -> C: f32[T, N, M] {
+        for t in 0:T { C[t, i, j] += A[i, k] * W[k, j] } }""",
+], ids=["written", "indexed-by-t", "no-loop", "not-transposed"])
+def test_what_stays_untouched(source):
+    kernel = front_end(source, None)
+    assert hoist_transposed_operands(kernel) is kernel
+
+
+def test_lstm_default_schedule_tiles_the_step_and_packs_the_projection_once():
+    st = stages(LSTM)
+    steps = {(step.op, step.target): step.args for step in st.schedule.steps}
+    step_reorder = next(args for (op, target), args in steps.items()
+                        if op == "reorder" and "t" in args)
+    assert step_reorder[:1] == ("t",) or list(step_reorder)[:1] == ["t"]
+    projection = next(args for (op, target), args in steps.items()
+                      if op == "cache_read" and args[0] == "W_ih")
+    assert projection[1] == "s"  # packed at the batch loop: once per panel, for every step s
+    source = loopweave.compile(LSTM, tuning_db=False, cost_model=False)
+    args = lstm_inputs(3, 5, 7, 9)
+    source(*[a.copy() for a in args])
+    body = source.source.split("void lw_lstm")[1]
+    assert "lw_r0_0" in body and "W_hh_t" in body and "__builtin_prefetch" in body
+
+
+@pytest.mark.parametrize("sizes", [(3, 5, 7, 9), (6, 16, 33, 40), (2, 17, 16, 64)])
+def test_lstm_matches_numpy_and_program_order(sizes):
+    k = loopweave.compile(LSTM, tuning_db=False, cost_model=False)
+    plain = loopweave.compile(LSTM, schedule=S(), tuning_db=False, cost_model=False)
+    args = lstm_inputs(*sizes)
+    y_ref, h_ref, c_ref = lstm_numpy(*args)
+    for kernel in (k, plain):
+        x, w_ih, w_hh, bias, h, c = (a.copy() for a in args)
+        y = kernel(x, w_ih, w_hh, bias, h, c)
+        np.testing.assert_allclose(y, y_ref, rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(h, h_ref, rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(c, c_ref, rtol=2e-5, atol=2e-6)
+
+
+def test_a_step_that_also_writes_what_it_reads_is_exact():
+    k = loopweave.compile(STEP, tuning_db=False, cost_model=False)
+    r = np.random.default_rng(1)
+    x, w, h0 = (r.standard_normal(s).astype(np.float32) for s in ((5, 3, 13), (13, 13), (3, 13)))
+    h, y = k(x, w, h0)
+    assert "W_t" in k.source.split("void lw_step")[1]
+    hh, ys = h0.astype(np.float64), []
+    for t in range(5):
+        z = hh @ w.astype(np.float64).T
+        ys.append(z)
+        hh = x[t] + z * 0.001
+    np.testing.assert_allclose(y, np.stack(ys), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(h, hh, rtol=1e-5, atol=1e-5)
+
+
+def test_temporaries_are_kept_per_thread_and_never_read_stale():
+    src = """kernel rows(X: f32[N, D]) -> Y: f32[N, D] {
+        t[i] += X[i, j]
+        Y[i, j] = X[i, j] - t[i]
+    }"""
+    k = loopweave.compile(src, schedule=S(), tuning_db=False, cost_model=False)
+    r = np.random.default_rng(2)
+    for _ in range(3):  # each call's sums start from zero whatever the last one left
+        x = r.standard_normal((9, 7)).astype(np.float32)
+        np.testing.assert_allclose(k(x), x - x.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-5)
+    plan = next(iter(k._plans.values()))
+    kept = plan.scratch.arrays
+    k(x)
+    assert plan.scratch.arrays is kept  # the same arrays on the next call
+    seen = []
+    thread = threading.Thread(target=lambda: (k(x), seen.append(plan.scratch.arrays)))
+    thread.start()
+    thread.join()
+    assert seen and seen[0] is not kept and seen[0][0] is not kept[0]
