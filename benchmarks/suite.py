@@ -91,6 +91,13 @@ def _scan_work(s):  # per (t, d, n): 4 for the state update, 2 for the output (e
     return Work(6.0 * t * d * ns, 4.0 * (3 * t * d + 2 * t * ns + 2 * d * ns))
 
 
+def _conv2d_s2_work(s):
+    oh, ow = (s["H"] + 2 - s["R"]) // 2 + 1, (s["W"] + 2 - s["S"]) // 2 + 1
+    n, c, k = s["N"], s["C"], s["K"]
+    return Work(2.0 * n * k * oh * ow * c * s["R"] * s["S"],
+                4.0 * (n * c * s["H"] * s["W"] + k * c * s["R"] * s["S"] + n * k * oh * ow))
+
+
 def _lstm_work(s):  # the two contractions of each step (input and hidden); the gates not counted
     t, b, i, h = s["T"], s["B"], s["I"], s["H"]
     return Work(2.0 * t * b * 4 * h * (i + h),
@@ -186,6 +193,19 @@ def _scan(exp, x, delta, A, B, C, h, y):
 def _np_selective_scan(a):
     x, delta, A, B, C, h0 = (a[k] for k in ("x", "delta", "A", "B", "C", "h"))
     return lambda: _scan(np.exp, x, delta, A, B, C, h0.copy(), np.empty_like(x))
+
+
+def _np_conv2d_s2(a):
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    x, f = a["X"], a["F"]
+    r, s = f.shape[2:]
+
+    def run():
+        padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        win = sliding_window_view(padded, (r, s), axis=(2, 3))[:, :, ::2, ::2]
+        return np.einsum("ncyxrs,kcrs->nkyx", win, f, optimize=True)
+    return run
 
 
 def _np_lstm(a):
@@ -300,6 +320,14 @@ SUITE: dict[str, SuiteKernel] = {k.name: k for k in [
                 numpy=_np_conv2d, torch=_torch_conv,
                 notes=("ResNet-50 conv2_x 3x3 layer: 64 -> 64 channels on 56x56 (the input "
                        "carries the 1-pixel padding: 58x58, valid convolution)",)),
+    SuiteKernel("conv2d_s2", "conv2d_s2",
+                {"N": 1, "C": 64, "H": 56, "W": 56, "K": 128, "R": 3, "S": 3},
+                {"N": 1, "C": 4, "H": 9, "W": 9, "K": 8, "R": 3, "S": 3}, _conv2d_s2_work,
+                numpy=_np_conv2d_s2,
+                torch=lambda torch, a: (lambda t: lambda: torch.nn.functional.conv2d(
+                    t["X"], t["F"], stride=2, padding=1))(_t(torch, a)),
+                notes=("ResNet-50 conv3_x downsampling 3x3 layer: 64 -> 128 channels, "
+                       "56x56 -> 28x28, stride 2, zero padding 1",)),
     SuiteKernel("depthwise_conv2d", "depthwise_conv2d",
                 {"N": 1, "C": 256, "H": 58, "W": 58, "R": 3, "S": 3},
                 {"N": 1, "C": 4, "H": 10, "W": 10, "R": 3, "S": 3}, _depthwise_work,

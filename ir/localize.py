@@ -43,7 +43,10 @@ def lower_cache(spec: CacheSpec, loop: Node, tensor: Tensor,
                      for x in n.indices for v in ir.variables(x)}
         conds: list[ir.Expr] = []
         direct = _constant_trip_counts(loop, outer, conds, tile_vars)
-        if conds and is_accumulator_nest(direct, outer):
+        # (a buffer laid out along another dimension than the tensor's last, acc[x][k] for
+        # Y[k, x], keeps its copies: the registers' rows run along the buffer's)
+        along_last = not spec.layout or spec.layout[-1] == len(spec.layout) - 1
+        if conds and along_last and is_accumulator_nest(direct, outer):
             return If(_all(conds), direct,
                       _buffered(spec, tensor, strip_partial_tiles(body, outer)))
         body = _version_full_tiles(body, outer, tile_vars)

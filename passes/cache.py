@@ -54,7 +54,7 @@ def analyze(kernel: KernelIR, schedule: isl.Schedule, tag: str, tensor: str,
         _check_exact(kernel, t, functools.reduce(isl.Map.union, write_fp), offsets, sizes, names)
     layout = layout or tuple(range(len(sizes)))
     if len(layout) != len(sizes):
-        raise ScheduleError(f"cache_read layout {layout} of {tensor}: {tensor} has "
+        raise ScheduleError(f"cache layout {layout} of {tensor}: {tensor} has "
                             f"{len(sizes)} dimensions")
     shape = [sizes[d] for d in layout]
     if panel:
@@ -132,7 +132,11 @@ def _check_exact(kernel: KernelIR, t: Tensor, written: isl.Map, offsets, sizes, 
     conds = []
     for d, (off, size, dim) in enumerate(zip(offsets, sizes, t.shape, strict=True)):
         o = isl_helpers.to_isl(off)
-        conds += [f"{o} <= {idx[d]} < {o} + {size}", f"0 <= {idx[d]} < {isl_helpers.to_isl(dim)}"]
+        conds.append(f"{o} <= {idx[d]} < {o} + {size}")
+        try:  # an extent isl cannot say (a ceiling division) leaves the box larger: stricter
+            conds.append(f"0 <= {idx[d]} < {isl_helpers.to_isl(dim)}")
+        except ValueError:
+            conds.append(f"0 <= {idx[d]}")
     text = (f"{isl_helpers.param_prefix(kernel.params)}{{ [{', '.join(names)}] -> "
             f"{t.name}[{', '.join(idx)}] : {' and '.join(conds)} }}")
     box = isl.Map(text).intersect_domain(written.domain()).intersect_params(kernel.context)

@@ -40,6 +40,7 @@ from loopweave.passes.loop_kinds import loop_marks
 from loopweave.passes.patterns import match_contraction, match_convolution, match_gemm, walk
 from loopweave.passes.right_looking import right_looking
 from loopweave.passes.schedule import Schedule, try_steps
+from loopweave.passes.strided_conv import channel_steps, match_channel_convolution
 from loopweave.passes.wavefront import latency_wavefront
 
 #: The micro-kernel: MR rows x NR columns of C in registers; KC deep, NC wide packed B panels.
@@ -89,6 +90,9 @@ class TargetFacts:
     f64_tile: tuple[int, int] | None = None
     micro_panels: tuple[str, ...] = ()
     gemm_kernels: tuple[str, ...] = ()
+    # (output columns, vectors of output channels) of a strided convolution's tile
+    # (`passes/strided_conv.py`)
+    channel_conv_tile: tuple[int, int] = (4, 4)
 
 
 #: The host with AVX2-wide (32-byte) vectors; `CPU_AVX512` where the compiler targets AVX-512.
@@ -99,15 +103,19 @@ class TargetFacts:
 # 80-85, 1024^3 80 -> 86, 1000^3 even (73-78 both).
 CPU = TargetFacts("cpu", 32, 16, True, (MR, NR), (KC, NC), (CONV_ROWS, CONV_COLS),
                   (DEPTHWISE_ROWS, DEPTHWISE_COLS), f64_tile=(MR, NR // 2),
-                  micro_panels=("f32", "f64"), gemm_kernels=("i8", "bf16"))
+                  micro_panels=("f32", "f64"), gemm_kernels=("i8", "bf16"),
+                  channel_conv_tile=(3, 4))  # 12 ymm accumulators of 16 registers
 # AVX-512: 14-row tiles (28 zmm accumulators; f32 1024^3 153 GFLOP/s against 140 for 8 x 32,
 # f64 1000^3 65 against 56), 8 rows below PANEL_MIN_ROWS rows of C (`CPU_AVX512_FEW_ROWS`), no
 # micro-panels (measured even). Intel Xeon, one thread; the numbers in docs/scheduling.md.
 # Convolutions: 8 x 32 (16 zmm accumulators). conv2d 64 -> 64 channels, 3x3, one thread: 56
 # output columns 98-100 GFLOP/s (8 x 8, the AVX2 tile: 73; 8 x 16: 92; 4 x 64, 16 x 16, 12 x 32:
 # 83-87), 48 columns 120 (8 x 16: 105).
+# Strided convolutions: 4 columns x 64 channels (stride-2 3x3 conv 64 -> 128 channels on 56x56,
+# one thread, GFLOP/s: 4x64 75, 14x16 69, 7x32 68, 14x32 61).
 CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(14, 32),
-                     f64_tile=(14, 16), micro_panels=(), conv_tile=(8, 32))
+                     f64_tile=(14, 16), micro_panels=(), conv_tile=(8, 32),
+                     channel_conv_tile=(4, 4))
 #: The host's facts for contractions with fewer than PANEL_MIN_ROWS rows of C (`PanelRows`).
 CPU_FEW_ROWS = replace(CPU, micro_panels=())
 CPU_AVX512_FEW_ROWS = replace(CPU_AVX512, matmul_tile=(8, 32), f64_tile=(8, 16))
@@ -159,7 +167,8 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
         names = placements[s.name].names()
         if alone or s.enclosing:
             if refine is not None and (contraction_tile(s, names, facts) is not None
-                                       or match_convolution(s, names) is not None):
+                                       or match_convolution(s, names) is not None
+                                       or match_channel_convolution(s, names) is not None):
                 facts, refine = refine(), None
             steps = tile_steps(s, names, facts) if alone else \
                 step_contraction_steps(s, names, facts)
@@ -231,7 +240,10 @@ def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple
         return contraction_steps(s, loops, *tile, kc, nc, widening=True,
                                  micro_panel=s.lhs.dtype.name in facts.micro_panels)
     conv = match_convolution(s, loops)
-    if conv is None or (conv.widening and facts.int8_tile is None):
+    if conv is None:
+        rows, lanes = facts.channel_conv_tile
+        return channel_steps(s, loops, rows, lanes * facts.vector_bytes // 4)
+    if conv.widening and facts.int8_tile is None:
         return None
     rows, cols = facts.depthwise_tile if conv.depthwise else facts.conv_tile
     if conv.widening:
@@ -246,7 +258,10 @@ def _row_block_loop(s: Statement, loops: list[str], facts: TargetFacts) -> str |
     blocks number M / MR. The threads share the packed B panel, filled before the loop.
     None for other statements (a batched contraction runs its batch loop in parallel)."""
     c = match_contraction(s, loops)
-    if c is None or facts.panel is None:
+    if c is None:
+        conv = match_channel_convolution(s, loops)  # its output rows: n is often 1
+        return conv.outer[-1] if conv is not None and conv.outer else None
+    if facts.panel is None:
         return None
     batch = loops[s.enclosing:-3]
     if batch:  # threads share the packed panel where the batch does (`contraction_steps`)

@@ -149,10 +149,14 @@ class Schedule:
         self.steps.append(Step("compute_at", f"{producer},{consumer}", (loop,)))
         return self
 
-    def cache_write(self, target: str, at: str) -> Schedule:
+    def cache_write(self, target: str, at: str, layout: tuple[int, ...] | None = None
+                    ) -> Schedule:
         """Keep the part of `target`'s tensor written inside loop `at` in a local buffer (an
-        accumulator tile: registers, once the tile loops inside have constant extents)."""
-        self.steps.append(Step("cache_write", target, (at,)))
+        accumulator tile: registers, once the tile loops inside have constant extents).
+        `layout` orders the buffer's dimensions by the tensor's, as in `cache_read` (`(1, 0)`:
+        a tile of Y[k, x] accumulates as acc[x][k], vectors along k)."""
+        self.steps.append(Step("cache_write", target,
+                               (at,) if layout is None else (at, _layout(layout))))
         return self
 
     def cache_read(self, target: str, tensor: str, at: str,
@@ -166,11 +170,7 @@ class Schedule:
         tile at buf[j // 8][k][j % 8], so that a register tile 8 columns wide reads its B
         contiguously along k)."""
         if layout is not None:
-            layout = tuple(layout)
-            if sorted(layout) != list(range(len(layout))) or not all(
-                    isinstance(d, int) and not isinstance(d, bool) for d in layout):
-                raise ScheduleError(f"cache_read layout must be a permutation of 0..n-1, not "
-                                    f"{layout!r}")
+            layout = _layout(layout)
         if panel is not None and (isinstance(panel, bool) or not isinstance(panel, int)
                                   or panel < 1):
             raise ScheduleError(f"cache_read panel must be a positive integer, not {panel!r}")
@@ -332,7 +332,8 @@ class Schedule:
                 tensor, at, *rest = step.args
                 layout, panel = (list(rest) + [None, None])[:2]
             else:
-                tensor, (at,), layout, panel = stmts[0].lhs.tensor, step.args, None, None
+                (at, *rest), tensor, panel = step.args, stmts[0].lhs.tensor, None
+                layout = rest[0] if rest else None
             _check_names_exist(step, [placements[s.name] for s in stmts], [at])
             tag = str(len(wanted))
             prefixes = {placements[s.name].order[:placements[s.name].names().index(at) + 1]
@@ -345,6 +346,15 @@ class Schedule:
             wanted.append((tag, tensor, step.op == "cache_write",
                            tuple(layout) if layout is not None else None, panel))
         return caches_at, wanted
+
+
+def _layout(layout) -> tuple[int, ...]:
+    """`layout` as a tuple, checked to be a permutation of 0..n-1."""
+    layout = tuple(layout)
+    if sorted(layout) != list(range(len(layout))) or not all(
+            isinstance(d, int) and not isinstance(d, bool) for d in layout):
+        raise ScheduleError(f"a cache layout must be a permutation of 0..n-1, not {layout!r}")
+    return layout
 
 
 def _check_caches_inside_locals(locals_at: dict, caches_at: dict, wanted: list) -> None:

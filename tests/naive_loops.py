@@ -443,6 +443,25 @@ def naive_selective_scan(x, delta, A, B, C, h):
     return {"y": y, "h": h}
 
 
+def naive_conv2d_s2(X, F):
+    X, F = as_f64(X), as_f64(F)
+    n_, c_, h_, w_ = X.shape
+    k_, _, r_, s_ = F.shape
+    oh, ow = (h_ + 2 - r_) // 2 + 1, (w_ + 2 - s_) // 2 + 1
+    Y = np.zeros((n_, k_, oh, ow))
+    for n in range(n_):
+        for k in range(k_):
+            for y in range(oh):
+                for x in range(ow):
+                    for c in range(c_):
+                        for r in range(r_):
+                            for s in range(s_):
+                                a, b = 2 * y + r - 1, 2 * x + s - 1
+                                if 0 <= a < h_ and 0 <= b < w_:
+                                    Y[n, k, y, x] += X[n, c, a, b] * F[k, c, r, s]
+    return {"Y": Y}
+
+
 def naive_lstm(x, W_ih, W_hh, bias, h, c):
     x, W_ih, W_hh, bias, h, c = map(as_f64, (x, W_ih, W_hh, bias, h, c))
     t_, b_, i_ = x.shape

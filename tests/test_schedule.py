@@ -310,3 +310,22 @@ def test_a_cache_around_a_fused_local_temporary_is_refused():
 def test_fuse_with_a_positional_depth_is_a_schedule_error():
     with pytest.raises(loopweave.ScheduleError, match="depth=1"):
         loopweave.Schedule().fuse("S0,S1,S2", 1)
+
+
+def test_cache_write_of_a_temporary_sized_by_a_ceiling_division():
+    # lut_table's temporaries are 2 * ((K + 7) / 8) long: an extent isl's AST gives as a
+    # ceiling division, which the exactness check could not turn back into isl text (a
+    # ValueError from a random legal schedule in tests/test_sanitizers.py).
+    from loopweave.driver import front_end
+
+    source = (KERNELS / "lut_table.lw").read_text()
+    kernel = front_end(source)
+    applied = 0
+    for s in kernel.statements:
+        for loop in s.iterators:  # each applies or is refused as a ScheduleError
+            try:
+                Schedule().cache_write(s.name, loop).apply(kernel)
+                applied += 1
+            except ScheduleError:
+                pass
+    assert applied >= 1

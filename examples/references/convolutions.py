@@ -24,6 +24,20 @@ def conv2d_ref(X, F):
     return {"Y": f32(np.einsum("ncyxrs,kcrs->nkyx", win, f64(F), optimize=True))}
 
 
+def conv2d_s2_inputs(s: Sizes, seed: int) -> Args:
+    """X: f32[N, C, H, W], F: f32[K, C, R, S]."""
+    return conv2d_inputs(s, seed)
+
+
+def conv2d_s2_ref(X, F):
+    """Y = conv2d(X, F) with stride 2 and zero padding 1 on each side (torch's
+    conv2d(..., stride=2, padding=1))."""
+    r, s = F.shape[2], F.shape[3]
+    padded = np.pad(f64(X), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    win = np.lib.stride_tricks.sliding_window_view(padded, (r, s), axis=(2, 3))[:, :, ::2, ::2]
+    return {"Y": f32(np.einsum("ncyxrs,kcrs->nkyx", win, f64(F), optimize=True))}
+
+
 def maxpool2d_inputs(s: Sizes, seed: int) -> Args:
     """X: f32[C, H, W]."""
     return {"X": uniform(rng(seed), (s["C"], s["H"], s["W"]))}
@@ -65,6 +79,11 @@ CASES = (
         {"N": 2, "C": 4, "H": 16, "W": 16, "K": 8, "R": 3, "S": 2},
         {"N": 1, "C": 2, "H": 5, "W": 5, "K": 3, "R": 5, "S": 1}],
         demo={"N": 2, "C": 32, "H": 34, "W": 34, "K": 32, "R": 3, "S": 3}),
+    _case("conv2d_s2", ["Y"], sizes=[
+        {"N": 1, "C": 3, "H": 9, "W": 11, "K": 5, "R": 3, "S": 3},
+        {"N": 2, "C": 4, "H": 16, "W": 15, "K": 70, "R": 3, "S": 2},
+        {"N": 1, "C": 2, "H": 5, "W": 6, "K": 3, "R": 1, "S": 1}],
+        demo={"N": 1, "C": 64, "H": 56, "W": 56, "K": 128, "R": 3, "S": 3}),
     _case("maxpool2d", ["O"], sizes=[{"C": 3, "H": 7, "W": 13}, {"C": 4, "H": 32, "W": 16}],
           demo={"C": 64, "H": 112, "W": 112}),
     _case("depthwise_conv2d", ["Y"], sizes=[

@@ -1,0 +1,118 @@
+"""Strided convolutions with output channels as the vector dimension (passes/strided_conv.py):
+the normalization (k-last weights, zero-padded data where the `where` is padding), its limits,
+the default's tile, numerics at odd sizes and strides against numpy and program order, and
+the `cache_write` layout it needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import loopweave
+from loopweave.driver import stages
+from loopweave.ir.expr import to_str
+from loopweave.passes.strided_conv import normalize_strided_convolutions
+from loopweave.pipeline import front_end
+
+ROOT = Path(__file__).resolve().parent.parent
+S2 = (ROOT / "examples/kernels/conv2d_s2.lw").read_text()
+S = loopweave.Schedule
+
+# stride 3 and dilation 2 along x, no padding; rows stride 1
+STRIDE3 = """
+kernel c3(X: f32[N, C, H, W], F: f32[K, C, R, S]) -> Y: f32[N, K, H - R + 1, (W - 2 * S) / 3 + 1] {
+    assume H >= R
+    assume W >= 2 * S
+    Y[n, k, y, x] += X[n, c, y + r, 3 * x + 2 * s] * F[k, c, r, s]
+}
+"""
+
+
+def conv_numpy(x, f, stride, pad, dilation=1):
+    x64, f64 = x.astype(np.float64), f.astype(np.float64)
+    n, c, h, w = x.shape
+    k, _, r, s = f.shape
+    xp = np.pad(x64, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    oh = (h + 2 * pad[0] - r) // stride[0] + 1
+    ow = (w + 2 * pad[1] - dilation * (s - 1) - 1) // stride[1] + 1
+    y = np.zeros((n, k, oh, ow))
+    for i in range(r):
+        for j in range(s):
+            rows = xp[:, :, i:i + stride[0] * oh:stride[0], :]
+            cols = rows[:, :, :, dilation * j:dilation * j + stride[1] * ow:stride[1]]
+            y += np.einsum("ncyx,kc->nkyx", cols[:, :, :oh, :ow], f64[:, :, i, j])
+    return y
+
+
+def test_normalization_pads_and_transposes():
+    kernel = normalize_strided_convolutions(front_end(S2, None))
+    pad, flipped = kernel.tensors["X_pad"], kernel.tensors["F_t"]
+    assert [to_str(d) for d in pad.shape] == ["N", "C", "H + 1 + 1", "W + 1 + 1"]
+    assert [to_str(d) for d in flipped.shape] == ["C", "R", "S", "K"]
+    conv = kernel.statements[-1]
+    assert "X_pad[" in to_str(conv.rhs) and "F_t[c, r, s, k]" in to_str(conv.rhs)
+    # the padding statements and the transposition run before the output's initialisation
+    names = [s.name for s in kernel.statements]
+    assert names.index("S1_X_pad_zero") < names.index("S1_X_pad_copy") < names.index("S0")
+
+
+@pytest.mark.parametrize("source", [
+    # unit stride: the column tile of match_convolution takes it
+    """kernel k(X: f32[C, H, W], F: f32[K, C, R, S]) -> Y: f32[K, H - R + 1, W - S + 1] {
+        assume H >= R
+        assume W >= S
+        Y[k, y, x] += X[c, y + r, x + s] * F[k, c, r, s] }""",
+    # a guard that is not padding (it cuts the output too)
+    """kernel k(X: f32[C, H, W], F: f32[K, C, S]) -> Y: f32[K, H, W / 2] {
+        Y[k, y, x] += X[c, y, 2 * x + s] * F[k, c, s] where 2 * x + s < W, x < 3 }""",
+    # three factors
+    """kernel k(X: f32[C, W], F: f32[K, C, S], g: f32[K]) -> Y: f32[K, W / 2] {
+        Y[k, x] += X[c, 2 * x + s] * F[k, c, s] * g[k] where 2 * x + s < W }""",
+], ids=["unit-stride", "not-padding", "three-factors"])
+def test_what_stays_untouched(source):
+    kernel = front_end(source, None)
+    result = normalize_strided_convolutions(kernel)
+    if "x < 3" in source:  # transposed weights, but the guard stays
+        assert "X_pad" not in result.tensors
+    else:
+        assert result is kernel
+
+
+def test_the_default_tiles_output_channels():
+    st = stages(S2)
+    steps = [(step.op, step.target, step.args) for step in st.schedule.steps]
+    tile = next(args for op, target, args in steps if op == "tile" and target == "S1")
+    assert dict(tile)["x"] in (3, 4)
+    write = next(args for op, target, args in steps if op == "cache_write")
+    assert write[0] == "c" and tuple(write[1]) == (0, 2, 3, 1)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 9, 11, 5, 3, 3), (2, 4, 16, 15, 70, 3, 2),
+                                   (1, 5, 8, 8, 33, 1, 1), (1, 16, 13, 17, 130, 3, 3)])
+def test_stride_two_matches_numpy_and_program_order(shape):
+    n, c, h, w, k, r, s = shape
+    rng = np.random.default_rng(sum(shape))
+    x = rng.uniform(-1, 1, (n, c, h, w)).astype(np.float32)
+    f = rng.uniform(-1, 1, (k, c, r, s)).astype(np.float32)
+    want = conv_numpy(x, f, (2, 2), (1, 1))
+    for kernel in (loopweave.compile(S2, tuning_db=False, cost_model=False),
+                   loopweave.compile(S2, schedule=S(), tuning_db=False, cost_model=False)):
+        np.testing.assert_allclose(kernel(x, f), want, rtol=1e-4, atol=1e-4)
+
+
+def test_stride_three_with_dilation_and_no_padding():
+    kernel = loopweave.compile(STRIDE3, tuning_db=False, cost_model=False)
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-1, 1, (2, 6, 7, 29)).astype(np.float32)
+    f = rng.uniform(-1, 1, (19, 6, 2, 3)).astype(np.float32)
+    y = kernel(x, f)
+    assert "F_t" in kernel.source and "X_pad" not in kernel.source
+    want = conv_numpy(x, f, (1, 3), (0, 0), dilation=2)
+    np.testing.assert_allclose(y, want[:, :, :, :y.shape[3]], rtol=1e-4, atol=1e-4)
+
+
+def test_cache_write_layout_is_checked():
+    with pytest.raises(loopweave.ScheduleError, match="permutation"):
+        S().cache_write("S1", "c", layout=(0, 0, 1))
