@@ -111,11 +111,12 @@ CPU = TargetFacts("cpu", 32, 16, True, (MR, NR), (KC, NC), (CONV_ROWS, CONV_COLS
 # Convolutions: 8 x 32 (16 zmm accumulators). conv2d 64 -> 64 channels, 3x3, one thread: 56
 # output columns 98-100 GFLOP/s (8 x 8, the AVX2 tile: 73; 8 x 16: 92; 4 x 64, 16 x 16, 12 x 32:
 # 83-87), 48 columns 120 (8 x 16: 105).
-# Strided convolutions: 4 columns x 64 channels (stride-2 3x3 conv 64 -> 128 channels on 56x56,
-# one thread, GFLOP/s: 4x64 75, 14x16 69, 7x32 68, 14x32 61).
+# Strided convolutions: 7 columns x 32 channels. Stride-2 3x3 convs, one thread, GFLOP/s at
+# 7x32 / 14x32 / 6x64 / 4x64: 64 -> 128 channels on 56x56 80 / 95 / 82 / 71; 128 -> 256 on
+# 28x28 64 / 77 / 67 / 46; 256 -> 512 on 14x14 (7 output columns) 17 / 5 / 12 / 7.
 CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(14, 32),
                      f64_tile=(14, 16), micro_panels=(), conv_tile=(8, 32),
-                     channel_conv_tile=(4, 4))
+                     channel_conv_tile=(7, 2))
 #: The host's facts for contractions with fewer than PANEL_MIN_ROWS rows of C (`PanelRows`).
 CPU_FEW_ROWS = replace(CPU, micro_panels=())
 CPU_AVX512_FEW_ROWS = replace(CPU_AVX512, matmul_tile=(8, 32), f64_tile=(8, 16))
@@ -170,7 +171,8 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
                                        or match_convolution(s, names) is not None
                                        or match_channel_convolution(s, names) is not None):
                 facts, refine = refine(), None
-            steps = tile_steps(s, names, facts) if alone else \
+            steps = (tile_steps(s, names, facts) or transposition_steps(
+                s, names, 64 * 8 // s.lhs.dtype.bits)) if alone else \
                 step_contraction_steps(s, names, facts)
             if steps and try_steps(kernel, schedule, steps):
                 tiled.add(s.name)
@@ -249,6 +251,25 @@ def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple
     if conv.widening:
         rows, cols = facts.int8_tile
     return convolution_steps(s, loops, rows, cols, widening=True)
+
+
+def transposition_steps(s: Statement, loops: list[str], lanes: int) -> list[tuple] | None:
+    """A copy that permutes its tensor's dimensions (`F_t[c, r, s, k] = F[k, c, r, s]`, the
+    normalizations' copies) blocked by `lanes` (a cache line) of the written tensor's last
+    variable w: w's blocks outermost, then the other loops in the read tensor's order, then
+    the block as a vector loop. Each line read then serves the next `lanes` iterations, where
+    the plain order reads a new line for every element; None for any other statement."""
+    rhs = s.rhs
+    if s.op != "=" or not isinstance(rhs, ir.Load) or rhs.dtype != s.lhs.dtype or any(
+            not isinstance(i, ir.Var) for i in (*s.lhs.indices, *rhs.indices)):
+        return None
+    written, read = [i.name for i in s.lhs.indices], [i.name for i in rhs.indices]
+    if sorted(written) != sorted(read) or sorted(loops) != sorted(read) or len(read) < 2 \
+            or written[-1] == read[-1]:
+        return None
+    w = written[-1]
+    order = [f"{w}_o", *[v for v in read if v != w], w]
+    return [("split", s.name, w, lanes), ("reorder", s.name, *order), ("vectorize", s.name, w)]
 
 
 def _row_block_loop(s: Statement, loops: list[str], facts: TargetFacts) -> str | None:

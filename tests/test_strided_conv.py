@@ -48,14 +48,15 @@ def conv_numpy(x, f, stride, pad, dilation=1):
 
 def test_normalization_pads_and_transposes():
     kernel = normalize_strided_convolutions(front_end(S2, None))
-    pad, flipped = kernel.tensors["X_pad"], kernel.tensors["F_t"]
-    assert [to_str(d) for d in pad.shape] == ["N", "C", "H + 1 + 1", "W + 1 + 1"]
-    assert [to_str(d) for d in flipped.shape] == ["C", "R", "S", "K"]
+    data, flipped = kernel.tensors["X_cl"], kernel.tensors["F_t"]
+    assert [to_str(d) for d in data.shape] == ["N", "H + 1 + 1", "W + 1 + 1", "C"]
+    assert [to_str(d) for d in flipped.shape] == ["R", "S", "C", "K"]
     conv = kernel.statements[-1]
-    assert "X_pad[" in to_str(conv.rhs) and "F_t[c, r, s, k]" in to_str(conv.rhs)
-    # the padding statements and the transposition run before the output's initialisation
+    assert "X_cl[n, 2 * y + r - 1 + 1, 2 * x + s - 1 + 1, c]" in to_str(conv.rhs)
+    assert "F_t[r, s, c, k]" in to_str(conv.rhs)
+    # the padded copy and the transposition run before the output's initialisation
     names = [s.name for s in kernel.statements]
-    assert names.index("S1_X_pad_zero") < names.index("S1_X_pad_copy") < names.index("S0")
+    assert names.index("S1_X_cl_zero") < names.index("S1_X_cl_copy") < names.index("S0")
 
 
 @pytest.mark.parametrize("source", [
@@ -74,8 +75,8 @@ def test_normalization_pads_and_transposes():
 def test_what_stays_untouched(source):
     kernel = front_end(source, None)
     result = normalize_strided_convolutions(kernel)
-    if "x < 3" in source:  # transposed weights, but the guard stays
-        assert "X_pad" not in result.tensors
+    if "x < 3" in source:  # copies, but the guard stays: no padding
+        assert [to_str(d) for d in result.tensors["X_cl"].shape] == ["H", "W", "C"]
     else:
         assert result is kernel
 
@@ -84,9 +85,14 @@ def test_the_default_tiles_output_channels():
     st = stages(S2)
     steps = [(step.op, step.target, step.args) for step in st.schedule.steps]
     tile = next(args for op, target, args in steps if op == "tile" and target == "S1")
-    assert dict(tile)["x"] in (3, 4)
+    assert dict(tile)["x"] in (3, 7)
+    order = next(args for op, target, args in steps if op == "reorder" and target == "S1")
+    assert list(order) == ["n", "k_o", "y", "x_o", "r", "s", "c", "x", "k"]
     write = next(args for op, target, args in steps if op == "cache_write")
-    assert write[0] == "c" and tuple(write[1]) == (0, 2, 3, 1)
+    assert write[0] == "r" and tuple(write[1]) == (0, 2, 3, 1)
+    # the weight copy is blocked by a cache line of k, then read in F's order
+    copy = next(args for op, target, args in steps if op == "reorder" and "F_t" in target)
+    assert copy[0].endswith("_o") and copy[-1] == copy[0][:-2]
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 9, 11, 5, 3, 3), (2, 4, 16, 15, 70, 3, 2),
@@ -108,7 +114,7 @@ def test_stride_three_with_dilation_and_no_padding():
     x = rng.uniform(-1, 1, (2, 6, 7, 29)).astype(np.float32)
     f = rng.uniform(-1, 1, (19, 6, 2, 3)).astype(np.float32)
     y = kernel(x, f)
-    assert "F_t" in kernel.source and "X_pad" not in kernel.source
+    assert "F_t" in kernel.source and "X_cl" in kernel.source
     want = conv_numpy(x, f, (1, 3), (0, 0), dilation=2)
     np.testing.assert_allclose(y, want[:, :, :, :y.shape[3]], rtol=1e-4, atol=1e-4)
 
