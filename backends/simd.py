@@ -24,9 +24,8 @@ k inner) is kept in a register across the inner loop. Anything else the lowering
 support (gathers, integer division, math but sqrt and f32 exp, tanh, sigmoid, ...) leaves
 the loop to the scalar renderer and its `#pragma omp simd`: never wrong code, at worst slower.
 
-The intrinsics are wrapped in `#if <guard> ... #else <the plain loop> #endif`, so the source stays
-correct when built for a machine without the instruction set (as emitted C may be).
-f16 tensors are loaded into and stored from f32 vectors (F16C's conversions).
+Intrinsics are wrapped in `#if <guard> ... #else <the plain loop> #endif` (so emitted C builds
+for a machine without the instruction set too); f16 tensors load and store through f32 (F16C).
 """
 
 from __future__ import annotations
@@ -83,6 +82,7 @@ class VectorISA:
             return None
         if lowering.portable:
             return lines
+        renderer.preamble.update(lowering.helpers)  # only now: a failed loop adds none
         plain = renderer.render_plain_for(node, indent)
         guard = self.guard
         if lowering.uses_f16 and self.name == "avx2":  # AVX-512F converts f16 itself
@@ -103,11 +103,10 @@ MVE = VectorISA("mve", "#include <arm_mve.h>",
 
 #: Independent vector accumulators of a reduction in a vector loop (see `_Lowering.loop`).
 ACCUMULATORS = 4
-#: A vector loop with no inner loop and no reduction whose body is at most UNROLL_MAX_LINES
-#: lines runs `VectorISA.unroll` bodies one after the other per trip, then the one-vector loop
-#: for the rest. One thread, 2-core Xeon VM (AVX-512), against one vector per trip: jacobi-1d LARGE
-#: 1.04-1.05x, durbin and trisolv 1.16-1.17x, fdtd-2d 1.13x, nussinov 1.12x, jacobi-2d 1.07x;
-#: atax, bicg, adi 0.97-1.00x. heat-3d's 32-line bodies measured 0.96-0.98x: not unrolled.
+#: A vector loop with no inner loop, no reduction and a body of at most UNROLL_MAX_LINES lines
+#: runs `VectorISA.unroll` bodies a trip, then one vector a trip. One thread, 2-core Xeon VM,
+#: against one a trip: jacobi-1d LARGE 1.04-1.05x, durbin and trisolv 1.16-1.17x, fdtd-2d 1.13x,
+#: nussinov 1.12x, jacobi-2d 1.07x; atax, bicg, adi 0.97-1.00x; heat-3d (32 lines) 0.96-0.98x.
 UNROLL_MAX_LINES = 12
 #: Every instruction set, preferred first when a compiler supports several.
 ISAS: dict[str, VectorISA] = {isa.name: isa for isa in (AVX512, AVX2, NEON, MVE)}
@@ -197,6 +196,7 @@ class _Lowering:
         self.portable = False  # plain C (a memcpy): no #if for the instruction set
         self.nested = 0  # > 0: rendering under a guard or an inner loop of the body
         self.hoisted: dict[ir.Load, str] = {}  # invariant index loads -> their C names
+        self.helpers: set[str] = set()  # file-scope definitions the intrinsics call
 
     def fresh(self, stem: str) -> str:
         self.count += 1
@@ -571,7 +571,7 @@ class _Lowering:
                 x, y = self.value(a, t, lines, indent), self.value(b, t, lines, indent)
                 return self.let(t.ctype, self.minmax(f, x, y, t, lines, indent), lines, indent)
             case ir.Call(func="sqrt" | "exp" | "tanh" | "sigmoid" as f, args=(a,)):
-                self.r.preamble.update(t.helpers.get(f, ()))  # lw_expf_v16 and the like
+                self.helpers.update(t.helpers.get(f, ()))  # lw_expf_v16 and the like
                 return self.let(t.ctype, t.op(f, self.value(a, t, lines, indent)), lines, indent)
         raise CannotLower(type(e).__name__)
 

@@ -45,13 +45,13 @@ def hoist_transposed_operands(kernel: KernelIR) -> KernelIR:
         source = kernel.tensors[load.tensor]
         if source.name not in copies:
             taken = set(kernel.tensors) | {t.name for t in temporaries}
-            copy = Tensor(_fresh(f"{source.name}_t", taken), source.dtype,
+            copy = Tensor(pl.fresh_name(f"{source.name}_t", taken), source.dtype,
                           (source.shape[1], source.shape[0]), "temp")
             temporaries.append(copy)
             copies[source.name] = copy.name
             transpose = _copy_statement(kernel, s, load, copy.name, j, k,
                                         {t.name for t in statements})
-            _place_before_loop(placements, s, transpose)
+            pl.insert_before(placements, s.name, [transpose])
             first = next(n for n, t in enumerate(statements)
                          if placements[t.name].order[0] == placements[transpose.name].order[0] + 1)
             statements.insert(first, transpose)
@@ -84,7 +84,7 @@ def _transposed_input(kernel: KernelIR, s: Statement, written: set[str]
 def _copy_statement(kernel: KernelIR, s: Statement, load: ir.Load, copy: str, j: str, k: str,
                     taken: set[str]) -> Statement:
     """`copy[k, j] = B[j, k]` over the (j, k) that `s` reads, outside every loop."""
-    name = _fresh(f"{s.name}_transpose", taken)
+    name = pl.fresh_name(f"{s.name}_transpose", taken)
     domain = s.domain
     for p in reversed(range(len(s.iterators))):
         if s.iterators[p] not in (j, k):
@@ -92,21 +92,3 @@ def _copy_statement(kernel: KernelIR, s: Statement, load: ir.Load, copy: str, j:
     iterators = tuple(v for v in s.iterators if v in (j, k))
     lhs = ir.Load(copy, (ir.Var(k), ir.Var(j)), load.dtype)
     return Statement(name, iterators, domain.set_tuple_name(name), lhs, "=", load, s.pos)
-
-
-def _place_before_loop(placements: dict[str, pl.Placement], s: Statement,
-                       copy: Statement) -> None:
-    """Place `copy` at the top level right before the outermost loop around `s`, shifting the
-    later top-level siblings (in place)."""
-    here = placements[s.name].order[0]
-    for name, q in list(placements.items()):
-        if q.order[0] >= here:
-            placements[name] = pl.Placement(q.loops, (q.order[0] + 1, *q.order[1:]))
-    own = [pl.Loop(v, ir.Var(v)) for v in copy.iterators]
-    placements[copy.name] = pl.Placement(tuple(own), (here, *[0] * len(own)))
-
-
-def _fresh(name: str, taken: set[str]) -> str:
-    while name in taken:
-        name += "_"
-    return name

@@ -220,6 +220,28 @@ def distribute(placements: dict[str, Placement], name: str, depth: int) -> None:
         placements[n] = Placement(q.loops, tuple(order))
 
 
+def insert_before(placements: dict[str, Placement], anchor: str,
+                  added: list[Statement]) -> None:
+    """Place the statements `added`, in order, at the top level, right before the top-level
+    loop or statement that holds statement `anchor` (in place: later top-level siblings
+    move), each in loops over its own iterators (what normalizations add: copies)."""
+    here = placements[anchor].order[0]
+    for name, q in list(placements.items()):
+        if q.order[0] >= here:
+            placements[name] = Placement(q.loops, (q.order[0] + len(added), *q.order[1:]))
+    for n, t in enumerate(added):
+        own = [Loop(v, ir.Var(v)) for v in t.iterators]
+        placements[t.name] = Placement(tuple(own), (here + n, *[0] * len(own)))
+
+
+def fresh_name(name: str, taken: set[str]) -> str:
+    """`name`, with `_`s appended while `taken` has it; the result is added to `taken`."""
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
+
+
 def _fresh(name: str, taken: list[str]) -> str:
     """`name`, or `name` with more `o`s if a loop already has it (tiling a tile loop)."""
     while name in taken:

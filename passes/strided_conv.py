@@ -125,7 +125,7 @@ def normalize_strided_convolutions(kernel: KernelIR) -> KernelIR:
         if padded is not None or layout != tuple(range(len(layout))):
             shape = [ir.add(ir.add(d, ir.Const(lo)), ir.Const(hi))
                      for d, lo, hi in zip(source.shape, lows, highs, strict=True)]
-            copy = Tensor(_fresh(f"{data.tensor}_cl", taken), source.dtype,
+            copy = Tensor(pl.fresh_name(f"{data.tensor}_cl", taken), source.dtype,
                           tuple(shape[d] for d in layout), "temp")
             temporaries.append(copy)
             added += _data_copy(kernel, s, source, copy, lows, layout, padded is not None,
@@ -137,10 +137,10 @@ def normalize_strided_convolutions(kernel: KernelIR) -> KernelIR:
         w = kernel.tensors[weights.tensor]
         order = _weights_order(weights, outputs, channels & {
             i.name for i in data.indices if isinstance(i, ir.Var)})
-        flipped = Tensor(_fresh(f"{weights.tensor}_t", taken), w.dtype,
+        flipped = Tensor(pl.fresh_name(f"{weights.tensor}_t", taken), w.dtype,
                          tuple(w.shape[d] for d in order), "temp")
         temporaries.append(flipped)
-        added.append(_copy(kernel, s, _fresh(f"{s.name}_{weights.tensor}_t", taken), flipped,
+        added.append(_copy(kernel, s, pl.fresh_name(f"{s.name}_{weights.tensor}_t", taken), flipped,
                            order, w))
         new_load = ir.Load(flipped.name, tuple(weights.indices[d] for d in order),
                            weights.dtype)
@@ -150,7 +150,7 @@ def normalize_strided_convolutions(kernel: KernelIR) -> KernelIR:
         if first and statements[first - 1].is_init and \
                 statements[first - 1].lhs.tensor == s.lhs.tensor:
             first -= 1  # before the output's initialisation: that runs right before the sum
-        _place_before(placements, statements[first], added)
+        pl.insert_before(placements, statements[first].name, added)
         statements[first:first] = added
         changed = True
     if not changed:
@@ -255,7 +255,7 @@ def _data_copy(kernel: KernelIR, s: Statement, source: Tensor, copy: Tensor, low
     names = tuple(f"lw_p{d}" for d in range(len(source.shape)))
     statements = []
     for kind, dims in ((("zero", copy.shape),) if padded else ()) + (("copy", source.shape),):
-        name = _fresh(f"{s.name}_{copy.name}_{kind}", taken)
+        name = pl.fresh_name(f"{s.name}_{copy.name}_{kind}", taken)
         conds = [c for v, d in zip(names, dims, strict=True)
                  for c in (ir.Binary("<=", ir.Const(0), ir.Var(v), ir.BOOL),
                            ir.Binary("<", ir.Var(v), d, ir.BOOL))]
@@ -298,22 +298,3 @@ def _copy(kernel: KernelIR, s: Statement, name: str, flipped: Tensor, order: tup
 
 def _replace_load(e: ir.Expr, old: ir.Load, new: ir.Load) -> ir.Expr:
     return ir.rewrite(e, lambda x: new if x == old else None)
-
-
-def _place_before(placements: dict[str, pl.Placement], anchor: Statement,
-                  added: list[Statement]) -> None:
-    """Place `added`, in order, at the top level right before `anchor`'s position."""
-    here = placements[anchor.name].order[0]
-    for name, q in list(placements.items()):
-        if q.order[0] >= here:
-            placements[name] = pl.Placement(q.loops, (q.order[0] + len(added), *q.order[1:]))
-    for n, t in enumerate(added):
-        own = [pl.Loop(v, ir.Var(v)) for v in t.iterators]
-        placements[t.name] = pl.Placement(tuple(own), (here + n, *[0] * len(own)))
-
-
-def _fresh(name: str, taken: set[str]) -> str:
-    while name in taken:
-        name += "_"
-    taken.add(name)
-    return name

@@ -36,6 +36,20 @@ _SPLIT_LOCAL_KERNEL = (
     "}\n")
 
 FIXED = {
+    # A vector loop that failed to lower after its sigmoid had put the vector helper
+    # (lw_expf_v16, lw_expf_v4) into the file: the helper's types had no #include (seed 19376).
+    "vector_helper_of_a_loop_left_scalar": Regression(
+        "cpu",
+        "kernel fz19376(B: f32[N, N], C: f32[3, N]) {\n"
+        "    t1[i] += (sigmoid(B[i, N - 1 - i]) + C[k, N - 1 - i])\n"
+        "}\n",
+        sizes={"M": 1, "N": 1}, scalars={}, seed=19376),
+    "vector_helper_of_a_loop_left_scalar_neon": Regression(
+        "aarch64",
+        "kernel fz19376(B: f32[N, N], C: f32[3, N]) {\n"
+        "    t1[i] += (sigmoid(B[i, N - 1 - i]) + C[k, N - 1 - i])\n"
+        "}\n",
+        sizes={"M": 1, "N": 1}, scalars={}, seed=19376),
     # C wrote `-(-x)` as `--x`, a decrement of an rvalue: the build failed (backends/c_family.py).
     "double_negation": Regression(
         "reference",
