@@ -82,14 +82,18 @@ class CallPlan:
     temporaries: tuple[tuple[str, tuple[int, ...], np.dtype], ...]
     checks: tuple[tuple[str, tuple[slice, ...], int, int], ...]
     sizes: dict[str, int]
-    # The temporaries' arrays, kept from call to call, one set per thread: a temporary's
-    # elements are unspecified until the kernel writes them (docs/dsl.md), and fresh pages
-    # cost a page fault each (lstm's 5 MB of temporaries: 0.5-1 ms of a 12 ms call).
+    # The temporaries' arrays, kept from call to call, one set per thread, where `reuse` (the
+    # C targets): a temporary's elements are unspecified until the kernel writes them
+    # (docs/dsl.md), and fresh pages cost a page fault each (lstm's 5 MB of temporaries:
+    # 0.5-1 ms of a 12 ms call). The GPU planners get zeroed ones, as they were written for.
+    reuse: bool = True
     scratch: threading.local = field(default_factory=threading.local, compare=False)
 
     @staticmethod
-    def make(kernel: KernelIR, env: dict[str, int], written_first: frozenset[str]) -> CallPlan:
-        """The plan of a call whose checks passed with the sizes `env`."""
+    def make(kernel: KernelIR, env: dict[str, int], written_first: frozenset[str],
+             reuse: bool = True) -> CallPlan:
+        """The plan of a call whose checks passed with the sizes `env` (`reuse`: keep the
+        temporaries' arrays from call to call)."""
         tensors, scalars = [], []
         for pos, spec in enumerate(kernel.args):
             if isinstance(spec, Tensor):
@@ -115,7 +119,7 @@ class CallPlan:
             tuple((t.name, shape(t), t.dtype.numpy, t.name not in written_first)
                   for t in kernel.outputs),
             tuple((t.name, shape(t), t.dtype.numpy) for t in kernel.temporaries),
-            tuple(checks), {s: env[s] for s in kernel.sizes})
+            tuple(checks), {s: env[s] for s in kernel.sizes}, reuse)
 
     def run(self, args: tuple, out, invoke: Callable, scalar_value: Callable
             ) -> list[np.ndarray] | None:
@@ -153,9 +157,10 @@ class CallPlan:
             arrays[name] = array
             outputs.append(array)
         temps = getattr(self.scratch, "arrays", None)
-        if temps is None:
-            temps = self.scratch.arrays = [np.empty(shape, dtype)
-                                           for _, shape, dtype in self.temporaries]
+        if temps is None or not self.reuse:
+            temps = [(np.empty if self.reuse else np.zeros)(shape, dtype)
+                     for _, shape, dtype in self.temporaries]
+            self.scratch.arrays = temps
         arrays.update(zip((name for name, _, _ in self.temporaries), temps, strict=True))
         invoke(arrays, scalars, dict(self.sizes))
         return outputs

@@ -16,6 +16,7 @@ import inspect
 import keyword
 import math
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -269,6 +270,7 @@ class Kernel:
         self.recipe = recipe  # set by the API layer: what pickling needs
         self._copied: set[str] = set()  # arguments already warned about a strided copy
         self._plans: dict[tuple, CallPlan] = {}  # per argument signature (call_plan.py)
+        self._scratch = threading.local()  # this thread's temporaries (`_temporaries`)
         self._keyed = keyed_scalars(kernel_ir)
         self._out_keyword = "out" not in (a.name for a in kernel_ir.args)
         params = call_signature(kernel_ir)
@@ -284,6 +286,24 @@ class Kernel:
             return frozenset()
         return frozenset(t.name for t in self.ir.outputs
                          if written_before_read(self.ir, t.name))
+
+    @property
+    def _reuses_temporaries(self) -> bool:
+        """Whether calls keep the temporaries' arrays (`CallPlan.reuse`): not for the GPU
+        targets, whose planners were written against zeroed temporaries."""
+        return self.target not in ("cuda", "triton")
+
+    def _temporaries(self, env: dict[str, int]) -> list[np.ndarray]:
+        """The temporaries' arrays at the sizes `env`: this thread's from its last call with
+        the same shapes where the target reuses them, else fresh zeroed ones."""
+        if not self._reuses_temporaries:
+            return [allocate(t, env) for t in self.ir.temporaries]
+        shapes = tuple(tuple(evaluate(d, env) for d in t.shape) for t in self.ir.temporaries)
+        kept = getattr(self._scratch, "temporaries", None)
+        if kept is None or kept[0] != shapes:
+            kept = (shapes, [allocate(t, env, zeroed=False) for t in self.ir.temporaries])
+            self._scratch.temporaries = kept
+        return kept[1]
 
     @property
     def source(self) -> str:
@@ -391,8 +411,9 @@ class Kernel:
         if key is not None and self._unconverted(args, arrays, given, outputs):
             if len(self._plans) >= MAX_PLANS:
                 self._plans.pop(next(iter(self._plans), None), None)  # threads may race here
-            self._plans[key] = CallPlan.make(self.ir, env, self._written_first)
-        temps = [allocate(t, env) for t in self.ir.temporaries]
+            self._plans[key] = CallPlan.make(self.ir, env, self._written_first,
+                                             reuse=self._reuses_temporaries)
+        temps = self._temporaries(env)
         for t, a in zip((*self.ir.outputs, *self.ir.temporaries), (*outputs, *temps), strict=True):
             arrays[t.name] = a
         self.invoke(arrays, scalars, {s: env[s] for s in self.ir.sizes})

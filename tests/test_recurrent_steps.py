@@ -159,3 +159,23 @@ def test_temporaries_are_kept_per_thread_and_never_read_stale():
     thread.start()
     thread.join()
     assert seen and seen[0] is not kept and seen[0][0] is not kept[0]
+    # a call that converts its argument (a strided view: copied) takes the full path, which
+    # keeps its own temporaries per thread the same way
+    with pytest.warns(loopweave.StridedCopyWarning):
+        y = k(np.asfortranarray(x))
+    np.testing.assert_allclose(y, x - x.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-5)
+    first = k._scratch.temporaries[1][0]
+    k(np.asfortranarray(x))
+    assert k._scratch.temporaries[1][0] is first
+
+
+def test_gpu_targets_keep_zeroed_temporaries():
+    src = """kernel rows(X: f32[N, D]) -> Y: f32[N, D] {
+        t[i] += X[i, j]
+        Y[i, j] = X[i, j] - t[i]
+    }"""
+    k = loopweave.compile(src, target="triton", tuning_db=False)
+    assert not k._reuses_temporaries
+    x = np.ones((3, 5), np.float32)
+    for _ in range(2):
+        np.testing.assert_allclose(k(x), x - 5.0)
