@@ -71,7 +71,7 @@ class CallPlan:
 
     tensors: (position, name) per array argument; inouts: the names of the inout ones;
     scalars: (position, name, dtype); outputs: (name, shape, numpy dtype, zeroed) per output,
-    in order; temporaries: (name, shape, numpy dtype); checks: (index array, box, first
+    in order; temporaries: (name, shape, numpy dtype, zeroed); checks: (index array, box, first
     allowed value, last) per index check; sizes: what the invoker gets.
     """
 
@@ -79,13 +79,14 @@ class CallPlan:
     inouts: tuple[str, ...]
     scalars: tuple[tuple[int, str, object], ...]
     outputs: tuple[tuple[str, tuple[int, ...], np.dtype, bool], ...]
-    temporaries: tuple[tuple[str, tuple[int, ...], np.dtype], ...]
+    temporaries: tuple[tuple[str, tuple[int, ...], np.dtype, bool], ...]
     checks: tuple[tuple[str, tuple[slice, ...], int, int], ...]
     sizes: dict[str, int]
     # The temporaries' arrays, kept from call to call, one set per thread, where `reuse` (the
-    # C targets): a temporary's elements are unspecified until the kernel writes them
-    # (docs/dsl.md), and fresh pages cost a page fault each (lstm's 5 MB of temporaries:
-    # 0.5-1 ms of a 12 ms call). The GPU planners get zeroed ones, as they were written for.
+    # C targets): fresh pages cost a page fault each (lstm's 5 MB of temporaries: 0.5-1 ms of
+    # a 12 ms call). One that the kernel may read before writing (its `zeroed` flag: a `for`
+    # loop that may run no step) is zeroed in place, so that every call sees zeros there, as
+    # with a fresh array. The GPU planners get fresh zeroed ones, as they were written for.
     reuse: bool = True
     scratch: threading.local = field(default_factory=threading.local, compare=False)
 
@@ -118,7 +119,8 @@ class CallPlan:
             tuple(tensors), inouts, tuple(scalars),
             tuple((t.name, shape(t), t.dtype.numpy, t.name not in written_first)
                   for t in kernel.outputs),
-            tuple((t.name, shape(t), t.dtype.numpy) for t in kernel.temporaries),
+            tuple((t.name, shape(t), t.dtype.numpy, t.name not in written_first)
+                  for t in kernel.temporaries),
             tuple(checks), {s: env[s] for s in kernel.sizes}, reuse)
 
     def run(self, args: tuple, out, invoke: Callable, scalar_value: Callable
@@ -159,9 +161,12 @@ class CallPlan:
         temps = getattr(self.scratch, "arrays", None)
         if temps is None or not self.reuse:
             temps = [(np.empty if self.reuse else np.zeros)(shape, dtype)
-                     for _, shape, dtype in self.temporaries]
+                     for _, shape, dtype, _ in self.temporaries]
             self.scratch.arrays = temps
-        arrays.update(zip((name for name, _, _ in self.temporaries), temps, strict=True))
+        for (name, _, _, zeroed), array in zip(self.temporaries, temps, strict=True):
+            if zeroed and self.reuse:
+                array.fill(0)
+            arrays[name] = array
         invoke(arrays, scalars, dict(self.sizes))
         return outputs
 

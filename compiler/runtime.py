@@ -279,12 +279,13 @@ class Kernel:
 
     @functools.cached_property
     def _written_first(self) -> frozenset[str]:
-        """The outputs the kernel writes whole before any read (ir.dependences), which need
-        not be zeroed before a call. The GPU targets' planners keep them zeroed (their
-        launchers copy outputs in, and the planners were written against zeroed outputs)."""
+        """The outputs and temporaries the kernel writes whole before any read
+        (ir.dependences), which need not be zeroed before a call. The GPU targets' planners
+        keep them zeroed (their launchers copy outputs in, and the planners were written
+        against zeroed outputs)."""
         if self.target in ("cuda", "triton"):
             return frozenset()
-        return frozenset(t.name for t in self.ir.outputs
+        return frozenset(t.name for t in (*self.ir.outputs, *self.ir.temporaries)
                          if written_before_read(self.ir, t.name))
 
     @property
@@ -295,7 +296,8 @@ class Kernel:
 
     def _temporaries(self, env: dict[str, int]) -> list[np.ndarray]:
         """The temporaries' arrays at the sizes `env`: this thread's from its last call with
-        the same shapes where the target reuses them, else fresh zeroed ones."""
+        the same shapes where the target reuses them (zeroed in place where the kernel may
+        read before writing, as `CallPlan.run` does), else fresh zeroed ones."""
         if not self._reuses_temporaries:
             return [allocate(t, env) for t in self.ir.temporaries]
         shapes = tuple(tuple(evaluate(d, env) for d in t.shape) for t in self.ir.temporaries)
@@ -303,6 +305,9 @@ class Kernel:
         if kept is None or kept[0] != shapes:
             kept = (shapes, [allocate(t, env, zeroed=False) for t in self.ir.temporaries])
             self._scratch.temporaries = kept
+        for t, array in zip(self.ir.temporaries, kept[1], strict=True):
+            if t.name not in self._written_first:
+                array.fill(0)
         return kept[1]
 
     @property

@@ -179,3 +179,23 @@ def test_gpu_targets_keep_zeroed_temporaries():
     x = np.ones((3, 5), np.float32)
     for _ in range(2):
         np.testing.assert_allclose(k(x), x - 5.0)
+
+
+def test_a_temporary_read_before_any_write_still_reads_zeros():
+    # With T = 0 the loop never writes t0, and O0 reads it: the kept arrays are zeroed in
+    # place for such a temporary, as fresh ones were (fuzz seed 14386: the reference and
+    # the default read what an earlier call had left).
+    src = """kernel k(A: i32[K], T: i32) -> O0: i32[K] {
+        for t in 0:T {
+            t0[i] += A[K - 1 - i]  where i in 0:K
+        }
+        O0[i] = t0[i]
+    }"""
+    for schedule in (None, S()):
+        k = loopweave.compile(src, schedule=schedule, tuning_db=False, cost_model=False)
+        a = np.arange(1, 6, dtype=np.int32)
+        for _ in range(2):  # the full path, then the call plan's
+            np.testing.assert_array_equal(k(a, 1), a[::-1])
+            np.testing.assert_array_equal(k(a, 0), np.zeros(5, np.int32))
+        with pytest.warns(loopweave.StridedCopyWarning):
+            np.testing.assert_array_equal(k(np.arange(10, dtype=np.int32)[::2], 0), 0)
