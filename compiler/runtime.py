@@ -285,8 +285,13 @@ class Kernel:
         against zeroed outputs)."""
         if self.target in ("cuda", "triton"):
             return frozenset()
-        return frozenset(t.name for t in (*self.ir.outputs, *self.ir.temporaries)
-                         if written_before_read(self.ir, t.name))
+
+        def first(t: Tensor) -> bool:
+            try:
+                return written_before_read(self.ir, t.name)
+            except ValueError:  # an extent isl cannot say (a ceiling division): zeroed
+                return False
+        return frozenset(t.name for t in (*self.ir.outputs, *self.ir.temporaries) if first(t))
 
     @property
     def _reuses_temporaries(self) -> bool:
