@@ -1,17 +1,21 @@
 """Check the numpy references of examples/references/ against literal loop transcriptions.
 
-Every `naive_<kernel>` of tests/naive_loops.py restates its kernel's DSL statements as plain
-Python loops in float64. The vectorised references must agree with them on the default test
-sizes. These tests compile nothing.
+Every `naive_<kernel>` of tests/naive_loops.py and tests/naive_loops_data.py restates its
+kernel's DSL statements as plain Python loops in float64. The vectorised references must agree
+with them on the default test sizes. These tests compile nothing.
 """
 
 from __future__ import annotations
 
+import naive_loops
+import naive_loops_data
 import numpy as np
 import pytest
-from naive_loops import NAIVE, as_f64, polybench_lu
+from naive_loops import as_f64, polybench_lu
 
 from loopweave.examples import load_references
+
+NAIVE = {**naive_loops.NAIVE, **naive_loops_data.NAIVE}
 
 refs = load_references()
 
