@@ -16,13 +16,14 @@ string per operation (`load`, `splat`, `add`, `fma`, `lt`, `select`, ...; the ta
 Lowering the body lane-wise is legal because the loop carries no dependence (the scheduler
 checks that): statements run for W iterations at a time, inner loops and guards that do not
 depend on the vector variable stay scalar around them. Accesses must be contiguous (stride 1),
-read downwards (stride -1: loaded from the last lane's element, lanes reversed) or invariant in
-the vector loop (a broadcast). A reduction into a location invariant in the loop
-(`s[i] += e[i, j]` vectorized over j) accumulates in a register and is folded after the loop; a
-reduction over an inner loop into a contiguous target (`C[i, j] += A[i, k] * B[k, j]`, j vector,
-k inner) is kept in a register across the inner loop. Anything else the lowering does not
-support (gathers, integer division, math but sqrt and f32 exp, tanh, sigmoid, ...) leaves
-the loop to the scalar renderer and its `#pragma omp simd`: never wrong code, at worst slower.
+read downwards (stride -1: loaded from the last lane's element, lanes reversed), invariant in
+the vector loop (a broadcast) or gathers through an i32 tensor (`x[col[p]]`, simd_gather.py).
+A reduction into a location invariant in the loop (`s[i] += e[i, j]` vectorized over j)
+accumulates in a register and is folded after the loop; a reduction over an inner loop into a
+contiguous target (`C[i, j] += A[i, k] * B[k, j]`, j vector, k inner) is kept in a register
+across the inner loop. Anything else the lowering does not support (other gathers, integer
+division, math but sqrt, exp, tanh, sigmoid, ...) leaves the loop to the scalar renderer and
+its `#pragma omp simd`: never wrong code, at worst slower.
 
 Intrinsics are wrapped in `#if <guard> ... #else <the plain loop> #endif` (so emitted C builds
 for a machine without the instruction set too); f16 tensors load and store through f32 (F16C).
@@ -35,6 +36,7 @@ import subprocess
 from dataclasses import dataclass, field
 
 from loopweave.backends.simd_arg import render_arg_loop
+from loopweave.backends.simd_gather import gather_operands
 from loopweave.backends.simd_isas import (
     AVX2_TYPES,
     AVX512_TYPES,
@@ -44,9 +46,10 @@ from loopweave.backends.simd_isas import (
     VectorType,
 )
 from loopweave.ir import expr as ir
+from loopweave.ir.affine import coefficient
 from loopweave.ir.loops import Block, For, If, Node, Store, single_upper_bound
 from loopweave.ir.loops import walk as walk_loops
-from loopweave.ir.types import identity
+from loopweave.ir.types import I32, identity
 
 
 @dataclass(frozen=True)
@@ -158,28 +161,6 @@ def _mentions(e: ir.Expr, var: str) -> bool:
     return var in ir.variables(e)
 
 
-def stride(e: ir.Expr, var: str) -> int | None:
-    """The coefficient of `var` in the index expression `e` (None: not affine in `var`)."""
-    if not _mentions(e, var):
-        return 0
-    match e:
-        case ir.Var():
-            return 1
-        case ir.Unary(op="neg", operand=x):
-            s = stride(x, var)
-            return None if s is None else -s
-        case ir.Binary(op="+" | "-", left=a, right=b):
-            sa, sb = stride(a, var), stride(b, var)
-            if sa is None or sb is None:
-                return None
-            return sa + sb if e.op == "+" else sa - sb
-        case ir.Binary(op="*", left=ir.Const(value=c), right=x) | \
-                ir.Binary(op="*", left=x, right=ir.Const(value=c)):
-            s = stride(x, var)
-            return None if s is None else s * int(c)
-    return None
-
-
 _BINARY_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
 _COMPARE_OPS = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne"}
 
@@ -277,8 +258,9 @@ class _Lowering:
                 not isinstance(store.value, ir.Load):
             return None
         load = store.value  # the checker makes its type the target's: no conversion
-        if load.tensor == store.tensor or not any(ir.is_indirect(i) for i in load.indices):
-            return None
+        if load.tensor == store.tensor or not any(ir.is_indirect(i) for i in load.indices) or \
+                coefficient(self.r.linear_offset(load.tensor, load.indices), self.var) != 1:
+            return None  # `y[m] = x[col[m]]` is a gather
         return store
 
     def copy_loop(self, store: Store, end: str, indent: str) -> list[str]:
@@ -289,7 +271,7 @@ class _Lowering:
         load = store.value
         v, end_name = r.expr(ir.Var(self.var)), self.fresh("end")
         for tensor, indices in ((store.tensor, store.indices), (load.tensor, load.indices)):
-            if stride(r.linear_offset(tensor, indices), self.var) != 1:
+            if coefficient(r.linear_offset(tensor, indices), self.var) != 1:
                 raise CannotLower("not contiguous")
         dst = f"&{r.expr(ir.Load(store.tensor, store.indices, load.dtype))}"
         self.portable = True
@@ -500,7 +482,7 @@ class _Lowering:
 
     def pointer(self, tensor: str, indices: tuple[ir.Expr, ...], stride_wanted: int) -> str:
         offset = self.r.linear_offset(tensor, indices)
-        if stride(offset, self.var) != stride_wanted:
+        if coefficient(offset, self.var) != stride_wanted:
             raise CannotLower("not contiguous")
         placeholders: dict[str, str] = {}
         if any(ir.is_indirect(i) for i in indices):
@@ -526,13 +508,19 @@ class _Lowering:
         if not _mentions(e, self.var):
             return self.let(t.ctype, t.op("splat", self.r.expr(e)), lines, indent)
         match e:
-            case ir.Load(tensor=name, indices=ix) if "reverse" in t.ops and stride(
+            case ir.Load(tensor=name, indices=ix) if "reverse" in t.ops and coefficient(
                     self.r.linear_offset(name, ix), self.var) == -1:
                 # lanes var .. var + W - 1 read downwards: load from the last lane's element
                 last = ir.add(ir.Var(self.var), ir.Const(t.lanes - 1))
                 ix = tuple(ir.substitute(i, {self.var: last}) for i in ix)
                 loaded = t.op("load", self.pointer(name, ix, -1))
                 return self.let(t.ctype, t.op("reverse", loaded), lines, indent)
+            case ir.Load(tensor=name, indices=ix) if any(
+                    ir.is_indirect(i) and _mentions(i, self.var) for i in ix):  # x[col[p]]
+                base, lane = gather_operands(ix, self.var)  # backends/simd_gather.py
+                offsets = self.value(lane, self.vtype(I32), lines, indent)
+                return self.let(t.ctype, t.op("gather", self.pointer(name, base, 0), offsets),
+                                lines, indent)
             case ir.Load(tensor=name, indices=ix):
                 return self.let(t.ctype, t.op("load", self.pointer(name, ix, 1)), lines, indent)
             case ir.Cast(operand=x) if x.dtype == e.dtype:

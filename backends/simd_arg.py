@@ -164,9 +164,10 @@ class _Writer:
                   f"{better.format(better.format(m[0], m[1]), better.format(m[2], m[3]))};",
                   f"{i2}if (lw_k < 0 || {beats}) {{",
                   f"{i3}{ctype} lw_lanes[{w}];", f"{i3}{o.store.format('lw_lanes', 'lw_m')};",
+                  *(f"{i3}for (int lw_l = 0; lw_l < {h}; lw_l++) lw_lanes[lw_l] = "
+                    f"lw_lanes[lw_l + {h}] {cmp} lw_lanes[lw_l] ? lw_lanes[lw_l + {h}] : "
+                    f"lw_lanes[lw_l];" for h in _halves(w)),
                   f"{i3}lw_b = lw_lanes[0];",
-                  f"{i3}for (int lw_l = 1; lw_l < {w}; lw_l++) "
-                  f"lw_b = lw_lanes[lw_l] {cmp} lw_b ? lw_lanes[lw_l] : lw_b;",
                   f"{i3}const {o.vector} lw_want = {o.splat.format('lw_b')};",
                   f"{i3}for (int64_t lw_q = lw_from; ; lw_q += {w}) {{  /* its first place */",
                   f"{i4}const unsigned lw_hit = {hit};",
@@ -177,6 +178,12 @@ class _Writer:
                   f"{i1}for (; {c} < lw_end; {c} += 1) {{", *r.stmt(node.body, i2),
                   f"{i1}}}", f"{self.indent}}}"]
         return lines
+
+
+def _halves(lanes: int) -> list[int]:
+    """lanes / 2, lanes / 4, ..., 1: a pairwise reduction's steps (log2(lanes) dependent
+    operations, where a running maximum over the lanes is lanes - 1)."""
+    return [lanes >> k for k in range(1, lanes.bit_length())]
 
 
 def render_topk_loop(isa, renderer, node: For, indent: str) -> list[str] | None:

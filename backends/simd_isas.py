@@ -78,6 +78,9 @@ def _x86_float(p: str, suffix: str, lanes: int, width: int, avx512: bool) -> Vec
         ops["neg"] = f"{p}_xor_{suffix}({{0}}, {p}_set1_{suffix}({zero}))"
     if suffix == "ps":
         ops["from_i32"] = f"{p}_cvtepi32_ps({{0}})"
+        # {0}: the base pointer, {1}: the lanes' i32 offsets in elements (backends/simd_gather)
+        ops["gather"] = (f"{p}_i32gather_ps({{1}}, (const void *)({{0}}), 4)" if avx512 else
+                         f"{p}_i32gather_ps((const float *)({{0}}), {{1}}, 4)")
         # f16 storage with f32 compute (F16C; AVX-512F has its own conversions): `lanes`
         # halves are loaded and widened, or rounded to nearest even and stored.
         half = "__m128i" if width == 256 else "__m256i"
@@ -105,6 +108,7 @@ def _avx2_i32() -> VectorType:
            "eq": "_mm256_cmpeq_epi32({0}, {1})", "select": "_mm256_blendv_epi8({2}, {1}, {0})",
            "mask_or": "_mm256_or_si256({0}, {1})", "mask_and": "_mm256_and_si256({0}, {1})",
            "from_f32": "_mm256_cvttps_epi32({0})",
+           "gather": "_mm256_i32gather_epi32((const int *)({0}), {1}, 4)",
            "reverse": "_mm256_permutevar8x32_epi32({0}, _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0))"}
     return VectorType("__m256i", "__m256i", 8, ops)
 
@@ -119,6 +123,7 @@ def _avx512_i32() -> VectorType:
            "select": "_mm512_mask_blend_epi32({0}, {2}, {1})",
            "mask_or": "((__mmask16)({0} | {1}))", "mask_and": "((__mmask16)({0} & {1}))",
            "from_f32": "_mm512_cvttps_epi32({0})",
+           "gather": "_mm512_i32gather_epi32({1}, (const void *)({0}), 4)",
            "reverse": ("_mm512_permutexvar_epi32(_mm512_setr_epi32("
                        f"{', '.join(map(str, range(15, -1, -1)))}), {{0}})")}
     for op in ("lt", "le", "gt", "ge", "eq"):
@@ -143,6 +148,9 @@ def _arm(suffix: str, ctype: str, mask: str, lanes: int, *, mve: bool) -> Vector
     if not mve:  # MVE has no vextq
         ops["reverse"] = (f"vextq_{suffix}({{0}}, {{0}}, 1)" if lanes == 2 else
                           f"vextq_{suffix}(vrev64q_{suffix}({{0}}), vrev64q_{suffix}({{0}}), 2)")
+    if mve and lanes == 4:  # offsets in elements: the `shifted` form scales them by 4 bytes
+        ops["gather"] = (f"vldrwq_gather_shifted_offset_{suffix}({{0}}, "
+                         "vreinterpretq_u32_s32({1}))")
     if mve:
         for op in ("lt", "le", "gt", "ge", "eq", "ne"):
             ops[op] = f"vcmp{op}q_{suffix}({{0}}, {{1}})"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from loopweave import torch_ops
-from loopweave.call_plan import MAX_PLANS, CallPlan, keyed_scalars, signature
+from loopweave.call_plan import MAX_PLANS, CallPlan, keyed_scalars, signature, values_within
 from loopweave.errors import ArgumentTypeError, ArgumentValueError, StridedCopyWarning
 from loopweave.ir.dependences import written_before_read
 from loopweave.ir.expr import Param, evaluate, to_str
@@ -214,8 +214,7 @@ def check_indices(kernel_ir: KernelIR, arrays: dict[str, np.ndarray], env: dict[
         box = tuple(slice(a, evaluate(e, env)) for a, e in zip(lo, c.hi, strict=True))
         device = (on_device or {}).get(id(arrays[c.index]))
         values = (arrays[c.index] if device is None else device)[box]
-        if math.prod(values.shape) == 0 or \
-                bool((values.min() >= first) & (values.max() <= last)):
+        if math.prod(values.shape) == 0 or values_within(values, first, last):
             continue
         values = np.asarray(values if device is None else values.cpu().numpy())
         where = tuple(int(k) for k in np.argwhere((values < first) | (values > last))[0])

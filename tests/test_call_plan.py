@@ -17,7 +17,7 @@ import pytest
 
 import loopweave
 from loopweave import ArgumentTypeError, ArgumentValueError
-from loopweave.call_plan import MAX_PLANS
+from loopweave.call_plan import MAX_PLANS, values_within
 from loopweave.errors import StridedCopyWarning
 
 GATHER = """
@@ -201,3 +201,19 @@ def test_the_plan_cache_is_bounded():
         x = np.arange(n, dtype=np.float32)
         np.testing.assert_array_equal(k(x), x)
     assert len(k._plans) == MAX_PLANS
+
+
+def test_values_within_reads_signed_values_as_unsigned_only_where_that_is_exact():
+    """One pass (signed integers read as unsigned) where the range starts at 0 and its last
+    value fits the signed type; min and max otherwise. Each case both ways."""
+    for dtype in (np.int8, np.int32, np.dtype(">i4"), np.int64):
+        ok = np.array([0, 5, 3], dtype)
+        assert values_within(ok, 0, 5) and not values_within(ok, 0, 4)
+        assert not values_within(np.array([2, -1], dtype), 0, 5)
+        assert values_within(np.array([[1, 2], [3, 4]], dtype)[:, 1], 0, 4)  # a strided box
+    assert values_within(np.array([-3, 2], np.int32), -3, 2)  # a range not from 0
+    assert not values_within(np.array([-4, 2], np.int32), -3, 2)
+    # an i32 index into more than 2**31 elements: -1 as unsigned would fit; min and max do not
+    assert not values_within(np.array([-1], np.int32), 0, 2 ** 32)
+    assert values_within(np.array([7], np.uint16), 0, 7) and not values_within(
+        np.array([8], np.uint16), 0, 7)
