@@ -214,6 +214,16 @@ _CTYPES = {"f32": ctypes.c_float, "f64": ctypes.c_double, "i8": ctypes.c_int8,
            "f4e2m1": ctypes.c_uint8}
 
 
+def address(array) -> int:
+    """The address of a C-contiguous numpy array's first element. A writable, non-empty one's
+    through the buffer protocol: 0.26 us, where `array.ctypes.data` builds a helper object
+    (0.8 us, a third of the host overhead of a small kernel's call). Dtypes the buffer
+    protocol has no code for (ml_dtypes' bfloat16, float8) take the slow way."""
+    if array.flags.writeable and array.size and array.dtype.isbuiltin == 1:
+        return ctypes.addressof(ctypes.c_char.from_buffer(array))
+    return array.ctypes.data
+
+
 class SharedLibraryInvoker:
     """Calls the kernel's function in a shared library through ctypes."""
 
@@ -234,7 +244,7 @@ class SharedLibraryInvoker:
         values = []
         for p in self.params:
             if p.kind == "tensor":
-                values.append(arrays[p.name].ctypes.data)
+                values.append(address(arrays[p.name]))
             elif p.kind == "scalar":
                 values.append(scalars[p.name])
             else:

@@ -42,6 +42,11 @@ from loopweave.ir.types import BOOL
 
 #: Independent running maxima per chunk, and vectors per chunk.
 CHAINS, CHUNK = 4, 32
+#: How far ahead of its loads the loop over a chunk prefetches. The hardware's stream
+#: prefetcher stops at each 4 KiB page, and the chunk's first-place search stalls the loads:
+#: argmax of 4096 x 1024 f32 (16 MB) 0.70 -> 0.57 ms, 512 x 1024 (in L2) 0.051 -> 0.038 ms, 64 x
+#: 32000 unchanged (one thread, Sapphire Rapids VM; 2 KiB ahead did 0.58 and 0.041).
+PREFETCH_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,11 @@ class _Writer:
                  f"{i2}{o.vector} {', '.join(f'{v} = {first}' for v in m)};",
                  f"{i2}{o.mask} lw_nan = {o.cmp.format(m[0], m[0], '_CMP_UNORD_Q')};",
                  f"{i2}for (; lw_to - {c} >= {CHAINS * w}; {c} += {CHAINS * w}) {{"]
+        size = keep.value.dtype.bits // 8
         for k in range(CHAINS):
+            if k * w * size % 64 == 0:  # one prefetch per cache line
+                lines.append(f"{i3}_mm_prefetch((const char *)({at} + "
+                             f"{PREFETCH_BYTES // size + k * w}), _MM_HINT_T0);")
             lines.append(f"{i3}const {o.vector} {x[k]} = {o.load.format(f'{at} + {k * w}')};")
         lines += [f"{i3}{m[k]} = {better.format(m[k], x[k])};" for k in range(CHAINS)]
         # a NaN in x0..x3 makes x0 + x1 or x2 + x3 NaN (so does inf + -inf: a false alarm)

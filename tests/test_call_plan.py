@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import warnings
 
+import ml_dtypes
 import numpy as np
 import pytest
 
 import loopweave
 from loopweave import ArgumentTypeError, ArgumentValueError
+from loopweave.backends.c import address
 from loopweave.call_plan import MAX_PLANS, values_within
 from loopweave.errors import StridedCopyWarning
 
@@ -217,3 +219,15 @@ def test_values_within_reads_signed_values_as_unsigned_only_where_that_is_exact(
     assert not values_within(np.array([-1], np.int32), 0, 2 ** 32)
     assert values_within(np.array([7], np.uint16), 0, 7) and not values_within(
         np.array([8], np.uint16), 0, 7)
+
+
+def test_array_addresses_the_fast_way_and_the_slow_way_agree():
+    """backends/c.address takes the buffer protocol where it can and `ctypes.data` where it
+    cannot (read-only, empty, bfloat16, non-native byte order): the same address each time."""
+    x = np.arange(60, dtype=np.float32)
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    cases = [x, x[7:], x.reshape(6, 10)[2:], frozen, np.zeros(0, np.int8),
+             x.astype(ml_dtypes.bfloat16), x.astype(">f4"), np.ones(3, np.bool_)]
+    for a in cases:
+        assert address(a) == a.ctypes.data, a.dtype
