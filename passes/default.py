@@ -40,7 +40,7 @@ from loopweave.passes.loop_kinds import loop_marks
 from loopweave.passes.patterns import match_contraction, match_convolution, match_gemm, walk
 from loopweave.passes.right_looking import right_looking
 from loopweave.passes.schedule import Schedule, try_steps
-from loopweave.passes.strided_conv import channel_steps, match_channel_convolution
+from loopweave.passes.strided_conv import channel_steps
 from loopweave.passes.wavefront import latency_wavefront
 
 #: The micro-kernel: MR rows x NR columns of C in registers; KC deep, NC wide packed B panels.
@@ -169,7 +169,7 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
         if alone or s.enclosing:
             if refine is not None and (contraction_tile(s, names, facts) is not None
                                        or match_convolution(s, names) is not None
-                                       or match_channel_convolution(s, names) is not None):
+                                       or match_convolution(s, names, "channels") is not None):
                 facts, refine = refine(), None
             steps = (tile_steps(s, names, facts) or transposition_steps(
                 s, names, 64 * 8 // s.lhs.dtype.bits)) if alone else \
@@ -280,7 +280,7 @@ def _row_block_loop(s: Statement, loops: list[str], facts: TargetFacts) -> str |
     None for other statements (a batched contraction runs its batch loop in parallel)."""
     c = match_contraction(s, loops)
     if c is None:
-        conv = match_channel_convolution(s, loops)  # its output rows: n is often 1
+        conv = match_convolution(s, loops, "channels")  # its output rows: n is often 1
         return conv.outer[-1] if conv is not None and conv.outer else None
     if facts.panel is None:
         return None

@@ -9,7 +9,10 @@ match into schedule steps with a target's numbers.
   attention's Q @ K^T with a transposed operand, gemm with a scalar factor, int8 matmul with its
   operands widened by casts);
 - `match_convolution`: `Y[.., k, .., x] += X[.., x + s] * F[.., k, ..]` (conv2d) and its
-  depthwise form `Y[c, y, x] += X[c, y + r, x + s] * F[c, r, s]`;
+  depthwise form `Y[c, y, x] += X[c, y + r, x + s] * F[c, r, s]`, vectorized along the output
+  columns x; with `along="channels"`, `Y[.., k, .., x] += D[..] * W[.., k]` (weights k-last,
+  data at any stride in x: a strided convolution after passes/strided_conv.py), vectorized
+  along the output channels k;
 - `walk`: how a loop walks an access (invariant, stride 1, strided), which the stride-1
   heuristic and the matchers share.
 """
@@ -53,7 +56,8 @@ class Convolution:
     x: the output column (stride 1 in Y and in the data X); k: the output loop that indexes the
     weights F but not X (an output channel), or for a depthwise convolution an output row that
     slides over input rows (`depthwise`); spatial: the reduction loops that shift X's indices
-    (r, s); reductions: every reduction loop, in loop order; outputs: the loops indexing Y.
+    (r, s); reductions: every reduction loop, in loop order; outputs: the loops indexing Y;
+    along: the vector dimension, "columns" (x) or "channels" (k, the weights' last index).
     """
 
     statement: str
@@ -66,6 +70,17 @@ class Convolution:
     spatial: tuple[str, ...]
     depthwise: bool
     widening: bool
+    along: str = "columns"
+
+    @property
+    def outer(self) -> tuple[str, ...]:
+        """The output loops other than x and k (batch, output rows)."""
+        return tuple(v for v in self.outputs if v not in (self.x, self.k))
+
+    @property
+    def k_dim(self) -> int:
+        """The dimension of Y that k indexes."""
+        return self.outputs.index(self.k)
 
 
 def factors(e: ir.Expr) -> list[ir.Expr]:
@@ -157,14 +172,18 @@ def match_gemm(s: Statement, loops: list[str], operand_types) -> Contraction | N
     return c
 
 
-def match_convolution(s: Statement, loops: list[str]) -> Convolution | None:
+def match_convolution(s: Statement, loops: list[str], along: str = "columns"
+                      ) -> Convolution | None:
     """`s` as a convolution-like `Y[.., k, .., x] += X[.., x + s] * F[.., k, ..]`, or None.
 
     x indexes the last dimension of Y and, with stride 1, of X; k indexes F but not X. Without
     such a k (depthwise: `Y[c, y, x] += X[c, y + r, x + s] * F[c, r, s]`) k is an output row y
     that slides over X's rows. Every loop of `loops` must index Y or be a reduction; a factor
     other than X and F must not depend on the outputs (int4 dequantization per element does).
+    `along="channels"`: `_channel_convolution`'s form instead.
     """
+    if along == "channels":
+        return _channel_convolution(s, loops)
     if s.op != "+=" or not s.lhs.indices or not isinstance(s.lhs.indices[-1], ir.Var):
         return None
     x = s.lhs.indices[-1].name
@@ -192,3 +211,45 @@ def match_convolution(s: Statement, loops: list[str]) -> Convolution | None:
                            tuple(reductions), tuple(spatial), depthwise,
                            data is not fd or weights is not fw)
     return None
+
+
+def product_operands(s: Statement) -> tuple[ir.Load, ir.Load] | None:
+    """(data, weights) of `Y[vars] += D * W`, a float reduction of distinct plain variables
+    into Y times the product of two loads of Y's type, data the one that reads Y's last
+    variable x. None for any other shape."""
+    if s.op != "+=" or s.enclosing or not s.lhs.indices or not all(
+            isinstance(v, ir.Var) for v in s.lhs.indices) or not s.lhs.dtype.is_float or \
+            s.lhs.dtype.is_storage_only or len({v.name for v in s.lhs.indices}) != len(
+            s.lhs.indices):
+        return None
+    fs = factors(s.rhs)
+    if len(fs) != 2 or not all(isinstance(f, ir.Load) and f.dtype == s.lhs.dtype for f in fs):
+        return None
+    x = s.lhs.indices[-1].name
+    uses_x = [x in set().union(*(ir.variables(ix) for ix in f.indices)) for f in fs]
+    if uses_x.count(True) != 1:
+        return None
+    return (fs[0], fs[1]) if uses_x[0] else (fs[1], fs[0])
+
+
+def _channel_convolution(s: Statement, loops: list[str]) -> Convolution | None:
+    """`Y[.., k, .., x] += D[..] * W[.., k]`: D reads x (at any stride) and not k, W's last
+    index is k (unit stride) and its others reductions; every loop indexes Y or reduces."""
+    pair = product_operands(s)
+    if pair is None:
+        return None
+    data, weights = pair
+    outputs = [v.name for v in s.lhs.indices]
+    x, last = outputs[-1], weights.indices[-1]
+    if not isinstance(last, ir.Var) or last.name not in outputs[:-1]:
+        return None
+    k = last.name
+    read = set().union(*(ir.variables(ix) for ix in data.indices))
+    reductions = tuple(v for v in loops if v not in outputs)
+    if any(ir.variables(ix) & set(outputs) for ix in weights.indices[:-1]) or k in read or \
+            x not in read or not reductions or sorted(loops) != sorted({*outputs, *reductions}):
+        return None
+    spatial = tuple(v for v in reductions if any(
+        v in ir.variables(ix) and len(ir.variables(ix)) > 1 for ix in data.indices))
+    return Convolution(s.name, x, k, data, weights, tuple(outputs), reductions, spatial,
+                       depthwise=False, widening=False, along="channels")

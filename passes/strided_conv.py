@@ -33,7 +33,7 @@ extents cut by X's bounds. This adds statements and temporaries, so, like
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import islpy as isl
 
@@ -42,49 +42,13 @@ from loopweave.ir import isl_helpers
 from loopweave.ir.affine import coefficient
 from loopweave.ir.kernel import KernelIR, Statement, Tensor
 from loopweave.passes import placement as pl
-from loopweave.passes.patterns import factors
-
-
-@dataclass(frozen=True)
-class ChannelConvolution:
-    """`Y[.., k, .., x] += D[..] * W[.., k]`: D invariant in k, W's last index k (unit stride)
-    and its others reductions; `outer` the output variables other than k and x, `reductions`
-    the statement's other loops, in loop order."""
-
-    x: str
-    k: str
-    data: ir.Load
-    weights: ir.Load
-    outer: tuple[str, ...]
-    reductions: tuple[str, ...]
-    k_dim: int  # which dimension of the output k indexes
-
-
-def match_channel_convolution(s: Statement, loops: list[str]) -> ChannelConvolution | None:
-    """`s` (with its loops `loops`) as a `ChannelConvolution`, or None."""
-    pair = _operands(s)
-    if pair is None:
-        return None
-    data, weights = pair
-    outputs = [v.name for v in s.lhs.indices]
-    x = outputs[-1]
-    last = weights.indices[-1]
-    if not isinstance(last, ir.Var) or last.name not in outputs[:-1]:
-        return None
-    k = last.name
-    reductions = tuple(v for v in loops if v not in outputs)
-    if any(ir.variables(ix) & set(outputs) for ix in weights.indices[:-1]) or \
-            k in set().union(*(ir.variables(ix) for ix in data.indices)) or \
-            x not in set().union(*(ir.variables(ix) for ix in data.indices)) or not reductions \
-            or sorted(loops) != sorted({*outputs, *reductions}):
-        return None
-    outer = tuple(v for v in outputs if v not in (x, k))
-    return ChannelConvolution(x, k, data, weights, outer, reductions, outputs.index(k))
+from loopweave.passes.patterns import factors, match_convolution, product_operands
 
 
 def channel_steps(s: Statement, loops: list[str], rows: int, lanes: int) -> list[tuple] | None:
-    """The register-tile steps of a `ChannelConvolution` (rows x lanes: x by k), or None."""
-    c = match_channel_convolution(s, loops)
+    """The register-tile steps of a convolution along its output channels
+    (`match_convolution(.., along="channels")`; rows x lanes: x by k), or None."""
+    c = match_convolution(s, loops, along="channels")
     if c is None:
         return None
     dims = len(s.lhs.indices)
@@ -159,28 +123,10 @@ def normalize_strided_convolutions(kernel: KernelIR) -> KernelIR:
     return result.with_schedule(pl.build_tree(result, placements))
 
 
-def _operands(s: Statement) -> tuple[ir.Load, ir.Load] | None:
-    """(data, weights) of `Y[vars] += D * W`: the load invariant in the last output variable
-    is W. None for any other shape."""
-    if s.op != "+=" or s.enclosing or not s.lhs.indices or not all(
-            isinstance(v, ir.Var) for v in s.lhs.indices) or not s.lhs.dtype.is_float or \
-            s.lhs.dtype.is_storage_only or len({v.name for v in s.lhs.indices}) != len(
-            s.lhs.indices):
-        return None
-    fs = factors(s.rhs)
-    if len(fs) != 2 or not all(isinstance(f, ir.Load) and f.dtype == s.lhs.dtype for f in fs):
-        return None
-    x = s.lhs.indices[-1].name
-    uses_x = [x in set().union(*(ir.variables(ix) for ix in f.indices)) for f in fs]
-    if uses_x.count(True) != 1:
-        return None
-    return (fs[0], fs[1]) if uses_x[0] else (fs[1], fs[0])
-
-
 def _strided(kernel: KernelIR, s: Statement) -> tuple[ir.Load, ir.Load] | None:
     """(data, weights) where `s` is a convolution reading its data at a stride other than 1
     along x, with weights F[k, reductions..] of inputs; else None."""
-    pair = _operands(s)
+    pair = product_operands(s)
     if pair is None:
         return None
     data, weights = pair
