@@ -152,7 +152,7 @@ def _fold(kernel: KernelIR, statements: list[Statement], k: int, factors: _Produ
 
 def _scaling(kernel: KernelIR, s: Statement, init: Statement, factors: _Product) -> Statement:
     """`lhs = lhs * factors` over the accumulator's elements that `s` sums into."""
-    name = _fresh(kernel, f"{s.name}_scale")
+    name = pl.fresh_name(f"{s.name}_scale", set(kernel.statement))
     domain = s.domain
     for p in reversed(range(len(s.iterators))):  # exact projection: where the sum has terms
         if s.iterators[p] not in init.iterators:
@@ -197,13 +197,6 @@ def _build(nums: list[ir.Expr], dens: list[ir.Expr], dtype: DType) -> ir.Expr:
     for f in dens:
         result = ir.Binary("/", result, f, dtype)
     return result
-
-
-def _fresh(kernel: KernelIR, name: str) -> str:
-    taken = set(kernel.statement)
-    while name in taken:
-        name += "_"
-    return name
 
 
 def _place_after(placements: dict[str, pl.Placement], reduction: Statement,
