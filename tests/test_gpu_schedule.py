@@ -427,3 +427,35 @@ def test_pow_on_triton_follows_numpy(bound):
     with np.errstate(all="ignore"):
         want = np.power(x, e)
     np.testing.assert_allclose(kernel(x, e), want, rtol=1e-5, equal_nan=True)
+
+
+def _block_accumulator(layout):
+    """matmul in 8 x 8 blocks of C on the grid, each block's C tile accumulated in a local
+    buffer over k (`cache_write` at k, in `layout`)."""
+    s = schedule_of([("tile", "S0", {"i": 8, "j": 8}), ("tile", "S1", {"i": 8, "j": 8}),
+                     ("reorder", "S1", ("i_o", "j_o", "k", "i", "j"))])
+    for stmt in ("S0", "S1"):
+        s.bind(stmt, "i_o", "blockIdx.y").bind(stmt, "j_o", "blockIdx.x")
+    return s.cache_write("S1", "k", layout)
+
+
+@pytest.mark.parametrize("layout", [None, (1, 0)])
+def test_an_accumulator_tile_in_either_layout_on_cuda(layout):
+    """cache_write's layout (the CPU's transposed accumulator tiles) on the CUDA lowering: the
+    buffer is declared in that order and the result is the same at odd sizes."""
+    kernel = loopweave.compile(MATMUL, "cuda", schedule=_block_accumulator(layout),
+                               tuning_db=False, emulate=True)
+    transposed = "C_acc[c2_1 * 8 + c2_0] = C[" in kernel.source  # acc[j][i] = C[i, j]
+    assert transposed == (layout == (1, 0)), kernel.source
+    rng = np.random.default_rng(3)
+    for m, k, n in ((13, 7, 11), (1, 1, 1), (17, 9, 8)):
+        a, b = rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32)
+        np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-5)
+
+
+@needs_triton
+def test_an_accumulator_tile_is_refused_on_triton_with_the_reason():
+    with pytest.raises(ScheduleError, match=r"buffer C_acc \[8, 8\] is local to a block; the "
+                       r"triton target keeps only scalars per lane"):
+        loopweave.compile(MATMUL, "triton", schedule=_block_accumulator((1, 0)),
+                          tuning_db=False)
