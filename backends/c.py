@@ -21,6 +21,7 @@ from loopweave.errors import LoopweaveError
 from loopweave.ir.kernel import KernelIR, Tensor
 from loopweave.ir.loops import For, Node
 from loopweave.ir.types import INDEX, DType
+from loopweave.passes.conv_columns import channel_columns
 from loopweave.passes.default import default_schedule as cpu_default
 from loopweave.passes.few_rows import panel_rows
 from loopweave.passes.isl_choice import time_tiles
@@ -176,10 +177,15 @@ def size_rule(kernel: KernelIR, target: Target | None = None):
     """The default's choice by sizes (the pipeline asks it per call sizes): isl's time tiles
     for a stencil in time whose data exceed the cache (passes/isl_choice.py `TimeTiles`), B
     packed row by row for a contraction with too few rows for micro-panels
-    (passes/few_rows.py `PanelRows`)."""
+    (passes/few_rows.py `PanelRows`), the wide tile of strided convolutions with many output
+    columns (passes/conv_columns.py `ChannelColumns`)."""
     width = (lambda: vector_bytes(target)) if target is not None else None
-    return time_tiles(kernel) or panel_rows(
-        kernel, width, lambda kind: gemm_path(target, kind) is not None)
+
+    def gemm(kind: str) -> bool:
+        return gemm_path(target, kind) is not None
+
+    return time_tiles(kernel) or panel_rows(kernel, width, gemm) or channel_columns(
+        kernel, width, gemm)
 
 
 #: The widest vector of each x86 instruction set, in bytes (the SSE baseline: 16).

@@ -91,8 +91,10 @@ class TargetFacts:
     micro_panels: tuple[str, ...] = ()
     gemm_kernels: tuple[str, ...] = ()
     # (output columns, vectors of output channels) of a strided convolution's tile
-    # (`passes/strided_conv.py`)
+    # (`passes/strided_conv.py`), and a wider one for outputs with at least its columns
+    # (`passes/conv_columns.py`; None: none)
     channel_conv_tile: tuple[int, int] = (4, 4)
+    channel_conv_wide: tuple[int, int] | None = None
 
 
 #: The host with AVX2-wide (32-byte) vectors; `CPU_AVX512` where the compiler targets AVX-512.
@@ -113,10 +115,12 @@ CPU = TargetFacts("cpu", 32, 16, True, (MR, NR), (KC, NC), (CONV_ROWS, CONV_COLS
 # 83-87), 48 columns 120 (8 x 16: 105).
 # Strided convolutions: 7 columns x 32 channels. Stride-2 3x3 convs, one thread, GFLOP/s at
 # 7x32 / 14x32 / 6x64 / 4x64: 64 -> 128 channels on 56x56 80 / 95 / 82 / 71; 128 -> 256 on
-# 28x28 64 / 77 / 67 / 46; 256 -> 512 on 14x14 (7 output columns) 17 / 5 / 12 / 7.
+# 28x28 64 / 77 / 67 / 46; 256 -> 512 on 14x14 (7 output columns) 17 / 5 / 12 / 7. With at
+# least 14 output columns 14 x 32, by the calls' sizes (2026-12-05, ms at 7x32 / 14x32: 56x56
+# 1.14 / 0.99, 28x28 1.20 / 1.05; 14x14 2.6 / 6.1, where 7 columns use half the tile).
 CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(14, 32),
                      f64_tile=(14, 16), micro_panels=(), conv_tile=(8, 32),
-                     channel_conv_tile=(7, 2))
+                     channel_conv_tile=(7, 2), channel_conv_wide=(14, 2))
 #: The host's facts for contractions with fewer than PANEL_MIN_ROWS rows of C (`PanelRows`).
 CPU_FEW_ROWS = replace(CPU, micro_panels=())
 CPU_AVX512_FEW_ROWS = replace(CPU_AVX512, matmul_tile=(8, 32), f64_tile=(8, 16))
@@ -126,13 +130,15 @@ FACTS: dict[str, TargetFacts] = {"cpu": CPU, "cpu-avx512": CPU_AVX512}
 
 def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
                      few_rows: bool = False,
-                     gemm_kernel: Callable[[str], bool] | None = None) -> Schedule:
+                     gemm_kernel: Callable[[str], bool] | None = None,
+                     wide_columns: bool = False) -> Schedule:
     """The host's default schedule for `kernel`. `vector_bytes()` (asked only for a
     contraction: it may run the compiler) is the target's SIMD width: 64 (AVX-512) gets 14x32
     register tiles (f64: 14x16), narrower ones 6x16 (f64: 6x8). `few_rows`: the schedule for
     contractions with few rows of C (`PanelRows`): B packed row by row, not in micro-panels
     (AVX2), and 8-row tiles (AVX-512). `gemm_kernel(operand type)`:
     whether the build has a GEMM micro-kernel for it (`TargetFacts.gemm_kernels`; None: none).
+    `wide_columns`: strided convolutions take `TargetFacts.channel_conv_wide` (`ChannelColumns`).
 
     Where the heuristics find nothing to run in parallel or in SIMD (every nest's loops carry
     dependences: Gauss-Seidel sweeps), a recurrence along the innermost loop runs as a
@@ -141,7 +147,9 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     (`isl_fallback`)."""
     host, wide = (CPU_FEW_ROWS, CPU_AVX512_FEW_ROWS) if few_rows else (CPU, CPU_AVX512)
     kinds = _gemm_kinds(kernel, gemm_kernel)
-    host, wide = replace(host, gemm_kernels=kinds), replace(wide, gemm_kernels=kinds)
+    host, wide = (replace(f, gemm_kernels=kinds, channel_conv_tile=f.channel_conv_wide
+                          if wide_columns and f.channel_conv_wide else f.channel_conv_tile)
+                  for f in (host, wide))
     schedule = schedule_for(kernel, host, lambda: wide if vector_bytes is not None
                             and vector_bytes() >= 64 else host)
     return latency_wavefront(kernel, schedule) or right_looking(kernel, schedule) or \

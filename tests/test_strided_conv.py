@@ -13,6 +13,7 @@ import pytest
 import loopweave
 from loopweave.driver import stages
 from loopweave.ir.expr import to_str
+from loopweave.passes.conv_columns import channel_columns
 from loopweave.passes.strided_conv import normalize_strided_convolutions
 from loopweave.pipeline import front_end
 
@@ -123,3 +124,41 @@ def test_stride_three_with_dilation_and_no_padding():
 def test_cache_write_layout_is_checked():
     with pytest.raises(loopweave.ScheduleError, match="permutation"):
         S().cache_write("S1", "c", layout=(0, 0, 1))
+
+
+def _tile_of(schedule) -> dict:
+    return dict(next(step.args for step in schedule.steps
+                     if step.op == "tile" and step.target == "S1"))
+
+
+def test_the_wide_tile_by_output_columns():
+    """`ChannelColumns` (the host's size rule): 14 x 32 from 14 output columns on, else the
+    default's 7 x 32; sizes that leave the width open keep the default."""
+    kernel = normalize_strided_convolutions(front_end(S2, None))
+    rule = channel_columns(kernel, lambda: 64)
+    at = {"N": 1, "C": 8, "H": 27, "W": 27, "K": 40, "R": 3, "S": 3}  # (27 + 2 - 3) / 2 + 1
+    assert rule.at(at) is not None and _tile_of(rule.at(at))["x"] == 14
+    assert rule.at({**at, "W": 25}) is None  # 13 columns
+    assert rule.at({"N": 1}) is None
+    assert _tile_of(stages(S2).schedule)["x"] == 7 or not _host_is_avx512()
+    assert channel_columns(kernel, lambda: 32) is None  # AVX2's facts have no wide tile
+    assert channel_columns(front_end(S2, None), lambda: 64) is None  # not normalized: no match
+
+
+def _host_is_avx512() -> bool:
+    return "avx512f" in Path("/proc/cpuinfo").read_text().split()
+
+
+@pytest.mark.parametrize("width", [25, 27, 29, 56])
+def test_both_sides_of_the_wide_tile_match_numpy(width):
+    """Output widths 13, 14, 15 and 28 through `compile` (the host's rule picks the tile per
+    call): the same numbers as numpy either way."""
+    kernel = loopweave.compile(S2, tuning_db=False, cost_model=False)
+    rng = np.random.default_rng(width)
+    x = rng.uniform(-1, 1, (1, 5, 9, width)).astype(np.float32)
+    f = rng.uniform(-1, 1, (37, 5, 3, 3)).astype(np.float32)
+    np.testing.assert_allclose(kernel(x, f), conv_numpy(x, f, (2, 2), (1, 1)), rtol=1e-4,
+                               atol=1e-4)
+    if "lw_vec_f32_16" in kernel.source:  # an AVX-512 build: 14 x 32 or 7 x 32 accumulators
+        wide = (width + 2 - 3) // 2 + 1 >= 14
+        assert f"Y_acc[{448 if wide else 224}]" in kernel.source
