@@ -1,11 +1,24 @@
-"""The host default's choice by sizes for strided convolutions (`ChannelColumns`, asked by the
-host backend's size rule per call's sizes): the wide channel tile (`TargetFacts.
-channel_conv_wide`, AVX-512: 14 output columns x 32 output channels, 28 accumulators) where
-each such convolution's output has at least that many columns; below, the default's tile (7 x
-32), since a 14-column tile over 7 columns computes half of its lanes for nothing.
+"""The host default's choice by sizes for convolutions (`ChannelColumns`, asked by the host
+backend's size rule per call's sizes):
 
-One thread, Xeon VM, stride-2 3x3 convolutions (ms, 7 x 32 / 14 x 32): 64 -> 128 channels on
-56x56 1.14 / 0.99, 128 -> 256 on 28x28 1.20 / 1.05, 256 -> 512 on 14x14 2.6 / 6.1.
+- unit-stride convolutions with at least UNIT_MIN_CHANNELS input channels take the strided
+  ones' form (passes/strided_conv.py: channels-last copies, a register tile of output columns
+  x output channels, vectors along the channels) instead of the default's column tile, whose
+  vectors run along the output's rows: few columns leave those vectors short, and many
+  channels make the channels-last form's reduction long;
+- a convolution in that form takes the wide tile (`TargetFacts.channel_conv_wide`, AVX-512: 14
+  columns x 32 channels, 28 accumulators) where its output has at least 14 columns; below, 7 x
+  32, since 14 columns over 7 would compute half of the lanes for nothing.
+
+One thread, Xeon VM (Sapphire Rapids class), ms, 2026-12-05. 3x3 unit stride, C -> K on the
+output's side, column tile / channels 7 x 32 / channels 14 x 32 / torch: 64 -> 64 on 56 1.81 /
+1.75 / 1.61 / 1.35; 128 -> 128 on 28 3.58 / 1.69 / 1.48 / 1.35; 256 -> 256 on 14 12.7 / 1.87 /
+2.40 / 1.66; 512 -> 512 on 7 24.8 / 8.0 / 6.8 / 3.5; 64 -> 32 on 56 1.17 / 0.93 / 1.10; and with
+few input channels the column tile: 32 -> 32 on 112 1.73 / 2.35 / 2.16; 16 -> 64 on 112 1.99 /
+2.56 / 2.60; 3 -> 64 on 224 2.46 / 6.57 / 5.67; 32 -> 64 on 56 1.03 / 1.11 / 1.10. Stride 2,
+7 x 32 / 14 x 32: 64 -> 128 on 56 -> 28 1.14 / 0.99, 128 -> 256 on 28 -> 14 1.20 / 1.05,
+256 -> 512 on 14 -> 7 2.6 / 6.1. Only where the target's facts have the wide tile (AVX-512):
+on AVX2 neither choice has been measured, and the default stands.
 """
 
 from __future__ import annotations
@@ -18,41 +31,59 @@ from loopweave.passes import placement as pl
 from loopweave.passes.default import CPU, CPU_AVX512, default_schedule
 from loopweave.passes.patterns import match_convolution
 from loopweave.passes.schedule import Schedule
+from loopweave.passes.strided_conv import normalize_strided_convolutions, unit_stride_channels
+
+#: Input channels from which a unit-stride convolution takes the channels-last form.
+UNIT_MIN_CHANNELS = 64
 
 
 class ChannelColumns:
-    """The wide-tile schedule where every strided convolution's output has at least `columns`
-    columns at the call's sizes, else None (the default)."""
+    """The default's choice by sizes for a kernel's convolutions (module docstring): a
+    schedule, or for unit-stride ones in the channels-last form a function of the normalized
+    IR that rewrites and schedules it; None where the default's own choice stands."""
 
-    why = "the wide channel tile (strided convolutions with many output columns)"
+    why = "the channels-last tile for convolutions (many input channels or output columns)"
 
-    def __init__(self, widths: list[ir.Expr], columns: int, wide: Callable[[], Schedule]):
-        self.widths, self.columns, self._wide, self._schedule = widths, columns, wide, None
+    def __init__(self, kernel: KernelIR, strided: list[ir.Expr], unit: list[tuple],
+                 columns: int, schedule: Callable[[KernelIR, bool], Schedule]):
+        self.kernel, self.strided, self.unit, self.columns = kernel, strided, unit, columns
+        self._schedule, self._made = schedule, {}
 
-    def at(self, sizes: dict[str, int]) -> Schedule | None:
-        """The schedule for `sizes`, or None for the default's."""
+    def at(self, sizes: dict[str, int]):
+        """The choice for `sizes`, or None for the default's."""
         try:
-            if min(ir.evaluate(w, sizes) for w in self.widths) < self.columns:
-                return None
-        except (KeyError, ValueError):  # sizes that do not fix the widths: the default
+            rewrite = bool(self.unit) and min(
+                ir.evaluate(c, sizes) for c, _ in self.unit) >= UNIT_MIN_CHANNELS
+            widths = [*self.strided, *(w for _, w in self.unit if rewrite)]
+            wide = bool(widths) and min(
+                ir.evaluate(w, sizes) for w in widths) >= self.columns
+        except (KeyError, ValueError):  # sizes that do not fix them: the default
             return None
-        if self._schedule is None:
-            self._schedule = self._wide()
-        return self._schedule
+        if not rewrite and not wide:
+            return None
+        if (rewrite, wide) not in self._made:
+            kernel = normalize_strided_convolutions(self.kernel, True) if rewrite else self.kernel
+            schedule = self._schedule(kernel, wide)
+            self._made[rewrite, wide] = (lambda k, s=schedule: s.apply(
+                normalize_strided_convolutions(k, True))) if rewrite else schedule
+        return self._made[rewrite, wide]
 
 
 def channel_columns(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
                     gemm_kernel: Callable[[str], bool] | None = None) -> ChannelColumns | None:
-    """A `ChannelColumns` for a (normalized) kernel with a convolution along its output
-    channels, where the host's facts have a wide tile for them; else None. The arguments are
+    """A `ChannelColumns` for a (normalized) kernel with a convolution in the channels-last
+    form or a unit-stride one that could take it; else None. The arguments are
     `default_schedule`'s."""
     placements = pl.initial_placements(kernel)
-    widths = [kernel.tensors[s.lhs.tensor].shape[-1] for s in kernel.statements
-              if match_convolution(s, placements[s.name].names(), along="channels")]
-    if not widths:
+    strided = [kernel.tensors[s.lhs.tensor].shape[-1] for s in kernel.statements
+               if match_convolution(s, placements[s.name].names(), along="channels")]
+    unit = [(c, kernel.tensors[s.lhs.tensor].shape[-1]) for s in kernel.statements
+            if (c := unit_stride_channels(kernel, s)) is not None]
+    if not strided and not unit:
         return None
     facts = CPU_AVX512 if vector_bytes is not None and vector_bytes() >= 64 else CPU
-    if facts.channel_conv_wide is None:
+    if facts.channel_conv_wide is None:  # AVX2: unmeasured there, the default's tiles stay
         return None
-    return ChannelColumns(widths, facts.channel_conv_wide[0], lambda: default_schedule(
-        kernel, vector_bytes, gemm_kernel=gemm_kernel, wide_columns=True))
+    columns = facts.channel_conv_wide[0]
+    return ChannelColumns(kernel, strided, unit, columns, lambda k, wide: default_schedule(
+        k, vector_bytes, gemm_kernel=gemm_kernel, wide_columns=wide))

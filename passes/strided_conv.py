@@ -64,16 +64,17 @@ def channel_steps(s: Statement, loops: list[str], rows: int, lanes: int) -> list
     return steps if reductions == list(c.reductions) else [("reassociate", s.name), *steps]
 
 
-def normalize_strided_convolutions(kernel: KernelIR) -> KernelIR:
+def normalize_strided_convolutions(kernel: KernelIR, unit_stride: bool = False) -> KernelIR:
     """`kernel` with each strided convolution reading a k-last copy of its weights and, where
     its `where` is zero padding, a padded copy of its data (module docstring); the same object
-    when there is none."""
+    when there is none. `unit_stride`: unit-stride convolutions of inputs too (the host's size
+    rule does so where they have many input channels, passes/conv_columns.py)."""
     statements, temporaries = list(kernel.statements), list(kernel.temporaries)
     placements = pl.initial_placements(kernel)
     taken = set(kernel.tensors) | {t.name for t in statements}
     changed = False
     for s in kernel.statements:
-        found = _strided(kernel, s)
+        found = _strided(kernel, s, unit_stride)
         if found is None:
             continue
         data, weights = found
@@ -132,9 +133,25 @@ def _line_padded(shape: tuple[ir.Expr, ...], dtype) -> tuple[ir.Expr, ...]:
     return (*shape[:-1], ir.add(shape[-1], ir.Const(64 * 8 // dtype.bits)))
 
 
-def _strided(kernel: KernelIR, s: Statement) -> tuple[ir.Load, ir.Load] | None:
+def unit_stride_channels(kernel: KernelIR, s: Statement) -> ir.Expr | None:
+    """The input channels' extent where `s` is a unit-stride convolution that
+    `normalize_strided_convolutions(unit_stride=True)` rewrites, else None."""
+    found = _strided(kernel, s, True)
+    if found is None or _strided(kernel, s) is not None:
+        return None
+    data, weights = found
+    outputs = {v.name for v in s.lhs.indices}
+    channels = {i.name for i in weights.indices if i.name not in outputs}
+    extents = [kernel.tensors[data.tensor].shape[d] for d, e in enumerate(data.indices)
+               if isinstance(e, ir.Var) and e.name in channels]
+    return extents[0] if len(extents) == 1 else None
+
+
+def _strided(kernel: KernelIR, s: Statement, unit_stride: bool = False
+             ) -> tuple[ir.Load, ir.Load] | None:
     """(data, weights) where `s` is a convolution reading its data at a stride other than 1
-    along x, with weights F[k, reductions..] of inputs; else None."""
+    along x (any stride with `unit_stride`), with weights F[k, reductions..] of inputs; else
+    None."""
     pair = product_operands(s)
     if pair is None:
         return None
@@ -149,8 +166,8 @@ def _strided(kernel: KernelIR, s: Statement) -> tuple[ir.Load, ir.Load] | None:
             ks[0] in set().union(*(ir.variables(ix) for ix in data.indices)):
         return None
     strides = [coefficient(ix, x) for ix in data.indices if x in ir.variables(ix)]
-    if len(strides) != 1 or strides[0] in (None, 1) or data.indices[-1] is not next(
-            ix for ix in data.indices if x in ir.variables(ix)):
+    if len(strides) != 1 or strides[0] is None or strides[0] == 1 and not unit_stride or \
+            data.indices[-1] is not next(ix for ix in data.indices if x in ir.variables(ix)):
         return None  # unit stride: the column tile of `match_convolution` takes it
     return data, weights
 

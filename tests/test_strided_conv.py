@@ -13,7 +13,8 @@ import pytest
 import loopweave
 from loopweave.driver import stages
 from loopweave.ir.expr import to_str
-from loopweave.passes.conv_columns import channel_columns
+from loopweave.passes.conv_columns import UNIT_MIN_CHANNELS, channel_columns
+from loopweave.passes.normalize import normalize
 from loopweave.passes.strided_conv import normalize_strided_convolutions
 from loopweave.pipeline import front_end
 
@@ -162,3 +163,38 @@ def test_both_sides_of_the_wide_tile_match_numpy(width):
     if "lw_vec_f32_16" in kernel.source:  # an AVX-512 build: 14 x 32 or 7 x 32 accumulators
         wide = (width + 2 - 3) // 2 + 1 >= 14
         assert f"Y_acc[{448 if wide else 224}]" in kernel.source
+
+
+CONV = (ROOT / "examples/kernels/conv2d.lw").read_text()
+
+
+def test_unit_stride_convolutions_with_many_channels_take_the_channels_last_form():
+    """The host's size rule rewrites a unit-stride convolution with at least UNIT_MIN_CHANNELS
+    input channels into the strided form (a function of the normalized IR), and leaves one with
+    fewer to the default's column tile; sizes that leave C open keep the default."""
+    kernel = normalize(front_end(CONV, None))
+    assert "X_cl" not in kernel.tensors  # the default keeps the column tile
+    rule = channel_columns(kernel, lambda: 64)
+    at = {"N": 1, "C": UNIT_MIN_CHANNELS, "H": 12, "W": 12, "K": 40, "R": 3, "S": 3}
+    choice = rule.at(at)
+    assert callable(choice) and not isinstance(choice, S)
+    scheduled = choice(kernel)
+    assert {"X_cl", "F_t"} <= set(scheduled.tensors)
+    assert rule.at({**at, "C": UNIT_MIN_CHANNELS - 1}) is None
+    assert rule.at({"N": 1}) is None
+    assert channel_columns(kernel, lambda: 32) is None  # AVX2: unmeasured, the default stays
+
+
+@pytest.mark.parametrize(("c", "w"), [(UNIT_MIN_CHANNELS - 1, 17), (UNIT_MIN_CHANNELS, 17),
+                                      (UNIT_MIN_CHANNELS + 3, 9), (UNIT_MIN_CHANNELS, 30)])
+def test_unit_stride_forms_match_numpy(c, w):
+    """Either side of the channel bound, 7 to 28 output columns: the numbers of numpy, and
+    the form the rule picked in the source that ran."""
+    kernel = loopweave.compile(CONV, tuning_db=False, cost_model=False)
+    rng = np.random.default_rng(c + w)
+    x = rng.uniform(-1, 1, (1, c, 5, w)).astype(np.float32)
+    f = rng.uniform(-1, 1, (19, c, 3, 3)).astype(np.float32)
+    np.testing.assert_allclose(kernel(x, f), conv_numpy(x, f, (1, 1), (0, 0)), rtol=1e-4,
+                               atol=1e-4)
+    if "lw_vec_f32_16" in kernel.source or "X_cl" in kernel.source:  # an AVX-512 build
+        assert ("X_cl" in kernel.source) == (c >= UNIT_MIN_CHANNELS)
