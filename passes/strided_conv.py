@@ -1,5 +1,6 @@
 """Convolutions whose input is read at a stride along the output's columns (stride-2
-downsampling, dilation): output channels as the vector dimension.
+downsampling, dilation): output channels as the vector dimension. (Unit-stride ones take the
+same form where the host's size rule asks for it: many input channels, passes/conv_columns.py.)
 
     Y[n, k, y, x] += X[n, c, 2 * y + r - 1, 2 * x + s - 1] * F[k, c, r, s]
         where 0 <= 2 * y + r - 1 < H, 0 <= 2 * x + s - 1 < W
