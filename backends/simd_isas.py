@@ -67,6 +67,8 @@ def _x86_float(p: str, suffix: str, lanes: int, width: int, avx512: bool) -> Vec
         kind = "ps" if suffix == "ps" else "pd"
         ops["neg"] = (f"{p}_castsi512_{kind}({p}_xor_si512({p}_cast{kind}_si512({{0}}), "
                       f"{p}_set1_{bits}))")
+        # the lanes' sum: halves, then quarters, ... (gcc and clang's order, as `fold`'s loops)
+        ops["sum"] = f"{p}_reduce_add_{suffix}({{0}})"
     else:
         mask = ctype
         for op, pred in predicates.items():
@@ -122,7 +124,7 @@ def _avx512_i32() -> VectorType:
            "neg": "_mm512_sub_epi32(_mm512_setzero_si512(), {0})",
            "select": "_mm512_mask_blend_epi32({0}, {2}, {1})",
            "mask_or": "((__mmask16)({0} | {1}))", "mask_and": "((__mmask16)({0} & {1}))",
-           "from_f32": "_mm512_cvttps_epi32({0})",
+           "from_f32": "_mm512_cvttps_epi32({0})", "sum": "_mm512_reduce_add_epi32({0})",
            "gather": "_mm512_i32gather_epi32({1}, (const void *)({0}), 4)",
            "reverse": ("_mm512_permutexvar_epi32(_mm512_setr_epi32("
                        f"{', '.join(map(str, range(15, -1, -1)))}), {{0}})")}

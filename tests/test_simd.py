@@ -142,8 +142,37 @@ def test_horizontal_reductions_match_numpy(name, isa):
         pytest.skip(f"this CPU has no {isa}")
     k = compile_marked(refs.KERNELS[name].source(), X86[isa], simd.ISAS[isa])
     if name != "maxpool2d":  # its dx loop has 2 iterations: all remainder, still lowered
-        assert "lw_lanes" in k.source
+        assert _horizontal_folds(k.source) > 0
     check_case(k, name)
+
+
+def _horizontal_folds(source: str) -> int:
+    """Folds of vector accumulators: through a lanes array, or AVX-512's in-register sum."""
+    return source.count("lw_lanes") + source.count("_reduce_add_")
+
+
+@pytest.mark.skipif(not _host_has("avx512f"), reason="this CPU has no avx512f")
+def test_the_in_register_sum_folds_in_the_lanes_arrays_order():
+    """AVX-512's `reduce_add` sums (f32, f64, i32) give the bits of the lanes array's halving
+    loops that they replace: both builds of the same vector loops, at odd row lengths."""
+    source = """kernel sums(X: f32[N, D], Y: f64[N, D], Z: i32[N, D]) -> (a: f32[N], b: f64[N],
+                                                                      c: i32[N]) {
+        a[i] += X[i, j] * 1.5
+        b[i] += Y[i, j] - 0.25
+        c[i] += Z[i, j] * 3
+    }"""
+    with_sum = compile_marked(source, X86["avx512"], simd.AVX512)
+    types = {n: dataclasses.replace(t, ops={o: f for o, f in t.ops.items() if o != "sum"})
+             for n, t in simd.AVX512.types.items()}
+    without = compile_marked(source, X86["avx512"], dataclasses.replace(simd.AVX512,
+                                                                         types=types))
+    assert with_sum.source.count("_reduce_add_") == 3 and "_reduce_add_" not in without.source
+    rng = np.random.default_rng(9)
+    for d in (16, 67, 131, 1000):
+        args = (rng.standard_normal((3, d)).astype(np.float32), rng.standard_normal((3, d)),
+                rng.integers(-2**31, 2**31, (3, d), dtype=np.int32))
+        for got, want in zip(with_sum(*args), without(*args), strict=True):
+            np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("isa", list(X86))
@@ -151,7 +180,7 @@ def test_integer_and_min_reductions(isa):
     if not _host_has("avx512f" if isa == "avx512" else "avx2"):
         pytest.skip(f"this CPU has no {isa}")
     k = compile_marked(INT_KERNEL, X86[isa], simd.ISAS[isa])
-    assert "_mm" in k.source and k.source.count("lw_lanes") >= 3
+    assert "_mm" in k.source and _horizontal_folds(k.source) >= 3
     r = np.random.default_rng(0)
     for n, d in [(3, 37), (5, 16), (2, 1), (1, 0)]:
         x = r.integers(-2**31, 2**31, (n, d), dtype=np.int32)
