@@ -125,6 +125,16 @@ def _lw_f32_to_e8m0(f):
 ''', ()),
 }
 
+HELPERS["_lw_f32_to_bf16"] = ('''@triton.jit
+def _lw_f32_to_bf16(f):
+    # to the nearest bf16, ties to even, a NaN kept quiet (C's lw_f32_to_bf16): Triton 3.9's
+    # interpreter truncates in its own cast, rounding mode or not
+    x = tl.cast(f, tl.float32).to(tl.int32, bitcast=True)
+    r = (x + 0x7FFF + ((x >> 16) & 1)) >> 16
+    r = tl.where((x & 0x7FFFFFFF) > 0x7F800000, (x >> 16) | 0x40, r)
+    return (r & 0xFFFF).to(tl.int16).to(tl.bfloat16, bitcast=True)
+''', ())
+
 HELPERS["_lw_ldexp"] = ('''@triton.jit
 def _lw_ldexp(x, n):
     # x * 2^n rounded once, as C's ldexpf: x's exponent field moved by n where the result is
@@ -173,7 +183,11 @@ def stored(text: str, dtype: DType, tl_types: dict[str, str],
     """The f32 value `text` (or a Python literal) converted to the stored type `dtype`."""
     if dtype.name in TYPES:
         return narrow(text, dtype, use)
+    if dtype.name == "bf16":
+        _use("_lw_f32_to_bf16", use)
+        return f"_lw_f32_to_bf16({text})"
     return f"tl.cast({text}, {tl_types[dtype.name]})"  # tl.cast: a literal has no `.to`
+
 
 
 def round_trip(text: str, dtype: DType, use: Callable[[str], None]) -> str:
@@ -194,7 +208,7 @@ def bits_of(text: str, dtype: DType, tl_types: dict[str, str],
     if dtype.name in TYPES:
         return narrow(text, dtype, use)
     if dtype.is_storage_only:  # f16, bf16
-        text = f"tl.cast({text}, {tl_types[dtype.name]})"
+        text = stored(text, dtype, tl_types, use)
     if dtype.is_float:
         return f"{text}.to(tl.int{dtype.bits}, bitcast=True)"
     return f"tl.cast({text}, {tl_types[dtype.name]})"  # also for a literal: `(3).to` fails
