@@ -18,6 +18,7 @@ if str(ROOT) not in sys.path:  # benchmarks/ is a top-level folder, not an insta
 
 from benchmarks import (  # noqa: E402
     cli,
+    conv_layers,
     harness,
     machine,
     matmul_peak,
@@ -128,6 +129,15 @@ def test_thread_pool_matmul_peak_and_time_tile_scripts_run_quick(capsys):
     assert "| 1 | f32 | 256^3 |" in out and "failed" not in out
     assert time_tiles.main(["--quick"]) == 0
     assert "| jacobi-2d |" in capsys.readouterr().out
+
+
+def test_convolution_layers_script_runs_quick(capsys):
+    """benchmarks/conv_layers.py: both unit-stride forms and the strided one, each checked
+    against torch before timing."""
+    pytest.importorskip("torch", reason="torch not installed")
+    assert conv_layers.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "| loopweave column tile |" in out and "**conv2d_s2** (C=64, K=64" in out
 
 
 def test_random_training_kernels_are_sized_to_their_work():
