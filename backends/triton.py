@@ -19,6 +19,7 @@ import itertools
 import os
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,10 @@ from loopweave.backends.triton_module import ModuleWriter
 from loopweave.backends.triton_plan import plan
 from loopweave.backends.triton_scheduled import render_module
 from loopweave.errors import ArgumentValueError, SequentialLoopWarning, TargetError
+from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, ScalarArg
 from loopweave.ir.launches import has_gpu_binding, lower_launches
-from loopweave.ir.loops import Node
+from loopweave.ir.loops import Node, map_stores
 from loopweave.ir.types import BF16
 from loopweave.passes.gpu_default import default_gpu_schedule
 from loopweave.passes.schedule import Schedule
@@ -102,6 +104,7 @@ def render(kernel: KernelIR, loops: Node, target: Target) -> str:
     """The Triton module for `kernel`; warns about loops that stay sequential. A schedule that
     binds loops to GPU axes is rendered as written (`triton_scheduled`); otherwise the planner
     (`triton_plan`) chooses the launches."""
+    kernel, loops = _combined_in_f32(kernel, loops)
     # The planner renders from the statements and knows no range read from tensors
     # (ir/data_ranges.py): such kernels take the loop nest, whose loops read those bounds.
     if has_gpu_binding(loops) or any(s.data_ranges for s in kernel.statements):
@@ -114,6 +117,25 @@ def render(kernel: KernelIR, loops: Node, target: Target) -> str:
     for message in the_plan.warnings:
         warnings.warn(message, SequentialLoopWarning, stacklevel=4)
     return ModuleWriter(the_plan, target.options).write()
+
+
+def _combined_in_f32(kernel: KernelIR, loops: Node) -> tuple[KernelIR, Node]:
+    """`kernel` and `loops` with the value of each reduction into a narrow float type (f16,
+    bf16, the 8-bit floats) without its cast to that type (the checker's), so that the
+    reduction combines in f32 and rounds once, when stored, as on the C targets
+    (`c_family.store`); a cast the kernel writes inside an expression rounds
+    (`triton_expr`)."""
+
+    def peeled(value: ir.Expr) -> ir.Expr:
+        if isinstance(value, ir.Cast) and value.dtype.is_storage_only:
+            return value.operand
+        return value
+
+    statements = tuple(s if s.op == "=" else replace(s, rhs=peeled(s.rhs))
+                       for s in kernel.statements)
+    loops = map_stores(loops, lambda st: replace(st, value=peeled(st.value)) if st.reduce
+                       else st)
+    return replace(kernel, statements=statements), loops
 
 
 def tuning_space(kernel: KernelIR) -> dict:

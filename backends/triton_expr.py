@@ -188,6 +188,9 @@ class ExprWriter:
             case ir.Cast(dtype=t, operand=x):
                 if t.name in triton_lowp.TYPES:  # rounded to the 8-bit type, kept in f32
                     return triton_lowp.round_trip(self.render(x, layout), t, self.k.use)
+                if t.is_storage_only and x.dtype != t:  # f16, bf16: rounded, kept in f32
+                    stored = triton_lowp.stored(self.render(x, layout), t, TL_TYPES, self.k.use)
+                    return triton_lowp.widen(stored, t, self.k.use)
                 if x.dtype.compute == t.compute:
                     return self.render(x, layout, prec)
                 return f"tl.cast({self.render(x, layout)}, {TL_TYPES[t.compute.name]})"

@@ -135,6 +135,14 @@ def _lw_f32_to_bf16(f):
     return (r & 0xFFFF).to(tl.int16).to(tl.bfloat16, bitcast=True)
 ''', ())
 
+HELPERS["_lw_bf16_to_f32"] = ('''@triton.jit
+def _lw_bf16_to_f32(h):
+    # the bf16 bits as the high half of an f32: exact, subnormals included (Triton 3.9's
+    # interpreter flushes or garbles them in its own conversion)
+    bits = (h.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF) << 16
+    return bits.to(tl.float32, bitcast=True)
+''', ())
+
 HELPERS["_lw_ldexp"] = ('''@triton.jit
 def _lw_ldexp(x, n):
     # x * 2^n rounded once, as C's ldexpf: x's exponent field moved by n where the result is
@@ -166,6 +174,9 @@ def _use(name: str, use: Callable[[str], None]) -> None:
 
 def widen(text: str, dtype: DType, use: Callable[[str], None]) -> str:
     """The f32 value of `text`, a loaded value of storage type `dtype`."""
+    if dtype.name == "bf16":
+        _use("_lw_bf16_to_f32", use)
+        return f"_lw_bf16_to_f32({text})"
     if dtype.name not in TYPES:
         return f"{text}.to(tl.float32)"
     _use(f"_lw_{dtype.name}_to_f32", use)
@@ -221,4 +232,4 @@ def from_bits(text: str, dtype: DType, tl_types: dict[str, str],
     if dtype.name in TYPES:
         return widen(f"{text}.to(tl.uint8, bitcast=True)", dtype, use)
     value = f"{text}.to({tl_types[dtype.name]}, bitcast=True)"
-    return f"{value}.to(tl.float32)" if dtype.is_storage_only else value
+    return widen(value, dtype, use) if dtype.is_storage_only else value

@@ -384,3 +384,30 @@ def test_bf16_stores_round_to_nearest_even():
     want = x.astype(ml_dtypes.bfloat16)
     np.testing.assert_array_equal(np.asarray(y).view(np.uint16), want.view(np.uint16))
     np.testing.assert_array_equal(bits.view(np.uint16), want.view(np.uint16))
+
+
+def test_narrow_casts_inside_expressions_round_as_on_the_c_targets():
+    """`f32(bf16(x))` and `f16(x)` inside an expression round to the narrow type (they were
+    no-ops on Triton); a reduction into a narrow type combines in f32 and rounds when stored
+    (its value's implicit cast is not a second rounding, as in C's `c_family.store`); bf16
+    loads of subnormal values are exact (the interpreter's own widening flushed them). The same
+    bits as program order on the C target."""
+    source = """kernel k(X: f32[N], H: f16[N], L: bf16[N]) -> (Y: f32[N], Z: f32[N], U: f16[N],
+                                                             W: f32[N]) {
+        Y[i] = f32(bf16(X[i] * 3.0))
+        Z[i] = f32(f16(X[i])) + f32(H[i])
+        U[i] max= f16(X[i] * 2.0) + X[j]
+        W[i] = f32(L[i]) * 1.0
+    }"""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(37) * 100).astype(np.float32)
+    h = rng.standard_normal(37).astype(np.float16)
+    low = np.concatenate([np.array([1e-40, 3e-39, -2e-39], np.float32),
+                          rng.standard_normal(34).astype(np.float32)]).astype(ml_dtypes.bfloat16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", loopweave.SequentialLoopWarning)
+        triton = loopweave.compile(source, target="triton", tuning_db=False)(x, h, low)
+    program_order = loopweave.compile(source, schedule=loopweave.Schedule(), tuning_db=False)
+    for got, want in zip(triton, program_order(x, h, low), strict=True):
+        np.testing.assert_array_equal(np.asarray(got).view(np.uint8),
+                                      np.asarray(want).view(np.uint8))
