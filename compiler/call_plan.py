@@ -39,6 +39,21 @@ def values_within(values, first: int, last: int) -> bool:
     return bool((values.min() >= first) & (values.max() <= last))
 
 
+def kept_temporaries(scratch: threading.local, key, fresh: Callable[[], list[np.ndarray]],
+                     zeroed: list[bool]) -> list[np.ndarray]:
+    """A call's temporaries, kept from call to call in `scratch` (one set per thread): the
+    arrays of this thread's last call with the same `key` (the shapes), else `fresh()`'s; the
+    ones flagged in `zeroed` (the kernel may read them before writing) filled with 0 in place,
+    as a fresh zeroed array would be."""
+    kept = getattr(scratch, "temporaries", None)
+    if kept is None or kept[0] != key:
+        kept = scratch.temporaries = (key, fresh())
+    for flag, array in zip(zeroed, kept[1], strict=True):
+        if flag:
+            array.fill(0)
+    return kept[1]
+
+
 def keyed_scalars(kernel: KernelIR) -> tuple[int, ...]:
     """The positions of the arguments whose values belong in the signature: the integer
     scalars that a shape, an `assume` line or an index check mentions."""
@@ -169,14 +184,13 @@ class CallPlan:
                 array[...] = 0
             arrays[name] = array
             outputs.append(array)
-        temps = getattr(self.scratch, "arrays", None)
-        if temps is None or not self.reuse:
-            temps = [(np.empty if self.reuse else np.zeros)(shape, dtype)
-                     for _, shape, dtype, _ in self.temporaries]
-            self.scratch.arrays = temps
-        for (name, _, _, zeroed), array in zip(self.temporaries, temps, strict=True):
-            if zeroed and self.reuse:
-                array.fill(0)
+        if self.reuse:  # the plan's shapes are fixed: one key
+            temps = kept_temporaries(self.scratch, None, lambda: [
+                np.empty(shape, dtype) for _, shape, dtype, _ in self.temporaries],
+                [zeroed for *_, zeroed in self.temporaries])
+        else:
+            temps = [np.zeros(shape, dtype) for _, shape, dtype, _ in self.temporaries]
+        for (name, *_), array in zip(self.temporaries, temps, strict=True):
             arrays[name] = array
         invoke(arrays, scalars, dict(self.sizes))
         return outputs

@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from loopweave import torch_ops
-from loopweave.call_plan import MAX_PLANS, CallPlan, keyed_scalars, signature, values_within
+from loopweave.call_plan import (
+    MAX_PLANS,
+    CallPlan,
+    kept_temporaries,
+    keyed_scalars,
+    signature,
+    values_within,
+)
 from loopweave.errors import ArgumentTypeError, ArgumentValueError, StridedCopyWarning
 from loopweave.ir.dependences import written_before_read
 from loopweave.ir.expr import Param, evaluate, to_str
@@ -304,15 +311,11 @@ class Kernel:
         read before writing, as `CallPlan.run` does), else fresh zeroed ones."""
         if not self._reuses_temporaries:
             return [allocate(t, env) for t in self.ir.temporaries]
-        shapes = tuple(tuple(evaluate(d, env) for d in t.shape) for t in self.ir.temporaries)
-        kept = getattr(self._scratch, "temporaries", None)
-        if kept is None or kept[0] != shapes:
-            kept = (shapes, [allocate(t, env, zeroed=False) for t in self.ir.temporaries])
-            self._scratch.temporaries = kept
-        for t, array in zip(self.ir.temporaries, kept[1], strict=True):
-            if t.name not in self._written_first:
-                array.fill(0)
-        return kept[1]
+        temporaries = self.ir.temporaries
+        shapes = tuple(tuple(evaluate(d, env) for d in t.shape) for t in temporaries)
+        return kept_temporaries(
+            self._scratch, shapes, lambda: [allocate(t, env, zeroed=False) for t in temporaries],
+            [t.name not in self._written_first for t in temporaries])
 
     @property
     def source(self) -> str:

@@ -151,11 +151,11 @@ def test_temporaries_are_kept_per_thread_and_never_read_stale():
         x = r.standard_normal((9, 7)).astype(np.float32)
         np.testing.assert_allclose(k(x), x - x.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-5)
     plan = next(iter(k._plans.values()))
-    kept = plan.scratch.arrays
+    kept = plan.scratch.temporaries[1]
     k(x)
-    assert plan.scratch.arrays is kept  # the same arrays on the next call
+    assert plan.scratch.temporaries[1] is kept  # the same arrays on the next call
     seen = []
-    thread = threading.Thread(target=lambda: (k(x), seen.append(plan.scratch.arrays)))
+    thread = threading.Thread(target=lambda: (k(x), seen.append(plan.scratch.temporaries[1])))
     thread.start()
     thread.join()
     assert seen and seen[0] is not kept and seen[0][0] is not kept[0]
