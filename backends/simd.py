@@ -35,7 +35,7 @@ import functools
 import subprocess
 from dataclasses import dataclass, field
 
-from loopweave.backends.simd_arg import render_arg_loop
+from loopweave.backends.simd_arg import halves, render_arg_loop
 from loopweave.backends.simd_gather import gather_operands
 from loopweave.backends.simd_isas import (
     AVX2_TYPES,
@@ -377,12 +377,10 @@ class _Lowering:
             return [f"{indent}{target} = {r.reduce('+=', target, t.op('sum', acc), dtype)};"]
         lines = [f"{indent}{{", f"{indent}  {r.ctype(dtype)} {lanes}[{t.lanes}];",
                  f"{indent}  {t.op('store', lanes, acc)};"]
-        half = t.lanes // 2
-        while half:
+        for half in halves(t.lanes):
             pair = r.reduce(store.reduce, f"{lanes}[lw_l]", f"{lanes}[lw_l + {half}]", dtype)
             lines.append(f"{indent}  for (int lw_l = 0; lw_l < {half}; lw_l++) "
                          f"{lanes}[lw_l] = {pair};")
-            half //= 2
         return [*lines,
                 f"{indent}  {target} = {r.reduce(store.reduce, target, f'{lanes}[0]', dtype)};",
                 f"{indent}}}"]

@@ -175,7 +175,7 @@ class _Writer:
                   f"{i3}{ctype} lw_lanes[{w}];", f"{i3}{o.store.format('lw_lanes', 'lw_m')};",
                   *(f"{i3}for (int lw_l = 0; lw_l < {h}; lw_l++) lw_lanes[lw_l] = "
                     f"lw_lanes[lw_l + {h}] {cmp} lw_lanes[lw_l] ? lw_lanes[lw_l + {h}] : "
-                    f"lw_lanes[lw_l];" for h in _halves(w)),
+                    f"lw_lanes[lw_l];" for h in halves(w)),
                   f"{i3}lw_b = lw_lanes[0];",
                   f"{i3}const {o.vector} lw_want = {o.splat.format('lw_b')};",
                   f"{i3}for (int64_t lw_q = lw_from; ; lw_q += {w}) {{  /* its first place */",
@@ -189,7 +189,7 @@ class _Writer:
         return lines
 
 
-def _halves(lanes: int) -> list[int]:
+def halves(lanes: int) -> list[int]:
     """lanes / 2, lanes / 4, ..., 1: a pairwise reduction's steps (log2(lanes) dependent
     operations, where a running maximum over the lanes is lanes - 1)."""
     return [lanes >> k for k in range(1, lanes.bit_length())]
