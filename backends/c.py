@@ -10,9 +10,13 @@ Inputs are `const T *restrict`; outputs, inout tensors and temporaries are `T *r
 from __future__ import annotations
 
 import ctypes
+import functools
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from loopweave.backends import simd, simd_lut, x86_gemm
 from loopweave.backends.c_family import PRELUDE, CFamilyRenderer, c_name
@@ -230,6 +234,37 @@ def address(array) -> int:
     return array.ctypes.data
 
 
+@functools.cache
+def array_data_offset() -> int | None:
+    """Where a numpy array object keeps its data pointer: right after the object header
+    (the first field of numpy's PyArrayObject), checked on live arrays of three kinds; None
+    where that does not hold (not CPython, another layout), and calls pass addresses."""
+    if sys.implementation.name != "cpython":  # id() is an address in CPython only
+        return None
+    offset = object.__basicsize__
+    samples = [np.zeros(3), np.arange(10)[2:], np.ones((2, 3), np.int8).T]
+    if all(ctypes.c_void_p.from_address(id(a) + offset).value == a.ctypes.data
+           for a in samples):
+        return offset
+    return None
+
+
+def object_entry(kernel: KernelIR, offset: int) -> str:
+    """C text of `lw_<kernel>_objects`, the kernel's function taking each array as its numpy
+    object, whose data pointer it reads at `offset` (`array_data_offset`). What repeated
+    calls run (loopweave.call_plan): Python passes the objects as they are, where an address
+    costs a buffer-protocol request each (about 0.3 us warm, 3-5 us after streaming)."""
+    params = c_params(kernel)
+    declared = [f"void *{c_name(p.name)}" if p.kind == "tensor" else
+                f"{p.dtype.c_type} {c_name(p.name)}" for p in params]
+    passed = [f"*(void **)((char *){c_name(p.name)} + {offset})" if p.kind == "tensor" else
+              c_name(p.name) for p in params]
+    name = function_name(kernel)
+    return (f"\n/* The entry loopweave's Python runtime calls with numpy array objects. */\n"
+            f"void {name}_objects({', '.join(declared) or 'void'}) {{\n"
+            f"  {name}({', '.join(passed)});\n}}\n")
+
+
 class SharedLibraryInvoker:
     """Calls the kernel's function in a shared library through ctypes."""
 
@@ -240,11 +275,19 @@ class SharedLibraryInvoker:
             self._lib = load_library(library)
         except OSError as e:  # a cached library that cannot be loaded
             raise LoopweaveError(f"cannot load the built kernel {library}: {e}") from None
-        self._fn = getattr(self._lib, function_name(kernel))
-        self._fn.restype = None
-        self._fn.argtypes = [ctypes.c_void_p if p.kind == "tensor" else
-                             ctypes.c_int64 if p.kind == "size" else _CTYPES[p.dtype.name]
-                             for p in self.params]
+        self._fn = self._function(function_name(kernel), ctypes.c_void_p)
+        # The entry for numpy objects (`object_entry`), where the library has one.
+        has_objects = hasattr(self._lib, f"{function_name(kernel)}_objects")
+        self._objects = self._function(f"{function_name(kernel)}_objects",
+                                       ctypes.py_object) if has_objects else None
+
+    def _function(self, name: str, array_type) -> Callable:
+        fn = getattr(self._lib, name)
+        fn.restype = None
+        fn.argtypes = [array_type if p.kind == "tensor" else
+                       ctypes.c_int64 if p.kind == "size" else _CTYPES[p.dtype.name]
+                       for p in self.params]
+        return fn
 
     def __call__(self, arrays: dict, scalars: dict, sizes: dict) -> None:
         values = []
@@ -257,8 +300,41 @@ class SharedLibraryInvoker:
                 values.append(sizes[p.name])
         self._fn(*values)
 
+    def direct(self, sizes: dict[str, int]) -> DirectCall:
+        """How calls with `sizes` reach the function without this object (what a repeated
+        call runs: loopweave.call_plan): numpy arrays as objects where the library has the
+        entry for them, else by address."""
+        arrays = tuple(p.kind == "tensor" for p in self.params if p.kind != "size")
+        fixed = tuple(sizes[p.name] for p in self.params if p.kind == "size")
+        if self._objects is not None:
+            return DirectCall(self._objects, arrays, fixed, address=None)
+        return DirectCall(self._fn, arrays, fixed)
+
+
+@dataclass(frozen=True)
+class DirectCall:
+    """A kernel's C function called straight: `function(*values, *fixed)`, where `values` are the
+    kernel's arguments (converted scalars), outputs and temporaries in that order, each one flagged
+    in `arrays` passed as `address(value)` (as the numpy array itself where `address` is None: the
+    library's `object_entry`); `after` (a function of no argument) runs after it where given;
+    `chosen` where a caller switches to this call from another (the invoker that picks code by sizes
+    notes which source runs). Callers must pass exact numpy arrays, C-contiguous, of the kernel's
+    dtypes. One flat call, where an invoker goes through its parameters by name: a call that follows
+    megabytes of streaming finds Python's objects out of the cache, and each step it saves is worth
+    about a microsecond there."""
+
+    function: Callable
+    arrays: tuple[bool, ...]
+    fixed: tuple[int, ...]
+    after: Callable[[], object] | None = None
+    chosen: Callable[[], object] | None = None
+    address: Callable[[object], int] | None = address
+
 
 def load(kernel: KernelIR, source: str, target: Target) -> SharedLibraryInvoker:
-    """Build `source` (cached on disk) and load it."""
-    library = build_shared_library(source, target.cc, (*target.cflags, *build_flags(source)))
+    """Build `source` (cached on disk), with the entry for numpy objects where this Python
+    allows it (`object_entry`), and load it."""
+    offset = array_data_offset()
+    built = source + object_entry(kernel, offset) if offset is not None else source
+    library = build_shared_library(built, target.cc, (*target.cflags, *build_flags(source)))
     return SharedLibraryInvoker(kernel, library)

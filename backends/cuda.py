@@ -20,6 +20,7 @@ on the CPU with real barriers. `Kernel.resource_usage` runs `nvcc -cubin -Xptxas
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import json
 import os
@@ -29,7 +30,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from loopweave.backends.c import SharedLibraryInvoker
+from loopweave.backends.c import DirectCall, SharedLibraryInvoker
 from loopweave.backends.cuda_emulation import HEADER
 from loopweave.backends.cuda_lower import Tiles, lower
 from loopweave.backends.cuda_render import CudaRenderer
@@ -281,6 +282,13 @@ class CudaInvoker(SharedLibraryInvoker):
 
     def __call__(self, arrays: dict, scalars: dict, sizes: dict) -> None:
         super().__call__(arrays, scalars, sizes)
+        self._raise_error()
+
+    def direct(self, sizes: dict[str, int]) -> DirectCall:
+        """As `SharedLibraryInvoker.direct`, with the launcher's error check after."""
+        return dataclasses.replace(super().direct(sizes), after=self._raise_error)
+
+    def _raise_error(self) -> None:
         message = self._error()
         if message:
             raise TargetError(f"CUDA error: {message.decode(errors='replace')}")

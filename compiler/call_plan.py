@@ -91,23 +91,84 @@ def signature(args: tuple, out, keyed: tuple[int, ...]) -> tuple | None:
                               for o in outs))
 
 
+def _differs(name: str, dtype_name: str, entry: tuple) -> str:
+    """A condition of generated code: the array `name` has not the (dtype, shape, strides)
+    `entry` (dtype `dtype_name` in the code's names) or is not an exact numpy array."""
+    _, shape, strides = entry
+    return (f"type({name}) is not ndarray or {name}.shape != {shape} or "
+            f"{name}.strides != {strides} or ({name}.dtype is not {dtype_name} and "
+            f"{name}.dtype != {dtype_name})")
+
+
+class Plans(dict):
+    """A kernel's plans by signature, at most MAX_PLANS (the oldest is dropped beyond), and
+    `last`, the plan a call tries first: its run checks its own signature, which costs less
+    than computing the key and looking it up."""
+
+    last: CallPlan | None = None
+
+    def add(self, key: tuple, plan: CallPlan) -> None:
+        """Keep `plan` under `key`, as the last one."""
+        if len(self) >= MAX_PLANS:
+            self.pop(next(iter(self), None), None)  # threads may race here
+        self[key] = plan
+        self.choose(plan)
+
+    def choose(self, plan: CallPlan | None) -> None:
+        """Make `plan` the last one (None: none), and tell its invoker where it has asked
+        (`DirectCall.chosen`). A call that does not run through a plan chooses None, so the
+        next planned call chooses again."""
+        self.last = plan
+        chosen = getattr(plan.invoke, "chosen", None) if plan is not None else None
+        if chosen is not None:
+            chosen()
+
+    def clear(self) -> None:
+        super().clear()
+        self.last = None
+
+
+def call_by_name(kernel: KernelIR, invoke: Callable, sizes: dict[str, int]
+                 ) -> Callable[..., None]:
+    """`invoke` for calls with the sizes `sizes`, as a function of the kernel's arguments
+    (arrays and converted scalars), outputs and temporaries, in that order."""
+    names = [t.name for t in (*kernel.args, *kernel.outputs, *kernel.temporaries)]
+    scalar_names = {a.name for a in kernel.args if isinstance(a, ScalarArg)}
+
+    def by_name(*values) -> None:
+        arrays, scalars = {}, {}
+        for name, value in zip(names, values, strict=True):
+            (scalars if name in scalar_names else arrays)[name] = value
+        invoke(arrays, scalars, dict(sizes))
+    return by_name
+
+
 @dataclass(frozen=True, slots=True)
 class CallPlan:
-    """What calls of one signature do beyond the checks that passed for it once.
+    """What calls of one signature do beyond the checks that passed for it once, and `run`,
+    which does it.
 
-    tensors: (position, name) per array argument; inouts: the names of the inout ones;
-    scalars: (position, name, dtype); outputs: (name, shape, numpy dtype, zeroed) per output,
-    in order; temporaries: (name, shape, numpy dtype, zeroed); checks: (index array, box, first
-    allowed value, last) per index check; sizes: what the invoker gets.
+    sizes: the sizes the checks gave; tensors: the positions of the array arguments; scalars:
+    (position, name, dtype) per scalar argument; inouts: the positions of the inout arrays;
+    checks: (position of the index array, box, first allowed value, last) per index check;
+    outputs: (allocator, shape, numpy dtype, zeroed) per output, in order; temporaries:
+    (shape, numpy dtype, zeroed) per temporary; invoke: the invoker's `direct` call for the
+    sizes (backends/c.py `DirectCall`), or a function of the values in order
+    (`call_by_name`); scalar_value: the runtime's scalar conversion; key: the signature
+    (`signature`), keyed: the positions of the scalars in it (`keyed_scalars`).
     """
 
-    tensors: tuple[tuple[int, str], ...]
-    inouts: tuple[str, ...]
-    scalars: tuple[tuple[int, str, object], ...]
-    outputs: tuple[tuple[str, tuple[int, ...], np.dtype, bool], ...]
-    temporaries: tuple[tuple[str, tuple[int, ...], np.dtype, bool], ...]
-    checks: tuple[tuple[str, tuple[slice, ...], int, int], ...]
     sizes: dict[str, int]
+    tensors: tuple[int, ...]
+    scalars: tuple[tuple[int, str, object], ...]
+    inouts: tuple[int, ...]
+    checks: tuple[tuple[int, tuple[slice, ...], int, int], ...]
+    outputs: tuple[tuple[Callable, tuple[int, ...], np.dtype, bool], ...]
+    temporaries: tuple[tuple[tuple[int, ...], np.dtype, bool], ...]
+    invoke: object
+    scalar_value: Callable
+    key: tuple
+    keyed: tuple[int, ...]
     # The temporaries' arrays, kept from call to call, one set per thread, where `reuse` (the
     # C targets): fresh pages cost a page fault each (lstm's 5 MB of temporaries: 0.5-1 ms of
     # a 12 ms call). One that the kernel may read before writing (its `zeroed` flag: a `for`
@@ -115,18 +176,25 @@ class CallPlan:
     # with a fresh array. The GPU planners get fresh zeroed ones, as they were written for.
     reuse: bool = True
     scratch: threading.local = field(default_factory=threading.local, compare=False)
+    #: run(args, out): the call's output arrays, or None (nothing run, no array touched)
+    #: when a check fails and the full path must report it; `code` is its text.
+    run: Callable = field(init=False, compare=False)
+    code: str = field(init=False, compare=False)
+
+    def __post_init__(self):
+        code, names = self._run_code()
+        namespace = dict(names)
+        exec(compile(code, f"<loopweave call plan {self.sizes}>", "exec"), namespace)
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "run", namespace["run"])
 
     @staticmethod
     def make(kernel: KernelIR, env: dict[str, int], written_first: frozenset[str],
+             invoke: Callable, scalar_value: Callable, key: tuple, keyed: tuple[int, ...],
              reuse: bool = True) -> CallPlan:
-        """The plan of a call whose checks passed with the sizes `env` (`reuse`: keep the
-        temporaries' arrays from call to call)."""
-        tensors, scalars = [], []
-        for pos, spec in enumerate(kernel.args):
-            if isinstance(spec, Tensor):
-                tensors.append((pos, spec.name))
-            else:
-                scalars.append((pos, spec.name, spec.dtype))
+        """The plan of a call of signature `key` whose checks passed with the sizes `env`,
+        run by `invoke` (`reuse`: keep the temporaries' arrays from call to call)."""
+        position = {a.name: pos for pos, a in enumerate(kernel.args)}
 
         def shape(t: Tensor) -> tuple[int, ...]:
             return tuple(ir.evaluate(d, env) for d in t.shape)
@@ -138,60 +206,138 @@ class CallPlan:
                 continue
             lo = [max(0, ir.evaluate(e, env)) for e in c.lo]
             box = tuple(slice(a, ir.evaluate(e, env)) for a, e in zip(lo, c.hi, strict=True))
-            checks.append((c.index, box, first, last))
-        inouts = tuple(t.name for t in kernel.args
-                       if isinstance(t, Tensor) and t.role == "inout")
+            checks.append((position[c.index], box, first, last))
+        sizes = {s: env[s] for s in kernel.sizes}
+        direct = getattr(invoke, "direct", None)
+        call = direct(sizes) if direct is not None else None
         return CallPlan(
-            tuple(tensors), inouts, tuple(scalars),
-            tuple((t.name, shape(t), t.dtype.numpy, t.name not in written_first)
-                  for t in kernel.outputs),
-            tuple((t.name, shape(t), t.dtype.numpy, t.name not in written_first)
+            sizes,
+            tuple(pos for pos, a in enumerate(kernel.args) if isinstance(a, Tensor)),
+            tuple((pos, a.name, a.dtype) for pos, a in enumerate(kernel.args)
+                  if isinstance(a, ScalarArg)),
+            tuple(pos for pos, a in enumerate(kernel.args)
+                  if isinstance(a, Tensor) and a.role == "inout"),
+            tuple(checks),
+            tuple((np.empty if t.name in written_first else np.zeros, shape(t),
+                   t.dtype.numpy, t.name not in written_first) for t in kernel.outputs),
+            tuple((shape(t), t.dtype.numpy, t.name not in written_first)
                   for t in kernel.temporaries),
-            tuple(checks), {s: env[s] for s in kernel.sizes}, reuse)
+            call if call is not None else call_by_name(kernel, invoke, sizes),
+            scalar_value, key, keyed, reuse)
 
-    def run(self, args: tuple, out, invoke: Callable, scalar_value: Callable
-            ) -> list[np.ndarray] | None:
-        """Run a call of this plan's signature: its output arrays, or None (nothing run, no
-        array touched) when a check fails and the full path must report it."""
-        arrays = {name: args[pos] for pos, name in self.tensors}
-        scalars = {name: scalar_value(args[pos], dtype, name)
-                   for pos, name, dtype in self.scalars}
-        for name in self.inouts:  # as Kernel._bind: by name (the same array twice aliases)
-            a = arrays[name]
-            if not a.flags.writeable or \
-                    any(n != name and np.may_share_memory(a, b) for n, b in arrays.items()):
-                return None
-        for name, box, first, last in self.checks:
-            values = arrays[name][box]
-            if values.size and not values_within(values, first, last):
-                return None
-        if out is None:
-            given: tuple = (None,) * len(self.outputs)
+    def _run_code(self) -> tuple[str, dict[str, object]]:
+        """The text of `run`, one flat function for this signature, and the names it uses.
+        Flat, not a loop over this plan's fields: a call that follows megabytes of streaming
+        finds Python's objects out of the cache, where each step costs about a microsecond
+        (argmax over 8 MB: 18 us of Python per call through the fields, 8 us flat)."""
+        names: dict[str, object] = {"scalar_value": self.scalar_value,
+                                    "values_within": values_within}
+        args = [f"a{pos}" for pos in range(len(self.tensors) + len(self.scalars))]
+        lines = ["def run(args, out):", *self._signature_code(args, names)]
+        for pos, name, dtype in self.scalars:
+            names[f"dtype{pos}"] = dtype
+            lines.append(f"    a{pos} = scalar_value(a{pos}, dtype{pos}, {name!r})")
+        if self.inouts:
+            names["inouts_free"] = self._inouts_free
+            lines.append("    if not inouts_free(args): return None")
+        for k, (pos, box, first, last) in enumerate(self.checks):
+            names[f"box{k}"] = box
+            lines += [f"    indices = a{pos}[box{k}]",
+                      f"    if indices.size and not values_within(indices, {first}, {last}):",
+                      "        return None"]
+        outputs = [f"o{k}" for k in range(len(self.outputs))]
+        if outputs and self.key[1] is None:  # the plan of calls without out=
+            for k, (allocate, shape, dtype, _) in enumerate(self.outputs):
+                names[f"allocate{k}"], names[f"dtype_o{k}"] = allocate, dtype
+                lines.append(f"    o{k} = allocate{k}({shape}, dtype_o{k})")
+        elif outputs:
+            names["given_outputs"] = self._given_outputs
+            lines += ["    given = given_outputs(args, out)", "    if given is None: return None",
+                      f"    {', '.join(outputs)}, = given"]
+        temps = [f"t{k}" for k in range(len(self.temporaries))]
+        if temps:
+            names["temporaries"] = self._temporaries
+            lines.append(f"    {', '.join(temps)}, = temporaries()")
+        values = [*args, *outputs, *temps]
+        if isinstance(self.invoke, Callable):  # call_by_name
+            names["invoke"] = self.invoke
+            lines.append(f"    invoke({', '.join(values)})")
         else:
-            given = (out,) if type(out) is np.ndarray else out
-            taken = list(arrays.values())
-            for array in given:
-                if array is not None:
-                    if not array.flags.writeable or \
-                            any(np.may_share_memory(array, a) for a in taken):
-                        return None
-                    taken.append(array)
+            direct = self.invoke
+            names.update(function=direct.function, address=direct.address,
+                         after=direct.after)
+            passed = [f"address({v})" if array and direct.address is not None else v
+                      for v, array in zip(values, direct.arrays, strict=True)]
+            lines.append(f"    function({', '.join([*passed, *map(str, direct.fixed)])})")
+            if direct.after is not None:
+                lines.append("    after()")
+        lines.append(f"    return [{', '.join(outputs)}]")
+        return "\n".join(lines) + "\n", names
+
+    def _signature_code(self, args: list[str], names: dict[str, object]) -> list[str]:
+        """Lines of `run` that return None unless the call's signature is `key` (as
+        `signature` would find, without building it) and unpack the arguments into `args`."""
+        arg_keys, out_key = self.key
+        names.update(ndarray=np.ndarray, signature=signature, key=self.key, keyed=self.keyed)
+        lines = [f"    if len(args) != {len(args)}: return None"]
+        if args:
+            lines.append(f"    {', '.join(args)}, = args")
+        for pos, entry in enumerate(arg_keys[:len(args)]):
+            if isinstance(entry, tuple):  # an array's (dtype, shape, strides)
+                names[f"dtype_a{pos}"] = entry[0]
+                lines.append(f"    if {_differs(f'a{pos}', f'dtype_a{pos}', entry)}: return None")
+            else:
+                names[f"type_a{pos}"] = entry
+                lines.append(f"    if type(a{pos}) is not type_a{pos}: return None")
+        for pos, value in zip(self.keyed, arg_keys[len(args):], strict=True):
+            lines.append(f"    if a{pos} != {value}: return None")
+        if out_key is None:
+            lines.append("    if out is not None: return None")
+        elif isinstance(out_key[0], np.dtype):  # one array
+            names["dtype_out"] = out_key[0]
+            lines.append(f"    if {_differs('out', 'dtype_out', out_key)}: return None")
+        else:  # a tuple of them: rare, the whole key
+            lines.append("    if signature(args, out, keyed) != key: return None")
+        return lines
+
+    def _inouts_free(self, args: tuple) -> bool:
+        """Whether every inout array is writeable and shares no memory with another argument
+        (as Kernel._bind checks: by name, so the same array twice aliases)."""
+        for pos in self.inouts:
+            a = args[pos]
+            if not a.flags.writeable or any(
+                    other != pos and np.may_share_memory(a, args[other])
+                    for other in self.tensors):
+                return False
+        return True
+
+    def _given_outputs(self, args: tuple, out) -> list[np.ndarray] | None:
+        """The outputs for an `out=` value: the caller's arrays (zeroed where the kernel may
+        read them first) and fresh ones for its None entries; None, with nothing touched,
+        where a given array is read-only or overlaps an argument or another output."""
+        given = (out,) if type(out) is np.ndarray else out
+        taken = [args[pos] for pos in self.tensors]
+        for array in given:
+            if array is not None:
+                if not array.flags.writeable or \
+                        any(np.may_share_memory(array, a) for a in taken):
+                    return None
+                taken.append(array)
         outputs = []
-        for (name, shape, dtype, zeroed), array in zip(self.outputs, given, strict=True):
+        for (allocate, shape, dtype, zeroed), array in zip(self.outputs, given, strict=True):
             if array is None:
-                array = (np.zeros if zeroed else np.empty)(shape, dtype)
+                array = allocate(shape, dtype)
             elif zeroed:
                 array[...] = 0
-            arrays[name] = array
             outputs.append(array)
-        if self.reuse:  # the plan's shapes are fixed: one key
-            temps = kept_temporaries(self.scratch, None, lambda: [
-                np.empty(shape, dtype) for _, shape, dtype, _ in self.temporaries],
-                [zeroed for *_, zeroed in self.temporaries])
-        else:
-            temps = [np.zeros(shape, dtype) for _, shape, dtype, _ in self.temporaries]
-        for (name, *_), array in zip(self.temporaries, temps, strict=True):
-            arrays[name] = array
-        invoke(arrays, scalars, dict(self.sizes))
         return outputs
 
+    def _temporaries(self) -> list[np.ndarray]:
+        """The temporaries' arrays: kept in `scratch` where the plan reuses them, else fresh
+        zeroed ones."""
+        if not self.reuse:
+            return [np.zeros(shape, dtype) for shape, dtype, _ in self.temporaries]
+        return kept_temporaries(  # the plan's shapes are fixed: one key
+            self.scratch, None,
+            lambda: [np.empty(shape, dtype) for shape, dtype, _ in self.temporaries],
+            [zeroed for *_, zeroed in self.temporaries])

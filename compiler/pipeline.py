@@ -33,6 +33,7 @@ This module is also where a target record's backend name becomes the backend mod
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import logging
 import shlex
@@ -40,6 +41,7 @@ import tempfile
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from loopweave.errors import ArgumentTypeError, DSLError, LoopweaveError, TargetError
 from loopweave.frontend import ast
@@ -53,6 +55,9 @@ from loopweave.passes.normalize import normalize
 from loopweave.runtime import Kernel, allocate
 from loopweave.targets import GPU_FACTS, Target, target_spec
 from loopweave.toolchain import private_cache
+
+if TYPE_CHECKING:  # the backends load by name (`backend_module`)
+    from loopweave.backends.c import DirectCall
 
 # Which tuned schedule a kernel used is logged where docs/tuning.md says: the tuner's logger.
 log = logging.getLogger("loopweave.autotune")
@@ -353,7 +358,8 @@ class TunedInvoker:
                     tuned.record)
         return self.pipeline.with_tuned(sizes, make)
 
-    def __call__(self, arrays: dict, scalars: dict, sizes: dict) -> None:
+    def _chosen_for(self, sizes: dict) -> tuple:
+        """(invoker, source, own temporaries) for `sizes`, chosen and built once."""
         # Keyed by the sizes in the caller's order first (no sort on every call), then sorted
         # (the records' keys, one choice however a caller orders the sizes).
         chosen = self._chosen.get(tuple(sizes.items()))
@@ -363,8 +369,23 @@ class TunedInvoker:
                 invoke, source, temporaries, self.records[which] = self._choose(sizes)
                 self._chosen[which] = (invoke, source, temporaries)
             chosen = self._chosen[tuple(sizes.items())] = self._chosen[which]
-        invoke, self.current_source, temporaries = chosen
+        return chosen
+
+    def __call__(self, arrays: dict, scalars: dict, sizes: dict) -> None:
+        invoke, self.current_source, temporaries = self._chosen_for(sizes)
         if temporaries:  # the caller allocated the default build's; a schedule has its own
             env = {**sizes, **{k: v for k, v in scalars.items() if isinstance(v, int)}}
             arrays = {**arrays, **{t.name: allocate(t, env) for t in temporaries}}
         invoke(arrays, scalars, sizes)
+
+    def direct(self, sizes: dict[str, int]) -> DirectCall | None:
+        """The chosen invoker's direct call for `sizes` (backends/c.py), which notes its source as
+        the one that runs when a caller switches to it; None where the choice has temporaries of its
+        own or its invoker has no direct call (the caller then goes through `__call__`)."""
+        invoke, source, temporaries = self._chosen_for(sizes)
+        direct = getattr(invoke, "direct", None)
+        call = direct(sizes) if direct is not None and not temporaries else None
+        if call is None or call.chosen is not None:
+            return None
+        return dataclasses.replace(call, chosen=functools.partial(
+            setattr, self, "current_source", source))

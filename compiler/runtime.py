@@ -25,8 +25,8 @@ import numpy as np
 
 from loopweave import torch_ops
 from loopweave.call_plan import (
-    MAX_PLANS,
     CallPlan,
+    Plans,
     kept_temporaries,
     keyed_scalars,
     signature,
@@ -275,7 +275,7 @@ class Kernel:
         self.invoke = invoke
         self.recipe = recipe  # set by the API layer: what pickling needs
         self._copied: set[str] = set()  # arguments already warned about a strided copy
-        self._plans: dict[tuple, CallPlan] = {}  # per argument signature (call_plan.py)
+        self._plans = Plans()  # per argument signature (call_plan.py)
         self._scratch = threading.local()  # this thread's temporaries (`_temporaries`)
         self._keyed = keyed_scalars(kernel_ir)
         self._out_keyword = "out" not in (a.name for a in kernel_ir.args)
@@ -372,12 +372,19 @@ class Kernel:
         if not kwargs or (self._out_keyword and len(kwargs) == 1 and "out" in kwargs):
             # A signature seen before: only the checks that depend on the arrays' contents
             # and addresses (loopweave.call_plan); any failure takes the full path below.
-            key = signature(args, kwargs.get("out"), self._keyed)
-            plan = self._plans.get(key) if key is not None else None
-            if plan is not None:
-                outputs = plan.run(args, kwargs.get("out"), self.invoke, _scalar_value)
-                if outputs is not None:
-                    return _as_result(outputs)
+            # The last plan first: it checks its own signature, cheaper than finding the key.
+            out = kwargs.get("out")
+            last = self._plans.last
+            outputs = last.run(args, out) if last is not None else None
+            if outputs is None:
+                key = signature(args, out, self._keyed)
+                plan = self._plans.get(key) if key is not None else None
+                if plan is not None and plan is not last:
+                    self._plans.choose(plan)
+                    outputs = plan.run(args, out)
+            if outputs is not None:
+                return _as_result(outputs)
+        self._plans.choose(None)
         out = kwargs.pop("out", None) if self._out_keyword else None
         args = self._positional(args, kwargs)
         devices = [(spec.name, d) for spec, a in zip(self.ir.args, args, strict=False)
@@ -421,10 +428,9 @@ class Kernel:
         check_indices(self.ir, arrays, env, getattr(self.invoke, "device_arrays", None))
         outputs = self._outputs(given or (None,) * len(self.ir.outputs), arrays, env)
         if key is not None and self._unconverted(args, arrays, given, outputs):
-            if len(self._plans) >= MAX_PLANS:
-                self._plans.pop(next(iter(self._plans), None), None)  # threads may race here
-            self._plans[key] = CallPlan.make(self.ir, env, self._written_first,
-                                             reuse=self._reuses_temporaries)
+            self._plans.add(key, CallPlan.make(
+                self.ir, env, self._written_first, self.invoke, _scalar_value, key,
+                self._keyed, reuse=self._reuses_temporaries))
         temps = self._temporaries(env)
         for t, a in zip((*self.ir.outputs, *self.ir.temporaries), (*outputs, *temps), strict=True):
             arrays[t.name] = a

@@ -10,6 +10,8 @@ must be equal, and the good calls must keep matching numpy.
 
 from __future__ import annotations
 
+import copy
+import ctypes
 import warnings
 
 import ml_dtypes
@@ -18,8 +20,8 @@ import pytest
 
 import loopweave
 from loopweave import ArgumentTypeError, ArgumentValueError
-from loopweave.backends.c import address
-from loopweave.call_plan import MAX_PLANS, values_within
+from loopweave.backends.c import address, array_data_offset
+from loopweave.call_plan import MAX_PLANS, Plans, values_within
 from loopweave.errors import StridedCopyWarning
 
 GATHER = """
@@ -231,3 +233,68 @@ def test_array_addresses_the_fast_way_and_the_slow_way_agree():
              x.astype(ml_dtypes.bfloat16), x.astype(">f4"), np.ones(3, np.bool_)]
     for a in cases:
         assert address(a) == a.ctypes.data, a.dtype
+
+
+STAGED = """
+kernel staged(scale: f32, x: f32[N], acc: inout f32[N]) -> y: f32[N], z: f32[N] {
+    t[i] = x[i] * scale
+    y[i] = t[N - 1 - i] + 1.0
+    z[i] += t[i]
+    acc[i] += z[i]
+}
+"""
+
+
+def test_the_direct_call_and_the_call_by_name_agree():
+    """A plan calls the C function straight where the invoker offers it (`direct`: the C targets, no
+    dictionaries) and goes through the invoker by name otherwise; the same results either way, with
+    a scalar, an inout, two outputs and a temporary, called again with new contents."""
+    fast = kernel(STAGED)
+    assert fast.ir.temporaries, "the test needs a temporary"
+    by_name = copy.copy(fast)
+    by_name._plans = Plans()
+    by_name.invoke = lambda arrays, scalars, sizes: fast.invoke(arrays, scalars, sizes)
+    rng = np.random.default_rng(3)
+    for n in (5, 5, 5, 9, 9):
+        x = rng.random(n, dtype=np.float32)
+        start = rng.random(n, dtype=np.float32)
+        results = []
+        for k in (fast, by_name):
+            acc = start.copy()
+            y, z = k(np.float32(0.5), x, acc)
+            results.append((y, z, acc))
+        for got in results:
+            np.testing.assert_allclose(got[0], x[::-1] * 0.5 + 1, rtol=1e-6)
+            np.testing.assert_allclose(got[1], x * 0.5, rtol=1e-6)
+            np.testing.assert_allclose(got[2], start + x * 0.5, rtol=1e-6)
+    assert len(by_name._plans) == 2
+    key = next(iter(by_name._plans))
+    assert "invoke(a0, a1, a2, o0, o1, t0)" in by_name._plans[key].code
+    assert "function(a0, a1, a2, o0, o1, t0, 5)" in fast._plans[key].code
+
+
+def test_numpy_objects_reach_the_kernel_with_their_data():
+    """Repeated calls on the host pass numpy arrays as objects to the library's entry for
+    them (backends/c.py `object_entry`), which reads each one's data pointer where
+    `array_data_offset` found it: checked here on arrays of many kinds, and by calls on
+    views that start inside a buffer, read-only arrays and bfloat16 arrays."""
+    offset = array_data_offset()
+    assert offset is not None  # CPython: the entry is used
+    base = np.arange(64, dtype=np.float32)
+    frozen = base.copy()
+    frozen.flags.writeable = False
+    for a in [base, base[5:], base.reshape(8, 8)[3:], frozen, np.zeros(0, np.int8),
+              np.array(2.5), base.astype(ml_dtypes.bfloat16), base.astype(">f4")]:
+        assert ctypes.c_void_p.from_address(id(a) + offset).value == a.ctypes.data
+    k = kernel(ACCUMULATE)
+    k._plans.clear()
+    for start in (0, 3, 7, 3):
+        x = base[start:start + 40]
+        np.testing.assert_array_equal(k(x), x)
+    np.testing.assert_array_equal(k(frozen[:40]), frozen[:40])
+    plan = k._plans[next(iter(k._plans))]
+    assert "address(" not in plan.code and "function(a0, o0, 40)" in plan.code
+    halve = kernel("kernel halve(x: bf16[N]) -> y: bf16[N] {\n    y[i] = x[i] * 0.5\n}\n")
+    for start in (0, 5, 5):
+        x = base[start:start + 17].astype(ml_dtypes.bfloat16)
+        np.testing.assert_array_equal(halve(x), (x.astype(np.float32) * 0.5).astype(x.dtype))

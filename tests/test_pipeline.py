@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -152,6 +153,25 @@ def test_kernel_source_is_what_ran_for_the_last_call(tuned_db):
     assert kernel.source == tuned
     assert [r.schedule if r else None for r in kernel.invoke.records.values()] == \
         [TUNED.to_json(), None]
+
+
+def test_kernel_source_follows_calls_that_take_no_plan(tuned_db):
+    """A repeated call runs its plan's direct call, which notes its source only when calls
+    switch plans; a call in between that takes the full path without leaving a plan (a
+    copied argument) must not leave the other sizes' source behind."""
+    kernel = loopweave.compile(MATMUL, tuning_db=tuned_db)
+    default = loopweave.compile(MATMUL, tuning_db=False).source
+    tuned = loopweave.compile(MATMUL, schedule=TUNED).source
+    a, b = np.ones((513, 12), np.float32), np.ones((12, 17), np.float32)
+    for _ in range(2):
+        np.testing.assert_allclose(kernel(a, b), a @ b)
+        assert kernel.source == tuned
+        strided = np.ones((514, 12), np.float32, order="F")  # copied: no plan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", loopweave.errors.StridedCopyWarning)
+            np.testing.assert_allclose(kernel(strided, b), strided @ b)
+        assert kernel.source == default
+        assert len(kernel._plans) == 1
 
 
 def test_a_record_that_no_longer_applies_falls_back_to_the_default(tmp_path):
