@@ -198,3 +198,17 @@ def test_unit_stride_forms_match_numpy(c, w):
                                atol=1e-4)
     if "lw_vec_f32_16" in kernel.source or "X_cl" in kernel.source:  # an AVX-512 build
         assert ("X_cl" in kernel.source) == (c >= UNIT_MIN_CHANNELS)
+
+
+def test_the_channels_last_weights_are_prefetched_and_the_column_tiles_input_is_not():
+    """A tile with several reduction loops prefetches the rows of the copies made for it (the
+    k-last weights, rows (K + 16) * 4 bytes apart, farther than the hardware's stride
+    prefetcher goes), 16 steps of c ahead; the column tile's kernel input X stays with the
+    hardware (backends/register_tile.py PREFETCH_STEPS_NESTED)."""
+    strided = loopweave.compile(S2, tuning_db=False).source
+    prefetched = [line.strip() for line in strided.splitlines() if "__builtin_prefetch" in line]
+    assert prefetched and all(p.startswith("__builtin_prefetch(&lw_u_F_t[") for p in prefetched)
+    assert all("(c6 + 16)) * (K + 16)" in p for p in prefetched)
+    column_tile = loopweave.compile((ROOT / "examples/kernels/conv2d.lw").read_text(),
+                                    tuning_db=False).source
+    assert "lw_r0_0" in column_tile and "__builtin_prefetch" not in column_tile
