@@ -250,6 +250,14 @@ class CallPlan:
             for k, (allocate, shape, dtype, _) in enumerate(self.outputs):
                 names[f"allocate{k}"], names[f"dtype_o{k}"] = allocate, dtype
                 lines.append(f"    o{k} = allocate{k}({shape}, dtype_o{k})")
+        elif len(outputs) == 1 and isinstance(self.key[1][0], np.dtype):  # out=one array
+            names["may_share_memory"] = np.may_share_memory
+            tensors = [f"a{pos}" for pos in self.tensors]
+            lines.append("    if not out.flags.writeable: return None")
+            lines += [f"    if may_share_memory(out, {a}): return None" for a in tensors]
+            lines.append("    o0 = out")
+            if self.outputs[0][3]:  # zeroed: the kernel may read it first
+                lines.append("    o0.fill(0)")
         elif outputs:
             names["given_outputs"] = self._given_outputs
             lines += ["    given = given_outputs(args, out)", "    if given is None: return None",
