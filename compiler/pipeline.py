@@ -38,21 +38,24 @@ import importlib
 import logging
 import shlex
 import tempfile
+import threading
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from loopweave.call_plan import kept_temporaries
 from loopweave.errors import ArgumentTypeError, DSLError, LoopweaveError, TargetError
 from loopweave.frontend import ast
 from loopweave.frontend.checker import check
 from loopweave.frontend.parser import parse, too_deep
 from loopweave.ir.codegen import loop_ast
+from loopweave.ir.expr import evaluate
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import Node, to_text
 from loopweave.ir.specialize import fix_sizes, substitute_sizes
 from loopweave.passes.normalize import normalize
-from loopweave.runtime import Kernel, allocate
+from loopweave.runtime import Kernel, allocate, reuses_temporaries, written_first
 from loopweave.targets import GPU_FACTS, Target, target_spec
 from loopweave.toolchain import private_cache
 
@@ -169,6 +172,7 @@ class Tuned:
     record: object = None  # the lookup's own record (a tuning database Record), for inspection
     level: int = logging.INFO  # of the "using ..." log line (a cost-model guess: debug)
     normalized: bool = False  # the schedule is for the normalized IR (the default's choice)
+    specialize: bool = False  # built with the sizes fixed (a size rule's `specialize`)
 
 
 #: lookup(front end's KernelIR, sizes, target) -> Tuned | None
@@ -229,7 +233,8 @@ class Pipeline:
         if found is not None or rule is None:
             return found
         schedule = rule.at(dict(sizes))
-        return Tuned(schedule, what=rule.why, level=logging.DEBUG, normalized=True) \
+        return Tuned(schedule, what=rule.why, level=logging.DEBUG, normalized=True,
+                     specialize=getattr(rule, "specialize", False)) \
             if schedule is not None else None
 
     def size_rule(self):
@@ -307,12 +312,13 @@ class Pipeline:
     def load(self, stages: Stages):
         """Build and load `stages.source`: the backend's invoker (see `loopweave.targets`)."""
         backend = backend_module(stages.target)
+        rendered = stages.rendered if stages.rendered is not None else stages.ir
         if self.cache:
-            return backend.load(stages.ir, stages.source, stages.target)
+            return backend.load(rendered, stages.source, stages.target)
         if self._private is None:
             self._private = tempfile.TemporaryDirectory(prefix="loopweave-nocache-")
         with private_cache(self._private.name):
-            return backend.load(stages.ir, stages.source, stages.target)
+            return backend.load(rendered, stages.source, stages.target)
 
     def kernel(self, stages: Stages | None = None) -> Kernel:
         """A callable `Kernel` of `stages` (default: `self.stages()`); with a lookup, each
@@ -343,6 +349,7 @@ class TunedInvoker:
         self.current_source = default.source
         self._chosen: dict[tuple, tuple] = {}
         self.records: dict[tuple, object] = {}
+        self._scratch = threading.local()  # this thread's temporaries of the last choice
 
     def __getattr__(self, name):  # behave like the default invoker otherwise
         if name == "default":  # not yet set (copy, pickle): no recursion
@@ -353,9 +360,11 @@ class TunedInvoker:
         def make(tuned: Tuned | None) -> tuple:
             if tuned is None:
                 return self.default, self.default_source, (), None
-            stages = self.pipeline.run(tuned, sizes)
-            return (self.pipeline.load(stages), stages.source, stages.ir.temporaries,
-                    tuned.record)
+            stages = self.pipeline.run(tuned, sizes, specialize=tuned.specialize)
+            own = stages.ir.temporaries
+            first = written_first(stages.ir, own, self.pipeline.target.name) if own else ()
+            return (self.pipeline.load(stages), stages.source,
+                    tuple((t, t.name not in first) for t in own), tuned.record)
         return self.pipeline.with_tuned(sizes, make)
 
     def _chosen_for(self, sizes: dict) -> tuple:
@@ -375,7 +384,17 @@ class TunedInvoker:
         invoke, self.current_source, temporaries = self._chosen_for(sizes)
         if temporaries:  # the caller allocated the default build's; a schedule has its own
             env = {**sizes, **{k: v for k, v in scalars.items() if isinstance(v, int)}}
-            arrays = {**arrays, **{t.name: allocate(t, env) for t in temporaries}}
+            if reuses_temporaries(self.pipeline.target.name):
+                # kept from call to call, per thread, as the call plans keep theirs (a 5 MB
+                # weight copy zeroed and faulted in on every call: 10% of a convolution)
+                shapes = tuple(tuple(evaluate(d, env) for d in t.shape) for t, _ in temporaries)
+                kept = kept_temporaries(self._scratch, (id(invoke), shapes), lambda: [
+                    allocate(t, env, zeroed=False) for t, _ in temporaries],
+                    [zeroed for _, zeroed in temporaries])
+            else:
+                kept = [allocate(t, env) for t, _ in temporaries]
+            arrays = {**arrays, **{t.name: a for (t, _), a in zip(temporaries, kept,
+                                                                  strict=True)}}
         invoke(arrays, scalars, sizes)
 
     def direct(self, sizes: dict[str, int]) -> DirectCall | None:

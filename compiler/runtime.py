@@ -253,6 +253,28 @@ def allocate(tensor: Tensor, env: dict[str, int], zeroed: bool = True) -> np.nda
                                  f"{env}: {e}") from None
 
 
+def reuses_temporaries(target: str) -> bool:
+    """Whether calls on `target` keep the temporaries' arrays from call to call: not on the
+    GPU targets, whose planners were written against zeroed temporaries."""
+    return target not in ("cuda", "triton")
+
+
+def written_first(kernel_ir: KernelIR, tensors, target: str) -> frozenset[str]:
+    """The names of `tensors` (outputs, temporaries) that the kernel writes whole before any
+    read (ir.dependences): their arrays need not be zeroed before a call. None on the GPU
+    targets, whose planners keep them zeroed (their launchers copy outputs in, and the
+    planners were written against zeroed outputs)."""
+    if not reuses_temporaries(target):
+        return frozenset()
+
+    def first(t: Tensor) -> bool:
+        try:  # a temporary's elements that nothing reads need no zeros: only reads matter
+            return written_before_read(kernel_ir, t.name, whole=t.role != "temp")
+        except ValueError:  # an extent isl cannot say (a ceiling division): zeroed
+            return False
+    return frozenset(t.name for t in tensors if first(t))
+
+
 class Kernel:
     """A compiled kernel. Call it with arrays and scalars in parameter order (or by parameter
     name, as keyword arguments); `inspect.signature(kernel)` names the parameters.
@@ -289,21 +311,13 @@ class Kernel:
         (ir.dependences), which need not be zeroed before a call. The GPU targets' planners
         keep them zeroed (their launchers copy outputs in, and the planners were written
         against zeroed outputs)."""
-        if self.target in ("cuda", "triton"):
-            return frozenset()
-
-        def first(t: Tensor) -> bool:
-            try:
-                return written_before_read(self.ir, t.name)
-            except ValueError:  # an extent isl cannot say (a ceiling division): zeroed
-                return False
-        return frozenset(t.name for t in (*self.ir.outputs, *self.ir.temporaries) if first(t))
+        return written_first(self.ir, (*self.ir.outputs, *self.ir.temporaries), self.target)
 
     @property
     def _reuses_temporaries(self) -> bool:
         """Whether calls keep the temporaries' arrays (`CallPlan.reuse`): not for the GPU
         targets, whose planners were written against zeroed temporaries."""
-        return self.target not in ("cuda", "triton")
+        return reuses_temporaries(self.target)
 
     def _temporaries(self, env: dict[str, int]) -> list[np.ndarray]:
         """The temporaries' arrays at the sizes `env`: this thread's from its last call with

@@ -311,10 +311,12 @@ def within_one_iteration(kernel: KernelIR, relation: isl.Map | isl.UnionMap | De
                                                                          within))))
 
 
-def written_before_read(kernel: KernelIR, tensor: str) -> bool:
+def written_before_read(kernel: KernelIR, tensor: str, whole: bool = True) -> bool:
     """Does the kernel write every element of `tensor` (its whole box, for every size the
     context allows), with no read of it that could see a value from before the kernel? Then
-    an output need not be zeroed before a call: nothing can observe its prior contents."""
+    an output need not be zeroed before a call: nothing can observe its prior contents.
+    `whole=False` asks only the second (a temporary, which no caller sees: a row-padded copy
+    whose padding nothing reads needs no zeroing either)."""
     reads, writes = kernel.access_relations()
     reads, writes = _restrict_to(reads, tensor), _restrict_to(writes, tensor)
     # A statement over a range read from tensors (CSR rows) runs a subset of its domain,
@@ -327,7 +329,7 @@ def written_before_read(kernel: KernelIR, tensor: str) -> bool:
     box = isl_helpers.box(kernel.params, tensor,
                           tuple(isl_helpers.pw_aff(kernel.params, d) for d in shape))
     missed = isl.UnionSet.from_set(box).subtract(writes.range())
-    if not missed.intersect_params(kernel.context).is_empty():
+    if whole and not missed.intersect_params(kernel.context).is_empty():
         return False
     if reads.is_empty():
         return True

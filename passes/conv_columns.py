@@ -40,9 +40,19 @@ UNIT_MIN_CHANNELS = 64
 class ChannelColumns:
     """The default's choice by sizes for a kernel's convolutions (module docstring): a
     schedule, or for unit-stride ones in the channels-last form a function of the normalized
-    IR that rewrites and schedules it; None where the default's own choice stands."""
+    IR that rewrites and schedules it; None where the default's own choice stands (never for
+    a strided convolution: its default tile is chosen by sizes too, so that it is built for
+    them)."""
 
     why = "the channels-last tile for convolutions (many input channels or output columns)"
+    #: Built for each call's sizes, with the sizes fixed (loopweave.pipeline `Tuned`): with
+    #: constant strides gcc addresses the tile's 7 or 14 data rows from one register, where
+    #: symbolic ones took a register each and reloads from the stack in the inner loop. ResNet
+    #: 3x3 convolutions, one thread, Xeon VM, ms symbolic / fixed / torch: stride 2 64 -> 128
+    #: on 56x56 1.14 / 0.95 / 0.89; 256 -> 512 on 14x14 2.25 / 1.87 / 1.44; 512 -> 512 on 9x9
+    #: 4.24 / 3.97 / 2.71; 64 -> 64 on 58x58 1.52 / 1.49 / 1.47. A build per distinct sizes (a
+    #: network has a few shapes of convolution; a GEMM's rule, called at many M, has none).
+    specialize = True
 
     def __init__(self, kernel: KernelIR, strided: list[ir.Expr], unit: list[tuple],
                  columns: int, schedule: Callable[[KernelIR, bool], Schedule]):
@@ -59,8 +69,10 @@ class ChannelColumns:
                 ir.evaluate(w, sizes) for w in widths) >= self.columns
         except (KeyError, ValueError):  # sizes that do not fix them: the default
             return None
-        if not rewrite and not wide:
+        if not rewrite and not wide and not self.strided:
             return None
+        # Strided convolutions take their default's tile below `columns` too, as a choice by
+        # sizes, so that they are built for them (`specialize`).
         if (rewrite, wide) not in self._made:
             kernel = normalize_strided_convolutions(self.kernel, True) if rewrite else self.kernel
             schedule = self._schedule(kernel, wide)

@@ -245,3 +245,29 @@ def test_out_arrays_hold_what_a_fresh_output_would(name, source, whole):
         out = np.full(want.shape, np.nan, np.float32)
         np.testing.assert_allclose(k(*args, out=out), want, rtol=1e-5)
         np.testing.assert_allclose(k(*args), want, rtol=1e-5)
+
+
+READ_WHERE_WRITTEN = """kernel part(x: f32[N]) -> y: f32[N] {
+    t[i] = x[i] * 2.0 where i in 1:N
+    y[i] = t[N - i] where i in 1:N
+}"""
+READ_UNWRITTEN = """kernel hole(x: f32[N]) -> y: f32[N] {
+    t[i] = x[i] * 2.0 where i in 1:N
+    y[i] = t[N - 1 - i]
+}"""
+
+
+@pytest.mark.parametrize("source, first", [(READ_WHERE_WRITTEN, True), (READ_UNWRITTEN, False)])
+def test_a_temporary_is_zeroed_only_where_a_read_could_see_unwritten_elements(source, first):
+    """A temporary needs zeros only if some read could find an element no statement wrote
+    (t[0] here); one written in part and read only there needs none (as a row-padded copy,
+    whose padding nothing reads). Outputs still need the whole box written."""
+    k = kernel(source)
+    assert [t.name for t in k.ir.temporaries] == ["t"]
+    assert ("t" in k._written_first) == first
+    assert ("y" in k._written_first) == (not first)  # y[0] unwritten in the first
+    for n in (1, 6, 6, 9):
+        x = np.arange(1, n + 1, dtype=np.float32)
+        t = np.concatenate([[0], 2 * x[1:]])
+        want = np.concatenate([[0], t[::-1][:-1]]) if first else t[::-1]
+        np.testing.assert_array_equal(k(x), want)

@@ -134,12 +134,13 @@ def _tile_of(schedule) -> dict:
 
 def test_the_wide_tile_by_output_columns():
     """`ChannelColumns` (the host's size rule): 14 x 32 from 14 output columns on, else the
-    default's 7 x 32; sizes that leave the width open keep the default."""
+    default's 7 x 32 (chosen by sizes too: built for them); sizes that leave the width open
+    keep the default."""
     kernel = normalize_strided_convolutions(front_end(S2, None))
     rule = channel_columns(kernel, lambda: 64)
     at = {"N": 1, "C": 8, "H": 27, "W": 27, "K": 40, "R": 3, "S": 3}  # (27 + 2 - 3) / 2 + 1
     assert rule.at(at) is not None and _tile_of(rule.at(at))["x"] == 14
-    assert rule.at({**at, "W": 25}) is None  # 13 columns
+    assert _tile_of(rule.at({**at, "W": 25}))["x"] == 7  # 13 columns
     assert rule.at({"N": 1}) is None
     assert _tile_of(stages(S2).schedule)["x"] == 7 or not _host_is_avx512()
     assert channel_columns(kernel, lambda: 32) is None  # AVX2's facts have no wide tile
@@ -212,3 +213,25 @@ def test_the_channels_last_weights_are_prefetched_and_the_column_tiles_input_is_
     column_tile = loopweave.compile((ROOT / "examples/kernels/conv2d.lw").read_text(),
                                     tuning_db=False).source
     assert "lw_r0_0" in column_tile and "__builtin_prefetch" not in column_tile
+
+
+def test_a_strided_convolution_is_built_for_each_calls_sizes():
+    """The channels-last tile is a choice by sizes at every width (`ChannelColumns`), so each
+    call's sizes get a build with the sizes fixed (`ChannelColumns.specialize`):
+    `source` shows no size parameter and the constants; its temporaries are kept from call to
+    call (the same arrays); odd sizes on both sides of the wide tile match numpy."""
+    kernel = loopweave.compile(S2, tuning_db=False, cost_model=False)
+    rng = np.random.default_rng(7)
+    sources = []
+    for shape in [(1, 5, 9, 11, 19), (1, 5, 9, 11, 19), (2, 3, 30, 29, 33)]:
+        n, c, h, w, k = shape
+        x = rng.uniform(-1, 1, (n, c, h, w)).astype(np.float32)
+        f = rng.uniform(-1, 1, (k, c, 3, 3)).astype(np.float32)
+        np.testing.assert_allclose(kernel(x, f), conv_numpy(x, f, (2, 2), (1, 1)),
+                                   rtol=1e-4, atol=1e-4)
+        signature = next(line for line in kernel.source.splitlines()
+                         if line.startswith("void lw_conv2d_s2("))
+        assert "int64_t" not in signature and f"{k + 16}" in kernel.source
+        kept = kernel.invoke._scratch.temporaries
+        sources.append((kernel.source, [id(a) for a in kept[1]]))
+    assert sources[0] == sources[1] and sources[1][0] != sources[2][0]
