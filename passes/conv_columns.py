@@ -40,9 +40,8 @@ UNIT_MIN_CHANNELS = 64
 class ChannelColumns:
     """The default's choice by sizes for a kernel's convolutions (module docstring): a
     schedule, or for unit-stride ones in the channels-last form a function of the normalized
-    IR that rewrites and schedules it; None where the default's own choice stands (never for
-    a strided convolution: its default tile is chosen by sizes too, so that it is built for
-    them)."""
+    IR that rewrites and schedules it, or the default's own tile (chosen by sizes too, so
+    that it is built for them); None for sizes that leave the extents open."""
 
     why = "the channels-last tile for convolutions (many input channels or output columns)"
     #: Built for each call's sizes, with the sizes fixed (loopweave.pipeline `Tuned`): with
@@ -69,10 +68,8 @@ class ChannelColumns:
                 ir.evaluate(w, sizes) for w in widths) >= self.columns
         except (KeyError, ValueError):  # sizes that do not fix them: the default
             return None
-        if not rewrite and not wide and not self.strided:
-            return None
-        # Strided convolutions take their default's tile below `columns` too, as a choice by
-        # sizes, so that they are built for them (`specialize`).
+        # Every convolution takes its default's tile where neither form applies, as a choice
+        # by sizes, so that it is built for them (`specialize`).
         if (rewrite, wide) not in self._made:
             kernel = normalize_strided_convolutions(self.kernel, True) if rewrite else self.kernel
             schedule = self._schedule(kernel, wide)

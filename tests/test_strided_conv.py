@@ -171,8 +171,9 @@ CONV = (ROOT / "examples/kernels/conv2d.lw").read_text()
 
 def test_unit_stride_convolutions_with_many_channels_take_the_channels_last_form():
     """The host's size rule rewrites a unit-stride convolution with at least UNIT_MIN_CHANNELS
-    input channels into the strided form (a function of the normalized IR), and leaves one with
-    fewer to the default's column tile; sizes that leave C open keep the default."""
+    input channels into the strided form (a function of the normalized IR), and gives one with
+    fewer the default's column tile (built for the sizes); sizes that leave C open keep the
+    default."""
     kernel = normalize(front_end(CONV, None))
     assert "X_cl" not in kernel.tensors  # the default keeps the column tile
     rule = channel_columns(kernel, lambda: 64)
@@ -181,7 +182,8 @@ def test_unit_stride_convolutions_with_many_channels_take_the_channels_last_form
     assert callable(choice) and not isinstance(choice, S)
     scheduled = choice(kernel)
     assert {"X_cl", "F_t"} <= set(scheduled.tensors)
-    assert rule.at({**at, "C": UNIT_MIN_CHANNELS - 1}) is None
+    few = rule.at({**at, "C": UNIT_MIN_CHANNELS - 1})  # the column tile, built for the sizes
+    assert isinstance(few, S) and "X_cl" not in few.apply(kernel).tensors
     assert rule.at({"N": 1}) is None
     assert channel_columns(kernel, lambda: 32) is None  # AVX2: unmeasured, the default stays
 
