@@ -42,6 +42,8 @@ PREFETCH_STEPS = 8
 #: stride 2 256 -> 512 on 14x14 2.60 -> 2.15 (8: 2.38, 24: 2.36); the column tile's X
 #: prefetched instead: 32 -> 32 on 112x112 1.93 -> 2.06 ms, slower.
 PREFETCH_STEPS_NESTED = 16
+#: Rows read at a constant stride below this many bytes are left to the hardware.
+PREFETCH_MIN_STRIDE = 1024
 VECTOR_OPS = ("+", "-", "*")
 
 
@@ -205,13 +207,14 @@ def _prefetches(r, update: ir.Expr, y: str, k: str, chunks: int, width: int,
     buffers) need none."""
     lines: list[str] = []
     tensors = getattr(getattr(r, "kernel", None), "tensors", {}) if steps else {}
+    min_bits = 8 * PREFETCH_MIN_STRIDE
     if only is not None:
         tensors = {name: t for name, t in tensors.items() if name in only}
     for load in ir.loads(update):
         offset = linear(r, load.tensor, load.indices)
         step = coefficient(offset, k)
         if load.tensor not in tensors or coefficient(offset, y) != 1 \
-                or step == 0 or (step is not None and abs(step) * load.dtype.bits < 8 * 1024):
+                or step == 0 or (step is not None and abs(step) * load.dtype.bits < min_bits):
             continue
         ahead = ir.substitute(offset, {y: ir.Const(0), k: ir.add(ir.Var(k), ir.Const(steps))})
         for c in range(chunks):
