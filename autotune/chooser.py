@@ -227,8 +227,8 @@ class ModelChooser:
         records = (similar_records(self.db, kernel, sizes, target, self.settings.similar)
                    if self.db is not None and self.db.exists() and self.settings.similar
                    else [])
-        key = content_key(CHOOSER_VERSION, code_fingerprint(),
-                          kernel_key(kernel, sizes, target).digest, source[0],
+        digest = kernel_key(kernel, sizes, target).digest
+        key = content_key(CHOOSER_VERSION, code_fingerprint(), digest, source[0],
                           json.dumps(asdict(self.settings), sort_keys=True),
                           *(r.uid for r in records))
         choice = self.cached(key)
@@ -239,8 +239,10 @@ class ModelChooser:
         model = load_model(*source)
         if model is None:
             return None
+        # Neighbours drawn by the kernel's key alone: the same ones whatever the compiler's
+        # code (the cache key changes with it), so a choice changes only with what it ranks.
         choice = self.rank(kernel, sizes, target, model, records,
-                           random.Random(int(key[:8], 16)))
+                           random.Random(int(digest[:8], 16)))
         self.remember(key, choice)
         return choice
 

@@ -8,7 +8,10 @@ backend's size rule per call's sizes):
   channels make the channels-last form's reduction long;
 - a convolution in that form takes the wide tile (`TargetFacts.channel_conv_wide`, AVX-512: 14
   columns x 32 channels, 28 accumulators) where its output has at least 14 columns; below, 7 x
-  32, since 14 columns over 7 would compute half of the lanes for nothing.
+  32, since 14 columns over 7 would compute half of the lanes for nothing;
+- every other convolution (the column tile, depthwise ones) keeps the default's tile, chosen by
+  sizes all the same, so that each call's sizes get a build with the sizes fixed
+  (`ChannelColumns.specialize`).
 
 One thread, Xeon VM (Sapphire Rapids class), ms, 2026-12-05. 3x3 unit stride, C -> K on the
 output's side, column tile / channels 7 x 32 / channels 14 x 32 / torch: 64 -> 64 on 56 1.81 /
@@ -43,13 +46,14 @@ class ChannelColumns:
     IR that rewrites and schedules it, or the default's own tile (chosen by sizes too, so
     that it is built for them); None for sizes that leave the extents open."""
 
-    why = "the channels-last tile for convolutions (many input channels or output columns)"
+    why = "the convolutions' tiles by sizes (channels-last for many channels or columns)"
     #: Built for each call's sizes, with the sizes fixed (loopweave.pipeline `Tuned`): with
     #: constant strides gcc addresses the tile's 7 or 14 data rows from one register, where
     #: symbolic ones took a register each and reloads from the stack in the inner loop. ResNet
     #: 3x3 convolutions, one thread, Xeon VM, ms symbolic / fixed / torch: stride 2 64 -> 128
     #: on 56x56 1.14 / 0.95 / 0.89; 256 -> 512 on 14x14 2.25 / 1.87 / 1.44; 512 -> 512 on 9x9
-    #: 4.24 / 3.97 / 2.71; 64 -> 64 on 58x58 1.52 / 1.49 / 1.47. A build per distinct sizes (a
+    #: 4.24 / 3.97 / 2.71; 64 -> 64 on 58x58 1.52 / 1.49 / 1.47; depthwise 3x3, 256 channels on
+    #: 56x56: 0.57 / 0.44 (torch 0.83). A build per distinct sizes (a
     #: network has a few shapes of convolution; a GEMM's rule, called at many M, has none).
     specialize = True
 
@@ -80,15 +84,16 @@ class ChannelColumns:
 
 def channel_columns(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
                     gemm_kernel: Callable[[str], bool] | None = None) -> ChannelColumns | None:
-    """A `ChannelColumns` for a (normalized) kernel with a convolution in the channels-last
-    form or a unit-stride one that could take it; else None. The arguments are
-    `default_schedule`'s."""
+    """A `ChannelColumns` for a (normalized) kernel with a convolution (in the channels-last
+    form, a unit-stride one that could take it, any other, depthwise ones included); else
+    None. The arguments are `default_schedule`'s."""
     placements = pl.initial_placements(kernel)
     strided = [kernel.tensors[s.lhs.tensor].shape[-1] for s in kernel.statements
                if match_convolution(s, placements[s.name].names(), along="channels")]
     unit = [(c, kernel.tensors[s.lhs.tensor].shape[-1]) for s in kernel.statements
             if (c := unit_stride_channels(kernel, s)) is not None]
-    if not strided and not unit:
+    others = [s for s in kernel.statements if match_convolution(s, placements[s.name].names())]
+    if not strided and not unit and not others:
         return None
     facts = CPU_AVX512 if vector_bytes is not None and vector_bytes() >= 64 else CPU
     if facts.channel_conv_wide is None:  # AVX2: unmeasured there, the default's tiles stay

@@ -237,3 +237,20 @@ def test_a_strided_convolution_is_built_for_each_calls_sizes():
         kept = kernel.invoke._scratch.temporaries
         sources.append((kernel.source, [id(a) for a in kept[1]]))
     assert sources[0] == sources[1] and sources[1][0] != sources[2][0]
+
+
+def test_a_depthwise_convolution_is_built_for_each_calls_sizes():
+    """Depthwise convolutions keep the default's tile, chosen by sizes too: each call's sizes
+    get a build with them fixed, and odd sizes match numpy."""
+    kernel = loopweave.compile((ROOT / "examples/kernels/depthwise_conv2d.lw").read_text(),
+                               tuning_db=False, cost_model=False)
+    rng = np.random.default_rng(3)
+    for n, c, h, w in [(1, 5, 9, 13), (2, 17, 12, 7)]:
+        x = rng.uniform(-1, 1, (n, c, h, w)).astype(np.float32)
+        f = rng.uniform(-1, 1, (c, 3, 3)).astype(np.float32)
+        want = sum(x[:, :, r:h - 2 + r, s:w - 2 + s] * f[None, :, r, s, None, None]
+                   for r in range(3) for s in range(3))
+        np.testing.assert_allclose(kernel(x, f), want, rtol=1e-5, atol=1e-5)
+        signature = next(line for line in kernel.source.splitlines()
+                         if line.startswith("void lw_depthwise_conv2d("))
+        assert "int64_t" not in signature
