@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from loopweave.ir import expr as ir
+from loopweave.ir.dependences import written_before_read
 from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor, allowed_values, type_keeps_within
 
 #: Plans kept per kernel (the oldest is dropped beyond this: a loop over many shapes).
@@ -52,6 +53,28 @@ def kept_temporaries(scratch: threading.local, key, fresh: Callable[[], list[np.
         if flag:
             array.fill(0)
     return kept[1]
+
+
+def reuses_temporaries(target: str) -> bool:
+    """Whether calls on `target` keep the temporaries' arrays from call to call: not on the
+    GPU targets, whose planners were written against zeroed temporaries."""
+    return target not in ("cuda", "triton")
+
+
+def written_first(kernel_ir: KernelIR, tensors, target: str) -> frozenset[str]:
+    """The names of `tensors` (outputs, temporaries) that the kernel writes whole before any
+    read (ir.dependences): their arrays need not be zeroed before a call. None on the GPU
+    targets, whose planners keep them zeroed (their launchers copy outputs in, and the
+    planners were written against zeroed outputs)."""
+    if not reuses_temporaries(target):
+        return frozenset()
+
+    def first(t: Tensor) -> bool:
+        try:  # a temporary's elements that nothing reads need no zeros: only reads matter
+            return written_before_read(kernel_ir, t.name, whole=t.role != "temp")
+        except ValueError:  # an extent isl cannot say (a ceiling division): zeroed
+            return False
+    return frozenset(t.name for t in tensors if first(t))
 
 
 def keyed_scalars(kernel: KernelIR) -> tuple[int, ...]:

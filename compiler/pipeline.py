@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from loopweave.call_plan import kept_temporaries
+from loopweave.call_plan import kept_temporaries, reuses_temporaries, written_first
 from loopweave.errors import ArgumentTypeError, DSLError, LoopweaveError, TargetError
 from loopweave.frontend import ast
 from loopweave.frontend.checker import check
@@ -55,7 +55,7 @@ from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import Node, to_text
 from loopweave.ir.specialize import fix_sizes, substitute_sizes
 from loopweave.passes.normalize import normalize
-from loopweave.runtime import Kernel, allocate, reuses_temporaries, written_first
+from loopweave.runtime import Kernel, allocate
 from loopweave.targets import GPU_FACTS, Target, target_spec
 from loopweave.toolchain import private_cache
 

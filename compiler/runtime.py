@@ -29,11 +29,12 @@ from loopweave.call_plan import (
     Plans,
     kept_temporaries,
     keyed_scalars,
+    reuses_temporaries,
     signature,
     values_within,
+    written_first,
 )
 from loopweave.errors import ArgumentTypeError, ArgumentValueError, StridedCopyWarning
-from loopweave.ir.dependences import written_before_read
 from loopweave.ir.expr import Param, evaluate, to_str
 from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor, allowed_values, type_keeps_within
 from loopweave.ir.types import DTYPES, DType
@@ -251,28 +252,6 @@ def allocate(tensor: Tensor, env: dict[str, int], zeroed: bool = True) -> np.nda
     except (ValueError, MemoryError) as e:
         raise ArgumentValueError(f"cannot allocate {tensor.name} of shape {shape} for sizes "
                                  f"{env}: {e}") from None
-
-
-def reuses_temporaries(target: str) -> bool:
-    """Whether calls on `target` keep the temporaries' arrays from call to call: not on the
-    GPU targets, whose planners were written against zeroed temporaries."""
-    return target not in ("cuda", "triton")
-
-
-def written_first(kernel_ir: KernelIR, tensors, target: str) -> frozenset[str]:
-    """The names of `tensors` (outputs, temporaries) that the kernel writes whole before any
-    read (ir.dependences): their arrays need not be zeroed before a call. None on the GPU
-    targets, whose planners keep them zeroed (their launchers copy outputs in, and the
-    planners were written against zeroed outputs)."""
-    if not reuses_temporaries(target):
-        return frozenset()
-
-    def first(t: Tensor) -> bool:
-        try:  # a temporary's elements that nothing reads need no zeros: only reads matter
-            return written_before_read(kernel_ir, t.name, whole=t.role != "temp")
-        except ValueError:  # an extent isl cannot say (a ceiling division): zeroed
-            return False
-    return frozenset(t.name for t in tensors if first(t))
 
 
 class Kernel:
