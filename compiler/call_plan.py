@@ -138,9 +138,9 @@ class Plans(dict):
         self.choose(plan)
 
     def choose(self, plan: CallPlan | None) -> None:
-        """Make `plan` the last one (None: none), and tell its invoker where it has asked
-        (`DirectCall.chosen`). A call that does not run through a plan chooses None, so the
-        next planned call chooses again."""
+        """Make `plan` the last one (None: none) and run its invoker's hook for that, where
+        it has one (`DirectCall.chosen`). A call that does not run through a plan chooses
+        None, so that the next planned call chooses (and runs the hook) again."""
         self.last = plan
         chosen = getattr(plan.invoke, "chosen", None) if plan is not None else None
         if chosen is not None:
