@@ -174,8 +174,8 @@ class CallPlan:
     sizes: the sizes the checks gave; tensors: the positions of the array arguments; scalars:
     (position, name, dtype) per scalar argument; inouts: the positions of the inout arrays;
     checks: (position of the index array, box, first allowed value, last) per index check;
-    outputs: (allocator, shape, numpy dtype, zeroed) per output, in order; temporaries:
-    (shape, numpy dtype, zeroed) per temporary; invoke: the invoker's `direct` call for the
+    outputs: (shape, numpy dtype, zeroed) per output, in order; temporaries: the same per
+    temporary; invoke: the invoker's `direct` call for the
     sizes (backends/c.py `DirectCall`), or a function of the values in order
     (`call_by_name`); scalar_value: the runtime's scalar conversion; key: the signature
     (`signature`), keyed: the positions of the scalars in it (`keyed_scalars`).
@@ -186,7 +186,7 @@ class CallPlan:
     scalars: tuple[tuple[int, str, object], ...]
     inouts: tuple[int, ...]
     checks: tuple[tuple[int, tuple[slice, ...], int, int], ...]
-    outputs: tuple[tuple[Callable, tuple[int, ...], np.dtype, bool], ...]
+    outputs: tuple[tuple[tuple[int, ...], np.dtype, bool], ...]
     temporaries: tuple[tuple[tuple[int, ...], np.dtype, bool], ...]
     invoke: object
     scalar_value: Callable
@@ -241,8 +241,8 @@ class CallPlan:
             tuple(pos for pos, a in enumerate(kernel.args)
                   if isinstance(a, Tensor) and a.role == "inout"),
             tuple(checks),
-            tuple((np.empty if t.name in written_first else np.zeros, shape(t),
-                   t.dtype.numpy, t.name not in written_first) for t in kernel.outputs),
+            tuple((shape(t), t.dtype.numpy, t.name not in written_first)
+                  for t in kernel.outputs),
             tuple((shape(t), t.dtype.numpy, t.name not in written_first)
                   for t in kernel.temporaries),
             call if call is not None else call_by_name(kernel, invoke, sizes),
@@ -270,16 +270,17 @@ class CallPlan:
                       "        return None"]
         outputs = [f"o{k}" for k in range(len(self.outputs))]
         if outputs and self.key[1] is None:  # the plan of calls without out=
-            for k, (allocate, shape, dtype, _) in enumerate(self.outputs):
-                names[f"allocate{k}"], names[f"dtype_o{k}"] = allocate, dtype
-                lines.append(f"    o{k} = allocate{k}({shape}, dtype_o{k})")
+            names.update(zeros=np.zeros, empty=np.empty)
+            for k, (shape, dtype, zeroed) in enumerate(self.outputs):
+                names[f"dtype_o{k}"] = dtype
+                lines.append(f"    o{k} = {'zeros' if zeroed else 'empty'}({shape}, dtype_o{k})")
         elif len(outputs) == 1 and isinstance(self.key[1][0], np.dtype):  # out=one array
             names["may_share_memory"] = np.may_share_memory
             tensors = [f"a{pos}" for pos in self.tensors]
             lines.append("    if not out.flags.writeable: return None")
             lines += [f"    if may_share_memory(out, {a}): return None" for a in tensors]
             lines.append("    o0 = out")
-            if self.outputs[0][3]:  # zeroed: the kernel may read it first
+            if self.outputs[0][2]:  # zeroed: the kernel may read it first
                 lines.append("    o0.fill(0)")
         elif outputs:
             names["given_outputs"] = self._given_outputs
@@ -355,9 +356,9 @@ class CallPlan:
                     return None
                 taken.append(array)
         outputs = []
-        for (allocate, shape, dtype, zeroed), array in zip(self.outputs, given, strict=True):
+        for (shape, dtype, zeroed), array in zip(self.outputs, given, strict=True):
             if array is None:
-                array = allocate(shape, dtype)
+                array = (np.zeros if zeroed else np.empty)(shape, dtype)
             elif zeroed:
                 array[...] = 0
             outputs.append(array)

@@ -44,18 +44,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from loopweave.call_plan import kept_temporaries, reuses_temporaries, written_first
+from loopweave.call_plan import written_first
 from loopweave.errors import ArgumentTypeError, DSLError, LoopweaveError, TargetError
 from loopweave.frontend import ast
 from loopweave.frontend.checker import check
 from loopweave.frontend.parser import parse, too_deep
 from loopweave.ir.codegen import loop_ast
-from loopweave.ir.expr import evaluate
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import Node, to_text
 from loopweave.ir.specialize import fix_sizes, substitute_sizes
 from loopweave.passes.normalize import normalize
-from loopweave.runtime import Kernel, allocate
+from loopweave.runtime import Kernel, temporaries_at
 from loopweave.targets import GPU_FACTS, Target, target_spec
 from loopweave.toolchain import private_cache
 
@@ -362,13 +361,14 @@ class TunedInvoker:
                 return self.default, self.default_source, (), None
             stages = self.pipeline.run(tuned, sizes, specialize=tuned.specialize)
             own = stages.ir.temporaries
-            first = written_first(stages.ir, own, self.pipeline.target.name) if own else ()
-            return (self.pipeline.load(stages), stages.source,
-                    tuple((t, t.name not in first) for t in own), tuned.record)
+            temporaries = (own, written_first(stages.ir, own, self.pipeline.target.name)) \
+                if own else ()
+            return self.pipeline.load(stages), stages.source, temporaries, tuned.record
         return self.pipeline.with_tuned(sizes, make)
 
     def _chosen_for(self, sizes: dict) -> tuple:
-        """(invoker, source, own temporaries) for `sizes`, chosen and built once."""
+        """(invoker, source, own temporaries) for `sizes`, chosen and built once; the
+        temporaries as (tensors, `written_first` of them), or () when the choice has none."""
         # Keyed by the sizes in the caller's order first (no sort on every call), then sorted
         # (the records' keys, one choice however a caller orders the sizes).
         chosen = self._chosen.get(tuple(sizes.items()))
@@ -383,18 +383,13 @@ class TunedInvoker:
     def __call__(self, arrays: dict, scalars: dict, sizes: dict) -> None:
         invoke, self.current_source, temporaries = self._chosen_for(sizes)
         if temporaries:  # the caller allocated the default build's; a schedule has its own
+            # kept from call to call, per thread, as the call plans keep theirs (a 5 MB weight
+            # copy zeroed and faulted in on every call: 10% of a convolution)
             env = {**sizes, **{k: v for k, v in scalars.items() if isinstance(v, int)}}
-            if reuses_temporaries(self.pipeline.target.name):
-                # kept from call to call, per thread, as the call plans keep theirs (a 5 MB
-                # weight copy zeroed and faulted in on every call: 10% of a convolution)
-                shapes = tuple(tuple(evaluate(d, env) for d in t.shape) for t, _ in temporaries)
-                kept = kept_temporaries(self._scratch, (id(invoke), shapes), lambda: [
-                    allocate(t, env, zeroed=False) for t, _ in temporaries],
-                    [zeroed for _, zeroed in temporaries])
-            else:
-                kept = [allocate(t, env) for t, _ in temporaries]
-            arrays = {**arrays, **{t.name: a for (t, _), a in zip(temporaries, kept,
-                                                                  strict=True)}}
+            own, written = temporaries
+            kept = temporaries_at(self._scratch, id(invoke), own, written, env,
+                                  self.pipeline.target.name)
+            arrays = {**arrays, **{t.name: a for t, a in zip(own, kept, strict=True)}}
         invoke(arrays, scalars, sizes)
 
     def direct(self, sizes: dict[str, int]) -> DirectCall | None:

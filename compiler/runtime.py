@@ -254,6 +254,20 @@ def allocate(tensor: Tensor, env: dict[str, int], zeroed: bool = True) -> np.nda
                                  f"{env}: {e}") from None
 
 
+def temporaries_at(scratch: threading.local, key, tensors, written: frozenset[str],
+                   env: dict[str, int], target: str) -> list[np.ndarray]:
+    """The arrays of the temporaries `tensors` at the sizes `env`: where `target` reuses them,
+    this thread's (in `scratch`) from its last call with the same `key` and shapes, zeroed in
+    place unless in `written` (`written_first`), as `CallPlan.run` does; else fresh zeroed
+    ones."""
+    if not reuses_temporaries(target):
+        return [allocate(t, env) for t in tensors]
+    shapes = tuple(tuple(evaluate(d, env) for d in t.shape) for t in tensors)
+    return kept_temporaries(scratch, (key, shapes),
+                            lambda: [allocate(t, env, zeroed=False) for t in tensors],
+                            [t.name not in written for t in tensors])
+
+
 class Kernel:
     """A compiled kernel. Call it with arrays and scalars in parameter order (or by parameter
     name, as keyword arguments); `inspect.signature(kernel)` names the parameters.
@@ -302,13 +316,8 @@ class Kernel:
         """The temporaries' arrays at the sizes `env`: this thread's from its last call with
         the same shapes where the target reuses them (zeroed in place where the kernel may
         read before writing, as `CallPlan.run` does), else fresh zeroed ones."""
-        if not self._reuses_temporaries:
-            return [allocate(t, env) for t in self.ir.temporaries]
-        temporaries = self.ir.temporaries
-        shapes = tuple(tuple(evaluate(d, env) for d in t.shape) for t in temporaries)
-        return kept_temporaries(
-            self._scratch, shapes, lambda: [allocate(t, env, zeroed=False) for t in temporaries],
-            [t.name not in self._written_first for t in temporaries])
+        return temporaries_at(self._scratch, None, self.ir.temporaries, self._written_first,
+                              env, self.target)
 
     @property
     def source(self) -> str:
