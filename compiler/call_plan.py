@@ -274,14 +274,6 @@ class CallPlan:
             for k, (shape, dtype, zeroed) in enumerate(self.outputs):
                 names[f"dtype_o{k}"] = dtype
                 lines.append(f"    o{k} = {'zeros' if zeroed else 'empty'}({shape}, dtype_o{k})")
-        elif len(outputs) == 1 and isinstance(self.key[1][0], np.dtype):  # out=one array
-            names["may_share_memory"] = np.may_share_memory
-            tensors = [f"a{pos}" for pos in self.tensors]
-            lines.append("    if not out.flags.writeable: return None")
-            lines += [f"    if may_share_memory(out, {a}): return None" for a in tensors]
-            lines.append("    o0 = out")
-            if self.outputs[0][2]:  # zeroed: the kernel may read it first
-                lines.append("    o0.fill(0)")
         elif outputs:
             names["given_outputs"] = self._given_outputs
             lines += ["    given = given_outputs(args, out)", "    if given is None: return None",
