@@ -325,12 +325,13 @@ def written_before_read(kernel: KernelIR, tensor: str, whole: bool = True) -> bo
     if ranged:
         writes = writes.subtract_domain(functools.reduce(
             isl.UnionSet.union, (isl.UnionSet.from_set(s.domain) for s in ranged)))
-    shape = kernel.tensors[tensor].shape
-    box = isl_helpers.box(kernel.params, tensor,
-                          tuple(isl_helpers.pw_aff(kernel.params, d) for d in shape))
-    missed = isl.UnionSet.from_set(box).subtract(writes.range())
-    if whole and not missed.intersect_params(kernel.context).is_empty():
-        return False
+    if whole:
+        shape = kernel.tensors[tensor].shape
+        box = isl_helpers.box(kernel.params, tensor,
+                              tuple(isl_helpers.pw_aff(kernel.params, d) for d in shape))
+        missed = isl.UnionSet.from_set(box).subtract(writes.range())
+        if not missed.intersect_params(kernel.context).is_empty():
+            return False
     if reads.is_empty():
         return True
     info = isl.UnionAccessInfo.from_sink(reads).set_must_source(writes)
