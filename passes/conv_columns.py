@@ -53,8 +53,8 @@ class ChannelColumns:
     #: 3x3 convolutions, one thread, Xeon VM, ms symbolic / fixed / torch: stride 2 64 -> 128
     #: on 56x56 1.14 / 0.95 / 0.89; 256 -> 512 on 14x14 2.25 / 1.87 / 1.44; 512 -> 512 on 9x9
     #: 4.24 / 3.97 / 2.71; 64 -> 64 on 58x58 1.52 / 1.49 / 1.47; depthwise 3x3, 256 channels on
-    #: 56x56: 0.57 / 0.44 (torch 0.83). A build per distinct sizes (a
-    #: network has a few shapes of convolution; a GEMM's rule, called at many M, has none).
+    #: 56x56: 0.57 / 0.44 (torch 0.83). A build per distinct sizes (a network has a few shapes
+    #: of convolution; a GEMM's rule, called at many M, has none).
     specialize = True
 
     def __init__(self, kernel: KernelIR, strided: list[ir.Expr], unit: list[tuple],
@@ -92,7 +92,7 @@ def channel_columns(kernel: KernelIR, vector_bytes: Callable[[], int] | None = N
                if match_convolution(s, placements[s.name].names(), along="channels")]
     unit = [(c, kernel.tensors[s.lhs.tensor].shape[-1]) for s in kernel.statements
             if (c := unit_stride_channels(kernel, s)) is not None]
-    others = [s for s in kernel.statements if match_convolution(s, placements[s.name].names())]
+    others = any(match_convolution(s, placements[s.name].names()) for s in kernel.statements)
     if not strided and not unit and not others:
         return None
     facts = CPU_AVX512 if vector_bytes is not None and vector_bytes() >= 64 else CPU
