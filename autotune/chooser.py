@@ -28,7 +28,7 @@ from loopweave.ir.codegen import loop_ast
 from loopweave.ir.kernel import KernelIR
 from loopweave.passes.isl_scheduler import scheduler_deadline
 from loopweave.passes.schedule import Schedule
-from loopweave.pipeline import Lookup, Tuned, apply_schedule, default_schedule
+from loopweave.pipeline import Lookup, Tuned, apply_schedule, scheduled_default
 from loopweave.targets import GPU_FACTS, Target
 from loopweave.toolchain import cache_dir, code_fingerprint, content_key, write_atomically
 
@@ -150,9 +150,10 @@ def similar_records(db: Path, kernel: KernelIR, sizes: dict, target: Target,
 
 
 def record_candidate(record: Record) -> ScheduleCandidate | None:
-    """A tuning record at other sizes as a candidate (None if its schedule cannot be read)."""
+    """A tuning record at other sizes as a candidate (None if its schedule cannot be read);
+    the default's record stands for the default (schedule None)."""
     try:
-        schedule = Schedule.from_json(record.schedule)
+        schedule = None if record.is_default else Schedule.from_json(record.schedule)
         options = json.loads(record.options or "{}")
     except (LoopweaveError, ValueError, KeyError, TypeError):
         return None
@@ -304,13 +305,15 @@ class ModelChooser:
         """The candidate's features; None if its schedule was `seen` or does not apply (an
         error for the `first`, the default: there is nothing to compare with then)."""
         schedule = candidate.schedule
-        if schedule is None:  # the default: program order where the target has none
-            schedule = default_schedule(kernel, target) or Schedule()
-        identity = SearchSpace.identity(schedule, candidate.options)
+        identity = "default" + json.dumps(candidate.options, sort_keys=True, default=str) \
+            if schedule is None else SearchSpace.identity(schedule, candidate.options)
         if identity in seen:
             return None
         seen.add(identity)
         try:
+            if schedule is None:  # the default, as compile() builds it at these sizes
+                scheduled = scheduled_default(kernel, target, sizes)
+                return features(scheduled, loop_ast(scheduled), sizes)
             return schedule_features(kernel, schedule, sizes)
         except LoopweaveError as e:
             if first:

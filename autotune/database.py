@@ -54,6 +54,11 @@ class DatabaseError(LoopweaveError):
     """The tuning database cannot be opened or read."""
 
 
+#: The configuration key of the target's default (autotune/space.SearchSpace.decode): its
+#: record stands for what `compile()` builds without one, not for its `schedule` field.
+DEFAULT_SCHEDULE = "default_schedule"
+
+
 @dataclass
 class Record:
     """One measured candidate."""
@@ -79,6 +84,11 @@ class Record:
     strategy: str = ""
     created: float = field(default_factory=time.time)
     uid: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def is_default(self) -> bool:
+        """Whether this is the record of the target's default (see DEFAULT_SCHEDULE)."""
+        return bool(json.loads(self.config or "{}").get(DEFAULT_SCHEDULE))
 
     @classmethod
     def for_key(cls, key: KernelKey, kernel_name: str, **fields) -> Record:

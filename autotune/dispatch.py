@@ -52,6 +52,9 @@ def tuned_lookup(db=None) -> Lookup | None:
             return None
         what = (f"tuning record {record.uid} ({record.median_s * 1e3:.4g} ms, measured on "
                 f"{record.machine}) from {path}")
+        if record.is_default:  # measured as compile() builds it: the pipeline does the same
+            return Tuned(None, json.loads(record.options or "{}"),
+                         f"{what}, the default schedule", record)
         try:
             schedule, options = Schedule.from_json(record.schedule), json.loads(record.options)
         except (LoopweaveError, ValueError, KeyError, TypeError) as e:

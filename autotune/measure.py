@@ -17,10 +17,12 @@ neither `best` nor the cost model uses it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import multiprocessing
 import os
+import re
 import signal
 import statistics
 import time
@@ -31,12 +33,13 @@ from pathlib import Path
 import numpy as np
 
 from loopweave.autotune import faults
+from loopweave.autotune.database import DEFAULT_SCHEDULE
 from loopweave.autotune.features import features
 from loopweave.autotune.gpu_features import gpu_features
 from loopweave.autotune.keys import kernel_hash, machine_fingerprint
 from loopweave.backends import cuda, triton
 from loopweave.errors import LoopweaveError
-from loopweave.examples import load_references
+from loopweave.examples import load_polybench_references, load_references
 from loopweave.ir.expr import evaluate
 from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor, allowed_values
 from loopweave.passes.schedule import Schedule
@@ -75,6 +78,12 @@ class Candidate:
     strategy: str = ""  # how the search chose it: "model", "random", "seed", ...
     fault: str | None = None  # test-only: see loopweave.autotune.faults
 
+    @property
+    def default(self) -> bool:
+        """Whether this is the target's default, built as `compile()` builds it without a
+        record (`schedule` then holds the default schedule before sizes are known)."""
+        return bool(self.config.get(DEFAULT_SCHEDULE))
+
 
 @dataclass(frozen=True)
 class Built:
@@ -97,13 +106,25 @@ class Outcome:
 
 # -- the problem: inputs and reference ------------------------------------------------------------
 
-def _example_case(kernel: KernelIR):
-    """The example-set case of this kernel, if its computation is exactly the example's."""
+@functools.cache
+def _polybench_cases() -> dict:
+    """PolyBench's cases by kernel name (examples/polybench/references/; {} without them)."""
+    refs = load_polybench_references()
+    return {} if refs is None else {
+        found.group(1): case for case in refs.POLYBENCH.values()
+        if (found := re.search(r"^kernel (\w+)", case.source(), re.MULTILINE))}
+
+
+def _example_case(kernel: KernelIR) -> tuple[object, str] | None:
+    """The case of the example set or of PolyBench whose computation is exactly this
+    kernel's, and where its numpy reference lives: its inputs are the ones the kernel is
+    meant for (random ones make cholesky's square roots NaN)."""
     refs = load_references()
-    case = refs.KERNELS.get(kernel.name) if refs else None
-    if case is None or kernel_hash(front_end(case.source())) != kernel_hash(kernel):
-        return None
-    return case
+    for case, where in ((refs.KERNELS.get(kernel.name) if refs else None, "examples/references/"),
+                        (_polybench_cases().get(kernel.name), "examples/polybench/references/")):
+        if case is not None and kernel_hash(front_end(case.source())) == kernel_hash(kernel):
+            return case, where
+    return None
 
 
 def _random_inputs(kernel: KernelIR, sizes: dict, seed: int) -> dict:
@@ -145,10 +166,11 @@ def make_problem(source: str, sizes: dict, target: str, workdir: str | Path, *,
                  **measure_options) -> Problem:
     """Inputs for `sizes` and the reference results, written under `workdir`."""
     ir = front_end(source, kernel)
-    case = _example_case(ir)
-    if case is not None:
+    found = _example_case(ir)
+    if found is not None:
+        case, where = found
         args = case.make_inputs(sizes, seed)
-        expected, tol, how = case.expected(args), case.tol_scale, "numpy (examples/references/)"
+        expected, tol, how = case.expected(args), case.tol_scale, f"numpy ({where})"
     else:
         args = _random_inputs(ir, sizes, seed)
         # The default schedule on the default target, never a tuning record: the reference
@@ -199,17 +221,27 @@ def simulated(target) -> str | None:
 # -- building -------------------------------------------------------------------------------------
 
 def measure_pipeline(problem: Problem, candidate: Candidate) -> Pipeline:
-    """The pipeline `compile()` runs, with the candidate's schedule and options."""
-    return Pipeline(problem.source, problem.target, kernel=problem.kernel,
-                    schedule=Schedule.from_json(candidate.schedule), cc=problem.cc,
-                    cflags=problem.cflags, options=candidate.options)
+    """The pipeline `compile()` runs, with the candidate's schedule and options (none for
+    the default: `compile()` without a record)."""
+    schedule = None if candidate.default else Schedule.from_json(candidate.schedule)
+    return Pipeline(problem.source, problem.target, kernel=problem.kernel, schedule=schedule,
+                    cc=problem.cc, cflags=problem.cflags, options=candidate.options)
+
+
+def candidate_stages(problem: Problem, candidate: Candidate) -> tuple[Pipeline, Stages]:
+    """The candidate's pipeline and the stages it builds at the problem's sizes: the
+    default's are what `compile()` builds there without a record (its choice by sizes
+    included), so that a sweep compares every schedule with what the user would get."""
+    pipeline = measure_pipeline(problem, candidate)
+    if candidate.default:
+        return pipeline, pipeline.default_stages(problem.sizes)
+    return pipeline, pipeline.stages()
 
 
 def build(problem: Problem, candidate: Candidate) -> Built:
     """Schedule, render and build one candidate (into the kernel cache); never raises."""
     try:
-        pipeline = measure_pipeline(problem, candidate)
-        result = pipeline.stages()
+        pipeline, result = candidate_stages(problem, candidate)
         source = faults.inject(result.source, result.ir, candidate.fault)
         pipeline.load(replace(result, source=source))
         feats = features(result.ir, result.loops, problem.sizes)
@@ -265,9 +297,9 @@ def _load_data(problem: Problem) -> dict:
 def run_measurement(problem: Problem, candidate: Candidate, built: Built) -> Outcome:
     """Load the built candidate in this process, check it, time it (what a worker does)."""
     machine = machine_fingerprint()
-    pipeline = measure_pipeline(problem, candidate)
-    result: Stages = pipeline.stages()
-    kernel = pipeline.kernel(replace(result, source=built.source))  # the source built (faults)
+    pipeline, result = candidate_stages(problem, candidate)
+    # the source built (faults included), at every call
+    kernel = pipeline.kernel(replace(result, source=built.source), per_sizes=False)
     data = _load_data(problem)
     inputs = {k[3:]: v for k, v in data.items() if k.startswith("in:")}
 

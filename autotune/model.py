@@ -34,7 +34,6 @@ import numpy as np
 
 from loopweave.autotune.database import Database
 from loopweave.autotune.features import FEATURE_NAMES, FEATURE_VERSION
-from loopweave.autotune.space import DEFAULT_SCHEDULE
 from loopweave.targets import Target
 from loopweave.toolchain import content_key
 
@@ -74,7 +73,7 @@ def reference_record(rows):
     default schedule's (the first candidate of every sweep, and the first compile() ranks),
     else the key's first record."""
     for r in rows:
-        if json.loads(r.config or "{}").get(DEFAULT_SCHEDULE):
+        if r.is_default:
             return r
     return min(rows, key=lambda r: r.created)
 

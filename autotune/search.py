@@ -41,8 +41,8 @@ from loopweave.autotune.measure import (
     GPU_BACKENDS,
     Candidate,
     Problem,
+    candidate_stages,
     make_problem,
-    measure_pipeline,
     problem_backend,
 )
 from loopweave.autotune.model import CostModel
@@ -51,7 +51,7 @@ from loopweave.autotune.space import DEFAULT_SCHEDULE, SearchSpace
 from loopweave.errors import LoopweaveError
 from loopweave.ir.codegen import loop_ast
 from loopweave.passes.schedule import Schedule
-from loopweave.pipeline import compiler_flags, front_end, get_target
+from loopweave.pipeline import compiler_flags, front_end, get_target, scheduled_default
 
 log = logging.getLogger("loopweave.autotune")
 
@@ -78,8 +78,12 @@ class TuneResult:
 
     @property
     def schedule(self) -> Schedule | None:
-        """The best record's schedule as a `loopweave.Schedule` (None without a record)."""
-        return Schedule.from_json(self.best.schedule) if self.best else None
+        """The best record's schedule as a `loopweave.Schedule`; None without a record, or
+        where the best is the target's default (what `compile()` builds without a schedule:
+        at known sizes its choice differs from any one schedule)."""
+        if self.best is None or self.best.is_default:
+            return None
+        return Schedule.from_json(self.best.schedule)
 
 
 def _features_of(problem: Problem, candidate: Candidate) -> list[float] | None:
@@ -87,11 +91,12 @@ def _features_of(problem: Problem, candidate: Candidate) -> list[float] | None:
     None if it does not apply."""
     try:
         if problem_backend(problem, candidate) not in GPU_BACKENDS:
-            ir = Schedule.from_json(candidate.schedule).apply(
-                front_end(problem.source, problem.kernel))
+            kernel = front_end(problem.source, problem.kernel)
+            ir = scheduled_default(kernel, get_target(problem.target, problem.cc, problem.cflags,
+                                                      candidate.options), problem.sizes) \
+                if candidate.default else Schedule.from_json(candidate.schedule).apply(kernel)
             return features(ir, loop_ast(ir), problem.sizes)
-        pipeline = measure_pipeline(problem, candidate)
-        result = pipeline.stages()
+        pipeline, result = candidate_stages(problem, candidate)
         return features(result.ir, result.loops, problem.sizes) + gpu_features(
             pipeline.target, result.source, problem.source, problem.kernel)
     except LoopweaveError:
@@ -143,8 +148,8 @@ class _Search:
         self.model = CostModel.for_records(self.db.records(status="ok"), width, self._shipped)
 
     def featurize(self, configs: list[dict]) -> list[list[float] | None]:
-        candidates = [Candidate(schedule.to_json(), options)
-                      for schedule, options in map(self.space.decode, configs)]
+        candidates = [Candidate(schedule.to_json(), options, config)
+                      for config in configs for schedule, options in [self.space.decode(config)]]
         if self._pool is None:
             self._pool = ProcessPoolExecutor(2, mp_context=get_context("spawn"))
         try:

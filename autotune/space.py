@@ -31,6 +31,7 @@ import random
 
 import islpy as isl
 
+from loopweave.autotune.database import DEFAULT_SCHEDULE
 from loopweave.autotune.knobs import Choice, Config, Knob, Permutation, SpaceContext
 from loopweave.autotune.space_online import OnlineKnobs, check_lowers
 from loopweave.errors import LoopweaveError
@@ -45,8 +46,6 @@ from loopweave.pipeline import backend_module, default_schedule, get_target
 from loopweave.targets import GPU_FACTS, Target, gpu_facts
 
 __all__ = ["Choice", "Config", "Knob", "Permutation", "SearchSpace", "SpaceContext"]
-
-DEFAULT_SCHEDULE = "default_schedule"  # a configuration key: see SearchSpace.decode
 
 OUTER_TILES = (0, 4, 8, 16, 32, 64, 128, 256, 512)  # 0: not tiled
 INNER_TILES = (0, 2, 4, 8, 16, 32)

@@ -33,12 +33,11 @@ from pathlib import Path
 from benchmarks import peers
 from benchmarks.harness import geometric_mean
 from benchmarks.polybench import differences, time_variants
-from loopweave.autotune.chooser import CostModelSettings, ModelChooser, schedule_features
+from loopweave.autotune.chooser import CostModelSettings, ModelChooser
 from loopweave.autotune.model import kendall_tau, load_model, model_source
 from loopweave.errors import LoopweaveError
 from loopweave.examples import load_polybench_references
-from loopweave.passes.schedule import Schedule
-from loopweave.pipeline import default_schedule, front_end, get_target
+from loopweave.pipeline import front_end, get_target
 
 log = logging.getLogger("benchmarks.model_choice")
 
@@ -53,15 +52,12 @@ def ranked_candidates(source: str, sizes: dict, settings: CostModelSettings):
     rows = []
     seen = set()
     for cand in chooser.candidates(kernel, sizes, target, [], random.Random(0)):
-        schedule = cand.schedule or default_schedule(kernel, target) or Schedule()
-        identity = schedule.to_json() + repr(sorted(cand.options.items()))
-        if identity in seen:
-            continue
-        seen.add(identity)
         try:
-            rows.append((cand, schedule, schedule_features(kernel, schedule, sizes)))
+            row = chooser.features_of(kernel, sizes, target, cand, seen, False)
         except LoopweaveError:
             continue
+        if row is not None:  # schedule None: the default, as compile() builds it
+            rows.append((cand, cand.schedule, row))
     predicted = model.predict([r[2] for r in rows], rows[0][2])  # rows[0]: the default
     return [(c, s, float(p), f) for (c, s, f), p in zip(rows, predicted, strict=True)]
 

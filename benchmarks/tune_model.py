@@ -33,14 +33,15 @@ SIZES = {
 
 def ranking(name: str, sizes: dict, sample: int, workdir: Path) -> dict:
     """Kendall tau and top-k recall of the shipped model on `sample` random schedules."""
-    from loopweave.autotune.chooser import schedule_features
     from loopweave.autotune.executors import LocalExecutor
+    from loopweave.autotune.features import features
     from loopweave.autotune.measure import Candidate, make_problem
     from loopweave.autotune.model import CostModel, kendall_tau
-    from loopweave.autotune.space import DEFAULT_SCHEDULE, SearchSpace
+    from loopweave.autotune.space import SearchSpace
     from loopweave.driver import front_end
     from loopweave.examples import load_references
-    from loopweave.pipeline import get_target
+    from loopweave.ir.codegen import loop_ast
+    from loopweave.pipeline import get_target, scheduled_default
 
     source = load_references().KERNELS[name].source()
     ir = front_end(source)
@@ -58,8 +59,8 @@ def ranking(name: str, sizes: dict, sample: int, workdir: Path) -> dict:
     finally:
         executor.close()
     model = CostModel.pretrained()
-    default = space.decode({DEFAULT_SCHEDULE: True})[0]  # what the predictions are relative to
-    reference = schedule_features(ir, default, sizes)
+    default = scheduled_default(ir, get_target("cpu"), sizes)  # what predictions are relative to
+    reference = features(default, loop_ast(default), sizes)
     predicted = model.predict([list(o.features) for _, o in measured], reference)
     times = [o.median_s for _, o in measured]
     fastest = min(range(len(times)), key=times.__getitem__)

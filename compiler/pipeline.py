@@ -112,6 +112,18 @@ def size_rule(kernel: KernelIR, target: Target):
     return rule(normalize(kernel, splits_index_sets(target)), target) if rule is not None else None
 
 
+def scheduled_default(kernel: KernelIR, target: Target, sizes: Mapping[str, int]) -> KernelIR:
+    """`kernel` (the front end's IR) scheduled as `compile()` builds it at `sizes` without a
+    tuning record (`Pipeline.default_stages`): normalized, with the default's choice by sizes
+    or the target's default schedule (program order where it has none)."""
+    normalized = normalize(kernel, splits_index_sets(target))
+    rule = size_rule(kernel, target)
+    schedule = rule.at(dict(sizes)) if rule is not None else None
+    if schedule is None:
+        schedule = default_schedule(normalized, target)
+    return apply_schedule(normalized, schedule) if schedule is not None else normalized
+
+
 def apply_schedule(kernel: KernelIR, schedule) -> KernelIR:
     """`schedule` (a `Schedule`, or a function KernelIR -> KernelIR) applied to `kernel`."""
     return schedule.apply(kernel) if hasattr(schedule, "apply") else schedule(kernel)
@@ -165,7 +177,9 @@ def compiler_flags(cflags) -> tuple[str, ...] | None:
 class Tuned:
     """What a lookup chose for one kernel at some sizes."""
 
-    schedule: object  # a Schedule (or a function KernelIR -> KernelIR)
+    # a Schedule (or a function KernelIR -> KernelIR); from a lookup, None for the record of
+    # the target's default, which `Pipeline.tuned` replaces by the default's choice
+    schedule: object
     options: dict = field(default_factory=dict)  # target options to build it with
     what: str = "a tuned schedule"  # for the log: which record, how fast, from where
     record: object = None  # the lookup's own record (a tuning database Record), for inspection
@@ -228,13 +242,27 @@ class Pipeline:
         if sizes is None:
             return None
         found = self.lookup(self.unscheduled, dict(sizes), self.target) if self.lookup else None
+        if found is not None and found.schedule is None:  # a record of the default
+            rule = self.rule_choice(sizes)
+            schedule = rule.schedule if rule is not None else default_schedule(
+                normalize(self.unscheduled, splits_index_sets(self.target)), self.target)
+            return dataclasses.replace(found, schedule=schedule, normalized=True,
+                                       specialize=rule is not None and rule.specialize)
+        return found if found is not None else self.rule_choice(sizes)
+
+    def rule_choice(self, sizes: Mapping[str, int]) -> Tuned | None:
+        """The default's choice by sizes for `sizes` (None: the default schedule)."""
         rule = self.size_rule()
-        if found is not None or rule is None:
-            return found
-        schedule = rule.at(dict(sizes))
+        schedule = rule.at(dict(sizes)) if rule is not None else None
         return Tuned(schedule, what=rule.why, level=logging.DEBUG, normalized=True,
                      specialize=getattr(rule, "specialize", False)) \
             if schedule is not None else None
+
+    def default_stages(self, sizes: Mapping[str, int]) -> Stages:
+        """What `compile()` builds for a call at `sizes` without a tuning record: the default's
+        choice by sizes (with the sizes fixed where it says so), else the default."""
+        tuned = self.rule_choice(sizes)
+        return self.run(tuned, sizes, specialize=tuned is not None and tuned.specialize)
 
     def size_rule(self):
         """The target's default choice by sizes for this kernel (see `size_rule`); None with
@@ -319,12 +347,14 @@ class Pipeline:
         with private_cache(self._private.name):
             return backend.load(rendered, stages.source, stages.target)
 
-    def kernel(self, stages: Stages | None = None) -> Kernel:
-        """A callable `Kernel` of `stages` (default: `self.stages()`); with a lookup, each
-        call's sizes run what the lookup chose for them (see `TunedInvoker`)."""
+    def kernel(self, stages: Stages | None = None, per_sizes: bool = True) -> Kernel:
+        """A callable `Kernel` of `stages` (default: `self.stages()`); with a lookup or a
+        default that chooses by sizes, each call's sizes run what they choose (see
+        `TunedInvoker`), unless `per_sizes` is False (every call runs `stages`: the tuner's
+        measurement of what it built)."""
         stages = stages if stages is not None else self.stages()
         invoke = self.load(stages)
-        if self.lookup is not None or self.size_rule() is not None:
+        if per_sizes and (self.lookup is not None or self.size_rule() is not None):
             invoke = TunedInvoker(self, stages, invoke)
         kernel = Kernel(stages.ir, stages.source, stages.target.name, invoke)
         if self._private is not None:  # what the kernel loaded (or runs under QEMU) lives there

@@ -16,11 +16,13 @@ import loopweave
 from loopweave.autotune import Database, tune
 from loopweave.autotune.features import FEATURE_NAMES, features, flop_count
 from loopweave.autotune.keys import kernel_hash, kernel_key
+from loopweave.autotune.measure import make_problem
 from loopweave.autotune.model import CostModel
 from loopweave.autotune.space import SearchSpace
 from loopweave.cli import main
 from loopweave.driver import front_end
 from loopweave.errors import ScheduleError
+from loopweave.examples import load_polybench_references
 from loopweave.ir.codegen import loop_ast
 from loopweave.pipeline import get_target
 
@@ -282,6 +284,20 @@ def test_a_sweep_measures_the_default_schedule_and_fused_kernels_find_their_reco
     x = np.random.default_rng(0).standard_normal((5, 7)).astype(np.float32)
     kernel(x)
     assert kernel.invoke.records[(("D", 7), ("N", 5))].uid == result.best.uid
+
+
+def test_a_polybench_kernel_is_tuned_on_its_own_inputs(tmp_path):
+    # Random inputs make cholesky's square roots NaN: every candidate, the default included,
+    # was "wrong" against a NaN reference. PolyBench's cases give inputs and numpy references.
+    case = load_polybench_references().POLYBENCH["cholesky"]
+    sizes = case.datasets["MINI"]
+    problem = make_problem(case.source(), sizes, "cpu", tmp_path / "data")
+    assert problem.reference == "numpy (examples/polybench/references/)"
+    result = tune(case.source(), sizes, trials=2, db=tmp_path / "tune.sqlite",
+                  strategy="random", workdir=tmp_path, **FAST)
+    statuses = {r.status for r in result.measured}
+    assert "ok" in statuses and statuses <= {"ok", "noisy"}  # noisy: a loaded machine
+    assert any(r.is_default for r in result.measured)  # the second seed
 
 
 def test_right_looking_block_and_isl_rows_are_tuning_knobs():

@@ -5,6 +5,7 @@ layering: `import loopweave.errors` loads a handful of modules, not the compiler
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from test_emit import compile_warning_free, run_emitted
 
 import loopweave
 from loopweave.autotune import Database
-from loopweave.autotune.database import Record
+from loopweave.autotune.database import DEFAULT_SCHEDULE, Record
 from loopweave.autotune.dispatch import tuned_lookup
 from loopweave.autotune.keys import kernel_key
 from loopweave.autotune.measure import Candidate, build, make_problem
@@ -109,6 +110,52 @@ def test_tuner_measurement_builds_what_compile_builds(tmp_path):
     built = build(problem, Candidate(TUNED.to_json()))
     assert built.status == "ok", built.error
     assert built.source == loopweave.compile(MATMUL, schedule=TUNED).source
+
+
+FLOYD = """
+kernel floyd_warshall(path: inout i32[N, N]) {
+    for k in 0:N {
+        path[i, j] min= path[i, k] + path[k, j]
+    }
+}
+"""
+
+
+def test_the_tuners_default_is_what_compile_builds_at_the_sizes(tmp_path):
+    # compile() normalizes the kernel before its default schedule (floyd-warshall's statement
+    # is split where j == k and i == k) and asks the default's choice by sizes; the tuner
+    # built the default schedule of the front end's IR instead, 8x slower at N=500, so a
+    # sweep's "best" could be slower than compile() without tuning.
+    sizes = {"N": 37}
+    kernel = loopweave.compile(FLOYD, tuning_db=False, cost_model=False)
+    path = np.random.default_rng(0).integers(0, 9, (37, 37)).astype(np.int32)
+    kernel(path)
+    problem = make_problem(FLOYD, sizes, "cpu", tmp_path / "data")
+    symbolic = default_schedule(front_end(FLOYD), get_target("cpu"))
+    built = build(problem, Candidate(symbolic.to_json(), {}, {DEFAULT_SCHEDULE: True}))
+    assert built.status == "ok", built.error
+    assert built.source == kernel.source
+    assert built.source != loopweave.compile(FLOYD, schedule=symbolic).source
+
+
+def test_a_record_of_the_default_builds_the_default(tmp_path):
+    path = tmp_path / "tune.sqlite"
+    sizes = {"N": 37}
+    key = kernel_key(front_end(FLOYD), sizes, get_target("cpu"))
+    symbolic = default_schedule(front_end(FLOYD), get_target("cpu"))
+    with Database(path) as db:
+        db.add(Record.for_key(key, "floyd_warshall", machine="test", schedule=symbolic.to_json(),
+                              options="{}", status="ok", median_s=1e-6,
+                              config=json.dumps({DEFAULT_SCHEDULE: True})))
+    tuned = loopweave.compile(FLOYD, tuning_db=path, cost_model=False)
+    default = loopweave.compile(FLOYD, tuning_db=False, cost_model=False)
+    a = np.random.default_rng(1).integers(0, 9, (37, 37)).astype(np.int32)
+    b = a.copy()
+    tuned(a)
+    default(b)
+    np.testing.assert_array_equal(a, b)
+    assert tuned.source == default.source
+    assert tuned.invoke.records[(("N", 37),)].is_default
 
 
 # -- a tuning record ----------------------------------------------------------------------------
