@@ -115,15 +115,17 @@ def _polybench_cases() -> dict:
         if (found := re.search(r"^kernel (\w+)", case.source(), re.MULTILINE))}
 
 
-def _example_case(kernel: KernelIR) -> tuple[object, str] | None:
+def _example_case(kernel: KernelIR) -> tuple[object, bool] | None:
     """The case of the example set or of PolyBench whose computation is exactly this
-    kernel's, and where its numpy reference lives: its inputs are the ones the kernel is
-    meant for (random ones make cholesky's square roots NaN)."""
+    kernel's, and whether its numpy reference is the check: the example set's is; PolyBench's
+    cases give inputs the kernel is meant for (random ones make cholesky's square roots NaN),
+    but at MEDIUM and LARGE some of its numpy references are too ill-conditioned to compare
+    with (gramschmidt with more columns than rows: Q's last columns are rounding noise)."""
     refs = load_references()
-    for case, where in ((refs.KERNELS.get(kernel.name) if refs else None, "examples/references/"),
-                        (_polybench_cases().get(kernel.name), "examples/polybench/references/")):
+    for case, numpy in ((refs.KERNELS.get(kernel.name) if refs else None, True),
+                        (_polybench_cases().get(kernel.name), False)):
         if case is not None and kernel_hash(front_end(case.source())) == kernel_hash(kernel):
-            return case, where
+            return case, numpy
     return None
 
 
@@ -166,19 +168,17 @@ def make_problem(source: str, sizes: dict, target: str, workdir: str | Path, *,
                  **measure_options) -> Problem:
     """Inputs for `sizes` and the reference results, written under `workdir`."""
     ir = front_end(source, kernel)
-    found = _example_case(ir)
-    if found is not None:
-        case, where = found
-        args = case.make_inputs(sizes, seed)
-        expected, tol, how = case.expected(args), case.tol_scale, f"numpy ({where})"
+    case, numpy = _example_case(ir) or (None, False)
+    args = case.make_inputs(sizes, seed) if case is not None else _random_inputs(ir, sizes, seed)
+    if numpy:
+        expected, tol, how = case.expected(args), case.tol_scale, "numpy (examples/references/)"
     else:
-        args = _random_inputs(ir, sizes, seed)
         # The default schedule on the default target, never a tuning record: the reference
         # must not depend on what earlier sweeps recorded.
         reference = Pipeline(source, kernel=kernel, cc=cc, cflags=cflags).kernel()
         copies = {k: np.array(v, copy=True) for k, v in args.items()}
         expected = _results(ir, copies, reference(*copies.values()))
-        tol, how = 1.0, "default schedule"
+        tol, how = 1.0, "default schedule" + (" on PolyBench's inputs" if case else "")
     arrays = {f"in:{k}": np.asarray(v) for k, v in args.items()}
     arrays.update({f"out:{k}": np.asarray(v) for k, v in expected.items()})
     workdir = Path(workdir)
