@@ -19,7 +19,7 @@ from pathlib import Path
 
 from loopweave.autotune.database import Database, Record, default_path
 from loopweave.autotune.dispatch import tuned_lookup
-from loopweave.autotune.features import features, flop_count
+from loopweave.autotune.features import FEATURE_VERSION, features, flop_count
 from loopweave.autotune.keys import kernel_key
 from loopweave.autotune.model import CostModel, load_model, model_source
 from loopweave.autotune.space import DEFAULT_SCHEDULE, SearchSpace
@@ -34,7 +34,7 @@ from loopweave.toolchain import cache_dir, code_fingerprint, content_key, write_
 
 log = logging.getLogger("loopweave.autotune")
 
-CHOOSER_VERSION = "1"  # in the cache key of a choice, with the code: new rules make old
+CHOOSER_VERSION = "2"  # in the cache key of a choice, with the code: new rules make old
 #                         choices stale
 
 
@@ -99,6 +99,9 @@ class ScheduleCandidate:
     origin: str  # "default", "neighbour", "record <uid> at <sizes>"
     schedule: Schedule | None  # None: the target's default schedule
     options: dict = field(default_factory=dict)
+    # For a record at other sizes whose key's default was measured too: (its features, the
+    # default's features, the measured log of its time over the default's) at those sizes
+    measured: tuple[list[float], list[float], float] | None = None
 
 
 @dataclass(frozen=True)
@@ -133,10 +136,14 @@ def size_distance(a: dict, b: dict) -> float:
     return sum(abs(math.log2((a.get(k, 0) + 1) / (b.get(k, 0) + 1))) for k in {*a, *b})
 
 
+SimilarRecord = tuple[Record, Record | None]  # a key's best record and its default's record
+
+
 def similar_records(db: Path, kernel: KernelIR, sizes: dict, target: Target,
-                    n: int) -> list[Record]:
+                    n: int) -> list[SimilarRecord]:
     """The best records of up to `n` other keys of the same kernel (hash, dtypes, target and
-    compiler) at other sizes or thread counts, nearest sizes first."""
+    compiler) at other sizes or thread counts, nearest sizes first, each with the record of
+    its key's default measured on the same machine (None if there is none)."""
     own = kernel_key(kernel, sizes, target)
     found = []
     with Database(db, create=False) as database:
@@ -144,20 +151,41 @@ def similar_records(db: Path, kernel: KernelIR, sizes: dict, target: Target,
             best = database.best(digest) if digest != own.digest else None
             if best is not None and (best.kernel_hash, best.dtypes, best.compiler) == (
                     own.kernel_hash, own.dtypes, own.compiler):
-                found.append((size_distance(recorded, json.loads(own.sizes)), best))
-    found.sort(key=lambda pair: pair[0])
-    return [record for _, record in found[:n]]
+                default = next((r for r in database.records(digest, status="ok")
+                                if r.is_default and r.machine == best.machine), None)
+                found.append((size_distance(recorded, json.loads(own.sizes)), best, default))
+    found.sort(key=lambda found: found[0])
+    return [(best, default) for _, best, default in found[:n]]
 
 
-def record_candidate(record: Record) -> ScheduleCandidate | None:
+def record_candidate(similar: SimilarRecord) -> ScheduleCandidate | None:
     """A tuning record at other sizes as a candidate (None if its schedule cannot be read);
-    the default's record stands for the default (schedule None)."""
+    the default's record stands for the default (schedule None). With its key's default
+    measured, in the current feature version, it carries what was measured there."""
+    record, default = similar
     try:
         schedule = None if record.is_default else Schedule.from_json(record.schedule)
         options = json.loads(record.options or "{}")
+        measured = None
+        if default is not None and not record.is_default and FEATURE_VERSION == \
+                record.feature_version == default.feature_version:
+            measured = (json.loads(record.features), json.loads(default.features),
+                        math.log(record.median_s / default.median_s))
     except (LoopweaveError, ValueError, KeyError, TypeError):
         return None
-    return ScheduleCandidate(f"record {record.uid[:12]} at {record.sizes}", schedule, options)
+    return ScheduleCandidate(f"record {record.uid[:12]} at {record.sizes}", schedule, options,
+                             measured)
+
+
+def measured_correction(model: CostModel, measured: tuple[list[float], list[float], float]
+                        ) -> float:
+    """How far the model's predicted log time ratio of a record over its key's default was
+    from the measured one at the record's own sizes. Added to the prediction at other sizes,
+    the model then only has to predict how the ratio changes with the sizes: its errors on a
+    kernel it never saw are mostly the same at both sizes (docs/tuning.md)."""
+    row, default_row, measured_log_ratio = measured
+    predicted = model.predict([row, default_row], default_row)
+    return measured_log_ratio - float(predicted[0] - predicted[1])
 
 
 def neighbours(space: SearchSpace, n: int, rng: random.Random) -> Iterator[ScheduleCandidate]:
@@ -175,6 +203,16 @@ def neighbours(space: SearchSpace, n: int, rng: random.Random) -> Iterator[Sched
         if identity not in seen and space.is_legal(config):
             seen.add(identity)
             yield ScheduleCandidate("neighbour", schedule, options)
+
+
+def predictions(model: CostModel, ranked: list[tuple[ScheduleCandidate, list[float]]]
+                ) -> list[float]:
+    """The predicted log time of each (candidate, features), up to a constant; ranked[0] is
+    the default, whose features the predictions are relative to. A record measured against
+    its key's default at other sizes is corrected by what the model got wrong there."""
+    predicted = model.predict([row for _, row in ranked], ranked[0][1])
+    return [float(p) + (measured_correction(model, c.measured) if c.measured else 0.0)
+            for (c, _), p in zip(ranked, predicted, strict=True)]
 
 
 def schedule_features(kernel: KernelIR, schedule: Schedule, sizes: dict) -> list[float]:
@@ -231,7 +269,7 @@ class ModelChooser:
         digest = kernel_key(kernel, sizes, target).digest
         key = content_key(CHOOSER_VERSION, code_fingerprint(), digest, source[0],
                           json.dumps(asdict(self.settings), sort_keys=True),
-                          *(r.uid for r in records))
+                          *(r.uid for pair in records for r in pair if r is not None))
         choice = self.cached(key)
         if choice is not None:
             log.debug("cost model: %s at sizes %s: cached choice, %s", kernel.name, sizes,
@@ -280,22 +318,21 @@ class ModelChooser:
         """Rank the candidates within the budget; the winner, or the default. After the
         default, isl's scheduler (an `isl` step's, the slowest part of a candidate) gives up
         where the budget ends, so that one candidate cannot overrun it by seconds."""
-        start = self.clock()
+        start = budget_start = self.clock()
         ranked: list[tuple[ScheduleCandidate, list[float]]] = []
         seen: set[str] = set()  # schedules ranked (a record may be the default, say)
         with ExitStack() as bounded:
             for candidate in self.candidates(kernel, sizes, target, records, rng):
-                if ranked and self.clock() - start > self.settings.budget_s:
+                if ranked and self.clock() - budget_start > self.settings.budget_s:
                     break
                 row = self.features_of(kernel, sizes, target, candidate, seen, not ranked)
                 if row is None:
                     continue
                 ranked.append((candidate, row))
-                if len(ranked) == 1:  # the default: the budget binds from here on
-                    left = self.settings.budget_s - (self.clock() - start)
-                    bounded.enter_context(scheduler_deadline(left))
-        # ranked[0] is the default: the predictions are relative to its features
-        predicted = model.predict([row for _, row in ranked], ranked[0][1])
+                if len(ranked) == 1:  # the default (a second of lu's): the budget starts here
+                    budget_start = self.clock()
+                    bounded.enter_context(scheduler_deadline(self.settings.budget_s))
+        predicted = predictions(model, ranked)
         return self.decide(kernel, sizes, ranked, predicted, self.clock() - start)
 
     @staticmethod

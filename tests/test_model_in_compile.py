@@ -30,16 +30,17 @@ from loopweave.autotune.chooser import (
     ScheduleCandidate,
     schedule_features,
 )
-from loopweave.autotune.database import Database, Record
-from loopweave.autotune.features import FEATURE_NAMES, FEATURE_VERSION
+from loopweave.autotune.database import DEFAULT_SCHEDULE, Database, Record
+from loopweave.autotune.features import FEATURE_NAMES, FEATURE_VERSION, features
 from loopweave.autotune.keys import kernel_key, machine_fingerprint
 from loopweave.autotune.model import CostModel, key_groups, reference_record
 from loopweave.autotune.space import SearchSpace
 from loopweave.cli import main as cli_main
 from loopweave.errors import ArgumentTypeError, ArgumentValueError, LoopweaveError
 from loopweave.ir import isl_deadline
+from loopweave.ir.codegen import loop_ast
 from loopweave.passes import isl_scheduler
-from loopweave.pipeline import default_schedule, front_end, get_target
+from loopweave.pipeline import default_schedule, front_end, get_target, scheduled_default
 
 AXPBY = """
 kernel axpby(A: f32[M, N], B: f32[M, N]) -> C: f32[M, N] {
@@ -187,6 +188,36 @@ def test_a_record_the_model_does_not_prefer_is_not_applied(trained, tmp_path, fr
                                cost_model={**ON, "neighbours": 0, "margin": 0.5})
     used, *_ = _call(kernel)
     assert used is None and fresh_choices.n == 1  # ranked, and the default kept
+
+
+def test_a_record_measured_against_its_default_is_chosen_by_that_measurement(
+        trained, tmp_path, fresh_choices):
+    # The same record as above, now with its key's default measured 3x slower at its sizes:
+    # the model's prediction (no faster) is corrected by what it got wrong there.
+    db = tmp_path / "tune.sqlite"
+    ir, target = front_end(AXPBY), get_target("cpu")
+    sizes = {"M": 35, "N": 45}
+    space = SearchSpace(ir, sizes, target)
+    schedule, _ = space.decode({**space.default(), "C.tile1.i": 8, "C.parallel": True})
+    key = kernel_key(ir, sizes, target)
+    default = scheduled_default(ir, target, sizes)
+    rows = {"record": schedule_features(ir, schedule, sizes),
+            "default": features(default, loop_ast(default), sizes)}
+    with Database(trained) as source, Database(db) as database:
+        CostModel.load(source, "cpu").save(database, "cpu")
+        for what, text, config, median_s in (
+                ("record", schedule.to_json(), "{}", 1e-3),
+                ("default", default_schedule(ir, target).to_json(),
+                 json.dumps({DEFAULT_SCHEDULE: True}), 3e-3)):
+            database.add(Record.for_key(
+                key, "axpby", machine=machine_fingerprint(), schedule=text, options="{}",
+                status="ok", median_s=median_s, config=config, feature_version=FEATURE_VERSION,
+                features=json.dumps(rows[what])))
+    kernel = loopweave.compile(AXPBY, tuning_db=db,
+                               cost_model={**ON, "neighbours": 0, "margin": 0.5})
+    used, *_ = _call(kernel)
+    assert used is not None and used.schedule == schedule.to_json()
+    assert 2.0 < used.speedup < 4.5  # about the measured 3x, as the model adjusts it
 
 
 def test_the_option_turns_the_model_off(trained, fresh_choices):
