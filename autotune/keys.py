@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from loopweave.ir.expr import to_str
+from loopweave.ir.isl_helpers import stable_text
 from loopweave.ir.kernel import KernelIR
 from loopweave.pipeline import backend_module
 from loopweave.targets import openmp_threads
@@ -33,7 +34,7 @@ def normalized_text(kernel: KernelIR) -> str:
     lines += [f"assume {to_str(a)}" for a in kernel.assumptions]
     for s in kernel.statements:
         lines.append(f"{s.name}[{', '.join(s.iterators)}] {to_str(s.lhs)} {s.op} "
-                     f"{to_str(s.rhs)} init={s.is_init} domain={s.domain}")
+                     f"{to_str(s.rhs)} init={s.is_init} domain={stable_text(s.domain)}")
     return "\n".join(lines)
 
 

@@ -148,6 +148,15 @@ def sets_of(uset: isl.UnionSet) -> list[isl.Set]:
     return [sets.get_at(i) for i in range(sets.n_set())]
 
 
+def stable_text(domain: isl.Set) -> str:
+    """isl's text of `domain` in one canonical form. isl simplifies the sets it is handed in
+    place (redundant constraints dropped when a dependence analysis or the AST builder uses
+    them), so `str()` of one statement's domain changed during a compilation: lu's tuning key
+    (autotune/keys.py) differed before and after `compile()` built it, and records tuned at
+    other sizes were never found."""
+    return str(domain.remove_redundancies().coalesce().detect_equalities().remove_redundancies())
+
+
 def point_values(point: isl.Point, space_set: isl.Set) -> tuple[dict[str, int], list[int]]:
     """(parameter values, coordinates) of an isl point."""
     space = point.get_space()
