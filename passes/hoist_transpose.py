@@ -45,8 +45,11 @@ def hoist_transposed_operands(kernel: KernelIR) -> KernelIR:
         source = kernel.tensors[load.tensor]
         if source.name not in copies:
             taken = set(kernel.tensors) | {t.name for t in temporaries}
+            # Rows a line longer: an LSTM's 4H-long rows, 4 KiB, put every row of the
+            # tile's column strip in the same L1 sets (5% of the whole kernel, H=256).
             copy = Tensor(pl.fresh_name(f"{source.name}_t", taken), source.dtype,
-                          (source.shape[1], source.shape[0]), "temp")
+                          pl.line_padded((source.shape[1], source.shape[0]), source.dtype),
+                          "temp")
             temporaries.append(copy)
             copies[source.name] = copy.name
             transpose = _copy_statement(kernel, s, load, copy.name, j, k,

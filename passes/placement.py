@@ -242,6 +242,14 @@ def fresh_name(name: str, taken: set[str]) -> str:
     return name
 
 
+def line_padded(shape: tuple[ir.Expr, ...], dtype) -> tuple[ir.Expr, ...]:
+    """The shape of a copy a pass adds: `shape` with its last extent one cache line longer
+    (the extra elements are never read or written). Rows of a power-of-two number of lines
+    (256 or 512 channels: 1 or 2 KiB; an LSTM's 4 * 256 gates: 4 KiB) fall into a few sets
+    of the caches, and a register tile reading down such a copy's rows thrashes them."""
+    return (*shape[:-1], ir.add(shape[-1], ir.Const(64 * 8 // dtype.bits)))
+
+
 def _fresh(name: str, taken: list[str]) -> str:
     """`name`, or `name` with more `o`s if a loop already has it (tiling a tile loop)."""
     while name in taken:

@@ -21,7 +21,7 @@ contiguous along c), `cache_write(at=<first reduction>, layout=k last)`: an accu
 acc[x][k] in registers, copied back transposed. Stride-2 3x3 convs, one thread, Xeon VM, against
 torch in the same run: 64 -> 128 channels on 56x56 1.4 ms (0.8 GFLOP/s -> 82; 0.78x torch),
 128 -> 256 on 28x28 1.6 ms (0.72x), 256 -> 512 on 14x14 4.8 ms (0.42x: the 4.7 MB weight copy is
-a third of it); with the copies' rows a cache line longer (`_line_padded`) the last 1.7 ms
+a third of it); with the copies' rows a cache line longer (`placement.line_padded`) the last 1.7 ms
 (0.71x; 2.4 ms without, same run).
 
 The padded sum adds 0 * F[...] where the guarded one skipped a term, which differs only where F
@@ -93,7 +93,7 @@ def normalize_strided_convolutions(kernel: KernelIR, unit_stride: bool = False) 
             shape = [ir.add(ir.add(d, ir.Const(lo)), ir.Const(hi))
                      for d, lo, hi in zip(source.shape, lows, highs, strict=True)]
             copy = Tensor(pl.fresh_name(f"{data.tensor}_cl", taken), source.dtype,
-                          _line_padded(tuple(shape[d] for d in layout), source.dtype), "temp")
+                          pl.line_padded(tuple(shape[d] for d in layout), source.dtype), "temp")
             temporaries.append(copy)
             added += _data_copy(kernel, s, source, copy, lows, layout, padded is not None,
                                 taken)
@@ -105,7 +105,7 @@ def normalize_strided_convolutions(kernel: KernelIR, unit_stride: bool = False) 
         order = _weights_order(weights, outputs, channels & {
             i.name for i in data.indices if isinstance(i, ir.Var)})
         flipped = Tensor(pl.fresh_name(f"{weights.tensor}_t", taken), w.dtype,
-                         _line_padded(tuple(w.shape[d] for d in order), w.dtype), "temp")
+                         pl.line_padded(tuple(w.shape[d] for d in order), w.dtype), "temp")
         temporaries.append(flipped)
         added.append(_copy(kernel, s, pl.fresh_name(f"{s.name}_{weights.tensor}_t", taken), flipped,
                            order, w))
@@ -124,14 +124,6 @@ def normalize_strided_convolutions(kernel: KernelIR, unit_stride: bool = False) 
         return kernel
     result = replace(kernel, statements=tuple(statements), temporaries=tuple(temporaries))
     return result.with_schedule(pl.build_tree(result, placements))
-
-
-def _line_padded(shape: tuple[ir.Expr, ...], dtype) -> tuple[ir.Expr, ...]:
-    """`shape` with its last extent one cache line longer (the extra elements are never read
-    or written). Rows of a power-of-two number of lines (256 or 512 channels: 1 or 2 KiB) fall
-    into a few sets of the caches: the tile's weight rows, read 2 KiB apart, then thrash L2
-    (a 128 KiB share of it for a 295 KiB block) and evict the data rows from L1."""
-    return (*shape[:-1], ir.add(shape[-1], ir.Const(64 * 8 // dtype.bits)))
 
 
 def unit_stride_channels(kernel: KernelIR, s: Statement) -> ir.Expr | None:

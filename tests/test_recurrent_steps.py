@@ -66,7 +66,8 @@ def lstm_numpy(x, w_ih, w_hh, bias, h, c):
 def test_a_transposed_loop_invariant_input_is_copied_before_the_loop():
     kernel = hoist_transposed_operands(front_end(LSTM, None))
     copy = kernel.tensors["W_hh_t"]
-    assert copy.role == "temp" and [to_str(d) for d in copy.shape] == ["H", "4 * H"]
+    # rows a cache line longer (passes/placement.line_padded)
+    assert copy.role == "temp" and [to_str(d) for d in copy.shape] == ["H", "4 * H + 16"]
     names = [s.name for s in kernel.statements]
     transpose = next(s for s in kernel.statements if s.name.endswith("_transpose"))
     step = next(s for s in kernel.statements if "W_hh" in to_str(s.rhs) and s is not transpose)
