@@ -22,11 +22,13 @@ from benchmarks import (  # noqa: E402
     harness,
     machine,
     matmul_peak,
+    model_choice,
     polybench,
     run,
     suite,
     thread_pools,
     time_tiles,
+    tune_polybench,
 )
 
 
@@ -138,6 +140,19 @@ def test_convolution_layers_script_runs_quick(capsys):
     assert conv_layers.main(["--quick"]) == 0
     out = capsys.readouterr().out
     assert "| loopweave column tile |" in out and "**conv2d_s2** (C=64, K=64" in out
+
+
+def test_records_tuned_at_one_dataset_are_candidates_at_another(tmp_path, capsys):
+    """benchmarks/tune_polybench.py, then benchmarks/model_choice.py --db: the cost model in
+    compile() ranks the record tuned at MINI when compiling SMALL; every candidate checked."""
+    db = str(tmp_path / "tune.sqlite")
+    assert tune_polybench.main(["--dataset", "MINI", "--trials", "3", "--db", db, "trmm"]) == 0
+    out = capsys.readouterr().out
+    assert "| trmm | 3 |" in out
+    assert model_choice.main(["--dataset", "SMALL", "--db", db, "--no-program-order",
+                              "--repeats", "1", "trmm"]) == 0
+    out = capsys.readouterr().out
+    assert "| trmm | - |" in out and "failed" not in out and "differ" not in out
 
 
 def test_random_training_kernels_are_sized_to_their_work():
