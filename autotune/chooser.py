@@ -154,7 +154,7 @@ def similar_records(db: Path, kernel: KernelIR, sizes: dict, target: Target,
                 default = next((r for r in database.records(digest, status="ok")
                                 if r.is_default and r.machine == best.machine), None)
                 found.append((size_distance(recorded, json.loads(own.sizes)), best, default))
-    found.sort(key=lambda found: found[0])
+    found.sort(key=lambda entry: entry[0])
     return [(best, default) for _, best, default in found[:n]]
 
 
@@ -171,7 +171,7 @@ def record_candidate(similar: SimilarRecord) -> ScheduleCandidate | None:
                 record.feature_version == default.feature_version:
             measured = (json.loads(record.features), json.loads(default.features),
                         math.log(record.median_s / default.median_s))
-    except (LoopweaveError, ValueError, KeyError, TypeError):
+    except (LoopweaveError, ValueError, KeyError, TypeError, ZeroDivisionError):
         return None
     return ScheduleCandidate(f"record {record.uid[:12]} at {record.sizes}", schedule, options,
                              measured)

@@ -115,7 +115,7 @@ def _polybench_cases() -> dict:
         if (found := re.search(r"^kernel (\w+)", case.source(), re.MULTILINE))}
 
 
-def _example_case(kernel: KernelIR) -> tuple[object, bool] | None:
+def _known_case(kernel: KernelIR) -> tuple[object, bool] | None:
     """The case of the example set or of PolyBench whose computation is exactly this
     kernel's, and whether its numpy reference is the check: the example set's is; PolyBench's
     cases give inputs the kernel is meant for (random ones make cholesky's square roots NaN),
@@ -168,7 +168,7 @@ def make_problem(source: str, sizes: dict, target: str, workdir: str | Path, *,
                  **measure_options) -> Problem:
     """Inputs for `sizes` and the reference results, written under `workdir`."""
     ir = front_end(source, kernel)
-    case, numpy = _example_case(ir) or (None, False)
+    case, numpy = _known_case(ir) or (None, False)
     args = case.make_inputs(sizes, seed) if case is not None else _random_inputs(ir, sizes, seed)
     if numpy:
         expected, tol, how = case.expected(args), case.tol_scale, "numpy (examples/references/)"
