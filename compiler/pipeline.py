@@ -244,8 +244,9 @@ class Pipeline:
         found = self.lookup(self.unscheduled, dict(sizes), self.target) if self.lookup else None
         if found is not None and found.schedule is None:  # a record of the default
             rule = self.rule_choice(sizes)
+            target = self.target_with(found.options)
             schedule = rule.schedule if rule is not None else default_schedule(
-                normalize(self.unscheduled, splits_index_sets(self.target)), self.target)
+                normalize(self.unscheduled, splits_index_sets(target)), target)
             return dataclasses.replace(found, schedule=schedule, normalized=True,
                                        specialize=rule is not None and rule.specialize)
         return found if found is not None else self.rule_choice(sizes)
@@ -299,14 +300,17 @@ class Pipeline:
             raise ArgumentTypeError("specialize=True needs the sizes")
         return self.with_tuned(sizes, lambda tuned: self.run(tuned, sizes, specialize, name))
 
+    def target_with(self, options: Mapping) -> Target:
+        """The pipeline's target, built with `options` (a tuned choice's) over its own."""
+        if not options:
+            return self.target
+        return get_target(self.target.name, self.cc, self.cflags, {**self.options, **options})
+
     def run(self, tuned: Tuned | None, sizes: Mapping[str, int] | None = None,
             specialize: bool = False, name: str | None = None) -> Stages:
         """The stages with `tuned`'s schedule and options (None: the explicit or default
         schedule)."""
-        target = self.target
-        if tuned is not None and tuned.options:
-            target = get_target(target.name, self.cc, self.cflags, {**self.options,
-                                                                      **tuned.options})
+        target = self.target_with(tuned.options if tuned is not None else {})
         schedule = tuned.schedule if tuned is not None else self.schedule
         kernel_ir = self.unscheduled
         if tuned is not None and tuned.normalized:
