@@ -16,10 +16,11 @@ import pytest
 
 import loopweave
 from loopweave.errors import ScheduleError
+from loopweave.ir.loops import For, Store, children, walk
 from loopweave.passes.default import CPU, contraction_steps
 from loopweave.passes.few_rows import PANEL_MIN_ROWS, panel_rows
 from loopweave.passes.schedule import Schedule
-from loopweave.pipeline import front_end
+from loopweave.pipeline import Pipeline, front_end
 
 #: Flags that make the host default the AVX2 one on any x86 machine (None elsewhere: the
 #: compiler's own).
@@ -124,3 +125,36 @@ def test_micro_panels_only_from_panel_min_rows(dtype):
         np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4 * 37)
         assert ("_run" in kernel.source) == paneled, m
     assert panel_rows(front_end(matmul("i32"))) is None  # no panels for that type: no rule
+
+
+def _pack_loop_kinds(kernel_source: str, schedule=None) -> list[str]:
+    """The kinds of the outermost loops that only copy into a packed buffer (loop AST)."""
+    found = []
+
+    def visit(node):
+        stores = [n for n in walk(node) if isinstance(n, Store)]
+        if isinstance(node, For) and stores and all(n.tensor.endswith("_pack") for n in stores):
+            found.append(node.kind)
+            return
+        for child in children(node):
+            visit(child)
+
+    visit(Pipeline(kernel_source, schedule=schedule).stages().loops)
+    return found
+
+
+def test_a_large_pack_before_a_parallel_loop_runs_in_parallel():
+    """The default's B panel (256 x 256) feeds a parallel loop: its copy is parallel too (it
+    ran on one thread while the other waited). Packs into small buffers, or before a serial
+    loop, stay serial: a fork costs about what a 64 KB copy does."""
+    source = matmul("f32")
+    assert _pack_loop_kinds(source) == ["parallel"]
+    serial = Schedule().tile("S1", i=8, j=32, k=256).tile("S1", j_o=8).reorder(
+        "S1", "j_o_o", "k_o", "i_o", "j_o", "k", "i", "j").cache_read("S1", "B", "i_o")
+    assert _pack_loop_kinds(source, serial) == ["serial"]
+    small = Schedule().tile("S1", i=8, j=32, k=32).tile("S1", j_o=2).reorder(
+        "S1", "j_o_o", "k_o", "i_o", "j_o", "k", "i", "j").cache_read("S1", "B", "i_o").parallel(
+        "S1", "i_o")
+    assert _pack_loop_kinds(source, small) == ["serial"]  # 32 x 64 floats
+    assert _pack_loop_kinds(source, serial.parallel("S1", "i_o")) == ["parallel"]
+    check(loopweave.compile(source, tuning_db=False), "f32")
