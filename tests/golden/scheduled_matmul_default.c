@@ -10,10 +10,24 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
     for (int64_t c1 = 0; c1 <= lw_div_i64(K - 1, 256); c1 += 1) {
       {
         float B_pack[65536] __attribute__((aligned(64)));
-        for (int64_t c2_0 = lw_max_i64(0, -256 * c1); c2_0 < lw_min_i64(256, K + -256 * c1); c2_0 += 1) {
-          for (int64_t c2_run = 0; c2_run < 16; c2_run += 1) {
-            for (int64_t c2_1 = lw_max_i64(0, -256 * c0 + -16 * c2_run); c2_1 < lw_min_i64(16, lw_min_i64(256, N + -256 * c0) + -16 * c2_run); c2_1 += 1) {
-              B_pack[(c2_run * 256 + c2_0) * 16 + c2_1] = B[(256 * c1 + c2_0) * N + (256 * c0 + c2_1 + 16 * c2_run)];
+        #ifdef _OPENMP
+        if (omp_get_max_threads() > 1) {
+          #pragma omp parallel for
+          for (int64_t c2_0 = lw_max_i64(0, -256 * c1); c2_0 < lw_min_i64(256, K + -256 * c1); c2_0 += 1) {
+            for (int64_t c2_run = 0; c2_run < 16; c2_run += 1) {
+              for (int64_t c2_1 = lw_max_i64(0, -256 * c0 + -16 * c2_run); c2_1 < lw_min_i64(16, lw_min_i64(256, N + -256 * c0) + -16 * c2_run); c2_1 += 1) {
+                B_pack[(c2_run * 256 + c2_0) * 16 + c2_1] = B[(256 * c1 + c2_0) * N + (256 * c0 + c2_1 + 16 * c2_run)];
+              }
+            }
+          }
+        } else
+        #endif
+        {
+          for (int64_t c2_0 = lw_max_i64(0, -256 * c1); c2_0 < lw_min_i64(256, K + -256 * c1); c2_0 += 1) {
+            for (int64_t c2_run = 0; c2_run < 16; c2_run += 1) {
+              for (int64_t c2_1 = lw_max_i64(0, -256 * c0 + -16 * c2_run); c2_1 < lw_min_i64(16, lw_min_i64(256, N + -256 * c0) + -16 * c2_run); c2_1 += 1) {
+                B_pack[(c2_run * 256 + c2_0) * 16 + c2_1] = B[(256 * c1 + c2_0) * N + (256 * c0 + c2_1 + 16 * c2_run)];
+              }
             }
           }
         }
