@@ -177,8 +177,8 @@ def compiler_flags(cflags) -> tuple[str, ...] | None:
 class Tuned:
     """What a lookup chose for one kernel at some sizes."""
 
-    # a Schedule (or a function KernelIR -> KernelIR); from a lookup, None for the record of
-    # the target's default, which `Pipeline.tuned` replaces by the default's choice
+    # a Schedule (or a function KernelIR -> KernelIR); None for a record of the target's
+    # default (`Pipeline.tuned` gives it the default's choice by sizes, `run` the default)
     schedule: object
     options: dict = field(default_factory=dict)  # target options to build it with
     what: str = "a tuned schedule"  # for the log: which record, how fast, from where
@@ -242,13 +242,10 @@ class Pipeline:
         if sizes is None:
             return None
         found = self.lookup(self.unscheduled, dict(sizes), self.target) if self.lookup else None
-        if found is not None and found.schedule is None:  # a record of the default
-            rule = self.rule_choice(sizes)
-            target = self.target_with(found.options)
-            schedule = rule.schedule if rule is not None else default_schedule(
-                normalize(self.unscheduled, splits_index_sets(target)), target)
-            return dataclasses.replace(found, schedule=schedule, normalized=True,
-                                       specialize=rule is not None and rule.specialize)
+        if found is not None and found.schedule is None:  # a record of the default: the
+            rule = self.rule_choice(sizes)                  # default's choice at these sizes
+            return dataclasses.replace(found, schedule=rule.schedule if rule else None,
+                                       normalized=True, specialize=bool(rule and rule.specialize))
         return found if found is not None else self.rule_choice(sizes)
 
     def rule_choice(self, sizes: Mapping[str, int]) -> Tuned | None:
@@ -300,25 +297,23 @@ class Pipeline:
             raise ArgumentTypeError("specialize=True needs the sizes")
         return self.with_tuned(sizes, lambda tuned: self.run(tuned, sizes, specialize, name))
 
-    def target_with(self, options: Mapping) -> Target:
-        """The pipeline's target, built with `options` (a tuned choice's) over its own."""
-        if not options:
-            return self.target
-        return get_target(self.target.name, self.cc, self.cflags, {**self.options, **options})
-
     def run(self, tuned: Tuned | None, sizes: Mapping[str, int] | None = None,
             specialize: bool = False, name: str | None = None) -> Stages:
         """The stages with `tuned`'s schedule and options (None: the explicit or default
         schedule)."""
-        target = self.target_with(tuned.options if tuned is not None else {})
+        target = self.target
+        if tuned is not None and tuned.options:
+            target = get_target(target.name, self.cc, self.cflags, {**self.options,
+                                                                      **tuned.options})
         schedule = tuned.schedule if tuned is not None else self.schedule
         kernel_ir = self.unscheduled
-        if tuned is not None and tuned.normalized:
+        # The default (no schedule at all, or a record of it: a normalized choice without
+        # one) and the default's choices by sizes: only there, where no schedule names
+        # statements, equal spellings become one form (passes/normalize.py) first.
+        default = tuned is None and self.schedule is None
+        if default or (tuned is not None and tuned.normalized):
             kernel_ir = normalize(kernel_ir, splits_index_sets(target))
-        if tuned is None and self.schedule is None:
-            # Only here, where no schedule names statements: equal spellings become one form
-            # (passes/normalize.py) before the target's default chooses a schedule.
-            kernel_ir = normalize(kernel_ir, splits_index_sets(target))
+        if default or (tuned is not None and tuned.normalized and schedule is None):
             schedule = default_schedule(kernel_ir, target)
         result = Stages(target, unscheduled=self.unscheduled, ir=kernel_ir,
                         schedule=schedule, tuned=tuned)
