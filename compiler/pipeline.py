@@ -185,7 +185,9 @@ class Tuned:
     record: object = None  # the lookup's own record (a tuning database Record), for inspection
     level: int = logging.INFO  # of the "using ..." log line (a cost-model guess: debug)
     normalized: bool = False  # the schedule is for the normalized IR (the default's choice)
-    specialize: bool = False  # built with the sizes fixed (a size rule's `specialize`)
+    # built with the sizes fixed (a size rule's `specialize`): True for all of them, or the
+    # names of those fixed (the others stay parameters)
+    specialize: bool | tuple[str, ...] = False
 
 
 #: lookup(front end's KernelIR, sizes, target) -> Tuned | None
@@ -245,7 +247,7 @@ class Pipeline:
         if found is not None and found.schedule is None:  # a record of the default: the
             rule = self.rule_choice(sizes)                  # default's choice at these sizes
             return dataclasses.replace(found, schedule=rule.schedule if rule else None,
-                                       normalized=True, specialize=bool(rule and rule.specialize))
+                                       normalized=True, specialize=rule.specialize if rule else False)
         return found if found is not None else self.rule_choice(sizes)
 
     def rule_choice(self, sizes: Mapping[str, int]) -> Tuned | None:
@@ -298,9 +300,10 @@ class Pipeline:
         return self.with_tuned(sizes, lambda tuned: self.run(tuned, sizes, specialize, name))
 
     def run(self, tuned: Tuned | None, sizes: Mapping[str, int] | None = None,
-            specialize: bool = False, name: str | None = None) -> Stages:
+            specialize: bool | tuple[str, ...] = False, name: str | None = None) -> Stages:
         """The stages with `tuned`'s schedule and options (None: the explicit or default
-        schedule)."""
+        schedule); `specialize`: fix `sizes` (True), or those of them named, in the IR and
+        the loop AST."""
         target = self.target
         if tuned is not None and tuned.options:
             target = get_target(target.name, self.cc, self.cflags, {**self.options,
@@ -327,8 +330,9 @@ class Pipeline:
             # Lowered with symbolic sizes, as for compile(), then the values substituted: the
             # loop nest compile() runs at these sizes. (isl, told the sizes, builds another
             # nest, which drops loops of one iteration that staged buffers still refer to.)
-            rendered = fix_sizes(rendered, dict(sizes))
-            loops = substitute_sizes(loops, dict(sizes))
+            fixed = dict(sizes) if specialize is True else {s: sizes[s] for s in specialize}
+            rendered = fix_sizes(rendered, fixed)
+            loops = substitute_sizes(loops, fixed)
         result.rendered, result.loops = rendered, loops
         result.dumps.append(("loops", to_text(loops)))
         result.source = backend_module(target).render(rendered, loops, target)

@@ -1,10 +1,12 @@
-"""Fixing a kernel's sizes: the IR and the loop AST with every size replaced by its value.
+"""Fixing a kernel's sizes: the IR and the loop AST with sizes replaced by their values.
 
     spec = fix_sizes(kernel, {"M": 64, "N": 64})      # constant shapes, no size parameters
     loops = substitute_sizes(loop_ast(kernel), values)  # the generic nest, sizes as constants
 
 Used by the standalone C emitter (`loopweave.emit_c` with sizes), where every size is a compile
-time constant and temporaries become static arrays.
+time constant and temporaries become static arrays, and by the default's choices by sizes that
+build for the call's sizes: all of them, or only the `stride_sizes` (a GEMM's K and N, with M
+left a parameter).
 """
 
 from __future__ import annotations
@@ -46,8 +48,21 @@ def _param_values(values: dict[str, int]):
     return replace_param
 
 
+def stride_sizes(kernel: KernelIR) -> tuple[str, ...]:
+    """The sizes that set a stride of one of the kernel's tensors (in any dimension of its
+    shape but the first), in the kernel's order: fixing them makes every address's arithmetic
+    constant but for the leading indices (`A[M, K]`: K, not M)."""
+    inner = set()
+    for t in (*kernel.args, *kernel.outputs, *kernel.temporaries):
+        if isinstance(t, Tensor):
+            for d in t.shape[1:]:
+                inner |= {e.name for e in ir.walk(d) if isinstance(e, ir.Param)}
+    return tuple(s for s in kernel.sizes if s in inner)
+
+
 def fix_sizes(kernel: KernelIR, values: dict[str, int]) -> KernelIR:
-    """The kernel with its sizes fixed: constant shapes, no size parameters."""
+    """The kernel with the sizes in `values` fixed: constant shapes; the other sizes stay
+    parameters."""
     fn = _param_values(values)
 
     def const_shape(t):
@@ -58,7 +73,8 @@ def fix_sizes(kernel: KernelIR, values: dict[str, int]) -> KernelIR:
     return dataclasses.replace(
         kernel, args=tuple(const_shape(a) for a in kernel.args),
         outputs=tuple(const_shape(t) for t in kernel.outputs),
-        temporaries=tuple(const_shape(t) for t in kernel.temporaries), sizes=(),
+        temporaries=tuple(const_shape(t) for t in kernel.temporaries),
+        sizes=tuple(s for s in kernel.sizes if s not in values),
         context=fixed_context(kernel, values))
 
 

@@ -1,7 +1,7 @@
-"""The host default's choice by sizes for register-tiled contractions with few rows of C
-(`PanelRows`, asked by the host backend's size rule per call's sizes): the few-rows default
-(`default_schedule(few_rows=True)`: B packed row by row, not in micro-panels, on AVX2; 8-row
-tiles on AVX-512) below PANEL_MIN_ROWS rows."""
+"""The host default's choice by sizes for register-tiled contractions (`PanelRows`, asked by
+the host backend's size rule per call's sizes): built with the tensors' strides fixed, and
+below PANEL_MIN_ROWS rows of C the few-rows default (`default_schedule(few_rows=True)`: B
+packed row by row, not in micro-panels, on AVX2; 8-row tiles on AVX-512)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR
+from loopweave.ir.specialize import stride_sizes
 from loopweave.passes import placement as pl
 from loopweave.passes.default import CPU, contraction_tile, default_schedule
 from loopweave.passes.patterns import match_contraction
@@ -23,26 +24,38 @@ PANEL_MIN_ROWS = 512
 
 
 class PanelRows:
-    """The default's choice by sizes for register-tiled contractions: the few-rows schedule
-    (`default_schedule(few_rows=True)`: no micro-panels on AVX2, 8-row tiles on AVX-512)
-    where some contraction's C has fewer than PANEL_MIN_ROWS rows, else None (the
-    default)."""
+    """The default's choice by sizes for register-tiled contractions, built for the call's
+    strides (`specialize`): the few-rows schedule (`default_schedule(few_rows=True)`: no
+    micro-panels on AVX2, 8-row tiles on AVX-512) where some contraction's C has fewer than
+    PANEL_MIN_ROWS rows, else the default's (None where no size sets a stride: the default
+    build already has constant strides)."""
 
-    why = "the few-rows default (too few rows of C for micro-panels or 14-row tiles)"
+    why = "the contraction's default built for its strides (few rows of C: the few-rows tiles)"
 
-    def __init__(self, kernel: KernelIR, rows: list[ir.Expr], plain: Callable[[], Schedule]):
-        self.rows, self._plain, self._schedule = rows, plain, None
+    def __init__(self, kernel: KernelIR, rows: list[ir.Expr], plain: Callable[[], Schedule],
+                 few: Callable[[], Schedule]):
+        self.rows, self._make, self._made = rows, {False: plain, True: few}, {}
+        #: The sizes fixed in the build (loopweave.pipeline `Tuned`): the tensors' strides
+        #: (`A[M, K] x B[K, N]`: K and N). With a symbolic K gcc gives each of a 14-row tile's
+        #: rows of A its own register and reloads some from the stack in the k loop; with K
+        #: fixed they are one register and constant offsets. One thread, Xeon VM (AVX-512),
+        #: GFLOP/s symbolic / fixed, interleaved medians: f32 matmul 1024^3 147 / 158, 2048^3
+        #: 149 / 156, 1000^3 152 / 159, 256^3 150 / 160; bmm 16 x 256^3 115 / 134. M stays a
+        #: parameter: a GEMM is called at many M (a batch, a sequence length), and with its
+        #: weights' K and N fixed, one build per layer serves them all.
+        self.specialize = stride_sizes(kernel)
 
     def at(self, sizes: dict[str, int]) -> Schedule | None:
         """The schedule for `sizes`, or None for the default's."""
         try:
-            if min(ir.evaluate(r, sizes) for r in self.rows) >= PANEL_MIN_ROWS:
-                return None
+            few = min(ir.evaluate(r, sizes) for r in self.rows) < PANEL_MIN_ROWS
         except (KeyError, ValueError):  # sizes that do not fix the rows: the default
             return None
-        if self._schedule is None:
-            self._schedule = self._plain()
-        return self._schedule
+        if not few and not self.specialize:
+            return None
+        if few not in self._made:
+            self._made[few] = self._make[few]()
+        return self._made[few]
 
 
 def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
@@ -60,5 +73,9 @@ def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
             where = [k for k, x in enumerate(s.lhs.indices) if x == ir.Var(c.i)]
             if where:
                 rows.append(kernel.tensors[s.lhs.tensor].shape[where[0]])
-    return PanelRows(kernel, rows, lambda: default_schedule(
-        kernel, vector_bytes, few_rows=True, gemm_kernel=gemm_kernel)) if rows else None
+    if not rows:
+        return None
+    return PanelRows(kernel, rows,
+                     lambda: default_schedule(kernel, vector_bytes, gemm_kernel=gemm_kernel),
+                     lambda: default_schedule(kernel, vector_bytes, few_rows=True,
+                                              gemm_kernel=gemm_kernel))

@@ -16,7 +16,9 @@ import pytest
 
 import loopweave
 from loopweave.errors import ScheduleError
+from loopweave.ir.expr import to_str
 from loopweave.ir.loops import For, Store, children, walk
+from loopweave.ir.specialize import fix_sizes, stride_sizes
 from loopweave.passes.default import CPU, contraction_steps
 from loopweave.passes.few_rows import PANEL_MIN_ROWS, panel_rows
 from loopweave.passes.schedule import Schedule
@@ -125,6 +127,42 @@ def test_micro_panels_only_from_panel_min_rows(dtype):
         np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4 * 37)
         assert ("_run" in kernel.source) == paneled, m
     assert panel_rows(front_end(matmul("i32"))) is None  # no panels for that type: no rule
+
+
+def _size_parameters(source: str, function: str = "lw_mm") -> list[str]:
+    """The size parameters of the generated kernel function's C signature."""
+    signature = source.split(f"void {function}(")[1].split(")")[0]
+    return re.findall(r"int64_t (\w+)", signature)
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f64"])
+def test_a_contraction_is_built_for_its_strides_and_any_rows(dtype):
+    """The rule's build has K and N fixed (`PanelRows.specialize`: constant strides), M left a
+    parameter: calls at other M reuse the build of their K and N; a new K gets its own."""
+    kernel = loopweave.compile(matmul(dtype), tuning_db=False)
+    assert _size_parameters(kernel.source) == ["M", "K", "N"]  # before a call: generic
+    assert panel_rows(front_end(matmul(dtype))).specialize == ("K", "N")
+    rng = np.random.default_rng(13)
+    np_type = {"f32": np.float32, "f64": np.float64}[dtype]
+    sources = {}
+    for m, k, n in [(37, 19, 45), (61, 19, 45), (PANEL_MIN_ROWS + 3, 19, 45), (37, 23, 45)]:
+        a = rng.standard_normal((m, k)).astype(np_type)
+        b = rng.standard_normal((k, n)).astype(np_type)
+        np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4 * k)
+        assert _size_parameters(kernel.source) == ["M"]
+        sources[m, k] = kernel.source
+    assert sources[37, 19] == sources[61, 19] != sources[37, 23]  # one build per K and N
+    assert sources[PANEL_MIN_ROWS + 3, 19] != sources[37, 19]  # the default's rows, not few
+
+
+def test_stride_sizes_fix_the_inner_dimensions_only():
+    bmm = front_end("""kernel bmm(A: f32[Bt, M, K], B: f32[Bt, K, N]) -> C: f32[Bt, M, N] {
+    C[b, i, j] += A[b, i, k] * B[b, k, j]
+}""")
+    assert stride_sizes(bmm) == ("M", "K", "N")
+    fixed = fix_sizes(bmm, {"M": 5, "K": 7, "N": 3})
+    assert fixed.sizes == ("Bt",)  # the batch stays a parameter
+    assert [to_str(d) for d in fixed.tensors["A"].shape] == ["Bt", "5", "7"]
 
 
 def _pack_loop_kinds(kernel_source: str, schedule=None) -> list[str]:

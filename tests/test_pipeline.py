@@ -188,14 +188,15 @@ def test_emit_c_and_compile_use_the_tuning_record_for_the_sizes(tmp_path, tuned_
 
 def test_kernel_source_is_what_ran_for_the_last_call(tuned_db):
     kernel = loopweave.compile(MATMUL, tuning_db=tuned_db)
-    default = loopweave.compile(MATMUL, tuning_db=False).source
+    plain = loopweave.compile(MATMUL, tuning_db=False)
     tuned = loopweave.compile(MATMUL, schedule=TUNED).source
-    assert kernel.source == default  # before any call
+    assert kernel.source == plain.source  # before any call: the default, generic
     b = np.ones((12, 17), np.float32)
     kernel(np.ones((513, 12), np.float32), b)
     assert kernel.source == tuned
     kernel(np.ones((514, 12), np.float32), b)  # no record for M=514
-    assert kernel.source == default
+    plain(np.ones((514, 12), np.float32), b)
+    assert kernel.source == plain.source  # the default's build for them (strides fixed)
     kernel(np.ones((513, 12), np.float32), b)  # built once per sizes, chosen again
     assert kernel.source == tuned
     assert [r.schedule if r else None for r in kernel.invoke.records.values()] == \
@@ -207,7 +208,9 @@ def test_kernel_source_follows_calls_that_take_no_plan(tuned_db):
     switch plans; a call in between that takes the full path without leaving a plan (a
     copied argument) must not leave the other sizes' source behind."""
     kernel = loopweave.compile(MATMUL, tuning_db=tuned_db)
-    default = loopweave.compile(MATMUL, tuning_db=False).source
+    plain = loopweave.compile(MATMUL, tuning_db=False)
+    plain(np.ones((514, 12), np.float32), np.ones((12, 17), np.float32))
+    default = plain.source  # the default's build for M=514
     tuned = loopweave.compile(MATMUL, schedule=TUNED).source
     a, b = np.ones((513, 12), np.float32), np.ones((12, 17), np.float32)
     for _ in range(2):
@@ -238,7 +241,8 @@ def test_a_record_that_no_longer_applies_falls_back_to_the_default(tmp_path):
 def test_pipeline_stages_choose_explicit_then_tuned_then_default(tuned_db):
     lookup = tuned_lookup(tuned_db)
     assert Pipeline(MATMUL, lookup=lookup).stages(SIZES).tuned.record.schedule == TUNED.to_json()
-    assert Pipeline(MATMUL, lookup=lookup).stages(OTHER_SIZES).tuned is None
+    other = Pipeline(MATMUL, lookup=lookup).stages(OTHER_SIZES).tuned  # no record: the
+    assert other.record is None and other.normalized  # default's choice by sizes
     assert Pipeline(MATMUL, lookup=lookup).stages().tuned is None  # no sizes: nothing to look up
     explicit = Pipeline(MATMUL, schedule=Schedule(), lookup=lookup).stages(SIZES)
     assert explicit.tuned is None and explicit.schedule.to_json() == "[]"
