@@ -247,7 +247,8 @@ class Pipeline:
         if found is not None and found.schedule is None:  # a record of the default: the
             rule = self.rule_choice(sizes)                  # default's choice at these sizes
             return dataclasses.replace(found, schedule=rule.schedule if rule else None,
-                                       normalized=True, specialize=rule.specialize if rule else False)
+                                       normalized=True,
+                                       specialize=rule.specialize if rule else False)
         return found if found is not None else self.rule_choice(sizes)
 
     def rule_choice(self, sizes: Mapping[str, int]) -> Tuned | None:
