@@ -3,15 +3,19 @@
     timings = measure({"numpy": lambda: a @ b, "loopweave": lambda: k(a, b)}, repeats=7)
     print(format_table(Comparison("matmul", "M=K=N=1024", Work(flops=2 * 1024**3), timings)))
 
-`measure` interleaves the implementations round-robin: every round takes one sample of each, and
-each round starts with a different one, so slow drift of the machine (frequency, other load, page
-cache) lands on all of them alike instead of on whichever ran last. A sample is the mean of enough
+`measure` interleaves the implementations: every round takes one sample of each, in an order
+shuffled per round (seeded, so a run is repeatable), so slow drift of the machine (frequency,
+other load, page cache) lands on all of them alike instead of on whichever ran last, and so does
+what one implementation leaves behind for the next: in a fixed rotation each one mostly follows
+the same neighbour (one thread, Xeon VM: a kernel timed right after numpy's OpenBLAS read 10%
+slower than the same build timed elsewhere in the round). A sample is the mean of enough
 back-to-back calls to last `min_sample_s`, so sub-millisecond kernels are not timer noise.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -74,6 +78,10 @@ class Comparison:
         return self.timings[peer].median / self.timings[name].median
 
 
+#: The seed of the rounds' orders.
+ORDER_SEED = 20261205
+
+
 def _time_calls(fn: Callable[[], object], calls: int) -> float:
     start = time.perf_counter()
     for _ in range(calls):
@@ -83,7 +91,8 @@ def _time_calls(fn: Callable[[], object], calls: int) -> float:
 
 def measure(callables: Mapping[str, Callable[[], object]], *, repeats: int = 7, warmup: int = 1,
             min_sample_s: float = 0.02, max_calls: int = 1000) -> dict[str, Timing]:
-    """Time each zero-argument callable `repeats` times, interleaved round-robin.
+    """Time each zero-argument callable `repeats` times, interleaved (a shuffled order per
+    round: module docstring).
 
     Each callable first runs `warmup` times (building caches, faulting pages in); one more call
     sizes the number of back-to-back calls per sample so a sample lasts about `min_sample_s`.
@@ -98,9 +107,9 @@ def measure(callables: Mapping[str, Callable[[], object]], *, repeats: int = 7, 
         first = _time_calls(callables[name], 1)
         calls[name] = max(1, min(max_calls, math.ceil(min_sample_s / max(first, 1e-9))))
     samples: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeats):
-        for j in range(len(names)):
-            name = names[(r + j) % len(names)]  # each round starts one later
+    order = random.Random(ORDER_SEED)
+    for _ in range(repeats):
+        for name in order.sample(names, len(names)):
             samples[name].append(_time_calls(callables[name], calls[name]))
     return {n: Timing(n, tuple(samples[n]), calls[n]) for n in names}
 
