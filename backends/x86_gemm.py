@@ -23,8 +23,13 @@ int8 sums are exact in wrapping int32 arithmetic, which is associative: the resu
 loops' bit for bit. bf16 sums are f32 in the micro-kernel's order (pairs of products, as
 `tl.dot` and WMMA sum on the GPU targets) and AMX flushes subnormal inputs and results to
 zero. The parallel loop is over blocks of 32 rows and 32 columns (OpenMP), inside blocks of
-columns whose packed B stays in the L2 cache. Without a path the helper is not emitted and
-the loops run as scheduled.
+columns whose packed B stays in the L2 cache. Where C has few rows (up to FEW_ROWS_BYTES of
+32-row blocks: a decoding step's GEMM), no packed panel is used by more than one block of rows,
+and the AMX path takes B in chunks of k across all of its columns instead, each row of B read
+whole, with all of C's blocks kept in a buffer between chunks (bf16 16 x 4096 x 4096, one
+thread, Xeon VM: 5.9 -> 3.4 ms; torch.matmul 3.1). The helper's C text is
+backends/x86_gemm_helper.py. Without a path the helper is not emitted and the loops run as
+scheduled.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from dataclasses import dataclass
 from string import Template
 
 from loopweave.backends.c_names import c_name
+from loopweave.backends.x86_gemm_helper import HELPER
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import constant_value
 from loopweave.ir.loops import Block, For, Store
@@ -41,6 +47,9 @@ from loopweave.ir.types import F32, I32, DType
 
 #: Bytes of packed B per block of columns (kept in the L2 cache while the row blocks pass).
 B_BLOCK_BYTES = 1 << 20
+#: Bytes of C's blocks (32-row multiples) up to which the AMX path takes B in chunks of k
+#: across all of its columns instead (`_amx_few_rows`: a decoding step's GEMM, 16 x 4096 x 4096).
+FEW_ROWS_BYTES = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -187,204 +196,6 @@ KINDS: dict[str, tuple[GemmKind, ...]] = {
 }
 
 
-#: The helper's C text; `helper(kind)` fills it in. Sizes and offsets of A and B are in elements
-#: of `elem`: 64 bytes are STEP of them, a group of 4 bytes GROUP.
-_HELPER = r"""
-#if ($AMX_GUARD) || ($VEC_GUARD)
-#include <immintrin.h>
-#include <stdlib.h>
-#define ${NAME} 1
-#define ${NAME}_GROUP (4 / (int64_t)sizeof($PELEM))
-#define ${NAME}_STEP (64 / (int64_t)sizeof($PELEM))
-#ifndef LW_GEMM_COMMON
-#define LW_GEMM_COMMON 1
-#if defined(__linux__)
-long syscall(long number, ...);
-#endif
-/* Linux hands out the AMX tile state only on request (once per process). */
-static int lw_amx_ready(void) {
-#if defined(__linux__)
-  static volatile int state = 0;  /* 0 not asked, 1 granted, -1 refused */
-  if (state == 0) /* SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA */
-    state = syscall(158, 0x1023, 18) == 0 ? 1 : -1;
-  return state > 0;
-#else
-  return 0;
-#endif
-}
-typedef struct { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; }
-  lw_tile_config;
-/* The packed operands live in a buffer per thread that calling threads keep and grow: a
-   fresh allocation of tens of MB is new pages each call, whose faults cost as much as the
-   packing itself (16 x 4096 x 4096 bf16: 11 ms of 12). */
-static __thread uint8_t *lw_gemm_buffer_raw;
-static __thread size_t lw_gemm_buffer_size;
-static uint8_t *lw_gemm_buffer(size_t bytes) {
-  if (bytes > lw_gemm_buffer_size) {
-    free(lw_gemm_buffer_raw);
-    lw_gemm_buffer_raw = (uint8_t *)malloc(bytes + 64);
-    lw_gemm_buffer_size = lw_gemm_buffer_raw ? bytes : 0;
-    if (!lw_gemm_buffer_raw) return NULL;
-  }
-  return (uint8_t *)(((uintptr_t)lw_gemm_buffer_raw + 63) & ~(uintptr_t)63);
-}
-static size_t lw_round64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
-#endif
-#if $AMX_GUARD
-#define ${NAME}_AMX 1
-/* out[32][32] = 32 packed rows of A (kc elements of rows kp long) times kc rows of a packed
-   B panel */
-static void ${FN}_amx_block(const $PELEM *ap, const $PELEM *bp, int64_t kc, int64_t kp,
-                            $ACC *out) {
-  _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-  const int64_t row_bytes = kp * (int64_t)sizeof($PELEM);
-  for (int64_t k = 0; k < kc; k += ${NAME}_STEP) {
-    _tile_loadd(4, ap + k, row_bytes);
-    _tile_loadd(5, ap + 16 * kp + k, row_bytes);
-    _tile_loadd(6, bp + 32 * k, 128);
-    _tile_loadd(7, bp + 32 * k + 16 * ${NAME}_GROUP, 128);
-    $AMX_DOT(0, 4, 6); $AMX_DOT(1, 4, 7);
-    $AMX_DOT(2, 5, 6); $AMX_DOT(3, 5, 7);
-  }
-  _tile_stored(0, out, 128); _tile_stored(1, out + 16, 128);
-  _tile_stored(2, out + 512, 128); _tile_stored(3, out + 528, 128);
-}
-#endif
-#if $VEC_GUARD
-#define ${NAME}_VEC 1
-$VEC_ROWS#endif
-/* C[i, j] += sum_k A[i, k] * B[k, j] for i < m, j < n, k < kk (element strides as given);
-   0 if no path can run here (the caller runs its loops). */
-static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, int64_t kk,
-               int64_t sai, int64_t sak, int64_t sbk, int64_t sbj, int64_t sci, int64_t scj) {
-  if (m <= 0 || n <= 0 || kk <= 0) return 1;
-  int amx = 0;
-#ifdef ${NAME}_AMX
-  amx = lw_amx_ready();
-#endif
-#ifndef ${NAME}_VEC
-  if (!amx) return 0;
-#endif
-  const int64_t step = ${NAME}_STEP, group = ${NAME}_GROUP;
-  const int64_t kp = (kk + step - 1) / step * step, mp = (m + 31) / 32 * 32;
-  const int64_t panels = (n + 31) / 32;
-  const size_t a_bytes = lw_round64((size_t)(mp * kp) * sizeof($PELEM));
-  const int64_t block = $B_BLOCK / (32 * kp * (int64_t)sizeof($PELEM)) > 0 ?
-                        $B_BLOCK / (32 * kp * (int64_t)sizeof($PELEM)) : 1;
-  const int64_t held = block < panels ? block : panels;  /* panels packed at a time */
-  const size_t b_bytes = lw_round64((size_t)(held * 32 * kp) * sizeof($PELEM));
-  const size_t c_bytes = lw_round64((size_t)panels * 32 * sizeof($ACC));
-  uint8_t *buffer = lw_gemm_buffer(a_bytes + b_bytes + c_bytes + (size_t)panels * 32 * 4);
-  if (!buffer) return 0;
-  $PELEM *ap = ($PELEM *)buffer, *bp = ($PELEM *)(buffer + a_bytes);
-  $ACC *corr = ($ACC *)(buffer + a_bytes + b_bytes);
-  int32_t *sums = (int32_t *)(buffer + a_bytes + b_bytes + c_bytes);
-  /* A: rows of kp elements, zero past the edges (and xor flip on the vector path) */
-  const $PELEM flip = ($PELEM)(amx ? 0 : $FLIP);
-  #pragma omp parallel for
-  for (int64_t i = 0; i < mp; i++) {
-    $PELEM *row = ap + i * kp;
-    int64_t k = 0;
-    if (i < m) {
-      const $ELEM *a = A + i * sai;
-      if (sak == 1) for (; k < kk; k++) row[k] = ($PELEM)(a[k] ^ flip);
-      else for (; k < kk; k++) row[k] = ($PELEM)(a[k * sak] ^ flip);
-    }
-    for (; k < kp; k++) row[k] = 0;
-  }
-  /* B: panel p, k-group g, column c, element q at bp[((p - p0) kp + group g) 32 + group c + q];
-     corr: flip x the column sums (the vector path's correction for A's flip). Packed one
-     block of panels at a time, just before the block's products, so that they find it in
-     the L2 cache; and STEP rows of B at a time across the block's panels: walking one panel
-     down all of K would touch a page per row. */
-  memset(sums, 0, (size_t)panels * 32 * 4);
-  /* (All of K at once: chunks of it that stay in the L1 cache, each adding its partial sums
-     into C, measured slower: 512 bytes of k, one thread, 2048^3 int8 1.31x, bf16 1.7x the
-     time, the adds into C taking longer than a chunk's tile products.) */
-  for (int64_t p0 = 0; p0 < panels; p0 += block) {
-    const int64_t p1 = p0 + block < panels ? p0 + block : panels;
-    #pragma omp parallel
-    {
-      for (int64_t k0 = 0; k0 < kp; k0 += step) {
-        #pragma omp for
-        for (int64_t p = p0; p < p1; p++) {
-          $PELEM *panel = bp + (p - p0) * kp * 32;
-          int32_t *sum = sums + 32 * p;
-          const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
-          int64_t k = k0;
-#if $PACK_GUARD
-          if (sbj == 1 && cols == 32) {  /* whole groups: 16 columns a step */
-            $PACK_BEGIN
-            for (; k + group <= (kk < k0 + step ? kk : k0 + step); k += group) {
-              const $ELEM *b = B + k * sbk + 32 * p;
-              for (int h = 0; h < 2; h++) {
-#define LW_ROW(q) ((const void *)(b + (q) * sbk + 16 * h))
-#define LW_DST ((void *)(panel + 32 * k + 16 * group * h))
-                $PACK_GROUP
-#undef LW_DST
-#undef LW_ROW
-              }
-            }
-            $PACK_END
-          }
-#endif
-          for (; k < k0 + step; k++) {
-            $PELEM *g = panel + (k - k % group) * 32 + k % group;
-            const $ELEM *b = B + k * sbk + 32 * p * sbj;
-            int64_t c = 0;
-            if (k < kk) {
-              for (; c < cols; c++) {
-                g[group * c] = ($PELEM)b[c * sbj];
-                sum[c] += ($ELEM_SIGNED)b[c * sbj];
-              }
-            }
-            for (; c < 32; c++) g[group * c] = 0;
-          }
-        }
-      }
-      #pragma omp for
-      for (int64_t c = 32 * p0; c < 32 * p1; c++) corr[c] = ($ACC)($FLIP * sums[c]);
-#ifdef ${NAME}_AMX
-      if (amx) {
-        lw_tile_config config;
-        memset(&config, 0, sizeof config);
-        config.palette = 1;
-        for (int t = 0; t < 8; t++) { config.rows[t] = 16; config.colsb[t] = 64; }
-        _tile_loadconfig(&config);
-      }
-#endif
-      $ACC out[32 * 32];
-      #pragma omp for collapse(2)
-      for (int64_t i0 = 0; i0 < mp; i0 += 32) {
-        for (int64_t p = p0; p < p1; p++) {
-          const $PELEM *panel = bp + (p - p0) * kp * 32;
-#ifdef ${NAME}_AMX
-          if (amx) ${FN}_amx_block(ap + i0 * kp, panel, kp, kp, out);
-#endif
-#ifdef ${NAME}_VEC
-          if (!amx)
-            for (int64_t r = 0; r < 32; r += 8)
-              ${FN}_vec_rows(ap + (i0 + r) * kp, panel, kp, corr + 32 * p, out + 32 * r);
-#endif
-          const int64_t rows = m - i0 < 32 ? m - i0 : 32;
-          const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
-          for (int64_t r = 0; r < rows; r++) {
-            $ACC *c = C + (i0 + r) * sci + 32 * p * scj;
-            const $ACC *o = out + 32 * r;
-            if (scj == 1) for (int64_t q = 0; q < cols; q++) c[q] = $ADD(c[q], o[q]);
-            else for (int64_t q = 0; q < cols; q++) c[q * scj] = $ADD(c[q * scj], o[q]);
-          }
-        }
-      }
-#ifdef ${NAME}_AMX
-      if (amx) _tile_release();
-#endif
-    }
-  }
-  return 1;
-}
-#endif
-"""
 
 
 def _macro(piece: str, *names: str) -> str:
@@ -406,10 +217,11 @@ def helper(kind: GemmKind) -> str:
     """The C text of `kind`'s helper function (`kind.fn`) and its micro-kernels."""
     name = kind.fn.upper()
     amx_guard, vec_guard = _guards(kind)
-    text = Template(_HELPER.replace("$VEC_ROWS", kind.vec_rows)).substitute(
+    text = Template(HELPER.replace("$VEC_ROWS", kind.vec_rows)).substitute(
         NAME=name, FN=kind.fn, ELEM=kind.elem, PELEM=kind.packed, ACC=kind.acc,
         FLIP=kind.flip, ELEM_SIGNED="int16_t" if kind.elem == "uint16_t" else "int8_t",
-        B_BLOCK=B_BLOCK_BYTES, AMX_GUARD=amx_guard, VEC_GUARD=vec_guard,
+        B_BLOCK=B_BLOCK_BYTES, FEW_ROWS_BYTES=FEW_ROWS_BYTES, AMX_GUARD=amx_guard,
+        VEC_GUARD=vec_guard,
         AMX_DOT=kind.amx_dot, VTYPE=kind.vec["type"], VZERO=kind.vec["zero"],
         VDOT=f"{name}_VDOT", VLOAD=f"{name}_VLOAD", VSTORE=f"{name}_VSTORE",
         VSUB=kind.vec["sub"], ADD=f"{name}_ADD", PACK_GUARD=_defined(kind.pack_macros),
