@@ -104,6 +104,13 @@ static inline void ${FN}_vec_rows(const $PELEM *ap, const $PELEM *bp, int64_t kp
     LW_ROW(0, c00, c01) LW_ROW(1, c10, c11) LW_ROW(2, c20, c21) LW_ROW(3, c30, c31)
     LW_ROW(4, c40, c41) LW_ROW(5, c50, c51) LW_ROW(6, c60, c61) LW_ROW(7, c70, c71)
 #undef LW_ROW
+    /* The accumulators stay in their registers: without this gcc 12 copies all 16 (and
+       spills two) on every step around the in-place vpdpbusd / vdpbf16ps (8 x 32 x 1024 int8
+       in L1, Xeon: 592 -> 856 GOP/s; clang needs none, 818). */
+    __asm__("" : "+v"(c00), "+v"(c01), "+v"(c10), "+v"(c11), "+v"(c20), "+v"(c21),
+                 "+v"(c30), "+v"(c31));
+    __asm__("" : "+v"(c40), "+v"(c41), "+v"(c50), "+v"(c51), "+v"(c60), "+v"(c61),
+                 "+v"(c70), "+v"(c71));
   }
   const $VTYPE k0 = $VLOAD(corr), k1 = $VLOAD(corr + 16);
 #define LW_OUT(r, x, y) \
