@@ -231,11 +231,13 @@ def measure_pipeline(problem: Problem, candidate: Candidate) -> Pipeline:
 def candidate_stages(problem: Problem, candidate: Candidate) -> tuple[Pipeline, Stages]:
     """The candidate's pipeline and the stages it builds at the problem's sizes: the
     default's are what `compile()` builds there without a record (its choice by sizes
-    included), so that a sweep compares every schedule with what the user would get."""
+    included), so that a sweep compares every schedule with what the user would get; a
+    schedule's are built with the sizes fixed that `compile()` fixes for a record
+    (`Pipeline.fixed_for_choices`: a GEMM's strides, a convolution's sizes)."""
     pipeline = measure_pipeline(problem, candidate)
     if candidate.default:
         return pipeline, pipeline.default_stages(problem.sizes)
-    return pipeline, pipeline.stages()
+    return pipeline, pipeline.stages(problem.sizes, specialize=pipeline.fixed_for_choices())
 
 
 def build(problem: Problem, candidate: Candidate) -> Built:

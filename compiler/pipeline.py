@@ -237,6 +237,7 @@ class Pipeline:
         self.cache = cache
         self._private: tempfile.TemporaryDirectory | None = None  # made at the first build
         self._size_rule: object = False  # the default's rule by sizes (False: not asked yet)
+        self._fixed: bool | tuple[str, ...] | None = None  # `fixed_for_choices` (None: not yet)
 
     def tuned(self, sizes: Mapping[str, int] | None) -> Tuned | None:
         """What the lookup chose for `sizes`, else the default's choice for them (None without
@@ -249,7 +250,21 @@ class Pipeline:
             return dataclasses.replace(found, schedule=rule.schedule if rule else None,
                                        normalized=True,
                                        specialize=rule.specialize if rule else False)
+        if found is not None and not found.specialize:  # built as the sweep measured it
+            found = dataclasses.replace(found, specialize=self.fixed_for_choices())
         return found if found is not None else self.rule_choice(sizes)
+
+    def fixed_for_choices(self) -> bool | tuple[str, ...]:
+        """The sizes that a schedule chosen for a call's sizes (a tuning record, the cost
+        model's pick) is built with fixed: those the default's rule by sizes fixes for the
+        kernel (`size_rule(..).specialize`: True for all, or their names; False without a
+        rule), whatever this pipeline's own schedule, so that a sweep measures every
+        candidate built as the default is and compile() builds a record as it was measured
+        (`autotune/measure.candidate_stages`)."""
+        if self._fixed is None:
+            rule = size_rule(self.unscheduled, self.target)
+            self._fixed = getattr(rule, "specialize", False) if rule is not None else False
+        return self._fixed
 
     def rule_choice(self, sizes: Mapping[str, int]) -> Tuned | None:
         """The default's choice by sizes for `sizes` (None: the default schedule)."""
@@ -289,11 +304,12 @@ class Pipeline:
                 return result
         return make(None)
 
-    def stages(self, sizes: Mapping[str, int] | None = None, *, specialize: bool = False,
-               name: str | None = None) -> Stages:
+    def stages(self, sizes: Mapping[str, int] | None = None, *,
+               specialize: bool | tuple[str, ...] = False, name: str | None = None) -> Stages:
         """Every stage up to the generated source, with the schedule chosen for `sizes`.
 
-        specialize: fix `sizes` in the IR and the loop AST (fully static code, as emit_c).
+        specialize: fix `sizes` in the IR and the loop AST (fully static code, as emit_c), or
+                    those of them named.
         name:       the kernel's function name in the source (default: the kernel's).
         """
         if specialize and sizes is None:

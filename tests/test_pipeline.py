@@ -55,6 +55,14 @@ def emitted(tmp_path, sizes, **kw) -> str:
     return kernel_function(loopweave.emit_c(MATMUL, sizes, out_dir=out, **kw).source.read_text())
 
 
+def record_source(sizes=SIZES) -> str:
+    """What compile() builds for the record TUNED at `sizes`: its schedule with the sizes
+    fixed that the default's rule fixes (`Pipeline.fixed_for_choices`), as the tuner measured
+    it."""
+    pipeline = Pipeline(MATMUL, schedule=TUNED)
+    return pipeline.stages(sizes, specialize=pipeline.fixed_for_choices()).source
+
+
 @pytest.fixture
 def tuned_db(tmp_path):
     """A tuning database with one record: TUNED for MATMUL at SIZES on cpu."""
@@ -109,7 +117,9 @@ def test_tuner_measurement_builds_what_compile_builds(tmp_path):
     problem = make_problem(MATMUL, SIZES, "cpu", tmp_path / "data")
     built = build(problem, Candidate(TUNED.to_json()))
     assert built.status == "ok", built.error
-    assert built.source == loopweave.compile(MATMUL, schedule=TUNED).source
+    assert built.source == record_source()  # built for SIZES' strides, as the default is
+    assert Pipeline(MATMUL, schedule=TUNED).fixed_for_choices() == ("K", "N")
+    assert built.source != loopweave.compile(MATMUL, schedule=TUNED).source  # not generic
 
 
 FLOYD = """
@@ -163,7 +173,7 @@ def test_a_record_of_the_default_builds_the_default(tmp_path):
 def test_emit_c_and_compile_use_the_tuning_record_for_the_sizes(tmp_path, tuned_db):
     kernel = loopweave.compile(MATMUL, tuning_db=tuned_db)
     default = loopweave.compile(MATMUL, tuning_db=False).source
-    tuned = loopweave.compile(MATMUL, schedule=TUNED).source
+    tuned = record_source()
     assert tuned != default
     a = np.ones((SIZES["M"], SIZES["K"]), np.float32)
     b = np.ones((SIZES["K"], SIZES["N"]), np.float32)
@@ -173,8 +183,9 @@ def test_emit_c_and_compile_use_the_tuning_record_for_the_sizes(tmp_path, tuned_
     emitted_tuned = emitted(tmp_path, SIZES, tuning_db=tuned_db)
     assert emitted_tuned == emitted(tmp_path, SIZES, schedule=TUNED)
     assert emitted_tuned != emitted(tmp_path, SIZES, tuning_db=False)
-    # The same schedule without sizes: exactly the function compile() ran at SIZES.
-    assert emitted(tmp_path, None, schedule=TUNED) == kernel_function(kernel.source)
+    # The same schedule without sizes: exactly the function compile() builds for it.
+    assert emitted(tmp_path, None, schedule=TUNED) == \
+        kernel_function(loopweave.compile(MATMUL, schedule=TUNED).source)
     # `loopweave emit --size ... --db ...` too.
     lw = tmp_path / "matmul.lw"
     lw.write_text(MATMUL)
@@ -189,7 +200,7 @@ def test_emit_c_and_compile_use_the_tuning_record_for_the_sizes(tmp_path, tuned_
 def test_kernel_source_is_what_ran_for_the_last_call(tuned_db):
     kernel = loopweave.compile(MATMUL, tuning_db=tuned_db)
     plain = loopweave.compile(MATMUL, tuning_db=False)
-    tuned = loopweave.compile(MATMUL, schedule=TUNED).source
+    tuned = record_source()
     assert kernel.source == plain.source  # before any call: the default, generic
     b = np.ones((12, 17), np.float32)
     kernel(np.ones((513, 12), np.float32), b)
@@ -211,7 +222,7 @@ def test_kernel_source_follows_calls_that_take_no_plan(tuned_db):
     plain = loopweave.compile(MATMUL, tuning_db=False)
     plain(np.ones((514, 12), np.float32), np.ones((12, 17), np.float32))
     default = plain.source  # the default's build for M=514
-    tuned = loopweave.compile(MATMUL, schedule=TUNED).source
+    tuned = record_source()
     a, b = np.ones((513, 12), np.float32), np.ones((12, 17), np.float32)
     for _ in range(2):
         np.testing.assert_allclose(kernel(a, b), a @ b)
