@@ -397,6 +397,7 @@ class TunedInvoker:
         self.default_source = default.source
         self.current_source = default.source
         self._chosen: dict[tuple, tuple] = {}
+        self._builds: dict[tuple, tuple] = {}  # `_build_key` -> (schedule, built)
         self.records: dict[tuple, object] = {}
         self._scratch = threading.local()  # this thread's temporaries of the last choice
 
@@ -409,12 +410,30 @@ class TunedInvoker:
         def make(tuned: Tuned | None) -> tuple:
             if tuned is None:
                 return self.default, self.default_source, (), None
+            # A build with some sizes fixed depends only on those: a GEMM called at many M
+            # (its K and N fixed) lowers once, not once per M (70 ms each, for matmul).
+            key = self._build_key(tuned, sizes)
+            if key is not None and key in self._builds and \
+                    self._builds[key][0] is tuned.schedule:
+                return self._builds[key][1]
             stages = self.pipeline.run(tuned, sizes, specialize=tuned.specialize)
             own = stages.ir.temporaries
             temporaries = (own, written_first(stages.ir, own, self.pipeline.target.name)) \
                 if own else ()
-            return self.pipeline.load(stages), stages.source, temporaries, tuned.record
+            built = self.pipeline.load(stages), stages.source, temporaries, tuned.record
+            if key is not None:
+                self._builds[key] = (tuned.schedule, built)  # the schedule kept: ids stay
+            return built                                    # unique while cached
         return self.pipeline.with_tuned(sizes, make)
+
+    @staticmethod
+    def _build_key(tuned: Tuned, sizes: dict) -> tuple | None:
+        """What a build of `tuned` at `sizes` depends on where it fixes only some sizes (the
+        schedule object, its options, the fixed sizes' values), else None (not shared)."""
+        if not isinstance(tuned.specialize, tuple) or tuned.record is not None:
+            return None
+        return (id(tuned.schedule), tuned.normalized, repr(sorted(tuned.options.items())),
+                tuple((name, sizes[name]) for name in tuned.specialize))
 
     def _chosen_for(self, sizes: dict) -> tuple:
         """(invoker, source, own temporaries) for `sizes`, chosen and built once; the

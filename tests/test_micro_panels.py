@@ -155,6 +155,22 @@ def test_a_contraction_is_built_for_its_strides_and_any_rows(dtype):
     assert sources[PANEL_MIN_ROWS + 3, 19] != sources[37, 19]  # the default's rows, not few
 
 
+def test_a_contraction_at_many_rows_is_lowered_once_per_strides(monkeypatch):
+    """Calls at new M reuse the build of their K and N without lowering again (`TunedInvoker`
+    keys such builds by the fixed sizes): 70 ms of Python per new M otherwise."""
+    kernel = loopweave.compile(matmul("f32"), tuning_db=False, cost_model=False)
+    lowered = []
+    run = Pipeline.run
+    monkeypatch.setattr(Pipeline, "run", lambda self, *a, **kw: lowered.append(a[1]) or run(
+        self, *a, **kw))
+    rng = np.random.default_rng(14)
+    b = rng.standard_normal((19, 45)).astype(np.float32)
+    for m in (PANEL_MIN_ROWS, PANEL_MIN_ROWS + 1, PANEL_MIN_ROWS + 7, 5, 6):
+        a = rng.standard_normal((m, 19)).astype(np.float32)
+        np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4 * 19)
+    assert [sizes["M"] for sizes in lowered] == [PANEL_MIN_ROWS, 5]  # default, few rows
+
+
 def test_stride_sizes_fix_the_inner_dimensions_only():
     bmm = front_end("""kernel bmm(A: f32[Bt, M, K], B: f32[Bt, K, N]) -> C: f32[Bt, M, N] {
     C[b, i, j] += A[b, i, k] * B[b, k, j]
