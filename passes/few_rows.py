@@ -39,10 +39,11 @@ class PanelRows:
         #: (`A[M, K] x B[K, N]`: K and N). With a symbolic K gcc gives each of a 14-row tile's
         #: rows of A its own register and reloads some from the stack in the k loop; with K
         #: fixed they are one register and constant offsets. One thread, Xeon VM (AVX-512),
-        #: GFLOP/s symbolic / fixed, interleaved medians: f32 matmul 1024^3 147 / 158, 2048^3
-        #: 149 / 156, 1000^3 152 / 159, 256^3 150 / 160; bmm 16 x 256^3 115 / 134. M stays a
-        #: parameter: a GEMM is called at many M (a batch, a sequence length), and with its
-        #: weights' K and N fixed, one build per layer serves them all.
+        #: GFLOP/s symbolic / K and N fixed, medians of rounds in shuffled order: f32 matmul
+        #: 1024^3 160 / 168, 2048^3 163 / 172, 1000^3 168 / 170, 256^3 162 / 163; bmm 16 x
+        #: 256^3 139 / 147. M stays a parameter: a GEMM is called at many M (a batch, a
+        #: sequence length), and with its weights' K and N fixed, one build per layer serves
+        #: them all.
         self.specialize = stride_sizes(kernel)
 
     def at(self, sizes: dict[str, int]) -> Schedule | None:
