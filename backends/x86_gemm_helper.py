@@ -50,6 +50,14 @@ static size_t lw_round64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 #endif
 #if $AMX_GUARD
 #define ${NAME}_AMX 1
+/* This thread's tiles: eight of 16 rows x 64 bytes. */
+static void ${FN}_amx_config(void) {
+  lw_tile_config config;
+  memset(&config, 0, sizeof config);
+  config.palette = 1;
+  for (int t = 0; t < 8; t++) { config.rows[t] = 16; config.colsb[t] = 64; }
+  _tile_loadconfig(&config);
+}
 /* out[32][32] (rows ld elements apart) = (or += where add) 32 packed rows of A (kc elements of
    rows kp long) times kc rows of a packed B panel */
 static void ${FN}_amx_block(const $PELEM *ap, const $PELEM *bp, int64_t kc, int64_t kp,
@@ -85,11 +93,7 @@ static int ${FN}_amx_few_rows(const $PELEM *ap, const $ELEM *B, $ACC *C, int64_t
   const int64_t ld = panels * 32;
   #pragma omp parallel
   {
-    lw_tile_config config;
-    memset(&config, 0, sizeof config);
-    config.palette = 1;
-    for (int t = 0; t < 8; t++) { config.rows[t] = 16; config.colsb[t] = 64; }
-    _tile_loadconfig(&config);
+    ${FN}_amx_config();
     int32_t sum[32] = {0};  /* the vector packing's column sums: the VNNI path's, unused */
     for (int64_t k0 = 0; k0 < kp; k0 += kch) {
       const int64_t k1 = k0 + kch < kp ? k0 + kch : kp;
@@ -240,13 +244,7 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
       #pragma omp for
       for (int64_t c = 32 * p0; c < 32 * p1; c++) corr[c] = ($ACC)($FLIP * sums[c]);
 #ifdef ${NAME}_AMX
-      if (amx) {
-        lw_tile_config config;
-        memset(&config, 0, sizeof config);
-        config.palette = 1;
-        for (int t = 0; t < 8; t++) { config.rows[t] = 16; config.colsb[t] = 64; }
-        _tile_loadconfig(&config);
-      }
+      if (amx) ${FN}_amx_config();
 #endif
       $ACC out[32 * 32];
       #pragma omp for collapse(2)

@@ -237,7 +237,6 @@ class Pipeline:
         self.cache = cache
         self._private: tempfile.TemporaryDirectory | None = None  # made at the first build
         self._size_rule: object = False  # the default's rule by sizes (False: not asked yet)
-        self._fixed: bool | tuple[str, ...] | None = None  # `fixed_for_choices` (None: not yet)
 
     def tuned(self, sizes: Mapping[str, int] | None) -> Tuned | None:
         """What the lookup chose for `sizes`, else the default's choice for them (None without
@@ -261,10 +260,8 @@ class Pipeline:
         rule), whatever this pipeline's own schedule, so that a sweep measures every
         candidate built as the default is and compile() builds a record as it was measured
         (`autotune/measure.candidate_stages`)."""
-        if self._fixed is None:
-            rule = size_rule(self.unscheduled, self.target)
-            self._fixed = getattr(rule, "specialize", False) if rule is not None else False
-        return self._fixed
+        rule = self._kernel_rule()
+        return getattr(rule, "specialize", False) if rule is not None else False
 
     def rule_choice(self, sizes: Mapping[str, int]) -> Tuned | None:
         """The default's choice by sizes for `sizes` (None: the default schedule)."""
@@ -283,9 +280,12 @@ class Pipeline:
     def size_rule(self):
         """The target's default choice by sizes for this kernel (see `size_rule`); None with
         an explicit schedule."""
+        return None if self.schedule is not None else self._kernel_rule()
+
+    def _kernel_rule(self):
+        """`size_rule` of the kernel, whatever this pipeline's own schedule (asked once)."""
         if self._size_rule is False:
-            self._size_rule = None if self.schedule is not None else size_rule(
-                self.unscheduled, self.target)
+            self._size_rule = size_rule(self.unscheduled, self.target)
         return self._size_rule
 
     def with_tuned(self, sizes: Mapping[str, int] | None, make: Callable[[Tuned | None], object]):

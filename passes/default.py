@@ -38,6 +38,7 @@ from loopweave.passes.isl_choice import in_time_loop, isl_fallback
 from loopweave.passes.legality import REDUCTIONS
 from loopweave.passes.loop_kinds import loop_marks
 from loopweave.passes.patterns import (
+    Contraction,
     factors,
     match_contraction,
     match_convolution,
@@ -250,7 +251,7 @@ def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple
     tile = contraction_tile(s, loops, facts)
     if tile is not None:
         c = match_contraction(s, loops)
-        if integer_widening(s, c) and facts.int8_dot is not None and not c.a_transposed:
+        if casts_beyond_float_tile(s, c) and facts.int8_dot is not None and not c.a_transposed:
             return dot_steps(s, loops, *facts.int8_dot)
         kc, nc = facts.panel or (None, None)
         return contraction_steps(s, loops, *tile, kc, nc, widening=True,
@@ -333,16 +334,16 @@ def _gemm_call(s: Statement, loops: list[str], facts: TargetFacts):
 def contraction_tile(s: Statement, loops: list[str], facts: TargetFacts):
     """(MR, NR) for `s` if it is a contraction that `facts` tiles, else None."""
     c = match_contraction(s, loops)
-    if c is None or (integer_widening(s, c) and facts.int8_tile is None):
+    if c is None:
         return None
-    if integer_widening(s, c):
+    if casts_beyond_float_tile(s, c):
         return facts.int8_tile
     if facts.f64_tile is not None and s.lhs.dtype.compute.bits == 64:
         return facts.f64_tile
     return facts.matmul_tile
 
 
-def integer_widening(s: Statement, c) -> bool:
+def casts_beyond_float_tile(s: Statement, c: Contraction) -> bool:
     """Whether contraction `c` of `s` casts an operand the float register tile cannot take: any
     cast but a float one of A alone (`C[i, j] += f32(A[i, k]) * B[k, j]`, A f16 or bf16: the
     tile broadcasts A's elements one at a time, converted as scalars, and reads B as vectors of
@@ -545,7 +546,7 @@ def step_contraction_steps(s: Statement, loops: list[str], facts: TargetFacts
         return None
     tile = contraction_tile(s, loops, facts)
     c = match_contraction(s, loops)
-    if tile is None or integer_widening(s, c) or c.b_transposed:
+    if tile is None or casts_beyond_float_tile(s, c) or c.b_transposed:
         return None
     return contraction_steps(s, loops, *tile, None, None, widening=True)
 

@@ -174,7 +174,7 @@ def test_a_contraction_at_many_rows_is_lowered_once_per_strides(monkeypatch):
 @pytest.mark.parametrize("narrow", ["f16", "bf16"])
 def test_narrow_float_activations_take_the_register_tile(narrow):
     """`C[i, j] += f32(A[i, k]) * B[k, j]` with A f16 or bf16: the tile broadcasts A's
-    elements converted one at a time (`integer_widening`: 512^3 f16 13.8 -> 4.3 ms); a cast
+    elements converted one at a time (`casts_beyond_float_tile`: 512^3 f16 13.8 -> 4.3 ms); a cast
     B (the tile's vectors) keeps the untiled loops. Numerics at odd sizes, either way."""
     ml_dtypes = pytest.importorskip("ml_dtypes")
     np_narrow = {"f16": np.float16, "bf16": ml_dtypes.bfloat16}[narrow]
