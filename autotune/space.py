@@ -36,12 +36,12 @@ from loopweave.autotune.knobs import Choice, Config, Knob, Permutation, SpaceCon
 from loopweave.autotune.space_online import OnlineKnobs, check_lowers
 from loopweave.errors import LoopweaveError
 from loopweave.ir.kernel import KernelIR, Statement
-from loopweave.passes.default import contraction_steps, convolution_steps
 from loopweave.passes.gpu_default import GpuTiles, gpu_schedule
 from loopweave.passes.gpu_online import OnlineSchedule
 from loopweave.passes.placement import own_loop_count
 from loopweave.passes.right_looking import has_elimination_nest, right_looking
 from loopweave.passes.schedule import Schedule
+from loopweave.passes.tile_recipes import contraction_steps, convolution_steps
 from loopweave.pipeline import backend_module, default_schedule, get_target
 from loopweave.targets import GPU_FACTS, Target, gpu_facts
 

@@ -155,6 +155,9 @@ class CacheSpec:
     copy_out: bool
     layout: tuple[int, ...] = ()  # buffer dimension k holds tensor dimension layout[k]
     panel: int = 0  # > 0: the last buffer dimension x is cut, buf[x // panel][..][x % panel]
+    #: the buffer holds the elements converted to its type (cache_read's dtype), read in
+    #: place of the loop's conversions of the tensor's elements to that type
+    converted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,8 +145,15 @@ def _in_layout(spec: CacheSpec, per_tensor_dim: list) -> tuple:
 
 def _redirect(node: Node, spec: CacheSpec) -> Node:
     """Every access to the tensor inside `node` goes to the buffer instead."""
+
     def visit(n: Node, loops: dict[str, For]) -> Node:
         def load(e: ir.Expr) -> ir.Expr | None:
+            if spec.converted:  # only the reads converting to the buffer's type read it
+                if isinstance(e, ir.Cast) and e.dtype == spec.buffer.dtype and isinstance(
+                        e.operand, ir.Load) and e.operand.tensor == spec.tensor:
+                    return ir.Load(spec.buffer.name, _shift(spec, e.operand.indices, loops),
+                                   e.dtype)
+                return None
             if isinstance(e, ir.Load) and e.tensor == spec.tensor:
                 return ir.Load(spec.buffer.name, _shift(spec, e.indices, loops), e.dtype)
             return None
@@ -190,8 +197,10 @@ def _copy(spec: CacheSpec, tensor: Tensor, into_buffer: bool) -> Node:
     at = (ir.Var(run_var), *at[:-1], at[-1]) if spec.panel else at
     elements = tuple(simplify(ir.Binary("+", off, x, INDEX))
                      for off, x in zip(spec.offsets, xs, strict=True))
-    local = ir.Load(spec.buffer.name, at, tensor.dtype)
-    outside = ir.Load(tensor.name, elements, tensor.dtype)
+    local = ir.Load(spec.buffer.name, at, spec.buffer.dtype)
+    outside: ir.Expr = ir.Load(tensor.name, elements, tensor.dtype)
+    if spec.converted:  # a converting pack (cache_read dtype)
+        outside = ir.Cast(spec.buffer.dtype, outside)
     node: Node = (Store(spec.buffer.name, at, outside, None, f"copy_{spec.tag}")
                   if into_buffer else
                   Store(tensor.name, elements, local, None, f"copy_{spec.tag}"))

@@ -21,6 +21,7 @@ from loopweave.ir import isl_helpers
 from loopweave.ir.affine import aff_to_expr
 from loopweave.ir.expr import Const
 from loopweave.ir.kernel import CacheSpec, KernelIR, Tensor
+from loopweave.ir.types import DTYPES
 from loopweave.passes.legality import marks
 
 #: A buffer row whose byte size is a multiple of this gets padded: rows at a large power-of-two
@@ -31,10 +32,10 @@ PAD_BYTES = 64
 
 def analyze(kernel: KernelIR, schedule: isl.Schedule, tag: str, tensor: str,
             copy_out: bool, taken: set[str], layout: tuple[int, ...] | None = None,
-            panel: int | None = None) -> CacheSpec:
+            panel: int | None = None, dtype: str | None = None) -> CacheSpec:
     """The buffer for `tensor` in the loop marked "cache:<tag>" of `schedule`, its dimensions
     in the order `layout` gives (default: the tensor's), the last one cut into runs of
-    `panel` (see `Schedule.cache_read`)."""
+    `panel`, its elements converted to `dtype` (see `Schedule.cache_read`)."""
     band = _band_under(_find_mark(schedule, f"cache:{tag}"))
     prefix = band.get_prefix_schedule_union_map().intersect_params(kernel.context)
     depth = band.get_schedule_depth()
@@ -57,17 +58,21 @@ def analyze(kernel: KernelIR, schedule: isl.Schedule, tag: str, tensor: str,
         raise ScheduleError(f"cache layout {layout} of {tensor}: {tensor} has "
                             f"{len(sizes)} dimensions")
     shape = [sizes[d] for d in layout]
+    if copy_out and dtype is not None:
+        raise ScheduleError(f"cache_write of {tensor} takes no dtype")
+    element = DTYPES[dtype] if dtype is not None else t.dtype
     if panel:
         if copy_out:
             raise ScheduleError(f"cache_write of {tensor} takes no panel")
         # Whole runs: the last run of a box that panel does not divide has its tail unused.
         shape = [-(-shape[-1] // panel), *shape[:-1], panel]
-    elif len(shape) > 1 and (shape[-1] * t.dtype.bits // 8) % PAD_ALIGNMENT == 0:
-        shape[-1] += PAD_BYTES * 8 // t.dtype.bits
-    buffer = Tensor(_fresh_name(taken, f"{tensor}_{'acc' if copy_out else 'pack'}"), t.dtype,
+    elif len(shape) > 1 and (shape[-1] * element.bits // 8) % PAD_ALIGNMENT == 0:
+        shape[-1] += PAD_BYTES * 8 // element.bits
+    buffer = Tensor(_fresh_name(taken, f"{tensor}_{'acc' if copy_out else 'pack'}"), element,
                     tuple(Const(s) for s in shape), "local")
     return CacheSpec(tag, tensor, buffer, offsets, sizes, depth, copy_in=True, copy_out=copy_out,
-                     layout=layout, panel=panel or 0)
+                     layout=layout, panel=panel or 0,
+                     converted=element != t.dtype)
 
 
 def _box(footprint: isl.Map, names: list[str], tensor: str) -> tuple[tuple, tuple[int, ...]]:

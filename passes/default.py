@@ -37,25 +37,27 @@ from loopweave.passes.interchange import interchange_candidates
 from loopweave.passes.isl_choice import in_time_loop, isl_fallback
 from loopweave.passes.legality import REDUCTIONS
 from loopweave.passes.loop_kinds import loop_marks
-from loopweave.passes.patterns import (
-    Contraction,
-    factors,
-    match_contraction,
-    match_convolution,
-    match_gemm,
-    walk,
-)
+from loopweave.passes.patterns import match_contraction, match_convolution, match_gemm, walk
 from loopweave.passes.right_looking import right_looking
 from loopweave.passes.schedule import Schedule, try_steps
 from loopweave.passes.strided_conv import channel_steps
+from loopweave.passes.tile_recipes import (
+    CONV_COLS,
+    CONV_ROWS,
+    DEPTHWISE_COLS,
+    DEPTHWISE_ROWS,
+    KC,
+    MR,
+    NC,
+    NR,
+    casts_beyond_float_tile,
+    contraction_steps,
+    convolution_steps,
+    dot_steps,
+    shared_by_batch,
+)
 from loopweave.passes.wavefront import latency_wavefront
 
-#: The micro-kernel: MR rows x NR columns of C in registers; KC deep, NC wide packed B panels.
-MR, NR, KC, NC = 6, 16, 256, 256
-#: The convolution micro-kernel: CONV_ROWS output channels x CONV_COLS output columns; for a
-#: depthwise convolution DEPTHWISE_ROWS output rows x DEPTHWISE_COLS columns.
-CONV_ROWS, CONV_COLS = 8, 8
-DEPTHWISE_ROWS, DEPTHWISE_COLS = 4, 32
 #: Iterations of a full reduction's loop per partial result (see `full_reduction_steps`).
 REDUCTION_CHUNK = 4096
 #: Fusion tries one `apply` per statement; beyond this many statements it is not attempted.
@@ -301,7 +303,7 @@ def _row_block_loop(s: Statement, loops: list[str], facts: TargetFacts) -> str |
         return None
     batch = loops[s.enclosing:-3]
     if batch:  # threads share the packed panel where the batch does (`contraction_steps`)
-        return batch[0] if _shared_by_batch(c, batch) else None
+        return batch[0] if shared_by_batch(c, batch) else None
     return f"{c.i}_o" if len(loops) == 3 else None
 
 
@@ -332,28 +334,16 @@ def _gemm_call(s: Statement, loops: list[str], facts: TargetFacts):
 
 
 def contraction_tile(s: Statement, loops: list[str], facts: TargetFacts):
-    """(MR, NR) for `s` if it is a contraction that `facts` tiles, else None."""
+    """(MR, NR) for `s` if it is a contraction that `facts` tiles, else None (also where it
+    runs as the build's GEMM micro-kernel: bf16 on AMX)."""
     c = match_contraction(s, loops)
-    if c is None:
+    if c is None or _gemm_call(s, loops, facts) is not None:
         return None
     if casts_beyond_float_tile(s, c):
         return facts.int8_tile
     if facts.f64_tile is not None and s.lhs.dtype.compute.bits == 64:
         return facts.f64_tile
     return facts.matmul_tile
-
-
-def casts_beyond_float_tile(s: Statement, c: Contraction) -> bool:
-    """Whether contraction `c` of `s` casts an operand the float register tile cannot take: any
-    cast but a float one of A alone (`C[i, j] += f32(A[i, k]) * B[k, j]`, A f16 or bf16: the
-    tile broadcasts A's elements one at a time, converted as scalars, and reads B as vectors of
-    the result type). Such f16 activations ran 8x slower than f32 in the untiled loops (one
-    thread, Xeon VM, 512^3: 13.8 ms against 1.7)."""
-    if not c.widening:
-        return False
-    cast = [f for f in factors(s.rhs) if isinstance(f, ir.Cast) and f.operand in (c.a, c.b)]
-    return not (s.lhs.dtype.is_float and len(cast) == 1 and cast[0].operand == c.a
-                and cast[0].dtype == s.lhs.dtype and c.a.dtype.is_float)
 
 
 def _isolate_contraction(kernel: KernelIR, schedule: Schedule, s: Statement,
@@ -492,49 +482,6 @@ def _fuse_for_locality(kernel: KernelIR, schedule: Schedule, facts: TargetFacts)
             run, best_locals = list(unit), 0
 
 
-def contraction_steps(s: Statement, loops: list[str], mr: int = MR, nr: int = NR,
-                      kc: int | None = KC, nc: int | None = NC, *, widening: bool = False,
-                      micro_panel: bool = False) -> list[tuple] | None:
-    """The micro-kernel steps for `s` if it is `C[.., i, j] += A[.., i, k] * B[.., k, j]`
-    (`patterns.match_contraction`; with cast operands only if `widening`) with its loops ending
-    in i, j, k (any order), else None. `kc=None` (and `nc=None`): no packed B panel, k is not
-    tiled. `micro_panel`: the packed panel is stored in runs of `nr` columns."""
-    c = match_contraction(s, loops)
-    if c is None or (c.widening and not widening):
-        return None
-    i, j, k = c.i, c.j, c.k
-    if kc is None:
-        order = [*loops[:-3], f"{i}_o", f"{j}_o", k, i, j]
-        return [("tile", s.name, {i: mr, j: nr}),
-                ("reorder", s.name, *order),
-                ("cache_write", s.name, k)]
-    outer, batch = loops[:s.enclosing], loops[s.enclosing:-3]
-    if batch and _shared_by_batch(c, batch):
-        # B the same for every batch element (x[s, b, i] @ W^T for every step s): the batch loops
-        # run inside the panel loops, so that each panel is packed once for all of them
-        order = [*outer, f"{j}_o_o", f"{k}_o", *batch, f"{i}_o", f"{j}_o", k, i, j]
-        pack_at = batch[0]
-    else:
-        order = [*loops[:-3], f"{j}_o_o", f"{k}_o", f"{i}_o", f"{j}_o", k, i, j]
-        pack_at = f"{i}_o"
-    # B[.., j, k] (A @ B^T, attention's Q @ K^T) is packed transposed: rows along k.
-    n = len(c.b.indices)
-    packing = {"layout": (*range(n - 2), n - 1, n - 2)} if c.b_transposed else {}
-    if micro_panel:
-        packing["panel"] = nr
-    layout = (packing,) if packing else ()
-    return [("tile", s.name, {i: mr, j: nr, k: kc}),
-            ("tile", s.name, {f"{j}_o": max(1, nc // nr)}),
-            ("reorder", s.name, *order),
-            ("cache_read", s.name, c.b.tensor, pack_at, *layout),
-            ("cache_write", s.name, k)]
-
-
-def _shared_by_batch(c, batch: list[str]) -> bool:
-    """Whether the contraction's B operand is indexed by none of the `batch` loops."""
-    return not any(ir.variables(x) & set(batch) for x in c.b.indices)
-
-
 def step_contraction_steps(s: Statement, loops: list[str], facts: TargetFacts
                            ) -> list[tuple] | None:
     """The register tile of a contraction inside a DSL `for` loop shared with other statements
@@ -549,49 +496,3 @@ def step_contraction_steps(s: Statement, loops: list[str], facts: TargetFacts
     if tile is None or casts_beyond_float_tile(s, c) or c.b_transposed:
         return None
     return contraction_steps(s, loops, *tile, None, None, widening=True)
-
-
-def dot_steps(s: Statement, loops: list[str], mr: int, nr: int, kc: int, nc: int
-              ) -> list[tuple] | None:
-    """A contraction's tile as mr x nr dot products along k: B packed per (kc, nc) panel with
-    k innermost (transposed: B[k, j] is stored [j][k]), and the reduction innermost in the
-    tile, so that both operands run contiguously along k:
-
-        for j_o_o, k_o: pack B[k_o block, j_o_o block] as [j][k]
-          for i_o, j_o: for i < mr: for j < nr: for k: C[i, j] += A[i, k] * B_pack[j, k]
-
-    None if `s` is not a contraction with its loops ending in i, j, k."""
-    c = match_contraction(s, loops)
-    if c is None:
-        return None
-    i, j, k = c.i, c.j, c.k
-    n = len(c.b.indices)
-    layout = () if c.b_transposed else ({"layout": (*range(n - 2), n - 1, n - 2)},)
-    return [("tile", s.name, {i: mr, j: nr, k: kc}),
-            ("tile", s.name, {f"{j}_o": max(1, nc // nr)}),
-            ("reorder", s.name, *loops[:-3], f"{j}_o_o", f"{k}_o", f"{i}_o", f"{j}_o", i, j, k),
-            ("cache_read", s.name, c.b.tensor, f"{i}_o", *layout),
-            ("cache_write", s.name, i)]
-
-
-def convolution_steps(s: Statement, loops: list[str], rows: int | None = None,
-                      cols: int | None = None, *, widening: bool = False
-                      ) -> list[tuple] | None:
-    """The micro-kernel steps for a convolution-like `Y[.., k, .., x] += X[.., x + s] *
-    F[.., k, ..]` (`patterns.match_convolution`; with cast operands only if `widening`): a
-    rows x cols tile of Y over (k, x) in vector registers while all of the reduction runs, its
-    loops reassociated so that the plain ones (conv2d's channels c) go innermost (the spatial
-    ones, r and s, stay outside). A depthwise convolution's tile rows are output rows y. None
-    if `s` is not of that shape."""
-    conv = match_convolution(s, loops)
-    if conv is None or (conv.widening and not widening):
-        return None
-    default = (DEPTHWISE_ROWS, DEPTHWISE_COLS) if conv.depthwise else (CONV_ROWS, CONV_COLS)
-    shape = (rows or default[0], cols or default[1])
-    k, x, outputs, spatial = conv.k, conv.x, conv.outputs, conv.spatial
-    order = [f"{v}_o" if v in (k, x) else v for v in loops if v in outputs]
-    order += [*spatial, *[v for v in conv.reductions if v not in spatial], k, x]
-    return [("reassociate", s.name),
-            ("tile", s.name, {k: shape[0], x: shape[1]}),
-            ("reorder", s.name, *order),
-            ("cache_write", s.name, order[len(outputs)])]

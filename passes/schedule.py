@@ -28,6 +28,7 @@ from loopweave.ir import data_ranges
 from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.ir.loops import GPU_AXES
+from loopweave.ir.types import DTYPES
 from loopweave.passes import cache
 from loopweave.passes import placement as pl
 from loopweave.passes.index_split import separate
@@ -160,22 +161,29 @@ class Schedule:
         return self
 
     def cache_read(self, target: str, tensor: str, at: str,
-                   layout: tuple[int, ...] | None = None, panel: int | None = None
-                   ) -> Schedule:
+                   layout: tuple[int, ...] | None = None, panel: int | None = None,
+                   dtype: str | None = None) -> Schedule:
         """Copy the part of `tensor` that `target` reads inside loop `at` into a local buffer
         before the loop (packing), and read it from there. `layout` orders the buffer's
         dimensions by the tensor's (`(1, 0)`: the buffer is the transposed tile). `panel`
         cuts the buffer's last dimension into runs of `panel` elements stored one after the
         other, each with every other dimension (BLIS's micro-panels: B[k, j] of a KC x NC
         tile at buf[j // 8][k][j % 8], so that a register tile 8 columns wide reads its B
-        contiguously along k)."""
+        contiguously along k). `dtype`: the buffer holds the elements converted to that type,
+        once per copy, and the reads that convert them (`f32(B[k, j])` of an f16 B) read
+        it instead; `target`'s statements must read `tensor` only so (f16 or bf16 weights
+        packed as f32 for the f32 register tile)."""
         if layout is not None:
             layout = _layout(layout)
         if panel is not None and (isinstance(panel, bool) or not isinstance(panel, int)
                                   or panel < 1):
             raise ScheduleError(f"cache_read panel must be a positive integer, not {panel!r}")
-        args = (tensor, at) if layout is None and panel is None else \
-            (tensor, at, layout) if panel is None else (tensor, at, layout, panel)
+        if dtype is not None and dtype not in DTYPES:
+            raise ScheduleError(f"cache_read dtype: unknown type {dtype!r}; the types are "
+                                f"{', '.join(DTYPES)}")
+        args = (tensor, at, layout, panel, dtype)
+        while len(args) > 2 and args[-1] is None:  # short records for the plain steps
+            args = args[:-1]
         self.steps.append(Step("cache_read", target, args))
         return self
 
@@ -296,8 +304,8 @@ class Schedule:
             schedule = pl.build_tree(reduced, placements, locals_at, caches_at)
         taken = set(reduced.tensors) | set(reduced.params)
         specs = tuple(cache.analyze(reduced, schedule, tag, tensor, copy_out, taken, layout,
-                                    panel)
-                      for tag, tensor, copy_out, layout, panel in wanted)
+                                    panel, dtype)
+                      for tag, tensor, copy_out, layout, panel, dtype in wanted)
         return replace(reduced, schedule=schedule, caches=specs)
 
     def _reassociable(self, kernel: KernelIR) -> frozenset[str]:
@@ -330,9 +338,11 @@ class Schedule:
             stmts = target_statements(kernel, step.target)
             if step.op == "cache_read":
                 tensor, at, *rest = step.args
-                layout, panel = (list(rest) + [None, None])[:2]
+                layout, panel, dtype = (list(rest) + [None, None, None])[:3]
+                if dtype is not None:
+                    _check_converted_reads(stmts, tensor, dtype)
             else:
-                (at, *rest), tensor, panel = step.args, stmts[0].lhs.tensor, None
+                (at, *rest), tensor, panel, dtype = step.args, stmts[0].lhs.tensor, None, None
                 layout = rest[0] if rest else None
             _check_names_exist(step, [placements[s.name] for s in stmts], [at])
             tag = str(len(wanted))
@@ -344,8 +354,21 @@ class Schedule:
                 raise ScheduleError(f"{step.op} at {at}: the statements of {step.target!r} are "
                                     f"in {len(prefixes)} different loops {at}; fuse them first")
             wanted.append((tag, tensor, step.op == "cache_write",
-                           tuple(layout) if layout is not None else None, panel))
+                           tuple(layout) if layout is not None else None, panel, dtype))
         return caches_at, wanted
+
+
+def _check_converted_reads(stmts: list[Statement], tensor: str, dtype: str) -> None:
+    """A buffer of `tensor` converted to `dtype` serves only reads that convert so: a
+    statement reading `tensor` otherwise would see other values than its own."""
+    for s in stmts:
+        converted = [e.operand for e in ir.walk(s.rhs) if isinstance(e, ir.Cast)
+                     and e.dtype.name == dtype and isinstance(e.operand, ir.Load)]
+        if any(ld.tensor == tensor and not any(ld is c for c in converted)
+               for ld in ir.loads(s.rhs)):
+            raise ScheduleError(f"cache_read of {tensor} as {dtype}: {s.name} (line "
+                                f"{s.pos.line}) reads {tensor} without converting it to "
+                                f"{dtype}")
 
 
 def _layout(layout) -> tuple[int, ...]:

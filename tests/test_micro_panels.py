@@ -19,9 +19,10 @@ from loopweave.errors import ScheduleError
 from loopweave.ir.expr import to_str
 from loopweave.ir.loops import For, Store, children, walk
 from loopweave.ir.specialize import fix_sizes, stride_sizes
-from loopweave.passes.default import CPU, contraction_steps
+from loopweave.passes.default import CPU
 from loopweave.passes.few_rows import PANEL_MIN_ROWS, panel_rows
 from loopweave.passes.schedule import Schedule
+from loopweave.passes.tile_recipes import contraction_steps
 from loopweave.pipeline import Pipeline, front_end
 
 #: Flags that make the host default the AVX2 one on any x86 machine (None elsewhere: the
@@ -171,26 +172,53 @@ def test_a_contraction_at_many_rows_is_lowered_once_per_strides(monkeypatch):
     assert [sizes["M"] for sizes in lowered] == [PANEL_MIN_ROWS, 5]  # default, few rows
 
 
-@pytest.mark.parametrize("narrow", ["f16", "bf16"])
-def test_narrow_float_activations_take_the_register_tile(narrow):
-    """`C[i, j] += f32(A[i, k]) * B[k, j]` with A f16 or bf16: the tile broadcasts A's
-    elements converted one at a time (`casts_beyond_float_tile`: 512^3 f16 13.8 -> 4.3 ms); a cast
-    B (the tile's vectors) keeps the untiled loops. Numerics at odd sizes, either way."""
+#: (narrow type, operands cast, AVX2 flags); bf16 x bf16 without them may be AMX's
+NARROW_CASES = [(t, cast, avx2) for t in ("f16", "bf16") for cast in ("A", "B", "AB")
+                for avx2 in (False, True) if not (t == "bf16" and cast == "AB" and not avx2)]
+
+
+@pytest.mark.parametrize("narrow,cast,avx2", NARROW_CASES)
+def test_narrow_float_operands_take_the_register_tile_converted_once(narrow, cast, avx2):
+    """`C[i, j] += f32(A[i, k]) * f32(B[k, j])` with A, B or both f16 or bf16 take the f32
+    register tile, each cast operand converted once as it is packed (`A_pack`, `B_pack` of
+    f32; the AVX2 host's B in micro-panels). Converted per use, f16 A ran 2.7x slower than f32
+    and a cast B got no tile at all (8x; 512^3, one thread). bf16 on both sides is AMX's
+    where the build has it (tests/test_x86_gemm.py), so it is built for AVX2 here. Numerics
+    at odd sizes and beyond one panel of rows."""
     ml_dtypes = pytest.importorskip("ml_dtypes")
+    if avx2 and HOST_AVX2 is None:
+        pytest.skip("not an x86 host: no AVX2 flags to force")
     np_narrow = {"f16": np.float16, "bf16": ml_dtypes.bfloat16}[narrow]
+    types = {x: narrow if x in cast else "f32" for x in "AB"}
+    reads = {x: f"f32({x}[{ix}])" if x in cast else f"{x}[{ix}]"
+             for x, ix in (("A", "i, k"), ("B", "k, j"))}
+    kernel = loopweave.compile(f"""kernel mm(A: {types['A']}[M, K], B: {types['B']}[K, N])
+        -> C: f32[M, N] {{ C[i, j] += {reads['A']} * {reads['B']} }}""", tuning_db=False,
+        cost_model=False, cflags=HOST_AVX2 if avx2 else None)
     rng = np.random.default_rng(15)
-    for a_cast in (True, False):
-        a_type, b_type = (narrow, "f32") if a_cast else ("f32", narrow)
-        a_read, b_read = ("f32(A[i, k])", "B[k, j]") if a_cast else ("A[i, k]", "f32(B[k, j])")
-        kernel = loopweave.compile(f"""kernel mm(A: {a_type}[M, K], B: {b_type}[K, N])
-            -> C: f32[M, N] {{ C[i, j] += {a_read} * {b_read} }}""", tuning_db=False,
-            cost_model=False)
-        for m, k, n in [(37, 19, 45), (1, 1, 1), (61, 257, 263), (PANEL_MIN_ROWS + 3, 7, 40)]:
-            a = rng.standard_normal((m, k)).astype(np_narrow if a_cast else np.float32)
-            b = rng.standard_normal((k, n)).astype(np.float32 if a_cast else np_narrow)
-            want = a.astype(np.float64) @ b.astype(np.float64)
-            np.testing.assert_allclose(kernel(a, b), want, rtol=1e-4, atol=1e-4 * k)
-        assert ("lw_r0_0" in kernel.source) == a_cast
+    for m, k, n in [(37, 19, 45), (1, 1, 1), (61, 257, 263), (PANEL_MIN_ROWS + 3, 300, 40)]:
+        a = rng.standard_normal((m, k)).astype(np_narrow if "A" in cast else np.float32)
+        b = rng.standard_normal((k, n)).astype(np_narrow if "B" in cast else np.float32)
+        want = a.astype(np.float64) @ b.astype(np.float64)
+        np.testing.assert_allclose(kernel(a, b), want, rtol=1e-4, atol=1e-4 * k)
+        assert "lw_r0_0" in kernel.source  # the register tile, at every size
+        for x in "AB":
+            assert (f"float {x}_pack[" in kernel.source) == (x in cast or x == "B"), x
+        assert "lw_f16_to_f32(A[" not in kernel.source.split("A_pack")[-1]
+
+
+def test_a_converting_pack_serves_only_converting_reads():
+    """cache_read's dtype: a statement that reads the tensor other than converted to that type
+    is refused, naming it and the line (f16 elements are computed in f32: `f32(A[i, k])`)."""
+    source = """kernel copy(A: f16[M, K]) -> D: f16[M, K] {
+    D[i, k] = A[i, k]
+}"""
+    schedule = Schedule().tile("S0", k=16).cache_read("S0", "A", "k", dtype="f64")
+    with pytest.raises(ScheduleError, match=r"cache_read of A as f64: S0 \(line 2\) reads A "
+                                            "without converting it to f64"):
+        loopweave.compile(source, schedule=schedule, tuning_db=False, cost_model=False)
+    with pytest.raises(ScheduleError, match="unknown type 'f17'"):
+        Schedule().cache_read("S1", "A", "i_o", dtype="f17")
 
 
 def test_stride_sizes_fix_the_inner_dimensions_only():

@@ -13,7 +13,8 @@ import pytest
 import loopweave
 from loopweave import Schedule, ScheduleError
 from loopweave.driver import front_end
-from loopweave.passes.default import convolution_steps, default_schedule
+from loopweave.passes.default import default_schedule
+from loopweave.passes.tile_recipes import convolution_steps
 
 KERNELS = Path(__file__).resolve().parent.parent / "examples" / "kernels"
 CONV = (KERNELS / "conv2d.lw").read_text()

@@ -270,7 +270,7 @@ def test_f32_erf_is_within_three_ulp_and_keeps_sign_nan_and_infinities():
 @pytest.mark.parametrize("mr, nr", [(4, 32), (3, 64), (8, 8)])
 def test_register_tiles_wider_than_a_vector_are_split_into_vectors(mr, nr):
     from loopweave.driver import front_end
-    from loopweave.passes.default import contraction_steps
+    from loopweave.passes.tile_recipes import contraction_steps
 
     s1 = front_end(MATMUL).statement["S1"]
     s = Schedule()

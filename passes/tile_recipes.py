@@ -1,0 +1,142 @@
+"""The register-tile recipes of the default schedules (passes/default.py) and the tuner's
+micro-kernel knobs (autotune/space.py): the schedule steps that give a contraction its
+BLIS-like nest (`contraction_steps`), its tile as dot products along k (`dot_steps`), and a
+convolution its output tile (`convolution_steps`), with the tile sizes they default to."""
+
+from __future__ import annotations
+
+from loopweave.ir import expr as ir
+from loopweave.ir.kernel import Statement
+from loopweave.passes.patterns import Contraction, factors, match_contraction, match_convolution
+
+#: The micro-kernel: MR rows x NR columns of C in registers; KC deep, NC wide packed B panels.
+MR, NR, KC, NC = 6, 16, 256, 256
+#: The convolution micro-kernel: CONV_ROWS output channels x CONV_COLS output columns; for a
+#: depthwise convolution DEPTHWISE_ROWS output rows x DEPTHWISE_COLS columns.
+CONV_ROWS, CONV_COLS = 8, 8
+DEPTHWISE_ROWS, DEPTHWISE_COLS = 4, 32
+
+
+def float_conversions(s: Statement, c: Contraction) -> tuple[str, ...] | None:
+    """Which operands ("A", "B") contraction `c` of `s` converts from another float type to its
+    result's (`C[i, j] += f32(A[i, k]) * f32(B[k, j])`, A and B f16 or bf16): () where it casts
+    none, None where it casts otherwise (integer operands widened to i32)."""
+    if not c.widening:
+        return ()
+    casts = [f for f in factors(s.rhs) if isinstance(f, ir.Cast) and f.operand in (c.a, c.b)]
+    if not s.lhs.dtype.is_float or any(f.dtype != s.lhs.dtype or not f.operand.dtype.is_float
+                                       for f in casts):
+        return None
+    return tuple(name for name, x in (("A", c.a), ("B", c.b))
+                 if any(f.operand == x for f in casts))
+
+
+def casts_beyond_float_tile(s: Statement, c: Contraction) -> bool:
+    """Whether contraction `c` of `s` casts an operand other than from float to its result's
+    float type, which the float register tile takes converted (`contraction_steps`)."""
+    return float_conversions(s, c) is None
+
+
+def contraction_steps(s: Statement, loops: list[str], mr: int = MR, nr: int = NR,
+                      kc: int | None = KC, nc: int | None = NC, *, widening: bool = False,
+                      micro_panel: bool = False) -> list[tuple] | None:
+    """The micro-kernel steps for `s` if it is `C[.., i, j] += A[.., i, k] * B[.., k, j]`
+    (`patterns.match_contraction`; with cast operands only if `widening`) with its loops ending
+    in i, j, k (any order), else None. `kc=None` (and `nc=None`): no packed B panel, k is not
+    tiled. `micro_panel`: the packed panel is stored in runs of `nr` columns.
+
+    Operands converted from a narrower float type (`float_conversions`: f16 or bf16 weights
+    and activations, f32 arithmetic) are converted once as they are packed: B into its panel,
+    A into an MR x KC block per row block (before the tile's column loop,
+    which reuses it NC / NR times). Converted at every use instead, in the tile's inner loop,
+    A ran 2.7x slower than f32 (512^3, one thread, Xeon VM: 4.6 ms against 1.7); without a
+    panel (`kc=None`) A still is, and a converted B gets no tile."""
+    c = match_contraction(s, loops)
+    if c is None or (c.widening and not widening):
+        return None
+    converted = float_conversions(s, c) or ()
+    i, j, k = c.i, c.j, c.k
+    if kc is None:
+        if "B" in converted:
+            return None
+        order = [*loops[:-3], f"{i}_o", f"{j}_o", k, i, j]
+        return [("tile", s.name, {i: mr, j: nr}),
+                ("reorder", s.name, *order),
+                ("cache_write", s.name, k)]
+    outer, batch = loops[:s.enclosing], loops[s.enclosing:-3]
+    if batch and shared_by_batch(c, batch):
+        # B the same for every batch element (x[s, b, i] @ W^T for every step s): the batch loops
+        # run inside the panel loops, so that each panel is packed once for all of them
+        order = [*outer, f"{j}_o_o", f"{k}_o", *batch, f"{i}_o", f"{j}_o", k, i, j]
+        pack_at = batch[0]
+    else:
+        order = [*loops[:-3], f"{j}_o_o", f"{k}_o", f"{i}_o", f"{j}_o", k, i, j]
+        pack_at = f"{i}_o"
+    # B[.., j, k] (A @ B^T, attention's Q @ K^T) is packed transposed: rows along k.
+    n = len(c.b.indices)
+    packing = {"layout": (*range(n - 2), n - 1, n - 2)} if c.b_transposed else {}
+    if micro_panel:
+        packing["panel"] = nr
+    dtype = s.lhs.dtype.name
+    if "B" in converted:
+        packing["dtype"] = dtype
+    layout = (packing,) if packing else ()
+    steps = [("tile", s.name, {i: mr, j: nr, k: kc}),
+             ("tile", s.name, {f"{j}_o": max(1, nc // nr)}),
+             ("reorder", s.name, *order),
+             ("cache_read", s.name, c.b.tensor, pack_at, *layout)]
+    if "A" in converted:  # (in A's own layout: transposed as A_pack[k][i], 1.9-2.0 ms
+        # against 1.65-1.7 at 512^3, the copy's strided writes)
+        steps.append(("cache_read", s.name, c.a.tensor, f"{j}_o", {"dtype": dtype}))
+    return [*steps, ("cache_write", s.name, k)]
+
+
+def shared_by_batch(c, batch: list[str]) -> bool:
+    """Whether the contraction's B operand is indexed by none of the `batch` loops."""
+    return not any(ir.variables(x) & set(batch) for x in c.b.indices)
+
+
+def dot_steps(s: Statement, loops: list[str], mr: int, nr: int, kc: int, nc: int
+              ) -> list[tuple] | None:
+    """A contraction's tile as mr x nr dot products along k: B packed per (kc, nc) panel with
+    k innermost (transposed: B[k, j] is stored [j][k]), and the reduction innermost in the
+    tile, so that both operands run contiguously along k:
+
+        for j_o_o, k_o: pack B[k_o block, j_o_o block] as [j][k]
+          for i_o, j_o: for i < mr: for j < nr: for k: C[i, j] += A[i, k] * B_pack[j, k]
+
+    None if `s` is not a contraction with its loops ending in i, j, k."""
+    c = match_contraction(s, loops)
+    if c is None:
+        return None
+    i, j, k = c.i, c.j, c.k
+    n = len(c.b.indices)
+    layout = () if c.b_transposed else ({"layout": (*range(n - 2), n - 1, n - 2)},)
+    return [("tile", s.name, {i: mr, j: nr, k: kc}),
+            ("tile", s.name, {f"{j}_o": max(1, nc // nr)}),
+            ("reorder", s.name, *loops[:-3], f"{j}_o_o", f"{k}_o", f"{i}_o", f"{j}_o", i, j, k),
+            ("cache_read", s.name, c.b.tensor, f"{i}_o", *layout),
+            ("cache_write", s.name, i)]
+
+
+def convolution_steps(s: Statement, loops: list[str], rows: int | None = None,
+                      cols: int | None = None, *, widening: bool = False
+                      ) -> list[tuple] | None:
+    """The micro-kernel steps for a convolution-like `Y[.., k, .., x] += X[.., x + s] *
+    F[.., k, ..]` (`patterns.match_convolution`; with cast operands only if `widening`): a
+    rows x cols tile of Y over (k, x) in vector registers while all of the reduction runs, its
+    loops reassociated so that the plain ones (conv2d's channels c) go innermost (the spatial
+    ones, r and s, stay outside). A depthwise convolution's tile rows are output rows y. None
+    if `s` is not of that shape."""
+    conv = match_convolution(s, loops)
+    if conv is None or (conv.widening and not widening):
+        return None
+    default = (DEPTHWISE_ROWS, DEPTHWISE_COLS) if conv.depthwise else (CONV_ROWS, CONV_COLS)
+    shape = (rows or default[0], cols or default[1])
+    k, x, outputs, spatial = conv.k, conv.x, conv.outputs, conv.spatial
+    order = [f"{v}_o" if v in (k, x) else v for v in loops if v in outputs]
+    order += [*spatial, *[v for v in conv.reductions if v not in spatial], k, x]
+    return [("reassociate", s.name),
+            ("tile", s.name, {k: shape[0], x: shape[1]}),
+            ("reorder", s.name, *order),
+            ("cache_write", s.name, order[len(outputs)])]
