@@ -140,7 +140,8 @@ FACTS: dict[str, TargetFacts] = {"cpu": CPU, "cpu-avx512": CPU_AVX512}
 def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
                      few_rows: bool = False,
                      gemm_kernel: Callable[[str], bool] | None = None,
-                     wide_columns: bool = False) -> Schedule:
+                     wide_columns: bool = False, panel: tuple[int, int] | None = None
+                     ) -> Schedule:
     """The host's default schedule for `kernel`. `vector_bytes()` (asked only for a
     contraction: it may run the compiler) is the target's SIMD width: 64 (AVX-512) gets 14x32
     register tiles (f64: 14x16), narrower ones 6x16 (f64: 6x8). `few_rows`: the schedule for
@@ -148,6 +149,8 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     (AVX2), and 8-row tiles (AVX-512). `gemm_kernel(operand type)`:
     whether the build has a GEMM micro-kernel for it (`TargetFacts.gemm_kernels`; None: none).
     `wide_columns`: strided convolutions take `TargetFacts.channel_conv_wide` (`ChannelColumns`).
+    `panel`: (KC, NC) of the packed B panels instead of the target's (`PanelRows`: panels as
+    wide as B for very few rows of C).
 
     Where the heuristics find nothing to run in parallel or in SIMD (every nest's loops carry
     dependences: Gauss-Seidel sweeps), a recurrence along the innermost loop runs as a
@@ -157,7 +160,9 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     host, wide = (CPU_FEW_ROWS, CPU_AVX512_FEW_ROWS) if few_rows else (CPU, CPU_AVX512)
     kinds = _gemm_kinds(kernel, gemm_kernel)
     host, wide = (replace(f, gemm_kernels=kinds, channel_conv_tile=f.channel_conv_wide
-                          if wide_columns and f.channel_conv_wide else f.channel_conv_tile)
+                          if wide_columns and f.channel_conv_wide else f.channel_conv_tile,
+                          panel=panel if panel is not None and f.panel is not None
+                          else f.panel)
                   for f in (host, wide))
     schedule = schedule_for(kernel, host, lambda: wide if vector_bytes is not None
                             and vector_bytes() >= 64 else host)

@@ -14,6 +14,7 @@ from loopweave.passes import placement as pl
 from loopweave.passes.default import CPU, contraction_tile, default_schedule
 from loopweave.passes.patterns import match_contraction
 from loopweave.passes.schedule import Schedule
+from loopweave.passes.tile_recipes import KC
 
 #: Rows of C from which B's micro-panels pay: below, packing B in runs of NR columns costs more
 #: than the register tiles' contiguous reads save. Panels over row-major panels, one thread,
@@ -21,6 +22,19 @@ from loopweave.passes.schedule import Schedule
 #: 32 x 2048^2 0.71x, 128 x 2048^2 0.83x, 512 x 2048^2 1.00x, 1024^3 1.04x, 2048^3 1.08x;
 #: f64 32 x 2000^2 0.64x, 1000^3 1.14x, 2000^3 1.21x.
 PANEL_MIN_ROWS = 512
+#: Rows of C up to which B's panels span all of its columns (`wide_panel`): each row of B is
+#: then read whole as the panel is packed, where narrower panels read 1-2 KB of each of KC rows
+#: 4-16 KB apart (the AMX path's few-rows packing found the same: backends/x86_gemm.py). f32,
+#: one thread, Xeon VM (AVX-512), GFLOP/s default / wide (panels of `WIDE_PANEL_BYTES`),
+#: medians of rounds in shuffled order: 16 x 1024^2 72 / 90, 16 x 4096^2 63 / 71, 32 x 2048^2
+#: 103 / 120, 48 x 2048^2 109 / 121, 64 x 1024^2 128 / 136, 96 x 1024^2 142 / 142, 128 x
+#: 2048^2 148 / 146, 256 x 1024^2 151 / 146.
+WIDE_PANEL_MAX_ROWS = 64
+#: A wide panel's bytes (its depth KC follows): 128 KB measured 20-25% slower at 4096 columns
+#: and 128 rows, 256 KB 5-7% at 2048 columns and 32 rows.
+WIDE_PANEL_BYTES = 512 * 1024
+#: NC of a wide panel is a multiple of every host tile's columns (16 on AVX2, 32 on AVX-512).
+PANEL_COLUMNS = 32
 
 
 class PanelRows:
@@ -33,8 +47,11 @@ class PanelRows:
     why = "the contraction's default built for its strides (few rows of C: the few-rows tiles)"
 
     def __init__(self, kernel: KernelIR, rows: list[ir.Expr], plain: Callable[[], Schedule],
-                 few: Callable[[], Schedule]):
-        self.rows, self._make, self._made = rows, {False: plain, True: few}, {}
+                 few: Callable[..., Schedule], panels: list[tuple[ir.Expr, int]] = ()):
+        self.rows, self._made = rows, {}
+        self._make = {False: lambda _: plain(), True: few}
+        #: (columns, element bytes) of each contraction's B, for `wide_panel`
+        self.panels = list(panels)
         #: The sizes fixed in the build (loopweave.pipeline `Tuned`): the tensors' strides
         #: (`A[M, K] x B[K, N]`: K and N). With a symbolic K gcc gives each of a 14-row tile's
         #: rows of A its own register and reloads some from the stack in the k loop; with K
@@ -49,14 +66,28 @@ class PanelRows:
     def at(self, sizes: dict[str, int]) -> Schedule | None:
         """The schedule for `sizes`, or None for the default's."""
         try:
-            few = min(ir.evaluate(r, sizes) for r in self.rows) < PANEL_MIN_ROWS
+            rows = min(ir.evaluate(r, sizes) for r in self.rows)
+            panel = wide_panel([(ir.evaluate(n, sizes), size) for n, size in self.panels]) \
+                if rows <= WIDE_PANEL_MAX_ROWS else None
         except (KeyError, ValueError):  # sizes that do not fix the rows: the default
             return None
+        few = rows < PANEL_MIN_ROWS
         if not few and not self.specialize:
             return None
-        if few not in self._made:
-            self._made[few] = self._make[few]()
-        return self._made[few]
+        if (few, panel) not in self._made:
+            self._made[few, panel] = self._make[few](panel)
+        return self._made[few, panel]
+
+
+def wide_panel(columns: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """(KC, NC) of B panels spanning all the columns of the widest B (`columns`: its columns
+    and element bytes per contraction), WIDE_PANEL_BYTES in all (KC from 8 to the host's KC);
+    None without columns."""
+    if not columns:
+        return None
+    n, size = max(columns)
+    depth = max(8, min(KC, WIDE_PANEL_BYTES // (max(n, 1) * size) // 8 * 8))
+    return depth, -(-n // PANEL_COLUMNS) * PANEL_COLUMNS
 
 
 def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
@@ -65,18 +96,23 @@ def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
     differs (a type the AVX2 host packs in micro-panels, `CPU.micro_panels`, which are also
     AVX-512's tiled types), else None. The arguments are `default_schedule`'s."""
     placements = pl.initial_placements(kernel)
-    rows = []
+    rows, panels = [], []
     for s in kernel.statements:
         names = placements[s.name].names()
         c = match_contraction(s, names)
         if c is not None and s.lhs.dtype.name in CPU.micro_panels and \
                 contraction_tile(s, names, CPU) is not None:
+            shape = kernel.tensors[s.lhs.tensor].shape
             where = [k for k, x in enumerate(s.lhs.indices) if x == ir.Var(c.i)]
             if where:
-                rows.append(kernel.tensors[s.lhs.tensor].shape[where[0]])
+                rows.append(shape[where[0]])
+            across = [k for k, x in enumerate(s.lhs.indices) if x == ir.Var(c.j)]
+            if across:
+                panels.append((shape[across[0]], s.lhs.dtype.bits // 8))
     if not rows:
         return None
     return PanelRows(kernel, rows,
                      lambda: default_schedule(kernel, vector_bytes, gemm_kernel=gemm_kernel),
-                     lambda: default_schedule(kernel, vector_bytes, few_rows=True,
-                                              gemm_kernel=gemm_kernel))
+                     lambda panel: default_schedule(kernel, vector_bytes, few_rows=True,
+                                                    gemm_kernel=gemm_kernel, panel=panel),
+                     panels)

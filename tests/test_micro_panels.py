@@ -20,9 +20,14 @@ from loopweave.ir.expr import to_str
 from loopweave.ir.loops import For, Store, children, walk
 from loopweave.ir.specialize import fix_sizes, stride_sizes
 from loopweave.passes.default import CPU
-from loopweave.passes.few_rows import PANEL_MIN_ROWS, panel_rows
+from loopweave.passes.few_rows import (
+    PANEL_MIN_ROWS,
+    WIDE_PANEL_BYTES,
+    WIDE_PANEL_MAX_ROWS,
+    panel_rows,
+)
 from loopweave.passes.schedule import Schedule
-from loopweave.passes.tile_recipes import contraction_steps
+from loopweave.passes.tile_recipes import KC, NC, contraction_steps
 from loopweave.pipeline import Pipeline, front_end
 
 #: Flags that make the host default the AVX2 one on any x86 machine (None elsewhere: the
@@ -130,6 +135,28 @@ def test_micro_panels_only_from_panel_min_rows(dtype):
     assert panel_rows(front_end(matmul("i32"))) is None  # no panels for that type: no rule
 
 
+def test_very_few_rows_pack_panels_as_wide_as_b():
+    """Up to WIDE_PANEL_MAX_ROWS rows of C, B's panels span all its columns (rounded up to
+    PANEL_COLUMNS), WIDE_PANEL_BYTES deep in all, each row of B read whole as it is packed
+    (16 x 1024^2 f32: 72 -> 90 GFLOP/s); more rows keep the target's panels."""
+    rule = panel_rows(front_end(matmul("f32")))
+
+    def panels(**sizes):
+        tiles = [dict(st.args) for st in rule.at(sizes).steps if st.op == "tile"]
+        return tiles[0]["k"], tiles[0]["j"] * tiles[1]["j_o"]
+
+    assert panels(M=16, K=1000, N=333) == (256, 352)  # a shallow B: the host's KC
+    assert panels(M=WIDE_PANEL_MAX_ROWS, K=1000, N=4096) == (
+        WIDE_PANEL_BYTES // (4 * 4096), 4096)
+    assert panels(M=WIDE_PANEL_MAX_ROWS + 1, K=1000, N=4096) == (KC, NC)
+    kernel = loopweave.compile(matmul("f32"), tuning_db=False)
+    rng = np.random.default_rng(16)
+    for m, k, n in [(16, 1000, 333), (WIDE_PANEL_MAX_ROWS, 70, 4100), (3, 300, 50), (1, 9, 7)]:
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4 * k)
+
+
 def _size_parameters(source: str, function: str = "lw_mm") -> list[str]:
     """The size parameters of the generated kernel function's C signature."""
     signature = source.split(f"void {function}(")[1].split(")")[0]
@@ -201,7 +228,7 @@ def test_narrow_float_operands_take_the_register_tile_converted_once(narrow, cas
         b = rng.standard_normal((k, n)).astype(np_narrow if "B" in cast else np.float32)
         want = a.astype(np.float64) @ b.astype(np.float64)
         np.testing.assert_allclose(kernel(a, b), want, rtol=1e-4, atol=1e-4 * k)
-        assert "lw_r0_0" in kernel.source  # the register tile, at every size
+        assert "lw_r0_0" in kernel.source or m == 1  # the register tile (1 x 1 x 1: none)
         for x in "AB":
             assert (f"float {x}_pack[" in kernel.source) == (x in cast or x == "B"), x
         assert "lw_f16_to_f32(A[" not in kernel.source.split("A_pack")[-1]
