@@ -55,6 +55,7 @@ from loopweave.passes.tile_recipes import (
     convolution_steps,
     dot_steps,
     shared_by_batch,
+    stream_steps,
 )
 from loopweave.passes.wavefront import latency_wavefront
 
@@ -99,6 +100,9 @@ class TargetFacts:
     f64_tile: tuple[int, int] | None = None
     micro_panels: tuple[str, ...] = ()
     gemm_kernels: tuple[str, ...] = ()
+    # (rows, KC, NC): C of a contraction has these rows in all, at most a tile's: B streamed
+    # unpacked (`stream_steps`; set per call's sizes by passes/few_rows.py `PanelRows`)
+    stream: tuple[int, int, int] | None = None
     # (output columns, vectors of output channels) of a strided convolution's tile
     # (`passes/strided_conv.py`), and a wider one for outputs with at least its columns
     # (`passes/conv_columns.py`; None: none)
@@ -140,8 +144,8 @@ FACTS: dict[str, TargetFacts] = {"cpu": CPU, "cpu-avx512": CPU_AVX512}
 def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
                      few_rows: bool = False,
                      gemm_kernel: Callable[[str], bool] | None = None,
-                     wide_columns: bool = False, panel: tuple[int, int] | None = None
-                     ) -> Schedule:
+                     wide_columns: bool = False, panel: tuple[int, int] | None = None,
+                     stream: tuple[int, int, int] | None = None) -> Schedule:
     """The host's default schedule for `kernel`. `vector_bytes()` (asked only for a
     contraction: it may run the compiler) is the target's SIMD width: 64 (AVX-512) gets 14x32
     register tiles (f64: 14x16), narrower ones 6x16 (f64: 6x8). `few_rows`: the schedule for
@@ -150,7 +154,8 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     whether the build has a GEMM micro-kernel for it (`TargetFacts.gemm_kernels`; None: none).
     `wide_columns`: strided convolutions take `TargetFacts.channel_conv_wide` (`ChannelColumns`).
     `panel`: (KC, NC) of the packed B panels instead of the target's (`PanelRows`: panels as
-    wide as B for very few rows of C).
+    wide as B for very few rows of C). `stream`: (rows, KC, NC) where C has at most a tile's
+    rows (`TargetFacts.stream`).
 
     Where the heuristics find nothing to run in parallel or in SIMD (every nest's loops carry
     dependences: Gauss-Seidel sweeps), a recurrence along the innermost loop runs as a
@@ -162,7 +167,7 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     host, wide = (replace(f, gemm_kernels=kinds, channel_conv_tile=f.channel_conv_wide
                           if wide_columns and f.channel_conv_wide else f.channel_conv_tile,
                           panel=panel if panel is not None and f.panel is not None
-                          else f.panel)
+                          else f.panel, stream=stream if f.panel is not None else None)
                   for f in (host, wide))
     schedule = schedule_for(kernel, host, lambda: wide if vector_bytes is not None
                             and vector_bytes() >= 64 else host)
@@ -260,6 +265,8 @@ def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple
         c = match_contraction(s, loops)
         if casts_beyond_float_tile(s, c) and facts.int8_dot is not None and not c.a_transposed:
             return dot_steps(s, loops, *facts.int8_dot)
+        if _streams(s, loops, facts):
+            return stream_steps(s, loops, facts.stream[0], tile[1], *facts.stream[1:])
         kc, nc = facts.panel or (None, None)
         return contraction_steps(s, loops, *tile, kc, nc, widening=True,
                                  micro_panel=s.lhs.dtype.name in facts.micro_panels)
@@ -306,10 +313,20 @@ def _row_block_loop(s: Statement, loops: list[str], facts: TargetFacts) -> str |
         return conv.outer[-1] if conv is not None and conv.outer else None
     if facts.panel is None:
         return None
+    if _streams(s, loops, facts):
+        return f"{c.j}_o_o"
     batch = loops[s.enclosing:-3]
     if batch:  # threads share the packed panel where the batch does (`contraction_steps`)
         return batch[0] if shared_by_batch(c, batch) else None
     return f"{c.i}_o" if len(loops) == 3 else None
+
+
+def _streams(s: Statement, loops: list[str], facts: TargetFacts) -> bool:
+    """Whether `s` is a contraction whose B is streamed (`TargetFacts.stream`: C's rows fit
+    in one of its tiles)."""
+    tile = contraction_tile(s, loops, facts)
+    return facts.stream is not None and tile is not None and facts.stream[0] <= tile[0] \
+        and stream_steps(s, loops, *facts.stream[:1], tile[1], *facts.stream[1:]) is not None
 
 
 def _has_micro_kernel(s: Statement, loops: list[str], facts: TargetFacts) -> bool:

@@ -1,7 +1,9 @@
 """The host default's choice by sizes for register-tiled contractions (`PanelRows`, asked by
 the host backend's size rule per call's sizes): built with the tensors' strides fixed, and
 below PANEL_MIN_ROWS rows of C the few-rows default (`default_schedule(few_rows=True)`: B
-packed row by row, not in micro-panels, on AVX2; 8-row tiles on AVX-512)."""
+packed row by row, not in micro-panels, on AVX2; 8-row tiles on AVX-512); up to
+WIDE_PANEL_MAX_ROWS rows B's panels as wide as B, and up to a tile's rows B not packed at all
+(streamed: `tile_recipes.stream_steps`)."""
 
 from __future__ import annotations
 
@@ -35,21 +37,33 @@ WIDE_PANEL_MAX_ROWS = 64
 WIDE_PANEL_BYTES = 512 * 1024
 #: NC of a wide panel is a multiple of every host tile's columns (16 on AVX2, 32 on AVX-512).
 PANEL_COLUMNS = 32
+#: Rows of C up to which B may be streamed unpacked, one tile of all of C's rows (where the
+#: few-rows tile has that many: 8 on AVX-512, 6 on AVX2; `TargetFacts.stream`), in chunks of
+#: STREAM_DEPTH rows of B, its columns in STREAM_SPLITS blocks (the parallel loop). f32, Xeon
+#: VM (AVX-512), GFLOP/s packed (wide panels) / streamed, torch.mm, medians of shuffled
+#: rounds; one thread: 1 x 4096^2 9.7 / 12.2 / 13.5, 4 x 4096^2 25.6 / 43.1 / 27.9, 8 x
+#: 2048^2 55.7 / 76.8 / 71.5, 5 x 333 x 1000 34.6 / 92.9 / 117.6, 3 x 1024^2 24.9 / 35.7 /
+#: 42.3; two threads: 4 x 4096^2 24.0 / 57.8 / 39.7, 8 x 1024^2 38.0 / 131.9 / 138.7. One
+#: block of columns measured 5-20% faster on one thread, and left the second idle.
+STREAM_MAX_ROWS = 8
+STREAM_DEPTH = 32
+STREAM_SPLITS = 2
 
 
 class PanelRows:
     """The default's choice by sizes for register-tiled contractions, built for the call's
     strides (`specialize`): the few-rows schedule (`default_schedule(few_rows=True)`: no
     micro-panels on AVX2, 8-row tiles on AVX-512) where some contraction's C has fewer than
-    PANEL_MIN_ROWS rows, else the default's (None where no size sets a stride: the default
-    build already has constant strides)."""
+    PANEL_MIN_ROWS rows, with panels as wide as B up to WIDE_PANEL_MAX_ROWS rows and B
+    streamed where every C has at most STREAM_MAX_ROWS; else the default's (None where no
+    size sets a stride: the default build already has constant strides)."""
 
     why = "the contraction's default built for its strides (few rows of C: the few-rows tiles)"
 
     def __init__(self, kernel: KernelIR, rows: list[ir.Expr], plain: Callable[[], Schedule],
                  few: Callable[..., Schedule], panels: list[tuple[ir.Expr, int]] = ()):
         self.rows, self._made = rows, {}
-        self._make = {False: lambda _: plain(), True: few}
+        self._make = {False: lambda *_: plain(), True: few}
         #: (columns, element bytes) of each contraction's B, for `wide_panel`
         self.panels = list(panels)
         #: The sizes fixed in the build (loopweave.pipeline `Tuned`): the tensors' strides
@@ -66,17 +80,22 @@ class PanelRows:
     def at(self, sizes: dict[str, int]) -> Schedule | None:
         """The schedule for `sizes`, or None for the default's."""
         try:
-            rows = min(ir.evaluate(r, sizes) for r in self.rows)
-            panel = wide_panel([(ir.evaluate(n, sizes), size) for n, size in self.panels]) \
-                if rows <= WIDE_PANEL_MAX_ROWS else None
+            each = [ir.evaluate(r, sizes) for r in self.rows]
+            columns = [(ir.evaluate(n, sizes), size) for n, size in self.panels]
         except (KeyError, ValueError):  # sizes that do not fix the rows: the default
             return None
+        rows = min(each)
+        panel = wide_panel(columns) if rows <= WIDE_PANEL_MAX_ROWS else None
+        stream = None
+        if max(each) <= STREAM_MAX_ROWS and columns:  # (every tile has all the rows of its C)
+            split = -(-max(columns)[0] // STREAM_SPLITS)
+            stream = (max(each), STREAM_DEPTH, -(-split // PANEL_COLUMNS) * PANEL_COLUMNS)
         few = rows < PANEL_MIN_ROWS
         if not few and not self.specialize:
             return None
-        if (few, panel) not in self._made:
-            self._made[few, panel] = self._make[few](panel)
-        return self._made[few, panel]
+        if (few, panel, stream) not in self._made:
+            self._made[few, panel, stream] = self._make[few](panel, stream)
+        return self._made[few, panel, stream]
 
 
 def wide_panel(columns: list[tuple[int, int]]) -> tuple[int, int] | None:
@@ -113,6 +132,7 @@ def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
         return None
     return PanelRows(kernel, rows,
                      lambda: default_schedule(kernel, vector_bytes, gemm_kernel=gemm_kernel),
-                     lambda panel: default_schedule(kernel, vector_bytes, few_rows=True,
-                                                    gemm_kernel=gemm_kernel, panel=panel),
+                     lambda panel, stream: default_schedule(
+                         kernel, vector_bytes, few_rows=True, gemm_kernel=gemm_kernel,
+                         panel=panel, stream=stream),
                      panels)

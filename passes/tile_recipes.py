@@ -91,6 +91,32 @@ def contraction_steps(s: Statement, loops: list[str], mr: int = MR, nr: int = NR
     return [*steps, ("cache_write", s.name, k)]
 
 
+def stream_steps(s: Statement, loops: list[str], rows: int, nr: int, kc: int, nc: int
+                 ) -> list[tuple] | None:
+    """The register tile of an unbatched contraction whose C has `rows` rows in all (at most
+    a tile's: a GEMV, a decoding step's GEMM), B read where it lies, not packed (each of its
+    elements serves only those rows: a pack would copy all of B for one use), NC-wide
+    column blocks outermost (the parallel loop) and KC-deep chunks of k next, so that the
+    tile's KC rows of B are read along their columns, each a stream of its own:
+
+        for j_o_o, k_o: for j_o: for k < kc: for i < rows: for j < nr: C[i, j] += A[i, k] * B[k, j]
+
+    A converted from a narrower float (`float_conversions`) is packed as f32 per chunk; None
+    for a converted B (the tile reads B as vectors of the result type), other casts, or a
+    batched or enclosed contraction."""
+    c = match_contraction(s, loops)
+    converted = float_conversions(s, c) if c is not None else None
+    if c is None or converted is None or "B" in converted or len(loops) != 3 or s.enclosing:
+        return None
+    i, j, k = c.i, c.j, c.k
+    steps = [("tile", s.name, {i: rows, j: nr, k: kc}),
+             ("tile", s.name, {f"{j}_o": max(1, nc // nr)}),
+             ("reorder", s.name, f"{j}_o_o", f"{k}_o", f"{i}_o", f"{j}_o", k, i, j)]
+    if "A" in converted:
+        steps.append(("cache_read", s.name, c.a.tensor, f"{j}_o", {"dtype": s.lhs.dtype.name}))
+    return [*steps, ("cache_write", s.name, k)]
+
+
 def shared_by_batch(c, batch: list[str]) -> bool:
     """Whether the contraction's B operand is indexed by none of the `batch` loops."""
     return not any(ir.variables(x) & set(batch) for x in c.b.indices)

@@ -23,8 +23,10 @@ from benchmarks import (  # noqa: E402
     machine,
     matmul_peak,
     model_choice,
+    narrow_gemm,
     polybench,
     run,
+    skinny_gemm,
     suite,
     thread_pools,
     time_tiles,
@@ -138,6 +140,17 @@ def test_thread_pool_matmul_peak_and_time_tile_scripts_run_quick(capsys):
     assert "| 1 | f32 | 256^3 |" in out and "failed" not in out
     assert time_tiles.main(["--quick"]) == 0
     assert "| jacobi-2d |" in capsys.readouterr().out
+
+
+def test_narrow_and_skinny_gemm_scripts_run_quick(capsys):
+    """benchmarks/narrow_gemm.py (f16/bf16 operands, f32 arithmetic) and skinny_gemm.py (few
+    rows of C): every result checked against numpy before timing."""
+    pytest.importorskip("ml_dtypes", reason="ml_dtypes not installed")
+    assert narrow_gemm.main(["--quick", "--types", "f16"]) == 0
+    out = capsys.readouterr().out
+    assert "| loopweave B f16 |" in out and "over loopweave f32:" in out
+    assert skinny_gemm.main(["--quick"]) == 0
+    assert "| 8 x 512 x 512 |" in capsys.readouterr().out
 
 
 def test_convolution_layers_script_runs_quick(capsys):

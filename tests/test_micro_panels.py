@@ -22,6 +22,7 @@ from loopweave.ir.specialize import fix_sizes, stride_sizes
 from loopweave.passes.default import CPU
 from loopweave.passes.few_rows import (
     PANEL_MIN_ROWS,
+    STREAM_MAX_ROWS,
     WIDE_PANEL_BYTES,
     WIDE_PANEL_MAX_ROWS,
     panel_rows,
@@ -157,6 +158,41 @@ def test_very_few_rows_pack_panels_as_wide_as_b():
         np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4 * k)
 
 
+@pytest.mark.parametrize("dtype", ["f32", "f64"])
+def test_a_tile_of_rows_streams_b_unpacked(dtype):
+    """C with at most one tile's rows (a GEMV, a decoding step) reads B where it lies: no
+    pack (`stream_steps`), its columns in STREAM_SPLITS parallel blocks. The AVX2 tile has 6
+    rows: 7 rows pack B again. Numerics at odd sizes."""
+    rng = np.random.default_rng(17)
+    np_type = {"f32": np.float32, "f64": np.float64}[dtype]
+    for flags, streamed in [(HOST_AVX2, {1, 3, 6}), (None, set())]:
+        kernel = loopweave.compile(matmul(dtype), tuning_db=False, cflags=flags)
+        for m, k, n in [(1, 300, 70), (3, 1000, 333), (6, 37, 4100), (7, 70, 45), (8, 33, 1)]:
+            a = rng.standard_normal((m, k)).astype(np_type)
+            b = rng.standard_normal((k, n)).astype(np_type)
+            np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4 * k)
+            if flags is not None and HOST_AVX2 is not None:
+                assert ("B_pack" not in kernel.source) == (m in streamed), m
+
+
+def test_a_streamed_tile_converts_a_once_per_chunk():
+    """An f16 A with a streamed B: A's chunk converted as it is packed; an f16 B (the
+    tile's vectors) packs B as before."""
+    rng = np.random.default_rng(18)
+    for a_type, b_type, packs in [("f16", "f32", ["A_pack"]), ("f32", "f16", ["B_pack"])]:
+        reads = [f"f32({x}[{ix}])" if t == "f16" else f"{x}[{ix}]"
+                 for x, ix, t in (("A", "i, k", a_type), ("B", "k, j", b_type))]
+        kernel = loopweave.compile(f"""kernel mm(A: {a_type}[M, K], B: {b_type}[K, N])
+            -> C: f32[M, N] {{ C[i, j] += {reads[0]} * {reads[1]} }}""", tuning_db=False,
+            cost_model=False, cflags=HOST_AVX2)
+        a = rng.standard_normal((5, 300)).astype(np.float16 if a_type == "f16" else np.float32)
+        b = rng.standard_normal((300, 77)).astype(np.float16 if b_type == "f16" else np.float32)
+        want = a.astype(np.float64) @ b.astype(np.float64)
+        np.testing.assert_allclose(kernel(a, b), want, rtol=1e-4, atol=1e-4 * 300)
+        if HOST_AVX2 is not None:
+            assert [p for p in ("A_pack", "B_pack") if f"float {p}[" in kernel.source] == packs
+
+
 def _size_parameters(source: str, function: str = "lw_mm") -> list[str]:
     """The size parameters of the generated kernel function's C signature."""
     signature = source.split(f"void {function}(")[1].split(")")[0]
@@ -193,10 +229,10 @@ def test_a_contraction_at_many_rows_is_lowered_once_per_strides(monkeypatch):
         self, *a, **kw))
     rng = np.random.default_rng(14)
     b = rng.standard_normal((19, 45)).astype(np.float32)
-    for m in (PANEL_MIN_ROWS, PANEL_MIN_ROWS + 1, PANEL_MIN_ROWS + 7, 5, 6):
+    for m in (PANEL_MIN_ROWS, PANEL_MIN_ROWS + 1, PANEL_MIN_ROWS + 7, 37, 61):
         a = rng.standard_normal((m, 19)).astype(np.float32)
         np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4 * 19)
-    assert [sizes["M"] for sizes in lowered] == [PANEL_MIN_ROWS, 5]  # default, few rows
+    assert [sizes["M"] for sizes in lowered] == [PANEL_MIN_ROWS, 37]  # default, few rows
 
 
 #: (narrow type, operands cast, AVX2 flags); bf16 x bf16 without them may be AMX's
@@ -229,8 +265,9 @@ def test_narrow_float_operands_take_the_register_tile_converted_once(narrow, cas
         want = a.astype(np.float64) @ b.astype(np.float64)
         np.testing.assert_allclose(kernel(a, b), want, rtol=1e-4, atol=1e-4 * k)
         assert "lw_r0_0" in kernel.source or m == 1  # the register tile (1 x 1 x 1: none)
-        for x in "AB":
-            assert (f"float {x}_pack[" in kernel.source) == (x in cast or x == "B"), x
+        for x in "AB":  # (one row: B streamed unpacked unless converted)
+            assert (f"float {x}_pack[" in kernel.source) == (
+                x in cast or (x == "B" and m > STREAM_MAX_ROWS)), x
         assert "lw_f16_to_f32(A[" not in kernel.source.split("A_pack")[-1]
 
 
