@@ -6,7 +6,8 @@ numpy and torch, side by side.
 For each M x K x N: `compile()`'s default for matmul (examples/kernels/matmul.lw), which
 chooses by the call's sizes (passes/few_rows.py: B streamed unpacked up to a tile's rows,
 panels as wide as B up to 64 rows, the few-rows tile below 512), `numpy.matmul` (OpenBLAS) and
-`torch.mm`. Every result is checked against numpy first. One thread unless --threads. The
+`torch.mm`. Every result is checked against numpy first. One thread unless --threads (numpy's
+too, through threadpoolctl). The
 machine is whatever this session has (printed); GB/s counts A, B and C once each.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.cli import limit_threads
 from benchmarks.harness import Comparison, Work, measure
 from benchmarks.machine import cpu_model, load_average
 
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before the kernels load libgomp
+    limit_threads(args.threads)  # numpy's OpenBLAS, loaded already
     try:
         import torch
         torch.set_num_threads(args.threads)

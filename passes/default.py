@@ -50,6 +50,8 @@ from loopweave.passes.tile_recipes import (
     MR,
     NC,
     NR,
+    STREAM_DEPTH,
+    STREAM_TILES,
     casts_beyond_float_tile,
     contraction_steps,
     convolution_steps,
@@ -100,9 +102,9 @@ class TargetFacts:
     f64_tile: tuple[int, int] | None = None
     micro_panels: tuple[str, ...] = ()
     gemm_kernels: tuple[str, ...] = ()
-    # (rows, KC, NC): C of a contraction has these rows in all, at most a tile's: B streamed
-    # unpacked (`stream_steps`; set per call's sizes by passes/few_rows.py `PanelRows`)
-    stream: tuple[int, int, int] | None = None
+    # (rows, NC): C of a contraction has these rows in all, at most STREAM_TILES tiles': B
+    # streamed unpacked (`stream_steps`; set per call's sizes by passes/few_rows.py `PanelRows`)
+    stream: tuple[int, int] | None = None
     # (output columns, vectors of output channels) of a strided convolution's tile
     # (`passes/strided_conv.py`), and a wider one for outputs with at least its columns
     # (`passes/conv_columns.py`; None: none)
@@ -145,7 +147,7 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
                      few_rows: bool = False,
                      gemm_kernel: Callable[[str], bool] | None = None,
                      wide_columns: bool = False, panel: tuple[int, int] | None = None,
-                     stream: tuple[int, int, int] | None = None) -> Schedule:
+                     stream: tuple[int, int] | None = None) -> Schedule:
     """The host's default schedule for `kernel`. `vector_bytes()` (asked only for a
     contraction: it may run the compiler) is the target's SIMD width: 64 (AVX-512) gets 14x32
     register tiles (f64: 14x16), narrower ones 6x16 (f64: 6x8). `few_rows`: the schedule for
@@ -154,8 +156,8 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     whether the build has a GEMM micro-kernel for it (`TargetFacts.gemm_kernels`; None: none).
     `wide_columns`: strided convolutions take `TargetFacts.channel_conv_wide` (`ChannelColumns`).
     `panel`: (KC, NC) of the packed B panels instead of the target's (`PanelRows`: panels as
-    wide as B for very few rows of C). `stream`: (rows, KC, NC) where C has at most a tile's
-    rows (`TargetFacts.stream`).
+    wide as B for very few rows of C). `stream`: (rows, NC) where C has few enough rows to
+    stream B (`TargetFacts.stream`).
 
     Where the heuristics find nothing to run in parallel or in SIMD (every nest's loops carry
     dependences: Gauss-Seidel sweeps), a recurrence along the innermost loop runs as a
@@ -266,7 +268,7 @@ def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple
         if casts_beyond_float_tile(s, c) and facts.int8_dot is not None and not c.a_transposed:
             return dot_steps(s, loops, *facts.int8_dot)
         if _streams(s, loops, facts):
-            return stream_steps(s, loops, facts.stream[0], tile[1], *facts.stream[1:])
+            return _stream_steps(s, loops, facts, tile)
         kc, nc = facts.panel or (None, None)
         return contraction_steps(s, loops, *tile, kc, nc, widening=True,
                                  micro_panel=s.lhs.dtype.name in facts.micro_panels)
@@ -323,10 +325,19 @@ def _row_block_loop(s: Statement, loops: list[str], facts: TargetFacts) -> str |
 
 def _streams(s: Statement, loops: list[str], facts: TargetFacts) -> bool:
     """Whether `s` is a contraction whose B is streamed (`TargetFacts.stream`: C's rows fit
-    in one of its tiles)."""
+    in STREAM_TILES of its tiles)."""
     tile = contraction_tile(s, loops, facts)
-    return facts.stream is not None and tile is not None and facts.stream[0] <= tile[0] \
-        and stream_steps(s, loops, *facts.stream[:1], tile[1], *facts.stream[1:]) is not None
+    return facts.stream is not None and tile is not None and \
+        _stream_steps(s, loops, facts, tile) is not None
+
+
+def _stream_steps(s: Statement, loops: list[str], facts: TargetFacts, tile: tuple[int, int]
+                  ) -> list[tuple] | None:
+    rows, nc = facts.stream
+    tiles = -(-rows // tile[0])  # as few tiles as may hold the rows, all of the same height
+    if tiles > STREAM_TILES:
+        return None
+    return stream_steps(s, loops, -(-rows // tiles), tile[1], STREAM_DEPTH, nc)
 
 
 def _has_micro_kernel(s: Statement, loops: list[str], facts: TargetFacts) -> bool:

@@ -37,16 +37,16 @@ WIDE_PANEL_MAX_ROWS = 64
 WIDE_PANEL_BYTES = 512 * 1024
 #: NC of a wide panel is a multiple of every host tile's columns (16 on AVX2, 32 on AVX-512).
 PANEL_COLUMNS = 32
-#: Rows of C up to which B may be streamed unpacked, one tile of all of C's rows (where the
-#: few-rows tile has that many: 8 on AVX-512, 6 on AVX2; `TargetFacts.stream`), in chunks of
-#: STREAM_DEPTH rows of B, its columns in STREAM_SPLITS blocks (the parallel loop). f32, Xeon
-#: VM (AVX-512), GFLOP/s packed (wide panels) / streamed, torch.mm, medians of shuffled
-#: rounds; one thread: 1 x 4096^2 9.7 / 12.2 / 13.5, 4 x 4096^2 25.6 / 43.1 / 27.9, 8 x
-#: 2048^2 55.7 / 76.8 / 71.5, 5 x 333 x 1000 34.6 / 92.9 / 117.6, 3 x 1024^2 24.9 / 35.7 /
-#: 42.3; two threads: 4 x 4096^2 24.0 / 57.8 / 39.7, 8 x 1024^2 38.0 / 131.9 / 138.7. One
-#: block of columns measured 5-20% faster on one thread, and left the second idle.
-STREAM_MAX_ROWS = 8
-STREAM_DEPTH = 32
+#: Rows of C up to which B may be streamed unpacked (`tile_recipes.stream_steps`: where they
+#: fit in STREAM_TILES of the few-rows tiles, 8 rows each on AVX-512, 6 on AVX2), its columns
+#: in STREAM_SPLITS blocks (the parallel loop). f32, Xeon VM (AVX-512), GFLOP/s packed (wide
+#: panels) / streamed / torch.mm, medians of shuffled rounds, one thread: 1 x 4096^2 10.3 /
+#: 13.1 / 13.8, 4 x 1024^2 28 / 47 / 51, 8 x 4096^2 58 / 84 / 60, 12 x 1024^2 54 / 91 / 85,
+#: 16 x 4096^2 72 / 89 / 66, 5 x 333 x 1000 36 / 98 / 125; two threads: 4 x 4096^2 24 / 58 /
+#: 40, 8 x 1024^2 38 / 132 / 139. One block of columns measured 5-20% faster on one thread,
+#: and left the second idle. From 32 rows on, the wide panels are faster (32 x 1024^2: 105
+#: against 88-102).
+STREAM_MAX_ROWS = 16
 STREAM_SPLITS = 2
 
 
@@ -87,9 +87,9 @@ class PanelRows:
         rows = min(each)
         panel = wide_panel(columns) if rows <= WIDE_PANEL_MAX_ROWS else None
         stream = None
-        if max(each) <= STREAM_MAX_ROWS and columns:  # (every tile has all the rows of its C)
+        if 0 < max(each) <= STREAM_MAX_ROWS and columns:  # (every C in at most two tiles)
             split = -(-max(columns)[0] // STREAM_SPLITS)
-            stream = (max(each), STREAM_DEPTH, -(-split // PANEL_COLUMNS) * PANEL_COLUMNS)
+            stream = (max(each), -(-split // PANEL_COLUMNS) * PANEL_COLUMNS)
         few = rows < PANEL_MIN_ROWS
         if not few and not self.specialize:
             return None

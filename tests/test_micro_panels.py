@@ -160,14 +160,17 @@ def test_very_few_rows_pack_panels_as_wide_as_b():
 
 @pytest.mark.parametrize("dtype", ["f32", "f64"])
 def test_a_tile_of_rows_streams_b_unpacked(dtype):
-    """C with at most one tile's rows (a GEMV, a decoding step) reads B where it lies: no
-    pack (`stream_steps`), its columns in STREAM_SPLITS parallel blocks. The AVX2 tile has 6
-    rows: 7 rows pack B again. Numerics at odd sizes."""
+    """C with at most two tiles of rows (a GEMV, a decoding step) reads B where it lies: no
+    pack (`stream_steps`), tiles of equal height, its columns in STREAM_SPLITS parallel
+    blocks. The AVX2 tile has 6 rows: 7 rows are two tiles of 4, 13 rows pack B again, as
+    do more than STREAM_MAX_ROWS. Numerics at odd sizes."""
     rng = np.random.default_rng(17)
     np_type = {"f32": np.float32, "f64": np.float64}[dtype]
-    for flags, streamed in [(HOST_AVX2, {1, 3, 6}), (None, set())]:
+    sizes = [(1, 300, 70), (3, 1000, 333), (6, 37, 4100), (7, 70, 45), (8, 33, 1),
+             (13, 50, 60), (STREAM_MAX_ROWS + 1, 40, 50)]
+    for flags, streamed in [(HOST_AVX2, {1, 3, 6, 7, 8}), (None, set())]:
         kernel = loopweave.compile(matmul(dtype), tuning_db=False, cflags=flags)
-        for m, k, n in [(1, 300, 70), (3, 1000, 333), (6, 37, 4100), (7, 70, 45), (8, 33, 1)]:
+        for m, k, n in sizes:
             a = rng.standard_normal((m, k)).astype(np_type)
             b = rng.standard_normal((k, n)).astype(np_type)
             np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4 * k)
@@ -175,11 +178,13 @@ def test_a_tile_of_rows_streams_b_unpacked(dtype):
                 assert ("B_pack" not in kernel.source) == (m in streamed), m
 
 
-def test_a_streamed_tile_converts_a_once_per_chunk():
-    """An f16 A with a streamed B: A's chunk converted as it is packed; an f16 B (the
-    tile's vectors) packs B as before."""
+def test_converted_operands_are_packed_not_streamed():
+    """A contraction with a converted operand does not stream B: f16 A is packed converted
+    with the wide panels (streamed, per row tile, its conversions ran at a quarter of f32's
+    speed), an f16 B packed converted as before."""
     rng = np.random.default_rng(18)
-    for a_type, b_type, packs in [("f16", "f32", ["A_pack"]), ("f32", "f16", ["B_pack"])]:
+    for a_type, b_type, packs in [("f16", "f32", ["A_pack", "B_pack"]),
+                                  ("f32", "f16", ["B_pack"])]:
         reads = [f"f32({x}[{ix}])" if t == "f16" else f"{x}[{ix}]"
                  for x, ix, t in (("A", "i, k", a_type), ("B", "k, j", b_type))]
         kernel = loopweave.compile(f"""kernel mm(A: {a_type}[M, K], B: {b_type}[K, N])
@@ -265,9 +270,8 @@ def test_narrow_float_operands_take_the_register_tile_converted_once(narrow, cas
         want = a.astype(np.float64) @ b.astype(np.float64)
         np.testing.assert_allclose(kernel(a, b), want, rtol=1e-4, atol=1e-4 * k)
         assert "lw_r0_0" in kernel.source or m == 1  # the register tile (1 x 1 x 1: none)
-        for x in "AB":  # (one row: B streamed unpacked unless converted)
-            assert (f"float {x}_pack[" in kernel.source) == (
-                x in cast or (x == "B" and m > STREAM_MAX_ROWS)), x
+        for x in "AB":
+            assert (f"float {x}_pack[" in kernel.source) == (x in cast or x == "B"), x
         assert "lw_f16_to_f32(A[" not in kernel.source.split("A_pack")[-1]
 
 
