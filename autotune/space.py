@@ -38,10 +38,15 @@ from loopweave.errors import LoopweaveError
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes.gpu_default import GpuTiles, gpu_schedule
 from loopweave.passes.gpu_online import OnlineSchedule
+from loopweave.passes.patterns import match_contraction
 from loopweave.passes.placement import own_loop_count
 from loopweave.passes.right_looking import has_elimination_nest, right_looking
 from loopweave.passes.schedule import Schedule
-from loopweave.passes.tile_recipes import contraction_steps, convolution_steps
+from loopweave.passes.tile_recipes import (
+    casts_beyond_float_tile,
+    contraction_steps,
+    convolution_steps,
+)
 from loopweave.pipeline import backend_module, default_schedule, get_target
 from loopweave.targets import GPU_FACTS, Target, gpu_facts
 
@@ -212,8 +217,9 @@ class MicroKernelKnobs:
         """tensor -> (its statement, the sizes its nest takes)."""
         found = {}
         for s in ctx.kernel.statements:
-            if contraction_steps(s, list(s.iterators)) is not None:
-                found[s.lhs.tensor] = (s, self.SIZES)
+            if contraction_steps(s, list(s.iterators), widening=True) is not None and \
+                    not casts_beyond_float_tile(s, match_contraction(s, list(s.iterators))):
+                found[s.lhs.tensor] = (s, self.SIZES)  # (f16/bf16 operands: packed as f32)
             elif convolution_steps(s, list(s.iterators)) is not None:
                 found[s.lhs.tensor] = (s, self.CONV_SIZES)
         return found
@@ -243,8 +249,8 @@ class MicroKernelKnobs:
             if not config.get(f"{tensor}.micro"):
                 continue
             sizes = {k: int(config.get(f"{tensor}.micro_{k}", v[0])) for k, v in choices.items()}
-            steps = (contraction_steps if choices is self.SIZES else convolution_steps)(
-                s, list(s.iterators), **sizes)
+            steps = contraction_steps(s, list(s.iterators), widening=True, **sizes) \
+                if choices is self.SIZES else convolution_steps(s, list(s.iterators), **sizes)
             for op, *args in steps:
                 kwargs = args.pop() if isinstance(args[-1], dict) else {}
                 getattr(schedule, op)(*args, **kwargs)

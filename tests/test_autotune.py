@@ -108,6 +108,29 @@ def test_convolution_tiles_are_tuning_knobs_and_run_correctly():
         assert load_references().compare(got, want, case.tol_scale)[1]
 
 
+def test_f16_operands_get_micro_kernel_knobs_that_compute_the_product():
+    """A contraction converting f16 operands to f32 has the micro-kernel knobs (its
+    operands packed converted, as in the default); an int8 one (other tiles) has none."""
+    source = """kernel mm(A: f16[M, K], B: f16[K, N]) -> C: f32[M, N] {
+    C[i, j] += f32(A[i, k]) * f32(B[k, j])
+}"""
+    sizes = {"M": 37, "K": 70, "N": 45}
+    space = SearchSpace(front_end(source), sizes, get_target("cpu"))
+    config = {**space.default(), "C.micro": True, "C.micro_mr": 8, "C.micro_nr": 16}
+    schedule, _ = space.decode(config)
+    assert [s.args[:1] for s in schedule.steps if s.op == "cache_read"] == [("B",), ("A",)]
+    kernel = loopweave.compile(source, schedule=schedule, tuning_db=False, cost_model=False)
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((37, 70)).astype(np.float16)
+    b = rng.standard_normal((70, 45)).astype(np.float16)
+    np.testing.assert_allclose(kernel(a, b), a.astype(np.float64) @ b.astype(np.float64),
+                               rtol=1e-4, atol=1e-3)
+    int8 = front_end("""kernel q(A: i8[M, K], B: i8[K, N]) -> C: i32[M, N] {
+    C[i, j] += i32(A[i, k]) * i32(B[k, j])
+}""")
+    assert "C.micro" not in SearchSpace(int8, sizes, get_target("cpu")).default()
+
+
 def test_space_rejects_an_illegal_configuration():
     ir = front_end(MATMUL)
     space = SearchSpace(ir, SIZES, get_target("cpu"))
