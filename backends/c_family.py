@@ -75,12 +75,19 @@ static inline double lw_mod_f64(double a, double b) {
 /* f16 and bf16 are stored as bits and computed in f32 (round to nearest even on store). */
 static inline float lw_bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 static inline uint32_t lw_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+#if defined(__F16C__) && (defined(__x86_64__) || defined(__i386__))
+/* One instruction (vcvtph2ps; exact, a signalling NaN comes out quiet): packing a 4096^2 f16
+   B as f32 took 17 ms in the branches below, against 6.9 ms for the f32 product. */
+#include <immintrin.h>
+static inline float lw_f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+#else
 static inline float lw_f16_to_f32(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1Fu, m = h & 0x3FFu;
   if (e == 0x1F) return lw_bits_f32(sign | 0x7F800000u | (m << 13));
   if (e != 0) return lw_bits_f32(sign | ((e + 112u) << 23) | (m << 13));
   return lw_bits_f32(sign | lw_f32_bits((float)m * 5.9604644775390625e-8f));
 }
+#endif
 static inline uint16_t lw_f32_to_f16(float f) {
   uint32_t x = lw_f32_bits(f), sign = (x >> 16) & 0x8000u, a = x & 0x7FFFFFFFu;
   if (a >= 0x7F800000u) return (uint16_t)(sign | 0x7C00u | (a > 0x7F800000u ? 0x200u : 0u));
