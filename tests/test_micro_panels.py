@@ -272,6 +272,8 @@ def test_narrow_float_operands_take_the_register_tile_converted_once(narrow, cas
         assert "lw_r0_0" in kernel.source or m == 1  # the register tile (1 x 1 x 1: none)
         for x in "AB":
             assert (f"float {x}_pack[" in kernel.source) == (x in cast or x == "B"), x
+        if narrow == "f16" and HOST_AVX2 is not None:  # the packs convert 8 or 16 at a time
+            assert "_cvtph_ps(" in kernel.source
         assert "lw_f16_to_f32(A[" not in kernel.source.split("A_pack")[-1]
 
 
