@@ -115,7 +115,7 @@ def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
     differs (a type the AVX2 host packs in micro-panels, `CPU.micro_panels`, which are also
     AVX-512's tiled types), else None. The arguments are `default_schedule`'s."""
     placements = pl.initial_placements(kernel)
-    rows, panels = [], []
+    rows, panels, batched = [], [], False
     for s in kernel.statements:
         names = placements[s.name].names()
         c = match_contraction(s, names)
@@ -128,8 +128,11 @@ def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
             across = [k for k, x in enumerate(s.lhs.indices) if x == ir.Var(c.j)]
             if across:
                 panels.append((shape[across[0]], s.lhs.dtype.bits // 8))
+            batched = batched or len(names) != 3
     if not rows:
         return None
+    if batched:  # a panel may serve all of a batch's rows (LSTM's input projection: 16 rows
+        panels = []  # by 64 steps, 3% slower in wide panels): the target's panels
     return PanelRows(kernel, rows,
                      lambda: default_schedule(kernel, vector_bytes, gemm_kernel=gemm_kernel),
                      lambda panel, stream: default_schedule(
