@@ -35,7 +35,8 @@ WIDE_PANEL_MAX_ROWS = 64
 #: A wide panel's bytes (its depth KC follows): 128 KB measured 20-25% slower at 4096 columns
 #: and 128 rows, 256 KB 5-7% at 2048 columns and 32 rows.
 WIDE_PANEL_BYTES = 512 * 1024
-#: NC of a wide panel is a multiple of every host tile's columns (16 on AVX2, 32 on AVX-512).
+#: NC of a wide panel is a multiple of twice every host tile's columns (16 on AVX2, 32 on
+#: AVX-512): a panel of one tile's columns lost its register tile (`PanelRows.at`).
 PANEL_COLUMNS = 32
 #: Rows of C up to which B may be streamed unpacked (`tile_recipes.stream_steps`: where they
 #: fit in STREAM_TILES of the few-rows tiles, 8 rows each on AVX-512, 6 on AVX2), its columns
@@ -88,8 +89,10 @@ class PanelRows:
         panel = wide_panel(columns) if rows <= WIDE_PANEL_MAX_ROWS else None
         stream = None
         if 0 < max(each) <= STREAM_MAX_ROWS and columns:  # (every C in at most two tiles)
+            # (blocks of at least two column tiles: a column loop tiled by 1 vanished in isl's
+            # AST with the tile's mark, and f32 products of 32-64 columns ran untiled)
             split = -(-max(columns)[0] // STREAM_SPLITS)
-            stream = (max(each), -(-split // PANEL_COLUMNS) * PANEL_COLUMNS)
+            stream = (max(each), -(-split // (2 * PANEL_COLUMNS)) * 2 * PANEL_COLUMNS)
         few = rows < PANEL_MIN_ROWS
         if not few and not self.specialize:
             return None
@@ -106,7 +109,7 @@ def wide_panel(columns: list[tuple[int, int]]) -> tuple[int, int] | None:
         return None
     n, size = max(columns)
     depth = max(8, min(KC, WIDE_PANEL_BYTES // (max(n, 1) * size) // 8 * 8))
-    return depth, -(-n // PANEL_COLUMNS) * PANEL_COLUMNS
+    return depth, -(-n // (2 * PANEL_COLUMNS)) * 2 * PANEL_COLUMNS  # (see `STREAM_SPLITS`)
 
 
 def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,

@@ -146,7 +146,7 @@ def test_very_few_rows_pack_panels_as_wide_as_b():
         tiles = [dict(st.args) for st in rule.at(sizes).steps if st.op == "tile"]
         return tiles[0]["k"], tiles[0]["j"] * tiles[1]["j_o"]
 
-    assert panels(M=16, K=1000, N=333) == (256, 352)  # a shallow B: the host's KC
+    assert panels(M=16, K=1000, N=333) == (256, 384)  # a shallow B: the host's KC
     assert panels(M=WIDE_PANEL_MAX_ROWS, K=1000, N=4096) == (
         WIDE_PANEL_BYTES // (4 * 4096), 4096)
     assert panels(M=WIDE_PANEL_MAX_ROWS + 1, K=1000, N=4096) == (KC, NC)
@@ -196,6 +196,19 @@ def test_converted_operands_are_packed_not_streamed():
         np.testing.assert_allclose(kernel(a, b), want, rtol=1e-4, atol=1e-4 * 300)
         if HOST_AVX2 is not None:
             assert [p for p in ("A_pack", "B_pack") if f"float {p}[" in kernel.source] == packs
+
+
+def test_few_rows_keep_the_register_tile_at_a_few_tiles_of_columns():
+    """The wide panels and the streamed blocks hold at least two tiles of columns: with one
+    (NC = NR), isl's AST dropped the column loop and the tile's mark with it, and products of
+    32-64 columns ran untiled (f32 on AVX-512)."""
+    kernel = loopweave.compile(matmul("f32"), tuning_db=False)
+    rng = np.random.default_rng(19)
+    for m, k, n in [(7, 70, 45), (12, 300, 50), (40, 64, 32), (64, 100, 32), (5, 64, 65)]:
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4 * k)
+        assert "lw_r0_0" in kernel.source, (m, k, n)
 
 
 def _size_parameters(source: str, function: str = "lw_mm") -> list[str]:
