@@ -9,6 +9,7 @@ benchmarks/out/ (not committed) unless --out says where.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -98,6 +99,20 @@ def main(argv: list[str] | None = None, env_notes: tuple[str, ...] = ()) -> int:
         print(poly_md)
     print(f"wrote {out / 'results.md'} and {out / 'results.png'}")
     return 0
+
+
+def bench_threads(threads: int):
+    """Set up a GEMM script's thread count before anything runs: OpenMP's (before the kernels
+    load libgomp), numpy's BLAS (`limit_threads`) and torch's; torch, or None where it is not
+    installed."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    limit_threads(threads)
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    return torch
 
 
 def limit_threads(threads: int) -> None:

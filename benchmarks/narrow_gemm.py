@@ -19,11 +19,11 @@ is whatever this session has (printed).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import numpy as np
 
+from benchmarks.cli import bench_threads
 from benchmarks.harness import Comparison, Work, format_table, measure
 from benchmarks.machine import cpu_model, load_average
 
@@ -85,12 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--types", nargs="+", default=["f16", "bf16"], choices=["f16", "bf16"])
     args = parser.parse_args(argv)
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before the kernels load libgomp
-    try:
-        import torch
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        torch = None
+    torch = bench_threads(args.threads)
     repeats = 3 if args.quick else 9
     print(f"# {cpu_model()}, {args.threads} thread(s), load {load_average()}\n")
     for narrow in args.types:

@@ -14,13 +14,12 @@ machine is whatever this session has (printed); GB/s counts A, B and C once each
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.cli import limit_threads
+from benchmarks.cli import bench_threads
 from benchmarks.harness import Comparison, Work, measure
 from benchmarks.machine import cpu_model, load_average
 
@@ -56,13 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small shapes, 3 samples")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before the kernels load libgomp
-    limit_threads(args.threads)  # numpy's OpenBLAS, loaded already
-    try:
-        import torch
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        torch = None
+    torch = bench_threads(args.threads)
     repeats = 3 if args.quick else 9
     print(f"# {cpu_model()}, {args.threads} thread(s), load {load_average()}\n")
     rows = []

@@ -267,8 +267,9 @@ def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple
         c = match_contraction(s, loops)
         if casts_beyond_float_tile(s, c) and facts.int8_dot is not None and not c.a_transposed:
             return dot_steps(s, loops, *facts.int8_dot)
-        if _streams(s, loops, facts):
-            return _stream_steps(s, loops, facts, tile)
+        streamed = _stream_steps(s, loops, facts, tile)
+        if streamed is not None:
+            return streamed
         kc, nc = facts.panel or (None, None)
         return contraction_steps(s, loops, *tile, kc, nc, widening=True,
                                  micro_panel=s.lhs.dtype.name in facts.micro_panels)
@@ -327,12 +328,15 @@ def _streams(s: Statement, loops: list[str], facts: TargetFacts) -> bool:
     """Whether `s` is a contraction whose B is streamed (`TargetFacts.stream`: C's rows fit
     in STREAM_TILES of its tiles)."""
     tile = contraction_tile(s, loops, facts)
-    return facts.stream is not None and tile is not None and \
-        _stream_steps(s, loops, facts, tile) is not None
+    return tile is not None and _stream_steps(s, loops, facts, tile) is not None
 
 
 def _stream_steps(s: Statement, loops: list[str], facts: TargetFacts, tile: tuple[int, int]
                   ) -> list[tuple] | None:
+    """`stream_steps` for `s` with `facts.stream`, None without it or where its rows take
+    more than STREAM_TILES tiles."""
+    if facts.stream is None:
+        return None
     rows, nc = facts.stream
     tiles = -(-rows // tile[0])  # as few tiles as may hold the rows, all of the same height
     if tiles > STREAM_TILES:
