@@ -2,8 +2,8 @@
 the host backend's size rule per call's sizes): built with the tensors' strides fixed, and
 below PANEL_MIN_ROWS rows of C the few-rows default (`default_schedule(few_rows=True)`: B
 packed row by row, not in micro-panels, on AVX2; 8-row tiles on AVX-512); up to
-WIDE_PANEL_MAX_ROWS rows B's panels as wide as B, and up to a tile's rows B not packed at all
-(streamed: `tile_recipes.stream_steps`)."""
+WIDE_PANEL_MAX_ROWS rows B's panels as wide as B, and up to two tiles of rows B not packed at
+all (streamed: `tile_recipes.stream_steps`)."""
 
 from __future__ import annotations
 
@@ -89,10 +89,7 @@ class PanelRows:
         panel = wide_panel(columns) if rows <= WIDE_PANEL_MAX_ROWS else None
         stream = None
         if 0 < max(each) <= STREAM_MAX_ROWS and columns:  # (every C in at most two tiles)
-            # (blocks of at least two column tiles: a column loop tiled by 1 vanished in isl's
-            # AST with the tile's mark, and f32 products of 32-64 columns ran untiled)
-            split = -(-max(columns)[0] // STREAM_SPLITS)
-            stream = (max(each), -(-split // (2 * PANEL_COLUMNS)) * 2 * PANEL_COLUMNS)
+            stream = (max(each), _whole_tiles(-(-max(columns)[0] // STREAM_SPLITS)))
         few = rows < PANEL_MIN_ROWS
         if not few and not self.specialize:
             return None
@@ -109,7 +106,13 @@ def wide_panel(columns: list[tuple[int, int]]) -> tuple[int, int] | None:
         return None
     n, size = max(columns)
     depth = max(8, min(KC, WIDE_PANEL_BYTES // (max(n, 1) * size) // 8 * 8))
-    return depth, -(-n // (2 * PANEL_COLUMNS)) * 2 * PANEL_COLUMNS  # (see `STREAM_SPLITS`)
+    return depth, _whole_tiles(n)
+
+
+def _whole_tiles(columns: int) -> int:
+    """`columns` rounded up to a multiple of two tiles' (`PANEL_COLUMNS`): a block of one
+    tile's columns made isl drop the tiled column loop, and the register tile with it."""
+    return -(-columns // (2 * PANEL_COLUMNS)) * 2 * PANEL_COLUMNS
 
 
 def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
