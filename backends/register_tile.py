@@ -33,15 +33,6 @@ CHUNK_BYTES = 64
 #: one thread, 2-core Xeon VM, interleaved medians of 31: 1.01-1.03x over none (4 and 16 rows
 #: ahead measured alike).
 PREFETCH_STEPS = 8
-#: The same where the tile has several reduction loops (a convolution's r, s, c), counted in
-#: steps of the innermost, and only for the rows of a copy the schedule made (a temporary):
-#: the channels-last weights `F_t`, read with rows (K + 16) * 4 bytes apart, past the 2 KB the
-#: hardware's stride prefetcher follows. A kernel input read in place (the column tile's X)
-#: stays with the hardware. ResNet 3x3 layers in the channels-last form, one thread, Xeon VM,
-#: interleaved medians: 512 -> 512 on 7x7 4.50 -> 3.95 ms (8 steps ahead: 4.07, 24: 3.90),
-#: stride 2 256 -> 512 on 14x14 2.60 -> 2.15 (8: 2.38, 24: 2.36); the column tile's X
-#: prefetched instead: 32 -> 32 on 112x112 1.93 -> 2.06 ms, slower.
-PREFETCH_STEPS_NESTED = 16
 #: Rows read at a constant stride below this many bytes are left to the hardware.
 PREFETCH_MIN_STRIDE = 1024
 VECTOR_OPS = ("+", "-", "*")
@@ -106,13 +97,9 @@ def render_register_tile(r, node: For, indent: str) -> list[str] | None:
         lines.append(f"{pad}for ({r.index_type} {v} = {r.expr(loop.init)}; "
                      f"{r.expr(loop.cond)}; {v} += {loop.step}) {{")
     body = inner + "  " * len(reductions)
-    if len(reductions) == 1:
+    if len(reductions) == 1:  # (a convolution's r, s, c read packed weights: none there)
         lines += _prefetches(r, update, y, reductions[0].var, chunks, chunk_width, body,
                              PREFETCH_STEPS)
-    else:
-        copies = {t.name for t in getattr(getattr(r, "kernel", None), "temporaries", ())}
-        lines += _prefetches(r, update, y, reductions[-1].var, chunks, chunk_width, body,
-                             PREFETCH_STEPS_NESTED, copies)
     lines += [f"{body}{reg} += {text};" for reg, text in zip(regs, updates, strict=True)]
     lines += [f"{inner}{'  ' * depth}}}" for depth in reversed(range(len(reductions)))]
     if scale is not None:
@@ -199,17 +186,15 @@ def _scalar_tile(r, indent: str, reductions, rows_loop, cols_loop, store) -> lis
 
 
 def _prefetches(r, update: ir.Expr, y: str, k: str, chunks: int, width: int,
-                indent: str, steps: int, only: set[str] | None = None) -> list[str]:
+                indent: str, steps: int) -> list[str]:
     """Software prefetches, `steps` iterations of the reduction loop `k` ahead, of the vector
-    rows that each iteration reads from a kernel tensor (of `only`, where given) at a stride
+    rows that each iteration reads from a kernel tensor at a stride
     that is not a small constant (a row of B[k, j] read in place: each step's row is on
     another page, where the hardware's stride prefetchers stop). Packed panels (local
     buffers) need none."""
     lines: list[str] = []
     tensors = getattr(getattr(r, "kernel", None), "tensors", {}) if steps else {}
     min_bits = 8 * PREFETCH_MIN_STRIDE
-    if only is not None:
-        tensors = {name: t for name, t in tensors.items() if name in only}
     for load in ir.loads(update):
         offset = linear(r, load.tensor, load.indices)
         step = coefficient(offset, k)

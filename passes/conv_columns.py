@@ -34,7 +34,11 @@ from loopweave.passes import placement as pl
 from loopweave.passes.default import CPU, CPU_AVX512, default_schedule
 from loopweave.passes.patterns import match_convolution
 from loopweave.passes.schedule import Schedule
-from loopweave.passes.strided_conv import normalize_strided_convolutions, unit_stride_channels
+from loopweave.passes.strided_conv import (
+    normalize_strided_convolutions,
+    pack_extents,
+    unit_stride_channels,
+)
 
 #: Input channels from which a unit-stride convolution takes the channels-last form.
 UNIT_MIN_CHANNELS = 64
@@ -58,7 +62,7 @@ class ChannelColumns:
     specialize = True
 
     def __init__(self, kernel: KernelIR, strided: list[ir.Expr], unit: list[tuple],
-                 columns: int, schedule: Callable[[KernelIR, bool], Schedule]):
+                 columns: int, schedule: Callable[[KernelIR, bool, tuple], Schedule]):
         self.kernel, self.strided, self.unit, self.columns = kernel, strided, unit, columns
         self._schedule, self._made = schedule, {}
 
@@ -74,12 +78,13 @@ class ChannelColumns:
             return None
         # Every convolution takes its default's tile where neither form applies, as a choice
         # by sizes, so that it is built for them (`specialize`).
-        if (rewrite, wide) not in self._made:
-            kernel = normalize_strided_convolutions(self.kernel, True) if rewrite else self.kernel
-            schedule = self._schedule(kernel, wide)
-            self._made[rewrite, wide] = (lambda k, s=schedule: s.apply(
+        kernel = normalize_strided_convolutions(self.kernel, True) if rewrite else self.kernel
+        extents = pack_extents(kernel, sizes)  # the weight packs hold whole kernels
+        if (rewrite, wide, extents) not in self._made:
+            schedule = self._schedule(kernel, wide, extents)
+            self._made[rewrite, wide, extents] = (lambda k, s=schedule: s.apply(
                 normalize_strided_convolutions(k, True))) if rewrite else schedule
-        return self._made[rewrite, wide]
+        return self._made[rewrite, wide, extents]
 
 
 def channel_columns(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
@@ -99,5 +104,6 @@ def channel_columns(kernel: KernelIR, vector_bytes: Callable[[], int] | None = N
     if facts.channel_conv_wide is None:  # AVX2: unmeasured there, the default's tiles stay
         return None
     columns = facts.channel_conv_wide[0]
-    return ChannelColumns(kernel, strided, unit, columns, lambda k, wide: default_schedule(
-        k, vector_bytes, gemm_kernel=gemm_kernel, wide_columns=wide))
+    return ChannelColumns(
+        kernel, strided, unit, columns, lambda k, wide, extents: default_schedule(
+            k, vector_bytes, gemm_kernel=gemm_kernel, wide_columns=wide, conv_extents=extents))

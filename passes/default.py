@@ -40,7 +40,7 @@ from loopweave.passes.loop_kinds import loop_marks
 from loopweave.passes.patterns import match_contraction, match_convolution, match_gemm, walk
 from loopweave.passes.right_looking import right_looking
 from loopweave.passes.schedule import Schedule, try_steps
-from loopweave.passes.strided_conv import channel_steps
+from loopweave.passes.strided_conv import WEIGHT_PACK_BYTES, channel_steps
 from loopweave.passes.tile_recipes import (
     CONV_COLS,
     CONV_ROWS,
@@ -110,6 +110,12 @@ class TargetFacts:
     # (`passes/conv_columns.py`; None: none)
     channel_conv_tile: tuple[int, int] = (4, 4)
     channel_conv_wide: tuple[int, int] | None = None
+    # (statement, variable, extent) of the reductions a convolution's weight packs hold, where
+    # the call's sizes are known (`strided_conv.pack_extents`, by `ChannelColumns`)
+    conv_extents: tuple[tuple[str, str, int], ...] = ()
+    # the most bytes of a convolution's weight pack (`strided_conv.channel_steps`: a stack
+    # buffer, so a microcontroller's is small)
+    weight_pack_bytes: int = WEIGHT_PACK_BYTES
 
 
 #: The host with AVX2-wide (32-byte) vectors; `CPU_AVX512` where the compiler targets AVX-512.
@@ -147,7 +153,8 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
                      few_rows: bool = False,
                      gemm_kernel: Callable[[str], bool] | None = None,
                      wide_columns: bool = False, panel: tuple[int, int] | None = None,
-                     stream: tuple[int, int] | None = None) -> Schedule:
+                     stream: tuple[int, int] | None = None,
+                     conv_extents: tuple[tuple[str, str, int], ...] = ()) -> Schedule:
     """The host's default schedule for `kernel`. `vector_bytes()` (asked only for a
     contraction: it may run the compiler) is the target's SIMD width: 64 (AVX-512) gets 14x32
     register tiles (f64: 14x16), narrower ones 6x16 (f64: 6x8). `few_rows`: the schedule for
@@ -157,7 +164,8 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     `wide_columns`: strided convolutions take `TargetFacts.channel_conv_wide` (`ChannelColumns`).
     `panel`: (KC, NC) of the packed B panels instead of the target's (`PanelRows`: panels as
     wide as B for very few rows of C). `stream`: (rows, NC) where C has few enough rows to
-    stream B (`TargetFacts.stream`).
+    stream B (`TargetFacts.stream`). `conv_extents`: the extents of the reductions that
+    channels-last convolutions pack their weights over (`TargetFacts.conv_extents`).
 
     Where the heuristics find nothing to run in parallel or in SIMD (every nest's loops carry
     dependences: Gauss-Seidel sweeps), a recurrence along the innermost loop runs as a
@@ -169,7 +177,8 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     host, wide = (replace(f, gemm_kernels=kinds, channel_conv_tile=f.channel_conv_wide
                           if wide_columns and f.channel_conv_wide else f.channel_conv_tile,
                           panel=panel if panel is not None and f.panel is not None
-                          else f.panel, stream=stream if f.panel is not None else None)
+                          else f.panel, stream=stream if f.panel is not None else None,
+                          conv_extents=conv_extents)
                   for f in (host, wide))
     schedule = schedule_for(kernel, host, lambda: wide if vector_bytes is not None
                             and vector_bytes() >= 64 else host)
@@ -276,7 +285,9 @@ def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple
     conv = match_convolution(s, loops)
     if conv is None:
         rows, lanes = facts.channel_conv_tile
-        return channel_steps(s, loops, rows, lanes * facts.vector_bytes // 4)
+        extents = {v: n for name, v, n in facts.conv_extents if name == s.name}
+        return channel_steps(s, loops, rows, lanes * facts.vector_bytes // 4, extents,
+                             facts.weight_pack_bytes)
     if conv.widening and facts.int8_tile is None:
         return None
     rows, cols = facts.depthwise_tile if conv.depthwise else facts.conv_tile
@@ -286,11 +297,12 @@ def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple
 
 
 def transposition_steps(s: Statement, loops: list[str], lanes: int) -> list[tuple] | None:
-    """A copy that permutes its tensor's dimensions (`F_t[c, r, s, k] = F[k, c, r, s]`, the
-    normalizations' copies) blocked by `lanes` (a cache line) of the written tensor's last
-    variable w: w's blocks outermost, then the other loops in the read tensor's order, then
-    the block as a vector loop. Each line read then serves the next `lanes` iterations, where
-    the plain order reads a new line for every element; None for any other statement."""
+    """A copy that permutes its tensor's dimensions (`X_cl[n, a, b, c] = X[n, c, a, b]`,
+    `W_hh_t[j, g] = W_hh[g, j]`: the normalizations' copies) blocked by `lanes` (a cache
+    line) of the written tensor's last variable w: w's blocks outermost, then the other loops
+    in the read tensor's order, then the block as a vector loop. Each line read then serves
+    the next `lanes` iterations, where the plain order reads a new line for every element;
+    None for any other statement."""
     rhs = s.rhs
     if s.op != "=" or not isinstance(rhs, ir.Load) or rhs.dtype != s.lhs.dtype or any(
             not isinstance(i, ir.Var) for i in (*s.lhs.indices, *rhs.indices)):

@@ -17,13 +17,15 @@ from loopweave.passes.schedule import Schedule
 #: the M4's SMLAD on 16-bit pairs) read both operands along k. The M4's int8 dot tile is a
 #: block of 2x2 sub-tiles (what its core registers hold), large so that the block's set-up
 #: is paid rarely; its B panel is 128 deep so that the widened copy stays 16 KiB.
+#: A microcontroller's convolution weight packs (on its stack, of some hundred KB of RAM).
+MCU_PACK_BYTES = 1 << 13
 ARM_FACTS: dict[str, TargetFacts] = {
     "aarch64": TargetFacts("aarch64", 16, 32, True, (4, 16), (256, 256), (4, 16), (4, 16),
                            (4, 16)),
     "cortex-m55": TargetFacts("cortex-m55", 16, 8, False, (3, 8), None, (2, 8), (2, 8),
-                              (3, 8), int8_dot=(2, 2, 256, 64)),
+                              (3, 8), int8_dot=(2, 2, 256, 64), weight_pack_bytes=MCU_PACK_BYTES),
     "cortex-m4": TargetFacts("cortex-m4", 0, 32, False, (4, 4), None, (2, 8), (2, 8),
-                             (2, 4), int8_dot=(8, 32, 128, 64)),
+                             (2, 4), int8_dot=(8, 32, 128, 64), weight_pack_bytes=MCU_PACK_BYTES),
 }
 
 #: Cores whose int8 dot tiles also read A from a packed copy (its rows of the tile for one k

@@ -62,7 +62,7 @@ def normalize(kernel: KernelIR, split: bool = True) -> KernelIR:
     (see the module docstring), then, with `split` (the C targets), its statements split where
     a write meets a read on one hyperplane of a loop (passes/index_split.py), transposed
     inputs of contractions in `for` loops copied before the loop (passes/hoist_transpose.py)
-    and strided convolutions given k-last weights and padded data (passes/strided_conv.py);
+    and strided convolutions given channels-last, padded data (passes/strided_conv.py);
     the same object when nothing changes."""
     hoisted = _hoist_factors(kernel)
     if not split:

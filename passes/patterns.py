@@ -10,9 +10,9 @@ match into schedule steps with a target's numbers.
   operands widened by casts);
 - `match_convolution`: `Y[.., k, .., x] += X[.., x + s] * F[.., k, ..]` (conv2d) and its
   depthwise form `Y[c, y, x] += X[c, y + r, x + s] * F[c, r, s]`, vectorized along the output
-  columns x; with `along="channels"`, `Y[.., k, .., x] += D[..] * W[.., k]` (weights k-last,
-  data at any stride in x: a strided convolution after passes/strided_conv.py), vectorized
-  along the output channels k;
+  columns x; with `along="channels"`, `Y[.., k, .., x] += D[..] * W[.., k, ..]` (weights
+  k-last, or channels-last data: a strided convolution after passes/strided_conv.py; data at
+  any stride in x), vectorized along the output channels k;
 - `walk`: how a loop walks an access (invariant, stride 1, strided), which the stride-1
   heuristic and the matchers share.
 """
@@ -233,21 +233,29 @@ def product_operands(s: Statement) -> tuple[ir.Load, ir.Load] | None:
 
 
 def _channel_convolution(s: Statement, loops: list[str]) -> Convolution | None:
-    """`Y[.., k, .., x] += D[..] * W[.., k]`: D reads x (at any stride) and not k, W's last
-    index is k (unit stride) and its others reductions; every loop indexes Y or reduces."""
+    """`Y[.., k, .., x] += D[..] * W[..]`: D reads x (at any stride) and not k, W is indexed
+    by k once and otherwise by reductions only; every loop indexes Y or reduces. k is W's last
+    index (its elements along k contiguous), or D is channels-last (its last index a plain
+    reduction variable that W shares: the weights are then packed k-last per block,
+    `strided_conv.channel_steps`)."""
     pair = product_operands(s)
     if pair is None:
         return None
     data, weights = pair
     outputs = [v.name for v in s.lhs.indices]
-    x, last = outputs[-1], weights.indices[-1]
-    if not isinstance(last, ir.Var) or last.name not in outputs[:-1]:
+    x = outputs[-1]
+    ks = [ix.name for ix in weights.indices if isinstance(ix, ir.Var) and ix.name in outputs]
+    if len(ks) != 1 or ks[0] == x:
         return None
-    k = last.name
+    k = ks[0]
     read = set().union(*(ir.variables(ix) for ix in data.indices))
     reductions = tuple(v for v in loops if v not in outputs)
-    if any(ir.variables(ix) & set(outputs) for ix in weights.indices[:-1]) or k in read or \
-            x not in read or not reductions or sorted(loops) != sorted({*outputs, *reductions}):
+    others = [ix for ix in weights.indices if ix != ir.Var(k)]
+    channels_last = isinstance(data.indices[-1], ir.Var) and \
+        data.indices[-1].name in reductions and data.indices[-1] in weights.indices
+    if any(ir.variables(ix) & set(outputs) for ix in others) or k in read or \
+            x not in read or not reductions or sorted(loops) != sorted({*outputs, *reductions}) \
+            or not (weights.indices[-1] == ir.Var(k) or channels_last):
         return None
     spatial = tuple(v for v in reductions if any(
         v in ir.variables(ix) and len(ir.variables(ix)) > 1 for ix in data.indices))

@@ -7,22 +7,23 @@ same form where the host's size rule asks for it: many input channels, passes/co
 
 A register tile along x (the unit-stride convolution's, `passes/default.py`) would need X's
 elements two apart in one vector. Along k instead, X is a broadcast and F a vector, as in a
-matmul whose reduction is (c, r, s); the normalization here makes that possible:
-
-- F is copied once with the input channels, then k, last: `F_t[r, s, c, k] = F[k, c, r, s]`;
-- X is copied channels last, `X_cl[n, a, b, c]`, and where the `where` only keeps X's indices
-  inside X (zero padding) the copy is padded, over a zeroed `X_cl`, and read at shifted
-  indices: every tile of the output then runs the whole reduction (a guard that depends on x
-  would make the border tiles partial, and the footprint of the output no box).
+matmul whose reduction is (c, r, s); the normalization here makes that possible: X is copied
+channels last, `X_cl[n, a, b, c]`, and where the `where` only keeps X's indices inside X (zero
+padding) the copy is padded, over a zeroed `X_cl`, and read at shifted indices: every tile of
+the output then runs the whole reduction (a guard that depends on x would make the border
+tiles partial, and the footprint of the output no box).
 
 `channel_steps` is then the default's tile: `tile(x=MX, k=NR)`, the output-channel blocks
-outside the rows, the reductions inside the tile loops with c innermost (both copies are
-contiguous along c), `cache_write(at=<first reduction>, layout=k last)`: an accumulator tile
-acc[x][k] in registers, copied back transposed. Stride-2 3x3 convs, one thread, Xeon VM, against
-torch in the same run: 64 -> 128 channels on 56x56 1.4 ms (0.8 GFLOP/s -> 82; 0.78x torch),
-128 -> 256 on 28x28 1.6 ms (0.72x), 256 -> 512 on 14x14 4.8 ms (0.42x: the 4.7 MB weight copy is
-a third of it); with the copies' rows a cache line longer (`placement.line_padded`) the last 1.7 ms
-(0.71x; 2.4 ms without, same run).
+outside the rows, the reductions inside the tile loops with c innermost (the data copy and the
+weights' pack are contiguous along c), the weights packed k last per block of output
+channels, `F_pack[r][s][c][k]` (`cache_read` before the block's rows), and
+`cache_write(at=<first reduction>, layout=k last)`: an accumulator tile acc[x][k] in
+registers, copied back transposed. Stride-2 3x3 convs, one thread, Xeon VM, against torch in
+the same run (`python -m benchmarks.conv_layers`; 2026-12-06): 64 -> 128 channels on 56x56
+0.92x, 128 -> 256 on 28x28 1.04x, 256 -> 512 on 14x14 0.97x (one copy of all the weights per
+call, `F_t[r, s, c, k]`, before: 0.87x, 0.93x, 0.76x: for large layers that copy went to
+memory and back). The data copy's rows are a cache line longer than their elements
+(`placement.line_padded`).
 
 The padded sum adds 0 * F[...] where the guarded one skipped a term, which differs only where F
 holds an infinity or NaN (as in torch, whose convolutions pad with zeros). Only for a
@@ -35,6 +36,8 @@ extents cut by X's bounds. This adds statements and temporaries, so, like
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import replace
 
 import islpy as isl
@@ -44,32 +47,105 @@ from loopweave.ir import isl_helpers
 from loopweave.ir.affine import coefficient
 from loopweave.ir.kernel import KernelIR, Statement, Tensor
 from loopweave.passes import placement as pl
-from loopweave.passes.patterns import factors, match_convolution, product_operands
+from loopweave.passes.patterns import Convolution, factors, match_convolution, product_operands
+
+#: The most bytes of weights one block of output channels packs (`channel_steps`): a block
+#: of input channels per pack where all of them would take more. In the L2 cache with the
+#: data the tile reads; on the stack, as a GEMM's B panel.
+WEIGHT_PACK_BYTES = 1 << 19
+#: The spatial extent a pack holds where the sizes are not known (3 x 3 kernels in one).
+SPATIAL_BLOCK = 3
 
 
-def channel_steps(s: Statement, loops: list[str], rows: int, lanes: int) -> list[tuple] | None:
+def channel_steps(s: Statement, loops: list[str], rows: int, lanes: int,
+                  extents: Mapping[str, int] | None = None,
+                  pack_bytes: int = WEIGHT_PACK_BYTES) -> list[tuple] | None:
     """The register-tile steps of a convolution along its output channels
-    (`match_convolution(.., along="channels")`; rows x lanes: x by k), or None."""
+    (`match_convolution(.., along="channels")`; rows x lanes: x by k), or None. The weights
+    are packed per block of `lanes` output channels, k last (`weights_layout`), before the
+    block's loop over output rows: each pack is read from L2 by every tile of the block, where
+    one copy of all of them (F_t[r, s, c, k] = F[k, c, r, s]) went to memory and back for
+    large layers (256 -> 512 channels, stride 2, 14x14: the copy took 0.75 of 1.9 ms, the
+    packs 0.26). The pack's box must be fixed: the reductions it holds are tiled by their
+    `extents` (by variable, where the sizes are known; else SPATIAL_BLOCK and as many input
+    channels as `pack_bytes` allows), those block loops outermost. None without vectors
+    (`lanes` 0: Cortex-M4's f32)."""
     c = match_convolution(s, loops, along="channels")
-    if c is None:
+    if c is None or lanes < 1:
         return None
     dims = len(s.lhs.indices)
     layout = (*[d for d in range(dims) if d != c.k_dim], c.k_dim)
-    # the reductions in the order of the weights' dimensions (input channels innermost after
-    # the normalization): both operands then run contiguously in the innermost loop
-    position = {i.name: n for n, i in enumerate(c.weights.indices) if isinstance(i, ir.Var)}
-    reductions = sorted(c.reductions, key=lambda v: position.get(v, -1))
-    order = [*c.outer[:1], f"{c.k}_o", *c.outer[1:], f"{c.x}_o", *reductions, c.x, c.k]
-    steps = [("tile", s.name, {c.x: rows, c.k: lanes}), ("reorder", s.name, *order),
-             ("cache_write", s.name, reductions[0], layout)]
-    return steps if reductions == list(c.reductions) else [("reassociate", s.name), *steps]
+    pack = weights_layout(c)
+    packed = [c.weights.indices[d].name for d in pack[:-1]]
+    reductions = [*[v for v in c.reductions if v not in packed], *packed]
+    blocks = _pack_blocks(c, packed, lanes * c.weights.dtype.bits // 8, extents or {},
+                          pack_bytes)
+    order = [*c.outer[:1], *[f"{v}_o" for v in blocks], f"{c.k}_o", *c.outer[1:],
+             f"{c.x}_o", *reductions, c.x, c.k]
+    at = order[order.index(f"{c.k}_o") + 1]
+    return [("reassociate", s.name), ("tile", s.name, {c.x: rows, c.k: lanes, **blocks}),
+            ("reorder", s.name, *order),
+            ("cache_read", s.name, c.weights.tensor, at, {"layout": pack}),
+            ("cache_write", s.name, reductions[0], layout)]
+
+
+def pack_extents(kernel: KernelIR, sizes: Mapping[str, int]) -> tuple[tuple[str, str, int], ...]:
+    """(statement, variable, extent) of each reduction that indexes the weights of a
+    channels-last convolution of `kernel`, at `sizes` (those the sizes fix), for
+    `channel_steps`' packs (`TargetFacts.conv_extents`)."""
+    placements = pl.initial_placements(kernel)
+    found = []
+    for s in kernel.statements:
+        c = match_convolution(s, placements[s.name].names(), along="channels")
+        if c is None:
+            continue
+        shape = kernel.tensors[c.weights.tensor].shape
+        for ix, dim in zip(c.weights.indices, shape, strict=True):
+            try:
+                if ix.name != c.k:
+                    found.append((s.name, ix.name, ir.evaluate(dim, sizes)))
+            except (KeyError, ValueError):
+                continue
+    return tuple(found)
+
+
+def weights_layout(c: Convolution) -> tuple[int, ...]:
+    """The weights' dimensions in the pack's order: the spatial reductions, then the others
+    (input channels, which also index the channels-last data directly), then k, so that the
+    reduction loops in that order walk the pack and the data contiguously."""
+    names = [ix.name for ix in c.weights.indices]
+    dims = range(len(names))
+    return (*[d for d in dims if names[d] in c.spatial],
+            *[d for d in dims if names[d] not in c.spatial and names[d] != c.k],
+            names.index(c.k))
+
+
+def _pack_blocks(c: Convolution, packed: list[str], row_bytes: int,
+                 extents: Mapping[str, int], pack_bytes: int) -> dict[str, int]:
+    """The tile of each packed reduction (`channel_steps`): its extent where known (the
+    spatial ones SPATIAL_BLOCK where not), the input channels split evenly into blocks of at
+    most `pack_bytes` of pack."""
+    extents = {v: max(1, n) for v, n in extents.items()}  # (a call with an empty dimension)
+    spatial = [v for v in packed if v in c.spatial]
+    blocks = {v: extents.get(v, SPATIAL_BLOCK) for v in spatial}
+    per_channel = row_bytes * math.prod(blocks.values())
+    channels = [v for v in packed if v not in c.spatial]
+    budget = max(1, pack_bytes // (per_channel * max(1, len(channels))))
+    for v in channels:
+        if v in extents:
+            parts = -(-extents[v] // budget)
+            blocks[v] = -(-extents[v] // parts)
+        else:
+            blocks[v] = max(1, budget // 16 * 16 or budget)
+    return blocks
 
 
 def normalize_strided_convolutions(kernel: KernelIR, unit_stride: bool = False) -> KernelIR:
-    """`kernel` with each strided convolution reading a k-last copy of its weights and, where
-    its `where` is zero padding, a padded copy of its data (module docstring); the same object
-    when there is none. `unit_stride`: unit-stride convolutions of inputs too (the host's size
-    rule does so where they have many input channels, passes/conv_columns.py)."""
+    """`kernel` with each strided convolution reading a channels-last copy of its data, padded
+    where its `where` is zero padding (module docstring); the same object when there is none
+    (the weights stay: `channel_steps` packs them). `unit_stride`: unit-stride convolutions
+    of inputs too (the host's size rule does so where they have many input channels,
+    passes/conv_columns.py)."""
     statements, temporaries = list(kernel.statements), list(kernel.temporaries)
     placements = pl.initial_placements(kernel)
     taken = set(kernel.tensors) | {t.name for t in statements}
@@ -101,17 +177,8 @@ def normalize_strided_convolutions(kernel: KernelIR, unit_stride: bool = False) 
                        for e, lo in zip(data.indices, lows, strict=True)]
             new_data = ir.Load(copy.name, tuple(shifted[d] for d in layout), data.dtype)
             new_s = replace(new_s, domain=box, rhs=_replace_load(new_s.rhs, data, new_data))
-        w = kernel.tensors[weights.tensor]
-        order = _weights_order(weights, outputs, channels & {
-            i.name for i in data.indices if isinstance(i, ir.Var)})
-        flipped = Tensor(pl.fresh_name(f"{weights.tensor}_t", taken), w.dtype,
-                         pl.line_padded(tuple(w.shape[d] for d in order), w.dtype), "temp")
-        temporaries.append(flipped)
-        added.append(_copy(kernel, s, pl.fresh_name(f"{s.name}_{weights.tensor}_t", taken), flipped,
-                           order, w))
-        new_load = ir.Load(flipped.name, tuple(weights.indices[d] for d in order),
-                           weights.dtype)
-        new_s = replace(new_s, rhs=_replace_load(new_s.rhs, weights, new_load))
+        if new_s is s:
+            continue  # the data as they are: the weights alone need no form (they are packed)
         statements[statements.index(s)] = new_s
         first = statements.index(new_s)
         if first and statements[first - 1].is_init and \
@@ -235,30 +302,6 @@ def _data_copy(kernel: KernelIR, s: Statement, source: Tensor, copy: Tensor, low
             rhs = ir.Load(source.name, tuple(ir.Var(v) for v in names), source.dtype)
         statements.append(Statement(name, names, domain, lhs, "=", rhs, s.pos))
     return statements
-
-
-def _weights_order(weights: ir.Load, outputs: set[str], channels: set[str]
-                   ) -> tuple[int, ...]:
-    """The weights' dimensions for the copy: the spatial ones, then those of the variables
-    that also index the data directly (input channels), then the one of the output variable
-    (k), so that the reduction loops in that order walk both copies contiguously."""
-    dims = range(len(weights.indices))
-    names = [i.name for i in weights.indices]
-    return (*[d for d in dims if names[d] not in outputs | channels],
-            *[d for d in dims if names[d] in channels], *[d for d in dims if names[d] in outputs])
-
-
-def _copy(kernel: KernelIR, s: Statement, name: str, flipped: Tensor, order: tuple[int, ...],
-          source: Tensor) -> Statement:
-    """`flipped[i[order]] = source[i]` over the source's box."""
-    names = tuple(f"lw_w{d}" for d in range(len(source.shape)))
-    conds = [c for v, d in zip(names, source.shape, strict=True)
-             for c in (ir.Binary("<=", ir.Const(0), ir.Var(v), ir.BOOL),
-                       ir.Binary("<", ir.Var(v), d, ir.BOOL))]
-    domain = isl_helpers.make_set(kernel.params, name, names, conds)
-    lhs = ir.Load(flipped.name, tuple(ir.Var(names[d]) for d in order), flipped.dtype)
-    rhs = ir.Load(source.name, tuple(ir.Var(v) for v in names), source.dtype)
-    return Statement(name, names, domain, lhs, "=", rhs, s.pos)
 
 
 def _replace_load(e: ir.Expr, old: ir.Load, new: ir.Load) -> ir.Expr:

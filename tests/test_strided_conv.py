@@ -15,7 +15,11 @@ from loopweave.driver import stages
 from loopweave.ir.expr import to_str
 from loopweave.passes.conv_columns import UNIT_MIN_CHANNELS, channel_columns
 from loopweave.passes.normalize import normalize
-from loopweave.passes.strided_conv import normalize_strided_convolutions
+from loopweave.passes.strided_conv import (
+    SPATIAL_BLOCK,
+    WEIGHT_PACK_BYTES,
+    normalize_strided_convolutions,
+)
 from loopweave.pipeline import front_end
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,16 +52,16 @@ def conv_numpy(x, f, stride, pad, dilation=1):
     return y
 
 
-def test_normalization_pads_and_transposes():
+def test_normalization_pads_the_data_and_keeps_the_weights():
     kernel = normalize_strided_convolutions(front_end(S2, None))
-    data, flipped = kernel.tensors["X_cl"], kernel.tensors["F_t"]
+    data = kernel.tensors["X_cl"]
     # rows a cache line longer than their elements (`_line_padded`)
     assert [to_str(d) for d in data.shape] == ["N", "H + 1 + 1", "W + 1 + 1", "C + 16"]
-    assert [to_str(d) for d in flipped.shape] == ["R", "S", "C", "K + 16"]
     conv = kernel.statements[-1]
     assert "X_cl[n, 2 * y + r - 1 + 1, 2 * x + s - 1 + 1, c]" in to_str(conv.rhs)
-    assert "F_t[r, s, c, k]" in to_str(conv.rhs)
-    # the padded copy and the transposition run before the output's initialisation
+    assert "F[k, c, r, s]" in to_str(conv.rhs)  # packed per block by the schedule
+    assert set(kernel.tensors) == {"X", "F", "Y", "X_cl"}
+    # the padded copy runs before the output's initialisation
     names = [s.name for s in kernel.statements]
     assert names.index("S1_X_cl_zero") < names.index("S1_X_cl_copy") < names.index("S0")
 
@@ -89,13 +93,16 @@ def test_the_default_tiles_output_channels():
     steps = [(step.op, step.target, step.args) for step in st.schedule.steps]
     tile = next(args for op, target, args in steps if op == "tile" and target == "S1")
     assert dict(tile)["x"] in (3, 7)
+    # without sizes, a pack holds 3 x 3 kernels and as many input channels as fit
+    assert dict(tile)["r"] == dict(tile)["s"] == SPATIAL_BLOCK
+    assert 9 * dict(tile)["c"] * dict(tile)["k"] * 4 <= WEIGHT_PACK_BYTES
     order = next(args for op, target, args in steps if op == "reorder" and target == "S1")
-    assert list(order) == ["n", "k_o", "y", "x_o", "r", "s", "c", "x", "k"]
+    assert list(order) == ["n", "r_o", "s_o", "c_o", "k_o", "y", "x_o", "r", "s", "c", "x", "k"]
     write = next(args for op, target, args in steps if op == "cache_write")
     assert write[0] == "r" and tuple(write[1]) == (0, 2, 3, 1)
-    # the weight copy is blocked by a cache line of k, then read in F's order
-    copy = next(args for op, target, args in steps if op == "reorder" and "F_t" in target)
-    assert copy[0].endswith("_o") and copy[-1] == copy[0][:-2]
+    # the weights packed per block of output channels, k last, before its rows
+    pack = next(args for op, target, args in steps if op == "cache_read")
+    assert pack[:2] == ("F", "y") and tuple(pack[2]) == (2, 3, 1, 0)
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 9, 11, 5, 3, 3), (2, 4, 16, 15, 70, 3, 2),
@@ -117,7 +124,7 @@ def test_stride_three_with_dilation_and_no_padding():
     x = rng.uniform(-1, 1, (2, 6, 7, 29)).astype(np.float32)
     f = rng.uniform(-1, 1, (19, 6, 2, 3)).astype(np.float32)
     y = kernel(x, f)
-    assert "F_t" in kernel.source and "X_cl" in kernel.source
+    assert "F_pack" in kernel.source and "X_cl" in kernel.source
     want = conv_numpy(x, f, (1, 3), (0, 0), dilation=2)
     np.testing.assert_allclose(y, want[:, :, :, :y.shape[3]], rtol=1e-4, atol=1e-4)
 
@@ -181,7 +188,7 @@ def test_unit_stride_convolutions_with_many_channels_take_the_channels_last_form
     choice = rule.at(at)
     assert callable(choice) and not isinstance(choice, S)
     scheduled = choice(kernel)
-    assert {"X_cl", "F_t"} <= set(scheduled.tensors)
+    assert "X_cl" in scheduled.tensors and "F_t" not in scheduled.tensors
     few = rule.at({**at, "C": UNIT_MIN_CHANNELS - 1})  # the column tile, built for the sizes
     assert isinstance(few, S) and "X_cl" not in few.apply(kernel).tensors
     assert rule.at({"N": 1}) is None
@@ -203,15 +210,13 @@ def test_unit_stride_forms_match_numpy(c, w):
         assert ("X_cl" in kernel.source) == (c >= UNIT_MIN_CHANNELS)
 
 
-def test_the_channels_last_weights_are_prefetched_and_the_column_tiles_input_is_not():
-    """A tile with several reduction loops prefetches the rows of the copies made for it (the
-    k-last weights, rows (K + 16) * 4 bytes apart, farther than the hardware's stride
-    prefetcher goes), 16 steps of c ahead; the column tile's kernel input X stays with the
-    hardware (backends/register_tile.py PREFETCH_STEPS_NESTED)."""
+def test_the_channels_last_tile_reads_packed_weights_without_prefetches():
+    """The channels-last tile's weights come from a pack per block of output channels (a
+    local buffer, rows of the tile's lanes, contiguous), so its nest has no software
+    prefetches; nor has the column tile, whose input X stays with the hardware's prefetchers
+    (backends/register_tile.py prefetches only single-reduction tiles' rows read in place)."""
     strided = loopweave.compile(S2, tuning_db=False).source
-    prefetched = [line.strip() for line in strided.splitlines() if "__builtin_prefetch" in line]
-    assert prefetched and all(p.startswith("__builtin_prefetch(&lw_u_F_t[") for p in prefetched)
-    assert all("(c6 + 16)) * (K + 16)" in p for p in prefetched)
+    assert "F_pack" in strided and "__builtin_prefetch" not in strided
     column_tile = loopweave.compile((ROOT / "examples/kernels/conv2d.lw").read_text(),
                                     tuning_db=False).source
     assert "lw_r0_0" in column_tile and "__builtin_prefetch" not in column_tile
@@ -233,7 +238,8 @@ def test_a_strided_convolution_is_built_for_each_calls_sizes():
                                    rtol=1e-4, atol=1e-4)
         signature = next(line for line in kernel.source.splitlines()
                          if line.startswith("void lw_conv2d_s2("))
-        assert "int64_t" not in signature and f"{k + 16}" in kernel.source
+        # the pack holds whole 3 x 3 kernels of all c input channels: built for the sizes
+        assert "int64_t" not in signature and f"F_pack[{9 * c * 32}]" in kernel.source
         kept = kernel.invoke._scratch.temporaries
         sources.append((kernel.source, [id(a) for a in kept[1]]))
     assert sources[0] == sources[1] and sources[1][0] != sources[2][0]
@@ -254,3 +260,24 @@ def test_a_depthwise_convolution_is_built_for_each_calls_sizes():
         signature = next(line for line in kernel.source.splitlines()
                          if line.startswith("void lw_depthwise_conv2d("))
         assert "int64_t" not in signature
+
+
+def test_weights_of_many_input_channels_are_packed_in_even_blocks():
+    """Where a block's whole kernels would exceed WEIGHT_PACK_BYTES, the input channels split
+    into even blocks (600 at 3 x 3: two of 300), each packed in turn, the output tile
+    accumulating over them; the pack's copy runs c, then k, then r and s innermost (reads of
+    F's rows and writes of the pack's a few lines at a time). The numbers of numpy."""
+    kernel = loopweave.compile(S2, tuning_db=False, cost_model=False)
+    rng = np.random.default_rng(11)
+    x = rng.uniform(-1, 1, (1, 600, 7, 9)).astype(np.float32)
+    f = rng.uniform(-1, 1, (40, 600, 3, 3)).astype(np.float32)
+    np.testing.assert_allclose(kernel(x, f), conv_numpy(x, f, (2, 2), (1, 1)), rtol=1e-4,
+                               atol=1e-3)
+    if "int64_t" in next(line for line in kernel.source.splitlines()
+                         if line.startswith("void lw_conv2d_s2(")):
+        pytest.skip("no size rule for channels-last convolutions here (AVX2 host)")
+    assert f"F_pack[{9 * 300 * 32}]" in kernel.source
+    lines = kernel.source.splitlines()
+    store = next(n for n, line in enumerate(lines) if line.strip().startswith("F_pack["))
+    loops = [line.split("int64_t ")[1].split(" ")[0] for line in lines[store - 4:store]]
+    assert [v.split("_")[1] for v in loops] == ["1", "0", "2", "3"]  # c, k, r, s
