@@ -9,6 +9,10 @@
 - Stride 2 with zero padding 1 (examples/kernels/conv2d_s2.lw): loopweave's default (the
   channels-last form always; 14 x 32 or 7 x 32 tiles by the output's columns) and torch.
 
+In the channels-last form the weights are packed per block of 32 output channels, k last
+(passes/strided_conv.py `channel_steps`), which the deep layers (256 and 512 channels: several
+MB of weights) feel most.
+
 Every result is checked against torch before timing; interleaved samples, medians (the machine
 is shared: read the spread column). OMP_NUM_THREADS=1 unless set.
 """
