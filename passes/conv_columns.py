@@ -64,7 +64,7 @@ class ChannelColumns:
     def __init__(self, kernel: KernelIR, strided: list[ir.Expr], unit: list[tuple],
                  columns: int, schedule: Callable[[KernelIR, bool, tuple], Schedule]):
         self.kernel, self.strided, self.unit, self.columns = kernel, strided, unit, columns
-        self._schedule, self._made = schedule, {}
+        self._schedule, self._made, self._forms = schedule, {}, {}
 
     def at(self, sizes: dict[str, int]):
         """The choice for `sizes`, or None for the default's."""
@@ -78,7 +78,10 @@ class ChannelColumns:
             return None
         # Every convolution takes its default's tile where neither form applies, as a choice
         # by sizes, so that it is built for them (`specialize`).
-        kernel = normalize_strided_convolutions(self.kernel, True) if rewrite else self.kernel
+        if rewrite not in self._forms:
+            self._forms[rewrite] = normalize_strided_convolutions(self.kernel, True) \
+                if rewrite else self.kernel
+        kernel = self._forms[rewrite]
         extents = pack_extents(kernel, sizes)  # the weight packs hold whole kernels
         if (rewrite, wide, extents) not in self._made:
             schedule = self._schedule(kernel, wide, extents)
