@@ -56,6 +56,7 @@ from loopweave.passes.tile_recipes import (
     contraction_steps,
     convolution_steps,
     dot_steps,
+    float_conversions,
     shared_by_batch,
     stream_steps,
 )
@@ -346,11 +347,18 @@ def _streams(s: Statement, loops: list[str], facts: TargetFacts) -> bool:
 def _stream_steps(s: Statement, loops: list[str], facts: TargetFacts, tile: tuple[int, int]
                   ) -> list[tuple] | None:
     """`stream_steps` for `s` with `facts.stream`, None without it or where its rows take
-    more than STREAM_TILES tiles."""
+    more than STREAM_TILES tiles. A B converted from f16 or bf16 streams only into one tile
+    of rows (each of its vectors converted once, in registers: with two tiles of 8 rows, f16
+    16 x 4096^2 ran 1.4x slower than packed converted, vcvtph2ps sharing the FMA ports) and,
+    for f16, of more than one row (a single row's loop converts element by element)."""
     if facts.stream is None:
         return None
     rows, nc = facts.stream
     tiles = -(-rows // tile[0])  # as few tiles as may hold the rows, all of the same height
+    c = match_contraction(s, loops)
+    if "B" in (float_conversions(s, c) or ()) and (
+            tiles > 1 or rows == 1 and c.b.dtype.name == "f16"):
+        return None
     if tiles > STREAM_TILES:
         return None
     return stream_steps(s, loops, -(-rows // tiles), tile[1], STREAM_DEPTH, nc)

@@ -106,20 +106,21 @@ def stream_steps(s: Statement, loops: list[str], rows: int, nr: int, kc: int, nc
     An A converted from f16 or bf16 (`float_conversions`) is packed converted per row tile
     and chunk (`cache_read` at k: rows x KC elements, converted once per column tile, a few
     percent of the tile's work; in-process, one thread, f16 A 16 x 4096^2 8.9 -> 7.5 ms, f32
-    6.8; 5 x 333 x 1000 0.100 -> 0.046 ms against the packed panels). None for a contraction
-    that casts B (each of its elements would be converted once per row tile) or casts to an
-    integer, or a batched or enclosed one."""
+    6.8; 5 x 333 x 1000 0.100 -> 0.046 ms against the packed panels). A converted B is read
+    in place and converted in registers, once per row tile (`backends/register_tile.py`;
+    passes/default.py streams it into one tile of rows only). None for a contraction that
+    casts to an integer, or a batched or enclosed one."""
     c = match_contraction(s, loops)
     if c is None or len(loops) != 3 or s.enclosing:
         return None
     converted = float_conversions(s, c)
-    if converted not in ((), ("A",)):
+    if converted is None:
         return None
     i, j, k = c.i, c.j, c.k
     steps = [("tile", s.name, {i: rows, j: nr, k: kc}),
              ("tile", s.name, {f"{j}_o": max(1, nc // nr)}),
              ("reorder", s.name, f"{j}_o_o", f"{k}_o", f"{j}_o", f"{i}_o", k, i, j)]
-    if converted:
+    if "A" in converted:
         steps.append(("cache_read", s.name, c.a.tensor, k, {"dtype": s.lhs.dtype.name}))
     return [*steps, ("cache_write", s.name, k)]
 

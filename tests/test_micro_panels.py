@@ -178,14 +178,13 @@ def test_a_tile_of_rows_streams_b_unpacked(dtype):
                 assert ("B_pack" not in kernel.source) == (m in streamed), m
 
 
-def test_a_converted_a_streams_b_and_a_converted_b_is_packed():
+def test_a_converted_a_streams_b():
     """With few rows, an f16 A streams B as f32 does, A converted per row tile and chunk of k
     (`A_pack`, 32 deep: in-process, one thread, f16 A 16 x 4096^2 8.9 -> 7.5 ms, 5 x 333 x 1000
-    0.100 -> 0.046, f32 0.037); an f16 B is packed converted as before (streamed, each
-    element would be converted once per row tile)."""
+    0.100 -> 0.046, f32 0.037); an f16 B into one tile of rows (5 of AVX2's 6) too (the test
+    below)."""
     rng = np.random.default_rng(18)
-    for a_type, b_type, packs in [("f16", "f32", ["A_pack"]),
-                                  ("f32", "f16", ["B_pack"])]:
+    for a_type, b_type, packs in [("f16", "f32", ["A_pack"]), ("f32", "f16", [])]:
         reads = [f"f32({x}[{ix}])" if t == "f16" else f"{x}[{ix}]"
                  for x, ix, t in (("A", "i, k", a_type), ("B", "k, j", b_type))]
         kernel = loopweave.compile(f"""kernel mm(A: {a_type}[M, K], B: {b_type}[K, N])
@@ -254,6 +253,32 @@ def test_a_contraction_at_many_rows_is_lowered_once_per_strides(monkeypatch):
     assert [sizes["M"] for sizes in lowered] == [PANEL_MIN_ROWS, 37]  # default, few rows
 
 
+@pytest.mark.parametrize("narrow", ["f16", "bf16"])
+def test_a_converted_b_streams_into_one_tile_of_rows(narrow):
+    """An f16 or bf16 B streams where C's rows fit one tile (AVX2: 6), each vector of B
+    converted once in registers (vcvtph2ps; bf16 a shift), and is packed converted with
+    more rows (two tiles would convert it twice) or, f16, with one row (its loop is no
+    register tile and would convert element by element). Numerics at odd sizes."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    if HOST_AVX2 is None:
+        pytest.skip("not an x86 host: no AVX2 flags to force")
+    np_narrow = {"f16": np.float16, "bf16": ml_dtypes.bfloat16}[narrow]
+    kernel = loopweave.compile(f"""kernel mm(A: f32[M, K], B: {narrow}[K, N]) -> C: f32[M, N] {{
+        C[i, j] += A[i, k] * f32(B[k, j]) }}""", tuning_db=False, cost_model=False,
+                               cflags=HOST_AVX2)
+    rng = np.random.default_rng(19)
+    streamed = {2, 4, 6} | ({1} if narrow == "bf16" else set())
+    for m, k, n in [(1, 300, 77), (2, 33, 100), (4, 70, 45), (6, 129, 40), (7, 50, 60),
+                    (12, 40, 70)]:
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np_narrow)
+        want = a.astype(np.float64) @ b.astype(np.float64)
+        np.testing.assert_allclose(kernel(a, b), want, rtol=1e-4, atol=1e-4 * k)
+        assert ("float B_pack[" not in kernel.source) == (m in streamed), m
+        if m in streamed and m > 1:  # converted in the register tile
+            assert ("lw_widen_f16_" if narrow == "f16" else "<< 16))") in kernel.source
+
+
 #: (narrow type, operands cast, AVX2 flags); bf16 x bf16 without them may be AMX's
 NARROW_CASES = [(t, cast, avx2) for t in ("f16", "bf16") for cast in ("A", "B", "AB")
                 for avx2 in (False, True) if not (t == "bf16" and cast == "AB" and not avx2)]
@@ -284,10 +309,9 @@ def test_narrow_float_operands_take_the_register_tile_converted_once(narrow, cas
         want = a.astype(np.float64) @ b.astype(np.float64)
         np.testing.assert_allclose(kernel(a, b), want, rtol=1e-4, atol=1e-4 * k)
         assert "lw_r0_0" in kernel.source or m == 1  # the register tile (1 x 1 x 1: none)
-        streamed = m <= STREAM_MAX_ROWS and cast == "A"  # B read in place (`stream_steps`)
-        for x in "AB":
-            assert (f"float {x}_pack[" in kernel.source) == (
-                x in cast or (x == "B" and not streamed)), x
+        if m > STREAM_MAX_ROWS:  # (fewer rows may stream B: the tests below)
+            for x in "AB":
+                assert (f"float {x}_pack[" in kernel.source) == (x in cast or x == "B"), x
         if narrow == "f16" and HOST_AVX2 is not None:  # the packs convert 8 or 16 at a time
             assert "_cvtph_ps(" in kernel.source
         assert "lw_f16_to_f32(A[" not in kernel.source.split("A_pack")[-1]
