@@ -225,17 +225,11 @@ def _vector_expr(r, e: ir.Expr, y: str, width: int, vec: str) -> str | None:
         case ir.Cast(dtype=t, operand=ir.Load(dtype=narrow) as load) \
                 if narrow.name in ("f16", "bf16") and t.name == "f32" and vec.endswith(
                     f"f32_{width}"):
-            text = _vector_expr(r, load, y, width, vec)
-            if text is None:
-                return None
-            r.preamble.add(_vector_type(f"lw_vec_{narrow.name}_{width}", narrow, width * 2))
-            return _widened_floats(r, narrow.name, text, width, vec)
-        case ir.Load(tensor=t, indices=ix):
-            offset = linear(r, t, ix)
-            if coefficient(offset, y) != 1:
-                return None
-            start = r.expr(ir.substitute(offset, {y: ir.Const(0)}))
-            return f"lw_vload_{e.dtype.name}_{width}(&{c_name(t)}[{start}])"
+            at = _row_pointer(r, load, y)
+            return None if at is None else _widened_floats(r, narrow, at, width, vec)
+        case ir.Load():
+            at = _row_pointer(r, e, y)
+            return None if at is None else f"lw_vload_{e.dtype.name}_{width}({at})"
         case ir.Binary(op=op, left=a, right=b) if op in VECTOR_OPS:
             left, right = _vector_expr(r, a, y, width, vec), _vector_expr(r, b, y, width, vec)
             if left is None or right is None:
@@ -244,36 +238,41 @@ def _vector_expr(r, e: ir.Expr, y: str, width: int, vec: str) -> str | None:
     return None
 
 
-#: The F16C / AVX-512 conversion of a vector of f16 to f32, by width: (guard, load type,
-#: result type, intrinsic). gcc's own _Float16 vector conversion ran a streamed 4 x 4096^2
-#: product 2x slower.
-F16_WIDENING = {16: ("defined(__AVX512F__)", "__m256i", "__m512", "_mm512_cvtph_ps"),
-                8: ("defined(__F16C__)", "__m128i", "__m256", "_mm256_cvtph_ps"),
-                4: ("defined(__F16C__)", "__m128i", "__m128", "_mm_cvtph_ps")}
+def _row_pointer(r, load: ir.Load, y: str) -> str | None:
+    """C text of the address where `load`'s elements along y start, if they are contiguous."""
+    offset = linear(r, load.tensor, load.indices)
+    if coefficient(offset, y) != 1:
+        return None
+    return f"&{c_name(load.tensor)}[{r.expr(ir.substitute(offset, {y: ir.Const(0)}))}]"
 
 
-def _widened_floats(r, narrow: str, bits: str, width: int, vec: str) -> str:
-    """C text converting `bits` (a vector of f16 or bf16 elements as 16-bit integers) to the
-    f32 vector type `vec`: f16 by vcvtph2ps where the build has F16C or AVX-512 (else
-    element by element, `lw_f16_to_f32`), bf16 by a shift into the high half of each f32
-    (exact)."""
-    if narrow == "bf16":
-        wide = f"lw_vec_u32_{width}"
+def _widened_floats(r, narrow: DType, at: str, width: int, vec: str) -> str:
+    """C text loading `width` f16 or bf16 elements from address `at` as the f32 vector type
+    `vec`: bf16 by a shift into the high half of each f32 (exact); f16 by the ISA's
+    conversion where the build has one (`load_f16` of its f32 vectors, backends/simd_isas.py:
+    vcvtph2ps, a vector at a time), else element by element (`lw_f16_to_f32`)."""
+    if narrow.name == "bf16":
+        r.preamble.add(_vector_type(f"lw_vec_bf16_{width}", narrow, width * 2))
+        bits, wide = f"lw_vload_bf16_{width}({at})", f"lw_vec_u32_{width}"
         r.preamble.add(f"typedef uint32_t {wide} __attribute__((vector_size({4 * width})));\n")
         return f"(({vec})(__builtin_convertvector({bits}, {wide}) << 16))"
-    # (its own names for the vector types: the preamble is sorted, this may come first)
-    name, halves, floats = f"lw_widen_f16_{width}", f"lw_wh_{width}", f"lw_wf_{width}"
-    guard, load, out, intrinsic = F16_WIDENING.get(width, ("0", "", "", ""))
+    # (its own name for the vector type: the preamble is sorted, this may come first)
+    name, floats = f"lw_widen_f16_{width}", f"lw_wf_{width}"
+    loop = f"  for (int q = 0; q < {width}; q++) v[q] = lw_f16_to_f32(p[q]);\n"
+    isa = getattr(r, "vector_isa", None)
+    t = isa.types.get("f32") if isa is not None else None
+    if t is not None and "load_f16" in t.ops and width % t.lanes == 0:
+        r.vector_isa_used = True  # (its header)
+        pieces = "".join(
+            f"  {{ {t.ctype} x = {t.op('load_f16', f'p + {q}')}; "
+            f"__builtin_memcpy((char *)&v + {4 * q}, &x, sizeof x); }}\n"
+            for q in range(0, width, t.lanes))
+        loop = f"#if {isa.guard}\n{pieces}#else\n{loop}#endif\n"
     r.preamble.add(
-        f"typedef uint16_t {halves} __attribute__((vector_size({2 * width})));\n"
         f"typedef float {floats} __attribute__((vector_size({4 * width})));\n"
-        f"static inline {floats} {name}({halves} h) {{\n  {floats} v;\n"
-        f"#if {guard} && (defined(__x86_64__) || defined(__i386__))\n"
-        f"  {load} x; __builtin_memset(&x, 0, sizeof x); __builtin_memcpy(&x, &h, sizeof h);\n"
-        f"  {out} y = {intrinsic}(x); __builtin_memcpy(&v, &y, sizeof v);\n#else\n"
-        f"  for (int q = 0; q < {width}; q++) v[q] = lw_f16_to_f32(h[q]);\n#endif\n"
+        f"static inline {floats} {name}(const uint16_t *p) {{\n  {floats} v;\n{loop}"
         f"  return v;\n}}\n")
-    return f"{name}({bits})"
+    return f"{name}({at})"
 
 
 def _vector_type(name: str, dtype: DType, nbytes: int) -> str:
