@@ -7,8 +7,10 @@ For each shape M x K x N and narrow type t (f16, bf16), `C[i, j] += f32(A[i, k])
 (casts only on the narrow operands) compiled with the default schedule:
 - loopweave f32: both operands f32 (the register tile's own speed);
 - loopweave A t / B t / A,B t: the converted operands packed as f32 once (A per row block, B per
-  panel: passes/tile_recipes.py); bf16 on both sides is the AMX or AVX512-BF16 micro-kernel where
-  the build has one (backends/x86_gemm.py: `benchmarks.lowp_gemm` compares its paths);
+  panel: passes/tile_recipes.py); with few rows of C (4 x 4096^2 here) B streams, read in
+  place (a narrow B converted in registers), A packed converted per row tile and chunk of k;
+  bf16 on both sides is the AMX or AVX512-BF16 micro-kernel where the build has one
+  (backends/x86_gemm.py: `benchmarks.lowp_gemm` compares its paths);
 - torch f32: `torch.matmul` of f32 tensors; torch A.float() @ B: what a torch user writes for a
   narrow A (the conversion included); torch t @ t: `torch.matmul` of two narrow tensors (its
   result narrow too: oneDNN's AVX512-FP16/BF16 or AMX kernels where present).
@@ -27,7 +29,8 @@ from benchmarks.cli import bench_threads
 from benchmarks.harness import Comparison, Work, format_table, measure
 from benchmarks.machine import cpu_model, load_average
 
-SHAPES = [(512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (16, 4096, 4096)]
+SHAPES = [(512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (16, 4096, 4096),
+          (4, 4096, 4096)]
 QUICK_SHAPES = [(256, 256, 256), (16, 1024, 1024)]
 
 
