@@ -28,7 +28,7 @@ from loopweave.ir.expr import (
     variables,
 )
 from loopweave.ir.expr import walk as walk_expr
-from loopweave.ir.types import INDEX, DType
+from loopweave.ir.types import BOOL, INDEX, DType
 
 #: The GPU axes a loop can be bound to (`Schedule.bind`), named as in CUDA and TVM. A loop on
 #: `blockIdx.*` spreads its iterations over the blocks of a launch (Triton: its programs), a
@@ -199,17 +199,25 @@ def full_extent(loop: For) -> int | None:
 
 
 def accumulator_nest(node: Node) -> tuple[list[For], For, For, Store] | None:
-    """(outer loops, rows loop, columns loop, store) of a perfect nest of at least three loops
-    ending in a store that reads nothing of the tensor it writes (each element is then its own
-    accumulator: a register tile's shape), or None."""
+    """(outer loops, rows loop, columns loop, store) of a perfect nest ending in a store that
+    reads nothing of the tensor it writes (each element is then its own accumulator: a register
+    tile's shape), with at least one outer (reduction) loop, or None. Where the loop around the
+    columns does not index the store, it is a reduction and the rows loop is one of a single
+    row, made up here: isl drops a rows loop of extent 1 (a GEMV's tile of one row of C)."""
     nest = []
     while isinstance(node, For):
         nest.append(node)
         node = node.body
-    if len(nest) < 3 or not isinstance(node, Store) or any(
+    if len(nest) < 2 or not isinstance(node, Store) or any(
             load.tensor == node.tensor for load in loads(node.value)):
         return None
     *outer, rows, cols = nest
+    if rows.var not in set().union(*(variables(i) for i in node.indices)):
+        row = f"{cols.var}_row"
+        one = For(row, Const(0), Binary("<", Var(row), Const(1), BOOL), 1, cols)
+        return [*outer, rows], one, cols, node
+    if not outer:
+        return None
     return outer, rows, cols, node
 
 

@@ -349,15 +349,13 @@ def _stream_steps(s: Statement, loops: list[str], facts: TargetFacts, tile: tupl
     """`stream_steps` for `s` with `facts.stream`, None without it or where its rows take
     more than STREAM_TILES tiles. A B converted from f16 or bf16 streams only into one tile
     of rows (each of its vectors converted once, in registers: with two tiles of 8 rows, f16
-    16 x 4096^2 ran 1.4x slower than packed converted, vcvtph2ps sharing the FMA ports) and,
-    for f16, of more than one row (a single row's loop converts element by element)."""
+    16 x 4096^2 ran 1.4x slower than packed converted, vcvtph2ps sharing the FMA ports)."""
     if facts.stream is None:
         return None
     rows, nc = facts.stream
     tiles = -(-rows // tile[0])  # as few tiles as may hold the rows, all of the same height
     c = match_contraction(s, loops)
-    if "B" in (float_conversions(s, c) or ()) and (
-            tiles > 1 or rows == 1 and c.b.dtype.name == "f16"):
+    if "B" in (float_conversions(s, c) or ()) and tiles > 1:
         return None
     if tiles > STREAM_TILES:
         return None

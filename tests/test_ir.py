@@ -9,9 +9,11 @@ import pytest
 
 from loopweave.backends.c import CBackend
 from loopweave.driver import front_end
+from loopweave.ir import expr as ir
 from loopweave.ir.codegen import loop_ast
 from loopweave.ir.dependences import Dependences, violations
-from loopweave.ir.loops import For, Store, walk
+from loopweave.ir.loops import For, Store, accumulator_nest, walk
+from loopweave.ir.types import BOOL, F32
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = ROOT / "examples" / "kernels"
@@ -83,3 +85,38 @@ def test_loop_ast_comes_from_isl_and_holds_every_statement():
 def test_generated_c_matches_golden(name, update_golden, check_golden):
     ir = front_end((KERNELS / f"{name}.lw").read_text())
     check_golden(f"{name}.c", CBackend(ir).render_body(loop_ast(ir)), update_golden)
+
+
+def _nest(loop_vars: list[tuple[str, int]], store: Store) -> For:
+    """for v0 < n0: for v1 < n1: ... store (loops counting from 0 to a constant)."""
+    node = store
+    for var, n in reversed(loop_vars):
+        node = For(var, ir.Const(0), ir.Binary("<", ir.Var(var), ir.Const(n), BOOL), 1, node)
+    return node
+
+
+def _acc_store(indices: list[str]) -> Store:
+    """acc[indices] += A[k, y] (reads nothing of acc)."""
+    value = ir.Load("A", (ir.Var("k"), ir.Var("y")), F32)
+    return Store("acc", tuple(ir.Var(v) for v in indices), value, "+=", "S")
+
+
+def test_accumulator_nest_has_rows_columns_and_reductions():
+    shape = accumulator_nest(_nest([("k", 9), ("x", 4), ("y", 16)], _acc_store(["x", "y"])))
+    reductions, rows, cols, _ = shape
+    assert [loop.var for loop in reductions] == ["k"] and (rows.var, cols.var) == ("x", "y")
+    # rows and columns but no reduction loop: not an accumulator nest
+    assert accumulator_nest(_nest([("x", 4), ("y", 16)], _acc_store(["x", "y"]))) is None
+
+
+def test_a_dropped_rows_loop_is_a_made_up_loop_of_one_row():
+    """isl drops a rows loop of extent 1 (a GEMV's one-row tile): the loop around the columns
+    then does not index the store, so it is a reduction and the rows loop is made up (one
+    row); with a rows loop present the same holds for a reduction right outside the columns
+    (which earlier passed for rows: every "row" the same accumulator)."""
+    for loops in ([("k", 9), ("y", 16)], [("x", 4), ("k", 9), ("y", 16)]):
+        store = _acc_store(["x", "y"] if loops[0][0] == "x" else ["y"])
+        reductions, rows, cols, _ = accumulator_nest(_nest(loops, store))
+        assert [loop.var for loop in reductions] == [v for v, _ in loops[:-1]]
+        assert cols.var == "y" and rows.var == "y_row" and rows.cond.right == ir.Const(1)
+        assert rows.body is cols
