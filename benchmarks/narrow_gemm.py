@@ -9,6 +9,7 @@ For each shape M x K x N and narrow type t (f16, bf16), `C[i, j] += f32(A[i, k])
 - loopweave A t / B t / A,B t: the converted operands packed as f32 once (A per row block, B per
   panel: passes/tile_recipes.py); with few rows of C (4 x 4096^2 here) B streams, read in
   place (a narrow B converted in registers), A packed converted per row tile and chunk of k;
+  with one row (1 x 4096^2: a decoding step's GEMV) the tile is a row of vectors;
   bf16 on both sides is the AMX or AVX512-BF16 micro-kernel where the build has one
   (backends/x86_gemm.py: `benchmarks.lowp_gemm` compares its paths);
 - torch f32: `torch.matmul` of f32 tensors; torch A.float() @ B: what a torch user writes for a
@@ -30,7 +31,7 @@ from benchmarks.harness import Comparison, Work, format_table, measure
 from benchmarks.machine import cpu_model, load_average
 
 SHAPES = [(512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (16, 4096, 4096),
-          (4, 4096, 4096)]
+          (4, 4096, 4096), (1, 4096, 4096)]
 QUICK_SHAPES = [(256, 256, 256), (16, 1024, 1024)]
 
 
@@ -87,12 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small shapes, 3 samples")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--types", nargs="+", default=["f16", "bf16"], choices=["f16", "bf16"])
+    parser.add_argument("--shapes", nargs="+", metavar="MxKxN",
+                        help="these shapes instead of the default ones (e.g. 1x4096x4096)")
     args = parser.parse_args(argv)
     torch = bench_threads(args.threads)
     repeats = 3 if args.quick else 9
     print(f"# {cpu_model()}, {args.threads} thread(s), load {load_average()}\n")
     for narrow in args.types:
-        for m, k, n in QUICK_SHAPES if args.quick else SHAPES:
+        shapes = QUICK_SHAPES if args.quick else SHAPES
+        if args.shapes:
+            shapes = [tuple(int(x) for x in shape.split("x")) for shape in args.shapes]
+        for m, k, n in shapes:
             c = compare(narrow, m, k, n, repeats, torch)
             print(format_table(c))
             f32 = c.timings["loopweave f32"].median

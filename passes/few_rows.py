@@ -8,6 +8,7 @@ all (streamed: `tile_recipes.stream_steps`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR
@@ -115,6 +116,11 @@ def _whole_tiles(columns: int) -> int:
     return -(-columns // (2 * PANEL_COLUMNS)) * 2 * PANEL_COLUMNS
 
 
+#: The host's facts as if it had no GEMM micro-kernel: the contractions `panel_rows` counts
+#: include bf16 GEMMs (AMX), which stream instead where C has one tile of rows (`_gemm_call`).
+TILED = replace(CPU, gemm_kernels=())
+
+
 def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
                gemm_kernel: Callable[[str], bool] | None = None) -> PanelRows | None:
     """A `PanelRows` for a kernel with a register-tiled contraction whose few-rows schedule
@@ -126,7 +132,7 @@ def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
         names = placements[s.name].names()
         c = match_contraction(s, names)
         if c is not None and s.lhs.dtype.name in CPU.micro_panels and \
-                contraction_tile(s, names, CPU) is not None:
+                contraction_tile(s, names, TILED) is not None:
             shape = kernel.tensors[s.lhs.tensor].shape
             where = [k for k, x in enumerate(s.lhs.indices) if x == ir.Var(c.i)]
             if where:
