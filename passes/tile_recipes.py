@@ -128,9 +128,14 @@ def stream_steps(s: Statement, loops: list[str], rows: int, nr: int, kc: int, nc
 #: Tiles of rows up to which `stream_steps` applies (passes/default.py), and the k chunks'
 #: depth. f32, one thread, Xeon VM, GFLOP/s at depth 32 / 64 / 128 (one depth for one and
 #: two tiles): 1 x 4096^2 13.1 / 11.5 / 10.9, 8 x 4096^2 84 / 43 / 38, 12 x 1024^2 91 / 89 /
-#: 82, 16 x 4096^2 89 / 91 / 84; 64 rows of B at 16 KB from each other share L1 sets.
+#: 82, 16 x 4096^2 89 / 91 / 84; 64 rows of B at 16 KB from each other share L1 sets. Depth
+#: 16 / 32 (session 23, the VM slower that day; in-process, shuffled rounds): 1 x 4096^2 7.6 /
+#: 7.3, 8 x 4096^2 54 / 44, 16 x 4096^2 75 / 69, 12 x 1024^2 63 / 54, 5 x 333 x 1000 24 /
+#: 23, 2 x 2048^2 14.1 / 12.9; AVX2 flags 6 x 4096^2 38 / 33, 12 x 4096^2 55 / 47; f16 B
+#: 1 x 4096^2 2.37 / 2.76 ms; two threads within 5% either way. 8 was mixed (16 x 4096^2
+#: 52: C's tile reloaded every 8 rows of B).
 STREAM_TILES = 2
-STREAM_DEPTH = 32
+STREAM_DEPTH = 16
 
 
 def shared_by_batch(c, batch: list[str]) -> bool:
