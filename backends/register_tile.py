@@ -51,11 +51,14 @@ def render_register_tile(r, node: For, indent: str) -> list[str] | None:
     if getattr(r, "scalar_register_tiles", False):
         return _scalar_tile(r, indent, reductions, rows_loop, cols_loop, store)
     nbytes = width * dtype.bits // 8
-    if nbytes & (nbytes - 1) or not 16 <= nbytes <= MAX_ROW_BYTES:
-        return None
     # A row wider than one vector is several: gcc splits wide vector types badly. A renderer
-    # gives its vector width as `register_tile_chunk_bytes` (16 on NEON and Helium).
-    chunks = max(1, nbytes // getattr(r, "register_tile_chunk_bytes", CHUNK_BYTES))
+    # gives its vector width as `register_tile_chunk_bytes` (16 on NEON and Helium). A row
+    # is a power of two bytes up to one vector, or whole vectors (three: AVX-512's 8 x 48).
+    vector = getattr(r, "register_tile_chunk_bytes", CHUNK_BYTES)
+    if not 16 <= nbytes <= MAX_ROW_BYTES or (
+            nbytes & (nbytes - 1) if nbytes <= vector else nbytes % vector):
+        return None
+    chunks = max(1, nbytes // vector)
     chunk_width, chunk_bytes = width // chunks, nbytes // chunks
     x, y = rows_loop.var, cols_loop.var
     starts = []

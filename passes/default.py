@@ -64,6 +64,9 @@ from loopweave.passes.wavefront import latency_wavefront
 
 #: Iterations of a full reduction's loop per partial result (see `full_reduction_steps`).
 REDUCTION_CHUNK = 4096
+#: The most columns of a tile that streams B (`_stream_steps`): 8 x 48 tiles ran 7% slower
+#: than 8 x 32 there (8 x 4096^2, one thread: its B read from memory, not from a panel).
+STREAM_MAX_COLUMNS = 32
 #: Fusion tries one `apply` per statement; beyond this many statements it is not attempted.
 MAX_FUSION_STATEMENTS = 48
 
@@ -145,7 +148,11 @@ CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(14,
                      channel_conv_tile=(7, 2), channel_conv_wide=(14, 2))
 #: The host's facts for contractions with fewer than PANEL_MIN_ROWS rows of C (`PanelRows`).
 CPU_FEW_ROWS = replace(CPU, micro_panels=())
-CPU_AVX512_FEW_ROWS = replace(CPU_AVX512, matmul_tile=(8, 32), f64_tile=(8, 16))
+# 8 x 48 (24 accumulators: 24 FMAs per 8 broadcasts and 3 loads, where 8 x 32 has 16 per 8
+# and 2), one thread, Xeon VM, in-process, ms 8 x 32 / 8 x 48: 128 x 1024^2 2.27 / 2.06, 256 x
+# 1024^2 4.24 / 3.90, 200 x 512 x 1000 1.66 / 1.54, the suite's lstm 10.1 / 9.4 (streamed B
+# keeps 32 columns: `STREAM_MAX_COLUMNS`).
+CPU_AVX512_FEW_ROWS = replace(CPU_AVX512, matmul_tile=(8, 48), f64_tile=(8, 16))
 #: Per-target facts, by target name (see docs/scheduling.md for the measurements behind them).
 FACTS: dict[str, TargetFacts] = {"cpu": CPU, "cpu-avx512": CPU_AVX512}
 
@@ -359,7 +366,8 @@ def _stream_steps(s: Statement, loops: list[str], facts: TargetFacts, tile: tupl
         return None
     if tiles > STREAM_TILES:
         return None
-    return stream_steps(s, loops, -(-rows // tiles), tile[1], STREAM_DEPTH, nc)
+    return stream_steps(s, loops, -(-rows // tiles), min(tile[1], STREAM_MAX_COLUMNS),
+                        STREAM_DEPTH, nc)
 
 
 def _has_micro_kernel(s: Statement, loops: list[str], facts: TargetFacts) -> bool:

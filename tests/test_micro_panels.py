@@ -21,6 +21,7 @@ from loopweave.ir.loops import For, Store, children, walk
 from loopweave.ir.specialize import fix_sizes, stride_sizes
 from loopweave.passes.default import CPU
 from loopweave.passes.few_rows import (
+    PANEL_COLUMNS,
     PANEL_MIN_ROWS,
     STREAM_MAX_ROWS,
     WIDE_PANEL_BYTES,
@@ -147,8 +148,9 @@ def test_very_few_rows_pack_panels_as_wide_as_b():
         return tiles[0]["k"], tiles[0]["j"] * tiles[1]["j_o"]
 
     assert panels(M=16, K=1000, N=333) == (256, 384)  # a shallow B: the host's KC
+    whole = 2 * PANEL_COLUMNS  # (96: 4096 columns in panels of 4128)
     assert panels(M=WIDE_PANEL_MAX_ROWS, K=1000, N=4096) == (
-        WIDE_PANEL_BYTES // (4 * 4096), 4096)
+        WIDE_PANEL_BYTES // (4 * 4096), -(-4096 // whole) * whole)
     assert panels(M=WIDE_PANEL_MAX_ROWS + 1, K=1000, N=4096) == (KC, NC)
     kernel = loopweave.compile(matmul("f32"), tuning_db=False)
     rng = np.random.default_rng(16)
