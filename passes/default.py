@@ -64,9 +64,10 @@ from loopweave.passes.wavefront import latency_wavefront
 
 #: Iterations of a full reduction's loop per partial result (see `full_reduction_steps`).
 REDUCTION_CHUNK = 4096
-#: The most columns of a tile that streams B (`_stream_steps`): 8 x 48 tiles ran 7% slower
-#: than 8 x 32 there (8 x 4096^2, one thread: its B read from memory, not from a panel).
-STREAM_MAX_COLUMNS = 32
+#: The most bytes of a row of a tile that streams B (`_stream_steps`; f32: 32 columns): 8 x
+#: 48 f32 tiles ran 7% slower than 8 x 32 there (8 x 4096^2, one thread: B read from memory,
+#: not from a panel).
+STREAM_ROW_BYTES = 128
 #: Fusion tries one `apply` per statement; beyond this many statements it is not attempted.
 MAX_FUSION_STATEMENTS = 48
 
@@ -151,8 +152,9 @@ CPU_FEW_ROWS = replace(CPU, micro_panels=())
 # 8 x 48 (24 accumulators: 24 FMAs per 8 broadcasts and 3 loads, where 8 x 32 has 16 per 8
 # and 2), one thread, Xeon VM, in-process, ms 8 x 32 / 8 x 48: 128 x 1024^2 2.27 / 2.06, 256 x
 # 1024^2 4.24 / 3.90, 200 x 512 x 1000 1.66 / 1.54, the suite's lstm 10.1 / 9.4 (streamed B
-# keeps 32 columns: `STREAM_MAX_COLUMNS`).
-CPU_AVX512_FEW_ROWS = replace(CPU_AVX512, matmul_tile=(8, 48), f64_tile=(8, 16))
+# keeps 32 columns: `STREAM_ROW_BYTES`). f64 8 x 24 likewise: 128 x 1000^2 4.86 / 4.29 ms
+# against 8 x 16, 256 x 1000^2 8.52 / 7.72 (at 1000^3 and 2000^3 even with 14 x 16).
+CPU_AVX512_FEW_ROWS = replace(CPU_AVX512, matmul_tile=(8, 48), f64_tile=(8, 24))
 #: Per-target facts, by target name (see docs/scheduling.md for the measurements behind them).
 FACTS: dict[str, TargetFacts] = {"cpu": CPU, "cpu-avx512": CPU_AVX512}
 
@@ -366,8 +368,8 @@ def _stream_steps(s: Statement, loops: list[str], facts: TargetFacts, tile: tupl
         return None
     if tiles > STREAM_TILES:
         return None
-    return stream_steps(s, loops, -(-rows // tiles), min(tile[1], STREAM_MAX_COLUMNS),
-                        STREAM_DEPTH, nc)
+    columns = min(tile[1], STREAM_ROW_BYTES * 8 // s.lhs.dtype.bits)
+    return stream_steps(s, loops, -(-rows // tiles), columns, STREAM_DEPTH, nc)
 
 
 def _has_micro_kernel(s: Statement, loops: list[str], facts: TargetFacts) -> bool:
