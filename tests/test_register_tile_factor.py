@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import loopweave
+from loopweave.passes.schedule import Schedule
 
 KERNEL = """kernel scaled(alpha: {t}, A: {t}[M, K], B: {t}[K, N], C: inout {t}[M, N]) {{
     C[i, j] += alpha * A[i, k] * B[k, j]
@@ -50,3 +51,23 @@ def test_a_factor_that_varies_in_the_tile_stays_in_the_sum():
     s, a, b = rng.random(37, np.float32), rng.random((37, 19), np.float32), \
         rng.random((19, 45), np.float32)
     np.testing.assert_allclose(kernel(s, a, b), (s[:, None] * a) @ b, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype,columns", [("f32", 48), ("f64", 24)])
+def test_a_tile_row_of_three_vectors(dtype, columns):
+    """A register tile's row may be whole vectors beyond a power of two bytes (AVX-512's
+    few-rows 8 x 48 f32 and 8 x 24 f64 tiles: three 64-byte vectors a row), and one row
+    (isl drops a rows loop of extent 1: `ir/loops.accumulator_nest` makes it up). Checked on
+    the source and at odd sizes, edge strips included; any host (vector extensions)."""
+    source = f"""kernel mm(A: {dtype}[M, K], B: {dtype}[K, N]) -> C: {dtype}[M, N] {{
+    C[i, j] += A[i, k] * B[k, j]
+}}"""
+    for rows in (8, 1):
+        schedule = Schedule().tile("S1", i=rows, j=columns).reorder(
+            "S1", "i_o", "j_o", "k", "i", "j").cache_write("S1", at="k")
+        kernel = loopweave.compile(source, schedule=schedule, tuning_db=False)
+        assert f"lw_r{rows - 1}_2 +=" in kernel.source and f"lw_r{rows}_0" not in kernel.source
+        rng = np.random.default_rng(rows)
+        for m, k, n in [(rows, 5, columns), (17, 33, 101), (3, 7, 200)]:
+            a, b = rng.random((m, k)).astype(TYPES[dtype]), rng.random((k, n)).astype(TYPES[dtype])
+            np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-5)
