@@ -150,10 +150,11 @@ CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(14,
 #: The host's facts for contractions with fewer than PANEL_MIN_ROWS rows of C (`PanelRows`).
 CPU_FEW_ROWS = replace(CPU, micro_panels=())
 # 8 x 48 (24 accumulators: 24 FMAs per 8 broadcasts and 3 loads, where 8 x 32 has 16 per 8
-# and 2), one thread, Xeon VM, in-process, ms 8 x 32 / 8 x 48: 128 x 1024^2 2.27 / 2.06, 256 x
-# 1024^2 4.24 / 3.90, 200 x 512 x 1000 1.66 / 1.54, the suite's lstm 10.1 / 9.4 (streamed B
-# keeps 32 columns: `STREAM_ROW_BYTES`). f64 8 x 24 likewise: 128 x 1000^2 4.86 / 4.29 ms
-# against 8 x 16, 256 x 1000^2 8.52 / 7.72 (at 1000^3 and 2000^3 even with 14 x 16).
+# and 2), one thread, Xeon VM, in-process, ms 8 x 32 / 8 x 48: 128 x 1024^2 2.35 / 2.13, 256 x
+# 1024^2 4.15 / 3.82, 200 x 512 x 1000 1.57 / 1.49, bmm 16 x 256^3 5.08 / 4.61, the suite's
+# lstm 10.5 / 9.3 (streamed B keeps 32 columns: `STREAM_ROW_BYTES`). f64 8 x 24 likewise:
+# 128 x 1000^2 4.86 / 4.29 ms against 8 x 16, 256 x 1000^2 8.52 / 7.72 (at 1000^3 and 2000^3
+# even with 14 x 16).
 CPU_AVX512_FEW_ROWS = replace(CPU_AVX512, matmul_tile=(8, 48), f64_tile=(8, 24))
 #: Per-target facts, by target name (see docs/scheduling.md for the measurements behind them).
 FACTS: dict[str, TargetFacts] = {"cpu": CPU, "cpu-avx512": CPU_AVX512}

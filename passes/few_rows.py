@@ -36,9 +36,9 @@ WIDE_PANEL_MAX_ROWS = 64
 #: A wide panel's bytes (its depth KC follows): 128 KB measured 20-25% slower at 4096 columns
 #: and 128 rows, 256 KB 5-7% at 2048 columns and 32 rows.
 WIDE_PANEL_BYTES = 512 * 1024
-#: NC of a wide panel is a multiple of twice every host tile's columns (16 on AVX2, 48 on
-#: AVX-512's few-rows tile; 32 where B streams): a panel of one tile's columns lost its
-#: register tile (`PanelRows.at`).
+#: NC of a wide panel is a multiple of 2 x PANEL_COLUMNS, at least two of every few-rows
+#: tile's columns (16 on AVX2, 48 on AVX-512; 32 where B streams): a panel of one tile's
+#: columns lost its register tile (`PanelRows.at`).
 PANEL_COLUMNS = 48
 #: Rows of C up to which B may be streamed unpacked (`tile_recipes.stream_steps`: where they
 #: fit in STREAM_TILES of the few-rows tiles, 8 rows each on AVX-512, 6 on AVX2), its columns
