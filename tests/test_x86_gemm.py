@@ -15,7 +15,7 @@ import pytest
 import loopweave
 from benchmarks.machine import cpu_flags
 from loopweave.driver import front_end
-from loopweave.passes.default import CPU_AVX512_FEW_ROWS, default_schedule
+from loopweave.passes.default import CPU_AVX512_FEW_ROWS, CPU_FEW_ROWS, default_schedule
 from loopweave.passes.schedule import Schedule
 
 QMM = """
@@ -153,7 +153,7 @@ def test_each_path_compiles_for_its_processors(tmp_path, march, instruction):
 
 @pytest.mark.parametrize("path", list(BF16_PATHS))
 @pytest.mark.parametrize("m,n,k", [(37, 45, 70), (1, 1, 1), (33, 65, 129), (33, 300, 4100),
-                                   (3, 4096, 1000), (520, 300, 4100)])
+                                   (3, 4096, 1000), (520, 300, 4100), (7, 50, 40), (8, 50, 40)])
 def test_bf16_paths_match_numpy_within_f32_rounding(path, m, n, k):
     ml_dtypes = pytest.importorskip("ml_dtypes")
     kernel = loopweave.compile(BF16_MM, cflags=_path_flags(path, BF16_PATHS), tuning_db=False)
@@ -165,8 +165,10 @@ def test_bf16_paths_match_numpy_within_f32_rounding(path, m, n, k):
     # products of bf16 are exact in f32; the sums' rounding differs with their order
     scale = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))
     assert np.all(np.abs(got - want) <= 1e-6 * k * scale + 1e-30)
-    # fewer rows of C than the f32 tile's 8 (AVX-512, few rows): B streams, converted in the
-    # tile (`default._gemm_call`), where the micro-kernel would pack all of B for them
-    streamed = m < CPU_AVX512_FEW_ROWS.matmul_tile[0]
+    # fewer rows of C than the few-rows f32 tile's (8 on AVX-512, 6 on AVX2): B streams,
+    # converted in the tile (`default._gemm_call`), where the micro-kernel would pack all of
+    # B for them; without a micro-kernel a converted B streams wherever C's rows fit one tile
+    rows = (CPU_AVX512_FEW_ROWS if "avx512f" in FLAGS else CPU_FEW_ROWS).matmul_tile[0]
+    streamed = m < rows or (path == "loops" and m == rows)
     assert ("lw_bf16gemm(" in kernel.source) == (path != "loops" and not streamed)
     assert ("<< 16))" in kernel.source) == streamed, m
