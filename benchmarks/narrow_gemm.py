@@ -83,22 +83,27 @@ def compare(narrow: str, m: int, k: int, n: int, repeats: int, torch) -> Compari
                       timings, ())
 
 
+def _shape(text: str) -> tuple[int, int, int]:
+    """`MxKxN` as three positive integers."""
+    parts = text.split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not MxKxN (e.g. 1x4096x4096)")
+    return tuple(int(p) for p in parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small shapes, 3 samples")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--types", nargs="+", default=["f16", "bf16"], choices=["f16", "bf16"])
-    parser.add_argument("--shapes", nargs="+", metavar="MxKxN",
+    parser.add_argument("--shapes", nargs="+", metavar="MxKxN", type=_shape,
                         help="these shapes instead of the default ones (e.g. 1x4096x4096)")
     args = parser.parse_args(argv)
     torch = bench_threads(args.threads)
     repeats = 3 if args.quick else 9
     print(f"# {cpu_model()}, {args.threads} thread(s), load {load_average()}\n")
     for narrow in args.types:
-        shapes = QUICK_SHAPES if args.quick else SHAPES
-        if args.shapes:
-            shapes = [tuple(int(x) for x in shape.split("x")) for shape in args.shapes]
-        for m, k, n in shapes:
+        for m, k, n in args.shapes or (QUICK_SHAPES if args.quick else SHAPES):
             c = compare(narrow, m, k, n, repeats, torch)
             print(format_table(c))
             f32 = c.timings["loopweave f32"].median

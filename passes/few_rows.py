@@ -64,8 +64,12 @@ class PanelRows:
     why = "the contraction's default built for its strides (few rows of C: the few-rows tiles)"
 
     def __init__(self, kernel: KernelIR, rows: list[ir.Expr], plain: Callable[[], Schedule],
-                 few: Callable[..., Schedule], panels: list[tuple[ir.Expr, int]] = ()):
+                 few: Callable[..., Schedule], panels: list[tuple[ir.Expr, int]] = (),
+                 streamed_only: bool = False):
         self.rows, self._made = rows, {}
+        #: Every contraction is the build's GEMM micro-kernel (bf16 on AMX): only sizes that
+        #: stream B (`_gemm_call`) need a build of their own.
+        self.streamed_only = streamed_only
         self._make = {False: lambda *_: plain(), True: few}
         #: (columns, element bytes) of each contraction's B, for `wide_panel`
         self.panels = list(panels)
@@ -93,7 +97,7 @@ class PanelRows:
         if 0 < max(each) <= STREAM_MAX_ROWS and columns:  # (every C in at most two tiles)
             stream = (max(each), _whole_tiles(-(-max(columns)[0] // STREAM_SPLITS)))
         few = rows < PANEL_MIN_ROWS
-        if not few and not self.specialize:
+        if not few and not self.specialize or self.streamed_only and stream is None:
             return None
         if (few, panel, stream) not in self._made:
             self._made[few, panel, stream] = self._make[few](panel, stream)
@@ -128,12 +132,14 @@ def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
     differs (a type the AVX2 host packs in micro-panels, `CPU.micro_panels`, which are also
     AVX-512's tiled types), else None. The arguments are `default_schedule`'s."""
     placements = pl.initial_placements(kernel)
-    rows, panels, batched = [], [], False
+    rows, panels, batched, calls = [], [], False, []
     for s in kernel.statements:
         names = placements[s.name].names()
         c = match_contraction(s, names)
         if c is not None and s.lhs.dtype.name in CPU.micro_panels and \
                 contraction_tile(s, names, TILED) is not None:
+            calls.append(contraction_tile(s, names, CPU) is None and gemm_kernel is not None
+                         and gemm_kernel(c.a.dtype.name))
             shape = kernel.tensors[s.lhs.tensor].shape
             where = [k for k, x in enumerate(s.lhs.indices) if x == ir.Var(c.i)]
             if where:
@@ -151,4 +157,4 @@ def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
                      lambda panel, stream: default_schedule(
                          kernel, vector_bytes, few_rows=True, gemm_kernel=gemm_kernel,
                          panel=panel, stream=stream),
-                     panels)
+                     panels, streamed_only=all(calls))
