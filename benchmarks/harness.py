@@ -74,7 +74,16 @@ class Comparison:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def ratio(self, name: str, peer: str) -> float:
-        """How many times faster `name` is than `peer` (peer time / own time)."""
+        """How many times faster `name` is than `peer` (peer time / own time): the median of
+        the rounds' ratios where both were sampled in the same rounds (`measure`), else of the
+        medians. Paired by round, the ratio leaves out what the machine did between rounds (on
+        a shared VM its speed drifts by 2x within minutes: a neighbour on the core's other
+        hyperthread); the medians of the times alone keep a share of it."""
+        own, other = self.timings[name].samples, self.timings[peer].samples
+        if len(own) == len(other) and own and all(t > 0 for t in (*own, *other)):
+            # in logs, so that ratio(a, b) is 1 / ratio(b, a) for an even number of rounds too
+            return math.exp(statistics.median(math.log(p / t)
+                                              for p, t in zip(other, own, strict=True)))
         return self.timings[peer].median / self.timings[name].median
 
 
@@ -92,7 +101,7 @@ def _time_calls(fn: Callable[[], object], calls: int) -> float:
 def measure(callables: Mapping[str, Callable[[], object]], *, repeats: int = 7, warmup: int = 1,
             min_sample_s: float = 0.02, max_calls: int = 1000) -> dict[str, Timing]:
     """Time each zero-argument callable `repeats` times, interleaved (a shuffled order per
-    round: module docstring).
+    round: module docstring); each Timing's k-th sample is from round k (`Comparison.ratio`).
 
     Each callable first runs `warmup` times (building caches, faulting pages in); one more call
     sizes the number of back-to-back calls per sample so a sample lasts about `min_sample_s`.
@@ -121,7 +130,8 @@ def _rate(value: float, unit: float) -> str:
 def format_table(cmp: Comparison, limits: Limits | None = None) -> str:
     """A markdown table: one row per implementation, a `vs <peer>` column for every other one.
 
-    `vs numpy` = numpy's median time / this row's median time (above 1: this row is faster).
+    `vs numpy` = numpy's time / this row's, the median over the rounds (`Comparison.ratio`;
+    above 1: this row is faster).
     `roofline` = the roofline lower bound / the median time (1.0 would be at the machine limit).
     """
     names = list(cmp.timings)

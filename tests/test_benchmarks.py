@@ -67,6 +67,22 @@ def test_table_has_ratios_against_every_peer():
     assert math.isclose(harness.geometric_mean([1.0, 4.0]), 2.0)
 
 
+def test_ratios_pair_the_rounds():
+    """A ratio is the median of the rounds' ratios: here the machine ran at a third of its
+    speed in the last round, which the medians of the times alone would half take in."""
+    timings = {"x": harness.Timing("x", (1.0, 2.0, 3.0), 1),
+               "y": harness.Timing("y", (2.2, 1.5, 6.0), 1)}
+    cmp = harness.Comparison("k", "N=1", harness.Work(), timings)
+    assert math.isclose(cmp.ratio("x", "y"), 2.0)  # rounds: 2.2, 0.75, 2.0
+    assert math.isclose(cmp.ratio("y", "x"), 0.5)  # rounds: 1 / 2.2, 4 / 3, 0.5
+    even = {"x": harness.Timing("x", (1.0, 1.0), 1), "y": harness.Timing("y", (2.0, 3.0), 1)}
+    pair = harness.Comparison("k", "", harness.Work(), even)
+    assert math.isclose(pair.ratio("x", "y"), math.sqrt(6))  # between the two rounds' ratios
+    assert math.isclose(pair.ratio("x", "y") * pair.ratio("y", "x"), 1.0)
+    unpaired = {"x": harness.Timing("x", (1.0, 2.0, 3.0), 1), "y": harness.Timing("y", (4.0,), 1)}
+    assert math.isclose(harness.Comparison("k", "", harness.Work(), unpaired).ratio("x", "y"), 2)
+
+
 def test_machine_limits_are_measured():
     flops, width = machine.measure_peak_flops(iters=200_000)
     assert flops > 1e8 and width in (4, 8, 16)
