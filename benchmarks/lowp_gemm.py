@@ -128,11 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         for m, k, n in QUICK_SHAPES if args.quick else SHAPES:
             c = compare(kind, m, k, n, repeats, torch)
             print(format_table(c))
-            peer = next((t.median for name, t in c.timings.items()
-                         if name.startswith("torch")), None)
+            peer = next((name for name in c.timings if name.startswith("torch")), None)
             if peer is not None:
                 print("  over torch: " + ", ".join(
-                    f"{name} {peer / t.median:.2f}x" for name, t in c.timings.items()
+                    f"{name} {c.ratio(name, peer):.2f}x" for name in c.timings
                     if name.startswith("loopweave")) + "\n")
     c = compare_requant(256 if args.quick else 512, repeats, torch)
     print(format_table(c))

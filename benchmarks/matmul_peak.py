@@ -3,10 +3,12 @@
     .venv/bin/python -m benchmarks.matmul_peak [--quick] [--threads 1,2]
 
 For each thread count a fresh process (OMP_NUM_THREADS and OPENBLAS_NUM_THREADS set before
-either pool starts) times loopweave's default schedule, then numpy's `A @ B` (OpenBLAS), on
-the same arrays, each after a pause: alternating calls would measure the stall of OpenBLAS's
-spinning threads (`benchmarks.thread_pools`), not the kernels. f32 at 1024^3 and 2048^3, f64
-at 1000^3 and 2000^3: GFLOP/s from the median of 7 calls, after a checked warm-up. The f32 FMA
+either pool starts) times loopweave's default schedule and numpy's `A @ B` (OpenBLAS) on the
+same arrays, in 7 rounds of one timed call each, in a shuffled order, each call after a pause
+and a warm-up call: back-to-back calls would measure the stall of OpenBLAS's spinning threads
+(`benchmarks.thread_pools`), not the kernels. f32 at 1024^3 and 2048^3, f64 at 1000^3 and
+2000^3, checked first. GFLOP/s from the medians; `vs OpenBLAS` the median of the rounds'
+ratios (`harness.Comparison.ratio`: the VM's drift between rounds stays out). The f32 FMA
 peak of one core (benchmarks/machine.py) is measured in the same run; "of peak" is
 loopweave's share of threads x that peak (f64: half of it). Issue 17's targets: at least
 1.05x OpenBLAS, at least 80% of the peak on one thread.
@@ -17,12 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from benchmarks.harness import ORDER_SEED, Comparison, Timing, Work
 from benchmarks.machine import cpu_model, load_average, measure_peak_flops
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,19 +49,22 @@ def child(cases: list[tuple[str, int]], repeats: int) -> list[dict]:
         a, b = (rng.random((n, n)).astype("float32" if dtype == "f32" else "float64")
                 for _ in range(2))
         np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-3 if dtype == "f32" else 1e-9)
-        times: dict[str, list[float]] = {"loopweave": [], "openblas": []}
-        # One library at a time, each after a pause: OpenBLAS's threads spin for about 0.1 s
-        # after each call and would take a core from loopweave's (benchmarks.thread_pools
-        # measures that stall; this table measures the kernels).
-        for name, call in {"loopweave": kernel, "openblas": np.matmul}.items():
-            time.sleep(0.3)
-            call(a, b)
-            for _ in range(repeats):
+        calls = {"loopweave": kernel, "openblas": np.matmul}
+        times: dict[str, list[float]] = {name: [] for name in calls}
+        order = random.Random(ORDER_SEED)
+        for _ in range(repeats):
+            for name in order.sample(list(calls), len(calls)):
+                # Each call after a pause: OpenBLAS's threads spin for about 0.1 s after a
+                # call and would take a core from loopweave's (benchmarks.thread_pools
+                # measures that stall; this table measures the kernels).
+                time.sleep(0.3)
+                calls[name](a, b)
                 start = time.perf_counter()
-                call(a, b)
+                calls[name](a, b)
                 times[name].append(time.perf_counter() - start)
         flops = 2.0 * n ** 3
-        rows.append({"dtype": dtype, "n": n,
+        paired = Comparison("mm", "", Work(), {k: Timing(k, tuple(v), 1) for k, v in times.items()})
+        rows.append({"dtype": dtype, "n": n, "ratio": paired.ratio("loopweave", "openblas"),
                      **{k: flops / statistics.median(v) / 1e9 for k, v in times.items()}})
     return rows
 
@@ -91,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in json.loads(run.stdout.strip().splitlines()[-1]):
             top = threads * peak / 1e9 / (2 if r["dtype"] == "f64" else 1)
             print(f"| {threads} | {r['dtype']} | {r['n']}^3 | {r['loopweave']:.1f} | "
-                  f"{r['openblas']:.1f} | {r['loopweave'] / r['openblas']:.2f}x | "
+                  f"{r['openblas']:.1f} | {r['ratio']:.2f}x | "
                   f"{r['loopweave'] / top:.0%} |", flush=True)
     print(f"load average at end {load_average()}")
     return 0

@@ -106,9 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         for m, k, n in args.shapes or (QUICK_SHAPES if args.quick else SHAPES):
             c = compare(narrow, m, k, n, repeats, torch)
             print(format_table(c))
-            f32 = c.timings["loopweave f32"].median
             print("  over loopweave f32: " + ", ".join(
-                f"{name} {f32 / t.median:.2f}x" for name, t in c.timings.items()
+                f"{name} {c.ratio(name, 'loopweave f32'):.2f}x" for name in c.timings
                 if name.startswith("loopweave ") and name != "loopweave f32") + "\n")
     return 0
 

@@ -60,17 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {cpu_model()}, {args.threads} thread(s), load {load_average()}\n")
     rows = []
     for m, k, n in QUICK_SHAPES if args.quick else SHAPES:
-        c = compare(m, k, n, repeats, torch)
-        t = {name: timing.median for name, timing in c.timings.items()}
-        rows.append((m, k, n, c.work.flops, t))
+        rows.append((m, k, n, compare(m, k, n, repeats, torch)))
     print("| M x K x N | loopweave GFLOP/s | numpy GFLOP/s | torch GFLOP/s | vs numpy | vs torch |")
     print("|---|---:|---:|---:|---:|---:|")
-    for m, k, n, flops, t in rows:
-        torch_cells = (f"{flops / t['torch'] / 1e9:.1f}", f"{t['torch'] / t['loopweave']:.2f}x") \
+    for m, k, n, c in rows:
+        t = {name: timing.median for name, timing in c.timings.items()}
+        flops = c.work.flops
+        torch_cells = (f"{flops / t['torch'] / 1e9:.1f}", f"{c.ratio('loopweave', 'torch'):.2f}x") \
             if "torch" in t else ("-", "-")
         print(f"| {m} x {k} x {n} | {flops / t['loopweave'] / 1e9:.1f} | "
               f"{flops / t['numpy'] / 1e9:.1f} | {torch_cells[0]} | "
-              f"{t['numpy'] / t['loopweave']:.2f}x | {torch_cells[1]} |")
+              f"{c.ratio('loopweave', 'numpy'):.2f}x | {torch_cells[1]} |")
     return 0
 
 
