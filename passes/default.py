@@ -155,7 +155,6 @@ CPU_FEW_ROWS = replace(CPU, micro_panels=())
 # lstm 10.5 / 9.3 (streamed B keeps 32 columns: `STREAM_ROW_BYTES`). f64 8 x 24 likewise:
 # 128 x 1000^2 4.86 / 4.29 ms against 8 x 16, 256 x 1000^2 8.52 / 7.72 (at 1000^3 and 2000^3
 # even with 14 x 16).
-# The same tiles where A's rows are a multiple of the L1 cache's way apart (`aliased_rows`).
 CPU_AVX512_FEW_ROWS = replace(CPU_AVX512, matmul_tile=(8, 48), f64_tile=(8, 24))
 #: Per-target facts, by target name (see docs/scheduling.md for the measurements behind them).
 FACTS: dict[str, TargetFacts] = {"cpu": CPU, "cpu-avx512": CPU_AVX512}
@@ -166,8 +165,7 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
                      gemm_kernel: Callable[[str], bool] | None = None,
                      wide_columns: bool = False, panel: tuple[int, int] | None = None,
                      stream: tuple[int, int] | None = None,
-                     conv_extents: tuple[tuple[str, str, int], ...] = (),
-                     aliased_rows: bool = False) -> Schedule:
+                     conv_extents: tuple[tuple[str, str, int], ...] = ()) -> Schedule:
     """The host's default schedule for `kernel`. `vector_bytes()` (asked only for a
     contraction: it may run the compiler) is the target's SIMD width: 64 (AVX-512) gets 14x32
     register tiles (f64: 14x16), narrower ones 6x16 (f64: 6x8). `few_rows`: the schedule for
@@ -179,16 +177,13 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     wide as B for very few rows of C). `stream`: (rows, NC) where C has few enough rows to
     stream B (`TargetFacts.stream`). `conv_extents`: the extents of the reductions that
     channels-last convolutions pack their weights over (`TargetFacts.conv_extents`).
-    `aliased_rows`: A's rows all fall in the same L1 cache set (`PanelRows`): AVX-512 takes
-    its 8-row tiles, whose rows of A its ways hold.
 
     Where the heuristics find nothing to run in parallel or in SIMD (every nest's loops carry
     dependences: Gauss-Seidel sweeps), a recurrence along the innermost loop runs as a
     wavefront of many rows at once (`latency_wavefront`: seidel-2d); failing that, the kernel
     is isl's: its Pluto-style scheduler skews and tiles such nests and finds wavefronts
     (`isl_fallback`)."""
-    host = CPU_FEW_ROWS if few_rows else CPU
-    wide = CPU_AVX512_FEW_ROWS if few_rows or aliased_rows else CPU_AVX512
+    host, wide = (CPU_FEW_ROWS, CPU_AVX512_FEW_ROWS) if few_rows else (CPU, CPU_AVX512)
     kinds = _gemm_kinds(kernel, gemm_kernel)
     host, wide = (replace(f, gemm_kernels=kinds, channel_conv_tile=f.channel_conv_wide
                           if wide_columns and f.channel_conv_wide else f.channel_conv_tile,

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from loopweave.ir import expr as ir
-from loopweave.ir.affine import row_major_offset
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.specialize import stride_sizes
 from loopweave.passes import placement as pl
@@ -52,17 +51,6 @@ PANEL_COLUMNS = 48
 #: against 88-102).
 STREAM_MAX_ROWS = 16
 STREAM_SPLITS = 2
-#: An L1 data cache's way in bytes: the x86 caches seen (Zen 3 and 4: 32 KB of 8 ways,
-#: Sapphire Rapids: 48 KB of 12) all have 64 sets of 64-byte lines. Rows of A a multiple of it
-#: apart fall in one set, and the 14-row tile reads 14 of them at each step of k, more than the
-#: ways: from PANEL_MIN_ROWS rows of C such a contraction takes the 8-row tiles instead
-#: (`default_schedule(aliased_rows=True)`). One thread, Xeon VM, in-process, the two builds
-#: back to back in shuffled rounds, median speed of 8 over 14 rows, while the VM ran at half
-#: its speed (another tenant on the core, sharing its L1): f32 1024^3 1.06, 2048^3 1.07, f64
-#: 1024^3 and 1024 x 512 x 1024 1.15 (rows 4 KB apart), other strides 0.99-1.01 (f32 1024 x
-#: 1040 x 1024, 1024 x 512 x 1024, 1000^3); at full speed 0.99-1.00 on either, one or two
-#: threads.
-L1_WAY_BYTES = 4096
 
 
 class PanelRows:
@@ -75,19 +63,16 @@ class PanelRows:
 
     why = "the contraction's default built for its strides (few rows of C: the few-rows tiles)"
 
-    def __init__(self, kernel: KernelIR, rows: list[ir.Expr],
-                 plain: Callable[[bool], Schedule], few: Callable[..., Schedule],
-                 panels: list[tuple[ir.Expr, int]] = (), streamed_only: bool = False,
-                 a_rows: list[tuple[ir.Expr, int]] = ()):
+    def __init__(self, kernel: KernelIR, rows: list[ir.Expr], plain: Callable[[], Schedule],
+                 few: Callable[..., Schedule], panels: list[tuple[ir.Expr, int]] = (),
+                 streamed_only: bool = False):
         self.rows, self._made = rows, {}
         #: Every contraction is the build's GEMM micro-kernel (bf16 on AMX): only sizes that
         #: stream B (`_gemm_call`) need a build of their own.
         self.streamed_only = streamed_only
-        self._plain, self._few = plain, few
+        self._make = {False: lambda *_: plain(), True: few}
         #: (columns, element bytes) of each contraction's B, for `wide_panel`
         self.panels = list(panels)
-        #: (elements between rows, element bytes) of each contraction's A, for L1_WAY_BYTES
-        self.a_rows = list(a_rows)
         #: The sizes fixed in the build (loopweave.pipeline `Tuned`): the tensors' strides
         #: (`A[M, K] x B[K, N]`: K and N). With a symbolic K gcc gives each of a 14-row tile's
         #: rows of A its own register and reloads some from the stack in the k loop; with K
@@ -104,7 +89,6 @@ class PanelRows:
         try:
             each = [ir.evaluate(r, sizes) for r in self.rows]
             columns = [(ir.evaluate(n, sizes), size) for n, size in self.panels]
-            apart = [ir.evaluate(n, sizes) * size for n, size in self.a_rows]
         except (KeyError, ValueError):  # sizes that do not fix the rows: the default
             return None
         rows = min(each)
@@ -113,13 +97,11 @@ class PanelRows:
         if 0 < max(each) <= STREAM_MAX_ROWS and columns:  # (every C in at most two tiles)
             stream = (max(each), _whole_tiles(-(-max(columns)[0] // STREAM_SPLITS)))
         few = rows < PANEL_MIN_ROWS
-        aliased = not few and any(b > 0 and b % L1_WAY_BYTES == 0 for b in apart)
-        if not (few or aliased or self.specialize) or self.streamed_only and stream is None:
+        if not few and not self.specialize or self.streamed_only and stream is None:
             return None
-        key = (few, aliased, panel, stream)
-        if key not in self._made:
-            self._made[key] = self._few(panel, stream) if few else self._plain(aliased)
-        return self._made[key]
+        if (few, panel, stream) not in self._made:
+            self._made[few, panel, stream] = self._make[few](panel, stream)
+        return self._made[few, panel, stream]
 
 
 def wide_panel(columns: list[tuple[int, int]]) -> tuple[int, int] | None:
@@ -150,7 +132,7 @@ def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
     differs (a type the AVX2 host packs in micro-panels, `CPU.micro_panels`, which are also
     AVX-512's tiled types), else None. The arguments are `default_schedule`'s."""
     placements = pl.initial_placements(kernel)
-    rows, panels, batched, calls, a_rows = [], [], False, [], []
+    rows, panels, batched, calls = [], [], False, []
     for s in kernel.statements:
         names = placements[s.name].names()
         c = match_contraction(s, names)
@@ -165,22 +147,14 @@ def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
             across = [k for k, x in enumerate(s.lhs.indices) if x == ir.Var(c.j)]
             if across:
                 panels.append((shape[across[0]], s.lhs.dtype.bits // 8))
-            down = [k for k, x in enumerate(c.a.indices) if x == ir.Var(c.i)]
-            if down and not c.a_transposed:  # (A[k, i]: a tile's row of A is contiguous)
-                next_row = tuple(ir.Const(int(k == down[0]), ir.INDEX)
-                                 for k in range(len(c.a.indices)))
-                a_rows.append((row_major_offset(kernel.tensors[c.a.tensor].shape, next_row),
-                               c.a.dtype.bits // 8))
             batched = batched or len(names) != 3
     if not rows:
         return None
     if batched:  # a panel may serve all of a batch's rows (LSTM's input projection: 16 rows
         panels = []  # by 64 steps, 3% slower in wide panels): the target's panels
     return PanelRows(kernel, rows,
-                     lambda aliased: default_schedule(kernel, vector_bytes,
-                                                      gemm_kernel=gemm_kernel,
-                                                      aliased_rows=aliased),
+                     lambda: default_schedule(kernel, vector_bytes, gemm_kernel=gemm_kernel),
                      lambda panel, stream: default_schedule(
                          kernel, vector_bytes, few_rows=True, gemm_kernel=gemm_kernel,
                          panel=panel, stream=stream),
-                     panels, streamed_only=all(calls), a_rows=a_rows)
+                     panels, streamed_only=all(calls))

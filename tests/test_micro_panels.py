@@ -21,7 +21,6 @@ from loopweave.ir.loops import For, Store, children, walk
 from loopweave.ir.specialize import fix_sizes, stride_sizes
 from loopweave.passes.default import CPU
 from loopweave.passes.few_rows import (
-    L1_WAY_BYTES,
     PANEL_COLUMNS,
     PANEL_MIN_ROWS,
     STREAM_MAX_ROWS,
@@ -254,38 +253,6 @@ def test_a_contraction_at_many_rows_is_lowered_once_per_strides(monkeypatch):
         a = rng.standard_normal((m, 19)).astype(np.float32)
         np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4 * 19)
     assert [sizes["M"] for sizes in lowered] == [PANEL_MIN_ROWS, 37]  # default, few rows
-
-
-@pytest.mark.parametrize("dtype", ["f32", "f64"])
-def test_rows_of_a_in_one_cache_set_take_the_eight_row_tile(dtype):
-    """From PANEL_MIN_ROWS rows of C, A's rows a multiple of L1_WAY_BYTES apart (K = 1024
-    f32, 512 f64) all fall in one L1 set: AVX-512's 14-row tile would read 14 of them per step
-    of k, so the rule takes the 8-row tile; other strides (2 KB, 1000 elements), a transposed
-    A (its tile rows contiguous) and the AVX2 tile (6 rows) keep theirs. Numerics at odd M."""
-    size = {"f32": 4, "f64": 8}[dtype]
-    wide, narrow = {"f32": ((14, 32), (8, 48)), "f64": ((14, 16), (8, 24))}[dtype]
-
-    def tile(source, width=64, **sizes):
-        first = panel_rows(front_end(source), lambda: width).at(sizes).steps[0]
-        assert first.op == "tile"
-        return dict(first.args)["i"], dict(first.args)["j"]
-
-    aliased = L1_WAY_BYTES // size
-    assert tile(matmul(dtype), M=PANEL_MIN_ROWS, K=aliased, N=100) == narrow
-    assert tile(matmul(dtype), M=PANEL_MIN_ROWS, K=4 * aliased, N=100) == narrow
-    assert tile(matmul(dtype), M=PANEL_MIN_ROWS, K=aliased // 2, N=100) == wide
-    assert tile(matmul(dtype), M=PANEL_MIN_ROWS, K=1000, N=100) == wide
-    transposed = f"""kernel mm(A: {dtype}[K, M], B: {dtype}[K, N]) -> C: {dtype}[M, N] {{
-        C[i, j] += A[k, i] * B[k, j] }}"""
-    assert tile(transposed, M=aliased, K=aliased, N=100) == wide
-    assert tile(matmul(dtype), 32, M=PANEL_MIN_ROWS, K=aliased, N=100)[0] == 6  # AVX2
-    kernel = loopweave.compile(matmul(dtype), tuning_db=False, cost_model=False)
-    rng = np.random.default_rng(21)
-    np_type = {"f32": np.float32, "f64": np.float64}[dtype]
-    b = rng.standard_normal((aliased, 53)).astype(np_type)
-    for m in (PANEL_MIN_ROWS + 5, 523):
-        a = rng.standard_normal((m, aliased)).astype(np_type)
-        np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4 * aliased)
 
 
 @pytest.mark.parametrize("narrow", ["f16", "bf16"])
