@@ -12,7 +12,7 @@ construction), in this order:
    (attention's Q @ K^T and P @ V run as matmuls; its softmax rows are fused between them);
 2. contractions `C[.., i, j] += A[.., i, k] * B[.., k, j]`: a BLIS-like nest — B packed per
    (KC-deep, NC-wide) panel where the target packs, an MR x NR accumulator tile in vector
-   registers over k (14x32 for AVX-512, 6x16 for AVX2; per target in `FACTS` and
+   registers over k (8x48 for AVX-512, 6x16 for AVX2; per target in `FACTS` and
    `passes.default_arm.ARM_FACTS`); convolutions a rows x cols tile of (output channel,
    column); int8 contractions (operands cast to i32) only where the target has a tile for
    them; in the other statements, the loop that walks the most accesses with stride 1 goes
@@ -133,9 +133,20 @@ CPU = TargetFacts("cpu", 32, 16, True, (MR, NR), (KC, NC), (CONV_ROWS, CONV_COLS
                   (DEPTHWISE_ROWS, DEPTHWISE_COLS), f64_tile=(MR, NR // 2),
                   micro_panels=("f32", "f64"), gemm_kernels=("i8", "bf16"),
                   channel_conv_tile=(3, 4))  # 12 ymm accumulators of 16 registers
-# AVX-512: 14-row tiles (28 zmm accumulators; f32 1024^3 153 GFLOP/s against 140 for 8 x 32,
-# f64 1000^3 65 against 56), 8 rows below PANEL_MIN_ROWS rows of C (`CPU_AVX512_FEW_ROWS`), no
-# micro-panels (measured even). Intel Xeon, one thread; the numbers in docs/scheduling.md.
+# AVX-512: 8 x 48 tiles (24 zmm accumulators: 24 FMAs per 8 broadcasts of A and 3 loads of B;
+# f64 8 x 24) in panels of 288 columns (six tiles; 256 left a strip of 16 columns a panel), no
+# micro-panels (measured even). Against 14 x 32 (28 accumulators, 28 FMAs per 14 broadcasts
+# and 2 loads: fewer loads, but 14 rows of A in L1 at once), in-process, builds back to back
+# in shuffled rounds, speed of 8 x 48 over 14 x 32, Xeon VM: one thread while another tenant
+# shared the core (the VM at half speed) f32 1024^3 1.16, 2048^3 1.13, 1000^3 1.01, f64 1024^3
+# 1.14, 2000^3 1.06, 1000^3 1.05; two threads f32 1024^3 1.18, 2048^3 1.16, 1000^3 1.01, 4096
+# x 256^2 1.02; one thread in a calmer spell (numpy 112 GFLOP/s) 1024^3 1.14, 2048^3
+# 1.15, 512^3 1.08, 1000^3 1.00, 4096 x 256^2 0.98 (session 23, quieter, panels of 256: 0.97-
+# 1.01, 4096 x 256^2 0.90). Rows of A 4 KB apart (K = 1024 f32) all fall
+# in one L1 set, and 14 of them are more than its ways. Below PANEL_MIN_ROWS rows of C the
+# same tiles (since session 23; in-process, ms 8 x 32 / 8 x 48: 128 x 1024^2 2.35 / 2.13, bmm
+# 16 x 256^3 5.08 / 4.61, the suite's lstm 10.5 / 9.3; streamed B keeps 32 columns:
+# `STREAM_ROW_BYTES`). Intel Xeon; the numbers in docs/scheduling.md.
 # Convolutions: 8 x 32 (16 zmm accumulators). conv2d 64 -> 64 channels, 3x3, one thread: 56
 # output columns 98-100 GFLOP/s (8 x 8, the AVX2 tile: 73; 8 x 16: 92; 4 x 64, 16 x 16, 12 x 32:
 # 83-87), 48 columns 120 (8 x 16: 105).
@@ -144,18 +155,11 @@ CPU = TargetFacts("cpu", 32, 16, True, (MR, NR), (KC, NC), (CONV_ROWS, CONV_COLS
 # 28x28 64 / 77 / 67 / 46; 256 -> 512 on 14x14 (7 output columns) 17 / 5 / 12 / 7. With at
 # least 14 output columns 14 x 32, by the calls' sizes (2026-12-05, ms at 7x32 / 14x32: 56x56
 # 1.14 / 0.99, 28x28 1.20 / 1.05; 14x14 2.6 / 6.1, where 7 columns use half the tile).
-CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(14, 32),
-                     f64_tile=(14, 16), micro_panels=(), conv_tile=(8, 32),
+CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(8, 48),
+                     f64_tile=(8, 24), panel=(KC, 288), micro_panels=(), conv_tile=(8, 32),
                      channel_conv_tile=(7, 2), channel_conv_wide=(14, 2))
 #: The host's facts for contractions with fewer than PANEL_MIN_ROWS rows of C (`PanelRows`).
 CPU_FEW_ROWS = replace(CPU, micro_panels=())
-# 8 x 48 (24 accumulators: 24 FMAs per 8 broadcasts and 3 loads, where 8 x 32 has 16 per 8
-# and 2), one thread, Xeon VM, in-process, ms 8 x 32 / 8 x 48: 128 x 1024^2 2.35 / 2.13, 256 x
-# 1024^2 4.15 / 3.82, 200 x 512 x 1000 1.57 / 1.49, bmm 16 x 256^3 5.08 / 4.61, the suite's
-# lstm 10.5 / 9.3 (streamed B keeps 32 columns: `STREAM_ROW_BYTES`). f64 8 x 24 likewise:
-# 128 x 1000^2 4.86 / 4.29 ms against 8 x 16, 256 x 1000^2 8.52 / 7.72 (at 1000^3 and 2000^3
-# even with 14 x 16).
-CPU_AVX512_FEW_ROWS = replace(CPU_AVX512, matmul_tile=(8, 48), f64_tile=(8, 24))
 #: Per-target facts, by target name (see docs/scheduling.md for the measurements behind them).
 FACTS: dict[str, TargetFacts] = {"cpu": CPU, "cpu-avx512": CPU_AVX512}
 
@@ -167,10 +171,10 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
                      stream: tuple[int, int] | None = None,
                      conv_extents: tuple[tuple[str, str, int], ...] = ()) -> Schedule:
     """The host's default schedule for `kernel`. `vector_bytes()` (asked only for a
-    contraction: it may run the compiler) is the target's SIMD width: 64 (AVX-512) gets 14x32
-    register tiles (f64: 14x16), narrower ones 6x16 (f64: 6x8). `few_rows`: the schedule for
+    contraction: it may run the compiler) is the target's SIMD width: 64 (AVX-512) gets 8x48
+    register tiles (f64: 8x24), narrower ones 6x16 (f64: 6x8). `few_rows`: the schedule for
     contractions with few rows of C (`PanelRows`): B packed row by row, not in micro-panels
-    (AVX2), and 8-row tiles (AVX-512). `gemm_kernel(operand type)`:
+    (AVX2; AVX-512 packs it so anyway). `gemm_kernel(operand type)`:
     whether the build has a GEMM micro-kernel for it (`TargetFacts.gemm_kernels`; None: none).
     `wide_columns`: strided convolutions take `TargetFacts.channel_conv_wide` (`ChannelColumns`).
     `panel`: (KC, NC) of the packed B panels instead of the target's (`PanelRows`: panels as
@@ -183,14 +187,14 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     wavefront of many rows at once (`latency_wavefront`: seidel-2d); failing that, the kernel
     is isl's: its Pluto-style scheduler skews and tiles such nests and finds wavefronts
     (`isl_fallback`)."""
-    host, wide = (CPU_FEW_ROWS, CPU_AVX512_FEW_ROWS) if few_rows else (CPU, CPU_AVX512)
+    host = CPU_FEW_ROWS if few_rows else CPU
     kinds = _gemm_kinds(kernel, gemm_kernel)
     host, wide = (replace(f, gemm_kernels=kinds, channel_conv_tile=f.channel_conv_wide
                           if wide_columns and f.channel_conv_wide else f.channel_conv_tile,
                           panel=panel if panel is not None and f.panel is not None
                           else f.panel, stream=stream if f.panel is not None else None,
                           conv_extents=conv_extents)
-                  for f in (host, wide))
+                  for f in (host, CPU_AVX512))
     schedule = schedule_for(kernel, host, lambda: wide if vector_bytes is not None
                             and vector_bytes() >= 64 else host)
     return latency_wavefront(kernel, schedule) or right_looking(kernel, schedule) or \

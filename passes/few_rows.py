@@ -1,7 +1,7 @@
 """The host default's choice by sizes for register-tiled contractions (`PanelRows`, asked by
 the host backend's size rule per call's sizes): built with the tensors' strides fixed, and
 below PANEL_MIN_ROWS rows of C the few-rows default (`default_schedule(few_rows=True)`: B
-packed row by row, not in micro-panels, on AVX2; 8-row tiles on AVX-512); up to
+packed row by row, not in micro-panels, on AVX2, as AVX-512 packs it anyway); up to
 WIDE_PANEL_MAX_ROWS rows B's panels as wide as B, and up to two tiles of rows B not packed at
 all (streamed: `tile_recipes.stream_steps`)."""
 
@@ -56,7 +56,7 @@ STREAM_SPLITS = 2
 class PanelRows:
     """The default's choice by sizes for register-tiled contractions, built for the call's
     strides (`specialize`): the few-rows schedule (`default_schedule(few_rows=True)`: no
-    micro-panels on AVX2, 8-row tiles on AVX-512) where some contraction's C has fewer than
+    micro-panels on AVX2) where some contraction's C has fewer than
     PANEL_MIN_ROWS rows, with panels as wide as B up to WIDE_PANEL_MAX_ROWS rows and B
     streamed where every C has at most STREAM_MAX_ROWS; else the default's (None where no
     size sets a stride: the default build already has constant strides)."""

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 import loopweave
+from loopweave.passes.default import FACTS
+from loopweave.passes.default_arm import ARM_FACTS
 from loopweave.passes.schedule import Schedule
 
 KERNEL = """kernel scaled(alpha: {t}, A: {t}[M, K], B: {t}[K, N], C: inout {t}[M, N]) {{
@@ -71,3 +73,16 @@ def test_a_tile_row_of_three_vectors(dtype, columns):
         for m, k, n in [(rows, 5, columns), (17, 33, 101), (3, 7, 200)]:
             a, b = rng.random((m, k)).astype(TYPES[dtype]), rng.random((k, n)).astype(TYPES[dtype])
             np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-5)
+
+
+def test_every_target_panel_holds_whole_register_tiles():
+    """A B panel NC columns wide that is not a whole number of the tile's columns leaves an
+    edge strip in every panel (8 x 48 tiles in panels of 256: a 16-column strip each, at
+    about a third of the tile's speed); the facts of every host and Arm target avoid that for
+    f32 and f64 tiles."""
+    for name, facts in {**FACTS, **ARM_FACTS}.items():
+        if facts.panel is None:
+            continue
+        nc = facts.panel[1]
+        for tile in (facts.matmul_tile, facts.f64_tile or facts.matmul_tile):
+            assert nc % tile[1] == 0, (name, tile, nc)

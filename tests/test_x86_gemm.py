@@ -15,7 +15,7 @@ import pytest
 import loopweave
 from benchmarks.machine import cpu_flags
 from loopweave.driver import front_end
-from loopweave.passes.default import CPU_AVX512_FEW_ROWS, CPU_FEW_ROWS, default_schedule
+from loopweave.passes.default import CPU_AVX512, CPU_FEW_ROWS, default_schedule
 from loopweave.passes.schedule import Schedule
 
 QMM = """
@@ -168,7 +168,7 @@ def test_bf16_paths_match_numpy_within_f32_rounding(path, m, n, k):
     # fewer rows of C than the few-rows f32 tile's (8 on AVX-512, 6 on AVX2): B streams,
     # converted in the tile (`default._gemm_call`), where the micro-kernel would pack all of
     # B for them; without a micro-kernel a converted B streams wherever C's rows fit one tile
-    rows = (CPU_AVX512_FEW_ROWS if "avx512f" in FLAGS else CPU_FEW_ROWS).matmul_tile[0]
+    rows = (CPU_AVX512 if "avx512f" in FLAGS else CPU_FEW_ROWS).matmul_tile[0]
     streamed = m < rows or (path == "loops" and m == rows)
     assert ("lw_bf16gemm(" in kernel.source) == (path != "loops" and not streamed)
     assert ("<< 16))" in kernel.source) == streamed, m
