@@ -11,7 +11,8 @@ Per `Store` of the loop AST (with the loops, guards and local buffers around it)
         of the local buffers (packed copies, register tiles) in scope
 A store's instances are the product of its loops' extents, each loop taken at the middle
 iteration of the loops around it (a full tile, and the mean extent of a triangular loop), times
-the share of those iterations its guards let through (`_Branch`): the full-tile and edge
+the share of those iterations its guards let through (`_Branch`; a guard inside another only
+at the iterations that one lets through): the full-tile and edge
 variants of a statement split its instances instead of each counting all of them. A store's
 weight is its real share of the work: instances x operations (a copy or an initialisation
 counts one operation per element). A kernel's vector is
@@ -133,8 +134,12 @@ def _true_share(truth: list[tuple[int, bool]], n: int) -> float:
     return sum(t for _, t in truth) / len(truth)
 
 
-def branches(cond: ir.Expr, loops: list[_Loop], env: dict[str, int]) -> tuple[_Branch, _Branch]:
-    """The then and else `_Branch` of a guard inside `loops` (env: their middle iterations)."""
+def branches(cond: ir.Expr, loops: list[_Loop], env: dict[str, int],
+             given: tuple[tuple[ir.Expr, bool], ...] = ()) -> tuple[_Branch, _Branch]:
+    """The then and else `_Branch` of a guard inside `loops` (env: their middle iterations)
+    and inside the guards `given` ((condition, the branch taken) of each `if` around it): its
+    share counts only the iterations those let through (an edge tile's strips of 32, 16, 8
+    ... columns, each under the test for the last tile, hold only there)."""
     base = _holds(cond, env)
     if base is None:
         return _Branch(0.5, env), _Branch(0.5, env)
@@ -143,11 +148,15 @@ def branches(cond: ir.Expr, loops: list[_Loop], env: dict[str, int]) -> tuple[_B
         n = lp.extent
         if n <= 1:
             continue
-        truth = [(i, _holds(cond, {**env, lp.var: lp.value(i)}))
-                 for i in sorted({0, 1, (n - 1) // 2, n - 2, n - 1})]
-        if any(t is None for _, t in truth) or all(t == base for _, t in truth):
+        samples = [(i, {**env, lp.var: lp.value(i)})
+                   for i in sorted({0, 1, (n - 1) // 2, n - 2, n - 1})]
+        through = [(i, at) for i, at in samples
+                   if all(_holds(c, at) in (taken, None) for c, taken in given)]
+        truth = [(i, _holds(cond, at)) for i, at in through]
+        if not truth or any(t is None for _, t in truth) or all(t == base for _, t in truth):
             continue
-        share = _true_share(truth, n)
+        share = _true_share(truth, n) if len(through) == len(samples) else \
+            sum(t for _, t in truth) / len(truth)
         shares.append(share)
         # An inside iteration where it holds (fails) first: the typical one.
         order = sorted(truth, key=lambda it: it[0] in (0, n - 1))
@@ -187,6 +196,7 @@ class _Where:
     guards: int = 0
     reach: float = 1.0
     local_bytes: int = 0
+    given: tuple[tuple[ir.Expr, bool], ...] = ()  # the guards around it, each with its branch
 
 
 class _Extractor:
@@ -224,17 +234,19 @@ class _Extractor:
                     top = [0]  # stores under this outermost loop
                     self.nest += 1
                 self.walk(node.body, _Where((*where.loops, loop), tuple(inside.items()),
-                                            where.guards, where.reach, where.local_bytes), top)
+                                            where.guards, where.reach, where.local_bytes,
+                                            where.given), top)
                 if not where.loops:
                     for row in self.rows[len(self.rows) - top[0]:]:
                         row[_STMT_NAMES.index("fused")] = top[0]
             case If(cond=cond, then=t, orelse=e):
-                then, other = branches(cond, list(where.loops), env)
-                for body, branch in ((t, then), (e, other)):
+                then, other = branches(cond, list(where.loops), env, where.given)
+                for body, branch, taken in ((t, then, True), (e, other, False)):
                     if body is not None:
                         self.walk(body, _Where(where.loops, tuple(branch.env.items()),
                                                where.guards + 1, where.reach * branch.share,
-                                               where.local_bytes), top)
+                                               where.local_bytes,
+                                               (*where.given, (cond, taken))), top)
             case Block(body=body):
                 for b in body:
                     self.walk(b, where, top)
@@ -246,7 +258,7 @@ class _Extractor:
                     self.elem[b.name] = max(b.dtype.bits // 8, 1)
                     local += math.prod(self.shapes[b.name]) * self.elem[b.name]
                 self.walk(body, _Where(where.loops, where.env, where.guards, where.reach,
-                                       where.local_bytes + local), top)
+                                       where.local_bytes + local, where.given), top)
             case Store():
                 if not where.loops:
                     self.nest += 1
