@@ -79,12 +79,18 @@ class Comparison:
         medians. Paired by round, the ratio leaves out what the machine did between rounds (on
         a shared VM its speed drifts by 2x within minutes: a neighbour on the core's other
         hyperthread); the medians of the times alone keep a share of it."""
-        own, other = self.timings[name].samples, self.timings[peer].samples
-        if len(own) == len(other) and own and all(t > 0 for t in (*own, *other)):
-            # in logs, so that ratio(a, b) is 1 / ratio(b, a) for an even number of rounds too
-            return math.exp(statistics.median(math.log(p / t)
-                                              for p, t in zip(other, own, strict=True)))
-        return self.timings[peer].median / self.timings[name].median
+        paired = paired_ratio(self.timings[name].samples, self.timings[peer].samples)
+        return paired or self.timings[peer].median / self.timings[name].median
+
+
+def paired_ratio(own: tuple[float, ...] | list[float], other: tuple[float, ...] | list[float]
+                 ) -> float | None:
+    """The median over rounds of other[k] / own[k] (None unless both have the same number
+    of positive samples), in logs: so that it is 1 / the reverse for an even number of rounds
+    too."""
+    if len(own) != len(other) or not own or not all(t > 0 for t in (*own, *other)):
+        return None
+    return math.exp(statistics.median(math.log(p / t) for p, t in zip(other, own, strict=True)))
 
 
 #: The seed of the rounds' orders.

@@ -8,7 +8,7 @@ same arrays, in 7 rounds of one timed call each, in a shuffled order, each call 
 and a warm-up call: back-to-back calls would measure the stall of OpenBLAS's spinning threads
 (`benchmarks.thread_pools`), not the kernels. f32 at 1024^3 and 2048^3, f64 at 1000^3 and
 2000^3, checked first. GFLOP/s from the medians; `vs OpenBLAS` the median of the rounds'
-ratios (`harness.Comparison.ratio`: the VM's drift between rounds stays out). The f32 FMA
+ratios (`harness.paired_ratio`: the VM's drift between rounds stays out). The f32 FMA
 peak of one core (benchmarks/machine.py) is measured in the same run; "of peak" is
 loopweave's share of threads x that peak (f64: half of it). Issue 17's targets: at least
 1.05x OpenBLAS, at least 80% of the peak on one thread.
@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.harness import ORDER_SEED, Comparison, Timing, Work
+from benchmarks.harness import ORDER_SEED, paired_ratio
 from benchmarks.machine import cpu_model, load_average, measure_peak_flops
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,8 +63,8 @@ def child(cases: list[tuple[str, int]], repeats: int) -> list[dict]:
                 calls[name](a, b)
                 times[name].append(time.perf_counter() - start)
         flops = 2.0 * n ** 3
-        paired = Comparison("mm", "", Work(), {k: Timing(k, tuple(v), 1) for k, v in times.items()})
-        rows.append({"dtype": dtype, "n": n, "ratio": paired.ratio("loopweave", "openblas"),
+        rows.append({"dtype": dtype, "n": n,
+                     "ratio": paired_ratio(times["loopweave"], times["openblas"]),
                      **{k: flops / statistics.median(v) / 1e9 for k, v in times.items()}})
     return rows
 
