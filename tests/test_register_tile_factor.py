@@ -77,9 +77,9 @@ def test_a_tile_row_of_three_vectors(dtype, columns):
 
 def test_every_target_panel_holds_whole_register_tiles():
     """A B panel NC columns wide that is not a whole number of the tile's columns leaves an
-    edge strip in every panel (8 x 48 tiles in panels of 256: a 16-column strip each, at
-    about a third of the tile's speed); the facts of every host and Arm target avoid that for
-    f32 and f64 tiles."""
+    edge strip in every panel (8 x 48 tiles in panels of 256: a 16-column strip each, slower
+    per column than the tile); the facts of every host and Arm target avoid that for f32 and
+    f64 tiles."""
     for name, facts in {**FACTS, **ARM_FACTS}.items():
         if facts.panel is None:
             continue
