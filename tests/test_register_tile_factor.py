@@ -86,3 +86,18 @@ def test_every_target_panel_holds_whole_register_tiles():
         nc = facts.panel[1]
         for tile in (facts.matmul_tile, facts.f64_tile or facts.matmul_tile):
             assert nc % tile[1] == 0, (name, tile, nc)
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f64"])
+def test_many_rows_across_panels_and_chunks_of_k(dtype):
+    """The host default from PANEL_MIN_ROWS rows (AVX-512: 8 x 48 tiles, f64 8 x 24, in
+    panels of 288 columns): odd M, K across a KC chunk or none, N across a panel with a strip
+    in the last one."""
+    source = f"""kernel mm(A: {dtype}[M, K], B: {dtype}[K, N]) -> C: {dtype}[M, N] {{
+        C[i, j] += A[i, k] * B[k, j] }}"""
+    kernel = loopweave.compile(source, tuning_db=False, cost_model=False)
+    rng = np.random.default_rng(23)
+    for m, k, n in [(517, 259, 301), (1031, 1024, 97), (512, 300, 577), (600, 7, 289)]:
+        a = rng.standard_normal((m, k)).astype(TYPES[dtype])
+        b = rng.standard_normal((k, n)).astype(TYPES[dtype])
+        np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-4, atol=1e-4 * k)
