@@ -16,7 +16,19 @@ from dataclasses import replace
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import coefficient, constant_value, from_linear, linear, simplify
 from loopweave.ir.kernel import CacheSpec, Tensor
-from loopweave.ir.loops import Block, Buffer, For, If, Node, Scope, Store, full_extent, walk
+from loopweave.ir.loops import (
+    Block,
+    Buffer,
+    For,
+    If,
+    Node,
+    Scope,
+    Store,
+    full_extent,
+    only_upper_bounds,
+    upper_bounds,
+    walk,
+)
 from loopweave.ir.strips import is_accumulator_nest, strip_partial_tiles
 from loopweave.ir.types import BOOL, INDEX
 
@@ -268,24 +280,81 @@ def _version_full_tiles(node: Node, outer: set[str], tile_vars: set[str]) -> Nod
 
 
 def _constant_trip_counts(n: Node, outer: set[str], conds: list[ir.Expr],
-                          tile_vars: set[str]) -> Node:
+                          tile_vars: set[str], shifted: dict[str, int] | None = None) -> Node:
     """`n` with each loop over the tile (a variable of `tile_vars`) of constant extent in full
     tiles counting from 0; appends the condition under which each such loop runs its full
-    extent. The reduction loops keep their bounds: registers do not need them constant."""
+    extent. The reduction loops keep their bounds: registers do not need them constant.
+    A bound may also use a tile loop outside (`shifted`: its variable -> its constant extent,
+    counting from 0): syrk's columns end at the row, `y <= x`, and an upper triangle's start
+    there, `y >= x`; the tile is full where such a bound is not the binding one even at the
+    outer loop's value that makes it tightest."""
+    shifted = shifted or {}
     if isinstance(n, For) and n.step == 1 and n.var in tile_vars and \
-            ir.variables(n.init) <= outer and ir.variables(n.cond) <= outer | {n.var}:
-        extent = full_extent(n)
-        if extent is not None:
+            ir.variables(n.init) | ir.variables(n.cond) <= outer | {n.var} | set(shifted):
+        full = _full_tile_loop(n, shifted)
+        if full is not None:
+            start, extent, cond = full
+            conds.append(cond)
             var = ir.Var(n.var)
-            last = ir.substitute(n.cond, {n.var: simplify(ir.Binary(
-                "+", n.init, ir.Const(extent - 1), INDEX))})
-            conds.append(last)
-            shifted = simplify(ir.Binary("+", n.init, var, INDEX))
-            body = _substitute(n.body, {n.var: shifted})
-            body = _constant_trip_counts(body, outer, conds, tile_vars)
+            body = _substitute(n.body, {n.var: simplify(ir.Binary("+", start, var, INDEX))})
+            body = _constant_trip_counts(body, outer, conds, tile_vars,
+                                         {**shifted, n.var: extent})
             return replace(n, init=ir.Const(0),
                            cond=ir.Binary("<", var, ir.Const(extent), BOOL), body=body)
-    return _map_children(n, lambda c: _constant_trip_counts(c, outer, conds, tile_vars))
+    return _map_children(n, lambda c: _constant_trip_counts(c, outer, conds, tile_vars,
+                                                            shifted))
+
+
+def _full_tile_loop(loop: For, shifted: dict[str, int]
+                    ) -> tuple[ir.Expr, int, ir.Expr] | None:
+    """(first value, extent, condition) of `loop` in a full tile: it starts at the term of
+    its `max(...)` start that uses no outer tile loop (`shifted`) and runs a constant extent
+    from there, under the condition that every other bound is no tighter for any value of the
+    `shifted` loops; None where a bound is not affine in them or no such start exists."""
+    if not only_upper_bounds(loop.cond, loop.var):
+        return None
+    starts = _max_terms(loop.init) if ir.variables(loop.init) & set(shifted) else [loop.init]
+    base = [t for t in starts if not ir.variables(t) & set(shifted)]
+    if len(base) != 1:
+        return None
+    start = base[0]
+    extent = full_extent(replace(loop, init=start))
+    if extent is None:
+        return None
+    last = simplify(ir.Binary("+", start, ir.Const(extent - 1), INDEX))
+    if not (ir.variables(loop.init) | ir.variables(loop.cond)) & set(shifted):
+        return start, extent, ir.substitute(loop.cond, {loop.var: last})
+    parts = []
+    for other in starts:  # each later start must not pass the base one: other <= start
+        if other is not start:
+            tightest = _at_extreme(other, shifted, largest=True)
+            if tightest is None:
+                return None
+            parts.append(ir.Binary("<=", tightest, start, BOOL))
+    for bound in upper_bounds(loop.cond, loop.var):  # last < bound, at the smallest bound
+        tightest = _at_extreme(bound, shifted, largest=False)
+        if tightest is None:
+            return None
+        parts.append(ir.Binary("<", last, tightest, BOOL))
+    return start, extent, _all(parts)
+
+
+def _max_terms(e: ir.Expr) -> list[ir.Expr]:
+    if isinstance(e, ir.Call) and e.func == "max":
+        return [t for a in e.args for t in _max_terms(a)]
+    return [e]
+
+
+def _at_extreme(e: ir.Expr, shifted: dict[str, int], largest: bool) -> ir.Expr | None:
+    """`e` at the values of the `shifted` loops (each from 0 to its extent - 1) that make it
+    largest (or smallest), or None where it is not affine in them."""
+    values = {}
+    for v in ir.variables(e) & set(shifted):
+        c = coefficient(e, v)
+        if c is None:
+            return None
+        values[v] = ir.Const(shifted[v] - 1 if (c > 0) == largest and c != 0 else 0)
+    return simplify(ir.substitute(e, values)) if values else e
 
 
 def _substitute(n: Node, mapping: dict[str, ir.Expr]) -> Node:

@@ -13,6 +13,7 @@ AST pass `ir/localize.py` inserts the copies and redirects the accesses.
 from __future__ import annotations
 
 import functools
+import math
 
 import islpy as isl
 
@@ -77,25 +78,43 @@ def analyze(kernel: KernelIR, schedule: isl.Schedule, tag: str, tensor: str,
 
 def _box(footprint: isl.Map, names: list[str], tensor: str) -> tuple[tuple, tuple[int, ...]]:
     """Per dimension: the smallest element as an affine function of the outer loops, and the
-    largest spread for any values of the outer loops and sizes (the buffer extent)."""
+    largest spread for any values of the outer loops and sizes (the buffer extent). Where the
+    smallest element is a max of several (an upper triangle's tile starts at its column or at
+    the diagonal), the one of them that bounds the elements by the least spread."""
     n = footprint.dim(isl.dim_type.out)
     offsets, sizes = [], []
     for d in range(n):
         m = footprint.project_out(isl.dim_type.out, d + 1, n - d - 1).project_out(
             isl.dim_type.out, 0, d)
         pieces = m.lexmin_pw_multi_aff().get_at(0).get_pieces()
-        spread = m.reverse().apply_range(m).deltas()
-        spread = spread.project_out(isl.dim_type.param, 0, spread.dim(isl.dim_type.param))
-        largest = spread.dim_max_val(0)
-        if len(pieces) != 1 or not largest.is_int():
+        if len(pieces) == 1:
+            spread = _without_params(m.reverse().apply_range(m).deltas())
+            largest, offset = spread.dim_max_val(0), pieces[0][1]
+        else:
+            largest, offset = min(((_spread_above(m, aff), aff) for _, aff in pieces),
+                                  key=lambda c: c[0].to_python() if c[0].is_int() else math.inf)
+        if not largest.is_int():
             raise ScheduleError(f"the footprint of {tensor} in the loop is not a box of fixed "
                                 f"size along dimension {d} ({m}); tile the loops that index it")
         try:
-            offsets.append(aff_to_expr(pieces[0][1], names))
+            offsets.append(aff_to_expr(offset, names))
         except ValueError:
             raise ScheduleError(f"the footprint of {tensor} has no affine offset") from None
         sizes.append(largest.to_python() + 1)
     return tuple(offsets), tuple(sizes)
+
+
+def _spread_above(footprint: isl.Map, offset: isl.Aff) -> isl.Val:
+    """The largest element of `footprint` minus `offset`, for any outer loops and sizes
+    (infinity where `offset` is not below every element)."""
+    above = _without_params(footprint.sum(isl.Map.from_aff(offset).neg()).range())
+    if above.is_empty() or above.dim_min_val(0).is_neg():
+        return isl.Val.infty(footprint.get_ctx())
+    return above.dim_max_val(0)
+
+
+def _without_params(s: isl.Set) -> isl.Set:
+    return s.project_out(isl.dim_type.param, 0, s.dim(isl.dim_type.param))
 
 
 def _without_fixed_loops(footprint: isl.Map, names: list[str]) -> tuple[isl.Map, list[str]]:
@@ -145,7 +164,14 @@ def _check_exact(kernel: KernelIR, t: Tensor, written: isl.Map, offsets, sizes, 
     text = (f"{isl_helpers.param_prefix(kernel.params)}{{ [{', '.join(names)}] -> "
             f"{t.name}[{', '.join(idx)}] : {' and '.join(conds)} }}")
     box = isl.Map(text).intersect_domain(written.domain()).intersect_params(kernel.context)
-    if not box.is_subset(written):
+    # Elements of the box that no statement of the kernel ever writes may be copied back: they
+    # go back unchanged (syrk's diagonal tiles: the upper triangle of C beside the lower one).
+    ever_written = isl.UnionSet.empty(box.get_space().params())
+    for m in isl_helpers.maps_of(kernel.access_relations()[1]):
+        if m.get_tuple_name(isl.dim_type.out) == t.name:
+            ever_written = ever_written.union(isl.UnionSet(m.range()))
+    rest = isl.UnionSet(box.subtract(written).range())
+    if not rest.intersect(ever_written).is_empty():
         raise ScheduleError(f"cache_write of {t.name}: the loop writes only part of the box "
                             f"around its footprint ({written}); copying it back would write "
                             "other elements")
