@@ -75,6 +75,7 @@ class Dependences:
 
     def __init__(self, kernel: KernelIR):
         self.kernel = kernel
+        self._memo: dict[tuple[str, frozenset[str]], object] = {}
 
     @classmethod
     def of(cls, kernel: KernelIR) -> Dependences:
@@ -98,33 +99,47 @@ class Dependences:
             result += _split("output", tensor, _flow(w, w, schedule, must=True))
         return result
 
-    @cached_property
-    def commuting(self) -> dict[tuple[str, str], isl.Map]:
+    def commuting(self, reassociable: frozenset[str] = frozenset()) -> dict[tuple[str, str],
+                                                                            isl.Map]:
         """(statement a, statement b) -> pairs of their instances (a instance -> b instance)
-        that update one element by the same exact reduction: `max=` or `min=` of an integer
-        tensor, a != b, neither statement reading the element it updates otherwise. Such
-        updates give the same result in either order (nussinov's five `max=` into
-        table[i, j]). Empty for most kernels."""
-        params = self.kernel.params
-        updates = [s for s in self.kernel.statements
-                   if s.op in COMMUTING_OPS and not s.is_init
-                   and self.kernel.tensors[s.lhs.tensor].dtype.kind in ("int", "uint")
-                   and not reads_its_element(self.kernel, s, set(s.iterators))]
-        return {(a.name, b.name): a.access_map(params, a.lhs).apply_range(
+        that update one element by the same reduction, a != b, neither statement reading the
+        element it updates otherwise: `max=` or `min=` of an integer tensor, exact in either
+        order (nussinov's five `max=` into table[i, j]), or two `reassociable` statements
+        (syr2k's `C[i, j] += A[j, k] * B[i, k]` and `C[i, j] += B[j, k] * A[i, k]`, one sum
+        that the reassociation frees from its order). Empty for most kernels."""
+        key = ("commuting", reassociable)
+        if key not in self._memo:
+            params = self.kernel.params
+
+            def exact(s) -> bool:
+                return s.op in COMMUTING_OPS and \
+                    self.kernel.tensors[s.lhs.tensor].dtype.kind in ("int", "uint")
+
+            def freed(s) -> bool:
+                return s.name in reassociable and s.op in REASSOCIABLE_OPS
+
+            updates = [s for s in self.kernel.statements if not s.is_init and (
+                exact(s) or freed(s)) and not reads_its_element(self.kernel, s, set(s.iterators))]
+            self._memo[key] = {
+                (a.name, b.name): a.access_map(params, a.lhs).apply_range(
                     b.access_map(params, b.lhs).reverse())
                 for a in updates for b in updates
-                if a is not b and a.lhs.tensor == b.lhs.tensor and a.op == b.op}
+                if a is not b and a.lhs.tensor == b.lhs.tensor and a.op == b.op
+                and (exact(a) and exact(b) or freed(a) and freed(b))}
+        return self._memo[key]
 
-    @cached_property
-    def for_reordering(self) -> list[Dependence]:
+    def for_reordering(self, reassociable: frozenset[str] = frozenset()) -> list[Dependence]:
         """The dependences a new order of the instances must keep: `all`, except on a tensor
         with `commuting` updates. There every earlier write of an element counts (may
         dependences: the updates between a write and a later access may move, so the last
         writer alone would not hold the others in place), and the pairs of commuting updates
         do not."""
-        commuting = self.commuting
+        commuting = self.commuting(reassociable)
         if not commuting:
             return self.all
+        key = ("for_reordering", reassociable)
+        if key in self._memo:
+            return self._memo[key]
         tensors = {self.kernel.statement[a].lhs.tensor for a, _ in commuting}
         reads, writes = self.kernel.access_relations()
         schedule = self.kernel.schedule
@@ -138,6 +153,7 @@ class Dependences:
                 relation = d.relation if pairs is None else d.relation.subtract(pairs)
                 if not relation.is_empty():
                     result.append(Dependence(d.kind, d.source, d.sink, tensor, relation))
+        self._memo[key] = result
         return result
 
     def union(self) -> isl.UnionMap:
@@ -155,6 +171,8 @@ _MEMO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 #: Reductions whose updates of one integer element commute exactly (`Dependences.commuting`).
 COMMUTING_OPS = ("max=", "min=")
+#: Reductions that a `reassociate` step frees from their order, across statements too.
+REASSOCIABLE_OPS = ("+=", "*=", "max=", "min=")
 
 
 def reads_its_element(kernel: KernelIR, s, outer_vars: set[str]) -> bool:
@@ -213,7 +231,7 @@ def violations(kernel: KernelIR, schedule: isl.Schedule, deps: Dependences | Non
     smap = schedule.get_map().intersect_params(kernel.context)
     stmt_maps = {m.get_tuple_name(isl.dim_type.in_): m for m in isl_helpers.maps_of(smap)}
     found = []
-    for d in deps.for_reordering:
+    for d in deps.for_reordering(reassociable):
         if d.source == d.sink in reassociable and \
                 d.tensor == kernel.statement[d.source].lhs.tensor:
             continue

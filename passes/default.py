@@ -40,6 +40,7 @@ from loopweave.passes.loop_kinds import loop_marks
 from loopweave.passes.patterns import match_contraction, match_convolution, match_gemm, walk
 from loopweave.passes.right_looking import right_looking
 from loopweave.passes.schedule import Schedule, try_steps
+from loopweave.passes.split_sums import sum_terms
 from loopweave.passes.strided_conv import WEIGHT_PACK_BYTES, channel_steps
 from loopweave.passes.tile_recipes import (
     CONV_COLS,
@@ -208,6 +209,8 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
     may replace `facts` by a more precise record (the host asks its compiler for the vector
     width then)."""
     schedule = Schedule()
+    for name in (n for terms in sum_terms(kernel) for n in terms):
+        schedule.reassociate(name)  # one sum: its terms may leave their shared loops
     if len(kernel.statements) <= MAX_FUSION_STATEMENTS:
         _fuse_for_locality(kernel, schedule, facts)
     placements = schedule.placements(kernel)
@@ -433,16 +436,24 @@ def _isolate_contraction(kernel: KernelIR, schedule: Schedule, s: Statement,
     if _group_size(placements, s) == 1 or (contraction_tile(s, names, facts) is None and
                                            _gemm_call(s, names, facts) is None):
         return False
-    if not try_steps(kernel, schedule, [("distribute", s.name, names[0])]):
+    before = len(schedule.steps)
+    if not try_steps(kernel, schedule, _fission(s.name, names)):
         return False
     placements = schedule.placements(kernel)
     later = sorted((p.order, n) for n, p in placements.items() if n != s.name
                    and p.order[:1] == placements[s.name].order[:1])
-    if later and not try_steps(kernel, schedule, [("distribute", later[0][1],
-                                              placements[later[0][1]].names()[0])]):
-        schedule.steps.pop()  # the contraction would still share its loop
+    if later and not try_steps(kernel, schedule, _fission(later[0][1],
+                                                          placements[later[0][1]].names())):
+        del schedule.steps[before:]  # the contraction would still share its loop
         return False
     return True
+
+
+def _fission(name: str, loops: list[str]) -> list[tuple]:
+    """Steps that split each of `loops` (the statement's, outermost first) before statement
+    `name`, innermost first: a loop splits only where something runs before the statement in
+    it, so trmm's `B[i, j] *= alpha` leaves the contraction's i loop once it has left j."""
+    return [("distribute", name, loop) for loop in reversed(loops)]
 
 
 def _stride_one_innermost(kernel: KernelIR, schedule: Schedule, s: Statement) -> None:
