@@ -26,6 +26,7 @@ from loopweave.ir.loops import (
     Store,
     full_extent,
     only_upper_bounds,
+    upper_bound,
     upper_bounds,
     walk,
 )
@@ -280,41 +281,48 @@ def _version_full_tiles(node: Node, outer: set[str], tile_vars: set[str]) -> Nod
 
 
 def _constant_trip_counts(n: Node, outer: set[str], conds: list[ir.Expr],
-                          tile_vars: set[str], shifted: dict[str, int] | None = None) -> Node:
+                          tile_vars: set[str],
+                          ranges: dict[str, tuple[ir.Expr, ir.Expr]] | None = None) -> Node:
     """`n` with each loop over the tile (a variable of `tile_vars`) of constant extent in full
     tiles counting from 0; appends the condition under which each such loop runs its full
     extent. The reduction loops keep their bounds: registers do not need them constant.
-    A bound may also use a tile loop outside (`shifted`: its variable -> its constant extent,
-    counting from 0): syrk's columns end at the row, `y <= x`, and an upper triangle's start
-    there, `y >= x`; the tile is full where such a bound is not the binding one even at the
-    outer loop's value that makes it tightest."""
-    shifted = shifted or {}
-    if isinstance(n, For) and n.step == 1 and n.var in tile_vars and \
-            ir.variables(n.init) | ir.variables(n.cond) <= outer | {n.var} | set(shifted):
-        full = _full_tile_loop(n, shifted)
+    A bound may also use a loop outside it in the tile (`ranges`: its variable -> its first
+    value and end): syrk's columns end at the row, `y <= x`, an upper triangle's start there,
+    `y >= x`, and trmm's rows at the reduction, `x < k`; the tile is full where such a bound
+    is not the binding one even at the outer loop's value that makes it tightest."""
+    ranges = ranges or {}
+    known = outer | set(ranges)
+    if isinstance(n, For) and n.step == 1 and \
+            ir.variables(n.init) | ir.variables(n.cond) <= known | {n.var}:
+        if n.var not in tile_vars:  # a reduction loop: its bounds stay
+            end = upper_bound(n.cond, n.var) if only_upper_bounds(n.cond, n.var) else None
+            inner = {**ranges, n.var: (n.init, end)} if end is not None else ranges
+            return replace(n, body=_constant_trip_counts(n.body, outer, conds, tile_vars, inner))
+        full = _full_tile_loop(n, ranges)
         if full is not None:
             start, extent, cond = full
             conds.append(cond)
             var = ir.Var(n.var)
             body = _substitute(n.body, {n.var: simplify(ir.Binary("+", start, var, INDEX))})
             body = _constant_trip_counts(body, outer, conds, tile_vars,
-                                         {**shifted, n.var: extent})
+                                         {**ranges, n.var: (ir.Const(0), ir.Const(extent))})
             return replace(n, init=ir.Const(0),
                            cond=ir.Binary("<", var, ir.Const(extent), BOOL), body=body)
     return _map_children(n, lambda c: _constant_trip_counts(c, outer, conds, tile_vars,
-                                                            shifted))
+                                                            ranges))
 
 
-def _full_tile_loop(loop: For, shifted: dict[str, int]
+def _full_tile_loop(loop: For, ranges: dict[str, tuple[ir.Expr, ir.Expr]]
                     ) -> tuple[ir.Expr, int, ir.Expr] | None:
     """(first value, extent, condition) of `loop` in a full tile: it starts at the term of
-    its `max(...)` start that uses no outer tile loop (`shifted`) and runs a constant extent
-    from there, under the condition that every other bound is no tighter for any value of the
-    `shifted` loops; None where a bound is not affine in them or no such start exists."""
+    its `max(...)` start that uses no loop of `ranges` and runs a constant extent from there,
+    under the condition that every other bound is no tighter for any value of those loops;
+    None where a bound is not affine in them or no such start exists."""
     if not only_upper_bounds(loop.cond, loop.var):
         return None
-    starts = _max_terms(loop.init) if ir.variables(loop.init) & set(shifted) else [loop.init]
-    base = [t for t in starts if not ir.variables(t) & set(shifted)]
+    inside = set(ranges)
+    starts = _max_terms(loop.init) if ir.variables(loop.init) & inside else [loop.init]
+    base = [t for t in starts if not ir.variables(t) & inside]
     if len(base) != 1:
         return None
     start = base[0]
@@ -322,17 +330,17 @@ def _full_tile_loop(loop: For, shifted: dict[str, int]
     if extent is None:
         return None
     last = simplify(ir.Binary("+", start, ir.Const(extent - 1), INDEX))
-    if not (ir.variables(loop.init) | ir.variables(loop.cond)) & set(shifted):
+    if not (ir.variables(loop.init) | ir.variables(loop.cond)) & inside:
         return start, extent, ir.substitute(loop.cond, {loop.var: last})
     parts = []
     for other in starts:  # each later start must not pass the base one: other <= start
         if other is not start:
-            tightest = _at_extreme(other, shifted, largest=True)
+            tightest = _at_extreme(other, ranges, largest=True)
             if tightest is None:
                 return None
             parts.append(ir.Binary("<=", tightest, start, BOOL))
     for bound in upper_bounds(loop.cond, loop.var):  # last < bound, at the smallest bound
-        tightest = _at_extreme(bound, shifted, largest=False)
+        tightest = _at_extreme(bound, ranges, largest=False)
         if tightest is None:
             return None
         parts.append(ir.Binary("<", last, tightest, BOOL))
@@ -345,15 +353,18 @@ def _max_terms(e: ir.Expr) -> list[ir.Expr]:
     return [e]
 
 
-def _at_extreme(e: ir.Expr, shifted: dict[str, int], largest: bool) -> ir.Expr | None:
-    """`e` at the values of the `shifted` loops (each from 0 to its extent - 1) that make it
-    largest (or smallest), or None where it is not affine in them."""
+def _at_extreme(e: ir.Expr, ranges: dict[str, tuple[ir.Expr, ir.Expr]], largest: bool
+                ) -> ir.Expr | None:
+    """`e` at the values of the loops of `ranges` (each from its first value to its end - 1)
+    that make it largest (or smallest), or None where it is not affine in them."""
     values = {}
-    for v in ir.variables(e) & set(shifted):
+    for v in ir.variables(e) & set(ranges):
         c = coefficient(e, v)
         if c is None:
             return None
-        values[v] = ir.Const(shifted[v] - 1 if (c > 0) == largest and c != 0 else 0)
+        first, end = ranges[v]
+        values[v] = simplify(ir.Binary("-", end, ir.Const(1), INDEX)) \
+            if (c > 0) == largest and c != 0 else first
     return simplify(ir.substitute(e, values)) if values else e
 
 

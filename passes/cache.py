@@ -22,6 +22,7 @@ from loopweave.ir import isl_helpers
 from loopweave.ir.affine import aff_to_expr
 from loopweave.ir.expr import Const
 from loopweave.ir.kernel import CacheSpec, KernelIR, Tensor
+from loopweave.ir.loops import GPU_AXES
 from loopweave.ir.types import DTYPES
 from loopweave.passes.legality import marks
 
@@ -37,7 +38,8 @@ def analyze(kernel: KernelIR, schedule: isl.Schedule, tag: str, tensor: str,
     """The buffer for `tensor` in the loop marked "cache:<tag>" of `schedule`, its dimensions
     in the order `layout` gives (default: the tensor's), the last one cut into runs of
     `panel`, its elements converted to `dtype` (see `Schedule.cache_read`)."""
-    band = _band_under(_find_mark(schedule, f"cache:{tag}"))
+    mark = _find_mark(schedule, f"cache:{tag}")
+    band = _band_under(mark)
     prefix = band.get_prefix_schedule_union_map().intersect_params(kernel.context)
     depth = band.get_schedule_depth()
     reads, writes = kernel.access_relations()
@@ -53,7 +55,8 @@ def analyze(kernel: KernelIR, schedule: isl.Schedule, tag: str, tensor: str,
     offsets, sizes = _box(*_without_fixed_loops(footprint, names), tensor)
     t = kernel.tensors[tensor]
     if copy_out:
-        _check_exact(kernel, t, functools.reduce(isl.Map.union, write_fp), offsets, sizes, names)
+        _check_exact(kernel, t, functools.reduce(isl.Map.union, write_fp), offsets, sizes, names,
+                     mark)
     layout = layout or tuple(range(len(sizes)))
     if len(layout) != len(sizes):
         raise ScheduleError(f"cache layout {layout} of {tensor}: {tensor} has "
@@ -150,8 +153,14 @@ def _footprint(prefix: isl.UnionMap, access: isl.UnionMap, tensor: str) -> list[
             if m.get_tuple_name(isl.dim_type.out) == tensor and not m.is_empty()]
 
 
-def _check_exact(kernel: KernelIR, t: Tensor, written: isl.Map, offsets, sizes, names) -> None:
-    """Copying the buffer back must write only elements the loop writes."""
+def _check_exact(kernel: KernelIR, t: Tensor, written: isl.Map, offsets, sizes, names,
+                 mark: isl.ScheduleNode) -> None:
+    """Copying the buffer back must not overwrite what another statement instance wrote. The
+    elements of the box the loop does not write go back as they were copied in, and between
+    the two copies only the loop runs: they are safe unless an iteration of an enclosing
+    parallel loop (a GPU axis, ...) other than the buffer's own writes them meanwhile
+    (trmm's row tiles: a row with no term in one k chunk, updated in the next chunk, by the
+    same row tile)."""
     idx = [f"e{d}" for d in range(len(sizes))]
     conds = []
     for d, (off, size, dim) in enumerate(zip(offsets, sizes, t.shape, strict=True)):
@@ -164,17 +173,60 @@ def _check_exact(kernel: KernelIR, t: Tensor, written: isl.Map, offsets, sizes, 
     text = (f"{isl_helpers.param_prefix(kernel.params)}{{ [{', '.join(names)}] -> "
             f"{t.name}[{', '.join(idx)}] : {' and '.join(conds)} }}")
     box = isl.Map(text).intersect_domain(written.domain()).intersect_params(kernel.context)
-    # Elements of the box that no statement of the kernel ever writes may be copied back: they
-    # go back unchanged (syrk's diagonal tiles: the upper triangle of C beside the lower one).
-    ever_written = isl.UnionSet.empty(box.get_space().params())
-    for m in isl_helpers.maps_of(kernel.access_relations()[1]):
-        if m.get_tuple_name(isl.dim_type.out) == t.name:
-            ever_written = ever_written.union(isl.UnionSet(m.range()))
-    rest = isl.UnionSet(box.subtract(written).range())
-    if not rest.intersect(ever_written).is_empty():
-        raise ScheduleError(f"cache_write of {t.name}: the loop writes only part of the box "
-                            f"around its footprint ({written}); copying it back would write "
-                            "other elements")
+    unwritten = box.subtract(written)
+    if unwritten.is_empty():
+        return
+    writes = _restricted(kernel.access_relations()[1], t.name)
+    for band, depth in _concurrent_loops(mark):
+        # [outer loops, this loop] -> the elements the loop's other iterations write
+        others = band_times(band).reverse().apply_range(writes)
+        outer = [f"c{k}" for k in range(depth)]
+        same_outer = isl.UnionMap(
+            f"{isl_helpers.param_prefix(kernel.params)}{{ [{', '.join(outer + ['p'])}] -> "
+            f"[{', '.join(outer + ['q'])}] : q != p }}").apply_range(others)
+        here = unwritten.project_out(isl.dim_type.in_, depth + 1, len(names) - depth - 1)
+        if not isl.UnionMap(here).intersect(same_outer).is_empty():
+            raise ScheduleError(
+                f"cache_write of {t.name}: the loop writes only part of the box around its "
+                f"footprint ({written}), and another iteration of a parallel loop around it "
+                "writes the rest; copying it back would overwrite that")
+
+
+def _concurrent_loops(mark: isl.ScheduleNode) -> list[tuple[isl.ScheduleNode, int]]:
+    """The bands of the loops around `mark` whose iterations may run at once (marked
+    parallel, a GPU axis, ...), each with the number of loops outside it."""
+    found = []
+    node = mark
+    while node.has_parent():
+        node = node.parent()
+        if node.get_type() == isl.schedule_node_type.mark and \
+                node.mark_get_id().get_name().split(":")[0] in CONCURRENT_MARKS:
+            band = _band_under(node)
+            found.append((band, band.get_schedule_depth()))
+    return found
+
+
+#: Marks of loops whose iterations may run at the same time.
+CONCURRENT_MARKS = ("parallel", "vector", "dot", *GPU_AXES)
+
+
+def band_times(band: isl.ScheduleNode) -> isl.UnionMap:
+    """Statement instance -> [the loops outside `band`, its first loop]."""
+    first = band.band_get_partial_schedule_union_map()
+    n = band.band_n_member()
+    if n > 1:
+        first = functools.reduce(isl.UnionMap.union, (
+            isl.UnionMap.from_map(m.project_out(isl.dim_type.out, 1, n - 1))
+            for m in isl_helpers.maps_of(first)))
+    return band.get_prefix_schedule_union_map().flat_range_product(first)
+
+
+def _restricted(umap: isl.UnionMap, tensor: str) -> isl.UnionMap:
+    result = isl.UnionMap.empty(umap.get_space())
+    for m in isl_helpers.maps_of(umap):
+        if m.get_tuple_name(isl.dim_type.out) == tensor:
+            result = result.union(isl.UnionMap.from_map(m))
+    return result
 
 
 def _fresh_name(taken: set[str], base: str) -> str:

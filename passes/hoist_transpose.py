@@ -33,6 +33,7 @@ from dataclasses import replace
 import islpy as isl
 
 from loopweave.ir import expr as ir
+from loopweave.ir import isl_helpers
 from loopweave.ir.kernel import KernelIR, Statement, Tensor
 from loopweave.passes import placement as pl
 from loopweave.passes.patterns import match_contraction
@@ -82,16 +83,20 @@ def hoist_transposed_operands(kernel: KernelIR) -> KernelIR:
 def _operand_to_copy(kernel: KernelIR, s: Statement, written: set[str]
                      ) -> tuple[ir.Load, str, str, bool] | None:
     """(B's load, j, k, whether B is read transposed) where `s` is a contraction
-    `C[.., i, j] += A * B` whose B, a 2-D input no statement writes, is read transposed inside
-    a `for` loop or is A's tensor too; else None."""
+    `C[.., i, j] += A * B` whose 2-D B is an input no statement writes, read transposed inside
+    a `for` loop or A's tensor too, or is the tensor `s` updates, read only where no write has
+    reached yet; else None."""
     if not s.lhs.dtype.is_float or s.lhs.dtype.is_storage_only:
         return None
     c = match_contraction(s)
-    if c is None or c.widening or c.b.tensor in written or \
-            kernel.tensors[c.b.tensor].role != "in":
+    if c is None or c.widening:
         return None
     names = [x.name if isinstance(x, ir.Var) else None for x in c.b.indices]
     if names != ([c.j, c.k] if c.b_transposed else [c.k, c.j]):
+        return None
+    if c.b.tensor == s.lhs.tensor:
+        return (c.b, c.j, c.k, c.b_transposed) if _reads_entry_values(kernel, s, c.b) else None
+    if c.b.tensor in written or kernel.tensors[c.b.tensor].role != "in":
         return None
     if c.a.tensor == c.b.tensor:
         return c.b, c.j, c.k, c.b_transposed
@@ -99,6 +104,23 @@ def _operand_to_copy(kernel: KernelIR, s: Statement, written: set[str]
             c.j in s.iterators[:s.enclosing] or c.k in s.iterators[:s.enclosing]:
         return None
     return c.b, c.j, c.k, True
+
+
+def _reads_entry_values(kernel: KernelIR, s: Statement, load: ir.Load) -> bool:
+    """Whether every element `s` reads through `load` still holds its value from the kernel's
+    start: no write of it by any statement comes before the read in program order (trmm's
+    `B[i, j] += A[k, i] * B[k, j]` over k > i reads rows that later rows' steps update)."""
+    shape = kernel.tensors[load.tensor].shape
+    reads = s.access_map(kernel.params, load, shape)
+    times = {m.get_tuple_name(isl.dim_type.in_): m for m in isl_helpers.maps_of(
+        kernel.schedule.get_map().intersect_params(kernel.context))}
+    for w in kernel.statements:
+        if w.lhs.tensor != load.tensor:
+            continue
+        meets = w.access_map(kernel.params, w.lhs).apply_range(reads.reverse())
+        if not meets.intersect(times[w.name].lex_lt_map(times[s.name])).is_empty():
+            return False
+    return True
 
 
 def _copy_statement(kernel: KernelIR, s: Statement, load: ir.Load, copy: str, j: str, k: str,

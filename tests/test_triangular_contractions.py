@@ -4,11 +4,13 @@ triangle of C += A A^T, 6.7x faster at PolyBench LARGE than the untiled default)
 - a B operand that reads A's tensor too is read from a copy in [k, j] layout
   (passes/hoist_transpose.py), so that packing B makes a box (A's rows and B's columns of one
   tensor do not);
-- an accumulator tile on the diagonal copies back, unchanged, elements that no statement of the
-  kernel writes (passes/cache.py); a tile whose box holds elements written elsewhere is still
-  refused;
-- a tile is full where its column bound holds at its tightest row (ir/localize.py): tiles below
-  the diagonal run in registers, the diagonal ones as plain loops.
+- an accumulator tile on the diagonal copies back, unchanged, the elements of its box that it
+  does not write (passes/cache.py): only the loop runs between the copies, so that is safe
+  unless another iteration of a parallel loop around it writes them;
+- trmm's in-place operand is read from a copy: its reads see B's values at the start;
+- a tile is full where its bounds hold at the values of the loops around them that make them
+  tightest (ir/localize.py): the row for syrk's columns, the reduction for trmm's rows; tiles
+  off the diagonal run in registers, the diagonal ones as plain loops.
 
 Checked on the source and numerically at odd sizes (several row blocks, column tiles and k
 chunks), f32 and f64."""
@@ -21,7 +23,6 @@ import pytest
 import loopweave
 from loopweave.errors import ScheduleError
 from loopweave.examples import load_polybench_references
-from loopweave.pipeline import front_end
 
 poly = load_polybench_references()
 SIZES = [(1, 1), (7, 5), (29, 19), (61, 37), (131, 300)]  # (N, M): M > 256, two k chunks
@@ -86,13 +87,57 @@ def test_a_diagonal_tile_copies_back_only_what_the_kernel_never_writes():
     kernel(a, a.T.copy(), c)
     np.testing.assert_allclose(c, want, rtol=1e-12, atol=1e-12)
     assert "lw_r0_0" in kernel.source  # the tiles below the diagonal, in registers
-    # A second statement writes the upper triangle: copying a diagonal tile's buffer back
-    # could overwrite it, so the cache_write is refused.
-    both = """kernel k(A: f64[N, M], C: inout f64[N, N]) {
-    C[i, j] += A[i, k] * A[j, k]  where j in 0:i+1
+    # A second statement writes the upper triangle, after the tiles: the copies back come
+    # first, so it overwrites them.
+    both = """kernel k(A: f64[N, M], At: f64[M, N], C: inout f64[N, N]) {
+    C[i, j] += A[i, k] * At[k, j]  where j in 0:i+1
     C[i, j] = 0.0  where j in i+1:N
 }"""
-    assert [s.name for s in front_end(both).statements] == ["S0", "S1"]
-    with pytest.raises(ScheduleError, match="writes only part of the box"):
-        loopweave.compile(both, schedule=_diagonal_tiles("S0"), tuning_db=False)(
-            np.ones((5, 3)), np.ones((5, 5)))
+    c = rng.standard_normal((21, 21))
+    want = np.tril(c + a @ a.T)
+    loopweave.compile(both, schedule=_diagonal_tiles("S0"), tuning_db=False)(a, a.T.copy(), c)
+    np.testing.assert_allclose(c, want, rtol=1e-12, atol=1e-12)
+
+
+# S1 writes the upper triangle of a column tile from the column tile before it, inside the
+# same parallel loop: a diagonal tile's copy back would race with it.
+RACING = """kernel k(A: f64[N, K], B: f64[K, N], C: inout f64[N, N]) {
+    C[i, j] += A[i, k] * B[k, j]  where j in 0:i+1
+    C[i, j + 8] = 0.0  where j in i-7:N-8
+}"""
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_diagonal_tile_is_refused_where_a_parallel_iteration_writes_the_rest(parallel):
+    schedule = loopweave.Schedule().tile("S0", i=8, j=8).tile("S1", j=8).reorder(
+        "S0", "j_o", "i_o", "k", "i", "j").reorder("S1", "j_o", "i", "j").fuse("S0", "S1")
+    if parallel:
+        schedule.parallel("S0", "j_o")
+    schedule.cache_write("S0", "k")
+    if parallel:
+        with pytest.raises(ScheduleError, match="another iteration of a parallel loop"):
+            loopweave.compile(RACING, schedule=schedule, tuning_db=False)
+        return
+    kernel = loopweave.compile(RACING, schedule=schedule, tuning_db=False)
+    rng = np.random.default_rng(6)
+    a, b, c = rng.standard_normal((21, 5)), rng.standard_normal((5, 21)), \
+        rng.standard_normal((21, 21))
+    want = c + np.tril(a @ b)
+    want[np.triu_indices(21, 1)] = 0.0
+    kernel(a, b, c)
+    np.testing.assert_allclose(c, want, rtol=1e-12, atol=1e-12)
+
+
+def test_trmm_default_reads_a_snapshot_in_register_tiles_and_matches_numpy():
+    """trmm updates B in place, reading rows k > i that later rows' steps update: the reads
+    see B's values at the start (a copy), and the row tiles, parallel, hold rows that one k
+    chunk leaves alone (copied back as they were)."""
+    case = poly.POLYBENCH["trmm"]
+    kernel = loopweave.compile(case.source(), tuning_db=False, cost_model=False)
+    for m, n in [(1, 1), (2, 3), (29, 31), (263, 301), (300, 97)]:
+        args = case.make_inputs({"M": m, "N": n}, 5)
+        want = case.expected({k: v.copy() if hasattr(v, "copy") else v for k, v in args.items()})
+        kernel(*args.values())
+        err, ok = poly.compare(args["B"], want["B"], case.tol_scale)
+        assert ok, f"trmm at M={m}, N={n}: differs by {err:g}"
+    assert "B_copy[" in kernel.source and "lw_r0_0" in kernel.source
