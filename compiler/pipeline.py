@@ -396,6 +396,9 @@ class TunedInvoker:
         self.pipeline = pipeline
         self.default_source = default.source
         self.current_source = default.source
+        # The callers pass the default build's temporaries (a normalization's copies): a
+        # choice without them cannot take the same direct call.
+        self.default_has_temporaries = default.ir is not None and bool(default.ir.temporaries)
         self._chosen: dict[tuple, tuple] = {}
         self._builds: dict[tuple, tuple] = {}  # `_build_key` -> (schedule, built)
         self.records: dict[tuple, object] = {}
@@ -464,10 +467,12 @@ class TunedInvoker:
     def direct(self, sizes: dict[str, int]) -> DirectCall | None:
         """The chosen invoker's direct call for `sizes` (backends/c.py), which notes its source as
         the one that runs when a caller switches to it; None where the choice has temporaries of its
-        own or its invoker has no direct call (the caller then goes through `__call__`)."""
+        own, or has none where the default build has some (trmm's snapshot of B), or its invoker
+        has no direct call (the caller then goes through `__call__`)."""
         invoke, source, temporaries = self._chosen_for(sizes)
         direct = getattr(invoke, "direct", None)
-        call = direct(sizes) if direct is not None and not temporaries else None
+        own_arrays = temporaries or (invoke is not self.default and self.default_has_temporaries)
+        call = direct(sizes) if direct is not None and not own_arrays else None
         if call is None or call.chosen is not None:
             return None
         return dataclasses.replace(call, chosen=functools.partial(

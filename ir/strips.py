@@ -41,12 +41,14 @@ def strip_partial_tiles(node: Node, outer: set[str]) -> Node:
     """`node` (the partial-tile nest) with its edge rows and columns in constant-width strips,
     or unchanged when it is not an accumulator nest of that shape. `outer` are the variables
     of the enclosing loops, the only ones the row and column bounds may use."""
-    shape = _accumulator_nest(node, outer)
+    shape = _accumulator_nest(node, outer, rows_in_columns=True)
     if shape is None:
         return node
     reductions, rows, cols, store = shape
     row_lo, row_hi, max_rows = _range(rows)
     col_lo, col_hi, max_cols = _range(cols)
+    # Columns bounded by the row (syrk's diagonal tiles, `y <= x`): one row at a time.
+    by_row = rows.var in ir.variables(cols.init) | ir.variables(cols.cond)
     min_width = max(1, MIN_STRIP_BYTES * 8 // store.value.dtype.bits)
     if max_cols < min_width:
         return node
@@ -57,7 +59,8 @@ def strip_partial_tiles(node: Node, outer: set[str]) -> Node:
         x, y = ir.Var(rows.var), ir.Var(cols.var)
         body: Node = _substitute_store(store, {rows.var: _plus(row, x),
                                                cols.var: y if ncols is None else _plus(col, y)})
-        body = (For(cols.var, col, cols.cond, 1, body) if ncols is None else
+        body = (For(cols.var, col, ir.substitute(cols.cond, {rows.var: row}), 1, body)
+                if ncols is None else
                 For(cols.var, ir.Const(0), _less(y, ir.Const(ncols)), 1, body))
         body = For(rows.var, ir.Const(0), _less(x, ir.Const(nrows)), 1, body)
         for loop in reversed(reductions):
@@ -65,14 +68,15 @@ def strip_partial_tiles(node: Node, outer: set[str]) -> Node:
         return body
 
     def column_strips(row: ir.Expr, nrows: int) -> Node:
-        n = simplify(ir.Binary("-", col_hi, col_lo, INDEX))
+        lo, hi = (simplify(ir.substitute(b, {rows.var: row})) for b in (col_lo, col_hi))
+        n = simplify(ir.Binary("-", hi, lo, INDEX))
         parts: list[Node] = []
         width = 1 << (max_cols.bit_length() - 1)
         while width >= min_width:
             # The strip of this width exists when bit `width` of n is set; the wider strips
             # (the bits above) come before it.
             below = ir.Binary("%", n, ir.Const(2 * width), INDEX)
-            start = simplify(ir.Binary("-", ir.add(col_lo, n), below, INDEX))
+            start = simplify(ir.Binary("-", ir.add(lo, n), below, INDEX))
             parts.append(If(ir.Binary(">=", below, ir.Const(width), BOOL),
                             nest(row, nrows, start, width)))
             width //= 2
@@ -80,15 +84,17 @@ def strip_partial_tiles(node: Node, outer: set[str]) -> Node:
         # Guarded: an empty scalar rest would still run every reduction loop around it (conv2d's
         # 56 columns in strips of 16 and 8: the empty rest cost more than the strips).
         parts.append(If(ir.Binary(">", rest, ir.Const(0), BOOL),
-                        nest(row, nrows, simplify(ir.Binary("-", col_hi, rest, INDEX)), None)))
+                        nest(row, nrows, simplify(ir.Binary("-", hi, rest, INDEX)), None)))
         return Block(tuple(parts))
 
+    one_row = f"{rows.var}_edge"
+    rows_one_by_one = For(one_row, row_lo, _less(ir.Var(one_row), row_hi), 1,
+                          column_strips(ir.Var(one_row), 1))
+    if by_row:
+        return rows_one_by_one
     full_rows = ir.Binary("==", simplify(ir.Binary("-", row_hi, row_lo, INDEX)),
                           ir.Const(max_rows), BOOL)
-    one_row = f"{rows.var}_edge"
-    return If(full_rows, column_strips(row_lo, max_rows),
-              For(one_row, row_lo, _less(ir.Var(one_row), row_hi), 1,
-                  column_strips(ir.Var(one_row), 1)))
+    return If(full_rows, column_strips(row_lo, max_rows), rows_one_by_one)
 
 
 def is_accumulator_nest(node: Node, outer: set[str]) -> bool:
@@ -97,9 +103,10 @@ def is_accumulator_nest(node: Node, outer: set[str]) -> bool:
     return _accumulator_nest(node, outer) is not None
 
 
-def _accumulator_nest(node: Node, outer: set[str]):
+def _accumulator_nest(node: Node, outer: set[str], rows_in_columns: bool = False):
     """(reduction loops, rows loop, columns loop, store) of an accumulator nest `for k.. for x
-    for y: acc[x, y] += e` whose rows and columns are bounded by `outer` variables, or None."""
+    for y: acc[x, y] += e` whose rows and columns are bounded by `outer` variables (and, with
+    `rows_in_columns`, the columns by the row too), or None."""
     shape = accumulator_nest(node)
     if shape is None:
         return None
@@ -111,7 +118,8 @@ def _accumulator_nest(node: Node, outer: set[str]):
         return None
     bounds = [rows.init, rows.cond, cols.init, cols.cond]
     if any(ir.variables(b) - {rows.var, cols.var} - outer for b in bounds) \
-            or rows.var in ir.variables(cols.init) | ir.variables(cols.cond) \
+            or not rows_in_columns and rows.var in ir.variables(cols.init) | ir.variables(
+                cols.cond) \
             or any((ir.variables(loop.init) | ir.variables(loop.cond)) & {rows.var, cols.var}
                    for loop in reductions):
         return None

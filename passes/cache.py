@@ -179,7 +179,7 @@ def _check_exact(kernel: KernelIR, t: Tensor, written: isl.Map, offsets, sizes, 
     writes = _restricted(kernel.access_relations()[1], t.name)
     for band, depth in _concurrent_loops(mark):
         # [outer loops, this loop] -> the elements the loop's other iterations write
-        others = band_times(band).reverse().apply_range(writes)
+        others = _band_times(band).reverse().apply_range(writes)
         outer = [f"c{k}" for k in range(depth)]
         same_outer = isl.UnionMap(
             f"{isl_helpers.param_prefix(kernel.params)}{{ [{', '.join(outer + ['p'])}] -> "
@@ -210,7 +210,7 @@ def _concurrent_loops(mark: isl.ScheduleNode) -> list[tuple[isl.ScheduleNode, in
 CONCURRENT_MARKS = ("parallel", "vector", "dot", *GPU_AXES)
 
 
-def band_times(band: isl.ScheduleNode) -> isl.UnionMap:
+def _band_times(band: isl.ScheduleNode) -> isl.UnionMap:
     """Statement instance -> [the loops outside `band`, its first loop]."""
     first = band.band_get_partial_schedule_union_map()
     n = band.band_n_member()

@@ -83,9 +83,9 @@ def hoist_transposed_operands(kernel: KernelIR) -> KernelIR:
 def _operand_to_copy(kernel: KernelIR, s: Statement, written: set[str]
                      ) -> tuple[ir.Load, str, str, bool] | None:
     """(B's load, j, k, whether B is read transposed) where `s` is a contraction
-    `C[.., i, j] += A * B` whose 2-D B is an input no statement writes, read transposed inside
-    a `for` loop or A's tensor too, or is the tensor `s` updates, read only where no write has
-    reached yet; else None."""
+    `C[.., i, j] += A * B` whose 2-D B is A's tensor too, written (if at all) before the loop
+    of `s`; or an input no statement writes, read transposed inside a `for` loop; or the
+    tensor `s` updates, read only where no write has reached yet; else None."""
     if not s.lhs.dtype.is_float or s.lhs.dtype.is_storage_only:
         return None
     c = match_contraction(s)
@@ -96,14 +96,23 @@ def _operand_to_copy(kernel: KernelIR, s: Statement, written: set[str]
         return None
     if c.b.tensor == s.lhs.tensor:
         return (c.b, c.j, c.k, c.b_transposed) if _reads_entry_values(kernel, s, c.b) else None
+    if c.a.tensor == c.b.tensor and _written_before(kernel, s, c.b.tensor):
+        return c.b, c.j, c.k, c.b_transposed
     if c.b.tensor in written or kernel.tensors[c.b.tensor].role != "in":
         return None
-    if c.a.tensor == c.b.tensor:
-        return c.b, c.j, c.k, c.b_transposed
     if s.enclosing == 0 or not c.b_transposed or \
             c.j in s.iterators[:s.enclosing] or c.k in s.iterators[:s.enclosing]:
         return None
     return c.b, c.j, c.k, True
+
+
+def _written_before(kernel: KernelIR, s: Statement, tensor: str) -> bool:
+    """Whether every statement that writes `tensor` runs before the top-level loop of `s`
+    (covariance's centred data `d`, read as `d[k, i] * d[k, j]`), so that a copy made right
+    before that loop holds what `s` reads."""
+    order = {name: p.order[0] for name, p in pl.initial_placements(kernel).items()}
+    return all(order[w.name] < order[s.name] for w in kernel.statements
+               if w.lhs.tensor == tensor)
 
 
 def _reads_entry_values(kernel: KernelIR, s: Statement, load: ir.Load) -> bool:

@@ -11,7 +11,7 @@ import loopweave
 from loopweave.backends.c_family import CYCLIC_SCHEDULE, uneven_iterations
 from loopweave.examples import load_polybench_references
 from loopweave.ir.codegen import loop_ast
-from loopweave.ir.loops import For, walk
+from loopweave.ir.loops import For, Store, walk
 from loopweave.passes.default import default_schedule
 from loopweave.passes.normalize import normalize
 from loopweave.passes.schedule import Schedule
@@ -30,8 +30,12 @@ def parallel_loops(kernel_ir):
 
 def test_a_triangle_is_uneven_and_a_square_is_not():
     tri = normalize(front_end(TRIANGLE))
-    loops = parallel_loops(default_schedule(tri).apply(tri))  # G = 0, then G += (j >= i)
-    assert len(loops) == 2 and all(uneven_iterations(p) for p in loops)
+    loops = parallel_loops(default_schedule(tri).apply(tri))
+    # G = 0, then G += (j >= i) in row tiles: uneven; the copy of X (read as both operands,
+    # passes/hoist_transpose.py) and its packing: rectangles, even
+    writes = [{n.tensor for n in walk(p) if isinstance(n, Store)} for p in loops]
+    assert [uneven_iterations(p) for p in loops] == ["G" in w for w in writes]
+    assert sum("G" in w for w in writes) == 2 and len(loops) == 4
     heat = front_end(poly.POLYBENCH["heat-3d"].source())
     planes = parallel_loops(default_schedule(heat).apply(heat))
     assert planes and not any(uneven_iterations(p) for p in planes)

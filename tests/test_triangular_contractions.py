@@ -10,12 +10,15 @@ triangle of C += A A^T, 6.7x faster at PolyBench LARGE than the untiled default)
 - trmm's in-place operand is read from a copy: its reads see B's values at the start;
 - a tile is full where its bounds hold at the values of the loops around them that make them
   tightest (ir/localize.py): the row for syrk's columns, the reduction for trmm's rows; tiles
-  off the diagonal run in registers, the diagonal ones as plain loops.
+  off the diagonal run in registers, syrk's diagonal ones a row at a time in vector strips
+  (ir/strips.py), trmm's as plain loops.
 
 Checked on the source and numerically at odd sizes (several row blocks, column tiles and k
 chunks), f32 and f64."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -38,6 +41,9 @@ def test_syrk_default_reads_a_copy_in_register_tiles_and_matches_numpy():
         err, ok = poly.compare(args["C"], want["C"], case.tol_scale)
         assert ok, f"syrk at N={n}, M={m}: differs by {err:g}"
     assert "A_t[" in kernel.source and "lw_r0_0" in kernel.source
+    # The diagonal tiles: a row at a time, its columns (up to the row) in vector strips.
+    assert re.search(r"for \(int64_t (\w+)_edge = [^\n]*\n[^\n]*\1_edge \+ 1\)[^\n]*>= 16",
+                     kernel.source)
 
 
 SELF_PRODUCTS = {
@@ -141,3 +147,19 @@ def test_trmm_default_reads_a_snapshot_in_register_tiles_and_matches_numpy():
         err, ok = poly.compare(args["B"], want["B"], case.tol_scale)
         assert ok, f"trmm at M={m}, N={n}: differs by {err:g}"
     assert "B_copy[" in kernel.source and "lw_r0_0" in kernel.source
+
+
+@pytest.mark.parametrize("name", ["covariance", "correlation"])
+def test_a_temporary_times_its_own_transpose_reads_a_copy_made_after_it(name):
+    """covariance's `cov[i, j] += d[k, i] * d[k, j]` over j >= i: d, the centred data, is
+    written before the product's loops, so the copy of d's columns can be made there."""
+    case = poly.POLYBENCH[name]
+    kernel = loopweave.compile(case.source(), tuning_db=False, cost_model=False)
+    for m, n in [(1, 2), (27, 31), (85, 97), (61, 300)]:
+        args = case.make_inputs({"M": m, "N": n}, 9)
+        want = case.expected({k: v.copy() if hasattr(v, "copy") else v for k, v in args.items()})
+        got = poly.results_of(case, args, kernel(*args.values()))
+        for out, expected in want.items():
+            err, ok = poly.compare(np.asarray(got[out]), expected, case.tol_scale)
+            assert ok, f"{name}[{out}] at M={m}, N={n}: differs by {err:g}"
+    assert "d_copy[" in kernel.source and "lw_r0_0" in kernel.source
