@@ -437,16 +437,24 @@ def _isolate_contraction(kernel: KernelIR, schedule: Schedule, s: Statement,
                                            _gemm_call(s, names, facts) is None):
         return False
     before = len(schedule.steps)
-    if not try_steps(kernel, schedule, _fission(s.name, names)):
-        return False
-    placements = schedule.placements(kernel)
-    later = sorted((p.order, n) for n, p in placements.items() if n != s.name
-                   and p.order[:1] == placements[s.name].order[:1])
-    if later and not try_steps(kernel, schedule, _fission(later[0][1],
-                                                          placements[later[0][1]].names())):
+    if try_steps(kernel, schedule, _fission(s.name, names)):
+        after = _first_after(schedule.placements(kernel), s.name)
+        if after is None or try_steps(kernel, schedule, _fission(*after)):
+            return True
         del schedule.steps[before:]  # the contraction would still share its loop
-        return False
-    return True
+    # Else the contraction may run after the statements that follow it (symm's update of the
+    # rows above row i, which row i's own statements must see first).
+    after = _first_after(placements, s.name)
+    return after is not None and placements[s.name].order[-1] == 0 and try_steps(
+        kernel, schedule, [*_fission(*after), ("order", after[0], s.name)])
+
+
+def _first_after(placements, name: str) -> tuple[str, list[str]] | None:
+    """(the first statement after `name` in its top-level loop, its loops), or None."""
+    mine = placements[name].order
+    later = sorted((p.order, n) for n, p in placements.items()
+                   if n != name and p.order[:1] == mine[:1] and p.order > mine)
+    return (later[0][1], placements[later[0][1]].names()) if later else None
 
 
 def _fission(name: str, loops: list[str]) -> list[tuple]:

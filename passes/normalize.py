@@ -43,6 +43,7 @@ from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.ir.types import DType
 from loopweave.passes import placement as pl
+from loopweave.passes.expand_accumulators import expand_accumulators
 from loopweave.passes.hoist_transpose import hoist_transposed_operands
 from loopweave.passes.index_split import split_index_sets
 from loopweave.passes.split_sums import split_sums
@@ -61,7 +62,9 @@ class _Product:
 def normalize(kernel: KernelIR, split: bool = True) -> KernelIR:
     """`kernel` with the reduction-invariant factors of its `+=` reductions moved out of them
     (see the module docstring), then, with `split` (the C targets), its statements split where
-    a write meets a read on one hyperplane of a loop (passes/index_split.py), sums of
+    a write meets a read on one hyperplane of a loop (passes/index_split.py), accumulators of
+    contractions restarted in every iteration of `for` loops expanded by those loops
+    (passes/expand_accumulators.py), sums of
     contractions split into one reduction per term (passes/split_sums.py), transposed inputs
     of contractions in `for` loops copied before the loop (passes/hoist_transpose.py)
     and strided convolutions given channels-last, padded data (passes/strided_conv.py);
@@ -70,7 +73,7 @@ def normalize(kernel: KernelIR, split: bool = True) -> KernelIR:
     if not split:
         return hoisted
     return normalize_strided_convolutions(hoist_transposed_operands(split_sums(
-        split_index_sets(hoisted))))
+        split_index_sets(expand_accumulators(hoisted)))))
 
 
 def _hoist_factors(kernel: KernelIR) -> KernelIR:

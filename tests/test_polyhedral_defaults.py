@@ -311,7 +311,7 @@ def test_a_register_tiled_parallel_loop_is_not_duplicated():
     assert all("_pack[" in "\n".join(lines[n:n + 6]) for n in twins), twins
 
 
-@pytest.mark.parametrize("name, statement", [("trmm", "S0"), ("symm", "S0")])
+@pytest.mark.parametrize("name, statement", [("trmm", "S0")])
 def test_a_statement_leaves_a_shared_loop_to_run_its_stride_one_loop_innermost(name, statement):
     """trmm's `B[i, j] += A[k, i] * B[k, j]` shares its j loop with `B[i, j] *= alpha`; with
     k innermost every access is strided. Split off (fission at j), it runs k then j, and j is
@@ -321,6 +321,19 @@ def test_a_statement_leaves_a_shared_loop_to_run_its_stride_one_loop_innermost(n
     assert ("vector", statement, ("j",)) in [(s.op, s.target, tuple(s.args)) for s in steps]
     check_numerics(name, loopweave.compile(poly.POLYBENCH[name].source(), cflags=CFLAGS,
                                            tuning_db=False))
+
+
+def test_a_contraction_that_must_follow_its_loop_mates_leaves_their_loops_after_them():
+    """symm's `C[k, j] += alpha * B[i, j] * A[i, k]` (k < i) updates the rows above row i, and
+    row i's own statements (`C[i, j] = beta * C[i, j] + ...`) must run before the rows below
+    update it: split off first, it would run before them. Split off after them (fission, then
+    `order`), it is a contraction of its own, in register tiles."""
+    _, steps = _steps("symm")
+    ops = [(s.op, s.target, tuple(s.args)) for s in steps]
+    assert ("order", "S1,S0", ("S1", "S0")) in ops
+    assert any(op == "cache_write" and target == "S0" for op, target, _ in ops)
+    check_numerics("symm", loopweave.compile(poly.POLYBENCH["symm"].source(), cflags=CFLAGS,
+                                             tuning_db=False))
 
 
 @pytest.mark.parametrize("name", ["lu", "ludcmp"])
