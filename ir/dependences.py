@@ -44,7 +44,8 @@ class Dependence:
         return rel.deltas()
 
 
-def _restrict_to(umap: isl.UnionMap, tensor: str) -> isl.UnionMap:
+def restricted_to(umap: isl.UnionMap, tensor: str) -> isl.UnionMap:
+    """The maps of access relation `umap` to elements of `tensor`."""
     maps = [m for m in isl_helpers.maps_of(umap) if m.get_tuple_name(isl.dim_type.out) == tensor]
     result = isl.UnionMap.empty(umap.get_space())
     for m in maps:
@@ -90,7 +91,7 @@ class Dependences:
         schedule = self.kernel.schedule
         result: list[Dependence] = []
         for tensor in self.kernel.tensors:
-            r, w = _restrict_to(reads, tensor), _restrict_to(writes, tensor)
+            r, w = restricted_to(reads, tensor), restricted_to(writes, tensor)
             if w.is_empty():
                 continue
             result += _split("flow", tensor, _flow(r, w, schedule, must=True))
@@ -145,7 +146,7 @@ class Dependences:
         schedule = self.kernel.schedule
         result = [d for d in self.all if d.tensor not in tensors]
         for tensor in sorted(tensors):
-            r, w = _restrict_to(reads, tensor), _restrict_to(writes, tensor)
+            r, w = restricted_to(reads, tensor), restricted_to(writes, tensor)
             for d in (_split("flow", tensor, _flow(r, w, schedule, must=False))
                       + _split("anti", tensor, _flow(w, r, schedule, must=False))
                       + _split("output", tensor, _flow(w, w, schedule, must=False))):
@@ -336,7 +337,7 @@ def written_before_read(kernel: KernelIR, tensor: str, whole: bool = True) -> bo
     `whole=False` asks only the second (a temporary, which no caller sees: a row-padded copy
     whose padding nothing reads needs no zeroing either)."""
     reads, writes = kernel.access_relations()
-    reads, writes = _restrict_to(reads, tensor), _restrict_to(writes, tensor)
+    reads, writes = restricted_to(reads, tensor), restricted_to(writes, tensor)
     # A statement over a range read from tensors (CSR rows) runs a subset of its domain,
     # which over-approximates it: its writes may cover nothing at run time.
     ranged = [s for s in kernel.statements if s.data_ranges]

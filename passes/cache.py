@@ -20,6 +20,7 @@ import islpy as isl
 from loopweave.errors import ScheduleError
 from loopweave.ir import isl_helpers
 from loopweave.ir.affine import aff_to_expr
+from loopweave.ir.dependences import restricted_to
 from loopweave.ir.expr import Const
 from loopweave.ir.kernel import CacheSpec, KernelIR, Tensor
 from loopweave.ir.loops import GPU_AXES
@@ -176,7 +177,7 @@ def _check_exact(kernel: KernelIR, t: Tensor, written: isl.Map, offsets, sizes, 
     unwritten = box.subtract(written)
     if unwritten.is_empty():
         return
-    writes = _restricted(kernel.access_relations()[1], t.name)
+    writes = restricted_to(kernel.access_relations()[1], t.name)
     for band, depth in _concurrent_loops(mark):
         # [outer loops, this loop] -> the elements the loop's other iterations write
         others = _band_times(band).reverse().apply_range(writes)
@@ -219,14 +220,6 @@ def _band_times(band: isl.ScheduleNode) -> isl.UnionMap:
             isl.UnionMap.from_map(m.project_out(isl.dim_type.out, 1, n - 1))
             for m in isl_helpers.maps_of(first)))
     return band.get_prefix_schedule_union_map().flat_range_product(first)
-
-
-def _restricted(umap: isl.UnionMap, tensor: str) -> isl.UnionMap:
-    result = isl.UnionMap.empty(umap.get_space())
-    for m in isl_helpers.maps_of(umap):
-        if m.get_tuple_name(isl.dim_type.out) == tensor:
-            result = result.union(isl.UnionMap.from_map(m))
-    return result
 
 
 def _fresh_name(taken: set[str], base: str) -> str:
