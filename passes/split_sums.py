@@ -56,11 +56,15 @@ def split_sums(kernel: KernelIR) -> KernelIR:
 
 
 def sum_terms(kernel: KernelIR) -> list[list[str]]:
-    """The statements `split_sums` made of each sum, the first term's statement first."""
-    names = [s.name for s in kernel.statements]
-    groups = [[n, *(m for m in names if m.startswith(n + TERM_SUFFIX))] for n in names
-              if TERM_SUFFIX not in n]
-    return [g for g in groups if len(g) > 1]
+    """The statements `split_sums` made of each sum, the first term's statement first: `+=`
+    statements into one element, named after the first, none reading what it updates."""
+    groups = []
+    for s in kernel.statements:
+        terms = [s, *(t for t in kernel.statements if t.name.startswith(s.name + TERM_SUFFIX))]
+        if len(terms) > 1 and all(t.op == "+=" and t.lhs == s.lhs and not any(
+                load.tensor == s.lhs.tensor for load in ir.loads(t.rhs)) for t in terms):
+            groups.append([t.name for t in terms])
+    return groups
 
 
 def _contraction_terms(s: Statement) -> list[ir.Expr] | None:
