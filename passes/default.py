@@ -431,7 +431,8 @@ def _isolate_contraction(kernel: KernelIR, schedule: Schedule, s: Statement,
                          placements, facts: TargetFacts) -> bool:
     """A contraction written inside a loop with other statements (PolyBench's gemm: `C *= beta`
     and `C += alpha * A @ B` in one `for i`) gets a loop nest of its own by fission, where
-    legal, so that the micro-kernel can take it. Returns whether the schedule changed."""
+    legal, so that the micro-kernel can take it: before the statements after it, or else after
+    them. Returns whether the schedule changed."""
     names = placements[s.name].names()
     if _group_size(placements, s) == 1 or (contraction_tile(s, names, facts) is None and
                                            _gemm_call(s, names, facts) is None):
