@@ -25,6 +25,7 @@ from loopweave.ir.loops import (
     Scope,
     Store,
     full_extent,
+    max_terms,
     only_upper_bounds,
     upper_bound,
     upper_bounds,
@@ -315,22 +316,23 @@ def _constant_trip_counts(n: Node, outer: set[str], conds: list[ir.Expr],
 def _full_tile_loop(loop: For, ranges: dict[str, tuple[ir.Expr, ir.Expr]]
                     ) -> tuple[ir.Expr, int, ir.Expr] | None:
     """(first value, extent, condition) of `loop` in a full tile: it starts at the term of
-    its `max(...)` start that uses no loop of `ranges` and runs a constant extent from there,
-    under the condition that every other bound is no tighter for any value of those loops;
-    None where a bound is not affine in them or no such start exists."""
+    its `max(...)` start that uses no loop of `ranges` and from which it runs a constant
+    extent, under the condition that every other bound is no tighter for any value of those
+    loops; None where a bound is not affine in them or no such start exists."""
     if not only_upper_bounds(loop.cond, loop.var):
         return None
     inside = set(ranges)
-    starts = _max_terms(loop.init) if ir.variables(loop.init) & inside else [loop.init]
-    base = [t for t in starts if not ir.variables(t) & inside]
-    if len(base) != 1:
+    starts = max_terms(loop.init)
+    # The tile's own start: the term from which the loop has a constant extent (isl starts a
+    # syrk tile's rows at max(6 * r, 8 * c) where 6-row tiles meet 8-column ones).
+    base = [t for t in starts if not ir.variables(t) & inside
+            and full_extent(replace(loop, init=t)) is not None]
+    if not base:
         return None
     start = base[0]
     extent = full_extent(replace(loop, init=start))
-    if extent is None:
-        return None
     last = simplify(ir.Binary("+", start, ir.Const(extent - 1), INDEX))
-    if not (ir.variables(loop.init) | ir.variables(loop.cond)) & inside:
+    if len(starts) == 1 and not ir.variables(loop.cond) & inside:
         return start, extent, ir.substitute(loop.cond, {loop.var: last})
     parts = []
     for other in starts:  # each later start must not pass the base one: other <= start
@@ -345,12 +347,6 @@ def _full_tile_loop(loop: For, ranges: dict[str, tuple[ir.Expr, ir.Expr]]
             return None
         parts.append(ir.Binary("<", last, tightest, BOOL))
     return start, extent, _all(parts)
-
-
-def _max_terms(e: ir.Expr) -> list[ir.Expr]:
-    if isinstance(e, ir.Call) and e.func == "max":
-        return [t for a in e.args for t in _max_terms(a)]
-    return [e]
 
 
 def _at_extreme(e: ir.Expr, ranges: dict[str, tuple[ir.Expr, ir.Expr]], largest: bool

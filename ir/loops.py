@@ -190,6 +190,24 @@ def min_terms(e: Expr) -> list[Expr]:
     return [e]
 
 
+def max_terms(e: Expr) -> list[Expr]:
+    if isinstance(e, Call) and e.func == "max":
+        return [t for a in e.args for t in max_terms(a)]
+    return [e]
+
+
+def tile_extent(loop: For, inner: set[str]) -> int | None:
+    """`full_extent` of `loop` where its start is a max of terms, one of them free of the
+    variables `inner` (an upper triangle's columns start at the tile's first column or at
+    the row): the extent from that one."""
+    extent = full_extent(loop)
+    if extent is None and variables(loop.init) & inner:
+        base = [t for t in max_terms(loop.init) if not variables(t) & inner]
+        if len(base) == 1:
+            extent = full_extent(replace(loop, init=base[0]))
+    return extent
+
+
 def full_extent(loop: For) -> int | None:
     """The trip count of `loop` when no other bound cuts it: `v < min(..., init + E)`."""
     extents = [constant_value(Binary("-", b, loop.init, INDEX))

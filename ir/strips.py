@@ -28,6 +28,7 @@ from loopweave.ir.loops import (
     Store,
     accumulator_nest,
     full_extent,
+    tile_extent,
     upper_bounds,
 )
 from loopweave.ir.types import BOOL, INDEX
@@ -46,7 +47,7 @@ def strip_partial_tiles(node: Node, outer: set[str]) -> Node:
         return node
     reductions, rows, cols, store = shape
     row_lo, row_hi, max_rows = _range(rows)
-    col_lo, col_hi, max_cols = _range(cols)
+    col_lo, col_hi, max_cols = _range(cols, {rows.var})
     # Columns bounded by the row (syrk's diagonal tiles, `y <= x`): one row at a time.
     by_row = rows.var in ir.variables(cols.init) | ir.variables(cols.cond)
     min_width = max(1, MIN_STRIP_BYTES * 8 // store.value.dtype.bits)
@@ -70,6 +71,8 @@ def strip_partial_tiles(node: Node, outer: set[str]) -> Node:
     def column_strips(row: ir.Expr, nrows: int) -> Node:
         lo, hi = (simplify(ir.substitute(b, {rows.var: row})) for b in (col_lo, col_hi))
         n = simplify(ir.Binary("-", hi, lo, INDEX))
+        if by_row:  # a row past the triangle has no columns (isl's bounds leave none so)
+            n = ir.Call("max", (n, ir.Const(0)), INDEX)
         parts: list[Node] = []
         width = 1 << (max_cols.bit_length() - 1)
         while width >= min_width:
@@ -114,7 +117,8 @@ def _accumulator_nest(node: Node, outer: set[str], rows_in_columns: bool = False
     if store.reduce != "+=" or store.value.dtype.name not in STRIP_DTYPES:
         return None
     loops = [*reductions, rows, cols]
-    if any(loop.step != 1 for loop in loops) or None in (full_extent(rows), full_extent(cols)):
+    if any(loop.step != 1 for loop in loops) or None in (
+            full_extent(rows), tile_extent(cols, {rows.var} if rows_in_columns else set())):
         return None
     bounds = [rows.init, rows.cond, cols.init, cols.cond]
     if any(ir.variables(b) - {rows.var, cols.var} - outer for b in bounds) \
@@ -126,13 +130,14 @@ def _accumulator_nest(node: Node, outer: set[str], rows_in_columns: bool = False
     return shape
 
 
-def _range(loop: For) -> tuple[ir.Expr, ir.Expr, int]:
-    """(first, end (exclusive), largest trip count) of `for v = a while v < min(.., a + E)`."""
+def _range(loop: For, inner: set[str] = frozenset()) -> tuple[ir.Expr, ir.Expr, int]:
+    """(first, end (exclusive), largest trip count) of `for v = a while v < min(.., a + E)`
+    (`a` may be a max with terms of the `inner` variables: `tile_extent`)."""
     bounds = [simplify(b) for b in upper_bounds(loop.cond, loop.var)]
     end = bounds[0]
     for b in bounds[1:]:
         end = ir.Call("min", (end, b), INDEX)
-    return loop.init, end, full_extent(loop)
+    return loop.init, end, tile_extent(loop, inner)
 
 
 def _plus(a: ir.Expr, b: ir.Expr) -> ir.Expr:

@@ -56,13 +56,15 @@ SELF_PRODUCTS = {
 }
 
 
+@pytest.mark.parametrize("cflags", [None, "-O3 -mavx2 -mfma"])  # 8 x 24 or 6 x 16 tiles
 @pytest.mark.parametrize("dtype", ["f32", "f64"])
 @pytest.mark.parametrize("form", sorted(SELF_PRODUCTS))
-def test_a_self_product_over_a_triangle_is_tiled_and_right(form, dtype):
+def test_a_self_product_over_a_triangle_is_tiled_and_right(form, dtype, cflags):
     statement, copy, reference = SELF_PRODUCTS[form]
     shape = "N, M" if form == "transposed" else "N, N"
     kernel = loopweave.compile(f"kernel k(A: {dtype}[{shape}], C: inout {dtype}[N, N]) "
-                               f"{{\n    {statement}\n}}", tuning_db=False, cost_model=False)
+                               f"{{\n    {statement}\n}}", tuning_db=False, cost_model=False,
+                               cflags=cflags)
     rng = np.random.default_rng(3)
     np_type = np.float32 if dtype == "f32" else np.float64
     for n, m in SIZES:
