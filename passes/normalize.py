@@ -98,7 +98,7 @@ def _hoist_factors(kernel: KernelIR) -> KernelIR:
     placements = pl.initial_placements(kernel)
     for reduction, scaling in scalings:
         statements.insert(statements.index(reduction) + 1, scaling)
-        _place_after(placements, reduction, scaling)
+        pl.place_after(placements, reduction.name, scaling, reduction.enclosing)
     result = replace(kernel, statements=tuple(statements))
     return result.with_schedule(pl.build_tree(result, placements))
 
@@ -203,20 +203,3 @@ def _build(nums: list[ir.Expr], dens: list[ir.Expr], dtype: DType) -> ir.Expr:
     for f in dens:
         result = ir.Binary("/", result, f, dtype)
     return result
-
-
-def _place_after(placements: dict[str, pl.Placement], reduction: Statement,
-                 scaling: Statement) -> None:
-    """Place `scaling` right after `reduction`, inside the same enclosing `for` loops (its own
-    loops over its iterators), shifting the later siblings there (in place)."""
-    p = placements[reduction.name]
-    depth = reduction.enclosing
-    prefix, here = p.order[:depth], p.order[depth]
-    for name, q in list(placements.items()):
-        if q.order[:depth] == prefix and len(q.order) > depth and q.order[depth] > here:
-            order = list(q.order)
-            order[depth] += 1
-            placements[name] = pl.Placement(q.loops, tuple(order))
-    own = [pl.Loop(v, ir.Var(v)) for v in scaling.iterators[depth:]]
-    placements[scaling.name] = pl.Placement(
-        (*p.loops[:depth], *own), (*prefix, here + 1, *[0] * len(own)))

@@ -234,6 +234,24 @@ def insert_before(placements: dict[str, Placement], anchor: str,
         placements[t.name] = Placement(tuple(own), (here + n, *[0] * len(own)))
 
 
+def place_after(placements: dict[str, Placement], anchor: str, added: Statement,
+                depth: int) -> None:
+    """Place `added` right after statement `anchor` inside `anchor`'s outer `depth` loops,
+    in loops of its own over the rest of its iterators (none where `depth` is all of them),
+    shifting the later siblings there (in place): a normalization's new statement (a scaling
+    after a reduction, a sum's next term)."""
+    p = placements[anchor]
+    prefix, here = p.order[:depth], p.order[depth]
+    for name, q in list(placements.items()):
+        if q.order[:depth] == prefix and len(q.order) > depth and q.order[depth] > here:
+            order = list(q.order)
+            order[depth] += 1
+            placements[name] = Placement(q.loops, tuple(order))
+    own = [Loop(v, ir.Var(v)) for v in added.iterators[depth:]]
+    placements[added.name] = Placement((*p.loops[:depth], *own),
+                                       (*prefix, here + 1, *[0] * len(own)))
+
+
 def fresh_name(name: str, taken: set[str]) -> str:
     """`name`, with `_`s appended while `taken` has it; the result is added to `taken`."""
     while name in taken:

@@ -47,7 +47,7 @@ def split_sums(kernel: KernelIR) -> KernelIR:
             name = pl.fresh_name(f"{s.name}{TERM_SUFFIX}", taken)
             added = replace(s, name=name, rhs=term, domain=s.domain.set_tuple_name(name))
             statements.insert(statements.index(before) + 1, added)
-            _place_after(placements, before, added)
+            pl.place_after(placements, before.name, added, len(added.iterators))
             before = added
     if placements is None:
         return kernel
@@ -85,17 +85,3 @@ def _terms(e: ir.Expr, negated: bool) -> list[ir.Expr]:
     # A subtracted term as a factor -1, which the contraction matcher takes as it takes alpha.
     return [ir.Binary("*", ir.Const(-1 if e.dtype.kind in ("int", "uint") else -1.0, e.dtype),
                       e, e.dtype) if negated else e]
-
-
-def _place_after(placements: dict[str, pl.Placement], s: Statement, added: Statement) -> None:
-    """Place `added` right after `s` in the innermost loop they share (all of `s`'s: the same
-    iterators), shifting the later siblings there (in place)."""
-    p = placements[s.name]
-    depth = len(p.loops)
-    prefix, here = p.order[:depth], p.order[depth]
-    for name, q in list(placements.items()):
-        if q.order[:depth] == prefix and len(q.order) > depth and q.order[depth] > here:
-            order = list(q.order)
-            order[depth] += 1
-            placements[name] = pl.Placement(q.loops, tuple(order))
-    placements[added.name] = pl.Placement(p.loops, (*prefix, here + 1))

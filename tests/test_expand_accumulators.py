@@ -9,8 +9,8 @@ already (an LSTM's gates in each time step)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from polybench_check import assert_matches_reference
 
 import loopweave
 from loopweave.examples import EXAMPLES_DIR, load_polybench_references
@@ -29,12 +29,7 @@ def test_the_expanded_accumulator_feeds_a_register_tile_and_the_result_is_right(
     case = poly.POLYBENCH[name]
     kernel = loopweave.compile(case.source(), tuning_db=False, cost_model=False)
     for at in sizes:
-        args = case.make_inputs(at, 4)
-        want = case.expected({k: v.copy() if hasattr(v, "copy") else v for k, v in args.items()})
-        got = poly.results_of(case, args, kernel(*args.values()))
-        for out, expected in want.items():
-            err, ok = poly.compare(np.asarray(got[out]), expected, case.tol_scale)
-            assert ok, f"{name}[{out}] at {at}: differs by {err:g}"
+        assert_matches_reference(name, kernel, at, 4)
     # symm: both products in register tiles, the rows-above update after row i's statements
     assert kernel.source.count("lw_r0_0 +=") >= (2 if name == "symm" else 1)
     accumulator = {"symm": "temp2", "doitgen": "sum"}[name]

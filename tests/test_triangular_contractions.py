@@ -22,6 +22,7 @@ import re
 
 import numpy as np
 import pytest
+from polybench_check import assert_matches_reference
 
 import loopweave
 from loopweave.errors import ScheduleError
@@ -35,11 +36,7 @@ def test_syrk_default_reads_a_copy_in_register_tiles_and_matches_numpy():
     case = poly.POLYBENCH["syrk"]
     kernel = loopweave.compile(case.source(), tuning_db=False, cost_model=False)
     for n, m in SIZES:
-        args = case.make_inputs({"N": n, "M": m}, 7)
-        want = case.expected({k: v.copy() if hasattr(v, "copy") else v for k, v in args.items()})
-        kernel(*args.values())
-        err, ok = poly.compare(args["C"], want["C"], case.tol_scale)
-        assert ok, f"syrk at N={n}, M={m}: differs by {err:g}"
+        assert_matches_reference("syrk", kernel, {"N": n, "M": m}, 7)
     assert "A_t[" in kernel.source and "lw_r0_0" in kernel.source
     # The diagonal tiles: a row at a time, its columns (up to the row) in vector strips.
     assert re.search(r"for \(int64_t (\w+)_edge = [^\n]*\n[^\n]*\1_edge \+ 1\)[^\n]*>= 16",
@@ -143,11 +140,7 @@ def test_trmm_default_reads_a_snapshot_in_register_tiles_and_matches_numpy():
     case = poly.POLYBENCH["trmm"]
     kernel = loopweave.compile(case.source(), tuning_db=False, cost_model=False)
     for m, n in [(1, 1), (2, 3), (29, 31), (263, 301), (300, 97)]:
-        args = case.make_inputs({"M": m, "N": n}, 5)
-        want = case.expected({k: v.copy() if hasattr(v, "copy") else v for k, v in args.items()})
-        kernel(*args.values())
-        err, ok = poly.compare(args["B"], want["B"], case.tol_scale)
-        assert ok, f"trmm at M={m}, N={n}: differs by {err:g}"
+        assert_matches_reference("trmm", kernel, {"M": m, "N": n}, 5)
     assert "B_copy[" in kernel.source and "lw_r0_0" in kernel.source
 
 
@@ -158,10 +151,5 @@ def test_a_temporary_times_its_own_transpose_reads_a_copy_made_after_it(name):
     case = poly.POLYBENCH[name]
     kernel = loopweave.compile(case.source(), tuning_db=False, cost_model=False)
     for m, n in [(1, 2), (27, 31), (85, 97), (61, 300)]:
-        args = case.make_inputs({"M": m, "N": n}, 9)
-        want = case.expected({k: v.copy() if hasattr(v, "copy") else v for k, v in args.items()})
-        got = poly.results_of(case, args, kernel(*args.values()))
-        for out, expected in want.items():
-            err, ok = poly.compare(np.asarray(got[out]), expected, case.tol_scale)
-            assert ok, f"{name}[{out}] at M={m}, N={n}: differs by {err:g}"
+        assert_matches_reference(name, kernel, {"M": m, "N": n}, 9)
     assert "d_copy[" in kernel.source and "lw_r0_0" in kernel.source
