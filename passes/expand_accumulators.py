@@ -45,25 +45,26 @@ def expand_accumulators(kernel: KernelIR) -> KernelIR:
 def _expanded(kernel: KernelIR, t: Tensor) -> KernelIR | None:
     users = [s for s in kernel.statements if s.lhs.tensor == t.name
              or any(load.tensor == t.name for load in ir.loads(s.rhs))]
+    if any(s.lhs.tensor == t.name and match_contraction(s) is not None for s in users):
+        return None  # a contraction already: nothing to gain
     loops = _shared_for_loops(kernel, users)
-    if not loops or not _restarts_every_iteration(kernel, t.name, len(loops)):
-        return None
-    extents = _extents(users[0], len(loops))
-    if extents is None:
+    if not loops:
         return None
     index = tuple(ir.Var(v) for v in loops)
 
     def widened(load: ir.Load) -> ir.Load:
         return replace(load, indices=(*index, *load.indices))
 
-    if any(s.lhs.tensor == t.name and match_contraction(s) is not None for s in users):
-        return None  # a contraction already: nothing to gain
     statements = [replace(s, lhs=widened(s.lhs) if s.lhs.tensor == t.name else s.lhs,
                           rhs=ir.rewrite(s.rhs, lambda e: widened(e) if isinstance(
                               e, ir.Load) and e.tensor == t.name else None))
                   if s in users else s for s in kernel.statements]
     if not any(s.lhs.tensor == t.name and s.op == "+=" and not s.is_init and
                match_contraction(s) is not None for s in statements):
+        return None
+    # The isl checks last: most temporaries fail the pattern above, at no dependence analysis.
+    extents = _extents(users[0], len(loops))
+    if extents is None or not _restarts_every_iteration(kernel, t.name, len(loops)):
         return None
     wide = replace(t, shape=(*extents, *t.shape))
     return replace(kernel, statements=tuple(statements), temporaries=tuple(
