@@ -32,12 +32,17 @@ from loopweave.errors import ScheduleError
 from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import placement as pl
+from loopweave.passes.fission import (
+    distribute_before,
+    first_after,
+    group_size,
+    stride_one_innermost,
+)
 from loopweave.passes.graph import consumed_temporaries, dataflow_graph
-from loopweave.passes.interchange import interchange_candidates
-from loopweave.passes.isl_choice import in_time_loop, isl_fallback
+from loopweave.passes.isl_choice import isl_fallback
 from loopweave.passes.legality import REDUCTIONS
 from loopweave.passes.loop_kinds import loop_marks
-from loopweave.passes.patterns import match_contraction, match_convolution, match_gemm, walk
+from loopweave.passes.patterns import match_contraction, match_convolution, match_gemm
 from loopweave.passes.right_looking import right_looking
 from loopweave.passes.schedule import Schedule, try_steps
 from loopweave.passes.split_sums import sum_terms
@@ -220,7 +225,7 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
     tiled = set()
     parallel_loop: dict[str, str] = {}  # statement -> its parallel loop, if not the outermost
     for s in kernel.statements:
-        alone = _group_size(placements, s) == 1
+        alone = group_size(placements, s) == 1
         names = placements[s.name].names()
         if alone or s.enclosing:
             if refine is not None and (contraction_tile(s, names, facts) is not None
@@ -238,12 +243,12 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
     if len(kernel.statements) <= MAX_FUSION_STATEMENTS:
         for s in kernel.statements:
             if s.name not in tiled:
-                _stride_one_innermost(kernel, schedule, s)
+                stride_one_innermost(kernel, schedule, s)
     if facts.parallel:
         placements = schedule.placements(kernel)
         for s in kernel.statements:
             steps = full_reduction_steps(s, placements[s.name].names())
-            if steps and s.name not in tiled and _group_size(placements, s) == 1 and \
+            if steps and s.name not in tiled and group_size(placements, s) == 1 and \
                     try_steps(kernel, schedule, steps):
                 tiled.add(s.name)
     for op, name, loop in loop_marks(kernel, schedule, facts.parallel, tiled, parallel_loop):
@@ -261,7 +266,7 @@ def _mark_gemm_calls(kernel: KernelIR, schedule: Schedule, facts: TargetFacts,
     placements = schedule.placements(kernel)
     for s in kernel.statements:
         c = _gemm_call(s, placements[s.name].names(), facts) if s.name not in tiled \
-            and _group_size(placements, s) == 1 else None
+            and group_size(placements, s) == 1 else None
         if c is not None:
             try_steps(kernel, schedule, [("dot", s.name, c.k)])
 
@@ -434,109 +439,20 @@ def _isolate_contraction(kernel: KernelIR, schedule: Schedule, s: Statement,
     legal, so that the micro-kernel can take it: before the statements after it, or else after
     them. Returns whether the schedule changed."""
     names = placements[s.name].names()
-    if _group_size(placements, s) == 1 or (contraction_tile(s, names, facts) is None and
+    if group_size(placements, s) == 1 or (contraction_tile(s, names, facts) is None and
                                            _gemm_call(s, names, facts) is None):
         return False
     before = len(schedule.steps)
-    if try_steps(kernel, schedule, _fission(s.name, names)):
-        after = _first_after(schedule.placements(kernel), s.name)
-        if after is None or try_steps(kernel, schedule, _fission(*after)):
+    if try_steps(kernel, schedule, distribute_before(s.name, names)):
+        after = first_after(schedule.placements(kernel), s.name)
+        if after is None or try_steps(kernel, schedule, distribute_before(*after)):
             return True
         del schedule.steps[before:]  # the contraction would still share its loop
     # Else the contraction may run after the statements that follow it (symm's update of the
     # rows above row i, which row i's own statements must see first).
-    after = _first_after(placements, s.name)
+    after = first_after(placements, s.name)
     return after is not None and placements[s.name].order[-1] == 0 and try_steps(
-        kernel, schedule, [*_fission(*after), ("order", after[0], s.name)])
-
-
-def _first_after(placements, name: str) -> tuple[str, list[str]] | None:
-    """(the first statement after `name` in its top-level loop, its loops), or None."""
-    mine = placements[name].order
-    later = sorted((p.order, n) for n, p in placements.items()
-                   if n != name and p.order[:1] == mine[:1] and p.order > mine)
-    return (later[0][1], placements[later[0][1]].names()) if later else None
-
-
-def _fission(name: str, loops: list[str]) -> list[tuple]:
-    """Steps that split each of `loops` (the statement's, outermost first) before statement
-    `name`, innermost first: a loop splits only where something runs before the statement in
-    it, so trmm's `B[i, j] *= alpha` leaves the contraction's i loop once it has left j."""
-    return [("distribute", name, loop) for loop in reversed(loops)]
-
-
-def _stride_one_innermost(kernel: KernelIR, schedule: Schedule, s: Statement) -> None:
-    """Move innermost the statement's loop that walks the most accesses with stride 1 and the
-    fewest with a larger stride (`O[i, v] += p[j] * V[j, v]` runs j then v; a row reduction
-    keeps its row loop inside), if that is legal. Where that loop is shared with other
-    statements (trmm's j: `B[i, j] += A[k, i] * B[k, j]` next to `B[i, j] *= alpha`), the
-    statement first gets a copy of the loops it shares (fission), if that is legal too; where
-    it is not, the loop goes innermost with the statements sharing it shifted
-    (passes/interchange.py: lu's row update)."""
-    placements = schedule.placements(kernel)
-    mine = placements[s.name]
-    names = mine.names()
-    exprs = {lp.name: lp.expr for lp in mine.loops}
-    plain = {n for n in names if isinstance(exprs[n], ir.Var)}
-
-    def score(name: str) -> tuple[int, bool]:
-        """(accesses walked with stride 1 - accesses walked with a larger stride, the store is
-        one of the first): a loop that makes no access strided wins."""
-        var = exprs[name].name
-        walks = {id(a): walk(a, var) for a in (s.lhs, *ir.loads(s.rhs))}
-        unit = sum(w == "unit" for w in walks.values())
-        strided = sum(w == "strided" for w in walks.values())
-        return (unit - strided, walks[id(s.lhs)] == "unit")
-
-    best = max(sorted(plain), key=score, default=None)
-    if best is None or len(names) < 2 or best == names[-1] or names[-1] not in plain or \
-            score(best) <= score(names[-1]):  # (not plain: shifted by an interchange)
-        return
-    shared = max((_shared_depth(mine, p) for n, p in placements.items() if n != s.name),
-                 default=0)
-    fission = []
-    if names.index(best) < shared and not in_time_loop(kernel):
-        # The loop is shared: split s off at its loops first. Not in a time loop: there isl's
-        # schedule (`isl_fallback`) tiles the sweeps too (adi: 2.05x, one thread, MEDIUM;
-        # the back substitution split off and vectorized alone, 1.13x).
-        fission = _fission_steps(placements, s.name, names[names.index(best):shared])
-    own = names[min(shared, names.index(best)):] if fission else names[shared:]
-    reorder = ("reorder", s.name, *[n for n in own if n != best], best)
-    if best in own and len(own) >= 2 and try_steps(kernel, schedule, [*fission, reorder]):
-        return
-    if fission:  # illegal: the statements sharing the loop consume s's result (lu)
-        for steps in interchange_candidates(placements, s.name, best):
-            if try_steps(kernel, schedule, steps):  # the first legal offset
-                return
-
-
-def _fission_steps(placements, name: str, loops: list[str]) -> list[tuple]:
-    """`distribute` steps that give statement `name` its own copy of each of `loops` (loops
-    it shares with others): split before it, and before the first statement after it."""
-    mine = placements[name]
-    steps = []
-    for loop in loops:
-        depth = mine.names().index(loop)
-        inside = sorted((p.order, n) for n, p in placements.items()
-                        if p.order[:depth + 1] == mine.order[:depth + 1] and
-                        len(p.loops) > depth and p.names()[depth] == loop)
-        position = [n for _, n in inside].index(name)
-        if position > 0:
-            steps.append(("distribute", name, loop))
-        if position + 1 < len(inside):
-            steps.append(("distribute", inside[position + 1][1], loop))
-    return steps
-
-
-def _shared_depth(a, b) -> int:
-    depth = 0
-    while depth < min(len(a.loops), len(b.loops)) and a.order[depth] == b.order[depth]:
-        depth += 1
-    return depth
-
-
-def _group_size(placements, s: Statement) -> int:
-    return sum(1 for p in placements.values() if p.order[:1] == placements[s.name].order[:1])
+        kernel, schedule, [*distribute_before(*after), ("order", after[0], s.name)])
 
 
 def _fuse_for_locality(kernel: KernelIR, schedule: Schedule, facts: TargetFacts) -> None:
