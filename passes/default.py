@@ -61,12 +61,14 @@ from loopweave.passes.tile_recipes import (
     casts_beyond_float_tile,
     contraction_steps,
     convolution_steps,
+    deep_panel,
     dot_steps,
     float_conversions,
     shared_by_batch,
     stream_steps,
 )
 from loopweave.passes.wavefront import latency_wavefront
+from loopweave.targets import host_cache_bytes
 
 #: Iterations of a full reduction's loop per partial result (see `full_reduction_steps`).
 REDUCTION_CHUNK = 4096
@@ -74,6 +76,9 @@ REDUCTION_CHUNK = 4096
 #: 48 f32 tiles ran 7% slower than 8 x 32 there (8 x 4096^2, one thread: B read from memory,
 #: not from a panel).
 STREAM_ROW_BYTES = 128
+#: The host's L2 cache (None where Linux does not report it): deep B panels take a share of it
+#: (`TargetFacts.panel_cache_share`).
+L2_BYTES = host_cache_bytes(2)
 #: Fusion tries one `apply` per statement; beyond this many statements it is not attempted.
 MAX_FUSION_STATEMENTS = 48
 
@@ -124,6 +129,11 @@ class TargetFacts:
     # (statement, variable, extent) of the reductions a convolution's weight packs hold, where
     # the call's sizes are known (`strided_conv.pack_extents`, by `ChannelColumns`)
     conv_extents: tuple[tuple[str, str, int], ...] = ()
+    # the share of the host's L2 cache a packed B panel may fill where the call's K is known
+    # (`depths`: (statement, K), set per call's sizes by `PanelRows`): the panel then spans K as
+    # deep as that holds (`tile_recipes.deep_panel`); None: always `panel`
+    panel_cache_share: float | None = None
+    depths: tuple[tuple[str, int], ...] = ()
     # the most bytes of a convolution's weight pack (`strided_conv.channel_steps`: a stack
     # buffer, so a microcontroller's is small)
     weight_pack_bytes: int = WEIGHT_PACK_BYTES
@@ -161,9 +171,15 @@ CPU = TargetFacts("cpu", 32, 16, True, (MR, NR), (KC, NC), (CONV_ROWS, CONV_COLS
 # 28x28 64 / 77 / 67 / 46; 256 -> 512 on 14x14 (7 output columns) 17 / 5 / 12 / 7. With at
 # least 14 output columns 14 x 32, by the calls' sizes (2026-12-05, ms at 7x32 / 14x32: 56x56
 # 1.14 / 0.99, 28x28 1.20 / 1.05; 14x14 2.6 / 6.1, where 7 columns use half the tile).
+# Deep panels where K is known: 3/8 of L2 (768 KB of 2 MB: f32 1024 x 192, 2048 x 96; f64 1000
+# x 96, 2000 x 48). Speed over the 256 x 288 panels, one thread, Xeon VM, in-process, shuffled
+# rounds: f32 1024^3 1.05-1.06 (1024 x 144: 1.05-1.07; 1024 x 288, 1.2 MB: 0.98), 2048^3
+# 1.07-1.08 (2048 x 192, 1.5 MB: 0.84), 1000^3 1.07; f64 1000^3 1.03, 2000^3 1.05; two threads
+# f32 1024^3 1.06, 2048^3 1.08; 4096 x 256^2 (K one block already) 256 x 144: 0.94.
 CPU_AVX512 = replace(CPU, vector_bytes=64, vector_registers=32, matmul_tile=(8, 48),
                      f64_tile=(8, 24), panel=(KC, 288), micro_panels=(), conv_tile=(8, 32),
-                     channel_conv_tile=(7, 2), channel_conv_wide=(14, 2))
+                     channel_conv_tile=(7, 2), channel_conv_wide=(14, 2),
+                     panel_cache_share=0.375)
 #: The host's facts for contractions with fewer than PANEL_MIN_ROWS rows of C (`PanelRows`).
 CPU_FEW_ROWS = replace(CPU, micro_panels=())
 #: Per-target facts, by target name (see docs/scheduling.md for the measurements behind them).
@@ -175,7 +191,8 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
                      gemm_kernel: Callable[[str], bool] | None = None,
                      wide_columns: bool = False, panel: tuple[int, int] | None = None,
                      stream: tuple[int, int] | None = None,
-                     conv_extents: tuple[tuple[str, str, int], ...] = ()) -> Schedule:
+                     conv_extents: tuple[tuple[str, str, int], ...] = (),
+                     depths: tuple[tuple[str, int], ...] = ()) -> Schedule:
     """The host's default schedule for `kernel`. `vector_bytes()` (asked only for a
     contraction: it may run the compiler) is the target's SIMD width: 64 (AVX-512) gets 8x48
     register tiles (f64: 8x24), narrower ones 6x16 (f64: 6x8). `few_rows`: the schedule for
@@ -186,7 +203,8 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     `panel`: (KC, NC) of the packed B panels instead of the target's (`PanelRows`: panels as
     wide as B for very few rows of C). `stream`: (rows, NC) where C has few enough rows to
     stream B (`TargetFacts.stream`). `conv_extents`: the extents of the reductions that
-    channels-last convolutions pack their weights over (`TargetFacts.conv_extents`).
+    channels-last convolutions pack their weights over (`TargetFacts.conv_extents`). `depths`:
+    (statement, K) of contractions at the call's sizes (`TargetFacts.depths`: deep panels).
 
     Where the heuristics find nothing to run in parallel or in SIMD (every nest's loops carry
     dependences: Gauss-Seidel sweeps), a recurrence along the innermost loop runs as a
@@ -199,7 +217,7 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
                           if wide_columns and f.channel_conv_wide else f.channel_conv_tile,
                           panel=panel if panel is not None and f.panel is not None
                           else f.panel, stream=stream if f.panel is not None else None,
-                          conv_extents=conv_extents)
+                          conv_extents=conv_extents, depths=depths)
                   for f in (host, CPU_AVX512))
     schedule = schedule_for(kernel, host, lambda: wide if vector_bytes is not None
                             and vector_bytes() >= 64 else host)
@@ -303,6 +321,10 @@ def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple
         if streamed is not None:
             return streamed
         kc, nc = facts.panel or (None, None)
+        depth = dict(facts.depths).get(s.name)
+        if kc is not None and depth is not None and facts.panel_cache_share and L2_BYTES:
+            kc, nc = deep_panel(kc, nc, depth, tile[1], s.lhs.dtype.bits // 8,
+                                int(facts.panel_cache_share * L2_BYTES))
         return contraction_steps(s, loops, *tile, kc, nc, widening=True,
                                  micro_panel=s.lhs.dtype.name in facts.micro_panels)
     conv = match_convolution(s, loops)

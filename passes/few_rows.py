@@ -65,12 +65,16 @@ class PanelRows:
 
     def __init__(self, kernel: KernelIR, rows: list[ir.Expr], plain: Callable[[], Schedule],
                  few: Callable[..., Schedule], panels: list[tuple[ir.Expr, int]] = (),
-                 streamed_only: bool = False):
+                 streamed_only: bool = False, depths: list[tuple[str, ir.Expr]] = ()):
         self.rows, self._made = rows, {}
+        #: (statement, K) of each contraction: from PANEL_MIN_ROWS rows of C, those deeper than
+        #: one panel's KC get panels as deep as the host's cache allows (`TargetFacts.depths`)
+        self.depths = list(depths)
         #: Every contraction is the build's GEMM micro-kernel (bf16 on AMX): only sizes that
         #: stream B (`_gemm_call`) need a build of their own.
         self.streamed_only = streamed_only
-        self._make = {False: lambda *_: plain(), True: few}
+        self._make = {False: lambda _panel, _stream, depths: plain(depths),
+                      True: lambda panel, stream, _depths: few(panel, stream)}
         #: (columns, element bytes) of each contraction's B, for `wide_panel`
         self.panels = list(panels)
         #: The sizes fixed in the build (loopweave.pipeline `Tuned`): the tensors' strides
@@ -97,11 +101,22 @@ class PanelRows:
         if 0 < max(each) <= STREAM_MAX_ROWS and columns:  # (every C in at most two tiles)
             stream = (max(each), _whole_tiles(-(-max(columns)[0] // STREAM_SPLITS)))
         few = rows < PANEL_MIN_ROWS
-        if not few and not self.specialize or self.streamed_only and stream is None:
+        depths = () if few else self._deep(sizes)
+        if not few and not self.specialize and not depths or \
+                self.streamed_only and stream is None:
             return None
-        if (few, panel, stream) not in self._made:
-            self._made[few, panel, stream] = self._make[few](panel, stream)
-        return self._made[few, panel, stream]
+        key = (few, panel, stream, depths)
+        if key not in self._made:
+            self._made[key] = self._make[few](panel, stream, depths)
+        return self._made[key]
+
+    def _deep(self, sizes: dict[str, int]) -> tuple[tuple[str, int], ...]:
+        """(statement, K at `sizes`) of the contractions deeper than one panel (KC)."""
+        try:
+            each = [(name, ir.evaluate(depth, sizes)) for name, depth in self.depths]
+        except (KeyError, ValueError):
+            return ()
+        return tuple((name, k) for name, k in each if k > KC)
 
 
 def wide_panel(columns: list[tuple[int, int]]) -> tuple[int, int] | None:
@@ -132,7 +147,7 @@ def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
     differs (a type the AVX2 host packs in micro-panels, `CPU.micro_panels`, which are also
     AVX-512's tiled types), else None. The arguments are `default_schedule`'s."""
     placements = pl.initial_placements(kernel)
-    rows, panels, batched, calls = [], [], False, []
+    rows, panels, batched, calls, depths = [], [], False, [], []
     for s in kernel.statements:
         names = placements[s.name].names()
         c = match_contraction(s, names)
@@ -148,13 +163,17 @@ def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
             if across:
                 panels.append((shape[across[0]], s.lhs.dtype.bits // 8))
             batched = batched or len(names) != 3
+            deep = [k for k, x in enumerate(c.a.indices) if x == ir.Var(c.k)]
+            if deep:
+                depths.append((s.name, kernel.tensors[c.a.tensor].shape[deep[0]]))
     if not rows:
         return None
     if batched:  # a panel may serve all of a batch's rows (LSTM's input projection: 16 rows
         panels = []  # by 64 steps, 3% slower in wide panels): the target's panels
     return PanelRows(kernel, rows,
-                     lambda: default_schedule(kernel, vector_bytes, gemm_kernel=gemm_kernel),
+                     lambda depths: default_schedule(kernel, vector_bytes,
+                                                     gemm_kernel=gemm_kernel, depths=depths),
                      lambda panel, stream: default_schedule(
                          kernel, vector_bytes, few_rows=True, gemm_kernel=gemm_kernel,
                          panel=panel, stream=stream),
-                     panels, streamed_only=all(calls))
+                     panels, streamed_only=all(calls), depths=depths)

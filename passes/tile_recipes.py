@@ -16,6 +16,25 @@ MR, NR, KC, NC = 6, 16, 256, 256
 CONV_ROWS, CONV_COLS = 8, 8
 DEPTHWISE_ROWS, DEPTHWISE_COLS = 4, 32
 
+#: The most bytes of a deep B panel (`deep_panel`): panels are stack buffers of the generated
+#: function, and a thread's stack is 8 MiB on Linux by default.
+DEEP_PANEL_MAX_BYTES = 1 << 20
+
+
+def deep_panel(kc: int, nc: int, depth: int, nr: int, element_bytes: int, budget: int
+               ) -> tuple[int, int]:
+    """(KC, NC) of the packed B panels of a contraction reducing over `depth` (its K at the
+    call) with `budget` bytes of panel: as deep as the budget holds two tiles' columns (`nr`
+    each; in blocks of equal depth where K needs several), as wide as the rest of the budget
+    allows, up to `nc`. Fewer passes over C: each block of K loads and stores C's tiles once.
+    (kc, nc) itself where K fits one block of `kc` or the budget gives no deeper panel."""
+    deepest = min(budget, DEEP_PANEL_MAX_BYTES) // (2 * nr * element_bytes)
+    if depth <= kc or deepest <= kc:
+        return kc, nc
+    blocks = -(-depth // deepest)
+    deep = -(-depth // blocks)
+    return deep, min(nc, min(budget, DEEP_PANEL_MAX_BYTES) // (deep * element_bytes) // nr * nr)
+
 
 def float_conversions(s: Statement, c: Contraction) -> tuple[str, ...] | None:
     """Which operands ("A", "B") contraction `c` of `s` converts from another float type to its
