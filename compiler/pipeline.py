@@ -101,7 +101,14 @@ def splits_index_sets(target: Target) -> bool:
     (passes/index_split.py): for the C targets, whose defaults then find vector and parallel
     loops in the pieces. Not for the GPU planners, which plan their own launches (the CUDA
     planner computed fuzz seed 17889's pieces wrong: issue [one-schedule])."""
-    return target.backend not in GPU_FACTS
+    return not plans_own_launches(target)
+
+
+def plans_own_launches(target: Target) -> bool:
+    """Whether `target` is a GPU one, whose planner lays out its launches and stages its
+    buffers itself; the C targets' loop nests fold reductions' initialisations into their
+    accumulator tiles (`loop_ast(fold_inits=True)`)."""
+    return target.backend in GPU_FACTS
 
 
 def size_rule(kernel: KernelIR, target: Target):
@@ -342,7 +349,7 @@ class Pipeline:
             result.ir = apply_schedule(result.ir, schedule)
             result.dumps.append(("schedule", str(result.ir.schedule)))
         rendered = result.ir if name is None else dataclasses.replace(result.ir, name=name)
-        loops = loop_ast(rendered)
+        loops = loop_ast(rendered, fold_inits=not plans_own_launches(target))
         if specialize:
             # Lowered with symbolic sizes, as for compile(), then the values substituted: the
             # loop nest compile() runs at these sizes. (isl, told the sizes, builds another

@@ -12,13 +12,26 @@ from dataclasses import replace
 
 import islpy as isl
 
+from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.data_ranges import guarded, into_bounds
 from loopweave.ir.expr import Expr, Load, substitute
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.ir.localize import lower_cache
-from loopweave.ir.loops import Block, Buffer, For, If, Node, Scope, Store
+from loopweave.ir.loops import (
+    Block,
+    Buffer,
+    For,
+    If,
+    Node,
+    Scope,
+    Store,
+    map_stores,
+    walk,
+    without_statements,
+)
 from loopweave.ir.privatize import privatize, reduced_across
+from loopweave.ir.types import BOOL
 
 
 def statement_store(stmt: Statement, values: list[Expr],
@@ -91,6 +104,15 @@ class _Marks:
         self.bands: dict[str, isl.ScheduleNode] = {}
         self.mark_depth = _mark_depths(kernel.schedule.get_root(), self.bands)
         self.enclosing = _enclosing_caches(kernel.schedule.get_root())
+        self.unbuffered: set[str] = set()  # tags of caches with a piece left without buffer
+
+    def folded(self) -> dict[str, Expr | None]:
+        """The statements whose stores the buffers' fills replace (`CacheSpec.folds`), once
+        every piece of their loops has its buffer: name -> the sizes where they do (None:
+        all; `CacheSpec.fill_when`)."""
+        caches = self.kernel.caches
+        skipped = {c.folds for c in caches if c.tag in self.unbuffered}
+        return {c.folds: c.fill_when for c in caches if c.folds and c.folds not in skipped}
 
     def __call__(self, name: str, child: Node, enclosing: tuple[str, ...] = ()) -> Node:
         # Passes mark a loop "kind:statement:loop" (the for node below takes the kind) and
@@ -101,7 +123,9 @@ class _Marks:
             if not {f"c{k}" for k in range(spec.depth)} <= set(enclosing):
                 # isl dropped an outer loop here (one iteration: its value is folded into the
                 # statements), so the buffer's offsets would name a variable nothing binds
-                # (fuzz seed 16153). This piece reads and writes the tensor itself.
+                # (fuzz seed 16153). This piece reads and writes the tensor itself (after the
+                # statement the buffer would fold: it stays).
+                self.unbuffered.add(spec.tag)
                 return child
             # Micro-panels around an accumulator tile are read through their buffer before
             # the tile's edge strips rename its column loop (see localize.lower_cache).
@@ -164,11 +188,40 @@ def _enclosing_caches(node: isl.ScheduleNode, outer: tuple[str, ...] = (),
     return found
 
 
-def loop_ast(kernel: KernelIR) -> Node:
-    """The loop nest that executes `kernel` in the order of its schedule."""
+def loop_ast(kernel: KernelIR, fold_inits: bool = False) -> Node:
+    """The loop nest that executes `kernel` in the order of its schedule. `fold_inits`:
+    accumulator tiles start from their reduction's constant where their caches say they may
+    (`CacheSpec.fill`), and the initialisation they fold runs only where they do not; else
+    every cache copies in (the GPU planners stage buffers themselves)."""
     build = isl.AstBuild.from_context(kernel.context)
     root = build.node_from_schedule(kernel.schedule)
+    if not fold_inits:
+        kernel = replace(kernel, caches=tuple(replace(c, fill=None, folds="", fill_when=None)
+                                              for c in kernel.caches))
+    marks = _Marks(kernel)
     translator = AstTranslator(frozenset(kernel.params),
                                lambda name, args: statement_store(kernel.statement[name], args),
-                               _Marks(kernel))
-    return translator.node(root)
+                               marks)
+    ast = translator.node(root)
+    folded = marks.folded()
+    always = {name for name, when in folded.items() if when is None}
+    if always:
+        ast = without_statements(ast, always) or Block(())
+    sometimes = {name: when for name, when in folded.items() if when is not None}
+    return _run_unless(ast, sometimes) if sometimes else ast
+
+
+def _run_unless(ast: Node, sizes: dict[str, Expr]) -> Node:
+    """`ast` with the stores of each statement in `sizes` run only where its buffers do not
+    start from its constant (`CacheSpec.fill_when`: a reduction in several blocks): a whole
+    top-level nest under one guard where it holds one such statement alone."""
+    def unless(name: str, node: Node) -> Node:
+        return If(ir.Unary("not", sizes[name], BOOL), node)
+
+    def guarded(node: Node) -> Node:
+        names = {n.stmt for n in walk(node) if isinstance(n, Store)}
+        if len(names) == 1 and names <= sizes.keys():
+            return unless(names.pop(), node)
+        return map_stores(node, lambda st: unless(st.stmt, st) if st.stmt in sizes else st)
+
+    return Block(tuple(map(guarded, ast.body))) if isinstance(ast, Block) else guarded(ast)

@@ -158,6 +158,14 @@ class CacheSpec:
     #: the buffer holds the elements converted to its type (cache_read's dtype), read in
     #: place of the loop's conversions of the tensor's elements to that type
     converted: bool = False
+    #: an accumulator that starts from this constant instead of the tensor's elements: the
+    #: statement `folds` (a reduction's initialisation) stored it and nothing else reads it,
+    #: so that statement need not run (passes/cache.py `_foldable_init`)
+    fill: Expr | None = None
+    folds: str = ""
+    #: the sizes at which the buffer may start from `fill` (None: all): where the reduction
+    #: runs in several blocks of the loops around, `folds` runs and the buffer copies in
+    fill_when: Expr | None = None
 
 
 @dataclass(frozen=True, slots=True)

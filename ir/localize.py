@@ -66,6 +66,10 @@ def lower_cache(spec: CacheSpec, loop: Node, tensor: Tensor,
         # Y[k, x], keeps its copies: the registers' rows run along the buffer's)
         along_last = not spec.layout or spec.layout[-1] == len(spec.layout) - 1
         if conds and along_last and is_accumulator_nest(direct, outer):
+            if spec.fill is not None:  # the registers load the tile right after: from L1
+                fill = _copy(spec, tensor, into_buffer=False, fill=spec.fill)
+                direct = Block((fill if spec.fill_when is None else If(spec.fill_when, fill),
+                                direct))
             return If(_all(conds), direct,
                       _buffered(spec, tensor, strip_partial_tiles(body, outer)))
         body = _version_full_tiles(body, outer, tile_vars)
@@ -84,6 +88,9 @@ def _buffered(spec: CacheSpec, tensor: Tensor, body: Node) -> Scope:
     parts = []
     if spec.copy_in:
         copy = _copy(spec, tensor, into_buffer=True)
+        if spec.fill is not None:
+            fill = _copy(spec, tensor, into_buffer=True, fill=spec.fill)
+            copy = fill if spec.fill_when is None else If(spec.fill_when, fill, copy)
         # Packing before a parallel loop (matmul's B panels, 256 KB each) runs on one thread
         # while the others wait at the loop: parallel too where it is large enough to pay
         # for a fork (2 threads, 1024^3 and 2048^3 f32: 3-7% faster, by hand).
@@ -199,8 +206,10 @@ def _map_children(n: Node, fn) -> Node:
     return n
 
 
-def _copy(spec: CacheSpec, tensor: Tensor, into_buffer: bool) -> Node:
-    """Loops over the box, clipped to the tensor: buffer <- tensor, or tensor <- buffer."""
+def _copy(spec: CacheSpec, tensor: Tensor, into_buffer: bool, fill: ir.Expr | None = None
+          ) -> Node:
+    """Loops over the box, clipped to the tensor: buffer <- tensor, or tensor <- buffer (each
+    side <- `fill` instead, where given)."""
     names = [f"c{spec.depth}_{d}" for d in range(len(spec.sizes))]
     xs: list[ir.Expr] = [ir.Var(v) for v in names]
     run_var = f"c{spec.depth}_run"
@@ -215,6 +224,8 @@ def _copy(spec: CacheSpec, tensor: Tensor, into_buffer: bool) -> Node:
     outside: ir.Expr = ir.Load(tensor.name, elements, tensor.dtype)
     if spec.converted:  # a converting pack (cache_read dtype)
         outside = ir.Cast(spec.buffer.dtype, outside)
+    if fill is not None:
+        outside, local = fill, fill
     node: Node = (Store(spec.buffer.name, at, outside, None, f"copy_{spec.tag}")
                   if into_buffer else
                   Store(tensor.name, elements, local, None, f"copy_{spec.tag}"))

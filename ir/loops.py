@@ -304,6 +304,27 @@ def map_stores(node: Node, fn: Callable[[Store], Node]) -> Node:
     return node
 
 
+def without_statements(node: Node, names: set[str]) -> Node | None:
+    """`node` without the stores of statements `names`, and without the loops, guards and
+    blocks left empty (None where nothing is left)."""
+    match node:
+        case Store(stmt=name):
+            return None if name in names else node
+        case Block(body=body):
+            kept = tuple(k for k in (without_statements(b, names) for b in body) if k is not None)
+            return Block(kept) if kept else None
+        case For() | Scope():
+            body = without_statements(node.body, names)
+            return None if body is None else replace(node, body=body)
+        case If(cond=c, then=t, orelse=e):
+            then = without_statements(t, names)
+            orelse = None if e is None else without_statements(e, names)
+            if then is None and orelse is None:
+                return None
+            return If(c, Block(()) if then is None else then, orelse)
+    return node
+
+
 def prepend_indices(node: Node, tensor: str, first: tuple[Expr, ...]) -> Node:
     """`node` with every access to `tensor` indexed by `first` in front of its own indices."""
     def expr(e: Expr) -> Expr:

@@ -1,9 +1,11 @@
 void lw_matmul(const float *restrict A, const float *restrict B, float *restrict C, int64_t M, int64_t K, int64_t N) {
-  #pragma omp parallel for
-  for (int64_t c0 = 0; c0 < M; c0 += 1) {
-    #pragma omp simd
-    for (int64_t c1 = 0; c1 < N; c1 += 1) {
-      C[c0 * N + c1] = 0.0f;
+  if (!(K >= 1 && K <= 256)) {
+    #pragma omp parallel for
+    for (int64_t c0 = 0; c0 < M; c0 += 1) {
+      #pragma omp simd
+      for (int64_t c1 = 0; c1 < N; c1 += 1) {
+        C[c0 * N + c1] = 0.0f;
+      }
     }
   }
   for (int64_t c0 = 0; c0 <= lw_div_i64(N - 1, 256); c0 += 1) {
@@ -35,6 +37,13 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
         for (int64_t c2 = 0; c2 <= lw_div_i64(M - 1, 6); c2 += 1) {
           for (int64_t c3 = 16 * c0; c3 <= lw_min_i64(16 * c0 + 15, (N - 1) / 16); c3 += 1) {
             if (6 * c2 + 5 <= lw_min_i64(M - 1, 6 * c2 + 5) && 16 * c3 + 15 <= lw_min_i64(N - 1, 16 * c3 + 15)) {
+              if (K >= 1 && K <= 256) {
+                for (int64_t c4_0 = lw_max_i64(0, -6 * c2); c4_0 < lw_min_i64(6, M + -6 * c2); c4_0 += 1) {
+                  for (int64_t c4_1 = lw_max_i64(0, -16 * c3); c4_1 < lw_min_i64(16, N + -16 * c3); c4_1 += 1) {
+                    C[(6 * c2 + c4_0) * N + (16 * c3 + c4_1)] = 0.0f;
+                  }
+                }
+              }
               {
                 lw_vec_f32_16 lw_r0_0, lw_r1_0, lw_r2_0, lw_r3_0, lw_r4_0, lw_r5_0;
                 __builtin_memcpy(&lw_r0_0, &C[(6 * c2 + 0) * N + 16 * c3], sizeof lw_r0_0);
@@ -61,9 +70,17 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
             } else {
               {
                 float C_acc[96] __attribute__((aligned(64)));
-                for (int64_t c4_0 = lw_max_i64(0, -6 * c2); c4_0 < lw_min_i64(6, M + -6 * c2); c4_0 += 1) {
-                  for (int64_t c4_1 = lw_max_i64(0, -16 * c3); c4_1 < lw_min_i64(16, N + -16 * c3); c4_1 += 1) {
-                    C_acc[c4_0 * 16 + c4_1] = C[(6 * c2 + c4_0) * N + (16 * c3 + c4_1)];
+                if (K >= 1 && K <= 256) {
+                  for (int64_t c4_0 = lw_max_i64(0, -6 * c2); c4_0 < lw_min_i64(6, M + -6 * c2); c4_0 += 1) {
+                    for (int64_t c4_1 = lw_max_i64(0, -16 * c3); c4_1 < lw_min_i64(16, N + -16 * c3); c4_1 += 1) {
+                      C_acc[c4_0 * 16 + c4_1] = 0.0f;
+                    }
+                  }
+                } else {
+                  for (int64_t c4_0 = lw_max_i64(0, -6 * c2); c4_0 < lw_min_i64(6, M + -6 * c2); c4_0 += 1) {
+                    for (int64_t c4_1 = lw_max_i64(0, -16 * c3); c4_1 < lw_min_i64(16, N + -16 * c3); c4_1 += 1) {
+                      C_acc[c4_0 * 16 + c4_1] = C[(6 * c2 + c4_0) * N + (16 * c3 + c4_1)];
+                    }
                   }
                 }
                 if (lw_min_i64(M, 6 * c2 + 6) + -6 * c2 == 6) {
