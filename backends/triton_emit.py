@@ -574,6 +574,8 @@ class KernelWriter:
             ident = self.expr.const(identity(e.op, e.dtype.compute), e.dtype.compute)
             value = f"tl.where({self.text(mask, full)}, {value}, {ident})"
             text = value
+            if e.op == "*=":
+                self.use("_lw_mul")
             for n in reversed(range(len(layout), len(full))):
                 text = REDUCE_OVER_AXIS[e.op].format(v=text, a=n)
         self.emit(f"{result} = {text}")

@@ -358,6 +358,13 @@ FIXED = {
         schedule='[{"op": "fuse", "target": "t1,O0", "args": [1]}, {"op": "tile", "target": '
                  '"S2", "args": [["i", 4]]}, {"op": "cache_write", "target": "S2", "args": '
                  '["i"]}]'),
+    # A product reduced inside an expression (the scalar `t0 *= 1.0` over i, read by t1's
+    # max): Triton's writer reduced with the `_lw_mul` combiner without defining it.
+    "triton_inline_product_reduction": Regression(
+        "triton", "kernel fz22133(C: f32[N, M]) {\n"
+                  "    t0 *= 1.0  where i in 0:M\n"
+                  "    t1[] max= (t0 + C[N - 1 - i, j])  where i in 0:N\n}\n",
+        sizes={"M": 1, "N": 1}, scalars={}, seed=22133),
 }
 
 KNOWN: dict[str, tuple[Regression, str]] = {}
