@@ -24,6 +24,7 @@ from loopweave.ir.loops import (
     Node,
     Scope,
     Store,
+    accumulator_nest,
     full_extent,
     max_terms,
     only_upper_bounds,
@@ -67,13 +68,24 @@ def lower_cache(spec: CacheSpec, loop: Node, tensor: Tensor,
         along_last = not spec.layout or spec.layout[-1] == len(spec.layout) - 1
         if conds and along_last and is_accumulator_nest(direct, outer):
             if spec.fill is not None:  # the registers load the tile right after: from L1
-                fill = _copy(spec, tensor, into_buffer=False, fill=spec.fill)
+                fill = _tile_fill(direct, spec)
                 direct = Block((fill if spec.fill_when is None else If(spec.fill_when, fill),
                                 direct))
             return If(_all(conds), direct,
                       _buffered(spec, tensor, strip_partial_tiles(body, outer)))
         body = _version_full_tiles(body, outer, tile_vars)
     return _buffered(spec, tensor, body)
+
+
+def _tile_fill(nest: Node, spec: CacheSpec) -> Node:
+    """The elements of full tile `nest` (an accumulator nest with constant trip counts) set
+    to `spec.fill`, over the tile's own rows and columns loops: constant trip counts, which
+    the C compiler unrolls into a few vector stores (over the box clipped to the tensor, with
+    min and max bounds, depthwise conv2d's 4 x 32 tiles ran 2.5% slower than zeroing Y in a
+    pass of its own)."""
+    _, rows, cols, store = accumulator_nest(nest)
+    element = Store(store.tensor, store.indices, spec.fill, None, f"fill_{spec.tag}")
+    return replace(rows, body=replace(cols, body=element, kind="serial"), kind="serial")
 
 
 def _accesses(node: Node, tensor: str) -> bool:

@@ -38,9 +38,9 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
           for (int64_t c3 = 16 * c0; c3 <= lw_min_i64(16 * c0 + 15, (N - 1) / 16); c3 += 1) {
             if (6 * c2 + 5 <= lw_min_i64(M - 1, 6 * c2 + 5) && 16 * c3 + 15 <= lw_min_i64(N - 1, 16 * c3 + 15)) {
               if (K >= 1 && K <= 256) {
-                for (int64_t c4_0 = lw_max_i64(0, -6 * c2); c4_0 < lw_min_i64(6, M + -6 * c2); c4_0 += 1) {
-                  for (int64_t c4_1 = lw_max_i64(0, -16 * c3); c4_1 < lw_min_i64(16, N + -16 * c3); c4_1 += 1) {
-                    C[(6 * c2 + c4_0) * N + (16 * c3 + c4_1)] = 0.0f;
+                for (int64_t c5 = 0; c5 < 6; c5 += 1) {
+                  for (int64_t c6 = 0; c6 < 16; c6 += 1) {
+                    C[(6 * c2 + c5) * N + (16 * c3 + c6)] = 0.0f;
                   }
                 }
               }
