@@ -262,7 +262,14 @@ def temporaries_at(scratch: threading.local, key, tensors, written: frozenset[st
     ones."""
     if not reuses_temporaries(target):
         return [allocate(t, env) for t in tensors]
-    shapes = tuple(tuple(evaluate(d, env) for d in t.shape) for t in tensors)
+    # The shapes of the last sizes seen, kept with them: evaluating every extent on every call
+    # took 6.5 us of a 16 us call (a strided convolution's channels-last copy, tiny sizes).
+    at = tuple(env.items())
+    last = getattr(scratch, "shapes", None)
+    if last is None or last[0] != (key, at):
+        shapes = tuple(tuple(evaluate(d, env) for d in t.shape) for t in tensors)
+        last = scratch.shapes = ((key, at), shapes)
+    shapes = last[1]
     return kept_temporaries(scratch, (key, shapes),
                             lambda: [allocate(t, env, zeroed=False) for t in tensors],
                             [t.name not in written for t in tensors])
