@@ -94,7 +94,7 @@ class Dependences:
             r, w = restricted_to(reads, tensor), restricted_to(writes, tensor)
             if w.is_empty():
                 continue
-            result += _split("flow", tensor, _flow(r, w, schedule, must=True))
+            result += self.flows_on(tensor)
             # Anti: every earlier read (not only the last) must stay before the write.
             result += _split("anti", tensor, _flow(w, r, schedule, must=False))
             result += _split("output", tensor, _flow(w, w, schedule, must=True))
@@ -156,6 +156,17 @@ class Dependences:
                     result.append(Dependence(d.kind, d.source, d.sink, tensor, relation))
         self._memo[key] = result
         return result
+
+    def flows_on(self, tensor: str) -> list[Dependence]:
+        """The flow dependences on `tensor`, computed for it alone (a question about one
+        tensor need not analyse the whole kernel)."""
+        key = ("flow", frozenset((tensor,)))
+        if key not in self._memo:
+            reads, writes = self.kernel.access_relations()
+            self._memo[key] = _split("flow", tensor, _flow(
+                restricted_to(reads, tensor), restricted_to(writes, tensor),
+                self.kernel.schedule, must=True))
+        return self._memo[key]
 
     def union(self) -> isl.UnionMap:
         """Every dependence as one union map source instance -> sink instance."""

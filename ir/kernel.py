@@ -160,7 +160,7 @@ class CacheSpec:
     converted: bool = False
     #: an accumulator that starts from this constant instead of the tensor's elements: the
     #: statement `folds` (a reduction's initialisation) stored it and nothing else reads it,
-    #: so that statement need not run (passes/cache.py `_foldable_init`)
+    #: so that statement need not run (passes/cache.py `_constant_init`)
     fill: Expr | None = None
     folds: str = ""
     #: the sizes at which the buffer may start from `fill` (None: all): where the reduction
