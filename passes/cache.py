@@ -59,12 +59,8 @@ def analyze(kernel: KernelIR, schedule: isl.Schedule, tag: str, tensor: str,
     if copy_out:
         written = functools.reduce(isl.Map.union, write_fp)
         if _check_exact(kernel, t, written, offsets, sizes, names, mark):
-            init = _constant_init(kernel, mark, t)
-            at = _fill_sizes(kernel, written, init) if init else None
-            if at is None or at.is_empty() or not _read_in_the_loop(kernel, mark, t, init):
-                init = None
-            else:
-                when = _condition(kernel, at)
+            init, when = _folded_init(kernel, mark.get_domain(), written,
+                                      restricted_to(reads, tensor), restricted_to(writes, tensor))
     layout = layout or tuple(range(len(sizes)))
     if len(layout) != len(sizes):
         raise ScheduleError(f"cache layout {layout} of {tensor}: {tensor} has "
@@ -202,53 +198,65 @@ def _check_exact(kernel: KernelIR, t: Tensor, written: isl.Map, offsets, sizes, 
     return False
 
 
-def _constant_init(kernel: KernelIR, mark: isl.ScheduleNode, t: Tensor) -> Statement | None:
-    """The statement storing a constant into `t` that an accumulator buffer under `mark` may
-    start from instead of copying in, so that it need not run at all (`_fill_sizes` says at
-    which sizes, `_read_in_the_loop` whether anything else reads it): a reduction's
-    initialisation, `C[i, j] = 0` before `C[i, j] += A[i, k] * B[k, j]`, the only statement
-    outside the loop that writes `t`. Without it C is zeroed in a pass of its own, then read
-    back into the registers (f32 1024^3, one thread: 3% of the time). None where there is no
-    such statement."""
-    inits = [s for s in kernel.statements if s.lhs.tensor == t.name and s.op == "=" and
+def _folded_init(kernel: KernelIR, under: isl.UnionSet, written: isl.Map, reads: isl.UnionMap,
+                 writes: isl.UnionMap) -> tuple[Statement | None, Expr | None]:
+    """(the statement whose constant the accumulator buffer of the loop running the
+    instances `under` starts from, the condition on the sizes where it does: None for all),
+    or (None, None). `written`: the loops around -> the elements the loop writes; `reads`,
+    `writes`: every statement's accesses to the buffer's tensor. The cheap checks first."""
+    init = _constant_init(kernel, under, writes, written.get_tuple_name(isl.dim_type.out))
+    at = _fill_sizes(kernel, written, init, writes) if init else None
+    if at is None or at.is_empty() or not _read_in_the_loop(kernel, under, init, reads):
+        return None, None
+    return init, _condition(kernel, at)
+
+
+def _constant_init(kernel: KernelIR, under: isl.UnionSet, writes: isl.UnionMap, tensor: str
+                   ) -> Statement | None:
+    """The statement storing a constant into `tensor` (`writes`: every write of it) that
+    an accumulator buffer of the loop running `under` may start from instead of copying in,
+    so that it need not run at all (`_fill_sizes` says at which sizes, `_read_in_the_loop`
+    whether anything else reads it): a reduction's initialisation, `C[i, j] = 0` before
+    `C[i, j] += A[i, k] * B[k, j]`, the only statement outside the loop that writes the
+    tensor. Without it C is zeroed in a pass of its own, then read back into the registers
+    (f32 1024^3, one thread: 3% of the time). None where there is no such statement."""
+    inits = [s for s in kernel.statements if s.lhs.tensor == tensor and s.op == "=" and
              isinstance(s.rhs, Const)]
     if len(inits) != 1:
         return None
-    under = mark.get_domain()
-    writes = restricted_to(kernel.access_relations()[1], t.name)
     own = isl.UnionSet.from_set(inits[0].domain)
     if not own.intersect(under).is_empty() or not writes.domain().is_subset(under.union(own)):
         return None
     return inits[0]
 
 
-def _read_in_the_loop(kernel: KernelIR, mark: isl.ScheduleNode, t: Tensor, init: Statement
-                      ) -> bool:
-    """Whether no read outside the loop under `mark` sees `init`'s constant, and every value
-    of `t` the loop reads was stored (by `init` or in the loop), none being the tensor's own
-    (an argument's, or never written). The dependence query comes last: it is the costly one
-    (attention's compile: 0.12 s of 0.66 with every tensor's dependences)."""
-    under = mark.get_domain()
-    flows = Dependences.of(kernel).flows_on(t.name)
+def _read_in_the_loop(kernel: KernelIR, under: isl.UnionSet, init: Statement,
+                      reads: isl.UnionMap) -> bool:
+    """Whether no read outside the loop running `under` sees `init`'s constant, and every
+    value the loop reads (`reads`: every read of the tensor) was stored (by `init` or in the
+    loop), none being the tensor's own (an argument's, or never written). The dependence
+    query comes last: it is the costly one (attention's compile: 0.12 s of 0.66 with every
+    tensor's dependences)."""
+    flows = Dependences.of(kernel).flows_on(init.lhs.tensor)
     if any(d.source == init.name and not isl.UnionSet.from_set(d.relation.range()).is_subset(
             under) for d in flows):
         return False
-    reads = restricted_to(kernel.access_relations()[0], t.name).domain().intersect(under)
+    inside = reads.domain().intersect(under)
     sourced = functools.reduce(isl.UnionSet.union, (
         isl.UnionSet.from_set(d.relation.range()) for d in flows), isl.UnionSet.empty(
-            reads.get_space()))
-    return reads.is_subset(sourced)
+            inside.get_space()))
+    return inside.is_subset(sourced)
 
 
-def _fill_sizes(kernel: KernelIR, written: isl.Map, init: Statement) -> isl.Set:
+def _fill_sizes(kernel: KernelIR, written: isl.Map, init: Statement, writes: isl.UnionMap
+                ) -> isl.Set:
     """The sizes (a set of the parameters, within the kernel's context) at which the buffer
     may start from `init`'s constant: one instance of the loops around the buffer's loop
     writes each element (`written`: those loops -> elements), so that the reduction runs in
     one block of them (K no deeper than a panel), and the loop writes every element `init`
-    does (an empty reduction, K = 0, writes none)."""
+    does (an empty reduction, K = 0, writes none; `writes`: every write of the tensor)."""
     pairs = written.apply_range(written.reverse())
     shared = pairs.subtract(isl.Map.identity(pairs.get_space())).params()
-    writes = restricted_to(kernel.access_relations()[1], written.get_tuple_name(isl.dim_type.out))
     stored = writes.intersect_domain(isl.UnionSet.from_set(init.domain)).range()
     missed = stored.subtract(isl.UnionSet.from_set(written.range())).params()
     fits = kernel.context.subtract(shared.union(missed).intersect(kernel.context))

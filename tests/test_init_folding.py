@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 import loopweave
+from loopweave.examples import EXAMPLES_DIR
 from loopweave.ir.expr import Const, evaluate
 from loopweave.ir.loops import Block, For, If, Store, walk, without_statements
 from loopweave.ir.types import BOOL, F32, INDEX
@@ -93,7 +94,7 @@ def test_values_that_come_with_the_call_are_copied_in():
 def test_a_strided_convolution_starts_its_tiles_from_zero():
     """The output of the channels-last convolution is not zeroed in a pass of its own at the
     sizes it was scheduled for."""
-    source = open("examples/kernels/conv2d_s2.lw").read()
+    source = (EXAMPLES_DIR / "kernels" / "conv2d_s2.lw").read_text()
     sizes = {"N": 1, "C": 16, "H": 15, "W": 15, "K": 32, "R": 3, "S": 3}
     stages = Pipeline(source).stages(sizes)
     (spec,) = [c for c in stages.ir.caches if c.tensor == "Y" and c.folds]
