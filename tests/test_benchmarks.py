@@ -25,6 +25,7 @@ from benchmarks import (  # noqa: E402
     model_choice,
     narrow_gemm,
     polybench,
+    revisions,
     run,
     skinny_gemm,
     suite,
@@ -205,3 +206,18 @@ def test_random_training_kernels_are_sized_to_their_work():
         kernel = front_end(source)
         assert flop_count(kernel, sizes) <= 1e6
         assert max(sizes[s] for s in kernel.sizes) >= 16
+
+
+def test_revisions_script_builds_each_side_from_its_own_sources(tmp_path, capsys):
+    """benchmarks/revisions.py: HEAD from a temporary worktree against the working tree, each
+    process importing loopweave from its side's linked package (the script refuses a process
+    that imported another), results checked; the worktree is gone afterwards."""
+    revisions.link_package(ROOT, tmp_path)
+    assert (tmp_path / "loopweave" / "__init__.py").resolve() == ROOT / "compiler" / "__init__.py"
+    assert (tmp_path / "loopweave" / "passes").resolve() == ROOT / "passes"
+    assert revisions.main(["HEAD", "layernorm", "--quick", "--rounds", "2",
+                           "--seconds", "0.02"]) == 0
+    out = capsys.readouterr().out
+    assert "| kernel | HEAD (" in out and "| working tree ms |" in out
+    assert "| layernorm |" in out
+    assert "lw-revisions-" not in revisions._git("worktree", "list")
