@@ -23,7 +23,7 @@ from loopweave.backends.c_family import PRELUDE, CFamilyRenderer, c_name
 from loopweave.backends.c_math import SCALAR_MATH
 from loopweave.errors import LoopweaveError
 from loopweave.ir.kernel import KernelIR, Tensor
-from loopweave.ir.loops import For, Node
+from loopweave.ir.loops import Block, For, Node, Store, walk
 from loopweave.ir.types import INDEX, DType
 from loopweave.passes.conv_columns import channel_columns
 from loopweave.passes.default import default_schedule as cpu_default
@@ -107,6 +107,37 @@ class CBackend(CFamilyRenderer):
             if lines is not None:
                 return lines
         return super().render_for(node, indent)
+
+    def stmt(self, node: Node, indent: str) -> list[str]:
+        if isinstance(node, Block) and self.loop_depth == 0 and self.gemm_calls and \
+                self.kernel.folded_inits:
+            return self._folding_inits(node.body, indent)
+        return super().stmt(node, indent)
+
+    def _folding_inits(self, body: tuple[Node, ...], indent: str) -> list[str]:
+        """The top-level nodes, each GEMM call that folds the initialisation moved in front of
+        it (`codegen._moved_init`) writing the constant with the products: the initialisation
+        runs only behind the call, with the loops, where the build or the machine has no
+        micro-kernel."""
+        folds = {(f.init, f.statement): f for f in self.kernel.folded_inits}
+        lines, n = [], 0
+        while n < len(body):
+            init, nest = body[n], body[n + 1] if n + 1 < len(body) else None
+            fold = folds.get((_only_statement(init), _only_statement(nest)))
+            if fold is not None and isinstance(nest, For):
+                when = "1" if fold.when is None else self.expr(fold.when)
+                call = x86_gemm.render_call(
+                    self, nest, indent, lambda pad, i=init, x=nest: [
+                        *super(CBackend, self).stmt(i, pad),
+                        *super(CBackend, self).render_for(x, pad)],
+                    fill=(when, self.expr(fold.fill)))
+                if call is not None:
+                    lines += call
+                    n += 2
+                    continue
+            lines += self.stmt(init, indent)
+            n += 1
+        return lines
 
     def call(self, f: str, args, dtype: DType) -> str:
         if f in SCALAR_MATH and dtype.name == "f32":  # libm's are calls gcc cannot vectorize
@@ -338,3 +369,9 @@ def load(kernel: KernelIR, source: str, target: Target) -> SharedLibraryInvoker:
     built = source + object_entry(kernel, offset) if offset is not None else source
     library = build_shared_library(built, target.cc, (*target.cflags, *build_flags(source)))
     return SharedLibraryInvoker(kernel, library)
+
+
+def _only_statement(node: Node | None) -> str | None:
+    """The one statement whose stores `node` holds (None for none or several)."""
+    names = {x.stmt for x in walk(node) if isinstance(x, Store)} if node is not None else set()
+    return names.pop() if len(names) == 1 else None

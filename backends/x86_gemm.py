@@ -332,11 +332,13 @@ def _strides(r, tensor: str, indices: tuple[ir.Expr, ...], first: str, second: s
     return stride[first], stride[second]
 
 
-def render_call(r, node: For, indent: str, loops: Callable[[str], list[str]]
-                ) -> list[str] | None:
+def render_call(r, node: For, indent: str, loops: Callable[[str], list[str]],
+                fill: tuple[str, str] = ("0", "0")) -> list[str] | None:
     """The nest as scheduled (`loops(indent)`: its lines) behind a call of the micro-kernel,
     which runs instead where the build has a path for it; None if `node` is not a GEMM nest
-    of a `KINDS` type."""
+    of a `KINDS` type. `fill`: (a C condition, a C constant): where the condition holds the
+    call writes the constant plus the products into C, whose elements it does not read (a
+    folded initialisation: `loops` then include it)."""
     nest = match_nest(node)
     if nest is None:
         return None
@@ -347,7 +349,7 @@ def render_call(r, node: For, indent: str, loops: Callable[[str], list[str]]
                *_strides(r, nest.store.tensor, nest.store.indices, nest.i, nest.j)]
     extents = [r.expr(nest.extents[v]) for v in (nest.i, nest.j, nest.k)]
     args = ", ".join([c_name(nest.a.tensor), c_name(nest.b.tensor), c_name(nest.store.tensor),
-                      *extents, *strides])
+                      *extents, *strides, *fill])
     calls = []
     for n, kind in enumerate(nest.kinds):  # the first helper the build has
         calls += [f"{indent}#{'if' if n == 0 else 'elif'} defined({kind.fn.upper()})",

@@ -16,7 +16,7 @@ from loopweave.ir import expr as ir
 from loopweave.ir import isl_helpers
 from loopweave.ir.data_ranges import guarded, into_bounds
 from loopweave.ir.expr import Expr, Load, substitute
-from loopweave.ir.kernel import KernelIR, Statement
+from loopweave.ir.kernel import FoldedInit, KernelIR, Statement
 from loopweave.ir.localize import lower_cache
 from loopweave.ir.loops import (
     Block,
@@ -27,6 +27,7 @@ from loopweave.ir.loops import (
     Scope,
     Store,
     map_stores,
+    stores_where,
     walk,
     without_statements,
 )
@@ -197,18 +198,41 @@ def loop_ast(kernel: KernelIR, fold_inits: bool = False) -> Node:
     root = build.node_from_schedule(kernel.schedule)
     if not fold_inits:
         kernel = replace(kernel, caches=tuple(replace(c, fill=None, folds="", fill_when=None)
-                                              for c in kernel.caches))
+                                              for c in kernel.caches), folded_inits=())
     marks = _Marks(kernel)
     translator = AstTranslator(frozenset(kernel.params),
                                lambda name, args: statement_store(kernel.statement[name], args),
                                marks)
     ast = translator.node(root)
     folded = marks.folded()
+    # A GEMM call's initialisation moves to just before the call (`_moved_init`).
+    moved = [(f, stores_where(ast, lambda name, f=f: name == f.init))
+             for f in kernel.folded_inits]
+    folded.update({f.init: f.when for f, init in moved if init is not None})
     always = {name for name, when in folded.items() if when is None}
     if always:
         ast = without_statements(ast, always) or Block(())
     sometimes = {name: when for name, when in folded.items() if when is not None}
-    return _run_unless(ast, sometimes) if sometimes else ast
+    if sometimes:
+        ast = _run_unless(ast, sometimes)
+    for fold, init in moved:
+        if init is not None:
+            ast = _moved_init(ast, fold, init)
+    return ast
+
+
+def _moved_init(ast: Node, fold: FoldedInit, init: Node) -> Node:
+    """`ast` with `init` (the stores of `fold.init`) run right before the top-level node that
+    runs `fold.statement`, where `fold.when` holds: the renderer that calls a GEMM micro-kernel
+    for that node writes the constant with the products instead (backends/x86_gemm.py), and
+    any other runs the initialisation there. Valid where `folded_gemm_init` allows it: nothing
+    between the two places reads or writes the initialised tensor."""
+    body = ast.body if isinstance(ast, Block) else (ast,)
+    at = next(n for n, node in enumerate(body)
+              if any(isinstance(x, Store) and x.stmt == fold.statement for x in walk(node)))
+    if fold.when is not None:
+        init = If(fold.when, init)
+    return Block((*body[:at], init, *body[at:]))
 
 
 def _run_unless(ast: Node, sizes: dict[str, Expr]) -> Node:

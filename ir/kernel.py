@@ -169,6 +169,20 @@ class CacheSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class FoldedInit:
+    """A reduction's constant initialisation folded into the GEMM call that runs the
+    reduction (`statement`, a contraction alone in its three loops, the reduction marked
+    `dot`): the call writes `fill` + the products where `when` holds (None: always), so that
+    the statement `init` need not store the constant first (passes/cache.py
+    `folded_gemm_init`; backends/x86_gemm.py)."""
+
+    statement: str
+    init: str
+    fill: Expr
+    when: Expr | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class IndexCheck:
     """What a call checks before it runs, for one indirect index (`table[ids[i], d]`): every
     element of the input `index` in the box `lo` <= e < `hi` (per dimension, in the
@@ -229,6 +243,7 @@ class KernelIR:
     locals: tuple[Tensor, ...] = ()  # temporaries shrunk to a loop body by storage reduction
     caches: tuple[CacheSpec, ...] = ()
     index_checks: tuple[IndexCheck, ...] = ()  # indirect indices, checked at call time
+    folded_inits: tuple[FoldedInit, ...] = ()  # initialisations GEMM calls may fold
 
     @cached_property
     def tensors(self) -> dict[str, Tensor]:

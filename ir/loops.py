@@ -307,18 +307,24 @@ def map_stores(node: Node, fn: Callable[[Store], Node]) -> Node:
 def without_statements(node: Node, names: set[str]) -> Node | None:
     """`node` without the stores of statements `names`, and without the loops, guards and
     blocks left empty (None where nothing is left)."""
+    return stores_where(node, lambda name: name not in names)
+
+
+def stores_where(node: Node, keep: Callable[[str], bool]) -> Node | None:
+    """`node` with only the stores whose statement's name `keep` accepts, and without the
+    loops, guards and blocks left empty (None where nothing is left)."""
     match node:
         case Store(stmt=name):
-            return None if name in names else node
+            return node if keep(name) else None
         case Block(body=body):
-            kept = tuple(k for k in (without_statements(b, names) for b in body) if k is not None)
+            kept = tuple(k for k in (stores_where(b, keep) for b in body) if k is not None)
             return Block(kept) if kept else None
         case For() | Scope():
-            body = without_statements(node.body, names)
+            body = stores_where(node.body, keep)
             return None if body is None else replace(node, body=body)
         case If(cond=c, then=t, orelse=e):
-            then = without_statements(t, names)
-            orelse = None if e is None else without_statements(e, names)
+            then = stores_where(t, keep)
+            orelse = None if e is None else stores_where(e, keep)
             if then is None and orelse is None:
                 return None
             return If(c, Block(()) if then is None else then, orelse)

@@ -22,7 +22,7 @@ from loopweave.ir import isl_helpers
 from loopweave.ir.affine import aff_to_expr
 from loopweave.ir.dependences import Dependences, restricted_to
 from loopweave.ir.expr import Const, Expr
-from loopweave.ir.kernel import CacheSpec, KernelIR, Statement, Tensor
+from loopweave.ir.kernel import CacheSpec, FoldedInit, KernelIR, Statement, Tensor
 from loopweave.ir.loops import GPU_AXES
 from loopweave.ir.types import DTYPES
 from loopweave.passes.legality import marks
@@ -206,9 +206,23 @@ def _folded_init(kernel: KernelIR, under: isl.UnionSet, written: isl.Map, reads:
     `writes`: every statement's accesses to the buffer's tensor. The cheap checks first."""
     init = _constant_init(kernel, under, writes, written.get_tuple_name(isl.dim_type.out))
     at = _fill_sizes(kernel, written, init, writes) if init else None
-    if at is None or at.is_empty() or not _read_in_the_loop(kernel, under, init, reads):
+    if at is None or at.is_empty() or not _read_in_the_loop(kernel, under, init, reads, at):
         return None, None
     return init, _condition(kernel, at)
+
+
+def folded_gemm_init(kernel: KernelIR, statement: Statement) -> FoldedInit | None:
+    """The initialisation that a GEMM call running all of the reduction `statement` (no loop
+    around its nest: one call writes every element) may start from, as an accumulator tile
+    may (`_folded_init`: the same conditions), or None."""
+    reads, writes = kernel.access_relations()
+    tensor = statement.lhs.tensor
+    own = writes.intersect_domain(isl.UnionSet.from_set(statement.domain))
+    elements = isl.Set.from_union_set(own.range())
+    init, when = _folded_init(kernel, isl.UnionSet.from_set(statement.domain),
+                              isl.Map.from_range(elements), restricted_to(reads, tensor),
+                              restricted_to(writes, tensor))
+    return FoldedInit(statement.name, init.name, init.rhs, when) if init else None
 
 
 def _constant_init(kernel: KernelIR, under: isl.UnionSet, writes: isl.UnionMap, tensor: str
@@ -231,19 +245,21 @@ def _constant_init(kernel: KernelIR, under: isl.UnionSet, writes: isl.UnionMap, 
 
 
 def _read_in_the_loop(kernel: KernelIR, under: isl.UnionSet, init: Statement,
-                      reads: isl.UnionMap) -> bool:
-    """Whether no read outside the loop running `under` sees `init`'s constant, and every
-    value the loop reads (`reads`: every read of the tensor) was stored (by `init` or in the
-    loop), none being the tensor's own (an argument's, or never written). The dependence
-    query comes last: it is the costly one (attention's compile: 0.12 s of 0.66 with every
-    tensor's dependences)."""
-    flows = Dependences.of(kernel).flows_on(init.lhs.tensor)
-    if any(d.source == init.name and not isl.UnionSet.from_set(d.relation.range()).is_subset(
-            under) for d in flows):
+                      reads: isl.UnionMap, sizes: isl.Set) -> bool:
+    """Whether, at `sizes` (where the fold would apply), no read outside the loop running
+    `under` sees `init`'s constant, and every value the loop reads (`reads`: every read of
+    the tensor) was stored (by `init` or in the loop), none being the tensor's own (an
+    argument's, or never written). (An epilogue reads the constant itself only where the
+    reduction is empty, K = 0, where nothing folds.) The dependence query comes last: it is
+    the costly one (attention's compile: 0.12 s of 0.66 with every tensor's dependences)."""
+    flows = [(d.source, d.relation.intersect_params(sizes))
+             for d in Dependences.of(kernel).flows_on(init.lhs.tensor)]
+    if any(source == init.name and not isl.UnionSet.from_set(flow.range()).is_subset(under)
+           for source, flow in flows):
         return False
-    inside = reads.domain().intersect(under)
+    inside = reads.domain().intersect(under).intersect_params(sizes)
     sourced = functools.reduce(isl.UnionSet.union, (
-        isl.UnionSet.from_set(d.relation.range()) for d in flows), isl.UnionSet.empty(
+        isl.UnionSet.from_set(flow.range()) for _, flow in flows), isl.UnionSet.empty(
             inside.get_space()))
     return inside.is_subset(sourced)
 

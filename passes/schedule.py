@@ -20,6 +20,7 @@ Before `s.tile("C", i=32)` on `C[i, j] += ...`:        after:
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, replace
 
@@ -306,7 +307,12 @@ class Schedule:
         specs = tuple(cache.analyze(reduced, schedule, tag, tensor, copy_out, taken, layout,
                                     panel, dtype)
                       for tag, tensor, copy_out, layout, panel, dtype in wanted)
-        return replace(reduced, schedule=schedule, caches=specs)
+        # A contraction alone in its three loops, marked `dot`, may run as one GEMM call.
+        calls = [s for s in reduced.statements if len(placements[s.name].loops) == 3 and
+                 any(lp.kind == "dot" for lp in placements[s.name].loops)]
+        folds = tuple(f for f in map(functools.partial(cache.folded_gemm_init, reduced), calls)
+                      if f is not None)
+        return replace(reduced, schedule=schedule, caches=specs, folded_inits=folds)
 
     def _reassociable(self, kernel: KernelIR) -> frozenset[str]:
         """The statements whose reductions a `reassociate` step frees from their order."""
