@@ -14,6 +14,7 @@ from loopweave.backends.c_lowp import C_LOWP
 from loopweave.backends.c_names import c_name, c_var
 from loopweave.backends.register_tile import render_register_tile
 from loopweave.backends.simd_arg import render_topk_loop
+from loopweave.backends.transpose_tile import render_transpose
 from loopweave.errors import ScheduleError, TargetError
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import row_major_offset
@@ -350,7 +351,7 @@ class CFamilyRenderer:
         if topk is not None:
             self.vector_isa_used = True
             return topk
-        tile = render_register_tile(self, node, indent)
+        tile = render_register_tile(self, node, indent) or render_transpose(self, node, indent)
         if tile is not None:
             return tile
         if node.kind == "vector" and self.vector_isa is not None:

@@ -343,22 +343,36 @@ def tile_steps(s: Statement, loops: list[str], facts: TargetFacts) -> list[tuple
 
 def transposition_steps(s: Statement, loops: list[str], lanes: int) -> list[tuple] | None:
     """A copy that permutes its tensor's dimensions (`X_cl[n, a, b, c] = X[n, c, a, b]`,
-    `W_hh_t[j, g] = W_hh[g, j]`: the normalizations' copies) blocked by `lanes` (a cache
-    line) of the written tensor's last variable w: w's blocks outermost, then the other loops
-    in the read tensor's order, then the block as a vector loop. Each line read then serves
-    the next `lanes` iterations, where the plain order reads a new line for every element;
-    None for any other statement."""
+    `W_hh_t[j, g] = W_hh[g, j]`: the normalizations' copies; written indices may be shifted,
+    `X_cl[n, a + 1, b + 1, c]`, a padded copy's) blocked by `lanes` (a cache line) of the
+    written tensor's last variable w and of the read tensor's last variable r: w's blocks
+    outermost, then the other loops in the read tensor's order (r's blocks for r), then r in
+    the block, then w as a vector loop. Each line read then serves the next `lanes`
+    iterations, where the plain order reads a new line for every element, and each square
+    block is transposed in registers (backends/transpose_tile.py); None for any other
+    statement."""
     rhs = s.rhs
     if s.op != "=" or not isinstance(rhs, ir.Load) or rhs.dtype != s.lhs.dtype or any(
-            not isinstance(i, ir.Var) for i in (*s.lhs.indices, *rhs.indices)):
+            not isinstance(i, ir.Var) for i in rhs.indices):
         return None
-    written, read = [i.name for i in s.lhs.indices], [i.name for i in rhs.indices]
-    if sorted(written) != sorted(read) or sorted(loops) != sorted(read) or len(read) < 2 \
-            or written[-1] == read[-1]:
+    written, read = [_shifted_var(i) for i in s.lhs.indices], [i.name for i in rhs.indices]
+    if None in written or sorted(written) != sorted(read) or sorted(loops) != sorted(read) \
+            or len(read) < 2 or written[-1] == read[-1]:
         return None
-    w = written[-1]
-    order = [f"{w}_o", *[v for v in read if v != w], w]
-    return [("split", s.name, w, lanes), ("reorder", s.name, *order), ("vectorize", s.name, w)]
+    w, r = written[-1], read[-1]
+    order = [f"{w}_o", *[f"{v}_o" if v == r else v for v in read if v != w], r, w]
+    return [("split", s.name, w, lanes), ("split", s.name, r, lanes),
+            ("reorder", s.name, *order), ("vectorize", s.name, w)]
+
+
+def _shifted_var(index: ir.Expr) -> str | None:
+    """The variable v of an index `v` or `v + c` (a padded copy's), else None."""
+    match index:
+        case ir.Var(name=v):
+            return v
+        case ir.Binary(op="+", left=ir.Var(name=v), right=ir.Const(value=int())):
+            return v
+    return None
 
 
 def _row_block_loop(s: Statement, loops: list[str], facts: TargetFacts) -> str | None:
