@@ -207,7 +207,8 @@ def loop_ast(kernel: KernelIR, fold_inits: bool = False) -> Node:
     folded = marks.folded()
     # A GEMM call's initialisation moves to just before the call (`_moved_init`).
     moved = [(f, stores_where(ast, lambda name, f=f: name == f.init))
-             for f in kernel.folded_inits]
+             for f in kernel.folded_inits
+             if _top_level_node(ast, f.statement, f.init) is not None]
     folded.update({f.init: f.when for f, init in moved if init is not None})
     always = {name for name, when in folded.items() if when is None}
     if always:
@@ -228,11 +229,22 @@ def _moved_init(ast: Node, fold: FoldedInit, init: Node) -> Node:
     any other runs the initialisation there. Valid where `folded_gemm_init` allows it: nothing
     between the two places reads or writes the initialised tensor."""
     body = ast.body if isinstance(ast, Block) else (ast,)
-    at = next(n for n, node in enumerate(body)
-              if any(isinstance(x, Store) and x.stmt == fold.statement for x in walk(node)))
+    at = _top_level_node(ast, fold.statement)
     if fold.when is not None:
         init = If(fold.when, init)
     return Block((*body[:at], init, *body[at:]))
+
+
+def _top_level_node(ast: Node, statement: str, also: str = "") -> int | None:
+    """The index of the top-level node of `ast` that runs `statement` (None where it also
+    runs `also`: an initialisation in the call's own nest stays where it is, since moving it
+    to the front could precede a read of the tensor's old values there)."""
+    body = ast.body if isinstance(ast, Block) else (ast,)
+    for n, node in enumerate(body):
+        names = {x.stmt for x in walk(node) if isinstance(x, Store)}
+        if statement in names:
+            return None if also in names else n
+    return None
 
 
 def _run_unless(ast: Node, sizes: dict[str, Expr]) -> Node:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import loopweave
+from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import Pipeline
 from tests.test_x86_gemm import BF16_PATHS, PATHS, _path_flags
 
@@ -93,3 +94,22 @@ def test_the_fold_is_recorded_only_where_nothing_else_reads_the_constant():
     c, d = kernel(a, b)
     np.testing.assert_array_equal(d, np.full((37, 45), 6))
     np.testing.assert_array_equal(c, 5 + a.astype(np.int32) @ b.astype(np.int32))
+
+
+def test_an_initialisation_in_the_calls_own_nest_stays_where_it_is():
+    """Fused into the GEMM's row loop after a read of C's old values, the initialisation may
+    not move in front of that nest: it stays, and the call adds to the zeroed C."""
+    source = """
+kernel keep(A: i8[M, K], B: i8[K, N], C: inout i32[M, N]) -> D: i32[M, N] {
+    D[i, j] = C[i, j]
+    C[i, j] = 0
+    C[i, j] += i32(A[i, k]) * i32(B[k, j])
+}"""
+    schedule = Schedule().fuse("S0", "S1", "S2", depth=1).dot("S2", "k")
+    kernel = loopweave.compile(source, schedule=schedule, tuning_db=False)
+    a, b = _operands("i8", 37, 45, 70, 3)
+    c = np.arange(37 * 45, dtype=np.int32).reshape(37, 45)
+    old = c.copy()
+    d = kernel(a, b, c)
+    np.testing.assert_array_equal(d, old)
+    np.testing.assert_array_equal(c, a.astype(np.int32) @ b.astype(np.int32))
