@@ -10,11 +10,11 @@ pyproject.toml's `[tool.setuptools.package-dir]` says. Only `loopweave` differs 
 sides: the kernels, their sizes and their inputs are this checkout's (`benchmarks.suite`,
 examples/references/), so both build and time the same thing.
 
-Each round runs one fresh process per side (the first side alternates between rounds), with
-its own kernel cache and one thread for OpenMP, BLAS and MKL unless `--threads` says more. A
-process builds each kernel with its default schedule (no tuning record), checks the first
-result against the reference, then calls it back to back for `--seconds` and reports the
-median call. The table gives each side's median over the rounds and the speedup: the median
+In each round every kernel runs in one fresh process per side, the two right after each other
+(which goes first alternates), each side with its own kernel cache and one thread for OpenMP,
+BLAS and MKL unless `--threads` says more. A process builds the kernel with its default
+schedule (no tuning record), checks its first result against the reference (first round),
+then calls it back to back for `--seconds` and reports the median call. The table gives each side's median over the rounds and the speedup: the median
 over rounds of REV's time / the other side's (`harness.paired_ratio`; above 1: the other side
 is faster), so drift of a shared machine between rounds stays out of the ratio.
 """
@@ -86,7 +86,8 @@ def prepare_side(revision: str, scratch: Path) -> Side:
     if revision == WORKING_TREE:
         sources, label = ROOT, WORKING_TREE
     else:
-        label = f"{revision} ({_git('rev-parse', '--short', revision)})"
+        short = _git("rev-parse", "--short", revision)
+        label = revision if short.startswith(revision) else f"{revision} ({short})"
         sources = scratch / "tree"
         _git("worktree", "add", "--detach", "--quiet", str(sources), revision)
     link_package(sources, scratch / "package")
@@ -159,15 +160,17 @@ def child(kernels: list[str], seconds: float, check: bool, quick: bool) -> dict:
 
 def compare(before: Side, after: Side, kernels: list[str], *, rounds: int, threads: int,
             seconds: float, quick: bool = False) -> dict[str, dict[str, list[float]]]:
-    """Per side and kernel, the median call of each round (first side alternating)."""
+    """Per side and kernel, the median call of each round: in a round, each kernel is timed
+    by one process of each side right after the other (the first side alternating), so that
+    the machine's drift falls between the pairs, not within them."""
     times: dict[str, dict[str, list[float]]] = {s.label: {k: [] for k in kernels}
                                                 for s in (before, after)}
     for number in range(rounds):
-        order = (before, after) if number % 2 == 0 else (after, before)
-        for side in order:
-            medians = time_side(side, kernels, threads, seconds, number == 0, quick)
-            for kernel, median in medians.items():
-                times[side.label][kernel].append(median)
+        for place, kernel in enumerate(kernels):
+            order = (before, after) if (number + place) % 2 == 0 else (after, before)
+            for side in order:
+                medians = time_side(side, [kernel], threads, seconds, number == 0, quick)
+                times[side.label][kernel].append(medians[kernel])
         print(f"round {number + 1}/{rounds} done, load average {load_average()}",
               file=sys.stderr, flush=True)
     return times
