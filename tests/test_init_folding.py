@@ -127,3 +127,22 @@ def test_without_statements_prunes_what_is_left_empty():
     assert [type(n).__name__ for n in pruned.body] == ["If", "For"]
     assert pruned.body[0].then == Block(()) and pruned.body[0].orelse == keep
     assert without_statements(loop, {"S1"}) is None
+
+
+def test_an_epilogue_that_sees_the_constant_only_when_k_is_zero_still_folds():
+    """acc's epilogue reads the initialisation's zero itself only where the reduction is
+    empty (K = 0), where nothing folds: at K >= 1 it reads the reduction's sums, so the tile
+    starts from zero there; both sides of the condition hold numerically."""
+    source = """kernel epi(A: f32[M, K], B: f32[K, N]) -> C: f32[M, N] {
+        acc[i, j] += A[i, k] * B[k, j]
+        C[i, j] = acc[i, j] + 1.0
+    }"""
+    stages = Pipeline(source).stages({"M": 37, "K": 20, "N": 45})
+    (spec,) = [c for c in stages.ir.caches if c.tensor == "acc"]
+    assert spec.folds and "K" in str(spec.fill_when)
+    kernel = loopweave.compile(source, tuning_db=False, cache=False)
+    rng = np.random.default_rng(43)
+    for m, k, n in [(37, 20, 45), (37, 0, 45), (8, 1, 16)]:
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        np.testing.assert_allclose(kernel(a, b), a @ b + 1, rtol=1e-4, atol=1e-4 * max(k, 1))
