@@ -1,22 +1,27 @@
-"""The suite's kernels built by two revisions of loopweave, side by side (before and after).
+"""Kernels built by two revisions of loopweave, side by side (before and after a change).
 
     .venv/bin/python -m benchmarks.revisions REV [KERNEL ...] [--against REV2] [--rounds 5]
+        [--threads N] [--dataset LARGE] [--quick]
 
-REV is any git revision (a commit, `HEAD~3`, a branch); the other side is the working tree
-(uncommitted changes included) unless `--against` names a second revision. A revision is
-checked out into a temporary git worktree, and each side gets a package folder in which
-`loopweave` and its subpackages are links into that side's sources, laid out as its own
-pyproject.toml's `[tool.setuptools.package-dir]` says. Only `loopweave` differs between the
-sides: the kernels, their sizes and their inputs are this checkout's (`benchmarks.suite`,
-examples/references/), so both build and time the same thing.
+KERNEL: a suite kernel (`benchmarks.suite`; default: all of them) or a PolyBench one as
+`polybench:NAME` (at `--dataset`). REV is any git revision (a commit, `HEAD~3`, a branch); the
+other side is the working tree (uncommitted changes included) unless `--against` names a
+second revision. A revision is checked out into a temporary git worktree, and each side gets a
+package folder in which `loopweave` and its subpackages are links into that side's sources,
+laid out as its own pyproject.toml's `[tool.setuptools.package-dir]` says. Only `loopweave`
+differs between the sides: the kernels, their sizes and their inputs are this checkout's
+(`benchmarks.suite`, examples/references/, examples/polybench/references/), so both build and
+time the same thing.
 
 In each round every kernel runs in one fresh process per side, the two right after each other
 (which goes first alternates), each side with its own kernel cache and one thread for OpenMP,
 BLAS and MKL unless `--threads` says more. A process builds the kernel with its default
 schedule (no tuning record), checks its first result against the reference (first round),
-then calls it back to back for `--seconds` and reports the median call. The table gives each side's median over the rounds and the speedup: the median
-over rounds of REV's time / the other side's (`harness.paired_ratio`; above 1: the other side
-is faster), so drift of a shared machine between rounds stays out of the ratio.
+then calls it back to back for `--seconds` (the `inout` arrays restored before each call,
+untimed) and reports the median call. The table gives each side's median over the rounds and
+the speedup: the median over rounds of REV's time / the other side's
+(`harness.paired_ratio`; above 1: the other side is faster), so drift of a shared machine
+between the pairs stays out of the ratio.
 """
 
 from __future__ import annotations
@@ -103,7 +108,7 @@ def remove_worktrees(scratch_dirs: list[Path]) -> None:
 
 
 def time_side(side: Side, kernels: list[str], threads: int, seconds: float, check: bool,
-              quick: bool = False) -> dict[str, float]:
+              quick: bool = False, dataset: str = "LARGE") -> dict[str, float]:
     """One process of `side`: each kernel's median call in seconds."""
     thread_env = {name: str(threads) for name in
                   ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
@@ -111,7 +116,7 @@ def time_side(side: Side, kernels: list[str], threads: int, seconds: float, chec
            "PYTHONPATH": os.pathsep.join([str(side.package_path), str(ROOT)])}
     command = [sys.executable, "-m", "benchmarks.revisions", "--child", ",".join(kernels),
                "--seconds", str(seconds), *([] if check else ["--no-check"]),
-               *(["--quick"] if quick else [])]
+               *(["--quick"] if quick else []), "--dataset", dataset]
     run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     if run.returncode != 0:
         raise SystemExit(f"{side.label}: the timing process failed:\n{run.stderr[-3000:]}")
@@ -123,19 +128,35 @@ def time_side(side: Side, kernels: list[str], threads: int, seconds: float, chec
     return report["medians"]
 
 
-def child(kernels: list[str], seconds: float, check: bool, quick: bool) -> dict:
-    """Build, check and time `kernels` with the loopweave on sys.path (run by `time_side`)."""
+#: Names of PolyBench kernels start with this (`polybench:gemm`); the rest are suite kernels.
+POLYBENCH_PREFIX = "polybench:"
+
+
+def _case_and_inputs(name: str, quick: bool, dataset: str):
+    """(the reference module, the kernel's case, its inputs) for a suite or PolyBench name."""
+    from loopweave.examples import load_polybench_references, load_references
+
+    if name.startswith(POLYBENCH_PREFIX):
+        refs = load_polybench_references()
+        case = refs.POLYBENCH[name[len(POLYBENCH_PREFIX):]]
+        return refs, case, case.make_inputs(case.datasets["MINI" if quick else dataset], 0)
+    refs = load_references()
+    bench = SUITE[name]
+    case = refs.KERNELS[bench.case]
+    return refs, case, case.make_inputs(bench.quick_sizes if quick else bench.sizes, 0)
+
+
+def child(kernels: list[str], seconds: float, check: bool, quick: bool,
+          dataset: str = "LARGE") -> dict:
+    """Build, check and time `kernels` with the loopweave on sys.path (run by `time_side`).
+    The `inout` arrays get their first values back before every call, untimed."""
     import numpy as np
 
     import loopweave
-    from loopweave.examples import load_references
 
-    refs = load_references()
     medians = {}
     for name in kernels:
-        bench = SUITE[name]
-        case = refs.KERNELS[bench.case]
-        inputs = case.make_inputs(bench.quick_sizes if quick else bench.sizes, 0)
+        refs, case, inputs = _case_and_inputs(name, quick, dataset)
         kernel = loopweave.compile(case.source(), tuning_db=False)
         if check:
             call_args = {k: v.copy() if isinstance(v, np.ndarray) else v
@@ -146,11 +167,14 @@ def child(kernels: list[str], seconds: float, check: bool, quick: bool) -> dict:
                                        case.tol_scale)
                 if not ok:
                     raise SystemExit(f"{name} ({out}) differs from the reference by {err:g}")
+        pristine = {k: inputs[k].copy() for k in case.inouts}
         values = list(inputs.values())
         kernel(*values)
         calls = []
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline or len(calls) < 10:
+            for k, first in pristine.items():
+                np.copyto(inputs[k], first)
             start = time.perf_counter()
             kernel(*values)
             calls.append(time.perf_counter() - start)
@@ -159,7 +183,8 @@ def child(kernels: list[str], seconds: float, check: bool, quick: bool) -> dict:
 
 
 def compare(before: Side, after: Side, kernels: list[str], *, rounds: int, threads: int,
-            seconds: float, quick: bool = False) -> dict[str, dict[str, list[float]]]:
+            seconds: float, quick: bool = False, dataset: str = "LARGE"
+            ) -> dict[str, dict[str, list[float]]]:
     """Per side and kernel, the median call of each round: in a round, each kernel is timed
     by one process of each side right after the other (the first side alternating), so that
     the machine's drift falls between the pairs, not within them."""
@@ -169,7 +194,8 @@ def compare(before: Side, after: Side, kernels: list[str], *, rounds: int, threa
         for place, kernel in enumerate(kernels):
             order = (before, after) if (number + place) % 2 == 0 else (after, before)
             for side in order:
-                medians = time_side(side, [kernel], threads, seconds, number == 0, quick)
+                medians = time_side(side, [kernel], threads, seconds, number == 0, quick,
+                                    dataset)
                 times[side.label][kernel].append(medians[kernel])
         print(f"round {number + 1}/{rounds} done, load average {load_average()}",
               file=sys.stderr, flush=True)
@@ -194,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("revision", nargs="?", help="the revision measured first (before)")
     parser.add_argument("kernels", nargs="*",
-                        help=f"suite kernels (default: all of {sorted(SUITE)})")
+                        help=f"suite kernels (default: all of {sorted(SUITE)}) or PolyBench "
+                        f"ones as {POLYBENCH_PREFIX}NAME")
+    parser.add_argument("--dataset", default="LARGE", help="PolyBench kernels' dataset")
     parser.add_argument("--against", default=WORKING_TREE,
                         help="the revision measured after (default: the working tree)")
     parser.add_argument("--rounds", type=int, default=5, help="processes per side")
@@ -207,13 +235,14 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     if opts.child is not None:
         print(json.dumps(child(opts.child.split(","), opts.seconds, not opts.no_check,
-                                opts.quick)))
+                                opts.quick, opts.dataset)))
         return 0
     if opts.revision is None:
         parser.error("name the revision to compare against")
-    unknown = [k for k in opts.kernels if k not in SUITE]
+    unknown = [k for k in opts.kernels if k not in SUITE and not k.startswith(POLYBENCH_PREFIX)]
     if unknown:
-        parser.error(f"not suite kernels: {unknown}; choose from {sorted(SUITE)}")
+        parser.error(f"not suite kernels: {unknown}; choose from {sorted(SUITE)} or name "
+                     f"PolyBench kernels as {POLYBENCH_PREFIX}NAME")
     kernels = opts.kernels or list(SUITE)
     with tempfile.TemporaryDirectory(prefix="lw-revisions-") as tmp:
         scratch = [Path(tmp) / "before", Path(tmp) / "after"]
@@ -223,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# {before.label} -> {after.label}: {cpu_model()}, {opts.threads} thread(s), "
                   f"{opts.rounds} rounds, load average {load_average()} at start")
             times = compare(before, after, kernels, rounds=opts.rounds, threads=opts.threads,
-                            seconds=opts.seconds, quick=opts.quick)
+                            seconds=opts.seconds, quick=opts.quick, dataset=opts.dataset)
         finally:
             remove_worktrees(scratch)
     print(table(before, after, kernels, times))
