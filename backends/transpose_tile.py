@@ -84,8 +84,10 @@ def _block(node: For) -> tuple[For, For, Store, ir.Load] | None:
     while isinstance(store, Block) and len(store.body) == 1:
         store = store.body[0]
     if not isinstance(store, Store) or store.reduce is not None or \
-            not isinstance(store.value, ir.Load):
-        return None
+            not isinstance(store.value, ir.Load) or store.value.tensor == store.tensor:
+        return None  # (a copy within one tensor may read what it wrote: covariance's)
+    if node.var in ir.variables(inner.init) | ir.variables(inner.cond):
+        return None  # a triangle's rows: no square blocks
     return node, inner, store, store.value
 
 

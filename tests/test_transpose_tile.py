@@ -61,3 +61,22 @@ def test_a_padded_copy_is_blocked_and_transposed_in_registers():
     want[1:-1, 1:-1] = x.transpose(1, 2, 0)
     np.testing.assert_array_equal(kernel(x), want)
     assert "lw_transpose_f32_" in kernel.source
+
+
+def test_triangular_and_in_place_copies_keep_their_loops():
+    """A copy over a triangle (its rows' bounds name the other loop) and one within a tensor
+    (covariance's mirror, which may read what it wrote) are not transposed in blocks."""
+    triangle = """kernel tri(A: f32[N, N]) -> B: f32[N, N] {
+        B[i, j] = 0.0
+        B[j, i] = A[i, j] where j in i:N
+    }"""
+    mirror = """kernel mirror(A: f32[N, N]) -> C: f32[N, N] {
+        C[i, j] = A[i, j] where j in i:N
+        C[j, i] = C[i, j] where j in i:N
+    }"""
+    a = np.random.default_rng(1).standard_normal((70, 70)).astype(np.float32)
+    upper = np.triu(a)
+    got = loopweave.compile(triangle, tuning_db=False)(a)
+    np.testing.assert_array_equal(got, upper.T)
+    got = loopweave.compile(mirror, tuning_db=False)(a)
+    np.testing.assert_array_equal(got, upper + np.triu(a, 1).T)
