@@ -114,7 +114,7 @@ def time_side(side: Side, kernels: list[str], threads: int, seconds: float, chec
                   ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     env = {**os.environ, **thread_env, "LOOPWEAVE_CACHE_DIR": str(side.cache_dir),
            "PYTHONPATH": os.pathsep.join([str(side.package_path), str(ROOT)])}
-    command = [sys.executable, "-m", "benchmarks.revisions", "--child", ",".join(kernels),
+    command = [sys.executable, "-m", "benchmarks.revisions", "--child", json.dumps(kernels),
                "--seconds", str(seconds), *([] if check else ["--no-check"]),
                *(["--quick"] if quick else []), "--dataset", dataset]
     run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -128,22 +128,70 @@ def time_side(side: Side, kernels: list[str], threads: int, seconds: float, chec
     return report["medians"]
 
 
-#: Names of PolyBench kernels start with this (`polybench:gemm`); the rest are suite kernels.
+#: Names of PolyBench kernels start with this (`polybench:gemm`); the rest are suite kernels,
+#: or DSL files with sizes (`examples/kernels/qmm.lw@M=512,K=512,N=512`).
 POLYBENCH_PREFIX = "polybench:"
 
 
-def _case_and_inputs(name: str, quick: bool, dataset: str):
-    """(the reference module, the kernel's case, its inputs) for a suite or PolyBench name."""
+@dataclass
+class Measured:
+    """A kernel as one side's process builds, checks and times it."""
+
+    source: str
+    inputs: dict  # the call's arguments, in order
+    inouts: tuple[str, ...]  # the arguments restored before every call
+    check: object  # check(kernel) raises SystemExit where the first result is wrong
+
+
+def _reference_check(name: str, refs, case, inputs):
+    def check(kernel):
+        import numpy as np
+
+        args = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
+        got = refs.results_of(case, args, kernel(*args.values()))
+        for out, want in case.expected(inputs).items():
+            err, ok = refs.compare(np.asarray(got[out]).astype(want.dtype), want, case.tol_scale)
+            if not ok:
+                raise SystemExit(f"{name} ({out}) differs from the reference by {err:g}")
+    return check
+
+
+def measured(name: str, quick: bool, dataset: str) -> Measured:
+    """What `name` (a suite or PolyBench kernel, or a DSL file with sizes) builds and runs."""
     from loopweave.examples import load_polybench_references, load_references
 
+    if "@" in name:  # random inputs, checked against the kernel in program order
+        from loopweave import cli, compile
+        from loopweave.driver import front_end
+        from loopweave.passes.schedule import Schedule
+
+        path, _, sizes_text = name.partition("@")
+        source = Path(path).read_text()
+        ir = front_end(source)
+        sizes = {k: int(v) for k, v in (kv.split("=") for kv in sizes_text.split(",") if kv)}
+        inputs = cli.random_arguments(ir, sizes, 0)
+
+        def check(kernel):
+            reference = compile(source, schedule=Schedule(), tuning_db=False)
+            want = cli.call_results(ir, reference, inputs)
+            got = cli.call_results(ir, kernel, inputs)
+            for out, expected in want.items():
+                err, ok = cli._compare(got[out], expected)
+                if not ok:
+                    raise SystemExit(f"{name} ({out}) differs from program order by {err:g}")
+        inouts = tuple(a.name for a in ir.args if getattr(a, "role", "") == "inout")
+        return Measured(source, inputs, inouts, check)
     if name.startswith(POLYBENCH_PREFIX):
         refs = load_polybench_references()
         case = refs.POLYBENCH[name[len(POLYBENCH_PREFIX):]]
-        return refs, case, case.make_inputs(case.datasets["MINI" if quick else dataset], 0)
-    refs = load_references()
-    bench = SUITE[name]
-    case = refs.KERNELS[bench.case]
-    return refs, case, case.make_inputs(bench.quick_sizes if quick else bench.sizes, 0)
+        inputs = case.make_inputs(case.datasets["MINI" if quick else dataset], 0)
+    else:
+        refs = load_references()
+        bench = SUITE[name]
+        case = refs.KERNELS[bench.case]
+        inputs = case.make_inputs(bench.quick_sizes if quick else bench.sizes, 0)
+    return Measured(case.source(), inputs, tuple(case.inouts),
+                    _reference_check(name, refs, case, inputs))
 
 
 def child(kernels: list[str], seconds: float, check: bool, quick: bool,
@@ -156,25 +204,18 @@ def child(kernels: list[str], seconds: float, check: bool, quick: bool,
 
     medians = {}
     for name in kernels:
-        refs, case, inputs = _case_and_inputs(name, quick, dataset)
-        kernel = loopweave.compile(case.source(), tuning_db=False)
+        m = measured(name, quick, dataset)
+        kernel = loopweave.compile(m.source, tuning_db=False)
         if check:
-            call_args = {k: v.copy() if isinstance(v, np.ndarray) else v
-                         for k, v in inputs.items()}
-            got = refs.results_of(case, call_args, kernel(*call_args.values()))
-            for out, want in case.expected(inputs).items():
-                err, ok = refs.compare(np.asarray(got[out]).astype(want.dtype), want,
-                                       case.tol_scale)
-                if not ok:
-                    raise SystemExit(f"{name} ({out}) differs from the reference by {err:g}")
-        pristine = {k: inputs[k].copy() for k in case.inouts}
-        values = list(inputs.values())
+            m.check(kernel)
+        pristine = {k: m.inputs[k].copy() for k in m.inouts}
+        values = list(m.inputs.values())
         kernel(*values)
         calls = []
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline or len(calls) < 10:
             for k, first in pristine.items():
-                np.copyto(inputs[k], first)
+                np.copyto(m.inputs[k], first)
             start = time.perf_counter()
             kernel(*values)
             calls.append(time.perf_counter() - start)
@@ -220,8 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("revision", nargs="?", help="the revision measured first (before)")
     parser.add_argument("kernels", nargs="*",
-                        help=f"suite kernels (default: all of {sorted(SUITE)}) or PolyBench "
-                        f"ones as {POLYBENCH_PREFIX}NAME")
+                        help=f"suite kernels (default: all of {sorted(SUITE)}), PolyBench "
+                        f"ones as {POLYBENCH_PREFIX}NAME, DSL files as PATH.lw@M=512,N=256")
     parser.add_argument("--dataset", default="LARGE", help="PolyBench kernels' dataset")
     parser.add_argument("--against", default=WORKING_TREE,
                         help="the revision measured after (default: the working tree)")
@@ -234,16 +275,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     opts = parser.parse_args(argv)
     if opts.child is not None:
-        print(json.dumps(child(opts.child.split(","), opts.seconds, not opts.no_check,
+        print(json.dumps(child(json.loads(opts.child), opts.seconds, not opts.no_check,
                                 opts.quick, opts.dataset)))
         return 0
     if opts.revision is None:
         parser.error("name the revision to compare against")
-    unknown = [k for k in opts.kernels if k not in SUITE and not k.startswith(POLYBENCH_PREFIX)]
+    unknown = [k for k in opts.kernels
+               if k not in SUITE and not k.startswith(POLYBENCH_PREFIX) and "@" not in k]
     if unknown:
-        parser.error(f"not suite kernels: {unknown}; choose from {sorted(SUITE)} or name "
-                     f"PolyBench kernels as {POLYBENCH_PREFIX}NAME")
-    kernels = opts.kernels or list(SUITE)
+        parser.error(f"not suite kernels: {unknown}; choose from {sorted(SUITE)}, name "
+                     f"PolyBench kernels as {POLYBENCH_PREFIX}NAME or DSL files as "
+                     "PATH.lw@M=512,N=256")
+    # (a DSL file's path from where the command runs: the processes run in the checkout)
+    kernels = [str(Path(k.partition("@")[0]).resolve()) + "@" + k.partition("@")[2]
+               if "@" in k else k for k in opts.kernels] or list(SUITE)
     with tempfile.TemporaryDirectory(prefix="lw-revisions-") as tmp:
         scratch = [Path(tmp) / "before", Path(tmp) / "after"]
         try:

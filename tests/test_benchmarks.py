@@ -215,9 +215,10 @@ def test_revisions_script_builds_each_side_from_its_own_sources(tmp_path, capsys
     revisions.link_package(ROOT, tmp_path)
     assert (tmp_path / "loopweave" / "__init__.py").resolve() == ROOT / "compiler" / "__init__.py"
     assert (tmp_path / "loopweave" / "passes").resolve() == ROOT / "passes"
-    assert revisions.main(["HEAD", "layernorm", "polybench:gemm", "--quick", "--rounds", "2",
-                           "--seconds", "0.02"]) == 0
+    qmm = f"{ROOT / 'examples/kernels/qmm.lw'}@M=40,K=33,N=20"
+    assert revisions.main(["HEAD", "layernorm", "polybench:gemm", qmm, "--quick", "--rounds",
+                           "1", "--seconds", "0.02"]) == 0
     out = capsys.readouterr().out
     assert "| kernel | HEAD (" in out and "| working tree ms |" in out
-    assert "| layernorm |" in out and "| polybench:gemm |" in out
+    assert "| layernorm |" in out and "| polybench:gemm |" in out and f"| {qmm} |" in out
     assert "lw-revisions-" not in revisions._git("worktree", "list")
