@@ -75,6 +75,8 @@ def _transpose_body(name: str, ctype: str, vec: str, lanes: int, shuffle) -> lis
 
 def _block(node: For) -> tuple[For, For, Store, ir.Load] | None:
     """(rows loop, vector loop, store, load) of a two-loop copy nest, or None."""
+    if node.kind != "serial":
+        return None  # (a parallel rows loop keeps its threads)
     inner = node.body
     while isinstance(inner, Block) and len(inner.body) == 1:
         inner = inner.body[0]
