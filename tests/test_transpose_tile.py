@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import loopweave
 from loopweave.backends.transpose_tile import transposition_rounds
@@ -80,3 +82,27 @@ def test_triangular_and_in_place_copies_keep_their_loops():
     np.testing.assert_array_equal(got, upper.T)
     got = loopweave.compile(mirror, tuning_db=False)(a)
     np.testing.assert_array_equal(got, upper + np.triu(a, 1).T)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.permutations([0, 1, 2]), st.lists(st.integers(1, 40), min_size=3, max_size=3),
+       st.sampled_from(["f32", "f64", "i32"]), st.booleans())
+def test_random_permuting_copies_match_numpy(order, extents, t, shifted):
+    """Any permutation of a 3-D tensor's dimensions, at sizes around a block's, shifted
+    into a larger tensor or not: the blocks transposed in registers and the cut ones as
+    loops together write what numpy's transpose does."""
+    names = ["a", "b", "c"]
+    sizes = ["P", "Q", "R"]
+    out_dims = [sizes[d] + (" + 1" if shifted else "") for d in order]
+    written = [names[d] + (" + 1" if shifted else "") for d in order]
+    source = (f"kernel perm(X: {t}[P, Q, R]) -> Y: {t}[{', '.join(out_dims)}] {{\n"
+              + (f"    Y[{', '.join(names)}] = 0\n" if shifted else "")
+              + f"    Y[{', '.join(written)}] = X[a, b, c]\n}}")
+    source = source.replace("= 0\n", "= 0.0\n" if t != "i32" else "= 0\n")
+    kernel = loopweave.compile(source, tuning_db=False)
+    x = (np.arange(np.prod(extents)) - 11).reshape(extents).astype(
+        {"f32": np.float32, "f64": np.float64, "i32": np.int32}[t])
+    want = x.transpose(order)
+    if shifted:
+        want = np.pad(want, ((1, 0),) * 3)
+    np.testing.assert_array_equal(kernel(x), want)
