@@ -23,7 +23,7 @@ from loopweave.backends.c_family import PRELUDE, CFamilyRenderer, c_name
 from loopweave.backends.c_math import SCALAR_MATH
 from loopweave.errors import LoopweaveError
 from loopweave.ir.kernel import KernelIR, Tensor
-from loopweave.ir.loops import Block, For, Node, Store, walk
+from loopweave.ir.loops import Block, For, Node, statements_in
 from loopweave.ir.types import INDEX, DType
 from loopweave.passes.conv_columns import channel_columns
 from loopweave.passes.default import default_schedule as cpu_default
@@ -373,5 +373,5 @@ def load(kernel: KernelIR, source: str, target: Target) -> SharedLibraryInvoker:
 
 def _only_statement(node: Node | None) -> str | None:
     """The one statement whose stores `node` holds (None for none or several)."""
-    names = {x.stmt for x in walk(node) if isinstance(x, Store)} if node is not None else set()
+    names = statements_in(node) if node is not None else set()
     return names.pop() if len(names) == 1 else None

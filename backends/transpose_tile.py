@@ -21,8 +21,9 @@ from __future__ import annotations
 from loopweave.backends.c_names import c_name
 from loopweave.backends.register_tile import CHUNK_BYTES, linear
 from loopweave.ir import expr as ir
-from loopweave.ir.affine import coefficient, constant_value, simplify
-from loopweave.ir.loops import Block, For, Store, full_extent, upper_bounds
+from loopweave.ir.affine import coefficient, simplify
+from loopweave.ir.localize import full_tile_loop
+from loopweave.ir.loops import Block, For, Store, max_terms, upper_bounds
 from loopweave.ir.types import BOOL, INDEX
 
 #: Element widths (bits) of the copies transposed in registers (the shuffle masks' ints).
@@ -93,19 +94,16 @@ def _block(node: For) -> tuple[For, For, Store, ir.Load] | None:
     return node, inner, store, store.value
 
 
-def _full_block(loop: For, lanes: int) -> tuple[int, ir.Expr | None] | None:
-    """(the loop's trip count in a whole block, a multiple of `lanes`; the condition that the
-    block is whole, None for always), or None."""
-    extent = full_extent(loop)
-    if loop.step != 1 or extent is None or extent % lanes:
+def _full_block(loop: For, lanes: int) -> tuple[ir.Expr, int, ir.Expr | None] | None:
+    """(the loop's first value in a whole block, its trip count there, a multiple of `lanes`;
+    the condition that the block is whole, None for always: the loop's only bound is the
+    block's), or None (`localize.full_tile_loop`, as for register tiles)."""
+    full = full_tile_loop(loop, {}) if loop.step == 1 else None
+    if full is None or full[1] % lanes:
         return None
-    last = simplify(ir.Binary("+", loop.init, ir.Const(extent), INDEX))
-    conds = [ir.Binary("<=", last, bound, BOOL) for bound in upper_bounds(loop.cond, loop.var)
-             if constant_value(ir.Binary("-", bound, loop.init, INDEX)) != extent]
-    cond = None
-    for c in conds:
-        cond = c if cond is None else ir.Binary("and", cond, c, BOOL)
-    return extent, cond
+    start, extent, cond = full
+    whole = len(upper_bounds(loop.cond, loop.var)) == 1 and len(max_terms(loop.init)) == 1
+    return start, extent, None if whole else cond
 
 
 def render_transpose(r, node: For, indent: str) -> list[str] | None:
@@ -128,7 +126,7 @@ def render_transpose(r, node: For, indent: str) -> list[str] | None:
     blocks = [_full_block(loop, lanes) for loop in (rows, cols)]
     if None in blocks:
         return None
-    (row_extent, row_cond), (col_extent, col_cond) = blocks
+    (row_start, row_extent, row_cond), (col_start, col_extent, col_cond) = blocks
 
     def at(offset: ir.Expr, row: ir.Expr, col: ir.Expr) -> ir.Expr:
         return simplify(ir.substitute(offset, {rows.var: row, cols.var: col}))
@@ -141,8 +139,8 @@ def render_transpose(r, node: For, indent: str) -> list[str] | None:
     calls = []
     for a in range(0, row_extent, lanes):
         for b in range(0, col_extent, lanes):
-            row = simplify(ir.Binary("+", rows.init, ir.Const(a), INDEX))
-            col = simplify(ir.Binary("+", cols.init, ir.Const(b), INDEX))
+            row = simplify(ir.Binary("+", row_start, ir.Const(a), INDEX))
+            col = simplify(ir.Binary("+", col_start, ir.Const(b), INDEX))
             calls.append(f"{indent}  {name}(&{c_name(load.tensor)}[{r.expr(at(src, row, col))}], "
                          f"{r.expr(src_row)}, &{c_name(store.tensor)}"
                          f"[{r.expr(at(dst, row, col))}], {r.expr(dst_row)});")

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,7 +141,7 @@ class Measured:
     source: str
     inputs: dict  # the call's arguments, in order
     inouts: tuple[str, ...]  # the arguments restored before every call
-    check: object  # check(kernel) raises SystemExit where the first result is wrong
+    check: Callable[[object], None]  # raises SystemExit where the kernel's result is wrong
 
 
 def _reference_check(name: str, refs, case, inputs):

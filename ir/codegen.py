@@ -27,8 +27,8 @@ from loopweave.ir.loops import (
     Scope,
     Store,
     map_stores,
+    statements_in,
     stores_where,
-    walk,
     without_statements,
 )
 from loopweave.ir.privatize import privatize, reduced_across
@@ -241,7 +241,7 @@ def _top_level_node(ast: Node, statement: str, also: str = "") -> int | None:
     to the front could precede a read of the tensor's old values there)."""
     body = ast.body if isinstance(ast, Block) else (ast,)
     for n, node in enumerate(body):
-        names = {x.stmt for x in walk(node) if isinstance(x, Store)}
+        names = statements_in(node)
         if statement in names:
             return None if also in names else n
     return None
@@ -255,7 +255,7 @@ def _run_unless(ast: Node, sizes: dict[str, Expr]) -> Node:
         return If(ir.Unary("not", sizes[name], BOOL), node)
 
     def guarded(node: Node) -> Node:
-        names = {n.stmt for n in walk(node) if isinstance(n, Store)}
+        names = statements_in(node)
         if len(names) == 1 and names <= sizes.keys():
             return unless(names.pop(), node)
         return map_stores(node, lambda st: unless(st.stmt, st) if st.stmt in sizes else st)

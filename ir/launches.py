@@ -74,6 +74,7 @@ from loopweave.ir.loops import (
     map_stores,
     node_loads,
     prepend_indices,
+    statements_in,
     upper_bounds,
     walk,
 )
@@ -163,7 +164,7 @@ class _Lowering:
                 return self.launch(node, host_vars)
             case For():
                 # A host loop: its iterations run one after the other, each with its launches.
-                stores = sorted({n.stmt for n in walk(node) if isinstance(n, Store)})
+                stores = sorted(statements_in(node))
                 self.warnings.append(
                     f"host loop {node.var} around {', '.join(stores)} of kernel "
                     f"'{self.kernel_name}': one launch per iteration (it is bound to no GPU "
@@ -182,7 +183,7 @@ class _Lowering:
         raise AssertionError(type(node).__name__)
 
     def sequential_launch(self, node: Node, host_vars: list[str]) -> Node:
-        stores = sorted({n.stmt for n in walk(node) if isinstance(n, Store)})
+        stores = sorted(statements_in(node))
         if not any(isinstance(n, For) for n in walk(node)):
             return self.launch_of((), node, host_vars)  # a few stores: nothing to spread
         self.warnings.append(f"{', '.join(stores)} of kernel '{self.kernel_name}' run(s) on one "

@@ -332,7 +332,7 @@ def _constant_trip_counts(n: Node, outer: set[str], conds: list[ir.Expr],
             end = upper_bound(n.cond, n.var) if only_upper_bounds(n.cond, n.var) else None
             inner = {**ranges, n.var: (n.init, end)} if end is not None else ranges
             return replace(n, body=_constant_trip_counts(n.body, outer, conds, tile_vars, inner))
-        full = _full_tile_loop(n, ranges)
+        full = full_tile_loop(n, ranges)
         if full is not None:
             start, extent, cond = full
             conds.append(cond)
@@ -346,8 +346,8 @@ def _constant_trip_counts(n: Node, outer: set[str], conds: list[ir.Expr],
                                                             ranges))
 
 
-def _full_tile_loop(loop: For, ranges: dict[str, tuple[ir.Expr, ir.Expr]]
-                    ) -> tuple[ir.Expr, int, ir.Expr] | None:
+def full_tile_loop(loop: For, ranges: dict[str, tuple[ir.Expr, ir.Expr]]
+                   ) -> tuple[ir.Expr, int, ir.Expr] | None:
     """(first value, extent, condition) of `loop` in a full tile: it starts at the term of
     its `max(...)` start that uses no loop of `ranges` and from which it runs a constant
     extent, under the condition that every other bound is no tighter for any value of those

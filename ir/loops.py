@@ -110,6 +110,11 @@ def walk(node: Node, inside: Callable[[Node], tuple] = children) -> Iterator[Nod
         yield from walk(child, inside)
 
 
+def statements_in(node: Node) -> set[str]:
+    """The names of the statements whose stores `node` holds."""
+    return {n.stmt for n in walk(node) if isinstance(n, Store)}
+
+
 def to_text(node: Node, indent: str = "") -> str:
     """Readable pseudo-code of a loop nest (for dumps and error messages)."""
     match node:
