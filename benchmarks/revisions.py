@@ -287,6 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"not suite kernels: {unknown}; choose from {sorted(SUITE)}, name "
                      f"PolyBench kernels as {POLYBENCH_PREFIX}NAME or DSL files as "
                      "PATH.lw@M=512,N=256")
+    for spec in (k for k in opts.kernels if "@" in k):
+        path, _, sizes = spec.partition("@")
+        if not Path(path).is_file() or not re.fullmatch(r"(\w+=\d+)(,\w+=\d+)*", sizes):
+            parser.error(f"{spec!r}: expected an existing DSL file and its sizes, "
+                         "PATH.lw@M=512,N=256")
     # (a DSL file's path from where the command runs: the processes run in the checkout)
     kernels = [str(Path(k.partition("@")[0]).resolve()) + "@" + k.partition("@")[2]
                if "@" in k else k for k in opts.kernels] or list(SUITE)

@@ -222,3 +222,6 @@ def test_revisions_script_builds_each_side_from_its_own_sources(tmp_path, capsys
     assert "| kernel | HEAD (" in out and "| working tree ms |" in out
     assert "| layernorm |" in out and "| polybench:gemm |" in out and f"| {qmm} |" in out
     assert "lw-revisions-" not in revisions._git("worktree", "list")
+    with pytest.raises(SystemExit):  # a clear usage error, before any worktree is made
+        revisions.main(["HEAD", f"{ROOT / 'examples/kernels/qmm.lw'}@M"])
+    assert "expected an existing DSL file and its sizes" in capsys.readouterr().err
