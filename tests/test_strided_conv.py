@@ -266,7 +266,9 @@ def test_weights_of_many_input_channels_are_packed_in_even_blocks():
     """Where a block's whole kernels would exceed WEIGHT_PACK_BYTES, the input channels split
     into even blocks (600 at 3 x 3: two of 300), each packed in turn, the output tile
     accumulating over them; the pack's copy runs c, then k, then r and s innermost (reads of
-    F's rows and writes of the pack's a few lines at a time). The numbers of numpy."""
+    F's rows and writes of the pack's a few lines at a time), transposed in registers where
+    the machine has vectors (the loops stay for a block cut by the edge). The numbers of
+    numpy."""
     kernel = loopweave.compile(S2, tuning_db=False, cost_model=False)
     rng = np.random.default_rng(11)
     x = rng.uniform(-1, 1, (1, 600, 7, 9)).astype(np.float32)
@@ -278,6 +280,11 @@ def test_weights_of_many_input_channels_are_packed_in_even_blocks():
         pytest.skip("no size rule for channels-last convolutions here (AVX2 host)")
     assert f"F_pack[{9 * 300 * 32}]" in kernel.source
     lines = kernel.source.splitlines()
+    # with vectors, each (c, 16 k) block is 16 rows of F's 9 taps, transposed in registers
+    # (backends/transpose_tile.py: r and s walk F and the pack as one run of 9)
+    assert any("lw_transpose_f32_" in line and "_r9c16(&F[" in line and "&F_pack[" in line
+               for line in lines)
     store = next(n for n, line in enumerate(lines) if line.strip().startswith("F_pack["))
-    loops = [line.split("int64_t ")[1].split(" ")[0] for line in lines[store - 4:store]]
+    loops = [line.split("int64_t ")[1].split(" ")[0] for line in lines[store - 8:store]
+             if line.strip().startswith("for (int64_t c")]
     assert [v.split("_")[1] for v in loops] == ["1", "0", "2", "3"]  # c, k, r, s

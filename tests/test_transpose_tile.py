@@ -1,8 +1,15 @@
 """Copies that transpose blocks in vector registers (backends/transpose_tile.py), blocked by the
 default schedule (passes/default.transposition_steps): the shuffle rounds transpose, and every
-copy matches numpy on sizes with whole blocks, cut blocks and none."""
+copy matches numpy on sizes with whole blocks, cut blocks and none; blocks of fewer rows or
+columns than lanes (a convolution's weight pack and output drain) under every ISA's masks."""
 
 from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -10,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import loopweave
-from loopweave.backends.transpose_tile import transposition_rounds
+from loopweave.backends.transpose_tile import helper_name, transpose_helper, transposition_rounds
 from loopweave.driver import front_end
 from loopweave.passes.default import transposition_steps
 
@@ -106,3 +113,83 @@ def test_random_permuting_copies_match_numpy(order, extents, t, shifted):
     if shifted:
         want = np.pad(want, ((1, 0),) * 3)
     np.testing.assert_array_equal(kernel(x), want)
+
+
+# -- partial blocks: packs and drains of localized buffers ---------------------------------------
+
+#: Builds of the helper per ISA variant: AVX-512 masked moves, AVX ones, the portable memcpy.
+HELPER_BUILDS = {"avx512": ("-mavx512f", 64), "avx2": ("-mavx2", 32), "portable": ("", 16)}
+
+
+def _host_can_run(flag: str) -> bool:
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    return not flag or f" {flag[2:]}" in flags
+
+
+@pytest.mark.parametrize("build", sorted(HELPER_BUILDS))
+@pytest.mark.parametrize("bits", [32, 64])
+def test_partial_blocks_transpose_under_every_isa(build, bits, tmp_path):
+    """The helper of a block of `rows` x `cols` valid elements, built with each ISA's masked
+    moves (or the portable partial memcpy), writes dst's valid rows and columns as numpy's
+    transpose and leaves every other element of dst as it was: every shape of a block."""
+    flag, chunk = HELPER_BUILDS[build]
+    if shutil.which("cc") is None or platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("needs an x86-64 host with a C compiler")
+    if not _host_can_run(flag):
+        pytest.skip(f"this CPU has no {flag[2:]}")
+    lanes = chunk * 8 // bits
+    ctype, dtype = ("float", np.float32) if bits == 32 else ("double", np.float64)
+    base = f"lw_transpose_t_{lanes}"
+    shapes = [(rows, cols) for rows in range(1, lanes + 1) for cols in range(1, lanes + 1)]
+    source = ["#include <stdint.h>", "#include <string.h>"]
+    for rows, cols in shapes:
+        source.append(transpose_helper(base, ctype, bits, lanes, rows, cols))
+        source.append(f"void call_{rows}_{cols}(const {ctype} *s, {ctype} *d) {{ "
+                      f"{helper_name(base, lanes, rows, cols)}(s, {lanes + 3}, d, {lanes + 5}); }}")
+    (tmp_path / "t.c").write_text("\n".join(source))
+    lib = tmp_path / "t.so"
+    subprocess.run(["cc", "-O2", *([flag] if flag else []), "-shared", "-fPIC", "-o", str(lib),
+                    str(tmp_path / "t.c")], check=True, capture_output=True)
+    so = ctypes.CDLL(str(lib))
+    src = np.arange(lanes * (lanes + 3), dtype=dtype).reshape(lanes, lanes + 3) + 1
+    for rows, cols in shapes:
+        dst = np.full((lanes, lanes + 5), -1, dtype)
+        getattr(so, f"call_{rows}_{cols}")(ctypes.c_void_p(src.ctypes.data),
+                                           ctypes.c_void_p(dst.ctypes.data))
+        want = np.full_like(dst, -1)
+        want[:rows, :cols] = src[:cols, :rows].T
+        np.testing.assert_array_equal(dst, want, err_msg=f"{rows} x {cols}")
+
+
+CONV_S2 = """
+kernel conv2d_s2(X: f32[N, C, H, W], F: f32[K, C, R, S])
+        -> Y: f32[N, K, (H + 2 - R) / 2 + 1, (W + 2 - S) / 2 + 1] {
+    assume H + 2 >= R
+    assume W + 2 >= S
+    Y[n, k, y, x] += X[n, c, 2 * y + r - 1, 2 * x + s - 1] * F[k, c, r, s]
+        where 0 <= 2 * y + r - 1 < H, 0 <= 2 * x + s - 1 < W
+}"""
+
+
+@pytest.mark.parametrize("shape", [(1, 64, 56, 56, 128), (2, 19, 13, 29, 37), (1, 8, 7, 5, 3)])
+def test_a_convolutions_weight_pack_and_output_drain_are_transposed(shape):
+    """A stride-2 convolution's weights F[k, c, r, s] packed [r][s][c][k] (r and s one run of
+    9 in both) and its output tile Y_acc[x][k] drained into Y[k, y, x]: blocks of fewer rows
+    or columns than lanes, transposed under masks where whole, loops where cut. Numpy's
+    numbers on odd sizes; at ResNet's size both copies are helper calls."""
+    n, c, h, w, k = shape
+    kernel = loopweave.compile(CONV_S2, tuning_db=False, cost_model=False)
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, (n, c, h, w)).astype(np.float32)
+    f = rng.uniform(-1, 1, (k, c, 3, 3)).astype(np.float32)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    oh, ow = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+    want = np.zeros((n, k, oh, ow), np.float32)
+    for r in range(3):
+        for s in range(3):
+            patch = xp[:, :, r:r + 2 * oh:2, s:s + 2 * ow:2]
+            want += np.einsum("nchw,kc->nkhw", patch, f[:, :, r, s])
+    np.testing.assert_allclose(kernel(x, f), want, rtol=1e-4, atol=1e-4)
+    if shape[1] == 64 and "lw_transpose_f32_16" in kernel.source:  # an AVX-512 build
+        assert "lw_transpose_f32_16_r9c16(&F[" in kernel.source
+        assert "lw_transpose_f32_16_r16c14(&Y_acc[" in kernel.source
