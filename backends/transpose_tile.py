@@ -89,20 +89,18 @@ def transpose_helper(base: str, ctype: str, bits: int, lanes: int, rows: int | N
                       "#endif", ""])
 
 
-@dataclass(frozen=True)
-class _Moves:
-    """C lines that load a partial row into `r` from `p`, and store one: per ISA (a
-    preprocessor condition, None for the portable fallback), written as format strings."""
-    variants: tuple[tuple[str | None, str, str], ...]
+#: Per ISA: its preprocessor condition (None: the portable fallback), and format strings of
+#: the C line that loads register {r} (of type {vec}) from {p} and of the one that stores it.
+Moves = list[tuple[str | None, str, str]]
 
 
-def _partial_moves(bits: int, lanes: int, rows: int, cols: int) -> _Moves:
+def _partial_moves(bits: int, lanes: int, rows: int, cols: int) -> Moves:
     """Masked loads of `rows` elements and stores of `cols` (x86 with vectors of the block's
     width), else a memcpy of the valid part (a zeroed register first: the shuffles read it)."""
     load_mask, store_mask = (1 << rows) - 1, (1 << cols) - 1
     size = "ps" if bits == 32 else "pd"
     elem = "float" if bits == 32 else "double"
-    variants: list[tuple[str | None, str, str]] = []
+    variants: Moves = []
     if lanes * bits == 512:
         m = "__mmask16" if lanes == 16 else "__mmask8"
         variants.append(("defined(__AVX512F__)",
@@ -123,11 +121,11 @@ def _partial_moves(bits: int, lanes: int, rows: int, cols: int) -> _Moves:
                      f"{{r}} = ({{vec}}){{{{0}}}}; __builtin_memcpy(&{{r}}, {{p}}, "
                      f"{rows * bits // 8});",
                      f"__builtin_memcpy({{p}}, &{{r}}, {cols * bits // 8});"))
-    return _Moves(tuple(variants))
+    return variants
 
 
 def _transpose_body(name: str, ctype: str, vec: str, lanes: int, rows: int, cols: int,
-                    shuffle, moves: _Moves) -> list[str]:
+                    shuffle, moves: Moves) -> list[str]:
     regs = [f"r{i}" for i in range(lanes)]
     lines = [f"static inline void {name}(const {ctype} *src, int64_t src_row, {ctype} *dst,",
              "    int64_t dst_row) {",
@@ -149,21 +147,21 @@ def _transpose_body(name: str, ctype: str, vec: str, lanes: int, rows: int, cols
     return [*lines, "}"]
 
 
-def _by_isa(moves: _Moves, at: list[tuple[int, str]], whole: list[str | None], vec: str,
+def _by_isa(moves: Moves, at: list[tuple[int, str]], whole: list[str | None], vec: str,
             load: bool) -> list[str]:
     """The loads (or stores) of registers `at`: whole-vector lines where given, else the
     partial ones under each ISA's condition."""
     if all(line is not None for line in whole):
         return [line for line in whole if line is not None]
     lines = []
-    for n, (cond, load_fmt, store_fmt) in enumerate(moves.variants):
+    for n, (cond, load_fmt, store_fmt) in enumerate(moves):
+        if cond is not None:
+            lines.append(f"#{'elif' if n else 'if'} {cond}")
+        elif n:
+            lines.append("#else")
         fmt = load_fmt if load else store_fmt
-        lines.append("#else" if cond is None and n else f"#{'el' if n else ''}if {cond}"
-                     if cond is not None else "")
         lines += [f"  {fmt.format(r=f'r{i}', p=p, vec=vec)}" for i, p in at]
-    if len(moves.variants) > 1:
-        lines.append("#endif")
-    return [line for line in lines if line]
+    return [*lines, "#endif"] if len(moves) > 1 else lines
 
 
 @dataclass(frozen=True)

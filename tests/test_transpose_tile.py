@@ -117,7 +117,8 @@ def test_random_permuting_copies_match_numpy(order, extents, t, shifted):
 
 # -- partial blocks: packs and drains of localized buffers ---------------------------------------
 
-#: Builds of the helper per ISA variant: AVX-512 masked moves, AVX ones, the portable memcpy.
+#: Builds of the helper per ISA variant: AVX-512 masked moves, AVX ones, the portable memcpy
+#: (what NEON and Helium builds take).
 HELPER_BUILDS = {"avx512": ("-mavx512f", 64), "avx2": ("-mavx2", 32), "portable": ("", 16)}
 
 
@@ -171,14 +172,9 @@ kernel conv2d_s2(X: f32[N, C, H, W], F: f32[K, C, R, S])
 }"""
 
 
-@pytest.mark.parametrize("shape", [(1, 64, 56, 56, 128), (2, 19, 13, 29, 37), (1, 8, 7, 5, 3)])
-def test_a_convolutions_weight_pack_and_output_drain_are_transposed(shape):
-    """A stride-2 convolution's weights F[k, c, r, s] packed [r][s][c][k] (r and s one run of
-    9 in both) and its output tile Y_acc[x][k] drained into Y[k, y, x]: blocks of fewer rows
-    or columns than lanes, transposed under masks where whole, loops where cut. Numpy's
-    numbers on odd sizes; at ResNet's size both copies are helper calls."""
+def _conv_s2_case(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Data, weights and numpy's stride-2, padding-1 convolution of them."""
     n, c, h, w, k = shape
-    kernel = loopweave.compile(CONV_S2, tuning_db=False, cost_model=False)
     rng = np.random.default_rng(5)
     x = rng.uniform(-1, 1, (n, c, h, w)).astype(np.float32)
     f = rng.uniform(-1, 1, (k, c, 3, 3)).astype(np.float32)
@@ -189,7 +185,19 @@ def test_a_convolutions_weight_pack_and_output_drain_are_transposed(shape):
         for s in range(3):
             patch = xp[:, :, r:r + 2 * oh:2, s:s + 2 * ow:2]
             want += np.einsum("nchw,kc->nkhw", patch, f[:, :, r, s])
+    return x, f, want
+
+
+@pytest.mark.parametrize("shape", [(1, 64, 56, 56, 128), (2, 19, 13, 29, 37), (1, 8, 7, 5, 3)])
+def test_a_convolutions_weight_pack_and_output_drain_are_transposed(shape):
+    """A stride-2 convolution's weights F[k, c, r, s] packed [r][s][c][k] (r and s one run of
+    9 in both) and its output tile Y_acc[x][k] drained into Y[k, y, x]: blocks of fewer rows
+    or columns than lanes, transposed under masks where whole, loops where cut. Numpy's
+    numbers on odd sizes; at ResNet's size both copies are helper calls."""
+    kernel = loopweave.compile(CONV_S2, tuning_db=False, cost_model=False)
+    x, f, want = _conv_s2_case(shape)
     np.testing.assert_allclose(kernel(x, f), want, rtol=1e-4, atol=1e-4)
     if shape[1] == 64 and "lw_transpose_f32_16" in kernel.source:  # an AVX-512 build
         assert "lw_transpose_f32_16_r9c16(&F[" in kernel.source
         assert "lw_transpose_f32_16_r16c14(&Y_acc[" in kernel.source
+
