@@ -167,12 +167,19 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
   const int64_t step = ${NAME}_STEP, group = ${NAME}_GROUP;
   const int64_t kp = (kk + step - 1) / step * step, mp = (m + 31) / 32 * 32;
   const int64_t panels = (n + 31) / 32;
-  const size_t a_bytes = lw_round64((size_t)(mp * kp) * sizeof($PELEM));
+  /* few rows (AMX): kch rows of all of B at a time, C's blocks kept (`_amx_few_rows`) */
+  const int few = amx && (size_t)(mp * panels * 32) * sizeof($ACC) <= ${NAME}_FEW_ROWS_BYTES;
+  /* AMX's tiles read A where it is (no packed copy) when its rows are whole 64-byte lines
+     and its blocks whole (bf16, one thread, A 64-byte aligned: 2048^3 1.09x, 1024^3 1.03x);
+     rows that straddle lines (numpy's arrays are 16-byte aligned) are packed, as tile loads
+     of them ran 0.77x */
+  const int a_in_place = amx && !few && sak == 1 && kk == kp && m == mp &&
+                         sizeof($ELEM) == sizeof($PELEM) && (uintptr_t)A % 64 == 0 &&
+                         (sai * (int64_t)sizeof($ELEM)) % 64 == 0;
+  const size_t a_bytes = a_in_place ? 0 : lw_round64((size_t)(mp * kp) * sizeof($PELEM));
   const int64_t block = $B_BLOCK / (32 * kp * (int64_t)sizeof($PELEM)) > 0 ?
                         $B_BLOCK / (32 * kp * (int64_t)sizeof($PELEM)) : 1;
   const int64_t held = block < panels ? block : panels;  /* panels packed at a time */
-  /* few rows (AMX): kch rows of all of B at a time, C's blocks kept (`_amx_few_rows`) */
-  const int few = amx && (size_t)(mp * panels * 32) * sizeof($ACC) <= ${NAME}_FEW_ROWS_BYTES;
   int64_t kch = $B_BLOCK / (panels * 32 * (int64_t)sizeof($PELEM)) / step * step;
   kch = kch < step ? step : kch > kp ? kp : kch;
   const size_t b_bytes = lw_round64((size_t)(32 * (few ? kch * panels : held * kp))
@@ -186,8 +193,11 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
   int32_t *sums = (int32_t *)(buffer + a_bytes + b_bytes + c_bytes);
   /* A: rows of kp elements, zero past the edges (and xor flip on the vector path) */
   const $PELEM flip = ($PELEM)(amx ? 0 : $FLIP);
-  #pragma omp parallel for
-  for (int64_t i = 0; i < mp; i++) {
+  const $PELEM *arows = a_in_place ? (const $PELEM *)A : ap;  /* (rows astride apart) */
+  const int64_t astride = a_in_place ? sai : kp;
+  (void)arows; (void)astride;
+  #pragma omp parallel for if (!a_in_place)
+  for (int64_t i = 0; i < (a_in_place ? 0 : mp); i++) {
     $PELEM *row = ap + i * kp;
     int64_t k = 0;
     if (i < m) {
@@ -273,10 +283,11 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
           const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
 #ifdef ${NAME}_AMX
           if (amx && straight && rows == 32 && cols == 32) {
-            ${FN}_amx_block(ap + i0 * kp, panel, kp, kp, C + i0 * sci + 32 * p, sci, 0);
+            ${FN}_amx_block(arows + i0 * astride, panel, kp, astride, C + i0 * sci + 32 * p,
+                             sci, 0);
             continue;
           }
-          if (amx) ${FN}_amx_block(ap + i0 * kp, panel, kp, kp, out, 32, 0);
+          if (amx) ${FN}_amx_block(arows + i0 * astride, panel, kp, astride, out, 32, 0);
 #endif
 #ifdef ${NAME}_VEC
           if (!amx)

@@ -1,6 +1,6 @@
 """int8 and bf16 GEMMs on x86: each micro-kernel path against torch, side by side.
 
-    .venv/bin/python -m benchmarks.lowp_gemm [--quick] [--threads N]
+    .venv/bin/python -m benchmarks.lowp_gemm [--quick] [--threads N] [--aligned]
 
 For each shape M x K x N (square ones and a skinny M = 16 one, as at LLM decoding):
 - int8 (int32 results), loopweave AMX / AVX512-VNNI / loops: examples/kernels/qmm.lw with the
@@ -11,6 +11,9 @@ For each shape M x K x N (square ones and a skinny M = 16 one, as at LLM decodin
 - bf16 (f32 results), the same paths for `C[i, j] += f32(A[i, k]) * f32(B[k, j])` (AMX-BF16,
   AVX512-BF16); torch.matmul of bf16 tensors (oneDNN, bf16 results);
 - one thread unless --threads;
+- `--aligned`: the operands start on a 64-byte boundary, as torch's allocator gives its own
+  tensors (numpy's arrays start 16 bytes into a line; AMX then reads A through a packed copy,
+  where it reads whole-line rows in place);
 - qmm_requant (examples/kernels/qmm_requant.lw, its epilogue included) against the suite's torch
   peer (`torch._int_mm` + bias, fixed-point multiply, shift, clamp).
 Every result is checked against numpy first (int8 exactly; bf16 within f32 rounding, torch's
@@ -50,7 +53,17 @@ BF16_MM = """kernel bmm(A: bf16[M, K], B: bf16[K, N]) -> C: f32[M, N] {
 LOOPS_MAX_OPS = 3e9
 
 
-def compare(kind: str, m: int, k: int, n: int, repeats: int, torch) -> Comparison:
+def line_aligned(x: np.ndarray) -> np.ndarray:
+    """A copy of `x` whose data starts on a 64-byte boundary."""
+    buf = np.empty(x.nbytes + 64, np.uint8)
+    start = (-buf.ctypes.data) % 64
+    out = buf[start:start + x.nbytes].view(x.dtype).reshape(x.shape)
+    out[...] = x
+    return out
+
+
+def compare(kind: str, m: int, k: int, n: int, repeats: int, torch, aligned: bool = False
+            ) -> Comparison:
     import loopweave
 
     rng = np.random.default_rng(0)
@@ -66,6 +79,8 @@ def compare(kind: str, m: int, k: int, n: int, repeats: int, torch) -> Compariso
         b = rng.standard_normal((k, n)).astype(ml_dtypes.bfloat16)
         want = a.astype(np.float64) @ b.astype(np.float64)
     scale = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))
+    if aligned:
+        a, b = line_aligned(a), line_aligned(b)
 
     def check(got, rtol):
         if not np.all(np.abs(np.asarray(got, dtype=np.float64) - want) <= rtol * scale):
@@ -120,13 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small shapes, 3 samples")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--aligned", action="store_true",
+                        help="operands on 64-byte boundaries (as torch allocates)")
     args = parser.parse_args(argv)
     torch = bench_threads(args.threads)
     repeats = 3 if args.quick else 9
-    print(f"# {cpu_model()}, {args.threads} thread(s), load {load_average()}\n")
+    print(f"# {cpu_model()}, {args.threads} thread(s), load {load_average()}"
+          f"{', operands 64-byte aligned' if args.aligned else ''}\n")
     for kind in PATHS:
         for m, k, n in QUICK_SHAPES if args.quick else SHAPES:
-            c = compare(kind, m, k, n, repeats, torch)
+            c = compare(kind, m, k, n, repeats, torch, args.aligned)
             print(format_table(c))
             peer = next((name for name in c.timings if name.startswith("torch")), None)
             if peer is not None:

@@ -172,3 +172,36 @@ def test_bf16_paths_match_numpy_within_f32_rounding(path, m, n, k):
     streamed = m < rows or (path == "loops" and m == rows)
     assert ("lw_bf16gemm(" in kernel.source) == (path != "loops" and not streamed)
     assert ("<< 16))" in kernel.source) == streamed, m
+
+
+def _aligned_copy(x: np.ndarray, offset_bytes: int) -> np.ndarray:
+    """A copy of `x` whose data starts `offset_bytes` past a 64-byte boundary."""
+    buf = np.empty(x.nbytes + 128, np.uint8)
+    start = (-buf.ctypes.data) % 64 + offset_bytes
+    out = buf[start:start + x.nbytes].view(x.dtype).reshape(x.shape)
+    out[...] = x
+    assert out.ctypes.data % 64 == offset_bytes
+    return out
+
+
+@pytest.mark.parametrize("offset", [0, 16])
+# C over FEW_ROWS_BYTES (the few-rows path packs A its own way); edge columns of C too
+@pytest.mark.parametrize("m,n,k", [(512, 288, 64), (544, 300, 96), (1024, 160, 160)])
+def test_amx_reads_whole_line_rows_of_a_in_place(offset, m, n, k):
+    """Where A's rows are whole 64-byte lines (64-byte aligned, K a multiple of the tile's
+    64 bytes, whole blocks of 32 rows) the tiles read A where it is, without the packed copy;
+    16 bytes off a line it is packed. int8 and bf16 products match numpy either way."""
+    _path_flags("amx", BF16_PATHS)
+    _path_flags("amx")
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    rng = np.random.default_rng(m + n + k + offset)
+    qmm = loopweave.compile(QMM, cflags=_path_flags("amx"), tuning_db=False)
+    a = _aligned_copy(rng.integers(-128, 128, (m, k), dtype=np.int8), offset)
+    b = rng.integers(-128, 128, (k, n), dtype=np.int8)
+    np.testing.assert_array_equal(qmm(a, b), a.astype(np.int32) @ b.astype(np.int32))
+    bmm = loopweave.compile(BF16_MM, cflags=_path_flags("amx", BF16_PATHS), tuning_db=False)
+    a = _aligned_copy(rng.standard_normal((m, k)).astype(ml_dtypes.bfloat16), offset)
+    b = rng.standard_normal((k, n)).astype(ml_dtypes.bfloat16)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    scale = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))
+    assert np.all(np.abs(bmm(a, b) - want) <= 1e-6 * k * scale + 1e-30)
