@@ -243,8 +243,10 @@ def _run(loops: list[For], fulls: list, offsets: tuple[ir.Expr, ir.Expr]) -> _Si
 def render_transpose(r, node: For, indent: str) -> list[str] | None:
     """Lines for `node` as blocks transposed in registers, or None when it is not such a
     copy or the renderer has no vectors (its register tiles' width: `render_register_tile`)."""
+    if r.vector_isa is None or getattr(r, "scalar_register_tiles", False):
+        return None
     shape = _copy_nest(node)
-    if shape is None or r.vector_isa is None or getattr(r, "scalar_register_tiles", False):
+    if shape is None:
         return None
     loops, store, load = shape
     dtype = load.dtype

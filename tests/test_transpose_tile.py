@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_strided_conv import S2, conv_numpy  # (tests/ is on sys.path)
 
 import loopweave
 from loopweave.backends.transpose_tile import helper_name, transpose_helper, transposition_rounds
@@ -162,30 +163,13 @@ def test_partial_blocks_transpose_under_every_isa(build, bits, tmp_path):
         np.testing.assert_array_equal(dst, want, err_msg=f"{rows} x {cols}")
 
 
-CONV_S2 = """
-kernel conv2d_s2(X: f32[N, C, H, W], F: f32[K, C, R, S])
-        -> Y: f32[N, K, (H + 2 - R) / 2 + 1, (W + 2 - S) / 2 + 1] {
-    assume H + 2 >= R
-    assume W + 2 >= S
-    Y[n, k, y, x] += X[n, c, 2 * y + r - 1, 2 * x + s - 1] * F[k, c, r, s]
-        where 0 <= 2 * y + r - 1 < H, 0 <= 2 * x + s - 1 < W
-}"""
-
-
 def _conv_s2_case(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Data, weights and numpy's stride-2, padding-1 convolution of them."""
     n, c, h, w, k = shape
     rng = np.random.default_rng(5)
     x = rng.uniform(-1, 1, (n, c, h, w)).astype(np.float32)
     f = rng.uniform(-1, 1, (k, c, 3, 3)).astype(np.float32)
-    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    oh, ow = (h - 1) // 2 + 1, (w - 1) // 2 + 1
-    want = np.zeros((n, k, oh, ow), np.float32)
-    for r in range(3):
-        for s in range(3):
-            patch = xp[:, :, r:r + 2 * oh:2, s:s + 2 * ow:2]
-            want += np.einsum("nchw,kc->nkhw", patch, f[:, :, r, s])
-    return x, f, want
+    return x, f, conv_numpy(x, f, (2, 2), (1, 1))
 
 
 @pytest.mark.parametrize("shape", [(1, 64, 56, 56, 128), (2, 19, 13, 29, 37), (1, 8, 7, 5, 3)])
@@ -194,7 +178,7 @@ def test_a_convolutions_weight_pack_and_output_drain_are_transposed(shape):
     9 in both) and its output tile Y_acc[x][k] drained into Y[k, y, x]: blocks of fewer rows
     or columns than lanes, transposed under masks where whole, loops where cut. Numpy's
     numbers on odd sizes; at ResNet's size both copies are helper calls."""
-    kernel = loopweave.compile(CONV_S2, tuning_db=False, cost_model=False)
+    kernel = loopweave.compile(S2, tuning_db=False, cost_model=False)
     x, f, want = _conv_s2_case(shape)
     np.testing.assert_allclose(kernel(x, f), want, rtol=1e-4, atol=1e-4)
     if shape[1] == 64 and "lw_transpose_f32_16" in kernel.source:  # an AVX-512 build
