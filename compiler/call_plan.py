@@ -27,6 +27,23 @@ from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor, allowed_values, typ
 
 #: Plans kept per kernel (the oldest is dropped beyond this: a loop over many shapes).
 MAX_PLANS = 16
+#: Byte alignment of the outputs and temporaries a call allocates: a cache line, as torch's
+#: allocator gives. numpy's own arrays start 16 or 32 bytes into a line, so that every 64-byte
+#: vector store of a row straddles two lines (bf16 AMX GEMM 512^3, one thread, Xeon: C
+#: line-aligned 1.27x faster).
+ALIGNMENT = 64
+
+
+def new_array(shape: tuple[int, ...], dtype, zeroed: bool = True) -> np.ndarray:
+    """A C-contiguous array of `shape` and `dtype` whose data starts on an ALIGNMENT-byte
+    boundary (a view of a slightly larger buffer), filled with 0 where `zeroed`."""
+    dtype = np.dtype(dtype)
+    count = 1
+    for n in shape:
+        count *= n
+    raw = (np.zeros if zeroed else np.empty)(count * dtype.itemsize + ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start:start + count * dtype.itemsize].view(dtype).reshape(shape)
 
 
 def values_within(values, first: int, last: int) -> bool:
@@ -270,10 +287,10 @@ class CallPlan:
                       "        return None"]
         outputs = [f"o{k}" for k in range(len(self.outputs))]
         if outputs and self.key[1] is None:  # the plan of calls without out=
-            names.update(zeros=np.zeros, empty=np.empty)
+            names.update(new_array=new_array)
             for k, (shape, dtype, zeroed) in enumerate(self.outputs):
                 names[f"dtype_o{k}"] = dtype
-                lines.append(f"    o{k} = {'zeros' if zeroed else 'empty'}({shape}, dtype_o{k})")
+                lines.append(f"    o{k} = new_array({shape}, dtype_o{k}, {zeroed})")
         elif outputs:
             names["given_outputs"] = self._given_outputs
             lines += ["    given = given_outputs(args, out)", "    if given is None: return None",
@@ -350,7 +367,7 @@ class CallPlan:
         outputs = []
         for (shape, dtype, zeroed), array in zip(self.outputs, given, strict=True):
             if array is None:
-                array = (np.zeros if zeroed else np.empty)(shape, dtype)
+                array = new_array(shape, dtype, zeroed)
             elif zeroed:
                 array[...] = 0
             outputs.append(array)
@@ -360,8 +377,8 @@ class CallPlan:
         """The temporaries' arrays: kept in `scratch` where the plan reuses them, else fresh
         zeroed ones."""
         if not self.reuse:
-            return [np.zeros(shape, dtype) for shape, dtype, _ in self.temporaries]
+            return [new_array(shape, dtype) for shape, dtype, _ in self.temporaries]
         return kept_temporaries(  # the plan's shapes are fixed: one key
             self.scratch, None,
-            lambda: [np.empty(shape, dtype) for shape, dtype, _ in self.temporaries],
+            lambda: [new_array(shape, dtype, False) for shape, dtype, _ in self.temporaries],
             [zeroed for *_, zeroed in self.temporaries])

@@ -29,6 +29,7 @@ from loopweave.call_plan import (
     Plans,
     kept_temporaries,
     keyed_scalars,
+    new_array,
     reuses_temporaries,
     signature,
     values_within,
@@ -248,7 +249,7 @@ def allocate(tensor: Tensor, env: dict[str, int], zeroed: bool = True) -> np.nda
         raise ArgumentValueError(f"{tensor.name} would have a negative shape {shape} for "
                                  f"sizes {env}")
     try:
-        return (np.zeros if zeroed else np.empty)(shape, dtype=tensor.dtype.numpy)
+        return new_array(shape, tensor.dtype.numpy, zeroed)
     except (ValueError, MemoryError) as e:
         raise ArgumentValueError(f"cannot allocate {tensor.name} of shape {shape} for sizes "
                                  f"{env}: {e}") from None

@@ -21,7 +21,7 @@ import pytest
 import loopweave
 from loopweave import ArgumentTypeError, ArgumentValueError
 from loopweave.backends.c import address, array_data_offset
-from loopweave.call_plan import MAX_PLANS, Plans, values_within
+from loopweave.call_plan import ALIGNMENT, MAX_PLANS, Plans, new_array, values_within
 from loopweave.errors import StridedCopyWarning
 
 GATHER = """
@@ -196,6 +196,30 @@ def test_out_is_zeroed_when_the_kernel_reads_it_first():
         np.testing.assert_array_equal(out, x)
         np.testing.assert_array_equal(k(x), x)
     assert len(k._plans) == 2
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (7,), (3, 5), (2, 0, 4), (33, 17)])
+@pytest.mark.parametrize("dtype", [np.float32, np.int8, ml_dtypes.bfloat16, np.float64])
+def test_new_arrays_start_on_a_line_and_are_zeroed_when_asked(shape, dtype):
+    for zeroed in (True, False):
+        a = new_array(shape, dtype, zeroed)
+        assert a.shape == shape and a.dtype == np.dtype(dtype) and a.flags.c_contiguous
+        assert a.flags.writeable and (a.size == 0 or a.ctypes.data % ALIGNMENT == 0)
+        if zeroed:
+            assert not np.any(a.astype(np.float64))
+        a[...] = 3
+        assert np.all(a.astype(np.float64) == 3)
+
+
+def test_the_outputs_a_call_allocates_start_on_a_line():
+    k = kernel(ACCUMULATE)
+    k._plans.clear()
+    for n in (1, 5, 37, 1000):
+        x = np.arange(n, dtype=np.float32)
+        for _ in range(2):  # the full path, then the plan
+            y = k(x)
+            np.testing.assert_array_equal(y, x)
+            assert y.ctypes.data % ALIGNMENT == 0
 
 
 def test_the_plan_cache_is_bounded():
