@@ -70,12 +70,16 @@ static void ${FN}_amx_block(const $PELEM *ap, const $PELEM *bp, int64_t kc, int6
     _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
   }
   const int64_t row_bytes = kp * (int64_t)sizeof($PELEM);
+  /* Each product follows the loads of its operands, so that the next tiles load while the
+     products run (all four loads first, then the products: bf16, one thread, Xeon, 1024^3
+     and 2048^3 0.93-0.96x the time) */
   for (int64_t k = 0; k < kc; k += ${NAME}_STEP) {
     _tile_loadd(4, ap + k, row_bytes);
-    _tile_loadd(5, ap + 16 * kp + k, row_bytes);
     _tile_loadd(6, bp + 32 * k, 128);
+    $AMX_DOT(0, 4, 6);
     _tile_loadd(7, bp + 32 * k + 16 * ${NAME}_GROUP, 128);
-    $AMX_DOT(0, 4, 6); $AMX_DOT(1, 4, 7);
+    $AMX_DOT(1, 4, 7);
+    _tile_loadd(5, ap + 16 * kp + k, row_bytes);
     $AMX_DOT(2, 5, 6); $AMX_DOT(3, 5, 7);
   }
   _tile_stored(0, out, out_bytes); _tile_stored(1, out + 16, out_bytes);
