@@ -314,6 +314,21 @@ def _record(key, kernel_name: str, machine: str, cand: Candidate, outcome) -> Re
         strategy=cand.strategy)
 
 
+def pool_trials_to_reach(times: list[float], order: list[int], fraction: float = 0.95
+                         ) -> tuple[int, float]:
+    """For a pool of candidates measured once (`times`), the trials a search needs until one
+    within `fraction` of the pool's best speed is measured: measuring them in `order` (a
+    model's ranking: its first such candidate's place, from 1), and in a uniformly random
+    order (the expectation: (n + 1) / (g + 1) for g such candidates among n). Unlike two live
+    searches, both figures come from the same measurements, so neither is luck of one run."""
+    if not times or sorted(order) != list(range(len(times))):
+        raise ValueError("order must rank every measured candidate once")
+    best = min(times)
+    good = [best / t >= fraction for t in times]
+    first = next(place for place, i in enumerate(order, 1) if good[i])
+    return first, (len(times) + 1) / (sum(good) + 1)
+
+
 def trials_to_reach(history: list[tuple[int, float | None, str]], fraction: float = 0.95,
                     best: float | None = None) -> int | None:
     """The first trial whose best-so-far is within `fraction` of `best` (speed ratio)."""

@@ -1,12 +1,14 @@
 """How good is the cost model? Measured on kernels it was not trained on (matmul, conv2d,
 softmax: benchmarks/tune_pretrain.py leaves them out of the shipped model's training).
 
-    .venv/bin/python benchmarks/tune_model.py [--sample 48] [--trials 40] [--out benchmarks/out]
+    .venv/bin/python benchmarks/tune_model.py [--sample 64] [--trials 40] [--out benchmarks/out]
 
-1. Ranking: a random sample of legal schedules of each held-out kernel is measured; the shipped
-   model ranks the same schedules. Reported: Kendall tau between predicted and measured times,
-   top-1 recall (the model's first pick is the fastest measured) and top-5 recall (the fastest
-   measured is among the model's five first picks).
+1. Ranking: a random sample of legal schedules of each held-out kernel (64, as the issue's
+   figures ask) is measured; the shipped model ranks the same schedules. Reported: Kendall tau
+   between predicted and measured times, top-1 recall (the model's first pick is the fastest
+   measured), top-5 recall (the fastest measured is among the model's five first picks), and
+   trials to 95% of the sample's best speed over that one pool: in the model's order, and
+   expected in a random order ((n + 1) / (g + 1), `search.pool_trials_to_reach`).
 2. Tuning efficiency: `tune()` model-guided and pure random, the same number of trials each,
    each into its own database; reported: trials until the best-so-far is within 95% of the best
    time either search found. Writes <out>/tune_model_<kernel>.png (best-so-far curves).
@@ -37,6 +39,7 @@ def ranking(name: str, sizes: dict, sample: int, workdir: Path) -> dict:
     from loopweave.autotune.features import features
     from loopweave.autotune.measure import Candidate, make_problem
     from loopweave.autotune.model import CostModel, kendall_tau
+    from loopweave.autotune.search import pool_trials_to_reach
     from loopweave.autotune.space import SearchSpace
     from loopweave.driver import front_end
     from loopweave.examples import load_references
@@ -65,9 +68,11 @@ def ranking(name: str, sizes: dict, sample: int, workdir: Path) -> dict:
     times = [o.median_s for _, o in measured]
     fastest = min(range(len(times)), key=times.__getitem__)
     order = sorted(range(len(times)), key=lambda i: predicted[i])
+    model_trials, random_trials = pool_trials_to_reach(times, order, 0.95)
     return {"kernel": name, "measured": len(times), "kendall_tau": kendall_tau(predicted, times),
             "top1": int(order[0] == fastest), "top5": int(fastest in order[:5]),
-            "model_pick_vs_best": times[order[0]] / times[fastest]}
+            "model_pick_vs_best": times[order[0]] / times[fastest],
+            "pool_model_to95": model_trials, "pool_random_to95": random_trials}
 
 
 def efficiency(name: str, sizes: dict, trials: int, out: Path) -> dict:
@@ -101,7 +106,7 @@ def efficiency(name: str, sizes: dict, trials: int, out: Path) -> dict:
 def main(argv=None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sample", type=int, default=48)
+    parser.add_argument("--sample", type=int, default=64)
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--kernels", nargs="*", default=list(SIZES))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
@@ -116,12 +121,14 @@ def main(argv=None) -> int:
             rows.append({**rank, **eff})
             print(json.dumps(rows[-1]), flush=True)
     print("\n| kernel | sizes | measured | Kendall tau | top-1 | top-5 | model pick / best | "
-          "trials to 95%: model | random | best GFLOP/s: model | random |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "pool trials to 95%: model | random (expected) | "
+          "tune() trials to 95%: model | random | best GFLOP/s: model | random |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['kernel']} | {SIZES[r['kernel']]} | {r['measured']} | "
               f"{r['kendall_tau']:.2f} | {r['top1']} | {r['top5']} | "
-              f"{r['model_pick_vs_best']:.2f} | {r['model_to95']} | {r['random_to95']} | "
+              f"{r['model_pick_vs_best']:.2f} | {r['pool_model_to95']} | "
+              f"{r['pool_random_to95']:.1f} | {r['model_to95']} | {r['random_to95']} | "
               f"{r['model_best_gflops']:.2f} | {r['random_best_gflops']:.2f} |")
     (out / "tune_model.json").write_text(json.dumps(rows, indent=1))
     return 0

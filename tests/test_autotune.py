@@ -3,6 +3,7 @@ export/import, the cost model. Small sizes and a few trials: real gcc builds and
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from loopweave.autotune.features import FEATURE_NAMES, features, flop_count
 from loopweave.autotune.keys import kernel_hash, kernel_key
 from loopweave.autotune.measure import make_problem
 from loopweave.autotune.model import CostModel
+from loopweave.autotune.search import pool_trials_to_reach
 from loopweave.autotune.space import SearchSpace
 from loopweave.cli import main
 from loopweave.driver import front_end
@@ -362,3 +364,17 @@ def test_right_looking_block_and_isl_rows_are_tuning_knobs():
     schedule, _ = space.decode({**space.default(), "isl.scheduler": True, "isl.tile": 16,
                                 "isl.rows": True})
     assert [(s.op, s.args) for s in schedule.steps] == [("isl", (16, True))]
+
+
+def test_pool_trials_count_the_ranking_and_the_expectation_of_random_orders():
+    times = [2.0, 1.0, 1.04, 3.0, 5.0]  # 1.0 and 1.04 are within 95% of the best speed
+    assert pool_trials_to_reach(times, [1, 0, 2, 3, 4]) == (1, 2.0)
+    assert pool_trials_to_reach(times, [4, 3, 0, 2, 1]) == (4, 2.0)
+    assert pool_trials_to_reach(times, [4, 3, 0, 2, 1], fraction=0.99) == (5, 3.0)
+    # the expectation is the mean over every order
+    places = [pool_trials_to_reach(times, list(order))[0]
+              for order in itertools.permutations(range(len(times)))]
+    expected = pool_trials_to_reach(times, [0, 1, 2, 3, 4])[1]
+    assert sum(places) / len(places) == pytest.approx(expected)
+    with pytest.raises(ValueError):
+        pool_trials_to_reach(times, [0, 1, 2])
