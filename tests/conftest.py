@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -34,12 +36,25 @@ def check_golden():
     return check
 
 
-def pytest_configure(config):
-    # Tests build into their own cache, never into the user's.
-    if "LOOPWEAVE_CACHE_DIR" not in os.environ:
-        import tempfile
+_created_cache: str | None = None  # the private cache this process made, removed at the end
 
-        os.environ["LOOPWEAVE_CACHE_DIR"] = tempfile.mkdtemp(prefix="loopweave-test-cache-")
+
+def pytest_configure(config):
+    # Tests build into their own cache, never into the user's (xdist's workers inherit the
+    # variable, so only the process that made the folder removes it, at the end: each run
+    # leaves about 200 MB of builds).
+    global _created_cache
+    if "LOOPWEAVE_CACHE_DIR" not in os.environ:
+        _created_cache = tempfile.mkdtemp(prefix="loopweave-test-cache-")
+        os.environ["LOOPWEAVE_CACHE_DIR"] = _created_cache
+
+
+def pytest_unconfigure(config):
+    global _created_cache
+    if _created_cache is not None:
+        shutil.rmtree(_created_cache, ignore_errors=True)
+        del os.environ["LOOPWEAVE_CACHE_DIR"]
+        _created_cache = None
 
 
 

@@ -36,6 +36,7 @@ import random  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 import warnings  # noqa: E402
@@ -554,19 +555,23 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [t for t in targets if t not in ALL_TARGETS]
     if unknown:
         parser.error(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(ALL_TARGETS)}")
+    created = None  # a private build cache, removed at the end
     if "LOOPWEAVE_CACHE_DIR" not in os.environ:
-        import tempfile
-
-        os.environ["LOOPWEAVE_CACHE_DIR"] = tempfile.mkdtemp(prefix="loopweave-fuzz-cache-")
+        created = os.environ["LOOPWEAVE_CACHE_DIR"] = tempfile.mkdtemp(
+            prefix="loopweave-fuzz-cache-")
     signal.signal(signal.SIGTERM, _interrupt)
-    runner = Runner(targets, timeout=args.timeout)
-    seeds = range(args.seed, args.seed + args.n)
-    if args.show:
-        for s in seeds:
-            print(rk.generate(s).source())
-    tally = fuzz(seeds, runner, shrink_budget_s=args.shrink)
-    print(tally.table())
-    return 1 if tally.failures else 0
+    try:
+        runner = Runner(targets, timeout=args.timeout)
+        seeds = range(args.seed, args.seed + args.n)
+        if args.show:
+            for s in seeds:
+                print(rk.generate(s).source())
+        tally = fuzz(seeds, runner, shrink_budget_s=args.shrink)
+        print(tally.table())
+        return 1 if tally.failures else 0
+    finally:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
 
 
 def _interrupt(signum, frame):
