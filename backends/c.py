@@ -256,10 +256,15 @@ _CTYPES = {"f32": ctypes.c_float, "f64": ctypes.c_double, "i8": ctypes.c_int8,
 
 
 def address(array) -> int:
-    """The address of a C-contiguous numpy array's first element. A writable, non-empty one's
-    through the buffer protocol: 0.26 us, where `array.ctypes.data` builds a helper object
-    (0.8 us, a third of the host overhead of a small kernel's call). Dtypes the buffer
-    protocol has no code for (ml_dtypes' bfloat16, float8) take the slow way."""
+    """The address of a C-contiguous numpy array's first element. A plain ndarray's read
+    from its object where CPython's layout allows (`array_data_offset`: 0.37 us, any dtype),
+    else a writable, non-empty one's through the buffer protocol (0.7 us), where
+    `array.ctypes.data` builds a helper object (1.2 us, a third of the host overhead of a
+    small kernel's call). Dtypes the buffer protocol has no code for (ml_dtypes' bfloat16,
+    float8) take the slow way there."""
+    offset = array_data_offset()
+    if offset is not None and type(array) is np.ndarray:
+        return ctypes.c_void_p.from_address(id(array) + offset).value or 0
     if array.flags.writeable and array.size and array.dtype.isbuiltin == 1:
         return ctypes.addressof(ctypes.c_char.from_buffer(array))
     return array.ctypes.data

@@ -15,12 +15,14 @@ view, no device).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from loopweave.backends.c import address
 from loopweave.ir import expr as ir
 from loopweave.ir.dependences import written_before_read
 from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor, allowed_values, type_keeps_within
@@ -36,14 +38,12 @@ ALIGNMENT = 64
 
 def new_array(shape: tuple[int, ...], dtype, zeroed: bool = True) -> np.ndarray:
     """A C-contiguous array of `shape` and `dtype` whose data starts on an ALIGNMENT-byte
-    boundary (a view of a slightly larger buffer), filled with 0 where `zeroed`."""
+    boundary (a view of a slightly larger buffer), filled with 0 where `zeroed`. On every
+    call's path: about 0.8 us over `np.empty`."""
     dtype = np.dtype(dtype)
-    count = 1
-    for n in shape:
-        count *= n
-    raw = (np.zeros if zeroed else np.empty)(count * dtype.itemsize + ALIGNMENT, np.uint8)
-    start = -raw.ctypes.data % ALIGNMENT
-    return raw[start:start + count * dtype.itemsize].view(dtype).reshape(shape)
+    raw = (np.zeros if zeroed else np.empty)(
+        math.prod(shape) * dtype.itemsize + ALIGNMENT, np.uint8)
+    return np.ndarray(shape, dtype, raw, -address(raw) % ALIGNMENT)
 
 
 def values_within(values, first: int, last: int) -> bool:

@@ -248,8 +248,9 @@ def test_values_within_reads_signed_values_as_unsigned_only_where_that_is_exact(
 
 
 def test_array_addresses_the_fast_way_and_the_slow_way_agree():
-    """backends/c.address takes the buffer protocol where it can and `ctypes.data` where it
-    cannot (read-only, empty, bfloat16, non-native byte order): the same address each time."""
+    """backends/c.address reads a plain array's object, else takes the buffer protocol where
+    it can and `ctypes.data` where it cannot (read-only, empty, bfloat16, non-native byte
+    order): the same address each time."""
     x = np.arange(60, dtype=np.float32)
     frozen = x.copy()
     frozen.flags.writeable = False
