@@ -9,6 +9,9 @@ Per `Store` of the loop AST (with the loops, guards and local buffers around it)
         reuse (iterations per element touched) and arithmetic intensity (ops per byte)
     fused: how many stores share its outermost loop; guards: `if`s around it; local_bytes: log2
         of the local buffers (packed copies, register tiles) in scope
+    serial_run: for a floating-point reduction, log2 of the updates its innermost loops make to
+        one accumulator in a row (a chain of dependent adds gcc must keep in order; 0 when the
+        innermost loop moves the accumulator or is vector-marked)
 A store's instances are the product of its loops' extents, each loop taken at the middle
 iteration of the loops around it (a full tile, and the mean extent of a triangular loop), times
 the share of those iterations its guards let through (`_Branch`; a guard inside another only
@@ -45,12 +48,12 @@ from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import Block, For, If, Node, Scope, Store
 
-FEATURE_VERSION = 3
+FEATURE_VERSION = 4
 LEVELS = 6
 _STMT_NAMES = (
     ["work", "loops", "ops", "elem_bytes", "inner_extent", "inner_stride0", "inner_stride1",
      "inner_strided", "vector_extent", "vector_stride1", "parallel_extent", "unroll_extent",
-     "fused", "guards", "local_bytes"]
+     "fused", "guards", "local_bytes", "serial_run"]
     + [f"L{lv}_{what}" for lv in range(LEVELS)
        for what in ("bytes", "max_array_bytes", "cache_level", "reuse", "intensity")])
 KERNEL_NAMES = ["statements", "stores", "top_share", "total_work", "nests", "traffic",
@@ -205,9 +208,12 @@ class _Extractor:
         self.env = {k: int(v) for k, v in sizes.items()}
         self.shapes: dict[str, list[int]] = {}
         self.elem: dict[str, int] = {}
+        self.floats: set[str] = set()  # tensors and buffers of a floating-point type
         for name, t in kernel.tensors.items():
             self.shapes[name] = self.evaluate_shape(t.shape)
             self.elem[name] = max(t.dtype.bits // 8, 1)
+            if t.dtype.is_float:
+                self.floats.add(name)
         self.caches = cache_sizes()
         self.rows: list[list[float]] = []
         self.weights: list[float] = []  # instances x operations, per row
@@ -256,6 +262,8 @@ class _Extractor:
                     self.locals.add(b.name)
                     self.shapes[b.name] = self.evaluate_shape(b.shape)
                     self.elem[b.name] = max(b.dtype.bits // 8, 1)
+                    if b.dtype.is_float:
+                        self.floats.add(b.name)
                     local += math.prod(self.shapes[b.name]) * self.elem[b.name]
                 self.walk(body, _Where(where.loops, where.env, where.guards, where.reach,
                                        where.local_bytes + local, where.given), top)
@@ -299,6 +307,21 @@ class _Extractor:
             elements *= min(span, shape[d]) if d < len(shape) and shape[d] > 0 else span
         return max(elements, 1)
 
+    def serial_run(self, store: Store, loops, env) -> float:
+        """log2 of how many consecutive updates of one accumulator a floating-point reduction
+        makes before its innermost loops move on to another: gcc keeps such a chain in order
+        (no -ffast-math), so a long run waits on the add's latency at every step, where short
+        runs of independent accumulators (rows tiled inside the reduction) overlap. A loop
+        marked vector ends the run: the renderer gives it several vector accumulators."""
+        if not store.reduce or store.tensor not in self.floats:
+            return 0.0
+        run = 1
+        for lp in reversed(loops):
+            if lp.kind == "vector" or self.coefficient(store, lp.var, env) != 0:
+                break
+            run *= max(lp.extent, 1)
+        return math.log2(run)
+
     def statement(self, store: Store, where: _Where, env) -> list[float]:
         loops = where.loops
         accesses = [store, *ir.loads(store.value)]  # a reduction reads what it stores
@@ -328,7 +351,7 @@ class _Extractor:
                 (sum(s == 1 for s in strides(vec.var)) / len(accesses)) if vec else 0,
                 _log2(marked["parallel"].extent) if marked["parallel"] else 0,
                 _log2(marked["unroll"].extent) if marked["unroll"] else 0,
-                1, where.guards, _log2(where.local_bytes)]
+                1, where.guards, _log2(where.local_bytes), self.serial_run(store, loops, env)]
         for level in range(LEVELS):
             inside = loops[max(len(loops) - 1 - level, 0):] if loops else ()
             per_array: dict[str, int] = {}
