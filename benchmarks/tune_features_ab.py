@@ -1,13 +1,13 @@
 """The cost model's features before and after a feature change, on the same measurements.
 
     .venv/bin/python -m benchmarks.tune_features_ab [--db benchmarks/out/pretrain.sqlite]
-        [--old-rev HEAD~1] [--old-model REV]
+        [--old-rev HEAD~1 [REV ...]] [--old-model REV] [--write DB] [--jobs N]
 
 Every correct CPU record of the database (written by benchmarks/tune_pretrain.py) is lowered
 again from its kernel (examples/kernels, or the fuzzer's random kernel of its seed), schedule
-and options, and gets two feature rows: the
-current autotune/features.py's and the one of `--old-rev` (read from git). The measured times
-are the same for both, so the difference is the features'. Reported, per feature set:
+and options, and gets a feature row from the current autotune/features.py and from that of
+each `--old-rev` (read from git). The measured times are the same for all, so the difference
+is the features'. Reported, per feature set:
 
 - leave one family out: a model trained on every other family's records ranks each key of the
   held-out family (Kendall tau of predicted against measured times, top-1 regret: the model's
@@ -21,11 +21,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import uuid
 from dataclasses import replace
+from multiprocessing import get_context
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,11 +47,12 @@ def old_module(rev: str, path: str = "autotune/features.py"):
     """The features module as it was at `rev` (git), loaded under another name."""
     text = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True,
                           capture_output=True, text=True).stdout
-    file = Path(tempfile.mkdtemp()) / "features_old.py"
+    name = "features_" + "".join(c if c.isalnum() else "_" for c in rev)
+    file = Path(tempfile.mkdtemp()) / f"{name}.py"
     file.write_text(text)
-    spec = importlib.util.spec_from_file_location("features_old", file)
+    spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["features_old"] = module  # dataclasses look their module up there
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -73,9 +76,16 @@ def kernel_source(name: str, cases) -> str | None:
     return None
 
 
-def refeature(records, extractors) -> dict[str, list]:
+def refeature(records, extractors, jobs: int = 1) -> dict[str, list]:
     """Per extractor name, the records with that extractor's features (records whose kernel or
-    schedule cannot be lowered again are dropped from all)."""
+    schedule cannot be lowered again are dropped from all); `jobs` processes lower them (each
+    takes about half a second)."""
+    if jobs > 1 and len(records) > 1:
+        chunks = [records[i::jobs] for i in range(jobs)]
+        # fork: the workers inherit the old features module loaded from git (old_module)
+        with get_context("fork").Pool(jobs) as pool:
+            parts = pool.starmap(refeature, [(c, extractors) for c in chunks])
+        return {name: [r for part in parts for r in part[name]] for name in extractors}
     from loopweave.autotune.features import FEATURE_VERSION
     from loopweave.examples import load_references
     from loopweave.passes.schedule import Schedule
@@ -133,9 +143,12 @@ def shipped_scores(model, records, width: int, kernels) -> list:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=str(ROOT / "benchmarks" / "out" / "pretrain.sqlite"))
-    parser.add_argument("--old-rev", default="HEAD~1")
+    parser.add_argument("--old-rev", nargs="+", default=["HEAD~1"],
+                        help="one or more revisions whose features to compare")
     parser.add_argument("--old-model", help="revision of the old shipped model (default: "
-                        "--old-rev)")
+                        "the first --old-rev)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="processes that lower the records again")
     parser.add_argument("--write", help="also write the records with the new features (and new "
                         "uids) to this database: a feature change keeps its measurements")
     args = parser.parse_args(argv)
@@ -147,41 +160,45 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from tune_pretrain import HELD_OUT
 
-    old = old_module(args.old_rev)
+    modules = {rev: old_module(rev) for rev in args.old_rev} | {"new": new}
+    names = list(modules)
     with Database(args.db, create=False) as db:
         records = [r for r in db.records(status="ok") if r.target == "cpu" and r.median_s]
-    sets = refeature(records, {"old": old.features, "new": new.features})
+    sets = refeature(records, {n: m.features for n, m in modules.items()}, args.jobs)
     if args.write:
         with Database(args.write) as out:
             for r in sets["new"]:
                 out.add(replace(r, uid=uuid.uuid4().hex))
         print(f"wrote {len(sets['new'])} records to {args.write}")
-    widths = {"old": len(old.FEATURE_NAMES), "new": len(new.FEATURE_NAMES)}
-    shipped = {"old": CostModel.from_text(old_model_text(args.old_model or args.old_rev)),
-               "new": CostModel.pretrained()}
-    print(f"{len(sets['new'])} records of {len({r.key for r in sets['new']})} keys; old "
-          f"features: version {old.FEATURE_VERSION} ({widths['old']} values), new: "
-          f"{new.FEATURE_VERSION} ({widths['new']})\n")
-    print("| family (held out) | keys | tau old | tau new | regret old | regret new |")
-    print("|---|---|---|---|---|---|")
-    lofo = {name: leave_family_out(sets[name], widths[name]) for name in sets}
+    widths = {n: len(m.FEATURE_NAMES) for n, m in modules.items()}
+    print(f"{len(sets['new'])} records of {len({r.key for r in sets['new']})} keys; features: "
+          + ", ".join(f"{n} version {m.FEATURE_VERSION} ({widths[n]} values)"
+                      for n, m in modules.items()) + "\n")
+    print("| family (held out) | keys | " + " | ".join(f"tau {n}" for n in names) + " | "
+          + " | ".join(f"regret {n}" for n in names) + " |")
+    print("|---|---|" + "---|" * (2 * len(names)))
+    lofo = {n: leave_family_out(sets[n], widths[n]) for n in names}
     for family in FAMILIES:
-        if family in lofo["new"] and family in lofo["old"]:
-            (to, ro, n), (tn, rn, _) = lofo["old"][family], lofo["new"][family]
-            print(f"| {family} | {n} | {to:.2f} | {tn:.2f} | {ro:.1%} | {rn:.1%} |")
-    print("\n| shipped model on | old: tau | new: tau | old: regret | new: regret |")
+        if all(family in lofo[n] for n in names):
+            print(f"| {family} | {lofo['new'][family][2]} | "
+                  + " | ".join(f"{lofo[n][family][0]:.2f}" for n in names) + " | "
+                  + " | ".join(f"{lofo[n][family][1]:.1%}" for n in names) + " |")
+    old = args.old_rev[0]
+    shipped = {old: CostModel.from_text(old_model_text(args.old_model or old)),
+               "new": CostModel.pretrained()}
+    print(f"\n| shipped model on | {old}: tau | new: tau | {old}: regret | new: regret |")
     print("|---|---|---|---|---|")
     for kernel in HELD_OUT:
         row = {}
-        for name in sets:
-            if shipped[name] is None or not shipped[name].trained:
+        for name, model in shipped.items():
+            if model is None or not model.trained:
                 continue
-            scores = shipped_scores(shipped[name], sets[name], widths[name], (kernel,))
+            scores = shipped_scores(model, sets[name], widths[name], (kernel,))
             if scores:
                 row[name] = scores[0]
         if len(row) == 2:
-            print(f"| {kernel} {row['new'].sizes} | {row['old'].tau:.2f} | {row['new'].tau:.2f} "
-                  f"| {row['old'].regret:.1%} | {row['new'].regret:.1%} |")
+            print(f"| {kernel} {row['new'].sizes} | {row[old].tau:.2f} | {row['new'].tau:.2f} "
+                  f"| {row[old].regret:.1%} | {row['new'].regret:.1%} |")
     return 0
 
 

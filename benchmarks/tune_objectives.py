@@ -24,6 +24,10 @@ mean tau and regret.
 
     vsdefault    regression on log(time / the key's default schedule's time): the prediction
                  is the slowdown against the default, what compile()'s margin rule asks
+    rankorder    lambdarank with relevance from each record's place in its key's order
+                 (fastest 15, slowest 0, evenly between): every pair counts, as in Kendall tau
+    ranklog      lambdarank with relevance from log(time / best) spread over the key's range
+                 (a key whose records span 4x and one spanning 100x each use every level)
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from benchmarks.tune_features_ab import FAMILIES
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("regression", "lambdarank", "xendcg", "regression+rel", "lambdarank+rel",
-            "xendcg+rel", "vsdefault+rel")
+            "xendcg+rel", "vsdefault+rel", "rankorder+rel", "ranklog+rel")
 
 
 def reference(rows):
@@ -62,6 +66,21 @@ def matrix(rows, relative: bool) -> np.ndarray:
     return np.array(features, dtype=np.float64)
 
 
+def relevance(objective: str, times: list[float]) -> list[int]:
+    """The ranking label of each time of one key (0..RELEVANCE_LEVELS, higher is faster)."""
+    from loopweave.autotune.model import RELEVANCE_LEVELS as top
+
+    best, worst = min(times), max(times)
+    if objective == "rankorder":
+        order = sorted(range(len(times)), key=times.__getitem__)
+        place = {i: k for k, i in enumerate(order)}
+        return [round(top * (1 - place[i] / max(len(times) - 1, 1))) for i in range(len(times))]
+    if objective == "ranklog":
+        span = math.log(worst / best) or 1.0
+        return [round(top * (1 - math.log(t / best) / span)) for t in times]
+    return [round(top * best / t) for t in times]
+
+
 def fit(groups: list[list], variant: str):
     """A LightGBM booster for `variant` on the record groups (one group per key); its
     predictions are 'lower is faster' for every variant."""
@@ -79,11 +98,11 @@ def fit(groups: list[list], variant: str):
         elif objective == "vsdefault":
             ys.append([math.log(r.median_s / reference(rows).median_s) for r in rows])
         else:
-            ys.append([round(RELEVANCE_LEVELS * best / r.median_s) for r in rows])
+            ys.append(relevance(objective, [r.median_s for r in rows]))
         sizes.append(len(rows))
     regression = objective in ("regression", "vsdefault")
     params = {**_PARAMS, "objective": "regression" if regression else
-              {"lambdarank": "lambdarank", "xendcg": "rank_xendcg"}[objective]}
+              "rank_xendcg" if objective == "xendcg" else "lambdarank"}
     data = lightgbm.Dataset(np.vstack(xs), np.concatenate(ys))
     if not regression:
         params["label_gain"] = list(range(RELEVANCE_LEVELS + 1))
@@ -95,13 +114,18 @@ def fit(groups: list[list], variant: str):
     return lambda rows: sign * booster.predict(matrix(rows, bool(rel)))
 
 
-def score(predict, rows) -> tuple[float, float]:
+def score(predict, rows) -> tuple[float, float, int, float]:
+    """Kendall tau, top-1 regret, and trials to 95% of the key's best over its records: in
+    the model's order, and expected in a random order (search.pool_trials_to_reach)."""
     from loopweave.autotune.model import kendall_tau
+    from loopweave.autotune.search import pool_trials_to_reach
 
     predicted = predict(rows)
     times = [r.median_s for r in rows]
     pick = int(np.argmin(predicted))
-    return kendall_tau(predicted, times), times[pick] / min(times) - 1.0
+    order = sorted(range(len(rows)), key=lambda i: predicted[i])
+    return (kendall_tau(predicted, times), times[pick] / min(times) - 1.0,
+            *pool_trials_to_reach(times, order, 0.95))
 
 
 def family_of(kernel_name: str) -> str | None:
@@ -109,7 +133,8 @@ def family_of(kernel_name: str) -> str | None:
 
 
 def leave_family_out(groups: list[list], variants=VARIANTS) -> dict[str, dict[str, tuple]]:
-    """{family: {variant: (mean tau, mean regret, keys)}}."""
+    """{family: {variant: (mean tau, mean regret, keys, mean trials to 95% in the model's
+    order, mean expected in a random order)}}."""
     out: dict[str, dict[str, tuple]] = {}
     for family in FAMILIES:
         held = [g for g in groups if family_of(g[0].kernel_name) == family]
@@ -121,7 +146,9 @@ def leave_family_out(groups: list[list], variants=VARIANTS) -> dict[str, dict[st
             predict = fit(train, variant)
             scores = [score(predict, g) for g in held]
             out[family][variant] = (float(np.mean([s[0] for s in scores])),
-                                    float(np.mean([s[1] for s in scores])), len(held))
+                                    float(np.mean([s[1] for s in scores])), len(held),
+                                    float(np.mean([s[2] for s in scores])),
+                                    float(np.mean([s[3] for s in scores])))
     return out
 
 
@@ -152,7 +179,7 @@ def pick_speedups(groups: list[list], candidates: dict[str, list],
         speedups, taus, regrets = [], [], []
         for rows in candidates.values():
             predicted = predict(rows)
-            tau, regret = score(predict, rows)
+            tau, regret, _, _ = score(predict, rows)
             pick = int(np.argmin(predicted))
             regression = variant.split("+")[0] in ("regression", "vsdefault")
             if regression and predicted[0] - predicted[pick] < math.log(1.1):
@@ -169,6 +196,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=str(ROOT / "benchmarks" / "out" / "pretrain.sqlite"))
     parser.add_argument("--candidates", help="benchmarks/model_choice.py --json output")
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--min-records", type=int, default=8,
                         help="keys with fewer correct records are left out")
     args = parser.parse_args(argv)
@@ -182,23 +210,31 @@ def main(argv=None) -> int:
     kernels = {g[0].kernel_name for g in groups}
     print(f"{sum(map(len, groups))} records, {len(groups)} keys, {len(kernels)} kernels "
           f"({sum(k.startswith('fz') for k in kernels)} random)\n")
-    result = leave_family_out(groups)
-    print("| family (held out) | keys | " + " | ".join(f"tau {v}" for v in VARIANTS) + " |")
-    print("|---|---|" + "---|" * len(VARIANTS))
+    variants = args.variants
+    result = leave_family_out(groups, variants)
+    print("| family (held out) | keys | " + " | ".join(f"tau {v}" for v in variants) + " |")
+    print("|---|---|" + "---|" * len(variants))
     for family, row in result.items():
         n = next(iter(row.values()))[2]
-        print(f"| {family} | {n} | " + " | ".join(f"{row[v][0]:.2f}" for v in VARIANTS) + " |")
-    means = {v: np.mean([row[v][0] for row in result.values()]) for v in VARIANTS}
-    print("| mean | | " + " | ".join(f"{means[v]:.2f}" for v in VARIANTS) + " |\n")
-    print("| family (held out) | " + " | ".join(f"regret {v}" for v in VARIANTS) + " |")
-    print("|---|" + "---|" * len(VARIANTS))
+        print(f"| {family} | {n} | " + " | ".join(f"{row[v][0]:.2f}" for v in variants) + " |")
+    means = {v: np.mean([row[v][0] for row in result.values()]) for v in variants}
+    print("| mean | | " + " | ".join(f"{means[v]:.2f}" for v in variants) + " |\n")
+    print("| family (held out) | " + " | ".join(f"regret {v}" for v in variants) + " |")
+    print("|---|" + "---|" * len(variants))
     for family, row in result.items():
-        print(f"| {family} | " + " | ".join(f"{row[v][1]:.1%}" for v in VARIANTS) + " |")
-    means = {v: np.mean([row[v][1] for row in result.values()]) for v in VARIANTS}
-    print("| mean | " + " | ".join(f"{means[v]:.1%}" for v in VARIANTS) + " |")
+        print(f"| {family} | " + " | ".join(f"{row[v][1]:.1%}" for v in variants) + " |")
+    means = {v: np.mean([row[v][1] for row in result.values()]) for v in variants}
+    print("| mean | " + " | ".join(f"{means[v]:.1%}" for v in variants) + " |\n")
+    print("Trials to 95% of each key's best over its records, the model's order (random "
+          "order's expectation):\n")
+    print("| family (held out) | " + " | ".join(f"trials {v}" for v in variants) + " |")
+    print("|---|" + "---|" * len(variants))
+    for family, row in result.items():
+        print(f"| {family} | " + " | ".join(f"{row[v][3]:.1f} ({row[v][4]:.1f})"
+                                            for v in variants) + " |")
     if args.candidates:
         candidates = candidate_groups(args.candidates)
-        picks = pick_speedups(groups, candidates)
+        picks = pick_speedups(groups, candidates, variants)
         print(f"\nOn {len(candidates)} kernels' candidates ({args.candidates}), trained on "
               "every record:\n")
         print("| variant | pick / default (geomean) | mean tau | mean regret |")

@@ -277,3 +277,24 @@ def test_the_ranking_model_is_calibrated_to_time_ratios():
         slow = [p for p, row in zip(predicted, features, strict=True) if _parallel(row)]
         fast = [p for p, row in zip(predicted, features, strict=True) if not _parallel(row)]
         assert math.log(3) / 2 < np.mean(slow) - np.mean(fast) < 2 * math.log(3)
+
+
+def test_serial_run_is_the_chain_of_updates_to_one_accumulator():
+    """Version 4: with k innermost, the contraction adds into one C element K times in a row,
+    a chain of dependent float adds that gcc keeps in order; split by 8 with j between, the
+    chain is 8 long before j moves on; with j innermost, or k vector-marked (the renderer's
+    several vector accumulators), there is none; an integer reduction gcc vectorizes itself.
+    Split without a reorder, k's two loops still feed one element: the whole K."""
+    ir = front_end(MATMUL)
+    sizes = {"M": 64, "K": 128, "N": 32}
+
+    def run(schedule, kernel=ir):
+        row = schedule_features(kernel, schedule, sizes)
+        return _feature(row, "top_serial_run")
+
+    assert run(Schedule()) == 7.0  # log2(K)
+    assert run(Schedule().split("C", "k", 8)) == 7.0
+    assert run(Schedule().split("C", "k", 8).reorder("C", "i", "k_o", "j", "k")) == 3.0
+    assert run(Schedule().reorder("C", "i", "k", "j")) == 0.0
+    assert run(Schedule().vectorize("C", "k")) == 0.0
+    assert run(Schedule(), front_end(MATMUL.replace("f32", "i32"))) == 0.0
