@@ -67,6 +67,11 @@ def _depthwise_work(s):
                 4.0 * (n * c * s["H"] * s["W"] + c * s["R"] * s["S"] + n * c * oh * ow))
 
 
+def _maxpool_work(s):  # 3 comparisons per output; read X, write O (a quarter of X)
+    out = s["C"] * (s["H"] // 2) * (s["W"] // 2)
+    return Work(3.0 * out, 4.0 * (s["C"] * s["H"] * s["W"] + out))
+
+
 def _rowwise_work(s):  # read X, write Y (plus the per-column vectors, negligible)
     return Work(0.0, 8.0 * s["N"] * s["D"] + 8.0 * s["D"])
 
@@ -131,6 +136,12 @@ def _np_depthwise(a):
                 y += x[:, :, r:r + oh, s:s + ow] * f[None, :, r, s, None, None]
         return y
     return run
+
+
+def _np_maxpool2d(a):
+    x = a["X"]
+    c, h, w = x.shape
+    return lambda: x[:, :h // 2 * 2, :w // 2 * 2].reshape(c, h // 2, 2, w // 2, 2).max(axis=(2, 4))
 
 
 def _np_layernorm(a):
@@ -332,6 +343,11 @@ SUITE: dict[str, SuiteKernel] = {k.name: k for k in [
                 {"N": 1, "C": 256, "H": 58, "W": 58, "R": 3, "S": 3},
                 {"N": 1, "C": 4, "H": 10, "W": 10, "R": 3, "S": 3}, _depthwise_work,
                 numpy=_np_depthwise, torch=lambda torch, a: _torch_conv(torch, a, groups=True)),
+    SuiteKernel("maxpool2d", "maxpool2d", {"C": 64, "H": 112, "W": 112}, {"C": 3, "H": 9, "W": 11},
+                _maxpool_work, numpy=_np_maxpool2d,
+                torch=lambda torch, a: (lambda t: lambda: torch.nn.functional.max_pool2d(
+                    t["X"], 2))(_t(torch, a)),
+                notes=("ResNet-style 2x2 stride-2 pooling of 64 channels of 112x112",)),
     SuiteKernel("softmax", "softmax", {"N": 4096, "D": 1024}, {"N": 8, "D": 64}, _rowwise_work,
                 numpy=lambda a: lambda: _np_softmax(a["X"], axis=1),
                 torch=lambda torch, a: (lambda t: lambda: torch.softmax(t["X"], dim=1))(

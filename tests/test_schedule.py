@@ -3,6 +3,7 @@ kernel on odd sizes, legality errors that name the dependence and two instances,
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 import loopweave
 from loopweave import Schedule, ScheduleError
+from loopweave.pipeline import default_schedule, front_end, get_target
 
 KERNELS = Path(__file__).resolve().parent.parent / "examples" / "kernels"
 MATMUL = (KERNELS / "matmul.lw").read_text()
@@ -179,6 +181,22 @@ def test_default_schedule_tiles_matmul_and_fuses_softmax():
     assert {t.name for t in softmax.ir.locals} == {"m", "e", "s"}
     a, b = _matmul_args(50, 70, 33)
     np.testing.assert_allclose(matmul(a, b), a @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_default_schedule_keeps_a_short_window_loop_outside_the_vector_loop():
+    """Max pooling's 2 x 2 window (`dx in 0:2`) walks X with stride 1 but has two iterations:
+    the default vectorizes the output's columns x instead (X read with stride 2), with the
+    window loops outside it, and matches numpy at odd sizes (the last row and column
+    dropped)."""
+    source = (KERNELS / "maxpool2d.lw").read_text()
+    steps = json.loads(default_schedule(front_end(source), get_target("cpu")).to_json())
+    reduction = next(s["target"] for s in steps if s["op"] == "reorder")
+    assert {"op": "reorder", "target": reduction, "args": ["c", "y", "dy", "dx", "x"]} in steps
+    assert {"op": "vector", "target": reduction, "args": ["x"]} in steps
+    x = rng.standard_normal((3, 9, 11), dtype=np.float32)
+    expected = x[:, :8, :10].reshape(3, 4, 2, 5, 2).max(axis=(2, 4))
+    pool = loopweave.compile(source, tuning_db=False, cost_model=False)
+    np.testing.assert_array_equal(pool(x), expected)
 
 
 def test_empty_schedule_keeps_program_order():
