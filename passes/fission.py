@@ -35,7 +35,10 @@ SHORT_LOOP = 4
 
 
 def constant_extent(s: Statement, var: str) -> int | None:
-    """The iterations of loop `var` of `s` if the domain fixes them (`dx in 0:2`), else None."""
+    """The iterations of loop `var` of `s` if the domain fixes them (`dx in 0:2`), else None
+    (also for a loop that is none of the statement's own iterators)."""
+    if var not in s.iterators:
+        return None
     k = s.iterators.index(var)
     dim = s.domain.project_out(isl.dim_type.set, k + 1, len(s.iterators) - k - 1) \
         .project_out(isl.dim_type.set, 0, k)
