@@ -211,3 +211,11 @@ def pw_aff_to_expr(pa: isl.PwAff, context: isl.Set, params: frozenset[str]) -> E
     """A parametric isl value as an `ir.expr` expression, simplified under `context`."""
     build = isl.AstBuild.from_context(context)
     return from_ast_expr(build.expr_from_pw_aff(pa.gist_params(context)), params)
+
+
+def iterator_range(domain: isl.Set, k: int) -> tuple[isl.PwAff, isl.PwAff]:
+    """The least and greatest value of set dimension `k` of `domain` (a statement's iterator),
+    as functions of the parameters: the other dimensions projected out."""
+    dim = domain.project_out(isl.dim_type.set, k + 1, domain.dim(isl.dim_type.set) - k - 1) \
+        .project_out(isl.dim_type.set, 0, k)
+    return dim.dim_min(0), dim.dim_max(0)

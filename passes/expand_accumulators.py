@@ -26,6 +26,7 @@ import islpy as isl
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import aff_to_expr, simplify
 from loopweave.ir.dependences import Dependences
+from loopweave.ir.isl_helpers import iterator_range
 from loopweave.ir.kernel import KernelIR, Statement, Tensor
 from loopweave.passes import placement as pl
 from loopweave.passes.patterns import match_contraction
@@ -104,9 +105,7 @@ def _extents(s: Statement, n: int) -> tuple[ir.Expr, ...] | None:
     """The extents of the first `n` loops of `s` (each from 0 to an affine size), or None."""
     extents = []
     for k in range(n):
-        dim = s.domain.project_out(isl.dim_type.set, k + 1, len(s.iterators) - k - 1) \
-            .project_out(isl.dim_type.set, 0, k)
-        lo, hi = dim.dim_min(0).get_pieces(), dim.dim_max(0).get_pieces()
+        lo, hi = (b.get_pieces() for b in iterator_range(s.domain, k))
         if len(lo) != 1 or len(hi) != 1 or not lo[0][1].is_cst() or \
                 lo[0][1].get_constant_val().to_python() != 0:
             return None

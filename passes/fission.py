@@ -4,9 +4,8 @@ asks for the steps here) and any statement its stride-one loop innermost."""
 
 from __future__ import annotations
 
-import islpy as isl
-
 from loopweave.ir import expr as ir
+from loopweave.ir.isl_helpers import iterator_range
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes.interchange import interchange_candidates
 from loopweave.passes.isl_choice import in_time_loop
@@ -39,10 +38,7 @@ def constant_extent(s: Statement, var: str) -> int | None:
     (also for a loop that is none of the statement's own iterators)."""
     if var not in s.iterators:
         return None
-    k = s.iterators.index(var)
-    dim = s.domain.project_out(isl.dim_type.set, k + 1, len(s.iterators) - k - 1) \
-        .project_out(isl.dim_type.set, 0, k)
-    lo, hi = dim.dim_min(0).get_pieces(), dim.dim_max(0).get_pieces()
+    lo, hi = (b.get_pieces() for b in iterator_range(s.domain, s.iterators.index(var)))
     if len(lo) != 1 or len(hi) != 1 or not lo[0][1].is_cst() or not hi[0][1].is_cst():
         return None
     return hi[0][1].get_constant_val().to_python() - lo[0][1].get_constant_val().to_python() + 1
