@@ -2,17 +2,19 @@
 
     .venv/bin/python -m benchmarks.tune_pretrain [--trials 40] [--db benchmarks/out/pretrain.sqlite]
         [--kernels NAME ...] [--scales 0.5 ...] [--random N --random-seed S]
-        [--budget SECONDS] [--train-only]
+        [--rows N --rows-seed S] [--budget SECONDS] [--train-only]
 
 Random sweeps of the example kernels (examples/kernels/*.lw) at `--scales` times their demo
 sizes (default half), and of `--random` kernels of the differential fuzzer's generator
-(tests/fuzz/random_kernels.py) at sizes that give each about a million operations; one
-thread, every measurement into the database; then a LightGBM model is fitted on every correct
-record of the current feature version but those of the held-out kernels of the model report
-(benchmarks/tune_model.py: matmul, conv2d, softmax), so that report measures the model on
-kernels it has not seen (their records may be in the database: `loopweave model eval` and
-benchmarks/tune_features_ab.py use them), and written to autotune/pretrained_cpu.txt.
-Re-running adds to the database (the sweeps continue); `--train-only` only fits.
+(tests/fuzz/random_kernels.py) at sizes that give each about a million operations, and of
+`--rows` row-wise kernels (the shape of normalization layers: tests/fuzz/row_kernels.py) at
+about half a million elements; one thread, every measurement into the database; then a
+LightGBM model is fitted on every correct record of the current feature version but those of
+the held-out kernels of the model report (benchmarks/tune_model.py: matmul, conv2d, softmax),
+so that report measures the model on kernels it has not seen (their records may be in the
+database: `loopweave model eval` and benchmarks/tune_features_ab.py use them), and written
+to autotune/pretrained_cpu.txt. Re-running adds to the database (the sweeps
+continue); `--train-only` only fits.
 """
 
 from __future__ import annotations
@@ -69,6 +71,14 @@ def random_case(seed: int, work: float = 1e6) -> tuple[str, dict[str, int]] | No
     return (source, best) if best and max(best[n] for n in spec.sizes) >= 16 else None
 
 
+def row_case(seed: int) -> tuple[str, str, dict[str, int]]:
+    """(name, source, sizes) of the row-wise kernel of `seed` at training sizes."""
+    from tests.fuzz.row_kernels import generate, training_sizes
+
+    spec = generate(seed)
+    return f"rw{seed}", spec.source(), training_sizes(spec, seed)
+
+
 def main(argv=None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     warnings.simplefilter("ignore")  # the random kernels' DSL warnings are not news here
@@ -81,6 +91,8 @@ def main(argv=None) -> int:
                         help="size scales of the example kernels (times their demo sizes)")
     parser.add_argument("--random", type=int, default=0, help="random kernels to sweep too")
     parser.add_argument("--random-seed", type=int, default=0, help="the first one's seed")
+    parser.add_argument("--rows", type=int, default=0, help="row-wise kernels to sweep too")
+    parser.add_argument("--rows-seed", type=int, default=0, help="the first one's seed")
     parser.add_argument("--budget", type=float, default=1e9, help="stop starting sweeps after "
                         "this many seconds")
     parser.add_argument("--train-only", action="store_true", help="fit on the database as it is")
@@ -99,6 +111,8 @@ def main(argv=None) -> int:
             found = random_case(seed)
             if found:
                 jobs.append((f"fz{seed}", *found))
+        for seed in range(args.rows_seed, args.rows_seed + args.rows):
+            jobs.append(row_case(seed))
     start = time.time()
     for name, source, sizes in jobs:
         if time.time() - start > args.budget:

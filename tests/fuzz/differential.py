@@ -50,10 +50,12 @@ if __package__ in (None, ""):  # run as a script: tests/fuzz/differential.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from fuzz import random_kernels as rk  # noqa: E402
     from fuzz import random_schedules as rs  # noqa: E402
+    from fuzz import row_kernels  # noqa: E402
     from fuzz.shrink import shrink  # noqa: E402
 else:
     from . import random_kernels as rk  # noqa: E402
     from . import random_schedules as rs  # noqa: E402
+    from . import row_kernels  # noqa: E402
     from .shrink import shrink  # noqa: E402
 
 import loopweave  # noqa: E402
@@ -508,20 +510,26 @@ def _message_key(o: Outcome) -> str:
     return text[:140]
 
 
-def fuzz(seeds: range, runner: Runner, log=print, shrink_budget_s: float = 0.0) -> Tally:
-    """Run the kernels of `seeds`; failures are shrunk (if given a budget) and printed."""
+#: The kernel generators `--generator` names: the general one, and row-wise normalizations.
+GENERATORS = {"general": rk.generate, "rows": row_kernels.generate}
+
+
+def fuzz(seeds: range, runner: Runner, log=print, shrink_budget_s: float = 0.0,
+         generate: Callable[[int], rk.KernelSpec] = rk.generate) -> Tally:
+    """Run the kernels `generate` makes of `seeds`; failures are shrunk (if given a budget)
+    and printed."""
     tally = Tally()
     start = time.monotonic()
     try:
-        _fuzz_seeds(seeds, runner, tally, log, shrink_budget_s, start)
+        _fuzz_seeds(seeds, runner, tally, log, shrink_budget_s, start, generate)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop, and keep what was counted
         log(f"interrupted after {tally.kernels} kernels")
     return tally
 
 
-def _fuzz_seeds(seeds, runner, tally, log, shrink_budget_s, start) -> None:
+def _fuzz_seeds(seeds, runner, tally, log, shrink_budget_s, start, generate) -> None:
     for n, seed in enumerate(seeds, 1):
-        spec = rk.generate(seed)
+        spec = generate(seed)
         case = case_of(spec, seed)
         outcomes = runner.check(case)
         tally.add(seed, outcomes)
@@ -550,6 +558,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=TIMEOUT_S,
                         help="seconds per target run before it counts as a hang")
     parser.add_argument("--show", action="store_true", help="print each kernel's source")
+    parser.add_argument("--generator", choices=sorted(GENERATORS), default="general",
+                        help="general: tests/fuzz/random_kernels.py; rows: row-wise "
+                        "normalizations, tests/fuzz/row_kernels.py")
     args = parser.parse_args(argv)
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
     unknown = [t for t in targets if t not in ALL_TARGETS]
@@ -565,8 +576,9 @@ def main(argv: list[str] | None = None) -> int:
         seeds = range(args.seed, args.seed + args.n)
         if args.show:
             for s in seeds:
-                print(rk.generate(s).source())
-        tally = fuzz(seeds, runner, shrink_budget_s=args.shrink)
+                print(GENERATORS[args.generator](s).source())
+        tally = fuzz(seeds, runner, shrink_budget_s=args.shrink,
+                     generate=GENERATORS[args.generator])
         print(tally.table())
         return 1 if tally.failures else 0
     finally:
