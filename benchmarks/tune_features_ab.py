@@ -65,14 +65,16 @@ def old_model_text(rev: str) -> str:
 
 
 def kernel_source(name: str, cases) -> str | None:
-    """The DSL text of an example kernel, or of the fuzzer's random kernel `fz<seed>`
-    (benchmarks/tune_pretrain.py --random); None for another name."""
+    """The DSL text of an example kernel, of the fuzzer's random kernel `fz<seed>`
+    (benchmarks/tune_pretrain.py --random) or of its row-wise kernel `rows<seed>` (--rows);
+    None for another name."""
+    from tests.fuzz import random_kernels, row_kernels
+
     if name in cases:
         return cases[name].source()
-    if name.startswith("fz") and name[2:].isdigit():
-        from tests.fuzz.random_kernels import generate
-
-        return generate(int(name[2:])).source()
+    for prefix, generator in (("fz", random_kernels), ("rows", row_kernels)):
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            return generator.generate(int(name[len(prefix):])).source()
     return None
 
 

@@ -2,11 +2,12 @@
 scored leaving one kernel family out, on the records of a tuning database.
 
     .venv/bin/python -m benchmarks.tune_objectives [--db benchmarks/out/pretrain.sqlite]
-        [--candidates benchmarks/out/model_choice.json]
+        [--candidates benchmarks/out/model_choice.json] [--variants V ...] [--drop PREFIX ...]
 
 For each family of benchmarks/tune_features_ab.FAMILIES a model is trained on the records of
 every other kernel (the other families, the example kernels in no family and the fuzzer's
-random kernels `fz*` of benchmarks/tune_pretrain.py --random) and ranks each key of the held-out
+random kernels `fz*` and row-wise kernels `rows*` of benchmarks/tune_pretrain.py --random and
+--rows, less those `--drop` names) and ranks each key of the held-out
 family; the table gives the mean Kendall tau and the mean top-1 regret (the model's first pick's
 time over the best time, minus one) per family and variant:
     regression   LightGBM regression on log(time / the key's best time) (the shipped model)
@@ -199,17 +200,22 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--min-records", type=int, default=8,
                         help="keys with fewer correct records are left out")
+    parser.add_argument("--drop", nargs="*", default=[], metavar="PREFIX",
+                        help="leave out the records of kernels whose names start so (rows: "
+                        "the row-wise kernels, to measure what they add)")
     args = parser.parse_args(argv)
 
     from loopweave.autotune.database import Database
     from loopweave.autotune.model import key_groups
 
     with Database(args.db, create=False) as db:
-        records = [r for r in db.records(status="ok") if r.target == "cpu" and r.median_s]
+        records = [r for r in db.records(status="ok") if r.target == "cpu" and r.median_s
+                   and not r.kernel_name.startswith(tuple(args.drop))]
     groups = [g for g in key_groups(records).values() if len(g) >= args.min_records]
     kernels = {g[0].kernel_name for g in groups}
     print(f"{sum(map(len, groups))} records, {len(groups)} keys, {len(kernels)} kernels "
-          f"({sum(k.startswith('fz') for k in kernels)} random)\n")
+          f"({sum(k.startswith('fz') for k in kernels)} random, "
+          f"{sum(k.startswith('rows') for k in kernels)} row-wise)\n")
     variants = args.variants
     result = leave_family_out(groups, variants)
     print("| family (held out) | keys | " + " | ".join(f"tau {v}" for v in variants) + " |")

@@ -76,7 +76,7 @@ def row_case(seed: int) -> tuple[str, str, dict[str, int]]:
     from tests.fuzz.row_kernels import generate, training_sizes
 
     spec = generate(seed)
-    return f"rw{seed}", spec.source(), training_sizes(spec, seed)
+    return spec.name, spec.source(), training_sizes(spec, seed)
 
 
 def main(argv=None) -> int:
