@@ -2,11 +2,13 @@
 
     .venv/bin/python -m benchmarks.tune_pretrain [--trials 40] [--db benchmarks/out/pretrain.sqlite]
         [--kernels NAME ...] [--scales 0.5 ...] [--random N --random-seed S]
-        [--rows N --rows-seed S] [--budget SECONDS] [--train-only]
+        [--rows N --rows-seed S] [--work FLOPS] [--budget SECONDS] [--train-only]
 
 Random sweeps of the example kernels (examples/kernels/*.lw) at `--scales` times their demo
-sizes (default half), and of `--random` kernels of the differential fuzzer's generator
-(tests/fuzz/random_kernels.py) at sizes that give each about a million operations, and of
+sizes (default half; with `--work`, each kernel at the largest scale from half to four times
+whose operation count stays within it), and of `--random` kernels of the differential fuzzer's
+generator (tests/fuzz/random_kernels.py) at sizes that give each about a million operations
+(or `--work`), and of
 `--rows` row-wise kernels (the shape of normalization layers: tests/fuzz/row_kernels.py) at
 about half a million elements; one thread, every measurement into the database; then a
 LightGBM model is fitted on every correct record of the current feature version but those of
@@ -71,12 +73,24 @@ def random_case(seed: int, work: float = 1e6) -> tuple[str, dict[str, int]] | No
     return (source, best) if best and max(best[n] for n in spec.sizes) >= 16 else None
 
 
-def row_case(seed: int) -> tuple[str, str, dict[str, int]]:
+def work_scale(case, work: float) -> float:
+    """The largest scale 2^(k/4) from 0.5 to 4 at which `case` does at most `work`
+    operations (0.5 where even that does more)."""
+    from loopweave.autotune.features import flop_count
+    from loopweave.pipeline import front_end
+
+    kernel = front_end(case.source())
+    scales = [2 ** (k / 4) for k in range(-4, 9)]
+    fits = [s for s in scales if flop_count(kernel, training_sizes(case, s)) <= work]
+    return max(fits, default=0.5)
+
+
+def row_case(seed: int, elements: int) -> tuple[str, str, dict[str, int]]:
     """(name, source, sizes) of the row-wise kernel of `seed` at training sizes."""
     from tests.fuzz.row_kernels import generate, training_sizes
 
     spec = generate(seed)
-    return spec.name, spec.source(), training_sizes(spec, seed)
+    return spec.name, spec.source(), training_sizes(spec, seed, elements)
 
 
 def main(argv=None) -> int:
@@ -93,6 +107,10 @@ def main(argv=None) -> int:
     parser.add_argument("--random-seed", type=int, default=0, help="the first one's seed")
     parser.add_argument("--rows", type=int, default=0, help="row-wise kernels to sweep too")
     parser.add_argument("--rows-seed", type=int, default=0, help="the first one's seed")
+    parser.add_argument("--rows-elements", type=int, default=1 << 19,
+                        help="elements of a row-wise kernel's input")
+    parser.add_argument("--work", type=float, help="operations per call: sizes the example "
+                        "kernels (instead of --scales) and the random ones (default 1e6)")
     parser.add_argument("--budget", type=float, default=1e9, help="stop starting sweeps after "
                         "this many seconds")
     parser.add_argument("--train-only", action="store_true", help="fit on the database as it is")
@@ -104,15 +122,20 @@ def main(argv=None) -> int:
 
     cases = load_references().KERNELS
     names = [] if args.train_only else args.kernels or [n for n in cases if n not in HELD_OUT]
-    jobs = [(name, cases[name].source(), training_sizes(cases[name], scale))
-            for scale in args.scales for name in names]
+    if args.work:
+        jobs = [(name, cases[name].source(),
+                 training_sizes(cases[name], work_scale(cases[name], args.work)))
+                for name in names]
+    else:
+        jobs = [(name, cases[name].source(), training_sizes(cases[name], scale))
+                for scale in args.scales for name in names]
     if not args.train_only:
         for seed in range(args.random_seed, args.random_seed + args.random):
-            found = random_case(seed)
+            found = random_case(seed, args.work or 1e6)
             if found:
                 jobs.append((f"fz{seed}", *found))
         for seed in range(args.rows_seed, args.rows_seed + args.rows):
-            jobs.append(row_case(seed))
+            jobs.append(row_case(seed, args.rows_elements))
     start = time.time()
     for name, source, sizes in jobs:
         if time.time() - start > args.budget:
