@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=40, help="measurements per kernel")
     parser.add_argument("--db", default=str(ROOT / "benchmarks" / "out" / "pretrain.sqlite"))
     parser.add_argument("--kernels", nargs="*", help="default: every example kernel but the "
-                        "held-out ones")
+                        "held-out ones; none when given no names")
     parser.add_argument("--scales", type=float, nargs="*", default=[0.5],
                         help="size scales of the example kernels (times their demo sizes)")
     parser.add_argument("--random", type=int, default=0, help="random kernels to sweep too")
@@ -121,7 +121,8 @@ def main(argv=None) -> int:
     from loopweave.examples import load_references
 
     cases = load_references().KERNELS
-    names = [] if args.train_only else args.kernels or [n for n in cases if n not in HELD_OUT]
+    names = ([] if args.train_only else args.kernels if args.kernels is not None
+             else [n for n in cases if n not in HELD_OUT])
     if args.work:
         jobs = [(name, cases[name].source(),
                  training_sizes(cases[name], work_scale(cases[name], args.work)))
