@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.tune_pretrain [--trials 40] [--db benchmarks/out/pretrain.sqlite]
         [--kernels NAME ...] [--scales 0.5 ...] [--random N --random-seed S]
         [--rows N --rows-seed S] [--work FLOPS] [--budget SECONDS] [--train-only]
+        [--drop PREFIX ...] [--out MODEL_FILE]
 
 Random sweeps of the example kernels (examples/kernels/*.lw) at `--scales` times their demo
 sizes (default half; with `--work`, each kernel at the largest scale from half to four times
@@ -113,6 +114,10 @@ def main(argv=None) -> int:
                         "kernels (instead of --scales) and the random ones (default 1e6)")
     parser.add_argument("--budget", type=float, default=1e9, help="stop starting sweeps after "
                         "this many seconds")
+    parser.add_argument("--drop", nargs="*", default=[], metavar="PREFIX",
+                        help="train without the records of kernels whose names start so")
+    parser.add_argument("--out", type=Path, help="write the model here instead of "
+                        "autotune/pretrained_cpu.txt")
     parser.add_argument("--train-only", action="store_true", help="fit on the database as it is")
     args = parser.parse_args(argv)
 
@@ -151,14 +156,18 @@ def main(argv=None) -> int:
         best = f"{r.best.median_s * 1e3:.3g} ms" if r.best else "none correct"
         print(f"{name:12s} {sizes}: {len(r.measured)} new, best {best}", flush=True)
     with Database(args.db) as db:
-        records = [r for r in db.records(status="ok") if r.kernel_name not in HELD_OUT]
+        records = [r for r in db.records(status="ok") if r.kernel_name not in HELD_OUT
+                   and not r.kernel_name.startswith(tuple(args.drop))]
     model = CostModel.fit(records)
     if not model.trained:
         print(f"too few correct records ({len(records)}) to train", file=sys.stderr)
         return 1
-    model.save_pretrained()
+    if args.out:
+        model.save_pretrained(args.out)
+    else:
+        model.save_pretrained()
     print(f"trained on {model.records} records of {len({r.key for r in records})} kernel keys; "
-          f"wrote autotune/pretrained_cpu.txt")
+          f"wrote {args.out or 'autotune/pretrained_cpu.txt'}")
     return 0
 
 
