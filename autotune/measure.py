@@ -42,6 +42,7 @@ from loopweave.errors import LoopweaveError
 from loopweave.examples import load_polybench_references, load_references
 from loopweave.ir.expr import evaluate
 from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor, allowed_values
+from loopweave.ir.specialize import check_assumptions
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import Pipeline, Stages, backend_module, front_end, get_target
 
@@ -168,6 +169,9 @@ def make_problem(source: str, sizes: dict, target: str, workdir: str | Path, *,
                  **measure_options) -> Problem:
     """Inputs for `sizes` and the reference results, written under `workdir`."""
     ir = front_end(source, kernel)
+    # before any input is made: a reference (numpy or the default build) would fail on such
+    # sizes with an error from inside it, not one that names the `assume`
+    check_assumptions(ir, sizes)
     case, numpy = _known_case(ir) or (None, False)
     args = case.make_inputs(sizes, seed) if case is not None else _random_inputs(ir, sizes, seed)
     if numpy:

@@ -37,7 +37,7 @@ from loopweave.backends.c_family import CFamilyRenderer, c_name
 from loopweave.errors import ArgumentTypeError, ArgumentValueError, LoopweaveError
 from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, Tensor
-from loopweave.ir.specialize import fixed_context
+from loopweave.ir.specialize import check_assumptions, fixed_context
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import Pipeline, backend_module
 from loopweave.targets import Target
@@ -133,10 +133,7 @@ def _checked_sizes(kir: KernelIR, sizes) -> dict[str, int]:
         if not 0 <= v < 2**62:
             raise ArgumentValueError(f"size {name} = {v} is out of range")
         values[name] = v
-    for cond in kir.assumptions:
-        if not ir.evaluate(cond, values):
-            raise ArgumentValueError(f"{kir.name}: the sizes break `assume {ir.to_str(cond)}` "
-                                     f"({_show(values)})")
+    check_assumptions(kir, values)
     if fixed_context(kir, values).is_empty():
         raise ArgumentValueError(f"{kir.name}: sizes {_show(values)} are outside what the kernel "
                                  f"allows: {kir.context}")

@@ -38,6 +38,7 @@ from loopweave.call_plan import (
 from loopweave.errors import ArgumentTypeError, ArgumentValueError, StridedCopyWarning
 from loopweave.ir.expr import Param, evaluate, to_str
 from loopweave.ir.kernel import KernelIR, ScalarArg, Tensor, allowed_values, type_keeps_within
+from loopweave.ir.specialize import check_assumptions
 from loopweave.ir.types import DTYPES, DType
 
 #: DLPack's device type of host memory (kDLCPU); other devices hold memory numpy cannot read.
@@ -477,11 +478,7 @@ class Kernel:
                         raise ArgumentValueError(
                             f"argument '{spec.name}' has shape {arrays[spec.name].shape}; "
                             f"dimension {d} must be {to_str(dim)} = {want}")
-        for cond in self.ir.assumptions:
-            if not evaluate(cond, env):
-                sizes = ", ".join(f"{k}={v}" for k, v in env.items())
-                raise ArgumentValueError(f"{self.name}: the sizes break `assume {to_str(cond)}` "
-                                         f"({sizes})")
+        check_assumptions(self.ir, env)
         written = [t.name for t in self.ir.args if isinstance(t, Tensor) and t.role == "inout"]
         for w in written:
             for name, a in arrays.items():

@@ -15,9 +15,20 @@ import dataclasses
 
 import islpy as isl
 
+from loopweave.errors import ArgumentValueError
 from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, Tensor
 from loopweave.ir.types import INDEX
+
+
+def check_assumptions(kernel: KernelIR, values: dict[str, int]) -> None:
+    """Raise `ArgumentValueError` naming the first `assume` line that `values` (the sizes and
+    integer scalars of a call, a specialization or a tuning run) break."""
+    for cond in kernel.assumptions:
+        if not ir.evaluate(cond, values):
+            shown = ", ".join(f"{k}={v}" for k, v in values.items())
+            raise ArgumentValueError(f"{kernel.name}: the sizes break `assume {ir.to_str(cond)}` "
+                                     f"({shown})")
 
 
 def fixed_context(kernel: KernelIR, values: dict[str, int]) -> isl.Set:

@@ -21,7 +21,8 @@ from loopweave.autotune.keys import kernel_key, openmp_threads
 from loopweave.autotune.measure import Candidate, Outcome
 from loopweave.autotune.report import ProgressBar
 from loopweave.driver import front_end
-from loopweave.errors import LoopweaveError
+from loopweave.errors import ArgumentValueError, LoopweaveError
+from loopweave.examples import load_references
 from loopweave.pipeline import get_target
 
 MATMUL = """
@@ -220,3 +221,12 @@ def test_the_documented_snippet_has_the_main_guard():
     snippet = docs[docs.index("```python"):]
     snippet = snippet[:snippet.index("```", 3)]
     assert 'if __name__ == "__main__":' in snippet and "loopweave.tune(" in snippet
+
+
+def test_sizes_that_break_an_assume_are_named_before_any_reference_runs(tmp_path):
+    """matmul_int4 packs K in pairs (`assume K % 2 == 0`); an odd K used to reach its numpy
+    reference and fail there with a gufunc shape error."""
+    source = load_references().KERNELS["matmul_int4"].source()
+    with pytest.raises(ArgumentValueError, match=r"assume K % 2 == 0.*K=9"):
+        tune(source, {"M": 4, "K": 9, "N": 8}, trials=1, db=tmp_path / "t.sqlite",
+             progress=False)
