@@ -2,11 +2,13 @@
 
     .venv/bin/python -m benchmarks.time_tiles [--quick] [--threads N]
 
-jacobi-2d and fdtd-2d (PolyBench), 100 time steps, at sizes whose data run from a few MiB to
-past the last-level cache: the heuristics' schedule (rows in parallel, a vector loop inside)
-against `Schedule().isl(ISL_TILE)` (isl's time tiles), wall-time medians of 5, alternating.
-The default takes the tiles above TIME_TILE_BYTES (half the last-level cache, at most 16 MiB;
-printed); the "tiles x" column shows where that is right.
+jacobi-2d and fdtd-2d (PolyBench), 100 time steps, at sizes whose data run from one MiB to
+past the last-level cache: the heuristics' schedule (sweeps: rows in parallel, a vector loop
+inside) against `Schedule().isl(ISL_TILE)` (isl's time tiles) and
+`Schedule().isl(ROW_TILE, rows=True)` (row tiles: whole rows under time tiles), wall-time
+medians of 5, alternating. The default takes the tiles above TIME_TILE_BYTES (half the
+last-level cache, at most 16 MiB; printed); the "x" columns (sweeps' time over the tiles')
+show where that is right.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import loopweave
 from benchmarks.machine import cpu_model, load_average
 from loopweave.examples import load_polybench_references
 from loopweave.passes.default import default_schedule
-from loopweave.passes.isl_choice import ISL_TILE, TIME_TILE_BYTES, footprint_bytes
+from loopweave.passes.isl_choice import ISL_TILE, ROW_TILE, TIME_TILE_BYTES, footprint_bytes
 from loopweave.passes.normalize import normalize
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import front_end
 
-SIZES = {"jacobi-2d": [{"N": n, "T": 100} for n in (500, 800, 1000, 1150, 1300)],
-         "fdtd-2d": [{"NX": n, "NY": n + 200, "TMAX": 100} for n in (400, 600, 800, 1000)]}
+SIZES = {"jacobi-2d": [{"N": n, "T": 100} for n in (250, 350, 500, 800, 1000, 1150, 1300)],
+         "fdtd-2d": [{"NX": n, "NY": n + 200, "TMAX": 100}
+                     for n in (150, 250, 400, 600, 800, 1000)]}
 QUICK = {"jacobi-2d": [{"N": 120, "T": 10}], "fdtd-2d": [{"NX": 90, "NY": 110, "TMAX": 10}]}
 
 
@@ -42,30 +45,36 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["OMP_NUM_THREADS"] = str(opts.threads)
     poly = load_polybench_references()
     threads = os.environ.get("OMP_NUM_THREADS", "all")
-    print(f"# time tiles against rows, {threads} thread(s): {cpu_model()}, TIME_TILE_BYTES "
+    print(f"# time tiles against sweeps, {threads} thread(s): {cpu_model()}, TIME_TILE_BYTES "
           f"{TIME_TILE_BYTES / 2 ** 20:.1f} MiB, load average {load_average()}")
-    print("| kernel | sizes | data MiB | rows ms | tiles ms | tiles x | default takes |")
-    print("|---|---|---:|---:|---:|---:|---|")
+    print("| kernel | sizes | data MiB | sweeps ms | tiles ms | row tiles ms | tiles x | "
+          "row tiles x | default takes |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
     for name, size_list in (QUICK if opts.quick else SIZES).items():
         case = poly.POLYBENCH[name]
         source = case.source()
         ir = normalize(front_end(source))
-        rows = loopweave.compile(source, schedule=default_schedule(ir), tuning_db=False)
-        tiles = loopweave.compile(source, schedule=Schedule().isl(ISL_TILE), tuning_db=False)
+        kernels = {label: loopweave.compile(source, schedule=schedule, tuning_db=False,
+                                            cost_model=False)
+                   for label, schedule in (("sweeps", default_schedule(ir)),
+                                           ("tiles", Schedule().isl(ISL_TILE)),
+                                           ("row tiles", Schedule().isl(ROW_TILE, rows=True)))}
         for sizes in size_list:
             inputs = case.make_inputs(sizes, 0)
-            times: dict[str, list[float]] = {"rows": [], "tiles": []}
+            times: dict[str, list[float]] = {label: [] for label in kernels}
             for _ in range(2 if opts.quick else 5):
-                for label, kernel in (("rows", rows), ("tiles", tiles)):
+                for label, kernel in kernels.items():
                     args = {k: v.copy() if hasattr(v, "copy") else v for k, v in inputs.items()}
                     start = time.perf_counter()
                     kernel(*args.values())
                     times[label].append(time.perf_counter() - start)
             ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
             data = footprint_bytes(ir, sizes)
-            chosen = "tiles" if data > TIME_TILE_BYTES else "rows"
-            print(f"| {name} | {sizes} | {data / 2 ** 20:.1f} | {ms['rows']:.1f} | "
-                  f"{ms['tiles']:.1f} | {ms['rows'] / ms['tiles']:.2f}x | {chosen} |", flush=True)
+            chosen = "tiles" if data > TIME_TILE_BYTES else "sweeps"
+            print(f"| {name} | {sizes} | {data / 2 ** 20:.1f} | {ms['sweeps']:.1f} | "
+                  f"{ms['tiles']:.1f} | {ms['row tiles']:.1f} | "
+                  f"{ms['sweeps'] / ms['tiles']:.2f}x | {ms['sweeps'] / ms['row tiles']:.2f}x | "
+                  f"{chosen} |", flush=True)
     print(f"load average at end {load_average()}")
     return 0
 
