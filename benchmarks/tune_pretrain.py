@@ -7,17 +7,16 @@
 
 Random sweeps of the example kernels (examples/kernels/*.lw) at `--scales` times their demo
 sizes (default half; with `--work`, each kernel at the largest scale from half to four times
-whose operation count stays within it), and of `--random` kernels of the differential fuzzer's
+whose operation count stays within it), of `--random` kernels of the differential fuzzer's
 generator (tests/fuzz/random_kernels.py) at sizes that give each about a million operations
-(or `--work`), and of
-`--rows` row-wise kernels (the shape of normalization layers: tests/fuzz/row_kernels.py) at
-about half a million elements; one thread, every measurement into the database; then a
-LightGBM model is fitted on every correct record of the current feature version but those of
-the held-out kernels of the model report (benchmarks/tune_model.py: matmul, conv2d, softmax),
-so that report measures the model on kernels it has not seen (their records may be in the
-database: `loopweave model eval` and benchmarks/tune_features_ab.py use them), and written
-to autotune/pretrained_cpu.txt. Re-running adds to the database (the sweeps
-continue); `--train-only` only fits.
+(or `--work`), and of `--rows` row-wise kernels (the shape of normalization layers:
+tests/fuzz/row_kernels.py) at `--rows-elements`; one thread, every measurement into the
+database; then a LightGBM model is fitted on every correct record of the current feature
+version but those of the held-out kernels of the model report (benchmarks/tune_model.py:
+matmul, conv2d, softmax), so that report measures the model on kernels it has not seen (their
+records may be in the database: `loopweave model eval` and benchmarks/tune_features_ab.py use
+them), and written to autotune/pretrained_cpu.txt (or `--out`). Re-running adds to the
+database (the sweeps continue); `--train-only` only fits.
 """
 
 from __future__ import annotations
