@@ -19,6 +19,7 @@ from loopweave.backends import c as c_backend
 from loopweave.backends import simd
 from loopweave.driver import stages
 from loopweave.ir.loops import Block, For, If, Scope, Store
+from loopweave.pipeline import get_target
 from loopweave.runtime import Kernel
 
 S = loopweave.Schedule
@@ -462,3 +463,24 @@ def test_a_negated_term_is_a_subtraction_in_vector_code(isa):
     s = kernel(a, b, y)
     np.testing.assert_allclose(y, want_y, rtol=1e-14)
     np.testing.assert_allclose(s, -(a * want_y).sum(), rtol=1e-12)
+
+
+def test_a_square_root_in_a_fused_loop_vectorizes_with_the_host_flags(tmp_path):
+    """rmsnorm's two elementwise statements fused into one loop take a row's `sqrtf` beside a
+    store: gcc keeps a call that may set errno in order with the store and vectorizes neither
+    unless the host flags say errno is not read (-fno-math-errno); with them the root is one
+    inline instruction per row, hoisted, and the loop's division vectorizes."""
+    target = get_target("cpu")
+    if shutil.which(target.cc) is None:
+        pytest.skip(f"no {target.cc}")
+    source = (Path(__file__).resolve().parent.parent / "examples" / "kernels"
+              / "rmsnorm_gelu.lw").read_text()
+    fused = loopweave.compile(source, schedule=S().fuse("xn", "Y", depth=2), tuning_db=False,
+                              cost_model=False, cache=False)
+    c_file = tmp_path / "k.c"
+    c_file.write_text(fused.source)
+    flags = [f for f in target.cflags if f != "-march=native"] + ["-mavx512f", "-mavx512vl"]
+    assembly = subprocess.run([target.cc, *flags, "-fopenmp", "-S", "-o", "-", str(c_file)],
+                              capture_output=True, text=True, check=True).stdout
+    # without the flag: `vsqrtss` with a `call sqrtf` beside it for errno, and the loop scalar
+    assert "sqrtf@PLT" not in assembly and "vsqrtss" in assembly
