@@ -64,6 +64,7 @@ def test_kernels_without_a_time_loop_have_no_rule_by_sizes(name):
 
 def test_the_rule_chooses_by_the_data_size(monkeypatch):
     monkeypatch.setattr(isl_choice, "TIME_TILE_BYTES", SMALL_BOUND)
+    monkeypatch.setattr(isl_choice, "TIME_TILE_PER_THREAD", False)
     rule = isl_choice.time_tiles(ir_of("jacobi-2d"))
     assert rule.at({"N": 31, "T": 4}) is None
     assert rule.at({"N": 53, "T": 4}).steps == Schedule().isl(isl_choice.ISL_TILE).steps
@@ -73,6 +74,7 @@ def test_row_tiles_only_where_the_parallel_loops_get_one_thread(monkeypatch):
     """Row tiles run in parallel only along their wavefront: with two threads heat-3d keeps
     the heuristics' plane-parallel sweeps, while jacobi-2d's tiles do not depend on it."""
     monkeypatch.setattr(isl_choice, "TIME_TILE_BYTES", SMALL_BOUND)
+    monkeypatch.setattr(isl_choice, "TIME_TILE_PER_THREAD", False)
     heat, jacobi = (isl_choice.time_tiles(ir_of(n)) for n in ("heat-3d", "jacobi-2d"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert heat.at({"N": 20, "T": 4}).steps == Schedule().isl(
@@ -84,6 +86,7 @@ def test_row_tiles_only_where_the_parallel_loops_get_one_thread(monkeypatch):
 
 def test_each_call_runs_the_default_choice_for_its_sizes(monkeypatch):
     monkeypatch.setattr(isl_choice, "TIME_TILE_BYTES", SMALL_BOUND)
+    monkeypatch.setattr(isl_choice, "TIME_TILE_PER_THREAD", False)
     kernel = loopweave.compile(poly.POLYBENCH["jacobi-2d"].source(), cflags=CFLAGS,
                                tuning_db=False)
     default_source = kernel.source
@@ -101,6 +104,7 @@ def test_each_call_runs_the_default_choice_for_its_sizes(monkeypatch):
 
 def test_emit_c_at_sizes_emits_the_default_choice_for_them(monkeypatch, tmp_path):
     monkeypatch.setattr(isl_choice, "TIME_TILE_BYTES", SMALL_BOUND)
+    monkeypatch.setattr(isl_choice, "TIME_TILE_PER_THREAD", False)
     source = poly.POLYBENCH["jacobi-2d"].source()
 
     def emitted(sizes, **kw) -> str:
@@ -115,6 +119,7 @@ def test_emit_c_at_sizes_emits_the_default_choice_for_them(monkeypatch, tmp_path
 
 def test_an_explicit_schedule_is_never_replaced_by_the_rule(monkeypatch):
     monkeypatch.setattr(isl_choice, "TIME_TILE_BYTES", SMALL_BOUND)
+    monkeypatch.setattr(isl_choice, "TIME_TILE_PER_THREAD", False)
     kernel = loopweave.compile(poly.POLYBENCH["jacobi-2d"].source(), cflags=CFLAGS,
                                schedule=Schedule())
     before = kernel.source
@@ -135,3 +140,23 @@ def test_the_cache_size_is_read_from_sysfs(tmp_path):
     assert host_cache_bytes(3, str(tmp_path)) == 32 << 20
     assert host_cache_bytes(4, str(tmp_path)) is None
     assert host_cache_bytes(3, str(tmp_path / "missing")) is None
+
+
+def test_the_bound_is_half_the_l3_or_the_l2_of_a_big_shared_l3_per_thread():
+    """Zen 3's 32 MiB L3: 16 MiB; an unreported L3: 16 MiB; a 64 MiB one capped at 16; the
+    Xeon VM's 480 MiB L3 (a server part's, shared far beyond the VM): its 2 MiB L2, per
+    thread."""
+    mib = 1 << 20
+    assert isl_choice.time_tile_bytes(512 << 10, 32 * mib) == (16 * mib, False)
+    assert isl_choice.time_tile_bytes(None, None) == (16 * mib, False)
+    assert isl_choice.time_tile_bytes(mib, 64 * mib) == (16 * mib, False)
+    assert isl_choice.time_tile_bytes(2 * mib, 480 * mib) == (2 * mib, True)
+    assert isl_choice.time_tile_bytes(None, 480 * mib) == (16 * mib, False)
+
+
+def test_a_per_thread_bound_grows_with_the_threads(monkeypatch):
+    monkeypatch.setattr(isl_choice, "TIME_TILE_BYTES", SMALL_BOUND)
+    monkeypatch.setattr(isl_choice, "TIME_TILE_PER_THREAD", True)
+    assert isl_choice.time_tile_bound(2) == 2 * SMALL_BOUND
+    monkeypatch.setattr(isl_choice, "TIME_TILE_PER_THREAD", False)
+    assert isl_choice.time_tile_bound(2) == SMALL_BOUND
