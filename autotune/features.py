@@ -11,7 +11,9 @@ Per `Store` of the loop AST (with the loops, guards and local buffers around it)
         of the local buffers (packed copies, register tiles) in scope
     serial_run: for a floating-point reduction, log2 of the updates its innermost loops make to
         one accumulator in a row (a chain of dependent adds gcc must keep in order; 0 when the
-        innermost loop moves the accumulator or is vector-marked)
+        innermost loop moves the accumulator or is vector-marked); for another floating-point
+        store, log2 of the chain its innermost loop makes where each iteration reads what an
+        earlier one (k before) stored (a recurrence: extent / k)
 A store's instances are the product of its loops' extents, each loop taken at the middle
 iteration of the loops around it (a full tile, and the mean extent of a triangular loop), times
 the share of those iterations its guards let through (`_Branch`; a guard inside another only
@@ -48,7 +50,7 @@ from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR
 from loopweave.ir.loops import Block, For, If, Node, Scope, Store
 
-FEATURE_VERSION = 4
+FEATURE_VERSION = 5
 LEVELS = 6
 _STMT_NAMES = (
     ["work", "loops", "ops", "elem_bytes", "inner_extent", "inner_stride0", "inner_stride1",
@@ -274,22 +276,23 @@ class _Extractor:
                 self.stmts.append(node.stmt)
                 top[0] += 1
 
+    def address(self, access: ir.Load | Store, env: dict[str, int]) -> int | None:
+        """The element the access touches at `env`, row-major over its tensor's shape; None
+        where an index cannot be evaluated."""
+        try:
+            idx = [ir.evaluate(x, env) for x in access.indices]
+        except (ValueError, KeyError):
+            return None
+        flat = 0
+        for i, n in zip(idx, self.shapes.get(access.tensor, []), strict=False):
+            flat = flat * max(n, 1) + i
+        return flat
+
     def coefficient(self, access: ir.Load | Store, var: str, env: dict[str, int]) -> int:
         """How far the access moves in memory (elements) when `var` grows by one."""
-        name = access.tensor
-        shape = self.shapes.get(name, [])
-
-        def linear(e):
-            try:
-                idx = [ir.evaluate(x, e) for x in access.indices]
-            except (ValueError, KeyError):
-                return 0
-            flat = 0
-            for i, n in zip(idx, shape, strict=False):
-                flat = flat * max(n, 1) + i
-            return flat
-
-        return linear({**env, var: env.get(var, 0) + 1}) - linear(env)
+        here = self.address(access, env)
+        there = self.address(access, {**env, var: env.get(var, 0) + 1})
+        return 0 if here is None or there is None else there - here
 
     def footprint(self, access, loops, env) -> int:
         """Elements an access touches while `loops` run (a box estimate per dimension)."""
@@ -312,15 +315,44 @@ class _Extractor:
         makes before its innermost loops move on to another: gcc keeps such a chain in order
         (no -ffast-math), so a long run waits on the add's latency at every step, where short
         runs of independent accumulators (rows tiled inside the reduction) overlap. A loop
-        marked vector ends the run: the renderer gives it several vector accumulators."""
-        if not store.reduce or store.tensor not in self.floats:
+        marked vector ends the run: the renderer gives it several vector accumulators.
+        A statement that is not a reduction has a run where its innermost loop is a
+        recurrence (`_recurrence`)."""
+        if store.tensor not in self.floats:
             return 0.0
+        if not store.reduce:
+            return self._recurrence(store, loops, env)
         run = 1
         for lp in reversed(loops):
             if lp.kind == "vector" or self.coefficient(store, lp.var, env) != 0:
                 break
             run *= max(lp.extent, 1)
         return math.log2(run)
+
+    def _recurrence(self, store: Store, loops, env) -> float:
+        """log2 of the dependent chain along the innermost loop where each iteration reads what
+        the one k iterations before wrote (seidel's `A[i, j - 1]` with j innermost: a chain as
+        long as the loop, each step waiting on the last one's arithmetic): the loop's extent
+        over k, the shortest such distance; 0 where no load of the stored tensor moves with
+        the store in every loop at such a distance (a wavefront's strip reads rows that are
+        done)."""
+        if not loops or loops[-1].kind == "vector":
+            return 0.0
+        inner = loops[-1]
+        step = self.coefficient(store, inner.var, env) * inner.step
+        written = self.address(store, env)
+        if step == 0 or written is None:
+            return 0.0
+        moves = [self.coefficient(store, lp.var, env) for lp in loops]
+        distances = []
+        for load in ir.loads(store.value):
+            read = self.address(load, env) if load.tensor == store.tensor else None
+            if read is None or [self.coefficient(load, lp.var, env) for lp in loops] != moves:
+                continue
+            behind, rest = divmod(written - read, step)
+            if rest == 0 and 0 < behind < inner.extent:
+                distances.append(behind)
+        return math.log2(inner.extent / min(distances)) if distances else 0.0
 
     def statement(self, store: Store, where: _Where, env) -> list[float]:
         loops = where.loops

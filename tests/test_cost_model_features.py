@@ -32,6 +32,7 @@ from loopweave.autotune.model import (
 )
 from loopweave.autotune.space import SearchSpace
 from loopweave.cli import main as cli_main
+from loopweave.examples import load_references
 from loopweave.ir.codegen import loop_ast
 from loopweave.passes.schedule import Schedule
 from loopweave.pipeline import default_schedule, front_end, get_target
@@ -298,3 +299,21 @@ def test_serial_run_is_the_chain_of_updates_to_one_accumulator():
     assert run(Schedule().reorder("C", "i", "k", "j")) == 0.0
     assert run(Schedule().vectorize("C", "k")) == 0.0
     assert run(Schedule(), front_end(MATMUL.replace("f32", "i32"))) == 0.0
+
+
+def test_serial_run_is_the_chain_of_a_recurrence_along_the_innermost_loop():
+    """Version 5: seidel's `A[i, j]` reads `A[i, j - 1]`, stored one iteration of j before: in
+    program order (j innermost) a chain as long as the row; the default's latency wavefront
+    (j skewed by 2i, strips of rows innermost) reads only rows that are done: no chain.
+    Jacobi's statements read the other array: none either."""
+    source = load_references().KERNELS["seidel_2d"].source()
+    ir = front_end(source)
+    sizes = {"N": 66, "T": 2}
+
+    def run(schedule, kernel=ir):
+        return _feature(schedule_features(kernel, schedule, sizes), "top_serial_run")
+
+    assert run(Schedule()) == pytest.approx(6.0)  # log2(N - 2): j in 1:N-1
+    assert run(default_schedule(ir, get_target("cpu"))) == 0.0
+    jacobi = front_end(load_references().KERNELS["jacobi_2d"].source())
+    assert run(Schedule(), jacobi) == 0.0
