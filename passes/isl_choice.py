@@ -85,8 +85,9 @@ def _marked_statements(kernel: KernelIR, kinds: tuple[str, ...]) -> list[set[str
 
 
 #: Bytes of data (every tensor a stencil's time loop touches) beyond which its steps run in
-#: isl's time tiles (`time_tiled_schedule`): half the host's last-level cache (32 MiB where it
-#: is not reported), at most TIME_TILE_MAX_BYTES. Below it the heuristics' row-parallel
+#: isl's time tiles (`time_tiled_schedule`, `time_tile_bound`): half the host's last-level
+#: cache (32 MiB where it is not reported), at most TIME_TILE_MAX_BYTES; or the L2 per thread
+#: (`time_tile_bytes`). Below it the heuristics' row-parallel
 #: sweeps win, their rows streaming from L2 and L3; above it, from memory. Zen 3 (32 MiB L3),
 #: one thread, 200 steps, tiles over rows: jacobi-2d 0.84-0.92x at 2-10 MiB, 0.94x at 15 MiB,
 #: 1.28x at 20 MiB, 1.72x at 26 MiB; fdtd-2d 0.74-0.82x at 2-7 MiB, 1.37x at 18 MiB, 1.80x at
@@ -138,7 +139,7 @@ def in_time_loop(kernel: KernelIR) -> bool:
 
 class TimeTiles:
     """The default's choice by sizes for a stencil in time: isl's time tiles
-    (`time_tiled_schedule`, asked once per answer) where the data exceed TIME_TILE_BYTES,
+    (`time_tiled_schedule`, asked once per answer) where the data exceed `time_tile_bound`,
     else None (the default schedule)."""
 
     why = "isl's time tiles (the stencil's data exceed the cache)"
@@ -170,7 +171,7 @@ def time_tiled_schedule(kernel: KernelIR, rows: bool = True) -> Schedule | None:
     scheduler distributes its fused innermost loops (jacobi-2d, fdtd-2d), else, with `rows`,
     `Schedule().isl(ROW_TILE, rows=True)` (whole rows under (t, i, j) tiles: heat-3d, whose
     statements share a guarded vector loop in the first, 0.65x at LARGE); None where neither
-    does. For sizes whose data exceed TIME_TILE_BYTES (see `footprint_bytes`): below, the
+    does. For sizes whose data exceed `time_tile_bound` (see `footprint_bytes`): below, the
     heuristics' row-parallel steps win."""
     if not in_time_loop(kernel):
         return None

@@ -1,5 +1,5 @@
 """The default's choice by sizes (issue [polyhedral]): a stencil in time whose data exceed the
-cache (`TIME_TILE_BYTES`) runs isl's time tiles, a smaller one the heuristics' row-parallel
+cache (`time_tile_bound`) runs isl's time tiles, a smaller one the heuristics' row-parallel
 steps. The choice is made per call's sizes; `Kernel.source` shows what ran, and `emit_c` at the
 same sizes emits the same schedule. Checked on the schedules and numerically at odd sizes."""
 
