@@ -14,10 +14,10 @@ elementwise temporary from the value and the statistics; then the output, an ele
 function of the last value, the statistics and per-column parameters; sometimes a statistic
 is an output too. f32, one kernel of ten f64.
 
-Numerics stay tame, as in the general generator: a maximum is only subtracted inside
-`exp(... - m)` from the values it was taken over (at most 1), a sum divides only as
-`sqrt(s * s + 0.001)` or `1.0 + abs(s)` or when it is a sum of `exp` (at least 1), a variance
-only under `sqrt(v + 0.001)`.
+Numerics stay tame, as in the general generator: a maximum is subtracted only from the values
+it was taken over (so `exp` of the difference is at most 1), a statistic divides only as
+`sqrt(s * s + 0.001)`, `sqrt(v + 0.001)` or `1.0 + |s|`, or when it is a sum of `exp(x - max)`
+(at least 1).
 """
 
 from __future__ import annotations
