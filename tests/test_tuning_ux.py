@@ -23,6 +23,7 @@ from loopweave.autotune.report import ProgressBar
 from loopweave.driver import front_end
 from loopweave.errors import ArgumentValueError, LoopweaveError
 from loopweave.examples import load_references
+from loopweave.ir.specialize import check_assumptions
 from loopweave.pipeline import get_target
 
 MATMUL = """
@@ -230,3 +231,13 @@ def test_sizes_that_break_an_assume_are_named_before_any_reference_runs(tmp_path
     with pytest.raises(ArgumentValueError, match=r"assume K % 2 == 0.*K=9"):
         tune(source, {"M": 4, "K": 9, "N": 8}, trials=1, db=tmp_path / "t.sqlite",
              progress=False)
+
+
+def test_an_assume_about_a_scalar_the_sizes_leave_out_is_not_checked_there():
+    """A tuning run may leave an integer scalar to its inputs: its `assume` is checked where
+    the value is known (the call), not raised as a KeyError from the sizes."""
+    kernel = front_end("kernel f(A: f32[N], T: i32) -> B: f32[N] {\n    assume T >= 2\n"
+                       "    assume N % 2 == 0\n    B[i] = A[i] * 2.0\n}\n")
+    check_assumptions(kernel, {"N": 4})
+    with pytest.raises(ArgumentValueError, match=r"assume T >= 2"):
+        check_assumptions(kernel, {"N": 4, "T": 1})
