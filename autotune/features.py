@@ -339,11 +339,11 @@ class _Extractor:
         if not loops or loops[-1].kind == "vector":
             return 0.0
         inner = loops[-1]
-        step = self.coefficient(store, inner.var, env) * inner.step
+        moves = [self.coefficient(store, lp.var, env) for lp in loops]
+        step = moves[-1] * inner.step
         written = self.address(store, env)
         if step == 0 or written is None:
             return 0.0
-        moves = [self.coefficient(store, lp.var, env) for lp in loops]
         distances = []
         for load in ir.loads(store.value):
             read = self.address(load, env) if load.tensor == store.tensor else None

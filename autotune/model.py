@@ -240,11 +240,13 @@ class CostModel:
         return cls.from_text(found[0], found[2])
 
     @classmethod
-    def pretrained(cls) -> CostModel | None:
-        """The model shipped for the host CPU (None if absent or of another feature version)."""
-        if not PRETRAINED.exists():
+    def pretrained(cls, path: Path | None = None) -> CostModel | None:
+        """The model shipped for the host CPU, or another file `save_pretrained` wrote (None
+        if absent or of another feature version)."""
+        path = path or PRETRAINED  # read at the call: tests point PRETRAINED elsewhere
+        if not path.exists():
             return None
-        text = PRETRAINED.read_text()
+        text = path.read_text()
         header, _, body = text.partition("\n")
         if header != f"# loopweave feature version {FEATURE_VERSION}":
             return None

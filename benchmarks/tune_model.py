@@ -46,16 +46,16 @@ LARGE_SIZES = {
 
 
 def load_model(path: str | None):
-    """The shipped model (None), or one from a file in its format."""
+    """The shipped model (None), or one from a file `tune_pretrain.py --out` wrote."""
     from loopweave.autotune.features import FEATURE_VERSION
     from loopweave.autotune.model import CostModel
 
     if path is None:
         return CostModel.pretrained()
-    header, _, body = Path(path).read_text().partition("\n")
-    if header != f"# loopweave feature version {FEATURE_VERSION}":
+    model = CostModel.pretrained(Path(path))
+    if model is None:
         raise SystemExit(f"{path}: not a model of feature version {FEATURE_VERSION}")
-    return CostModel.from_text(body)
+    return model
 
 
 def ranking(name: str, sizes: dict, sample: int, workdir: Path,

@@ -95,7 +95,8 @@ def _marked_statements(kernel: KernelIR, kinds: tuple[str, ...]) -> list[set[str
 #: The cap: a virtual machine's share of a large shared L3 is far smaller than the L3 sysfs
 #: reports. On a 2-core Intel Xeon VM that reports 480 MiB, tiles won from 3.8 MiB on
 #: (jacobi-2d 1.68-1.76x at 3.8-26 MiB, fdtd-2d 2.43-2.64x at 5.5-28 MiB, 100 steps, one
-#: thread); half the L3 would have kept them off at every size.
+#: thread); half the L3 would have kept them off at every size. (Such an L3 now gives the
+#: L2 bound, `time_tile_bytes`; the cap stays for L3s of 32 to 64 MiB.)
 TIME_TILE_MAX_BYTES = 16 << 20
 #: A last-level cache reported larger than this is a server part's, shared by far more cores
 #: than the process sees, and the bound is the L2 instead (`time_tile_bytes`).
