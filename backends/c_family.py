@@ -12,7 +12,7 @@ import math
 # c_name and c_var live in c_names (shared with register_tile); the backends import them here.
 from loopweave.backends.c_lowp import C_LOWP
 from loopweave.backends.c_names import c_name, c_var
-from loopweave.backends.register_tile import render_register_tile
+from loopweave.backends.register_tile import render_register_tile, tile_fill
 from loopweave.backends.simd_arg import render_topk_loop
 from loopweave.backends.transpose_tile import render_transpose
 from loopweave.errors import ScheduleError, TargetError
@@ -294,7 +294,7 @@ class CFamilyRenderer:
     def stmt(self, node: Node, indent: str) -> list[str]:
         match node:
             case Block(body=body):
-                return [line for b in body for line in self.stmt(b, indent)]
+                return self.render_block(body, indent)
             case For():
                 return self.render_for(node, indent)
             case If(cond=c, then=t, orelse=e):
@@ -307,6 +307,29 @@ class CFamilyRenderer:
             case Scope():
                 return self.render_scope(node, indent)
         raise AssertionError(type(node).__name__)
+
+    def render_block(self, body: tuple[Node, ...], indent: str) -> list[str]:
+        """The statements in order; a full tile's fill folds into the register tile after it
+        (`register_tile.tile_fill`)."""
+        lines: list[str] = []
+        skip = False
+        for here, after in zip(body, (*body[1:], None), strict=True):
+            if skip:
+                skip = False
+                continue
+            fill = tile_fill(here, after) if after is not None else None
+            tile = self.render_register_tile(after, indent, fill) if fill else None
+            skip = tile is not None
+            lines += tile if tile is not None else self.stmt(here, indent)
+        return lines
+
+    def render_register_tile(self, node: For, indent: str, fill=None) -> list[str] | None:
+        """`node` as a register tile (see backends/register_tile.py), or None."""
+        self.loop_depth += 1
+        try:
+            return render_register_tile(self, node, indent, fill)
+        finally:
+            self.loop_depth -= 1
 
     def render_scope(self, node: Scope, indent: str) -> list[str]:
         """A block declaring the local buffers (scalars as one-element arrays)."""

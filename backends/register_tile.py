@@ -16,11 +16,12 @@ stored after it. Anything else in that shape returns None and is rendered as pla
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 from loopweave.backends.c_names import c_name, c_var
 from loopweave.ir import expr as ir
 from loopweave.ir.affine import coefficient, constant_value, simplify
-from loopweave.ir.loops import For, accumulator_nest
+from loopweave.ir.loops import For, If, Node, Store, accumulator_nest
 from loopweave.ir.types import DType
 from loopweave.passes.patterns import factors
 
@@ -38,8 +39,11 @@ PREFETCH_MIN_STRIDE = 1024
 VECTOR_OPS = ("+", "-", "*")
 
 
-def render_register_tile(r, node: For, indent: str) -> list[str] | None:
-    """Lines for `node` as a register tile, or None when it does not have that shape."""
+def render_register_tile(r, node: For, indent: str,
+                         fill: TileFill | None = None) -> list[str] | None:
+    """Lines for `node` as a register tile, or None when it does not have that shape. With
+    `fill` (the tile's fill, see `tile_fill`), the registers start from the fill's value
+    instead of loading what it stored."""
     shape = tile_shape(node)
     if shape is None:
         return None
@@ -49,7 +53,8 @@ def render_register_tile(r, node: For, indent: str) -> list[str] | None:
     if dtype.name not in ("f32", "f64", "i32") or store.reduce != "+=" or rows > MAX_ROWS:
         return None
     if getattr(r, "scalar_register_tiles", False):
-        return _scalar_tile(r, indent, reductions, rows_loop, cols_loop, store)
+        return None if fill else _scalar_tile(r, indent, reductions, rows_loop, cols_loop,
+                                               store)
     nbytes = width * dtype.bits // 8
     # A row wider than one vector is several: gcc splits wide vector types badly. A renderer
     # gives its vector width as `register_tile_chunk_bytes` (16 on NEON and Helium). A row
@@ -89,12 +94,9 @@ def render_register_tile(r, node: For, indent: str) -> list[str] | None:
     lines = [f"{indent}{{", f"{inner}{vec} {', '.join(regs)};"]
     if scale is not None:  # the sums start at zero; the tile adds scale * sum at the end
         lines += [f"{inner}{reg} = ({vec}){{0}};" for reg in regs]
-    elif getattr(r, "register_tile_by_value", False):  # see ArmCBackend
-        lines += [f"{inner}{reg} = lw_vload_{dtype.name}_{chunk_width}(&{acc}[{s}]);"
-                  for reg, s in zip(regs, starts, strict=True)]
     else:
-        lines += [f"{inner}__builtin_memcpy(&{reg}, &{acc}[{s}], sizeof {reg});"
-                  for reg, s in zip(regs, starts, strict=True)]
+        loaded = _loaded(r, regs, starts, acc, f"{dtype.name}_{chunk_width}", inner)
+        lines += loaded if fill is None else _started(r, fill, regs, vec, loaded, inner)
     for depth, loop in enumerate(reductions):
         v, pad = c_var(loop.var), inner + "  " * depth
         lines.append(f"{pad}for ({r.index_type} {v} = {r.expr(loop.init)}; "
@@ -107,11 +109,73 @@ def render_register_tile(r, node: For, indent: str) -> list[str] | None:
     lines += [f"{inner}{'  ' * depth}}}" for depth in reversed(range(len(reductions)))]
     if scale is not None:
         factor = r.expr(scale, 14)
-        lines += [f"{inner}{reg} = lw_vload_{dtype.name}_{chunk_width}(&{acc}[{s}]) + "
+        loaded = [f"{inner}{reg} = lw_vload_{dtype.name}_{chunk_width}(&{acc}[{s}]) + "
                   f"{factor} * {reg};" for reg, s in zip(regs, starts, strict=True)]
+        lines += loaded if fill is None else _started(
+            r, fill, regs, vec, loaded, inner, f" + {factor} * {{reg}}")
     lines += [f"{inner}__builtin_memcpy(&{acc}[{s}], &{reg}, sizeof {reg});"
               for reg, s in zip(regs, starts, strict=True)]
     return [*lines, f"{indent}}}"]
+
+
+@dataclass(frozen=True)
+class TileFill:
+    """A full tile's fill: every element of the tile set to `value` (an expression that reads
+    nothing) before the tile's loops, where `when` holds (None: always)."""
+
+    value: ir.Expr
+    when: ir.Expr | None = None
+
+
+def tile_fill(fill: Node, nest: Node) -> TileFill | None:
+    """`fill` as the start of register tile `nest` when it sets exactly the tile's elements
+    to a value that reads nothing, over the tile's own rows and columns loops (ir/localize's
+    `_tile_fill`), possibly under an `if` without an else; else None. The registers then
+    start from the value: loading what the fill had just stored costs a store-forwarding
+    stall per register wherever the C compiler merged the fill's stores into other widths
+    (gcc's 32-byte stores under 64-byte loads: depthwise conv2d's 4 x 32 tiles)."""
+    when = None
+    if isinstance(fill, If) and fill.orelse is None:
+        when, fill = fill.cond, fill.then
+    shape = tile_shape(nest) if isinstance(nest, For) else None
+    if shape is None or not isinstance(fill, For) or not isinstance(fill.body, For):
+        return None
+    _, rows, cols, store = shape
+    element = fill.body.body
+    if not (isinstance(element, Store) and element.reduce is None and _same_loop(fill, rows)
+            and _same_loop(fill.body, cols) and element.tensor == store.tensor
+            and element.indices == store.indices and not ir.loads(element.value)
+            and not ir.variables(element.value) & {rows.var, cols.var}):
+        return None
+    return TileFill(element.value, when)
+
+
+def _same_loop(a: For, b: For) -> bool:
+    return (a.var, a.init, a.cond, a.step) == (b.var, b.init, b.cond, b.step)
+
+
+def _loaded(r, regs: list[str], starts: list[str], acc: str, suffix: str,
+            indent: str) -> list[str]:
+    """The registers loaded from the tile's rows."""
+    if getattr(r, "register_tile_by_value", False):  # see ArmCBackend
+        return [f"{indent}{reg} = lw_vload_{suffix}(&{acc}[{s}]);"
+                for reg, s in zip(regs, starts, strict=True)]
+    return [f"{indent}__builtin_memcpy(&{reg}, &{acc}[{s}], sizeof {reg});"
+            for reg, s in zip(regs, starts, strict=True)]
+
+
+def _started(r, fill: TileFill, regs: list[str], vec: str, loaded: list[str],
+             indent: str, rest: str = "") -> list[str]:
+    """Each register set to the fill's value (plus `rest`, formatted with {reg}), under
+    `fill.when` with `loaded` as the else branch."""
+    value = r.expr(fill.value, 14)
+    splat = [f"{indent}{reg} = (({vec}){{0}} + {value}){rest.format(reg=reg)};"
+             for reg in regs]
+    if fill.when is None:
+        return splat
+    deeper = ["  " + line for line in splat]
+    return [f"{indent}if ({r.expr(fill.when)}) {{", *deeper, f"{indent}}} else {{",
+            *["  " + line for line in loaded], f"{indent}}}"]
 
 
 def tile_invariant_factor(store, loop_vars: set[str]) -> tuple[ir.Expr | None, ir.Expr]:

@@ -166,6 +166,10 @@ class CacheSpec:
     #: the sizes at which the buffer may start from `fill` (None: all): where the reduction
     #: runs in several blocks of the loops around, `folds` runs and the buffer copies in
     fill_when: Expr | None = None
+    #: per tensor dimension, its first element where an edge tile may run as a whole tile
+    #: pulled back to end at the edge, recomputing elements of the tile before it (the same
+    #: sums: passes/cache.py `_overlap_from`); None where it may not; () for none
+    overlap_from: tuple[Expr | None, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

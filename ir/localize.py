@@ -31,7 +31,7 @@ from loopweave.ir.loops import (
     upper_bounds,
     walk,
 )
-from loopweave.ir.strips import is_accumulator_nest, strip_partial_tiles
+from loopweave.ir.strips import is_accumulator_nest, overlapped_tile, strip_partial_tiles
 from loopweave.ir.types import BOOL, INDEX
 
 #: Elements a copy into a buffer needs to run in parallel (where the loop it feeds does): a
@@ -66,14 +66,29 @@ def lower_cache(spec: CacheSpec, loop: Node, tensor: Tensor,
         # Y[k, x], keeps its copies: the registers' rows run along the buffer's)
         along_last = not spec.layout or spec.layout[-1] == len(spec.layout) - 1
         if conds and along_last and is_accumulator_nest(direct, outer):
-            if spec.fill is not None:  # the registers load the tile right after: from L1
+            if spec.fill is not None:  # the registers start from it (register_tile.tile_fill)
                 fill = _tile_fill(direct, spec, tensor)
                 direct = Block((fill if spec.fill_when is None else If(spec.fill_when, fill),
                                 direct))
-            return If(_all(conds), direct,
-                      _buffered(spec, tensor, strip_partial_tiles(body, outer)))
+            return If(_all(conds), direct, _edge_tile(spec, tensor, loop, body, outer))
         body = _version_full_tiles(body, outer, tile_vars)
     return _buffered(spec, tensor, body)
+
+
+def _edge_tile(spec: CacheSpec, tensor: Tensor, loop: Node, body: Node, outer: set[str]
+               ) -> Node:
+    """A partial tile: in the buffer, its edges in strips, or where the tile may be pulled
+    back over the one before it (`CacheSpec.overlap_from`) and the sums start from the fill,
+    a whole tile so pulled back (`strips.overlapped_tile`), the buffer only where even that
+    does not fit."""
+    edge = _buffered(spec, tensor, strip_partial_tiles(body, outer))
+    overlapped = overlapped_tile(loop, outer, spec.overlap_from) \
+        if spec.overlap_from and spec.fill is not None else None
+    if overlapped is None:
+        return edge
+    tile, inside = overlapped
+    when = inside if spec.fill_when is None else _all([spec.fill_when, inside])
+    return If(when, Block((_tile_fill(tile, spec, tensor), tile)), edge)
 
 
 def _tile_fill(nest: Node, spec: CacheSpec, tensor: Tensor) -> Node:

@@ -21,7 +21,7 @@ from loopweave.errors import ScheduleError
 from loopweave.ir import isl_helpers
 from loopweave.ir.affine import aff_to_expr
 from loopweave.ir.dependences import Dependences, restricted_to
-from loopweave.ir.expr import Const, Expr
+from loopweave.ir.expr import Const, Expr, Var, variables
 from loopweave.ir.kernel import CacheSpec, FoldedInit, KernelIR, Statement, Tensor
 from loopweave.ir.loops import GPU_AXES
 from loopweave.ir.types import DTYPES
@@ -78,10 +78,58 @@ def analyze(kernel: KernelIR, schedule: isl.Schedule, tag: str, tensor: str,
         shape[-1] += PAD_BYTES * 8 // element.bits
     buffer = Tensor(_fresh_name(taken, f"{tensor}_{'acc' if copy_out else 'pack'}"), element,
                     tuple(Const(s) for s in shape), "local")
+    overlap = _overlap_from(kernel, mark, tensor, offsets) if init else ()
     return CacheSpec(tag, tensor, buffer, offsets, sizes, depth, copy_in=True, copy_out=copy_out,
                      layout=layout, panel=panel or 0,
                      converted=element != t.dtype, fill=init.rhs if init else None,
-                     folds=init.name if init else "", fill_when=when if init else None)
+                     folds=init.name if init else "", fill_when=when if init else None,
+                     overlap_from=overlap)
+
+
+def _overlap_from(kernel: KernelIR, mark: isl.ScheduleNode, tensor: str,
+                  offsets: tuple[Expr, ...]) -> tuple[Expr | None, ...]:
+    """`CacheSpec.overlap_from`: per dimension of `tensor`, its first element where an edge
+    tile of the accumulator under `mark` may be pulled back over the tile before it (the
+    overlapped elements computed again, to the same values), else None; () where no
+    dimension may. It may where one reduction statement writes the tensor under the loop
+    (its initialisation folded into the tile's fill), its domain a box of output elements
+    times a reduction range that no output index bounds (a convolution's, a matmul's: every
+    element sums the same terms in the same order, whichever tile computes it), the index
+    along that dimension its own iterator, and no loop around that may run at once with
+    another iteration steps along it (two threads would store the same element)."""
+    under = mark.get_domain()
+    writers = [s for s in kernel.statements if s.lhs.tensor == tensor and s.op == "+="
+               and not isl.UnionSet.from_set(s.domain).intersect(under).is_empty()]
+    if len(writers) != 1 or writers[0].data_ranges:
+        return ()
+    statement = writers[0]
+    names = [i.name if isinstance(i, Var) else None for i in statement.lhs.indices]
+    if None in names or len(set(names)) != len(names) \
+            or not set(names) <= set(statement.iterators):
+        return ()
+    domain = statement.domain.intersect_params(kernel.context).coalesce()
+    if domain.n_basic_set() != 1:
+        return ()
+    basic = domain.get_basic_sets()[0]
+    outputs = {statement.iterators.index(n) for n in names}
+    if basic.dim(isl.dim_type.div) or any(_mixes(c, outputs) for c in basic.get_constraints()):
+        return ()
+    concurrent = {f"c{depth + k}" for band, depth in _concurrent_loops(mark)
+                  for k in range(band.band_n_member())}
+    starts: list[Expr | None] = []
+    for name, offset in zip(names, offsets, strict=True):
+        first = domain.dim_min(statement.iterators.index(name))
+        pieces = first.get_pieces()
+        starts.append(aff_to_expr(pieces[0][1], []) if len(pieces) == 1 and not (
+            variables(offset) & concurrent) else None)
+    return tuple(starts) if any(x is not None for x in starts) else ()
+
+
+def _mixes(constraint: isl.Constraint, outputs: set[int]) -> bool:
+    """Whether `constraint` ties an output iterator to any other iterator."""
+    used = {k for k in range(constraint.dim(isl.dim_type.set))
+            if not constraint.get_coefficient_val(isl.dim_type.set, k).is_zero()}
+    return bool(used & outputs) and len(used) > 1
 
 
 def _box(footprint: isl.Map, names: list[str], tensor: str) -> tuple[tuple, tuple[int, ...]]:

@@ -141,10 +141,12 @@ def test_no_convolution_tile_where_a_factor_is_computed_per_output_element():
 @pytest.mark.parametrize("shape", [(17, 3, 70), (16, 300, 64), (9, 1, 33)])
 def test_full_tiles_keep_c_in_registers_without_a_buffer_whatever_the_depth(shape):
     # Only the tile loops need full extents: a reduction shorter than the k block (K=3) still
-    # runs in registers loaded from and stored to C; the copies in and out serve edge tiles.
+    # runs in registers that start from C's zero fill (or, where K takes several blocks, are
+    # loaded from C) and are stored to C; the copies in and out serve edge tiles.
     kernel = loopweave.compile(MATMUL)
-    full = kernel.source.split("} else {")[0]
-    assert "__builtin_memcpy(&lw_r0_0, &C[" in full and "C_acc" not in full.split("B_pack")[-1]
+    full = kernel.source.split("C_acc")[0]  # (the full tiles come before the edge's buffer)
+    assert "lw_r0_0 = ((lw_vec_f32_16){0} + 0.0f);" in full
+    assert "__builtin_memcpy(&lw_r0_0, &C[" in full
     m, k, n = shape
     a = rng.standard_normal((m, k), dtype=np.float32)
     b = rng.standard_normal((k, n), dtype=np.float32)

@@ -37,21 +37,23 @@ void lw_matmul(const float *restrict A, const float *restrict B, float *restrict
         for (int64_t c2 = 0; c2 <= lw_div_i64(M - 1, 6); c2 += 1) {
           for (int64_t c3 = 16 * c0; c3 <= lw_min_i64(16 * c0 + 15, (N - 1) / 16); c3 += 1) {
             if (6 * c2 + 5 <= lw_min_i64(M - 1, 6 * c2 + 5) && 16 * c3 + 15 <= lw_min_i64(N - 1, 16 * c3 + 15)) {
-              if (K >= 1 && K <= 256) {
-                for (int64_t c5 = 0; c5 < 6; c5 += 1) {
-                  for (int64_t c6 = 0; c6 < 16; c6 += 1) {
-                    C[(6 * c2 + c5) * N + (16 * c3 + c6)] = 0.0f;
-                  }
-                }
-              }
               {
                 lw_vec_f32_16 lw_r0_0, lw_r1_0, lw_r2_0, lw_r3_0, lw_r4_0, lw_r5_0;
-                __builtin_memcpy(&lw_r0_0, &C[(6 * c2 + 0) * N + 16 * c3], sizeof lw_r0_0);
-                __builtin_memcpy(&lw_r1_0, &C[(6 * c2 + 1) * N + 16 * c3], sizeof lw_r1_0);
-                __builtin_memcpy(&lw_r2_0, &C[(6 * c2 + 2) * N + 16 * c3], sizeof lw_r2_0);
-                __builtin_memcpy(&lw_r3_0, &C[(6 * c2 + 3) * N + 16 * c3], sizeof lw_r3_0);
-                __builtin_memcpy(&lw_r4_0, &C[(6 * c2 + 4) * N + 16 * c3], sizeof lw_r4_0);
-                __builtin_memcpy(&lw_r5_0, &C[(6 * c2 + 5) * N + 16 * c3], sizeof lw_r5_0);
+                if (K >= 1 && K <= 256) {
+                  lw_r0_0 = ((lw_vec_f32_16){0} + 0.0f);
+                  lw_r1_0 = ((lw_vec_f32_16){0} + 0.0f);
+                  lw_r2_0 = ((lw_vec_f32_16){0} + 0.0f);
+                  lw_r3_0 = ((lw_vec_f32_16){0} + 0.0f);
+                  lw_r4_0 = ((lw_vec_f32_16){0} + 0.0f);
+                  lw_r5_0 = ((lw_vec_f32_16){0} + 0.0f);
+                } else {
+                  __builtin_memcpy(&lw_r0_0, &C[(6 * c2 + 0) * N + 16 * c3], sizeof lw_r0_0);
+                  __builtin_memcpy(&lw_r1_0, &C[(6 * c2 + 1) * N + 16 * c3], sizeof lw_r1_0);
+                  __builtin_memcpy(&lw_r2_0, &C[(6 * c2 + 2) * N + 16 * c3], sizeof lw_r2_0);
+                  __builtin_memcpy(&lw_r3_0, &C[(6 * c2 + 3) * N + 16 * c3], sizeof lw_r3_0);
+                  __builtin_memcpy(&lw_r4_0, &C[(6 * c2 + 4) * N + 16 * c3], sizeof lw_r4_0);
+                  __builtin_memcpy(&lw_r5_0, &C[(6 * c2 + 5) * N + 16 * c3], sizeof lw_r5_0);
+                }
                 for (int64_t c4 = 256 * c1; c4 <= lw_min_i64(K - 1, 256 * c1 + 255); c4 += 1) {
                   lw_r0_0 += (A[(6 * c2 + 0) * K + c4] * lw_vload_f32_16(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (0 + 0)]));
                   lw_r1_0 += (A[(6 * c2 + 1) * K + c4] * lw_vload_f32_16(&B_pack[((-16 * c0 + c3) * 256 + (-256 * c1 + c4)) * 16 + (0 + 0)]));
