@@ -310,7 +310,7 @@ class CFamilyRenderer:
 
     def render_block(self, body: tuple[Node, ...], indent: str) -> list[str]:
         """The statements in order; a full tile's fill folds into the register tile after it
-        (`register_tile.tile_fill`)."""
+        where that nest renders as one (`register_tile.tile_fill`)."""
         lines: list[str] = []
         skip = False
         for here, after in zip(body, (*body[1:], None), strict=True):
@@ -318,18 +318,22 @@ class CFamilyRenderer:
                 skip = False
                 continue
             fill = tile_fill(here, after) if after is not None else None
-            tile = self.render_register_tile(after, indent, fill) if fill else None
-            skip = tile is not None
-            lines += tile if tile is not None else self.stmt(here, indent)
+            if fill is None:
+                lines += self.stmt(here, indent)
+                continue
+            self.pending_fill = (after, fill)
+            try:
+                tile = self.stmt(after, indent)
+                folded = self.pending_fill is None
+            finally:
+                self.pending_fill = None
+            lines += tile if folded else [*self.stmt(here, indent), *tile]
+            skip = True
         return lines
 
-    def render_register_tile(self, node: For, indent: str, fill=None) -> list[str] | None:
-        """`node` as a register tile (see backends/register_tile.py), or None."""
-        self.loop_depth += 1
-        try:
-            return render_register_tile(self, node, indent, fill)
-        finally:
-            self.loop_depth -= 1
+    #: (nest, TileFill): a fill that `nest`'s register tile may start from; None once it
+    #: did (see `render_block`).
+    pending_fill = None
 
     def render_scope(self, node: Scope, indent: str) -> list[str]:
         """A block declaring the local buffers (scalars as one-element arrays)."""
@@ -374,6 +378,12 @@ class CFamilyRenderer:
         if topk is not None:
             self.vector_isa_used = True
             return topk
+        fill = self.pending_fill[1] if self.pending_fill and self.pending_fill[0] is node \
+            else None
+        tile = render_register_tile(self, node, indent, fill) if fill else None
+        if tile is not None:
+            self.pending_fill = None  # folded
+            return tile
         tile = render_register_tile(self, node, indent) or render_transpose(self, node, indent)
         if tile is not None:
             return tile
