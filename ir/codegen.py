@@ -115,12 +115,6 @@ class _Marks:
         skipped = {c.folds for c in caches if c.tag in self.unbuffered}
         return {c.folds: c.fill_when for c in caches if c.folds and c.folds not in skipped}
 
-    def _reads_locals(self, tensor: str) -> bool:
-        """Whether a statement writing `tensor` reads a local buffer (storage reduction's)."""
-        return any(self.kernel.tensors[ld.tensor].role == "local"
-                   for st in self.kernel.statements if st.lhs.tensor == tensor
-                   for ld in st.reads if ld.tensor in self.kernel.tensors)
-
     def __call__(self, name: str, child: Node, enclosing: tuple[str, ...] = ()) -> Node:
         # Passes mark a loop "kind:statement:loop" (the for node below takes the kind) and
         # the body of a loop that declares local buffers "local:name,name".
@@ -136,12 +130,12 @@ class _Marks:
                 return child
             # Micro-panels around an accumulator tile are read through their buffer before
             # the tile's edge strips rename its column loop (see localize.lower_cache).
-            around = self.enclosing.get(rest, ())
-            panels = [c for c in self.kernel.caches if c.panel and c.tag in around]
-            if around or self._reads_locals(spec.tensor):
-                # an edge tile pulled back would read outside the boxes of their buffers
-                spec = replace(spec, overlap_from=())
-            return lower_cache(spec, child, self.kernel.tensors[spec.tensor], panels)
+            around = [c for c in self.kernel.caches if c.tag in self.enclosing.get(rest, ())]
+            panels = [c for c in around if c.panel]
+            # (an edge tile pulled back must not move the reads of a buffer: its box is fixed)
+            boxed = {c.tensor for c in around} | {c.buffer.name for c in around} | {
+                t.name for t in self.kernel.tensors.values() if t.role == "local"}
+            return lower_cache(spec, child, self.kernel.tensors[spec.tensor], panels, boxed)
         if label == "local":
             tensors = [self.kernel.tensors[t] for t in rest.split(",")]
             return Scope(tuple(Buffer(t.name, t.dtype, t.shape) for t in tensors), child)

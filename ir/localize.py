@@ -40,7 +40,8 @@ PARALLEL_COPY_ELEMENTS = 1 << 14
 
 
 def lower_cache(spec: CacheSpec, loop: Node, tensor: Tensor,
-                panels: Sequence[CacheSpec] = ()) -> Node:
+                panels: Sequence[CacheSpec] = (), boxed: frozenset[str] | set[str] = frozenset()
+                ) -> Node:
     """`loop` (the loop marked for `spec`) with its footprint of `tensor` in a local buffer.
 
     A full tile of an accumulator nest skips the buffer: its registers (see
@@ -48,7 +49,9 @@ def lower_cache(spec: CacheSpec, loop: Node, tensor: Tensor,
     tiles pay for the copies in and out. `panels`: micro-panel buffers of loops around this
     one (`CacheSpec.panel`), whose reads inside are redirected first, while the tile's column
     loop still runs within one panel (the edge strips start it at opaque offsets, where the
-    run and the position in it could no longer be told apart)."""
+    run and the position in it could no longer be told apart). `boxed`: tensors read
+    through buffers of fixed boxes (the caches around, local buffers), whose reads an edge
+    tile pulled back must not move."""
     for outer in panels:
         loop = _redirect(loop, outer)
     if not _accesses(loop, spec.tensor) and not _accesses(loop, spec.buffer.name):
@@ -70,19 +73,19 @@ def lower_cache(spec: CacheSpec, loop: Node, tensor: Tensor,
                 fill = _tile_fill(direct, spec, tensor)
                 direct = Block((fill if spec.fill_when is None else If(spec.fill_when, fill),
                                 direct))
-            return If(_all(conds), direct, _edge_tile(spec, tensor, loop, body, outer))
+            return If(_all(conds), direct, _edge_tile(spec, tensor, loop, body, outer, boxed))
         body = _version_full_tiles(body, outer, tile_vars)
     return _buffered(spec, tensor, body)
 
 
-def _edge_tile(spec: CacheSpec, tensor: Tensor, loop: Node, body: Node, outer: set[str]
-               ) -> Node:
+def _edge_tile(spec: CacheSpec, tensor: Tensor, loop: Node, body: Node, outer: set[str],
+               boxed: frozenset[str] | set[str]) -> Node:
     """A partial tile: in the buffer, its edges in strips, or where the tile may be pulled
     back over the one before it (`CacheSpec.overlap_from`) and the sums start from the fill,
     a whole tile so pulled back (`strips.overlapped_tile`), the buffer only where even that
     does not fit."""
     edge = _buffered(spec, tensor, strip_partial_tiles(body, outer))
-    overlapped = overlapped_tile(loop, outer, spec.overlap_from) \
+    overlapped = overlapped_tile(loop, outer, spec.overlap_from, boxed) \
         if spec.overlap_from and spec.fill is not None else None
     if overlapped is None:
         return edge

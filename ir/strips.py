@@ -91,21 +91,23 @@ def strip_partial_tiles(node: Node, outer: set[str]) -> Node:
     return If(full_rows, column_strips(row_lo, max_rows), rows_one_by_one)
 
 
-def overlapped_tile(node: Node, outer: set[str], firsts: tuple[ir.Expr | None, ...]
+def overlapped_tile(node: Node, outer: set[str], firsts: tuple[ir.Expr | None, ...],
+                    boxed: frozenset[str] | set[str] = frozenset()
                     ) -> tuple[Node, ir.Expr] | None:
     """The partial-tile nest `node` run as a whole tile pulled back to end at the edge (the
     rows or columns it runs again belong to the tile before it, whose sums it computes again
     to the same values: the caller's promise, `CacheSpec.overlap_from`), and the condition
     under which that tile lies inside the tensor: its first row and column at or after
     `firsts` (per tensor dimension, the first element; None where the tile may not move
-    along it, and must be full there). XNNPACK's and oneDNN's kernels end rows so; the edge
-    strips cost 70% of depthwise conv2d's time at 79 x 79 outputs in 4 x 32 tiles. None
-    where `node` is not an accumulator nest of that shape."""
+    along it, and must be full there; also where a read of a `boxed` tensor, one read
+    through a buffer of a fixed box, uses the loop). XNNPACK's and oneDNN's kernels end rows
+    so; the edge strips cost 70% of depthwise conv2d's time at 79 x 79 outputs in 4 x 32
+    tiles. None where `node` is not an accumulator nest of that shape."""
     shape = _accumulator_nest(node, outer)
     if shape is None:
         return None
     _, rows, cols, store = shape
-    starts, conds = [], []
+    starts, conds, moved = [], [], False
     for loop in (rows, cols):
         lo, hi, size = _range(loop)
         dims = [d for d, i in enumerate(store.indices) if loop.var in ir.variables(i)]
@@ -113,7 +115,9 @@ def overlapped_tile(node: Node, outer: set[str], firsts: tuple[ir.Expr | None, .
             starts.append(lo)
             continue
         index = store.indices[dims[0]]
-        if len(dims) > 1 or coefficient(index, loop.var) != 1 or firsts[dims[0]] is None:
+        if len(dims) > 1 or coefficient(index, loop.var) != 1 or firsts[dims[0]] is None \
+                or any(ld.tensor in boxed and loop.var in ir.variables(i)
+                       for ld in ir.loads(store.value) for i in ld.indices):
             starts.append(lo)
             conds.append(ir.Binary("==", simplify(ir.Binary("-", hi, lo, INDEX)),
                                    ir.Const(size), BOOL))
@@ -122,6 +126,9 @@ def overlapped_tile(node: Node, outer: set[str], firsts: tuple[ir.Expr | None, .
         starts.append(start)
         conds.append(ir.Binary(">=", simplify(ir.substitute(index, {loop.var: start})),
                                firsts[dims[0]], BOOL))
+        moved = True
+    if not moved:
+        return None  # nothing may move: the whole tiles are the full ones
     tile = _nest(shape, starts[0], full_extent(rows), starts[1], full_extent(cols))
     return tile, functools.reduce(lambda a, b: ir.Binary("and", a, b, BOOL), conds)
 

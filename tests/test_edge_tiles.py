@@ -146,3 +146,17 @@ def test_no_tile_is_pulled_back_where_the_domain_is_not_a_box(src):
         want = (a * (np.arange(5)[None, :] <= np.arange(37)[:, None] + 2)) @ b
         got = kernel(a, b)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_pulled_back_tile_moves_no_read_of_a_packed_buffer():
+    # B's pack holds this column block's 16 columns: the columns stay, the rows (A, read in
+    # place) are pulled back (where K is one block of 8: 5, 7 and 2 here, 13 not).
+    s = (Schedule().tile("S1", i=4, j=16, k=8).reorder("S1", "j_o", "k_o", "i_o", "k", "i", "j")
+         .cache_read("S1", "B", at="i_o").cache_write("S1", at="k"))
+    loops = _loops(MATMUL, s)
+    assert _pulled_back(loops, "C", dims=(0,)) and not _pulled_back(loops, "C", dims=(1,))
+    kernel = loopweave.compile(MATMUL, schedule=s, tuning_db=False)
+    for m, k, n in [(11, 5, 37), (3, 7, 16), (9, 2, 50), (13, 13, 20)]:
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-5, atol=1e-5)
