@@ -98,9 +98,9 @@ def _overlap_from(kernel: KernelIR, mark: isl.ScheduleNode, tensor: str,
     along that dimension its own iterator, and no loop around that may run at once with
     another iteration steps along it (two threads would store the same element)."""
     under = mark.get_domain()
-    writers = [s for s in kernel.statements if s.lhs.tensor == tensor and s.op == "+="
+    writers = [s for s in kernel.statements if s.lhs.tensor == tensor
                and not isl.UnionSet.from_set(s.domain).intersect(under).is_empty()]
-    if len(writers) != 1 or writers[0].data_ranges:
+    if len(writers) != 1 or writers[0].op != "+=" or writers[0].data_ranges:
         return ()
     statement = writers[0]
     names = [i.name if isinstance(i, Var) else None for i in statement.lhs.indices]

@@ -224,7 +224,21 @@ def test_equal_spellings_share_the_inner_loops(inside, outside, operands, names,
     a = innermost_loops(stages(inside, target).source, *operands)
     b = innermost_loops(_renamed(stages(outside, target).source, names), *operands)
     assert a, f"no innermost loop reads {operands}"
-    assert a == b
+    # Through a temporary, the convolution's edge tiles are also pulled back over the tile
+    # before them (ir/strips.overlapped_tile), the strips then one `if` deeper; scaled in
+    # place, Y may not be (the scale of the tile before would be undone): those tiles aside,
+    # the loops are the same.
+    assert _not_pulled_back(a) == _not_pulled_back(b)
+
+
+#: A tile's first row or column as a pulled-back edge tile starts it: min(first, end - size).
+PULLED_BACK = re.compile(r"lw_min_i64\(\d+ \* c\d+, ")
+
+
+def _not_pulled_back(loops: list[str]) -> list[str]:
+    """The loops but those of pulled-back tiles, without their indentation."""
+    return ["\n".join(line.strip() for line in loop.splitlines())
+            for loop in loops if not PULLED_BACK.search(loop)]
 
 
 def test_the_factors_are_what_kept_the_micro_kernel_away():
