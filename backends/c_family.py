@@ -8,6 +8,7 @@ and a few methods a subclass may override (`render_for`, `index_type`).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 # c_name and c_var live in c_names (shared with register_tile); the backends import them here.
 from loopweave.backends.c_lowp import C_LOWP
@@ -142,6 +143,14 @@ def _reduces_across(loop: For) -> bool:
 #: (static) gives the first thread the first half: on a triangle, 3/4 of the work. covariance
 #: LARGE on two threads ran 1.38x faster than on one with the default.
 CYCLIC_SCHEDULE = "schedule(static, 1)"
+
+
+def collapsible(loop: For) -> bool:
+    """Whether parallel `loop` and the parallel loop that is its whole body run as one
+    (`collapse(2)`: OpenMP needs the inner bounds free of the outer variable)."""
+    inner = loop.body
+    return isinstance(inner, For) and inner.kind == "parallel" and loop.step == 1 and \
+        inner.step == 1 and loop.var not in ir.variables(inner.init) | ir.variables(inner.cond)
 
 
 def uneven_iterations(loop: For) -> bool:
@@ -425,6 +434,9 @@ class CFamilyRenderer:
             else []
         if node.kind == "parallel" and uneven_iterations(node):
             pragma = [f"{pragma[0]} {CYCLIC_SCHEDULE}"]
+        elif pragma and node.kind == "parallel" and collapsible(node):
+            pragma = [f"{pragma[0]} collapse(2)"]
+            node = replace(node, body=replace(node.body, kind="serial"))
         if node.kind == "vector" and _reduces_across(node):
             pragma = []  # `omp simd` without a reduction clause would race on the accumulator
         return [*pragma, head, *self.stmt(node.body, indent + "  "), f"{indent}}}"]

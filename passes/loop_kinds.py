@@ -18,10 +18,11 @@ from loopweave.passes.storage import private_dependences
 
 
 def loop_marks(kernel: KernelIR, schedule: Schedule, threads: bool, tiled: set[str],
-               parallel_loop: dict[str, str]) -> list[tuple[str, str, str]]:
+               parallel_loop: dict[str, str | tuple[str, ...]]) -> list[tuple[str, str, str]]:
     """The parallel and vector marks for `schedule`'s loops (op, statement, loop name), legal
     each. `tiled` statements (their own steps mark their loops) get no vector mark;
-    `parallel_loop` names a statement's parallel loop where it is not the outermost."""
+    `parallel_loop` names a statement's parallel loop where it is not the outermost (or its
+    parallel loops: nested, they run as one, `omp parallel for collapse`)."""
     kernel, placements = schedule.placed(kernel)  # with the pieces of `separate` steps
     candidates = []
     seen_groups = set()
@@ -30,8 +31,9 @@ def loop_marks(kernel: KernelIR, schedule: Schedule, threads: bool, tiled: set[s
         group = placements[s.name].order[:1]
         if names and group not in seen_groups and threads:
             seen_groups.add(group)
-            loop = parallel_loop.get(s.name)
-            candidates.append(("parallel", s.name, names.index(loop) if loop else 0))
+            loops = parallel_loop.get(s.name) or (names[0],)
+            candidates += [("parallel", s.name, names.index(loop))
+                           for loop in ((loops,) if isinstance(loops, str) else loops)]
         if names and s.name not in tiled and len(names) > 1:
             candidates.append(("vectorize", s.name, len(names) - 1))
     inner = _inner_loops(placements, candidates) if threads else set()

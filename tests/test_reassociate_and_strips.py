@@ -248,6 +248,21 @@ def test_depthwise_convolution_tiles_output_rows_and_columns():
         np.testing.assert_allclose(kernel(x, f), want, rtol=1e-4, atol=1e-4)
 
 
+def test_depthwise_convolution_runs_its_channels_in_parallel():
+    # n is often 1 (inference): as the parallel loop it left every thread but one idle.
+    src = (KERNELS / "depthwise_conv2d.lw").read_text()
+    steps = default_schedule(front_end(src)).steps
+    marks = [(st.op, st.target, tuple(st.args)) for st in steps]
+    assert ("parallel", "S1", ("n",)) in marks and ("parallel", "S1", ("c",)) in marks
+    assert "#pragma omp parallel for collapse(2)" in loopweave.compile(src).source
+    kernel = loopweave.compile(src, tuning_db=False)
+    x = rng.standard_normal((1, 5, 9, 37), dtype=np.float32)
+    f = rng.standard_normal((5, 3, 3), dtype=np.float32)
+    want = sum(x[:, :, dr:dr + 7, ds:ds + 35] * f[None, :, dr, ds, None, None]
+               for dr in range(3) for ds in range(3))
+    np.testing.assert_allclose(kernel(x, f), want, rtol=1e-4, atol=1e-4)
+
+
 def test_attention_fused_by_hand_keeps_no_full_size_temporary():
     src = (KERNELS / "attention.lw").read_text()
     default = loopweave.compile(src)
