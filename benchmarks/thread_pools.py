@@ -13,7 +13,10 @@ setting, milliseconds per call, medians and 90th percentiles:
 - gemm after torch: the same after torch's matmul on that array (torch's own OpenMP pool, a
   second libgomp that keeps its defaults; "nan" without torch);
 - stencil: jacobi-2d N=250, 100 time steps per call: two parallel regions per step, so the cost
-  of waking the team is paid 200 times a call (a passive wait loses here).
+  of waking the team is paid 200 times a call (a passive wait loses here);
+- gemm 1024^3 back to back, and the second call after 0.3 s idle: 32 parallel regions a
+  call; on a VM whose idle vCPUs wake slowly (KVM shrinks its halt polling after idle time)
+  each region whose worker fell asleep at the barrier before pays that wake-up.
 
 The settings run one after the other in one run; the machine is whatever this session has
 (printed), with OMP_NUM_THREADS=2.
@@ -85,8 +88,17 @@ def child(calls: int) -> dict:
         for _ in range(calls):
             t @ t
             after_torch.append(timed(lambda: gemm(a, b)))
+    big_a, big_b = (rng.random((1024, 1024), dtype=np.float32) for _ in range(2))
+    gemm(big_a, big_b)
+    big = [timed(lambda: gemm(big_a, big_b)) for _ in range(max(5, calls // 4))]
+    idle = []
+    for _ in range(max(5, calls // 4)):
+        time.sleep(0.3)
+        gemm(big_a, big_b)
+        idle.append(timed(lambda: gemm(big_a, big_b)))
     return {"wait": thread_pools.openmp_wait(), "alone": _ms(alone), "after": _ms(after),
-            "torch": _ms(after_torch), "stencil": _ms(stencil)}
+            "torch": _ms(after_torch), "stencil": _ms(stencil), "big": _ms(big),
+            "idle": _ms(idle)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"# OpenMP wait settings, 2 threads: {cpu_model()}, load average {load_average()}")
     print("| setting | gemm alone ms (p90) | gemm after numpy ms (p90) | gemm after torch ms (p90) "
-          "| stencil ms (p90) |")
-    print("|---|---:|---:|---:|---:|")
+          "| stencil ms (p90) | gemm 1024^3 ms (p90) | after 0.3 s idle ms (p90) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for spin in ["loopweave", *opts.spins.split(",")]:
         env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT",
                                                                 "OMP_WAIT_POLICY")}
@@ -115,11 +127,11 @@ def main(argv: list[str] | None = None) -> int:
                               *(["--quick"] if opts.quick else [])], env=env, cwd=ROOT,
                              capture_output=True, text=True)
         if run.returncode != 0:
-            print(f"| {spin} | failed: {run.stderr.strip().splitlines()[-1:]} | | | |")
+            print(f"| {spin} | failed: {run.stderr.strip().splitlines()[-1:]} | | | | | |")
             continue
         r = json.loads(run.stdout.strip().splitlines()[-1])
-        cells = " | ".join(f"{r[k][0]:.3f} ({r[k][1]:.3f})" for k in ("alone", "after", "torch",
-                                                                  "stencil"))
+        cells = " | ".join(f"{r[k][0]:.3f} ({r[k][1]:.3f})" for k in (
+            "alone", "after", "torch", "stencil", "big", "idle"))
         print(f"| {r['wait']} | {cells} |", flush=True)
     print(f"load average at end {load_average()}")
     return 0
