@@ -330,12 +330,12 @@ class CFamilyRenderer:
             if fill is None:
                 lines += self.stmt(here, indent)
                 continue
-            self.pending_fill = (after, fill)
+            saved, self.pending_fill = self.pending_fill, (after, fill)
             try:
                 tile = self.stmt(after, indent)
                 folded = self.pending_fill is None
             finally:
-                self.pending_fill = None
+                self.pending_fill = saved  # (a block rendered inside keeps the outer one's)
             lines += tile if folded else [*self.stmt(here, indent), *tile]
             skip = True
         return lines
