@@ -121,6 +121,9 @@ class TargetFacts:
     # (rows, NC): C of a contraction has these rows in all, at most STREAM_TILES tiles': B
     # streamed unpacked (`stream_steps`; set per call's sizes by passes/few_rows.py `PanelRows`)
     stream: tuple[int, int] | None = None
+    # the loop over B's panels runs in parallel (each thread packs panels of its own): B's
+    # wide panels cut for the threads (passes/few_rows.py `WIDE_PANEL_SPLITS`)
+    parallel_panels: bool = False
     # (output columns, vectors of output channels) of a strided convolution's tile
     # (`passes/strided_conv.py`), and a wider one for outputs with at least its columns
     # (`passes/conv_columns.py`; None: none)
@@ -192,7 +195,8 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
                      wide_columns: bool = False, panel: tuple[int, int] | None = None,
                      stream: tuple[int, int] | None = None,
                      conv_extents: tuple[tuple[str, str, int], ...] = (),
-                     depths: tuple[tuple[str, int], ...] = ()) -> Schedule:
+                     depths: tuple[tuple[str, int], ...] = (),
+                     parallel_panels: bool = False) -> Schedule:
     """The host's default schedule for `kernel`. `vector_bytes()` (asked only for a
     contraction: it may run the compiler) is the target's SIMD width: 64 (AVX-512) gets 8x48
     register tiles (f64: 8x24), narrower ones 6x16 (f64: 6x8). `few_rows`: the schedule for
@@ -205,6 +209,7 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     stream B (`TargetFacts.stream`). `conv_extents`: the extents of the reductions that
     channels-last convolutions pack their weights over (`TargetFacts.conv_extents`). `depths`:
     (statement, K) of contractions at the call's sizes (`TargetFacts.depths`: deep panels).
+    `parallel_panels`: the loop over `panel`'s panels is the parallel one.
 
     Where the heuristics find nothing to run in parallel or in SIMD (every nest's loops carry
     dependences: Gauss-Seidel sweeps), a recurrence along the innermost loop runs as a
@@ -217,7 +222,8 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
                           if wide_columns and f.channel_conv_wide else f.channel_conv_tile,
                           panel=panel if panel is not None and f.panel is not None
                           else f.panel, stream=stream if f.panel is not None else None,
-                          conv_extents=conv_extents, depths=depths)
+                          conv_extents=conv_extents, depths=depths,
+                          parallel_panels=parallel_panels and panel is not None)
                   for f in (host, CPU_AVX512))
     schedule = schedule_for(kernel, host, lambda: wide if vector_bytes is not None
                             and vector_bytes() >= 64 else host)
@@ -391,7 +397,7 @@ def _row_block_loop(s: Statement, loops: list[str], facts: TargetFacts
         return _depthwise_channels(s, loops)
     if facts.panel is None:
         return None
-    if _streams(s, loops, facts):
+    if _streams(s, loops, facts) or facts.parallel_panels and len(loops) == 3:
         return f"{c.j}_o_o"
     batch = loops[s.enclosing:-3]
     if batch:  # threads share the packed panel where the batch does (`contraction_steps`)

@@ -18,6 +18,7 @@ from loopweave.passes.default import CPU, contraction_tile, default_schedule
 from loopweave.passes.patterns import match_contraction
 from loopweave.passes.schedule import Schedule
 from loopweave.passes.tile_recipes import KC
+from loopweave.targets import openmp_threads
 
 #: Rows of C from which B's micro-panels pay: below, packing B in runs of NR columns costs more
 #: than the register tiles' contiguous reads save. Panels over row-major panels, one thread,
@@ -51,6 +52,13 @@ PANEL_COLUMNS = 48
 #: against 88-102).
 STREAM_MAX_ROWS = 16
 STREAM_SPLITS = 2
+#: With threads, wide panels are cut into this many across B's columns, each WIDE_PANEL_BYTES,
+#: and the loop over them is the parallel one: with one panel the threads shared its 4 row
+#: blocks in each of 32 k blocks, 64 parallel regions of about 25 us a call. Xeon VM, f32,
+#: `benchmarks.revisions`, two threads: 32 x 2048^2 2.23x, 64 x 1024^2 1.81x, 48 x 2048^2
+#: 1.97x, 32 x 4096^2 2.10x; on one thread the cut ran 0.92x-0.99x (4096 columns 1.21x), so
+#: one thread keeps one panel.
+WIDE_PANEL_SPLITS = 2
 
 
 class PanelRows:
@@ -73,8 +81,8 @@ class PanelRows:
         #: Every contraction is the build's GEMM micro-kernel (bf16 on AMX): only sizes that
         #: stream B (`_gemm_call`) need a build of their own.
         self.streamed_only = streamed_only
-        self._make = {False: lambda _panel, _stream, depths: plain(depths),
-                      True: lambda panel, stream, _depths: few(panel, stream)}
+        self._make = {False: lambda _panel, _stream, depths, _split: plain(depths),
+                      True: lambda panel, stream, _depths, split: few(panel, stream, split)}
         #: (columns, element bytes) of each contraction's B, for `wide_panel`
         self.panels = list(panels)
         #: The sizes fixed in the build (loopweave.pipeline `Tuned`): the tensors' strides
@@ -96,7 +104,8 @@ class PanelRows:
         except (KeyError, ValueError):  # sizes that do not fix the rows: the default
             return None
         rows = min(each)
-        panel = wide_panel(columns) if rows <= WIDE_PANEL_MAX_ROWS else None
+        splits = WIDE_PANEL_SPLITS if openmp_threads() > 1 else 1
+        panel = wide_panel(columns, splits) if rows <= WIDE_PANEL_MAX_ROWS else None
         stream = None
         if 0 < max(each) <= STREAM_MAX_ROWS and columns:  # (every C in at most two tiles)
             stream = (max(each), _whole_tiles(-(-max(columns)[0] // STREAM_SPLITS)))
@@ -105,9 +114,10 @@ class PanelRows:
         if not few and not self.specialize and not depths or \
                 self.streamed_only and stream is None:
             return None
-        key = (few, panel, stream, depths)
+        split = panel is not None and stream is None and panel[1] < max(columns)[0]
+        key = (few, panel, stream, depths, split)
         if key not in self._made:
-            self._made[key] = self._make[few](panel, stream, depths)
+            self._made[key] = self._make[few](panel, stream, depths, split)
         return self._made[key]
 
     def _deep(self, sizes: dict[str, int]) -> tuple[tuple[str, int], ...]:
@@ -119,13 +129,16 @@ class PanelRows:
         return tuple((name, k) for name, k in each if k > KC)
 
 
-def wide_panel(columns: list[tuple[int, int]]) -> tuple[int, int] | None:
+def wide_panel(columns: list[tuple[int, int]], splits: int = 1) -> tuple[int, int] | None:
     """(KC, NC) of B panels spanning all the columns of the widest B (`columns`: its columns
-    and element bytes per contraction), WIDE_PANEL_BYTES in all (KC from 8 to the host's KC);
-    None without columns."""
+    and element bytes per contraction), or a `splits`-th of them where each part still has
+    two tiles' columns; WIDE_PANEL_BYTES each (KC from 8 to the host's KC); None without
+    columns."""
     if not columns:
         return None
     n, size = max(columns)
+    if splits > 1 and n >= splits * 2 * PANEL_COLUMNS:
+        n = -(-n // splits)
     depth = max(8, min(KC, WIDE_PANEL_BYTES // (max(n, 1) * size) // 8 * 8))
     return depth, _whole_tiles(n)
 
@@ -173,7 +186,7 @@ def panel_rows(kernel: KernelIR, vector_bytes: Callable[[], int] | None = None,
     return PanelRows(kernel, rows,
                      lambda depths: default_schedule(kernel, vector_bytes,
                                                      gemm_kernel=gemm_kernel, depths=depths),
-                     lambda panel, stream: default_schedule(
+                     lambda panel, stream, split: default_schedule(
                          kernel, vector_bytes, few_rows=True, gemm_kernel=gemm_kernel,
-                         panel=panel, stream=stream),
+                         panel=panel, stream=stream, parallel_panels=split),
                      panels, streamed_only=all(calls), depths=depths)

@@ -26,6 +26,7 @@ from loopweave.passes.few_rows import (
     STREAM_MAX_ROWS,
     WIDE_PANEL_BYTES,
     WIDE_PANEL_MAX_ROWS,
+    WIDE_PANEL_SPLITS,
     panel_rows,
 )
 from loopweave.passes.schedule import Schedule
@@ -137,21 +138,30 @@ def test_micro_panels_only_from_panel_min_rows(dtype):
     assert panel_rows(front_end(matmul("i32"))) is None  # no panels for that type: no rule
 
 
-def test_very_few_rows_pack_panels_as_wide_as_b():
+def test_very_few_rows_pack_panels_as_wide_as_b(monkeypatch):
     """Up to WIDE_PANEL_MAX_ROWS rows of C, B's panels span all its columns (rounded up to
     PANEL_COLUMNS), WIDE_PANEL_BYTES deep in all, each row of B read whole as it is packed
-    (16 x 1024^2 f32: 72 -> 90 GFLOP/s); more rows keep the target's panels."""
+    (16 x 1024^2 f32: 72 -> 90 GFLOP/s); more rows keep the target's panels. With threads,
+    WIDE_PANEL_SPLITS panels across the columns, the loop over them the parallel one."""
     rule = panel_rows(front_end(matmul("f32")))
 
     def panels(**sizes):
-        tiles = [dict(st.args) for st in rule.at(sizes).steps if st.op == "tile"]
-        return tiles[0]["k"], tiles[0]["j"] * tiles[1]["j_o"]
+        steps = rule.at(sizes).steps
+        tiles = [dict(st.args) for st in steps if st.op == "tile"]
+        parallel = [st.args for st in steps if st.op == "parallel" and st.target == "S1"]
+        return tiles[0]["k"], tiles[0]["j"] * tiles[1]["j_o"], parallel[0][0]
 
-    assert panels(M=16, K=1000, N=333) == (256, 384)  # a shallow B: the host's KC
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert panels(M=16, K=1000, N=333)[:2] == (256, 384)  # a shallow B: the host's KC
     whole = 2 * PANEL_COLUMNS  # (96: 4096 columns in panels of 4128)
     assert panels(M=WIDE_PANEL_MAX_ROWS, K=1000, N=4096) == (
-        WIDE_PANEL_BYTES // (4 * 4096), -(-4096 // whole) * whole)
-    assert panels(M=WIDE_PANEL_MAX_ROWS + 1, K=1000, N=4096) == (KC, NC)
+        WIDE_PANEL_BYTES // (4 * 4096), -(-4096 // whole) * whole, "i_o")
+    assert panels(M=WIDE_PANEL_MAX_ROWS + 1, K=1000, N=4096)[:2] == (KC, NC)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert WIDE_PANEL_SPLITS == 2
+    assert panels(M=WIDE_PANEL_MAX_ROWS, K=1000, N=4096) == (
+        WIDE_PANEL_BYTES // (4 * 2048), -(-2048 // whole) * whole, "j_o_o")
+    assert panels(M=WIDE_PANEL_MAX_ROWS, K=1000, N=150)[2] == "i_o"  # too few columns to cut
     kernel = loopweave.compile(matmul("f32"), tuning_db=False)
     rng = np.random.default_rng(16)
     for m, k, n in [(16, 1000, 333), (WIDE_PANEL_MAX_ROWS, 70, 4100), (3, 300, 50), (1, 9, 7)]:
