@@ -1,4 +1,4 @@
-"""Edge tiles of an accumulator nest, cut into strips of constant width.
+"""Edge tiles of an accumulator nest: cut into strips of constant width, or pulled back.
 
 The partial-tile version of a cache_write (ir/localize.py) is the general nest
 
@@ -14,6 +14,11 @@ n < 32 columns, by the bits of n) plus a scalar rest, and each strip is a nest w
 trip counts that backends/register_tile.py keeps in vector registers. Partial rows run one row
 at a time (the rows loop moves outside the reduction loops: legal, since each accumulator
 element is its own reduction and the loads do not read the accumulator).
+
+Where computing an element twice gives the same value (`overlapped_tile`: the tile starts from
+its fill and every element sums the same terms, `CacheSpec.overlap_from`), an edge tile runs
+instead as a whole tile pulled back to end at the edge, and the strips serve only extents
+below a tile's.
 """
 
 from __future__ import annotations
