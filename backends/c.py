@@ -21,6 +21,7 @@ import numpy as np
 from loopweave.backends import simd, simd_lut, x86_gemm
 from loopweave.backends.c_family import PRELUDE, CFamilyRenderer, c_name
 from loopweave.backends.c_math import SCALAR_MATH
+from loopweave.backends.c_threads import placed_call, placed_source, places_threads
 from loopweave.errors import LoopweaveError
 from loopweave.ir.kernel import KernelIR, Tensor
 from loopweave.ir.loops import Block, For, Node, statements_in
@@ -146,14 +147,7 @@ class CBackend(CFamilyRenderer):
         return super().call(f, args, dtype)
 
     def signature(self) -> str:
-        parts = []
-        for p in c_params(self.kernel):
-            if p.kind == "tensor":
-                const = "const " if p.const else ""
-                parts.append(f"{const}{p.dtype.c_type} *restrict {c_name(p.name)}")
-            else:
-                parts.append(f"{p.dtype.c_type} {c_name(p.name)}")
-        return f"void {function_name(self.kernel)}({', '.join(parts) or 'void'})"
+        return f"void {function_name(self.kernel)}({_declarations(self.kernel)})"
 
     def render_body(self, loops: Node) -> str:
         """The function definition alone (what golden tests compare)."""
@@ -289,20 +283,48 @@ def array_data_offset() -> int | None:
     return None
 
 
-def object_entry(kernel: KernelIR, offset: int) -> str:
+def placed_entry(kernel: KernelIR, source: str) -> str:
+    """C text of `lw_<kernel>_placed`, the kernel's function with its OpenMP threads placed
+    on the cores for the call (backends/c_threads.py), where `source` places them ("" where
+    it runs no threads)."""
+    if not places_threads(source):
+        return ""
+    call = placed_call(source, f"{function_name(kernel)}({', '.join(_arguments(kernel))})")
+    return (f"\n/* The kernel with its threads placed on the cores (c_threads.py). */\n"
+            f"void {function_name(kernel)}_placed({_declarations(kernel)}) {{\n  {call}\n}}\n")
+
+
+def _arguments(kernel: KernelIR) -> list[str]:
+    return [c_name(p.name) for p in c_params(kernel)]
+
+
+def _declarations(kernel: KernelIR, tensor: str | None = None) -> str:
+    """The C function's parameter list, its tensors declared as `tensor` where given."""
+    declared = []
+    for p in c_params(kernel):
+        if p.kind != "tensor":
+            declared.append(f"{p.dtype.c_type} {c_name(p.name)}")
+        elif tensor is not None:
+            declared.append(f"{tensor} {c_name(p.name)}")
+        else:
+            const = "const " if p.const else ""
+            declared.append(f"{const}{p.dtype.c_type} *restrict {c_name(p.name)}")
+    return ", ".join(declared) or "void"
+
+
+def object_entry(kernel: KernelIR, offset: int, source: str = "") -> str:
     """C text of `lw_<kernel>_objects`, the kernel's function taking each array as its numpy
-    object, whose data pointer it reads at `offset` (`array_data_offset`). What repeated
-    calls run (loopweave.call_plan): Python passes the objects as they are, where an address
-    costs a buffer-protocol request each (about 0.3 us warm, 3-5 us after streaming)."""
+    object, whose data pointer it reads at `offset` (`array_data_offset`), its threads placed
+    where `source` places them (`placed_call`). What repeated calls run
+    (loopweave.call_plan): Python passes the objects as they are, where an address costs a
+    buffer-protocol request each (about 0.3 us warm, 3-5 us after streaming)."""
     params = c_params(kernel)
-    declared = [f"void *{c_name(p.name)}" if p.kind == "tensor" else
-                f"{p.dtype.c_type} {c_name(p.name)}" for p in params]
     passed = [f"*(void **)((char *){c_name(p.name)} + {offset})" if p.kind == "tensor" else
               c_name(p.name) for p in params]
     name = function_name(kernel)
+    call = placed_call(source, f"{name}({', '.join(passed)})")
     return (f"\n/* The entry loopweave's Python runtime calls with numpy array objects. */\n"
-            f"void {name}_objects({', '.join(declared) or 'void'}) {{\n"
-            f"  {name}({', '.join(passed)});\n}}\n")
+            f"void {name}_objects({_declarations(kernel, 'void *')}) {{\n  {call}\n}}\n")
 
 
 class SharedLibraryInvoker:
@@ -315,7 +337,10 @@ class SharedLibraryInvoker:
             self._lib = load_library(library)
         except OSError as e:  # a cached library that cannot be loaded
             raise LoopweaveError(f"cannot load the built kernel {library}: {e}") from None
-        self._fn = self._function(function_name(kernel), ctypes.c_void_p)
+        # The entry that places the threads (`placed_entry`), where the library has one.
+        placed = f"{function_name(kernel)}_placed"
+        self._fn = self._function(placed if hasattr(self._lib, placed) else
+                                  function_name(kernel), ctypes.c_void_p)
         # The entry for numpy objects (`object_entry`), where the library has one.
         has_objects = hasattr(self._lib, f"{function_name(kernel)}_objects")
         self._objects = self._function(f"{function_name(kernel)}_objects",
@@ -372,10 +397,14 @@ class DirectCall:
 
 
 def load(kernel: KernelIR, source: str, target: Target) -> SharedLibraryInvoker:
-    """Build `source` (cached on disk), with the entry for numpy objects where this Python
-    allows it (`object_entry`), and load it."""
+    """Build `source` (cached on disk), with the entry that places its threads where it runs
+    some (`placed_entry`) and the entry for numpy objects where this Python allows it
+    (`object_entry`), and load it."""
     offset = array_data_offset()
-    built = source + object_entry(kernel, offset) if offset is not None else source
+    built = placed_source(source)
+    built += placed_entry(kernel, built)
+    if offset is not None:
+        built += object_entry(kernel, offset, built)
     library = build_shared_library(built, target.cc, (*target.cflags, *build_flags(source)))
     return SharedLibraryInvoker(kernel, library)
 

@@ -14,9 +14,11 @@ setting, milliseconds per call, medians and 90th percentiles:
   second libgomp that keeps its defaults; "nan" without torch);
 - stencil: jacobi-2d N=250, 100 time steps per call: two parallel regions per step, so the cost
   of waking the team is paid 200 times a call (a passive wait loses here);
-- gemm 1024^3 back to back, and the second call after 0.3 s idle: 32 parallel regions a
-  call; on a VM whose idle vCPUs wake slowly (KVM shrinks its halt polling after idle time)
-  each region whose worker fell asleep at the barrier before pays that wake-up.
+- gemm 1024^3 back to back, and the second call after 0.3 s idle: 13 parallel regions a
+  call; on the project's KVM guests the scheduler wakes both threads on one vCPU after an
+  idle spell, and each region then waits for a thread spinning beside its partner, unless the
+  threads are placed on the cores (backends/c_threads.py; LOOPWEAVE_PIN_THREADS=0 in the
+  environment compares without).
 
 The settings run one after the other in one run; the machine is whatever this session has
 (printed), with OMP_NUM_THREADS=2.
