@@ -10,11 +10,20 @@ what one implementation leaves behind for the next: in a fixed rotation each one
 the same neighbour (one thread, Xeon VM: a kernel timed right after numpy's OpenBLAS read 10%
 slower than the same build timed elsewhere in the round). A sample is the mean of enough
 back-to-back calls to last `min_sample_s`, so sub-millisecond kernels are not timer noise.
+
+With more than one thread, each sample first waits `SETTLE_S` (`settle_s`): numpy's OpenBLAS
+keeps its worker spinning for about 0.1 s after each call, torch's OpenMP pool a few ms, and a
+sample taken in that window shares a core with the spinner. Two threads, Xeon VM, matmul
+1024^3: loopweave 6.0 ms alone, 13.9 right after a numpy matmul; torch 5.8 and 10.2; the
+suite's interleaved table then read loopweave's median at its one-thread time (spread 54%).
+Waiting measures each implementation's own speed; how kernels fare beside a spinning pool is
+benchmarks/thread_pools.py's table.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
 import statistics
 import time
@@ -96,6 +105,19 @@ def paired_ratio(own: tuple[float, ...] | list[float], other: tuple[float, ...] 
 #: The seed of the rounds' orders.
 ORDER_SEED = 20261205
 
+#: Seconds each sample waits first where several threads run (module docstring): longer than
+#: OpenBLAS's spin after a call (10 ticks of CPU, then none, sampled every 20 ms).
+SETTLE_S = 0.15
+
+
+def threads_in_use() -> int:
+    """OMP_NUM_THREADS as the benchmarks set it (every implementation's thread count; `cli`
+    sets the others alike), else the CPUs this process may use."""
+    try:
+        return int(os.environ["OMP_NUM_THREADS"])
+    except (KeyError, ValueError):
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+
 
 def _time_calls(fn: Callable[[], object], calls: int) -> float:
     start = time.perf_counter()
@@ -105,9 +127,12 @@ def _time_calls(fn: Callable[[], object], calls: int) -> float:
 
 
 def measure(callables: Mapping[str, Callable[[], object]], *, repeats: int = 7, warmup: int = 1,
-            min_sample_s: float = 0.02, max_calls: int = 1000) -> dict[str, Timing]:
+            min_sample_s: float = 0.02, max_calls: int = 1000,
+            settle_s: float | None = None) -> dict[str, Timing]:
     """Time each zero-argument callable `repeats` times, interleaved (a shuffled order per
     round: module docstring); each Timing's k-th sample is from round k (`Comparison.ratio`).
+    Each sample first waits `settle_s` (default: `SETTLE_S` with more than one thread in
+    use, else none) for other libraries' spinning threads to sleep.
 
     Each callable first runs `warmup` times (building caches, faulting pages in); one more call
     sizes the number of back-to-back calls per sample so a sample lasts about `min_sample_s`.
@@ -121,10 +146,14 @@ def measure(callables: Mapping[str, Callable[[], object]], *, repeats: int = 7, 
             callables[name]()
         first = _time_calls(callables[name], 1)
         calls[name] = max(1, min(max_calls, math.ceil(min_sample_s / max(first, 1e-9))))
+    if settle_s is None:
+        settle_s = SETTLE_S if threads_in_use() > 1 else 0.0
     samples: dict[str, list[float]] = {name: [] for name in names}
     order = random.Random(ORDER_SEED)
     for _ in range(repeats):
         for name in order.sample(names, len(names)):
+            if settle_s:
+                time.sleep(settle_s)
             samples[name].append(_time_calls(callables[name], calls[name]))
     return {n: Timing(n, tuple(samples[n]), calls[n]) for n in names}
 

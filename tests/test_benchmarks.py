@@ -39,7 +39,7 @@ def test_measure_interleaves_in_shuffled_rounds():
     def timed_order() -> list[str]:
         calls = []
         fns = {name: (lambda n=name: calls.append(n)) for name in "abcd"}
-        timings = harness.measure(fns, repeats=6, warmup=1, min_sample_s=0.0)
+        timings = harness.measure(fns, repeats=6, warmup=1, min_sample_s=0.0, settle_s=0.0)
         assert set(timings) == set("abcd")
         assert all(len(t.samples) == 6 and t.calls_per_sample == 1 for t in timings.values())
         assert all(t.median >= 0 and t.spread >= 0 for t in timings.values())
@@ -51,6 +51,23 @@ def test_measure_interleaves_in_shuffled_rounds():
     followers = {(r[k], r[k + 1]) for r in rounds for k in range(3)}
     assert len(followers) > 4  # not one fixed rotation: neighbours change
     assert timed_order() == timed  # seeded: the same orders in every run
+
+
+def test_samples_wait_for_other_pools_only_where_threads_run(monkeypatch):
+    """With several threads each sample first waits SETTLE_S (other libraries' spinning
+    workers go to sleep); with one thread nothing spins and nothing waits."""
+    waits = []
+    monkeypatch.setattr(harness.time, "sleep", waits.append)
+    fns = {"a": lambda: None, "b": lambda: None}
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    harness.measure(fns, repeats=3, min_sample_s=0.0)
+    assert waits == [harness.SETTLE_S] * 6
+    waits.clear()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    harness.measure(fns, repeats=3, min_sample_s=0.0)
+    assert waits == []
+    harness.measure(fns, repeats=3, min_sample_s=0.0, settle_s=0.01)
+    assert waits == [0.01] * 6
 
 
 def test_measure_batches_fast_calls():
