@@ -36,20 +36,12 @@ PLACEMENT = r"""
 #include <string.h>
 #include <strings.h>
 #include <omp.h>
-#include <pthread.h>
 
 /* What the workers of this calling thread's pool were pinned for: the mask they share,
    the team size and the calling thread's core. A thread-local: each calling thread has
    its own libgomp pool. */
 static __thread cpu_set_t lw_placed_mask;
 static __thread int lw_placed_threads = 0, lw_placed_home = -1;
-
-/* A forked child starts a new pool, its workers unpinned: forget the placement there (the
-   handler runs in the thread that forked, the one thread the child has). */
-static void lw_forget_placement(void) { lw_placed_threads = 0; }
-__attribute__((constructor)) static void lw_register_fork_handler(void) {
-  pthread_atfork(NULL, NULL, lw_forget_placement);
-}
 
 /* Off with LOOPWEAVE_PIN_THREADS=0, and where the user's threads sleep at every barrier
    (OMP_WAIT_POLICY=passive, GOMP_SPINCOUNT=0): waking a thread on another vCPU costs more

@@ -27,11 +27,6 @@ kernel = loopweave.compile('''kernel mm(A: f32[M, K], B: f32[K, N]) -> C: f32[M,
 }''', target="cpu", tuning_db=False)
 rng = np.random.default_rng(0)
 a, b = rng.random((67, 45), dtype=np.float32), rng.random((45, 131), dtype=np.float32)
-if os.environ.get("PROBE_AFTER_FORK"):  # the parent's pool placed, then report a child's
-    kernel(a, b)
-    child = os.fork()
-    if child:
-        sys.exit(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
 before = sorted(os.sched_getaffinity(0))
 ok = all(np.allclose(kernel(a, b), a @ b, rtol=1e-4) for _ in range(3))
 masks = {}
@@ -79,15 +74,6 @@ def test_workers_are_pinned_one_per_core_and_the_caller_gets_its_mask_back():
     assert len(pinned) == _cpus() - 1
     assert len(set(pinned)) == len(pinned)
     assert all(int(cpu) in report["before"] for cpu in pinned)
-
-
-@needs_cores
-def test_a_forked_child_places_its_own_pool():
-    """A child starts a pool of its own: its workers are pinned too, though the thread that
-    forked had placed the parent's."""
-    report = _probe(OMP_NUM_THREADS=str(_cpus()), PROBE_AFTER_FORK="1")
-    assert report["ok"]
-    assert len(_single_cpus(report["others"])) == _cpus() - 1
 
 
 @needs_cores
