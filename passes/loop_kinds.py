@@ -15,6 +15,7 @@ from loopweave.passes import placement as pl
 from loopweave.passes.legality import arg_chains, carried_by, reduction_chains
 from loopweave.passes.schedule import Schedule
 from loopweave.passes.storage import private_dependences
+from loopweave.targets import openmp_threads
 
 
 def loop_marks(kernel: KernelIR, schedule: Schedule, threads: bool, tiled: set[str],
@@ -65,7 +66,9 @@ def _inner_parallel(kernel: KernelIR, placements, candidates, free, vector_loops
     so that one fork of the threads does at least a plane of work (a stencil step's rows;
     jacobi-1d's single row per step would cost more to fork than it saves). A pivot loop
     (LU's, gramschmidt's k) indexes what it stores: a fork per pivot measured slower there
-    (gramschmidt 1.4x on two threads).
+    (gramschmidt 1.4x on two threads), and its steps work on ranges that move with it; a loop
+    whose steps all run the same instances, each a matrix product's work, is a time loop
+    though it indexes a store (an RNN's outputs `y[t, ...]`: `_steps_of_products`).
     One mark per loop: statements fused in it share it. `vector_loops` (`order` prefixes) are
     vector loops already and stay so (trmm's j: a vector loop around the k loop is worth
     more than two threads)."""
@@ -73,9 +76,12 @@ def _inner_parallel(kernel: KernelIR, placements, candidates, free, vector_loops
               if op == "parallel" and depth == 0 and (name, depth) not in free}
     for s in kernel.statements:
         p = placements[s.name]
-        if p.loops and p.order[:1] in serial and ir.variables(p.loops[0].expr) & set().union(
-                *(ir.variables(x) for x in s.lhs.indices)):
-            serial.discard(p.order[:1])  # not a time loop
+        if not p.loops or p.order[:1] not in serial:
+            continue
+        stores = set().union(*(ir.variables(x) for x in s.lhs.indices))
+        if ir.variables(p.loops[0].expr) & stores and not (
+                openmp_threads() > 1 and _steps_of_products(kernel, placements, p.order[:1])):
+            serial.discard(p.order[:1])  # a pivot loop, not a time loop
     chosen, marks = set(), []
     for name, p in placements.items():
         if p.order[:1] not in serial:
@@ -86,6 +92,39 @@ def _inner_parallel(kernel: KernelIR, placements, candidates, free, vector_loops
             chosen.add(p.order[:depth + 1])
             marks.append(("parallel", name, depth))
     return marks
+
+
+def _alike_steps(statement, steps: set[str]) -> bool:
+    """Whether the statement runs the same instances at every value of the loop variables
+    `steps`: its domain is the product of their range and the rest's (no bound of another
+    iterator depends on them)."""
+    domain = statement.domain
+    positions = [statement.iterators.index(v) for v in steps if v in statement.iterators]
+    if not positions:
+        return True
+    rest, time = domain, domain
+    for i in range(len(statement.iterators)):
+        if i in positions:
+            rest = rest.eliminate(isl.dim_type.set, i, 1)
+        else:
+            time = time.eliminate(isl.dim_type.set, i, 1)
+    return rest.intersect(time).is_equal(domain)
+
+
+def _steps_of_products(kernel: KernelIR, placements, group: tuple) -> bool:
+    """Whether the nest `group` (an `order` prefix) is a time loop over steps worth a fork
+    each, though its variable indexes a store: every statement runs the same instances at
+    every step (`_alike_steps`), and one is a contraction over at least three loops inside
+    the step (an RNN's recurrent product: LSTM 1.32-1.41x on two threads). Element-wise
+    steps are not (the selective scan's 4096 states a step: 0.54x, forking cost more than it
+    saved). Only where the process has threads (the caller asks): a register tile's loop is
+    too big to keep a serial version beside the OpenMP one, and on one thread the outlined
+    OpenMP body ran LSTM 0.92x."""
+    statements = [s for s in kernel.statements
+                  if placements[s.name].loops and placements[s.name].order[:1] == group]
+    return all(_alike_steps(s, ir.variables(placements[s.name].loops[0].expr))
+               for s in statements) and any(
+        s.op != "=" and len(s.iterators) - s.enclosing >= 3 for s in statements)
 
 
 def loops_carrying_nothing(kernel: KernelIR, placements, wanted: set[tuple[str, int]]):

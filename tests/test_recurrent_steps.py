@@ -203,3 +203,35 @@ def test_a_temporary_read_before_any_write_still_reads_zeros():
             np.testing.assert_array_equal(k(a, 0), np.zeros(5, np.int32))
         with pytest.warns(loopweave.StridedCopyWarning):
             np.testing.assert_array_equal(k(np.arange(10, dtype=np.int32)[::2], 0), 0)
+
+
+def _parallel_targets(source: str) -> set[str]:
+    return {step.target for step in stages(source).schedule.steps if step.op == "parallel"}
+
+
+def test_lstm_steps_run_their_recurrent_product_in_parallel_where_threads_are(monkeypatch):
+    """`for t` indexes the output it stores (y[t, b, k]), yet every step runs the same
+    instances and a contraction over three loops: a time loop, not a pivot loop, its step's
+    statements parallel inside it on two threads (passes/loop_kinds._steps_of_products);
+    on one thread only the input projection before the loop."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    two = _parallel_targets(LSTM)
+    assert {"S2", "S3", "S4"} <= two
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert not {"S2", "S3", "S4"} & _parallel_targets(LSTM)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    k = loopweave.compile(LSTM, tuning_db=False, cost_model=False)
+    args = lstm_inputs(5, 17, 16, 40)
+    y_ref, h_ref, c_ref = lstm_numpy(*args)
+    x, w_ih, w_hh, bias, h, c = (a.copy() for a in args)
+    np.testing.assert_allclose(k(x, w_ih, w_hh, bias, h, c), y_ref, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(h, h_ref, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(c, c_ref, rtol=2e-5, atol=2e-6)
+
+
+def test_element_wise_steps_that_index_their_outputs_stay_serial(monkeypatch):
+    """The selective scan's steps are element-wise (D x NS states): a fork a step cost more
+    than it saved (0.54x on two threads)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    scan = (ROOT / "examples/kernels/selective_scan.lw").read_text()
+    assert _parallel_targets(scan) == set()
