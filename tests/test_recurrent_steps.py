@@ -235,3 +235,13 @@ def test_element_wise_steps_that_index_their_outputs_stay_serial(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     scan = (ROOT / "examples/kernels/selective_scan.lw").read_text()
     assert _parallel_targets(scan) == set()
+
+
+def test_a_steps_element_wise_statements_share_their_row_loop():
+    """c, h and y are updated row by row in one loop (passes/default._fuse_step_statements):
+    one fork of the threads a step for the three, where the dependences allow it; jacobi-2d's
+    second sweep reads its first's next row, so its sweeps keep loops of their own."""
+    fused = [step for step in stages(LSTM).schedule.steps if step.op == "fuse"]
+    assert any(step.target == "S4,S5,S6" and step.args == (2,) for step in fused)
+    jacobi = (ROOT / "examples/kernels/jacobi_2d.lw").read_text()
+    assert not [step for step in stages(jacobi).schedule.steps if step.op == "fuse"]
