@@ -46,6 +46,7 @@ from loopweave.passes import placement as pl
 from loopweave.passes.expand_accumulators import expand_accumulators
 from loopweave.passes.hoist_transpose import hoist_transposed_operands
 from loopweave.passes.index_split import split_index_sets
+from loopweave.passes.reciprocals import multiply_by_reciprocals
 from loopweave.passes.split_sums import split_sums
 from loopweave.passes.strided_conv import normalize_strided_convolutions
 
@@ -61,7 +62,10 @@ class _Product:
 
 def normalize(kernel: KernelIR, split: bool = True) -> KernelIR:
     """`kernel` with the reduction-invariant factors of its `+=` reductions moved out of them
-    (see the module docstring), then, with `split` (the C targets), its statements split where
+    (see the module docstring), then, with `split` (the C targets), its divisions by values
+    its statements' innermost loops do not change made multiplications by their reciprocals
+    (passes/reciprocals.py: the GPU targets' online softmax matches the division), its
+    statements split where
     a write meets a read on one hyperplane of a loop (passes/index_split.py), accumulators of
     contractions restarted in every iteration of `for` loops expanded by those loops
     (passes/expand_accumulators.py), sums of
@@ -73,7 +77,7 @@ def normalize(kernel: KernelIR, split: bool = True) -> KernelIR:
     if not split:
         return hoisted
     return normalize_strided_convolutions(hoist_transposed_operands(split_sums(
-        split_index_sets(expand_accumulators(hoisted)))))
+        split_index_sets(expand_accumulators(multiply_by_reciprocals(hoisted))))))
 
 
 def _hoist_factors(kernel: KernelIR) -> KernelIR:

@@ -309,12 +309,13 @@ def test_factors_move_after_their_reductions():
         "S1[l, s, e]: P[l, s] += Q[l, e] * K[s, e]", "S2[l]: m[l] = -inf",
         "S3[l, s]: m[l] max= P[l, s] * scale", "S4[l, s]: W[l, s] = exp(P[l, s] * scale - m[l])",
         "S5[l]: z[l] = 0.0", "S6[l, s]: z[l] += W[l, s]", "S7[l, e]: O[l, e] = 0.0",
-        "S8[l, e, s]: O[l, e] += W[l, s] * V[s, e]", "S8_scale[l, e]: O[l, e] = O[l, e] / z[l]"]
+        "S8[l, e, s]: O[l, e] += W[l, s] * V[s, e]",
+        "S8_scale[l, e]: O[l, e] = O[l, e] * (1.0 / z[l])"]  # (passes/reciprocals.py)
     loop = _text(IN_A_LOOP)
     assert loop == ["S0[t, i, j]: C[t, i, j] = 0.0", "S1[t, i, j, k]: C[t, i, j] += "
                     "A[t, i, k] * B[k, j]", "S1_scale[t, i, j]: C[t, i, j] = C[t, i, j] * "
                     "w[t, i]", "S2[t, i]: r[t, i] = 0.0", "S3[t, i, j]: r[t, i] += C[t, i, j]",
-                    "S3_scale[t, i]: r[t, i] = r[t, i] / 2.0"]
+                    "S3_scale[t, i]: r[t, i] = r[t, i] * (1.0 / 2.0)"]
     # the requantization reads acc * multiplier: the other spelling, exactly
     assert _text(REQUANT_INSIDE) == _text(REQUANT_OUTSIDE)
     # a temporary that another sum reads is scaled after its reduction (two_mm's alpha stays
@@ -325,7 +326,7 @@ def test_factors_move_after_their_reductions():
     assert _text("""kernel k(A: f32[M, K], B: f32[K, N], d: f32[M]) -> C: f32[M, N] {
         C[i, j] -= A[i, k] / (d[i] / B[k, j])
     }""")[1:] == ["S1[i, j, k]: C[i, j] += -(A[i, k] * B[k, j])",
-                  "S1_scale[i, j]: C[i, j] = C[i, j] / d[i]"]
+                  "S1_scale[i, j]: C[i, j] = C[i, j] * (1.0 / d[i])"]
 
 
 LEFT_ALONE = {

@@ -19,7 +19,7 @@ void lw_softmax(const float *restrict X, float *restrict Y, int64_t N, int64_t D
       }
       #pragma omp simd
       for (int64_t c1 = 0; c1 < D; c1 += 1) {
-        Y[c0 * D + c1] = e[c1] / s[0];
+        Y[c0 * D + c1] = e[c1] * (1.0f / s[0]);
       }
     }
   }
