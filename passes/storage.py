@@ -40,7 +40,13 @@ def reduce_storage(kernel: KernelIR, placements: dict[str, Placement]
                     t.name)
             continue
         depths = sorted(set(dropped.values()))
-        if not all(_within_one_iteration(kernel, d, placements, depths)
+        # A value read must be written in the same iteration of every loop around the
+        # declaration, not only of the loops that index the dropped dimensions: `t[p]`
+        # written at r == 0 and read at every r, fused over (r, p), would lose its value
+        # with each r. Other dependences vanish with a fresh local per iteration.
+        around = list(range(max(depths) + 1))
+        if not all(_within_one_iteration(kernel, d, placements,
+                                         around if d.kind == "flow" else depths)
                    for d in deps if d.tensor == t.name):
             continue
         shrunk[t.name] = tuple(sorted(dropped))

@@ -54,6 +54,17 @@ def test_a_temporary_whose_values_cross_iterations_stays_shared():
     np.testing.assert_array_equal(kernel(a), a + 2 * a[0])
 
 
+def test_a_value_kept_across_an_outer_loop_is_not_made_local_by_fusion():
+    """Fused over (r, p), `t[p]` is written at r == 0 and read at every r: a local declared in
+    the p loop would start anew at each r (passes/storage.py checks the value's flow against
+    every loop around the declaration, not only p)."""
+    schedule = loopweave.Schedule().fuse("S0", "S1", depth=2)
+    assert not schedule.apply(front_end(CARRIED)).locals
+    kernel = loopweave.compile(CARRIED, schedule=schedule, cflags=CFLAGS, tuning_db=False)
+    a = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(kernel(a), a + 2 * a[0])
+
+
 def test_an_explicit_parallel_step_may_carry_a_private_temporary():
     kernel_ir = front_end(poly.POLYBENCH["doitgen"].source())
     scheduled = loopweave.Schedule().fuse("S0", "S1", "S2", depth=2).parallel(
