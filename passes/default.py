@@ -41,7 +41,7 @@ from loopweave.passes.fission import (
 from loopweave.passes.graph import consumed_temporaries, dataflow_graph
 from loopweave.passes.isl_choice import isl_fallback
 from loopweave.passes.legality import REDUCTIONS
-from loopweave.passes.loop_kinds import loop_marks
+from loopweave.passes.loop_kinds import fuse_step_statements, loop_marks
 from loopweave.passes.patterns import match_contraction, match_convolution, match_gemm
 from loopweave.passes.right_looking import right_looking
 from loopweave.passes.schedule import Schedule, try_steps
@@ -242,7 +242,7 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
         schedule.reassociate(name)  # one sum: its terms may leave their shared loops
     if len(kernel.statements) <= MAX_FUSION_STATEMENTS:
         _fuse_for_locality(kernel, schedule, facts)
-        _fuse_step_statements(kernel, schedule)
+        fuse_step_statements(kernel, schedule)
     placements = schedule.placements(kernel)
     for s in kernel.statements:
         if _isolate_contraction(kernel, schedule, s, placements, facts):
@@ -556,35 +556,6 @@ def _fuse_for_locality(kernel: KernelIR, schedule: Schedule, facts: TargetFacts)
             run += unit
         else:
             run, best_locals = list(unit), 0
-
-
-def _fuse_step_statements(kernel: KernelIR, schedule: Schedule) -> None:
-    """Inside a DSL `for` loop (a time loop's step), runs of consecutive element-wise
-    statements share their next loop too, where the dependences allow: that loop is the
-    one that runs in parallel in each step (passes/loop_kinds), and a run forks the threads
-    once, not once a statement (LSTM's updates of c, h and y, three forks a step, each a few
-    microseconds against 16 x 256 elements of work)."""
-    placements = schedule.placements(kernel)
-    run: list[str] = []
-    for s in kernel.statements:
-        loops = placements[s.name].order
-        shared = bool(run) and placements[run[0]].order[:s.enclosing] == loops[:s.enclosing] \
-            and kernel.statement[run[0]].enclosing == s.enclosing
-        if s.enclosing == 0 or s.op != "=" or s.is_init or len(loops) <= s.enclosing:
-            run = []
-            continue
-        if shared:
-            trial = Schedule(list(schedule.steps))
-            trial.fuse(*run, s.name, depth=s.enclosing + 1)
-            try:
-                trial.apply(kernel)
-            except ScheduleError:
-                run = [s.name]
-                continue
-            schedule.steps = trial.steps
-            run.append(s.name)
-        else:
-            run = [s.name]
 
 
 def step_contraction_steps(s: Statement, loops: list[str], facts: TargetFacts

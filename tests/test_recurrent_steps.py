@@ -238,7 +238,7 @@ def test_element_wise_steps_that_index_their_outputs_stay_serial(monkeypatch):
 
 
 def test_a_steps_element_wise_statements_share_their_row_loop():
-    """c, h and y are updated row by row in one loop (passes/default._fuse_step_statements):
+    """c, h and y are updated row by row in one loop (passes/loop_kinds.fuse_step_statements):
     one fork of the threads a step for the three, where the dependences allow it; jacobi-2d's
     second sweep reads its first's next row, so its sweeps keep loops of their own."""
     fused = [step for step in stages(LSTM).schedule.steps if step.op == "fuse"]
