@@ -17,7 +17,8 @@ sets `SPIN_COUNT` in the environment while it loads the first kernel (and with i
 restores the environment at once: libraries loaded later (torch's own libgomp, for one) keep
 their defaults. Where the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT, or where libgomp was
 already loaded by another library (its settings then hold for the whole process), nothing is
-changed; `openmp_wait()` says which setting the kernels run with.
+changed; `openmp_wait()` says which setting the kernels run with. Which cores the threads run
+on during a call is the kernels' own entries' business (backends/c_threads.py).
 """
 
 from __future__ import annotations
