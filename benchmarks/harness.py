@@ -23,12 +23,13 @@ benchmarks/thread_pools.py's table.
 from __future__ import annotations
 
 import math
-import os
 import random
 import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+from loopweave.targets import openmp_threads
 
 
 @dataclass(frozen=True)
@@ -110,15 +111,6 @@ ORDER_SEED = 20261205
 SETTLE_S = 0.15
 
 
-def threads_in_use() -> int:
-    """OMP_NUM_THREADS as the benchmarks set it (every implementation's thread count; `cli`
-    sets the others alike), else the CPUs this process may use."""
-    try:
-        return int(os.environ["OMP_NUM_THREADS"])
-    except (KeyError, ValueError):
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-
-
 def _time_calls(fn: Callable[[], object], calls: int) -> float:
     start = time.perf_counter()
     for _ in range(calls):
@@ -131,8 +123,8 @@ def measure(callables: Mapping[str, Callable[[], object]], *, repeats: int = 7, 
             settle_s: float | None = None) -> dict[str, Timing]:
     """Time each zero-argument callable `repeats` times, interleaved (a shuffled order per
     round: module docstring); each Timing's k-th sample is from round k (`Comparison.ratio`).
-    Each sample first waits `settle_s` (default: `SETTLE_S` with more than one thread in
-    use, else none) for other libraries' spinning threads to sleep.
+    Each sample first waits `settle_s` (default: `SETTLE_S` where OpenMP runs more than one
+    thread, `targets.openmp_threads()`, else none) for other libraries' spinning threads to sleep.
 
     Each callable first runs `warmup` times (building caches, faulting pages in); one more call
     sizes the number of back-to-back calls per sample so a sample lasts about `min_sample_s`.
@@ -147,7 +139,7 @@ def measure(callables: Mapping[str, Callable[[], object]], *, repeats: int = 7, 
         first = _time_calls(callables[name], 1)
         calls[name] = max(1, min(max_calls, math.ceil(min_sample_s / max(first, 1e-9))))
     if settle_s is None:
-        settle_s = SETTLE_S if threads_in_use() > 1 else 0.0
+        settle_s = SETTLE_S if openmp_threads() > 1 else 0.0
     samples: dict[str, list[float]] = {name: [] for name in names}
     order = random.Random(ORDER_SEED)
     for _ in range(repeats):

@@ -14,6 +14,7 @@ from loopweave.ir.dependences import Dependences
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import placement as pl
 from loopweave.passes.legality import arg_chains, carried_by, reduction_chains
+from loopweave.passes.patterns import match_contraction
 from loopweave.passes.schedule import Schedule
 from loopweave.passes.storage import private_dependences
 from loopweave.targets import openmp_threads
@@ -75,14 +76,19 @@ def _inner_parallel(kernel: KernelIR, placements, candidates, free, vector_loops
     more than two threads)."""
     serial = {placements[name].order[:1] for op, name, depth in candidates
               if op == "parallel" and depth == 0 and (name, depth) not in free}
+    time_loops: dict[tuple, bool] = {}  # group -> `_steps_of_products`, asked once a group
     for s in kernel.statements:
         p = placements[s.name]
-        if not p.loops or p.order[:1] not in serial:
+        group = p.order[:1]
+        if not p.loops or group not in serial:
             continue
         stores = set().union(*(ir.variables(x) for x in s.lhs.indices))
-        if ir.variables(p.loops[0].expr) & stores and not (
-                openmp_threads() > 1 and _steps_of_products(kernel, placements, p.order[:1])):
-            serial.discard(p.order[:1])  # a pivot loop, not a time loop
+        if ir.variables(p.loops[0].expr) & stores:
+            if group not in time_loops:
+                time_loops[group] = openmp_threads() > 1 and _steps_of_products(
+                    kernel, placements, group)
+            if not time_loops[group]:
+                serial.discard(group)  # a pivot loop, not a time loop
     chosen, marks = set(), []
     for name, p in placements.items():
         if p.order[:1] not in serial:
@@ -144,17 +150,18 @@ def _alike_steps(statement: Statement, steps: set[str]) -> bool:
 def _steps_of_products(kernel: KernelIR, placements, group: tuple) -> bool:
     """Whether the nest `group` (an `order` prefix) is a time loop over steps worth a fork
     each, though its variable indexes a store: every statement runs the same instances at
-    every step (`_alike_steps`), and one is a contraction over at least three loops inside
-    the step (an RNN's recurrent product: LSTM 1.32-1.41x on two threads). Element-wise
-    steps are not (the selective scan's 4096 states a step: 0.54x, forking cost more than it
-    saved). Only where the process has threads (the caller asks): a register tile's loop is
-    too big to keep a serial version beside the OpenMP one, and on one thread the outlined
-    OpenMP body ran LSTM 0.92x."""
+    every step (`_alike_steps`), and one is a contraction (`patterns.match_contraction`: three
+    loops of its own inside the step; an RNN's recurrent product: LSTM 1.32-1.41x on two
+    threads). Element-wise steps are not (the selective scan's 4096 states a step: 0.54x,
+    forking cost more than it saved). Only where the process has threads (the caller asks):
+    a register tile's loop is too big to keep a serial version beside the OpenMP one, and on
+    one thread the outlined OpenMP body ran LSTM 0.92x."""
     statements = [s for s in kernel.statements
                   if placements[s.name].loops and placements[s.name].order[:1] == group]
     return all(_alike_steps(s, ir.variables(placements[s.name].loops[0].expr))
                for s in statements) and any(
-        s.op != "=" and len(s.iterators) - s.enclosing >= 3 for s in statements)
+        match_contraction(s, list(s.iterators[s.enclosing:])) is not None
+        for s in statements)
 
 
 def loops_carrying_nothing(kernel: KernelIR, placements, wanted: set[tuple[str, int]]):
