@@ -73,7 +73,7 @@ def _inner_parallel(kernel: KernelIR, placements, candidates, free, vector_loops
     though it indexes a store (an RNN's outputs `y[t, ...]`: `_steps_of_products`).
     One mark per loop: statements fused in it share it. `vector_loops` (`order` prefixes) are
     vector loops already and stay so (trmm's j: a vector loop around the k loop is worth
-    more than two threads)."""
+    more than two threads), and no loop inside one runs in parallel."""
     serial = {placements[name].order[:1] for op, name, depth in candidates
               if op == "parallel" and depth == 0 and (name, depth) not in free}
     time_loops: dict[tuple, bool] = {}  # group -> `_steps_of_products`, asked once a group
@@ -93,8 +93,9 @@ def _inner_parallel(kernel: KernelIR, placements, candidates, free, vector_loops
     for name, p in placements.items():
         if p.order[:1] not in serial:
             continue
-        depth = next((d for d in range(1, len(p.loops) - 1)
-                      if (name, d) in free and p.order[:d + 1] not in vector_loops), None)
+        depth = next((d for d in range(1, len(p.loops) - 1) if (name, d) in free), None)
+        if depth is not None and any(p.order[:e + 1] in vector_loops for e in range(depth + 1)):
+            continue
         if depth is not None and p.order[:depth + 1] not in chosen:
             chosen.add(p.order[:depth + 1])
             marks.append(("parallel", name, depth))
@@ -106,13 +107,16 @@ def fuse_step_statements(kernel: KernelIR, schedule: Schedule) -> None:
     statements share their next loop too, where the dependences allow: that loop is the
     one that runs in parallel in each step (`_inner_parallel`), and a run forks the threads
     once, not once a statement (LSTM's updates of c, h and y, three forks a step, each a few
-    microseconds against 16 x 256 elements of work)."""
+    microseconds against 16 x 256 elements of work). Only statements with as many loops
+    inside the step share it: a row's innermost loop shared with a block's outer one would be
+    the row's vector loop around the block's loops."""
     placements = schedule.placements(kernel)
     run: list[str] = []
     for s in kernel.statements:
         loops = placements[s.name].order
         shared = bool(run) and placements[run[0]].order[:s.enclosing] == loops[:s.enclosing] \
-            and kernel.statement[run[0]].enclosing == s.enclosing
+            and kernel.statement[run[0]].enclosing == s.enclosing \
+            and len(placements[run[0]].order) == len(loops)
         if s.enclosing == 0 or s.op != "=" or s.is_init or len(loops) <= s.enclosing:
             run = []
             continue

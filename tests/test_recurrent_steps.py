@@ -22,6 +22,7 @@ import loopweave
 from loopweave.driver import stages
 from loopweave.ir.expr import to_str
 from loopweave.passes.hoist_transpose import hoist_transposed_operands
+from loopweave.passes.loop_kinds import loop_marks
 from loopweave.pipeline import front_end
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,3 +246,47 @@ def test_a_steps_element_wise_statements_share_their_row_loop():
     assert any(step.target == "S4,S5,S6" and step.args == (2,) for step in fused)
     jacobi = (ROOT / "examples/kernels/jacobi_2d.lw").read_text()
     assert not [step for step in stages(jacobi).schedule.steps if step.op == "fuse"]
+
+
+# A step whose first statement is a row and whose second a 3-d block (fuzzer seed 23588): fused
+# in their row loop, the row's vector loop enclosed the block's parallel loop, and the default
+# schedule failed its own legality check.
+ROW_THEN_BLOCK = """
+kernel row_then_block(A: f32[K], B: f32[K, M], T: i32) -> (O: f32[K, K, M]) {
+    for t in 1:T {
+        r[i] = A[i] * 2.0
+        s[i, j, k] = 1.0 - B[K - 1 - j, k] + r[i]  where j in 0:K
+    }
+    O[i, j, k] = s[i, j, k]
+}
+"""
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_only_statements_of_one_depth_share_a_steps_row_loop(monkeypatch, threads):
+    """A step's statements share their row loop only where they have as many loops inside
+    the step (element-wise rows of one shape: LSTM's c, h, y); and no loop runs in parallel
+    inside a vector loop."""
+    monkeypatch.setenv("OMP_NUM_THREADS", threads)
+    steps = stages(ROW_THEN_BLOCK).schedule.steps
+    assert not [step for step in steps if step.op == "fuse" and step.args[0] > 1]
+    k = loopweave.compile(ROW_THEN_BLOCK, tuning_db=False, cost_model=False)
+    a = np.arange(3, dtype=np.float32)
+    b = np.arange(21, dtype=np.float32).reshape(3, 7)
+    want = 1.0 - b[::-1][None] + 2 * a[:, None, None]
+    np.testing.assert_array_equal(k(a, b, 3), want)
+
+
+def test_no_loop_runs_in_parallel_inside_a_vector_loop(monkeypatch):
+    """Where a row's statement shares its innermost loop with a block's outer loop (a fusion
+    by hand), that loop is the row's vector loop: the block's loops inside it stay serial, and
+    the marks pass the legality check."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    kernel = front_end(ROW_THEN_BLOCK, None)
+    schedule = S().fuse("S0", "S1", depth=2)
+    marks = loop_marks(kernel, schedule, True, set(), {})
+    assert ("vectorize", "S0", "i") in marks
+    assert not [m for m in marks if m[0] == "parallel" and m[1] == "S1"]
+    for op, name, loop in marks:
+        getattr(schedule, op)(name, loop)
+    schedule.apply(kernel)
