@@ -12,6 +12,8 @@ setting, milliseconds per call, medians and 90th percentiles:
   threads then spin for about 0.1 s (the stall: 3-15 ms instead of 0.4);
 - gemm after torch: the same after torch's matmul on that array (torch's own OpenMP pool, a
   second libgomp that keeps its defaults; "nan" without torch);
+- numpy alone, and numpy after gemm: that numpy matmul back to back, and right after a call of
+  the gemm, whose OpenMP threads spin for a while after it (the stall the other way round);
 - stencil: jacobi-2d N=250, 100 time steps per call: two parallel regions per step, so the cost
   of waking the team is paid 200 times a call (a passive wait loses here);
 - gemm 1024^3 back to back, and the second call after 0.3 s idle: 13 parallel regions a
@@ -78,6 +80,11 @@ def child(calls: int) -> dict:
     for _ in range(calls):
         d @ d
         after.append(timed(lambda: gemm(a, b)))
+    numpy_alone = [timed(lambda: d @ d) for _ in range(calls)]
+    numpy_after = []
+    for _ in range(calls):
+        gemm(a, b)
+        numpy_after.append(timed(lambda: d @ d))
     stencil = [timed(lambda: jacobi(grid, grid2, 100)) for _ in range(max(5, calls // 4))]
     after_torch = [float("nan")]
     try:
@@ -99,7 +106,8 @@ def child(calls: int) -> dict:
         gemm(big_a, big_b)
         idle.append(timed(lambda: gemm(big_a, big_b)))
     return {"wait": thread_pools.openmp_wait(), "alone": _ms(alone), "after": _ms(after),
-            "torch": _ms(after_torch), "stencil": _ms(stencil), "big": _ms(big),
+            "torch": _ms(after_torch), "numpy": _ms(numpy_alone),
+            "numpy_after": _ms(numpy_after), "stencil": _ms(stencil), "big": _ms(big),
             "idle": _ms(idle)}
 
 
@@ -117,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"# OpenMP wait settings, 2 threads: {cpu_model()}, load average {load_average()}")
     print("| setting | gemm alone ms (p90) | gemm after numpy ms (p90) | gemm after torch ms (p90) "
+          "| numpy alone ms (p90) | numpy after gemm ms (p90) "
           "| stencil ms (p90) | gemm 1024^3 ms (p90) | after 0.3 s idle ms (p90) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for spin in ["loopweave", *opts.spins.split(",")]:
         env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT",
                                                                 "OMP_WAIT_POLICY")}
@@ -129,11 +138,11 @@ def main(argv: list[str] | None = None) -> int:
                               *(["--quick"] if opts.quick else [])], env=env, cwd=ROOT,
                              capture_output=True, text=True)
         if run.returncode != 0:
-            print(f"| {spin} | failed: {run.stderr.strip().splitlines()[-1:]} | | | | | |")
+            print(f"| {spin} | failed: {run.stderr.strip().splitlines()[-1:]} | | | | | | | |")
             continue
         r = json.loads(run.stdout.strip().splitlines()[-1])
         cells = " | ".join(f"{r[k][0]:.3f} ({r[k][1]:.3f})" for k in (
-            "alone", "after", "torch", "stencil", "big", "idle"))
+            "alone", "after", "torch", "numpy", "numpy_after", "stencil", "big", "idle"))
         print(f"| {r['wait']} | {cells} |", flush=True)
     print(f"load average at end {load_average()}")
     return 0
