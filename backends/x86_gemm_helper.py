@@ -85,6 +85,25 @@ static void ${FN}_amx_block(const $PELEM *ap, const $PELEM *bp, int64_t kc, int6
   _tile_stored(0, out, out_bytes); _tile_stored(1, out + 16, out_bytes);
   _tile_stored(2, out + 16 * ld, out_bytes); _tile_stored(3, out + 16 * ld + 16, out_bytes);
 }
+/* as _amx_block for 16 rows: out[16][32] in two tiles */
+static void ${FN}_amx_block16(const $PELEM *ap, const $PELEM *bp, int64_t kc, int64_t kp,
+                              $ACC *out, int64_t ld, int add) {
+  const int64_t out_bytes = ld * (int64_t)sizeof($ACC);
+  if (add) {
+    _tile_loadd(0, out, out_bytes); _tile_loadd(1, out + 16, out_bytes);
+  } else {
+    _tile_zero(0); _tile_zero(1);
+  }
+  const int64_t row_bytes = kp * (int64_t)sizeof($PELEM);
+  for (int64_t k = 0; k < kc; k += ${NAME}_STEP) {
+    _tile_loadd(4, ap + k, row_bytes);
+    _tile_loadd(6, bp + 32 * k, 128);
+    $AMX_DOT(0, 4, 6);
+    _tile_loadd(7, bp + 32 * k + 16 * ${NAME}_GROUP, 128);
+    $AMX_DOT(1, 4, 7);
+  }
+  _tile_stored(0, out, out_bytes); _tile_stored(1, out + 16, out_bytes);
+}
 /* Few rows of C (a decoding step's GEMM, all of C in a block or two of 32 rows): no packed
    panel serves several row blocks, so B is packed kch rows of k at a time across all of its
    columns, each row read whole (a panel block at a time read a row 256 bytes per visit, at
@@ -94,7 +113,10 @@ static int ${FN}_amx_few_rows(const $PELEM *ap, const $ELEM *B, $ACC *C, int64_t
                               int64_t n, int64_t kk, int64_t kp, int64_t kch, int64_t sbk,
                               int64_t sbj, int64_t sci, int64_t scj, $PELEM *cp, $ACC *acc,
                               int fill, $ACC fill_value) {
-  const int64_t group = ${NAME}_GROUP, mp = (m + 31) / 32 * 32, panels = (n + 31) / 32;
+  /* blocks of 16 rows where C has at most 16 (half the tile products and of acc's
+     traffic: each chunk of k loads and stores all of acc) */
+  const int64_t rows = m <= 16 ? 16 : 32, group = ${NAME}_GROUP;
+  const int64_t mp = (m + rows - 1) / rows * rows, panels = (n + 31) / 32;
   const int64_t ld = panels * 32;
   #pragma omp parallel
   {
@@ -130,9 +152,10 @@ static int ${FN}_amx_few_rows(const $PELEM *ap, const $ELEM *B, $ACC *C, int64_t
       }
       #pragma omp for
       for (int64_t p = 0; p < panels; p++)
-        for (int64_t i0 = 0; i0 < mp; i0 += 32)
-          ${FN}_amx_block(ap + i0 * kp + k0, cp + p * kch * 32, k1 - k0, kp,
-                          acc + i0 * ld + 32 * p, ld, k0 > 0);
+        for (int64_t i0 = 0; i0 < mp; i0 += rows)
+          (rows == 16 ? ${FN}_amx_block16 : ${FN}_amx_block)(
+              ap + i0 * kp + k0, cp + p * kch * 32, k1 - k0, kp, acc + i0 * ld + 32 * p, ld,
+              k0 > 0);
     }
     _tile_release();
     (void)sum;
