@@ -21,16 +21,19 @@ int8 or 2 bf16), then runs the first path of its `KINDS` entry that the compiler
   the column sums of B are subtracted) or `vdpbf16ps` (AVX512-BF16).
 int8 sums are exact in wrapping int32 arithmetic, which is associative: the result is the
 loops' bit for bit. bf16 sums are f32 in the micro-kernel's order (pairs of products, as
-`tl.dot` and WMMA sum on the GPU targets) and AMX flushes subnormal inputs and results to
-zero. The parallel loop is over blocks of 32 rows and 32 columns (OpenMP), inside blocks of
-columns whose packed B stays in the L2 cache. Where C has few rows (up to FEW_ROWS_BYTES of
-32-row blocks: a decoding step's GEMM), no packed panel is used by more than one block of rows,
-and the AMX path takes B in chunks of k across all of its columns instead, each row of B read
+`tl.dot` and WMMA sum on the GPU targets) and AMX flushes subnormal inputs and results to zero.
+The parallel loop is over blocks of 32 rows and 32 columns (OpenMP), inside blocks of columns
+whose packed B stays in the L2 cache; on the AMX path a block is at least MIN_PANELS panels
+wide, K taken in chunks where it is deeper than that allows, C's tiles adding each chunk's
+products (bf16 64-1024 x 4096 x 4096 1.09-1.24x, 64 x 11008 x 4096 2.0x: each row of B had been
+read 256 bytes at a visit, a page apart). Where C has few rows (up to FEW_ROWS_BYTES of 32-row
+blocks: a decoding step's GEMM), no packed panel is used by more than one block of rows, and
+the AMX path takes B in chunks of k across all of its columns instead, each row of B read
 whole, with all of C's blocks kept in a buffer between chunks (bf16 16 x 4096 x 4096, one
 thread, Xeon VM: 5.9 -> 3.4 ms; torch.matmul 3.1), in blocks of 16 rows where C has at most 16
-(each chunk loads and stores the buffer: with 32-row blocks half of it was padding; m 8 and
-16, K and N 1024-4096, 1.17-1.24x, 16 x 4096 x 4096 as fast as torch.matmul). The helper's C text is
-backends/x86_gemm_helper.py. Without a path the helper is not emitted and the loops run as
+(each chunk loads and stores the buffer: with 32-row blocks half of it was padding; m 8 and 16,
+K and N 1024-4096, 1.17-1.24x, 16 x 4096 x 4096 as fast as torch.matmul). The helper's C text
+is backends/x86_gemm_helper.py. Without a path the helper is not emitted and the loops run as
 scheduled.
 """
 
@@ -49,6 +52,9 @@ from loopweave.ir.types import F32, I32, DType
 
 #: Bytes of packed B per block of columns (kept in the L2 cache while the row blocks pass).
 B_BLOCK_BYTES = 1 << 20
+#: Panels (of 32 columns) a block of B holds at least on the AMX path: deeper K is taken in
+#: chunks (each row of B read 256 bytes a visit at 4 panels, K 4096 bf16).
+MIN_PANELS = 8
 #: Bytes of C's blocks (32-row multiples) up to which the AMX path takes B in chunks of k
 #: across all of its columns instead (`_amx_few_rows`: a decoding step's GEMM, 16 x 4096 x 4096).
 FEW_ROWS_BYTES = 1 << 19
@@ -229,7 +235,8 @@ def helper(kind: GemmKind) -> str:
     text = Template(HELPER.replace("$VEC_ROWS", kind.vec_rows)).substitute(
         NAME=name, FN=kind.fn, ELEM=kind.elem, PELEM=kind.packed, ACC=kind.acc,
         FLIP=kind.flip, ELEM_SIGNED="int16_t" if kind.elem == "uint16_t" else "int8_t",
-        B_BLOCK=B_BLOCK_BYTES, FEW_ROWS_BYTES=FEW_ROWS_BYTES, AMX_GUARD=amx_guard,
+        B_BLOCK=B_BLOCK_BYTES, FEW_ROWS_BYTES=FEW_ROWS_BYTES, MIN_PANELS=MIN_PANELS,
+        AMX_GUARD=amx_guard,
         VEC_GUARD=vec_guard,
         AMX_DOT=kind.amx_dot, VTYPE=kind.vec["type"], VZERO=kind.vec["zero"],
         VDOT=f"{name}_VDOT", VLOAD=f"{name}_VLOAD", VSTORE=f"{name}_VSTORE",

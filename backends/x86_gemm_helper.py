@@ -14,6 +14,7 @@ HELPER = r"""
 #define ${NAME}_GROUP (4 / (int64_t)sizeof($PELEM))
 #define ${NAME}_STEP (64 / (int64_t)sizeof($PELEM))
 #define ${NAME}_FEW_ROWS_BYTES $FEW_ROWS_BYTES
+#define ${NAME}_MIN_PANELS $MIN_PANELS
 #ifndef LW_GEMM_COMMON
 #define LW_GEMM_COMMON 1
 #if defined(__linux__)
@@ -204,12 +205,22 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
                          sizeof($ELEM) == sizeof($PELEM) && (uintptr_t)A % 64 == 0 &&
                          (sai * (int64_t)sizeof($ELEM)) % 64 == 0;
   const size_t a_bytes = a_in_place ? 0 : lw_round64((size_t)(mp * kp) * sizeof($PELEM));
-  const int64_t block = $B_BLOCK / (32 * kp * (int64_t)sizeof($PELEM)) > 0 ?
-                        $B_BLOCK / (32 * kp * (int64_t)sizeof($PELEM)) : 1;
+  /* AMX: K in chunks of depth kcs where a block of panels as deep as K would be fewer than
+     MIN_PANELS panels wide (C's tiles then add each chunk's products): each row of B is read
+     MIN_PANELS x 64 bytes at a visit as the block is packed, and a block serves more tiles */
+  int64_t kcs = kp;
+#ifdef ${NAME}_AMX
+  if (amx && !few && $B_BLOCK / (32 * kp * (int64_t)sizeof($PELEM)) < ${NAME}_MIN_PANELS) {
+    kcs = $B_BLOCK / (32 * ${NAME}_MIN_PANELS * (int64_t)sizeof($PELEM)) / step * step;
+    kcs = kcs < step ? step : kcs;
+  }
+#endif
+  const int64_t block = $B_BLOCK / (32 * kcs * (int64_t)sizeof($PELEM)) > 0 ?
+                        $B_BLOCK / (32 * kcs * (int64_t)sizeof($PELEM)) : 1;
   const int64_t held = block < panels ? block : panels;  /* panels packed at a time */
   int64_t kch = $B_BLOCK / (panels * 32 * (int64_t)sizeof($PELEM)) / step * step;
   kch = kch < step ? step : kch > kp ? kp : kch;
-  const size_t b_bytes = lw_round64((size_t)(32 * (few ? kch * panels : held * kp))
+  const size_t b_bytes = lw_round64((size_t)(32 * (few ? kch * panels : held * kcs))
                                     * sizeof($PELEM));
   const size_t c_bytes = lw_round64((size_t)(few ? mp * panels * 32 : panels * 32)
                                     * sizeof($ACC));
@@ -252,81 +263,94 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
     const int64_t p1 = p0 + block < panels ? p0 + block : panels;
     #pragma omp parallel
     {
-      for (int64_t k0 = 0; k0 < kp; k0 += step) {
-        #pragma omp for
-        for (int64_t p = p0; p < p1; p++) {
-          $PELEM *panel = bp + (p - p0) * kp * 32;
-          int32_t *sum = sums + 32 * p;
-          const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
-          int64_t k = k0;
-#if $PACK_GUARD
-          if (sbj == 1 && cols == 32) {  /* whole groups: 16 columns a step */
-            $PACK_BEGIN
-            for (; k + group <= (kk < k0 + step ? kk : k0 + step); k += group) {
-              const $ELEM *b = B + k * sbk + 32 * p;
-              for (int h = 0; h < 2; h++) {
-#define LW_ROW(q) ((const void *)(b + (q) * sbk + 16 * h))
-#define LW_DST ((void *)(panel + 32 * k + 16 * group * h))
-                $PACK_GROUP
-#undef LW_DST
-#undef LW_ROW
-              }
-            }
-            $PACK_END
-          }
-#endif
-          for (; k < k0 + step; k++) {
-            $PELEM *g = panel + (k - k % group) * 32 + k % group;
-            const $ELEM *b = B + k * sbk + 32 * p * sbj;
-            int64_t c = 0;
-            if (k < kk) {
-              for (; c < cols; c++) {
-                g[group * c] = ($PELEM)b[c * sbj];
-                sum[c] += ($ELEM_SIGNED)b[c * sbj];
-              }
-            }
-            for (; c < 32; c++) g[group * c] = 0;
-          }
-        }
-      }
-      #pragma omp for
-      for (int64_t c = 32 * p0; c < 32 * p1; c++) corr[c] = ($ACC)($FLIP * sums[c]);
 #ifdef ${NAME}_AMX
-      if (amx) ${FN}_amx_config();
-#endif
-      $ACC out[32 * 32];
       /* where C is filled with zero, whole blocks go straight from their tiles into C: no
          pass that zeroes C first, no read of it (with the fold, bf16 one thread, Xeon:
          512^3 1.42x, 1024^3 1.14x, 2048^3 1.30x; `benchmarks.revisions`) */
-#ifdef ${NAME}_AMX
       const $ACC zero = 0;
       const int straight = fill && scj == 1 && !memcmp(&fill_value, &zero, sizeof zero);
 #endif
-      #pragma omp for collapse(2)
-      for (int64_t i0 = 0; i0 < mp; i0 += 32) {
-        for (int64_t p = p0; p < p1; p++) {
-          const $PELEM *panel = bp + (p - p0) * kp * 32;
-          const int64_t rows = m - i0 < 32 ? m - i0 : 32;
-          const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
-#ifdef ${NAME}_AMX
-          if (amx && straight && rows == 32 && cols == 32) {
-            ${FN}_amx_block(arows + i0 * astride, panel, kp, astride, C + i0 * sci + 32 * p,
-                             sci, 0);
-            continue;
+      $ACC out[32 * 32];
+      for (int64_t kc0 = 0; kc0 < kp; kc0 += kcs) {
+        const int64_t depth = kp - kc0 < kcs ? kp - kc0 : kcs;
+        for (int64_t k0 = kc0; k0 < kc0 + depth; k0 += step) {
+          #pragma omp for
+          for (int64_t p = p0; p < p1; p++) {
+            $PELEM *panel = bp + (p - p0) * depth * 32;
+            int32_t *sum = sums + 32 * p;
+            const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
+            int64_t k = k0;
+#if $PACK_GUARD
+            if (sbj == 1 && cols == 32) {  /* whole groups: 16 columns a step */
+              $PACK_BEGIN
+              for (; k + group <= (kk < k0 + step ? kk : k0 + step); k += group) {
+                const $ELEM *b = B + k * sbk + 32 * p;
+                for (int h = 0; h < 2; h++) {
+#define LW_ROW(q) ((const void *)(b + (q) * sbk + 16 * h))
+#define LW_DST ((void *)(panel + 32 * (k - kc0) + 16 * group * h))
+                  $PACK_GROUP
+#undef LW_DST
+#undef LW_ROW
+                }
+              }
+              $PACK_END
+            }
+#endif
+            for (; k < k0 + step; k++) {
+              $PELEM *g = panel + (k - kc0 - k % group) * 32 + k % group;
+              const $ELEM *b = B + k * sbk + 32 * p * sbj;
+              int64_t c = 0;
+              if (k < kk) {
+                for (; c < cols; c++) {
+                  g[group * c] = ($PELEM)b[c * sbj];
+                  sum[c] += ($ELEM_SIGNED)b[c * sbj];
+                }
+              }
+              for (; c < 32; c++) g[group * c] = 0;
+            }
           }
-          if (amx) ${FN}_amx_block(arows + i0 * astride, panel, kp, astride, out, 32, 0);
+        }
+        /* (the vector path's correction: it runs K in one chunk) */
+        #pragma omp for
+        for (int64_t c = 32 * p0; c < 32 * p1; c++) corr[c] = ($ACC)($FLIP * sums[c]);
+        const int first = kc0 == 0;
+#ifdef ${NAME}_AMX
+        if (amx && first) ${FN}_amx_config();  /* (after the packing: its vector code runs
+                                                  without the tiles' state) */
+#endif
+        #pragma omp for collapse(2)
+        for (int64_t i0 = 0; i0 < mp; i0 += 32) {
+          for (int64_t p = p0; p < p1; p++) {
+            const $PELEM *panel = bp + (p - p0) * depth * 32;
+            const int64_t rows = m - i0 < 32 ? m - i0 : 32;
+            const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
+#ifdef ${NAME}_AMX
+            if (amx && straight && rows == 32 && cols == 32) {
+              if (first)  /* (add a constant in each call: a variable one cost 2-4%) */
+                ${FN}_amx_block(arows + i0 * astride, panel, depth, astride,
+                                 C + i0 * sci + 32 * p, sci, 0);
+              else
+                ${FN}_amx_block(arows + i0 * astride + kc0, panel, depth, astride,
+                                 C + i0 * sci + 32 * p, sci, 1);
+              continue;
+            }
+            if (amx) ${FN}_amx_block(arows + i0 * astride + kc0, panel, depth, astride, out, 32,
+                                     0);
 #endif
 #ifdef ${NAME}_VEC
-          if (!amx)
-            for (int64_t r = 0; r < 32; r += 8)
-              ${FN}_vec_rows(ap + (i0 + r) * kp, panel, kp, corr + 32 * p, out + 32 * r);
+            if (!amx)
+              for (int64_t r = 0; r < 32; r += 8)
+                ${FN}_vec_rows(ap + (i0 + r) * kp + kc0, panel, depth, corr + 32 * p,
+                               out + 32 * r);
 #endif
-          for (int64_t r = 0; r < rows; r++) {
-            $ACC *c = C + (i0 + r) * sci + 32 * p * scj;
-            const $ACC *o = out + 32 * r;
-            if (fill) for (int64_t q = 0; q < cols; q++) c[q * scj] = $ADD(fill_value, o[q]);
-            else if (scj == 1) for (int64_t q = 0; q < cols; q++) c[q] = $ADD(c[q], o[q]);
-            else for (int64_t q = 0; q < cols; q++) c[q * scj] = $ADD(c[q * scj], o[q]);
+            for (int64_t r = 0; r < rows; r++) {
+              $ACC *c = C + (i0 + r) * sci + 32 * p * scj;
+              const $ACC *o = out + 32 * r;
+              if (fill && first)
+                for (int64_t q = 0; q < cols; q++) c[q * scj] = $ADD(fill_value, o[q]);
+              else if (scj == 1) for (int64_t q = 0; q < cols; q++) c[q] = $ADD(c[q], o[q]);
+              else for (int64_t q = 0; q < cols; q++) c[q * scj] = $ADD(c[q * scj], o[q]);
+            }
           }
         }
       }

@@ -76,9 +76,10 @@ def test_each_path_matches_numpy_on_odd_sizes(path, m, n, k):
 
 
 @pytest.mark.parametrize("path", list(PATHS))
-def test_transposed_operands_accumulate_and_wrap_as_numpy(path):
+@pytest.mark.parametrize("k", [200, 4200])  # 4200: on AMX, K in two chunks (MIN_PANELS)
+def test_transposed_operands_accumulate_and_wrap_as_numpy(path, k):
     kernel = loopweave.compile(ACCUMULATE_T, cflags=_path_flags(path), tuning_db=False)
-    m, n, k = 35, 50, 200
+    m, n = 35, 50
     rng = np.random.default_rng(7)
     at = rng.integers(-128, 128, (k, m), dtype=np.int8)
     bt = rng.integers(-128, 128, (n, k), dtype=np.int8)
@@ -188,8 +189,10 @@ def _aligned_copy(x: np.ndarray, offset_bytes: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("offset", [0, 16])
-# C over FEW_ROWS_BYTES (the few-rows path packs A its own way); edge columns of C too
-@pytest.mark.parametrize("m,n,k", [(512, 288, 64), (544, 300, 96), (1024, 160, 160)])
+# C over FEW_ROWS_BYTES (the few-rows path packs A its own way); edge columns of C too; K deep
+# enough to be taken in chunks (MIN_PANELS), C's tiles adding each chunk's products
+@pytest.mark.parametrize("m,n,k", [(512, 288, 64), (544, 300, 96), (1024, 160, 160),
+                                   (64, 300, 4160)])
 def test_amx_reads_whole_line_rows_of_a_in_place(offset, m, n, k):
     """Where A's rows are whole 64-byte lines (64-byte aligned, K a multiple of the tile's
     64 bytes, whole blocks of 32 rows) the tiles read A where it is, without the packed copy;
