@@ -26,15 +26,15 @@ The parallel loop is over blocks of 32 rows and 32 columns (OpenMP), inside bloc
 whose packed B stays in the L2 cache; on the AMX path a block is at least MIN_PANELS panels
 wide, K taken in chunks where it is deeper than that allows, C's tiles adding each chunk's
 products (bf16 64-1024 x 4096 x 4096 1.09-1.24x, 64 x 11008 x 4096 2.0x: each row of B had been
-read 256 bytes at a visit, a page apart). Where C has few rows (up to FEW_ROWS_BYTES of 32-row
-blocks: a decoding step's GEMM), no packed panel is used by more than one block of rows, and
-the AMX path takes B in chunks of k across all of its columns instead, each row of B read
-whole, with all of C's blocks kept in a buffer between chunks (bf16 16 x 4096 x 4096, one
-thread, Xeon VM: 5.9 -> 3.4 ms; torch.matmul 3.1), in blocks of 16 rows where C has at most 16
-(each chunk loads and stores the buffer: with 32-row blocks half of it was padding; m 8 and 16,
-K and N 1024-4096, 1.17-1.24x, 16 x 4096 x 4096 as fast as torch.matmul). The helper's C text
-is backends/x86_gemm_helper.py. Without a path the helper is not emitted and the loops run as
-scheduled.
+read 256 bytes at a visit, a page apart). Where C has few rows (up to FEW_MAX_ROWS: a decoding
+step's GEMM), no packed panel would serve more than a few blocks of rows, and the AMX path
+takes B in chunks of k across blocks of columns whose C has FEW_ROWS_BYTES, each row's piece of
+B read whole, with the block's C kept in a buffer between chunks (bf16 16 x 4096 x 4096, one
+thread, Xeon VM: 5.9 -> 3.4 ms; torch.matmul 3.1), in blocks of 32 rows and the last of 16
+where 16 remain (each chunk loads and stores the buffer: with 32-row blocks half of it was
+padding at m 8 and 16, K and N 1024-4096: 1.17-1.24x, 16 x 4096 x 4096 as fast as
+torch.matmul). The helper's C text is backends/x86_gemm_helper.py. Without a path the helper is
+not emitted and the loops run as scheduled.
 """
 
 from __future__ import annotations
@@ -55,8 +55,13 @@ B_BLOCK_BYTES = 1 << 20
 #: Panels (of 32 columns) a block of B holds at least on the AMX path: deeper K is taken in
 #: chunks (each row of B read 256 bytes a visit at 4 panels, K 4096 bf16).
 MIN_PANELS = 8
-#: Bytes of C's blocks (32-row multiples) up to which the AMX path takes B in chunks of k
-#: across all of its columns instead (`_amx_few_rows`: a decoding step's GEMM, 16 x 4096 x 4096).
+#: Rows of C up to which the AMX path takes B in chunks of k across blocks of columns whose C
+#: (32-row multiples) has FEW_ROWS_BYTES (`_amx_few_rows`: a decoding step's GEMM). Against
+#: packed panels, bf16, one thread, Xeon VM: 33-100 x 4096 x 4096 1.14-1.34x, 64 x 4096 x
+#: 11008 1.42x; 128 rows even; more rows (160) measured slower. 1 MB of C a block: 33-64 rows
+#: 0.8x of 512 KB (C's blocks are loaded and stored each chunk: wider blocks, more traffic).
+#: A tall, narrow C (1024 x 1024 x 128) runs in packed panels: 1.8x (it had fit 512 KB).
+FEW_MAX_ROWS = 128
 FEW_ROWS_BYTES = 1 << 19
 
 
@@ -236,6 +241,7 @@ def helper(kind: GemmKind) -> str:
         NAME=name, FN=kind.fn, ELEM=kind.elem, PELEM=kind.packed, ACC=kind.acc,
         FLIP=kind.flip, ELEM_SIGNED="int16_t" if kind.elem == "uint16_t" else "int8_t",
         B_BLOCK=B_BLOCK_BYTES, FEW_ROWS_BYTES=FEW_ROWS_BYTES, MIN_PANELS=MIN_PANELS,
+        FEW_MAX_ROWS=FEW_MAX_ROWS,
         AMX_GUARD=amx_guard,
         VEC_GUARD=vec_guard,
         AMX_DOT=kind.amx_dot, VTYPE=kind.vec["type"], VZERO=kind.vec["zero"],

@@ -15,6 +15,7 @@ HELPER = r"""
 #define ${NAME}_STEP (64 / (int64_t)sizeof($PELEM))
 #define ${NAME}_FEW_ROWS_BYTES $FEW_ROWS_BYTES
 #define ${NAME}_MIN_PANELS $MIN_PANELS
+#define ${NAME}_FEW_MAX_ROWS $FEW_MAX_ROWS
 #ifndef LW_GEMM_COMMON
 #define LW_GEMM_COMMON 1
 #if defined(__linux__)
@@ -105,19 +106,20 @@ static void ${FN}_amx_block16(const $PELEM *ap, const $PELEM *bp, int64_t kc, in
   }
   _tile_stored(0, out, out_bytes); _tile_stored(1, out + 16, out_bytes);
 }
-/* Few rows of C (a decoding step's GEMM, all of C in a block or two of 32 rows): no packed
-   panel serves several row blocks, so B is packed kch rows of k at a time across all of its
-   columns, each row read whole (a panel block at a time read a row 256 bytes per visit, at
-   half the rate), and each chunk's tile products accumulate in acc, which holds all of C's
-   blocks (rows ld apart) and is added into C at the end. */
+/* Few rows of C (up to FEW_MAX_ROWS: a decoding step's GEMM), n of its columns (the caller
+   cuts C into such blocks): a packed panel would serve few row blocks, so B is packed kch rows
+   of k at a time across all n columns, each row's piece read whole (a panel block at a time
+   read a row 256 bytes per visit, at half the rate), and each chunk's tile products
+   accumulate in acc, which holds all of the block's C (rows ld apart) and is added into C at
+   the end. */
 static int ${FN}_amx_few_rows(const $PELEM *ap, const $ELEM *B, $ACC *C, int64_t m,
                               int64_t n, int64_t kk, int64_t kp, int64_t kch, int64_t sbk,
                               int64_t sbj, int64_t sci, int64_t scj, $PELEM *cp, $ACC *acc,
                               int fill, $ACC fill_value) {
-  /* blocks of 16 rows where C has at most 16 (half the tile products and of acc's
-     traffic: each chunk of k loads and stores all of acc) */
-  const int64_t rows = m <= 16 ? 16 : 32, group = ${NAME}_GROUP;
-  const int64_t mp = (m + rows - 1) / rows * rows, panels = (n + 31) / 32;
+  /* blocks of 32 rows, the last of 16 where no more remain (each chunk of k loads and
+     stores all of acc: 16 rows of padding were half of it at m <= 16) */
+  const int64_t group = ${NAME}_GROUP;
+  const int64_t mp = (m + 15) / 16 * 16, panels = (n + 31) / 32;
   const int64_t ld = panels * 32;
   #pragma omp parallel
   {
@@ -153,8 +155,8 @@ static int ${FN}_amx_few_rows(const $PELEM *ap, const $ELEM *B, $ACC *C, int64_t
       }
       #pragma omp for
       for (int64_t p = 0; p < panels; p++)
-        for (int64_t i0 = 0; i0 < mp; i0 += rows)
-          (rows == 16 ? ${FN}_amx_block16 : ${FN}_amx_block)(
+        for (int64_t i0 = 0; i0 < mp; i0 += 32)
+          (mp - i0 == 16 ? ${FN}_amx_block16 : ${FN}_amx_block)(
               ap + i0 * kp + k0, cp + p * kch * 32, k1 - k0, kp, acc + i0 * ld + 32 * p, ld,
               k0 > 0);
     }
@@ -195,8 +197,11 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
   const int64_t step = ${NAME}_STEP, group = ${NAME}_GROUP;
   const int64_t kp = (kk + step - 1) / step * step, mp = (m + 31) / 32 * 32;
   const int64_t panels = (n + 31) / 32;
-  /* few rows (AMX): kch rows of all of B at a time, C's blocks kept (`_amx_few_rows`) */
-  const int few = amx && (size_t)(mp * panels * 32) * sizeof($ACC) <= ${NAME}_FEW_ROWS_BYTES;
+  /* few rows (AMX, up to FEW_MAX_ROWS): kch rows of B at a time across blocks of fewp
+     panels whose blocks of C fit FEW_ROWS_BYTES (kept between chunks, `_amx_few_rows`) */
+  int64_t fewp = ${NAME}_FEW_ROWS_BYTES / (mp * 32 * (int64_t)sizeof($ACC));
+  fewp = fewp < 1 ? 1 : fewp < panels ? fewp : panels;
+  const int few = amx && (mp <= ${NAME}_FEW_MAX_ROWS);
   /* AMX's tiles read A where it is (no packed copy) when its rows are whole 64-byte lines
      and its blocks whole (bf16, one thread, A 64-byte aligned: 2048^3 1.09x, 1024^3 1.03x);
      rows that straddle lines (numpy's arrays are 16-byte aligned) are packed, as tile loads
@@ -218,11 +223,11 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
   const int64_t block = $B_BLOCK / (32 * kcs * (int64_t)sizeof($PELEM)) > 0 ?
                         $B_BLOCK / (32 * kcs * (int64_t)sizeof($PELEM)) : 1;
   const int64_t held = block < panels ? block : panels;  /* panels packed at a time */
-  int64_t kch = $B_BLOCK / (panels * 32 * (int64_t)sizeof($PELEM)) / step * step;
+  int64_t kch = few ? $B_BLOCK / (fewp * 32 * (int64_t)sizeof($PELEM)) / step * step : 0;
   kch = kch < step ? step : kch > kp ? kp : kch;
-  const size_t b_bytes = lw_round64((size_t)(32 * (few ? kch * panels : held * kcs))
+  const size_t b_bytes = lw_round64((size_t)(32 * (few ? kch * fewp : held * kcs))
                                     * sizeof($PELEM));
-  const size_t c_bytes = lw_round64((size_t)(few ? mp * panels * 32 : panels * 32)
+  const size_t c_bytes = lw_round64((size_t)(few ? mp * fewp * 32 : panels * 32)
                                     * sizeof($ACC));
   uint8_t *buffer = lw_gemm_buffer(a_bytes + b_bytes + c_bytes + (size_t)panels * 32 * 4);
   if (!buffer) return 0;
@@ -246,9 +251,13 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
     for (; k < kp; k++) row[k] = 0;
   }
 #ifdef ${NAME}_AMX
-  if (few)
-    return ${FN}_amx_few_rows(ap, B, C, m, n, kk, kp, kch, sbk, sbj, sci, scj, bp, corr,
-                              fill, fill_value);
+  if (few) {
+    for (int64_t c0 = 0; c0 < n; c0 += 32 * fewp)
+      ${FN}_amx_few_rows(ap, B + c0 * sbj, C + c0 * scj, m,
+                         n - c0 < 32 * fewp ? n - c0 : 32 * fewp, kk, kp, kch, sbk, sbj, sci,
+                         scj, bp, corr, fill, fill_value);
+    return 1;
+  }
 #endif
   /* B: panel p, k-group g, column c, element q at bp[((p - p0) kp + group g) 32 + group c + q];
      corr: flip x the column sums (the vector path's correction for A's flip). Packed one

@@ -58,12 +58,13 @@ def _path_flags(path: str, paths: dict = PATHS) -> list[str]:
 
 
 @pytest.mark.parametrize("path", list(PATHS))
-# On AMX, C of up to FEW_ROWS_BYTES takes B in chunks of k across all columns (3 x 4096 x 1000:
-# four chunks), in blocks of 16 rows up to 16 rows (16 and 17 on either side);
-# (520, 300, 4100): more rows, B packed in several blocks of panels (B_BLOCK_BYTES)
+# On AMX, C of up to FEW_MAX_ROWS rows takes B in chunks of k across blocks of columns whose C
+# fits FEW_ROWS_BYTES (3 x 4096 x 1000: four chunks; 40 x 2100: two blocks of columns, rows
+# in a block of 32 and one of 16), the last block of rows 16 where 16 remain (16 and 17 on
+# either side); (520, 300, 4100): more rows, B packed in several blocks of panels
 @pytest.mark.parametrize("m,n,k", [(37, 45, 70), (1, 1, 1), (33, 65, 129), (64, 32, 64),
                                    (33, 300, 4100), (3, 4096, 1000), (520, 300, 4100),
-                                   (16, 130, 200), (17, 130, 200)])
+                                   (16, 130, 200), (17, 130, 200), (40, 2100, 300)])
 def test_each_path_matches_numpy_on_odd_sizes(path, m, n, k):
     kernel = loopweave.compile(QMM, cflags=_path_flags(path), tuning_db=False)
     rng = np.random.default_rng(m * n * k)
@@ -157,7 +158,7 @@ def test_each_path_compiles_for_its_processors(tmp_path, march, instruction):
 @pytest.mark.parametrize("path", list(BF16_PATHS))
 @pytest.mark.parametrize("m,n,k", [(37, 45, 70), (1, 1, 1), (33, 65, 129), (33, 300, 4100),
                                    (3, 4096, 1000), (520, 300, 4100), (7, 50, 40), (8, 50, 40),
-                                   (16, 130, 200), (17, 130, 200)])
+                                   (16, 130, 200), (17, 130, 200), (40, 2100, 300)])
 def test_bf16_paths_match_numpy_within_f32_rounding(path, m, n, k):
     ml_dtypes = pytest.importorskip("ml_dtypes")
     kernel = loopweave.compile(BF16_MM, cflags=_path_flags(path, BF16_PATHS), tuning_db=False)
