@@ -282,7 +282,41 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
       $ACC out[32 * 32];
       for (int64_t kc0 = 0; kc0 < kp; kc0 += kcs) {
         const int64_t depth = kp - kc0 < kcs ? kp - kc0 : kcs;
-        for (int64_t k0 = kc0; k0 < kc0 + depth; k0 += step) {
+#ifdef ${NAME}_AMX
+        if (amx) {  /* a group of rows at a time across the block's panels, the groups split
+                       among the threads: one barrier a chunk (by steps of k, one a step:
+                       bf16 256 x 4096 x 4096 on two threads no faster than on one) */
+          int32_t unused[32] = {0}, *sum = unused;  /* (the vector path's sums) */
+          (void)sum;
+          #pragma omp for
+          for (int64_t k = kc0; k < kc0 + depth; k += group) {
+            for (int64_t p = p0; p < p1; p++) {
+              $PELEM *dst = bp + (p - p0) * depth * 32 + (k - kc0) * 32;
+              const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
+#if $PACK_GUARD
+              if (sbj == 1 && cols == 32 && k + group <= kk) {
+                $PACK_BEGIN
+                const $ELEM *b = B + k * sbk + 32 * p;
+                for (int h = 0; h < 2; h++) {
+#define LW_ROW(q) ((const void *)(b + (q) * sbk + 16 * h))
+#define LW_DST ((void *)(dst + 16 * group * h))
+                  $PACK_GROUP
+#undef LW_DST
+#undef LW_ROW
+                }
+                $PACK_END
+                continue;
+              }
+#endif
+              for (int64_t c = 0; c < 32; c++)
+                for (int64_t q = 0; q < group; q++)
+                  dst[group * c + q] = c < cols && k + q < kk ?
+                    ($PELEM)B[(k + q) * sbk + (32 * p + c) * sbj] : ($PELEM)0;
+            }
+          }
+        }
+#endif
+        for (int64_t k0 = kc0; !amx && k0 < kc0 + depth; k0 += step) {
           #pragma omp for
           for (int64_t p = p0; p < p1; p++) {
             $PELEM *panel = bp + (p - p0) * depth * 32;
