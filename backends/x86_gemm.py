@@ -26,15 +26,17 @@ The parallel loop is over blocks of 32 rows and 32 columns (OpenMP), inside bloc
 whose packed B stays in the L2 cache; on the AMX path a block is at least MIN_PANELS panels
 wide, K taken in chunks where it is deeper than that allows, C's tiles adding each chunk's
 products (bf16 64-1024 x 4096 x 4096 1.09-1.24x, 64 x 11008 x 4096 2.0x: each row of B had been
-read 256 bytes at a visit, a page apart). Where C has few rows (up to FEW_MAX_ROWS: a decoding
-step's GEMM), no packed panel would serve more than a few blocks of rows, and the AMX path
-takes B in chunks of k across blocks of columns whose C has FEW_ROWS_BYTES, each row's piece of
-B read whole, with the block's C kept in a buffer between chunks (bf16 16 x 4096 x 4096, one
-thread, Xeon VM: 5.9 -> 3.4 ms; torch.matmul 3.1), in blocks of 32 rows and the last of 16
-where 16 remain (each chunk loads and stores the buffer: with 32-row blocks half of it was
-padding at m 8 and 16, K and N 1024-4096: 1.17-1.24x, 16 x 4096 x 4096 as fast as
-torch.matmul). The helper's C text is backends/x86_gemm_helper.py. Without a path the helper is
-not emitted and the loops run as scheduled.
+read 256 bytes at a visit, a page apart); with threads and two blocks a thread or more, each
+thread packs and multiplies blocks of its own (no barrier, no panel packed by one core and read
+by another: bf16 160-512 x 4096 x 4096 on two threads 1.29-1.44x). Where C has few rows (up to
+FEW_MAX_ROWS: a decoding step's GEMM), no packed panel would serve more than a few blocks of
+rows, and the AMX path takes B in chunks of k across blocks of columns whose C has
+FEW_ROWS_BYTES, each row's piece of B read whole, with the block's C kept in a buffer between
+chunks (bf16 16 x 4096 x 4096, one thread, Xeon VM: 5.9 -> 3.4 ms; torch.matmul 3.1), in blocks
+of 32 rows and the last of 16 where 16 remain (each chunk loads and stores the buffer: with
+32-row blocks half of it was padding at m 8 and 16, K and N 1024-4096: 1.17-1.24x, 16 x 4096 x
+4096 as fast as torch.matmul). The helper's C text is backends/x86_gemm_helper.py. Without a
+path the helper is not emitted and the loops run as scheduled.
 """
 
 from __future__ import annotations

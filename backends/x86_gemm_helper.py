@@ -53,6 +53,19 @@ static uint8_t *lw_gemm_buffer(size_t bytes) {
 }
 static size_t lw_round64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 #endif
+/* C's block at rows i0, panel p (rows x cols of it) = fill_value + out where fill, else
+   C += out (out's rows 32 apart) */
+static void ${FN}_add_out($ACC *C, int64_t sci, int64_t scj, int64_t i0, int64_t p,
+                          int64_t rows, int64_t cols, int fill, $ACC fill_value,
+                          const $ACC *out) {
+  for (int64_t r = 0; r < rows; r++) {
+    $ACC *c = C + (i0 + r) * sci + 32 * p * scj;
+    const $ACC *o = out + 32 * r;
+    if (fill) for (int64_t q = 0; q < cols; q++) c[q * scj] = $ADD(fill_value, o[q]);
+    else if (scj == 1) for (int64_t q = 0; q < cols; q++) c[q] = $ADD(c[q], o[q]);
+    else for (int64_t q = 0; q < cols; q++) c[q * scj] = $ADD(c[q * scj], o[q]);
+  }
+}
 #if $AMX_GUARD
 #define ${NAME}_AMX 1
 /* This thread's tiles: eight of 16 rows x 64 bytes. */
@@ -109,6 +122,64 @@ static void ${FN}_amx_block16(const $PELEM *ap, const $PELEM *bp, int64_t kc, in
   }
   _tile_stored(0, out, out_bytes); _tile_stored(1, out + 16, out_bytes);
 }
+/* Packs rows k_from .. k_to - 1 (whole groups; zero past kk and past the n columns) of B's
+   panels p_from .. p_to - 1 in the VNNI layout, panel p's group at row k at
+   dst0 + (p - p_from) * stride + (k - k_base) * 32: a group of rows at a time across the
+   panels, each row's piece read whole (panel by panel, a row was read 64 bytes a visit, pages
+   apart: bf16 64 x 4096 x 4096, 4.6 of 6.7 ms packing) */
+static void ${FN}_amx_pack($PELEM *dst0, int64_t stride, const $ELEM *B, int64_t sbk,
+                           int64_t sbj, int64_t n, int64_t kk, int64_t k_from, int64_t k_to,
+                           int64_t k_base, int64_t p_from, int64_t p_to) {
+  const int64_t group = ${NAME}_GROUP;
+  int32_t unused[32] = {0}, *sum = unused;  /* (the vector path's column sums) */
+  (void)sum;
+  for (int64_t k = k_from; k < k_to; k += group) {
+    for (int64_t p = p_from; p < p_to; p++) {
+      $PELEM *dst = dst0 + (p - p_from) * stride + (k - k_base) * 32;
+      const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
+#if $PACK_GUARD
+      if (sbj == 1 && cols == 32 && k + group <= kk) {
+        $PACK_BEGIN
+        const $ELEM *b = B + k * sbk + 32 * p;
+        for (int h = 0; h < 2; h++) {
+#define LW_ROW(q) ((const void *)(b + (q) * sbk + 16 * h))
+#define LW_DST ((void *)(dst + 16 * group * h))
+          $PACK_GROUP
+#undef LW_DST
+#undef LW_ROW
+        }
+        $PACK_END
+        continue;
+      }
+#endif
+      for (int64_t c = 0; c < 32; c++)
+        for (int64_t q = 0; q < group; q++)
+          dst[group * c + q] = c < cols && k + q < kk ?
+            ($PELEM)B[(k + q) * sbk + (32 * p + c) * sbj] : ($PELEM)0;
+    }
+  }
+}
+/* C's 32 x 32 block at rows i0, panel p += (or, on the first chunk where fill, =
+   fill_value +) its rows of A (astride apart, from kc0) times the panel (depth deep): whole
+   blocks of a C filled with zero go straight from the tiles into C (`straight`), others
+   through out */
+static inline void ${FN}_amx_tiles(const $PELEM *arows, int64_t astride, int64_t kc0,
+                            const $PELEM *panel, int64_t depth, $ACC *C, int64_t sci,
+                            int64_t scj, int64_t m, int64_t n, int64_t i0, int64_t p,
+                            int straight, int first, int fill, $ACC fill_value, $ACC *out) {
+  const int64_t rows = m - i0 < 32 ? m - i0 : 32, cols = n - 32 * p < 32 ? n - 32 * p : 32;
+  if (straight && rows == 32 && cols == 32) {
+    if (first)  /* (add a constant in each call: a variable one cost 2-4%) */
+      ${FN}_amx_block(arows + i0 * astride, panel, depth, astride, C + i0 * sci + 32 * p,
+                       sci, 0);
+    else
+      ${FN}_amx_block(arows + i0 * astride + kc0, panel, depth, astride,
+                       C + i0 * sci + 32 * p, sci, 1);
+    return;
+  }
+  ${FN}_amx_block(arows + i0 * astride + kc0, panel, depth, astride, out, 32, 0);
+  ${FN}_add_out(C, sci, scj, i0, p, rows, cols, fill && first, fill_value, out);
+}
 /* Few rows of C (up to FEW_MAX_ROWS: a decoding step's GEMM), n of its columns (the caller
    cuts C into such blocks): a packed panel would serve few row blocks, so B is packed kch rows
    of k at a time across all n columns, each row's piece read whole (a panel block at a time
@@ -130,7 +201,6 @@ static int ${FN}_amx_few_rows(const $PELEM *ap, const $ELEM *B, $ACC *C, int64_t
   #pragma omp parallel
   {
     ${FN}_amx_config();
-    int32_t sum[32] = {0};  /* the vector packing's column sums: the VNNI path's, unused */
 #ifdef _OPENMP
     const int64_t share = omp_get_thread_num(), shares = omp_get_num_threads();
 #else
@@ -139,31 +209,7 @@ static int ${FN}_amx_few_rows(const $PELEM *ap, const $ELEM *B, $ACC *C, int64_t
     const int64_t pa = panels * share / shares, pb = panels * (share + 1) / shares;
     for (int64_t k0 = 0; k0 < kp; k0 += kch) {
       const int64_t k1 = k0 + kch < kp ? k0 + kch : kp;
-      for (int64_t k = k0; k < k1; k += group) {
-        for (int64_t p = pa; p < pb; p++) {
-          const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
-          $PELEM *dst = cp + (p * kch + k - k0) * 32;
-#if $PACK_GUARD
-          if (sbj == 1 && cols == 32 && k + group <= kk) {
-            $PACK_BEGIN
-            const $ELEM *b = B + k * sbk + 32 * p;
-            for (int h = 0; h < 2; h++) {
-#define LW_ROW(q) ((const void *)(b + (q) * sbk + 16 * h))
-#define LW_DST ((void *)(dst + 16 * group * h))
-              $PACK_GROUP
-#undef LW_DST
-#undef LW_ROW
-            }
-            $PACK_END
-            continue;
-          }
-#endif
-          for (int64_t c = 0; c < 32; c++)
-            for (int64_t q = 0; q < group; q++)
-              dst[group * c + q] = c < cols && k + q < kk ?
-                ($PELEM)B[(k + q) * sbk + (32 * p + c) * sbj] : ($PELEM)0;
-        }
-      }
+      ${FN}_amx_pack(cp + pa * kch * 32, kch * 32, B, sbk, sbj, n, kk, k0, k1, k0, pa, pb);
       for (int64_t p = pa; p < pb; p++)
         for (int64_t i0 = 0; i0 < mp; i0 += 32)
           (mp - i0 == 16 ? ${FN}_amx_block16 : ${FN}_amx_block)(
@@ -171,7 +217,6 @@ static int ${FN}_amx_few_rows(const $PELEM *ap, const $ELEM *B, $ACC *C, int64_t
               k0 > 0);
     }
     _tile_release();
-    (void)sum;
     const int64_t c1 = n < 32 * pb ? n : 32 * pb;
     for (int64_t r = 0; r < m; r++)
       for (int64_t c = 32 * pa; c < c1; c++)
@@ -233,9 +278,18 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
   const int64_t block = $B_BLOCK / (32 * kcs * (int64_t)sizeof($PELEM)) > 0 ?
                         $B_BLOCK / (32 * kcs * (int64_t)sizeof($PELEM)) : 1;
   const int64_t held = block < panels ? block : panels;  /* panels packed at a time */
+  /* AMX, threads: each packs and multiplies blocks of its own, where there are two a thread
+     or more: no barrier, and no panel packed by one core and read by another */
+#ifdef _OPENMP
+  const int64_t threads = omp_get_max_threads();
+#else
+  const int64_t threads = 1;
+#endif
+  const int own = amx && !few && threads > 1 && (panels + block - 1) / block >= 2 * threads;
   int64_t kch = few ? $B_BLOCK / (fewp * 32 * (int64_t)sizeof($PELEM)) / step * step : 0;
   kch = kch < step ? step : kch > kp ? kp : kch;
-  const size_t b_bytes = lw_round64((size_t)(32 * (few ? kch * fewp : held * kcs))
+  const size_t b_bytes = lw_round64((size_t)(few ? 32 * kch * fewp
+                                              : (own ? threads : 1) * held * (32 * kcs + step))
                                     * sizeof($PELEM));
   const size_t c_bytes = lw_round64((size_t)(few ? mp * fewp * 32 : panels * 32)
                                     * sizeof($ACC));
@@ -278,52 +332,61 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
   /* (All of K at once: chunks of it that stay in the L1 cache, each adding its partial sums
      into C, measured slower: 512 bytes of k, one thread, 2048^3 int8 1.31x, bf16 1.7x the
      time, the adds into C taking longer than a chunk's tile products.) */
+  /* where C is filled with zero, whole blocks go straight from their tiles into C: no pass
+     that zeroes C first, no read of it (with the fold, bf16 one thread, Xeon: 512^3 1.42x,
+     1024^3 1.14x, 2048^3 1.30x; `benchmarks.revisions`) */
+  const $ACC zero = 0;
+  const int straight = fill && scj == 1 && !memcmp(&fill_value, &zero, sizeof zero);
+  (void)straight; (void)own;
+#ifdef ${NAME}_AMX
+  if (own) {
+    #pragma omp parallel
+    {
+#ifdef _OPENMP
+      const int64_t share = omp_get_thread_num(), shares = omp_get_num_threads();
+#else
+      const int64_t share = 0, shares = 1;
+#endif
+      $PELEM *mine = bp + share * held * (32 * kcs + step);
+      $ACC out[32 * 32];
+      for (int64_t p0 = share * block; p0 < panels; p0 += shares * block) {
+        const int64_t p1 = p0 + block < panels ? p0 + block : panels;
+        for (int64_t kc0 = 0; kc0 < kp; kc0 += kcs) {
+          const int64_t depth = kp - kc0 < kcs ? kp - kc0 : kcs;
+          ${FN}_amx_pack(mine, depth * 32, B, sbk, sbj, n, kk, kc0, kc0 + depth, kc0, p0, p1);
+          if (p0 == share * block && kc0 == 0) ${FN}_amx_config();
+          for (int64_t i0 = 0; i0 < mp; i0 += 32)
+            for (int64_t p = p0; p < p1; p++)
+              ${FN}_amx_tiles(arows, astride, kc0, mine + (p - p0) * depth * 32, depth, C, sci,
+                              scj, m, n, i0, p, straight, kc0 == 0, fill, fill_value, out);
+        }
+      }
+      _tile_release();
+    }
+    return 1;
+  }
+#endif
   for (int64_t p0 = 0; p0 < panels; p0 += block) {
     const int64_t p1 = p0 + block < panels ? p0 + block : panels;
     #pragma omp parallel
     {
-#ifdef ${NAME}_AMX
-      /* where C is filled with zero, whole blocks go straight from their tiles into C: no
-         pass that zeroes C first, no read of it (with the fold, bf16 one thread, Xeon:
-         512^3 1.42x, 1024^3 1.14x, 2048^3 1.30x; `benchmarks.revisions`) */
-      const $ACC zero = 0;
-      const int straight = fill && scj == 1 && !memcmp(&fill_value, &zero, sizeof zero);
-#endif
       $ACC out[32 * 32];
       for (int64_t kc0 = 0; kc0 < kp; kc0 += kcs) {
         const int64_t depth = kp - kc0 < kcs ? kp - kc0 : kcs;
 #ifdef ${NAME}_AMX
-        if (amx) {  /* a group of rows at a time across the block's panels, the groups split
-                       among the threads: one barrier a chunk (by steps of k, one a step:
-                       bf16 256 x 4096 x 4096 on two threads no faster than on one) */
-          int32_t unused[32] = {0}, *sum = unused;  /* (the vector path's sums) */
-          (void)sum;
-          #pragma omp for
-          for (int64_t k = kc0; k < kc0 + depth; k += group) {
-            for (int64_t p = p0; p < p1; p++) {
-              $PELEM *dst = bp + (p - p0) * depth * 32 + (k - kc0) * 32;
-              const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
-#if $PACK_GUARD
-              if (sbj == 1 && cols == 32 && k + group <= kk) {
-                $PACK_BEGIN
-                const $ELEM *b = B + k * sbk + 32 * p;
-                for (int h = 0; h < 2; h++) {
-#define LW_ROW(q) ((const void *)(b + (q) * sbk + 16 * h))
-#define LW_DST ((void *)(dst + 16 * group * h))
-                  $PACK_GROUP
-#undef LW_DST
-#undef LW_ROW
-                }
-                $PACK_END
-                continue;
-              }
+        if (amx) {  /* the groups of rows split among the threads: one barrier a chunk (by
+                       panels in steps of k, one a step: bf16 256 x 4096 x 4096 on two
+                       threads no faster than on one) */
+#ifdef _OPENMP
+          const int64_t share = omp_get_thread_num(), shares = omp_get_num_threads();
+#else
+          const int64_t share = 0, shares = 1;
 #endif
-              for (int64_t c = 0; c < 32; c++)
-                for (int64_t q = 0; q < group; q++)
-                  dst[group * c + q] = c < cols && k + q < kk ?
-                    ($PELEM)B[(k + q) * sbk + (32 * p + c) * sbj] : ($PELEM)0;
-            }
-          }
+          const int64_t groups = depth / group;
+          ${FN}_amx_pack(bp, depth * 32, B, sbk, sbj, n, kk,
+                         kc0 + groups * share / shares * group,
+                         kc0 + groups * (share + 1) / shares * group, kc0, p0, p1);
+          #pragma omp barrier
         }
 #endif
         for (int64_t k0 = kc0; !amx && k0 < kc0 + depth; k0 += step) {
@@ -375,35 +438,20 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
         for (int64_t i0 = 0; i0 < mp; i0 += 32) {
           for (int64_t p = p0; p < p1; p++) {
             const $PELEM *panel = bp + (p - p0) * depth * 32;
-            const int64_t rows = m - i0 < 32 ? m - i0 : 32;
-            const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
 #ifdef ${NAME}_AMX
-            if (amx && straight && rows == 32 && cols == 32) {
-              if (first)  /* (add a constant in each call: a variable one cost 2-4%) */
-                ${FN}_amx_block(arows + i0 * astride, panel, depth, astride,
-                                 C + i0 * sci + 32 * p, sci, 0);
-              else
-                ${FN}_amx_block(arows + i0 * astride + kc0, panel, depth, astride,
-                                 C + i0 * sci + 32 * p, sci, 1);
+            if (amx) {
+              ${FN}_amx_tiles(arows, astride, kc0, panel, depth, C, sci, scj, m, n, i0, p,
+                              straight, first, fill, fill_value, out);
               continue;
             }
-            if (amx) ${FN}_amx_block(arows + i0 * astride + kc0, panel, depth, astride, out, 32,
-                                     0);
 #endif
 #ifdef ${NAME}_VEC
-            if (!amx)
-              for (int64_t r = 0; r < 32; r += 8)
-                ${FN}_vec_rows(ap + (i0 + r) * kp + kc0, panel, depth, corr + 32 * p,
-                               out + 32 * r);
+            for (int64_t r = 0; r < 32; r += 8)
+              ${FN}_vec_rows(ap + (i0 + r) * kp + kc0, panel, depth, corr + 32 * p,
+                             out + 32 * r);
+            ${FN}_add_out(C, sci, scj, i0, p, m - i0 < 32 ? m - i0 : 32,
+                          n - 32 * p < 32 ? n - 32 * p : 32, fill && first, fill_value, out);
 #endif
-            for (int64_t r = 0; r < rows; r++) {
-              $ACC *c = C + (i0 + r) * sci + 32 * p * scj;
-              const $ACC *o = out + 32 * r;
-              if (fill && first)
-                for (int64_t q = 0; q < cols; q++) c[q * scj] = $ADD(fill_value, o[q]);
-              else if (scj == 1) for (int64_t q = 0; q < cols; q++) c[q] = $ADD(c[q], o[q]);
-              else for (int64_t q = 0; q < cols; q++) c[q * scj] = $ADD(c[q * scj], o[q]);
-            }
           }
         }
       }

@@ -2,7 +2,8 @@
 
     .venv/bin/python -m benchmarks.lowp_gemm [--quick] [--threads N] [--aligned]
 
-For each shape M x K x N (square ones and a skinny M = 16 one, as at LLM decoding):
+For each shape M x K x N (square ones, and M = 16, 64 and 256 rows of K = N = 4096: an LLM
+layer's GEMM at decoding and on short prompts):
 - int8 (int32 results), loopweave AMX / AVX512-VNNI / loops: examples/kernels/qmm.lw with the
   default schedule, built with `-march=native` (AMX where the processor has it), without AMX
   (`-mno-amx-*`: the AVX-512 path), without AVX-512 (the AVX2 path) and without a micro-kernel
@@ -34,7 +35,8 @@ from benchmarks.harness import Comparison, Work, format_table, measure
 from benchmarks.machine import cpu_flags, cpu_model, load_average
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPES = [(512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (16, 4096, 4096)]
+SHAPES = [(512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (16, 4096, 4096),
+          (64, 4096, 4096), (256, 4096, 4096)]
 QUICK_SHAPES = [(256, 256, 256), (16, 1024, 1024)]
 NO_AMX = ("-mno-amx-tile", "-mno-amx-int8", "-mno-amx-bf16")
 #: operand type -> column -> (extra cflags, the /proc/cpuinfo flags it needs)

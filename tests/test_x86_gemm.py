@@ -5,9 +5,13 @@ the processors that have it."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +33,7 @@ kernel qmm_t(At: i8[K, M], Bt: i8[N, K], C: inout i32[M, N]) {
 }"""
 
 
+ROOT = Path(__file__).resolve().parents[1]
 FLAGS = cpu_flags()
 NO_AMX = ("-mno-amx-tile", "-mno-amx-int8", "-mno-amx-bf16")
 #: path -> (the cflags that select it, the cpuinfo flags it needs to run)
@@ -99,6 +104,47 @@ def test_two_threads_match_numpy(monkeypatch):
     a = rng.integers(-128, 128, (100, 300), dtype=np.int8)
     b = rng.integers(-128, 128, (300, 70), dtype=np.int8)
     np.testing.assert_array_equal(kernel(a, b), a.astype(np.int32) @ b.astype(np.int32))
+
+
+#: int8 and bf16 GEMMs in a fresh process with OMP_NUM_THREADS=2 (libgomp reads it once): C of
+#: 150 x 1100 with K 4100 (blocks of B's panels, two a thread or more: each thread packs and
+#: multiplies its own; K in chunks) and of 40 x 1100 (few rows: each thread its share of the
+#: columns); prints whether each matches numpy.
+TWO_THREADS = r"""
+import json, sys
+import numpy as np
+import ml_dtypes
+import loopweave
+sys.path.insert(0, "tests")
+from test_x86_gemm import BF16_MM, QMM
+rng = np.random.default_rng(5)
+qmm = loopweave.compile(QMM, tuning_db=False)
+bmm = loopweave.compile(BF16_MM, tuning_db=False)
+ok = []
+for m, n, k in ((150, 1100, 4100), (40, 1100, 700)):
+    a = rng.integers(-128, 128, (m, k), dtype=np.int8)
+    b = rng.integers(-128, 128, (k, n), dtype=np.int8)
+    ok.append(bool(np.array_equal(qmm(a, b), a.astype(np.int32) @ b.astype(np.int32))))
+    a = rng.standard_normal((m, k)).astype(ml_dtypes.bfloat16)
+    b = rng.standard_normal((k, n)).astype(ml_dtypes.bfloat16)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    scale = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))
+    ok.append(bool(np.all(np.abs(bmm(a, b) - want) <= 1e-6 * k * scale + 1e-30)))
+print(json.dumps(ok))
+"""
+
+
+def test_amx_on_two_threads_matches_numpy():
+    """On two threads each thread packs and multiplies blocks of B of its own (where there are
+    two a thread), or its share of the columns (few rows): both match numpy."""
+    _path_flags("amx")
+    _path_flags("amx", BF16_PATHS)
+    pytest.importorskip("ml_dtypes")
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", TWO_THREADS], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [True] * 4
 
 
 def _dots(source: str, has_kernel: bool = True) -> list[tuple]:
