@@ -199,10 +199,17 @@ def test_convolution_layers_script_runs_quick(capsys):
 def test_records_tuned_at_one_dataset_are_candidates_at_another(tmp_path, capsys):
     """benchmarks/tune_polybench.py, then benchmarks/model_choice.py --db: the cost model in
     compile() ranks the record tuned at MINI when compiling SMALL; every candidate checked."""
+    from loopweave.autotune.database import Database
+
     db = str(tmp_path / "tune.sqlite")
     assert tune_polybench.main(["--dataset", "MINI", "--trials", "3", "--db", db, "trmm"]) == 0
     out = capsys.readouterr().out
-    assert "| trmm | 3 |" in out
+    assert "| trmm | " in out
+    # every trial correct; its time "ok", or "noisy" where two rounds of timings spread
+    # (MINI's calls take microseconds, and the test's neighbours share the cores)
+    with Database(db) as database:
+        assert sorted(r.status for r in database.records()) in (
+            sorted(["ok"] * ok + ["noisy"] * (3 - ok)) for ok in range(1, 4))
     assert model_choice.main(["--dataset", "SMALL", "--db", db, "--no-program-order",
                               "--repeats", "1", "trmm"]) == 0
     out = capsys.readouterr().out
