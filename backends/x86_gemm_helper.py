@@ -53,6 +53,51 @@ static uint8_t *lw_gemm_buffer(size_t bytes) {
 }
 static size_t lw_round64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 #endif
+/* Packs rows k_from .. k_to - 1 (whole steps) of B's panels p_from .. p_to - 1, panel p at
+   dst0 + (p - p_from) * kp * 32 (its group at row k at 32 k), zero past kk and past the n
+   columns, adding each column's values into sums (the vector path's correction): a step of
+   rows at a time across the panels (one panel down all of K would touch a page a row) */
+static void ${FN}_vec_pack($PELEM *dst0, int64_t kp, const $ELEM *B, int64_t sbk,
+                           int64_t sbj, int64_t n, int64_t kk, int64_t k_from, int64_t k_to,
+                           int64_t p_from, int64_t p_to, int32_t *sums) {
+  const int64_t step = ${NAME}_STEP, group = ${NAME}_GROUP;
+  for (int64_t k0 = k_from; k0 < k_to; k0 += step) {
+    for (int64_t p = p_from; p < p_to; p++) {
+      $PELEM *panel = dst0 + (p - p_from) * kp * 32;
+      int32_t *sum = sums + 32 * p;
+      const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
+      int64_t k = k0;
+#if $PACK_GUARD
+      if (sbj == 1 && cols == 32) {  /* whole groups: 16 columns a step */
+        $PACK_BEGIN
+        for (; k + group <= (kk < k0 + step ? kk : k0 + step); k += group) {
+          const $ELEM *b = B + k * sbk + 32 * p;
+          for (int h = 0; h < 2; h++) {
+#define LW_ROW(q) ((const void *)(b + (q) * sbk + 16 * h))
+#define LW_DST ((void *)(panel + 32 * k + 16 * group * h))
+            $PACK_GROUP
+#undef LW_DST
+#undef LW_ROW
+          }
+        }
+        $PACK_END
+      }
+#endif
+      for (; k < k0 + step; k++) {
+        $PELEM *g = panel + (k - k % group) * 32 + k % group;
+        const $ELEM *b = B + k * sbk + 32 * p * sbj;
+        int64_t c = 0;
+        if (k < kk) {
+          for (; c < cols; c++) {
+            g[group * c] = ($PELEM)b[c * sbj];
+            sum[c] += ($ELEM_SIGNED)b[c * sbj];
+          }
+        }
+        for (; c < 32; c++) g[group * c] = 0;
+      }
+    }
+  }
+}
 /* C's block at rows i0, panel p (rows x cols of it) = fill_value + out where fill, else
    C += out (out's rows 32 apart) */
 static void ${FN}_add_out($ACC *C, int64_t sci, int64_t scj, int64_t i0, int64_t p,
@@ -278,14 +323,14 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
   const int64_t block = $B_BLOCK / (32 * kcs * (int64_t)sizeof($PELEM)) > 0 ?
                         $B_BLOCK / (32 * kcs * (int64_t)sizeof($PELEM)) : 1;
   const int64_t held = block < panels ? block : panels;  /* panels packed at a time */
-  /* AMX, threads: each packs and multiplies blocks of its own, where there are two a thread
-     or more: no barrier, and no panel packed by one core and read by another */
+  /* threads: each packs and multiplies blocks of its own, where there are two a thread or
+     more: no barrier, and no panel packed by one core and read by another */
 #ifdef _OPENMP
   const int64_t threads = omp_get_max_threads();
 #else
   const int64_t threads = 1;
 #endif
-  const int own = amx && !few && threads > 1 && (panels + block - 1) / block >= 2 * threads;
+  const int own = !few && threads > 1 && (panels + block - 1) / block >= 2 * threads;
   int64_t kch = few ? $B_BLOCK / (fewp * 32 * (int64_t)sizeof($PELEM)) / step * step : 0;
   kch = kch < step ? step : kch > kp ? kp : kch;
   const size_t b_bytes = lw_round64((size_t)(few ? 32 * kch * fewp
@@ -338,7 +383,6 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
   const $ACC zero = 0;
   const int straight = fill && scj == 1 && !memcmp(&fill_value, &zero, sizeof zero);
   (void)straight; (void)own;
-#ifdef ${NAME}_AMX
   if (own) {
     #pragma omp parallel
     {
@@ -353,19 +397,39 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
         const int64_t p1 = p0 + block < panels ? p0 + block : panels;
         for (int64_t kc0 = 0; kc0 < kp; kc0 += kcs) {
           const int64_t depth = kp - kc0 < kcs ? kp - kc0 : kcs;
-          ${FN}_amx_pack(mine, depth * 32, B, sbk, sbj, n, kk, kc0, kc0 + depth, kc0, p0, p1);
-          if (p0 == share * block && kc0 == 0) ${FN}_amx_config();
+          const int first = kc0 == 0;
+#ifdef ${NAME}_AMX
+          if (amx) {
+            ${FN}_amx_pack(mine, depth * 32, B, sbk, sbj, n, kk, kc0, kc0 + depth, kc0, p0,
+                           p1);
+            if (p0 == share * block && first) ${FN}_amx_config();
+            for (int64_t i0 = 0; i0 < mp; i0 += 32)
+              for (int64_t p = p0; p < p1; p++)
+                ${FN}_amx_tiles(arows, astride, kc0, mine + (p - p0) * depth * 32, depth, C,
+                                sci, scj, m, n, i0, p, straight, first, fill, fill_value, out);
+            continue;
+          }
+#endif
+#ifdef ${NAME}_VEC
+          ${FN}_vec_pack(mine, depth, B, sbk, sbj, n, kk, kc0, kc0 + depth, p0, p1, sums);
+          for (int64_t c = 32 * p0; c < 32 * p1; c++) corr[c] = ($ACC)($FLIP * sums[c]);
           for (int64_t i0 = 0; i0 < mp; i0 += 32)
-            for (int64_t p = p0; p < p1; p++)
-              ${FN}_amx_tiles(arows, astride, kc0, mine + (p - p0) * depth * 32, depth, C, sci,
-                              scj, m, n, i0, p, straight, kc0 == 0, fill, fill_value, out);
+            for (int64_t p = p0; p < p1; p++) {
+              for (int64_t r = 0; r < 32; r += 8)
+                ${FN}_vec_rows(ap + (i0 + r) * kp + kc0, mine + (p - p0) * depth * 32, depth,
+                               corr + 32 * p, out + 32 * r);
+              ${FN}_add_out(C, sci, scj, i0, p, m - i0 < 32 ? m - i0 : 32,
+                            n - 32 * p < 32 ? n - 32 * p : 32, fill && first, fill_value, out);
+            }
+#endif
         }
       }
-      _tile_release();
+#ifdef ${NAME}_AMX
+      if (amx) _tile_release();
+#endif
     }
     return 1;
   }
-#endif
   for (int64_t p0 = 0; p0 < panels; p0 += block) {
     const int64_t p1 = p0 + block < panels ? p0 + block : panels;
     #pragma omp parallel
@@ -391,40 +455,9 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
 #endif
         for (int64_t k0 = kc0; !amx && k0 < kc0 + depth; k0 += step) {
           #pragma omp for
-          for (int64_t p = p0; p < p1; p++) {
-            $PELEM *panel = bp + (p - p0) * depth * 32;
-            int32_t *sum = sums + 32 * p;
-            const int64_t cols = n - 32 * p < 32 ? n - 32 * p : 32;
-            int64_t k = k0;
-#if $PACK_GUARD
-            if (sbj == 1 && cols == 32) {  /* whole groups: 16 columns a step */
-              $PACK_BEGIN
-              for (; k + group <= (kk < k0 + step ? kk : k0 + step); k += group) {
-                const $ELEM *b = B + k * sbk + 32 * p;
-                for (int h = 0; h < 2; h++) {
-#define LW_ROW(q) ((const void *)(b + (q) * sbk + 16 * h))
-#define LW_DST ((void *)(panel + 32 * (k - kc0) + 16 * group * h))
-                  $PACK_GROUP
-#undef LW_DST
-#undef LW_ROW
-                }
-              }
-              $PACK_END
-            }
-#endif
-            for (; k < k0 + step; k++) {
-              $PELEM *g = panel + (k - kc0 - k % group) * 32 + k % group;
-              const $ELEM *b = B + k * sbk + 32 * p * sbj;
-              int64_t c = 0;
-              if (k < kk) {
-                for (; c < cols; c++) {
-                  g[group * c] = ($PELEM)b[c * sbj];
-                  sum[c] += ($ELEM_SIGNED)b[c * sbj];
-                }
-              }
-              for (; c < 32; c++) g[group * c] = 0;
-            }
-          }
+          for (int64_t p = p0; p < p1; p++)
+            ${FN}_vec_pack(bp + (p - p0) * depth * 32, depth, B, sbk, sbj, n, kk, k0,
+                           k0 + step, p, p + 1, sums);
         }
         /* (the vector path's correction: it runs K in one chunk) */
         #pragma omp for

@@ -106,7 +106,8 @@ def test_two_threads_match_numpy(monkeypatch):
     np.testing.assert_array_equal(kernel(a, b), a.astype(np.int32) @ b.astype(np.int32))
 
 
-#: int8 and bf16 GEMMs in a fresh process with OMP_NUM_THREADS=2 (libgomp reads it once): C of
+#: int8 and bf16 GEMMs in a fresh process with OMP_NUM_THREADS=2 (libgomp reads it once), built
+#: with the flags in argv after -O3 -march=native: C of
 #: 150 x 1100 with K 4100 (blocks of B's panels, two a thread or more: each thread packs and
 #: multiplies its own; K in chunks) and of 40 x 1100 (few rows: each thread its share of the
 #: columns); prints whether each matches numpy.
@@ -118,8 +119,9 @@ import loopweave
 sys.path.insert(0, "tests")
 from test_x86_gemm import BF16_MM, QMM
 rng = np.random.default_rng(5)
-qmm = loopweave.compile(QMM, tuning_db=False)
-bmm = loopweave.compile(BF16_MM, tuning_db=False)
+flags = ["-O3", "-march=native", *sys.argv[1:]]
+qmm = loopweave.compile(QMM, tuning_db=False, cflags=flags)
+bmm = loopweave.compile(BF16_MM, tuning_db=False, cflags=flags)
 ok = []
 for m, n, k in ((150, 1100, 4100), (40, 1100, 700)):
     a = rng.integers(-128, 128, (m, k), dtype=np.int8)
@@ -134,14 +136,20 @@ print(json.dumps(ok))
 """
 
 
-def test_amx_on_two_threads_matches_numpy():
+@pytest.mark.parametrize("path", ["amx", "avx512"])
+def test_two_threads_with_blocks_of_their_own_match_numpy(path):
     """On two threads each thread packs and multiplies blocks of B of its own (where there are
-    two a thread), or its share of the columns (few rows): both match numpy."""
-    _path_flags("amx")
-    _path_flags("amx", BF16_PATHS)
+    two a thread), or on AMX its share of the columns (few rows): both match numpy."""
+    if path == "amx":
+        _path_flags("amx")
+        _path_flags("amx", BF16_PATHS)
+    else:
+        _path_flags("avx512vnni")
+        _path_flags("avx512bf16", BF16_PATHS)
     pytest.importorskip("ml_dtypes")
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    done = subprocess.run([sys.executable, "-c", TWO_THREADS], env=env, cwd=ROOT,
+    done = subprocess.run([sys.executable, "-c", TWO_THREADS,
+                           *(NO_AMX if path == "avx512" else ())], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [True] * 4
