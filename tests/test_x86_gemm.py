@@ -136,20 +136,18 @@ print(json.dumps(ok))
 """
 
 
-@pytest.mark.parametrize("path", ["amx", "avx512"])
+@pytest.mark.parametrize("path", ["amx", "avx512", "avx2"])
 def test_two_threads_with_blocks_of_their_own_match_numpy(path):
     """On two threads each thread packs and multiplies blocks of B of its own (where there are
-    two a thread), or on AMX its share of the columns (few rows): both match numpy."""
-    if path == "amx":
-        _path_flags("amx")
-        _path_flags("amx", BF16_PATHS)
-    else:
-        _path_flags("avx512vnni")
-        _path_flags("avx512bf16", BF16_PATHS)
+    two a thread), or on AMX its share of the columns (few rows): int8 and bf16 match numpy on
+    every path (bf16 on AVX2: the loops)."""
+    _path_flags({"amx": "amx", "avx512": "avx512vnni", "avx2": "avx2"}[path])
+    if path != "avx2":
+        _path_flags({"amx": "amx", "avx512": "avx512bf16"}[path], BF16_PATHS)
+    extra = {"amx": (), "avx512": NO_AMX, "avx2": PATHS["avx2"][0]}[path]
     pytest.importorskip("ml_dtypes")
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    done = subprocess.run([sys.executable, "-c", TWO_THREADS,
-                           *(NO_AMX if path == "avx512" else ())], env=env, cwd=ROOT,
+    done = subprocess.run([sys.executable, "-c", TWO_THREADS, *extra], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [True] * 4
