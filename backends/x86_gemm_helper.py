@@ -237,7 +237,6 @@ static int ${FN}_amx_few_rows(const $PELEM *ap, const $ELEM *B, $ACC *C, int64_t
                               int fill, $ACC fill_value) {
   /* blocks of 32 rows, the last of 16 where no more remain (each chunk of k loads and
      stores all of acc: 16 rows of padding were half of it at m <= 16) */
-  const int64_t group = ${NAME}_GROUP;
   const int64_t mp = (m + 15) / 16 * 16, panels = (n + 31) / 32;
   const int64_t ld = panels * 32;
   /* Each thread packs, multiplies and adds into C the panels of its share of the columns:
