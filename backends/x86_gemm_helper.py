@@ -367,11 +367,11 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
     return 1;
   }
 #endif
-  /* B: panel p, k-group g, column c, element q at bp[((p - p0) kp + group g) 32 + group c + q];
-     corr: flip x the column sums (the vector path's correction for A's flip). Packed one
-     block of panels at a time, just before the block's products, so that they find it in
-     the L2 cache; and STEP rows of B at a time across the block's panels: walking one panel
-     down all of K would touch a page per row. */
+  /* B: panel p, k-group g, column c, element q at bp[((p - p0) depth + group g) 32 + group c
+     + q] (depth: the chunk of K, kcs deep); corr: flip x the column sums (the vector path's
+     correction for A's flip). Packed one block of panels (and chunk of K) at a time, just
+     before the block's products, so that they find it in the L2 cache, rows at a time across
+     the block's panels (`_amx_pack`, `_vec_pack`). */
   memset(sums, 0, (size_t)panels * 32 * 4);
   /* (All of K at once: chunks of it that stay in the L1 cache, each adding its partial sums
      into C, measured slower: 512 bytes of k, one thread, 2048^3 int8 1.31x, bf16 1.7x the
