@@ -322,7 +322,7 @@ class CFamilyRenderer:
         where that nest renders as one (`register_tile.tile_fill`)."""
         lines: list[str] = []
         skip = False
-        for here, after in zip(body, (*body[1:], None), strict=True):
+        for here, after in zip(body, (*body[1:], None)[:len(body)], strict=True):
             if skip:
                 skip = False
                 continue

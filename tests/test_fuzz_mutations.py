@@ -205,3 +205,14 @@ def test_random_mutations_are_reproducible():
     text = SOURCES[0]
     assert mutate(text, random.Random(5)) == mutate(text, random.Random(5))
     assert tokens("a+=b # c") == ["a", "+=", "b"]
+
+
+def test_a_kernel_whose_statements_run_no_instance_compiles_and_runs():
+    """A deletion left seidel-2d's sweep an empty range (`i in 1:1`): the loop nest has no
+    statement, and the C renderer's block of nothing raised ValueError from zip."""
+    source = ("kernel k(A: inout f32[N, N], T: i32) {\n    for t in 0:T {\n"
+              "        A[i, j] = A[i, j] / 9.0  where i in 1:1, j in 1:N-1\n    }\n}\n")
+    kernel = loopweave.compile(source, tuning_db=False, cost_model=False)
+    a = np.arange(16, dtype=np.float32).reshape(4, 4)
+    kernel(a, 3)
+    np.testing.assert_array_equal(a, np.arange(16, dtype=np.float32).reshape(4, 4))
