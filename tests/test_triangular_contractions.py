@@ -11,7 +11,10 @@ triangle of C += A A^T, 6.7x faster at PolyBench LARGE than the untiled default)
 - a tile is full where its bounds hold at the values of the loops around them that make them
   tightest (ir/localize.py): the row for syrk's columns, the reduction for trmm's rows; tiles
   off the diagonal run in registers, syrk's diagonal ones a row at a time in vector strips
-  (ir/strips.py), trmm's as plain loops.
+  (ir/strips.py);
+- where the rows end at the reduction (trmm's `x < k`) or start after it (symm's `x > k`), a
+  diagonal tile runs the part of its reduction that every row reaches in registers, and the
+  triangle as plain loops, in the reduction's order (ir/localize.triangle_split).
 
 Checked on the source and numerically at odd sizes (several row blocks, column tiles and k
 chunks), f32 and f64."""
@@ -25,8 +28,11 @@ import pytest
 from polybench_check import assert_matches_reference
 
 import loopweave
+from loopweave.driver import stages
 from loopweave.errors import ScheduleError
 from loopweave.examples import load_polybench_references
+from loopweave.ir.affine import constant_value
+from loopweave.ir.loops import Block, For, If, walk
 
 poly = load_polybench_references()
 SIZES = [(1, 1), (7, 5), (29, 19), (61, 37), (131, 300)]  # (N, M): M > 256, two k chunks
@@ -131,6 +137,24 @@ def test_a_diagonal_tile_is_refused_where_a_parallel_iteration_writes_the_rest(p
     want[np.triu_indices(21, 1)] = 0.0
     kernel(a, b, c)
     np.testing.assert_allclose(c, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name, triangle_first", [("trmm", True), ("symm", True),
+                                                  ("symm", False)])
+def test_a_diagonal_tile_splits_its_reduction_at_the_triangle(name, triangle_first):
+    """The full tile's branch holds two loops over the same reduction variable: the triangle
+    (rows that do not all reach it: loops starting from the tile's rows) and the registers'
+    part (the rows counting from 0), the triangle first for trmm's rows below the reduction
+    and symm's temp2, last for symm's rows above it (C[k, j] for k < i)."""
+    loops = stages(poly.POLYBENCH[name].source()).loops
+    splits = []  # (triangle's rows start at the tile, registers' rows at 0) per split found
+    for node in walk(loops):
+        if isinstance(node, If) and isinstance(node.then, Block) and len(node.then.body) == 2 \
+                and all(isinstance(b, For) for b in node.then.body) \
+                and node.then.body[0].var == node.then.body[1].var:
+            triangle, registers = node.then.body[::1 if triangle_first else -1]
+            splits.append((constant_value(triangle.body.init), constant_value(registers.body.init)))
+    assert (None, 0) in splits, f"{name}: no diagonal tile split: {splits}"
 
 
 def test_trmm_default_reads_a_snapshot_in_register_tiles_and_matches_numpy():
