@@ -44,6 +44,7 @@ from loopweave.passes.legality import REDUCTIONS
 from loopweave.passes.loop_kinds import fuse_step_statements, loop_marks
 from loopweave.passes.patterns import match_contraction, match_convolution, match_gemm
 from loopweave.passes.right_looking import right_looking
+from loopweave.passes.row_blocks import row_blocks
 from loopweave.passes.schedule import Schedule, try_steps
 from loopweave.passes.split_sums import sum_terms
 from loopweave.passes.strided_conv import WEIGHT_PACK_BYTES, channel_steps
@@ -211,11 +212,13 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     (statement, K) of contractions at the call's sizes (`TargetFacts.depths`: deep panels).
     `parallel_panels`: the loop over `panel`'s panels is the parallel one.
 
-    Where the heuristics find nothing to run in parallel or in SIMD (every nest's loops carry
-    dependences: Gauss-Seidel sweeps), a recurrence along the innermost loop runs as a
-    wavefront of many rows at once (`latency_wavefront`: seidel-2d); failing that, the kernel
-    is isl's: its Pluto-style scheduler skews and tiles such nests and finds wavefronts
-    (`isl_fallback`)."""
+    Where the heuristics find nothing to run in parallel (every nest's loops carry
+    dependences), an in-place elimination runs right-looking (`right_looking`: lu), and rows
+    that each read every finished row run in blocks of rows (`row_blocks`: cholesky). Where
+    they find no SIMD loop either (Gauss-Seidel sweeps), a recurrence along the innermost loop
+    runs as a wavefront of many rows at once (`latency_wavefront`: seidel-2d); failing that,
+    the kernel is isl's: its Pluto-style scheduler skews and tiles such nests and finds
+    wavefronts (`isl_fallback`)."""
     host = CPU_FEW_ROWS if few_rows else CPU
     kinds = _gemm_kinds(kernel, gemm_kernel)
     host, wide = (replace(f, gemm_kernels=kinds, channel_conv_tile=f.channel_conv_wide
@@ -228,7 +231,7 @@ def default_schedule(kernel: KernelIR, vector_bytes: Callable[[], int] | None = 
     schedule = schedule_for(kernel, host, lambda: wide if vector_bytes is not None
                             and vector_bytes() >= 64 else host)
     return latency_wavefront(kernel, schedule) or right_looking(kernel, schedule) or \
-        isl_fallback(kernel, schedule) or schedule
+        row_blocks(kernel, schedule) or isl_fallback(kernel, schedule) or schedule
 
 
 def schedule_for(kernel: KernelIR, facts: TargetFacts,

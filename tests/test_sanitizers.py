@@ -204,13 +204,16 @@ def test_zero_size_dimensions_are_clean(tmp_path):
 
 
 @needs_gcc
-def test_reductions_split_at_a_triangles_diagonal_are_clean(tmp_path):
+def test_triangular_pieces_are_clean(tmp_path):
     """trmm's and symm's register tiles run the part of a diagonal tile's reduction that every
     row reaches, the rest as written (ir/localize.triangle_split); a tile of rows past M, whose
-    reduction range was empty, once ran its registers there (M 263: rows 256-263)."""
+    reduction range was empty, once ran its registers there (M 263: rows 256-263). cholesky
+    runs in blocks of rows, the last one partial (passes/row_blocks.py)."""
     cases = [{"suite": "polybench", "kernel": name, "sizes": sizes, "schedule": None}
              for name in ("trmm", "symm")
              for sizes in ({"M": 263, "N": 301}, {"M": 9, "N": 5}, {"M": 41, "N": 50})]
+    cases += [{"suite": "polybench", "kernel": "cholesky", "sizes": {"N": n}, "schedule": None}
+              for n in (37, 16, 1)]
     assert_clean(sanitized_run(cases, tmp_path), cases)
 
 

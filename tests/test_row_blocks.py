@@ -1,0 +1,77 @@
+"""Left-looking row blocks (passes/row_blocks.py): cholesky's rows, each reading every finished
+row, run in blocks of rows that read a finished row once.
+
+Checked on the steps and the loop AST (the finished rows' pieces run the block's rows inside
+the loop over a finished row; the block's own triangle row by row), numerically at odd sizes
+(partial blocks, one row, a block and one more) against numpy and against program order, at
+other block sizes, and that kernels of another shape keep the heuristics' schedule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from polybench_check import assert_matches_reference
+
+import loopweave
+from loopweave.driver import front_end, stages
+from loopweave.examples import load_polybench_references
+from loopweave.ir.loops import For, Store, children
+from loopweave.passes import default as default_pass
+from loopweave.passes.row_blocks import row_blocks
+from loopweave.passes.schedule import Schedule
+
+poly = load_polybench_references()
+CHOLESKY = poly.POLYBENCH["cholesky"].source()
+
+
+def _stores_in_loops(node, around=()):
+    """(store, the loops around it, outer first) for every store of a loop AST."""
+    if isinstance(node, Store):
+        yield node, around
+    for child in children(node):
+        yield from _stores_in_loops(child, (*around, node) if isinstance(node, For) else around)
+
+
+def test_cholesky_default_runs_a_finished_row_against_a_block_of_rows():
+    """The default is row_blocks' schedule: the product over finished rows, A[i, j] -=
+    A[i, k] * A[j, k], runs in the loops (block, block of finished rows, finished row j, row i
+    of the block, k): the row loop inside the finished row's, where program order has it
+    outermost."""
+    steps = default_pass.default_schedule(front_end(CHOLESKY)).steps
+    assert ("separate", "S0") in [(s.op, s.target) for s in steps]
+    depths = []
+    for store, loops in _stores_in_loops(stages(CHOLESKY).loops):
+        if store.reduce and len(loops) == 5:
+            row, finished = store.indices[0], loops[2].var
+            depths.append(([lp.var for lp in loops].index(row.name), finished))
+    assert (3, "c2") in depths, depths
+
+
+@pytest.mark.parametrize("n", [1, 2, 15, 16, 17, 33, 70])
+def test_cholesky_in_row_blocks_matches_numpy_at_odd_sizes(n):
+    kernel = loopweave.compile(CHOLESKY, tuning_db=False, cost_model=False)
+    assert_matches_reference("cholesky", kernel, {"N": n}, 3)
+
+
+@pytest.mark.parametrize("rows", [2, 3, 8])
+def test_other_block_sizes_match_program_order(rows):
+    """Each element takes its products in the same order as in program order, except the
+    diagonal's sum, which the program-order build runs as a vector loop (four accumulators)."""
+    kernel_ir = front_end(CHOLESKY)
+    schedule = row_blocks(kernel_ir, Schedule(), rows)
+    assert schedule is not None
+    blocked = loopweave.compile(CHOLESKY, schedule=schedule, tuning_db=False)
+    plain = loopweave.compile(CHOLESKY, schedule=Schedule(), tuning_db=False)
+    a = poly.POLYBENCH["cholesky"].make_inputs({"N": 29}, 5)["A"]
+    want, got = a.copy(), a.copy()
+    plain(want)
+    blocked(got)
+    np.testing.assert_allclose(np.tril(got), np.tril(want), rtol=1e-12, atol=1e-12)
+
+
+def test_kernels_of_another_shape_keep_the_heuristics():
+    """gemm and syrk run rows in parallel, lu right-looking; trmm's rows read the rows below
+    them: none gets row blocks."""
+    for name in ("gemm", "syrk", "lu", "trmm"):
+        kernel = front_end(poly.POLYBENCH[name].source())
+        assert row_blocks(kernel, default_pass.default_schedule(kernel)) is None, name
