@@ -14,8 +14,12 @@ cholesky in PolyBench's (dot product) form computes row i from the rows above it
 Row i reads all of rows 0 .. i - 1: past a few hundred rows they leave the L2 cache, and every
 row streams the triangle above it from memory again (cholesky LARGE, N 2000: 400 ms, the time
 of reading it). In blocks, a finished row j serves every row of the block while it is in the
-L1 cache. Each element still takes the same products in the same order: the results are the
-loops' bit for bit. The rows of the block's own triangle wait on each other and run as written.
+L1 cache. Each element takes its products in the same order as row by row (each dot product
+the same vector loop over k), so the results below the diagonal are the unblocked default's
+bit for bit; the diagonal's sum, which runs beside the products now, takes its terms one at a
+time instead of in a vector loop. Over the finished rows the block's rows are independent
+and run in SHARES shares under a parallel loop; the rows of the block's own triangle wait on
+each other and run as written, after them.
 
 The steps are the schedule's own (tile, `separate` by the row tiles, reorder, fuse, order),
 each checked by the isl dependences. A kernel qualifies where every statement sits in one
@@ -39,6 +43,10 @@ from loopweave.passes.schedule import Schedule, target_statements, try_steps
 #: 8 rows 117-207, 16 rows 110-186 (the default's dot products 391-414 ms); a block's
 #: triangle, run row by row, grows with it.
 ROWS = 16
+#: Shares of a block's rows, each running the finished rows against its own rows (in
+#: parallel: the rows of a block are independent there). cholesky LARGE, two threads: 16 rows
+#: in two shares 69-106 ms, 32 in two 59-106, unshared 16 rows 110-198.
+SHARES = 2
 
 
 def row_blocks(kernel: KernelIR, schedule: Schedule, rows: int = ROWS) -> Schedule | None:
@@ -54,24 +62,36 @@ def row_blocks(kernel: KernelIR, schedule: Schedule, rows: int = ROWS) -> Schedu
     steps: list[tuple] = []
     for s in triangle:
         i, j = s.iterators[:2]
-        steps += [("tile", s.name, {i: rows, j: rows}), ("separate", s.name, f"{j}_o", f"{i}_o")]
+        steps += [("tile", s.name, {i: rows, j: rows}), ("separate", s.name, f"{j}_o", f"{i}_o"),
+                  ("split", s.name, i, max(rows // SHARES, 1))]
     for s in per_row:
         steps.append(("tile", s.name, {s.iterators[0]: rows}))
+    scratch = Schedule(list(trial.steps))  # (the names the split gives: placements only)
+    for op, *args in steps:
+        getattr(scratch, op)(*(args[:-1] if isinstance(args[-1], dict) else args),
+                             **(args[-1] if isinstance(args[-1], dict) else {}))
+    placements = scratch.placements(kernel)
     before = [s.name for s in triangle]  # the pieces over finished rows keep the names
     at = [f"{s.name}_{s.iterators[1]}_o_at" for s in triangle]
+    share = {}  # each piece over finished rows: its loop over a share of the block's rows
     for s, own in zip(triangle, at, strict=True):
         i, j, *rest = s.iterators
-        steps += [("reorder", s.name, f"{i}_o", f"{j}_o", j, i, *rest),
+        share[s.name] = next(n for n in placements[s.name].names()
+                             if n not in (f"{i}_o", f"{j}_o", i, j, *rest))
+        steps += [("reorder", s.name, f"{i}_o", share[s.name], f"{j}_o", j, i, *rest),
                   ("reorder", own, f"{i}_o", i, f"{j}_o", j, *rest)]
     if len(triangle) > 1:
-        steps += [("fuse", *before, {"depth": 4}), ("fuse", *at, {"depth": 4}),
+        steps += [("fuse", *before, {"depth": 5}), ("fuse", *at, {"depth": 4}),
                   ("order", *at)]
     if per_row:
         steps += [("fuse", *at, *(s.name for s in per_row), {"depth": 2}),
                   ("order", at[0], *(s.name for s in per_row))]
+    # the block's own rows in a loop of their own: the shares run in parallel without them
+    steps.append(("distribute", at[0], triangle[0].iterators[0]))
     if not try_steps(kernel, trial, steps):
         return None
     try_steps(kernel, trial, _innermost_vectors(kernel, trial))
+    try_steps(kernel, trial, [("parallel", before[0], share[before[0]])])
     return trial
 
 
