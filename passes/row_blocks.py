@@ -66,19 +66,13 @@ def row_blocks(kernel: KernelIR, schedule: Schedule, rows: int = ROWS) -> Schedu
                   ("split", s.name, i, max(rows // SHARES, 1))]
     for s in per_row:
         steps.append(("tile", s.name, {s.iterators[0]: rows}))
-    scratch = Schedule(list(trial.steps))  # (the names the split gives: placements only)
-    for op, *args in steps:
-        getattr(scratch, op)(*(args[:-1] if isinstance(args[-1], dict) else args),
-                             **(args[-1] if isinstance(args[-1], dict) else {}))
-    placements = scratch.placements(kernel)
     before = [s.name for s in triangle]  # the pieces over finished rows keep the names
     at = [f"{s.name}_{s.iterators[1]}_o_at" for s in triangle]
-    share = {}  # each piece over finished rows: its loop over a share of the block's rows
     for s, own in zip(triangle, at, strict=True):
+        # the split's outer loop, over shares of the block's rows: `i_oo` (a tile of a tile's
+        # point loop takes one more "o", placement._fresh)
         i, j, *rest = s.iterators
-        share[s.name] = next(n for n in placements[s.name].names()
-                             if n not in (f"{i}_o", f"{j}_o", i, j, *rest))
-        steps += [("reorder", s.name, f"{i}_o", share[s.name], f"{j}_o", j, i, *rest),
+        steps += [("reorder", s.name, f"{i}_o", f"{i}_oo", f"{j}_o", j, i, *rest),
                   ("reorder", own, f"{i}_o", i, f"{j}_o", j, *rest)]
     if len(triangle) > 1:
         steps += [("fuse", *before, {"depth": 5}), ("fuse", *at, {"depth": 4}),
@@ -91,7 +85,7 @@ def row_blocks(kernel: KernelIR, schedule: Schedule, rows: int = ROWS) -> Schedu
     if not try_steps(kernel, trial, steps):
         return None
     try_steps(kernel, trial, _innermost_vectors(kernel, trial))
-    try_steps(kernel, trial, [("parallel", before[0], share[before[0]])])
+    try_steps(kernel, trial, [("parallel", before[0], f"{triangle[0].iterators[0]}_oo")])
     return trial
 
 
