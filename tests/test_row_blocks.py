@@ -56,8 +56,8 @@ def test_cholesky_in_row_blocks_matches_numpy_at_odd_sizes(n):
 
 @pytest.mark.parametrize("rows", [2, 3, 8])
 def test_other_block_sizes_match_program_order(rows):
-    """Each element takes its products in the same order as in program order, except the
-    diagonal's sum, which the program-order build runs as a vector loop (four accumulators)."""
+    """Blocks of 2, 3 and 8 rows (29 rows: a partial last block) against program order, the
+    same products in the same order up to the vector loops' partial sums of each dot."""
     kernel_ir = front_end(CHOLESKY)
     schedule = row_blocks(kernel_ir, Schedule(), rows)
     assert schedule is not None

@@ -144,8 +144,9 @@ def test_a_diagonal_tile_is_refused_where_a_parallel_iteration_writes_the_rest(p
 def test_a_diagonal_tile_splits_its_reduction_at_the_triangle(name, triangle_first):
     """The full tile's branch holds two loops over the same reduction variable: the triangle
     (rows that do not all reach it: loops starting from the tile's rows) and the registers'
-    part (the rows counting from 0), the triangle first for trmm's rows below the reduction
-    and symm's temp2, last for symm's rows above it (C[k, j] for k < i)."""
+    part (the rows counting from 0): the triangle first where the rows end at the reduction
+    (trmm's, and symm's C[k, j] over i > k), last where they start after it (symm's
+    temp2[i, j] over k < i)."""
     loops = stages(poly.POLYBENCH[name].source()).loops
     splits = []  # (triangle's rows start at the tile, registers' rows at 0) per split found
     for node in walk(loops):
