@@ -406,7 +406,7 @@ def triangle_split(loop: Node, tile_vars: set[str]) -> tuple[For, For, bool] | N
             if r not in ir.variables(bound):
                 continue
             rest = simplify(ir.Binary("-", bound, ir.Var(r), INDEX))
-            if coefficient(bound, r) != 1 or ir.variables(rest) & {r, inner.var}:
+            if coefficient(bound, r) != 1 or ir.variables(rest) & (tile_vars | {r}):
                 return None
             if ends:  # last < r + rest: r >= last - rest + 1
                 full_from.append(simplify(ir.Binary("-", ir.Binary("+", last, ir.Const(1), INDEX),
