@@ -52,6 +52,14 @@ static uint8_t *lw_gemm_buffer(size_t bytes) {
   return (uint8_t *)(((uintptr_t)lw_gemm_buffer_raw + 63) & ~(uintptr_t)63);
 }
 static size_t lw_round64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+/* This thread's number and the team's size (0 of 1 outside OpenMP). */
+static void lw_team(int64_t *share, int64_t *shares) {
+#ifdef _OPENMP
+  *share = omp_get_thread_num(); *shares = omp_get_num_threads();
+#else
+  *share = 0; *shares = 1;
+#endif
+}
 #endif
 /* Packs rows k_from .. k_to - 1 (whole steps) of B's panels p_from .. p_to - 1, panel p at
    dst0 + (p - p_from) * kp * 32 (its group at row k at 32 k), zero past kk and past the n
@@ -121,16 +129,21 @@ static void ${FN}_amx_config(void) {
   for (int t = 0; t < 8; t++) { config.rows[t] = 16; config.colsb[t] = 64; }
   _tile_loadconfig(&config);
 }
-/* out[32][32] (rows ld elements apart) = (or += where add) 32 packed rows of A (kc elements of
-   rows kp long) times kc rows of a packed B panel */
-static void ${FN}_amx_block(const $PELEM *ap, const $PELEM *bp, int64_t kc, int64_t kp,
-                            $ACC *out, int64_t ld, int add) {
+/* out[rows][32] (rows ld elements apart; rows 32 or 16, a constant at each call) = (or +=
+   where add) `rows` packed rows of A (kc elements of rows kp long) times kc rows of a packed
+   B panel: four tiles of C, or two */
+static inline __attribute__((always_inline)) void ${FN}_amx_rows(
+    const $PELEM *ap, const $PELEM *bp, int64_t kc, int64_t kp, $ACC *out, int64_t ld,
+    int add, const int rows) {
   const int64_t out_bytes = ld * (int64_t)sizeof($ACC);
   if (add) {
     _tile_loadd(0, out, out_bytes); _tile_loadd(1, out + 16, out_bytes);
-    _tile_loadd(2, out + 16 * ld, out_bytes); _tile_loadd(3, out + 16 * ld + 16, out_bytes);
+    if (rows == 32) {
+      _tile_loadd(2, out + 16 * ld, out_bytes); _tile_loadd(3, out + 16 * ld + 16, out_bytes);
+    }
   } else {
-    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+    _tile_zero(0); _tile_zero(1);
+    if (rows == 32) { _tile_zero(2); _tile_zero(3); }
   }
   const int64_t row_bytes = kp * (int64_t)sizeof($PELEM);
   /* Each product follows the loads of its operands, so that the next tiles load while the
@@ -142,30 +155,23 @@ static void ${FN}_amx_block(const $PELEM *ap, const $PELEM *bp, int64_t kc, int6
     $AMX_DOT(0, 4, 6);
     _tile_loadd(7, bp + 32 * k + 16 * ${NAME}_GROUP, 128);
     $AMX_DOT(1, 4, 7);
-    _tile_loadd(5, ap + 16 * kp + k, row_bytes);
-    $AMX_DOT(2, 5, 6); $AMX_DOT(3, 5, 7);
+    if (rows == 32) {
+      _tile_loadd(5, ap + 16 * kp + k, row_bytes);
+      $AMX_DOT(2, 5, 6); $AMX_DOT(3, 5, 7);
+    }
   }
   _tile_stored(0, out, out_bytes); _tile_stored(1, out + 16, out_bytes);
-  _tile_stored(2, out + 16 * ld, out_bytes); _tile_stored(3, out + 16 * ld + 16, out_bytes);
+  if (rows == 32) {
+    _tile_stored(2, out + 16 * ld, out_bytes); _tile_stored(3, out + 16 * ld + 16, out_bytes);
+  }
 }
-/* as _amx_block for 16 rows: out[16][32] in two tiles */
+static void ${FN}_amx_block(const $PELEM *ap, const $PELEM *bp, int64_t kc, int64_t kp,
+                            $ACC *out, int64_t ld, int add) {
+  ${FN}_amx_rows(ap, bp, kc, kp, out, ld, add, 32);
+}
 static void ${FN}_amx_block16(const $PELEM *ap, const $PELEM *bp, int64_t kc, int64_t kp,
                               $ACC *out, int64_t ld, int add) {
-  const int64_t out_bytes = ld * (int64_t)sizeof($ACC);
-  if (add) {
-    _tile_loadd(0, out, out_bytes); _tile_loadd(1, out + 16, out_bytes);
-  } else {
-    _tile_zero(0); _tile_zero(1);
-  }
-  const int64_t row_bytes = kp * (int64_t)sizeof($PELEM);
-  for (int64_t k = 0; k < kc; k += ${NAME}_STEP) {
-    _tile_loadd(4, ap + k, row_bytes);
-    _tile_loadd(6, bp + 32 * k, 128);
-    $AMX_DOT(0, 4, 6);
-    _tile_loadd(7, bp + 32 * k + 16 * ${NAME}_GROUP, 128);
-    $AMX_DOT(1, 4, 7);
-  }
-  _tile_stored(0, out, out_bytes); _tile_stored(1, out + 16, out_bytes);
+  ${FN}_amx_rows(ap, bp, kc, kp, out, ld, add, 16);
 }
 /* Packs rows k_from .. k_to - 1 (whole groups; zero past kk and past the n columns) of B's
    panels p_from .. p_to - 1 in the VNNI layout, panel p's group at row k at
@@ -245,11 +251,8 @@ static int ${FN}_amx_few_rows(const $PELEM *ap, const $ELEM *B, $ACC *C, int64_t
   #pragma omp parallel
   {
     ${FN}_amx_config();
-#ifdef _OPENMP
-    const int64_t share = omp_get_thread_num(), shares = omp_get_num_threads();
-#else
-    const int64_t share = 0, shares = 1;
-#endif
+    int64_t share, shares;
+    lw_team(&share, &shares);
     const int64_t pa = panels * share / shares, pb = panels * (share + 1) / shares;
     for (int64_t k0 = 0; k0 < kp; k0 += kch) {
       const int64_t k1 = k0 + kch < kp ? k0 + kch : kp;
@@ -272,7 +275,20 @@ static int ${FN}_amx_few_rows(const $PELEM *ap, const $ELEM *B, $ACC *C, int64_t
 #endif
 #if $VEC_GUARD
 #define ${NAME}_VEC 1
-$VEC_ROWS#endif
+$VEC_ROWS/* C's 32 x 32 block at rows i0, panel p += (or, on the first chunk where fill, =
+   fill_value +) its packed rows of A (kp apart, from kc0) times the panel (depth deep), with
+   the panel's correction corr, through out */
+static inline void ${FN}_vec_tiles(const $PELEM *ap, int64_t kp, int64_t kc0,
+                                   const $PELEM *panel, int64_t depth, const $ACC *corr,
+                                   $ACC *C, int64_t sci, int64_t scj, int64_t m, int64_t n,
+                                   int64_t i0, int64_t p, int first, int fill,
+                                   $ACC fill_value, $ACC *out) {
+  for (int64_t r = 0; r < 32; r += 8)
+    ${FN}_vec_rows(ap + (i0 + r) * kp + kc0, panel, depth, corr + 32 * p, out + 32 * r);
+  ${FN}_add_out(C, sci, scj, i0, p, m - i0 < 32 ? m - i0 : 32,
+                n - 32 * p < 32 ? n - 32 * p : 32, fill && first, fill_value, out);
+}
+#endif
 /* C[i, j] += sum_k A[i, k] * B[k, j] for i < m, j < n, k < kk (element strides as given),
    or where fill, C[i, j] = fill_value + the sum (C's elements not read: an initialisation
    folded into the call); 0 if no path can run here, C untouched (the caller runs its loops,
@@ -385,11 +401,8 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
   if (own) {
     #pragma omp parallel
     {
-#ifdef _OPENMP
-      const int64_t share = omp_get_thread_num(), shares = omp_get_num_threads();
-#else
-      const int64_t share = 0, shares = 1;
-#endif
+      int64_t share, shares;
+      lw_team(&share, &shares);
       $PELEM *mine = bp + share * held * (32 * kcs + step);
       $ACC out[32 * 32];
       for (int64_t p0 = share * block; p0 < panels; p0 += shares * block) {
@@ -413,13 +426,9 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
           ${FN}_vec_pack(mine, depth, B, sbk, sbj, n, kk, kc0, kc0 + depth, p0, p1, sums);
           for (int64_t c = 32 * p0; c < 32 * p1; c++) corr[c] = ($ACC)($FLIP * sums[c]);
           for (int64_t i0 = 0; i0 < mp; i0 += 32)
-            for (int64_t p = p0; p < p1; p++) {
-              for (int64_t r = 0; r < 32; r += 8)
-                ${FN}_vec_rows(ap + (i0 + r) * kp + kc0, mine + (p - p0) * depth * 32, depth,
-                               corr + 32 * p, out + 32 * r);
-              ${FN}_add_out(C, sci, scj, i0, p, m - i0 < 32 ? m - i0 : 32,
-                            n - 32 * p < 32 ? n - 32 * p : 32, fill && first, fill_value, out);
-            }
+            for (int64_t p = p0; p < p1; p++)
+              ${FN}_vec_tiles(ap, kp, kc0, mine + (p - p0) * depth * 32, depth, corr, C, sci,
+                              scj, m, n, i0, p, first, fill, fill_value, out);
 #endif
         }
       }
@@ -440,11 +449,8 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
         if (amx) {  /* the groups of rows split among the threads: one barrier a chunk (by
                        panels in steps of k, one a step: bf16 256 x 4096 x 4096 on two
                        threads no faster than on one) */
-#ifdef _OPENMP
-          const int64_t share = omp_get_thread_num(), shares = omp_get_num_threads();
-#else
-          const int64_t share = 0, shares = 1;
-#endif
+          int64_t share, shares;
+          lw_team(&share, &shares);
           const int64_t groups = depth / group;
           ${FN}_amx_pack(bp, depth * 32, B, sbk, sbj, n, kk,
                          kc0 + groups * share / shares * group,
@@ -478,11 +484,8 @@ static int $FN(const $ELEM *A, const $ELEM *B, $ACC *C, int64_t m, int64_t n, in
             }
 #endif
 #ifdef ${NAME}_VEC
-            for (int64_t r = 0; r < 32; r += 8)
-              ${FN}_vec_rows(ap + (i0 + r) * kp + kc0, panel, depth, corr + 32 * p,
-                             out + 32 * r);
-            ${FN}_add_out(C, sci, scj, i0, p, m - i0 < 32 ? m - i0 : 32,
-                          n - 32 * p < 32 ? n - 32 * p : 32, fill && first, fill_value, out);
+            ${FN}_vec_tiles(ap, kp, kc0, panel, depth, corr, C, sci, scj, m, n, i0, p, first,
+                            fill, fill_value, out);
 #endif
           }
         }
