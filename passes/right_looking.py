@@ -39,7 +39,7 @@ from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes.index_split import split_pieces
 from loopweave.passes.isl_choice import deepest_statements, idle_work
 from loopweave.passes.loop_kinds import loop_marks
-from loopweave.passes.schedule import Schedule, target_statements, try_steps
+from loopweave.passes.schedule import Schedule, try_steps, without_steps_on
 
 #: Shifts of the other statements' time loop tried, in order: 0 runs them at the start of the
 #: step of their own index, -1 at the end of the step before (lu's division).
@@ -74,8 +74,7 @@ def right_looking(kernel: KernelIR, schedule: Schedule, block: int = BLOCK) -> S
     if nest is None:
         return None
     names = {s.name for s in nest.members}
-    base = Schedule([step for step in schedule.steps if not names & {
-        s.name for s in target_statements(kernel, step.target)}])
+    base = without_steps_on(kernel, schedule, names)
     try:
         blocked = _blocked(kernel, base, nest, block)
     except ScheduleError:  # a piece or a loop the steps expect is not there

@@ -37,7 +37,7 @@ import islpy as isl
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes.isl_choice import deepest_statements, idle_work
 from loopweave.passes.loop_kinds import loop_marks
-from loopweave.passes.schedule import Schedule, target_statements, try_steps
+from loopweave.passes.schedule import Schedule, try_steps, without_steps_on
 
 #: Rows per block. cholesky LARGE (N 2000), one thread, 2-core Xeon VM: 4 rows 168-228 ms,
 #: 8 rows 117-207, 16 rows 110-186 (the default's dot products 391-414 ms); a block's
@@ -56,9 +56,7 @@ def row_blocks(kernel: KernelIR, schedule: Schedule, rows: int = ROWS) -> Schedu
     if shape is None or not idle_work(kernel, schedule, ("parallel",)):
         return None
     triangle, per_row = shape
-    names = {s.name for s in kernel.statements}
-    trial = Schedule([step for step in schedule.steps if not names & {
-        s.name for s in target_statements(kernel, step.target)}])
+    trial = without_steps_on(kernel, schedule, {s.name for s in kernel.statements})
     steps: list[tuple] = []
     for s in triangle:
         i, j = s.iterators[:2]

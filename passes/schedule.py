@@ -492,6 +492,13 @@ def _check_names_exist(step: Step, plans: list[Placement], wanted: list[str]) ->
                             f"its loops are {', '.join(sorted(names))}")
 
 
+def without_steps_on(kernel: KernelIR, schedule: Schedule, names: set[str]) -> Schedule:
+    """A copy of `schedule` without its steps on any statement of `names` (a pass that
+    schedules those statements itself starts from the others' steps)."""
+    return Schedule([step for step in schedule.steps if not names & {
+        s.name for s in target_statements(kernel, step.target)}])
+
+
 def try_steps(kernel: KernelIR, schedule: Schedule, steps: list[tuple]) -> bool:
     """Append `steps` ((op, *args[, kwargs]) each: `("tile", "S0", {"i": 32})`) to
     `schedule` if it stays legal on `kernel`; otherwise leave it unchanged."""
