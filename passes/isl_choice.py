@@ -17,13 +17,22 @@ from loopweave.passes.legality import marks
 from loopweave.passes.schedule import Schedule, target_statements
 from loopweave.targets import host_cache_bytes, openmp_threads
 
-#: Tile size of the isl fallback (passes/isl_scheduler.py: the vector member's tiles are
-#: INNER_TILE_FACTOR times longer).
+#: Tile size of isl's time tiles (`time_tiled_schedule`; passes/isl_scheduler.py: the vector
+#: member's tiles are INNER_TILE_FACTOR times longer).
 ISL_TILE = 32
+#: Tile size of the isl fallback (`isl_fallback`): its kernels carry a recurrence along the
+#: innermost loop (adi's sweeps: two divisions a step, each waiting on the step before), and a
+#: tile of 4 lines x 16 steps is short enough for the out-of-order core to run the next
+#: line's chain beside this one's, where a line of 128 steps (tile 32) runs its chain alone.
+#: adi against tile 32, 2-core Xeon VM, each schedule timed interleaved in one process:
+#: tiles 2 / 4 / 8 / 16 at LARGE (N 1000), one thread, 1.26x / 1.61x / 1.36x / 1.15x; two
+#: threads, tile 4 1.42x, 8 1.29x; MEDIUM one thread 1.38x / 1.67x / 1.49x / 1.16x, two
+#: threads 1.15x / 1.37x / 1.37x / 1.24x.
+FALLBACK_TILE = 4
 
 
 def isl_fallback(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
-    """`Schedule().isl(ISL_TILE)` if `schedule` (the heuristics' result) asks for no parallel
+    """`Schedule().isl(FALLBACK_TILE)` if `schedule` (the heuristics' result) asks for no parallel
     or vector loop of a statement of the kernel's deepest nests and runs none of them in a
     parallel loop of another (fused) statement, and isl's scheduler finds a legal schedule that
     marks one there; else None. The deepest nests hold the work: seidel-2d's wavefront gets
@@ -36,8 +45,9 @@ def isl_fallback(kernel: KernelIR, schedule: Schedule) -> Schedule | None:
     if not idle_work(kernel, schedule):
         return None
     work = {s.name for s in deepest_statements(kernel)}
-    scheduled = _scheduled(kernel, Schedule().isl(ISL_TILE))
-    return Schedule().isl(ISL_TILE) if scheduled is not None and any(
+    fallback = Schedule().isl(FALLBACK_TILE)
+    scheduled = _scheduled(kernel, fallback)
+    return fallback if scheduled is not None and any(
         work & names for names in _marked_statements(scheduled, ("parallel", "vector"))
     ) else None
 
