@@ -188,8 +188,9 @@ def test_sweeps_without_parallel_or_vector_loops_take_isl_schedule():
     recurrences overlap), not the time tiles' (`ISL_TILE`)."""
     _, steps = _steps("adi")
     assert steps == Schedule().isl(isl_choice.FALLBACK_TILE).steps
-    check_numerics("adi", loopweave.compile(poly.POLYBENCH["adi"].source(), cflags=CFLAGS,
-                                            tuning_db=False))
+    kernel = loopweave.compile(poly.POLYBENCH["adi"].source(), cflags=CFLAGS, tuning_db=False)
+    for sizes in (None, {"N": 37, "T": 5}, {"N": 4, "T": 2}):  # partial tiles, one tile
+        check_numerics("adi", kernel, sizes=sizes)
 
 
 @pytest.mark.parametrize("name, factor", [("seidel-2d", 2), ("floyd-warshall", 1)])
