@@ -182,6 +182,10 @@ def make_problem(source: str, sizes: dict, target: str, workdir: str | Path, *,
         reference = Pipeline(source, kernel=kernel, cc=cc, cflags=cflags).kernel()
         copies = {k: np.array(v, copy=True) for k, v in args.items()}
         expected = _results(ir, copies, reference(*copies.values()))
+        # outputs that are rounding noise at these sizes are left unchecked: against them
+        # every candidate, program order included, was "wrong" (gramschmidt at MEDIUM)
+        for name in case.noise_at(sizes) if case is not None else ():  # PolyBench's
+            expected.pop(name, None)
         tol, how = 1.0, "default schedule" + (" on PolyBench's inputs" if case else "")
     arrays = {f"in:{k}": np.asarray(v) for k, v in args.items()}
     arrays.update({f"out:{k}": np.asarray(v) for k, v in expected.items()})
@@ -316,6 +320,8 @@ def run_measurement(problem: Problem, candidate: Candidate, built: Built) -> Out
     got = _results(result.ir, args, kernel(*args.values()))
     refs = load_references()
     for name in (*problem.outputs, *problem.inouts):
+        if f"out:{name}" not in data:  # rounding noise at these sizes (`make_problem`)
+            continue
         err, ok = refs.compare(got[name], data[f"out:{name}"], problem.tol_scale) if refs \
             else _compare(got[name], data[f"out:{name}"])
         if not ok:

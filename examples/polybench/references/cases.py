@@ -3,6 +3,7 @@ copied) plus the source file's name and the four dataset sizes; helpers the grou
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,13 @@ class PolyCase(Case):
 
     file: str = ""
     datasets: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: The outputs that are rounding noise at the given sizes (gramschmidt's Q where M < N),
+    #: which no schedule's results can be checked against another's on.
+    noise: Callable[[dict[str, int]], tuple[str, ...]] | None = None
+
+    def noise_at(self, sizes: dict[str, int]) -> tuple[str, ...]:
+        """The outputs that are rounding noise at `sizes` (none unless `noise` says so)."""
+        return self.noise(sizes) if self.noise is not None else ()
 
     @property
     def path(self) -> Path:
@@ -29,12 +37,12 @@ class PolyCase(Case):
 
 
 def poly_case(functions: dict[str, Any], name: str, func: str, outputs=(), inouts=(),
-              datasets=None, test_sizes=None, tol_scale=1.0) -> PolyCase:
+              datasets=None, test_sizes=None, tol_scale=1.0, noise=None) -> PolyCase:
     """PolyBench kernel `name` (its .lw file) from `<func>_inputs` / `<func>_ref` in `functions`:
     tested on MINI and SMALL unless `test_sizes` says otherwise, MEDIUM for the demo sizes."""
     sizes = test_sizes or (datasets["MINI"], datasets["SMALL"])
     return make_case(functions, name, outputs, inouts, sizes, datasets["MEDIUM"], tol_scale,
-                     func=func, kind=PolyCase, file=name, datasets=datasets)
+                     func=func, kind=PolyCase, file=name, datasets=datasets, noise=noise)
 
 
 def dataset_sizes(keys: str, *rows: tuple[int, ...]) -> dict[str, dict[str, int]]:
