@@ -50,7 +50,7 @@ def run_one(name: str, dataset: str, tile: int | None, repeats: int) -> tuple[di
     case = poly.POLYBENCH[name]
     kernels = variants(case.source(), tile)
     args = case.make_inputs(case.datasets[dataset], 0)
-    notes = differences(case, kernels, "program order", args, poly)
+    notes = differences(case, kernels, "program order", args, poly, case.datasets[dataset])
     return time_variants(case, kernels, args, repeats), notes
 
 

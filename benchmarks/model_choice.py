@@ -97,7 +97,7 @@ def run_one(name: str, dataset: str, settings: CostModelSettings, repeats: int,
         except LoopweaveError as e:
             print(f"{name}: candidate {i} ({cand.origin}) does not build: {e}", file=sys.stderr)
     notes = differences(case, variants, "program order" if program_order else "default", args,
-                        poly)
+                        poly, sizes)
     times = time_variants(case, variants, args, repeats)
     cand_times = [times["default"]] + [times.get(f"c{i}") for i in range(1, len(ranked))]
     measured = [(p, t) for (_, _, p, _), t in zip(ranked, cand_times, strict=True) if t]

@@ -40,6 +40,13 @@ class Case:
     sizes: tuple[dict[str, int], ...] = ()
     demo_sizes: dict[str, int] = field(default_factory=dict)
     tol_scale: float = 1.0
+    #: The outputs that are rounding noise at the given sizes (PolyBench's gramschmidt: Q
+    #: where M < N), which no result can be checked against another's on.
+    noise: Callable[[Sizes], tuple[str, ...]] | None = None
+
+    def noise_at(self, sizes: Sizes) -> tuple[str, ...]:
+        """The outputs that are rounding noise at `sizes` (none unless `noise` says so)."""
+        return self.noise(sizes) if self.noise is not None else ()
 
     @property
     def path(self) -> Path:

@@ -3,7 +3,6 @@ copied) plus the source file's name and the four dataset sizes; helpers the grou
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,6 @@ class PolyCase(Case):
 
     file: str = ""
     datasets: dict[str, dict[str, int]] = field(default_factory=dict)
-    #: The outputs that are rounding noise at the given sizes (gramschmidt's Q where M < N),
-    #: which no schedule's results can be checked against another's on.
-    noise: Callable[[dict[str, int]], tuple[str, ...]] | None = None
-
-    def noise_at(self, sizes: dict[str, int]) -> tuple[str, ...]:
-        """The outputs that are rounding noise at `sizes` (none unless `noise` says so)."""
-        return self.noise(sizes) if self.noise is not None else ()
 
     @property
     def path(self) -> Path:
