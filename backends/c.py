@@ -22,6 +22,7 @@ from loopweave.backends import simd, simd_lut, x86_gemm
 from loopweave.backends.c_family import PRELUDE, CFamilyRenderer, c_name
 from loopweave.backends.c_math import SCALAR_MATH
 from loopweave.backends.c_threads import placed_call, placed_source, places_threads
+from loopweave.backends.lines import LineCopies
 from loopweave.errors import LoopweaveError
 from loopweave.ir.kernel import KernelIR, Tensor
 from loopweave.ir.loops import Block, For, Node, statements_in
@@ -345,6 +346,11 @@ class SharedLibraryInvoker:
         has_objects = hasattr(self._lib, f"{function_name(kernel)}_objects")
         self._objects = self._function(f"{function_name(kernel)}_objects",
                                        ctypes.py_object) if has_objects else None
+        # The arrays the schedule's `align` steps ask on lines (backends/lines.py).
+        aligned = [pos for pos, p in enumerate(self.params) if p.name in kernel.aligned]
+        self._lines = LineCopies(tuple(aligned), tuple(not self.params[pos].const
+                                                       for pos in aligned),
+                                 address) if aligned else None
 
     def _function(self, name: str, array_type) -> Callable:
         fn = getattr(self._lib, name)
@@ -355,15 +361,13 @@ class SharedLibraryInvoker:
         return fn
 
     def __call__(self, arrays: dict, scalars: dict, sizes: dict) -> None:
-        values = []
-        for p in self.params:
-            if p.kind == "tensor":
-                values.append(address(arrays[p.name]))
-            elif p.kind == "scalar":
-                values.append(scalars[p.name])
-            else:
-                values.append(sizes[p.name])
-        self._fn(*values)
+        values = [arrays[p.name] if p.kind == "tensor" else
+                  scalars[p.name] if p.kind == "scalar" else sizes[p.name] for p in self.params]
+        tensors = tuple(p.kind == "tensor" for p in self.params)
+        if self._lines is not None:
+            self._lines.wrap(self._fn, tensors, address)(*values)
+            return
+        self._fn(*[address(v) if tensor else v for v, tensor in zip(values, tensors, strict=True)])
 
     def direct(self, sizes: dict[str, int]) -> DirectCall:
         """How calls with `sizes` reach the function without this object (what a repeated
@@ -371,9 +375,12 @@ class SharedLibraryInvoker:
         entry for them, else by address."""
         arrays = tuple(p.kind == "tensor" for p in self.params if p.kind != "size")
         fixed = tuple(sizes[p.name] for p in self.params if p.kind == "size")
-        if self._objects is not None:
-            return DirectCall(self._objects, arrays, fixed, address=None)
-        return DirectCall(self._fn, arrays, fixed)
+        function, passed = (self._objects, None) if self._objects is not None else \
+            (self._fn, address)
+        if self._lines is not None:  # the values' arrays first moved onto lines
+            return DirectCall(self._lines.wrap(function, arrays, passed), arrays, fixed,
+                              address=None)
+        return DirectCall(function, arrays, fixed, address=passed)
 
 
 @dataclass(frozen=True)

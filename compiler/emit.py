@@ -223,8 +223,10 @@ class _Api:
             role = "input" if spec.role == "in" else spec.role
             dims = ", ".join(ir.to_str(d) for d in spec.shape)
             extra = f" (stored as {spec.dtype.c_type} bits)" if spec.dtype.is_storage_only else ""
+            # where the schedule aligns it (`align`), the caller's array should start on a line
+            lined = ", fastest from a 64-byte boundary" if p.name in self.kir.aligned else ""
             lines.append(f"  {c_name(p.name)}: {role} {spec.dtype}[{dims}]{extra}, row-major, "
-                         "contiguous")
+                         f"contiguous{lined}")
         if self.temps:
             if self.values is None:
                 lines.append(f"  lw_scratch: {self.scratch_name}(sizes) bytes of scratch for "

@@ -248,6 +248,7 @@ class KernelIR:
     caches: tuple[CacheSpec, ...] = ()
     index_checks: tuple[IndexCheck, ...] = ()  # indirect indices, checked at call time
     folded_inits: tuple[FoldedInit, ...] = ()  # initialisations GEMM calls may fold
+    aligned: tuple[str, ...] = ()  # argument tensors a call runs on 64-byte lines (`align`)
 
     @cached_property
     def tensors(self) -> dict[str, Tensor]:

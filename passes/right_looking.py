@@ -39,7 +39,7 @@ from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes.index_split import split_pieces
 from loopweave.passes.isl_choice import deepest_statements, idle_work
 from loopweave.passes.loop_kinds import loop_marks
-from loopweave.passes.schedule import Schedule, try_steps, without_steps_on
+from loopweave.passes.schedule import Schedule, align_reads, try_steps, without_steps_on
 
 #: Shifts of the other statements' time loop tried, in order: 0 runs them at the start of the
 #: step of their own index, -1 at the end of the step before (lu's division).
@@ -79,7 +79,9 @@ def right_looking(kernel: KernelIR, schedule: Schedule, block: int = BLOCK) -> S
         blocked = _blocked(kernel, base, nest, block)
     except ScheduleError:  # a piece or a loop the steps expect is not there
         blocked = None
-    return blocked or _unblocked(kernel, base, nest)
+    chosen = blocked or _unblocked(kernel, base, nest)
+    # the trailing updates re-read the pivot rows in vector loops: on lines (Schedule.align)
+    return align_reads(kernel, chosen, nest.members) if chosen is not None else None
 
 
 def has_elimination_nest(kernel: KernelIR) -> bool:

@@ -37,7 +37,7 @@ import islpy as isl
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes.isl_choice import deepest_statements, idle_work
 from loopweave.passes.loop_kinds import loop_marks
-from loopweave.passes.schedule import Schedule, try_steps, without_steps_on
+from loopweave.passes.schedule import Schedule, align_reads, try_steps, without_steps_on
 
 #: Rows per block. cholesky LARGE (N 2000), one thread, 2-core Xeon VM: 4 rows 168-228 ms,
 #: 8 rows 117-207, 16 rows 110-186 (the default's dot products 391-414 ms); a block's
@@ -84,7 +84,8 @@ def row_blocks(kernel: KernelIR, schedule: Schedule, rows: int = ROWS) -> Schedu
         return None
     try_steps(kernel, trial, _innermost_vectors(kernel, trial))
     try_steps(kernel, trial, [("parallel", before[0], f"{triangle[0].iterators[0]}_oo")])
-    return trial
+    # the dot products re-read finished rows in vector loops: on lines (Schedule.align)
+    return align_reads(kernel, trial, triangle)
 
 
 def _innermost_vectors(kernel: KernelIR, schedule: Schedule) -> list[tuple[str, str, str]]:

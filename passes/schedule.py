@@ -49,6 +49,10 @@ class Step:
     args: tuple  # tile: ((var, size), ...); reorder: loop names; kinds: (loop name,); ...
 
 
+#: Steps on a tensor's array, not on statements: their target names a tensor that no
+#: statement need write.
+ARRAY_STEPS = ("align",)
+
 #: Schedules of a rewritten kernel (passes/gpu_online.OnlineSchedule), by the op of the first
 #: step of their JSON, which names the rewrite: `Schedule.from_json` hands such JSON to the
 #: class's `from_steps`. Each class registers itself here (it imports this module).
@@ -244,6 +248,17 @@ class Schedule:
         self.steps.append(Step("bind", target, (loop, axis)))
         return self
 
+    def align(self, tensor: str) -> Schedule:
+        """Run the kernel on the argument `tensor`'s data on a 64-byte line (a cache line):
+        where a call's array starts off one, the call copies it into a line-aligned buffer
+        (kept per thread), runs on the copy and copies it back where the kernel writes it. A
+        vector loop that re-reads rows off a line splits each 64-byte load over two lines
+        (lu, cholesky: 1.45-1.6x). Halide's `set_host_alignment` asks the caller for it
+        instead; so does `emit_c`'s function, which reads the pointers it is given. Outputs
+        and temporaries need no step: loopweave allocates them on lines."""
+        self.steps.append(Step("align", tensor, ()))
+        return self
+
     def isl(self, tile: int | None = 32, rows: bool = False) -> Schedule:
         """The whole schedule from isl's own scheduler (passes/isl_scheduler.py), its permutable
         bands tiled by `tile` (None: not tiled); with `rows`, a 3-D stencil's statements keep
@@ -289,6 +304,7 @@ class Schedule:
 
     def apply(self, kernel: KernelIR) -> KernelIR:
         """`kernel` with this schedule; raises ScheduleError for a malformed or illegal step."""
+        aligned = _aligned(kernel, self.steps)
         if any(step.op == "isl" for step in self.steps):
             if len(self.steps) > 1:
                 raise ScheduleError("an isl step is a whole schedule: it takes no other steps")
@@ -312,7 +328,8 @@ class Schedule:
                  any(lp.kind == "dot" for lp in placements[s.name].loops)]
         folds = tuple(f for f in map(functools.partial(cache.folded_gemm_init, reduced), calls)
                       if f is not None)
-        return replace(reduced, schedule=schedule, caches=specs, folded_inits=folds)
+        return replace(reduced, schedule=schedule, caches=specs, folded_inits=folds,
+                       aligned=aligned)
 
     def _reassociable(self, kernel: KernelIR) -> frozenset[str]:
         """The statements whose reductions a `reassociate` step frees from their order."""
@@ -403,6 +420,23 @@ def _check_caches_inside_locals(locals_at: dict, caches_at: dict, wanted: list) 
                     f"or do not fuse them")
 
 
+def _aligned(kernel: KernelIR, steps: list[Step]) -> tuple[str, ...]:
+    """The tensors of `steps`' `align` steps, each checked to be an argument tensor."""
+    arguments = [a.name for a in kernel.args if a.name in kernel.tensors]
+    aligned = []
+    for step in steps:
+        if step.op != "align":
+            continue
+        if step.target not in arguments:
+            what = "is not a tensor of the kernel" if step.target not in kernel.tensors else \
+                "is not an argument (loopweave allocates outputs and temporaries on lines)"
+            raise ScheduleError(f"align {step.target!r}: it {what}; the argument tensors are "
+                                f"{', '.join(arguments) or 'none'}")
+        if step.target not in aligned:
+            aligned.append(step.target)
+    return tuple(aligned)
+
+
 def _check_positive(what: str, value) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ScheduleError(f"{what} must be a positive integer, not {value!r}")
@@ -425,6 +459,8 @@ def target_statements(kernel: KernelIR, target: str) -> list[Statement]:
 
 
 def _apply_step(kernel: KernelIR, step: Step, placements: dict[str, Placement]) -> None:
+    if step.op in ARRAY_STEPS:
+        return  # no loop changes (see `_aligned`)
     stmts = target_statements(kernel, step.target)
     if step.op == "fuse":
         pl.fuse(placements, [s.name for s in stmts], step.args[0])
@@ -495,8 +531,19 @@ def _check_names_exist(step: Step, plans: list[Placement], wanted: list[str]) ->
 def without_steps_on(kernel: KernelIR, schedule: Schedule, names: set[str]) -> Schedule:
     """A copy of `schedule` without its steps on any statement of `names` (a pass that
     schedules those statements itself starts from the others' steps)."""
-    return Schedule([step for step in schedule.steps if not names & {
+    return Schedule([step for step in schedule.steps if step.op in ARRAY_STEPS or not names & {
         s.name for s in target_statements(kernel, step.target)}])
+
+
+def align_reads(kernel: KernelIR, schedule: Schedule, stmts: tuple[Statement, ...] | list
+                ) -> Schedule:
+    """`schedule` with an `align` step for each argument tensor that `stmts` read, in order
+    of first read: the nests whose vector loops re-read rows of them (Schedule.align)."""
+    arguments = {a.name for a in kernel.args if a.name in kernel.tensors}
+    read = [load.tensor for s in stmts for load in ir.loads(s.rhs) if load.tensor in arguments]
+    for tensor in dict.fromkeys(read):
+        schedule.align(tensor)
+    return schedule
 
 
 def try_steps(kernel: KernelIR, schedule: Schedule, steps: list[tuple]) -> bool:
