@@ -3,9 +3,9 @@
 
 `random_schedule(kernel_ir, rng)` draws up to `steps` scheduling steps (tile, split, reorder,
 parallel, vectorize, unroll, fuse, compute_at, distribute, skew, reassociate, cache_read,
-cache_write) on random statements and loops; a step the schedule refuses (`ScheduleError`: it
-would break a dependence, or does not apply) is dropped, so only legal schedules come out. The
-same `rng` state gives the same schedule.
+cache_write, separate, order, align) on random statements and loops; a step the schedule
+refuses (`ScheduleError`: it would break a dependence, or does not apply) is dropped, so only
+legal schedules come out. The same `rng` state gives the same schedule.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _random_step(kernel_ir, sched: loopweave.Schedule, rng: random.Random):
     written = sorted({st.lhs.tensor for st in kernel_ir.statements})
     kind = rng.choice(("tile", "tile", "reorder", "reorder", "parallel", "vectorize", "unroll",
                        "fuse", "compute_at", "distribute", "skew", "reassociate", "split",
-                       "cache_read", "cache_write", "separate", "order"))
+                       "cache_read", "cache_write", "separate", "order", "align"))
     name = s.name
     if kind == "tile":
         picked = rng.sample(loops, min(len(loops), rng.randint(1, 2)))
@@ -78,6 +78,10 @@ def _random_step(kernel_ir, sched: loopweave.Schedule, rng: random.Random):
         return lambda sc: sc.skew(name, a, by=b, factor=factor)
     if kind == "reassociate":
         return lambda sc: sc.reassociate(name)
+    arguments = [a.name for a in kernel_ir.args if a.name in kernel_ir.tensors]
+    if kind == "align" and arguments:  # the call runs on line-aligned copies (backends/lines.py)
+        tensor = rng.choice(arguments)
+        return lambda sc: sc.align(tensor)
     if kind == "cache_read":
         reads = sorted({ld.tensor for ld in loads(s.rhs)})
         if reads:
