@@ -178,6 +178,7 @@ class _Lowering:
         self.nested = 0  # > 0: rendering under a guard or an inner loop of the body
         self.hoisted: dict[ir.Load, str] = {}  # invariant index loads -> their C names
         self.helpers: set[str] = set()  # file-scope definitions the intrinsics call
+        self.tail: str | None = None  # while rendering the masked tail: its mask's C name
 
     def fresh(self, stem: str) -> str:
         self.count += 1
@@ -245,9 +246,49 @@ class _Lowering:
             lines = self.hoist_loads(lines, len(lines) - first, v, end_name, inner)
         for store, (acc, t) in horizontal.items():
             lines += self.fold(store, acc, t, inner)
-        lines += [f"{inner}for (; {v} < {end_name}; {v} += 1) {{",
-                  *r.stmt(node.body, inner + "  "), f"{inner}}}", f"{indent}}}"]
-        return lines
+        tail = None if horizontal or self.hoisted else self.masked_tail(v, end_name, inner)
+        if tail is None:
+            tail = [f"{inner}for (; {v} < {end_name}; {v} += 1) {{",
+                    *r.stmt(node.body, inner + "  "), f"{inner}}}"]
+        return [*lines, *tail, f"{indent}}}"]
+
+    def masked_tail(self, v: str, end: str, indent: str) -> list[str] | None:
+        """The loop's last, partial vector as one masked vector step (AVX-512: the lanes past
+        `end` neither loaded nor stored), or None where the body needs the scalar remainder
+        (no masked loads in the instruction set; reductions across lanes or inner loops;
+        gathers, reversed or f16 accesses; index loads hoisted out of the vector loops).
+        heat-3d MEDIUM (rows of 38 f64: 4 vectors and 6 scalar steps), one thread: 1.1x."""
+        types = [t for t in self.isa.types.values() if t.lanes == self.lanes]
+        if not types or any("load_masked" not in t.ops for t in types):
+            return None
+        mask, hoisted = self.fresh("tail"), len(self.hoisted)
+        self.tail = mask
+        try:
+            body = self.block(self.node.body, indent + "  ")
+        except CannotLower:
+            return None
+        finally:
+            self.tail = None
+        if len(self.hoisted) != hoisted:  # (names declared only around the whole vectors)
+            return None
+        ctype = types[0].mask  # one mask type per lane count (AVX-512: __mmask8, __mmask16)
+        return [f"{indent}if ({v} < {end}) {{",
+                f"{indent}  const {ctype} {mask} = ({ctype})((1u << (unsigned)({end} - {v})) "
+                f"- 1u);", *body, f"{indent}}}"]
+
+    def load(self, t: VectorType, ptr: str) -> str:
+        """A vector load of `t` at `ptr` (masked in the tail)."""
+        return t.op("load_masked", ptr, self.tail) if self.tail else t.op("load", ptr)
+
+    def put(self, t: VectorType, ptr: str, value: str) -> str:
+        """A vector store of `t` at `ptr` (masked in the tail)."""
+        return t.op("store_masked", ptr, self.tail, value) if self.tail else \
+            t.op("store", ptr, value)
+
+    def untailed(self, what: str) -> None:
+        """Refuse `what` in the masked tail (it keeps the scalar remainder)."""
+        if self.tail:
+            raise CannotLower(f"{what} in a masked tail")
 
     def row_copy(self, body: Node) -> Store | None:
         """The body when it is a gather's row copy (`out[i, d] = table[ids[i], d]`, d the
@@ -400,6 +441,7 @@ class _Lowering:
             case Store():
                 return self.store(node, indent)
             case For():
+                self.untailed("an inner loop")
                 self.nested += 1
                 try:
                     return self.inner_loop(node, indent)
@@ -440,6 +482,7 @@ class _Lowering:
     def store(self, node: Store, indent: str) -> list[str]:
         value = node.value
         if value.dtype.name == "f16" and isinstance(value, ir.Cast) and node.reduce is None:
+            self.untailed("an f16 store")
             t = self.vtype(value.operand.dtype)  # f16(x) stored: x rounded by the store
             if "store_f16" not in t.ops:
                 raise CannotLower("f16 store")
@@ -454,8 +497,8 @@ class _Lowering:
         if node.reduce is None:
             result = self.value(node.value, t, lines, indent)
         else:
-            result = self.combine(node, t.op("load", ptr), t, lines, indent)
-        return [*lines, f"{indent}{t.op('store', ptr, result)};"]
+            result = self.combine(node, self.load(t, ptr), t, lines, indent)
+        return [*lines, f"{indent}{self.put(t, ptr, result)};"]
 
     def inner_loop(self, node: For, indent: str) -> list[str]:
         if _mentions(node.init, self.var) or _mentions(node.cond, self.var):
@@ -513,22 +556,25 @@ class _Lowering:
             case ir.Load(tensor=name, indices=ix) if "reverse" in t.ops and coefficient(
                     self.r.linear_offset(name, ix), self.var) == -1:
                 # lanes var .. var + W - 1 read downwards: load from the last lane's element
+                self.untailed("a reversed load")
                 last = ir.add(ir.Var(self.var), ir.Const(t.lanes - 1))
                 ix = tuple(ir.substitute(i, {self.var: last}) for i in ix)
                 loaded = t.op("load", self.pointer(name, ix, -1))
                 return self.let(t.ctype, t.op("reverse", loaded), lines, indent)
             case ir.Load(tensor=name, indices=ix) if any(
                     ir.is_indirect(i) and _mentions(i, self.var) for i in ix):  # x[col[p]]
+                self.untailed("a gather")
                 base, lane = gather_operands(ix, self.var)  # backends/simd_gather.py
                 offsets = self.value(lane, self.vtype(I32), lines, indent)
                 return self.let(t.ctype, t.op("gather", self.pointer(name, base, 0), offsets),
                                 lines, indent)
             case ir.Load(tensor=name, indices=ix):
-                return self.let(t.ctype, t.op("load", self.pointer(name, ix, 1)), lines, indent)
+                return self.let(t.ctype, self.load(t, self.pointer(name, ix, 1)), lines, indent)
             case ir.Cast(operand=x) if x.dtype == e.dtype:
                 return self.value(x, t, lines, indent)
             case ir.Cast(operand=ir.Load(tensor=name, indices=ix) as x) if \
                     x.dtype.name == "f16" and "load_f16" in t.ops:
+                self.untailed("an f16 load")
                 self.uses_f16 = True
                 return self.let(t.ctype, t.op("load_f16", self.pointer(name, ix, 1)), lines,
                                 indent)

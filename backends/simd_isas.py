@@ -69,6 +69,10 @@ def _x86_float(p: str, suffix: str, lanes: int, width: int, avx512: bool) -> Vec
                       f"{p}_set1_{bits}))")
         # the lanes' sum: halves, then quarters, ... (gcc and clang's order, as `fold`'s loops)
         ops["sum"] = f"{p}_reduce_add_{suffix}({{0}})"
+        # the first lanes of a loop's last, partial vector ({1}: their mask); the others are
+        # neither read (0.0 in the vector) nor written (`_Lowering.masked_tail`)
+        ops["load_masked"] = f"{p}_maskz_loadu_{suffix}({{1}}, {{0}})"
+        ops["store_masked"] = f"{p}_mask_storeu_{suffix}({{0}}, {{1}}, {{2}})"
     else:
         mask = ctype
         for op, pred in predicates.items():
@@ -125,6 +129,8 @@ def _avx512_i32() -> VectorType:
            "select": "_mm512_mask_blend_epi32({0}, {2}, {1})",
            "mask_or": "((__mmask16)({0} | {1}))", "mask_and": "((__mmask16)({0} & {1}))",
            "from_f32": "_mm512_cvttps_epi32({0})", "sum": "_mm512_reduce_add_epi32({0})",
+           "load_masked": "_mm512_maskz_loadu_epi32({1}, (const void *)({0}))",
+           "store_masked": "_mm512_mask_storeu_epi32((void *)({0}), {1}, {2})",
            "gather": "_mm512_i32gather_epi32({1}, (const void *)({0}), 4)",
            "reverse": ("_mm512_permutexvar_epi32(_mm512_setr_epi32("
                        f"{', '.join(map(str, range(15, -1, -1)))}), {{0}})")}
