@@ -13,6 +13,8 @@ string per operation (`load`, `splat`, `add`, `fma`, `lt`, `select`, ...; the ta
       for (; c2 < lw_end; c2 += 1) { <the scalar body> }        /* the remainder */
     }
 
+On AVX-512 the remainder is one masked vector step where the body allows it (`masked_tail`).
+
 Lowering the body lane-wise is legal because the loop carries no dependence (the scheduler
 checks that): statements run for W iterations at a time, inner loops and guards that do not
 depend on the vector variable stay scalar around them. Accesses must be contiguous (stride 1),
