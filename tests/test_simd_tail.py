@@ -1,10 +1,11 @@
 """The masked tail of AVX-512 vector loops (backends/simd.py `masked_tail`): a loop's last,
 partial vector runs as one vector step whose lanes past the end are neither loaded nor stored,
-where the body allows it; elsewhere (AVX2, reductions across lanes, inner loops, gathers,
-reversed or f16 accesses) the scalar remainder stays.
+where the body allows it; elsewhere (AVX2, reductions across lanes, gathers, reversed or f16
+accesses) the scalar remainder stays.
 
 Checked on the generated text, numerically at every remainder length for f32, f64 and i32
-bodies, a guarded body, a `+=` into the loop's target and `exp`, and with the arrays ending at
+bodies, a select, a `+=` into the loop's target, one kept in a register across an inner
+loop, and `exp`, and with the arrays ending at
 an unmapped page, where a lane read or written past the end would fault."""
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ MIXED = """
 kernel mixed(X: f32[N], K: i32[N], t: f32) -> (Y: f32[N], Z: i32[N]) {
     Y[i] = select(X[i] > t, exp(X[i]) / X[i], f32(K[i]) * t)
     Z[i] = max(K[i] * 3, 7)
+}
+"""
+MV = """
+kernel mv(A: f32[M, N], x: f32[M]) -> y: f32[N] {
+    y[j] += A[i, j] * x[i]
 }
 """
 ROWS = """
@@ -64,15 +70,12 @@ def test_avx512_loops_end_in_one_masked_vector_and_avx2_in_scalars():
 
 
 def test_loops_the_tail_cannot_mask_keep_the_scalar_remainder():
-    """A sum across the lanes (folded after the loop), an inner loop, a reversed load."""
+    """A sum across the lanes (folded after the loop), a reversed load."""
     total = _body("kernel total(X: f32[N]) -> s: f32[] { s[] += X[i] }",
                   S().vectorize("s", "i"), simd.AVX512)
-    inner = _body("kernel mv(A: f32[M, N], x: f32[M]) -> y: f32[N] { y[j] += A[i, j] * x[i] }",
-                  S().reorder("y", "j", "i").vectorize("y", "j"), simd.AVX512)
     flip = _body("kernel flip(X: f32[N]) -> Y: f32[N] { Y[i] = X[N - 1 - i] * 2.0 }",
                  S().vectorize("Y", "i"), simd.AVX512)
-    update = next(part for part in inner.split("#if ") if "for (int64_t c1" in part)
-    for body in (total, update, flip):
+    for body in (total, flip):
         assert "_mm512" in body and "lw_tail" not in body and "c0 += 1)" in body
 
 
@@ -95,6 +98,19 @@ def test_every_remainder_length_gives_numpys_result(n):
     rows = loopweave.compile(ROWS, schedule=S().vectorize("B", "j"), tuning_db=False)
     a, s = rng.random((3, n)), rng.random(3)
     np.testing.assert_allclose(rows(a, s), a * s[:, None] + 1.0, rtol=1e-15)
+    # y[j] kept in a register across the inner loop over i: a masked load and store
+    mv = loopweave.compile(MV, schedule=S().reorder("y", "j", "i").vectorize("y", "j"),
+                           tuning_db=False)
+    a, x = rng.random((5, n), dtype=np.float32), rng.random(5, dtype=np.float32)
+    np.testing.assert_allclose(mv(a, x), x @ a, rtol=1e-5)
+
+
+def test_a_target_kept_in_a_register_across_an_inner_loop_is_masked_too():
+    body = _body(MV, S().reorder("y", "j", "i").vectorize("y", "j"), simd.AVX512)
+    update = next(part for part in body.split("#if ") if "for (int64_t c1" in part)
+    update = update.split("#else")[0]  # the intrinsics, not the plain loop
+    assert update.count("lw_tail") == 4  # the mask; the loads of y and A, the store of y
+    assert "_mm512_maskz_loadu_ps(lw_tail" in update and "c0 += 1)" not in update
 
 
 def _before_unmapped_page(count: int, dtype) -> np.ndarray:
