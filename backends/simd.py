@@ -275,8 +275,8 @@ class _Lowering:
             return None
         ctype = types[0].mask  # one mask type per lane count (AVX-512: __mmask8, __mmask16)
         return [f"{indent}if ({v} < {end}) {{",
-                f"{indent}  const {ctype} {mask} = ({ctype})((1u << (unsigned)({end} - {v})) "
-                f"- 1u);", *body, f"{indent}}}"]
+                f"{indent}  const {ctype} {mask} = ({ctype})((({self.r.index_type})1 << "
+                f"({end} - {v})) - 1);", *body, f"{indent}}}"]
 
     def load(self, t: VectorType, ptr: str) -> str:
         """A vector load of `t` at `ptr` (masked in the tail)."""
