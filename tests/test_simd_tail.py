@@ -1,12 +1,11 @@
 """The masked tail of AVX-512 vector loops (backends/simd.py `masked_tail`): a loop's last,
 partial vector runs as one vector step whose lanes past the end are neither loaded nor stored,
-where the body allows it; elsewhere (AVX2, reductions across lanes, gathers, reversed or f16
-accesses) the scalar remainder stays.
+where the body allows it; elsewhere (AVX2, reductions across lanes, updates in place, gathers,
+reversed or f16 accesses) the scalar remainder stays.
 
 Checked on the generated text, numerically at every remainder length for f32, f64 and i32
-bodies, a select, a `+=` into the loop's target, one kept in a register across an inner
-loop, and `exp`, and with the arrays ending at
-an unmapped page, where a lane read or written past the end would fault."""
+bodies, a select, a `+=` kept in a register across an inner loop, and `exp`, and with the
+arrays ending at an unmapped page, where a lane read or written past the end would fault."""
 
 from __future__ import annotations
 
@@ -25,7 +24,13 @@ from loopweave.driver import stages
 S = loopweave.Schedule
 AXPY = """
 kernel axpy(a: f64, X: f64[N], Y: inout f64[N]) {
-    Y[i] += a * X[i]
+    Y[i] = Y[i] + a * X[i]
+}
+"""
+#: gramschmidt's update: R[k, j] read again for every row i
+UPDATE = """
+kernel update(A: f64[M, N]) -> R: f64[N] {
+    R[j] += A[i, j] * A[i, j]
 }
 """
 MIXED = """
@@ -70,13 +75,16 @@ def test_avx512_loops_end_in_one_masked_vector_and_avx2_in_scalars():
 
 
 def test_loops_the_tail_cannot_mask_keep_the_scalar_remainder():
-    """A sum across the lanes (folded after the loop), a reversed load."""
+    """A sum across the lanes (folded after the loop), a reversed load, an update in place
+    (`R[j] +=` in a loop over rows i: the next row's load of R[j] would wait for a masked
+    store to reach the cache; a plain one forwards)."""
     total = _body("kernel total(X: f32[N]) -> s: f32[] { s[] += X[i] }",
                   S().vectorize("s", "i"), simd.AVX512)
     flip = _body("kernel flip(X: f32[N]) -> Y: f32[N] { Y[i] = X[N - 1 - i] * 2.0 }",
                  S().vectorize("Y", "i"), simd.AVX512)
-    for body in (total, flip):
-        assert "_mm512" in body and "lw_tail" not in body and "c0 += 1)" in body
+    update = _body(UPDATE, S().reorder("S1", "i", "j").vectorize("S1", "j"), simd.AVX512)
+    for body in (total, flip, update.split("#if ")[-1]):
+        assert "_mm512" in body and "lw_tail" not in body and "+= 1) {" in body.split("#else")[0]
 
 
 @pytest.mark.parametrize("n", [1, 5, 8, 15, 16, 17, 31, 33, 70])
