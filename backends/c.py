@@ -346,6 +346,7 @@ class SharedLibraryInvoker:
         has_objects = hasattr(self._lib, f"{function_name(kernel)}_objects")
         self._objects = self._function(f"{function_name(kernel)}_objects",
                                        ctypes.py_object) if has_objects else None
+        self._tensors = tuple(p.kind == "tensor" for p in self.params)
         # The arrays the schedule's `align` steps ask on lines (backends/lines.py).
         aligned = [pos for pos, p in enumerate(self.params) if p.name in kernel.aligned]
         self._lines = LineCopies(tuple(aligned), tuple(not self.params[pos].const
@@ -363,11 +364,11 @@ class SharedLibraryInvoker:
     def __call__(self, arrays: dict, scalars: dict, sizes: dict) -> None:
         values = [arrays[p.name] if p.kind == "tensor" else
                   scalars[p.name] if p.kind == "scalar" else sizes[p.name] for p in self.params]
-        tensors = tuple(p.kind == "tensor" for p in self.params)
         if self._lines is not None:
-            self._lines.wrap(self._fn, tensors, address)(*values)
+            self._lines.wrap(self._fn, self._tensors, address)(*values)
             return
-        self._fn(*[address(v) if tensor else v for v, tensor in zip(values, tensors, strict=True)])
+        self._fn(*[address(v) if tensor else v
+                   for v, tensor in zip(values, self._tensors, strict=True)])
 
     def direct(self, sizes: dict[str, int]) -> DirectCall:
         """How calls with `sizes` reach the function without this object (what a repeated

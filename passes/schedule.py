@@ -420,9 +420,15 @@ def _check_caches_inside_locals(locals_at: dict, caches_at: dict, wanted: list) 
                     f"or do not fuse them")
 
 
+def argument_tensors(kernel: KernelIR) -> list[str]:
+    """The names of the kernel's argument tensors (inputs and inouts), in call order: what
+    an `align` step may name."""
+    return [a.name for a in kernel.args if a.name in kernel.tensors]
+
+
 def _aligned(kernel: KernelIR, steps: list[Step]) -> tuple[str, ...]:
     """The tensors of `steps`' `align` steps, each checked to be an argument tensor."""
-    arguments = [a.name for a in kernel.args if a.name in kernel.tensors]
+    arguments = argument_tensors(kernel)
     aligned = []
     for step in steps:
         if step.op != "align":
@@ -539,7 +545,7 @@ def align_reads(kernel: KernelIR, schedule: Schedule, stmts: tuple[Statement, ..
                 ) -> Schedule:
     """`schedule` with an `align` step for each argument tensor that `stmts` read, in order
     of first read: the nests whose vector loops re-read rows of them (Schedule.align)."""
-    arguments = {a.name for a in kernel.args if a.name in kernel.tensors}
+    arguments = set(argument_tensors(kernel))
     read = [load.tensor for s in stmts for load in ir.loads(s.rhs) if load.tensor in arguments]
     for tensor in dict.fromkeys(read):
         schedule.align(tensor)

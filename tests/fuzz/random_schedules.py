@@ -15,6 +15,7 @@ import random
 import loopweave
 from loopweave import ScheduleError
 from loopweave.ir.expr import loads
+from loopweave.passes.schedule import argument_tensors
 
 
 def random_schedule(kernel_ir, rng: random.Random, steps: int = 6) -> loopweave.Schedule:
@@ -78,7 +79,7 @@ def _random_step(kernel_ir, sched: loopweave.Schedule, rng: random.Random):
         return lambda sc: sc.skew(name, a, by=b, factor=factor)
     if kind == "reassociate":
         return lambda sc: sc.reassociate(name)
-    arguments = [a.name for a in kernel_ir.args if a.name in kernel_ir.tensors]
+    arguments = argument_tensors(kernel_ir)
     if kind == "align" and arguments:  # the call runs on line-aligned copies (backends/lines.py)
         tensor = rng.choice(arguments)
         return lambda sc: sc.align(tensor)
