@@ -27,6 +27,7 @@ from loopweave.errors import LoopweaveError
 from loopweave.ir.kernel import KernelIR, Tensor
 from loopweave.ir.loops import Block, For, Node, statements_in
 from loopweave.ir.types import INDEX, DType
+from loopweave.passes.column_blocks import column_block_rule
 from loopweave.passes.conv_columns import channel_columns
 from loopweave.passes.default import default_schedule as cpu_default
 from loopweave.passes.few_rows import panel_rows
@@ -209,7 +210,9 @@ def gemm_path(target: Target | None, kind: str) -> str | None:
 
 def size_rule(kernel: KernelIR, target: Target | None = None):
     """The default's choice by sizes (the pipeline asks it per call sizes): isl's time tiles
-    for a stencil in time whose data exceed the cache (passes/isl_choice.py `TimeTiles`), B
+    for a stencil in time whose data exceed the cache (passes/isl_choice.py `TimeTiles`),
+    columns in blocks for a left-looking factorization whose data exceed the L2 cache
+    (passes/column_blocks.py `ColumnBlocks`: gramschmidt), B
     packed row by row for a contraction with too few rows for micro-panels
     (passes/few_rows.py `PanelRows`), the wide tile of strided convolutions with many output
     columns (passes/conv_columns.py `ChannelColumns`)."""
@@ -218,8 +221,9 @@ def size_rule(kernel: KernelIR, target: Target | None = None):
     def gemm(kind: str) -> bool:
         return gemm_path(target, kind) is not None
 
-    return time_tiles(kernel) or panel_rows(kernel, width, gemm) or channel_columns(
-        kernel, width, gemm)
+    return time_tiles(kernel) or column_block_rule(
+        kernel, lambda: default_schedule(kernel, target)) or panel_rows(
+        kernel, width, gemm) or channel_columns(kernel, width, gemm)
 
 
 #: The widest vector of each x86 instruction set, in bytes (the SSE baseline: 16).

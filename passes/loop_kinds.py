@@ -199,3 +199,19 @@ def loops_carrying_nothing(kernel: KernelIR, placements, wanted: set[tuple[str, 
 
     visit(tree.get_root())
     return free, vectors, forks
+
+
+def innermost_vector_marks(kernel: KernelIR, schedule: Schedule) -> list[tuple[str, str, str]]:
+    """`loop_marks`' vector marks on loops with no loop inside, for a pass that drops the
+    heuristics' steps on its statements (row_blocks, column_blocks): cholesky's division's
+    row loop holds the products' dot over k (a vector loop in a vector loop), and across
+    rows it would gather."""
+    _, placements = schedule.placed(kernel)
+    marks = []
+    for op, name, loop in loop_marks(kernel, schedule, False, set(), {}):
+        depth = placements[name].names().index(loop)
+        prefix = placements[name].order[:depth + 1]
+        if op == "vectorize" and not any(p.order[:depth + 1] == prefix and len(p.loops) > depth + 1
+                                         for p in placements.values()):
+            marks.append((op, name, loop))
+    return marks

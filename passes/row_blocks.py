@@ -36,7 +36,7 @@ import islpy as isl
 
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes.isl_choice import deepest_statements, idle_work
-from loopweave.passes.loop_kinds import loop_marks
+from loopweave.passes.loop_kinds import innermost_vector_marks
 from loopweave.passes.schedule import Schedule, align_reads, try_steps, without_steps_on
 
 #: Rows per block. cholesky LARGE (N 2000), one thread, 2-core Xeon VM: 4 rows 168-228 ms,
@@ -82,25 +82,10 @@ def row_blocks(kernel: KernelIR, schedule: Schedule, rows: int = ROWS) -> Schedu
     steps.append(("distribute", at[0], triangle[0].iterators[0]))
     if not try_steps(kernel, trial, steps):
         return None
-    try_steps(kernel, trial, _innermost_vectors(kernel, trial))
+    try_steps(kernel, trial, innermost_vector_marks(kernel, trial))
     try_steps(kernel, trial, [("parallel", before[0], f"{triangle[0].iterators[0]}_oo")])
     # the dot products re-read finished rows in vector loops: on lines (Schedule.align)
     return align_reads(kernel, trial, triangle)
-
-
-def _innermost_vectors(kernel: KernelIR, schedule: Schedule) -> list[tuple[str, str, str]]:
-    """passes/loop_kinds.py's vector marks on loops with no loop inside: the division's row
-    loop holds the products' dot over k (a vector loop in a vector loop), and across rows it
-    would gather."""
-    _, placements = schedule.placed(kernel)
-    marks = []
-    for op, name, loop in loop_marks(kernel, schedule, False, set(), {}):
-        depth = placements[name].names().index(loop)
-        prefix = placements[name].order[:depth + 1]
-        if op == "vectorize" and not any(p.order[:depth + 1] == prefix and len(p.loops) > depth + 1
-                                         for p in placements.values()):
-            marks.append((op, name, loop))
-    return marks
 
 
 def _row_nest(kernel: KernelIR) -> tuple[list[Statement], list[Statement]] | None:
