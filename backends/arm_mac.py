@@ -326,6 +326,8 @@ class ArmCBackend(CBackend):
 
     #: Register tiles in 16-byte vectors (NEON, Helium): wider GCC vector types spill there.
     register_tile_chunk_bytes = 16
+    #: Local buffers stay on the stack: a microcontroller's newlib has no heap to lean on.
+    heap_local_bytes = None
     #: Accumulators loaded by value (`r = lw_vload(p)`): gcc 12 for aarch64 keeps variables
     #: whose address a memcpy takes on the stack, a load and a store per multiply-add.
     register_tile_by_value = True

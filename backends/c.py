@@ -4,7 +4,9 @@
                      int64_t <size>, ...);
 
 Inputs are `const T *restrict`; outputs, inout tensors and temporaries are `T *restrict`
-(the caller allocates temporaries: no malloc in generated code). Sizes come last.
+(the caller allocates temporaries; the generated code mallocs only a local buffer, such as a
+fused row, larger than `CBackend.heap_local_bytes`, which a thread's stack would not hold).
+Sizes come last.
 """
 
 from __future__ import annotations
@@ -83,6 +85,9 @@ class CBackend(CFamilyRenderer):
     #: Local arrays start on a cache line, so that a packed panel's vector loads never straddle
     #: two (matmul 1024^3, one thread, AVX-512 Xeon: 132 -> 140 GFLOP/s).
     array_alignment = " __attribute__((aligned(64)))"
+    #: A fused row or tile larger than this lives on the heap (`render_scope`): threads'
+    #: stacks are 8 MB or less, and a row this wide takes far longer than the allocation.
+    heap_local_bytes = 1 << 20
 
     def __init__(self, kernel: KernelIR, vector_isa=None,
                  vector_bytes: Callable[[], int] | None = None):

@@ -37,6 +37,21 @@ FLOAT_FUNCS: dict[str, dict[str, str]] = {
             "max": "lw_max_f64({0}, {1})", "%": "lw_mod_f64({0}, {1})"},
 }
 
+#: The allocator of local buffers too large for the stack (`heap_local_bytes`), C99's malloc
+#: and free: 64-byte aligned, as the stack's local arrays are (the block's own address kept in
+#: front of it); a failed allocation stops the process rather than write through NULL.
+HEAP_LOCALS = r"""#include <stdlib.h>
+static void *lw_heap_local(int64_t bytes) {
+  unsigned char *raw = (unsigned char *)malloc((size_t)(bytes > 0 ? bytes : 1) + 72);
+  unsigned char *p;
+  if (raw == NULL) abort();
+  p = (unsigned char *)(((uintptr_t)raw + 8 + 63) & ~(uintptr_t)63);
+  ((void **)p)[-1] = raw;
+  return p;
+}
+static void lw_heap_free(void *p) { free(((void **)p)[-1]); }
+"""
+
 PRELUDE = r"""#include <stdint.h>
 #include <string.h>
 #include <math.h>
@@ -345,8 +360,9 @@ class CFamilyRenderer:
     pending_fill = None
 
     def render_scope(self, node: Scope, indent: str) -> list[str]:
-        """A block declaring the local buffers (scalars as one-element arrays)."""
-        decls = []
+        """A block declaring the local buffers (scalars as one-element arrays). Where
+        `heap_local_bytes` is set, a buffer that may be larger lives on the heap (`_heap_local`)."""
+        decls, frees = [], []
         for b in node.buffers:
             self.shapes[b.name] = b.shape
             size = ir.Const(1)
@@ -356,11 +372,41 @@ class CFamilyRenderer:
             if not isinstance(size, ir.Const):  # a variable-length array may not be empty
                 text = f"lw_max_i64({text}, 1)"
             align = self.array_alignment if b.shape else ""
+            elem = max(b.dtype.bits // 8, 1)
+            limit = self.heap_local_bytes
+            if limit is not None and b.shape and not (
+                    isinstance(size, ir.Const) and size.value * elem <= limit):
+                lines, free = self._heap_local(b, text, elem, isinstance(size, ir.Const), align)
+                decls += [f"{indent}  {line}" for line in lines]
+                frees.append(f"{indent}  {free}")
+                continue
             decls.append(f"{indent}  {self.ctype(b.dtype)} {c_name(b.name)}[{text}]{align};")
-        return [f"{indent}{{", *decls, *self.stmt(node.body, indent + "  "), f"{indent}}}"]
+        return [f"{indent}{{", *decls, *self.stmt(node.body, indent + "  "), *frees,
+                f"{indent}}}"]
+
+    def _heap_local(self, b, count: str, elem: int, constant: bool, align: str
+                    ) -> tuple[list[str], str]:
+        """(declaration lines, the line that frees it) of a local buffer that may exceed
+        `heap_local_bytes`: on the stack below that (a variable-length array), else from the
+        heap, 64-byte aligned either way (as gcc is told). A fused row as wide as the data
+        (softmax's `e[j]` of a row of 2.5M floats: 10 MB) overflowed an 8 MB thread stack."""
+        self.preamble.add(HEAP_LOCALS)
+        ctype, name, limit = self.ctype(b.dtype), c_name(b.name), self.heap_local_bytes
+        if constant:
+            return ([f"{ctype} *restrict {name} = ({ctype} *)lw_heap_local({count} * {elem});"],
+                    f"lw_heap_free({name});")
+        fits = f"{name}_on_stack"
+        return ([f"const int64_t {fits} = {count} <= {limit // elem};",
+                 f"{ctype} {name}_stack[{fits} ? {count} : 1]{align};",
+                 f"{ctype} *restrict {name} = ({ctype} *)__builtin_assume_aligned({fits} ? "
+                 f"(void *){name}_stack : lw_heap_local({count} * {elem}), 64);"],
+                f"if (!{fits}) lw_heap_free({name});")
 
     #: What follows a local array's declaration (an alignment attribute, or nothing).
     array_alignment = ""
+    #: Local buffers of more bytes than this (or that may be, at some sizes) come from the
+    #: heap, not the stack (None: always the stack: a microcontroller's C has no heap to use).
+    heap_local_bytes: int | None = None
 
     #: The line in front of a loop of each kind (OpenMP for parallel and vector loops).
     LOOP_PRAGMAS = {"parallel": "#pragma omp parallel for", "vector": "#pragma omp simd",

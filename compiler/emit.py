@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loopweave.autotune.chooser import compile_lookup, cost_model_settings
-from loopweave.backends.c import c_params, function_name
+from loopweave.backends.c import CBackend, c_params, function_name
 from loopweave.backends.c_family import CFamilyRenderer, c_name
 from loopweave.errors import ArgumentTypeError, ArgumentValueError, LoopweaveError
 from loopweave.ir import expr as ir
@@ -334,7 +334,9 @@ def _vector_abi_note(body: str) -> list[str]:
 
 def _default_notes(target: Target) -> list[str]:
     flags = " ".join(target.cflags)
-    return [f"Plain C99 (no runtime, no malloc); loopweave builds it with {flags}.",
+    heap = CBackend.heap_local_bytes >> 10
+    return [f"Plain C99 (no runtime; malloc only for a local row or tile over {heap} KiB, "
+            f"which a thread's stack would not hold); loopweave builds it with {flags}.",
             "Vector loops use intrinsics only where the build enables their instruction set.",
             "With -fopenmp, loops scheduled parallel run on several threads."]
 
