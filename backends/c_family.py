@@ -395,11 +395,12 @@ class CFamilyRenderer:
         if constant:
             return ([f"{ctype} *restrict {name} = ({ctype} *)lw_heap_local({count} * {elem});"],
                     f"lw_heap_free({name});")
-        fits = f"{name}_on_stack"
+        # lw_ names: a DSL name never renders as one (c_names), so these clash with none
+        fits, stack = f"lw_{name}_on_stack", f"lw_{name}_stack"
         return ([f"const int64_t {fits} = {count} <= {limit // elem};",
-                 f"{ctype} {name}_stack[{fits} ? {count} : 1]{align};",
+                 f"{ctype} {stack}[{fits} ? {count} : 1]{align};",
                  f"{ctype} *restrict {name} = ({ctype} *)__builtin_assume_aligned({fits} ? "
-                 f"(void *){name}_stack : lw_heap_local({count} * {elem}), 64);"],
+                 f"(void *){stack} : lw_heap_local({count} * {elem}), 64);"],
                 f"if (!{fits}) lw_heap_free({name});")
 
     #: What follows a local array's declaration (an alignment attribute, or nothing).

@@ -40,10 +40,10 @@ def _softmax(x):
 def test_a_row_of_symbolic_length_is_on_the_stack_below_the_bound_and_on_the_heap_above():
     source = loopweave.compile(SOFTMAX, tuning_db=False).source
     bound = CBackend.heap_local_bytes // 4
-    assert f"const int64_t e_on_stack = lw_max_i64(D, 1) <= {bound};" in source
-    assert "float e_stack[e_on_stack ? lw_max_i64(D, 1) : 1]" in source
+    assert f"const int64_t lw_e_on_stack = lw_max_i64(D, 1) <= {bound};" in source
+    assert "float lw_e_stack[lw_e_on_stack ? lw_max_i64(D, 1) : 1]" in source
     assert "lw_heap_local(lw_max_i64(D, 1) * 4)" in source
-    assert "if (!e_on_stack) lw_heap_free(e);" in source
+    assert "if (!lw_e_on_stack) lw_heap_free(e);" in source
 
 
 def test_arm_targets_keep_their_variable_length_arrays():

@@ -3,9 +3,9 @@ void lw_softmax(const float *restrict X, float *restrict Y, int64_t N, int64_t D
   for (int64_t c0 = 0; c0 < N; c0 += 1) {
     {
       float m[1];
-      const int64_t e_on_stack = lw_max_i64(D, 1) <= 262144;
-      float e_stack[e_on_stack ? lw_max_i64(D, 1) : 1] __attribute__((aligned(64)));
-      float *restrict e = (float *)__builtin_assume_aligned(e_on_stack ? (void *)e_stack : lw_heap_local(lw_max_i64(D, 1) * 4), 64);
+      const int64_t lw_e_on_stack = lw_max_i64(D, 1) <= 262144;
+      float lw_e_stack[lw_e_on_stack ? lw_max_i64(D, 1) : 1] __attribute__((aligned(64)));
+      float *restrict e = (float *)__builtin_assume_aligned(lw_e_on_stack ? (void *)lw_e_stack : lw_heap_local(lw_max_i64(D, 1) * 4), 64);
       float s[1];
       m[0] = (-INFINITY);
       for (int64_t c1 = 0; c1 < D; c1 += 1) {
@@ -23,7 +23,7 @@ void lw_softmax(const float *restrict X, float *restrict Y, int64_t N, int64_t D
       for (int64_t c1 = 0; c1 < D; c1 += 1) {
         Y[c0 * D + c1] = e[c1] * (1.0f / s[0]);
       }
-      if (!e_on_stack) lw_heap_free(e);
+      if (!lw_e_on_stack) lw_heap_free(e);
     }
   }
 }
