@@ -33,6 +33,8 @@ from loopweave.ir import expr as ir
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes import placement as pl
 from loopweave.passes.fission import (
+    alone_below_batch,
+    batch_prefix,
     distribute_before,
     first_after,
     group_size,
@@ -254,8 +256,8 @@ def schedule_for(kernel: KernelIR, facts: TargetFacts,
     parallel_loop: dict[str, str | tuple[str, ...]] = {}  # statement -> its parallel loop(s),
     # if not the outermost
     for s in kernel.statements:
-        alone = group_size(placements, s) == 1
         names = placements[s.name].names()
+        alone = group_size(placements, s) == 1 or alone_below_batch(placements, s, names)
         if alone or s.enclosing:
             if refine is not None and (contraction_tile(s, names, facts) is not None
                                        or match_convolution(s, names) is not None
@@ -507,10 +509,15 @@ def _isolate_contraction(kernel: KernelIR, schedule: Schedule, s: Statement,
     if group_size(placements, s) == 1 or (contraction_tile(s, names, facts) is None and
                                            _gemm_call(s, names, facts) is None):
         return False
+    # The batch loops around the product stay shared (`fission.batch_prefix`): doitgen's per-(r, q)
+    # temporary, expanded for the product (passes/expand_accumulators.py), then lives one r
+    # at a time, a local of NQ x NP (179 KB at LARGE, not 27 MB of memory traffic).
+    shared = batch_prefix(s, names)
     before = len(schedule.steps)
-    if try_steps(kernel, schedule, distribute_before(s.name, names)):
+    if try_steps(kernel, schedule, distribute_before(s.name, names[shared:])):
         after = first_after(schedule.placements(kernel), s.name)
-        if after is None or try_steps(kernel, schedule, distribute_before(*after)):
+        if after is None or try_steps(kernel, schedule,
+                                      distribute_before(after[0], after[1][shared:])):
             return True
         del schedule.steps[before:]  # the contraction would still share its loop
     # Else the contraction may run after the statements that follow it (symm's update of the

@@ -9,7 +9,7 @@ from loopweave.ir.isl_helpers import iterator_range
 from loopweave.ir.kernel import KernelIR, Statement
 from loopweave.passes.interchange import interchange_candidates
 from loopweave.passes.isl_choice import in_time_loop
-from loopweave.passes.patterns import walk
+from loopweave.passes.patterns import match_contraction, walk
 from loopweave.passes.schedule import Schedule, try_steps
 
 
@@ -125,3 +125,24 @@ def _shared_depth(a, b) -> int:
 def group_size(placements, s: Statement) -> int:
     """Statements in the top-level loop of `s`, itself included."""
     return sum(1 for p in placements.values() if p.order[:1] == placements[s.name].order[:1])
+
+
+def batch_prefix(s: Statement, names: list[str]) -> int:
+    """How many of the statement's outermost loops are batch loops of its contraction: none
+    of its rows, columns or reduction, and indexing its result (each batch its own product;
+    an LSTM's time loop indexes none of its recurrent product's gates: kept shared, the
+    product lost its register tiles, 0.76x)."""
+    c = match_contraction(s, names)
+    if c is None:
+        return 0
+    batch = set().union(*(ir.variables(x) for x in c.out.indices)) - {c.i, c.j, c.k}
+    return next((n for n, var in enumerate(names) if var not in batch), len(names))
+
+
+def alone_below_batch(placements, s: Statement, names: list[str]) -> bool:
+    """Whether a contraction shares only its batch loops (`batch_prefix`) with other
+    statements: its register tiles then sit inside them."""
+    shared = batch_prefix(s, names)
+    mine = placements[s.name].order[:shared + 1]
+    return 0 < shared < len(names) and sum(
+        1 for p in placements.values() if p.order[:shared + 1] == mine) == 1
