@@ -131,7 +131,7 @@ def batch_prefix(s: Statement, names: list[str]) -> int:
     """How many of the statement's outermost loops are batch loops of its contraction: none
     of its rows, columns or reduction, and indexing its result (each batch its own product;
     an LSTM's time loop indexes none of its recurrent product's gates: kept shared, the
-    product lost its register tiles, 0.76x)."""
+    product packed W_hh at every step: lstm 0.76x)."""
     c = match_contraction(s, names)
     if c is None:
         return 0
