@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from loopweave.examples import load_polybench_references
+from loopweave.ir.loops import For, Store, children
 
 poly = load_polybench_references()
 
@@ -20,3 +21,11 @@ def assert_matches_reference(name: str, kernel, sizes: dict[str, int], seed: int
     for out, expected in want.items():
         err, ok = poly.compare(np.asarray(got[out]), expected, case.tol_scale)
         assert ok, f"{name}[{out}] at {sizes}: differs by {err:g}"
+
+
+def stores_in_loops(node, around=()):
+    """(store, the loops around it, outer first) for every store of a loop AST."""
+    if isinstance(node, Store):
+        yield node, around
+    for child in children(node):
+        yield from stores_in_loops(child, (*around, node) if isinstance(node, For) else around)

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from polybench_check import assert_matches_reference
+from polybench_check import assert_matches_reference, stores_in_loops
 
 import loopweave
 from loopweave.driver import front_end
 from loopweave.examples import load_polybench_references
-from loopweave.ir.loops import For, Store, children
 from loopweave.passes import column_blocks as cb
 from loopweave.passes import default as default_pass
 from loopweave.passes.schedule import Schedule
@@ -31,14 +30,6 @@ def _blocked(columns: int) -> Schedule:
     schedule = cb.column_blocks(kernel, default_pass.default_schedule(kernel), columns)
     assert schedule is not None
     return schedule
-
-
-def _stores_in_loops(node, around=()):
-    """(store, the loops around it, outer first) for every store of a loop AST."""
-    if isinstance(node, Store):
-        yield node, around
-    for child in children(node):
-        yield from _stores_in_loops(child, (*around, node) if isinstance(node, For) else around)
 
 
 def test_gramschmidt_has_the_shape_of_column_blocks():
@@ -61,7 +52,7 @@ def test_the_block_loop_is_outermost_and_the_updates_run_down_its_columns():
     """Every store sits in one outer loop (the blocks); the updates' innermost loop is a vector
     loop over the block's columns, inside the loop over finished columns k."""
     scheduled = Pipeline(GRAMSCHMIDT, schedule=_blocked(8)).stages({"M": 40, "N": 50}).loops
-    found = list(_stores_in_loops(scheduled))
+    found = list(stores_in_loops(scheduled))
     assert len({id(loops[0]) for _, loops in found}) == 1
     updates = [loops for store, loops in found if store.tensor == "A"]
     assert updates and all(loops[-1].kind == "vector" and len(loops) >= 4 for loops in updates)

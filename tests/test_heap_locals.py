@@ -21,15 +21,9 @@ import pytest
 import loopweave
 from loopweave.backends.c import CBackend
 from loopweave.driver import stages
+from loopweave.examples import load_references
 
-SOFTMAX = """
-kernel softmax(X: f32[N, D]) -> Y: f32[N, D] {
-    m[i] max= X[i, j]
-    e[i, j] = exp(X[i, j] - m[i])
-    s[i] += e[i, j]
-    Y[i, j] = e[i, j] / s[i]
-}
-"""
+SOFTMAX = load_references().KERNELS["softmax"].source()
 
 
 def _softmax(x):

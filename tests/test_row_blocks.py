@@ -10,26 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from polybench_check import assert_matches_reference
+from polybench_check import assert_matches_reference, stores_in_loops
 
 import loopweave
 from loopweave.driver import front_end, stages
 from loopweave.examples import load_polybench_references
-from loopweave.ir.loops import For, Store, children
 from loopweave.passes import default as default_pass
 from loopweave.passes.row_blocks import row_blocks
 from loopweave.passes.schedule import Schedule
 
 poly = load_polybench_references()
 CHOLESKY = poly.POLYBENCH["cholesky"].source()
-
-
-def _stores_in_loops(node, around=()):
-    """(store, the loops around it, outer first) for every store of a loop AST."""
-    if isinstance(node, Store):
-        yield node, around
-    for child in children(node):
-        yield from _stores_in_loops(child, (*around, node) if isinstance(node, For) else around)
 
 
 def test_cholesky_default_runs_a_finished_row_against_a_block_of_rows():
@@ -39,7 +30,7 @@ def test_cholesky_default_runs_a_finished_row_against_a_block_of_rows():
     steps = default_pass.default_schedule(front_end(CHOLESKY)).steps
     assert ("separate", "S0") in [(s.op, s.target) for s in steps]
     found = []
-    for store, loops in _stores_in_loops(stages(CHOLESKY).loops):
+    for store, loops in stores_in_loops(stages(CHOLESKY).loops):
         names = [lp.var for lp in loops]
         row, column = (x.name if hasattr(x, "name") else None for x in store.indices)
         if store.reduce and row in names and column in names:
